@@ -1,0 +1,183 @@
+"""One error tree with stable reason codes.
+
+Every failure Keyward can report has a :class:`Code`: a dotted, lower_snake_case string
+(``"intel.quote.truncated"``) that never changes meaning once released. Tests, the CLI's JSON, the API and the
+audit log all carry the code; messages are for people and may change.
+
+The exception classes group codes by *who is at fault*, which decides the HTTP status and whether retrying helps:
+
+* :class:`EvidenceMalformed`: the evidence bytes do not parse (the attester sent garbage).
+* :class:`VerificationFailed`: the evidence parses but a signature, chain, binding or identity check fails.
+* :class:`CollateralError`: the vendor endorsements (CRLs, TCB Info, QE Identity) are bad, expired or missing.
+* :class:`TrustStoreError`: the pinned vendor roots are missing or do not match their manifest (start-up).
+* :class:`UsageError`: the caller asked for something impossible (bad flag, unreadable file).
+
+Policy outcomes are *not* exceptions: appraisal returns a Verdict whose reasons carry policy codes
+(``intel.policy.*``). This module does no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import ClassVar
+
+
+class Code(StrEnum):
+    """Stable reason codes. Append only; never reuse or rename a value."""
+
+    # -- Intel quote parsing (intel-dcap.md §1) --------------------------------------------------------------
+    INTEL_QUOTE_ENCODING = "intel.quote.encoding"
+    INTEL_QUOTE_TOO_LARGE = "intel.quote.too_large"
+    INTEL_QUOTE_TRUNCATED = "intel.quote.truncated"
+    INTEL_QUOTE_UNSUPPORTED_VERSION = "intel.quote.unsupported_version"
+    INTEL_QUOTE_UNSUPPORTED_KEY_TYPE = "intel.quote.unsupported_key_type"
+    INTEL_QUOTE_UNSUPPORTED_TEE_TYPE = "intel.quote.unsupported_tee_type"
+    INTEL_QUOTE_VENDOR_MISMATCH = "intel.quote.vendor_mismatch"
+    INTEL_QUOTE_BODY_TYPE_INVALID = "intel.quote.body_type_invalid"
+    INTEL_QUOTE_BODY_SIZE_INVALID = "intel.quote.body_size_invalid"
+    INTEL_QUOTE_LENGTH_INVALID = "intel.quote.length_invalid"
+    INTEL_QUOTE_RESERVED_NONZERO = "intel.quote.reserved_nonzero"
+    INTEL_QUOTE_CERT_TYPE_UNSUPPORTED = "intel.quote.cert_type_unsupported"
+    INTEL_QUOTE_SIGNATURE_INVALID = "intel.quote.signature_invalid"
+    INTEL_QUOTE_ATTESTATION_KEY_INVALID = "intel.quote.attestation_key_invalid"
+
+    # -- PCK certificate chain (intel-dcap.md §2, §4 step 2) --------------------------------------------------
+    INTEL_PCK_CHAIN_MALFORMED = "intel.pck.chain_malformed"
+    INTEL_PCK_CHAIN_UNTRUSTED = "intel.pck.chain_untrusted"
+    INTEL_PCK_SUBJECT_INVALID = "intel.pck.subject_invalid"
+    INTEL_PCK_ISSUER_MISMATCH = "intel.pck.issuer_mismatch"
+    INTEL_PCK_SIGNATURE_INVALID = "intel.pck.signature_invalid"
+    INTEL_PCK_EXPIRED = "intel.pck.expired"
+    INTEL_PCK_NOT_YET_VALID = "intel.pck.not_yet_valid"
+    INTEL_PCK_REVOKED = "intel.pck.revoked"
+    INTEL_PCK_INTERMEDIATE_REVOKED = "intel.pck.intermediate_revoked"
+    INTEL_PCK_EXTENSIONS_INVALID = "intel.pck.extensions_invalid"
+
+    # -- QE report and identity (§4 steps 6-8) -----------------------------------------------------------------
+    INTEL_QE_REPORT_SIGNATURE_INVALID = "intel.qe_report.signature_invalid"
+    INTEL_QE_REPORT_AK_BINDING = "intel.qe_report.ak_binding_mismatch"
+    INTEL_QE_IDENTITY_MISMATCH = "intel.qe_identity.mismatch"
+    INTEL_TDX_MODULE_MISMATCH = "intel.tdx_module.mismatch"
+
+    # -- Collateral (§3, §4 steps 3-5) ---------------------------------------------------------------------------
+    INTEL_COLLATERAL_MALFORMED = "intel.collateral.malformed"
+    INTEL_COLLATERAL_CRL_SIGNATURE_INVALID = "intel.collateral.crl_signature_invalid"
+    INTEL_COLLATERAL_CRL_WRONG_ISSUER = "intel.collateral.crl_wrong_issuer"
+    INTEL_COLLATERAL_CRL_EXPIRED = "intel.collateral.crl_expired"
+    INTEL_COLLATERAL_CRL_NOT_YET_VALID = "intel.collateral.crl_not_yet_valid"
+    INTEL_COLLATERAL_CRL_EXTENSIONS_MISSING = "intel.collateral.crl_extensions_missing"
+    INTEL_COLLATERAL_SIGNING_CHAIN_UNTRUSTED = "intel.collateral.signing_chain_untrusted"
+    INTEL_COLLATERAL_SIGNING_CERT_REVOKED = "intel.collateral.signing_cert_revoked"
+    INTEL_COLLATERAL_SIGNING_CERT_EXPIRED = "intel.collateral.signing_cert_expired"
+    INTEL_COLLATERAL_TCB_INFO_SIGNATURE_INVALID = "intel.collateral.tcb_info_signature_invalid"
+    INTEL_COLLATERAL_TCB_INFO_EXPIRED = "intel.collateral.tcb_info_expired"
+    INTEL_COLLATERAL_TCB_INFO_NOT_YET_VALID = "intel.collateral.tcb_info_not_yet_valid"
+    INTEL_COLLATERAL_TCB_INFO_WRONG_TEE = "intel.collateral.tcb_info_wrong_tee"
+    INTEL_COLLATERAL_TCB_INFO_UNSUPPORTED = "intel.collateral.tcb_info_unsupported"
+    INTEL_COLLATERAL_FMSPC_MISMATCH = "intel.collateral.fmspc_mismatch"
+    INTEL_COLLATERAL_PCE_ID_MISMATCH = "intel.collateral.pce_id_mismatch"
+    INTEL_COLLATERAL_QE_IDENTITY_SIGNATURE_INVALID = "intel.collateral.qe_identity_signature_invalid"
+    INTEL_COLLATERAL_QE_IDENTITY_EXPIRED = "intel.collateral.qe_identity_expired"
+    INTEL_COLLATERAL_QE_IDENTITY_NOT_YET_VALID = "intel.collateral.qe_identity_not_yet_valid"
+    INTEL_COLLATERAL_QE_IDENTITY_WRONG_TEE = "intel.collateral.qe_identity_wrong_tee"
+    INTEL_COLLATERAL_TCB_STATUS_UNRECOGNIZED = "intel.collateral.tcb_status_unrecognized"
+
+    # -- TCB evaluation (§5) --------------------------------------------------------------------------------------
+    INTEL_TCB_NOT_SUPPORTED = "intel.tcb.not_supported"
+
+    # -- Intel appraisal policy (§7; appraisal/intel.py) ------------------------------------------------------
+    INTEL_POLICY_SGX_DEBUG = "intel.policy.sgx_debug"
+    INTEL_POLICY_TD_DEBUG = "intel.policy.td_debug"
+    INTEL_POLICY_TD_RESERVED_ATTRIBUTES = "intel.policy.td_reserved_attributes"
+    INTEL_POLICY_TD_SEPT_VE_DISABLE_OFF = "intel.policy.td_sept_ve_disable_off"
+    INTEL_POLICY_TD_MIGRATABLE = "intel.policy.td_migratable"
+    INTEL_POLICY_MRSERVICETD_NONZERO = "intel.policy.mrservicetd_nonzero"
+    INTEL_POLICY_TCB_STATUS_NOT_ACCEPTED = "intel.policy.tcb_status_not_accepted"
+    INTEL_POLICY_ADVISORY_DENIED = "intel.policy.advisory_denied"
+    INTEL_POLICY_TCB_EVAL_NUMBER_TOO_LOW = "intel.policy.tcb_eval_number_too_low"
+    INTEL_POLICY_REPORT_DATA_MISMATCH = "intel.policy.report_data_mismatch"
+    INTEL_POLICY_MEASUREMENT_NOT_ALLOWED = "intel.policy.measurement_not_allowed"
+
+    # -- Trust store, policy files, usage ---------------------------------------------------------------------
+    TRUST_MANIFEST_INVALID = "trust.manifest_invalid"
+    TRUST_ROOT_MISMATCH = "trust.root_mismatch"
+    POLICY_INVALID = "policy.invalid"
+    USAGE_INVALID = "usage.invalid"
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """One failed check: which check (code), what it means, and expected vs actual where that makes sense."""
+
+    code: Code
+    message: str
+    expected: str | None = None
+    actual: str | None = None
+
+    def to_json(self) -> dict[str, str | None]:
+        return {
+            "code": self.code.value,
+            "message": self.message,
+            "expected": self.expected,
+            "actual": self.actual,
+        }
+
+
+class KeywardError(Exception):
+    """Base of every error Keyward raises on purpose. Carries a stable :class:`Code`."""
+
+    http_status: ClassVar[int] = 500
+
+    def __init__(
+        self,
+        code: Code,
+        message: str,
+        *,
+        expected: object | None = None,
+        actual: object | None = None,
+    ) -> None:
+        super().__init__(f"{code.value}: {message}")
+        self.code = code
+        self.message = message
+        self.expected = None if expected is None else _render(expected)
+        self.actual = None if actual is None else _render(actual)
+
+    def to_reason(self) -> Reason:
+        return Reason(self.code, self.message, self.expected, self.actual)
+
+
+def _render(value: object) -> str:
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).hex()
+    return str(value)
+
+
+class EvidenceMalformed(KeywardError):
+    """The evidence does not parse: wrong size, unknown version, a length field out of range."""
+
+    http_status = 400
+
+
+class VerificationFailed(KeywardError):
+    """The evidence parses but is not genuine or not bound as claimed (signature, chain, identity)."""
+
+    http_status = 403
+
+
+class CollateralError(KeywardError):
+    """The vendor collateral is malformed, not genuine, expired, or does not belong to this evidence."""
+
+    http_status = 403
+
+
+class TrustStoreError(KeywardError):
+    """The pinned vendor roots are missing or differ from the manifest. Keyward refuses to start."""
+
+    http_status = 500
+
+
+class UsageError(KeywardError):
+    """The caller's request is unusable (a missing file, a bad time string, an invalid policy file)."""
+
+    http_status = 400
