@@ -1,0 +1,167 @@
+"""Intel TCB level matching and status merge (intel-dcap.md §4 steps 8-9 and §5), as pure functions.
+
+Input: a TCB Info and QE Identity that have already been verified, the PCK extension values, and the TEE's own
+SVNs from the quote. Output: a :class:`TcbEvaluation` with the merged status, each component's status, the
+matched level's date and the union of advisory IDs. "No matching level" for the platform, the QE or the TDX
+module raises ``intel.tcb.not_supported`` (Intel: ``STATUS_TCB_NOT_SUPPORTED``): there is no status to report.
+No policy here: whether a status is acceptable is appraisal's call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from verifier.errors import Code, VerificationFailed
+from verifier.trust.intel_collateral import IdentityLevel, TcbInfo, TcbLevel, TdxModuleIdentity
+
+UP_TO_DATE: Final = "UpToDate"
+SW_HARDENING_NEEDED: Final = "SWHardeningNeeded"
+CONFIGURATION_NEEDED: Final = "ConfigurationNeeded"
+CONFIGURATION_AND_SW_HARDENING_NEEDED: Final = "ConfigurationAndSWHardeningNeeded"
+OUT_OF_DATE: Final = "OutOfDate"
+OUT_OF_DATE_CONFIGURATION_NEEDED: Final = "OutOfDateConfigurationNeeded"
+REVOKED: Final = "Revoked"
+TD_RELAUNCH_ADVISED: Final = "TDRelaunchAdvised"
+TD_RELAUNCH_ADVISED_CONFIGURATION_NEEDED: Final = "TDRelaunchAdvisedConfigurationNeeded"
+
+_CONFIG: Final = frozenset({CONFIGURATION_NEEDED, CONFIGURATION_AND_SW_HARDENING_NEEDED,
+                            OUT_OF_DATE_CONFIGURATION_NEEDED})
+
+
+@dataclass(frozen=True, slots=True)
+class TcbEvaluation:
+    status: str
+    platform_status: str
+    qe_status: str
+    module_status: str | None
+    tcb_date: str
+    advisory_ids: tuple[str, ...]
+    sgx_level_status: str
+
+
+def _not_supported(what: str, actual: str) -> VerificationFailed:
+    return VerificationFailed(Code.INTEL_TCB_NOT_SUPPORTED, f"no {what} TCB level is at or below this platform",
+                              expected=f"a {what} TCB level <= the platform", actual=actual)
+
+
+def match_identity_level(levels: tuple[IdentityLevel, ...], isvsvn: int, what: str) -> IdentityLevel:
+    """First level (levels are sorted by descending isvsvn) with ``level.isvsvn <= isvsvn``."""
+    for level in levels:
+        if level.isvsvn <= isvsvn:
+            return level
+    raise _not_supported(what, f"isvsvn {isvsvn}")
+
+
+def module_identity(tcb_info: TcbInfo, major: int) -> TdxModuleIdentity | None:
+    """The ``TDX_%02X`` module identity for ``major``, or None when the TCB Info lists none with that id."""
+    want = f"TDX_{major:02X}"
+    for ident in tcb_info.tdx_module_identities:
+        if ident.id.upper() == want:
+            return ident
+    return None
+
+
+def merge(platform: str, component: str | None) -> str:
+    """intel-dcap.md §5 merge rule for a QE or TDX-module component status."""
+    if component == OUT_OF_DATE:
+        if platform in (UP_TO_DATE, SW_HARDENING_NEEDED):
+            return OUT_OF_DATE
+        if platform in (CONFIGURATION_NEEDED, CONFIGURATION_AND_SW_HARDENING_NEEDED):
+            return OUT_OF_DATE_CONFIGURATION_NEEDED
+        return platform
+    if component == REVOKED:
+        return REVOKED
+    return platform
+
+
+def _sgx_ok(level: TcbLevel, comps: tuple[int, ...], pcesvn: int) -> bool:
+    lc = level.sgx_components
+    return pcesvn >= level.pcesvn and all(comps[i] >= lc[i] for i in range(16))
+
+
+def evaluate_tcb(
+    tcb_info: TcbInfo,
+    *,
+    pck_components: tuple[int, ...],
+    pck_pcesvn: int,
+    qe_level: IdentityLevel,
+    tee_tcb_svn: bytes | None,
+    tee_tcb_svn2: bytes | None,
+) -> TcbEvaluation:
+    """Match the platform TCB level (SGX, and for TDX the TDX level and module level) and merge statuses.
+
+    ``tee_tcb_svn`` is None for SGX quotes; ``tee_tcb_svn2`` is set only for TD 1.5 bodies (types 3 and 4).
+    """
+    if len(pck_components) != 16:
+        raise _not_supported("platform", f"{len(pck_components)} PCK components")
+    # SGX level: first (highest) level the PCK components and PCESVN all meet.
+    start = next((i for i, lv in enumerate(tcb_info.levels) if _sgx_ok(lv, pck_components, pck_pcesvn)), None)
+    if start is None:
+        raise _not_supported("platform", f"SGX components {list(pck_components)}, PCESVN {pck_pcesvn}")
+    sgx_level = tcb_info.levels[start]
+    advisories = set(qe_level.advisory_ids)
+
+    if tee_tcb_svn is None:  # SGX
+        platform_status = sgx_level.status
+        advisories.update(sgx_level.advisory_ids)
+        status = merge(platform_status, qe_level.status)
+        return TcbEvaluation(status, platform_status, qe_level.status, None, sgx_level.tcb_date,
+                             tuple(sorted(advisories)), sgx_level.status)
+
+    # TDX level: from the SGX level on, the first that the TEE_TCB_SVN also meets. Indices 0-1 are delegated
+    # to the module identity when the module major (TEE_TCB_SVN[1]) is non-zero.
+    major = tee_tcb_svn[1]
+    first = 2 if major > 0 else 0
+    tdx_level = None
+    for level in tcb_info.levels[start:]:
+        tc = level.tdx_components
+        if tc is None:
+            raise _not_supported("TDX", "TCB level without tdxtcbcomponents")
+        if _sgx_ok(level, pck_components, pck_pcesvn) and all(tee_tcb_svn[i] >= tc[i] for i in range(first, 16)):
+            tdx_level = level
+            break
+    if tdx_level is None:
+        raise _not_supported("TDX", f"TEE_TCB_SVN {tee_tcb_svn.hex()}")
+    platform_status = tdx_level.status
+    advisories.update(tdx_level.advisory_ids)
+
+    module_status: str | None = None
+    status = platform_status
+    if major > 0:
+        ident = module_identity(tcb_info, major)
+        if ident is None:  # step 9 already rejects this; kept so the function is safe on its own
+            raise VerificationFailed(Code.INTEL_TDX_MODULE_MISMATCH, "no TDX module identity for this module",
+                                     expected=f"TDX_{major:02X}", actual="absent")
+        mlevel = match_identity_level(ident.levels, tee_tcb_svn[0], "TDX module")
+        module_status = mlevel.status
+        advisories.update(mlevel.advisory_ids)
+        status = merge(status, module_status)
+    status = merge(status, qe_level.status)
+
+    # TD 1.5 relaunch (body types 3/4): a TD-preserving module update already fixed what made it OutOfDate.
+    if (
+        tee_tcb_svn2 is not None
+        and qe_level.status not in (OUT_OF_DATE, REVOKED)
+        and sgx_level.status in (UP_TO_DATE, SW_HARDENING_NEEDED, CONFIGURATION_NEEDED,
+                                 CONFIGURATION_AND_SW_HARDENING_NEEDED)
+        and platform_status in (OUT_OF_DATE, OUT_OF_DATE_CONFIGURATION_NEEDED)
+        and module_status == OUT_OF_DATE
+        and _relaunch_fixes(tcb_info, tee_tcb_svn2)
+    ):
+        config = sgx_level.status in _CONFIG or platform_status in _CONFIG
+        status = TD_RELAUNCH_ADVISED_CONFIGURATION_NEEDED if config else TD_RELAUNCH_ADVISED
+    return TcbEvaluation(status, platform_status, qe_level.status, module_status, tdx_level.tcb_date,
+                         tuple(sorted(advisories)), sgx_level.status)
+
+
+def _relaunch_fixes(tcb_info: TcbInfo, svn2: bytes) -> bool:
+    latest = tcb_info.levels[0].tdx_components
+    if latest is None:
+        return False
+    if svn2[2] < latest[2]:
+        return False
+    if svn2[1] == 0:
+        return svn2[0] >= latest[0]
+    ident = module_identity(tcb_info, svn2[1])
+    return ident is not None and bool(ident.levels) and svn2[0] >= ident.levels[0].isvsvn

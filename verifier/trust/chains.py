@@ -1,0 +1,141 @@
+"""Certificate, CRL and raw-signature helpers shared by the platform verifiers.
+
+Thin wrappers over ``cryptography`` that turn its exceptions into Keyward errors with caller-chosen codes.
+Vendor PKIs (Intel PCK, AMD ARK/ASK) are fixed-shape chains, so links are checked one by one with
+``verify_directly_issued_by`` plus explicit name, CA-flag, validity and revocation checks, rather than WebPKI
+path building. Pure: time is an argument.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from threading import Lock
+from typing import Generic, TypeVar
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.x509.oid import ExtensionOID, NameOID
+
+from verifier import limits
+from verifier.errors import Code, KeywardError
+
+_ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
+_P256 = ec.SECP256R1()
+
+T = TypeVar("T")
+
+
+def p256_key_from_raw(xy: bytes) -> ec.EllipticCurvePublicKey:
+    """Load a raw 64-byte ``x||y`` P-256 point. Raises ValueError if it is not a point on the curve."""
+    return ec.EllipticCurvePublicKey.from_encoded_point(_P256, b"\x04" + xy)
+
+
+def verify_p256_raw(key: ec.EllipticCurvePublicKey, signature: bytes, message: bytes) -> bool:
+    """Verify a raw ``r||s`` (2 x 32 bytes, big-endian) ECDSA-P256-SHA256 signature. Never raises."""
+    if len(signature) != 64:
+        return False
+    der = encode_dss_signature(int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big"))
+    try:
+        key.verify(der, message, _ECDSA_SHA256)
+    except InvalidSignature:
+        return False
+    return True
+
+
+def common_name(name: x509.Name) -> str:
+    attrs = name.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(attrs[0].value) if len(attrs) == 1 else ""
+
+
+def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """True iff ``issuer``'s subject names ``cert``'s issuer and its key verifies ``cert``'s signature."""
+    if cert.issuer != issuer.subject:
+        return False
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except (InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm):
+        return False
+    return True
+
+
+def is_ca(cert: x509.Certificate) -> bool:
+    try:
+        bc = cert.extensions.get_extension_for_oid(ExtensionOID.BASIC_CONSTRAINTS).value
+    except (x509.ExtensionNotFound, ValueError):
+        return False
+    return isinstance(bc, x509.BasicConstraints) and bc.ca
+
+
+def load_der_certificate(der: bytes, code: Code, what: str, error: type[KeywardError]) -> x509.Certificate:
+    try:
+        return x509.load_der_x509_certificate(der)
+    except ValueError as e:
+        raise error(code, f"{what} is not a valid X.509 certificate") from e
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A validity interval of one piece of evidence or collateral, with the codes for either side of it."""
+
+    what: str
+    not_before: datetime
+    not_after: datetime
+    expired: Code
+    not_yet_valid: Code
+    error: type[KeywardError]
+
+    def check(self, now: datetime) -> None:
+        if now > self.not_after:
+            raise self.error(self.expired, f"{self.what} expired", expected=f"<= {self.not_after.isoformat()}",
+                             actual=now.isoformat())
+        if now < self.not_before:
+            raise self.error(self.not_yet_valid, f"{self.what} is not yet valid",
+                             expected=f">= {self.not_before.isoformat()}", actual=now.isoformat())
+
+
+def cert_window(cert: x509.Certificate, what: str, expired: Code, not_yet_valid: Code,
+                error: type[KeywardError]) -> Window:
+    return Window(what, cert.not_valid_before_utc, cert.not_valid_after_utc, expired, not_yet_valid, error)
+
+
+def sha256(*parts: bytes) -> bytes:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(len(p).to_bytes(4, "big"))
+        h.update(p)
+    return h.digest()
+
+
+class ContentCache(Generic[T]):
+    """A bounded LRU memo of *pure* results keyed by a content hash of every input except time.
+
+    Only successful results are stored; anything time-dependent is re-checked by the caller on every use.
+    """
+
+    def __init__(self, max_entries: int = limits.VERIFICATION_CACHE_ENTRIES) -> None:
+        self._data: OrderedDict[bytes, T] = OrderedDict()
+        self._max = max_entries
+        self._lock = Lock()
+
+    def get_or_compute(self, key: bytes, compute: Callable[[], T]) -> T:
+        with self._lock:
+            hit = self._data.get(key)
+            if hit is not None:
+                self._data.move_to_end(key)
+                return hit
+        value = compute()
+        with self._lock:
+            self._data[key] = value
+            if len(self._data) > self._max:
+                self._data.popitem(last=False)
+        return value
+
+    def __len__(self) -> int:
+        return len(self._data)

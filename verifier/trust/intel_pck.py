@@ -1,0 +1,212 @@
+"""The Intel SGX extension of PCK certificates (OID 1.2.840.113741.1.13.1), parsed by OID, not position.
+
+intel-dcap.md §2. The extension value is ``SEQUENCE OF SEQUENCE { OID, value }``; the TCB member is itself a
+sequence of 18 ``{OID, value}`` pairs (16 component SVNs, PCESVN, CPUSVN). Required members 1-5 must be
+present exactly once; Platform-CA PCKs also carry 6 (Platform Instance ID) and 7 (Configuration). The PPID is
+parsed only to validate its shape and is never exposed.
+
+A small bounds-checked DER reader is enough: cryptography hands the extension over as opaque bytes. Pure; errors
+are :class:`~verifier.errors.VerificationFailed` with ``intel.pck.extensions_invalid``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from cryptography import x509
+
+from verifier.errors import Code, VerificationFailed
+
+SGX_EXTENSION_OID: Final = x509.ObjectIdentifier("1.2.840.113741.1.13.1")
+_SGX_ARC: Final = (1, 2, 840, 113741, 1, 13, 1)
+
+_TAG_BOOLEAN: Final = 0x01
+_TAG_INTEGER: Final = 0x02
+_TAG_OCTET_STRING: Final = 0x04
+_TAG_OID: Final = 0x06
+_TAG_ENUMERATED: Final = 0x0A
+_TAG_SEQUENCE: Final = 0x30
+
+SGX_TYPES: Final = {0: "Standard", 1: "Scalable", 2: "ScalableWithIntegrity"}
+
+
+def _bad(message: str) -> VerificationFailed:
+    return VerificationFailed(Code.INTEL_PCK_EXTENSIONS_INVALID, f"PCK SGX extension: {message}")
+
+
+def _read_tlv(data: bytes, off: int, end: int) -> tuple[int, int, int]:
+    """Return (tag, value start, value end) of the DER element at ``off``; never reads past ``end``."""
+    if off + 2 > end:
+        raise _bad("truncated element header")
+    tag = data[off]
+    length = data[off + 1]
+    off += 2
+    if length & 0x80:
+        n = length & 0x7F
+        if n == 0 or n > 4 or off + n > end:
+            raise _bad("invalid length encoding")
+        length = int.from_bytes(data[off : off + n], "big")
+        if length < 0x80 or data[off] == 0:
+            raise _bad("non-minimal length encoding")
+        off += n
+    if off + length > end:
+        raise _bad("element overruns its container")
+    return tag, off, off + length
+
+
+def _children(data: bytes, start: int, end: int) -> list[tuple[int, int, int]]:
+    out = []
+    off = start
+    while off < end:
+        tag, vs, ve = _read_tlv(data, off, end)
+        out.append((tag, vs, ve))
+        off = ve
+    return out
+
+
+def _oid(data: bytes) -> tuple[int, ...]:
+    if not data or data[-1] & 0x80:
+        raise _bad("invalid OID")
+    first = data[0]
+    arcs = [min(first // 40, 2), first - 40 * min(first // 40, 2)] if first < 0x80 else []
+    if not arcs:
+        raise _bad("unsupported OID encoding")
+    value = 0
+    for b in data[1:]:
+        value = (value << 7) | (b & 0x7F)
+        if not b & 0x80:
+            arcs.append(value)
+            value = 0
+    return tuple(arcs)
+
+
+def _int(data: bytes) -> int:
+    if not data or (len(data) > 1 and data[0] == 0 and not data[1] & 0x80):
+        raise _bad("non-minimal INTEGER")
+    return int.from_bytes(data, "big", signed=True)
+
+
+@dataclass(frozen=True, slots=True)
+class PckExtensions:
+    """What TCB matching and collateral selection need from a PCK certificate. (The PPID is not kept.)"""
+
+    tcb_components: tuple[int, ...]  # 16 SGX TCB component SVNs
+    pcesvn: int
+    cpusvn: bytes
+    pce_id: bytes
+    fmspc: bytes
+    sgx_type: str
+    platform_instance_id: bytes | None
+    dynamic_platform: bool | None
+    cached_keys: bool | None
+    smt_enabled: bool | None
+
+
+def parse_pck_extensions(cert: x509.Certificate, *, platform_ca: bool) -> PckExtensions:
+    """Parse and validate the SGX extension of a PCK leaf. ``platform_ca``: issued by the Platform CA."""
+    try:
+        ext = cert.extensions.get_extension_for_oid(SGX_EXTENSION_OID)
+    except x509.ExtensionNotFound as e:
+        raise _bad("missing") from e
+    except ValueError as e:  # duplicate extensions and other malformed extension lists
+        raise _bad(f"unreadable extension list: {e}") from e
+    value = ext.value
+    if not isinstance(value, x509.UnrecognizedExtension):
+        raise _bad("unexpected extension type")
+    return parse_sgx_extension_value(value.value, platform_ca=platform_ca)
+
+
+def parse_sgx_extension_value(der: bytes, *, platform_ca: bool) -> PckExtensions:
+    tag, vs, ve = _read_tlv(der, 0, len(der))
+    if tag != _TAG_SEQUENCE or ve != len(der):
+        raise _bad("value is not a single SEQUENCE")
+    members: dict[int, tuple[int, bytes]] = {}
+    for mtag, ms, me in _children(der, vs, ve):
+        if mtag != _TAG_SEQUENCE:
+            raise _bad("member is not a SEQUENCE")
+        parts = _children(der, ms, me)
+        if len(parts) != 2 or parts[0][0] != _TAG_OID:
+            raise _bad("member is not {OID, value}")
+        oid = _oid(der[parts[0][1] : parts[0][2]])
+        if oid[:-1] != _SGX_ARC:
+            raise _bad(f"unexpected member OID {'.'.join(map(str, oid))}")
+        arc = oid[-1]
+        if arc in members:
+            raise _bad(f"duplicate member {arc}")
+        members[arc] = (parts[1][0], der[parts[1][1] : parts[1][2]])
+    required = {1, 2, 3, 4, 5} | ({6, 7} if platform_ca else set())
+    missing = required - members.keys()
+    if missing:
+        raise _bad(f"missing members {sorted(missing)}")
+
+    def octets(arc: int, size: int) -> bytes:
+        t, v = members[arc]
+        if t != _TAG_OCTET_STRING or len(v) != size:
+            raise _bad(f"member {arc} must be an OCTET STRING of {size} bytes")
+        return v
+
+    octets(1, 16)  # PPID: shape-checked, never kept
+    comps, pcesvn, cpusvn = _parse_tcb(members[2])
+    etag, evalue = members[5]
+    if etag != _TAG_ENUMERATED or _int(evalue) not in SGX_TYPES:
+        raise _bad("member 5 (SGX type) must be ENUMERATED 0, 1 or 2")
+    instance = octets(6, 16) if 6 in members else None
+    flags: dict[int, bool] = {}
+    if 7 in members:
+        ctag, cval = members[7]
+        if ctag != _TAG_SEQUENCE:
+            raise _bad("member 7 (configuration) must be a SEQUENCE")
+        for ftag, fs, fe in _children(cval, 0, len(cval)):
+            parts = _children(cval, fs, fe) if ftag == _TAG_SEQUENCE else []
+            if len(parts) != 2 or parts[0][0] != _TAG_OID or parts[1][0] != _TAG_BOOLEAN:
+                raise _bad("configuration member is not {OID, BOOLEAN}")
+            foid = _oid(cval[parts[0][1] : parts[0][2]])
+            fval = cval[parts[1][1] : parts[1][2]]
+            if foid[:-1] != (*_SGX_ARC, 7) or foid[-1] not in (1, 2, 3) or foid[-1] in flags or len(fval) != 1:
+                raise _bad("invalid configuration member")
+            flags[foid[-1]] = fval != b"\x00"
+    return PckExtensions(
+        tcb_components=comps,
+        pcesvn=pcesvn,
+        cpusvn=cpusvn,
+        pce_id=octets(3, 2),
+        fmspc=octets(4, 6),
+        sgx_type=SGX_TYPES[_int(evalue)],
+        platform_instance_id=instance,
+        dynamic_platform=flags.get(1),
+        cached_keys=flags.get(2),
+        smt_enabled=flags.get(3),
+    )
+
+
+def _parse_tcb(member: tuple[int, bytes]) -> tuple[tuple[int, ...], int, bytes]:
+    tag, value = member
+    if tag != _TAG_SEQUENCE:
+        raise _bad("member 2 (TCB) must be a SEQUENCE")
+    found: dict[int, tuple[int, bytes]] = {}
+    for ctag, cs, ce in _children(value, 0, len(value)):
+        parts = _children(value, cs, ce) if ctag == _TAG_SEQUENCE else []
+        if len(parts) != 2 or parts[0][0] != _TAG_OID:
+            raise _bad("TCB member is not {OID, value}")
+        oid = _oid(value[parts[0][1] : parts[0][2]])
+        if oid[:-1] != (*_SGX_ARC, 2) or not 1 <= oid[-1] <= 18 or oid[-1] in found:
+            raise _bad("invalid or duplicate TCB member")
+        found[oid[-1]] = (parts[1][0], value[parts[1][1] : parts[1][2]])
+    if len(found) != 18:
+        raise _bad(f"TCB must have 18 members, has {len(found)}")
+    comps = []
+    for n in range(1, 17):
+        t, v = found[n]
+        svn = _int(v) if t == _TAG_INTEGER else -1
+        if not 0 <= svn <= 255:
+            raise _bad(f"TCB component {n} must be an INTEGER 0..255")
+        comps.append(svn)
+    t, v = found[17]
+    pcesvn = _int(v) if t == _TAG_INTEGER else -1
+    if not 0 <= pcesvn <= 0xFFFF:
+        raise _bad("PCESVN must be an INTEGER 0..65535")
+    t, v = found[18]
+    if t != _TAG_OCTET_STRING or len(v) != 16:
+        raise _bad("CPUSVN must be an OCTET STRING of 16 bytes")
+    return tuple(comps), pcesvn, v
