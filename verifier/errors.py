@@ -83,6 +83,8 @@ class Code(StrEnum):
     INTEL_COLLATERAL_QE_IDENTITY_WRONG_TEE = "intel.collateral.qe_identity_wrong_tee"
     INTEL_COLLATERAL_TCB_STATUS_UNRECOGNIZED = "intel.collateral.tcb_status_unrecognized"
 
+    INTEL_COLLATERAL_MISSING = "intel.collateral.missing"
+
     # -- TCB evaluation (§5) --------------------------------------------------------------------------------------
     INTEL_TCB_NOT_SUPPORTED = "intel.tcb.not_supported"
 
@@ -104,6 +106,7 @@ class Code(StrEnum):
     TRUST_ROOT_MISMATCH = "trust.root_mismatch"
     POLICY_INVALID = "policy.invalid"
     USAGE_INVALID = "usage.invalid"
+    INTERNAL_ERROR = "internal.error"
 
 
 @dataclass(frozen=True, slots=True)

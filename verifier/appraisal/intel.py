@@ -1,0 +1,187 @@
+"""Appraisal of verified Intel SGX/TDX claims against a policy (intel-dcap.md §7 defaults).
+
+Input: an :class:`~verifier.platforms.intel_dcap.IntelVerification` (the quote verified; nothing here re-checks
+crypto) and an :class:`IntelPolicy`. Output: a :class:`~verifier.appraisal.verdict.Verdict` listing every failed
+check with expected vs actual, not just the first. Pure.
+
+Default policy: reject SGX DEBUG, TD DEBUG (the whole "TD under debug" group, bits 0-7), TD reserved attribute
+bits, TDs without SEPT_VE_DISABLE, non-zero MRSERVICETD; accept TCB statuses UpToDate and SWHardeningNeeded.
+Optional: expected REPORTDATA (all 64 bytes), measurement allow-lists, advisory deny-list, minimum TCB
+evaluation data number, MIGRATABLE TDs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from verifier.appraisal.verdict import Verdict
+from verifier.errors import Code, Reason, UsageError
+from verifier.evidence.sgx import SgxReportBody
+from verifier.evidence.tdx import (
+    TD_ATTR_MIGRATABLE,
+    TD_ATTR_RESERVED_MASK,
+    TD_ATTR_SEPT_VE_DISABLE,
+    TD_ATTR_TUD_MASK,
+    TdReportBody,
+)
+from verifier.platforms.intel_dcap import IntelVerification
+from verifier.platforms.intel_tcb import (
+    CONFIGURATION_AND_SW_HARDENING_NEEDED,
+    CONFIGURATION_NEEDED,
+    OUT_OF_DATE,
+    OUT_OF_DATE_CONFIGURATION_NEEDED,
+    SW_HARDENING_NEEDED,
+    TD_RELAUNCH_ADVISED,
+    TD_RELAUNCH_ADVISED_CONFIGURATION_NEEDED,
+    UP_TO_DATE,
+)
+
+#: Statuses a policy may list as acceptable. "Revoked" can never be accepted.
+ACCEPTABLE_STATUSES: Final = frozenset({
+    UP_TO_DATE, SW_HARDENING_NEEDED, CONFIGURATION_NEEDED, CONFIGURATION_AND_SW_HARDENING_NEEDED, OUT_OF_DATE,
+    OUT_OF_DATE_CONFIGURATION_NEEDED, TD_RELAUNCH_ADVISED, TD_RELAUNCH_ADVISED_CONFIGURATION_NEEDED,
+})
+SGX_MEASUREMENTS: Final = frozenset({"mrenclave", "mrsigner"})
+TDX_MEASUREMENTS: Final = frozenset({"mrtd", "rtmr0", "rtmr1", "rtmr2", "rtmr3", "mrconfigid", "mrowner",
+                                     "mrownerconfig", "mrseam"})
+_SIZES: Final = {"mrenclave": 32, "mrsigner": 32, **dict.fromkeys(TDX_MEASUREMENTS, 48)}
+
+
+@dataclass(frozen=True, slots=True)
+class IntelPolicy:
+    accepted_tcb_statuses: frozenset[str] = frozenset({UP_TO_DATE, SW_HARDENING_NEEDED})
+    allow_debug: bool = False
+    require_sept_ve_disable: bool = True
+    allow_migratable: bool = True
+    allow_service_td: bool = False
+    denied_advisory_ids: frozenset[str] = frozenset()
+    min_tcb_eval_number: int | None = None
+    expected_report_data: bytes | None = None
+    #: claim name -> allowed values (e.g. {"mrtd": {...}}); a listed name must match one of its values.
+    allowed_measurements: Mapping[str, frozenset[bytes]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        bad = self.accepted_tcb_statuses - ACCEPTABLE_STATUSES
+        if bad:
+            raise UsageError(Code.POLICY_INVALID, "policy accepts unknown or never-acceptable TCB statuses",
+                             expected=" | ".join(sorted(ACCEPTABLE_STATUSES)), actual=", ".join(sorted(bad)))
+        if self.expected_report_data is not None and len(self.expected_report_data) != 64:
+            raise UsageError(Code.POLICY_INVALID, "expected_report_data must be 64 bytes",
+                             expected=64, actual=len(self.expected_report_data))
+        for name, values in self.allowed_measurements.items():
+            if name not in _SIZES:
+                raise UsageError(Code.POLICY_INVALID, f"unknown measurement {name!r}",
+                                 expected=" | ".join(sorted(_SIZES)), actual=name)
+            if not values or any(len(v) != _SIZES[name] for v in values):
+                raise UsageError(Code.POLICY_INVALID, f"{name} allow-list must hold {_SIZES[name]}-byte values")
+
+
+_POLICY_KEYS: Final = frozenset({
+    "accepted_tcb_statuses", "allow_debug", "require_sept_ve_disable", "allow_migratable", "allow_service_td",
+    "denied_advisory_ids", "min_tcb_eval_number", "expected_report_data", "allowed_measurements",
+})
+
+
+def parse_intel_policy(text: bytes | str) -> IntelPolicy:
+    """Parse a JSON policy document; unknown keys are an error (a typo must not weaken policy)."""
+    try:
+        doc = json.loads(text)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise UsageError(Code.POLICY_INVALID, f"policy is not JSON: {e}") from e
+    if not isinstance(doc, dict):
+        raise UsageError(Code.POLICY_INVALID, "policy must be a JSON object")
+    unknown = set(doc) - _POLICY_KEYS
+    if unknown:
+        raise UsageError(Code.POLICY_INVALID, "unknown policy keys", expected=", ".join(sorted(_POLICY_KEYS)),
+                         actual=", ".join(sorted(unknown)))
+    kw: dict[str, Any] = {}
+    try:
+        for key in ("allow_debug", "require_sept_ve_disable", "allow_migratable", "allow_service_td"):
+            if key in doc:
+                if not isinstance(doc[key], bool):
+                    raise TypeError(f"{key} must be true or false")
+                kw[key] = doc[key]
+        for key in ("accepted_tcb_statuses", "denied_advisory_ids"):
+            if key in doc:
+                if not isinstance(doc[key], list) or not all(isinstance(s, str) for s in doc[key]):
+                    raise TypeError(f"{key} must be a list of strings")
+                kw[key] = frozenset(doc[key])
+        if "min_tcb_eval_number" in doc:
+            if type(doc["min_tcb_eval_number"]) is not int:
+                raise TypeError("min_tcb_eval_number must be an integer")
+            kw["min_tcb_eval_number"] = doc["min_tcb_eval_number"]
+        if "expected_report_data" in doc:
+            kw["expected_report_data"] = bytes.fromhex(doc["expected_report_data"])
+        if "allowed_measurements" in doc:
+            allowed = doc["allowed_measurements"]
+            if not isinstance(allowed, dict):
+                raise TypeError("allowed_measurements must map names to lists of hex strings")
+            kw["allowed_measurements"] = {k: frozenset(bytes.fromhex(v) for v in vs) for k, vs in allowed.items()}
+    except (TypeError, ValueError, AttributeError) as e:
+        raise UsageError(Code.POLICY_INVALID, f"invalid policy: {e}") from e
+    return IntelPolicy(**kw)
+
+
+def appraise_intel(v: IntelVerification, policy: IntelPolicy) -> Verdict:
+    """Check every policy rule and return all failures (not just the first)."""
+    reasons: list[Reason] = []
+    body = v.quote.body
+    if isinstance(body, SgxReportBody):
+        if body.debug and not policy.allow_debug:
+            reasons.append(Reason(Code.INTEL_POLICY_SGX_DEBUG, "SGX enclave is in DEBUG mode (ATTRIBUTES.DEBUG)",
+                                  "0", "1"))
+        measured = {"mrenclave": body.mrenclave, "mrsigner": body.mrsigner}
+    else:
+        reasons.extend(_td_attribute_reasons(body, policy))
+        if body.mrservicetd is not None and any(body.mrservicetd) and not policy.allow_service_td:
+            reasons.append(Reason(Code.INTEL_POLICY_MRSERVICETD_NONZERO, "TD is bound to a service TD (MRSERVICETD)",
+                                  bytes(48).hex(), body.mrservicetd.hex()))
+        measured = {"mrtd": body.mrtd, "rtmr0": body.rtmr0, "rtmr1": body.rtmr1, "rtmr2": body.rtmr2,
+                    "rtmr3": body.rtmr3, "mrconfigid": body.mrconfigid, "mrowner": body.mrowner,
+                    "mrownerconfig": body.mrownerconfig, "mrseam": body.mrseam}
+
+    status = v.tcb.status
+    if status not in policy.accepted_tcb_statuses:
+        reasons.append(Reason(Code.INTEL_POLICY_TCB_STATUS_NOT_ACCEPTED, "TCB status is not accepted by policy",
+                              " | ".join(sorted(policy.accepted_tcb_statuses)), status))
+    denied = sorted(set(v.tcb.advisory_ids) & policy.denied_advisory_ids)
+    if denied:
+        reasons.append(Reason(Code.INTEL_POLICY_ADVISORY_DENIED, "platform is affected by denied advisories",
+                              "none of " + ", ".join(sorted(policy.denied_advisory_ids)), ", ".join(denied)))
+    eval_number = v.collateral.tcb_eval_number
+    if policy.min_tcb_eval_number is not None and eval_number < policy.min_tcb_eval_number:
+        reasons.append(Reason(Code.INTEL_POLICY_TCB_EVAL_NUMBER_TOO_LOW, "collateral TCB evaluation number too low",
+                              f">= {policy.min_tcb_eval_number}", str(eval_number)))
+    if policy.expected_report_data is not None and body.reportdata != policy.expected_report_data:
+        reasons.append(Reason(Code.INTEL_POLICY_REPORT_DATA_MISMATCH, "REPORTDATA is not the expected binding",
+                              policy.expected_report_data.hex(), body.reportdata.hex()))
+    for name, allowed in sorted(policy.allowed_measurements.items()):
+        value = measured.get(name)
+        if value is None:
+            reasons.append(Reason(Code.INTEL_POLICY_MEASUREMENT_NOT_ALLOWED,
+                                  f"policy lists {name}, which this TEE type does not report", name, "absent"))
+        elif value not in allowed:
+            reasons.append(Reason(Code.INTEL_POLICY_MEASUREMENT_NOT_ALLOWED, f"{name} is not in the allow-list",
+                                  "one of " + ", ".join(sorted(a.hex() for a in allowed)), value.hex()))
+    return Verdict.of(reasons, simulated=v.simulated)
+
+
+def _td_attribute_reasons(body: TdReportBody, policy: IntelPolicy) -> list[Reason]:
+    reasons = []
+    attrs = body.tdattributes_int
+    tud = attrs & TD_ATTR_TUD_MASK & ~TD_ATTR_RESERVED_MASK  # DEBUG (bit 0) and profiling (bits 4-6)
+    if tud and not policy.allow_debug:
+        reasons.append(Reason(Code.INTEL_POLICY_TD_DEBUG, "TD is debuggable (TDATTRIBUTES TUD bits)",
+                              "0x00", f"0x{tud:02x}"))
+    if attrs & TD_ATTR_RESERVED_MASK:
+        reasons.append(Reason(Code.INTEL_POLICY_TD_RESERVED_ATTRIBUTES, "TDATTRIBUTES has reserved bits set",
+                              "0", f"0x{attrs & TD_ATTR_RESERVED_MASK:016x}"))
+    if policy.require_sept_ve_disable and not attrs & TD_ATTR_SEPT_VE_DISABLE:
+        reasons.append(Reason(Code.INTEL_POLICY_TD_SEPT_VE_DISABLE_OFF, "TD does not set SEPT_VE_DISABLE (bit 28)",
+                              "1", "0"))
+    if attrs & TD_ATTR_MIGRATABLE and not policy.allow_migratable:
+        reasons.append(Reason(Code.INTEL_POLICY_TD_MIGRATABLE, "TD is MIGRATABLE (bit 29)", "0", "1"))
+    return reasons
