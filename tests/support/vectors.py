@@ -1,0 +1,55 @@
+"""The real Intel vectors of tests/vectors/intel, as typed cases."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+
+VECTORS = Path(__file__).resolve().parents[1] / "vectors"
+INTEL_VECTORS = VECTORS / "intel"
+
+
+@dataclass(frozen=True)
+class IntelCase:
+    """One row of tests/vectors/intel/expected.json."""
+
+    id: str
+    quote: Path
+    collateral: Path
+    now: datetime
+    window_start: datetime
+    window_end: datetime
+    raw: dict[str, Any]
+
+    @property
+    def expected_status(self) -> str | None:
+        """Intel-algorithm status (ignoring policy), or None when Intel's algorithm itself rejects."""
+        status = self.raw.get("tcb_status") or self.raw.get("intel_algorithm_tcb_status_ignoring_policy")
+        return None if status in (None, "TcbInfoMismatch") else str(status)
+
+
+def _time(text: str) -> datetime:
+    return datetime.fromisoformat(text).astimezone(UTC)
+
+
+def load_intel_cases() -> list[IntelCase]:
+    doc = json.loads((INTEL_VECTORS / "expected.json").read_text())
+    return [
+        IntelCase(
+            id=c["id"],
+            quote=INTEL_VECTORS / c["quote"],
+            collateral=INTEL_VECTORS / c["collateral"],
+            now=datetime.fromtimestamp(c["pinned_now_unix"], UTC),
+            window_start=_time(c["window_start"]),
+            window_end=_time(c["window_end"]),
+            raw=c,
+        )
+        for c in doc["cases"]
+    ]
+
+
+INTEL_CASES = load_intel_cases()
