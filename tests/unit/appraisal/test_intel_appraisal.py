@@ -1,0 +1,142 @@
+"""Appraisal of real, verified quotes: the default policy and each configurable rule, one rule at a time."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.vectors import INTEL_CASES, IntelCase
+from verifier.appraisal.intel import IntelPolicy, appraise_intel, parse_intel_policy
+from verifier.errors import Code, UsageError
+from verifier.evidence.dcap import parse_quote
+from verifier.platforms.intel_dcap import IntelVerification, verify_quote
+from verifier.trust.intel_collateral import parse_collateral_json
+from verifier.trust.store import TrustStore
+
+
+def _case(case_id: str) -> IntelCase:
+    return next(c for c in INTEL_CASES if c.id == case_id)
+
+
+def _verified(case_id: str, trust: TrustStore) -> IntelVerification:
+    case = _case(case_id)
+    return verify_quote(parse_quote(case.quote.read_bytes()), parse_collateral_json(case.collateral.read_bytes()),
+                        trust, case.now)
+
+
+def _codes(v: IntelVerification, policy: IntelPolicy | None = None) -> list[Code]:
+    return [r.code for r in appraise_intel(v, policy or IntelPolicy()).reasons]
+
+
+@pytest.mark.parametrize(
+    ("case_id", "code"),
+    [
+        ("T1", Code.INTEL_POLICY_TD_DEBUG),
+        ("T2", Code.INTEL_POLICY_SGX_DEBUG),
+        ("A6", Code.INTEL_POLICY_SGX_DEBUG),
+        ("M1", Code.INTEL_POLICY_SGX_DEBUG),
+        ("T5", Code.INTEL_POLICY_TD_SEPT_VE_DISABLE_OFF),
+        ("A5", Code.INTEL_POLICY_MRSERVICETD_NONZERO),
+    ],
+    ids=["T1-td-debug", "T2-sgx-debug", "A6-sgx-debug", "M1-sgx-debug", "T5-sept-ve-off", "A5-servicetd"],
+)
+def test_appraise_intel_default_policy_rejects_real_vector(case_id: str, code: Code, trust: TrustStore) -> None:
+    assert code in _codes(_verified(case_id, trust))
+
+
+@pytest.mark.parametrize("case_id", ["P2", "P4", "G2", "G3"])
+def test_appraise_intel_default_policy_accepts_up_to_date(case_id: str, trust: TrustStore) -> None:
+    verdict = appraise_intel(_verified(case_id, trust), IntelPolicy())
+    assert verdict.accepted
+    assert verdict.reasons == ()
+
+
+def test_appraise_intel_lists_every_failed_check(trust: TrustStore) -> None:
+    # T2: an SGX DEBUG enclave on an OutOfDate platform fails two independent checks; both are reported.
+    codes = _codes(_verified("T2", trust))
+    assert codes == [Code.INTEL_POLICY_SGX_DEBUG, Code.INTEL_POLICY_TCB_STATUS_NOT_ACCEPTED]
+
+
+def test_appraise_intel_status_allow_list_is_configurable(trust: TrustStore) -> None:
+    v = _verified("A2", trust)  # OutOfDate
+    assert _codes(v) == [Code.INTEL_POLICY_TCB_STATUS_NOT_ACCEPTED]
+    assert _codes(v, IntelPolicy(accepted_tcb_statuses=frozenset({"UpToDate", "OutOfDate"}))) == []
+
+
+def test_appraise_intel_allow_debug_opt_in(trust: TrustStore) -> None:
+    assert _codes(_verified("T1", trust), IntelPolicy(allow_debug=True)) == []
+
+
+def test_appraise_intel_report_data_binding(trust: TrustStore) -> None:
+    v = _verified("P2", trust)
+    good = IntelPolicy(expected_report_data=v.quote.body.reportdata)
+    assert _codes(v, good) == []
+    bad = bytearray(v.quote.body.reportdata)
+    bad[63] ^= 1  # the last byte counts too: all 64 bytes are compared
+    reasons = appraise_intel(v, IntelPolicy(expected_report_data=bytes(bad))).reasons
+    assert [r.code for r in reasons] == [Code.INTEL_POLICY_REPORT_DATA_MISMATCH]
+    assert reasons[0].actual == v.quote.body.reportdata.hex()
+
+
+def test_appraise_intel_measurement_allow_list(trust: TrustStore) -> None:
+    v = _verified("P2", trust)
+    mrtd = v.quote.td_body.mrtd
+    assert _codes(v, IntelPolicy(allowed_measurements={"mrtd": frozenset({mrtd})})) == []
+    other = IntelPolicy(allowed_measurements={"mrtd": frozenset({bytes(48)})})
+    assert _codes(v, other) == [Code.INTEL_POLICY_MEASUREMENT_NOT_ALLOWED]
+    sgx_only = IntelPolicy(allowed_measurements={"mrenclave": frozenset({bytes(32)})})
+    assert _codes(v, sgx_only) == [Code.INTEL_POLICY_MEASUREMENT_NOT_ALLOWED]
+
+
+def test_appraise_intel_advisory_deny_list(trust: TrustStore) -> None:
+    v = _verified("A1", trust)  # SWHardeningNeeded, INTEL-SA-00615
+    assert _codes(v) == []
+    assert _codes(v, IntelPolicy(denied_advisory_ids=frozenset({"INTEL-SA-00615"}))) == [
+        Code.INTEL_POLICY_ADVISORY_DENIED
+    ]
+
+
+def test_appraise_intel_min_eval_number(trust: TrustStore) -> None:
+    v = _verified("P4", trust)  # evaluation data number 20
+    assert v.collateral.tcb_eval_number == 20
+    assert _codes(v, IntelPolicy(min_tcb_eval_number=20)) == []
+    assert _codes(v, IntelPolicy(min_tcb_eval_number=21)) == [Code.INTEL_POLICY_TCB_EVAL_NUMBER_TOO_LOW]
+
+
+def test_appraise_intel_migratable_opt_out(trust: TrustStore) -> None:
+    v = _verified("P2", trust)
+    assert not v.quote.td_body.tdattributes_int & (1 << 29)
+    assert _codes(v, IntelPolicy(allow_migratable=False)) == []
+
+
+def test_parse_intel_policy_round_trip() -> None:
+    policy = parse_intel_policy(
+        '{"accepted_tcb_statuses": ["UpToDate"], "allow_debug": false, "min_tcb_eval_number": 17,'
+        ' "allowed_measurements": {"mrtd": ["' + "00" * 48 + '"]}, "expected_report_data": "' + "11" * 64 + '"}'
+    )
+    assert policy.accepted_tcb_statuses == frozenset({"UpToDate"})
+    assert policy.min_tcb_eval_number == 17
+    assert policy.allowed_measurements["mrtd"] == frozenset({bytes(48)})
+    assert policy.expected_report_data == b"\x11" * 64
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[]",
+        "not json",
+        '{"alow_debug": true}',
+        '{"allow_debug": "yes"}',
+        '{"accepted_tcb_statuses": ["Revoked"]}',
+        '{"accepted_tcb_statuses": ["Sometimes"]}',
+        '{"expected_report_data": "abcd"}',
+        '{"allowed_measurements": {"mrtd": ["00"]}}',
+        '{"allowed_measurements": {"mrfoo": ["' + "00" * 48 + '"]}}',
+        '{"min_tcb_eval_number": "17"}',
+    ],
+    ids=["not-object", "not-json", "typo-key", "bool-as-string", "revoked", "unknown-status", "short-reportdata",
+         "short-measurement", "unknown-measurement", "eval-as-string"],
+)
+def test_parse_intel_policy_invalid_rejected(text: str) -> None:
+    with pytest.raises(UsageError) as exc:
+        parse_intel_policy(text)
+    assert exc.value.code == Code.POLICY_INVALID

@@ -1,0 +1,830 @@
+"""A SIMULATED Intel DCAP PKI: test root, PCK chain, CRLs, TCB Info, QE Identity and quotes, byte-exact.
+
+SIMULATION ONLY. Nothing here is Intel's: every key is derived from a fixed seed in this module, and every
+certificate, CRL, collateral document and quote it produces is simulated. Its root ("Keyward Simulated SGX Root
+CA") is never trusted unless a developer explicitly enables simulated roots for development; evidence built here
+must be verified under :attr:`Evidence.trust_store`, which is marked ``simulated=True``.
+
+What it does: mirrors Intel's PKI shape (intel-dcap.md §2-3): a self-signed root, PCK Platform and Processor
+CAs, a PCK leaf carrying the SGX extension (OID 1.2.840.113741.1.13.1, DER built by hand below), a TCB Signing
+cert, the Root CA CRL and PCK CRLs (CRL Number + AKI), TCB Info v3 ("SGX"/"TDX") and QE Identity v2
+("QE"/"TD_QE") signed over their exact compact JSON bytes, and quotes via
+:mod:`verifier.testing.intel_quote_builder`. One :class:`Defect` at a time can be injected; each one makes the
+evidence fail exactly one check of an exact verifier (suggested code: :func:`expected_code`).
+
+Usage::
+
+    pki = default_pki()                                   # cached per process; keys are deterministic
+    ev = pki.build(QuoteOptions(tee="tdx", version=4))    # genuine: evaluates to UpToDate at ev.now
+    bad = pki.build(QuoteOptions(tee="sgx", version=3), defect=Defect.PCK_REVOKED)
+    ev.quote, ev.collateral_json, ev.now, ev.trust_store, ev.pcs, ev.layout
+
+Everything is deterministic (derived keys, RFC 6979 signatures): the same options give the same bytes.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import urllib.parse
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Final, Literal, TypeVar
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import NameOID
+
+from verifier.errors import Code
+from verifier.testing.intel_quote_builder import (
+    SGX_ATTR_DEBUG,
+    SIM_TDX_LATE_MICROCODE_SVN,
+    SIM_TDX_MODULE_MAJOR,
+    SIM_TDX_MODULE_SVN,
+    TD_ATTR_DEBUG,
+    TD_ATTR_MIGRATABLE,
+    TD_ATTR_SEPT_VE_DISABLE,
+    TEE_SGX,
+    TEE_TDX,
+    QeCertificationData,
+    QuoteLayout,
+    SgxReport,
+    TdReport,
+    assemble_quote,
+    quote_layout,
+    raw_public_key,
+    sign_raw,
+)
+from verifier.trust.store import INTEL_SGX_ROOT, TrustStore, trust_store_from_certificates
+
+Tee = Literal["sgx", "tdx"]
+CaKind = Literal["platform", "processor"]
+PlatformTcb = Literal["up_to_date", "out_of_date"]
+
+#: The verification time every simulated item is valid around.
+SIM_NOW: Final = datetime(2026, 1, 15, 12, 0, 0, tzinfo=UTC)
+SIM_FMSPC: Final = bytes.fromhex("90C06F000000")
+SIM_PCE_ID: Final = bytes.fromhex("0000")
+SGX_EXTENSION_OID: Final = "1.2.840.113741.1.13.1"
+ROOT_CN: Final = "Keyward Simulated SGX Root CA"
+CA_CN: Final[Mapping[str, str]] = {"platform": "Keyward Simulated SGX PCK Platform CA",
+                                   "processor": "Keyward Simulated SGX PCK Processor CA"}
+PCK_CN: Final = "Keyward Simulated SGX PCK Certificate"
+TCB_SIGNING_CN: Final = "Keyward Simulated SGX TCB Signing"
+_ORG: Final = "Keyward Simulation (not Intel)"
+_ROOT_CRL_URL: Final = "https://sim.keyward.invalid/IntelSGXRootCA.der"
+_P256_ORDER: Final = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+_DAY: Final = timedelta(days=1)
+
+
+T = TypeVar("T")
+
+
+def _pick(d: Defect | None, choices: Mapping[Defect, T], default: T) -> T:
+    """``choices[d]`` when the active defect has an entry, else ``default``."""
+    return default if d is None else choices.get(d, default)
+
+
+def _ts(t: datetime) -> str:
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# A tiny DER encoder (definite lengths, the five types the SGX extension uses)
+
+
+def _tlv(tag: int, content: bytes) -> bytes:
+    n = len(content)
+    if n < 0x80:
+        return bytes([tag, n]) + content
+    size = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([tag, 0x80 | len(size)]) + size + content
+
+
+def der_oid(dotted: str) -> bytes:
+    arcs = [int(a) for a in dotted.split(".")]
+    out = bytearray()
+    for arc in [40 * arcs[0] + arcs[1], *arcs[2:]]:
+        chunk = [arc & 0x7F]
+        while arc > 0x7F:
+            arc >>= 7
+            chunk.append(0x80 | (arc & 0x7F))
+        out += bytes(reversed(chunk))
+    return _tlv(0x06, bytes(out))
+
+
+def _uint_content(value: int) -> bytes:
+    if value < 0:
+        raise ValueError("only non-negative integers are needed here")
+    return value.to_bytes(value.bit_length() // 8 + 1, "big")  # +1 keeps the sign bit clear
+
+
+def der_int(value: int) -> bytes:
+    return _tlv(0x02, _uint_content(value))
+
+
+def der_seq(*items: bytes) -> bytes:
+    return _tlv(0x30, b"".join(items))
+
+
+def der_octets(data: bytes) -> bytes:
+    return _tlv(0x04, data)
+
+
+def der_bool(value: bool) -> bytes:
+    return _tlv(0x01, b"\xff" if value else b"\x00")
+
+
+def der_enum(value: int) -> bytes:
+    return _tlv(0x0A, _uint_content(value))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The simulated platform: what the PCK certifies, the TCB levels and the QE identities that match it
+
+_UP_SGX: Final = (3, 3, 2, 2, 3, 1, 0, 5, 0, 0, 0, 0, 0, 0, 0, 0)
+_OLD_SGX: Final = (2, 2, 2, 2, 3, 1, 0, 5, 0, 0, 0, 0, 0, 0, 0, 0)
+_BELOW_ALL_SGX: Final = (1, 1, 2, 2, 3, 1, 0, 5, 0, 0, 0, 0, 0, 0, 0, 0)
+_UP_TDX: Final = (SIM_TDX_MODULE_SVN, SIM_TDX_MODULE_MAJOR, SIM_TDX_LATE_MICROCODE_SVN) + (0,) * 13
+_OLD_TDX: Final = (2, SIM_TDX_MODULE_MAJOR, 2) + (0,) * 13
+_PCESVN: Final = 11
+_PLATFORM_TCB: Final[Mapping[str, tuple[tuple[int, ...], int]]] = {
+    "up_to_date": (_UP_SGX, _PCESVN), "out_of_date": (_OLD_SGX, _PCESVN)}
+
+
+@dataclass(frozen=True, slots=True)
+class _Level:
+    sgx: tuple[int, ...]
+    pcesvn: int
+    tdx: tuple[int, ...]
+    date: str
+    status: str
+    advisories: tuple[str, ...] = ()
+
+
+#: Platform TCB levels, descending (intel-dcap.md §5). The default PCK matches the first one.
+PLATFORM_LEVELS: Final = (
+    _Level(_UP_SGX, _PCESVN, _UP_TDX, "2025-11-12T00:00:00Z", "UpToDate"),
+    _Level(_OLD_SGX, _PCESVN, _OLD_TDX, "2025-05-14T00:00:00Z", "OutOfDate", ("INTEL-SA-00615",)),
+    _Level(_OLD_SGX, 5, _OLD_TDX, "2024-03-13T00:00:00Z", "OutOfDate", ("INTEL-SA-00477", "INTEL-SA-00615")),
+)
+#: TDX module identities: (id, [(isvsvn, tcbDate, status)] descending). The default TD runs "TDX_01" SVN 4.
+MODULE_IDENTITIES: Final = (
+    ("TDX_03", ((3, "2025-11-12T00:00:00Z", "UpToDate"),)),
+    ("TDX_01", ((SIM_TDX_MODULE_SVN, "2025-11-12T00:00:00Z", "UpToDate"), (2, "2024-03-13T00:00:00Z", "OutOfDate"))),
+)
+_TDX_COMPONENT_NAMES: Final = (("OS/VMM", "TDX Module"), ("OS/VMM", "TDX Module"),
+                               ("OS/VMM", "TDX Late Microcode Update"))
+
+
+@dataclass(frozen=True, slots=True)
+class QeProfile:
+    """A simulated quoting enclave and the QE Identity issued for it (Intel's published MRSIGNER/prodid)."""
+
+    identity_id: str
+    mrsigner: bytes
+    isvprodid: int
+    mrenclave: bytes
+    levels: tuple[tuple[int, str, str, tuple[str, ...]], ...]  # (isvsvn, tcbDate, status, advisories), desc
+    report_attributes: bytes = bytes.fromhex("1500000000000000e700000000000000")
+    identity_attributes: bytes = bytes.fromhex("11000000000000000000000000000000")
+    attributes_mask: bytes = bytes.fromhex("FBFFFFFFFFFFFFFF0000000000000000")
+
+
+QE_PROFILES: Final[Mapping[str, QeProfile]] = {
+    "sgx": QeProfile("QE", bytes.fromhex("8C4F5775D796503E96137F77C68A829A0056AC8DED70140B081B094490C57BFF"), 1,
+                     hashlib.sha256(b"keyward-simulated:qe").digest(),
+                     ((8, "2025-11-12T00:00:00Z", "UpToDate", ()),
+                      (6, "2021-11-10T00:00:00Z", "OutOfDate", ("INTEL-SA-00615",)))),
+    "tdx": QeProfile("TD_QE", bytes.fromhex("DC9E2A7C6F948F17474E34A7FC43ED030F7C1563F1BABDDF6340C82E0E54A8C5"), 2,
+                     hashlib.sha256(b"keyward-simulated:td_qe").digest(),
+                     ((4, "2025-11-12T00:00:00Z", "UpToDate", ()),
+                      (2, "2023-08-09T00:00:00Z", "OutOfDate", ("INTEL-SA-00837",)))),
+}
+
+
+_PLATFORM_INSTANCE_ID: Final = hashlib.sha256(b"keyward-simulated:piid").digest()[:16]
+_CONFIGURATION: Final = (False, True, True)  # dynamicPlatform, cachedKeys, SMTEnabled
+
+
+@dataclass(frozen=True, slots=True)
+class PckPlatform:
+    """The values the PCK leaf's SGX extension certifies (intel-dcap.md §2)."""
+
+    tcb_components: tuple[int, ...] = _UP_SGX
+    pcesvn: int = _PCESVN
+    fmspc: bytes = SIM_FMSPC
+    pce_id: bytes = SIM_PCE_ID
+    ppid: bytes = hashlib.sha256(b"keyward-simulated:ppid").digest()[:16]
+    sgx_type: int = 1  # Scalable
+    platform_instance_id: bytes | None = _PLATFORM_INSTANCE_ID  # Platform-CA PCKs only
+    configuration: tuple[bool, bool, bool] | None = _CONFIGURATION  # Platform-CA PCKs only
+
+    @property
+    def cpusvn(self) -> bytes:
+        return bytes(self.tcb_components)
+
+
+def sgx_extension_der(p: PckPlatform) -> bytes:
+    """DER of the SGX extension value: SEQUENCE OF SEQUENCE {OID, value}, in Intel's member order."""
+    if len(p.tcb_components) != 16 or len(p.ppid) != 16 or len(p.pce_id) != 2 or len(p.fmspc) != 6:
+        raise ValueError("PCK platform values have the wrong sizes")
+
+    def member(arc: str, value: bytes) -> bytes:
+        return der_seq(der_oid(f"{SGX_EXTENSION_OID}.{arc}"), value)
+
+    tcb = [member(f"2.{i + 1}", der_int(svn)) for i, svn in enumerate(p.tcb_components)]
+    tcb += [member("2.17", der_int(p.pcesvn)), member("2.18", der_octets(p.cpusvn))]
+    items = [member("1", der_octets(p.ppid)), member("2", der_seq(*tcb)), member("3", der_octets(p.pce_id)),
+             member("4", der_octets(p.fmspc)), member("5", der_enum(p.sgx_type))]
+    if p.platform_instance_id is not None:
+        items.append(member("6", der_octets(p.platform_instance_id)))
+    if p.configuration is not None:
+        items.append(member("7", der_seq(*(member(f"7.{i + 1}", der_bool(v))
+                                           for i, v in enumerate(p.configuration)))))
+    return der_seq(*items)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Options and defects
+
+
+@dataclass(frozen=True, slots=True)
+class QuoteOptions:
+    """Genuine variations of the quote and the platform behind it. Defaults: TDX quote v4, UpToDate.
+
+    ``body_type`` matters for v5 only (None: 1 for SGX, 3 for TDX). ``sgx``/``td`` are the enclave/TD report
+    fields (``SgxReport.cpusvn=None`` takes the platform's). ``qe_isvsvn=None`` is the top QE level's ISVSVN.
+    """
+
+    tee: Tee = "tdx"
+    version: int = 4
+    body_type: int | None = None
+    pck_ca: CaKind = "platform"
+    platform_tcb: PlatformTcb = "up_to_date"
+    qe_isvsvn: int | None = None
+    sgx: SgxReport = SgxReport()
+    td: TdReport = TdReport()
+    qe_auth_data: bytes = bytes(range(32))
+    qe_id: bytes = hashlib.sha256(b"keyward-simulated:qe-id").digest()[:16]
+
+    def resolved_body_type(self) -> int:
+        if self.tee not in ("sgx", "tdx") or (self.tee, self.version) not in {
+                ("sgx", 3), ("sgx", 5), ("tdx", 4), ("tdx", 5)}:
+            raise ValueError(f"no quote version {self.version} for {self.tee!r}")
+        default = 1 if self.tee == "sgx" else (2 if self.version == 4 else 3)
+        bt = default if self.body_type is None else self.body_type
+        if bt != default and (self.version != 5 or self.tee == "sgx" or bt not in (2, 3, 4)):
+            raise ValueError(f"body type {bt} is not valid for {self.tee!r} quote v{self.version}")
+        return bt
+
+
+@dataclass(frozen=True, slots=True)
+class CollateralOptions:
+    """Genuine variations of the collateral (all signed and valid at :data:`SIM_NOW`)."""
+
+    tcb_evaluation_data_number: int = 17
+    qe_tcb_evaluation_data_number: int | None = None  # None: same as the TCB Info's
+    top_tcb_status: str = "UpToDate"  # status of the highest platform level (e.g. "SWHardeningNeeded")
+    top_tcb_advisory_ids: tuple[str, ...] = ()
+    pck_crl_revoked_serials: tuple[int, ...] = ()
+    root_crl_revoked_serials: tuple[int, ...] = ()
+
+
+class Defect(StrEnum):
+    """One injected defect. Each makes exactly one check of intel-dcap.md §4 (or §7 policy) fail."""
+
+    WRONG_ROOT = "wrong_root"  # PCK chain anchored at an unrelated root with identical names
+    PCK_BAD_SIGNATURE = "pck_bad_signature"  # leaf signed by a rogue key under the CA's name and AKI
+    INTERMEDIATE_BAD_SIGNATURE = "intermediate_bad_signature"  # CA cert signed by a rogue key (root's name)
+    PCK_EXPIRED = "pck_expired"  # leaf notAfter < now
+    PCK_NOT_YET_VALID = "pck_not_yet_valid"  # leaf notBefore > now
+    PCK_REVOKED = "pck_revoked"  # leaf serial on the PCK CRL
+    INTERMEDIATE_REVOKED = "intermediate_revoked"  # PCK CA serial on the Root CA CRL
+    PCK_CRL_EXPIRED = "pck_crl_expired"
+    PCK_CRL_NOT_YET_VALID = "pck_crl_not_yet_valid"
+    PCK_CRL_WRONG_ISSUER = "pck_crl_wrong_issuer"  # the other CA's (genuine) CRL, e.g. Processor for Platform
+    PCK_CRL_BAD_SIGNATURE = "pck_crl_bad_signature"  # right issuer name/AKI, rogue key
+    PCK_CRL_NO_CRL_NUMBER = "pck_crl_no_crl_number"
+    PCK_CRL_NO_AKI = "pck_crl_no_aki"
+    ROOT_CRL_EXPIRED = "root_crl_expired"
+    ROOT_CRL_NOT_YET_VALID = "root_crl_not_yet_valid"
+    ROOT_CRL_BAD_SIGNATURE = "root_crl_bad_signature"
+    ROOT_CRL_NO_CRL_NUMBER = "root_crl_no_crl_number"
+    TCB_INFO_BAD_SIGNATURE = "tcb_info_bad_signature"  # signed by a rogue key
+    TCB_INFO_EXPIRED = "tcb_info_expired"  # nextUpdate < now
+    TCB_INFO_NOT_YET_VALID = "tcb_info_not_yet_valid"  # issueDate > now
+    TCB_INFO_WRONG_TEE = "tcb_info_wrong_tee"  # SGX TCB Info for a TDX quote and vice versa
+    FMSPC_MISMATCH = "fmspc_mismatch"  # TCB Info for another FMSPC
+    PCE_ID_MISMATCH = "pce_id_mismatch"
+    TCB_INFO_SIGNING_WRONG_ROOT = "tcb_info_signing_wrong_root"  # TCB Info chain = [forged signer, other root]
+    TCB_INFO_SIGNING_BAD_SIGNATURE = "tcb_info_signing_bad_signature"  # signer cert not signed by the root
+    TCB_SIGNING_REVOKED = "tcb_signing_revoked"  # TCB Signing serial on the Root CA CRL
+    QE_IDENTITY_BAD_SIGNATURE = "qe_identity_bad_signature"
+    QE_IDENTITY_EXPIRED = "qe_identity_expired"
+    QE_IDENTITY_NOT_YET_VALID = "qe_identity_not_yet_valid"
+    QE_IDENTITY_WRONG_TEE = "qe_identity_wrong_tee"  # "QE" for a TDX quote, "TD_QE" for SGX
+    QE_IDENTITY_SIGNING_WRONG_ROOT = "qe_identity_signing_wrong_root"
+    QE_MRSIGNER_MISMATCH = "qe_mrsigner_mismatch"  # QE report fields differ from the QE Identity ...
+    QE_ISVPRODID_MISMATCH = "qe_isvprodid_mismatch"
+    QE_ATTRIBUTES_MISMATCH = "qe_attributes_mismatch"  # ... DEBUG bit, inside attributesMask
+    QE_MISCSELECT_MISMATCH = "qe_miscselect_mismatch"
+    QE_TCB_NOT_SUPPORTED = "qe_tcb_not_supported"  # QE ISVSVN below every QE level
+    QE_TCB_REVOKED = "qe_tcb_revoked"  # the QE's level has status "Revoked"
+    QE_REPORT_BAD_SIGNATURE = "qe_report_bad_signature"  # QE report signed by a key other than the PCK's
+    AK_BINDING_WRONG = "ak_binding_wrong"  # QE REPORTDATA[0:32] != SHA256(AK || auth data)
+    QE_REPORTDATA_TAIL_NONZERO = "qe_reportdata_tail_nonzero"  # QE REPORTDATA[32:64] != 0
+    QUOTE_BAD_SIGNATURE = "quote_bad_signature"  # quote signed by a key other than the attestation key
+    TCB_NOT_SUPPORTED = "tcb_not_supported"  # PCK SGX TCB below every platform level
+    TCB_STATUS_REVOKED = "tcb_status_revoked"  # the matched platform level says "Revoked"
+    TCB_STATUS_UNRECOGNIZED = "tcb_status_unrecognized"  # ... says "Bogus"
+    TCB_LEVEL_SHORT_COMPONENTS = "tcb_level_short_components"  # top level has 15 sgxtcbcomponents
+    TDX_MODULE_IDENTITY_MISSING = "tdx_module_identity_missing"  # no TDX_%02X for TEE_TCB_SVN[1]
+    MRSIGNERSEAM_MISMATCH = "mrsignerseam_mismatch"
+    SEAMATTRIBUTES_NONZERO = "seamattributes_nonzero"
+    TDX_TCB_NOT_SUPPORTED = "tdx_tcb_not_supported"  # TEE_TCB_SVN[2] below every level's tdx[2]
+    TDX_MODULE_TCB_NOT_SUPPORTED = "tdx_module_tcb_not_supported"  # TEE_TCB_SVN[0] below every module level
+    DEBUG = "debug"  # SGX ATTRIBUTES.DEBUG / TDATTRIBUTES.DEBUG (policy)
+    TD_SEPT_VE_DISABLE_OFF = "td_sept_ve_disable_off"  # (policy)
+    TD_MIGRATABLE = "td_migratable"  # (policy)
+    TD_RESERVED_ATTRIBUTES = "td_reserved_attributes"  # TDATTRIBUTES bit 40 (policy)
+    MRSERVICETD_NONZERO = "mrservicetd_nonzero"  # TD 1.5 bodies only (policy)
+
+
+_TDX_ONLY: Final = frozenset({
+    Defect.TDX_MODULE_IDENTITY_MISSING, Defect.MRSIGNERSEAM_MISMATCH, Defect.SEAMATTRIBUTES_NONZERO,
+    Defect.TDX_TCB_NOT_SUPPORTED, Defect.TDX_MODULE_TCB_NOT_SUPPORTED, Defect.TD_SEPT_VE_DISABLE_OFF,
+    Defect.TD_MIGRATABLE, Defect.TD_RESERVED_ATTRIBUTES, Defect.MRSERVICETD_NONZERO})
+
+_C = Code
+_PCK_CRL_DEFECTS: Final = {Defect.PCK_CRL_EXPIRED: _C.INTEL_COLLATERAL_CRL_EXPIRED,
+                           Defect.PCK_CRL_NOT_YET_VALID: _C.INTEL_COLLATERAL_CRL_NOT_YET_VALID,
+                           Defect.PCK_CRL_WRONG_ISSUER: _C.INTEL_COLLATERAL_CRL_WRONG_ISSUER,
+                           Defect.PCK_CRL_BAD_SIGNATURE: _C.INTEL_COLLATERAL_CRL_SIGNATURE_INVALID,
+                           Defect.PCK_CRL_NO_CRL_NUMBER: _C.INTEL_COLLATERAL_CRL_EXTENSIONS_MISSING,
+                           Defect.PCK_CRL_NO_AKI: _C.INTEL_COLLATERAL_CRL_EXTENSIONS_MISSING}
+_ROOT_CRL_DEFECTS: Final = {Defect.ROOT_CRL_EXPIRED: _C.INTEL_COLLATERAL_CRL_EXPIRED,
+                            Defect.ROOT_CRL_NOT_YET_VALID: _C.INTEL_COLLATERAL_CRL_NOT_YET_VALID,
+                            Defect.ROOT_CRL_BAD_SIGNATURE: _C.INTEL_COLLATERAL_CRL_SIGNATURE_INVALID,
+                            Defect.ROOT_CRL_NO_CRL_NUMBER: _C.INTEL_COLLATERAL_CRL_EXTENSIONS_MISSING}
+#: The code an exact verifier following intel-dcap.md §4 (and the §7 default policy) should report.
+EXPECTED_CODES: Final[Mapping[Defect, Code]] = {
+    Defect.WRONG_ROOT: _C.INTEL_PCK_CHAIN_UNTRUSTED,
+    Defect.PCK_BAD_SIGNATURE: _C.INTEL_PCK_SIGNATURE_INVALID,
+    Defect.INTERMEDIATE_BAD_SIGNATURE: _C.INTEL_PCK_SIGNATURE_INVALID,
+    Defect.PCK_EXPIRED: _C.INTEL_PCK_EXPIRED,
+    Defect.PCK_NOT_YET_VALID: _C.INTEL_PCK_NOT_YET_VALID,
+    Defect.PCK_REVOKED: _C.INTEL_PCK_REVOKED,
+    Defect.INTERMEDIATE_REVOKED: _C.INTEL_PCK_INTERMEDIATE_REVOKED,
+    **_PCK_CRL_DEFECTS,
+    **_ROOT_CRL_DEFECTS,
+    Defect.TCB_INFO_BAD_SIGNATURE: _C.INTEL_COLLATERAL_TCB_INFO_SIGNATURE_INVALID,
+    Defect.TCB_INFO_EXPIRED: _C.INTEL_COLLATERAL_TCB_INFO_EXPIRED,
+    Defect.TCB_INFO_NOT_YET_VALID: _C.INTEL_COLLATERAL_TCB_INFO_NOT_YET_VALID,
+    Defect.TCB_INFO_WRONG_TEE: _C.INTEL_COLLATERAL_TCB_INFO_WRONG_TEE,
+    Defect.FMSPC_MISMATCH: _C.INTEL_COLLATERAL_FMSPC_MISMATCH,
+    Defect.PCE_ID_MISMATCH: _C.INTEL_COLLATERAL_PCE_ID_MISMATCH,
+    Defect.TCB_INFO_SIGNING_WRONG_ROOT: _C.INTEL_COLLATERAL_SIGNING_CHAIN_UNTRUSTED,
+    Defect.TCB_INFO_SIGNING_BAD_SIGNATURE: _C.INTEL_COLLATERAL_SIGNING_CHAIN_UNTRUSTED,
+    Defect.TCB_SIGNING_REVOKED: _C.INTEL_COLLATERAL_SIGNING_CERT_REVOKED,
+    Defect.QE_IDENTITY_BAD_SIGNATURE: _C.INTEL_COLLATERAL_QE_IDENTITY_SIGNATURE_INVALID,
+    Defect.QE_IDENTITY_EXPIRED: _C.INTEL_COLLATERAL_QE_IDENTITY_EXPIRED,
+    Defect.QE_IDENTITY_NOT_YET_VALID: _C.INTEL_COLLATERAL_QE_IDENTITY_NOT_YET_VALID,
+    Defect.QE_IDENTITY_WRONG_TEE: _C.INTEL_COLLATERAL_QE_IDENTITY_WRONG_TEE,
+    Defect.QE_IDENTITY_SIGNING_WRONG_ROOT: _C.INTEL_COLLATERAL_SIGNING_CHAIN_UNTRUSTED,
+    Defect.QE_MRSIGNER_MISMATCH: _C.INTEL_QE_IDENTITY_MISMATCH,
+    Defect.QE_ISVPRODID_MISMATCH: _C.INTEL_QE_IDENTITY_MISMATCH,
+    Defect.QE_ATTRIBUTES_MISMATCH: _C.INTEL_QE_IDENTITY_MISMATCH,
+    Defect.QE_MISCSELECT_MISMATCH: _C.INTEL_QE_IDENTITY_MISMATCH,
+    Defect.QE_TCB_NOT_SUPPORTED: _C.INTEL_TCB_NOT_SUPPORTED,
+    Defect.QE_TCB_REVOKED: _C.INTEL_POLICY_TCB_STATUS_NOT_ACCEPTED,
+    Defect.QE_REPORT_BAD_SIGNATURE: _C.INTEL_QE_REPORT_SIGNATURE_INVALID,
+    Defect.AK_BINDING_WRONG: _C.INTEL_QE_REPORT_AK_BINDING,
+    Defect.QE_REPORTDATA_TAIL_NONZERO: _C.INTEL_QE_REPORT_AK_BINDING,
+    Defect.QUOTE_BAD_SIGNATURE: _C.INTEL_QUOTE_SIGNATURE_INVALID,
+    Defect.TCB_NOT_SUPPORTED: _C.INTEL_TCB_NOT_SUPPORTED,
+    Defect.TCB_STATUS_REVOKED: _C.INTEL_POLICY_TCB_STATUS_NOT_ACCEPTED,
+    Defect.TCB_STATUS_UNRECOGNIZED: _C.INTEL_COLLATERAL_TCB_STATUS_UNRECOGNIZED,
+    Defect.TCB_LEVEL_SHORT_COMPONENTS: _C.INTEL_COLLATERAL_MALFORMED,
+    Defect.TDX_MODULE_IDENTITY_MISSING: _C.INTEL_TDX_MODULE_MISMATCH,
+    Defect.MRSIGNERSEAM_MISMATCH: _C.INTEL_TDX_MODULE_MISMATCH,
+    Defect.SEAMATTRIBUTES_NONZERO: _C.INTEL_TDX_MODULE_MISMATCH,
+    Defect.TDX_TCB_NOT_SUPPORTED: _C.INTEL_TCB_NOT_SUPPORTED,
+    Defect.TDX_MODULE_TCB_NOT_SUPPORTED: _C.INTEL_TCB_NOT_SUPPORTED,
+    Defect.TD_SEPT_VE_DISABLE_OFF: _C.INTEL_POLICY_TD_SEPT_VE_DISABLE_OFF,
+    Defect.TD_MIGRATABLE: _C.INTEL_POLICY_TD_MIGRATABLE,
+    Defect.TD_RESERVED_ATTRIBUTES: _C.INTEL_POLICY_TD_RESERVED_ATTRIBUTES,
+    Defect.MRSERVICETD_NONZERO: _C.INTEL_POLICY_MRSERVICETD_NONZERO,
+}
+
+
+def expected_code(defect: Defect, tee: Tee) -> Code:
+    """Suggested code for ``defect`` (DEBUG depends on the TEE). ``intel.policy.*`` codes come from appraisal:
+    the quote itself verifies, and the status or attribute is then refused by the default policy."""
+    if defect is Defect.DEBUG:
+        return Code.INTEL_POLICY_TD_DEBUG if tee == "tdx" else Code.INTEL_POLICY_SGX_DEBUG
+    return EXPECTED_CODES[defect]
+
+
+def defect_applies(defect: Defect, quote: QuoteOptions) -> bool:
+    """Whether ``defect`` can be injected into a quote built with ``quote`` (TDX-only defects, TD 1.5 fields)."""
+    if defect in _TDX_ONLY and quote.tee != "tdx":
+        return False
+    if defect is Defect.MRSERVICETD_NONZERO:
+        return quote.resolved_body_type() in (3, 4)
+    if defect is Defect.TDX_MODULE_IDENTITY_MISSING:
+        return quote.td.tee_tcb_svn[1] > 0
+    return True
+
+
+def applicable_defects(quote: QuoteOptions) -> tuple[Defect, ...]:
+    return tuple(d for d in Defect if defect_applies(d, quote))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Results
+
+
+@dataclass(frozen=True, slots=True)
+class PcsResponses:
+    """The same collateral as Intel PCS serves it. Field names match
+    :func:`verifier.trust.intel_collateral.collateral_from_pcs`'s keywords (see :meth:`kwargs`)."""
+
+    tcb_info_body: bytes  # {"tcbInfo":<exact signed bytes>,"signature":"<hex>"}
+    tcb_info_issuer_chain: str  # TCB-Info-Issuer-Chain header value: URL-encoded PEM, signer first, root last
+    qe_identity_body: bytes  # {"enclaveIdentity":...,"signature":...}
+    qe_identity_issuer_chain: str  # SGX-Enclave-Identity-Issuer-Chain header value
+    pck_crl: bytes  # DER (…/pckcrl?ca=<ca>&encoding=der)
+    pck_crl_issuer_chain: str  # SGX-PCK-CRL-Issuer-Chain header value
+    root_ca_crl: bytes  # DER
+    ca: CaKind
+
+    def kwargs(self) -> dict[str, bytes | str]:
+        return {"tcb_info_body": self.tcb_info_body, "tcb_info_issuer_chain": self.tcb_info_issuer_chain,
+                "qe_identity_body": self.qe_identity_body, "qe_identity_issuer_chain": self.qe_identity_issuer_chain,
+                "pck_crl": self.pck_crl, "root_ca_crl": self.root_ca_crl,
+                "pck_crl_issuer_chain": self.pck_crl_issuer_chain}
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """A simulated quote with its collateral, the time it is valid at and the (simulated) trust store."""
+
+    quote: bytes
+    collateral: Mapping[str, str]  # dcap-qvl QuoteCollateralV3 shape
+    pcs: PcsResponses
+    now: datetime
+    trust_store: TrustStore  # always pins the *genuine* simulated root, whatever the defect
+    layout: QuoteLayout
+    options: QuoteOptions
+    defect: Defect | None
+    attestation_key: bytes  # raw x||y
+    pck_chain: tuple[x509.Certificate, ...]  # leaf, CA, root as embedded in the quote
+    platform: PckPlatform
+    tcb_info_signer: x509.Certificate
+    qe_identity_signer: x509.Certificate
+    collateral_json: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "collateral_json", json.dumps(dict(self.collateral), indent=1))
+
+    @property
+    def now_secs(self) -> int:
+        return int(self.now.timestamp())
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The PKI
+
+
+def _name(cn: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn), x509.NameAttribute(NameOID.ORGANIZATION_NAME,
+                      _ORG), x509.NameAttribute(NameOID.COUNTRY_NAME, "US")])
+
+
+def _ski(cert: x509.Certificate) -> bytes:
+    return cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+
+
+def _pem(*certs: x509.Certificate) -> str:
+    return "".join(c.public_bytes(Encoding.PEM).decode() for c in certs)
+
+
+def _in_window(start: timedelta, end: timedelta) -> tuple[datetime, datetime]:
+    return SIM_NOW + start, SIM_NOW + end
+
+
+_GOOD_DOC: Final = _in_window(-10 * _DAY, 20 * _DAY)
+_EXPIRED_DOC: Final = _in_window(-40 * _DAY, -_DAY)
+_FUTURE_DOC: Final = _in_window(_DAY, 31 * _DAY)
+
+
+class IntelPki:
+    """A simulated Intel SGX PKI with deterministic keys (see module docstring). Use :func:`default_pki`."""
+
+    def __init__(self, seed: str = "keyward-simulated-intel-pki/1") -> None:
+        self._seed = seed
+        self.rogue_key = self.key("rogue")  # signs everything a defect needs signed "by someone else"
+        self.root_key, self.alt_root_key = self.key("root"), self.key("alt-root")
+        self.root = self._issue(ROOT_CN, self.root_key, None, self.root_key, "root", "root", (
+            datetime(2025, 1, 1, tzinfo=UTC), datetime(2049, 12, 31, 23, 59, 59, tzinfo=UTC)))
+        self.alt_root = self._issue(ROOT_CN, self.alt_root_key, None, self.alt_root_key, "root", "root", (
+            datetime(2025, 1, 1, tzinfo=UTC), datetime(2049, 12, 31, 23, 59, 59, tzinfo=UTC)))
+        self.ca_keys: dict[str, ec.EllipticCurvePrivateKey] = {k: self.key(f"{k}-ca") for k in CA_CN}
+        self.cas = {k: self._ca(k, self.ca_keys[k], self.root, self.root_key) for k in CA_CN}
+        self.tcb_signing_key = self.key("tcb-signing")
+        self.tcb_signing = self._signer(self.tcb_signing_key, self.root, self.root_key)
+        self.pck_key = self.key("pck-leaf")
+        self.attestation_key = self.key("attestation-key")
+        self.trust_store = trust_store_from_certificates({INTEL_SGX_ROOT: self.root}, simulated=True)
+
+    # -- keys and certificates ---------------------------------------------------------------------------
+
+    def key(self, label: str) -> ec.EllipticCurvePrivateKey:
+        """A P-256 key derived from the seed and ``label`` (fast and reproducible; test use only)."""
+        digest = hashlib.sha256(f"{self._seed}/key/{label}".encode()).digest()
+        return ec.derive_private_key(int.from_bytes(digest, "big") % (_P256_ORDER - 1) + 1, ec.SECP256R1())
+
+    def _serial(self, label: str) -> int:
+        digest = hashlib.sha256(f"{self._seed}/serial/{label}".encode()).digest()
+        return int.from_bytes(digest[:19], "big") | (1 << 151)  # 19-20 byte positive serials, like Intel's
+
+    def _issue(self, cn: str, subject_key: ec.EllipticCurvePrivateKey, issuer: x509.Certificate | None,
+               signer: ec.EllipticCurvePrivateKey, role: str, serial_label: str,
+               validity: tuple[datetime, datetime], extra: Iterable[x509.ExtensionType] = (),
+               crl_url: str = _ROOT_CRL_URL) -> x509.Certificate:
+        public = subject_key.public_key()
+        ski = x509.SubjectKeyIdentifier.from_public_key(public)
+        aki = ski.digest if issuer is None else _ski(issuer)
+        ca = role in ("root", "ca")
+        b = (x509.CertificateBuilder().subject_name(_name(cn))
+             .issuer_name(_name(cn) if issuer is None else issuer.subject).public_key(public)
+             .serial_number(self._serial(serial_label)).not_valid_before(validity[0]).not_valid_after(validity[1])
+             .add_extension(x509.AuthorityKeyIdentifier(aki, None, None), critical=False)
+             .add_extension(x509.CRLDistributionPoints([x509.DistributionPoint(
+                 [x509.UniformResourceIdentifier(crl_url)], None, None, None)]), critical=False)
+             .add_extension(ski, critical=False)
+             .add_extension(x509.KeyUsage(digital_signature=not ca, content_commitment=not ca, key_encipherment=False,
+                                          data_encipherment=False, key_agreement=False, key_cert_sign=ca, crl_sign=ca,
+                                          encipher_only=False, decipher_only=False), critical=True)
+             .add_extension(x509.BasicConstraints(ca=ca, path_length=(1 if role == "root" else 0) if ca else None),
+                            critical=True))
+        for ext in extra:
+            b = b.add_extension(ext, critical=False)
+        return b.sign(signer, hashes.SHA256(), ecdsa_deterministic=True)
+
+    def _ca(self, kind: str, key: ec.EllipticCurvePrivateKey, root: x509.Certificate,
+            signer: ec.EllipticCurvePrivateKey) -> x509.Certificate:
+        return self._issue(CA_CN[kind], key, root, signer, "ca", f"{kind}-ca",
+                           (datetime(2025, 1, 1, tzinfo=UTC), datetime(2040, 1, 1, tzinfo=UTC)))
+
+    def _signer(self, key: ec.EllipticCurvePrivateKey, root: x509.Certificate,
+                signer: ec.EllipticCurvePrivateKey) -> x509.Certificate:
+        return self._issue(TCB_SIGNING_CN, key, root, signer, "leaf", "tcb-signing",
+                           (datetime(2025, 5, 6, tzinfo=UTC), datetime(2032, 5, 6, tzinfo=UTC)))
+
+    def pck_leaf(self, platform: PckPlatform, ca: x509.Certificate, signer: ec.EllipticCurvePrivateKey,
+                 key: ec.EllipticCurvePrivateKey | None = None,
+                 validity: tuple[datetime, datetime] | None = None) -> x509.Certificate:
+        """Issue a PCK leaf certifying ``platform`` under ``ca``'s name, signed by ``signer``."""
+        kind = "platform" if "Platform" in ca.subject.rfc4514_string() else "processor"
+        ext = x509.UnrecognizedExtension(x509.ObjectIdentifier(SGX_EXTENSION_OID), sgx_extension_der(platform))
+        return self._issue(PCK_CN, key or self.pck_key, ca, signer, "leaf", "pck-leaf",
+                           validity or (datetime(2025, 6, 1, tzinfo=UTC), datetime(2032, 6, 1, tzinfo=UTC)), [ext],
+                           crl_url=f"https://sim.keyward.invalid/sgx/certification/v4/pckcrl?ca={kind}&encoding=der")
+
+    def crl(self, issuer: x509.Certificate, signer: ec.EllipticCurvePrivateKey, window: tuple[datetime, datetime],
+            revoked: Iterable[int] = (), *, number: int | None = 1, aki: bool = True) -> x509.CertificateRevocationList:
+        """A CRL under ``issuer``'s name (AKI = its SKI) signed by ``signer``, valid over ``window``."""
+        b = (x509.CertificateRevocationListBuilder().issuer_name(issuer.subject)
+             .last_update(window[0]).next_update(window[1]))
+        for serial in sorted(set(revoked)):
+            b = b.add_revoked_certificate(x509.RevokedCertificateBuilder().serial_number(serial)
+                                          .revocation_date(window[0] - _DAY).build())
+        if number is not None:
+            b = b.add_extension(x509.CRLNumber(number), critical=False)
+        if aki:
+            b = b.add_extension(x509.AuthorityKeyIdentifier(_ski(issuer), None, None), critical=False)
+        return b.sign(signer, hashes.SHA256(), ecdsa_deterministic=True)
+
+    # -- collateral documents ----------------------------------------------------------------------------
+
+    @staticmethod
+    def tcb_info_json(*, tdx: bool, window: tuple[datetime, datetime], c: CollateralOptions,
+                      fmspc: bytes = SIM_FMSPC, pce_id: bytes = SIM_PCE_ID, top_status: str | None = None,
+                      short_top_level: bool = False, drop_module: str | None = None) -> str:
+        """TCB Info v3 as compact JSON (the exact bytes that get signed)."""
+        levels = []
+        for i, lv in enumerate(PLATFORM_LEVELS):
+            sgx = [{"svn": v} for v in lv.sgx[: 15 if short_top_level and i == 0 else 16]]
+            tcb: dict[str, object] = {"sgxtcbcomponents": sgx, "pcesvn": lv.pcesvn}
+            if tdx:
+                tcb["tdxtcbcomponents"] = [
+                    {"svn": v, "category": _TDX_COMPONENT_NAMES[j][0], "type": _TDX_COMPONENT_NAMES[j][1]}
+                    if j < 3 else {"svn": v} for j, v in enumerate(lv.tdx)]
+            status = (top_status or c.top_tcb_status) if i == 0 else lv.status
+            advisories = c.top_tcb_advisory_ids if i == 0 else lv.advisories
+            level: dict[str, object] = {"tcb": tcb, "tcbDate": lv.date, "tcbStatus": status}
+            if advisories:
+                level["advisoryIDs"] = list(advisories)
+            levels.append(level)
+        doc: dict[str, object] = {
+            "id": "TDX" if tdx else "SGX", "version": 3, "issueDate": _ts(window[0]), "nextUpdate": _ts(window[1]),
+            "fmspc": fmspc.hex().upper(), "pceId": pce_id.hex().upper(), "tcbType": 0,
+            "tcbEvaluationDataNumber": c.tcb_evaluation_data_number}
+        if tdx:
+            module = {"mrsigner": "00" * 48, "attributes": "00" * 8, "attributesMask": "FF" * 8}
+            doc["tdxModule"] = module
+            doc["tdxModuleIdentities"] = [
+                {"id": ident, **module, "tcbLevels": [{"tcb": {"isvsvn": svn}, "tcbDate": date, "tcbStatus": st}
+                                                      for svn, date, st in lvls]}
+                for ident, lvls in MODULE_IDENTITIES if ident != drop_module]
+        doc["tcbLevels"] = levels
+        return json.dumps(doc, separators=(",", ":"))
+
+    @staticmethod
+    def qe_identity_json(profile: QeProfile, *, window: tuple[datetime, datetime], c: CollateralOptions,
+                         top_status: str | None = None) -> str:
+        """QE Identity v2 as compact JSON (the exact bytes that get signed)."""
+        levels = []
+        for i, (svn, date, status, advisories) in enumerate(profile.levels):
+            level: dict[str, object] = {"tcb": {"isvsvn": svn}, "tcbDate": date,
+                                        "tcbStatus": top_status if i == 0 and top_status else status}
+            if advisories:
+                level["advisoryIDs"] = list(advisories)
+            levels.append(level)
+        eval_number = c.qe_tcb_evaluation_data_number or c.tcb_evaluation_data_number
+        doc = {"id": profile.identity_id, "version": 2, "issueDate": _ts(window[0]), "nextUpdate": _ts(window[1]),
+               "tcbEvaluationDataNumber": eval_number, "miscselect": "00000000", "miscselectMask": "FFFFFFFF",
+               "attributes": profile.identity_attributes.hex().upper(),
+               "attributesMask": profile.attributes_mask.hex().upper(), "mrsigner": profile.mrsigner.hex().upper(),
+               "isvprodid": profile.isvprodid, "tcbLevels": levels}
+        return json.dumps(doc, separators=(",", ":"))
+
+    # -- the one entry point -----------------------------------------------------------------------------
+
+    def build(self, quote: QuoteOptions = QuoteOptions(), collateral: CollateralOptions = CollateralOptions(),
+              defect: Defect | None = None) -> Evidence:
+        """Build a quote and its collateral, genuine unless ``defect`` is given. Raises ValueError for invalid
+        options or a defect that does not apply (see :func:`defect_applies`)."""
+        d = defect
+        body_type = quote.resolved_body_type()
+        if d is not None and not defect_applies(d, quote):
+            raise ValueError(f"defect {d.value!r} does not apply to {quote.tee} quote v{quote.version}")
+        tdx, now = quote.tee == "tdx", SIM_NOW
+
+        # 1. The PCK chain embedded in the quote (intel-dcap.md §2, §4 step 2).
+        comps, pcesvn = _PLATFORM_TCB[quote.platform_tcb]
+        if d is Defect.TCB_NOT_SUPPORTED:
+            comps = _BELOW_ALL_SGX
+        processor = quote.pck_ca == "processor"
+        platform = PckPlatform(tcb_components=comps, pcesvn=pcesvn, sgx_type=0 if processor else 1,
+                               platform_instance_id=None if processor else _PLATFORM_INSTANCE_ID,
+                               configuration=None if processor else _CONFIGURATION)
+        ca_key, ca, root, leaf_key = self.ca_keys[quote.pck_ca], self.cas[quote.pck_ca], self.root, self.pck_key
+        if d is Defect.WRONG_ROOT:
+            root, ca_key, leaf_key = self.alt_root, self.key(f"alt-{quote.pck_ca}-ca"), self.key("alt-pck-leaf")
+            ca = self._ca(quote.pck_ca, ca_key, self.alt_root, self.alt_root_key)
+        elif d is Defect.INTERMEDIATE_BAD_SIGNATURE:
+            ca = self._ca(quote.pck_ca, ca_key, self.root, self.rogue_key)
+        validity = _pick(d, {Defect.PCK_EXPIRED: (datetime(2019, 1, 1, tzinfo=UTC), now - _DAY),
+                             Defect.PCK_NOT_YET_VALID: (now + _DAY, datetime(2033, 1, 1, tzinfo=UTC))}, None)
+        leaf = self.pck_leaf(platform, ca, self.rogue_key if d is Defect.PCK_BAD_SIGNATURE else ca_key, leaf_key,
+                             validity)
+
+        # 2. The quote.
+        qe = QE_PROFILES[quote.tee]
+        qe_isvsvn = qe.levels[-1][0] - 1 if d is Defect.QE_TCB_NOT_SUPPORTED else (
+            qe.levels[0][0] if quote.qe_isvsvn is None else quote.qe_isvsvn)
+        binding = hashlib.sha256(raw_public_key(self.attestation_key) + quote.qe_auth_data).digest()
+        if d is Defect.AK_BINDING_WRONG:
+            binding = bytes([binding[0] ^ 0x01]) + binding[1:]
+        qe_report = SgxReport(
+            cpusvn=platform.cpusvn, miscselect=1 if d is Defect.QE_MISCSELECT_MISMATCH else 0,
+            attributes=bytes([qe.report_attributes[0] | SGX_ATTR_DEBUG]) + qe.report_attributes[1:]
+            if d is Defect.QE_ATTRIBUTES_MISMATCH else qe.report_attributes,
+            mrenclave=qe.mrenclave, mrsigner=hashlib.sha256(qe.mrsigner).digest()
+            if d is Defect.QE_MRSIGNER_MISMATCH else qe.mrsigner,
+            isvprodid=qe.isvprodid + (10 if d is Defect.QE_ISVPRODID_MISMATCH else 0), isvsvn=qe_isvsvn,
+            reportdata=binding + (b"\x01" + bytes(31) if d is Defect.QE_REPORTDATA_TAIL_NONZERO else bytes(32)),
+        ).pack()
+        chain = (leaf, ca, root)
+        cert_data = QeCertificationData(
+            qe_report, sign_raw(self.rogue_key if d is Defect.QE_REPORT_BAD_SIGNATURE else leaf_key, qe_report),
+            quote.qe_auth_data, _pem(*chain).encode() + b"\x00")
+        body = self._td_body(quote.td, d).pack(body_type) if tdx else self._sgx_body(quote.sgx, platform, d).pack()
+        quote_bytes = assemble_quote(
+            version=quote.version, tee_type=TEE_TDX if tdx else TEE_SGX, body=body, body_type=body_type,
+            attestation_key=self.attestation_key, certification=cert_data,
+            qe_svn=qe_isvsvn if quote.version == 3 else 0, pce_svn=pcesvn if quote.version == 3 else 0,
+            user_data=quote.qe_id + bytes(4),
+            quote_signing_key=self.rogue_key if d is Defect.QUOTE_BAD_SIGNATURE else None)
+
+        # 3. Collateral (intel-dcap.md §3).
+        c = collateral
+        window = _pick(d, {Defect.TCB_INFO_EXPIRED: _EXPIRED_DOC, Defect.TCB_INFO_NOT_YET_VALID: _FUTURE_DOC},
+                       _GOOD_DOC)
+        tcb_info = self.tcb_info_json(
+            tdx=tdx != (d is Defect.TCB_INFO_WRONG_TEE), window=window, c=c,
+            fmspc=bytes.fromhex("5EC0DE000001") if d is Defect.FMSPC_MISMATCH else platform.fmspc,
+            pce_id=b"\x00\x01" if d is Defect.PCE_ID_MISMATCH else platform.pce_id,
+            top_status=_pick(d, {Defect.TCB_STATUS_REVOKED: "Revoked", Defect.TCB_STATUS_UNRECOGNIZED: "Bogus"}, None),
+            short_top_level=d is Defect.TCB_LEVEL_SHORT_COMPONENTS,
+            drop_module=f"TDX_{quote.td.tee_tcb_svn[1]:02X}" if d is Defect.TDX_MODULE_IDENTITY_MISSING else None)
+        qe_window = _pick(d, {Defect.QE_IDENTITY_EXPIRED: _EXPIRED_DOC, Defect.QE_IDENTITY_NOT_YET_VALID: _FUTURE_DOC},
+                          _GOOD_DOC)
+        qe_doc_profile = QE_PROFILES["sgx" if tdx else "tdx"] if d is Defect.QE_IDENTITY_WRONG_TEE else qe
+        qe_identity = self.qe_identity_json(qe_doc_profile, window=qe_window, c=c,
+                                            top_status="Revoked" if d is Defect.QE_TCB_REVOKED else None)
+        tcb_signer, tcb_chain = self._doc_signer(d, Defect.TCB_INFO_SIGNING_WRONG_ROOT, Defect.TCB_INFO_BAD_SIGNATURE)
+        qe_signer, qe_chain = self._doc_signer(d, Defect.QE_IDENTITY_SIGNING_WRONG_ROOT,
+                                               Defect.QE_IDENTITY_BAD_SIGNATURE)
+        if d is Defect.TCB_INFO_SIGNING_BAD_SIGNATURE:
+            tcb_chain = (self._signer(self.tcb_signing_key, self.root, self.rogue_key), self.root)
+        tcb_sig = sign_raw(tcb_signer, tcb_info.encode()).hex()
+        qe_sig = sign_raw(qe_signer, qe_identity.encode()).hex()
+
+        root_revoked = set(c.root_crl_revoked_serials)
+        if d is Defect.INTERMEDIATE_REVOKED:
+            root_revoked.add(ca.serial_number)
+        if d is Defect.TCB_SIGNING_REVOKED:
+            root_revoked.add(self.tcb_signing.serial_number)
+        root_crl = self.crl(
+            self.root, self.rogue_key if d is Defect.ROOT_CRL_BAD_SIGNATURE else self.root_key,
+            _pick(d, {Defect.ROOT_CRL_EXPIRED: _in_window(-400 * _DAY, -_DAY),
+                      Defect.ROOT_CRL_NOT_YET_VALID: _in_window(_DAY, 366 * _DAY)}, _in_window(-30 * _DAY, 335 * _DAY)),
+            root_revoked, number=None if d is Defect.ROOT_CRL_NO_CRL_NUMBER else 1)
+        crl_ca: CaKind = ("processor" if quote.pck_ca == "platform" else "platform") if d is Defect.PCK_CRL_WRONG_ISSUER \
+            else quote.pck_ca
+        pck_revoked = set(c.pck_crl_revoked_serials) | ({leaf.serial_number} if d is Defect.PCK_REVOKED else set())
+        pck_crl = self.crl(
+            self.cas[crl_ca], self.rogue_key if d is Defect.PCK_CRL_BAD_SIGNATURE else self.ca_keys[crl_ca],
+            _pick(d, {Defect.PCK_CRL_EXPIRED: _in_window(-31 * _DAY, -_DAY),
+                      Defect.PCK_CRL_NOT_YET_VALID: _in_window(_DAY, 31 * _DAY)}, _in_window(-5 * _DAY, 25 * _DAY)),
+            pck_revoked, number=None if d is Defect.PCK_CRL_NO_CRL_NUMBER else 1, aki=d is not Defect.PCK_CRL_NO_AKI)
+
+        root_der, pck_der = root_crl.public_bytes(Encoding.DER), pck_crl.public_bytes(Encoding.DER)
+        pck_crl_chain = _pem(self.cas[crl_ca], self.root)
+        coll = {"pck_crl_issuer_chain": pck_crl_chain, "root_ca_crl": root_der.hex(), "pck_crl": pck_der.hex(),
+                "tcb_info_issuer_chain": _pem(*tcb_chain), "tcb_info": tcb_info, "tcb_info_signature": tcb_sig,
+                "qe_identity_issuer_chain": _pem(*qe_chain), "qe_identity": qe_identity,
+                "qe_identity_signature": qe_sig}
+        pcs = PcsResponses(
+            tcb_info_body=f'{{"tcbInfo":{tcb_info},"signature":"{tcb_sig}"}}'.encode(),
+            tcb_info_issuer_chain=urllib.parse.quote(_pem(*tcb_chain)),
+            qe_identity_body=f'{{"enclaveIdentity":{qe_identity},"signature":"{qe_sig}"}}'.encode(),
+            qe_identity_issuer_chain=urllib.parse.quote(_pem(*qe_chain)), pck_crl=pck_der,
+            pck_crl_issuer_chain=urllib.parse.quote(pck_crl_chain), root_ca_crl=root_der, ca=crl_ca)
+        return Evidence(quote=quote_bytes, collateral=coll, pcs=pcs, now=now, trust_store=self.trust_store,
+                        layout=quote_layout(quote_bytes), options=quote, defect=d,
+                        attestation_key=raw_public_key(self.attestation_key), pck_chain=chain, platform=platform,
+                        tcb_info_signer=tcb_chain[0], qe_identity_signer=qe_chain[0])
+
+    def _doc_signer(self, d: Defect | None, wrong_root: Defect, bad_signature: Defect
+                    ) -> tuple[ec.EllipticCurvePrivateKey, tuple[x509.Certificate, x509.Certificate]]:
+        """Key that signs a TCB Info / QE Identity and the issuer chain that goes with it."""
+        if d is wrong_root:  # a forger's own signing cert and root, both with Intel-like names
+            key = self.key("alt-tcb-signing")
+            return key, (self._signer(key, self.alt_root, self.alt_root_key), self.alt_root)
+        return (self.rogue_key if d is bad_signature else self.tcb_signing_key), (self.tcb_signing, self.root)
+
+    @staticmethod
+    def _sgx_body(sgx: SgxReport, platform: PckPlatform, d: Defect | None) -> SgxReport:
+        if sgx.cpusvn is None:
+            sgx = replace(sgx, cpusvn=platform.cpusvn)
+        if d is Defect.DEBUG:
+            sgx = replace(sgx, attributes=bytes([sgx.attributes[0] | SGX_ATTR_DEBUG]) + sgx.attributes[1:])
+        return sgx
+
+    @staticmethod
+    def _td_body(td: TdReport, d: Defect | None) -> TdReport:
+        svn = bytearray(td.tee_tcb_svn)
+        if d is Defect.TDX_TCB_NOT_SUPPORTED:
+            svn[2] = min(lv.tdx[2] for lv in PLATFORM_LEVELS) - 1
+        if d is Defect.TDX_MODULE_TCB_NOT_SUPPORTED:
+            svn[0] = min(lvl[0] for _, lvls in MODULE_IDENTITIES for lvl in lvls) - 1
+        td = replace(td, tee_tcb_svn=bytes(svn))
+        attrs = td.tdattributes_int
+        attrs |= _pick(d, {Defect.DEBUG: TD_ATTR_DEBUG, Defect.TD_MIGRATABLE: TD_ATTR_MIGRATABLE,
+                           Defect.TD_RESERVED_ATTRIBUTES: 1 << 40}, 0)
+        if d is Defect.TD_SEPT_VE_DISABLE_OFF:
+            attrs &= ~TD_ATTR_SEPT_VE_DISABLE
+        td = td.with_tdattributes(attrs)
+        if d is Defect.MRSIGNERSEAM_MISMATCH:
+            td = replace(td, mrsignerseam=hashlib.sha384(b"keyward-simulated:rogue-seam-signer").digest())
+        if d is Defect.SEAMATTRIBUTES_NONZERO:
+            td = replace(td, seamattributes=b"\x01" + bytes(7))
+        if d is Defect.MRSERVICETD_NONZERO:
+            td = replace(td, mrservicetd=hashlib.sha384(b"keyward-simulated:service-td").digest())
+        return td
+
+
+@functools.cache
+def default_pki() -> IntelPki:
+    """The process-wide simulated PKI (deterministic, built once: ~10 ms)."""
+    return IntelPki()
