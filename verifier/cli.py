@@ -39,7 +39,7 @@ def parse_time(text: str) -> datetime:
     return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
 
 
-class _Time(click.ParamType):
+class _Time(click.ParamType):  # type: ignore[type-arg]  # generic only in newer click stubs
     name = "TIME"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> datetime:
@@ -56,14 +56,23 @@ def main() -> None:
 
 @main.command()
 @click.argument("evidence", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--collateral", "collateral_path", type=click.Path(exists=True, path_type=Path),
-              help="dcap-qvl QuoteCollateralV3 JSON, or a directory of raw Intel PCS responses.")
+@click.option(
+    "--collateral",
+    "collateral_path",
+    type=click.Path(exists=True, path_type=Path),
+    help="dcap-qvl QuoteCollateralV3 JSON, or a directory of raw Intel PCS responses.",
+)
 @click.option("--at", "at", type=_Time(), help="Verification time: ISO 8601 or unix seconds (default: now).")
-@click.option("--policy", "policy_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Appraisal policy JSON (default: Keyward's default Intel policy).")
+@click.option(
+    "--policy",
+    "policy_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Appraisal policy JSON (default: Keyward's default Intel policy).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a report.")
-def verify(evidence: Path, collateral_path: Path | None, at: datetime | None, policy_path: Path | None,
-           as_json: bool) -> None:
+def verify(
+    evidence: Path, collateral_path: Path | None, at: datetime | None, policy_path: Path | None, as_json: bool
+) -> None:
     """Verify EVIDENCE (an SGX/TDX quote, binary or hex) and appraise it."""
     now = at or datetime.now(UTC)
     policy = IntelPolicy()
@@ -78,7 +87,7 @@ def verify(evidence: Path, collateral_path: Path | None, at: datetime | None, po
         result = _evaluate(data, collateral_path, now, policy)
     except KeywardError as e:  # trust store problems: nothing can be verified
         result = _rejection(e.to_reason())
-    except Exception as e:  # noqa: BLE001 - the contract is "never a traceback"; report it as a rejection
+    except Exception as e:
         result = _rejection(Reason(Code.INTERNAL_ERROR, f"unexpected {type(e).__name__}: {e}"))
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2))
@@ -102,8 +111,20 @@ def _evaluate(data: bytes, collateral_path: Path | None, now: datetime, policy: 
     return evaluate_intel_quote(data, collateral, trust, now, policy)
 
 
-_REPORT_CLAIMS = ("mrenclave", "mrsigner", "isvprodid", "isvsvn", "mrtd", "rtmr0", "rtmr1", "rtmr2", "rtmr3",
-                  "tdattributes", "mrservicetd", "reportdata")
+_REPORT_CLAIMS = (
+    "mrenclave",
+    "mrsigner",
+    "isvprodid",
+    "isvsvn",
+    "mrtd",
+    "rtmr0",
+    "rtmr1",
+    "rtmr2",
+    "rtmr3",
+    "tdattributes",
+    "mrservicetd",
+    "reportdata",
+)
 
 
 def render_report(name: str, now: datetime, r: Evaluation) -> str:
@@ -115,13 +136,16 @@ def render_report(name: str, now: datetime, r: Evaluation) -> str:
     kind = f" (quote v{c['quote_version']}, body type {c['body_type']})" if "quote_version" in c else ""
     lines.append(f"  platform     {r.platform or 'unknown'}{kind}{'  [SIMULATED]' if r.simulated else ''}")
     lines.append(f"  at           {now.strftime('%Y-%m-%dT%H:%M:%SZ')}")
-    lines.append(f"  verified     {yes if r.verified else no}"
-                 + ("   PCK chain -> pinned Intel SGX Root CA, CRLs, TCB Info, QE Identity, signatures"
-                    if r.verified else ""))
+    lines.append(
+        f"  verified     {yes if r.verified else no}"
+        + ("   PCK chain -> pinned Intel SGX Root CA, CRLs, TCB Info, QE Identity, signatures" if r.verified else "")
+    )
     if r.tcb_status:
         adv = ", ".join(r.advisory_ids) or "none"
-        lines.append(f"  tcb status   {r.tcb_status}   (tcbDate {c.get('tcb_date')}, evaluation data "
-                     f"#{r.collateral.get('tcb_eval_number')}, FMSPC {c.get('fmspc')})")
+        lines.append(
+            f"  tcb status   {r.tcb_status}   (tcbDate {c.get('tcb_date')}, evaluation data "
+            f"#{r.collateral.get('tcb_eval_number')}, FMSPC {c.get('fmspc')})"
+        )
         lines.append(f"  advisories   {adv}")
     lines.append(f"  accepted     {yes if r.accepted else no}")
     for reason in r.reasons:

@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-
 VECTORS = Path(__file__).resolve().parents[1] / "vectors"
 INTEL_VECTORS = VECTORS / "intel"
 

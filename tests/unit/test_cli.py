@@ -24,8 +24,17 @@ def test_cli_verify_accepted_json_shape() -> None:
     code, out = _run("verify", str(P2.quote), "--collateral", str(P2.collateral), "--at", "1750332747", "--json")
     assert code == 0
     doc = json.loads(out)
-    assert set(doc) == {"platform", "verified", "accepted", "simulated", "tcb_status", "advisory_ids", "claims",
-                        "reasons", "collateral"}
+    assert set(doc) == {
+        "platform",
+        "verified",
+        "accepted",
+        "simulated",
+        "tcb_status",
+        "advisory_ids",
+        "claims",
+        "reasons",
+        "collateral",
+    }
     assert doc["platform"] == "intel-tdx"
     assert (doc["verified"], doc["accepted"], doc["simulated"]) == (True, True, False)
     assert doc["tcb_status"] == "UpToDate"
@@ -36,8 +45,7 @@ def test_cli_verify_accepted_json_shape() -> None:
 
 
 def test_cli_verify_policy_rejection_exit_1() -> None:
-    code, out = _run("verify", str(T1.quote), "--collateral", str(T1.collateral), "--at", T1.now.isoformat(),
-                     "--json")
+    code, out = _run("verify", str(T1.quote), "--collateral", str(T1.collateral), "--at", T1.now.isoformat(), "--json")
     assert code == 1
     doc = json.loads(out)
     assert doc["verified"] is True
@@ -61,8 +69,12 @@ def test_cli_verify_without_collateral_rejected() -> None:
 
 @pytest.mark.parametrize(
     ("content", "code"),
-    [(b"", "intel.quote.truncated"), (b"\x04\x00" + b"\x00" * 100, "intel.quote.unsupported_key_type"),
-     (b"garbage that is not a quote, long enough to hold a header" * 2, "intel.quote.unsupported_version"), (b"0xabc", "intel.quote.encoding")],
+    [
+        (b"", "intel.quote.truncated"),
+        (b"\x04\x00" + b"\x00" * 100, "intel.quote.unsupported_key_type"),
+        (b"garbage that is not a quote, long enough to hold a header" * 2, "intel.quote.unsupported_version"),
+        (b"0xabc", "intel.quote.encoding"),
+    ],
     ids=["empty", "short-v4", "text", "odd-hex"],
 )
 def test_cli_verify_malformed_evidence_clean_rejection(tmp_path: Path, content: bytes, code: str) -> None:
@@ -84,16 +96,30 @@ def test_cli_verify_malformed_collateral_clean_rejection(tmp_path: Path) -> None
 def test_cli_verify_policy_file(tmp_path: Path) -> None:
     policy = tmp_path / "policy.json"
     policy.write_text(json.dumps({"allowed_measurements": {"mrtd": ["00" * 48]}}))
-    code, out = _run("verify", str(P2.quote), "--collateral", str(P2.collateral), "--at", "1750332747",
-                     "--policy", str(policy), "--json")
+    code, out = _run(
+        "verify",
+        str(P2.quote),
+        "--collateral",
+        str(P2.collateral),
+        "--at",
+        "1750332747",
+        "--policy",
+        str(policy),
+        "--json",
+    )
     assert code == 1
     assert [r["code"] for r in json.loads(out)["reasons"]] == ["intel.policy.measurement_not_allowed"]
 
 
 @pytest.mark.parametrize(
     "args",
-    [["verify", "/nonexistent/quote.bin"], ["verify", "{quote}", "--at", "yesterday"],
-     ["verify", "{quote}", "--bogus"], ["verify", "{quote}", "--policy", "{bad_policy}"], ["verify"]],
+    [
+        ["verify", "/nonexistent/quote.bin"],
+        ["verify", "{quote}", "--at", "yesterday"],
+        ["verify", "{quote}", "--bogus"],
+        ["verify", "{quote}", "--policy", "{bad_policy}"],
+        ["verify"],
+    ],
     ids=["missing-file", "bad-time", "bad-flag", "invalid-policy", "no-evidence"],
 )
 def test_cli_verify_usage_errors_exit_2(tmp_path: Path, args: list[str]) -> None:
@@ -113,8 +139,12 @@ def test_cli_verify_human_report_mentions_status_and_reason() -> None:
 
 @pytest.mark.parametrize(
     ("text", "unix"),
-    [("1750332747", 1750332747), ("2025-06-19T11:32:27Z", 1750332747), ("2025-06-19T13:32:27+02:00", 1750332747),
-     ("2025-06-19T11:32:27", 1750332747)],
+    [
+        ("1750332747", 1750332747),
+        ("2025-06-19T11:32:27Z", 1750332747),
+        ("2025-06-19T13:32:27+02:00", 1750332747),
+        ("2025-06-19T11:32:27", 1750332747),
+    ],
     ids=["unix", "zulu", "offset", "naive-is-utc"],
 )
 def test_parse_time_formats(text: str, unix: int) -> None:

@@ -40,13 +40,22 @@ from verifier.platforms.intel_tcb import (
 )
 
 #: Statuses a policy may list as acceptable. "Revoked" can never be accepted.
-ACCEPTABLE_STATUSES: Final = frozenset({
-    UP_TO_DATE, SW_HARDENING_NEEDED, CONFIGURATION_NEEDED, CONFIGURATION_AND_SW_HARDENING_NEEDED, OUT_OF_DATE,
-    OUT_OF_DATE_CONFIGURATION_NEEDED, TD_RELAUNCH_ADVISED, TD_RELAUNCH_ADVISED_CONFIGURATION_NEEDED,
-})
+ACCEPTABLE_STATUSES: Final = frozenset(
+    {
+        UP_TO_DATE,
+        SW_HARDENING_NEEDED,
+        CONFIGURATION_NEEDED,
+        CONFIGURATION_AND_SW_HARDENING_NEEDED,
+        OUT_OF_DATE,
+        OUT_OF_DATE_CONFIGURATION_NEEDED,
+        TD_RELAUNCH_ADVISED,
+        TD_RELAUNCH_ADVISED_CONFIGURATION_NEEDED,
+    }
+)
 SGX_MEASUREMENTS: Final = frozenset({"mrenclave", "mrsigner"})
-TDX_MEASUREMENTS: Final = frozenset({"mrtd", "rtmr0", "rtmr1", "rtmr2", "rtmr3", "mrconfigid", "mrowner",
-                                     "mrownerconfig", "mrseam"})
+TDX_MEASUREMENTS: Final = frozenset(
+    {"mrtd", "rtmr0", "rtmr1", "rtmr2", "rtmr3", "mrconfigid", "mrowner", "mrownerconfig", "mrseam"}
+)
 _SIZES: Final = {"mrenclave": 32, "mrsigner": 32, **dict.fromkeys(TDX_MEASUREMENTS, 48)}
 
 
@@ -66,23 +75,44 @@ class IntelPolicy:
     def __post_init__(self) -> None:
         bad = self.accepted_tcb_statuses - ACCEPTABLE_STATUSES
         if bad:
-            raise UsageError(Code.POLICY_INVALID, "policy accepts unknown or never-acceptable TCB statuses",
-                             expected=" | ".join(sorted(ACCEPTABLE_STATUSES)), actual=", ".join(sorted(bad)))
+            raise UsageError(
+                Code.POLICY_INVALID,
+                "policy accepts unknown or never-acceptable TCB statuses",
+                expected=" | ".join(sorted(ACCEPTABLE_STATUSES)),
+                actual=", ".join(sorted(bad)),
+            )
         if self.expected_report_data is not None and len(self.expected_report_data) != 64:
-            raise UsageError(Code.POLICY_INVALID, "expected_report_data must be 64 bytes",
-                             expected=64, actual=len(self.expected_report_data))
+            raise UsageError(
+                Code.POLICY_INVALID,
+                "expected_report_data must be 64 bytes",
+                expected=64,
+                actual=len(self.expected_report_data),
+            )
         for name, values in self.allowed_measurements.items():
             if name not in _SIZES:
-                raise UsageError(Code.POLICY_INVALID, f"unknown measurement {name!r}",
-                                 expected=" | ".join(sorted(_SIZES)), actual=name)
+                raise UsageError(
+                    Code.POLICY_INVALID,
+                    f"unknown measurement {name!r}",
+                    expected=" | ".join(sorted(_SIZES)),
+                    actual=name,
+                )
             if not values or any(len(v) != _SIZES[name] for v in values):
                 raise UsageError(Code.POLICY_INVALID, f"{name} allow-list must hold {_SIZES[name]}-byte values")
 
 
-_POLICY_KEYS: Final = frozenset({
-    "accepted_tcb_statuses", "allow_debug", "require_sept_ve_disable", "allow_migratable", "allow_service_td",
-    "denied_advisory_ids", "min_tcb_eval_number", "expected_report_data", "allowed_measurements",
-})
+_POLICY_KEYS: Final = frozenset(
+    {
+        "accepted_tcb_statuses",
+        "allow_debug",
+        "require_sept_ve_disable",
+        "allow_migratable",
+        "allow_service_td",
+        "denied_advisory_ids",
+        "min_tcb_eval_number",
+        "expected_report_data",
+        "allowed_measurements",
+    }
+)
 
 
 def parse_intel_policy(text: bytes | str) -> IntelPolicy:
@@ -95,8 +125,12 @@ def parse_intel_policy(text: bytes | str) -> IntelPolicy:
         raise UsageError(Code.POLICY_INVALID, "policy must be a JSON object")
     unknown = set(doc) - _POLICY_KEYS
     if unknown:
-        raise UsageError(Code.POLICY_INVALID, "unknown policy keys", expected=", ".join(sorted(_POLICY_KEYS)),
-                         actual=", ".join(sorted(unknown)))
+        raise UsageError(
+            Code.POLICY_INVALID,
+            "unknown policy keys",
+            expected=", ".join(sorted(_POLICY_KEYS)),
+            actual=", ".join(sorted(unknown)),
+        )
     kw: dict[str, Any] = {}
     try:
         for key in ("allow_debug", "require_sept_ve_disable", "allow_migratable", "allow_service_td"):
@@ -131,41 +165,92 @@ def appraise_intel(v: IntelVerification, policy: IntelPolicy) -> Verdict:
     body = v.quote.body
     if isinstance(body, SgxReportBody):
         if body.debug and not policy.allow_debug:
-            reasons.append(Reason(Code.INTEL_POLICY_SGX_DEBUG, "SGX enclave is in DEBUG mode (ATTRIBUTES.DEBUG)",
-                                  "0", "1"))
+            reasons.append(
+                Reason(Code.INTEL_POLICY_SGX_DEBUG, "SGX enclave is in DEBUG mode (ATTRIBUTES.DEBUG)", "0", "1")
+            )
         measured = {"mrenclave": body.mrenclave, "mrsigner": body.mrsigner}
     else:
         reasons.extend(_td_attribute_reasons(body, policy))
         if body.mrservicetd is not None and any(body.mrservicetd) and not policy.allow_service_td:
-            reasons.append(Reason(Code.INTEL_POLICY_MRSERVICETD_NONZERO, "TD is bound to a service TD (MRSERVICETD)",
-                                  bytes(48).hex(), body.mrservicetd.hex()))
-        measured = {"mrtd": body.mrtd, "rtmr0": body.rtmr0, "rtmr1": body.rtmr1, "rtmr2": body.rtmr2,
-                    "rtmr3": body.rtmr3, "mrconfigid": body.mrconfigid, "mrowner": body.mrowner,
-                    "mrownerconfig": body.mrownerconfig, "mrseam": body.mrseam}
+            reasons.append(
+                Reason(
+                    Code.INTEL_POLICY_MRSERVICETD_NONZERO,
+                    "TD is bound to a service TD (MRSERVICETD)",
+                    bytes(48).hex(),
+                    body.mrservicetd.hex(),
+                )
+            )
+        measured = {
+            "mrtd": body.mrtd,
+            "rtmr0": body.rtmr0,
+            "rtmr1": body.rtmr1,
+            "rtmr2": body.rtmr2,
+            "rtmr3": body.rtmr3,
+            "mrconfigid": body.mrconfigid,
+            "mrowner": body.mrowner,
+            "mrownerconfig": body.mrownerconfig,
+            "mrseam": body.mrseam,
+        }
 
     status = v.tcb.status
     if status not in policy.accepted_tcb_statuses:
-        reasons.append(Reason(Code.INTEL_POLICY_TCB_STATUS_NOT_ACCEPTED, "TCB status is not accepted by policy",
-                              " | ".join(sorted(policy.accepted_tcb_statuses)), status))
+        reasons.append(
+            Reason(
+                Code.INTEL_POLICY_TCB_STATUS_NOT_ACCEPTED,
+                "TCB status is not accepted by policy",
+                " | ".join(sorted(policy.accepted_tcb_statuses)),
+                status,
+            )
+        )
     denied = sorted(set(v.tcb.advisory_ids) & policy.denied_advisory_ids)
     if denied:
-        reasons.append(Reason(Code.INTEL_POLICY_ADVISORY_DENIED, "platform is affected by denied advisories",
-                              "none of " + ", ".join(sorted(policy.denied_advisory_ids)), ", ".join(denied)))
+        reasons.append(
+            Reason(
+                Code.INTEL_POLICY_ADVISORY_DENIED,
+                "platform is affected by denied advisories",
+                "none of " + ", ".join(sorted(policy.denied_advisory_ids)),
+                ", ".join(denied),
+            )
+        )
     eval_number = v.collateral.tcb_eval_number
     if policy.min_tcb_eval_number is not None and eval_number < policy.min_tcb_eval_number:
-        reasons.append(Reason(Code.INTEL_POLICY_TCB_EVAL_NUMBER_TOO_LOW, "collateral TCB evaluation number too low",
-                              f">= {policy.min_tcb_eval_number}", str(eval_number)))
+        reasons.append(
+            Reason(
+                Code.INTEL_POLICY_TCB_EVAL_NUMBER_TOO_LOW,
+                "collateral TCB evaluation number too low",
+                f">= {policy.min_tcb_eval_number}",
+                str(eval_number),
+            )
+        )
     if policy.expected_report_data is not None and body.reportdata != policy.expected_report_data:
-        reasons.append(Reason(Code.INTEL_POLICY_REPORT_DATA_MISMATCH, "REPORTDATA is not the expected binding",
-                              policy.expected_report_data.hex(), body.reportdata.hex()))
+        reasons.append(
+            Reason(
+                Code.INTEL_POLICY_REPORT_DATA_MISMATCH,
+                "REPORTDATA is not the expected binding",
+                policy.expected_report_data.hex(),
+                body.reportdata.hex(),
+            )
+        )
     for name, allowed in sorted(policy.allowed_measurements.items()):
         value = measured.get(name)
         if value is None:
-            reasons.append(Reason(Code.INTEL_POLICY_MEASUREMENT_NOT_ALLOWED,
-                                  f"policy lists {name}, which this TEE type does not report", name, "absent"))
+            reasons.append(
+                Reason(
+                    Code.INTEL_POLICY_MEASUREMENT_NOT_ALLOWED,
+                    f"policy lists {name}, which this TEE type does not report",
+                    name,
+                    "absent",
+                )
+            )
         elif value not in allowed:
-            reasons.append(Reason(Code.INTEL_POLICY_MEASUREMENT_NOT_ALLOWED, f"{name} is not in the allow-list",
-                                  "one of " + ", ".join(sorted(a.hex() for a in allowed)), value.hex()))
+            reasons.append(
+                Reason(
+                    Code.INTEL_POLICY_MEASUREMENT_NOT_ALLOWED,
+                    f"{name} is not in the allow-list",
+                    "one of " + ", ".join(sorted(a.hex() for a in allowed)),
+                    value.hex(),
+                )
+            )
     return Verdict.of(reasons, simulated=v.simulated)
 
 
@@ -174,14 +259,22 @@ def _td_attribute_reasons(body: TdReportBody, policy: IntelPolicy) -> list[Reaso
     attrs = body.tdattributes_int
     tud = attrs & TD_ATTR_TUD_MASK & ~TD_ATTR_RESERVED_MASK  # DEBUG (bit 0) and profiling (bits 4-6)
     if tud and not policy.allow_debug:
-        reasons.append(Reason(Code.INTEL_POLICY_TD_DEBUG, "TD is debuggable (TDATTRIBUTES TUD bits)",
-                              "0x00", f"0x{tud:02x}"))
+        reasons.append(
+            Reason(Code.INTEL_POLICY_TD_DEBUG, "TD is debuggable (TDATTRIBUTES TUD bits)", "0x00", f"0x{tud:02x}")
+        )
     if attrs & TD_ATTR_RESERVED_MASK:
-        reasons.append(Reason(Code.INTEL_POLICY_TD_RESERVED_ATTRIBUTES, "TDATTRIBUTES has reserved bits set",
-                              "0", f"0x{attrs & TD_ATTR_RESERVED_MASK:016x}"))
+        reasons.append(
+            Reason(
+                Code.INTEL_POLICY_TD_RESERVED_ATTRIBUTES,
+                "TDATTRIBUTES has reserved bits set",
+                "0",
+                f"0x{attrs & TD_ATTR_RESERVED_MASK:016x}",
+            )
+        )
     if policy.require_sept_ve_disable and not attrs & TD_ATTR_SEPT_VE_DISABLE:
-        reasons.append(Reason(Code.INTEL_POLICY_TD_SEPT_VE_DISABLE_OFF, "TD does not set SEPT_VE_DISABLE (bit 28)",
-                              "1", "0"))
+        reasons.append(
+            Reason(Code.INTEL_POLICY_TD_SEPT_VE_DISABLE_OFF, "TD does not set SEPT_VE_DISABLE (bit 28)", "1", "0")
+        )
     if attrs & TD_ATTR_MIGRATABLE and not policy.allow_migratable:
         reasons.append(Reason(Code.INTEL_POLICY_TD_MIGRATABLE, "TD is MIGRATABLE (bit 29)", "0", "1"))
     return reasons

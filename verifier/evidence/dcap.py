@@ -139,12 +139,14 @@ class Quote:
 
     @property
     def sgx_body(self) -> SgxReportBody:
-        assert isinstance(self.body, SgxReportBody)
+        if not isinstance(self.body, SgxReportBody):
+            raise TypeError("not an SGX quote")
         return self.body
 
     @property
     def td_body(self) -> TdReportBody:
-        assert isinstance(self.body, TdReportBody)
+        if not isinstance(self.body, TdReportBody):
+            raise TypeError("not a TDX quote")
         return self.body
 
 
@@ -197,20 +199,31 @@ def parse_quote(data: bytes) -> Quote:
     # 1. Header (§1.1) and the checks of §4 step 1 that need only the header.
     version, key_type, tee_type, qe_svn, pce_svn, vendor, user_data = HEADER.unpack_from(buf, 0)
     if version not in (3, 4, 5):
-        raise EvidenceMalformed(Code.INTEL_QUOTE_UNSUPPORTED_VERSION, "unknown quote version", expected="3, 4 or 5",
-                                actual=version)
+        raise EvidenceMalformed(
+            Code.INTEL_QUOTE_UNSUPPORTED_VERSION, "unknown quote version", expected="3, 4 or 5", actual=version
+        )
     if key_type != ATT_KEY_TYPE_ECDSA_P256:
-        raise EvidenceMalformed(Code.INTEL_QUOTE_UNSUPPORTED_KEY_TYPE, "attestation key type is not ECDSA P-256",
-                                expected=ATT_KEY_TYPE_ECDSA_P256, actual=key_type)
+        raise EvidenceMalformed(
+            Code.INTEL_QUOTE_UNSUPPORTED_KEY_TYPE,
+            "attestation key type is not ECDSA P-256",
+            expected=ATT_KEY_TYPE_ECDSA_P256,
+            actual=key_type,
+        )
     if tee_type not in (TEE_TYPE_SGX, TEE_TYPE_TDX) or (version == 3 and tee_type != TEE_TYPE_SGX):
-        raise EvidenceMalformed(Code.INTEL_QUOTE_UNSUPPORTED_TEE_TYPE, "TEE type not valid for this quote version",
-                                expected="0x0 (SGX) or 0x81 (TDX, v4/v5)", actual=hex(tee_type))
+        raise EvidenceMalformed(
+            Code.INTEL_QUOTE_UNSUPPORTED_TEE_TYPE,
+            "TEE type not valid for this quote version",
+            expected="0x0 (SGX) or 0x81 (TDX, v4/v5)",
+            actual=hex(tee_type),
+        )
     if version == 4 and tee_type != TEE_TYPE_TDX:
-        raise EvidenceMalformed(Code.INTEL_QUOTE_UNSUPPORTED_TEE_TYPE, "quote v4 is TDX only",
-                                expected="0x81", actual=hex(tee_type))
+        raise EvidenceMalformed(
+            Code.INTEL_QUOTE_UNSUPPORTED_TEE_TYPE, "quote v4 is TDX only", expected="0x81", actual=hex(tee_type)
+        )
     if vendor != INTEL_QE_VENDOR_ID:
-        raise EvidenceMalformed(Code.INTEL_QUOTE_VENDOR_MISMATCH, "QE vendor ID is not Intel's",
-                                expected=INTEL_QE_VENDOR_ID, actual=vendor)
+        raise EvidenceMalformed(
+            Code.INTEL_QUOTE_VENDOR_MISMATCH, "QE vendor ID is not Intel's", expected=INTEL_QE_VENDOR_ID, actual=vendor
+        )
     header = QuoteHeader(version, key_type, tee_type, qe_svn, pce_svn, vendor, user_data)
 
     # 2. Body (§1.2).
@@ -220,14 +233,23 @@ def parse_quote(data: bytes) -> Quote:
         body_type, body_size = V5_BODY_DESCRIPTOR.unpack_from(buf, HEADER_SIZE)
         expected_size = _BODY_SIZES.get(body_type)
         if expected_size is None:
-            raise EvidenceMalformed(Code.INTEL_QUOTE_BODY_TYPE_INVALID, "unknown v5 body type",
-                                    expected="1, 2, 3 or 4", actual=body_type)
+            raise EvidenceMalformed(
+                Code.INTEL_QUOTE_BODY_TYPE_INVALID, "unknown v5 body type", expected="1, 2, 3 or 4", actual=body_type
+            )
         if (body_type == BODY_TYPE_SGX) != (tee_type == TEE_TYPE_SGX):
-            raise EvidenceMalformed(Code.INTEL_QUOTE_BODY_TYPE_INVALID, "body type does not match TEE type",
-                                    expected="1 for SGX, 2-4 for TDX", actual=body_type)
+            raise EvidenceMalformed(
+                Code.INTEL_QUOTE_BODY_TYPE_INVALID,
+                "body type does not match TEE type",
+                expected="1 for SGX, 2-4 for TDX",
+                actual=body_type,
+            )
         if body_size != expected_size:
-            raise EvidenceMalformed(Code.INTEL_QUOTE_BODY_SIZE_INVALID, "body size does not match body type",
-                                    expected=expected_size, actual=body_size)
+            raise EvidenceMalformed(
+                Code.INTEL_QUOTE_BODY_SIZE_INVALID,
+                "body size does not match body type",
+                expected=expected_size,
+                actual=body_size,
+            )
         body_off = HEADER_SIZE + V5_BODY_DESCRIPTOR.size
     else:
         body_type = BODY_TYPE_SGX if version == 3 else BODY_TYPE_TD10
@@ -264,8 +286,12 @@ def parse_quote(data: bytes) -> Quote:
 def _parse_signature_data(sd: bytes, version: int) -> QuoteSignatureData:
     n = len(sd)
     if n < _SIG + _KEY:
-        raise EvidenceMalformed(Code.INTEL_QUOTE_LENGTH_INVALID, "signature data too short for signature and key",
-                                expected=f">= {_SIG + _KEY}", actual=n)
+        raise EvidenceMalformed(
+            Code.INTEL_QUOTE_LENGTH_INVALID,
+            "signature data too short for signature and key",
+            expected=f">= {_SIG + _KEY}",
+            actual=n,
+        )
     signature = sd[0:_SIG]
     att_key = sd[_SIG : _SIG + _KEY]
     off = _SIG + _KEY
@@ -276,15 +302,22 @@ def _parse_signature_data(sd: bytes, version: int) -> QuoteSignatureData:
             raise _overrun("certification data header", off + CERT_DATA_HEADER.size, n)
         cert_type, cert_size = CERT_DATA_HEADER.unpack_from(sd, off)
         if cert_type != CERT_TYPE_QE_REPORT:
-            raise EvidenceMalformed(Code.INTEL_QUOTE_CERT_TYPE_UNSUPPORTED,
-                                    "outer certification data must be QE report certification data",
-                                    expected=CERT_TYPE_QE_REPORT, actual=cert_type)
+            raise EvidenceMalformed(
+                Code.INTEL_QUOTE_CERT_TYPE_UNSUPPORTED,
+                "outer certification data must be QE report certification data",
+                expected=CERT_TYPE_QE_REPORT,
+                actual=cert_type,
+            )
         start = off + CERT_DATA_HEADER.size
         if cert_size > n - start:
             raise _overrun("QE report certification data", cert_size, n - start)
         if start + cert_size != n:
-            raise EvidenceMalformed(Code.INTEL_QUOTE_LENGTH_INVALID, "bytes left over after certification data",
-                                    expected=n - start, actual=cert_size)
+            raise EvidenceMalformed(
+                Code.INTEL_QUOTE_LENGTH_INVALID,
+                "bytes left over after certification data",
+                expected=n - start,
+                actual=cert_size,
+            )
         cert = _parse_qe_report_cert_data(sd, start, start + cert_size, outer=False)
     return QuoteSignatureData(signature=signature, attestation_key=att_key, certification=cert)
 
@@ -301,8 +334,12 @@ def _parse_qe_report_cert_data(sd: bytes, off: int, end: int, *, outer: bool) ->
     (auth_len,) = U16.unpack_from(sd, off)
     off += U16.size
     if auth_len > limits.MAX_QE_AUTH_DATA_BYTES:
-        raise EvidenceMalformed(Code.INTEL_QUOTE_LENGTH_INVALID, "QE auth data is too large",
-                                expected=f"<= {limits.MAX_QE_AUTH_DATA_BYTES}", actual=auth_len)
+        raise EvidenceMalformed(
+            Code.INTEL_QUOTE_LENGTH_INVALID,
+            "QE auth data is too large",
+            expected=f"<= {limits.MAX_QE_AUTH_DATA_BYTES}",
+            actual=auth_len,
+        )
     if auth_len > end - off:
         raise _overrun("QE auth data", auth_len, end - off)
     auth = sd[off : off + auth_len]
@@ -313,16 +350,28 @@ def _parse_qe_report_cert_data(sd: bytes, off: int, end: int, *, outer: bool) ->
     off += CERT_DATA_HEADER.size
     if cert_type != CERT_TYPE_PCK_CHAIN:
         where = "certification data" if outer else "inner certification data"
-        raise EvidenceMalformed(Code.INTEL_QUOTE_CERT_TYPE_UNSUPPORTED, f"{where} must be a PCK certificate chain",
-                                expected=CERT_TYPE_PCK_CHAIN, actual=cert_type)
+        raise EvidenceMalformed(
+            Code.INTEL_QUOTE_CERT_TYPE_UNSUPPORTED,
+            f"{where} must be a PCK certificate chain",
+            expected=CERT_TYPE_PCK_CHAIN,
+            actual=cert_type,
+        )
     if cert_size > limits.MAX_CERT_DATA_BYTES:
-        raise EvidenceMalformed(Code.INTEL_QUOTE_LENGTH_INVALID, "PCK certification data is too large",
-                                expected=f"<= {limits.MAX_CERT_DATA_BYTES}", actual=cert_size)
+        raise EvidenceMalformed(
+            Code.INTEL_QUOTE_LENGTH_INVALID,
+            "PCK certification data is too large",
+            expected=f"<= {limits.MAX_CERT_DATA_BYTES}",
+            actual=cert_size,
+        )
     if cert_size > end - off:
         raise _overrun("PCK certification data", cert_size, end - off)
     if off + cert_size != end:
-        raise EvidenceMalformed(Code.INTEL_QUOTE_LENGTH_INVALID, "bytes left over after PCK certification data",
-                                expected=end - off, actual=cert_size)
+        raise EvidenceMalformed(
+            Code.INTEL_QUOTE_LENGTH_INVALID,
+            "bytes left over after PCK certification data",
+            expected=end - off,
+            actual=cert_size,
+        )
     return QeReportCertificationData(
         qe_report=qe_report,
         qe_report_signature=qe_sig,

@@ -30,28 +30,51 @@ def quote_claims(quote: Quote) -> dict[str, ClaimValue]:
     b = quote.body
     if isinstance(b, SgxReportBody):
         c.update(
-            mrenclave=b.mrenclave.hex(), mrsigner=b.mrsigner.hex(), isvprodid=b.isvprodid, isvsvn=b.isvsvn,
-            attributes=b.attributes.hex(), xfrm=b.xfrm.hex(), miscselect=b.miscselect_bytes.hex(),
-            cpusvn=b.cpusvn.hex(), configid=b.configid.hex(), configsvn=b.configsvn,
-            isvextprodid=b.isvextprodid.hex(), isvfamilyid=b.isvfamilyid.hex(), reportdata=b.reportdata.hex(),
+            mrenclave=b.mrenclave.hex(),
+            mrsigner=b.mrsigner.hex(),
+            isvprodid=b.isvprodid,
+            isvsvn=b.isvsvn,
+            attributes=b.attributes.hex(),
+            xfrm=b.xfrm.hex(),
+            miscselect=b.miscselect_bytes.hex(),
+            cpusvn=b.cpusvn.hex(),
+            configid=b.configid.hex(),
+            configsvn=b.configsvn,
+            isvextprodid=b.isvextprodid.hex(),
+            isvfamilyid=b.isvfamilyid.hex(),
+            reportdata=b.reportdata.hex(),
         )
         return c
     c.update(
-        tee_tcb_svn=b.tee_tcb_svn.hex(), mrseam=b.mrseam.hex(), mrsignerseam=b.mrsignerseam.hex(),
-        seamattributes=b.seamattributes.hex(), tdattributes=b.tdattributes.hex(), xfam=b.xfam.hex(),
-        mrtd=b.mrtd.hex(), mrconfigid=b.mrconfigid.hex(), mrowner=b.mrowner.hex(),
-        mrownerconfig=b.mrownerconfig.hex(), rtmr0=b.rtmr0.hex(), rtmr1=b.rtmr1.hex(), rtmr2=b.rtmr2.hex(),
-        rtmr3=b.rtmr3.hex(), reportdata=b.reportdata.hex(),
+        tee_tcb_svn=b.tee_tcb_svn.hex(),
+        mrseam=b.mrseam.hex(),
+        mrsignerseam=b.mrsignerseam.hex(),
+        seamattributes=b.seamattributes.hex(),
+        tdattributes=b.tdattributes.hex(),
+        xfam=b.xfam.hex(),
+        mrtd=b.mrtd.hex(),
+        mrconfigid=b.mrconfigid.hex(),
+        mrowner=b.mrowner.hex(),
+        mrownerconfig=b.mrownerconfig.hex(),
+        rtmr0=b.rtmr0.hex(),
+        rtmr1=b.rtmr1.hex(),
+        rtmr2=b.rtmr2.hex(),
+        rtmr3=b.rtmr3.hex(),
+        reportdata=b.reportdata.hex(),
     )
     if b.tee_tcb_svn2 is not None and b.mrservicetd is not None:
         c.update(tee_tcb_svn2=b.tee_tcb_svn2.hex(), mrservicetd=b.mrservicetd.hex())
     if b.extras is not None:
         e = b.extras
         c.update(
-            vmid=e.vmid.hex(), td_id=e.td_id.hex(), dev_info=e.dev_info.hex(),
+            vmid=e.vmid.hex(),
+            td_id=e.td_id.hex(),
+            dev_info=e.dev_info.hex(),
             init_service_td_hash=e.init_service_td_hash.hex(),
-            init_service_td_attributes=e.init_service_td_attributes.hex(), init_cpu_svn=e.init_cpu_svn.hex(),
-            init_tee_tcb_svn=e.init_tee_tcb_svn.hex(), init_tee_fmspc=e.init_tee_fmspc.hex(),
+            init_service_td_attributes=e.init_service_td_attributes.hex(),
+            init_cpu_svn=e.init_cpu_svn.hex(),
+            init_tee_tcb_svn=e.init_tee_tcb_svn.hex(),
+            init_tee_fmspc=e.init_tee_fmspc.hex(),
             cur_service_td_hash=e.cur_service_td_hash.hex(),
             cur_service_td_attributes=e.cur_service_td_attributes.hex(),
         )
@@ -63,10 +86,18 @@ def verified_claims(v: IntelVerification) -> dict[str, ClaimValue]:
     c = quote_claims(v.quote)
     p, t = v.pck, v.tcb
     c.update(
-        fmspc=p.fmspc.hex(), pce_id=p.pce_id.hex(), sgx_type=p.sgx_type, pck_pcesvn=p.pcesvn,
-        pck_cpusvn=p.cpusvn.hex(), dynamic_platform=p.dynamic_platform, cached_keys=p.cached_keys,
-        smt_enabled=p.smt_enabled, tcb_date=t.tcb_date, platform_tcb_status=t.platform_status,
-        qe_tcb_status=t.qe_status, tdx_module_tcb_status=t.module_status,
+        fmspc=p.fmspc.hex(),
+        pce_id=p.pce_id.hex(),
+        sgx_type=p.sgx_type,
+        pck_pcesvn=p.pcesvn,
+        pck_cpusvn=p.cpusvn.hex(),
+        dynamic_platform=p.dynamic_platform,
+        cached_keys=p.cached_keys,
+        smt_enabled=p.smt_enabled,
+        tcb_date=t.tcb_date,
+        platform_tcb_status=t.platform_status,
+        qe_tcb_status=t.qe_status,
+        tdx_module_tcb_status=t.module_status,
     )
     return c
 

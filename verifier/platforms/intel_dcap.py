@@ -29,7 +29,12 @@ from verifier.errors import Code, CollateralError, KeywardError, VerificationFai
 from verifier.evidence.dcap import Quote
 from verifier.evidence.sgx import SgxReportBody
 from verifier.evidence.tdx import TdReportBody
-from verifier.platforms.intel_tcb import IdentityLevel, TcbEvaluation, evaluate_tcb, match_identity_level, module_identity
+from verifier.platforms.intel_tcb import (
+    TcbEvaluation,
+    evaluate_tcb,
+    match_identity_level,
+    module_identity,
+)
 from verifier.trust.chains import (
     ContentCache,
     Window,
@@ -42,7 +47,15 @@ from verifier.trust.chains import (
     sha256,
     verify_p256_raw,
 )
-from verifier.trust.intel_collateral import Collateral, QeIdentity, TcbInfo, pem_certificates, parse_qe_identity, parse_tcb_info
+from verifier.trust.intel_collateral import (
+    Collateral,
+    IdentityLevel,
+    QeIdentity,
+    TcbInfo,
+    parse_qe_identity,
+    parse_tcb_info,
+    pem_certificates,
+)
 from verifier.trust.intel_pck import PckExtensions, parse_pck_extensions
 from verifier.trust.store import INTEL_SGX_ROOT, TrustStore
 
@@ -116,8 +129,7 @@ class _SignedCollateral:
     tcb_info: TcbInfo
     qe_identity: QeIdentity
     root_crl: x509.CertificateRevocationList
-    windows: tuple[Window, ...]
-    summary_windows: tuple[datetime, datetime, datetime, datetime]  # root CRL this/next, unused slots
+    windows: tuple[Window, ...]  # root CRL, TCB signer, TCB Info, QE signer, QE Identity
     tcb_info_digest: str
 
 
@@ -144,49 +156,69 @@ def _pinned_root(trust: TrustStore) -> x509.Certificate:
     return trust.root(INTEL_SGX_ROOT).certificate
 
 
-def _check_pinned(cert_der: bytes, trust: TrustStore, code: Code, what: str,
-                  error: type[KeywardError]) -> None:
+def _check_pinned(cert_der: bytes, trust: TrustStore, code: Code, what: str, error: type[KeywardError]) -> None:
     pinned = trust.root(INTEL_SGX_ROOT).der
     if cert_der != pinned:
-        raise error(code, f"{what} root is not the pinned Intel SGX Root CA",
-                    expected=hashlib.sha256(pinned).hexdigest(), actual=hashlib.sha256(cert_der).hexdigest())
+        raise error(
+            code,
+            f"{what} root is not the pinned Intel SGX Root CA",
+            expected=hashlib.sha256(pinned).hexdigest(),
+            actual=hashlib.sha256(cert_der).hexdigest(),
+        )
 
 
 def _verify_pck_chain(chain_pem: bytes, trust: TrustStore) -> _PckChain:
-    def fail(code: Code, message: str, **kw: object) -> VerificationFailed:
-        return VerificationFailed(code, message, **kw)  # type: ignore[arg-type]
-
     try:
         ders = pem_certificates(chain_pem, what="PCK certificate chain")
     except CollateralError as e:
-        raise fail(Code.INTEL_PCK_CHAIN_MALFORMED, e.message) from e
+        raise VerificationFailed(Code.INTEL_PCK_CHAIN_MALFORMED, e.message) from e
     if len(ders) != limits.PCK_CHAIN_LENGTH:
-        raise fail(Code.INTEL_PCK_CHAIN_MALFORMED, "PCK chain must be leaf, intermediate and root",
-                   expected=limits.PCK_CHAIN_LENGTH, actual=len(ders))
-    leaf, inter, root = (load_der_certificate(d, Code.INTEL_PCK_CHAIN_MALFORMED, "PCK chain certificate",
-                                              VerificationFailed) for d in ders)
+        raise VerificationFailed(
+            Code.INTEL_PCK_CHAIN_MALFORMED,
+            "PCK chain must be leaf, intermediate and root",
+            expected=limits.PCK_CHAIN_LENGTH,
+            actual=len(ders),
+        )
+    leaf, inter, root = (
+        load_der_certificate(d, Code.INTEL_PCK_CHAIN_MALFORMED, "PCK chain certificate", VerificationFailed)
+        for d in ders
+    )
     # 2a. The root is byte-equal to the pinned Intel SGX Root CA (QVL compares it too).
     _check_pinned(ders[2], trust, Code.INTEL_PCK_CHAIN_UNTRUSTED, "PCK chain", VerificationFailed)
     # 2b. Names: leaf "... SGX PCK Certificate", intermediate "... SGX PCK Platform CA" / "Processor CA".
     inter_cn = common_name(inter.subject)
     platform_ca = inter_cn.endswith(_PLATFORM_CA_CN_SUFFIX)
     if not (platform_ca or inter_cn.endswith(_PROCESSOR_CA_CN_SUFFIX)) or not is_ca(inter):
-        raise fail(Code.INTEL_PCK_SUBJECT_INVALID, "intermediate is not an SGX PCK Platform/Processor CA",
-                   expected="CN=Intel SGX PCK Platform CA | Processor CA (CA=true)", actual=inter_cn)
+        raise VerificationFailed(
+            Code.INTEL_PCK_SUBJECT_INVALID,
+            "intermediate is not an SGX PCK Platform/Processor CA",
+            expected="CN=Intel SGX PCK Platform CA | Processor CA (CA=true)",
+            actual=inter_cn,
+        )
     leaf_cn = common_name(leaf.subject)
     if not leaf_cn.endswith(_PCK_LEAF_CN_SUFFIX) or is_ca(leaf):
-        raise fail(Code.INTEL_PCK_SUBJECT_INVALID, "leaf is not an SGX PCK certificate",
-                   expected="CN=Intel SGX PCK Certificate (CA=false)", actual=leaf_cn)
+        raise VerificationFailed(
+            Code.INTEL_PCK_SUBJECT_INVALID,
+            "leaf is not an SGX PCK certificate",
+            expected="CN=Intel SGX PCK Certificate (CA=false)",
+            actual=leaf_cn,
+        )
     # 2c. Links: intermediate issued by the root, leaf issued by the intermediate (names and ECDSA-SHA256).
     for cert, issuer, what in ((inter, root, "PCK intermediate"), (leaf, inter, "PCK leaf")):
         if cert.issuer != issuer.subject:
-            raise fail(Code.INTEL_PCK_ISSUER_MISMATCH, f"{what} issuer name does not match its issuer",
-                       expected=issuer.subject.rfc4514_string(), actual=cert.issuer.rfc4514_string())
+            raise VerificationFailed(
+                Code.INTEL_PCK_ISSUER_MISMATCH,
+                f"{what} issuer name does not match its issuer",
+                expected=issuer.subject.rfc4514_string(),
+                actual=cert.issuer.rfc4514_string(),
+            )
         if not issued_by(cert, issuer):
-            raise fail(Code.INTEL_PCK_SIGNATURE_INVALID, f"{what} signature does not verify under its issuer")
+            raise VerificationFailed(
+                Code.INTEL_PCK_SIGNATURE_INVALID, f"{what} signature does not verify under its issuer"
+            )
     key = leaf.public_key()
     if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
-        raise fail(Code.INTEL_PCK_CHAIN_MALFORMED, "PCK leaf key is not P-256")
+        raise VerificationFailed(Code.INTEL_PCK_CHAIN_MALFORMED, "PCK leaf key is not P-256")
     windows = tuple(
         cert_window(c, what, Code.INTEL_PCK_EXPIRED, Code.INTEL_PCK_NOT_YET_VALID, VerificationFailed)
         for c, what in ((root, "Intel SGX Root CA"), (inter, "PCK intermediate CA"), (leaf, "PCK certificate"))
@@ -198,75 +230,104 @@ def _verify_pck_chain(chain_pem: bytes, trust: TrustStore) -> _PckChain:
 # Steps 3-5: CRLs and signed collateral
 
 
-def _load_crl(der: bytes, what: str) -> x509.CertificateRevocationList:
+def _load_crl(der: bytes, what: str) -> tuple[x509.CertificateRevocationList, Window]:
+    """Load a DER CRL that has CRL Number, AKI and nextUpdate; return it with its validity window."""
     try:
         crl = x509.load_der_x509_crl(der)
         exts = crl.extensions
         exts.get_extension_for_oid(ExtensionOID.CRL_NUMBER)
         aki = exts.get_extension_for_oid(ExtensionOID.AUTHORITY_KEY_IDENTIFIER).value
     except x509.ExtensionNotFound as e:
-        raise CollateralError(Code.INTEL_COLLATERAL_CRL_EXTENSIONS_MISSING,
-                              f"{what} lacks CRL Number or Authority Key Identifier") from e
+        raise CollateralError(
+            Code.INTEL_COLLATERAL_CRL_EXTENSIONS_MISSING, f"{what} lacks CRL Number or Authority Key Identifier"
+        ) from e
     except ValueError as e:
         raise CollateralError(Code.INTEL_COLLATERAL_MALFORMED, f"{what} is not a valid DER CRL") from e
-    if crl.next_update_utc is None or not isinstance(aki, x509.AuthorityKeyIdentifier):
+    next_update = crl.next_update_utc
+    if next_update is None or not isinstance(aki, x509.AuthorityKeyIdentifier):
         raise CollateralError(Code.INTEL_COLLATERAL_MALFORMED, f"{what} has no nextUpdate")
-    return crl
+    window = Window(
+        what,
+        crl.last_update_utc,
+        next_update,
+        Code.INTEL_COLLATERAL_CRL_EXPIRED,
+        Code.INTEL_COLLATERAL_CRL_NOT_YET_VALID,
+        CollateralError,
+    )
+    return crl, window
 
 
 def _check_crl_issuer(crl: x509.CertificateRevocationList, issuer: x509.Certificate, what: str) -> None:
     """The CRL names ``issuer``, its AKI is the issuer's SKI (automata PR #23), and ``issuer`` signed it."""
     if crl.issuer != issuer.subject:
-        raise CollateralError(Code.INTEL_COLLATERAL_CRL_WRONG_ISSUER, f"{what} is not issued by the expected CA",
-                              expected=issuer.subject.rfc4514_string(), actual=crl.issuer.rfc4514_string())
+        raise CollateralError(
+            Code.INTEL_COLLATERAL_CRL_WRONG_ISSUER,
+            f"{what} is not issued by the expected CA",
+            expected=issuer.subject.rfc4514_string(),
+            actual=crl.issuer.rfc4514_string(),
+        )
     aki = crl.extensions.get_extension_for_oid(ExtensionOID.AUTHORITY_KEY_IDENTIFIER).value
     try:
         ski = issuer.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_KEY_IDENTIFIER).value
     except (x509.ExtensionNotFound, ValueError):
         ski = None
-    if (isinstance(aki, x509.AuthorityKeyIdentifier) and aki.key_identifier is not None
-            and isinstance(ski, x509.SubjectKeyIdentifier) and aki.key_identifier != ski.digest):
-        raise CollateralError(Code.INTEL_COLLATERAL_CRL_WRONG_ISSUER, f"{what} AKI is not the issuer's key id",
-                              expected=ski.digest.hex(), actual=aki.key_identifier.hex())
+    if (
+        isinstance(aki, x509.AuthorityKeyIdentifier)
+        and aki.key_identifier is not None
+        and isinstance(ski, x509.SubjectKeyIdentifier)
+        and aki.key_identifier != ski.digest
+    ):
+        raise CollateralError(
+            Code.INTEL_COLLATERAL_CRL_WRONG_ISSUER,
+            f"{what} AKI is not the issuer's key id",
+            expected=ski.digest.hex(),
+            actual=aki.key_identifier.hex(),
+        )
     key = issuer.public_key()
     if not isinstance(key, ec.EllipticCurvePublicKey) or not crl.is_signature_valid(key):
         raise CollateralError(Code.INTEL_COLLATERAL_CRL_SIGNATURE_INVALID, f"{what} signature does not verify")
 
 
-def _crl_window(crl: x509.CertificateRevocationList, what: str) -> Window:
-    next_update = crl.next_update_utc
-    assert next_update is not None  # _load_crl guarantees it
-    return Window(what, crl.last_update_utc, next_update, Code.INTEL_COLLATERAL_CRL_EXPIRED,
-                  Code.INTEL_COLLATERAL_CRL_NOT_YET_VALID, CollateralError)
-
-
-def _verify_signing_chain(chain: tuple[bytes, ...], root_crl: x509.CertificateRevocationList, trust: TrustStore,
-                          what: str) -> tuple[ec.EllipticCurvePublicKey, Window]:
+def _verify_signing_chain(
+    chain: tuple[bytes, ...], root_crl: x509.CertificateRevocationList, trust: TrustStore, what: str
+) -> tuple[ec.EllipticCurvePublicKey, Window]:
     """Steps 4/5 chain: [TCB Signing, Root]; root pinned; signer issued by it and not revoked."""
     code = Code.INTEL_COLLATERAL_SIGNING_CHAIN_UNTRUSTED
     if not 2 <= len(chain) <= limits.MAX_ISSUER_CHAIN_CERTS:
         raise CollateralError(code, f"{what} issuer chain must be [signer, root]", expected=2, actual=len(chain))
     _check_pinned(chain[-1], trust, code, f"{what} issuer chain", CollateralError)
-    signer = load_der_certificate(chain[0], Code.INTEL_COLLATERAL_MALFORMED, f"{what} signing certificate",
-                                  CollateralError)
+    signer = load_der_certificate(
+        chain[0], Code.INTEL_COLLATERAL_MALFORMED, f"{what} signing certificate", CollateralError
+    )
     if _TCB_SIGNING_CN_PART not in common_name(signer.subject) or not issued_by(signer, _pinned_root(trust)):
-        raise CollateralError(code, f"{what} signer is not an SGX TCB Signing certificate issued by the root",
-                              actual=signer.subject.rfc4514_string())
+        raise CollateralError(
+            code,
+            f"{what} signer is not an SGX TCB Signing certificate issued by the root",
+            actual=signer.subject.rfc4514_string(),
+        )
     if root_crl.get_revoked_certificate_by_serial_number(signer.serial_number) is not None:
-        raise CollateralError(Code.INTEL_COLLATERAL_SIGNING_CERT_REVOKED, f"{what} signing certificate is revoked",
-                              actual=format(signer.serial_number, "x"))
+        raise CollateralError(
+            Code.INTEL_COLLATERAL_SIGNING_CERT_REVOKED,
+            f"{what} signing certificate is revoked",
+            actual=format(signer.serial_number, "x"),
+        )
     key = signer.public_key()
     if not isinstance(key, ec.EllipticCurvePublicKey):
         raise CollateralError(code, f"{what} signing key is not ECDSA")
-    window = cert_window(signer, f"{what} signing certificate", Code.INTEL_COLLATERAL_SIGNING_CERT_EXPIRED,
-                         Code.INTEL_COLLATERAL_SIGNING_CERT_EXPIRED, CollateralError)
+    window = cert_window(
+        signer,
+        f"{what} signing certificate",
+        Code.INTEL_COLLATERAL_SIGNING_CERT_EXPIRED,
+        Code.INTEL_COLLATERAL_SIGNING_CERT_EXPIRED,
+        CollateralError,
+    )
     return key, window
 
 
 def _verify_collateral(c: Collateral, trust: TrustStore) -> _SignedCollateral:
     root = _pinned_root(trust)
     # 3a. Root CA CRL: issued and signed by the pinned root, with CRL Number and AKI.
-    root_crl = _load_crl(c.root_ca_crl, "Root CA CRL")
+    root_crl, root_crl_window = _load_crl(c.root_ca_crl, "Root CA CRL")
     _check_crl_issuer(root_crl, root, "Root CA CRL")
     # 4. TCB Info: signing chain, signature over the exact signed bytes, then parse.
     tcb_key, tcb_signer_window = _verify_signing_chain(c.tcb_info_issuer_chain, root_crl, trust, "TCB Info")
@@ -276,38 +337,50 @@ def _verify_collateral(c: Collateral, trust: TrustStore) -> _SignedCollateral:
     # 5. QE Identity: same chain rules.
     qe_key, qe_signer_window = _verify_signing_chain(c.qe_identity_issuer_chain, root_crl, trust, "QE Identity")
     if not verify_p256_raw(qe_key, c.qe_identity_signature, c.qe_identity_raw):
-        raise CollateralError(Code.INTEL_COLLATERAL_QE_IDENTITY_SIGNATURE_INVALID,
-                              "QE Identity signature does not verify")
+        raise CollateralError(
+            Code.INTEL_COLLATERAL_QE_IDENTITY_SIGNATURE_INVALID, "QE Identity signature does not verify"
+        )
     qe_identity = parse_qe_identity(c.qe_identity_raw)
     windows = (
-        _crl_window(root_crl, "Root CA CRL"),
+        root_crl_window,
         tcb_signer_window,
-        Window("TCB Info", tcb_info.issue_date, tcb_info.next_update, Code.INTEL_COLLATERAL_TCB_INFO_EXPIRED,
-               Code.INTEL_COLLATERAL_TCB_INFO_NOT_YET_VALID, CollateralError),
+        Window(
+            "TCB Info",
+            tcb_info.issue_date,
+            tcb_info.next_update,
+            Code.INTEL_COLLATERAL_TCB_INFO_EXPIRED,
+            Code.INTEL_COLLATERAL_TCB_INFO_NOT_YET_VALID,
+            CollateralError,
+        ),
         qe_signer_window,
-        Window("QE Identity", qe_identity.issue_date, qe_identity.next_update,
-               Code.INTEL_COLLATERAL_QE_IDENTITY_EXPIRED, Code.INTEL_COLLATERAL_QE_IDENTITY_NOT_YET_VALID,
-               CollateralError),
+        Window(
+            "QE Identity",
+            qe_identity.issue_date,
+            qe_identity.next_update,
+            Code.INTEL_COLLATERAL_QE_IDENTITY_EXPIRED,
+            Code.INTEL_COLLATERAL_QE_IDENTITY_NOT_YET_VALID,
+            CollateralError,
+        ),
     )
-    next_update = root_crl.next_update_utc
-    assert next_update is not None
-    return _SignedCollateral(tcb_info, qe_identity, root_crl, windows,
-                             (root_crl.last_update_utc, next_update, next_update, next_update),
-                             hashlib.sha256(c.tcb_info_raw).hexdigest())
+    return _SignedCollateral(tcb_info, qe_identity, root_crl, windows, hashlib.sha256(c.tcb_info_raw).hexdigest())
 
 
 def _verify_revocation(chain: _PckChain, c: Collateral, signed: _SignedCollateral) -> _Revocation:
     # 3b. The intermediate is not on the Root CA CRL.
     if signed.root_crl.get_revoked_certificate_by_serial_number(chain.intermediate.serial_number) is not None:
-        raise VerificationFailed(Code.INTEL_PCK_INTERMEDIATE_REVOKED, "PCK intermediate CA is revoked",
-                                 actual=format(chain.intermediate.serial_number, "x"))
+        raise VerificationFailed(
+            Code.INTEL_PCK_INTERMEDIATE_REVOKED,
+            "PCK intermediate CA is revoked",
+            actual=format(chain.intermediate.serial_number, "x"),
+        )
     # 3c. PCK CRL: issued and signed by the PCK's own issuer; the PCK is not on it.
-    pck_crl = _load_crl(c.pck_crl, "PCK CRL")
+    pck_crl, window = _load_crl(c.pck_crl, "PCK CRL")
     _check_crl_issuer(pck_crl, chain.intermediate, "PCK CRL")
     if pck_crl.get_revoked_certificate_by_serial_number(chain.leaf.serial_number) is not None:
-        raise VerificationFailed(Code.INTEL_PCK_REVOKED, "PCK certificate is revoked",
-                                 actual=format(chain.leaf.serial_number, "x"))
-    return _Revocation(pck_crl, _crl_window(pck_crl, "PCK CRL"))
+        raise VerificationFailed(
+            Code.INTEL_PCK_REVOKED, "PCK certificate is revoked", actual=format(chain.leaf.serial_number, "x")
+        )
+    return _Revocation(pck_crl, window)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -344,7 +417,8 @@ def verify_quote(
         chain = cache.chains.get_or_compute(chain_key, lambda: _verify_pck_chain(cert.pck_chain_pem, trust))
         signed = cache.collateral.get_or_compute(coll_key, lambda: _verify_collateral(collateral, trust))
         revocation = cache.revocation.get_or_compute(
-            chain_key + coll_key, lambda: _verify_revocation(chain, collateral, signed))
+            chain_key + coll_key, lambda: _verify_revocation(chain, collateral, signed)
+        )
 
     # 2d-5d. Every validity window at `now`, in step order: PCK chain, CRLs, TCB Info, QE Identity.
     for w in chain.windows:
@@ -358,31 +432,52 @@ def verify_quote(
     is_tdx = quote.is_tdx
     # 4e. TCB Info is for this TEE, this FMSPC and this PCE (P8: SGX collateral offered for a TDX quote).
     if tcb_info.id != ("TDX" if is_tdx else "SGX"):
-        raise CollateralError(Code.INTEL_COLLATERAL_TCB_INFO_WRONG_TEE, "TCB Info is for another TEE",
-                              expected="TDX" if is_tdx else "SGX", actual=tcb_info.id)
+        raise CollateralError(
+            Code.INTEL_COLLATERAL_TCB_INFO_WRONG_TEE,
+            "TCB Info is for another TEE",
+            expected="TDX" if is_tdx else "SGX",
+            actual=tcb_info.id,
+        )
     pck = chain.extensions
     if tcb_info.fmspc != pck.fmspc:
-        raise CollateralError(Code.INTEL_COLLATERAL_FMSPC_MISMATCH, "TCB Info FMSPC differs from the PCK's",
-                              expected=pck.fmspc, actual=tcb_info.fmspc)
+        raise CollateralError(
+            Code.INTEL_COLLATERAL_FMSPC_MISMATCH,
+            "TCB Info FMSPC differs from the PCK's",
+            expected=pck.fmspc,
+            actual=tcb_info.fmspc,
+        )
     if tcb_info.pce_id != pck.pce_id:
-        raise CollateralError(Code.INTEL_COLLATERAL_PCE_ID_MISMATCH, "TCB Info PCE-ID differs from the PCK's",
-                              expected=pck.pce_id, actual=tcb_info.pce_id)
+        raise CollateralError(
+            Code.INTEL_COLLATERAL_PCE_ID_MISMATCH,
+            "TCB Info PCE-ID differs from the PCK's",
+            expected=pck.pce_id,
+            actual=tcb_info.pce_id,
+        )
     # 5e. QE Identity is the TD QE's for TDX, the QE's for SGX.
     want_qe = "TD_QE" if is_tdx else "QE"
     if qe_identity.id != want_qe:
-        raise CollateralError(Code.INTEL_COLLATERAL_QE_IDENTITY_WRONG_TEE, "QE Identity is for another QE",
-                              expected=want_qe, actual=qe_identity.id)
+        raise CollateralError(
+            Code.INTEL_COLLATERAL_QE_IDENTITY_WRONG_TEE,
+            "QE Identity is for another QE",
+            expected=want_qe,
+            actual=qe_identity.id,
+        )
 
     # 6. QE report signature by the PCK key.
     qe = cert.qe_report
     if not verify_p256_raw(chain.leaf_key, cert.qe_report_signature, qe.raw):
-        raise VerificationFailed(Code.INTEL_QE_REPORT_SIGNATURE_INVALID, "QE report signature does not verify "
-                                 "under the PCK key")
+        raise VerificationFailed(
+            Code.INTEL_QE_REPORT_SIGNATURE_INVALID, "QE report signature does not verify under the PCK key"
+        )
     # 7. Attestation-key binding: all 64 bytes of QE REPORTDATA.
     binding = hashlib.sha256(sig.attestation_key + cert.qe_auth_data).digest()
     if qe.reportdata[:32] != binding or qe.reportdata[32:] != _ZERO32:
-        raise VerificationFailed(Code.INTEL_QE_REPORT_AK_BINDING, "QE REPORTDATA does not bind the attestation key",
-                                 expected=binding + _ZERO32, actual=qe.reportdata)
+        raise VerificationFailed(
+            Code.INTEL_QE_REPORT_AK_BINDING,
+            "QE REPORTDATA does not bind the attestation key",
+            expected=binding + _ZERO32,
+            actual=qe.reportdata,
+        )
     # 8. The QE is the one Intel's QE Identity describes; its TCB level.
     qe_level = _match_qe_identity(qe, qe_identity)
     # 9. TDX module identity.
@@ -392,8 +487,9 @@ def verify_quote(
     try:
         ak = p256_key_from_raw(sig.attestation_key)
     except ValueError as e:
-        raise VerificationFailed(Code.INTEL_QUOTE_ATTESTATION_KEY_INVALID,
-                                 "attestation key is not a P-256 point") from e
+        raise VerificationFailed(
+            Code.INTEL_QUOTE_ATTESTATION_KEY_INVALID, "attestation key is not a P-256 point"
+        ) from e
     if not verify_p256_raw(ak, sig.signature, quote.signed):
         raise VerificationFailed(Code.INTEL_QUOTE_SIGNATURE_INVALID, "quote signature does not verify")
     # 11. TCB level and status merge.
@@ -441,8 +537,12 @@ def _match_qe_identity(qe: SgxReportBody, ident: QeIdentity) -> IdentityLevel:
         mismatches.append(("ISVPRODID", str(ident.isvprodid), str(qe.isvprodid)))
     if mismatches:
         field, expected, actual = mismatches[0]
-        raise VerificationFailed(Code.INTEL_QE_IDENTITY_MISMATCH, f"QE report {field} does not match QE Identity "
-                                 f"{ident.id}", expected=expected, actual=actual)
+        raise VerificationFailed(
+            Code.INTEL_QE_IDENTITY_MISMATCH,
+            f"QE report {field} does not match QE Identity {ident.id}",
+            expected=expected,
+            actual=actual,
+        )
     return match_identity_level(ident.levels, qe.isvsvn, "QE")
 
 
@@ -452,15 +552,28 @@ def _check_tdx_module(quote: Quote, tcb_info: TcbInfo) -> None:
     if quote.header.version > 3 and major > 0:
         ident = module_identity(tcb_info, major)
         if ident is None:
-            raise VerificationFailed(Code.INTEL_TDX_MODULE_MISMATCH, "TCB Info has no identity for this TDX module",
-                                     expected=f"TDX_{major:02X}", actual="absent")
+            raise VerificationFailed(
+                Code.INTEL_TDX_MODULE_MISMATCH,
+                "TCB Info has no identity for this TDX module",
+                expected=f"TDX_{major:02X}",
+                actual="absent",
+            )
         mrsigner, attributes = ident.mrsigner, ident.attributes
-    else:
-        assert tcb_info.tdx_module is not None  # parse_tcb_info requires it for TDX
+    elif tcb_info.tdx_module is not None:
         mrsigner, attributes = tcb_info.tdx_module.mrsigner, tcb_info.tdx_module.attributes
+    else:  # parse_tcb_info already refuses TDX TCB Info without tdxModule
+        raise CollateralError(Code.INTEL_COLLATERAL_MALFORMED, "TDX TCB Info lacks tdxModule")
     if body.mrsignerseam != mrsigner:
-        raise VerificationFailed(Code.INTEL_TDX_MODULE_MISMATCH, "MRSIGNERSEAM is not the TDX module signer",
-                                 expected=mrsigner, actual=body.mrsignerseam)
+        raise VerificationFailed(
+            Code.INTEL_TDX_MODULE_MISMATCH,
+            "MRSIGNERSEAM is not the TDX module signer",
+            expected=mrsigner,
+            actual=body.mrsignerseam,
+        )
     if body.seamattributes != attributes or any(body.seamattributes):
-        raise VerificationFailed(Code.INTEL_TDX_MODULE_MISMATCH, "SEAMATTRIBUTES must be zero and match the module",
-                                 expected=attributes, actual=body.seamattributes)
+        raise VerificationFailed(
+            Code.INTEL_TDX_MODULE_MISMATCH,
+            "SEAMATTRIBUTES must be zero and match the module",
+            expected=attributes,
+            actual=body.seamattributes,
+        )

@@ -25,8 +25,9 @@ REVOKED: Final = "Revoked"
 TD_RELAUNCH_ADVISED: Final = "TDRelaunchAdvised"
 TD_RELAUNCH_ADVISED_CONFIGURATION_NEEDED: Final = "TDRelaunchAdvisedConfigurationNeeded"
 
-_CONFIG: Final = frozenset({CONFIGURATION_NEEDED, CONFIGURATION_AND_SW_HARDENING_NEEDED,
-                            OUT_OF_DATE_CONFIGURATION_NEEDED})
+_CONFIG: Final = frozenset(
+    {CONFIGURATION_NEEDED, CONFIGURATION_AND_SW_HARDENING_NEEDED, OUT_OF_DATE_CONFIGURATION_NEEDED}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,8 +42,12 @@ class TcbEvaluation:
 
 
 def _not_supported(what: str, actual: str) -> VerificationFailed:
-    return VerificationFailed(Code.INTEL_TCB_NOT_SUPPORTED, f"no {what} TCB level is at or below this platform",
-                              expected=f"a {what} TCB level <= the platform", actual=actual)
+    return VerificationFailed(
+        Code.INTEL_TCB_NOT_SUPPORTED,
+        f"no {what} TCB level is at or below this platform",
+        expected=f"a {what} TCB level <= the platform",
+        actual=actual,
+    )
 
 
 def match_identity_level(levels: tuple[IdentityLevel, ...], isvsvn: int, what: str) -> IdentityLevel:
@@ -106,8 +111,15 @@ def evaluate_tcb(
         platform_status = sgx_level.status
         advisories.update(sgx_level.advisory_ids)
         status = merge(platform_status, qe_level.status)
-        return TcbEvaluation(status, platform_status, qe_level.status, None, sgx_level.tcb_date,
-                             tuple(sorted(advisories)), sgx_level.status)
+        return TcbEvaluation(
+            status,
+            platform_status,
+            qe_level.status,
+            None,
+            sgx_level.tcb_date,
+            tuple(sorted(advisories)),
+            sgx_level.status,
+        )
 
     # TDX level: from the SGX level on, the first that the TEE_TCB_SVN also meets. Indices 0-1 are delegated
     # to the module identity when the module major (TEE_TCB_SVN[1]) is non-zero.
@@ -131,8 +143,12 @@ def evaluate_tcb(
     if major > 0:
         ident = module_identity(tcb_info, major)
         if ident is None:  # step 9 already rejects this; kept so the function is safe on its own
-            raise VerificationFailed(Code.INTEL_TDX_MODULE_MISMATCH, "no TDX module identity for this module",
-                                     expected=f"TDX_{major:02X}", actual="absent")
+            raise VerificationFailed(
+                Code.INTEL_TDX_MODULE_MISMATCH,
+                "no TDX module identity for this module",
+                expected=f"TDX_{major:02X}",
+                actual="absent",
+            )
         mlevel = match_identity_level(ident.levels, tee_tcb_svn[0], "TDX module")
         module_status = mlevel.status
         advisories.update(mlevel.advisory_ids)
@@ -143,16 +159,23 @@ def evaluate_tcb(
     if (
         tee_tcb_svn2 is not None
         and qe_level.status not in (OUT_OF_DATE, REVOKED)
-        and sgx_level.status in (UP_TO_DATE, SW_HARDENING_NEEDED, CONFIGURATION_NEEDED,
-                                 CONFIGURATION_AND_SW_HARDENING_NEEDED)
+        and sgx_level.status
+        in (UP_TO_DATE, SW_HARDENING_NEEDED, CONFIGURATION_NEEDED, CONFIGURATION_AND_SW_HARDENING_NEEDED)
         and platform_status in (OUT_OF_DATE, OUT_OF_DATE_CONFIGURATION_NEEDED)
         and module_status == OUT_OF_DATE
         and _relaunch_fixes(tcb_info, tee_tcb_svn2)
     ):
         config = sgx_level.status in _CONFIG or platform_status in _CONFIG
         status = TD_RELAUNCH_ADVISED_CONFIGURATION_NEEDED if config else TD_RELAUNCH_ADVISED
-    return TcbEvaluation(status, platform_status, qe_level.status, module_status, tdx_level.tcb_date,
-                         tuple(sorted(advisories)), sgx_level.status)
+    return TcbEvaluation(
+        status,
+        platform_status,
+        qe_level.status,
+        module_status,
+        tdx_level.tcb_date,
+        tuple(sorted(advisories)),
+        sgx_level.status,
+    )
 
 
 def _relaunch_fixes(tcb_info: TcbInfo, svn2: bytes) -> bool:

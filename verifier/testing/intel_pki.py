@@ -1,9 +1,9 @@
 """A SIMULATED Intel DCAP PKI: test root, PCK chain, CRLs, TCB Info, QE Identity and quotes, byte-exact.
 
-SIMULATION ONLY. Nothing here is Intel's: every key is derived from a fixed seed in this module, and every
-certificate, CRL, collateral document and quote it produces is simulated. Its root ("Keyward Simulated SGX Root
-CA") is never trusted unless a developer explicitly enables simulated roots for development; evidence built here
-must be verified under :attr:`Evidence.trust_store`, which is marked ``simulated=True``.
+SIMULATION ONLY. Nothing here is Intel's: every key is derived from a fixed seed in this module, and
+every certificate, CRL, collateral document and quote it produces is simulated. Its root ("Keyward Simulated
+SGX Root CA") is never trusted unless a developer explicitly enables simulated roots for development;
+evidence built here must be verified under :attr:`Evidence.trust_store`, which is marked ``simulated=True``.
 
 What it does: mirrors Intel's PKI shape (intel-dcap.md §2-3): a self-signed root, PCK Platform and Processor
 CAs, a PCK leaf carrying the SGX extension (OID 1.2.840.113741.1.13.1, DER built by hand below), a TCB Signing
@@ -109,11 +109,11 @@ def _tlv(tag: int, content: bytes) -> bytes:
 def der_oid(dotted: str) -> bytes:
     arcs = [int(a) for a in dotted.split(".")]
     out = bytearray()
-    for arc in [40 * arcs[0] + arcs[1], *arcs[2:]]:
-        chunk = [arc & 0x7F]
-        while arc > 0x7F:
-            arc >>= 7
-            chunk.append(0x80 | (arc & 0x7F))
+    for value in [40 * arcs[0] + arcs[1], *arcs[2:]]:
+        chunk, rest = [value & 0x7F], value >> 7
+        while rest:
+            chunk.append(0x80 | (rest & 0x7F))
+            rest >>= 7
         out += bytes(reversed(chunk))
     return _tlv(0x06, bytes(out))
 
@@ -176,7 +176,8 @@ PLATFORM_LEVELS: Final = (
 #: TDX module identities: (id, [(isvsvn, tcbDate, status)] descending). The default TD runs "TDX_01" SVN 4.
 MODULE_IDENTITIES: Final = (
     ("TDX_03", ((3, "2025-11-12T00:00:00Z", "UpToDate"),)),
-    ("TDX_01", ((SIM_TDX_MODULE_SVN, "2025-11-12T00:00:00Z", "UpToDate"), (2, "2024-03-13T00:00:00Z", "OutOfDate"))),
+    ("TDX_01", ((SIM_TDX_MODULE_SVN, "2025-11-12T00:00:00Z", "UpToDate"),
+                (2, "2024-03-13T00:00:00Z", "OutOfDate"))),
 )
 _TDX_COMPONENT_NAMES: Final = (("OS/VMM", "TDX Module"), ("OS/VMM", "TDX Module"),
                                ("OS/VMM", "TDX Late Microcode Update"))
@@ -197,11 +198,12 @@ class QeProfile:
 
 
 QE_PROFILES: Final[Mapping[str, QeProfile]] = {
-    "sgx": QeProfile("QE", bytes.fromhex("8C4F5775D796503E96137F77C68A829A0056AC8DED70140B081B094490C57BFF"), 1,
+    "sgx": QeProfile("QE", bytes.fromhex("8C4F5775D796503E96137F77C68A829A" "0056AC8DED70140B081B094490C57BFF"), 1,
                      hashlib.sha256(b"keyward-simulated:qe").digest(),
                      ((8, "2025-11-12T00:00:00Z", "UpToDate", ()),
                       (6, "2021-11-10T00:00:00Z", "OutOfDate", ("INTEL-SA-00615",)))),
-    "tdx": QeProfile("TD_QE", bytes.fromhex("DC9E2A7C6F948F17474E34A7FC43ED030F7C1563F1BABDDF6340C82E0E54A8C5"), 2,
+    "tdx": QeProfile("TD_QE", bytes.fromhex("DC9E2A7C6F948F17474E34A7FC43ED03" "0F7C1563F1BABDDF6340C82E0E54A8C5"),
+                     2,
                      hashlib.sha256(b"keyward-simulated:td_qe").digest(),
                      ((4, "2025-11-12T00:00:00Z", "UpToDate", ()),
                       (2, "2023-08-09T00:00:00Z", "OutOfDate", ("INTEL-SA-00837",)))),
@@ -268,8 +270,8 @@ class QuoteOptions:
     pck_ca: CaKind = "platform"
     platform_tcb: PlatformTcb = "up_to_date"
     qe_isvsvn: int | None = None
-    sgx: SgxReport = SgxReport()
-    td: TdReport = TdReport()
+    sgx: SgxReport = field(default_factory=SgxReport)
+    td: TdReport = field(default_factory=TdReport)
     qe_auth_data: bytes = bytes(range(32))
     qe_id: bytes = hashlib.sha256(b"keyward-simulated:qe-id").digest()[:16]
 
@@ -322,7 +324,7 @@ class Defect(StrEnum):
     TCB_INFO_WRONG_TEE = "tcb_info_wrong_tee"  # SGX TCB Info for a TDX quote and vice versa
     FMSPC_MISMATCH = "fmspc_mismatch"  # TCB Info for another FMSPC
     PCE_ID_MISMATCH = "pce_id_mismatch"
-    TCB_INFO_SIGNING_WRONG_ROOT = "tcb_info_signing_wrong_root"  # TCB Info chain = [forged signer, other root]
+    TCB_INFO_SIGNING_WRONG_ROOT = "tcb_info_signing_wrong_root"  # chain = [forged signer, other root]
     TCB_INFO_SIGNING_BAD_SIGNATURE = "tcb_info_signing_bad_signature"  # signer cert not signed by the root
     TCB_SIGNING_REVOKED = "tcb_signing_revoked"  # TCB Signing serial on the Root CA CRL
     QE_IDENTITY_BAD_SIGNATURE = "qe_identity_bad_signature"
@@ -432,7 +434,7 @@ def expected_code(defect: Defect, tee: Tee) -> Code:
 
 
 def defect_applies(defect: Defect, quote: QuoteOptions) -> bool:
-    """Whether ``defect`` can be injected into a quote built with ``quote`` (TDX-only defects, TD 1.5 fields)."""
+    """Whether ``defect`` can be injected into a quote built with ``quote`` (TDX-only, TD 1.5 fields)."""
     if defect in _TDX_ONLY and quote.tee != "tdx":
         return False
     if defect is Defect.MRSERVICETD_NONZERO:
@@ -465,10 +467,9 @@ class PcsResponses:
     ca: CaKind
 
     def kwargs(self) -> dict[str, bytes | str]:
-        return {"tcb_info_body": self.tcb_info_body, "tcb_info_issuer_chain": self.tcb_info_issuer_chain,
-                "qe_identity_body": self.qe_identity_body, "qe_identity_issuer_chain": self.qe_identity_issuer_chain,
-                "pck_crl": self.pck_crl, "root_ca_crl": self.root_ca_crl,
-                "pck_crl_issuer_chain": self.pck_crl_issuer_chain}
+        names = ("tcb_info_body", "tcb_info_issuer_chain", "qe_identity_body", "qe_identity_issuer_chain",
+                 "pck_crl", "root_ca_crl", "pck_crl_issuer_chain")
+        return {n: getattr(self, n) for n in names}
 
 
 @dataclass(frozen=True, slots=True)
@@ -503,8 +504,9 @@ class Evidence:
 
 
 def _name(cn: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn), x509.NameAttribute(NameOID.ORGANIZATION_NAME,
-                      _ORG), x509.NameAttribute(NameOID.COUNTRY_NAME, "US")])
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn),
+                      x509.NameAttribute(NameOID.ORGANIZATION_NAME, _ORG),
+                      x509.NameAttribute(NameOID.COUNTRY_NAME, "US")])
 
 
 def _ski(cert: x509.Certificate) -> bytes:
@@ -555,13 +557,16 @@ class IntelPki:
         return int.from_bytes(digest[:19], "big") | (1 << 151)  # 19-20 byte positive serials, like Intel's
 
     def _issue(self, cn: str, subject_key: ec.EllipticCurvePrivateKey, issuer: x509.Certificate | None,
-               signer: ec.EllipticCurvePrivateKey, role: str, serial_label: str,
+               signer: ec.EllipticCurvePrivateKey, *, role: str, serial_label: str,
                validity: tuple[datetime, datetime], extra: Iterable[x509.ExtensionType] = (),
                crl_url: str = _ROOT_CRL_URL) -> x509.Certificate:
+        """Issue ``cn`` for ``subject_key`` under ``issuer``'s name and SKI (None: self-issued), signed by
+        ``signer``. Extensions follow Intel's certificates: AKI, CRL DP, SKI, critical KU and BC."""
         public = subject_key.public_key()
         ski = x509.SubjectKeyIdentifier.from_public_key(public)
         aki = ski.digest if issuer is None else _ski(issuer)
         ca = role in ("root", "ca")
+        path_len = (1 if role == "root" else 0) if ca else None
         b = (x509.CertificateBuilder().subject_name(_name(cn))
              .issuer_name(_name(cn) if issuer is None else issuer.subject).public_key(public)
              .serial_number(self._serial(serial_label)).not_valid_before(validity[0]).not_valid_after(validity[1])
@@ -569,11 +574,11 @@ class IntelPki:
              .add_extension(x509.CRLDistributionPoints([x509.DistributionPoint(
                  [x509.UniformResourceIdentifier(crl_url)], None, None, None)]), critical=False)
              .add_extension(ski, critical=False)
-             .add_extension(x509.KeyUsage(digital_signature=not ca, content_commitment=not ca, key_encipherment=False,
-                                          data_encipherment=False, key_agreement=False, key_cert_sign=ca, crl_sign=ca,
-                                          encipher_only=False, decipher_only=False), critical=True)
-             .add_extension(x509.BasicConstraints(ca=ca, path_length=(1 if role == "root" else 0) if ca else None),
-                            critical=True))
+             .add_extension(x509.KeyUsage(
+                 digital_signature=not ca, content_commitment=not ca, key_encipherment=False,
+                 data_encipherment=False, key_agreement=False, key_cert_sign=ca, crl_sign=ca, encipher_only=False,
+                 decipher_only=False), critical=True)
+             .add_extension(x509.BasicConstraints(ca=ca, path_length=path_len), critical=True))
         for ext in extra:
             b = b.add_extension(ext, critical=False)
         return b.sign(signer, hashes.SHA256(), ecdsa_deterministic=True)
@@ -593,13 +598,16 @@ class IntelPki:
                  validity: tuple[datetime, datetime] | None = None) -> x509.Certificate:
         """Issue a PCK leaf certifying ``platform`` under ``ca``'s name, signed by ``signer``."""
         kind = "platform" if "Platform" in ca.subject.rfc4514_string() else "processor"
-        ext = x509.UnrecognizedExtension(x509.ObjectIdentifier(SGX_EXTENSION_OID), sgx_extension_der(platform))
-        return self._issue(PCK_CN, key or self.pck_key, ca, signer, "leaf", "pck-leaf",
-                           validity or (datetime(2025, 6, 1, tzinfo=UTC), datetime(2032, 6, 1, tzinfo=UTC)), [ext],
-                           crl_url=f"https://sim.keyward.invalid/sgx/certification/v4/pckcrl?ca={kind}&encoding=der")
+        ext = x509.UnrecognizedExtension(x509.ObjectIdentifier(SGX_EXTENSION_OID),
+                                         sgx_extension_der(platform))
+        return self._issue(
+            PCK_CN, key or self.pck_key, ca, signer, role="leaf", serial_label="pck-leaf",
+            validity=validity or (datetime(2025, 6, 1, tzinfo=UTC), datetime(2032, 6, 1, tzinfo=UTC)), extra=[ext],
+            crl_url=f"https://sim.keyward.invalid/sgx/certification/v4/pckcrl?ca={kind}&encoding=der")
 
-    def crl(self, issuer: x509.Certificate, signer: ec.EllipticCurvePrivateKey, window: tuple[datetime, datetime],
-            revoked: Iterable[int] = (), *, number: int | None = 1, aki: bool = True) -> x509.CertificateRevocationList:
+    def crl(self, issuer: x509.Certificate, signer: ec.EllipticCurvePrivateKey,
+            window: tuple[datetime, datetime], revoked: Iterable[int] = (), *, number: int | None = 1,
+            aki: bool = True) -> x509.CertificateRevocationList:
         """A CRL under ``issuer``'s name (AKI = its SKI) signed by ``signer``, valid over ``window``."""
         b = (x509.CertificateRevocationListBuilder().issuer_name(issuer.subject)
              .last_update(window[0]).next_update(window[1]))
@@ -634,15 +642,16 @@ class IntelPki:
                 level["advisoryIDs"] = list(advisories)
             levels.append(level)
         doc: dict[str, object] = {
-            "id": "TDX" if tdx else "SGX", "version": 3, "issueDate": _ts(window[0]), "nextUpdate": _ts(window[1]),
+            "id": "TDX" if tdx else "SGX", "version": 3, "issueDate": _ts(window[0]),
+            "nextUpdate": _ts(window[1]),
             "fmspc": fmspc.hex().upper(), "pceId": pce_id.hex().upper(), "tcbType": 0,
             "tcbEvaluationDataNumber": c.tcb_evaluation_data_number}
         if tdx:
             module = {"mrsigner": "00" * 48, "attributes": "00" * 8, "attributesMask": "FF" * 8}
             doc["tdxModule"] = module
             doc["tdxModuleIdentities"] = [
-                {"id": ident, **module, "tcbLevels": [{"tcb": {"isvsvn": svn}, "tcbDate": date, "tcbStatus": st}
-                                                      for svn, date, st in lvls]}
+                {"id": ident, **module,
+                 "tcbLevels": [{"tcb": {"isvsvn": svn}, "tcbDate": date, "tcbStatus": st} for svn, date, st in lvls]}
                 for ident, lvls in MODULE_IDENTITIES if ident != drop_module]
         doc["tcbLevels"] = levels
         return json.dumps(doc, separators=(",", ":"))
@@ -659,11 +668,11 @@ class IntelPki:
                 level["advisoryIDs"] = list(advisories)
             levels.append(level)
         eval_number = c.qe_tcb_evaluation_data_number or c.tcb_evaluation_data_number
-        doc = {"id": profile.identity_id, "version": 2, "issueDate": _ts(window[0]), "nextUpdate": _ts(window[1]),
-               "tcbEvaluationDataNumber": eval_number, "miscselect": "00000000", "miscselectMask": "FFFFFFFF",
-               "attributes": profile.identity_attributes.hex().upper(),
-               "attributesMask": profile.attributes_mask.hex().upper(), "mrsigner": profile.mrsigner.hex().upper(),
-               "isvprodid": profile.isvprodid, "tcbLevels": levels}
+        doc = {"id": profile.identity_id, "version": 2, "issueDate": _ts(window[0]),
+               "nextUpdate": _ts(window[1]), "tcbEvaluationDataNumber": eval_number, "miscselect": "00000000",
+               "miscselectMask": "FFFFFFFF", "attributes": profile.identity_attributes.hex().upper(),
+               "attributesMask": profile.attributes_mask.hex().upper(),
+               "mrsigner": profile.mrsigner.hex().upper(), "isvprodid": profile.isvprodid, "tcbLevels": levels}
         return json.dumps(doc, separators=(",", ":"))
 
     # -- the one entry point -----------------------------------------------------------------------------
@@ -733,15 +742,18 @@ class IntelPki:
             tdx=tdx != (d is Defect.TCB_INFO_WRONG_TEE), window=window, c=c,
             fmspc=bytes.fromhex("5EC0DE000001") if d is Defect.FMSPC_MISMATCH else platform.fmspc,
             pce_id=b"\x00\x01" if d is Defect.PCE_ID_MISMATCH else platform.pce_id,
-            top_status=_pick(d, {Defect.TCB_STATUS_REVOKED: "Revoked", Defect.TCB_STATUS_UNRECOGNIZED: "Bogus"}, None),
+            top_status=_pick(d, {Defect.TCB_STATUS_REVOKED: "Revoked", Defect.TCB_STATUS_UNRECOGNIZED: "Bogus"},
+                             None),
             short_top_level=d is Defect.TCB_LEVEL_SHORT_COMPONENTS,
-            drop_module=f"TDX_{quote.td.tee_tcb_svn[1]:02X}" if d is Defect.TDX_MODULE_IDENTITY_MISSING else None)
-        qe_window = _pick(d, {Defect.QE_IDENTITY_EXPIRED: _EXPIRED_DOC, Defect.QE_IDENTITY_NOT_YET_VALID: _FUTURE_DOC},
-                          _GOOD_DOC)
+            drop_module=f"TDX_{quote.td.tee_tcb_svn[1]:02X}" if d is Defect.TDX_MODULE_IDENTITY_MISSING
+            else None)
+        qe_window = _pick(d, {Defect.QE_IDENTITY_EXPIRED: _EXPIRED_DOC,
+                              Defect.QE_IDENTITY_NOT_YET_VALID: _FUTURE_DOC}, _GOOD_DOC)
         qe_doc_profile = QE_PROFILES["sgx" if tdx else "tdx"] if d is Defect.QE_IDENTITY_WRONG_TEE else qe
         qe_identity = self.qe_identity_json(qe_doc_profile, window=qe_window, c=c,
                                             top_status="Revoked" if d is Defect.QE_TCB_REVOKED else None)
-        tcb_signer, tcb_chain = self._doc_signer(d, Defect.TCB_INFO_SIGNING_WRONG_ROOT, Defect.TCB_INFO_BAD_SIGNATURE)
+        tcb_signer, tcb_chain = self._doc_signer(d, Defect.TCB_INFO_SIGNING_WRONG_ROOT,
+                                                 Defect.TCB_INFO_BAD_SIGNATURE)
         qe_signer, qe_chain = self._doc_signer(d, Defect.QE_IDENTITY_SIGNING_WRONG_ROOT,
                                                Defect.QE_IDENTITY_BAD_SIGNATURE)
         if d is Defect.TCB_INFO_SIGNING_BAD_SIGNATURE:
@@ -757,23 +769,29 @@ class IntelPki:
         root_crl = self.crl(
             self.root, self.rogue_key if d is Defect.ROOT_CRL_BAD_SIGNATURE else self.root_key,
             _pick(d, {Defect.ROOT_CRL_EXPIRED: _in_window(-400 * _DAY, -_DAY),
-                      Defect.ROOT_CRL_NOT_YET_VALID: _in_window(_DAY, 366 * _DAY)}, _in_window(-30 * _DAY, 335 * _DAY)),
+                      Defect.ROOT_CRL_NOT_YET_VALID: _in_window(_DAY, 366 * _DAY)},
+                  _in_window(-30 * _DAY, 335 * _DAY)),
             root_revoked, number=None if d is Defect.ROOT_CRL_NO_CRL_NUMBER else 1)
-        crl_ca: CaKind = ("processor" if quote.pck_ca == "platform" else "platform") if d is Defect.PCK_CRL_WRONG_ISSUER \
-            else quote.pck_ca
-        pck_revoked = set(c.pck_crl_revoked_serials) | ({leaf.serial_number} if d is Defect.PCK_REVOKED else set())
+        crl_ca: CaKind = quote.pck_ca
+        if d is Defect.PCK_CRL_WRONG_ISSUER:
+            crl_ca = "processor" if quote.pck_ca == "platform" else "platform"
+        pck_revoked = set(c.pck_crl_revoked_serials)
+        if d is Defect.PCK_REVOKED:
+            pck_revoked.add(leaf.serial_number)
         pck_crl = self.crl(
             self.cas[crl_ca], self.rogue_key if d is Defect.PCK_CRL_BAD_SIGNATURE else self.ca_keys[crl_ca],
             _pick(d, {Defect.PCK_CRL_EXPIRED: _in_window(-31 * _DAY, -_DAY),
-                      Defect.PCK_CRL_NOT_YET_VALID: _in_window(_DAY, 31 * _DAY)}, _in_window(-5 * _DAY, 25 * _DAY)),
-            pck_revoked, number=None if d is Defect.PCK_CRL_NO_CRL_NUMBER else 1, aki=d is not Defect.PCK_CRL_NO_AKI)
+                      Defect.PCK_CRL_NOT_YET_VALID: _in_window(_DAY, 31 * _DAY)},
+                  _in_window(-5 * _DAY, 25 * _DAY)),
+            pck_revoked, number=None if d is Defect.PCK_CRL_NO_CRL_NUMBER else 1,
+            aki=d is not Defect.PCK_CRL_NO_AKI)
 
         root_der, pck_der = root_crl.public_bytes(Encoding.DER), pck_crl.public_bytes(Encoding.DER)
         pck_crl_chain = _pem(self.cas[crl_ca], self.root)
-        coll = {"pck_crl_issuer_chain": pck_crl_chain, "root_ca_crl": root_der.hex(), "pck_crl": pck_der.hex(),
-                "tcb_info_issuer_chain": _pem(*tcb_chain), "tcb_info": tcb_info, "tcb_info_signature": tcb_sig,
-                "qe_identity_issuer_chain": _pem(*qe_chain), "qe_identity": qe_identity,
-                "qe_identity_signature": qe_sig}
+        coll = {"pck_crl_issuer_chain": pck_crl_chain, "root_ca_crl": root_der.hex(),
+                "pck_crl": pck_der.hex(), "tcb_info_issuer_chain": _pem(*tcb_chain), "tcb_info": tcb_info,
+                "tcb_info_signature": tcb_sig, "qe_identity_issuer_chain": _pem(*qe_chain),
+                "qe_identity": qe_identity, "qe_identity_signature": qe_sig}
         pcs = PcsResponses(
             tcb_info_body=f'{{"tcbInfo":{tcb_info},"signature":"{tcb_sig}"}}'.encode(),
             tcb_info_issuer_chain=urllib.parse.quote(_pem(*tcb_chain)),
@@ -782,8 +800,8 @@ class IntelPki:
             pck_crl_issuer_chain=urllib.parse.quote(pck_crl_chain), root_ca_crl=root_der, ca=crl_ca)
         return Evidence(quote=quote_bytes, collateral=coll, pcs=pcs, now=now, trust_store=self.trust_store,
                         layout=quote_layout(quote_bytes), options=quote, defect=d,
-                        attestation_key=raw_public_key(self.attestation_key), pck_chain=chain, platform=platform,
-                        tcb_info_signer=tcb_chain[0], qe_identity_signer=qe_chain[0])
+                        attestation_key=raw_public_key(self.attestation_key), pck_chain=chain,
+                        platform=platform, tcb_info_signer=tcb_chain[0], qe_identity_signer=qe_chain[0])
 
     def _doc_signer(self, d: Defect | None, wrong_root: Defect, bad_signature: Defect
                     ) -> tuple[ec.EllipticCurvePrivateKey, tuple[x509.Certificate, x509.Certificate]]:

@@ -93,15 +93,24 @@ class Window:
 
     def check(self, now: datetime) -> None:
         if now > self.not_after:
-            raise self.error(self.expired, f"{self.what} expired", expected=f"<= {self.not_after.isoformat()}",
-                             actual=now.isoformat())
+            raise self.error(
+                self.expired,
+                f"{self.what} expired",
+                expected=f"<= {self.not_after.isoformat()}",
+                actual=now.isoformat(),
+            )
         if now < self.not_before:
-            raise self.error(self.not_yet_valid, f"{self.what} is not yet valid",
-                             expected=f">= {self.not_before.isoformat()}", actual=now.isoformat())
+            raise self.error(
+                self.not_yet_valid,
+                f"{self.what} is not yet valid",
+                expected=f">= {self.not_before.isoformat()}",
+                actual=now.isoformat(),
+            )
 
 
-def cert_window(cert: x509.Certificate, what: str, expired: Code, not_yet_valid: Code,
-                error: type[KeywardError]) -> Window:
+def cert_window(
+    cert: x509.Certificate, what: str, expired: Code, not_yet_valid: Code, error: type[KeywardError]
+) -> Window:
     return Window(what, cert.not_valid_before_utc, cert.not_valid_after_utc, expired, not_yet_valid, error)
 
 

@@ -44,9 +44,7 @@ TCB_STATUSES: Final = frozenset(
 #: Statuses a QE / TDX-module identity level may carry.
 IDENTITY_STATUSES: Final = frozenset({"UpToDate", "OutOfDate", "Revoked"})
 
-_PEM_CERT_RE: Final = re.compile(
-    rb"-----BEGIN CERTIFICATE-----\s*([A-Za-z0-9+/=\s]+?)\s*-----END CERTIFICATE-----"
-)
+_PEM_CERT_RE: Final = re.compile(rb"-----BEGIN CERTIFICATE-----\s*([A-Za-z0-9+/=\s]+?)\s*-----END CERTIFICATE-----")
 _PEM_CRL_RE: Final = re.compile(rb"-----BEGIN X509 CRL-----\s*([A-Za-z0-9+/=\s]+?)\s*-----END X509 CRL-----")
 _HEX_RE: Final = re.compile(rb"\A\s*([0-9a-fA-F]+)\s*\Z")
 
@@ -77,9 +75,18 @@ class Collateral:
 
     def __post_init__(self) -> None:
         h = hashlib.sha256()
-        for part in (self.tcb_info_raw, self.tcb_info_signature, *self.tcb_info_issuer_chain, b"|",
-                     self.qe_identity_raw, self.qe_identity_signature, *self.qe_identity_issuer_chain, b"|",
-                     self.pck_crl, self.root_ca_crl):
+        for part in (
+            self.tcb_info_raw,
+            self.tcb_info_signature,
+            *self.tcb_info_issuer_chain,
+            b"|",
+            self.qe_identity_raw,
+            self.qe_identity_signature,
+            *self.qe_identity_issuer_chain,
+            b"|",
+            self.pck_crl,
+            self.root_ca_crl,
+        ):
             h.update(len(part).to_bytes(4, "big"))
             h.update(part)
         object.__setattr__(self, "digest", h.digest())
@@ -139,8 +146,16 @@ def parse_collateral_json(data: bytes | str) -> Collateral:
         raise _malformed(f"collateral is not JSON: {e}") from e
     if not isinstance(doc, dict):
         raise _malformed("collateral must be a JSON object")
-    need = ("tcb_info", "tcb_info_signature", "tcb_info_issuer_chain", "qe_identity", "qe_identity_signature",
-            "qe_identity_issuer_chain", "pck_crl", "root_ca_crl")
+    need = (
+        "tcb_info",
+        "tcb_info_signature",
+        "tcb_info_issuer_chain",
+        "qe_identity",
+        "qe_identity_signature",
+        "qe_identity_issuer_chain",
+        "pck_crl",
+        "root_ca_crl",
+    )
     for key in need:
         if not isinstance(doc.get(key), str):
             raise _malformed(f"collateral field {key!r} missing or not a string")
@@ -151,12 +166,14 @@ def parse_collateral_json(data: bytes | str) -> Collateral:
         tcb_info_issuer_chain=pem_certificates(doc["tcb_info_issuer_chain"].encode(), what="tcb_info_issuer_chain"),
         qe_identity_raw=doc["qe_identity"].encode(),
         qe_identity_signature=_signature(doc["qe_identity_signature"], what="qe_identity_signature"),
-        qe_identity_issuer_chain=pem_certificates(doc["qe_identity_issuer_chain"].encode(),
-                                                  what="qe_identity_issuer_chain"),
+        qe_identity_issuer_chain=pem_certificates(
+            doc["qe_identity_issuer_chain"].encode(), what="qe_identity_issuer_chain"
+        ),
         pck_crl=crl_der(doc["pck_crl"], what="pck_crl"),
         root_ca_crl=crl_der(doc["root_ca_crl"], what="root_ca_crl"),
-        pck_crl_issuer_chain=(pem_certificates(chain_pck.encode(), what="pck_crl_issuer_chain")
-                              if isinstance(chain_pck, str) else ()),
+        pck_crl_issuer_chain=(
+            pem_certificates(chain_pck.encode(), what="pck_crl_issuer_chain") if isinstance(chain_pck, str) else ()
+        ),
     )
 
 
@@ -237,12 +254,14 @@ def collateral_from_pcs(
         tcb_info_issuer_chain=issuer_chain_header(tcb_info_issuer_chain, what="TCB-Info-Issuer-Chain"),
         qe_identity_raw=qe_raw,
         qe_identity_signature=qe_sig,
-        qe_identity_issuer_chain=issuer_chain_header(qe_identity_issuer_chain,
-                                                     what="SGX-Enclave-Identity-Issuer-Chain"),
+        qe_identity_issuer_chain=issuer_chain_header(
+            qe_identity_issuer_chain, what="SGX-Enclave-Identity-Issuer-Chain"
+        ),
         pck_crl=crl_der(pck_crl, what="PCK CRL"),
         root_ca_crl=crl_der(root_ca_crl, what="Root CA CRL"),
-        pck_crl_issuer_chain=(issuer_chain_header(pck_crl_issuer_chain, what="SGX-PCK-CRL-Issuer-Chain")
-                              if pck_crl_issuer_chain else ()),
+        pck_crl_issuer_chain=(
+            issuer_chain_header(pck_crl_issuer_chain, what="SGX-PCK-CRL-Issuer-Chain") if pck_crl_issuer_chain else ()
+        ),
     )
 
 
@@ -324,20 +343,20 @@ class _Doc:
     def has(self, key: str) -> bool:
         return key in self.d
 
-    def int(self, key: str, *, lo: int = 0, hi: int = 2**32 - 1) -> int:
+    def integer(self, key: str, *, lo: int = 0, hi: int = 2**32 - 1) -> int:
         v = self.d.get(key)
         if type(v) is not int or not lo <= v <= hi:
             raise _malformed(f"{self.path}.{key} must be an integer in [{lo}, {hi}]")
         return v
 
-    def str(self, key: str) -> str:
+    def string(self, key: str) -> str:
         v = self.d.get(key)
         if not isinstance(v, str):
             raise _malformed(f"{self.path}.{key} must be a string")
         return v
 
-    def hex(self, key: str, size: int) -> bytes:
-        v = self.str(key)
+    def hexbytes(self, key: str, size: int) -> bytes:
+        v = self.string(key)
         if len(v) != 2 * size:
             raise _malformed(f"{self.path}.{key} must be {size} bytes of hex")
         try:
@@ -345,8 +364,8 @@ class _Doc:
         except ValueError as e:
             raise _malformed(f"{self.path}.{key} is not hex") from e
 
-    def time(self, key: str) -> datetime:
-        v = self.str(key)
+    def timestamp(self, key: str) -> datetime:
+        v = self.string(key)
         try:
             t = datetime.fromisoformat(v)
         except ValueError as e:
@@ -358,7 +377,7 @@ class _Doc:
     def obj(self, key: str) -> _Doc:
         return _Doc(self.d.get(key), f"{self.path}.{key}")
 
-    def list(self, key: str, *, max_items: int) -> list[Any]:
+    def array(self, key: str, *, max_items: int) -> list[Any]:
         v = self.d.get(key)
         if not isinstance(v, list) or len(v) > max_items:
             raise _malformed(f"{self.path}.{key} must be a list of at most {max_items} items")
@@ -374,37 +393,43 @@ def _load(raw: bytes, what: str) -> _Doc:
 
 def _status(value: str, allowed: frozenset[str], path: str) -> str:
     if value not in allowed:
-        raise CollateralError(Code.INTEL_COLLATERAL_TCB_STATUS_UNRECOGNIZED, f"{path}: unrecognized TCB status",
-                              expected=" | ".join(sorted(allowed)), actual=value)
+        raise CollateralError(
+            Code.INTEL_COLLATERAL_TCB_STATUS_UNRECOGNIZED,
+            f"{path}: unrecognized TCB status",
+            expected=" | ".join(sorted(allowed)),
+            actual=value,
+        )
     return value
 
 
 def _advisories(doc: _Doc) -> tuple[str, ...]:
     if not doc.has("advisoryIDs"):
         return ()
-    ids = doc.list("advisoryIDs", max_items=limits.MAX_ADVISORY_IDS)
+    ids = doc.array("advisoryIDs", max_items=limits.MAX_ADVISORY_IDS)
     if not all(isinstance(i, str) for i in ids):
         raise _malformed(f"{doc.path}.advisoryIDs must be strings")
     return tuple(ids)
 
 
 def _components(doc: _Doc, key: str) -> tuple[int, ...]:
-    comps = doc.list(key, max_items=16)
+    comps = doc.array(key, max_items=16)
     if len(comps) != 16:  # never zip unequal arrays (intel-dcap.md §5, GHSA-6q6c-vvf9-fj3w)
         raise _malformed(f"{doc.path}.{key} must have exactly 16 components, has {len(comps)}")
-    return tuple(_Doc(c, f"{doc.path}.{key}[{i}]").int("svn", hi=255) for i, c in enumerate(comps))
+    return tuple(_Doc(c, f"{doc.path}.{key}[{i}]").integer("svn", hi=255) for i, c in enumerate(comps))
 
 
 def _identity_levels(doc: _Doc) -> tuple[IdentityLevel, ...]:
     out = []
-    for i, lvl in enumerate(doc.list("tcbLevels", max_items=limits.MAX_TCB_LEVELS)):
+    for i, lvl in enumerate(doc.array("tcbLevels", max_items=limits.MAX_TCB_LEVELS)):
         ld = _Doc(lvl, f"{doc.path}.tcbLevels[{i}]")
-        out.append(IdentityLevel(
-            isvsvn=ld.obj("tcb").int("isvsvn", hi=0xFFFF),
-            tcb_date=ld.str("tcbDate"),
-            status=_status(ld.str("tcbStatus"), IDENTITY_STATUSES, ld.path),
-            advisory_ids=_advisories(ld),
-        ))
+        out.append(
+            IdentityLevel(
+                isvsvn=ld.obj("tcb").integer("isvsvn", hi=0xFFFF),
+                tcb_date=ld.string("tcbDate"),
+                status=_status(ld.string("tcbStatus"), IDENTITY_STATUSES, ld.path),
+                advisory_ids=_advisories(ld),
+            )
+        )
     if not out:
         raise _malformed(f"{doc.path}.tcbLevels is empty")
     # Matching walks levels from the highest isvsvn down (QVL sorts them the same way).
@@ -413,10 +438,10 @@ def _identity_levels(doc: _Doc) -> tuple[IdentityLevel, ...]:
 
 def _module_identity(doc: _Doc, *, with_levels: bool) -> TdxModuleIdentity:
     return TdxModuleIdentity(
-        id=doc.str("id") if with_levels else "",
-        mrsigner=doc.hex("mrsigner", 48),
-        attributes=doc.hex("attributes", 8),
-        attributes_mask=doc.hex("attributesMask", 8),
+        id=doc.string("id") if with_levels else "",
+        mrsigner=doc.hexbytes("mrsigner", 48),
+        attributes=doc.hexbytes("attributes", 8),
+        attributes_mask=doc.hexbytes("attributesMask", 8),
         levels=_identity_levels(doc) if with_levels else (),
     )
 
@@ -424,31 +449,38 @@ def _module_identity(doc: _Doc, *, with_levels: bool) -> TdxModuleIdentity:
 def parse_tcb_info(raw: bytes) -> TcbInfo:
     """Parse the signed ``tcbInfo`` bytes (version 2 for SGX, version 3 for SGX and TDX)."""
     d = _load(raw, "tcbInfo")
-    version = d.int("version")
+    version = d.integer("version")
     if version not in (2, 3):
-        raise CollateralError(Code.INTEL_COLLATERAL_TCB_INFO_UNSUPPORTED, "unsupported TCB Info version",
-                              expected="2 or 3", actual=version)
-    tee_id = d.str("id") if version == 3 else "SGX"
+        raise CollateralError(
+            Code.INTEL_COLLATERAL_TCB_INFO_UNSUPPORTED,
+            "unsupported TCB Info version",
+            expected="2 or 3",
+            actual=version,
+        )
+    tee_id = d.string("id") if version == 3 else "SGX"
     if tee_id not in ("SGX", "TDX"):
-        raise CollateralError(Code.INTEL_COLLATERAL_TCB_INFO_UNSUPPORTED, "unknown TCB Info id",
-                              expected="SGX or TDX", actual=tee_id)
+        raise CollateralError(
+            Code.INTEL_COLLATERAL_TCB_INFO_UNSUPPORTED, "unknown TCB Info id", expected="SGX or TDX", actual=tee_id
+        )
     is_tdx = tee_id == "TDX"
     levels = []
-    for i, lvl in enumerate(d.list("tcbLevels", max_items=limits.MAX_TCB_LEVELS)):
+    for i, lvl in enumerate(d.array("tcbLevels", max_items=limits.MAX_TCB_LEVELS)):
         ld = _Doc(lvl, f"tcbInfo.tcbLevels[{i}]")
         tcb = ld.obj("tcb")
         if version == 2:
-            sgx = tuple(tcb.int(f"sgxtcbcomp{n:02d}svn", hi=255) for n in range(1, 17))
+            sgx = tuple(tcb.integer(f"sgxtcbcomp{n:02d}svn", hi=255) for n in range(1, 17))
         else:
             sgx = _components(tcb, "sgxtcbcomponents")
-        levels.append(TcbLevel(
-            sgx_components=sgx,
-            pcesvn=tcb.int("pcesvn", hi=0xFFFF),
-            tdx_components=_components(tcb, "tdxtcbcomponents") if is_tdx else None,
-            tcb_date=ld.str("tcbDate"),
-            status=_status(ld.str("tcbStatus"), TCB_STATUSES, ld.path),
-            advisory_ids=_advisories(ld),
-        ))
+        levels.append(
+            TcbLevel(
+                sgx_components=sgx,
+                pcesvn=tcb.integer("pcesvn", hi=0xFFFF),
+                tdx_components=_components(tcb, "tdxtcbcomponents") if is_tdx else None,
+                tcb_date=ld.string("tcbDate"),
+                status=_status(ld.string("tcbStatus"), TCB_STATUSES, ld.path),
+                advisory_ids=_advisories(ld),
+            )
+        )
     if not levels:
         raise _malformed("tcbInfo.tcbLevels is empty")
     # QVL order: descending by the 16 SGX components, then PCESVN, then (TDX) the TDX components.
@@ -456,20 +488,22 @@ def parse_tcb_info(raw: bytes) -> TcbInfo:
     module = _module_identity(d.obj("tdxModule"), with_levels=False) if is_tdx and d.has("tdxModule") else None
     identities: tuple[TdxModuleIdentity, ...] = ()
     if is_tdx and d.has("tdxModuleIdentities"):
-        items = d.list("tdxModuleIdentities", max_items=limits.MAX_TDX_MODULE_IDENTITIES)
-        identities = tuple(_module_identity(_Doc(m, f"tcbInfo.tdxModuleIdentities[{i}]"), with_levels=True)
-                           for i, m in enumerate(items))
+        items = d.array("tdxModuleIdentities", max_items=limits.MAX_TDX_MODULE_IDENTITIES)
+        identities = tuple(
+            _module_identity(_Doc(m, f"tcbInfo.tdxModuleIdentities[{i}]"), with_levels=True)
+            for i, m in enumerate(items)
+        )
     if is_tdx and module is None:
         raise _malformed("TDX TCB Info lacks tdxModule")
     return TcbInfo(
         id=tee_id,
         version=version,
-        issue_date=d.time("issueDate"),
-        next_update=d.time("nextUpdate"),
-        fmspc=d.hex("fmspc", 6),
-        pce_id=d.hex("pceId", 2),
-        tcb_type=d.int("tcbType") if version == 3 else 0,
-        eval_number=d.int("tcbEvaluationDataNumber"),
+        issue_date=d.timestamp("issueDate"),
+        next_update=d.timestamp("nextUpdate"),
+        fmspc=d.hexbytes("fmspc", 6),
+        pce_id=d.hexbytes("pceId", 2),
+        tcb_type=d.integer("tcbType") if version == 3 else 0,
+        eval_number=d.integer("tcbEvaluationDataNumber"),
         levels=tuple(levels),
         tdx_module=module,
         tdx_module_identities=identities,
@@ -479,21 +513,22 @@ def parse_tcb_info(raw: bytes) -> TcbInfo:
 def parse_qe_identity(raw: bytes) -> QeIdentity:
     """Parse the signed ``enclaveIdentity`` bytes (version 2)."""
     d = _load(raw, "enclaveIdentity")
-    version = d.int("version")
+    version = d.integer("version")
     if version != 2:
-        raise CollateralError(Code.INTEL_COLLATERAL_TCB_INFO_UNSUPPORTED, "unsupported QE Identity version",
-                              expected=2, actual=version)
+        raise CollateralError(
+            Code.INTEL_COLLATERAL_TCB_INFO_UNSUPPORTED, "unsupported QE Identity version", expected=2, actual=version
+        )
     return QeIdentity(
-        id=d.str("id"),
+        id=d.string("id"),
         version=version,
-        issue_date=d.time("issueDate"),
-        next_update=d.time("nextUpdate"),
-        eval_number=d.int("tcbEvaluationDataNumber"),
-        miscselect=d.hex("miscselect", 4),
-        miscselect_mask=d.hex("miscselectMask", 4),
-        attributes=d.hex("attributes", 16),
-        attributes_mask=d.hex("attributesMask", 16),
-        mrsigner=d.hex("mrsigner", 32),
-        isvprodid=d.int("isvprodid", hi=0xFFFF),
+        issue_date=d.timestamp("issueDate"),
+        next_update=d.timestamp("nextUpdate"),
+        eval_number=d.integer("tcbEvaluationDataNumber"),
+        miscselect=d.hexbytes("miscselect", 4),
+        miscselect_mask=d.hexbytes("miscselectMask", 4),
+        attributes=d.hexbytes("attributes", 16),
+        attributes_mask=d.hexbytes("attributesMask", 16),
+        mrsigner=d.hexbytes("mrsigner", 32),
+        isvprodid=d.integer("isvprodid", hi=0xFFFF),
         levels=_identity_levels(d),
     )

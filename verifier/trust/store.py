@@ -95,12 +95,14 @@ def load_trust_store(directory: Path = DEFAULT_VENDOR_ROOTS) -> TrustStore:
         except (OSError, ValueError) as e:
             raise TrustStoreError(Code.TRUST_ROOT_MISMATCH, f"cannot load root {rel!r}: {e}") from e
         if len(certs) != 1:
-            raise TrustStoreError(Code.TRUST_ROOT_MISMATCH, f"{rel!r} must hold exactly one certificate",
-                                  expected=1, actual=len(certs))
+            raise TrustStoreError(
+                Code.TRUST_ROOT_MISMATCH, f"{rel!r} must hold exactly one certificate", expected=1, actual=len(certs)
+            )
         der = certs[0].public_bytes(Encoding.DER)
         got = hashlib.sha256(der).hexdigest()
         if got != want:
-            raise TrustStoreError(Code.TRUST_ROOT_MISMATCH, f"root {rel!r} does not match its pinned SHA-256",
-                                  expected=want, actual=got)
+            raise TrustStoreError(
+                Code.TRUST_ROOT_MISMATCH, f"root {rel!r} does not match its pinned SHA-256", expected=want, actual=got
+            )
         roots[key] = PinnedRoot(key, certs[0], der, got, str(entry.get("source", "")))
     return TrustStore(roots, simulated=False)

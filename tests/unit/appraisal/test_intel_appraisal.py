@@ -19,8 +19,9 @@ def _case(case_id: str) -> IntelCase:
 
 def _verified(case_id: str, trust: TrustStore) -> IntelVerification:
     case = _case(case_id)
-    return verify_quote(parse_quote(case.quote.read_bytes()), parse_collateral_json(case.collateral.read_bytes()),
-                        trust, case.now)
+    return verify_quote(
+        parse_quote(case.quote.read_bytes()), parse_collateral_json(case.collateral.read_bytes()), trust, case.now
+    )
 
 
 def _codes(v: IntelVerification, policy: IntelPolicy | None = None) -> list[Code]:
@@ -133,8 +134,18 @@ def test_parse_intel_policy_round_trip() -> None:
         '{"allowed_measurements": {"mrfoo": ["' + "00" * 48 + '"]}}',
         '{"min_tcb_eval_number": "17"}',
     ],
-    ids=["not-object", "not-json", "typo-key", "bool-as-string", "revoked", "unknown-status", "short-reportdata",
-         "short-measurement", "unknown-measurement", "eval-as-string"],
+    ids=[
+        "not-object",
+        "not-json",
+        "typo-key",
+        "bool-as-string",
+        "revoked",
+        "unknown-status",
+        "short-reportdata",
+        "short-measurement",
+        "unknown-measurement",
+        "eval-as-string",
+    ],
 )
 def test_parse_intel_policy_invalid_rejected(text: str) -> None:
     with pytest.raises(UsageError) as exc:

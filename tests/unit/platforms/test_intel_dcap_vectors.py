@@ -23,8 +23,9 @@ STATUS_CASES = [c for c in INTEL_CASES if c.expected_status is not None]
 NOT_SUPPORTED_CASES = [c for c in INTEL_CASES if c.raw.get("dcap_qvl_error") == "No matching TCB level found"]
 
 
-def _verify(case: IntelCase, trust: TrustStore, now: datetime | None = None,
-            cache: IntelVerificationCache | None = None) -> object:
+def _verify(
+    case: IntelCase, trust: TrustStore, now: datetime | None = None, cache: IntelVerificationCache | None = None
+) -> object:
     quote = parse_quote(case.quote.read_bytes())
     collateral = parse_collateral_json(case.collateral.read_bytes())
     return verify_quote(quote, collateral, trust, now or case.now, cache)
@@ -39,8 +40,9 @@ def test_expected_json_covers_every_case_kind() -> None:
 
 @pytest.mark.parametrize("case", STATUS_CASES, ids=[c.id for c in STATUS_CASES])
 def test_verify_quote_real_vector_matches_expected_status(case: IntelCase, trust: TrustStore) -> None:
-    result = verify_quote(parse_quote(case.quote.read_bytes()),
-                          parse_collateral_json(case.collateral.read_bytes()), trust, case.now)
+    result = verify_quote(
+        parse_quote(case.quote.read_bytes()), parse_collateral_json(case.collateral.read_bytes()), trust, case.now
+    )
     assert result.tcb.status == case.expected_status
     expected_advisories = case.raw.get("advisory_ids", case.raw.get("intel_algorithm_advisory_ids"))
     if expected_advisories is not None:
@@ -75,8 +77,11 @@ def test_verify_quote_real_vector_rejected_at_real_time(case: IntelCase, trust: 
     with pytest.raises(KeywardError) as exc:
         _verify(case, trust, real_now)
     if case.id != "P8":
-        assert exc.value.code in {Code.INTEL_COLLATERAL_CRL_EXPIRED, Code.INTEL_COLLATERAL_TCB_INFO_EXPIRED,
-                                  Code.INTEL_COLLATERAL_QE_IDENTITY_EXPIRED}
+        assert exc.value.code in {
+            Code.INTEL_COLLATERAL_CRL_EXPIRED,
+            Code.INTEL_COLLATERAL_TCB_INFO_EXPIRED,
+            Code.INTEL_COLLATERAL_QE_IDENTITY_EXPIRED,
+        }
 
 
 @pytest.mark.parametrize("case", STATUS_CASES, ids=[c.id for c in STATUS_CASES])
@@ -118,8 +123,9 @@ def test_verify_quote_warm_cache_still_checks_quote_signature(trust: TrustStore)
     raw = bytearray(case.quote.read_bytes())
     raw[184] ^= 0x01  # one bit of MRTD: chain and collateral are unchanged, so their cache entries hit
     with pytest.raises(VerificationFailed) as exc:
-        verify_quote(parse_quote(bytes(raw)), parse_collateral_json(case.collateral.read_bytes()), trust,
-                     case.now, cache)
+        verify_quote(
+            parse_quote(bytes(raw)), parse_collateral_json(case.collateral.read_bytes()), trust, case.now, cache
+        )
     assert exc.value.code == Code.INTEL_QUOTE_SIGNATURE_INVALID
 
 
@@ -128,8 +134,9 @@ def test_verify_quote_unpinned_root_rejected(trust: TrustStore) -> None:
     from cryptography import x509
 
     case = next(c for c in INTEL_CASES if c.id == "P2")
-    other = x509.load_pem_x509_certificate((case.quote.parents[1] / "roots" /
-                                            "Intel_SGX_PCK_Platform_CA.pem").read_bytes())
+    other = x509.load_pem_x509_certificate(
+        (case.quote.parents[1] / "roots" / "Intel_SGX_PCK_Platform_CA.pem").read_bytes()
+    )
     store = trust_store_from_certificates({"intel.sgx_root": other}, simulated=True)
     with pytest.raises(VerificationFailed) as exc:
         _verify(case, store)

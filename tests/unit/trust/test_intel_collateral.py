@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import urllib.parse
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,6 +15,7 @@ from verifier.errors import Code, CollateralError
 from verifier.evidence.dcap import parse_quote
 from verifier.platforms.intel_dcap import verify_quote
 from verifier.trust.intel_collateral import (
+    Collateral,
     collateral_from_pcs,
     crl_der,
     parse_collateral_json,
@@ -32,11 +34,11 @@ def _teepot(name: str) -> dict[str, str]:
     return doc
 
 
-def _pcs_collateral_g4() -> tuple[dict[str, object], object]:
+def _pcs_collateral_g4() -> tuple[dict[str, Any], Collateral]:
     tcb = _teepot("pcs-2025-05-27_tdx_tcb_info_00806F050000.json")
     qe = _teepot("pcs-2025-05-27_tdx_qe_identity.json")
     crl = _teepot("pcs-2025-05-27_pck_crl_platform.json")
-    kwargs: dict[str, object] = {
+    kwargs: dict[str, Any] = {
         "tcb_info_body": tcb["tcb_info_json"].encode(),
         "tcb_info_issuer_chain": urllib.parse.quote(tcb["issuer_chain"]),
         "qe_identity_body": qe["enclave_identity_json"].encode(),
@@ -45,7 +47,7 @@ def _pcs_collateral_g4() -> tuple[dict[str, object], object]:
         "pck_crl_issuer_chain": urllib.parse.quote(crl["issuer_chain"]),
         "root_ca_crl": (INTEL_VECTORS / "automata-dcap-attestation/collateral/root_ca_crl_2025-03-20.der").read_bytes(),
     }
-    return kwargs, collateral_from_pcs(**kwargs)  # type: ignore[arg-type]
+    return kwargs, collateral_from_pcs(**kwargs)
 
 
 def test_collateral_from_pcs_equals_qvl_json_bundle() -> None:
@@ -64,12 +66,12 @@ def test_collateral_from_pcs_verifies_real_quote(trust: TrustStore) -> None:
 
 def test_load_intel_collateral_pcs_directory(tmp_path: Path, trust: TrustStore) -> None:
     kwargs, _ = _pcs_collateral_g4()
-    (tmp_path / "tcb_info.json").write_bytes(kwargs["tcb_info_body"])  # type: ignore[arg-type]
+    (tmp_path / "tcb_info.json").write_bytes(kwargs["tcb_info_body"])
     (tmp_path / "tcb_info.issuer_chain").write_text(str(kwargs["tcb_info_issuer_chain"]))
-    (tmp_path / "qe_identity.json").write_bytes(kwargs["qe_identity_body"])  # type: ignore[arg-type]
+    (tmp_path / "qe_identity.json").write_bytes(kwargs["qe_identity_body"])
     (tmp_path / "qe_identity.issuer_chain").write_text(str(kwargs["qe_identity_issuer_chain"]))
     (tmp_path / "pck_crl.der").write_text(str(kwargs["pck_crl"]))  # PEM text is accepted too
-    (tmp_path / "root_ca_crl.der").write_text(kwargs["root_ca_crl"].hex())  # type: ignore[union-attr]  # PCCS hex
+    (tmp_path / "root_ca_crl.der").write_text(kwargs["root_ca_crl"].hex())  # PCCS serves hex text
     collateral = load_intel_collateral(tmp_path)
     result = verify_quote(parse_quote(G4.quote.read_bytes()), collateral, trust, G4.now)
     assert result.tcb.status == "UpToDate"
@@ -85,11 +87,24 @@ def test_signed_member_keeps_exact_bytes_with_whitespace() -> None:
 
 @pytest.mark.parametrize(
     "body",
-    [b"not json", b"[]", b'{"tcbInfo":{}}', b'{"tcbInfo":{},"signature":"00"}',
-     b'{"tcbInfo":{},"signature":"' + b"zz" * 64 + b'"}', b'{"tcbInfo":[],"signature":"' + b"00" * 64 + b'"}',
-     b'{"tcbInfo":{},"signature":"' + b"00" * 64 + b'","extra":1}'],
-    ids=["not-json", "array", "no-signature", "short-signature", "non-hex-signature", "member-not-object",
-         "extra-member"],
+    [
+        b"not json",
+        b"[]",
+        b'{"tcbInfo":{}}',
+        b'{"tcbInfo":{},"signature":"00"}',
+        b'{"tcbInfo":{},"signature":"' + b"zz" * 64 + b'"}',
+        b'{"tcbInfo":[],"signature":"' + b"00" * 64 + b'"}',
+        b'{"tcbInfo":{},"signature":"' + b"00" * 64 + b'","extra":1}',
+    ],
+    ids=[
+        "not-json",
+        "array",
+        "no-signature",
+        "short-signature",
+        "non-hex-signature",
+        "member-not-object",
+        "extra-member",
+    ],
 )
 def test_signed_member_malformed_rejected(body: bytes) -> None:
     with pytest.raises(CollateralError) as exc:
@@ -98,10 +113,12 @@ def test_signed_member_malformed_rejected(body: bytes) -> None:
 
 
 def test_go_tdx_guest_raw_pcs_body_matches_assembled_bundle() -> None:
-    raw, _ = signed_member((INTEL_VECTORS / "google-go-tdx-guest/tdx_tcbinfo_50806f000000_2023-06-18.json")
-                           .read_bytes(), "tcbInfo")
-    bundle = parse_collateral_json((INTEL_VECTORS / "assembled/gotdx-2023-06_tdx_50806f000000.collateral.json")
-                                   .read_bytes())
+    raw, _ = signed_member(
+        (INTEL_VECTORS / "google-go-tdx-guest/tdx_tcbinfo_50806f000000_2023-06-18.json").read_bytes(), "tcbInfo"
+    )
+    bundle = parse_collateral_json(
+        (INTEL_VECTORS / "assembled/gotdx-2023-06_tdx_50806f000000.collateral.json").read_bytes()
+    )
     assert raw == bundle.tcb_info_raw
 
 
@@ -116,7 +133,7 @@ def test_crl_der_accepts_der_pem_and_hex() -> None:
 
 
 def test_parse_tcb_info_version_2_sgx() -> None:
-    body = (INTEL_VECTORS / "automata-dcap-attestation/collateral/sgx_tcbinfo_v2-format_00606a000000_2025-06-04.json")
+    body = INTEL_VECTORS / "automata-dcap-attestation/collateral/sgx_tcbinfo_v2-format_00606a000000_2025-06-04.json"
     raw, _ = signed_member(body.read_bytes(), "tcbInfo")
     info = parse_tcb_info(raw)
     assert (info.id, info.version) == ("SGX", 2)
@@ -151,11 +168,17 @@ def _tcb_info_variant(mutate: str) -> bytes:
 
 @pytest.mark.parametrize(
     ("mutate", "code"),
-    [("short-components", Code.INTEL_COLLATERAL_MALFORMED), ("unknown-status", Code.INTEL_COLLATERAL_TCB_STATUS_UNRECOGNIZED),
-     ("bad-fmspc", Code.INTEL_COLLATERAL_MALFORMED), ("version-4", Code.INTEL_COLLATERAL_TCB_INFO_UNSUPPORTED),
-     ("no-levels", Code.INTEL_COLLATERAL_MALFORMED), ("svn-out-of-range", Code.INTEL_COLLATERAL_MALFORMED),
-     ("bool-svn", Code.INTEL_COLLATERAL_MALFORMED), ("no-tdx-module", Code.INTEL_COLLATERAL_MALFORMED),
-     ("naive-date", Code.INTEL_COLLATERAL_MALFORMED)],
+    [
+        ("short-components", Code.INTEL_COLLATERAL_MALFORMED),
+        ("unknown-status", Code.INTEL_COLLATERAL_TCB_STATUS_UNRECOGNIZED),
+        ("bad-fmspc", Code.INTEL_COLLATERAL_MALFORMED),
+        ("version-4", Code.INTEL_COLLATERAL_TCB_INFO_UNSUPPORTED),
+        ("no-levels", Code.INTEL_COLLATERAL_MALFORMED),
+        ("svn-out-of-range", Code.INTEL_COLLATERAL_MALFORMED),
+        ("bool-svn", Code.INTEL_COLLATERAL_MALFORMED),
+        ("no-tdx-module", Code.INTEL_COLLATERAL_MALFORMED),
+        ("naive-date", Code.INTEL_COLLATERAL_MALFORMED),
+    ],
     ids=lambda v: v if isinstance(v, str) else "",
 )
 def test_parse_tcb_info_defect_rejected(mutate: str, code: Code) -> None:

@@ -19,7 +19,8 @@ def test_load_trust_store_genuine_intel_root(trust: TrustStore) -> None:
     assert root.sha256 == INTEL_ROOT_SHA256
     assert hashlib.sha256(root.der).hexdigest() == INTEL_ROOT_SHA256
     assert root.certificate.subject.rfc4514_string() == (
-        "C=US,ST=CA,L=Santa Clara,O=Intel Corporation,CN=Intel SGX Root CA")
+        "C=US,ST=CA,L=Santa Clara,O=Intel Corporation,CN=Intel SGX Root CA"
+    )
     assert trust.simulated is False
 
 
@@ -73,7 +74,7 @@ def test_load_trust_store_bad_manifest_refused(roots_copy: Path, manifest: str) 
 def test_load_trust_store_duplicate_key_refused(roots_copy: Path) -> None:
     m = _manifest(roots_copy)
     text = m.read_text()
-    m.write_text(text + "\n" + text[text.index("[[root]]"):])
+    m.write_text(text + "\n" + text[text.index("[[root]]") :])
     with pytest.raises(TrustStoreError) as exc:
         load_trust_store(roots_copy)
     assert exc.value.code == Code.TRUST_MANIFEST_INVALID
