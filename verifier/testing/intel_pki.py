@@ -492,7 +492,7 @@ class Evidence:
     collateral_json: str = field(init=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "collateral_json", json.dumps(dict(self.collateral), indent=1))
+        object.__setattr__(self, "collateral_json", json.dumps(dict(self.collateral)))
 
     @property
     def now_secs(self) -> int:
@@ -533,10 +533,8 @@ class IntelPki:
         self._seed = seed
         self.rogue_key = self.key("rogue")  # signs everything a defect needs signed "by someone else"
         self.root_key, self.alt_root_key = self.key("root"), self.key("alt-root")
-        self.root = self._issue(ROOT_CN, self.root_key, None, self.root_key, "root", "root", (
-            datetime(2025, 1, 1, tzinfo=UTC), datetime(2049, 12, 31, 23, 59, 59, tzinfo=UTC)))
-        self.alt_root = self._issue(ROOT_CN, self.alt_root_key, None, self.alt_root_key, "root", "root", (
-            datetime(2025, 1, 1, tzinfo=UTC), datetime(2049, 12, 31, 23, 59, 59, tzinfo=UTC)))
+        self.root = self._root(self.root_key)
+        self.alt_root = self._root(self.alt_root_key)  # same name and serial as ``root``, another key
         self.ca_keys: dict[str, ec.EllipticCurvePrivateKey] = {k: self.key(f"{k}-ca") for k in CA_CN}
         self.cas = {k: self._ca(k, self.ca_keys[k], self.root, self.root_key) for k in CA_CN}
         self.tcb_signing_key = self.key("tcb-signing")
@@ -583,15 +581,19 @@ class IntelPki:
             b = b.add_extension(ext, critical=False)
         return b.sign(signer, hashes.SHA256(), ecdsa_deterministic=True)
 
+    def _root(self, key: ec.EllipticCurvePrivateKey) -> x509.Certificate:
+        return self._issue(ROOT_CN, key, None, key, role="root", serial_label="root", validity=(
+            datetime(2025, 1, 1, tzinfo=UTC), datetime(2049, 12, 31, 23, 59, 59, tzinfo=UTC)))
+
     def _ca(self, kind: str, key: ec.EllipticCurvePrivateKey, root: x509.Certificate,
             signer: ec.EllipticCurvePrivateKey) -> x509.Certificate:
-        return self._issue(CA_CN[kind], key, root, signer, "ca", f"{kind}-ca",
-                           (datetime(2025, 1, 1, tzinfo=UTC), datetime(2040, 1, 1, tzinfo=UTC)))
+        return self._issue(CA_CN[kind], key, root, signer, role="ca", serial_label=f"{kind}-ca",
+                           validity=(datetime(2025, 1, 1, tzinfo=UTC), datetime(2040, 1, 1, tzinfo=UTC)))
 
     def _signer(self, key: ec.EllipticCurvePrivateKey, root: x509.Certificate,
                 signer: ec.EllipticCurvePrivateKey) -> x509.Certificate:
-        return self._issue(TCB_SIGNING_CN, key, root, signer, "leaf", "tcb-signing",
-                           (datetime(2025, 5, 6, tzinfo=UTC), datetime(2032, 5, 6, tzinfo=UTC)))
+        return self._issue(TCB_SIGNING_CN, key, root, signer, role="leaf", serial_label="tcb-signing",
+                           validity=(datetime(2025, 5, 6, tzinfo=UTC), datetime(2032, 5, 6, tzinfo=UTC)))
 
     def pck_leaf(self, platform: PckPlatform, ca: x509.Certificate, signer: ec.EllipticCurvePrivateKey,
                  key: ec.EllipticCurvePrivateKey | None = None,
@@ -667,7 +669,8 @@ class IntelPki:
             if advisories:
                 level["advisoryIDs"] = list(advisories)
             levels.append(level)
-        eval_number = c.qe_tcb_evaluation_data_number or c.tcb_evaluation_data_number
+        eval_number = (c.tcb_evaluation_data_number if c.qe_tcb_evaluation_data_number is None
+                       else c.qe_tcb_evaluation_data_number)
         doc = {"id": profile.identity_id, "version": 2, "issueDate": _ts(window[0]),
                "nextUpdate": _ts(window[1]), "tcbEvaluationDataNumber": eval_number, "miscselect": "00000000",
                "miscselectMask": "FFFFFFFF", "attributes": profile.identity_attributes.hex().upper(),

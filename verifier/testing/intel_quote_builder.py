@@ -4,12 +4,12 @@ SIMULATION ONLY. Everything this module produces is simulated: the quotes are si
 never by Intel hardware. Evidence built with it is trusted only when a developer explicitly enables the
 simulated Intel root (development settings); a production trust store never accepts it.
 
-What it does: packs report bodies (:class:`SgxReport`, :class:`TdReport`) and assembles a quote (header, body,
-signature data with the QE report certification data and the PCK chain) per intel-dcap.md §1, signing with the
-keys the caller passes. It also locates the sections of a quote (:func:`quote_layout`) and patches integers in
-place, so tests can derive structural defects (truncation, oversize lengths, unknown versions) from a good quote.
-What it does not do: certificates, CRLs or collateral (that is :mod:`verifier.testing.intel_pki`), and it never
-checks that the QE report matches anything.
+What it does: packs report bodies (:class:`SgxReport`, :class:`TdReport`) and assembles a quote (header,
+body, signature data with the QE report certification data and the PCK chain) per intel-dcap.md §1, signing
+with the keys the caller passes. It also locates the sections of a quote (:func:`quote_layout`) and patches
+integers in place, so tests can derive structural defects (truncation, oversize lengths, unknown versions)
+from a good quote. What it does not do: certificates, CRLs or collateral (that is
+:mod:`verifier.testing.intel_pki`), and it never checks that the QE report matches anything.
 
 Layouts are declared independently of the parsers in :mod:`verifier.evidence` on purpose, so a layout bug in
 either shows up as a parse failure in the tests instead of cancelling out.
@@ -64,7 +64,8 @@ BODY_SIZES: Final = {1: 384, 2: 584, 3: 648, 4: 885}
 SIM_TDX_MODULE_SVN: Final = 4
 SIM_TDX_MODULE_MAJOR: Final = 1
 SIM_TDX_LATE_MICROCODE_SVN: Final = 3
-SIM_TEE_TCB_SVN: Final = bytes([SIM_TDX_MODULE_SVN, SIM_TDX_MODULE_MAJOR, SIM_TDX_LATE_MICROCODE_SVN]) + bytes(13)
+SIM_TEE_TCB_SVN: Final = bytes([SIM_TDX_MODULE_SVN, SIM_TDX_MODULE_MAJOR, SIM_TDX_LATE_MICROCODE_SVN,
+                                *bytes(13)])
 
 TD_ATTR_DEBUG: Final = 1 << 0
 TD_ATTR_SEPT_VE_DISABLE: Final = 1 << 28
@@ -90,7 +91,8 @@ def _fixed(name: str, value: bytes, size: int) -> bytes:
 class SgxReport:
     """An SGX REPORT body (enclave report or QE report). Defaults: a production (non-debug) 64-bit enclave.
 
-    ``cpusvn=None`` means "the simulated platform's CPUSVN" (filled in by the PKI builder; zeros if packed as is).
+    ``cpusvn=None`` means "the simulated platform's CPUSVN" (filled in by the PKI builder; zeros if packed
+    as is).
     """
 
     cpusvn: bytes | None = None
@@ -112,8 +114,8 @@ class SgxReport:
             self.miscselect, bytes(12), _fixed("isvextprodid", self.isvextprodid, 16),
             _fixed("attributes", self.attributes, 16), _fixed("mrenclave", self.mrenclave, 32), bytes(32),
             _fixed("mrsigner", self.mrsigner, 32), bytes(32), _fixed("configid", self.configid, 64),
-            self.isvprodid, self.isvsvn, self.configsvn, bytes(42), _fixed("isvfamilyid", self.isvfamilyid, 16),
-            _fixed("reportdata", self.reportdata, 64),
+            self.isvprodid, self.isvsvn, self.configsvn, bytes(42),
+            _fixed("isvfamilyid", self.isvfamilyid, 16), _fixed("reportdata", self.reportdata, 64),
         )
 
     @property
@@ -123,7 +125,7 @@ class SgxReport:
 
 @dataclass(frozen=True, slots=True)
 class TdReport:
-    """A TD report body (types 2/3/4). Defaults: a production TD (SEPT_VE_DISABLE set) on the simulated module.
+    """A TD report body (types 2/3/4). Defaults: a production TD (SEPT_VE_DISABLE set), simulated module.
 
     ``tee_tcb_svn2=None`` and ``init_tee_tcb_svn=None`` mean "same as ``tee_tcb_svn``". The TD 1.5 and type-4
     fields are used only for body types 3 and 4.
@@ -178,7 +180,8 @@ class TdReport:
         )
         if body_type >= 3:
             svn2 = self.tee_tcb_svn if self.tee_tcb_svn2 is None else self.tee_tcb_svn2
-            out += TD15_EXTRA.pack(_fixed("tee_tcb_svn2", svn2, 16), _fixed("mrservicetd", self.mrservicetd, 48))
+            out += TD15_EXTRA.pack(_fixed("tee_tcb_svn2", svn2, 16),
+                                   _fixed("mrservicetd", self.mrservicetd, 48))
         if body_type == 4:
             init_svn = self.tee_tcb_svn if self.init_tee_tcb_svn is None else self.init_tee_tcb_svn
             out += TD15_EX_EXTRA.pack(
@@ -205,7 +208,8 @@ def raw_public_key(key: ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey) 
 
 
 def public_key_from_raw(xy: bytes) -> ec.EllipticCurvePublicKey:
-    return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), b"\x04" + _fixed("public key", xy, 64))
+    point = b"\x04" + _fixed("public key", xy, 64)
+    return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), point)
 
 
 def sign_raw(key: ec.EllipticCurvePrivateKey, data: bytes) -> bytes:
@@ -242,7 +246,8 @@ class QeCertificationData:
     def pack(self) -> bytes:
         inner = CERT_DATA_HEADER.pack(CERT_TYPE_PCK_CHAIN, len(self.pck_chain_pem)) + self.pck_chain_pem
         return (
-            _fixed("qe_report", self.qe_report, 384) + _fixed("qe_report_signature", self.qe_report_signature, 64)
+            _fixed("qe_report", self.qe_report, 384)
+            + _fixed("qe_report_signature", self.qe_report_signature, 64)
             + U16.pack(len(self.qe_auth_data)) + self.qe_auth_data + inner
         )
 
@@ -321,7 +326,7 @@ class QuoteLayout:
 
 
 def quote_layout(quote: bytes) -> QuoteLayout:
-    """Locate the sections of a well-formed quote by walking its length fields. Raises ValueError if it is not."""
+    """Locate the sections of a well-formed quote by walking its length fields (ValueError if it is not)."""
     (version,) = U16.unpack_from(quote, 0)
     if version not in (3, 4, 5):
         raise ValueError(f"not a quote this module builds (version {version})")
@@ -351,11 +356,13 @@ def quote_layout(quote: bytes) -> QuoteLayout:
     return QuoteLayout(
         version=version, header_end=HEADER_SIZE, v5_body_type_offset=bt_off, v5_body_size_offset=bs_off,
         body_offset=body_off, body_end=body_end, signed_end=body_end, sig_len_offset=body_end,
-        sig_data_offset=sd, sig_data_end=sd + sig_len, quote_signature_offset=sd, attestation_key_offset=sd + 64,
+        sig_data_offset=sd, sig_data_end=sd + sig_len, quote_signature_offset=sd,
+        attestation_key_offset=sd + 64,
         outer_cert_type_offset=oct_off, outer_cert_size_offset=ocs_off, qe_report_offset=qe_report,
         qe_report_signature_offset=qe_report + 384, qe_auth_size_offset=auth_size_off,
         qe_auth_data_offset=auth_size_off + 2, pck_cert_type_offset=pck_type_off,
-        pck_cert_size_offset=pck_type_off + 2, pck_chain_offset=chain_off, pck_chain_end=chain_off + chain_len,
+        pck_cert_size_offset=pck_type_off + 2, pck_chain_offset=chain_off,
+        pck_chain_end=chain_off + chain_len,
     )
 
 
