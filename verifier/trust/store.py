@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
@@ -44,6 +44,15 @@ class TrustStore:
 
     roots: Mapping[str, PinnedRoot]
     simulated: bool = False
+    #: Digest naming exactly which roots (and simulation mode) this store trusts; part of every cache key.
+    fingerprint: bytes = field(default=b"", compare=False)
+
+    def __post_init__(self) -> None:
+        h = hashlib.sha256(b"simulated" if self.simulated else b"genuine")
+        for key in sorted(self.roots):
+            h.update(key.encode())
+            h.update(bytes.fromhex(self.roots[key].sha256))
+        object.__setattr__(self, "fingerprint", h.digest())
 
     def root(self, key: str) -> PinnedRoot:
         try:
@@ -51,13 +60,6 @@ class TrustStore:
         except KeyError as e:
             raise TrustStoreError(Code.TRUST_ROOT_MISMATCH, f"no pinned root {key!r} in the trust store") from e
 
-    def fingerprint(self) -> str:
-        """A digest naming exactly which roots (and simulation mode) this store trusts; used in cache keys."""
-        h = hashlib.sha256(b"simulated" if self.simulated else b"genuine")
-        for key in sorted(self.roots):
-            h.update(key.encode())
-            h.update(bytes.fromhex(self.roots[key].sha256))
-        return h.hexdigest()
 
 
 def trust_store_from_certificates(roots: Mapping[str, x509.Certificate], *, simulated: bool) -> TrustStore:

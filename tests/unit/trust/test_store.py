@@ -82,4 +82,4 @@ def test_load_trust_store_duplicate_key_refused(roots_copy: Path) -> None:
 
 def test_trust_store_fingerprint_distinguishes_simulated(trust: TrustStore) -> None:
     sim = TrustStore(trust.roots, simulated=True)
-    assert sim.fingerprint() != trust.fingerprint()
+    assert sim.fingerprint != trust.fingerprint

@@ -1,0 +1,367 @@
+"""Intel DCAP endorsements (intel-dcap.md §4 steps 2-5): the PCK chain, the CRLs and the signed collateral.
+
+Everything here is a pure function of its bytes and the trust store: no time, no I/O. Validity windows are
+*returned* (as :class:`~verifier.trust.chains.Window`) for the caller to check against ``now`` on every call,
+which is what makes the results safe to memoise by content hash in :class:`IntelVerificationCache`.
+:mod:`verifier.platforms.intel_dcap` runs the whole algorithm on top of these.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtensionOID
+
+from verifier import limits
+from verifier.errors import Code, CollateralError, KeywardError, VerificationFailed
+from verifier.trust.chains import (
+    ContentCache,
+    Window,
+    cert_window,
+    common_name,
+    is_ca,
+    issued_by,
+    load_der_certificate,
+    verify_p256_raw,
+)
+from verifier.trust.intel_collateral import (
+    Collateral,
+    QeIdentity,
+    TcbInfo,
+    parse_qe_identity,
+    parse_tcb_info,
+    pem_certificates,
+)
+from verifier.trust.intel_pck import PckExtensions, parse_pck_extensions
+from verifier.trust.store import INTEL_SGX_ROOT, TrustStore
+
+_PCK_LEAF_CN_SUFFIX: Final = "SGX PCK Certificate"
+_PLATFORM_CA_CN_SUFFIX: Final = "SGX PCK Platform CA"
+_PROCESSOR_CA_CN_SUFFIX: Final = "SGX PCK Processor CA"
+_TCB_SIGNING_CN_PART: Final = "SGX TCB Signing"
+
+
+@dataclass(frozen=True, slots=True)
+class CollateralSummary:
+    """Which collateral was used and its validity, for the result and the audit trail."""
+
+    tcb_info_issue_date: datetime
+    tcb_info_next_update: datetime
+    qe_identity_issue_date: datetime
+    qe_identity_next_update: datetime
+    root_ca_crl_this_update: datetime
+    root_ca_crl_next_update: datetime
+    pck_crl_this_update: datetime
+    pck_crl_next_update: datetime
+    tcb_info_eval_number: int
+    qe_identity_eval_number: int
+    earliest_expiry: datetime
+    latest_issue: datetime
+    fmspc: str
+    tcb_info_digest: str
+
+    @property
+    def tcb_eval_number(self) -> int:
+        """Intel reports the minimum of the two evaluation data numbers (intel-dcap.md §5)."""
+        return min(self.tcb_info_eval_number, self.qe_identity_eval_number)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Cached, time-independent results
+
+
+@dataclass(frozen=True, slots=True)
+class PckChain:
+    leaf: x509.Certificate
+    intermediate: x509.Certificate
+    leaf_key: ec.EllipticCurvePublicKey
+    extensions: PckExtensions
+    platform_ca: bool
+    windows: tuple[Window, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SignedCollateral:
+    tcb_info: TcbInfo
+    qe_identity: QeIdentity
+    root_crl: x509.CertificateRevocationList
+    windows: tuple[Window, ...]  # root CRL, TCB signer, TCB Info, QE signer, QE Identity
+    tcb_info_digest: str
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """Chain x collateral: revocation checked; every validity window in step order; the collateral summary."""
+
+    pck_crl: x509.CertificateRevocationList
+    windows: tuple[Window, ...]
+    summary: CollateralSummary
+
+
+class IntelVerificationCache:
+    """Content-hash memo of steps 2-5 (see module docstring). Safe to share across threads."""
+
+    def __init__(self, max_entries: int = limits.VERIFICATION_CACHE_ENTRIES) -> None:
+        self.chains: ContentCache[PckChain] = ContentCache(max_entries)
+        self.collateral: ContentCache[SignedCollateral] = ContentCache(max_entries)
+        self.revocation: ContentCache[Binding] = ContentCache(max_entries)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Step 2: the PCK chain
+
+
+def _pinned_root(trust: TrustStore) -> x509.Certificate:
+    return trust.root(INTEL_SGX_ROOT).certificate
+
+
+def _check_pinned(cert_der: bytes, trust: TrustStore, code: Code, what: str, error: type[KeywardError]) -> None:
+    pinned = trust.root(INTEL_SGX_ROOT).der
+    if cert_der != pinned:
+        raise error(
+            code,
+            f"{what} root is not the pinned Intel SGX Root CA",
+            expected=hashlib.sha256(pinned).hexdigest(),
+            actual=hashlib.sha256(cert_der).hexdigest(),
+        )
+
+
+def verify_pck_chain(chain_pem: bytes, trust: TrustStore) -> PckChain:
+    try:
+        ders = pem_certificates(chain_pem, what="PCK certificate chain")
+    except CollateralError as e:
+        raise VerificationFailed(Code.INTEL_PCK_CHAIN_MALFORMED, e.message) from e
+    if len(ders) != limits.PCK_CHAIN_LENGTH:
+        raise VerificationFailed(
+            Code.INTEL_PCK_CHAIN_MALFORMED,
+            "PCK chain must be leaf, intermediate and root",
+            expected=limits.PCK_CHAIN_LENGTH,
+            actual=len(ders),
+        )
+    leaf, inter, root = (
+        load_der_certificate(d, Code.INTEL_PCK_CHAIN_MALFORMED, "PCK chain certificate", VerificationFailed)
+        for d in ders
+    )
+    # 2a. The root is byte-equal to the pinned Intel SGX Root CA (QVL compares it too).
+    _check_pinned(ders[2], trust, Code.INTEL_PCK_CHAIN_UNTRUSTED, "PCK chain", VerificationFailed)
+    # 2b. Names: leaf "... SGX PCK Certificate", intermediate "... SGX PCK Platform CA" / "Processor CA".
+    inter_cn = common_name(inter.subject)
+    platform_ca = inter_cn.endswith(_PLATFORM_CA_CN_SUFFIX)
+    if not (platform_ca or inter_cn.endswith(_PROCESSOR_CA_CN_SUFFIX)) or not is_ca(inter):
+        raise VerificationFailed(
+            Code.INTEL_PCK_SUBJECT_INVALID,
+            "intermediate is not an SGX PCK Platform/Processor CA",
+            expected="CN=Intel SGX PCK Platform CA | Processor CA (CA=true)",
+            actual=inter_cn,
+        )
+    leaf_cn = common_name(leaf.subject)
+    if not leaf_cn.endswith(_PCK_LEAF_CN_SUFFIX) or is_ca(leaf):
+        raise VerificationFailed(
+            Code.INTEL_PCK_SUBJECT_INVALID,
+            "leaf is not an SGX PCK certificate",
+            expected="CN=Intel SGX PCK Certificate (CA=false)",
+            actual=leaf_cn,
+        )
+    # 2c. Links: intermediate issued by the root, leaf issued by the intermediate (names and ECDSA-SHA256).
+    for cert, issuer, what in ((inter, root, "PCK intermediate"), (leaf, inter, "PCK leaf")):
+        if cert.issuer != issuer.subject:
+            raise VerificationFailed(
+                Code.INTEL_PCK_ISSUER_MISMATCH,
+                f"{what} issuer name does not match its issuer",
+                expected=issuer.subject.rfc4514_string(),
+                actual=cert.issuer.rfc4514_string(),
+            )
+        if not issued_by(cert, issuer):
+            raise VerificationFailed(
+                Code.INTEL_PCK_SIGNATURE_INVALID, f"{what} signature does not verify under its issuer"
+            )
+    key = leaf.public_key()
+    if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
+        raise VerificationFailed(Code.INTEL_PCK_CHAIN_MALFORMED, "PCK leaf key is not P-256")
+    windows = tuple(
+        cert_window(c, what, Code.INTEL_PCK_EXPIRED, Code.INTEL_PCK_NOT_YET_VALID, VerificationFailed)
+        for c, what in ((root, "Intel SGX Root CA"), (inter, "PCK intermediate CA"), (leaf, "PCK certificate"))
+    )
+    return PckChain(leaf, inter, key, parse_pck_extensions(leaf, platform_ca=platform_ca), platform_ca, windows)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Steps 3-5: CRLs and signed collateral
+
+
+def _load_crl(der: bytes, what: str) -> tuple[x509.CertificateRevocationList, Window]:
+    """Load a DER CRL that has CRL Number, AKI and nextUpdate; return it with its validity window."""
+    try:
+        crl = x509.load_der_x509_crl(der)
+        exts = crl.extensions
+        exts.get_extension_for_oid(ExtensionOID.CRL_NUMBER)
+        aki = exts.get_extension_for_oid(ExtensionOID.AUTHORITY_KEY_IDENTIFIER).value
+    except x509.ExtensionNotFound as e:
+        raise CollateralError(
+            Code.INTEL_COLLATERAL_CRL_EXTENSIONS_MISSING, f"{what} lacks CRL Number or Authority Key Identifier"
+        ) from e
+    except ValueError as e:
+        raise CollateralError(Code.INTEL_COLLATERAL_MALFORMED, f"{what} is not a valid DER CRL") from e
+    next_update = crl.next_update_utc
+    if next_update is None or not isinstance(aki, x509.AuthorityKeyIdentifier):
+        raise CollateralError(Code.INTEL_COLLATERAL_MALFORMED, f"{what} has no nextUpdate")
+    window = Window(
+        what,
+        crl.last_update_utc,
+        next_update,
+        Code.INTEL_COLLATERAL_CRL_EXPIRED,
+        Code.INTEL_COLLATERAL_CRL_NOT_YET_VALID,
+        CollateralError,
+    )
+    return crl, window
+
+
+def _check_crl_issuer(crl: x509.CertificateRevocationList, issuer: x509.Certificate, what: str) -> None:
+    """The CRL names ``issuer``, its AKI is the issuer's SKI (automata PR #23), and ``issuer`` signed it."""
+    if crl.issuer != issuer.subject:
+        raise CollateralError(
+            Code.INTEL_COLLATERAL_CRL_WRONG_ISSUER,
+            f"{what} is not issued by the expected CA",
+            expected=issuer.subject.rfc4514_string(),
+            actual=crl.issuer.rfc4514_string(),
+        )
+    aki = crl.extensions.get_extension_for_oid(ExtensionOID.AUTHORITY_KEY_IDENTIFIER).value
+    try:
+        ski = issuer.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_KEY_IDENTIFIER).value
+    except (x509.ExtensionNotFound, ValueError):
+        ski = None
+    if (
+        isinstance(aki, x509.AuthorityKeyIdentifier)
+        and aki.key_identifier is not None
+        and isinstance(ski, x509.SubjectKeyIdentifier)
+        and aki.key_identifier != ski.digest
+    ):
+        raise CollateralError(
+            Code.INTEL_COLLATERAL_CRL_WRONG_ISSUER,
+            f"{what} AKI is not the issuer's key id",
+            expected=ski.digest.hex(),
+            actual=aki.key_identifier.hex(),
+        )
+    key = issuer.public_key()
+    if not isinstance(key, ec.EllipticCurvePublicKey) or not crl.is_signature_valid(key):
+        raise CollateralError(Code.INTEL_COLLATERAL_CRL_SIGNATURE_INVALID, f"{what} signature does not verify")
+
+
+def _verify_signing_chain(
+    chain: tuple[bytes, ...], root_crl: x509.CertificateRevocationList, trust: TrustStore, what: str
+) -> tuple[ec.EllipticCurvePublicKey, Window]:
+    """Steps 4/5 chain: [TCB Signing, Root]; root pinned; signer issued by it and not revoked."""
+    code = Code.INTEL_COLLATERAL_SIGNING_CHAIN_UNTRUSTED
+    if not 2 <= len(chain) <= limits.MAX_ISSUER_CHAIN_CERTS:
+        raise CollateralError(code, f"{what} issuer chain must be [signer, root]", expected=2, actual=len(chain))
+    _check_pinned(chain[-1], trust, code, f"{what} issuer chain", CollateralError)
+    signer = load_der_certificate(
+        chain[0], Code.INTEL_COLLATERAL_MALFORMED, f"{what} signing certificate", CollateralError
+    )
+    if _TCB_SIGNING_CN_PART not in common_name(signer.subject) or not issued_by(signer, _pinned_root(trust)):
+        raise CollateralError(
+            code,
+            f"{what} signer is not an SGX TCB Signing certificate issued by the root",
+            actual=signer.subject.rfc4514_string(),
+        )
+    if root_crl.get_revoked_certificate_by_serial_number(signer.serial_number) is not None:
+        raise CollateralError(
+            Code.INTEL_COLLATERAL_SIGNING_CERT_REVOKED,
+            f"{what} signing certificate is revoked",
+            actual=format(signer.serial_number, "x"),
+        )
+    key = signer.public_key()
+    if not isinstance(key, ec.EllipticCurvePublicKey):
+        raise CollateralError(code, f"{what} signing key is not ECDSA")
+    window = cert_window(
+        signer,
+        f"{what} signing certificate",
+        Code.INTEL_COLLATERAL_SIGNING_CERT_EXPIRED,
+        Code.INTEL_COLLATERAL_SIGNING_CERT_EXPIRED,
+        CollateralError,
+    )
+    return key, window
+
+
+def verify_signed_collateral(c: Collateral, trust: TrustStore) -> SignedCollateral:
+    root = _pinned_root(trust)
+    # 3a. Root CA CRL: issued and signed by the pinned root, with CRL Number and AKI.
+    root_crl, root_crl_window = _load_crl(c.root_ca_crl, "Root CA CRL")
+    _check_crl_issuer(root_crl, root, "Root CA CRL")
+    # 4. TCB Info: signing chain, signature over the exact signed bytes, then parse.
+    tcb_key, tcb_signer_window = _verify_signing_chain(c.tcb_info_issuer_chain, root_crl, trust, "TCB Info")
+    if not verify_p256_raw(tcb_key, c.tcb_info_signature, c.tcb_info_raw):
+        raise CollateralError(Code.INTEL_COLLATERAL_TCB_INFO_SIGNATURE_INVALID, "TCB Info signature does not verify")
+    tcb_info = parse_tcb_info(c.tcb_info_raw)
+    # 5. QE Identity: same chain rules.
+    qe_key, qe_signer_window = _verify_signing_chain(c.qe_identity_issuer_chain, root_crl, trust, "QE Identity")
+    if not verify_p256_raw(qe_key, c.qe_identity_signature, c.qe_identity_raw):
+        raise CollateralError(
+            Code.INTEL_COLLATERAL_QE_IDENTITY_SIGNATURE_INVALID, "QE Identity signature does not verify"
+        )
+    qe_identity = parse_qe_identity(c.qe_identity_raw)
+    windows = (
+        root_crl_window,
+        tcb_signer_window,
+        Window(
+            "TCB Info",
+            tcb_info.issue_date,
+            tcb_info.next_update,
+            Code.INTEL_COLLATERAL_TCB_INFO_EXPIRED,
+            Code.INTEL_COLLATERAL_TCB_INFO_NOT_YET_VALID,
+            CollateralError,
+        ),
+        qe_signer_window,
+        Window(
+            "QE Identity",
+            qe_identity.issue_date,
+            qe_identity.next_update,
+            Code.INTEL_COLLATERAL_QE_IDENTITY_EXPIRED,
+            Code.INTEL_COLLATERAL_QE_IDENTITY_NOT_YET_VALID,
+            CollateralError,
+        ),
+    )
+    return SignedCollateral(tcb_info, qe_identity, root_crl, windows, hashlib.sha256(c.tcb_info_raw).hexdigest())
+
+
+def verify_binding(chain: PckChain, c: Collateral, signed: SignedCollateral) -> Binding:
+    # 3b. The intermediate is not on the Root CA CRL.
+    if signed.root_crl.get_revoked_certificate_by_serial_number(chain.intermediate.serial_number) is not None:
+        raise VerificationFailed(
+            Code.INTEL_PCK_INTERMEDIATE_REVOKED,
+            "PCK intermediate CA is revoked",
+            actual=format(chain.intermediate.serial_number, "x"),
+        )
+    # 3c. PCK CRL: issued and signed by the PCK's own issuer; the PCK is not on it.
+    pck_crl, window = _load_crl(c.pck_crl, "PCK CRL")
+    _check_crl_issuer(pck_crl, chain.intermediate, "PCK CRL")
+    if pck_crl.get_revoked_certificate_by_serial_number(chain.leaf.serial_number) is not None:
+        raise VerificationFailed(
+            Code.INTEL_PCK_REVOKED, "PCK certificate is revoked", actual=format(chain.leaf.serial_number, "x")
+        )
+    tcb_info, qe_identity = signed.tcb_info, signed.qe_identity
+    # Step order: PCK chain, Root CA CRL, PCK CRL, TCB signer, TCB Info, QE signer, QE Identity.
+    windows = (*chain.windows, signed.windows[0], window, *signed.windows[1:])
+    root_crl_w = signed.windows[0]
+    summary = CollateralSummary(
+        tcb_info_issue_date=tcb_info.issue_date,
+        tcb_info_next_update=tcb_info.next_update,
+        qe_identity_issue_date=qe_identity.issue_date,
+        qe_identity_next_update=qe_identity.next_update,
+        root_ca_crl_this_update=root_crl_w.not_before,
+        root_ca_crl_next_update=root_crl_w.not_after,
+        pck_crl_this_update=window.not_before,
+        pck_crl_next_update=window.not_after,
+        tcb_info_eval_number=tcb_info.eval_number,
+        qe_identity_eval_number=qe_identity.eval_number,
+        earliest_expiry=min(w.not_after for w in windows),
+        latest_issue=max(w.not_before for w in windows),
+        fmspc=tcb_info.fmspc.hex(),
+        tcb_info_digest=signed.tcb_info_digest,
+    )
+    return Binding(pck_crl, windows, summary)
