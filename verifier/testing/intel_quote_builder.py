@@ -64,8 +64,7 @@ BODY_SIZES: Final = {1: 384, 2: 584, 3: 648, 4: 885}
 SIM_TDX_MODULE_SVN: Final = 4
 SIM_TDX_MODULE_MAJOR: Final = 1
 SIM_TDX_LATE_MICROCODE_SVN: Final = 3
-SIM_TEE_TCB_SVN: Final = bytes([SIM_TDX_MODULE_SVN, SIM_TDX_MODULE_MAJOR, SIM_TDX_LATE_MICROCODE_SVN,
-                                *bytes(13)])
+SIM_TEE_TCB_SVN: Final = bytes([SIM_TDX_MODULE_SVN, SIM_TDX_MODULE_MAJOR, SIM_TDX_LATE_MICROCODE_SVN, *bytes(13)])
 
 TD_ATTR_DEBUG: Final = 1 << 0
 TD_ATTR_SEPT_VE_DISABLE: Final = 1 << 28
@@ -98,7 +97,7 @@ class SgxReport:
     cpusvn: bytes | None = None
     miscselect: int = 0
     isvextprodid: bytes = bytes(16)
-    attributes: bytes = bytes.fromhex("0500000000000000" "e700000000000000")  # INIT|MODE64BIT, XFRM 0xe7
+    attributes: bytes = bytes.fromhex("0500000000000000e700000000000000")  # INIT|MODE64BIT, XFRM 0xe7
     mrenclave: bytes = _h256("enclave.mrenclave")
     mrsigner: bytes = _h256("enclave.mrsigner")
     configid: bytes = bytes(64)
@@ -111,11 +110,21 @@ class SgxReport:
     def pack(self) -> bytes:
         return SGX_REPORT.pack(
             _fixed("cpusvn", self.cpusvn if self.cpusvn is not None else bytes(16), 16),
-            self.miscselect, bytes(12), _fixed("isvextprodid", self.isvextprodid, 16),
-            _fixed("attributes", self.attributes, 16), _fixed("mrenclave", self.mrenclave, 32), bytes(32),
-            _fixed("mrsigner", self.mrsigner, 32), bytes(32), _fixed("configid", self.configid, 64),
-            self.isvprodid, self.isvsvn, self.configsvn, bytes(42),
-            _fixed("isvfamilyid", self.isvfamilyid, 16), _fixed("reportdata", self.reportdata, 64),
+            self.miscselect,
+            bytes(12),
+            _fixed("isvextprodid", self.isvextprodid, 16),
+            _fixed("attributes", self.attributes, 16),
+            _fixed("mrenclave", self.mrenclave, 32),
+            bytes(32),
+            _fixed("mrsigner", self.mrsigner, 32),
+            bytes(32),
+            _fixed("configid", self.configid, 64),
+            self.isvprodid,
+            self.isvsvn,
+            self.configsvn,
+            bytes(42),
+            _fixed("isvfamilyid", self.isvfamilyid, 16),
+            _fixed("reportdata", self.reportdata, 64),
         )
 
     @property
@@ -170,25 +179,35 @@ class TdReport:
         if body_type not in (2, 3, 4):
             raise ValueError(f"TD report body type must be 2, 3 or 4, got {body_type}")
         out = TD_REPORT10.pack(
-            _fixed("tee_tcb_svn", self.tee_tcb_svn, 16), _fixed("mrseam", self.mrseam, 48),
-            _fixed("mrsignerseam", self.mrsignerseam, 48), _fixed("seamattributes", self.seamattributes, 8),
-            _fixed("tdattributes", self.tdattributes, 8), _fixed("xfam", self.xfam, 8),
-            _fixed("mrtd", self.mrtd, 48), _fixed("mrconfigid", self.mrconfigid, 48),
-            _fixed("mrowner", self.mrowner, 48), _fixed("mrownerconfig", self.mrownerconfig, 48),
-            _fixed("rtmr0", self.rtmr0, 48), _fixed("rtmr1", self.rtmr1, 48), _fixed("rtmr2", self.rtmr2, 48),
-            _fixed("rtmr3", self.rtmr3, 48), _fixed("reportdata", self.reportdata, 64),
+            _fixed("tee_tcb_svn", self.tee_tcb_svn, 16),
+            _fixed("mrseam", self.mrseam, 48),
+            _fixed("mrsignerseam", self.mrsignerseam, 48),
+            _fixed("seamattributes", self.seamattributes, 8),
+            _fixed("tdattributes", self.tdattributes, 8),
+            _fixed("xfam", self.xfam, 8),
+            _fixed("mrtd", self.mrtd, 48),
+            _fixed("mrconfigid", self.mrconfigid, 48),
+            _fixed("mrowner", self.mrowner, 48),
+            _fixed("mrownerconfig", self.mrownerconfig, 48),
+            _fixed("rtmr0", self.rtmr0, 48),
+            _fixed("rtmr1", self.rtmr1, 48),
+            _fixed("rtmr2", self.rtmr2, 48),
+            _fixed("rtmr3", self.rtmr3, 48),
+            _fixed("reportdata", self.reportdata, 64),
         )
         if body_type >= 3:
             svn2 = self.tee_tcb_svn if self.tee_tcb_svn2 is None else self.tee_tcb_svn2
-            out += TD15_EXTRA.pack(_fixed("tee_tcb_svn2", svn2, 16),
-                                   _fixed("mrservicetd", self.mrservicetd, 48))
+            out += TD15_EXTRA.pack(_fixed("tee_tcb_svn2", svn2, 16), _fixed("mrservicetd", self.mrservicetd, 48))
         if body_type == 4:
             init_svn = self.tee_tcb_svn if self.init_tee_tcb_svn is None else self.init_tee_tcb_svn
             out += TD15_EX_EXTRA.pack(
-                self.vmid, _fixed("td_id", self.td_id, 32), _fixed("dev_info", self.dev_info, 48),
+                self.vmid,
+                _fixed("td_id", self.td_id, 32),
+                _fixed("dev_info", self.dev_info, 48),
                 _fixed("init_service_td_hash", self.init_service_td_hash, 48),
                 _fixed("init_service_td_attributes", self.init_service_td_attributes, 8),
-                _fixed("init_cpu_svn", self.init_cpu_svn, 16), _fixed("init_tee_tcb_svn", init_svn, 16),
+                _fixed("init_cpu_svn", self.init_cpu_svn, 16),
+                _fixed("init_tee_tcb_svn", init_svn, 16),
                 _fixed("init_tee_fmspc", self.init_tee_fmspc, 12),
                 _fixed("cur_service_td_hash", self.cur_service_td_hash, 48),
                 _fixed("cur_service_td_attributes", self.cur_service_td_attributes, 8),
@@ -248,7 +267,9 @@ class QeCertificationData:
         return (
             _fixed("qe_report", self.qe_report, 384)
             + _fixed("qe_report_signature", self.qe_report_signature, 64)
-            + U16.pack(len(self.qe_auth_data)) + self.qe_auth_data + inner
+            + U16.pack(len(self.qe_auth_data))
+            + self.qe_auth_data
+            + inner
         )
 
 
@@ -273,8 +294,9 @@ def assemble_quote(
     """
     if BODY_SIZES.get(body_type) != len(body):
         raise ValueError(f"body of {len(body)} bytes does not fit body type {body_type}")
-    header = HEADER.pack(version, ATT_KEY_ECDSA_P256, tee_type, qe_svn, pce_svn, INTEL_QE_VENDOR_ID,
-                         _fixed("user_data", user_data, 20))
+    header = HEADER.pack(
+        version, ATT_KEY_ECDSA_P256, tee_type, qe_svn, pce_svn, INTEL_QE_VENDOR_ID, _fixed("user_data", user_data, 20)
+    )
     signed = header + (V5_DESCRIPTOR.pack(body_type, len(body)) if version == 5 else b"") + body
     qe_block = certification.pack()
     if version != 3:
@@ -354,30 +376,43 @@ def quote_layout(quote: bytes) -> QuoteLayout:
     if chain_off + chain_len != sd + sig_len or sd + sig_len > len(quote):
         raise ValueError("quote length fields are inconsistent")
     return QuoteLayout(
-        version=version, header_end=HEADER_SIZE, v5_body_type_offset=bt_off, v5_body_size_offset=bs_off,
-        body_offset=body_off, body_end=body_end, signed_end=body_end, sig_len_offset=body_end,
-        sig_data_offset=sd, sig_data_end=sd + sig_len, quote_signature_offset=sd,
+        version=version,
+        header_end=HEADER_SIZE,
+        v5_body_type_offset=bt_off,
+        v5_body_size_offset=bs_off,
+        body_offset=body_off,
+        body_end=body_end,
+        signed_end=body_end,
+        sig_len_offset=body_end,
+        sig_data_offset=sd,
+        sig_data_end=sd + sig_len,
+        quote_signature_offset=sd,
         attestation_key_offset=sd + 64,
-        outer_cert_type_offset=oct_off, outer_cert_size_offset=ocs_off, qe_report_offset=qe_report,
-        qe_report_signature_offset=qe_report + 384, qe_auth_size_offset=auth_size_off,
-        qe_auth_data_offset=auth_size_off + 2, pck_cert_type_offset=pck_type_off,
-        pck_cert_size_offset=pck_type_off + 2, pck_chain_offset=chain_off,
+        outer_cert_type_offset=oct_off,
+        outer_cert_size_offset=ocs_off,
+        qe_report_offset=qe_report,
+        qe_report_signature_offset=qe_report + 384,
+        qe_auth_size_offset=auth_size_off,
+        qe_auth_data_offset=auth_size_off + 2,
+        pck_cert_type_offset=pck_type_off,
+        pck_cert_size_offset=pck_type_off + 2,
+        pck_chain_offset=chain_off,
         pck_chain_end=chain_off + chain_len,
     )
 
 
 def patch_u16(quote: bytes, offset: int, value: int) -> bytes:
     """A copy of ``quote`` with the little-endian u16 at ``offset`` replaced (no re-signing)."""
-    return quote[:offset] + U16.pack(value) + quote[offset + 2:]
+    return quote[:offset] + U16.pack(value) + quote[offset + 2 :]
 
 
 def patch_u32(quote: bytes, offset: int, value: int) -> bytes:
     """A copy of ``quote`` with the little-endian u32 at ``offset`` replaced (no re-signing)."""
-    return quote[:offset] + U32.pack(value) + quote[offset + 4:]
+    return quote[:offset] + U32.pack(value) + quote[offset + 4 :]
 
 
 def patch_bytes(quote: bytes, offset: int, data: bytes) -> bytes:
     """A copy of ``quote`` with ``data`` written at ``offset`` (no re-signing)."""
     if offset + len(data) > len(quote):
         raise ValueError("patch runs past the end of the quote")
-    return quote[:offset] + data + quote[offset + len(data):]
+    return quote[:offset] + data + quote[offset + len(data) :]
