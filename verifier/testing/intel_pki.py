@@ -60,6 +60,7 @@ from verifier.testing.intel_quote_builder import (
     raw_public_key,
     sign_raw,
 )
+from verifier.trust.intel_collateral import Collateral, collateral_from_pcs
 from verifier.trust.store import INTEL_SGX_ROOT, TrustStore, trust_store_from_certificates
 
 Tee = Literal["sgx", "tdx"]
@@ -509,6 +510,18 @@ class PcsResponses:
             "pck_crl_issuer_chain",
         )
         return {n: getattr(self, n) for n in names}
+
+    def to_collateral(self) -> Collateral:
+        """The same collateral through the raw-PCS input path (:func:`collateral_from_pcs`)."""
+        return collateral_from_pcs(
+            tcb_info_body=self.tcb_info_body,
+            tcb_info_issuer_chain=self.tcb_info_issuer_chain,
+            qe_identity_body=self.qe_identity_body,
+            qe_identity_issuer_chain=self.qe_identity_issuer_chain,
+            pck_crl=self.pck_crl,
+            root_ca_crl=self.root_ca_crl,
+            pck_crl_issuer_chain=self.pck_crl_issuer_chain,
+        )
 
 
 @dataclass(frozen=True, slots=True)

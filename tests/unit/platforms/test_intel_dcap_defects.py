@@ -18,7 +18,7 @@ from verifier.evidence.dcap import parse_quote
 from verifier.platforms.intel_dcap import IntelVerificationCache, verify_quote
 from verifier.testing.intel_pki import Defect, Evidence, QuoteOptions, default_pki, defect_applies
 from verifier.testing.intel_quote_builder import patch_u16, patch_u32
-from verifier.trust.intel_collateral import collateral_from_pcs, parse_collateral_json
+from verifier.trust.intel_collateral import parse_collateral_json
 
 C = Code
 #: defect -> the code that must reject it (verification failures and, for policy defects, appraisal).
@@ -124,7 +124,7 @@ def test_verify_quote_simulated_genuine_accepted(name: str) -> None:
     assert v.tcb.status == "UpToDate"
     assert v.simulated is True
     # The raw-PCS form of the same collateral gives the same result.
-    v2 = verify_quote(parse_quote(ev.quote), collateral_from_pcs(**ev.pcs.kwargs()), ev.trust_store, ev.now)
+    v2 = verify_quote(parse_quote(ev.quote), ev.pcs.to_collateral(), ev.trust_store, ev.now)
     assert v2.tcb == v.tcb
 
 
