@@ -39,12 +39,12 @@ Rules decided here:
 from __future__ import annotations
 
 import binascii
-import re
 import struct
 from dataclasses import dataclass
 from typing import Final
 
 from verifier import limits
+from verifier.encoding import is_hex_text, strip_whitespace
 from verifier.errors import Code, EvidenceMalformed
 from verifier.evidence.sgx import SGX_REPORT_BODY_SIZE, SgxReportBody, parse_sgx_report_body
 from verifier.evidence.tdx import (
@@ -85,8 +85,6 @@ CERT_TYPE_QE_REPORT: Final = 6
 
 _SIG: Final = 64  # raw r||s, 2 x 32 bytes big-endian
 _KEY: Final = 64  # raw x||y, no 0x04 prefix
-
-_HEX_RE: Final = re.compile(rb"\A\s*(?:0[xX])?([0-9a-fA-F\s]+)\Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,10 +158,13 @@ def decode_quote_bytes(data: bytes) -> bytes:
         raise EvidenceMalformed(
             Code.INTEL_QUOTE_TOO_LARGE, "evidence is too large", expected=limits.MAX_QUOTE_BYTES, actual=len(data)
         )
-    m = _HEX_RE.match(data) if data[:1] not in (b"\x03", b"\x04", b"\x05") else None
-    if m is None:
+    if data[:1] in (b"\x03", b"\x04", b"\x05"):
         return data
-    digits = re.sub(rb"\s+", b"", m.group(1))
+    digits = strip_whitespace(data)
+    if digits[:2] in (b"0x", b"0X"):
+        digits = digits[2:]
+    if not is_hex_text(digits):
+        return data
     try:
         return binascii.unhexlify(digits)
     except binascii.Error as e:

@@ -17,7 +17,6 @@ Pure: no I/O, no clock. Errors are :class:`~verifier.errors.CollateralError` wit
 
 from __future__ import annotations
 
-import base64
 import binascii
 import hashlib
 import json
@@ -28,6 +27,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from verifier import limits
+from verifier.encoding import is_hex_text, pem_blocks, strip_whitespace
 from verifier.errors import Code, CollateralError
 
 TCB_STATUSES: Final = frozenset(
@@ -43,10 +43,6 @@ TCB_STATUSES: Final = frozenset(
 )
 #: Statuses a QE / TDX-module identity level may carry.
 IDENTITY_STATUSES: Final = frozenset({"UpToDate", "OutOfDate", "Revoked"})
-
-_PEM_CERT_RE: Final = re.compile(rb"-----BEGIN CERTIFICATE-----\s*([A-Za-z0-9+/=\s]+?)\s*-----END CERTIFICATE-----")
-_PEM_CRL_RE: Final = re.compile(rb"-----BEGIN X509 CRL-----\s*([A-Za-z0-9+/=\s]+?)\s*-----END X509 CRL-----")
-_HEX_RE: Final = re.compile(rb"\A\s*([0-9a-fA-F]+)\s*\Z")
 
 
 def _malformed(message: str) -> CollateralError:
@@ -94,12 +90,10 @@ class Collateral:
 
 def pem_certificates(data: bytes, *, what: str) -> tuple[bytes, ...]:
     """Split concatenated PEM certificates into DER blobs (strict base64). NUL padding is tolerated."""
-    out = []
-    for m in _PEM_CERT_RE.finditer(data):
-        try:
-            out.append(base64.b64decode(re.sub(rb"\s+", b"", m.group(1)), validate=True))
-        except binascii.Error as e:
-            raise _malformed(f"{what}: invalid base64 in PEM certificate") from e
+    try:
+        out = pem_blocks(data, "CERTIFICATE")
+    except ValueError as e:
+        raise _malformed(f"{what}: {e}") from e
     if not out:
         raise _malformed(f"{what}: no PEM certificate found")
     return tuple(out)
@@ -112,15 +106,16 @@ def crl_der(data: bytes | str, *, what: str) -> bytes:
         raise _malformed(f"{what}: larger than {limits.MAX_COLLATERAL_ITEM_BYTES} bytes")
     if raw[:1] == b"\x30":  # DER SEQUENCE
         return raw
-    m = _PEM_CRL_RE.search(raw)
-    if m:
+    try:
+        blocks = pem_blocks(raw, "X509 CRL")
+    except ValueError as e:
+        raise _malformed(f"{what}: {e}") from e
+    if blocks:
+        return blocks[0]
+    digits = strip_whitespace(raw)
+    if is_hex_text(digits):
         try:
-            return base64.b64decode(re.sub(rb"\s+", b"", m.group(1)), validate=True)
-        except binascii.Error as e:
-            raise _malformed(f"{what}: invalid base64 in PEM CRL") from e
-    if _HEX_RE.match(raw):
-        try:
-            return binascii.unhexlify(raw.strip())
+            return binascii.unhexlify(digits)
         except binascii.Error as e:
             raise _malformed(f"{what}: odd-length hex") from e
     raise _malformed(f"{what}: not DER, PEM or hex")
