@@ -96,16 +96,16 @@ def verify_quote(
     if cache is None:
         chain = verify_pck_chain(cert.pck_chain_pem, trust)
         signed = verify_signed_collateral(collateral, trust)
-        revocation = verify_binding(chain, collateral, signed)
+        binding = verify_binding(chain, collateral, signed)
     else:
         chain = cache.chains.get_or_compute(chain_key, lambda: verify_pck_chain(cert.pck_chain_pem, trust))
         signed = cache.collateral.get_or_compute(coll_key, lambda: verify_signed_collateral(collateral, trust))
-        revocation = cache.revocation.get_or_compute(
+        binding = cache.bindings.get_or_compute(
             chain_key + coll_key, lambda: verify_binding(chain, collateral, signed)
         )
 
     # 2d-5d. Every validity window at `now`, in step order: PCK chain, CRLs, TCB Info, QE Identity.
-    for w in revocation.windows:
+    for w in binding.windows:
         w.check(now)
 
     tcb_info, qe_identity = signed.tcb_info, signed.qe_identity
@@ -176,6 +176,7 @@ def verify_quote(
     body = quote.body
     tcb = evaluate_tcb(
         tcb_info,
+        sgx_levels=binding.sgx_levels,
         pck_components=pck.tcb_components,
         pck_pcesvn=pck.pcesvn,
         qe_level=qe_level,
@@ -183,7 +184,7 @@ def verify_quote(
         tee_tcb_svn2=body.tee_tcb_svn2 if isinstance(body, TdReportBody) else None,
     )
     return IntelVerification(
-        PLATFORM_TDX if is_tdx else PLATFORM_SGX, quote, pck, tcb, revocation.summary, trust.simulated
+        PLATFORM_TDX if is_tdx else PLATFORM_SGX, quote, pck, tcb, binding.summary, trust.simulated
     )
 
 

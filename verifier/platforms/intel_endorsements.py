@@ -9,7 +9,7 @@ which is what makes the results safe to memoise by content hash in :class:`Intel
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Final
 
@@ -19,11 +19,13 @@ from cryptography.x509.oid import ExtensionOID
 
 from verifier import limits
 from verifier.errors import Code, CollateralError, KeywardError, VerificationFailed
+from verifier.platforms.intel_tcb import sgx_matching_levels
 from verifier.trust.chains import (
     ContentCache,
     Window,
     cert_window,
     common_name,
+    crl_signed_by,
     is_ca,
     issued_by,
     load_der_certificate,
@@ -101,6 +103,7 @@ class Binding:
     pck_crl: x509.CertificateRevocationList
     windows: tuple[Window, ...]
     summary: CollateralSummary
+    sgx_levels: tuple[int, ...]  # TCB Info levels this PCK meets (intel_tcb.sgx_matching_levels)
 
 
 class IntelVerificationCache:
@@ -109,7 +112,7 @@ class IntelVerificationCache:
     def __init__(self, max_entries: int = limits.VERIFICATION_CACHE_ENTRIES) -> None:
         self.chains: ContentCache[PckChain] = ContentCache(max_entries)
         self.collateral: ContentCache[SignedCollateral] = ContentCache(max_entries)
-        self.revocation: ContentCache[Binding] = ContentCache(max_entries)
+        self.bindings: ContentCache[Binding] = ContentCache(max_entries)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -248,7 +251,7 @@ def _check_crl_issuer(crl: x509.CertificateRevocationList, issuer: x509.Certific
             actual=aki.key_identifier.hex(),
         )
     key = issuer.public_key()
-    if not isinstance(key, ec.EllipticCurvePublicKey) or not crl.is_signature_valid(key):
+    if not isinstance(key, ec.EllipticCurvePublicKey) or not crl_signed_by(crl, key):
         raise CollateralError(Code.INTEL_COLLATERAL_CRL_SIGNATURE_INVALID, f"{what} signature does not verify")
 
 
@@ -299,7 +302,11 @@ def verify_signed_collateral(c: Collateral, trust: TrustStore) -> SignedCollater
         raise CollateralError(Code.INTEL_COLLATERAL_TCB_INFO_SIGNATURE_INVALID, "TCB Info signature does not verify")
     tcb_info = parse_tcb_info(c.tcb_info_raw)
     # 5. QE Identity: same chain rules.
-    qe_key, qe_signer_window = _verify_signing_chain(c.qe_identity_issuer_chain, root_crl, trust, "QE Identity")
+    if c.qe_identity_issuer_chain == c.tcb_info_issuer_chain:  # the usual case: one TCB Signing cert for both
+        qe_key = tcb_key
+        qe_signer_window = replace(tcb_signer_window, what="QE Identity signing certificate")
+    else:
+        qe_key, qe_signer_window = _verify_signing_chain(c.qe_identity_issuer_chain, root_crl, trust, "QE Identity")
     if not verify_p256_raw(qe_key, c.qe_identity_signature, c.qe_identity_raw):
         raise CollateralError(
             Code.INTEL_COLLATERAL_QE_IDENTITY_SIGNATURE_INVALID, "QE Identity signature does not verify"
@@ -364,4 +371,5 @@ def verify_binding(chain: PckChain, c: Collateral, signed: SignedCollateral) -> 
         fmspc=tcb_info.fmspc.hex(),
         tcb_info_digest=signed.tcb_info_digest,
     )
-    return Binding(pck_crl, windows, summary)
+    sgx_levels = sgx_matching_levels(tcb_info, chain.extensions.tcb_components, chain.extensions.pcesvn)
+    return Binding(pck_crl, windows, summary, sgx_levels)

@@ -9,11 +9,12 @@ No policy here: whether a status is acceptable is appraisal's call.
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 from typing import Final
 
 from verifier.errors import Code, VerificationFailed
-from verifier.trust.intel_collateral import IdentityLevel, TcbInfo, TcbLevel, TdxModuleIdentity
+from verifier.trust.intel_collateral import IdentityLevel, TcbInfo, TdxModuleIdentity
 
 UP_TO_DATE: Final = "UpToDate"
 SW_HARDENING_NEEDED: Final = "SWHardeningNeeded"
@@ -80,14 +81,24 @@ def merge(platform: str, component: str | None) -> str:
     return platform
 
 
-def _sgx_ok(level: TcbLevel, comps: tuple[int, ...], pcesvn: int) -> bool:
-    lc = level.sgx_components
-    return pcesvn >= level.pcesvn and all(comps[i] >= lc[i] for i in range(16))
+def sgx_matching_levels(tcb_info: TcbInfo, pck_components: tuple[int, ...], pck_pcesvn: int) -> tuple[int, ...]:
+    """Indices (in TCB Info order, highest first) of every level whose 16 SGX components and PCESVN the PCK meets.
+
+    Depends only on the PCK certificate and the TCB Info, so verifiers may memoise it with them.
+    """
+    if len(pck_components) != 16:
+        return ()
+    return tuple(
+        i
+        for i, lv in enumerate(tcb_info.levels)
+        if pck_pcesvn >= lv.pcesvn and all(map(operator.ge, pck_components, lv.sgx_components))
+    )
 
 
 def evaluate_tcb(
     tcb_info: TcbInfo,
     *,
+    sgx_levels: tuple[int, ...],
     pck_components: tuple[int, ...],
     pck_pcesvn: int,
     qe_level: IdentityLevel,
@@ -96,15 +107,13 @@ def evaluate_tcb(
 ) -> TcbEvaluation:
     """Match the platform TCB level (SGX, and for TDX the TDX level and module level) and merge statuses.
 
-    ``tee_tcb_svn`` is None for SGX quotes; ``tee_tcb_svn2`` is set only for TD 1.5 bodies (types 3 and 4).
+    ``sgx_levels`` is :func:`sgx_matching_levels` for this PCK and TCB Info. ``tee_tcb_svn`` is None for SGX
+    quotes; ``tee_tcb_svn2`` is set only for TD 1.5 bodies (types 3 and 4).
     """
-    if len(pck_components) != 16:
-        raise _not_supported("platform", f"{len(pck_components)} PCK components")
-    # SGX level: first (highest) level the PCK components and PCESVN all meet.
-    start = next((i for i, lv in enumerate(tcb_info.levels) if _sgx_ok(lv, pck_components, pck_pcesvn)), None)
-    if start is None:
+    # SGX level: the first (highest) level the PCK components and PCESVN all meet.
+    if not sgx_levels:
         raise _not_supported("platform", f"SGX components {list(pck_components)}, PCESVN {pck_pcesvn}")
-    sgx_level = tcb_info.levels[start]
+    sgx_level = tcb_info.levels[sgx_levels[0]]
     advisories = set(qe_level.advisory_ids)
 
     if tee_tcb_svn is None:  # SGX
@@ -126,11 +135,13 @@ def evaluate_tcb(
     major = tee_tcb_svn[1]
     first = 2 if major > 0 else 0
     tdx_level = None
-    for level in tcb_info.levels[start:]:
+    svn = tee_tcb_svn[first:16]
+    for index in sgx_levels:
+        level = tcb_info.levels[index]
         tc = level.tdx_components
         if tc is None:
             raise _not_supported("TDX", "TCB level without tdxtcbcomponents")
-        if _sgx_ok(level, pck_components, pck_pcesvn) and all(tee_tcb_svn[i] >= tc[i] for i in range(first, 16)):
+        if all(map(operator.ge, svn, tc[first:])):
             tdx_level = level
             break
     if tdx_level is None:

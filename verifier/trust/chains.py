@@ -54,12 +54,39 @@ def common_name(name: x509.Name) -> str:
     return str(attrs[0].value) if len(attrs) == 1 else ""
 
 
+_STRONG_HASHES = (hashes.SHA256, hashes.SHA384, hashes.SHA512)
+
+
 def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-    """True iff ``issuer``'s subject names ``cert``'s issuer and its key verifies ``cert``'s signature."""
+    """True iff ``issuer``'s subject names ``cert``'s issuer and its key verifies ``cert``'s signature.
+
+    ECDSA links are checked directly over ``tbs_certificate_bytes`` (the same check as
+    ``verify_directly_issued_by``, without its per-call overhead); anything else (RSA-PSS) goes through
+    ``verify_directly_issued_by``.
+    """
     if cert.issuer != issuer.subject:
         return False
+    key = issuer.public_key()
+    algorithm = cert.signature_hash_algorithm
     try:
-        cert.verify_directly_issued_by(issuer)
+        if isinstance(key, ec.EllipticCurvePublicKey):
+            if not isinstance(algorithm, _STRONG_HASHES):
+                return False
+            key.verify(cert.signature, cert.tbs_certificate_bytes, ec.ECDSA(algorithm))
+        else:
+            cert.verify_directly_issued_by(issuer)
+    except (InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm):
+        return False
+    return True
+
+
+def crl_signed_by(crl: x509.CertificateRevocationList, key: ec.EllipticCurvePublicKey) -> bool:
+    """True iff ``key`` verifies the ECDSA signature of ``crl`` (SHA-256/384/512 only)."""
+    algorithm = crl.signature_hash_algorithm
+    if not isinstance(algorithm, _STRONG_HASHES):
+        return False
+    try:
+        key.verify(crl.signature, crl.tbs_certlist_bytes, ec.ECDSA(algorithm))
     except (InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm):
         return False
     return True

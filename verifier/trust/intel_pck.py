@@ -19,7 +19,11 @@ from cryptography import x509
 from verifier.errors import Code, VerificationFailed
 
 SGX_EXTENSION_OID: Final = x509.ObjectIdentifier("1.2.840.113741.1.13.1")
-_SGX_ARC: Final = (1, 2, 840, 113741, 1, 13, 1)
+#: DER content bytes of 1.2.840.113741.1.13.1; member OIDs are this plus one arc (all arcs used are < 128, so
+#: each is a single byte), TCB members add ``.2.n`` and configuration members ``.7.n``.
+_SGX_OID: Final = bytes.fromhex("2a864886f84d010d01")
+_TCB_OID: Final = _SGX_OID + b"\x02"
+_CONFIG_OID: Final = _SGX_OID + b"\x07"
 
 _TAG_BOOLEAN: Final = 0x01
 _TAG_INTEGER: Final = 0x02
@@ -65,20 +69,11 @@ def _children(data: bytes, start: int, end: int) -> list[tuple[int, int, int]]:
     return out
 
 
-def _oid(data: bytes) -> tuple[int, ...]:
-    if not data or data[-1] & 0x80:
-        raise _bad("invalid OID")
-    first = data[0]
-    arcs = [min(first // 40, 2), first - 40 * min(first // 40, 2)] if first < 0x80 else []
-    if not arcs:
-        raise _bad("unsupported OID encoding")
-    value = 0
-    for b in data[1:]:
-        value = (value << 7) | (b & 0x7F)
-        if not b & 0x80:
-            arcs.append(value)
-            value = 0
-    return tuple(arcs)
+def _arc(oid: bytes, prefix: bytes, lo: int, hi: int) -> int:
+    """The last arc of ``oid`` (DER content) if it is ``prefix`` plus one single-byte arc in [lo, hi]."""
+    if len(oid) != len(prefix) + 1 or not oid.startswith(prefix) or not lo <= oid[-1] <= hi:
+        raise _bad(f"unexpected OID {oid.hex()}")
+    return oid[-1]
 
 
 def _int(data: bytes) -> int:
@@ -128,10 +123,7 @@ def parse_sgx_extension_value(der: bytes, *, platform_ca: bool) -> PckExtensions
         parts = _children(der, ms, me)
         if len(parts) != 2 or parts[0][0] != _TAG_OID:
             raise _bad("member is not {OID, value}")
-        oid = _oid(der[parts[0][1] : parts[0][2]])
-        if oid[:-1] != _SGX_ARC:
-            raise _bad(f"unexpected member OID {'.'.join(map(str, oid))}")
-        arc = oid[-1]
+        arc = _arc(der[parts[0][1] : parts[0][2]], _SGX_OID, 1, 127)
         if arc in members:
             raise _bad(f"duplicate member {arc}")
         members[arc] = (parts[1][0], der[parts[1][1] : parts[1][2]])
@@ -161,11 +153,11 @@ def parse_sgx_extension_value(der: bytes, *, platform_ca: bool) -> PckExtensions
             parts = _children(cval, fs, fe) if ftag == _TAG_SEQUENCE else []
             if len(parts) != 2 or parts[0][0] != _TAG_OID or parts[1][0] != _TAG_BOOLEAN:
                 raise _bad("configuration member is not {OID, BOOLEAN}")
-            foid = _oid(cval[parts[0][1] : parts[0][2]])
+            farc = _arc(cval[parts[0][1] : parts[0][2]], _CONFIG_OID, 1, 3)
             fval = cval[parts[1][1] : parts[1][2]]
-            if foid[:-1] != (*_SGX_ARC, 7) or foid[-1] not in (1, 2, 3) or foid[-1] in flags or len(fval) != 1:
+            if farc in flags or len(fval) != 1:
                 raise _bad("invalid configuration member")
-            flags[foid[-1]] = fval != b"\x00"
+            flags[farc] = fval != b"\x00"
     return PckExtensions(
         tcb_components=comps,
         pcesvn=pcesvn,
@@ -189,10 +181,10 @@ def _parse_tcb(member: tuple[int, bytes]) -> tuple[tuple[int, ...], int, bytes]:
         parts = _children(value, cs, ce) if ctag == _TAG_SEQUENCE else []
         if len(parts) != 2 or parts[0][0] != _TAG_OID:
             raise _bad("TCB member is not {OID, value}")
-        oid = _oid(value[parts[0][1] : parts[0][2]])
-        if oid[:-1] != (*_SGX_ARC, 2) or not 1 <= oid[-1] <= 18 or oid[-1] in found:
-            raise _bad("invalid or duplicate TCB member")
-        found[oid[-1]] = (parts[1][0], value[parts[1][1] : parts[1][2]])
+        arc = _arc(value[parts[0][1] : parts[0][2]], _TCB_OID, 1, 18)
+        if arc in found:
+            raise _bad("duplicate TCB member")
+        found[arc] = (parts[1][0], value[parts[1][1] : parts[1][2]])
     if len(found) != 18:
         raise _bad(f"TCB must have 18 members, has {len(found)}")
     comps = []

@@ -61,7 +61,6 @@ class TrustStore:
             raise TrustStoreError(Code.TRUST_ROOT_MISMATCH, f"no pinned root {key!r} in the trust store") from e
 
 
-
 def trust_store_from_certificates(roots: Mapping[str, x509.Certificate], *, simulated: bool) -> TrustStore:
     """Build a store from certificates already in memory (test PKIs pass ``simulated=True``)."""
     pinned = {}

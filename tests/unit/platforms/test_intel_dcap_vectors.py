@@ -104,7 +104,7 @@ def test_verify_quote_warm_cache_matches_cold(case: IntelCase, trust: TrustStore
     first = _verify(case, trust, cache=cache)
     warm = _verify(case, trust, cache=cache)
     assert cold == first == warm
-    assert len(cache.chains) == len(cache.collateral) == len(cache.revocation) == 1
+    assert len(cache.chains) == len(cache.collateral) == len(cache.bindings) == 1
 
 
 def test_verify_quote_warm_cache_still_checks_time(trust: TrustStore) -> None:
