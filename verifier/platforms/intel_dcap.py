@@ -150,12 +150,12 @@ def verify_quote(
             Code.INTEL_QE_REPORT_SIGNATURE_INVALID, "QE report signature does not verify under the PCK key"
         )
     # 7. Attestation-key binding: all 64 bytes of QE REPORTDATA.
-    binding = hashlib.sha256(sig.attestation_key + cert.qe_auth_data).digest()
-    if qe.reportdata[:32] != binding or qe.reportdata[32:] != _ZERO32:
+    ak_hash = hashlib.sha256(sig.attestation_key + cert.qe_auth_data).digest()
+    if qe.reportdata[:32] != ak_hash or qe.reportdata[32:] != _ZERO32:
         raise VerificationFailed(
             Code.INTEL_QE_REPORT_AK_BINDING,
             "QE REPORTDATA does not bind the attestation key",
-            expected=binding + _ZERO32,
+            expected=ak_hash + _ZERO32,
             actual=qe.reportdata,
         )
     # 8. The QE is the one Intel's QE Identity describes; its TCB level.
