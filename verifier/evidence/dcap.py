@@ -188,7 +188,7 @@ def _overrun(what: str, declared: int, available: int) -> EvidenceMalformed:
 
 def parse_quote(data: bytes) -> Quote:
     """Parse a DCAP quote (binary or hex). Raises :class:`EvidenceMalformed` with a stable code."""
-    buf = decode_quote_bytes(bytes(data))
+    buf = decode_quote_bytes(data if type(data) is bytes else bytes(data))
     size = len(buf)
     if size > limits.MAX_QUOTE_BYTES:
         raise EvidenceMalformed(

@@ -31,8 +31,8 @@ from verifier.platforms.intel_endorsements import (
     verify_pck_chain,
     verify_signed_collateral,
 )
-from verifier.platforms.intel_tcb import TcbEvaluation, evaluate_tcb, match_identity_level, module_identity
-from verifier.trust.chains import p256_key_from_raw, sha256, verify_p256_raw
+from verifier.platforms.intel_tcb import TcbEvaluation, evaluate_tcb, match_identity_level
+from verifier.trust.chains import p256_key_from_raw, verify_p256_raw
 from verifier.trust.intel_collateral import Collateral, IdentityLevel, QeIdentity, TcbInfo
 from verifier.trust.intel_pck import PckExtensions
 from verifier.trust.store import TrustStore
@@ -91,8 +91,8 @@ def verify_quote(
     fp = trust.fingerprint
 
     # Steps 2-5, time-independent parts (memoised by content hash when a cache is given).
-    chain_key = sha256(fp, cert.pck_chain_pem)
-    coll_key = sha256(fp, collateral.digest)
+    chain_key = (fp, cert.pck_chain_pem)
+    coll_key = (fp, collateral.digest)
     if cache is None:
         chain = verify_pck_chain(cert.pck_chain_pem, trust)
         signed = verify_signed_collateral(collateral, trust)
@@ -101,7 +101,7 @@ def verify_quote(
         chain = cache.chains.get_or_compute(chain_key, lambda: verify_pck_chain(cert.pck_chain_pem, trust))
         signed = cache.collateral.get_or_compute(coll_key, lambda: verify_signed_collateral(collateral, trust))
         binding = cache.bindings.get_or_compute(
-            chain_key + coll_key, lambda: verify_binding(chain, collateral, signed)
+            (*chain_key, collateral.digest), lambda: verify_binding(chain, collateral, signed)
         )
 
     # 2d-5d. Every validity window at `now`, in step order: PCK chain, CRLs, TCB Info, QE Identity.
@@ -165,7 +165,11 @@ def verify_quote(
         _check_tdx_module(quote, tcb_info)
     # 10. Quote signature by the (now bound) attestation key over header + body.
     try:
-        ak = p256_key_from_raw(sig.attestation_key)
+        ak = (
+            p256_key_from_raw(sig.attestation_key)
+            if cache is None
+            else cache.keys.get_or_compute((sig.attestation_key,), lambda: p256_key_from_raw(sig.attestation_key))
+        )
     except ValueError as e:
         raise VerificationFailed(
             Code.INTEL_QUOTE_ATTESTATION_KEY_INVALID, "attestation key is not a P-256 point"
@@ -215,7 +219,7 @@ def _check_tdx_module(quote: Quote, tcb_info: TcbInfo) -> None:
     body = quote.td_body
     major = body.tee_tcb_svn[1]
     if quote.header.version > 3 and major > 0:
-        ident = module_identity(tcb_info, major)
+        ident = tcb_info.module_identity(major)
         if ident is None:
             raise VerificationFailed(
                 Code.INTEL_TDX_MODULE_MISMATCH,

@@ -113,6 +113,8 @@ class IntelVerificationCache:
         self.chains: ContentCache[PckChain] = ContentCache(max_entries)
         self.collateral: ContentCache[SignedCollateral] = ContentCache(max_entries)
         self.bindings: ContentCache[Binding] = ContentCache(max_entries)
+        #: Parsed attestation keys by their raw bytes (parsing is pure; every quote signature is still checked).
+        self.keys: ContentCache[ec.EllipticCurvePublicKey] = ContentCache(max_entries)
 
 
 # ----------------------------------------------------------------------------------------------------------

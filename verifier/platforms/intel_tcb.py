@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from verifier.errors import Code, VerificationFailed
-from verifier.trust.intel_collateral import IdentityLevel, TcbInfo, TdxModuleIdentity
+from verifier.trust.intel_collateral import IdentityLevel, TcbInfo
 
 UP_TO_DATE: Final = "UpToDate"
 SW_HARDENING_NEEDED: Final = "SWHardeningNeeded"
@@ -57,15 +57,6 @@ def match_identity_level(levels: tuple[IdentityLevel, ...], isvsvn: int, what: s
         if level.isvsvn <= isvsvn:
             return level
     raise _not_supported(what, f"isvsvn {isvsvn}")
-
-
-def module_identity(tcb_info: TcbInfo, major: int) -> TdxModuleIdentity | None:
-    """The ``TDX_%02X`` module identity for ``major``, or None when the TCB Info lists none with that id."""
-    want = f"TDX_{major:02X}"
-    for ident in tcb_info.tdx_module_identities:
-        if ident.id.upper() == want:
-            return ident
-    return None
 
 
 def merge(platform: str, component: str | None) -> str:
@@ -152,7 +143,7 @@ def evaluate_tcb(
     module_status: str | None = None
     status = platform_status
     if major > 0:
-        ident = module_identity(tcb_info, major)
+        ident = tcb_info.module_identity(major)
         if ident is None:  # step 9 already rejects this; kept so the function is safe on its own
             raise VerificationFailed(
                 Code.INTEL_TDX_MODULE_MISMATCH,
@@ -197,5 +188,5 @@ def _relaunch_fixes(tcb_info: TcbInfo, svn2: bytes) -> bool:
         return False
     if svn2[1] == 0:
         return svn2[0] >= latest[0]
-    ident = module_identity(tcb_info, svn2[1])
+    ident = tcb_info.module_identity(svn2[1])
     return ident is not None and bool(ident.levels) and svn2[0] >= ident.levels[0].isvsvn

@@ -8,7 +8,6 @@ path building. Pure: time is an argument.
 
 from __future__ import annotations
 
-import hashlib
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -141,26 +140,24 @@ def cert_window(
     return Window(what, cert.not_valid_before_utc, cert.not_valid_after_utc, expired, not_yet_valid, error)
 
 
-def sha256(*parts: bytes) -> bytes:
-    h = hashlib.sha256()
-    for p in parts:
-        h.update(len(p).to_bytes(4, "big"))
-        h.update(p)
-    return h.digest()
+CacheKey = tuple[bytes, ...]
 
 
 class ContentCache(Generic[T]):
-    """A bounded LRU memo of *pure* results keyed by a content hash of every input except time.
+    """A bounded LRU memo of *pure* results keyed by every input except time.
+
+    Keys are tuples of the inputs' bytes themselves (or of their SHA-256 where the caller already has it):
+    equality on the full bytes, so no collision can alias two inputs.
 
     Only successful results are stored; anything time-dependent is re-checked by the caller on every use.
     """
 
     def __init__(self, max_entries: int = limits.VERIFICATION_CACHE_ENTRIES) -> None:
-        self._data: OrderedDict[bytes, T] = OrderedDict()
+        self._data: OrderedDict[CacheKey, T] = OrderedDict()
         self._max = max_entries
         self._lock = Lock()
 
-    def get_or_compute(self, key: bytes, compute: Callable[[], T]) -> T:
+    def get_or_compute(self, key: CacheKey, compute: Callable[[], T]) -> T:
         with self._lock:
             hit = self._data.get(key)
             if hit is not None:

@@ -307,6 +307,14 @@ class TcbInfo:
     tdx_module: TdxModuleIdentity | None
     tdx_module_identities: tuple[TdxModuleIdentity, ...]
 
+    def module_identity(self, major: int) -> TdxModuleIdentity | None:
+        """The ``TDX_%02X`` module identity for TDX module ``major`` (case-insensitive id), or None."""
+        want = f"TDX_{major:02X}"
+        for ident in self.tdx_module_identities:
+            if ident.id.upper() == want:
+                return ident
+        return None
+
 
 @dataclass(frozen=True, slots=True)
 class QeIdentity:
