@@ -29,6 +29,7 @@ from verifier.trust.chains import (
     is_ca,
     issued_by,
     load_der_certificate,
+    signature_verifies,
     verify_p256_raw,
 )
 from verifier.trust.intel_collateral import (
@@ -174,14 +175,15 @@ def verify_pck_chain(chain_pem: bytes, trust: TrustStore) -> PckChain:
         )
     # 2c. Links: intermediate issued by the root, leaf issued by the intermediate (names and ECDSA-SHA256).
     for cert, issuer, what in ((inter, root, "PCK intermediate"), (leaf, inter, "PCK leaf")):
-        if cert.issuer != issuer.subject:
+        issuer_name, subject_name = cert.issuer, issuer.subject
+        if issuer_name != subject_name:
             raise VerificationFailed(
                 Code.INTEL_PCK_ISSUER_MISMATCH,
                 f"{what} issuer name does not match its issuer",
-                expected=issuer.subject.rfc4514_string(),
-                actual=cert.issuer.rfc4514_string(),
+                expected=subject_name.rfc4514_string(),
+                actual=issuer_name.rfc4514_string(),
             )
-        if not issued_by(cert, issuer):
+        if not signature_verifies(cert, issuer):
             raise VerificationFailed(
                 Code.INTEL_PCK_SIGNATURE_INVALID, f"{what} signature does not verify under its issuer"
             )
@@ -228,12 +230,13 @@ def _load_crl(der: bytes, what: str) -> tuple[x509.CertificateRevocationList, Wi
 
 def _check_crl_issuer(crl: x509.CertificateRevocationList, issuer: x509.Certificate, what: str) -> None:
     """The CRL names ``issuer``, its AKI is the issuer's SKI (automata PR #23), and ``issuer`` signed it."""
-    if crl.issuer != issuer.subject:
+    crl_issuer, issuer_name = crl.issuer, issuer.subject
+    if crl_issuer != issuer_name:
         raise CollateralError(
             Code.INTEL_COLLATERAL_CRL_WRONG_ISSUER,
             f"{what} is not issued by the expected CA",
-            expected=issuer.subject.rfc4514_string(),
-            actual=crl.issuer.rfc4514_string(),
+            expected=issuer_name.rfc4514_string(),
+            actual=crl_issuer.rfc4514_string(),
         )
     aki = crl.extensions.get_extension_for_oid(ExtensionOID.AUTHORITY_KEY_IDENTIFIER).value
     try:

@@ -57,14 +57,17 @@ _STRONG_HASHES = (hashes.SHA256, hashes.SHA384, hashes.SHA512)
 
 
 def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-    """True iff ``issuer``'s subject names ``cert``'s issuer and its key verifies ``cert``'s signature.
+    """True iff ``issuer``'s subject names ``cert``'s issuer and its key verifies ``cert``'s signature."""
+    return cert.issuer == issuer.subject and signature_verifies(cert, issuer)
+
+
+def signature_verifies(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """True iff ``issuer``'s key verifies ``cert``'s signature (names are the caller's check).
 
     ECDSA links are checked directly over ``tbs_certificate_bytes`` (the same check as
     ``verify_directly_issued_by``, without its per-call overhead); anything else (RSA-PSS) goes through
     ``verify_directly_issued_by``.
     """
-    if cert.issuer != issuer.subject:
-        return False
     key = issuer.public_key()
     algorithm = cert.signature_hash_algorithm
     try:

@@ -418,7 +418,13 @@ def _components(doc: _Doc, key: str) -> tuple[int, ...]:
     comps = doc.array(key, max_items=16)
     if len(comps) != 16:  # never zip unequal arrays (intel-dcap.md §5, GHSA-6q6c-vvf9-fj3w)
         raise _malformed(f"{doc.path}.{key} must have exactly 16 components, has {len(comps)}")
-    return tuple(_Doc(c, f"{doc.path}.{key}[{i}]").integer("svn", hi=255) for i, c in enumerate(comps))
+    out: list[int] = []
+    for c in comps:  # hot loop of TCB Info parsing: plain dict access, same checks as _Doc.integer
+        svn = c.get("svn") if type(c) is dict else None
+        if type(svn) is not int or not 0 <= svn <= 255:
+            raise _malformed(f"{doc.path}.{key}[{len(out)}].svn must be an integer in [0, 255]")
+        out.append(svn)
+    return tuple(out)
 
 
 def _identity_levels(doc: _Doc) -> tuple[IdentityLevel, ...]:
