@@ -102,14 +102,22 @@ def build_ops() -> tuple[dict[str, Op], dict[str, Callable[[object], str]]]:
     return ops, {"p256": boolean, "floor": boolean, "dcap-qvl": status, "cold": status, "warm": status}
 
 
-def measure(fn: Op, seconds: float) -> list[int]:
-    """Warm up (also calibrates N so the timed loop takes ~``seconds``), then time N calls with GC off."""
+ROUNDS = 10
+
+
+def calibrate(fn: Op, seconds: float) -> int:
+    """Warm up for max(0.1 s, seconds/5) and return N such that N calls take about ``seconds / ROUNDS``."""
     clock = time.perf_counter_ns
     start, calls = clock(), 0
     while clock() - start < max(0.1, seconds / 5) * 1e9:
         fn()
         calls += 1
-    n = max(50, int(seconds * 1e9 * calls / (clock() - start)))
+    return max(20, int(seconds / ROUNDS * 1e9 * calls / (clock() - start)))
+
+
+def measure_round(fn: Op, n: int) -> list[int]:
+    """Time ``n`` calls with GC off."""
+    clock = time.perf_counter_ns
     lat = [0] * n
     gc.collect()
     gc.disable()
@@ -120,6 +128,16 @@ def measure(fn: Op, seconds: float) -> list[int]:
             lat[i] = clock() - t
     finally:
         gc.enable()
+    return lat
+
+
+def measure_interleaved(ops: dict[str, Op], keys: list[str], seconds: float) -> dict[str, list[int]]:
+    """ROUNDS rounds; each round times every variant in turn, so drift in CPU speed hits all rows alike."""
+    sizes = {k: calibrate(ops[k], seconds) for k in keys}
+    lat: dict[str, list[int]] = {k: [] for k in keys}
+    for _ in range(ROUNDS):
+        for k in keys:
+            lat[k].extend(measure_round(ops[k], sizes[k]))
     return lat
 
 
@@ -219,9 +237,10 @@ def main(argv: list[str] | None = None) -> int:
 
     seconds = 0.3 if args.quick else 2.5
     rows: dict[str, Row] = {}
+    lat = measure_interleaved(ops, [k for k in ROWS if k in wanted], seconds)
     for key in ROWS:
         if key in wanted:
-            rows[key] = summarise(key, measure(ops[key], seconds))
+            rows[key] = summarise(key, lat[key])
         if key == "floor" and "p256" in rows:  # derived reference row sits under the floor
             p = rows["p256"]
             rows["nine"] = Row("nine", LABELS["nine"], p.n, p.ops_s / 9, p.p50_us * 9, p.p99_us * 9, p.mean_us * 9)
@@ -236,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {info['cpu']} | Python {info['python']} | cryptography {info['cryptography']} | "
           f"dcap-qvl {info['dcap-qvl']} | {pinned} | GC disabled in timed loops | ~{seconds} s per row")
     print(f"ops/s = 1 / mean latency; {X} floor = p50 / floor p50; vs dcap-qvl = ops/s / dcap-qvl ops/s; "
-          "cold vs nine-signature cost compares p50\n")
+          f"cold vs nine-signature cost compares p50; rows interleaved in {ROUNDS} rounds\n")
     print(table(rows))
     print()
     for name, t in met.items():

@@ -105,8 +105,10 @@ def verify_quote(
         )
 
     # 2d-5d. Every validity window at `now`, in step order: PCK chain, CRLs, TCB Info, QE Identity.
-    for w in binding.windows:
-        w.check(now)
+    summary = binding.summary
+    if not summary.latest_issue <= now <= summary.earliest_expiry:  # fast path: one comparison for all windows
+        for w in binding.windows:
+            w.check(now)
 
     tcb_info, qe_identity = signed.tcb_info, signed.qe_identity
     is_tdx = quote.is_tdx
@@ -194,11 +196,10 @@ def verify_quote(
 
 def _match_qe_identity(qe: SgxReportBody, ident: QeIdentity) -> IdentityLevel:
     mismatches = []
-    misc_mask = int.from_bytes(ident.miscselect_mask, "big")
-    if qe.miscselect & misc_mask != int.from_bytes(ident.miscselect, "big") & misc_mask:
+    misc_mask, misc_want = ident.miscselect_mask_int, ident.miscselect_int
+    if qe.miscselect & misc_mask != misc_want:
         mismatches.append(("MISCSELECT", ident.miscselect.hex(), format(qe.miscselect, "08x")))
-    attr_mask = int.from_bytes(ident.attributes_mask, "big")
-    if int.from_bytes(qe.attributes, "big") & attr_mask != int.from_bytes(ident.attributes, "big") & attr_mask:
+    if int.from_bytes(qe.attributes, "big") & ident.attributes_mask_int != ident.attributes_int:
         mismatches.append(("ATTRIBUTES", ident.attributes.hex(), qe.attributes.hex()))
     if qe.mrsigner != ident.mrsigner:
         mismatches.append(("MRSIGNER", ident.mrsigner.hex(), qe.mrsigner.hex()))

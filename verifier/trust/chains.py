@@ -19,7 +19,6 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.x509.oid import ExtensionOID, NameOID
 
 from verifier import limits
@@ -40,12 +39,25 @@ def verify_p256_raw(key: ec.EllipticCurvePublicKey, signature: bytes, message: b
     """Verify a raw ``r||s`` (2 x 32 bytes, big-endian) ECDSA-P256-SHA256 signature. Never raises."""
     if len(signature) != 64:
         return False
-    der = encode_dss_signature(int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big"))
+    der = raw_to_der_signature(signature)
     try:
         key.verify(der, message, _ECDSA_SHA256)
     except InvalidSignature:
         return False
     return True
+
+
+def _der_uint(x: bytes) -> bytes:
+    x = x.lstrip(b"\x00") or b"\x00"
+    if x[0] & 0x80:
+        x = b"\x00" + x
+    return b"\x02" + bytes((len(x),)) + x
+
+
+def raw_to_der_signature(signature: bytes) -> bytes:
+    """DER ``ECDSA-Sig-Value`` for a raw 64-byte ``r||s`` (the same bytes ``encode_dss_signature`` makes)."""
+    body = _der_uint(signature[:32]) + _der_uint(signature[32:])
+    return b"\x30" + bytes((len(body),)) + body
 
 
 def common_name(name: x509.Name) -> str:

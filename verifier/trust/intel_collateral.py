@@ -331,6 +331,24 @@ class QeIdentity:
     isvprodid: int
     levels: tuple[IdentityLevel, ...]
 
+    @property
+    def miscselect_mask_int(self) -> int:
+        return int.from_bytes(self.miscselect_mask, "big")
+
+    @property
+    def miscselect_int(self) -> int:
+        """Expected MISCSELECT, already masked (compare with ``report & miscselect_mask_int``)."""
+        return int.from_bytes(self.miscselect, "big") & self.miscselect_mask_int
+
+    @property
+    def attributes_mask_int(self) -> int:
+        return int.from_bytes(self.attributes_mask, "big")
+
+    @property
+    def attributes_int(self) -> int:
+        """Expected ATTRIBUTES in report byte order, already masked."""
+        return int.from_bytes(self.attributes, "big") & self.attributes_mask_int
+
 
 class _Doc:
     """Typed accessors over a JSON object that raise ``intel.collateral.malformed`` with a path."""
