@@ -1,6 +1,8 @@
 """The ``keyward`` command line. A stable contract other tools script against:
 
-    keyward verify EVIDENCE [--collateral FILE|DIR] [--at TIME] [--policy FILE] [--json]
+    keyward verify EVIDENCE [--collateral FILE|DIR] [--at TIME] [--policy FILE] [--json]            (Intel)
+    keyward verify REPORT [--certs FILE] [--cert-table FILE] [--crl FILE] [--product milan|genoa|turin]
+                          [--cce-policy FILE ...] [--at TIME] [--policy FILE] [--json]          (AMD SEV-SNP)
 
 Exit status: 0 accepted, 1 rejected (malformed evidence included: a clean rejection, never a traceback),
 2 usage error (missing file, bad flag, bad time, invalid policy file).
@@ -18,9 +20,13 @@ import click
 
 from verifier import limits
 from verifier.appraisal.intel import IntelPolicy, parse_intel_policy
-from verifier.attestation.evaluation import Evaluation, evaluate_intel_quote
+from verifier.appraisal.snp import SnpPolicy, cce_policy_digest, parse_snp_policy
+from verifier.attestation.evaluation import Evaluation, evaluate_intel_quote, evaluate_snp_report
+from verifier.collateral.amd_files import cert_table_bytes, leaf_from_certificates, parse_tsm_dump
 from verifier.collateral.files import load_intel_collateral
 from verifier.errors import Code, KeywardError, Reason, UsageError
+from verifier.evidence.snp import REPORT_SIZE, Product, decode_report_bytes
+from verifier.platforms.amd_snp import PLATFORM_SNP
 from verifier.trust.intel_collateral import Collateral
 from verifier.trust.store import load_trust_store
 
@@ -60,31 +66,72 @@ def main() -> None:
     "--collateral",
     "collateral_path",
     type=click.Path(exists=True, path_type=Path),
-    help="dcap-qvl QuoteCollateralV3 JSON, or a directory of raw Intel PCS responses.",
+    help="Intel: dcap-qvl QuoteCollateralV3 JSON, or a directory of raw Intel PCS responses.",
+)
+@click.option(
+    "--certs",
+    "certs_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="AMD: the VCEK/VLEK, PEM or DER, alone or with its chain (a supplied ARK/ASK is ignored).",
+)
+@click.option(
+    "--cert-table",
+    "cert_table_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="AMD: extended-report certificate table / configfs-tsm auxblob (raw or base64).",
+)
+@click.option(
+    "--crl",
+    "crl_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="AMD: the KDS CRL for the product (DER), checked against the pinned ARK.",
+)
+@click.option(
+    "--product",
+    type=click.Choice(["milan", "genoa", "turin"]),
+    help="AMD: product line (needed only to pin v2 reports, which carry no CPUID).",
+)
+@click.option(
+    "--cce-policy",
+    "cce_policy_paths",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="AMD confidential ACI: a CCE policy (rego or base64); HOST_DATA must be its SHA-256. Repeatable.",
 )
 @click.option("--at", "at", type=_Time(), help="Verification time: ISO 8601 or unix seconds (default: now).")
 @click.option(
     "--policy",
     "policy_path",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Appraisal policy JSON (default: Keyward's default Intel policy).",
+    help='Appraisal policy JSON: flat for the evidence\'s platform, or {"intel": {...}, "snp": {...}}.',
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a report.")
 def verify(
-    evidence: Path, collateral_path: Path | None, at: datetime | None, policy_path: Path | None, as_json: bool
+    evidence: Path,
+    collateral_path: Path | None,
+    certs_path: Path | None,
+    cert_table_path: Path | None,
+    crl_path: Path | None,
+    product: Product | None,
+    cce_policy_paths: tuple[Path, ...],
+    at: datetime | None,
+    policy_path: Path | None,
+    as_json: bool,
 ) -> None:
-    """Verify EVIDENCE (an SGX/TDX quote, binary or hex) and appraise it."""
+    """Verify EVIDENCE (an SGX/TDX quote, an SEV-SNP report or a configfs-tsm dump; binary or hex) and appraise it."""
     now = at or datetime.now(UTC)
-    policy = IntelPolicy()
-    if policy_path is not None:
-        try:
-            policy = parse_intel_policy(policy_path.read_bytes())
-        except UsageError as e:
-            raise click.BadParameter(e.message, param_hint="--policy") from e
     with evidence.open("rb") as f:
         data = f.read(limits.MAX_HEX_EVIDENCE_CHARS + 1)
+    amd_inputs = any((certs_path, cert_table_path, crl_path, product, cce_policy_paths))
+    policy_doc = _policy_doc(policy_path)
     try:
-        result = _evaluate(data, collateral_path, now, policy)
+        if amd_inputs or is_snp_evidence(data):
+            snp_policy = _snp_policy(policy_doc, cce_policy_paths)
+            result = _evaluate_snp(data, certs_path, cert_table_path, crl_path, product, now, snp_policy)
+        else:
+            result = _evaluate(data, collateral_path, now, _intel_policy(policy_doc))
+    except click.BadParameter:
+        raise
     except KeywardError as e:  # trust store problems: nothing can be verified
         result = _rejection(e.to_reason())
     except Exception as e:
@@ -96,8 +143,60 @@ def verify(
     sys.exit(EXIT_ACCEPTED if result.accepted else EXIT_REJECTED)
 
 
-def _rejection(reason: Reason) -> Evaluation:
-    return Evaluation(None, False, False, None, (), {}, (reason,))
+def is_snp_evidence(data: bytes) -> bool:
+    """SNP reports are 0x4A0 bytes with a u32 version (bytes 2-3 zero); Intel quotes carry key type 2 there."""
+    if parse_tsm_dump_safe(data):
+        return True
+    raw = decode_report_bytes(data)
+    return len(raw) == REPORT_SIZE and raw[2:4] == b"\x00\x00"
+
+
+def parse_tsm_dump_safe(data: bytes) -> bool:
+    try:
+        return parse_tsm_dump(data) is not None
+    except KeywardError:
+        return True  # looks like a dump; the SNP path reports the decoding error
+
+
+def _policy_doc(path: Path | None) -> dict[str, Any] | None:
+    if path is None:
+        return None
+    try:
+        doc = json.loads(path.read_bytes())
+    except ValueError as e:
+        raise click.BadParameter(f"policy is not JSON: {e}", param_hint="--policy") from e
+    if not isinstance(doc, dict):
+        raise click.BadParameter("policy must be a JSON object", param_hint="--policy")
+    return doc
+
+
+def _section(doc: dict[str, Any] | None, name: str) -> dict[str, Any] | None:
+    if doc is None:
+        return None
+    if set(doc) & {"intel", "snp"}:
+        section = doc.get(name)
+        return section if isinstance(section, dict) else {}
+    return doc
+
+
+def _intel_policy(doc: dict[str, Any] | None) -> IntelPolicy:
+    section = _section(doc, "intel")
+    try:
+        return IntelPolicy() if section is None else parse_intel_policy(json.dumps(section))
+    except UsageError as e:
+        raise click.BadParameter(e.message, param_hint="--policy") from e
+
+
+def _snp_policy(doc: dict[str, Any] | None, cce_paths: tuple[Path, ...]) -> SnpPolicy:
+    cce = {p.name: cce_policy_digest(p.read_bytes()) for p in cce_paths}
+    try:
+        return parse_snp_policy(_section(doc, "snp") or {}, cce_policies=cce)
+    except UsageError as e:
+        raise click.BadParameter(e.message, param_hint="--policy") from e
+
+
+def _rejection(reason: Reason, platform: str | None = None) -> Evaluation:
+    return Evaluation(platform, False, False, None, (), {}, (reason,))
 
 
 def _evaluate(data: bytes, collateral_path: Path | None, now: datetime, policy: IntelPolicy) -> Evaluation:
@@ -109,6 +208,31 @@ def _evaluate(data: bytes, collateral_path: Path | None, now: datetime, policy: 
         except KeywardError as e:
             return _rejection(e.to_reason())
     return evaluate_intel_quote(data, collateral, trust, now, policy)
+
+
+def _evaluate_snp(
+    data: bytes,
+    certs_path: Path | None,
+    cert_table_path: Path | None,
+    crl_path: Path | None,
+    product: Product | None,
+    now: datetime,
+    policy: SnpPolicy,
+) -> Evaluation:
+    trust = load_trust_store()
+    try:
+        dump = parse_tsm_dump(data)
+        report = dump.report if dump else data
+        table = (
+            cert_table_bytes(cert_table_path.read_bytes()) if cert_table_path else (dump.cert_table if dump else None)
+        )
+        leaf = leaf_from_certificates(certs_path.read_bytes()) if certs_path else None
+    except KeywardError as e:
+        return _rejection(e.to_reason(), PLATFORM_SNP)
+    crl = crl_path.read_bytes() if crl_path else None
+    return evaluate_snp_report(
+        report, leaf_der=leaf, cert_table=table, trust=trust, now=now, policy=policy, product=product, crl_der=crl
+    )
 
 
 _REPORT_CLAIMS = (
@@ -124,6 +248,16 @@ _REPORT_CLAIMS = (
     "tdattributes",
     "mrservicetd",
     "reportdata",
+    "product",
+    "signing_key_type",
+    "vmpl",
+    "policy",
+    "measurement",
+    "host_data",
+    "cce_policy",
+    "report_data",
+    "reported_tcb",
+    "chip_id",
 )
 
 
@@ -133,13 +267,18 @@ def render_report(name: str, now: datetime, r: Evaluation) -> str:
     no = click.style("no", fg="red")
     c = r.claims
     lines = [click.style(f"keyward verify {name}", bold=True)]
+    snp = r.platform == "amd-sev-snp"
     kind = f" (quote v{c['quote_version']}, body type {c['body_type']})" if "quote_version" in c else ""
+    if snp and "version" in c:
+        kind = f" (report v{c['version']}{', ' + str(c['product']) if 'product' in c else ''})"
     lines.append(f"  platform     {r.platform or 'unknown'}{kind}{'  [SIMULATED]' if r.simulated else ''}")
     lines.append(f"  at           {now.strftime('%Y-%m-%dT%H:%M:%SZ')}")
-    lines.append(
-        f"  verified     {yes if r.verified else no}"
-        + ("   PCK chain -> pinned Intel SGX Root CA, CRLs, TCB Info, QE Identity, signatures" if r.verified else "")
+    chain = (
+        f"{str(r.collateral.get('signing_key', '')).upper()} -> pinned ASK/ASVK -> ARK, TCB binding, signature"
+        if snp
+        else "PCK chain -> pinned Intel SGX Root CA, CRLs, TCB Info, QE Identity, signatures"
     )
+    lines.append(f"  verified     {yes if r.verified else no}" + (f"   {chain}" if r.verified else ""))
     if r.tcb_status:
         adv = ", ".join(r.advisory_ids) or "none"
         lines.append(
@@ -155,10 +294,16 @@ def render_report(name: str, now: datetime, r: Evaluation) -> str:
         lines.append(f"    {click.style('x', fg='red')} {reason.code.value}: {reason.message}{detail}")
     shown = [(k, c[k]) for k in _REPORT_CLAIMS if k in c]
     if shown:
-        lines.append("  claims" + ("" if r.verified else " (unverified: read from the quote)"))
-        lines.extend(f"    {k:<13}{v}" for k, v in shown)
-    if r.collateral:
-        lines.append(f"  collateral   valid {r.collateral['latest_issue']} .. {r.collateral['earliest_expiry']}")
+        lines.append("  claims" + ("" if r.verified else " (unverified: read from the evidence)"))
+        lines.extend(f"    {k:<17}{v}" for k, v in shown)
+    col = r.collateral
+    if "latest_issue" in col:
+        lines.append(f"  collateral   valid {col['latest_issue']} .. {col['earliest_expiry']}")
+    elif "leaf_not_before" in col:
+        lines.append(
+            f"  certificate  valid {col['leaf_not_before']} .. {col['leaf_not_after']}"
+            f"{', CRL checked' if col.get('crl_checked') else ', no CRL supplied'}"
+        )
     return "\n".join(lines)
 
 

@@ -1,4 +1,4 @@
-"""Evidence in, Attestation Result out: parse -> verify -> appraise for one piece of evidence.
+"""Evidence in, Attestation Result out: parse -> verify -> appraise for one piece of evidence (Intel or AMD).
 
 The one place that strings the pure stages together and turns any :class:`~verifier.errors.KeywardError` into
 a structured rejection, so every caller (CLI today, the worker later) gets the same result shape. Pure: the
@@ -12,10 +12,23 @@ from datetime import datetime
 from typing import Any
 
 from verifier.appraisal.intel import IntelPolicy, appraise_intel
+from verifier.appraisal.snp import SnpPolicy, appraise_snp, matched_cce_policy
 from verifier.errors import Code, KeywardError, Reason
 from verifier.evidence.dcap import Quote, parse_quote
-from verifier.platforms.intel_claims import ClaimValue, collateral_json, quote_claims, verified_claims
+from verifier.evidence.snp import (
+    GUID_VCEK,
+    GUID_VLEK,
+    SIGNING_KEY_VLEK,
+    Product,
+    SnpReport,
+    parse_cert_table,
+    parse_snp_report,
+)
+from verifier.platforms.amd_snp import PLATFORM_SNP, SnpVerificationCache, verify_snp_report
+from verifier.platforms.intel_claims import collateral_json, quote_claims, verified_claims
 from verifier.platforms.intel_dcap import PLATFORM_SGX, PLATFORM_TDX, IntelVerificationCache, verify_quote
+from verifier.platforms.snp_claims import report_claims
+from verifier.platforms.snp_claims import verified_claims as snp_verified_claims
 from verifier.trust.intel_collateral import Collateral
 from verifier.trust.store import TrustStore
 
@@ -29,9 +42,9 @@ class Evaluation:
     accepted: bool
     tcb_status: str | None
     advisory_ids: tuple[str, ...]
-    claims: dict[str, ClaimValue]
+    claims: dict[str, object]
     reasons: tuple[Reason, ...]
-    collateral: dict[str, str | int] = field(default_factory=dict)
+    collateral: dict[str, object] = field(default_factory=dict)
     simulated: bool = False
 
     def to_json(self) -> dict[str, Any]:
@@ -70,7 +83,7 @@ def evaluate_intel_quote(
             accepted=False,
             tcb_status=None,
             advisory_ids=(),
-            claims={} if quote is None else quote_claims(quote),
+            claims={} if quote is None else dict(quote_claims(quote)),
             reasons=(e.to_reason(),),
             simulated=trust.simulated,
         )
@@ -81,8 +94,62 @@ def evaluate_intel_quote(
         accepted=verdict.accepted,
         tcb_status=v.tcb.status,
         advisory_ids=v.tcb.advisory_ids,
-        claims=verified_claims(v),
+        claims=dict(verified_claims(v)),
         reasons=verdict.reasons,
-        collateral=collateral_json(v.collateral),
+        collateral=dict(collateral_json(v.collateral)),
+        simulated=v.simulated,
+    )
+
+
+def evaluate_snp_report(
+    evidence: bytes,
+    *,
+    leaf_der: bytes | None,
+    cert_table: bytes | None,
+    trust: TrustStore,
+    now: datetime,
+    policy: SnpPolicy,
+    product: Product | None = None,
+    crl_der: bytes | None = None,
+    cache: SnpVerificationCache | None = None,
+) -> Evaluation:
+    """Parse, verify and appraise an SEV-SNP report. The leaf comes from ``leaf_der`` or the certificate table
+    (VCEK or VLEK entry, as SIGNING_KEY says). Never raises for bad evidence or certificates."""
+    report: SnpReport | None = None
+    try:
+        report = parse_snp_report(evidence)
+        if leaf_der is None and cert_table is not None:
+            table = parse_cert_table(cert_table)
+            leaf_der = table.get(GUID_VLEK if report.signing_key == SIGNING_KEY_VLEK else GUID_VCEK)
+        v = verify_snp_report(report, leaf_der, trust, now, product=product, crl_der=crl_der, cache=cache)
+    except KeywardError as e:
+        return Evaluation(
+            platform=PLATFORM_SNP,
+            verified=False,
+            accepted=False,
+            tcb_status=None,
+            advisory_ids=(),
+            claims={} if report is None else dict(report_claims(report)),
+            reasons=(e.to_reason(),),
+            simulated=trust.simulated,
+        )
+    verdict = appraise_snp(v, policy)
+    claims: dict[str, object] = dict(snp_verified_claims(v))
+    claims["cce_policy"] = matched_cce_policy(v, policy)
+    return Evaluation(
+        platform=PLATFORM_SNP,
+        verified=True,
+        accepted=verdict.accepted,
+        tcb_status=None,
+        advisory_ids=(),
+        claims=claims,
+        reasons=verdict.reasons,
+        collateral={
+            "product": v.product,
+            "signing_key": v.signing_key,
+            "leaf_not_before": v.leaf_not_before.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "leaf_not_after": v.leaf_not_after.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "crl_checked": v.crl_checked,
+        },
         simulated=v.simulated,
     )

@@ -1,0 +1,326 @@
+"""Appraisal of verified AMD SEV-SNP claims against reference values and policy (amd-snp.md §2, §7, §9 step 6).
+
+Input: an :class:`~verifier.platforms.amd_snp.SnpVerification` and an :class:`SnpPolicy`. Output: a
+:class:`~verifier.appraisal.verdict.Verdict` with every failed check (code, expected, actual). Pure.
+
+Always enforced (not configurable): DEBUG and MIGRATE_MA rejected unless explicitly allowed, POLICY bit 17 set,
+reserved POLICY bits 26-63 clear. Defaults: VMPL 0 only, CXL not allowed, ALIAS_CHECK_COMPLETE required on v3+
+reports (BadRAM mitigation active). Everything else is a reference value or knob the provider sets.
+
+Confidential ACI (§7): HOST_DATA is SHA-256 of the CCE policy (rego text). A reference value can be the policy
+itself (:func:`cce_policy_digest` accepts the rego text or its base64 from the ARM template); the verdict names the
+policy that matched.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from verifier.appraisal.verdict import Verdict
+from verifier.errors import Code, Reason, UsageError
+from verifier.evidence.snp import (
+    PLATFORM_ALIAS_CHECK_COMPLETE,
+    POLICY_CIPHERTEXT_HIDING,
+    POLICY_CXL_ALLOW,
+    POLICY_DEBUG,
+    POLICY_MEM_AES_256_XTS,
+    POLICY_MIGRATE_MA,
+    POLICY_RAPL_DIS,
+    POLICY_RESERVED_MASK,
+    POLICY_RESERVED_MBO,
+    POLICY_SINGLE_SOCKET,
+    POLICY_SMT,
+    PRODUCTS,
+    TcbVersion,
+)
+from verifier.platforms.amd_snp import SnpVerification
+
+TCB_COMPONENTS: Final = ("bootloader", "tee", "snp", "microcode", "fmc")
+
+
+def cce_policy_digest(policy: bytes) -> bytes:
+    """SHA-256 of a CCE policy given as rego text or as its base64 (the ARM template's ``ccePolicy``)."""
+    text = policy.strip()
+    try:
+        decoded = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        decoded = None
+    # base64 of rego decodes to printable text; raw rego text is (almost) never valid base64.
+    if decoded and b"package" in decoded:
+        return hashlib.sha256(decoded).digest()
+    return hashlib.sha256(policy).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class SnpPolicy:
+    allowed_measurements: frozenset[bytes] = frozenset()
+    allowed_host_data: frozenset[bytes] = frozenset()
+    #: name -> SHA-256 of a CCE policy (confidential ACI); HOST_DATA must equal one of these (or allowed_host_data).
+    cce_policies: Mapping[str, bytes] = field(default_factory=dict)
+    allowed_id_key_digests: frozenset[bytes] = frozenset()
+    allowed_author_key_digests: frozenset[bytes] = frozenset()
+    allowed_family_ids: frozenset[bytes] = frozenset()
+    allowed_image_ids: frozenset[bytes] = frozenset()
+    min_guest_svn: int | None = None
+    allowed_vmpls: frozenset[int] = frozenset({0})
+    allow_debug: bool = False
+    allow_migrate_ma: bool = False
+    allow_smt: bool = True
+    allow_cxl: bool = False
+    require_single_socket: bool = False
+    require_mem_aes_256_xts: bool = False
+    require_rapl_dis: bool = False
+    require_ciphertext_hiding: bool = False
+    require_alias_check_complete: bool = True
+    #: product -> component -> minimum SPL, checked for REPORTED, COMMITTED, CURRENT and LAUNCH TCB.
+    min_tcb: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    #: (major, minor, build) minimum for the current and committed firmware.
+    min_firmware: tuple[int, int, int] | None = None
+    expected_report_data: bytes | None = None
+    allowed_signing_keys: frozenset[str] = frozenset({"vcek", "vlek"})
+    allowed_csp_ids: frozenset[str] | None = None
+
+    def __post_init__(self) -> None:
+        sizes = (
+            (self.allowed_measurements, 48, "allowed_measurements"),
+            (self.allowed_host_data, 32, "allowed_host_data"),
+            (self.allowed_id_key_digests, 48, "allowed_id_key_digests"),
+            (self.allowed_author_key_digests, 48, "allowed_author_key_digests"),
+            (self.allowed_family_ids, 16, "allowed_family_ids"),
+            (self.allowed_image_ids, 16, "allowed_image_ids"),
+        )
+        for values, size, name in sizes:
+            if any(len(v) != size for v in values):
+                raise UsageError(Code.POLICY_INVALID, f"{name} values must be {size} bytes")
+        if any(len(v) != 32 for v in self.cce_policies.values()):
+            raise UsageError(Code.POLICY_INVALID, "cce_policies digests must be 32 bytes")
+        if self.expected_report_data is not None and len(self.expected_report_data) != 64:
+            raise UsageError(Code.POLICY_INVALID, "expected_report_data must be 64 bytes")
+        for product, comps in self.min_tcb.items():
+            if product not in PRODUCTS or not set(comps) <= set(TCB_COMPONENTS):
+                raise UsageError(
+                    Code.POLICY_INVALID,
+                    f"min_tcb: unknown product or component in {product!r}",
+                    expected=f"{PRODUCTS} x {TCB_COMPONENTS}",
+                    actual=f"{product}: {sorted(comps)}",
+                )
+        if not self.allowed_signing_keys <= {"vcek", "vlek"}:
+            raise UsageError(Code.POLICY_INVALID, "allowed_signing_keys must be vcek and/or vlek")
+
+
+def appraise_snp(v: SnpVerification, policy: SnpPolicy) -> Verdict:
+    r = v.report
+    reasons: list[Reason] = []
+
+    def fail(code: Code, message: str, expected: object, actual: object) -> None:
+        reasons.append(Reason(code, message, str(expected), str(actual)))
+
+    # Guest policy bits (§2).
+    p = r.policy
+    if p & POLICY_DEBUG and not policy.allow_debug:
+        fail(Code.SNP_POLICY_DEBUG, "guest POLICY.DEBUG is set (bit 19): the host can read guest memory", 0, 1)
+    if p & POLICY_MIGRATE_MA and not policy.allow_migrate_ma:
+        fail(Code.SNP_POLICY_MIGRATE_MA, "guest POLICY.MIGRATE_MA is set (bit 18)", 0, 1)
+    if not p & POLICY_RESERVED_MBO or p & POLICY_RESERVED_MASK:
+        fail(
+            Code.SNP_POLICY_RESERVED_BITS,
+            "guest POLICY reserved bits: bit 17 must be 1, bits 26-63 must be 0",
+            "bit17=1, bits26-63=0",
+            hex(p),
+        )
+    if p & POLICY_SMT and not policy.allow_smt:
+        fail(Code.SNP_POLICY_SMT, "guest POLICY allows SMT", 0, 1)
+    if p & POLICY_CXL_ALLOW and not policy.allow_cxl:
+        fail(Code.SNP_POLICY_CXL, "guest POLICY allows CXL memory (bit 21)", 0, 1)
+    for required, bit, code, name in (
+        (policy.require_single_socket, POLICY_SINGLE_SOCKET, Code.SNP_POLICY_SINGLE_SOCKET, "SINGLE_SOCKET"),
+        (policy.require_mem_aes_256_xts, POLICY_MEM_AES_256_XTS, Code.SNP_POLICY_MEM_AES_256_XTS, "MEM_AES_256_XTS"),
+        (policy.require_rapl_dis, POLICY_RAPL_DIS, Code.SNP_POLICY_RAPL_DIS, "RAPL_DIS"),
+        (
+            policy.require_ciphertext_hiding,
+            POLICY_CIPHERTEXT_HIDING,
+            Code.SNP_POLICY_CIPHERTEXT_HIDING,
+            "CIPHERTEXT_HIDING_DRAM",
+        ),
+    ):
+        if required and not p & bit:
+            fail(code, f"guest POLICY.{name} is required", 1, 0)
+    if r.vmpl not in policy.allowed_vmpls:
+        fail(
+            Code.SNP_POLICY_VMPL,
+            "report was requested from a VMPL that is not allowed",
+            sorted(policy.allowed_vmpls),
+            r.vmpl,
+        )
+    if policy.require_alias_check_complete and r.version >= 3 and not r.platform_info & PLATFORM_ALIAS_CHECK_COMPLETE:
+        fail(Code.SNP_POLICY_PLATFORM_INFO, "PLATFORM_INFO.ALIAS_CHECK_COMPLETE is not set (BadRAM mitigation)", 1, 0)
+    if v.signing_key not in policy.allowed_signing_keys:
+        fail(
+            Code.SNP_POLICY_SIGNING_KEY,
+            "signing key type is not allowed",
+            sorted(policy.allowed_signing_keys),
+            v.signing_key,
+        )
+    if v.leaf.csp_id is not None and policy.allowed_csp_ids is not None and v.leaf.csp_id not in policy.allowed_csp_ids:
+        fail(Code.SNP_POLICY_CSP_ID, "VLEK cspID is not allowed", sorted(policy.allowed_csp_ids), v.leaf.csp_id)
+
+    # TCB minimums per product, component-wise, for every TCB the report carries.
+    minimum = policy.min_tcb.get(v.product, {})
+    for label, tcb in (
+        ("REPORTED", v.reported_tcb),
+        ("COMMITTED", v.committed_tcb),
+        ("CURRENT", v.current_tcb),
+        ("LAUNCH", v.launch_tcb),
+    ):
+        low = _below(tcb, minimum)
+        if low:
+            fail(
+                Code.SNP_POLICY_TCB_TOO_LOW,
+                f"{label}_TCB is below the minimum for {v.product}",
+                ", ".join(f"{c}>={minimum[c]}" for c in low),
+                ", ".join(f"{c}={tcb.components().get(c)}" for c in low),
+            )
+    if policy.min_firmware is not None:
+        for label, version in (("current", r.current_version), ("committed", r.committed_version)):
+            if version < policy.min_firmware:
+                fail(
+                    Code.SNP_POLICY_FIRMWARE_TOO_LOW,
+                    f"{label} SNP firmware is older than the minimum",
+                    ">= " + ".".join(map(str, policy.min_firmware)),
+                    ".".join(map(str, version)),
+                )
+
+    # Reference values (measurements and identities); an empty allow-list means "not constrained".
+    checks = (
+        (policy.allowed_measurements, r.measurement, Code.SNP_POLICY_MEASUREMENT, "MEASUREMENT"),
+        (policy.allowed_id_key_digests, r.id_key_digest, Code.SNP_POLICY_ID_KEY_DIGEST, "ID_KEY_DIGEST"),
+        (
+            policy.allowed_author_key_digests,
+            r.author_key_digest,
+            Code.SNP_POLICY_AUTHOR_KEY_DIGEST,
+            "AUTHOR_KEY_DIGEST",
+        ),
+        (policy.allowed_family_ids, r.family_id, Code.SNP_POLICY_FAMILY_ID, "FAMILY_ID"),
+        (policy.allowed_image_ids, r.image_id, Code.SNP_POLICY_IMAGE_ID, "IMAGE_ID"),
+    )
+    for allowed, value, code, name in checks:
+        if allowed and value not in allowed:
+            fail(code, f"{name} is not an allowed reference value", _one_of(allowed), value.hex())
+    host_data_constrained = bool(policy.allowed_host_data or policy.cce_policies)
+    if host_data_constrained and r.host_data not in policy.allowed_host_data and matched_cce_policy(v, policy) is None:
+        expected = _one_of(policy.allowed_host_data | frozenset(policy.cce_policies.values()))
+        fail(Code.SNP_POLICY_HOST_DATA, "HOST_DATA matches no allowed value or CCE policy", expected, r.host_data.hex())
+    if policy.min_guest_svn is not None and r.guest_svn < policy.min_guest_svn:
+        fail(
+            Code.SNP_POLICY_GUEST_SVN_TOO_LOW,
+            "GUEST_SVN is below the minimum",
+            f">= {policy.min_guest_svn}",
+            r.guest_svn,
+        )
+    if policy.expected_report_data is not None and r.report_data != policy.expected_report_data:
+        fail(
+            Code.SNP_POLICY_REPORT_DATA,
+            "REPORT_DATA is not the expected binding",
+            policy.expected_report_data.hex(),
+            r.report_data.hex(),
+        )
+    return Verdict.of(reasons, simulated=v.simulated)
+
+
+def matched_cce_policy(v: SnpVerification, policy: SnpPolicy) -> str | None:
+    """Name of the CCE policy whose SHA-256 is this report's HOST_DATA, if any."""
+    for name, digest in sorted(policy.cce_policies.items()):
+        if digest == v.report.host_data:
+            return name
+    return None
+
+
+def _below(tcb: TcbVersion, minimum: Mapping[str, int]) -> list[str]:
+    have = tcb.components()
+    return [c for c in TCB_COMPONENTS if c in minimum and have.get(c, 0) < minimum[c]]
+
+
+def _one_of(values: frozenset[bytes]) -> str:
+    return "one of " + ", ".join(sorted(v.hex() for v in values))
+
+
+_KEYS: Final = frozenset(SnpPolicy.__dataclass_fields__)
+_HEX_SETS: Final = (
+    "allowed_measurements",
+    "allowed_host_data",
+    "allowed_id_key_digests",
+    "allowed_author_key_digests",
+    "allowed_family_ids",
+    "allowed_image_ids",
+)
+_BOOLS: Final = (
+    "allow_debug",
+    "allow_migrate_ma",
+    "allow_smt",
+    "allow_cxl",
+    "require_single_socket",
+    "require_mem_aes_256_xts",
+    "require_rapl_dis",
+    "require_ciphertext_hiding",
+    "require_alias_check_complete",
+)
+
+
+def parse_snp_policy(doc: Any, *, cce_policies: Mapping[str, bytes] | None = None) -> SnpPolicy:
+    """Build an :class:`SnpPolicy` from a parsed JSON object; unknown keys are an error.
+
+    ``cce_policies`` in JSON maps names to the policy as rego text or base64; its digest is computed here.
+    """
+    if isinstance(doc, str | bytes):
+        try:
+            doc = json.loads(doc)
+        except ValueError as e:
+            raise UsageError(Code.POLICY_INVALID, f"policy is not JSON: {e}") from e
+    if not isinstance(doc, dict):
+        raise UsageError(Code.POLICY_INVALID, "SNP policy must be a JSON object")
+    unknown = set(doc) - _KEYS
+    if unknown:
+        raise UsageError(
+            Code.POLICY_INVALID,
+            "unknown SNP policy keys",
+            expected=", ".join(sorted(_KEYS)),
+            actual=", ".join(sorted(unknown)),
+        )
+    kw: dict[str, Any] = {}
+    try:
+        for key in _HEX_SETS:
+            if key in doc:
+                kw[key] = frozenset(bytes.fromhex(x) for x in doc[key])
+        for key in _BOOLS:
+            if key in doc:
+                if not isinstance(doc[key], bool):
+                    raise TypeError(f"{key} must be true or false")
+                kw[key] = doc[key]
+        if "allowed_vmpls" in doc:
+            kw["allowed_vmpls"] = frozenset(int(x) for x in doc["allowed_vmpls"])
+        if "min_guest_svn" in doc:
+            kw["min_guest_svn"] = int(doc["min_guest_svn"])
+        if "min_tcb" in doc:
+            kw["min_tcb"] = {str(p): {str(c): int(n) for c, n in comps.items()} for p, comps in doc["min_tcb"].items()}
+        if "min_firmware" in doc:
+            major, minor, build = (int(x) for x in str(doc["min_firmware"]).split("."))
+            kw["min_firmware"] = (major, minor, build)
+        if "expected_report_data" in doc:
+            kw["expected_report_data"] = bytes.fromhex(doc["expected_report_data"])
+        if "allowed_signing_keys" in doc:
+            kw["allowed_signing_keys"] = frozenset(str(x) for x in doc["allowed_signing_keys"])
+        if "allowed_csp_ids" in doc:
+            kw["allowed_csp_ids"] = frozenset(str(x) for x in doc["allowed_csp_ids"])
+        cce = {str(k): cce_policy_digest(str(v).encode()) for k, v in doc.get("cce_policies", {}).items()}
+    except (TypeError, ValueError, AttributeError) as e:
+        raise UsageError(Code.POLICY_INVALID, f"invalid SNP policy: {e}") from e
+    cce.update(cce_policies or {})
+    if cce:
+        kw["cce_policies"] = cce
+    return SnpPolicy(**kw)
