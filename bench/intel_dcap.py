@@ -165,8 +165,12 @@ def machine() -> dict[str, str]:
                 break
     except OSError:
         pass
-    return {"cpu": cpu or platform.machine(), "python": platform.python_version(),
-            "cryptography": metadata.version("cryptography"), "dcap-qvl": metadata.version("dcap-qvl")}
+    return {
+        "cpu": cpu or platform.machine(),
+        "python": platform.python_version(),
+        "cryptography": metadata.version("cryptography"),
+        "dcap-qvl": metadata.version("dcap-qvl"),
+    }
 
 
 def targets(rows: dict[str, Row]) -> dict[str, dict[str, object]]:
@@ -247,15 +251,31 @@ def main(argv: list[str] | None = None) -> int:
     met = targets(rows)
     info = machine()
     if args.json:
-        print(json.dumps({"machine": info, "affinity": pinned, "gc": "disabled in timed loops", "now": NOW_UNIX,
-                          "seconds_per_row": seconds, "rows": [asdict(r) for r in rows.values()],
-                          "targets": met}, indent=2, ensure_ascii=False))
+        print(
+            json.dumps(
+                {
+                    "machine": info,
+                    "affinity": pinned,
+                    "gc": "disabled in timed loops",
+                    "now": NOW_UNIX,
+                    "seconds_per_row": seconds,
+                    "rows": [asdict(r) for r in rows.values()],
+                    "targets": met,
+                },
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
         return 0
     print(f"Intel DCAP TDX v4: {QUOTE_FILE} + {COLLATERAL_FILE} at {NOW.isoformat().replace('+00:00', 'Z')}")
-    print(f"machine: {info['cpu']} | Python {info['python']} | cryptography {info['cryptography']} | "
-          f"dcap-qvl {info['dcap-qvl']} | {pinned} | GC disabled in timed loops | ~{seconds} s per row")
-    print(f"ops/s = 1 / mean latency; {X} floor = p50 / floor p50; vs dcap-qvl = ops/s / dcap-qvl ops/s; "
-          f"cold vs nine-signature cost compares p50; rows interleaved in {ROUNDS} rounds\n")
+    print(
+        f"machine: {info['cpu']} | Python {info['python']} | cryptography {info['cryptography']} | "
+        f"dcap-qvl {info['dcap-qvl']} | {pinned} | GC disabled in timed loops | ~{seconds} s per row"
+    )
+    print(
+        f"ops/s = 1 / mean latency; {X} floor = p50 / floor p50; vs dcap-qvl = ops/s / dcap-qvl ops/s; "
+        f"cold vs nine-signature cost compares p50; rows interleaved in {ROUNDS} rounds\n"
+    )
     print(table(rows))
     print()
     for name, t in met.items():

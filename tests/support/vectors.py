@@ -52,3 +52,42 @@ def load_intel_cases() -> list[IntelCase]:
 
 
 INTEL_CASES = load_intel_cases()
+
+
+AMD_VECTORS = VECTORS / "amd"
+
+
+@dataclass(frozen=True)
+class AmdCase:
+    """One row of tests/vectors/amd/expected.json."""
+
+    id: str
+    report: Path
+    certs: Path
+    now: datetime
+    raw: dict[str, Any]
+
+    def leaf_der(self) -> bytes:
+        data = self.certs.read_bytes()
+        if b"-----BEGIN" not in data:
+            return data
+        from verifier.encoding import pem_blocks
+
+        return pem_blocks(data, "CERTIFICATE")[0]
+
+
+def load_amd_cases() -> list[AmdCase]:
+    doc = json.loads((AMD_VECTORS / "expected.json").read_text())
+    return [
+        AmdCase(
+            id=c["id"],
+            report=AMD_VECTORS / c["report"],
+            certs=AMD_VECTORS / c["certs"],
+            now=_time(c["pinned_now"]),
+            raw=c,
+        )
+        for c in doc["cases"]
+    ]
+
+
+AMD_CASES = load_amd_cases()

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Final
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtensionOID
 
@@ -137,7 +138,7 @@ def _check_pinned(cert_der: bytes, trust: TrustStore, code: Code, what: str, err
         )
 
 
-def verify_pck_chain(chain_pem: bytes, trust: TrustStore) -> PckChain:
+def _verify_pck_chain(chain_pem: bytes, trust: TrustStore) -> PckChain:
     try:
         ders = pem_certificates(chain_pem, what="PCK certificate chain")
     except CollateralError as e:
@@ -296,7 +297,7 @@ def _verify_signing_chain(
     return key, window
 
 
-def verify_signed_collateral(c: Collateral, trust: TrustStore) -> SignedCollateral:
+def _verify_signed_collateral(c: Collateral, trust: TrustStore) -> SignedCollateral:
     root = _pinned_root(trust)
     # 3a. Root CA CRL: issued and signed by the pinned root, with CRL Number and AKI.
     root_crl, root_crl_window = _load_crl(c.root_ca_crl, "Root CA CRL")
@@ -341,7 +342,7 @@ def verify_signed_collateral(c: Collateral, trust: TrustStore) -> SignedCollater
     return SignedCollateral(tcb_info, qe_identity, root_crl, windows, hashlib.sha256(c.tcb_info_raw).hexdigest())
 
 
-def verify_binding(chain: PckChain, c: Collateral, signed: SignedCollateral) -> Binding:
+def _verify_binding(chain: PckChain, c: Collateral, signed: SignedCollateral) -> Binding:
     # 3b. The intermediate is not on the Root CA CRL.
     if signed.root_crl.get_revoked_certificate_by_serial_number(chain.intermediate.serial_number) is not None:
         raise VerificationFailed(
@@ -378,3 +379,35 @@ def verify_binding(chain: PckChain, c: Collateral, signed: SignedCollateral) -> 
     )
     sgx_levels = sgx_matching_levels(tcb_info, chain.extensions.tcb_components, chain.extensions.pcesvn)
     return Binding(pck_crl, windows, summary, sgx_levels)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Public entry points: library parsing errors become our codes where they arise
+#
+# cryptography parses names, extensions and versions lazily, so a corrupted certificate or CRL can raise
+# ValueError, TypeError or x509.InvalidVersion from any attribute access, not only from loading.
+_LIBRARY_ERRORS = (ValueError, TypeError, x509.InvalidVersion, UnsupportedAlgorithm)
+
+
+def verify_pck_chain(chain_pem: bytes, trust: TrustStore) -> PckChain:
+    """Step 2: the PCK chain from the quote, to the pinned root (time-independent part)."""
+    try:
+        return _verify_pck_chain(chain_pem, trust)
+    except _LIBRARY_ERRORS as e:
+        raise VerificationFailed(Code.INTEL_PCK_CHAIN_MALFORMED, f"PCK chain does not parse: {e}") from e
+
+
+def verify_signed_collateral(c: Collateral, trust: TrustStore) -> SignedCollateral:
+    """Steps 3a, 4, 5: Root CA CRL, TCB Info and QE Identity (time-independent part)."""
+    try:
+        return _verify_signed_collateral(c, trust)
+    except _LIBRARY_ERRORS as e:
+        raise CollateralError(Code.INTEL_COLLATERAL_MALFORMED, f"collateral does not parse: {e}") from e
+
+
+def verify_binding(chain: PckChain, c: Collateral, signed: SignedCollateral) -> Binding:
+    """Steps 3b-3c: revocation of the PCK chain; the collateral windows and summary for this chain."""
+    try:
+        return _verify_binding(chain, c, signed)
+    except _LIBRARY_ERRORS as e:
+        raise CollateralError(Code.INTEL_COLLATERAL_MALFORMED, f"PCK CRL does not parse: {e}") from e

@@ -190,11 +190,11 @@ def load_leaf(der: bytes, *, force_fallback: bool = False) -> LeafCert:
     if not force_fallback:
         try:
             return _from_cryptography(der)
-        except ValueError:
-            pass  # e.g. a future cryptography refusing serial 0: fall back below
+        except (ValueError, TypeError, x509.InvalidVersion):
+            pass  # e.g. a future cryptography refusing serial 0, or lazily parsed garbage: fall back below
     try:
         return _from_der(der)
-    except (ValueError, UnicodeDecodeError, UnsupportedAlgorithm) as e:
+    except (ValueError, TypeError, UnicodeDecodeError, UnsupportedAlgorithm) as e:
         raise _bad(Code.SNP_LEAF_MALFORMED, f"VCEK/VLEK is not a valid certificate: {e}") from e
 
 

@@ -117,7 +117,7 @@ def is_ca(cert: x509.Certificate) -> bool:
 def load_der_certificate(der: bytes, code: Code, what: str, error: type[KeywardError]) -> x509.Certificate:
     try:
         return x509.load_der_x509_certificate(der)
-    except ValueError as e:
+    except (ValueError, x509.InvalidVersion) as e:
         raise error(code, f"{what} is not a valid X.509 certificate") from e
 
 

@@ -49,6 +49,22 @@ def _malformed(message: str) -> CollateralError:
     return CollateralError(Code.INTEL_COLLATERAL_MALFORMED, message)
 
 
+def _json(data: bytes | str, what: str) -> Any:
+    """``json.loads`` whose every failure (syntax, encoding, nesting too deep) is ``intel.collateral.malformed``."""
+    try:
+        return json.loads(data)
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
+        raise _malformed(f"{what} is not JSON: {type(e).__name__}") from e
+
+
+def _utf8(text: str, what: str) -> bytes:
+    """UTF-8 bytes of a JSON string; lone surrogates (valid JSON escapes, invalid UTF-8) are malformed."""
+    try:
+        return text.encode()
+    except UnicodeEncodeError as e:
+        raise _malformed(f"{what} is not valid UTF-8 text") from e
+
+
 # ----------------------------------------------------------------------------------------------------------
 # The raw collateral bundle
 
@@ -101,7 +117,7 @@ def pem_certificates(data: bytes, *, what: str) -> tuple[bytes, ...]:
 
 def crl_der(data: bytes | str, *, what: str) -> bytes:
     """Accept a CRL as DER, PEM, or hex text of DER (PCCS serves the root CA CRL as hex) and return DER."""
-    raw = data.encode() if isinstance(data, str) else bytes(data)
+    raw = _utf8(data, what) if isinstance(data, str) else bytes(data)
     if len(raw) > limits.MAX_COLLATERAL_ITEM_BYTES:
         raise _malformed(f"{what}: larger than {limits.MAX_COLLATERAL_ITEM_BYTES} bytes")
     if raw[:1] == b"\x30":  # DER SEQUENCE
@@ -132,13 +148,10 @@ def _signature(hex_text: object, *, what: str) -> bytes:
 
 def parse_collateral_json(data: bytes | str) -> Collateral:
     """Parse dcap-qvl ``QuoteCollateralV3`` JSON into :class:`Collateral`."""
-    raw = data.encode() if isinstance(data, str) else data
+    raw = _utf8(data, "collateral") if isinstance(data, str) else data
     if len(raw) > limits.MAX_COLLATERAL_ITEM_BYTES:
         raise _malformed("collateral document is too large")
-    try:
-        doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise _malformed(f"collateral is not JSON: {e}") from e
+    doc = _json(raw, "collateral")
     if not isinstance(doc, dict):
         raise _malformed("collateral must be a JSON object")
     need = (
@@ -156,18 +169,22 @@ def parse_collateral_json(data: bytes | str) -> Collateral:
             raise _malformed(f"collateral field {key!r} missing or not a string")
     chain_pck = doc.get("pck_crl_issuer_chain")
     return Collateral(
-        tcb_info_raw=doc["tcb_info"].encode(),
+        tcb_info_raw=_utf8(doc["tcb_info"], "tcb_info"),
         tcb_info_signature=_signature(doc["tcb_info_signature"], what="tcb_info_signature"),
-        tcb_info_issuer_chain=pem_certificates(doc["tcb_info_issuer_chain"].encode(), what="tcb_info_issuer_chain"),
-        qe_identity_raw=doc["qe_identity"].encode(),
+        tcb_info_issuer_chain=pem_certificates(
+            _utf8(doc["tcb_info_issuer_chain"], "tcb_info_issuer_chain"), what="tcb_info_issuer_chain"
+        ),
+        qe_identity_raw=_utf8(doc["qe_identity"], "qe_identity"),
         qe_identity_signature=_signature(doc["qe_identity_signature"], what="qe_identity_signature"),
         qe_identity_issuer_chain=pem_certificates(
-            doc["qe_identity_issuer_chain"].encode(), what="qe_identity_issuer_chain"
+            _utf8(doc["qe_identity_issuer_chain"], "qe_identity_issuer_chain"), what="qe_identity_issuer_chain"
         ),
         pck_crl=crl_der(doc["pck_crl"], what="pck_crl"),
         root_ca_crl=crl_der(doc["root_ca_crl"], what="root_ca_crl"),
         pck_crl_issuer_chain=(
-            pem_certificates(chain_pck.encode(), what="pck_crl_issuer_chain") if isinstance(chain_pck, str) else ()
+            pem_certificates(_utf8(chain_pck, "pck_crl_issuer_chain"), what="pck_crl_issuer_chain")
+            if isinstance(chain_pck, str)
+            else ()
         ),
     )
 
@@ -181,10 +198,7 @@ def signed_member(body: bytes, member: str) -> tuple[bytes, bytes]:
     """
     if len(body) > limits.MAX_COLLATERAL_ITEM_BYTES:
         raise _malformed(f"{member} response is too large")
-    try:
-        doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise _malformed(f"{member} response is not JSON: {e}") from e
+    doc = _json(body, f"{member} response")
     if not isinstance(doc, dict) or set(doc) != {member, "signature"} or not isinstance(doc[member], dict):
         raise _malformed(f"response must be {{{member!r}: {{...}}, 'signature': ...}}")
     key = json.dumps(member).encode()
@@ -196,7 +210,7 @@ def signed_member(body: bytes, member: str) -> tuple[bytes, bytes]:
         raise _malformed(f"{member} object not found in response")
     end = _matching_brace(body, start)
     raw = body[start : end + 1]
-    if json.loads(raw) != doc[member]:
+    if _json(raw, member) != doc[member]:
         raise _malformed(f"{member} bytes do not match the parsed response")
     return raw, _signature(doc["signature"], what=f"{member} signature")
 
@@ -227,7 +241,7 @@ def _matching_brace(text: bytes, start: int) -> int:
 
 def issuer_chain_header(value: str, *, what: str) -> tuple[bytes, ...]:
     """Decode a PCS ``*-Issuer-Chain`` header: URL-encoded concatenated PEM, signer first, root last."""
-    return pem_certificates(urllib.parse.unquote(value).encode(), what=what)
+    return pem_certificates(_utf8(urllib.parse.unquote(value), what), what=what)
 
 
 def collateral_from_pcs(
@@ -406,10 +420,7 @@ class _Doc:
 
 
 def _load(raw: bytes, what: str) -> _Doc:
-    try:
-        return _Doc(json.loads(raw), what)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise _malformed(f"{what} is not JSON: {e}") from e
+    return _Doc(_json(raw, what), what)
 
 
 def _status(value: str, allowed: frozenset[str], path: str) -> str:

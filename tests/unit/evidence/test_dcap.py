@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -25,9 +26,7 @@ from verifier.evidence.tdx import TdReportBody
 
 INTEL: Final = Path(__file__).resolve().parents[2] / "vectors" / "intel"
 EXPECTED: Final = json.loads((INTEL / "expected.json").read_text())
-QUOTE_FILES: Final = sorted(
-    p for p in INTEL.rglob("*") if p.suffix in (".bin", ".dat", ".hex") and p.is_file()
-)
+QUOTE_FILES: Final = sorted(p for p in INTEL.rglob("*") if p.suffix in (".bin", ".dat", ".hex") and p.is_file())
 
 SGX_V3: Final = (INTEL / "phala-dcap-qvl" / "sgx_v3_quote.bin").read_bytes()
 TDX_V4: Final = (INTEL / "phala-dcap-qvl" / "tdx_v4_quote.bin").read_bytes()
@@ -48,7 +47,7 @@ def u32(buf: bytes, off: int) -> int:
 
 def put(buf: bytes, off: int, data: bytes) -> bytes:
     assert off + len(data) <= len(buf)
-    return buf[:off] + data + buf[off + len(data):]
+    return buf[:off] + data + buf[off + len(data) :]
 
 
 def put_u16(buf: bytes, off: int, value: int) -> bytes:
@@ -94,8 +93,20 @@ def layout(buf: bytes) -> Layout:
     auth_size = qe_sig + 64
     auth = auth_size + 2
     cert_hdr = auth + u16(buf, auth_size)
-    return Layout(version, body_off, body_end, sd, sd + u32(buf, body_end), outer, qe_report, qe_sig, auth_size,
-                  auth, cert_hdr, cert_hdr + 6)
+    return Layout(
+        version,
+        body_off,
+        body_end,
+        sd,
+        sd + u32(buf, body_end),
+        outer,
+        qe_report,
+        qe_sig,
+        auth_size,
+        auth,
+        cert_hdr,
+        cert_hdr + 6,
+    )
 
 
 def cut_signature_data(buf: bytes, keep: int, *, fix_outer: bool = False) -> bytes:
@@ -169,8 +180,9 @@ def test_parse_quote_real_vector_version_and_body_type_match_expected(case: dict
         pytest.param(INTEL / "phala-dcap-qvl/tdx_v5_body4_td15ex_quote.bin", 5, 4, 939, 4304, id="tdx-v5-body4"),
     ],
 )
-def test_parse_quote_signed_region_ends_at_body(path: Path, version: int, body_type: int, body_end: int,
-                                                sig_len: int) -> None:
+def test_parse_quote_signed_region_ends_at_body(
+    path: Path, version: int, body_type: int, body_end: int, sig_len: int
+) -> None:
     buf = path.read_bytes()
     quote = parse_quote(buf)
     assert (quote.header.version, quote.body_type) == (version, body_type)
@@ -248,17 +260,21 @@ def test_parse_quote_header_fields_at_spec_offsets() -> None:
 def test_parse_quote_sgx_v3_claims_at_spec_offsets() -> None:
     buf = SGX_V3
     body = parse_quote(buf).sgx_body
-    _check_fields(body, buf, [
-        ("cpusvn", 48, 64),
-        ("isvextprodid", 80, 96),
-        ("attributes", 96, 112),
-        ("mrenclave", 112, 144),
-        ("mrsigner", 176, 208),
-        ("configid", 240, 304),
-        ("isvfamilyid", 352, 368),
-        ("reportdata", 368, 432),
-        ("raw", 48, 432),
-    ])
+    _check_fields(
+        body,
+        buf,
+        [
+            ("cpusvn", 48, 64),
+            ("isvextprodid", 80, 96),
+            ("attributes", 96, 112),
+            ("mrenclave", 112, 144),
+            ("mrsigner", 176, 208),
+            ("configid", 240, 304),
+            ("isvfamilyid", 352, 368),
+            ("reportdata", 368, 432),
+            ("raw", 48, 432),
+        ],
+    )
     assert body.miscselect == u32(buf, 64)
     assert body.isvprodid == u16(buf, 304)
     assert body.isvsvn == u16(buf, 306)
@@ -328,18 +344,22 @@ def test_parse_quote_body4_has_extras_at_spec_offsets() -> None:
     assert (quote.body_type, u32(buf, 50), len(quote.signed)) == (4, 885, 939)
     extras = quote.td_body.extras
     assert extras is not None
-    _check_fields(extras, buf, [
-        ("vmid", 702, 703),
-        ("td_id", 703, 735),
-        ("dev_info", 735, 783),
-        ("init_service_td_hash", 783, 831),
-        ("init_service_td_attributes", 831, 839),
-        ("init_cpu_svn", 839, 855),
-        ("init_tee_tcb_svn", 855, 871),
-        ("init_tee_fmspc", 871, 883),
-        ("cur_service_td_hash", 883, 931),
-        ("cur_service_td_attributes", 931, 939),
-    ])
+    _check_fields(
+        extras,
+        buf,
+        [
+            ("vmid", 702, 703),
+            ("td_id", 703, 735),
+            ("dev_info", 735, 783),
+            ("init_service_td_hash", 783, 831),
+            ("init_service_td_attributes", 831, 839),
+            ("init_cpu_svn", 839, 855),
+            ("init_tee_tcb_svn", 855, 871),
+            ("init_tee_fmspc", 871, 883),
+            ("cur_service_td_hash", 883, 931),
+            ("cur_service_td_attributes", 931, 939),
+        ],
+    )
 
 
 def test_parse_quote_body3_has_no_extras() -> None:
@@ -476,8 +496,9 @@ SIGDATA_CUT: Final = [
 # v4/v5: signature-data length *and* the outer certification size are both consistent with the cut, so the
 # overrun is found inside the QE report certification data.
 INNER_CUT: Final = [
-    pytest.param(cut_signature_data(buf, k, fix_outer=True), Code.INTEL_QUOTE_LENGTH_INVALID,
-                 id=f"{name}-cert-data-ends-{label}")
+    pytest.param(
+        cut_signature_data(buf, k, fix_outer=True), Code.INTEL_QUOTE_LENGTH_INVALID, id=f"{name}-cert-data-ends-{label}"
+    )
     for name, buf in (("v4", TDX_V4), ("v5", TDX_V5))
     for label, k in _sigdata_points(buf).items()
     if k >= layout(buf).qe_report - layout(buf).sd
@@ -587,10 +608,15 @@ def _field_cases() -> list[object]:
     # Reserved bytes of an SGX report body (§1.2: body offsets 20+12, 96+32, 160+32, 262+42): the enclave
     # report of the v3 quote, and the QE report of a v3 and a v4 quote. First and last byte of each range.
     reserved = {"20": 20, "31": 31, "96": 96, "127": 127, "160": 160, "191": 191, "262": 262, "303": 303}
-    for where, buf, base in (("v3-enclave-report", SGX_V3, 48), ("v3-qe-report", SGX_V3, v3.qe_report),
-                             ("v4-qe-report", TDX_V4, v4.qe_report)):
-        cases += [(f"{where}-reserved-byte-{name}", xor(buf, base + off), c.INTEL_QUOTE_RESERVED_NONZERO)
-                  for name, off in reserved.items()]
+    for where, buf, base in (
+        ("v3-enclave-report", SGX_V3, 48),
+        ("v3-qe-report", SGX_V3, v3.qe_report),
+        ("v4-qe-report", TDX_V4, v4.qe_report),
+    ):
+        cases += [
+            (f"{where}-reserved-byte-{name}", xor(buf, base + off), c.INTEL_QUOTE_RESERVED_NONZERO)
+            for name, off in reserved.items()
+        ]
     return [pytest.param(data, code, id=name) for name, data, code in cases]
 
 
@@ -650,3 +676,21 @@ def test_parse_quote_one_defect_leaves_rest_of_quote_valid() -> None:
     patched = put_u16(TDX_V4, lay.cert_hdr, 4)
     assert put_u16(patched, lay.cert_hdr, 5) == TDX_V4
     assert isinstance(parse_quote(put_u16(patched, lay.cert_hdr, 5)), Quote)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(b" " * limits.MAX_HEX_EVIDENCE_CHARS, id="whitespace-only"),
+        pytest.param(b" " * (limits.MAX_HEX_EVIDENCE_CHARS - 1) + b"g", id="whitespace-then-non-hex"),
+        pytest.param(b"0x" + b"\n" * (limits.MAX_HEX_EVIDENCE_CHARS - 3) + b"g", id="0x-newlines-then-non-hex"),
+        pytest.param(b"0 " * (limits.MAX_HEX_EVIDENCE_CHARS // 2 - 1) + b"g", id="digits-and-spaces-then-non-hex"),
+    ],
+)
+def test_parse_quote_hex_detection_is_linear(data: bytes) -> None:
+    # Regression: hex detection was a regex whose \s* and [0-9a-fA-F\s]+ overlapped, quadratic on a long
+    # whitespace run ending in a non-hex byte (16 000 bytes took ~2 s; the limit is 131 136).
+    start = time.perf_counter()
+    with pytest.raises(EvidenceMalformed):
+        parse_quote(data)
+    assert time.perf_counter() - start < 0.5
