@@ -1,0 +1,182 @@
+"""SEV-SNP appraisal on real, verified reports: each rule alone, every failure listed, confidential ACI."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+
+import pytest
+
+from tests.support.vectors import AMD_CASES, AMD_VECTORS
+from verifier.appraisal.snp import (
+    SnpPolicy,
+    appraise_snp,
+    cce_policy_digest,
+    matched_cce_policy,
+    parse_snp_policy,
+)
+from verifier.errors import Code, UsageError
+from verifier.evidence.snp import parse_snp_report
+from verifier.platforms.amd_snp import SnpVerification, verify_snp_report
+from verifier.trust.store import TrustStore
+
+ACI = AMD_VECTORS / "microsoft-confidential-sidecar-containers"
+
+
+def _verified(case_id: str, trust: TrustStore) -> SnpVerification:
+    case = next(c for c in AMD_CASES if c.id == case_id)
+    return verify_snp_report(parse_snp_report(case.report.read_bytes()), case.leaf_der(), trust, case.now)
+
+
+def _codes(v: SnpVerification, policy: SnpPolicy) -> list[Code]:
+    return [r.code for r in appraise_snp(v, policy).reasons]
+
+
+@pytest.fixture
+def o2(trust: TrustStore) -> SnpVerification:
+    return _verified("O2", trust)  # Genoa v5, VMPL 0, policy 0x30000, reported TCB bl 10 tee 0 snp 25 ucode 84
+
+
+def test_appraise_snp_defaults_accept_clean_report(o2: SnpVerification) -> None:
+    assert _codes(o2, SnpPolicy()) == []
+
+
+@pytest.mark.parametrize(
+    ("policy", "code"),
+    [
+        (SnpPolicy(allowed_measurements=frozenset({bytes(48)})), Code.SNP_POLICY_MEASUREMENT),
+        (SnpPolicy(allowed_host_data=frozenset({b"\x01" * 32})), Code.SNP_POLICY_HOST_DATA),
+        (SnpPolicy(allowed_id_key_digests=frozenset({b"\x01" * 48})), Code.SNP_POLICY_ID_KEY_DIGEST),
+        (SnpPolicy(allowed_author_key_digests=frozenset({b"\x01" * 48})), Code.SNP_POLICY_AUTHOR_KEY_DIGEST),
+        (SnpPolicy(allowed_family_ids=frozenset({b"\x01" * 16})), Code.SNP_POLICY_FAMILY_ID),
+        (SnpPolicy(allowed_image_ids=frozenset({b"\x01" * 16})), Code.SNP_POLICY_IMAGE_ID),
+        (SnpPolicy(min_guest_svn=1), Code.SNP_POLICY_GUEST_SVN_TOO_LOW),
+        (SnpPolicy(allowed_vmpls=frozenset({1})), Code.SNP_POLICY_VMPL),
+        (SnpPolicy(allow_smt=False), Code.SNP_POLICY_SMT),
+        (SnpPolicy(require_single_socket=True), Code.SNP_POLICY_SINGLE_SOCKET),
+        (SnpPolicy(require_mem_aes_256_xts=True), Code.SNP_POLICY_MEM_AES_256_XTS),
+        (SnpPolicy(require_rapl_dis=True), Code.SNP_POLICY_RAPL_DIS),
+        (SnpPolicy(require_ciphertext_hiding=True), Code.SNP_POLICY_CIPHERTEXT_HIDING),
+        (SnpPolicy(min_firmware=(1, 55, 44)), Code.SNP_POLICY_FIRMWARE_TOO_LOW),
+        (SnpPolicy(expected_report_data=bytes(64)), Code.SNP_POLICY_REPORT_DATA),
+        (SnpPolicy(allowed_signing_keys=frozenset({"vlek"})), Code.SNP_POLICY_SIGNING_KEY),
+    ],
+    ids=[
+        "measurement",
+        "host-data",
+        "id-key",
+        "author-key",
+        "family-id",
+        "image-id",
+        "guest-svn",
+        "vmpl",
+        "smt",
+        "single-socket",
+        "aes-256-xts",
+        "rapl-dis",
+        "ciphertext-hiding",
+        "firmware",
+        "report-data",
+        "signing-key",
+    ],
+)
+def test_appraise_snp_single_rule_rejects(o2: SnpVerification, policy: SnpPolicy, code: Code) -> None:
+    reasons = appraise_snp(o2, policy).reasons
+    assert {r.code for r in reasons} == {code}  # only this rule (firmware: current and committed both listed)
+    assert reasons[0].expected is not None
+    assert reasons[0].actual is not None
+
+
+@pytest.mark.parametrize("component", ["bootloader", "tee", "snp", "microcode"])
+def test_appraise_snp_min_tcb_each_component_each_tcb(o2: SnpVerification, component: str) -> None:
+    have = o2.reported_tcb.components()[component]
+    assert _codes(o2, SnpPolicy(min_tcb={"genoa": {component: have}})) == []
+    reasons = appraise_snp(o2, SnpPolicy(min_tcb={"genoa": {component: have + 1}})).reasons
+    # REPORTED, COMMITTED, CURRENT and LAUNCH are all checked (all equal on this report).
+    assert [r.code for r in reasons] == [Code.SNP_POLICY_TCB_TOO_LOW] * 4
+    assert [r.message.split("_")[0] for r in reasons] == ["REPORTED", "COMMITTED", "CURRENT", "LAUNCH"]
+    # A minimum for another product does not apply.
+    assert _codes(o2, SnpPolicy(min_tcb={"milan": {component: 255}})) == []
+
+
+def test_appraise_snp_current_tcb_above_reported_is_checked_separately(trust: TrustStore) -> None:
+    v = _verified("T1", trust)  # CURRENT microcode 0xce, REPORTED 0x73
+    codes = appraise_snp(v, SnpPolicy(min_tcb={"milan": {"microcode": 0x80}})).reasons
+    assert [r.message.split("_")[0] for r in codes] == ["REPORTED", "COMMITTED", "LAUNCH"]
+
+
+def test_appraise_snp_turin_fmc_component(trust: TrustStore) -> None:
+    v = _verified("O1", trust)
+    assert v.reported_tcb.fmc == 0
+    assert Code.SNP_POLICY_TCB_TOO_LOW in _codes(v, SnpPolicy(min_tcb={"turin": {"fmc": 1}}))
+
+
+def test_appraise_snp_debug_and_vmpl_all_listed(trust: TrustStore) -> None:
+    v = _verified("G1", trust)  # DEBUG guest
+    assert _codes(v, SnpPolicy(allowed_vmpls=frozenset({1}))) == [Code.SNP_POLICY_DEBUG, Code.SNP_POLICY_VMPL]
+
+
+def test_appraise_snp_measurement_allow_list_accepts_reference(o2: SnpVerification) -> None:
+    assert _codes(o2, SnpPolicy(allowed_measurements=frozenset({o2.report.measurement}))) == []
+
+
+def test_appraise_snp_vlek_csp_allow_list(trust: TrustStore) -> None:
+    v = _verified("T2", trust)
+    ok = SnpPolicy(allowed_vmpls=frozenset({1}), allowed_csp_ids=frozenset({"CN=cc-us-east-2.amazonaws.com"}))
+    assert _codes(v, ok) == []
+    other = SnpPolicy(allowed_vmpls=frozenset({1}), allowed_csp_ids=frozenset({"CN=other-csp"}))
+    assert _codes(v, other) == [Code.SNP_POLICY_CSP_ID]
+
+
+def test_cce_policy_digest_base64_and_text_agree() -> None:
+    b64 = (ACI / "uvm_security_policy.base64").read_bytes()
+    rego = base64.b64decode(b64)
+    assert cce_policy_digest(b64) == cce_policy_digest(rego) == hashlib.sha256(rego).digest()
+
+
+def test_appraise_snp_confidential_aci_host_data_matches_cce_policy(trust: TrustStore) -> None:
+    v = _verified("M1", trust)
+    policy = parse_snp_policy({"cce_policies": {"model-runtime-v1": (ACI / "uvm_security_policy.base64").read_text()}})
+    assert _codes(v, policy) == []
+    assert matched_cce_policy(v, policy) == "model-runtime-v1"
+    other = parse_snp_policy({"cce_policies": {"other": "package policy\n"}})
+    assert _codes(v, other) == [Code.SNP_POLICY_HOST_DATA]
+    assert matched_cce_policy(v, other) is None
+
+
+def test_appraise_snp_confidential_aci_uvm_measurement_pinned(trust: TrustStore) -> None:
+    # Without the COSE endorsement, the UVM MEASUREMENT can be pinned as a reference value.
+    v = _verified("M1", trust)
+    uvm = bytes.fromhex(
+        "51068107cdc7ee3d89c7821b05bca6147eb77b2005ae759050fc049b65a1b0beabc65a9d857acecf23225f5ec76849f5"
+    )
+    assert _codes(v, SnpPolicy(allowed_measurements=frozenset({uvm}))) == []
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {"allow_debuug": True},
+        {"allowed_measurements": ["00"]},
+        {"min_tcb": {"rome": {"snp": 1}}},
+        {"min_tcb": {"milan": {"spl9": 1}}},
+        {"allowed_signing_keys": ["ask"]},
+        {"allow_debug": "no"},
+        {"min_firmware": "1.55"},
+        {"expected_report_data": "00"},
+    ],
+    ids=[
+        "typo",
+        "short-measurement",
+        "unknown-product",
+        "unknown-component",
+        "bad-key-kind",
+        "bool-string",
+        "bad-firmware",
+        "short-report-data",
+    ],
+)
+def test_parse_snp_policy_invalid_rejected(doc: dict[str, object]) -> None:
+    with pytest.raises(UsageError) as exc:
+        parse_snp_policy(doc)
+    assert exc.value.code == Code.POLICY_INVALID
