@@ -41,7 +41,7 @@ def test_cli_verify_snp_confidential_aci_with_cce_policy() -> None:
     assert claims["product"] == "milan"
     assert claims["signing_key_type"] == "vcek"
     assert claims["reported_tcb"] == {"bootloader": 3, "tee": 0, "snp": 8, "microcode": 115}
-    assert claims["policy_decoded"]["debug"] is False  # type: ignore[index]
+    assert claims["policy_decoded"]["debug"] is False
 
 
 def test_cli_verify_snp_wrong_cce_policy_exit_1(tmp_path: Path) -> None:
