@@ -68,7 +68,54 @@ def main() -> int:
         "has expired, and Keyward fails closed."
     )
     print("\nTry it yourself:  .venv/bin/keyward verify QUOTE --collateral COLLATERAL.json --at TIME [--json]")
-    return 0 if agree == len(cases) and rejected == len(cases) else 1
+    ok_amd = amd()
+    return 0 if agree == len(cases) and rejected == len(cases) and ok_amd else 1
+
+
+def amd() -> bool:
+    """The AMD SEV-SNP half: every real report, then the confidential ACI flow with its CCE policy."""
+    vectors = ROOT / "tests" / "vectors" / "amd"
+    cases = json.loads((vectors / "expected.json").read_text())["cases"]
+    aci = vectors / "microsoft-confidential-sidecar-containers"
+    print("\n── AMD SEV-SNP: confidential ACI report + its CCE policy (HOST_DATA = SHA-256 of the policy) " + "─" * 4)
+    args = [
+        *KEYWARD,
+        "verify",
+        str(aci / "snp_report.bin"),
+        "--certs",
+        str(aci / "uvm_host_amd_certificate.pem"),
+        "--cce-policy",
+        str(aci / "uvm_security_policy.base64"),
+        "--at",
+        "2022-11-30T01:55:56Z",
+    ]
+    print(subprocess.run(args, capture_output=True, text=True, check=False).stdout)
+    print("── every real SEV-SNP report, at its pinned time and today " + "─" * 33)
+    print(f"{'id':<4} {'product':<7} {'ver':<4} {'key':<5} {'at pinned time':<28} {'today':<22}")
+    agree = 0
+    today = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    for c in cases:
+        base = [*KEYWARD, "verify", str(vectors / c["report"]), "--certs", str(vectors / c["certs"]), "--json"]
+        policy = ["--policy", str(ROOT / "scripts" / "demo_snp_policy.json")]
+        pinned = json.loads(
+            subprocess.run(
+                [*base, *policy, "--at", c["pinned_now"]], capture_output=True, text=True, check=False
+            ).stdout
+        )
+        now = json.loads(
+            subprocess.run([*base, *policy, "--at", today], capture_output=True, text=True, check=False).stdout
+        )
+        want_accept = c["expect"] == "verified"
+        ok = pinned["verified"] and pinned["accepted"] == want_accept and now["verified"] == c["valid_now"]
+        agree += ok
+        first = (pinned["reasons"] or [{"code": "accepted"}])[0]["code"]
+        today_text = "verifies" if now["verified"] else now["reasons"][0]["code"]
+        print(
+            f"{c['id']:<4} {c['product']:<7} v{c['version']:<3} {c['signing_key']:<5} {first:<28} {today_text:<22}"
+            f"{'' if ok else '   <-- DISAGREES'}"
+        )
+    print(f"\n{agree}/{len(cases)} SEV-SNP reports behave as expected (G1 is a DEBUG guest: verified, then rejected).")
+    return agree == len(cases)
 
 
 if __name__ == "__main__":
