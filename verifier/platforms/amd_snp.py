@@ -88,6 +88,8 @@ class SnpVerificationCache:
     def __init__(self, max_entries: int = limits.VERIFICATION_CACHE_ENTRIES) -> None:
         self.chains: ContentCache[_Chain] = ContentCache(max_entries)
         self.leaves: ContentCache[LeafCert] = ContentCache(max_entries)
+        #: Parsed AMD extensions of a leaf, by its DER (parsing is pure; the binding checks run every call).
+        self.extensions: ContentCache[AmdLeafExtensions] = ContentCache(max_entries)
 
 
 def _pss_verify(key: rsa.RSAPublicKey, signature: bytes, message: bytes, what: str) -> None:
@@ -248,7 +250,7 @@ def verify_snp_report(
         raise VerificationFailed(Code.SNP_LEAF_MISSING, "no VCEK/VLEK supplied (certs, cert table or KDS cache)")
     kind = "vlek" if report.signing_key == SIGNING_KEY_VLEK else "vcek"
     # 3a. The leaf's kind (hwID vs cspID) must be the one SIGNING_KEY names: a VLEK never passes as a VCEK.
-    ext = _leaf_kind(leaf_der)
+    ext = cache.extensions.get_or_compute((leaf_der,), lambda: _leaf_kind(leaf_der)) if cache else _leaf_kind(leaf_der)
     if ext.kind != kind:
         raise VerificationFailed(
             Code.SNP_LEAF_KEY_TYPE_MISMATCH, "certificate kind differs from SIGNING_KEY", expected=kind, actual=ext.kind
