@@ -386,7 +386,7 @@ def _verify_binding(chain: PckChain, c: Collateral, signed: SignedCollateral) ->
 #
 # cryptography parses names, extensions and versions lazily, so a corrupted certificate or CRL can raise
 # ValueError, TypeError or x509.InvalidVersion from any attribute access, not only from loading.
-_LIBRARY_ERRORS = (ValueError, TypeError, x509.InvalidVersion, UnsupportedAlgorithm)
+_LIBRARY_ERRORS = (ValueError, TypeError, x509.InvalidVersion, x509.DuplicateExtension, UnsupportedAlgorithm)
 
 
 def verify_pck_chain(chain_pem: bytes, trust: TrustStore) -> PckChain:

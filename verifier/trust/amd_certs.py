@@ -179,9 +179,10 @@ def _from_der(der: bytes) -> LeafCert:
             nxt, vs2, ve2 = _tlv(tbs, oe)
             if nxt == 0x01:  # critical BOOLEAN
                 nxt, vs2, ve2 = _tlv(tbs, ve2)
-            if otag != 0x06 or nxt != 0x04:
-                raise ValueError("malformed extension")
-            exts[_oid_text(tbs[os_:oe])] = tbs[vs2:ve2]
+            oid = _oid_text(tbs[os_:oe])
+            if otag != 0x06 or nxt != 0x04 or oid in exts:
+                raise ValueError("malformed or duplicate extension")
+            exts[oid] = tbs[vs2:ve2]
     return LeafCert(der, tbs, signature, issuer_der, not_before, not_after, key, exts, serial, "der-fallback")
 
 
@@ -190,7 +191,7 @@ def load_leaf(der: bytes, *, force_fallback: bool = False) -> LeafCert:
     if not force_fallback:
         try:
             return _from_cryptography(der)
-        except (ValueError, TypeError, x509.InvalidVersion):
+        except (ValueError, TypeError, x509.InvalidVersion, x509.DuplicateExtension, UnsupportedAlgorithm):
             pass  # e.g. a future cryptography refusing serial 0, or lazily parsed garbage: fall back below
     try:
         return _from_der(der)

@@ -104,7 +104,7 @@ def parse_pck_extensions(cert: x509.Certificate, *, platform_ca: bool) -> PckExt
         ext = cert.extensions.get_extension_for_oid(SGX_EXTENSION_OID)
     except x509.ExtensionNotFound as e:
         raise _bad("missing") from e
-    except ValueError as e:  # duplicate extensions and other malformed extension lists
+    except (ValueError, x509.DuplicateExtension) as e:  # duplicate extensions, malformed extension lists
         raise _bad(f"unreadable extension list: {e}") from e
     value = ext.value
     if not isinstance(value, x509.UnrecognizedExtension):
