@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import MetaData
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from sqlalchemy import DateTime, Enum, MetaData
 from sqlalchemy.orm import DeclarativeBase
 
 NAMING_CONVENTION = {
@@ -16,3 +20,11 @@ NAMING_CONVENTION = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    # Every timestamp is timezone-aware (UTC in, UTC out).
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: DateTime(timezone=True)}
+
+
+def str_enum(enum: type[StrEnum]) -> Enum:
+    """A portable enum column that stores the member *values* (``"active"``), not the Python names."""
+    return Enum(enum, native_enum=False, length=32, values_callable=lambda e: [m.value for m in e],
+                validate_strings=True)

@@ -1,0 +1,14 @@
+"""All mapped tables (importing this package registers them on ``Base.metadata``)."""
+
+from verifier.db.models.attestation import Attestation, AttestationStatus, Lease, LeaseStatus, UsedNonce
+from verifier.db.models.audit import AuditEvent
+from verifier.db.models.catalog import AppraisalPolicy, Model, ModelKey, ModelVersion, RecordStatus, ReferenceValueSet
+from verifier.db.models.collateral import CachedCollateral
+from verifier.db.models.licensing import Deployment, Entitlement, EntitlementStatus
+from verifier.db.models.tenancy import ApiCredential, CredentialKind, Customer, CustomerStatus
+
+__all__ = [
+    "ApiCredential", "AppraisalPolicy", "Attestation", "AttestationStatus", "AuditEvent", "CachedCollateral",
+    "CredentialKind", "Customer", "CustomerStatus", "Deployment", "Entitlement", "EntitlementStatus", "Lease",
+    "LeaseStatus", "Model", "ModelKey", "ModelVersion", "RecordStatus", "ReferenceValueSet", "UsedNonce",
+]

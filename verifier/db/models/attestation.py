@@ -1,0 +1,77 @@
+"""Attestations (every decision, pass or fail), leases, and consumed nonces."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from verifier.db.base import Base, str_enum
+from verifier.db.models._types import Timestamp, UuidPk
+
+
+class AttestationStatus(StrEnum):
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+
+
+class Attestation(Base):
+    __tablename__ = "attestations"
+    __table_args__ = (Index(None, "entitlement_id", "created_at"), Index(None, "status", "created_at"))
+
+    id: Mapped[UuidPk]
+    entitlement_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("entitlements.id"))
+    deployment_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("deployments.id"))
+    lease_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("leases.id"))
+    kind: Mapped[str] = mapped_column(String(16))  # "attest" | "renew"
+    platforms: Mapped[list[str]] = mapped_column(JSON)
+    status: Mapped[AttestationStatus] = mapped_column(str_enum(AttestationStatus))
+    nonce: Mapped[bytes] = mapped_column(LargeBinary(64))
+    enclave_jwk: Mapped[dict[str, Any]] = mapped_column(JSON)
+    evidence: Mapped[list[dict[str, Any]]] = mapped_column(JSON)  # as received (base64 fields)
+    claims: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    verdict: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # every reason, full detail (staff)
+    collateral: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    timings: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    simulated: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[Timestamp]
+    decided_at: Mapped[datetime | None]
+
+
+class LeaseStatus(StrEnum):
+    LIVE = "live"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+    RELEASED = "released"
+
+
+class Lease(Base):
+    __tablename__ = "leases"
+    __table_args__ = (Index(None, "entitlement_id", "status"),)
+
+    id: Mapped[UuidPk]
+    entitlement_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("entitlements.id"))
+    deployment_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("deployments.id"))
+    model_version_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("model_versions.id"))
+    enclave_key_thumbprint: Mapped[str] = mapped_column(String(64))
+    gpus: Mapped[int] = mapped_column(default=0)
+    status: Mapped[LeaseStatus] = mapped_column(str_enum(LeaseStatus))
+    issued_at: Mapped[Timestamp]
+    expires_at: Mapped[Timestamp]
+    renew_after: Mapped[Timestamp]
+    ended_at: Mapped[datetime | None]
+
+
+class UsedNonce(Base):
+    """A challenge nonce that has been consumed (single use across workers and restarts)."""
+
+    __tablename__ = "used_nonces"
+
+    nonce: Mapped[bytes] = mapped_column(LargeBinary(64), primary_key=True)
+    used_at: Mapped[Timestamp]
+    expires_at: Mapped[Timestamp]
