@@ -166,6 +166,11 @@ class Code(StrEnum):
     SNP_POLICY_SIGNING_KEY = "snp.policy.signing_key_not_allowed"
     SNP_POLICY_CSP_ID = "snp.policy.csp_id_not_allowed"
 
+    # -- Key release (keywrap/) -----------------------------------------------------------------------------------
+    KEYWRAP_JWK_INVALID = "keywrap.jwk_invalid"
+    KEYWRAP_JWK_WEAK = "keywrap.jwk_weak"
+    KEYWRAP_UNWRAP_FAILED = "keywrap.unwrap_failed"
+
     # -- Trust store, policy files, usage ---------------------------------------------------------------------
     TRUST_MANIFEST_INVALID = "trust.manifest_invalid"
     TRUST_ROOT_MISMATCH = "trust.root_mismatch"

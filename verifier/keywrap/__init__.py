@@ -1,0 +1,1 @@
+"""Key release: wrap a model's data-encryption key to an attested enclave key (JWE), and the provider's KEK."""

@@ -1,0 +1,111 @@
+"""The enclave's public key (a JWK generated inside the TEE), its binding to the evidence, and the JWE.
+
+* :func:`parse_enclave_jwk` accepts only public RSA keys of at least 3072 bits (e = 65537) and EC P-256 / P-384
+  keys; private members are refused.
+* Binding (the default): ``REPORTDATA (64 bytes) = SHA-512(nonce || SHA-256 JWK thumbprint)`` where the
+  thumbprint is the raw 32-byte RFC 7638 digest; all 64 bytes are compared.
+* :func:`wrap_for_enclave` returns a compact JWE (RFC 7516) of the DEK: ``RSA-OAEP-256`` for RSA keys,
+  ``ECDH-ES+A256KW`` for EC keys, content encryption ``A256GCM`` (joserfc, a maintained JOSE library).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass
+from typing import Any, Final
+
+from cryptography.hazmat.primitives.asymmetric import rsa
+from joserfc import jwe, jwk
+from joserfc.errors import JoseError
+from joserfc.jwk import ECKey, RSAKey
+
+from verifier.errors import Code, KeywardError
+
+MIN_RSA_BITS: Final = 3072
+EC_CURVES: Final = ("P-256", "P-384")
+_REGISTRY = jwe.JWERegistry(algorithms=["RSA-OAEP-256", "ECDH-ES+A256KW", "A256GCM"])
+_PRIVATE_MEMBERS: Final = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
+
+
+@dataclass(frozen=True, slots=True)
+class EnclaveKey:
+    jwk: dict[str, str]  # public members only
+    key: RSAKey | ECKey
+    thumbprint: bytes  # raw RFC 7638 SHA-256 digest
+
+    @property
+    def alg(self) -> str:
+        return "RSA-OAEP-256" if self.jwk["kty"] == "RSA" else "ECDH-ES+A256KW"
+
+    @property
+    def thumbprint_b64(self) -> str:
+        return base64.urlsafe_b64encode(self.thumbprint).rstrip(b"=").decode()
+
+
+def _invalid(message: str) -> KeywardError:
+    return KeywardError(Code.KEYWRAP_JWK_INVALID, message)
+
+
+def parse_enclave_jwk(doc: Any) -> EnclaveKey:
+    """Validate and load an enclave public JWK. Raises ``keywrap.jwk_invalid`` / ``keywrap.jwk_weak``."""
+    if not isinstance(doc, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in doc.items()):
+        raise _invalid("enclave key must be a JWK object of string members")
+    if _PRIVATE_MEMBERS & doc.keys():
+        raise _invalid("enclave key must be a public JWK (it contains private members)")
+    kty = doc.get("kty")
+    try:
+        if kty == "RSA":
+            public = {k: doc[k] for k in ("kty", "n", "e")}
+            key: RSAKey | ECKey = RSAKey.import_key(public)
+            raw = key.public_key
+            if not isinstance(raw, rsa.RSAPublicKey):
+                raise _invalid("RSA JWK did not load as an RSA key")
+            numbers = raw.public_numbers()
+            if numbers.n.bit_length() < MIN_RSA_BITS or numbers.e != 65537:
+                raise KeywardError(
+                    Code.KEYWRAP_JWK_WEAK,
+                    "RSA enclave keys must be >= 3072 bits with e = 65537",
+                    expected=f">= {MIN_RSA_BITS} bits",
+                    actual=f"{numbers.n.bit_length()} bits",
+                )
+        elif kty == "EC":
+            if doc.get("crv") not in EC_CURVES:
+                raise KeywardError(
+                    Code.KEYWRAP_JWK_WEAK,
+                    "EC enclave keys must be P-256 or P-384",
+                    expected=" | ".join(EC_CURVES),
+                    actual=str(doc.get("crv")),
+                )
+            public = {k: doc[k] for k in ("kty", "crv", "x", "y")}
+            key = ECKey.import_key(public)
+        else:
+            raise _invalid(f"unsupported key type {kty!r} (RSA or EC)")
+    except KeyError as e:
+        raise _invalid(f"JWK lacks member {e.args[0]!r}") from e
+    except (JoseError, ValueError, TypeError) as e:
+        raise _invalid(f"JWK does not load: {e}") from e
+    digest = base64.urlsafe_b64decode(key.thumbprint() + "==")
+    return EnclaveKey(public, key, digest)
+
+
+def expected_report_data(nonce: bytes, key: EnclaveKey) -> bytes:
+    """The default binding: SHA-512(nonce || raw RFC 7638 thumbprint); compare all 64 bytes."""
+    return hashlib.sha512(nonce + key.thumbprint).digest()
+
+
+def wrap_for_enclave(dek: bytes, key: EnclaveKey, *, kid: str | None = None) -> str:
+    """Compact JWE of ``dek`` that only the holder of the enclave's private key can open."""
+    header = {"alg": key.alg, "enc": "A256GCM", "cty": "application/octet-stream"}
+    if kid:
+        header["kid"] = kid
+    return jwe.encrypt_compact(header, dek, key.key, registry=_REGISTRY)
+
+
+def unwrap_in_enclave(token: str, private_jwk: dict[str, Any]) -> bytes:
+    """What the enclave runs (SDK and tests): open the JWE with its private key."""
+    key = jwk.import_key(private_jwk)
+    try:
+        return jwe.decrypt_compact(token, key, registry=_REGISTRY).plaintext or b""
+    except (JoseError, ValueError) as e:
+        raise KeywardError(Code.KEYWRAP_UNWRAP_FAILED, f"JWE does not open: {e}") from e
