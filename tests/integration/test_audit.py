@@ -1,0 +1,63 @@
+"""The hash-chained audit log on real PostgreSQL."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from verifier.audit.log import GENESIS, AuditTag, record_event, verify_chain
+from verifier.db.models import AuditEvent
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _append(session: Session, n: int) -> list[AuditEvent]:
+    return [
+        record_event(
+            session,
+            tag=AuditTag.ATTESTATION_ACCEPTED,
+            actor="worker",
+            subject_type="attestation",
+            subject_id=f"a{i}",
+            data={"i": i, "reasons": []},
+            at=T0 + timedelta(seconds=i),
+        )
+        for i in range(n)
+    ]
+
+
+def test_audit_chain_links_and_verifies(session: Session) -> None:
+    events = _append(session, 5)
+    assert events[0].prev_hash == GENESIS
+    assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(events))
+    check = verify_chain(session)
+    assert (check.events, check.intact) == (5, True)
+
+
+def test_audit_chain_detects_edit(session: Session) -> None:
+    events = _append(session, 4)
+    session.execute(update(AuditEvent).where(AuditEvent.id == events[2].id).values(data={"i": 99, "reasons": []}))
+    session.expire_all()
+    check = verify_chain(session)
+    assert check.first_broken_id == events[2].id
+
+
+def test_audit_chain_detects_deletion(session: Session) -> None:
+    events = _append(session, 4)
+    session.delete(events[1])
+    session.flush()
+    session.expire_all()
+    assert verify_chain(session).first_broken_id == events[2].id
+
+
+def test_audit_event_survives_commit_and_reload(session: Session) -> None:
+    event = _append(session, 1)[0]
+    session.commit()  # a savepoint in the test transaction
+    session.expire_all()
+    again = session.get(AuditEvent, event.id)
+    assert again is not None
+    assert again.at == T0
+    assert again.tag == "worker:attestation:accepted"

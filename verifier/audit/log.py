@@ -1,0 +1,110 @@
+"""Append-only audit log with a hash chain: each event stores the previous event's hash and its own.
+
+``hash = SHA-256(prev_hash || canonical JSON of {at, tag, actor, subject_type, subject_id, data})``. Editing or
+deleting any stored event breaks every later link, which :func:`verify_chain` detects. Appends serialise on a
+transaction-scoped PostgreSQL advisory lock so concurrent writers cannot fork the chain. The caller owns the
+session and commits (the event is part of the same transaction as the decision it records).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Final
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from verifier.db.models import AuditEvent
+
+GENESIS: Final = bytes(32)
+_LOCK_KEY: Final = 0x6B657977  # "keyw": the advisory lock that orders audit appends
+
+
+class AuditTag(StrEnum):
+    """``source:subject:action``."""
+
+    ATTESTATION_ACCEPTED = "worker:attestation:accepted"
+    ATTESTATION_REJECTED = "worker:attestation:rejected"
+    LEASE_ISSUED = "worker:lease:issued"
+    LEASE_RENEWED = "worker:lease:renewed"
+    LEASE_EXPIRED = "beat:lease:expired"
+    LEASE_REVOKED = "admin:lease:revoked"
+    LEASE_RELEASED = "enclave:lease:released"
+    ENTITLEMENT_CREATED = "admin:entitlement:created"
+    CREDENTIAL_ISSUED = "admin:credential:issued"
+
+
+def _digest(
+    prev: bytes, at: datetime, tag: str, actor: str, subject_type: str, subject_id: str, data: dict[str, Any]
+) -> bytes:
+    body = json.dumps(
+        {
+            "at": at.isoformat(),
+            "tag": tag,
+            "actor": actor,
+            "subject_type": subject_type,
+            "subject_id": subject_id,
+            "data": data,
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+        default=str,
+    ).encode()
+    return hashlib.sha256(prev + body).digest()
+
+
+def record_event(
+    session: Session,
+    *,
+    tag: AuditTag,
+    actor: str,
+    subject_type: str,
+    subject_id: str,
+    data: dict[str, Any],
+    at: datetime,
+) -> AuditEvent:
+    """Append one event to the chain (flushes; never commits)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
+    prev = session.scalar(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)) or GENESIS
+    data = json.loads(json.dumps(data, default=str))  # store exactly what was hashed
+    event = AuditEvent(
+        at=at,
+        tag=tag.value,
+        actor=actor,
+        subject_type=subject_type,
+        subject_id=subject_id,
+        data=data,
+        prev_hash=prev,
+        hash=_digest(prev, at, tag.value, actor, subject_type, subject_id, data),
+    )
+    session.add(event)
+    session.flush()
+    return event
+
+
+@dataclass(frozen=True, slots=True)
+class ChainCheck:
+    events: int
+    first_broken_id: int | None
+
+    @property
+    def intact(self) -> bool:
+        return self.first_broken_id is None
+
+
+def verify_chain(session: Session) -> ChainCheck:
+    """Recompute every link in id order; report the first event whose link or hash does not hold."""
+    prev = GENESIS
+    count = 0
+    for event in session.scalars(select(AuditEvent).order_by(AuditEvent.id)):
+        count += 1
+        want = _digest(prev, event.at, event.tag, event.actor, event.subject_type, event.subject_id, event.data)
+        if event.prev_hash != prev or event.hash != want:
+            return ChainCheck(count, event.id)
+        prev = event.hash
+    return ChainCheck(count, None)
