@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,13 @@ def main() -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="AMD confidential ACI: a CCE policy (rego or base64); HOST_DATA must be its SHA-256. Repeatable.",
 )
+@click.option(
+    "--uvm-endorsement",
+    "uvm_paths",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="AMD confidential ACI: Microsoft's UVM reference-info COSE_Sign1; MEASUREMENT must be endorsed.",
+)
 @click.option("--at", "at", type=_Time(), help="Verification time: ISO 8601 or unix seconds (default: now).")
 @click.option(
     "--policy",
@@ -114,6 +122,7 @@ def verify(
     crl_path: Path | None,
     product: Product | None,
     cce_policy_paths: tuple[Path, ...],
+    uvm_paths: tuple[Path, ...],
     at: datetime | None,
     policy_path: Path | None,
     as_json: bool,
@@ -122,12 +131,15 @@ def verify(
     now = at or datetime.now(UTC)
     with evidence.open("rb") as f:
         data = f.read(limits.MAX_HEX_EVIDENCE_CHARS + 1)
-    amd_inputs = any((certs_path, cert_table_path, crl_path, product, cce_policy_paths))
+    amd_inputs = any((certs_path, cert_table_path, crl_path, product, cce_policy_paths, uvm_paths))
     policy_doc = _policy_doc(policy_path)
     try:
         if amd_inputs or is_snp_evidence(data):
             snp_policy = _snp_policy(policy_doc, cce_policy_paths)
-            result = _evaluate_snp(data, certs_path, cert_table_path, crl_path, product, now, snp_policy)
+            if uvm_paths:
+                snp_policy = replace(snp_policy, require_uvm_endorsement=True)
+            uvm = tuple(p.read_bytes() for p in uvm_paths)
+            result = _evaluate_snp(data, certs_path, cert_table_path, crl_path, product, now, snp_policy, uvm)
         else:
             result = _evaluate(data, collateral_path, now, _intel_policy(policy_doc))
     except click.BadParameter:
@@ -218,6 +230,7 @@ def _evaluate_snp(
     product: Product | None,
     now: datetime,
     policy: SnpPolicy,
+    uvm: tuple[bytes, ...] = (),
 ) -> Evaluation:
     trust = load_trust_store()
     try:
@@ -231,7 +244,15 @@ def _evaluate_snp(
         return _rejection(e.to_reason(), PLATFORM_SNP)
     crl = crl_path.read_bytes() if crl_path else None
     return evaluate_snp_report(
-        report, leaf_der=leaf, cert_table=table, trust=trust, now=now, policy=policy, product=product, crl_der=crl
+        report,
+        leaf_der=leaf,
+        cert_table=table,
+        trust=trust,
+        now=now,
+        policy=policy,
+        product=product,
+        crl_der=crl,
+        uvm_endorsements=uvm,
     )
 
 

@@ -178,6 +178,20 @@ class Code(StrEnum):
     USAGE_INVALID = "usage.invalid"
     INTERNAL_ERROR = "internal.error"
 
+    # -- Azure UVM endorsement
+    AZURE_UVM_COSE_MALFORMED = "azure.uvm.cose_malformed"
+    AZURE_UVM_ALGORITHM_UNSUPPORTED = "azure.uvm.algorithm_unsupported"
+    AZURE_UVM_CHAIN_MALFORMED = "azure.uvm.chain_malformed"
+    AZURE_UVM_CHAIN_UNTRUSTED = "azure.uvm.chain_untrusted"
+    AZURE_UVM_CHAIN_SIGNATURE_INVALID = "azure.uvm.chain_signature_invalid"
+    AZURE_UVM_EXPIRED = "azure.uvm.expired"
+    AZURE_UVM_NOT_YET_VALID = "azure.uvm.not_yet_valid"
+    AZURE_UVM_ISSUER_MISMATCH = "azure.uvm.issuer_mismatch"
+    AZURE_UVM_EKU_MISSING = "azure.uvm.eku_missing"
+    AZURE_UVM_FEED_MISMATCH = "azure.uvm.feed_mismatch"
+    AZURE_UVM_SIGNATURE_INVALID = "azure.uvm.signature_invalid"
+    AZURE_UVM_PAYLOAD_INVALID = "azure.uvm.payload_invalid"
+
 
 @dataclass(frozen=True, slots=True)
 class Reason:

@@ -121,3 +121,58 @@ def test_cli_verify_snp_truncated_report(tmp_path: Path) -> None:
 def test_cli_verify_snp_bad_product_usage_error() -> None:
     result = CliRunner().invoke(main, ["verify", str(M1.report), "--product", "rome"])
     assert result.exit_code == 2
+
+
+def test_cli_verify_snp_aci_uvm_endorsement_vouches_for_measurement() -> None:
+    # The real Microsoft UVM endorsement (COSE_Sign1, pinned Microsoft root) endorses exactly this MEASUREMENT.
+    code, doc = _run(
+        "verify",
+        str(M1.report),
+        "--certs",
+        str(ACI / "uvm_host_amd_certificate.pem"),
+        "--cce-policy",
+        str(ACI / "uvm_security_policy.base64"),
+        "--uvm-endorsement",
+        str(ACI / "body.uvm_reference_info.bin"),
+        "--at",
+        "2023-02-08T06:00:00Z",
+    )
+    assert code == 0, doc
+    claims = doc["claims"]
+    assert isinstance(claims, dict)
+    (endorsement,) = claims["uvm_endorsements"]
+    assert endorsement["matches_report"] is True
+    assert endorsement["launch_measurement"] == M1.raw["measurement"]
+
+
+def test_cli_verify_snp_aci_endorsement_for_other_uvm_rejected(tmp_path: Path) -> None:
+    # The endorsement verifies, but the report's MEASUREMENT is not the endorsed one.
+    other = next(c for c in AMD_CASES if c.id == "T1")
+    code, doc = _run(
+        "verify",
+        str(other.report),
+        "--certs",
+        str(other.certs),
+        "--uvm-endorsement",
+        str(ACI / "body.uvm_reference_info.bin"),
+        "--at",
+        "2023-02-08T06:00:00Z",
+    )
+    assert code == 1
+    assert [r["code"] for r in doc["reasons"]] == ["snp.policy.measurement_not_allowed"]  # type: ignore[attr-defined]
+
+
+def test_cli_verify_snp_aci_endorsement_before_signing_rejected() -> None:
+    code, doc = _run(
+        "verify",
+        str(M1.report),
+        "--certs",
+        str(ACI / "uvm_host_amd_certificate.pem"),
+        "--uvm-endorsement",
+        str(ACI / "body.uvm_reference_info.bin"),
+        "--at",
+        "2022-12-01T00:00:00Z",
+    )
+    assert code == 1
+    codes = [r["code"] for r in doc["reasons"]]  # type: ignore[attr-defined]
+    assert codes == ["azure.uvm.not_yet_valid", "snp.policy.measurement_not_allowed"]

@@ -83,6 +83,9 @@ class SnpPolicy:
     #: (major, minor, build) minimum for the current and committed firmware.
     min_firmware: tuple[int, int, int] | None = None
     expected_report_data: bytes | None = None
+    #: Confidential ACI: MEASUREMENT must be a launch measurement endorsed by a verified Microsoft UVM
+    #: endorsement (COSE_Sign1, verifier.platforms.azure_uvm) passed to appraisal.
+    require_uvm_endorsement: bool = False
     allowed_signing_keys: frozenset[str] = frozenset({"vcek", "vlek"})
     allowed_csp_ids: frozenset[str] | None = None
 
@@ -114,7 +117,11 @@ class SnpPolicy:
             raise UsageError(Code.POLICY_INVALID, "allowed_signing_keys must be vcek and/or vlek")
 
 
-def appraise_snp(v: SnpVerification, policy: SnpPolicy) -> Verdict:
+def appraise_snp(
+    v: SnpVerification, policy: SnpPolicy, *, endorsed_measurements: frozenset[bytes] = frozenset()
+) -> Verdict:
+    """Check every rule. ``endorsed_measurements``: launch measurements from *verified* UVM endorsements; a
+    MEASUREMENT among them satisfies the measurement allow-list."""
     r = v.report
     reasons: list[Reason] = []
 
@@ -209,7 +216,17 @@ def appraise_snp(v: SnpVerification, policy: SnpPolicy) -> Verdict:
         (policy.allowed_family_ids, r.family_id, Code.SNP_POLICY_FAMILY_ID, "FAMILY_ID"),
         (policy.allowed_image_ids, r.image_id, Code.SNP_POLICY_IMAGE_ID, "IMAGE_ID"),
     )
+    endorsed = r.measurement in endorsed_measurements
+    if policy.require_uvm_endorsement and not endorsed:
+        fail(
+            Code.SNP_POLICY_MEASUREMENT,
+            "MEASUREMENT is not endorsed by a verified UVM endorsement",
+            _one_of(endorsed_measurements) if endorsed_measurements else "an endorsed UVM measurement",
+            r.measurement.hex(),
+        )
     for allowed, value, code, name in checks:
+        if name == "MEASUREMENT" and endorsed:
+            continue
         if allowed and value not in allowed:
             fail(code, f"{name} is not an allowed reference value", _one_of(allowed), value.hex())
     host_data_constrained = bool(policy.allowed_host_data or policy.cce_policies)
@@ -269,6 +286,7 @@ _BOOLS: Final = (
     "require_rapl_dis",
     "require_ciphertext_hiding",
     "require_alias_check_complete",
+    "require_uvm_endorsement",
 )
 
 

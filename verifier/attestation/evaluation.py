@@ -7,6 +7,7 @@ trust store, collateral, policy and ``now`` are arguments.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -25,6 +26,7 @@ from verifier.evidence.snp import (
     parse_snp_report,
 )
 from verifier.platforms.amd_snp import PLATFORM_SNP, SnpVerificationCache, verify_snp_report
+from verifier.platforms.azure_uvm import UvmEndorsement, verify_uvm_endorsement
 from verifier.platforms.intel_claims import collateral_json, quote_claims, verified_claims
 from verifier.platforms.intel_dcap import PLATFORM_SGX, PLATFORM_TDX, IntelVerificationCache, verify_quote
 from verifier.platforms.snp_claims import report_claims
@@ -112,6 +114,7 @@ def evaluate_snp_report(
     product: Product | None = None,
     crl_der: bytes | None = None,
     cache: SnpVerificationCache | None = None,
+    uvm_endorsements: Sequence[bytes] = (),
 ) -> Evaluation:
     """Parse, verify and appraise an SEV-SNP report. The leaf comes from ``leaf_der`` or the certificate table
     (VCEK or VLEK entry, as SIGNING_KEY says). Never raises for bad evidence or certificates."""
@@ -133,17 +136,37 @@ def evaluate_snp_report(
             reasons=(e.to_reason(),),
             simulated=trust.simulated,
         )
-    verdict = appraise_snp(v, policy)
+    # Confidential ACI: verified Microsoft UVM endorsements vouch for the UVM launch measurement.
+    endorsed: list[UvmEndorsement] = []
+    endorsement_reasons: list[Reason] = []
+    for doc in uvm_endorsements:
+        try:
+            endorsed.append(verify_uvm_endorsement(doc, trust, now, validity_at="signing_time"))
+        except KeywardError as e:
+            endorsement_reasons.append(e.to_reason())
+    verdict = appraise_snp(v, policy, endorsed_measurements=frozenset(e.launch_measurement for e in endorsed))
     claims: dict[str, object] = dict(snp_verified_claims(v))
     claims["cce_policy"] = matched_cce_policy(v, policy)
+    if uvm_endorsements:
+        claims["uvm_endorsements"] = [
+            {
+                "launch_measurement": e.launch_measurement.hex(),
+                "guest_svn": e.guest_svn,
+                "feed": e.feed,
+                "issuer": e.issuer,
+                "matches_report": e.launch_measurement == v.report.measurement,
+            }
+            for e in endorsed
+        ]
+    reasons = (*endorsement_reasons, *verdict.reasons)
     return Evaluation(
         platform=PLATFORM_SNP,
         verified=True,
-        accepted=verdict.accepted,
+        accepted=not reasons,
         tcb_status=None,
         advisory_ids=(),
         claims=claims,
-        reasons=verdict.reasons,
+        reasons=reasons,
         collateral={
             "product": v.product,
             "signing_key": v.signing_key,

@@ -26,5 +26,6 @@ class Base(DeclarativeBase):
 
 def str_enum(enum: type[StrEnum]) -> Enum:
     """A portable enum column that stores the member *values* (``"active"``), not the Python names."""
-    return Enum(enum, native_enum=False, length=32, values_callable=lambda e: [m.value for m in e],
-                validate_strings=True)
+    return Enum(
+        enum, native_enum=False, length=32, values_callable=lambda e: [m.value for m in e], validate_strings=True
+    )

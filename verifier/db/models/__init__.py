@@ -8,7 +8,24 @@ from verifier.db.models.licensing import Deployment, Entitlement, EntitlementSta
 from verifier.db.models.tenancy import ApiCredential, CredentialKind, Customer, CustomerStatus
 
 __all__ = [
-    "ApiCredential", "AppraisalPolicy", "Attestation", "AttestationStatus", "AuditEvent", "CachedCollateral",
-    "CredentialKind", "Customer", "CustomerStatus", "Deployment", "Entitlement", "EntitlementStatus", "Lease",
-    "LeaseStatus", "Model", "ModelKey", "ModelVersion", "RecordStatus", "ReferenceValueSet", "UsedNonce",
+    "ApiCredential",
+    "AppraisalPolicy",
+    "Attestation",
+    "AttestationStatus",
+    "AuditEvent",
+    "CachedCollateral",
+    "CredentialKind",
+    "Customer",
+    "CustomerStatus",
+    "Deployment",
+    "Entitlement",
+    "EntitlementStatus",
+    "Lease",
+    "LeaseStatus",
+    "Model",
+    "ModelKey",
+    "ModelVersion",
+    "RecordStatus",
+    "ReferenceValueSet",
+    "UsedNonce",
 ]
