@@ -35,6 +35,7 @@ from cryptography.x509.oid import SignatureAlgorithmOID
 from verifier import limits
 from verifier.errors import Code, CollateralError, VerificationFailed
 from verifier.evidence.snp import (
+    PRODUCTS,
     SIGNING_KEY_VLEK,
     Product,
     SnpReport,
@@ -257,33 +258,7 @@ def verify_snp_report(
         )
     # 2-3. Product and pinned chain; for v2 the product is whichever pinned chain issued the leaf.
     candidates = _decide_product(report, product)
-    chosen: Product | None = None
-    leaf: LeafCert | None = None
-    chain: _Chain | None = None
-    first_error: VerificationFailed | None = None
-    for p in candidates:
-        key = (trust.fingerprint, p.encode(), kind.encode())
-        chain_p = (
-            cache.chains.get_or_compute(key, lambda p=p: _verify_pinned_chain(trust, p, kind))  # type: ignore[misc]
-            if cache
-            else _verify_pinned_chain(trust, p, kind)
-        )
-        try:
-            leaf = (
-                cache.leaves.get_or_compute((*key, leaf_der), lambda c=chain_p: _verify_leaf_signature(leaf_der, c))  # type: ignore[misc]
-                if cache
-                else _verify_leaf_signature(leaf_der, chain_p)
-            )
-        except VerificationFailed as e:
-            if e.code not in (Code.SNP_CHAIN_UNTRUSTED, Code.SNP_CHAIN_SIGNATURE_INVALID) or len(candidates) == 1:
-                raise
-            first_error = first_error or e
-            continue
-        chosen, chain = p, chain_p
-        break
-    if chosen is None or leaf is None or chain is None:
-        assert first_error is not None  # noqa: S101 - loop either breaks with a result or records an error
-        raise first_error
+    chosen, chain, leaf = _issuing_chain(leaf_der, trust, kind, candidates, cache)
     # 3b. Validity of ARK, ASK/ASVK and the leaf at `now`; the CRL when supplied.
     for w in chain.windows:
         w.check(now)
@@ -322,6 +297,48 @@ def verify_snp_report(
         crl_checked=crl_der is not None,
         simulated=trust.simulated,
     )
+
+
+def _issuing_chain(
+    leaf_der: bytes, trust: TrustStore, kind: str, candidates: tuple[Product, ...], cache: SnpVerificationCache | None
+) -> tuple[Product, _Chain, LeafCert]:
+    """The first candidate product whose pinned ASK/ASVK issued the leaf; otherwise the most precise reason."""
+    errors: list[VerificationFailed] = []
+    for p in candidates:
+        key = (trust.fingerprint, p.encode(), kind.encode())
+        chain = (
+            cache.chains.get_or_compute(key, lambda p=p: _verify_pinned_chain(trust, p, kind))  # type: ignore[misc]
+            if cache
+            else _verify_pinned_chain(trust, p, kind)
+        )
+        try:
+            leaf = (
+                cache.leaves.get_or_compute((*key, leaf_der), lambda c=chain: _verify_leaf_signature(leaf_der, c))  # type: ignore[misc]
+                if cache
+                else _verify_leaf_signature(leaf_der, chain)
+            )
+        except VerificationFailed as e:
+            if e.code not in (Code.SNP_CHAIN_UNTRUSTED, Code.SNP_CHAIN_SIGNATURE_INVALID):
+                raise
+            errors.append(e)
+            continue
+        return p, chain, leaf
+    # No candidate issued it. A candidate whose ASK names the leaf's issuer but whose key does not verify it is
+    # the precise story (signature invalid); a leaf issued by another product's pinned ASK is a product mismatch.
+    precise = [e for e in errors if e.code == Code.SNP_CHAIN_SIGNATURE_INVALID]
+    if precise:
+        raise precise[0]
+    issuer = load_leaf(leaf_der).issuer_der
+    role = "asvk" if kind == "vlek" else "ask"
+    for other in PRODUCTS:
+        if other not in candidates and issuer == trust.root(f"amd.{other}.{role}").certificate.subject.public_bytes():
+            raise VerificationFailed(
+                Code.SNP_CHAIN_PRODUCT_MISMATCH,
+                "VCEK/VLEK is issued by another product's key",
+                expected=" | ".join(candidates),
+                actual=other,
+            )
+    raise errors[0]
 
 
 def _check_leaf_binding(report: SnpReport, product: Product, ext: AmdLeafExtensions, reported: TcbVersion) -> None:

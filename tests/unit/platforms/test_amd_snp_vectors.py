@@ -116,7 +116,8 @@ def test_verify_snp_report_v2_product_from_chain(trust: TrustStore) -> None:
     assert _verify(case, trust).product == "milan"
     with pytest.raises(VerificationFailed) as exc:
         _verify(case, trust, product="genoa")  # a Milan VCEK does not chain to the Genoa ASK
-    assert exc.value.code == Code.SNP_CHAIN_UNTRUSTED
+    assert exc.value.code == Code.SNP_CHAIN_PRODUCT_MISMATCH
+    assert (exc.value.expected, exc.value.actual) == ("genoa", "milan")
 
 
 def test_verify_snp_report_product_hint_contradicting_cpuid(trust: TrustStore) -> None:
@@ -220,7 +221,6 @@ def test_verify_snp_report_when_cryptography_refuses_serial_zero(
 ) -> None:
     # Simulate the future cryptography release that raises on serial 0: verification still works.
     from cryptography import x509
-
 
     real = x509.load_der_x509_certificate
 
