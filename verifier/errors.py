@@ -171,6 +171,13 @@ class Code(StrEnum):
     KEYWRAP_JWK_WEAK = "keywrap.jwk_weak"
     KEYWRAP_UNWRAP_FAILED = "keywrap.unwrap_failed"
 
+    # -- The attestation decision (attestation/flows.py) ---------------------------------------------------------
+    ATTESTATION_NOT_FOUND = "attestation.not_found"
+    ATTESTATION_EVIDENCE_TYPE_UNSUPPORTED = "attestation.evidence_type_unsupported"
+    ATTESTATION_EVIDENCE_MALFORMED = "attestation.evidence_malformed"
+    ATTESTATION_REFERENCE_VALUES_MISSING = "attestation.reference_values_missing"
+    ATTESTATION_MODEL_KEY_MISSING = "attestation.model_key_missing"
+
     # -- Trust store, policy files, usage ---------------------------------------------------------------------
     TRUST_MANIFEST_INVALID = "trust.manifest_invalid"
     TRUST_ROOT_MISMATCH = "trust.root_mismatch"
@@ -191,6 +198,19 @@ class Code(StrEnum):
     AZURE_UVM_FEED_MISMATCH = "azure.uvm.feed_mismatch"
     AZURE_UVM_SIGNATURE_INVALID = "azure.uvm.signature_invalid"
     AZURE_UVM_PAYLOAD_INVALID = "azure.uvm.payload_invalid"
+
+    # -- Challenges and entitlements
+    CHALLENGE_EXPIRED = "challenge.expired"
+    CHALLENGE_INVALID = "challenge.invalid"
+    CHALLENGE_REPLAYED = "challenge.replayed"
+    ENTITLEMENT_NOT_FOUND = "entitlement.not_found"
+    ENTITLEMENT_INACTIVE = "entitlement.inactive"
+    ENTITLEMENT_NOT_YET_VALID = "entitlement.not_yet_valid"
+    ENTITLEMENT_EXPIRED = "entitlement.expired"
+    ENTITLEMENT_PLATFORM_NOT_ALLOWED = "entitlement.platform_not_allowed"
+    ENTITLEMENT_VERSION_NOT_ALLOWED = "entitlement.version_not_allowed"
+    ENTITLEMENT_GPUS_EXCEEDED = "entitlement.gpus_exceeded"
+    ENTITLEMENT_SEATS_EXHAUSTED = "entitlement.seats_exhausted"
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,3 +288,9 @@ class UsageError(KeywardError):
     """The caller's request is unusable (a missing file, a bad time string, an invalid policy file)."""
 
     http_status = 400
+
+
+class NotEntitled(KeywardError):
+    """The licence does not cover the request: unknown, inactive, outside its validity, or out of seats."""
+
+    http_status = 403

@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String
+from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from verifier.db.base import Base, str_enum
@@ -28,6 +28,8 @@ class Attestation(Base):
     entitlement_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("entitlements.id"))
     deployment_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("deployments.id"))
     lease_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("leases.id"))
+    model_version_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("model_versions.id"))
+    deployment_name: Mapped[str] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(String(16))  # "attest" | "renew"
     platforms: Mapped[list[str]] = mapped_column(JSON)
     status: Mapped[AttestationStatus] = mapped_column(str_enum(AttestationStatus))
@@ -39,6 +41,8 @@ class Attestation(Base):
     collateral: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     timings: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     simulated: Mapped[bool] = mapped_column(default=False)
+    wrapped_key: Mapped[str | None] = mapped_column(Text)  # compact JWE of the model DEK (accepted only)
+    result_token: Mapped[str | None] = mapped_column(Text)  # signed EAR attestation-result JWT
     created_at: Mapped[Timestamp]
     decided_at: Mapped[datetime | None]
 
