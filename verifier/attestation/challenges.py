@@ -1,0 +1,134 @@
+"""Challenge nonces: stateless to issue, single use to redeem.
+
+Layout of a nonce (32 bytes)::
+
+    offset  size  field
+    0       8     expiry, unix seconds, unsigned big-endian
+    8       8     random bytes (os.urandom)
+    16      16    HMAC-SHA256(secret, bytes 0..15), first 16 bytes
+
+Issuing touches no storage: any worker holding ``secret`` can check a nonce it did not issue. Redeeming checks,
+in order: (1) the length, (2) the MAC, compared in constant time, before anything in the nonce is trusted,
+(3) the expiry, then (4) consumes the nonce by inserting a :class:`~verifier.db.models.UsedNonce` row; the
+primary key makes a second redemption fail in any worker, before or after a restart, and even while the first
+redemption's transaction is still open (the second insert waits for it, then fails).
+
+The caller owns the session and commits; nothing here commits. Consuming the nonce is part of the caller's
+transaction, so a rolled-back attestation leaves its nonce unused. Errors are
+:class:`~verifier.errors.VerificationFailed` with ``challenge.*`` codes.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import os
+import struct
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final, cast
+
+from sqlalchemy import CursorResult, delete
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from verifier.db.models import UsedNonce
+from verifier.errors import Code, VerificationFailed
+
+NONCE_BYTES: Final = 32
+DEFAULT_TTL: Final = timedelta(minutes=5)
+_EXPIRY: Final = struct.Struct(">Q")
+_RANDOM_BYTES: Final = 8
+_SIGNED_BYTES: Final = _EXPIRY.size + _RANDOM_BYTES  # 16
+_MAC_BYTES: Final = NONCE_BYTES - _SIGNED_BYTES  # 16
+_MIN_SECRET_BYTES: Final = 16
+
+
+@dataclass(frozen=True, slots=True)
+class Challenge:
+    """A fresh nonce for an attester to bind into its evidence (``nonce_b64`` is unpadded base64url)."""
+
+    nonce: bytes
+    nonce_b64: str
+    expires_at: datetime
+
+
+def _mac(secret: bytes, signed: bytes) -> bytes:
+    return hmac.new(secret, signed, hashlib.sha256).digest()[:_MAC_BYTES]
+
+
+def _check_inputs(secret: bytes, now: datetime) -> None:
+    if len(secret) < _MIN_SECRET_BYTES:
+        raise ValueError(f"challenge secret must be at least {_MIN_SECRET_BYTES} bytes")
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+
+
+def issue_challenge(secret: bytes, now: datetime, ttl: timedelta = DEFAULT_TTL) -> Challenge:
+    """A new nonce that expires ``ttl`` after ``now`` (rounded down to whole seconds). No I/O."""
+    _check_inputs(secret, now)
+    if ttl <= timedelta(0):
+        raise ValueError("ttl must be positive")
+    expiry = int((now + ttl).timestamp())
+    signed = _EXPIRY.pack(expiry) + os.urandom(_RANDOM_BYTES)
+    nonce = signed + _mac(secret, signed)
+    return Challenge(
+        nonce=nonce,
+        nonce_b64=base64.urlsafe_b64encode(nonce).rstrip(b"=").decode("ascii"),
+        expires_at=datetime.fromtimestamp(expiry, UTC),
+    )
+
+
+def decode_nonce(text: str) -> bytes:
+    """The bytes of a ``nonce_b64`` as sent back by an attester; ``challenge.invalid`` if it is not base64url."""
+    try:
+        raw = text.encode("ascii")
+        return base64.b64decode(raw + b"=" * (-len(raw) % 4), altchars=b"-_", validate=True)
+    except (UnicodeEncodeError, binascii.Error, ValueError) as e:
+        raise VerificationFailed(Code.CHALLENGE_INVALID, "nonce is not base64url") from e
+
+
+def redeem_challenge(session: Session, secret: bytes, nonce: bytes, now: datetime) -> None:
+    """Check ``nonce`` and consume it for good (flushes inside a SAVEPOINT; never commits).
+
+    Raises ``challenge.invalid`` (wrong length or MAC), ``challenge.expired`` (``now`` at or past its expiry) or
+    ``challenge.replayed`` (already redeemed, possibly by another worker whose transaction is still open).
+    """
+    _check_inputs(secret, now)
+    # 1. Length.
+    if len(nonce) != NONCE_BYTES:
+        raise VerificationFailed(
+            Code.CHALLENGE_INVALID, "nonce has the wrong length", expected=NONCE_BYTES, actual=len(nonce)
+        )
+    signed, mac = nonce[:_SIGNED_BYTES], nonce[_SIGNED_BYTES:]
+    # 2. MAC, in constant time. A nonce that fails it is reported as invalid whatever its expiry field says:
+    #    nothing in an unauthenticated nonce is trusted.
+    if not hmac.compare_digest(mac, _mac(secret, signed)):
+        raise VerificationFailed(Code.CHALLENGE_INVALID, "nonce MAC does not verify (not issued by this service)")
+    # 3. Expiry.
+    (expiry,) = _EXPIRY.unpack_from(signed)
+    expires_at = datetime.fromtimestamp(expiry, UTC)
+    if now >= expires_at:
+        raise VerificationFailed(
+            Code.CHALLENGE_EXPIRED, "nonce has expired", expected=f"before {expires_at.isoformat()}", actual=now
+        )
+    # 4. Single use: the primary key on used_nonces.nonce; the SAVEPOINT keeps the caller's transaction usable.
+    try:
+        with session.begin_nested():
+            session.add(UsedNonce(nonce=bytes(nonce), used_at=now, expires_at=expires_at))
+    except IntegrityError as e:
+        raise VerificationFailed(Code.CHALLENGE_REPLAYED, "nonce has already been used") from e
+
+
+def purge_used_nonces(session: Session, now: datetime) -> int:
+    """Delete consumed nonces that have expired (they can no longer pass step 3); returns how many. Never commits."""
+    result = cast(
+        "CursorResult[Any]",
+        session.execute(
+            delete(UsedNonce).where(UsedNonce.expires_at <= now),
+            execution_options={"synchronize_session": False},
+        ),
+    )
+    return result.rowcount
