@@ -170,6 +170,10 @@ class Code(StrEnum):
     KEYWRAP_JWK_INVALID = "keywrap.jwk_invalid"
     KEYWRAP_JWK_WEAK = "keywrap.jwk_weak"
     KEYWRAP_UNWRAP_FAILED = "keywrap.unwrap_failed"
+    EAR_INVALID = "ear.invalid"
+    EAR_EXPIRED = "ear.expired"
+    EAR_KEY_UNKNOWN = "ear.key_unknown"
+    EAR_SIGNING_KEY_INVALID = "ear.signing_key_invalid"
 
     # -- The attestation decision (attestation/flows.py) ---------------------------------------------------------
     ATTESTATION_NOT_FOUND = "attestation.not_found"

@@ -1,0 +1,237 @@
+"""The decision flow on real PostgreSQL with simulated Intel TDX evidence (the fake Intel PKI).
+
+Accepting releases a lease whose JWE only the enclave key opens and whose DEK decrypts a sample encrypted model;
+every rejection (replayed nonce, wrong binding, debug TD, unknown measurement, wrong platform) is stored and audited.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from joserfc import jwk
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from verifier.attestation.challenges import issue_challenge
+from verifier.attestation.flows import DecisionContext, decide_attestation, model_key_context
+from verifier.audit.log import verify_chain
+from verifier.db.models import (
+    Attestation,
+    AttestationStatus,
+    AuditEvent,
+    Customer,
+    CustomerStatus,
+    Entitlement,
+    EntitlementStatus,
+    Lease,
+    Model,
+    ModelKey,
+    ModelVersion,
+    RecordStatus,
+    ReferenceValueSet,
+)
+from verifier.keywrap.ear import ProviderKeyring, ProviderSigningKey, verify_ear
+from verifier.keywrap.enclave import expected_report_data, parse_enclave_jwk, unwrap_in_enclave
+from verifier.keywrap.kek import LocalAesKek
+from verifier.testing.intel_pki import QuoteOptions, default_pki
+from verifier.testing.intel_quote_builder import TdReport
+
+NOW = default_pki().build(QuoteOptions()).now
+SECRET = b"challenge-secret-for-tests-only!"
+
+
+@dataclass
+class World:
+    ctx: DecisionContext
+    entitlement: Entitlement
+    version: ModelVersion
+    mrtd: bytes
+    dek: bytes
+    sample_model: bytes
+    sample_ciphertext: bytes
+
+
+@pytest.fixture
+def world(session: Session) -> World:
+    pki = default_pki()
+    kek = LocalAesKek(os.urandom(32))
+    customer = Customer(name=f"acme-{uuid.uuid4().hex[:6]}", status=CustomerStatus.ACTIVE, created_at=NOW)
+    model = Model(name=f"model-{uuid.uuid4().hex[:6]}", created_at=NOW)
+    session.add_all([customer, model])
+    session.flush()
+    version = ModelVersion(model_id=model.id, version="1.0", created_at=NOW)
+    session.add(version)
+    session.flush()
+    dek = AESGCM.generate_key(bit_length=256)
+    session.add(
+        ModelKey(
+            model_version_id=version.id,
+            kek_id=kek.kek_id,
+            created_at=NOW,
+            wrapped_dek=kek.wrap(dek, context=model_key_context(str(version.id))),
+        )
+    )
+    mrtd = TdReport().mrtd
+    session.add(
+        ReferenceValueSet(
+            model_version_id=version.id,
+            platform="intel-tdx",
+            status=RecordStatus.ACTIVE,
+            values={"allowed_measurements": {"mrtd": [mrtd.hex()]}},
+            valid_from=NOW - timedelta(days=1),
+            valid_until=None,
+            created_at=NOW,
+        )
+    )
+    entitlement = Entitlement(
+        customer_id=customer.id,
+        model_id=model.id,
+        allowed_versions=[],
+        allowed_platforms=["intel-tdx"],
+        seats=2,
+        max_gpus=0,
+        lease_ttl_seconds=600,
+        status=EntitlementStatus.ACTIVE,
+        valid_from=NOW - timedelta(days=1),
+        valid_until=None,
+        created_at=NOW,
+    )
+    session.add(entitlement)
+    session.flush()
+    sample = b"weights of a proprietary model " * 8
+    nonce = os.urandom(12)
+    ciphertext = nonce + AESGCM(dek).encrypt(nonce, sample, b"model-file")
+    ctx = DecisionContext(
+        trust=pki.build(QuoteOptions()).trust_store,
+        kek=kek,
+        keyring=ProviderKeyring(ProviderSigningKey.generate()),
+        challenge_secret=SECRET,
+    )
+    return World(ctx, entitlement, version, mrtd, dek, sample, ciphertext)
+
+
+def _submit(
+    session: Session,
+    w: World,
+    *,
+    td: TdReport | None = None,
+    nonce: bytes | None = None,
+    bind: bool = True,
+    deployment: str = "prod-eu-1",
+) -> tuple[Attestation, jwk.ECKey]:
+    enclave = jwk.ECKey.generate_key("P-256")
+    public = dict(enclave.as_dict(private=False))
+    nonce = nonce or issue_challenge(SECRET, NOW).nonce
+    reportdata = expected_report_data(nonce, parse_enclave_jwk(public)) if bind else bytes(64)
+    base = td or TdReport()
+    td_report = TdReport(**{**{f: getattr(base, f) for f in base.__dataclass_fields__}, "reportdata": reportdata})
+    ev = default_pki().build(QuoteOptions(td=td_report))
+    att = Attestation(
+        entitlement_id=w.entitlement.id,
+        model_version_id=w.version.id,
+        deployment_name=deployment,
+        kind="attest",
+        platforms=["intel-tdx"],
+        status=AttestationStatus.PENDING,
+        nonce=nonce,
+        enclave_jwk=public,
+        created_at=NOW,
+        evidence=[
+            {"type": "intel-tdx", "evidence": base64.b64encode(ev.quote).decode(), "collateral": ev.collateral_json}
+        ],
+    )
+    session.add(att)
+    session.flush()
+    return att, enclave
+
+
+def _codes(att: Attestation) -> list[str]:
+    assert att.verdict is not None
+    return [r["code"] for r in att.verdict["reasons"]]
+
+
+def test_decide_attestation_accepts_and_releases_key(session: Session, world: World) -> None:
+    att, enclave = _submit(session, world)
+    decided = decide_attestation(session, att.id, world.ctx, NOW)
+    assert decided.status == AttestationStatus.ACCEPTED, _codes(decided)
+    assert decided.simulated is True  # the fake PKI: always marked
+    # The enclave opens the JWE and decrypts the sample model file with the released DEK.
+    assert decided.wrapped_key is not None
+    dek = unwrap_in_enclave(decided.wrapped_key, dict(enclave.as_dict(private=True)))
+    assert dek == world.dek
+    assert AESGCM(dek).decrypt(world.sample_ciphertext[:12], world.sample_ciphertext[12:], b"model-file") == (
+        world.sample_model
+    )
+    # The lease and the attestation-result token.
+    lease = session.get(Lease, decided.lease_id)
+    assert lease is not None
+    assert lease.expires_at == NOW + timedelta(seconds=600)
+    assert decided.result_token is not None
+    ear = verify_ear(decided.result_token, world.ctx.keyring.public_jwks(), now=NOW)
+    assert ear["jti"] == str(decided.id)
+    # Audited: accepted + lease issued, chain intact.
+    tags = session.scalars(select(AuditEvent.tag).where(AuditEvent.subject_id.in_([str(decided.id), str(lease.id)])))
+    assert set(tags) == {"worker:attestation:accepted", "worker:lease:issued"}
+    assert verify_chain(session).intact
+
+
+def test_decide_attestation_is_idempotent(session: Session, world: World) -> None:
+    att, _ = _submit(session, world)
+    first = decide_attestation(session, att.id, world.ctx, NOW)
+    token = first.wrapped_key
+    again = decide_attestation(session, att.id, world.ctx, NOW + timedelta(seconds=5))
+    assert again.wrapped_key == token
+    live = select(func.count()).select_from(Lease).where(Lease.deployment_id == first.deployment_id)
+    assert session.scalar(live) == 1
+
+
+def test_decide_attestation_replayed_nonce_rejected(session: Session, world: World) -> None:
+    nonce = issue_challenge(SECRET, NOW).nonce
+    first, _ = _submit(session, world, nonce=nonce)
+    assert decide_attestation(session, first.id, world.ctx, NOW).status == AttestationStatus.ACCEPTED
+    second, _ = _submit(session, world, nonce=nonce, deployment="prod-eu-2")
+    decided = decide_attestation(session, second.id, world.ctx, NOW)
+    assert decided.status == AttestationStatus.REJECTED
+    assert _codes(decided) == ["challenge.replayed"]
+    assert decided.wrapped_key is None
+
+
+def test_decide_attestation_expired_nonce_rejected(session: Session, world: World) -> None:
+    att, _ = _submit(session, world, nonce=issue_challenge(SECRET, NOW - timedelta(hours=1)).nonce)
+    assert _codes(decide_attestation(session, att.id, world.ctx, NOW)) == ["challenge.expired"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "code"),
+    [
+        ({"bind": False}, "intel.policy.report_data_mismatch"),
+        ({"td": TdReport(tdattributes=((1 << 28) | 1).to_bytes(8, "little"))}, "intel.policy.td_debug"),
+        ({"td": TdReport(mrtd=bytes(48))}, "intel.policy.measurement_not_allowed"),
+    ],
+    ids=["wrong-binding", "debug-td", "unknown-measurement"],
+)
+def test_decide_attestation_rejections_stored_and_audited(
+    session: Session, world: World, kwargs: dict[str, object], code: str
+) -> None:
+    att, _ = _submit(session, world, **kwargs)  # type: ignore[arg-type]
+    decided = decide_attestation(session, att.id, world.ctx, NOW)
+    assert decided.status == AttestationStatus.REJECTED
+    assert code in _codes(decided)
+    assert decided.wrapped_key is None
+    assert decided.lease_id is None
+    event = session.scalars(select(AuditEvent).where(AuditEvent.subject_id == str(decided.id))).one()
+    assert event.tag == "worker:attestation:rejected"
+    assert code in event.data["reasons"]
+
+
+def test_decide_attestation_wrong_platform_rejected(session: Session, world: World) -> None:
+    world.entitlement.allowed_platforms = ["amd-sev-snp"]
+    session.flush()
+    att, _ = _submit(session, world)
+    assert _codes(decide_attestation(session, att.id, world.ctx, NOW)) == ["entitlement.platform_not_allowed"]

@@ -1,0 +1,282 @@
+"""The one orchestrator: decide a pending attestation and, on success, release a lease.
+
+``decide_attestation(session, attestation_id, ctx, now)`` runs in the worker, in the caller's transaction:
+
+1. Redeem the challenge nonce (single use across workers and restarts; a replay is a stored rejection).
+2. Load the enclave's JWK; the default binding is REPORTDATA = SHA-512(nonce || RFC 7638 thumbprint).
+3. For every evidence item: parse -> verify -> appraise against the active reference values of the model version
+   for that platform, merged with the entitlement's appraisal policy, with the binding as expected REPORTDATA.
+4. Entitlement: active, in its window, platform and version allowed; take a seat (race-free).
+5. Release: a new lease, the model DEK unwrapped from the KEK and wrapped to the enclave key (compact JWE), and a
+   signed EAR attestation-result token.
+6. The attestation row (claims, verdict with every reason, collateral, timings), the lease and a hash-chained
+   audit event are written together; the caller commits once.
+
+Rejections are results: any failure in 1-5 sets status ``rejected`` with its reasons and is audited the same way.
+The function is idempotent: a decided attestation is returned unchanged (a worker killed mid-task re-runs it).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from verifier.appraisal.intel import parse_intel_policy
+from verifier.appraisal.snp import parse_snp_policy
+from verifier.attestation.challenges import redeem_challenge
+from verifier.attestation.evaluation import Evaluation, evaluate_intel_quote, evaluate_snp_report
+from verifier.audit.log import AuditTag, record_event
+from verifier.db.models import (
+    AppraisalPolicy,
+    Attestation,
+    AttestationStatus,
+    Entitlement,
+    Lease,
+    LeaseStatus,
+    Model,
+    ModelKey,
+    ModelVersion,
+    RecordStatus,
+    ReferenceValueSet,
+)
+from verifier.entitlement.service import acquire_seat, check_entitlement
+from verifier.errors import Code, KeywardError, Reason
+from verifier.keywrap.ear import ProviderKeyring, issue_ear
+from verifier.keywrap.enclave import expected_report_data, parse_enclave_jwk, wrap_for_enclave
+from verifier.keywrap.kek import KeyEncryptionKey
+from verifier.platforms.amd_snp import PLATFORM_SNP, SnpVerificationCache
+from verifier.platforms.intel_dcap import PLATFORM_SGX, PLATFORM_TDX, IntelVerificationCache
+from verifier.trust.intel_collateral import parse_collateral_json
+from verifier.trust.store import TrustStore
+
+INTEL_PLATFORMS = (PLATFORM_TDX, PLATFORM_SGX)
+
+
+@dataclass(frozen=True)
+class DecisionContext:
+    """Everything a decision needs besides the database: trust, keys, secrets and verification caches."""
+
+    trust: TrustStore
+    kek: KeyEncryptionKey
+    keyring: ProviderKeyring
+    challenge_secret: bytes
+    intel_cache: IntelVerificationCache = field(default_factory=IntelVerificationCache)
+    snp_cache: SnpVerificationCache = field(default_factory=SnpVerificationCache)
+
+
+class _Rejected(Exception):
+    def __init__(self, reasons: list[Reason]) -> None:
+        super().__init__(", ".join(r.code.value for r in reasons))
+        self.reasons = reasons
+
+
+def model_key_context(model_version_id: str) -> bytes:
+    """AES-GCM associated data binding a wrapped DEK to its model version."""
+    return f"keyward:model-version:{model_version_id}".encode()
+
+
+def decide_attestation(session: Session, attestation_id: Any, ctx: DecisionContext, now: datetime) -> Attestation:
+    att = session.get(Attestation, attestation_id, with_for_update=True)
+    if att is None:
+        raise KeywardError(Code.ATTESTATION_NOT_FOUND, f"no attestation {attestation_id}")
+    if att.status != AttestationStatus.PENDING:
+        return att  # idempotent: already decided
+    started = time.perf_counter()
+    evaluations: list[Evaluation] = []
+    lease: Lease | None = None
+    try:
+        # 1-2. Freshness and the enclave key.
+        redeem_challenge(session, ctx.challenge_secret, att.nonce, now)
+        key = parse_enclave_jwk(att.enclave_jwk)
+        binding = expected_report_data(att.nonce, key)
+        version = session.get(ModelVersion, att.model_version_id)
+        entitlement = session.get(Entitlement, att.entitlement_id)
+        if version is None or entitlement is None:
+            raise KeywardError(Code.ATTESTATION_NOT_FOUND, "model version or entitlement vanished")
+        # 3. Every evidence item, appraised against reference values + policy + binding.
+        evaluations.extend(_evaluate(session, item, binding, version, entitlement, ctx, now) for item in att.evidence)
+        failed = [r for e in evaluations for r in e.reasons]
+        if failed or not evaluations:
+            raise _Rejected(failed or [Reason(Code.ATTESTATION_EVIDENCE_MALFORMED, "no evidence")])
+        # 4. Licence and seat.
+        check_entitlement(
+            session, entitlement.id, platform=list(att.platforms), model_version=version.version, gpus=0, now=now
+        )
+        deployment = acquire_seat(session, entitlement, att.deployment_name, now=now)
+        # 5. Release.
+        model_key = session.scalars(
+            select(ModelKey)
+            .where(ModelKey.model_version_id == version.id, ModelKey.retired_at.is_(None))
+            .order_by(ModelKey.created_at.desc())
+            .limit(1)
+        ).first()
+        if model_key is None:
+            raise KeywardError(Code.ATTESTATION_MODEL_KEY_MISSING, "the model version has no active key")
+        ttl = timedelta(seconds=entitlement.lease_ttl_seconds)
+        lease = Lease(
+            entitlement_id=entitlement.id,
+            deployment_id=deployment.id,
+            model_version_id=version.id,
+            enclave_key_thumbprint=key.thumbprint_b64,
+            gpus=0,
+            status=LeaseStatus.LIVE,
+            issued_at=now,
+            expires_at=now + ttl,
+            renew_after=now + ttl * 2 / 3,
+        )
+        session.add(lease)
+        session.flush()
+        dek = ctx.kek.unwrap(model_key.wrapped_dek, context=model_key_context(str(version.id)))
+        att.wrapped_key = wrap_for_enclave(dek, key, kid=str(lease.id))
+        model = session.get(Model, version.model_id)
+        att.result_token = issue_ear(
+            ctx.keyring,
+            now=now,
+            attestation_id=str(att.id),
+            lease_id=str(lease.id),
+            expires_at=lease.expires_at,
+            evaluations=[e.to_json() for e in evaluations],
+            nonce=att.nonce,
+            enclave_key_thumbprint=key.thumbprint_b64,
+            model=model.name if model else "",
+            model_version=version.version,
+            deployment=att.deployment_name,
+            customer_id=str(entitlement.customer_id),
+        )
+        att.deployment_id, att.lease_id = deployment.id, lease.id
+        att.status = AttestationStatus.ACCEPTED
+        reasons: list[Reason] = []
+    except _Rejected as e:
+        att.status, reasons = AttestationStatus.REJECTED, e.reasons
+    except KeywardError as e:
+        att.status, reasons = AttestationStatus.REJECTED, [e.to_reason()]
+    # 6. Record everything, pass or fail, with one audit event.
+    att.claims = {e.platform or f"item{i}": e.claims for i, e in enumerate(evaluations)}
+    att.collateral = {e.platform or f"item{i}": e.collateral for i, e in enumerate(evaluations)}
+    att.verdict = {
+        "accepted": att.status == AttestationStatus.ACCEPTED,
+        "reasons": [r.to_json() for r in reasons],
+        "evaluations": [e.to_json() for e in evaluations],
+    }
+    att.simulated = any(e.simulated for e in evaluations) or ctx.trust.simulated
+    att.decided_at = now
+    att.timings = {"decide_ms": round((time.perf_counter() - started) * 1000, 3)}
+    accepted = att.status == AttestationStatus.ACCEPTED
+    record_event(
+        session,
+        tag=AuditTag.ATTESTATION_ACCEPTED if accepted else AuditTag.ATTESTATION_REJECTED,
+        actor="worker",
+        subject_type="attestation",
+        subject_id=str(att.id),
+        at=now,
+        data={
+            "entitlement_id": str(att.entitlement_id),
+            "lease_id": str(lease.id) if lease else None,
+            "reasons": [r.code.value for r in reasons],
+            "simulated": att.simulated,
+        },
+    )
+    if lease is not None:
+        record_event(
+            session,
+            tag=AuditTag.LEASE_ISSUED,
+            actor="worker",
+            subject_type="lease",
+            subject_id=str(lease.id),
+            at=now,
+            data={"attestation_id": str(att.id), "expires_at": lease.expires_at.isoformat()},
+        )
+    session.flush()
+    return att
+
+
+def _evaluate(
+    session: Session,
+    item: dict[str, Any],
+    binding: bytes,
+    version: ModelVersion,
+    entitlement: Entitlement,
+    ctx: DecisionContext,
+    now: datetime,
+) -> Evaluation:
+    kind = item.get("type")
+    if kind not in (*INTEL_PLATFORMS, PLATFORM_SNP):
+        raise KeywardError(
+            Code.ATTESTATION_EVIDENCE_TYPE_UNSUPPORTED,
+            f"unsupported evidence type {kind!r}",
+            expected="intel-tdx | intel-sgx | amd-sev-snp",
+            actual=kind,
+        )
+    evidence = _b64(item.get("evidence"), "evidence")
+    document = _policy_document(session, version, entitlement, str(kind), now)
+    document["expected_report_data"] = binding.hex()
+    if kind == PLATFORM_SNP:
+        snp_policy = parse_snp_policy(document)
+        return evaluate_snp_report(
+            evidence,
+            leaf_der=_b64(item["vcek"], "vcek") if item.get("vcek") else None,
+            cert_table=_b64(item["cert_table"], "cert_table") if item.get("cert_table") else None,
+            trust=ctx.trust,
+            now=now,
+            policy=snp_policy,
+            cache=ctx.snp_cache,
+        )
+    collateral = parse_collateral_json(str(item["collateral"])) if item.get("collateral") else None
+    result = evaluate_intel_quote(
+        evidence, collateral, ctx.trust, now, parse_intel_policy(json.dumps(document)), ctx.intel_cache
+    )
+    if result.platform not in (None, kind):
+        raise KeywardError(
+            Code.ATTESTATION_EVIDENCE_TYPE_UNSUPPORTED,
+            "evidence is not of its declared type",
+            expected=str(kind),
+            actual=str(result.platform),
+        )
+    return result
+
+
+def _policy_document(
+    session: Session, version: ModelVersion, entitlement: Entitlement, platform: str, now: datetime
+) -> dict[str, Any]:
+    """The entitlement's appraisal policy for the platform, overlaid with the active reference values."""
+    family = "snp" if platform == PLATFORM_SNP else "intel"
+    rv = session.scalars(
+        select(ReferenceValueSet)
+        .where(
+            ReferenceValueSet.model_version_id == version.id,
+            ReferenceValueSet.platform == platform,
+            ReferenceValueSet.status == RecordStatus.ACTIVE,
+            ReferenceValueSet.valid_from <= now,
+        )
+        .order_by(ReferenceValueSet.valid_from.desc())
+    ).first()
+    if rv is None or (rv.valid_until is not None and rv.valid_until <= now):
+        raise KeywardError(
+            Code.ATTESTATION_REFERENCE_VALUES_MISSING,
+            f"no active reference values for {platform} on this model version",
+            actual=platform,
+        )
+    document: dict[str, Any] = {}
+    if entitlement.policy_id is not None:
+        policy = session.get(AppraisalPolicy, entitlement.policy_id)
+        if policy is not None and policy.platform in (platform, family):
+            document.update(policy.document)
+    document.update(rv.values)
+    return document
+
+
+def _b64(value: object, what: str) -> bytes:
+    if not isinstance(value, str):
+        raise KeywardError(Code.ATTESTATION_EVIDENCE_MALFORMED, f"{what} must be a base64 string")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise KeywardError(Code.ATTESTATION_EVIDENCE_MALFORMED, f"{what} is not base64") from e
