@@ -182,6 +182,11 @@ class Code(StrEnum):
     ATTESTATION_REFERENCE_VALUES_MISSING = "attestation.reference_values_missing"
     ATTESTATION_MODEL_KEY_MISSING = "attestation.model_key_missing"
 
+    # -- API credentials ------------------------------------------------------------------------------------------
+    AUTH_MISSING = "auth.missing"
+    AUTH_INVALID = "auth.invalid"
+    AUTH_FORBIDDEN = "auth.forbidden"
+
     # -- Trust store, policy files, usage ---------------------------------------------------------------------
     TRUST_MANIFEST_INVALID = "trust.manifest_invalid"
     TRUST_ROOT_MISMATCH = "trust.root_mismatch"
@@ -296,5 +301,17 @@ class UsageError(KeywardError):
 
 class NotEntitled(KeywardError):
     """The licence does not cover the request: unknown, inactive, outside its validity, or out of seats."""
+
+    http_status = 403
+
+
+class AuthError(KeywardError):
+    """No credential, or one that does not authenticate."""
+
+    http_status = 401
+
+
+class Forbidden(KeywardError):
+    """An authenticated credential of a kind that may not do this."""
 
     http_status = 403

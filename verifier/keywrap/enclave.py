@@ -20,7 +20,7 @@ from joserfc import jwe, jwk
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, RSAKey
 
-from verifier.errors import Code, KeywardError
+from verifier.errors import Code, EvidenceMalformed, KeywardError
 
 MIN_RSA_BITS: Final = 3072
 EC_CURVES: Final = ("P-256", "P-384")
@@ -44,7 +44,7 @@ class EnclaveKey:
 
 
 def _invalid(message: str) -> KeywardError:
-    return KeywardError(Code.KEYWRAP_JWK_INVALID, message)
+    return EvidenceMalformed(Code.KEYWRAP_JWK_INVALID, message)
 
 
 def parse_enclave_jwk(doc: Any) -> EnclaveKey:
@@ -63,7 +63,7 @@ def parse_enclave_jwk(doc: Any) -> EnclaveKey:
                 raise _invalid("RSA JWK did not load as an RSA key")
             numbers = raw.public_numbers()
             if numbers.n.bit_length() < MIN_RSA_BITS or numbers.e != 65537:
-                raise KeywardError(
+                raise EvidenceMalformed(
                     Code.KEYWRAP_JWK_WEAK,
                     "RSA enclave keys must be >= 3072 bits with e = 65537",
                     expected=f">= {MIN_RSA_BITS} bits",
@@ -71,7 +71,7 @@ def parse_enclave_jwk(doc: Any) -> EnclaveKey:
                 )
         elif kty == "EC":
             if doc.get("crv") not in EC_CURVES:
-                raise KeywardError(
+                raise EvidenceMalformed(
                     Code.KEYWRAP_JWK_WEAK,
                     "EC enclave keys must be P-256 or P-384",
                     expected=" | ".join(EC_CURVES),

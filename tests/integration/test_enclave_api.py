@@ -1,0 +1,262 @@
+"""The enclave API end to end with a real Celery worker process, real Redis and real PostgreSQL.
+
+The API runs in-process (TestClient); the decision runs in a separate ``celery worker`` process that reads the same
+database. Evidence is simulated (the fake Intel PKI), trusted only because this development profile says so, and
+every result is marked simulated.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import redis
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from fastapi.testclient import TestClient
+from joserfc import jwk
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from verifier.app import create_app
+from verifier.attestation.flows import model_key_context
+from verifier.auth.credentials import issue_credential
+from verifier.config import Settings
+from verifier.db.models import (
+    CredentialKind,
+    Customer,
+    CustomerStatus,
+    Entitlement,
+    EntitlementStatus,
+    Model,
+    ModelKey,
+    ModelVersion,
+    RecordStatus,
+    ReferenceValueSet,
+)
+from verifier.keywrap.ear import verify_ear
+from verifier.keywrap.enclave import expected_report_data, parse_enclave_jwk, unwrap_in_enclave
+from verifier.keywrap.kek import LocalAesKek
+from verifier.testing.intel_pki import SIM_NOW, QuoteOptions, default_pki
+from verifier.testing.intel_quote_builder import TdReport
+
+ROOT = Path(__file__).resolve().parents[2]
+REDIS_DB = 14  # keep test traffic off the default database
+
+
+@dataclass
+class Stack:
+    client: TestClient
+    settings: Settings
+    licence: str
+    model: str
+    dek: bytes
+
+
+@pytest.fixture(scope="module")
+def stack(database_url: str, engine: Engine) -> Iterator[Stack]:
+    broker = f"redis://127.0.0.1:6379/{REDIS_DB}"
+    redis.Redis.from_url(broker).flushdb()
+    settings = Settings(
+        database_url=database_url, broker_url=broker, allow_simulated_roots=True, simulation_time=SIM_NOW
+    )
+    # Seed a customer, a model with its DEK, reference values and an entitlement with a licence key.
+    kek = LocalAesKek(bytes.fromhex(settings.kek_hex.get_secret_value()))
+    dek = AESGCM.generate_key(bit_length=256)
+    with Session(engine) as s:
+        customer = Customer(name=f"api-{uuid.uuid4().hex[:6]}", status=CustomerStatus.ACTIVE, created_at=SIM_NOW)
+        model = Model(name=f"llm-{uuid.uuid4().hex[:6]}", created_at=SIM_NOW)
+        s.add_all([customer, model])
+        s.flush()
+        version = ModelVersion(model_id=model.id, version="2.0", created_at=SIM_NOW)
+        s.add(version)
+        s.flush()
+        s.add(
+            ModelKey(
+                model_version_id=version.id,
+                kek_id=kek.kek_id,
+                created_at=SIM_NOW,
+                wrapped_dek=kek.wrap(dek, context=model_key_context(str(version.id))),
+            )
+        )
+        s.add(
+            ReferenceValueSet(
+                model_version_id=version.id,
+                platform="intel-tdx",
+                status=RecordStatus.ACTIVE,
+                values={"allowed_measurements": {"mrtd": [TdReport().mrtd.hex()]}},
+                valid_from=SIM_NOW - timedelta(days=1),
+                valid_until=None,
+                created_at=SIM_NOW,
+            )
+        )
+        ent = Entitlement(
+            customer_id=customer.id,
+            model_id=model.id,
+            allowed_versions=[],
+            seats=1,
+            max_gpus=0,
+            allowed_platforms=["intel-tdx"],
+            lease_ttl_seconds=900,
+            status=EntitlementStatus.ACTIVE,
+            valid_from=SIM_NOW - timedelta(days=1),
+            valid_until=None,
+            created_at=SIM_NOW,
+        )
+        s.add(ent)
+        s.flush()
+        _, licence = issue_credential(
+            s,
+            settings.credential_pepper.get_secret_value().encode(),
+            CredentialKind.ENCLAVE,
+            label="test",
+            now=SIM_NOW,
+            customer_id=customer.id,
+            entitlement_id=ent.id,
+        )
+        model_name = model.name
+        s.commit()
+    env = {
+        **os.environ,
+        "KEYWARD_DATABASE_URL": database_url,
+        "KEYWARD_BROKER_URL": broker,
+        "KEYWARD_ALLOW_SIMULATED_ROOTS": "true",
+        "KEYWARD_SIMULATION_TIME": SIM_NOW.isoformat(),
+    }
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "verifier.worker.celery_app:celery_app",
+            "worker",
+            "--pool=solo",
+            "--concurrency=1",
+            "--loglevel=WARNING",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    from verifier.worker.celery_app import celery_app
+
+    celery_app.conf.broker_url = broker  # the API side publishes to the same broker as the worker consumes
+    try:
+        yield Stack(TestClient(create_app(settings)), settings, licence, model_name, dek)
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+
+
+def _headers(stack: Stack) -> dict[str, str]:
+    return {"Authorization": f"Bearer {stack.licence}"}
+
+
+def _attest(
+    stack: Stack, *, deployment: str, wait: int = 20, bind: bool = True
+) -> tuple[dict[str, object], jwk.ECKey, int]:
+    nonce_b64 = stack.client.post("/v1/challenges", headers=_headers(stack)).json()["nonce"]
+    nonce = base64.urlsafe_b64decode(nonce_b64 + "=" * (-len(nonce_b64) % 4))
+    enclave = jwk.ECKey.generate_key("P-384")
+    public = dict(enclave.as_dict(private=False))
+    reportdata = expected_report_data(nonce, parse_enclave_jwk(public)) if bind else bytes(64)
+    ev = default_pki().build(QuoteOptions(td=TdReport(reportdata=reportdata)))
+    body = {
+        "nonce": nonce_b64,
+        "model": stack.model,
+        "deployment": deployment,
+        "enclave_key": public,
+        "evidence": [
+            {"type": "intel-tdx", "evidence": base64.b64encode(ev.quote).decode(), "collateral": ev.collateral_json}
+        ],
+    }
+    r = stack.client.post("/v1/attestations", json=body, headers={**_headers(stack), "Prefer": f"wait={wait}"})
+    return r.json(), enclave, r.status_code
+
+
+def test_enclave_api_attest_through_real_worker(stack: Stack) -> None:
+    out, enclave, status = _attest(stack, deployment="eu-1")
+    assert status == 200, out  # decided within the wait
+    assert out["status"] == "accepted", out
+    assert out["simulated"] is True
+    dek = unwrap_in_enclave(str(out["wrapped_key"]), dict(enclave.as_dict(private=True)))
+    assert dek == stack.dek
+    jwks = stack.client.get("/.well-known/jwks.json").json()
+    claims = verify_ear(str(out["result_token"]), jwks, now=SIM_NOW)
+    assert claims["jti"] == out["id"]
+    # Polling gives the same answer; the seat is held (1 seat) until the lease is released.
+    again = stack.client.get(str(out["status_url"]), headers=_headers(stack)).json()
+    assert again["status"] == "accepted"
+    second, _, _ = _attest(stack, deployment="eu-2")
+    assert second["status"] == "rejected"
+    reasons = second["reasons"]
+    assert isinstance(reasons, list)
+    assert [r["code"] for r in reasons] == ["entitlement.seats_exhausted"]
+    lease = out["lease"]
+    assert isinstance(lease, dict)
+    assert stack.client.delete(f"/v1/leases/{lease['id']}", headers=_headers(stack)).status_code == 204
+    third, _, _ = _attest(stack, deployment="eu-2")
+    assert third["status"] == "accepted", third
+
+
+def test_enclave_api_wrong_binding_rejected_with_safe_reasons(stack: Stack) -> None:
+    out, _, _ = _attest(stack, deployment="eu-3", bind=False)
+    assert out["status"] == "rejected"
+    reasons = out["reasons"]
+    assert isinstance(reasons, list)
+    assert [r["code"] for r in reasons] == ["intel.policy.report_data_mismatch"]
+    assert set(reasons[0]) == {"code", "message"}  # expected/actual stay for staff
+    assert out["wrapped_key"] is None
+
+
+def test_enclave_api_202_then_poll(stack: Stack) -> None:
+    out, _, status = _attest(stack, deployment="eu-4", wait=0)
+    assert status == 202
+    assert out["status"] == "pending"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        polled = stack.client.get(str(out["status_url"]), headers=_headers(stack)).json()
+        if polled["status"] != "pending":
+            break
+        time.sleep(0.05)
+    assert polled["status"] in ("accepted", "rejected")
+
+
+def test_enclave_api_requires_licence(stack: Stack) -> None:
+    r = stack.client.post("/v1/challenges")
+    assert r.status_code == 401
+    assert r.json()["error"]["code"] == "auth.missing"
+    r = stack.client.post("/v1/challenges", headers={"Authorization": "Bearer kw_0123456789abcdef_nope"})
+    assert r.status_code == 401
+    assert r.json()["error"]["code"] == "auth.invalid"
+
+
+def test_enclave_api_weak_enclave_key_400(stack: Stack) -> None:
+    nonce = stack.client.post("/v1/challenges", headers=_headers(stack)).json()["nonce"]
+    weak = dict(jwk.RSAKey.generate_key(2048).as_dict(private=False))
+    body = {
+        "nonce": nonce,
+        "model": stack.model,
+        "deployment": "x",
+        "enclave_key": weak,
+        "evidence": [{"type": "intel-tdx", "evidence": "AAAA"}],
+    }
+    r = stack.client.post("/v1/attestations", json=body, headers=_headers(stack))
+    assert r.status_code == 400
+    assert r.json()["error"]["code"] == "keywrap.jwk_weak"

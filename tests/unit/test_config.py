@@ -1,0 +1,45 @@
+"""Settings: development conveniences exist only in development; production refuses them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from pydantic import SecretStr, ValidationError
+
+from verifier.config import Settings, current_time
+
+PRODUCTION_OK = {
+    "environment": "production",
+    "challenge_secret": SecretStr("a-real-secret-from-the-vault-000"),
+    "credential_pepper": SecretStr("another-real-secret-from-vault-0"),
+    "kek_hex": SecretStr("11" * 32),
+    "result_signing_key_pem": SecretStr("-----BEGIN PRIVATE KEY-----\n...\n-----END PRIVATE KEY-----\n"),
+}
+
+
+def test_settings_production_with_real_secrets_starts() -> None:
+    assert Settings(**PRODUCTION_OK).environment == "production"  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"allow_simulated_roots": True}, "allow_simulated_roots"),
+        ({"simulation_time": datetime(2026, 1, 1, tzinfo=UTC)}, "simulation_time"),
+        ({"challenge_secret": Settings().challenge_secret}, "challenge_secret"),
+        ({"credential_pepper": Settings().credential_pepper}, "credential_pepper"),
+        ({"kek_hex": Settings().kek_hex}, "kek_hex"),
+        ({"result_signing_key_pem": None}, "result_signing_key_pem"),
+    ],
+    ids=["simulated-roots", "simulation-time", "dev-challenge-secret", "dev-pepper", "dev-kek", "no-signing-key"],
+)
+def test_settings_production_refuses_development_conveniences(override: dict[str, object], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        Settings(**{**PRODUCTION_OK, **override})  # type: ignore[arg-type]
+
+
+def test_current_time_uses_simulation_clock_only_in_development() -> None:
+    t = datetime(2026, 1, 15, tzinfo=UTC)
+    assert current_time(Settings(simulation_time=t)) == t
+    assert current_time(Settings()) != t

@@ -1,0 +1,1 @@
+"""HTTP API routers (FastAPI). HTTP only: validation, auth, and calls into services."""

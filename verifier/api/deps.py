@@ -1,0 +1,49 @@
+"""FastAPI dependencies: settings, a database session per request (the endpoint commits), and credentials."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from functools import lru_cache
+from typing import Annotated
+
+from fastapi import Depends, Header
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from verifier.auth.credentials import authenticate
+from verifier.config import Settings, get_settings
+from verifier.db.models import ApiCredential, CredentialKind
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+@lru_cache(maxsize=4)
+def engine_for(url: str) -> Engine:
+    return create_engine(url, pool_pre_ping=True)
+
+
+def get_session(settings: SettingsDep) -> Iterator[Session]:
+    """One session per request. Endpoints commit explicitly before answering; anything else is rolled back."""
+    factory = sessionmaker(bind=engine_for(settings.database_url), expire_on_commit=False)
+    with factory() as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def require(*kinds: CredentialKind) -> Callable[..., ApiCredential]:
+    """Dependency factory: the request's bearer credential, which must be one of ``kinds``."""
+
+    def dependency(
+        session: SessionDep, settings: SettingsDep, authorization: Annotated[str | None, Header()] = None
+    ) -> ApiCredential:
+        token = authorization.removeprefix("Bearer ").strip() if authorization else None
+        return authenticate(session, settings.credential_pepper.get_secret_value().encode(), token, kinds)
+
+    return dependency
+
+
+AdminDep = Annotated[ApiCredential, Depends(require(CredentialKind.ADMIN))]
+EnclaveDep = Annotated[ApiCredential, Depends(require(CredentialKind.ENCLAVE))]
+BillingDep = Annotated[ApiCredential, Depends(require(CredentialKind.BILLING_READ))]

@@ -1,0 +1,209 @@
+"""The enclave API: challenges, attestations (202 + status URL, or ``Prefer: wait=N``), lease release, JWKS.
+
+Flow (see README): ``POST /v1/challenges`` -> nonce; ``POST /v1/attestations`` with the nonce, the enclave's public
+JWK and the evidence (REPORTDATA = SHA-512(nonce || RFC 7638 thumbprint)) -> the request is stored, committed, and
+then sent to a worker; ``GET /v1/attestations/{id}`` -> pending | accepted (lease, wrapped key, result token) |
+rejected (customer-safe reasons). HTTP only: every decision is made in verifier.attestation.flows by a worker.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header, Response
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+
+from verifier import limits
+from verifier.attestation.challenges import issue_challenge
+from verifier.audit.log import AuditTag, record_event
+from verifier.config import current_time
+from verifier.db.models import Attestation, AttestationStatus, Entitlement, Lease, LeaseStatus, ModelVersion
+from verifier.errors import Code, Forbidden, KeywardError
+from verifier.keywrap.enclave import parse_enclave_jwk
+from verifier.worker.context import keyring_for
+
+from .deps import EnclaveDep, SessionDep, SettingsDep
+
+router = APIRouter(tags=["enclave"])
+
+EvidenceType = Literal["intel-tdx", "intel-sgx", "amd-sev-snp"]
+
+
+class ChallengeOut(BaseModel):
+    nonce: str = Field(description="base64url, no padding; single use")
+    expires_at: datetime
+
+
+class EvidenceIn(BaseModel):
+    type: EvidenceType
+    evidence: str = Field(description="base64 of the quote / report", max_length=limits.MAX_HEX_EVIDENCE_CHARS)
+    collateral: str | None = Field(None, description="Intel: QuoteCollateralV3 JSON text")
+    vcek: str | None = Field(None, description="AMD: base64 DER of the VCEK/VLEK")
+    cert_table: str | None = Field(None, description="AMD: base64 extended-report certificate table")
+
+
+class AttestationIn(BaseModel):
+    nonce: str
+    model: str
+    model_version: str | None = None
+    deployment: str = Field(min_length=1, max_length=200)
+    enclave_key: dict[str, Any] = Field(description="public JWK: RSA >= 3072 or EC P-256/P-384")
+    evidence: list[EvidenceIn] = Field(min_length=1, max_length=8)
+
+
+class LeaseOut(BaseModel):
+    id: uuid.UUID
+    expires_at: datetime
+    renew_after: datetime
+
+
+class ReasonOut(BaseModel):
+    code: str
+    message: str
+
+
+class AttestationOut(BaseModel):
+    id: uuid.UUID
+    status: AttestationStatus
+    status_url: str
+    lease: LeaseOut | None = None
+    wrapped_key: str | None = Field(None, description="compact JWE of the model key, for the enclave key only")
+    result_token: str | None = Field(None, description="signed EAR attestation-result JWT")
+    reasons: list[ReasonOut] = []
+    simulated: bool = False
+
+
+@router.post("/v1/challenges", response_model=ChallengeOut)
+def create_challenge(credential: EnclaveDep, settings: SettingsDep) -> ChallengeOut:
+    c = issue_challenge(settings.challenge_secret.get_secret_value().encode(), current_time(settings))
+    return ChallengeOut(nonce=c.nonce_b64, expires_at=c.expires_at)
+
+
+def _nonce(text: str) -> bytes:
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError) as e:
+        raise KeywardError(Code.ATTESTATION_EVIDENCE_MALFORMED, "nonce is not base64url") from e
+
+
+@router.post("/v1/attestations", response_model=AttestationOut, status_code=202)
+def submit_attestation(
+    body: AttestationIn,
+    credential: EnclaveDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    response: Response,
+    prefer: Annotated[str | None, Header()] = None,
+) -> AttestationOut:
+    """Store the request, commit, send it to a worker; answer 202 (or wait up to ``Prefer: wait=N`` seconds)."""
+    entitlement = session.get(Entitlement, credential.entitlement_id)
+    if entitlement is None:
+        raise Forbidden(Code.AUTH_FORBIDDEN, "licence key is not bound to an entitlement")
+    version = _model_version(session, entitlement, body.model, body.model_version)
+    parse_enclave_jwk(body.enclave_key)  # reject malformed or weak keys before queueing (400)
+    att = Attestation(
+        entitlement_id=entitlement.id,
+        model_version_id=version.id,
+        deployment_name=body.deployment,
+        kind="attest",
+        platforms=sorted({e.type for e in body.evidence}),
+        status=AttestationStatus.PENDING,
+        nonce=_nonce(body.nonce),
+        enclave_jwk=body.enclave_key,
+        evidence=[e.model_dump(exclude_none=True) for e in body.evidence],
+        created_at=datetime.now(UTC),
+    )
+    session.add(att)
+    session.commit()  # the request is durable before any worker can see the task
+    from verifier.worker.tasks import decide_task  # noqa: PLC0415 - keeps Celery out of API import time
+
+    decide_task.delay(str(att.id))
+    wait = _wait_seconds(prefer, settings.max_wait_seconds)
+    if wait > 0:
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            session.expire_all()
+            current = session.get(Attestation, att.id)
+            if current is not None and current.status != AttestationStatus.PENDING:
+                response.status_code = 200
+                return _render(session, current)
+            time.sleep(0.02)
+    return _render(session, att)
+
+
+@router.get("/v1/attestations/{attestation_id}", response_model=AttestationOut)
+def get_attestation(attestation_id: uuid.UUID, credential: EnclaveDep, session: SessionDep) -> AttestationOut:
+    att = session.get(Attestation, attestation_id)
+    if att is None or att.entitlement_id != credential.entitlement_id:
+        raise KeywardError(Code.ATTESTATION_NOT_FOUND, "no such attestation for this licence")
+    return _render(session, att)
+
+
+@router.delete("/v1/leases/{lease_id}", status_code=204)
+def release_lease(lease_id: uuid.UUID, credential: EnclaveDep, session: SessionDep) -> Response:
+    """Give a seat back (the enclave shuts down). Idempotent for an already ended lease."""
+    lease = session.get(Lease, lease_id, with_for_update=True)
+    if lease is None or lease.entitlement_id != credential.entitlement_id:
+        raise KeywardError(Code.ATTESTATION_NOT_FOUND, "no such lease for this licence")
+    if lease.status == LeaseStatus.LIVE:
+        now = datetime.now(UTC)
+        lease.status, lease.ended_at = LeaseStatus.RELEASED, now
+        record_event(
+            session,
+            tag=AuditTag.LEASE_RELEASED,
+            actor=f"credential:{credential.key_id}",
+            subject_type="lease",
+            subject_id=str(lease.id),
+            data={},
+            at=now,
+        )
+    session.commit()
+    return Response(status_code=204)
+
+
+@router.get("/.well-known/jwks.json")
+def jwks(settings: SettingsDep) -> dict[str, Any]:
+    """Public keys that sign attestation-result tokens."""
+    return keyring_for(settings).public_jwks()
+
+
+def _model_version(session: SessionDep, entitlement: Entitlement, model: str, version: str | None) -> ModelVersion:
+    from verifier.db.models import Model  # noqa: PLC0415
+
+    m = session.scalars(select(Model).where(Model.name == model)).first()
+    if m is None or m.id != entitlement.model_id:
+        raise Forbidden(Code.AUTH_FORBIDDEN, "this licence does not cover that model", actual=model)
+    query = select(ModelVersion).where(ModelVersion.model_id == m.id)
+    query = query.where(ModelVersion.version == version) if version else query.order_by(ModelVersion.created_at.desc())
+    found = session.scalars(query.limit(1)).first()
+    if found is None:
+        raise KeywardError(Code.ATTESTATION_NOT_FOUND, "no such model version", actual=version)
+    return found
+
+
+_WAIT = re.compile(r"wait=(\d+(?:\.\d+)?)")
+
+
+def _wait_seconds(prefer: str | None, cap: float) -> float:
+    m = _WAIT.search(prefer or "")
+    return min(float(m.group(1)), cap) if m else 0.0
+
+
+def _render(session: SessionDep, att: Attestation) -> AttestationOut:
+    out = AttestationOut(id=att.id, status=att.status, status_url=f"/v1/attestations/{att.id}", simulated=att.simulated)
+    if att.status == AttestationStatus.ACCEPTED and att.lease_id is not None:
+        lease = session.get(Lease, att.lease_id)
+        if lease is not None:
+            out.lease = LeaseOut(id=lease.id, expires_at=lease.expires_at, renew_after=lease.renew_after)
+        out.wrapped_key, out.result_token = att.wrapped_key, att.result_token
+    if att.status == AttestationStatus.REJECTED and att.verdict:
+        # Customer-safe: which check failed (code + message); expected/actual values stay for staff.
+        out.reasons = [ReasonOut(code=r["code"], message=r["message"]) for r in att.verdict.get("reasons", [])]
+    return out

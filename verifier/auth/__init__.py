@@ -1,0 +1,1 @@
+"""API credentials: issue (shown once), store as keyed hashes, authenticate by kind."""

@@ -1,0 +1,79 @@
+"""API credentials. The secret is shown once at issue; only ``HMAC-SHA256(pepper, secret)`` is stored.
+
+Token format: ``kw_<key_id>_<secret>`` (key_id: 16 hex characters, public, indexed; secret: 43 base64url
+characters, 256 bits). Kinds: ``enclave`` (a licence key bound to one entitlement), ``admin``, ``billing-read``.
+A credential of one kind can never act as another. Takes the caller's session; never commits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from collections.abc import Collection
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from verifier.db.models import ApiCredential, CredentialKind
+from verifier.errors import AuthError, Code, Forbidden
+
+PREFIX = "kw_"
+
+
+def _hash(pepper: bytes, secret: str) -> bytes:
+    return hmac.new(pepper, secret.encode(), hashlib.sha256).digest()
+
+
+def issue_credential(
+    session: Session,
+    pepper: bytes,
+    kind: CredentialKind,
+    *,
+    label: str,
+    now: datetime,
+    customer_id: uuid.UUID | None = None,
+    entitlement_id: uuid.UUID | None = None,
+) -> tuple[ApiCredential, str]:
+    """Create a credential; returns the row and the plaintext token (never stored, shown once)."""
+    if kind == CredentialKind.ENCLAVE and entitlement_id is None:
+        raise ValueError("an enclave licence key is bound to one entitlement")
+    key_id = secrets.token_hex(8)
+    secret = secrets.token_urlsafe(32)
+    row = ApiCredential(
+        kind=kind,
+        key_id=key_id,
+        secret_hash=_hash(pepper, secret),
+        customer_id=customer_id,
+        entitlement_id=entitlement_id,
+        label=label,
+        created_at=now,
+        revoked_at=None,
+    )
+    session.add(row)
+    session.flush()
+    return row, f"{PREFIX}{key_id}_{secret}"
+
+
+def authenticate(
+    session: Session, pepper: bytes, token: str | None, kinds: Collection[CredentialKind]
+) -> ApiCredential:
+    """The live credential behind ``token`` if it is one of ``kinds``. Constant-time secret comparison."""
+    if not token:
+        raise AuthError(Code.AUTH_MISSING, "an API credential is required (Authorization: Bearer kw_...)")
+    parts = token.split("_", 2)
+    if len(parts) != 3 or parts[0] != PREFIX[:-1] or len(parts[1]) != 16:
+        raise AuthError(Code.AUTH_INVALID, "malformed API credential")
+    row = session.scalars(select(ApiCredential).where(ApiCredential.key_id == parts[1])).first()
+    if row is None or row.revoked_at is not None or not hmac.compare_digest(row.secret_hash, _hash(pepper, parts[2])):
+        raise AuthError(Code.AUTH_INVALID, "unknown, revoked or wrong API credential")
+    if row.kind not in kinds:
+        raise Forbidden(
+            Code.AUTH_FORBIDDEN,
+            "this credential may not use this API",
+            expected=" | ".join(sorted(k.value for k in kinds)),
+            actual=row.kind.value,
+        )
+    return row

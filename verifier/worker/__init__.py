@@ -1,0 +1,1 @@
+"""Celery worker: the attestation decision runs here, outside the request path."""

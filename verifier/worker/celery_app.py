@@ -1,0 +1,23 @@
+"""The Celery application. Tasks ack late and are rejected back to the queue if the worker dies, so a worker
+killed mid-task never loses an attestation; the decision itself is idempotent (see attestation/flows.py)."""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from verifier.config import get_settings
+
+
+def make_celery(broker_url: str | None = None) -> Celery:
+    app = Celery("keyward", broker=broker_url or get_settings().broker_url, include=["verifier.worker.tasks"])
+    app.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_ignore_result=True,
+        broker_connection_retry_on_startup=True,
+    )
+    return app
+
+
+celery_app = make_celery()

@@ -1,0 +1,70 @@
+"""Build the DecisionContext (trust store, KEK, result-signing keyring) from Settings, once per process."""
+
+from __future__ import annotations
+
+import hashlib
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from verifier.attestation.flows import DecisionContext
+from verifier.config import Settings
+from verifier.keywrap.ear import ProviderKeyring, ProviderSigningKey
+from verifier.keywrap.kek import LocalAesKek
+from verifier.trust.store import TrustStore, load_trust_store, trust_store_from_certificates
+
+
+def _dev_signing_key_pem() -> bytes:
+    """A fixed development key so the API and every worker agree on the JWKS without configuration."""
+    scalar = int.from_bytes(hashlib.sha256(b"keyward-development-result-signing-key").digest(), "big")
+    key = ec.derive_private_key(scalar % (2**255), ec.SECP256R1())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def trust_store_for(settings: Settings) -> TrustStore:
+    """Genuine roots from vendor_roots/; in development with allow_simulated_roots, the fake PKIs' roots instead
+    (everything verified under them is marked simulated)."""
+    if settings.allow_simulated_roots and settings.environment == "development":
+        from verifier.testing.amd_pki import default_amd_pki  # noqa: PLC0415 - development only
+        from verifier.testing.intel_pki import default_pki  # noqa: PLC0415
+
+        intel = default_pki().build().trust_store
+        amd = default_amd_pki().build().trust_store
+        roots = {k: r.certificate for store in (intel, amd) for k, r in store.roots.items()}
+        return trust_store_from_certificates(roots, simulated=True)
+    return load_trust_store(settings.vendor_roots_dir)
+
+
+def keyring_for(settings: Settings) -> ProviderKeyring:
+    pem = (
+        settings.result_signing_key_pem.get_secret_value().encode()
+        if settings.result_signing_key_pem
+        else _dev_signing_key_pem()
+    )
+    return ProviderKeyring(ProviderSigningKey.from_pem(pem))
+
+
+_CONTEXTS: dict[tuple[object, ...], DecisionContext] = {}
+
+
+def decision_context(settings: Settings) -> DecisionContext:
+    """One context (and so one set of verification caches) per process and configuration."""
+    key = (
+        settings.environment,
+        settings.allow_simulated_roots,
+        str(settings.vendor_roots_dir),
+        settings.kek_hex.get_secret_value(),
+        settings.challenge_secret.get_secret_value(),
+        settings.result_signing_key_pem.get_secret_value() if settings.result_signing_key_pem else None,
+    )
+    ctx = _CONTEXTS.get(key)
+    if ctx is None:
+        ctx = _CONTEXTS[key] = DecisionContext(
+            trust=trust_store_for(settings),
+            kek=LocalAesKek(bytes.fromhex(settings.kek_hex.get_secret_value())),
+            keyring=keyring_for(settings),
+            challenge_secret=settings.challenge_secret.get_secret_value().encode(),
+        )
+    return ctx
