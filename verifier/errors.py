@@ -181,6 +181,7 @@ class Code(StrEnum):
     ATTESTATION_EVIDENCE_MALFORMED = "attestation.evidence_malformed"
     ATTESTATION_REFERENCE_VALUES_MISSING = "attestation.reference_values_missing"
     ATTESTATION_MODEL_KEY_MISSING = "attestation.model_key_missing"
+    LEASE_NOT_RENEWABLE = "lease.not_renewable"
 
     # -- API credentials ------------------------------------------------------------------------------------------
     AUTH_MISSING = "auth.missing"

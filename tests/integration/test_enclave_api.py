@@ -190,6 +190,25 @@ def _attest(
     return r.json(), enclave, r.status_code
 
 
+def _renew(stack: Stack, lease_id: str, enclave: jwk.ECKey) -> dict[str, object]:
+    nonce_b64 = stack.client.post("/v1/challenges", headers=_headers(stack)).json()["nonce"]
+    nonce = base64.urlsafe_b64decode(nonce_b64 + "=" * (-len(nonce_b64) % 4))
+    public = dict(enclave.as_dict(private=False))
+    ev = default_pki().build(
+        QuoteOptions(td=TdReport(reportdata=expected_report_data(nonce, parse_enclave_jwk(public))))
+    )
+    body = {
+        "nonce": nonce_b64,
+        "enclave_key": public,
+        "evidence": [
+            {"type": "intel-tdx", "evidence": base64.b64encode(ev.quote).decode(), "collateral": ev.collateral_json}
+        ],
+    }
+    r = stack.client.post(f"/v1/leases/{lease_id}/renew", json=body, headers={**_headers(stack), "Prefer": "wait=20"})
+    result: dict[str, object] = r.json()
+    return result
+
+
 def test_enclave_api_attest_through_real_worker(stack: Stack) -> None:
     out, enclave, status = _attest(stack, deployment="eu-1")
     assert status == 200, out  # decided within the wait
@@ -210,6 +229,14 @@ def test_enclave_api_attest_through_real_worker(stack: Stack) -> None:
     assert [r["code"] for r in reasons] == ["entitlement.seats_exhausted"]
     lease = out["lease"]
     assert isinstance(lease, dict)
+    # Renewal: fresh nonce, fresh evidence, the same enclave key -> the same lease, a new wrapped key.
+    renewed = _renew(stack, str(lease["id"]), enclave)
+    assert renewed["status"] == "accepted", renewed
+    assert renewed["lease"]["id"] == lease["id"]  # type: ignore[index]
+    assert unwrap_in_enclave(str(renewed["wrapped_key"]), dict(enclave.as_dict(private=True))) == stack.dek
+    # Another key cannot renew it.
+    stolen = _renew(stack, str(lease["id"]), jwk.ECKey.generate_key("P-384"))
+    assert [r["code"] for r in stolen["reasons"]] == ["lease.not_renewable"]  # type: ignore[attr-defined]
     assert stack.client.delete(f"/v1/leases/{lease['id']}", headers=_headers(stack)).status_code == 204
     third, _, _ = _attest(stack, deployment="eu-2")
     assert third["status"] == "accepted", third

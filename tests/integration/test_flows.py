@@ -10,7 +10,7 @@ import base64
 import os
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -235,3 +235,78 @@ def test_decide_attestation_wrong_platform_rejected(session: Session, world: Wor
     session.flush()
     att, _ = _submit(session, world)
     assert _codes(decide_attestation(session, att.id, world.ctx, NOW)) == ["entitlement.platform_not_allowed"]
+
+
+def _renew(
+    session: Session, w: World, first: Attestation, enclave: jwk.ECKey, *, same_key: bool = True, at: datetime = NOW
+) -> Attestation:
+    key = enclave if same_key else jwk.ECKey.generate_key("P-256")
+    public = dict(key.as_dict(private=False))
+    nonce = issue_challenge(SECRET, at).nonce
+    td = TdReport(reportdata=expected_report_data(nonce, parse_enclave_jwk(public)))
+    ev = default_pki().build(QuoteOptions(td=td))
+    att = Attestation(
+        entitlement_id=w.entitlement.id,
+        model_version_id=w.version.id,
+        deployment_name="ignored",
+        kind="renew",
+        lease_id=first.lease_id,
+        platforms=["intel-tdx"],
+        status=AttestationStatus.PENDING,
+        nonce=nonce,
+        enclave_jwk=public,
+        created_at=NOW,
+        evidence=[
+            {"type": "intel-tdx", "evidence": base64.b64encode(ev.quote).decode(), "collateral": ev.collateral_json}
+        ],
+    )
+    session.add(att)
+    session.flush()
+    return att
+
+
+def test_decide_attestation_renewal_extends_the_same_lease(session: Session, world: World) -> None:
+    att, enclave = _submit(session, world)
+    first = decide_attestation(session, att.id, world.ctx, NOW)
+    later = NOW + timedelta(minutes=8)
+    renewal = decide_attestation(session, _renew(session, world, first, enclave, at=later).id, world.ctx, later)
+    assert renewal.status == AttestationStatus.ACCEPTED, _codes(renewal)
+    assert renewal.lease_id == first.lease_id
+    lease = session.get(Lease, first.lease_id)
+    assert lease is not None
+    assert lease.expires_at == later + timedelta(seconds=600)
+    assert renewal.wrapped_key is not None
+    assert unwrap_in_enclave(renewal.wrapped_key, dict(enclave.as_dict(private=True))) == world.dek
+
+
+def test_decide_attestation_renewal_from_another_key_rejected(session: Session, world: World) -> None:
+    att, enclave = _submit(session, world)
+    first = decide_attestation(session, att.id, world.ctx, NOW)
+    renewal = decide_attestation(session, _renew(session, world, first, enclave, same_key=False).id, world.ctx, NOW)
+    assert _codes(renewal) == ["lease.not_renewable"]
+
+
+def test_decide_attestation_revoked_lease_never_renews(session: Session, world: World) -> None:
+    from verifier.db.models import LeaseStatus
+
+    att, enclave = _submit(session, world)
+    first = decide_attestation(session, att.id, world.ctx, NOW)
+    lease = session.get(Lease, first.lease_id)
+    assert lease is not None
+    lease.status = LeaseStatus.REVOKED
+    session.flush()
+    renewal = decide_attestation(session, _renew(session, world, first, enclave).id, world.ctx, NOW)
+    assert renewal.status == AttestationStatus.REJECTED
+    assert _codes(renewal) == ["lease.not_renewable"]
+
+
+def test_decide_attestation_failure_after_seat_leaves_no_lease(session: Session, world: World) -> None:
+    # No usable model key: the seat and lease made in step 4-5 are rolled back with the rejection.
+    from sqlalchemy import update
+
+    session.execute(update(ModelKey).where(ModelKey.model_version_id == world.version.id).values(retired_at=NOW))
+    att, _ = _submit(session, world)
+    decided = decide_attestation(session, att.id, world.ctx, NOW)
+    assert _codes(decided) == ["attestation.model_key_missing"]
+    leases = session.scalar(select(func.count()).select_from(Lease).where(Lease.entitlement_id == world.entitlement.id))
+    assert leases == 0

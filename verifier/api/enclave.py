@@ -24,7 +24,15 @@ from verifier import limits
 from verifier.attestation.challenges import issue_challenge
 from verifier.audit.log import AuditTag, record_event
 from verifier.config import current_time
-from verifier.db.models import Attestation, AttestationStatus, Entitlement, Lease, LeaseStatus, ModelVersion
+from verifier.db.models import (
+    Attestation,
+    AttestationStatus,
+    Deployment,
+    Entitlement,
+    Lease,
+    LeaseStatus,
+    ModelVersion,
+)
 from verifier.errors import Code, Forbidden, KeywardError
 from verifier.keywrap.enclave import parse_enclave_jwk
 from verifier.worker.context import keyring_for
@@ -120,12 +128,19 @@ def submit_attestation(
         evidence=[e.model_dump(exclude_none=True) for e in body.evidence],
         created_at=datetime.now(UTC),
     )
+    return _dispatch(session, att, prefer, settings.max_wait_seconds, response)
+
+
+def _dispatch(
+    session: SessionDep, att: Attestation, prefer: str | None, cap: float, response: Response
+) -> AttestationOut:
+    """Commit the request, then (and only then) send it to a worker; optionally wait for the decision."""
     session.add(att)
     session.commit()  # the request is durable before any worker can see the task
     from verifier.worker.tasks import decide_task  # noqa: PLC0415 - keeps Celery out of API import time
 
     decide_task.delay(str(att.id))
-    wait = _wait_seconds(prefer, settings.max_wait_seconds)
+    wait = _wait_seconds(prefer, cap)
     if wait > 0:
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
@@ -136,6 +151,44 @@ def submit_attestation(
                 return _render(session, current)
             time.sleep(0.02)
     return _render(session, att)
+
+
+class RenewIn(BaseModel):
+    nonce: str
+    enclave_key: dict[str, Any]
+    evidence: list[EvidenceIn] = Field(min_length=1, max_length=8)
+
+
+@router.post("/v1/leases/{lease_id}/renew", response_model=AttestationOut, status_code=202)
+def renew_lease(
+    lease_id: uuid.UUID,
+    body: RenewIn,
+    credential: EnclaveDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    response: Response,
+    prefer: Annotated[str | None, Header()] = None,
+) -> AttestationOut:
+    """Fresh nonce + fresh evidence from the same enclave key extend a live lease (revoked leases never renew)."""
+    lease = session.get(Lease, lease_id)
+    if lease is None or lease.entitlement_id != credential.entitlement_id:
+        raise KeywardError(Code.LEASE_NOT_RENEWABLE, "no such lease for this licence")
+    parse_enclave_jwk(body.enclave_key)
+    deployment = session.get(Deployment, lease.deployment_id)
+    att = Attestation(
+        entitlement_id=lease.entitlement_id,
+        model_version_id=lease.model_version_id,
+        kind="renew",
+        deployment_name=deployment.name if deployment else "",
+        lease_id=lease.id,
+        platforms=sorted({e.type for e in body.evidence}),
+        status=AttestationStatus.PENDING,
+        nonce=_nonce(body.nonce),
+        enclave_jwk=body.enclave_key,
+        evidence=[e.model_dump(exclude_none=True) for e in body.evidence],
+        created_at=datetime.now(UTC),
+    )
+    return _dispatch(session, att, prefer, settings.max_wait_seconds, response)
 
 
 @router.get("/v1/attestations/{attestation_id}", response_model=AttestationOut)

@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from verifier.appraisal.intel import parse_intel_policy
 from verifier.appraisal.snp import parse_snp_policy
@@ -92,6 +92,7 @@ def decide_attestation(session: Session, attestation_id: Any, ctx: DecisionConte
     started = time.perf_counter()
     evaluations: list[Evaluation] = []
     lease: Lease | None = None
+    savepoint: SessionTransaction | None = None
     try:
         # 1-2. Freshness and the enclave key.
         redeem_challenge(session, ctx.challenge_secret, att.nonce, now)
@@ -106,12 +107,13 @@ def decide_attestation(session: Session, attestation_id: Any, ctx: DecisionConte
         failed = [r for e in evaluations for r in e.reasons]
         if failed or not evaluations:
             raise _Rejected(failed or [Reason(Code.ATTESTATION_EVIDENCE_MALFORMED, "no evidence")])
+        # 4-5 run in a savepoint: if anything fails after the seat or lease changed, the rejection leaves no
+        # half-made lease behind (the redeemed nonce stays redeemed).
+        savepoint = session.begin_nested()
         # 4. Licence and seat.
         check_entitlement(
             session, entitlement.id, platform=list(att.platforms), model_version=version.version, gpus=0, now=now
         )
-        deployment = acquire_seat(session, entitlement, att.deployment_name, now=now)
-        # 5. Release.
         model_key = session.scalars(
             select(ModelKey)
             .where(ModelKey.model_version_id == version.id, ModelKey.retired_at.is_(None))
@@ -121,18 +123,27 @@ def decide_attestation(session: Session, attestation_id: Any, ctx: DecisionConte
         if model_key is None:
             raise KeywardError(Code.ATTESTATION_MODEL_KEY_MISSING, "the model version has no active key")
         ttl = timedelta(seconds=entitlement.lease_ttl_seconds)
-        lease = Lease(
-            entitlement_id=entitlement.id,
-            deployment_id=deployment.id,
-            model_version_id=version.id,
-            enclave_key_thumbprint=key.thumbprint_b64,
-            gpus=0,
-            status=LeaseStatus.LIVE,
-            issued_at=now,
-            expires_at=now + ttl,
-            renew_after=now + ttl * 2 / 3,
-        )
-        session.add(lease)
+        if att.kind == "renew":
+            # 5a. Renewal: the same enclave key, on a lease that is still live (revoked leases never renew).
+            lease = _renewable_lease(session, att, key.thumbprint_b64, now)
+            lease.expires_at, lease.renew_after = now + ttl, now + ttl * 2 / 3
+            deployment_id = lease.deployment_id
+        else:
+            # 5b. A new lease takes a seat (race-free: the entitlement row is locked until commit).
+            deployment = acquire_seat(session, entitlement, att.deployment_name, now=now)
+            deployment_id = deployment.id
+            lease = Lease(
+                entitlement_id=entitlement.id,
+                deployment_id=deployment.id,
+                model_version_id=version.id,
+                enclave_key_thumbprint=key.thumbprint_b64,
+                gpus=0,
+                status=LeaseStatus.LIVE,
+                issued_at=now,
+                expires_at=now + ttl,
+                renew_after=now + ttl * 2 / 3,
+            )
+            session.add(lease)
         session.flush()
         dek = ctx.kek.unwrap(model_key.wrapped_dek, context=model_key_context(str(version.id)))
         att.wrapped_key = wrap_for_enclave(dek, key, kid=str(lease.id))
@@ -151,13 +162,17 @@ def decide_attestation(session: Session, attestation_id: Any, ctx: DecisionConte
             deployment=att.deployment_name,
             customer_id=str(entitlement.customer_id),
         )
-        att.deployment_id, att.lease_id = deployment.id, lease.id
+        att.deployment_id, att.lease_id = deployment_id, lease.id
+        savepoint.commit()
         att.status = AttestationStatus.ACCEPTED
         reasons: list[Reason] = []
-    except _Rejected as e:
-        att.status, reasons = AttestationStatus.REJECTED, e.reasons
-    except KeywardError as e:
-        att.status, reasons = AttestationStatus.REJECTED, [e.to_reason()]
+    except (_Rejected, KeywardError) as e:
+        if savepoint is not None and savepoint.is_active:
+            savepoint.rollback()
+        lease = None
+        att.wrapped_key = att.result_token = None
+        att.status = AttestationStatus.REJECTED
+        reasons = e.reasons if isinstance(e, _Rejected) else [e.to_reason()]
     # 6. Record everything, pass or fail, with one audit event.
     att.claims = {e.platform or f"item{i}": e.claims for i, e in enumerate(evaluations)}
     att.collateral = {e.platform or f"item{i}": e.collateral for i, e in enumerate(evaluations)}
@@ -187,7 +202,7 @@ def decide_attestation(session: Session, attestation_id: Any, ctx: DecisionConte
     if lease is not None:
         record_event(
             session,
-            tag=AuditTag.LEASE_ISSUED,
+            tag=AuditTag.LEASE_RENEWED if att.kind == "renew" else AuditTag.LEASE_ISSUED,
             actor="worker",
             subject_type="lease",
             subject_id=str(lease.id),
@@ -196,6 +211,27 @@ def decide_attestation(session: Session, attestation_id: Any, ctx: DecisionConte
         )
     session.flush()
     return att
+
+
+def _renewable_lease(session: Session, att: Attestation, thumbprint: str, now: datetime) -> Lease:
+    lease = session.get(Lease, att.lease_id, with_for_update=True) if att.lease_id else None
+    if lease is None or lease.entitlement_id != att.entitlement_id:
+        raise KeywardError(Code.LEASE_NOT_RENEWABLE, "no such lease")
+    if lease.status != LeaseStatus.LIVE or lease.expires_at <= now:
+        raise KeywardError(
+            Code.LEASE_NOT_RENEWABLE,
+            "the lease is not live (revoked, released or expired)",
+            expected="live",
+            actual=lease.status.value,
+        )
+    if lease.enclave_key_thumbprint != thumbprint:
+        raise KeywardError(
+            Code.LEASE_NOT_RENEWABLE,
+            "renewal must come from the lease's enclave key",
+            expected=lease.enclave_key_thumbprint,
+            actual=thumbprint,
+        )
+    return lease
 
 
 def _evaluate(

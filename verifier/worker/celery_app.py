@@ -16,6 +16,7 @@ def make_celery(broker_url: str | None = None) -> Celery:
         worker_prefetch_multiplier=1,
         task_ignore_result=True,
         broker_connection_retry_on_startup=True,
+        beat_schedule={"expire-leases": {"task": "keyward.expire_leases", "schedule": 30.0}},
     )
     return app
 

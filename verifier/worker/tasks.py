@@ -8,6 +8,7 @@ from sqlalchemy.orm import sessionmaker
 
 from verifier.api.deps import engine_for
 from verifier.attestation.flows import decide_attestation
+from verifier.attestation.leases import expire_leases
 from verifier.config import current_time, get_settings
 from verifier.worker.celery_app import celery_app
 from verifier.worker.context import decision_context
@@ -24,3 +25,16 @@ def decide(attestation_id: str) -> str:
 
 
 decide_task = celery_app.task(name="keyward.decide_attestation", acks_late=True)(decide)
+
+
+def expire() -> int:
+    """Beat task body: expire due leases in one transaction."""
+    settings = get_settings()
+    factory = sessionmaker(bind=engine_for(settings.database_url), expire_on_commit=False)
+    with factory() as session:
+        count = expire_leases(session, current_time(settings))
+        session.commit()
+        return count
+
+
+expire_task = celery_app.task(name="keyward.expire_leases")(expire)
