@@ -1,0 +1,564 @@
+"""The admin API (/v1/admin) over HTTP against real PostgreSQL: credentials and kinds, catalogue and wrapped DEKs,
+reference values, policies, entitlements and licence keys, lease revocation, and the attestation record.
+
+Requests go through a TestClient on the real app, whose sessions commit; rows get unique names so tests never
+collide, and the per-run database is dropped at the end.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from tests.support.factories import make_entitlement, make_lease, make_model_version
+from verifier.api import admin
+from verifier.app import create_app
+from verifier.attestation.flows import model_key_context
+from verifier.auth.credentials import authenticate, issue_credential
+from verifier.config import Settings
+from verifier.db.models import (
+    ApiCredential,
+    Attestation,
+    AttestationStatus,
+    AuditEvent,
+    CredentialKind,
+    Deployment,
+    Lease,
+    LeaseStatus,
+    Model,
+    ModelKey,
+)
+from verifier.errors import KeywardError
+from verifier.keywrap.kek import LocalAesKek
+
+ADMIN = "/v1/admin"
+
+
+def _unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+def _auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture(scope="module")
+def settings(database_url: str) -> Settings:
+    return Settings(database_url=database_url)
+
+
+@pytest.fixture(scope="module")
+def pepper(settings: Settings) -> bytes:
+    return settings.credential_pepper.get_secret_value().encode()
+
+
+@pytest.fixture(scope="module")
+def kek(settings: Settings) -> LocalAesKek:
+    return LocalAesKek(bytes.fromhex(settings.kek_hex.get_secret_value()))
+
+
+@pytest.fixture(scope="module")
+def client(settings: Settings) -> Iterator[TestClient]:
+    app = create_app(settings)
+    if not any(path.startswith(ADMIN) for path in app.openapi()["paths"]):
+        app.include_router(admin.router)  # create_app does not mount the admin router (yet): mount it here
+        app.openapi_schema = None
+    with TestClient(app) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def admin_token(engine: Engine, pepper: bytes) -> str:
+    """An admin credential bootstrapped straight into the database (as an operator's CLI would)."""
+    with Session(engine) as s:
+        _, token = issue_credential(s, pepper, CredentialKind.ADMIN, label="test bootstrap", now=datetime.now(UTC))
+        s.commit()
+    return token
+
+
+@pytest.fixture
+def api(client: TestClient, admin_token: str) -> Api:
+    return Api(client, admin_token)
+
+
+class Api:
+    """A TestClient wrapper that sends the admin credential and checks the status code."""
+
+    def __init__(self, client: TestClient, token: str) -> None:
+        self.client = client
+        self.headers = _auth(token)
+
+    def call(self, method: str, path: str, expect: int, **kwargs: Any) -> Any:
+        response = self.client.request(method, ADMIN + path, headers=self.headers, **kwargs)
+        assert response.status_code == expect, response.text
+        return response.json()
+
+    def post(self, path: str, body: dict[str, Any] | None = None, expect: int = 201) -> Any:
+        return self.call("POST", path, expect, json=body)
+
+    def get(self, path: str, expect: int = 200, **params: Any) -> Any:
+        return self.call("GET", path, expect, params=params)
+
+    def customer(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.post("/customers", {"name": _unique("customer")})
+        return result
+
+    def model(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.post("/models", {"name": _unique("model"), "description": "a model"})
+        return result
+
+    def entitlement(self, **overrides: Any) -> dict[str, Any]:
+        body = {
+            "customer_id": self.customer()["id"],
+            "model_id": self.model()["id"],
+            "allowed_platforms": ["intel-tdx"],
+            "seats": 2,
+            "max_gpus": 8,
+            "lease_ttl_seconds": 3600,
+        } | overrides
+        result: dict[str, Any] = self.post("/entitlements", body)
+        return result
+
+
+def _audit(engine: Engine, tag: str, subject_id: str) -> list[AuditEvent]:
+    with Session(engine) as s:
+        return list(s.scalars(select(AuditEvent).where(AuditEvent.tag == tag, AuditEvent.subject_id == subject_id)))
+
+
+# -- authentication --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("headers", "code"),
+    [
+        ({}, "auth.missing"),
+        ({"Authorization": "Bearer "}, "auth.missing"),
+        ({"Authorization": "Bearer not-a-keyward-token"}, "auth.invalid"),
+        ({"Authorization": "Bearer kw_0123456789abcdef_" + "A" * 43}, "auth.invalid"),
+    ],
+)
+def test_missing_or_invalid_credential_is_401(client: TestClient, headers: dict[str, str], code: str) -> None:
+    for method, path in (("GET", "/customers"), ("POST", "/models"), ("GET", "/attestations")):
+        response = client.request(method, ADMIN + path, headers=headers, json={"name": "x"})
+        assert response.status_code == 401
+        assert response.json()["error"]["code"] == code
+
+
+def test_wrong_secret_of_a_real_key_id_is_401(client: TestClient, admin_token: str) -> None:
+    key_id = admin_token.split("_")[1]
+    response = client.get(ADMIN + "/customers", headers=_auth(f"kw_{key_id}_{'B' * 43}"))
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "auth.invalid"
+
+
+def test_revoked_admin_credential_is_401(client: TestClient, engine: Engine, pepper: bytes) -> None:
+    with Session(engine) as s:
+        row, token = issue_credential(s, pepper, CredentialKind.ADMIN, label="soon revoked", now=datetime.now(UTC))
+        s.commit()
+        assert client.get(ADMIN + "/customers", headers=_auth(token)).status_code == 200
+        row.revoked_at = datetime.now(UTC)
+        s.commit()
+    response = client.get(ADMIN + "/customers", headers=_auth(token))
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "auth.invalid"
+
+
+# -- customers -------------------------------------------------------------------------------------------------
+
+
+def test_customers_create_get_list(api: Api) -> None:
+    name = _unique("acme")
+    created = api.post("/customers", {"name": name})
+    assert created["name"] == name
+    assert created["status"] == "active"
+    assert api.get(f"/customers/{created['id']}") == created
+    assert created in api.get("/customers", limit=200)
+
+    suspended = api.post("/customers", {"name": _unique("acme"), "status": "suspended"})
+    assert suspended["status"] == "suspended"
+
+    duplicate = api.post("/customers", {"name": name}, expect=409)
+    assert duplicate["error"]["code"] == "usage.invalid"
+    assert api.get(f"/customers/{uuid.uuid4()}", expect=404)["error"]["code"] == "usage.invalid"
+    api.post("/customers", {"name": ""}, expect=422)
+    api.post("/customers", {"name": "x", "unexpected": 1}, expect=422)
+
+
+def test_customer_list_paginates(api: Api) -> None:
+    for _ in range(3):
+        api.customer()
+    first = api.get("/customers", limit=2)
+    second = api.get("/customers", limit=2, offset=2)
+    assert len(first) == 2
+    assert len(second) == 2
+    assert {c["id"] for c in first}.isdisjoint({c["id"] for c in second})
+    api.get("/customers", expect=422, limit=201)
+
+
+# -- models, versions, keys ------------------------------------------------------------------------------------
+
+
+def _keys(engine: Engine, version_id: str) -> list[ModelKey]:
+    with Session(engine) as s:
+        query = select(ModelKey).where(ModelKey.model_version_id == uuid.UUID(version_id)).order_by(ModelKey.created_at)
+        return list(s.scalars(query))
+
+
+def _assert_no_dek(payload: Any, dek: bytes) -> None:
+    text = str(payload)
+    for form in (base64.b64encode(dek).decode(), base64.urlsafe_b64encode(dek).decode().rstrip("="), dek.hex()):
+        assert form not in text
+    assert "dek" not in text.lower().replace("dek_b64", "")
+    assert "wrapped" not in text
+
+
+def test_model_version_with_imported_dek_is_stored_wrapped(api: Api, engine: Engine, kek: LocalAesKek) -> None:
+    model = api.model()
+    assert model in api.get("/models", limit=200)
+    dek = os.urandom(32)
+    version = api.post(f"/models/{model['id']}/versions", {"version": "1.0", "dek_b64": base64.b64encode(dek).decode()})
+    assert version["model_id"] == model["id"]
+    assert version["version"] == "1.0"
+    assert version["active_key"]["kek_id"] == kek.kek_id
+    assert version["active_key"]["retired_at"] is None
+    _assert_no_dek(version, dek)
+
+    [key] = _keys(engine, version["id"])
+    assert str(key.id) == version["active_key"]["id"]
+    assert dek not in key.wrapped_dek
+    assert kek.unwrap(key.wrapped_dek, context=model_key_context(version["id"])) == dek
+    with pytest.raises(KeywardError):  # bound to its own model version: no other context opens it
+        kek.unwrap(key.wrapped_dek, context=model_key_context(str(uuid.uuid4())))
+
+    assert api.post(f"/models/{model['id']}/versions", {"version": "1.0"}, expect=409)["error"]["code"]
+    for bad in (base64.b64encode(os.urandom(16)).decode(), "not base64!"):
+        error = api.post(f"/models/{model['id']}/versions", {"version": "2.0", "dek_b64": bad}, expect=400)
+        assert error["error"]["code"] == "usage.invalid"
+    api.post(f"/models/{uuid.uuid4()}/versions", {"version": "1.0"}, expect=404)
+
+
+def test_model_version_generates_a_dek_and_rotation_retires_it(api: Api, engine: Engine, kek: LocalAesKek) -> None:
+    model = api.model()
+    version = api.post(f"/models/{model['id']}/versions", {"version": "2.1"})
+    [first] = _keys(engine, version["id"])
+    context = model_key_context(version["id"])
+    first_dek = kek.unwrap(first.wrapped_dek, context=context)
+    assert len(first_dek) == 32
+    _assert_no_dek(version, first_dek)
+
+    rotated = api.post(f"/models/{model['id']}/versions/{version['id']}/rotate-key", expect=200)
+    assert rotated["retired_key_ids"] == [str(first.id)]
+    assert rotated["active_key"]["id"] != str(first.id)
+    _assert_no_dek(rotated, first_dek)
+    old, new = _keys(engine, version["id"])
+    assert old.id == first.id
+    assert old.retired_at is not None
+    assert new.retired_at is None
+    assert str(new.id) == rotated["active_key"]["id"]
+    second_dek = kek.unwrap(new.wrapped_dek, context=context)
+    assert second_dek != first_dek
+    _assert_no_dek(rotated, second_dek)
+
+    imported = os.urandom(32)
+    again = api.post(
+        f"/models/{model['id']}/versions/{version['id']}/rotate-key",
+        {"dek_b64": base64.b64encode(imported).decode()},
+        expect=200,
+    )
+    assert again["retired_key_ids"] == [str(new.id)]
+    keys = _keys(engine, version["id"])
+    assert [k.retired_at is None for k in keys] == [False, False, True]
+    assert kek.unwrap(keys[-1].wrapped_dek, context=context) == imported
+    _assert_no_dek(again, imported)
+
+    other = api.model()
+    api.post(f"/models/{other['id']}/versions/{version['id']}/rotate-key", expect=404)
+    api.post(f"/models/{model['id']}/versions/{uuid.uuid4()}/rotate-key", expect=404)
+
+
+# -- reference values and policies -----------------------------------------------------------------------------
+
+
+def test_reference_values_lifecycle(api: Api) -> None:
+    model = api.model()
+    version = api.post(f"/models/{model['id']}/versions", {"version": "1.0"})
+    values = {"allowed_mrtd": ["00" * 48], "allowed_rtmr0": ["11" * 48]}
+    rv = api.post(
+        "/reference-values",
+        {"model_version_id": version["id"], "platform": "intel-tdx", "values": values},
+    )
+    assert rv["status"] == "draft"
+    assert rv["values"] == values
+    assert rv["valid_until"] is None
+    assert rv["valid_from"]
+
+    snp = api.post(
+        "/reference-values",
+        {
+            "model_version_id": version["id"],
+            "platform": "amd-sev-snp",
+            "status": "active",
+            "values": {"allowed_measurements": ["22" * 48]},
+            "valid_from": "2026-01-01T00:00:00Z",
+            "valid_until": "2027-01-01T00:00:00Z",
+        },
+    )
+    assert snp["status"] == "active"
+    listed = api.get("/reference-values", model_version_id=version["id"])
+    assert {r["id"] for r in listed} == {rv["id"], snp["id"]}
+    assert [r["id"] for r in api.get("/reference-values", model_version_id=version["id"], platform="intel-tdx")] == [
+        rv["id"]
+    ]
+    assert [r["id"] for r in api.get("/reference-values", model_version_id=version["id"], status="active")] == [
+        snp["id"]
+    ]
+
+    assert api.call("PATCH", f"/reference-values/{rv['id']}", 200, json={"status": "active"})["status"] == "active"
+    assert api.call("PATCH", f"/reference-values/{rv['id']}", 200, json={"status": "retired"})["status"] == "retired"
+    error = api.call("PATCH", f"/reference-values/{rv['id']}", 409, json={"status": "active"})
+    assert error["error"]["code"] == "usage.invalid"
+    assert error["error"]["actual"] == "active"
+    api.call("PATCH", f"/reference-values/{uuid.uuid4()}", 404, json={"status": "active"})
+
+    base = {"model_version_id": version["id"], "values": {}}
+    api.post("/reference-values", base | {"platform": "nvidia-h100"}, expect=422)
+    api.post(
+        "/reference-values",
+        base | {"platform": "intel-sgx", "valid_from": "2027-01-01T00:00:00Z", "valid_until": "2026-01-01T00:00:00Z"},
+        expect=422,
+    )
+    api.post("/reference-values", base | {"platform": "intel-sgx", "model_version_id": str(uuid.uuid4())}, expect=404)
+
+
+def test_policies(api: Api) -> None:
+    name = _unique("tdx-strict")
+    document = {"accepted_tcb_status": ["UpToDate"], "allow_debug": False}
+    policy = api.post("/policies", {"name": name, "platform": "intel-tdx", "document": document})
+    assert policy["name"] == name
+    assert policy["document"] == document
+    assert policy in api.get("/policies", limit=200)
+    api.post("/policies", {"name": name, "platform": "intel-tdx", "document": {}}, expect=409)
+    api.post("/policies", {"name": _unique("p"), "platform": "arm-cca", "document": {}}, expect=422)
+
+
+# -- entitlements and credentials ------------------------------------------------------------------------------
+
+
+def test_entitlement_create_and_audit(api: Api, engine: Engine) -> None:
+    policy = api.post("/policies", {"name": _unique("p"), "platform": "intel", "document": {"allow_debug": False}})
+    entitlement = api.entitlement(
+        allowed_versions=["1.0"],
+        allowed_platforms=["intel-tdx", "amd-sev-snp"],
+        policy_id=policy["id"],
+        valid_until="2030-01-01T00:00:00Z",
+    )
+    assert entitlement["status"] == "active"
+    assert entitlement["allowed_platforms"] == ["intel-tdx", "amd-sev-snp"]
+    assert entitlement["policy_id"] == policy["id"]
+    assert entitlement["seats"] == 2
+    assert entitlement in api.get("/entitlements", customer_id=entitlement["customer_id"])
+    assert api.get("/entitlements", model_id=str(uuid.uuid4())) == []
+
+    [event] = _audit(engine, "admin:entitlement:created", entitlement["id"])
+    assert event.actor.startswith("admin:")
+    assert event.data["customer_id"] == entitlement["customer_id"]
+    assert event.data["seats"] == 2
+
+    customer, model = entitlement["customer_id"], entitlement["model_id"]
+    base = {"customer_id": customer, "model_id": model, "allowed_platforms": ["intel-tdx"], "lease_ttl_seconds": 600}
+    api.post("/entitlements", base | {"seats": 0}, expect=422)
+    api.post("/entitlements", base | {"seats": 1, "allowed_platforms": []}, expect=422)
+    api.post("/entitlements", base | {"seats": 1, "allowed_platforms": ["tpm"]}, expect=422)
+    api.post("/entitlements", base | {"seats": 1, "customer_id": str(uuid.uuid4())}, expect=404)
+    api.post("/entitlements", base | {"seats": 1, "policy_id": str(uuid.uuid4())}, expect=404)
+
+
+def test_licence_key_is_an_enclave_credential_shown_once(
+    api: Api, client: TestClient, engine: Engine, pepper: bytes
+) -> None:
+    entitlement = api.entitlement()
+    issued = api.post(f"/entitlements/{entitlement['id']}/licence-keys", {"label": "cluster-a"})
+    token = issued["token"]
+    credential = issued["credential"]
+    assert token.startswith("kw_")
+    assert credential["kind"] == "enclave"
+    assert credential["entitlement_id"] == entitlement["id"]
+    assert credential["customer_id"] == entitlement["customer_id"]
+    assert credential["label"] == "cluster-a"
+    assert token.split("_")[1] == credential["key_id"]
+
+    with Session(engine) as s:
+        row = authenticate(s, pepper, token, [CredentialKind.ENCLAVE])
+        assert str(row.id) == credential["id"]
+        assert str(row.entitlement_id) == entitlement["id"]
+        assert token.split("_", 2)[2].encode() not in row.secret_hash  # only a keyed hash is stored
+    # Shown once: no listing or later response carries it.
+    assert token not in str(api.get("/entitlements", customer_id=entitlement["customer_id"]))
+
+    # A licence key is not an admin credential.
+    for method, path in (("GET", "/customers"), ("POST", f"/entitlements/{entitlement['id']}/licence-keys")):
+        response = client.request(method, ADMIN + path, headers=_auth(token))
+        assert response.status_code == 403
+        assert response.json()["error"]["code"] == "auth.forbidden"
+        assert response.json()["error"]["actual"] == "enclave"
+
+    [event] = _audit(engine, "admin:credential:issued", credential["id"])
+    assert event.data["kind"] == "enclave"
+    assert event.data["entitlement_id"] == entitlement["id"]
+    assert token not in str(event.data)
+
+    second = api.post(f"/entitlements/{entitlement['id']}/licence-keys")  # no body: default label
+    assert second["token"] != token
+    assert second["credential"]["label"] == "licence key"
+    error = api.post(f"/entitlements/{uuid.uuid4()}/licence-keys", expect=404)
+    assert error["error"]["code"] == "entitlement.not_found"
+
+
+def test_billing_and_admin_credentials(api: Api, client: TestClient, engine: Engine, pepper: bytes) -> None:
+    customer = api.customer()
+    billing = api.post("/credentials", {"kind": "billing-read", "label": "billing", "customer_id": customer["id"]})
+    assert billing["credential"]["kind"] == "billing-read"
+    assert billing["credential"]["entitlement_id"] is None
+    response = client.get(ADMIN + "/customers", headers=_auth(billing["token"]))
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "auth.forbidden"
+    with Session(engine) as s:
+        assert authenticate(s, pepper, billing["token"], [CredentialKind.BILLING_READ]).kind == "billing-read"
+
+    staff = api.post("/credentials", {"kind": "admin", "label": "second operator"})
+    assert staff["credential"]["kind"] == "admin"
+    assert client.get(ADMIN + "/customers", headers=_auth(staff["token"])).status_code == 200
+    [event] = _audit(engine, "admin:credential:issued", staff["credential"]["id"])
+    assert event.data["kind"] == "admin"
+
+    api.post("/credentials", {"kind": "enclave", "label": "x"}, expect=422)  # licence keys come from entitlements
+    api.post("/credentials", {"kind": "admin", "label": "x", "customer_id": str(uuid.uuid4())}, expect=404)
+    with Session(engine) as s:
+        kinds = set(s.scalars(select(ApiCredential.kind).where(ApiCredential.label == "second operator")))
+    assert kinds == {CredentialKind.ADMIN}
+
+
+# -- leases, deployments ---------------------------------------------------------------------------------------
+
+
+def test_lease_list_and_revoke(api: Api, engine: Engine) -> None:
+    now = datetime.now(UTC)
+    with Session(engine, expire_on_commit=False) as s:
+        entitlement = make_entitlement(s, now=now)
+        version = make_model_version(s, s.get_one(Model, entitlement.model_id))
+        deployment = Deployment(
+            entitlement_id=entitlement.id, name="prod-eu", first_attested_at=now, last_attested_at=now
+        )
+        s.add(deployment)
+        s.flush()
+        live = make_lease(s, deployment, version, now=now)
+        expired = make_lease(s, deployment, version, now=now - timedelta(hours=2), status=LeaseStatus.EXPIRED)
+        s.commit()
+    eid = str(entitlement.id)
+
+    assert {x["id"] for x in api.get("/leases", entitlement_id=eid)} == {str(live.id), str(expired.id)}
+    assert [x["id"] for x in api.get("/leases", entitlement_id=eid, status="live")] == [str(live.id)]
+    [dep] = api.get("/deployments", entitlement_id=eid)
+    assert dep["id"] == str(deployment.id)
+    assert dep["name"] == "prod-eu"
+
+    revoked = api.post(f"/leases/{live.id}/revoke", expect=200)
+    assert revoked["status"] == "revoked"
+    assert revoked["ended_at"] is not None
+    with Session(engine) as s:
+        row = s.get_one(Lease, live.id)
+        assert row.status == LeaseStatus.REVOKED
+        assert row.ended_at is not None
+        assert abs(row.ended_at - datetime.now(UTC)) < timedelta(minutes=1)
+    assert api.get("/leases", entitlement_id=eid, status="live") == []
+    [event] = _audit(engine, "admin:lease:revoked", str(live.id))
+    assert event.data["entitlement_id"] == eid
+    assert event.actor.startswith("admin:")
+
+    assert api.post(f"/leases/{live.id}/revoke", expect=409)["error"]["actual"] == "revoked"
+    assert api.post(f"/leases/{expired.id}/revoke", expect=409)["error"]["actual"] == "expired"
+    api.post(f"/leases/{uuid.uuid4()}/revoke", expect=404)
+    api.get("/leases", expect=422, status="dead")
+
+
+# -- attestations ----------------------------------------------------------------------------------------------
+
+
+def _attestation(
+    s: Session, entitlement_id: uuid.UUID, version_id: uuid.UUID, platforms: list[str], status: str, at: datetime
+) -> Attestation:
+    att = Attestation(
+        entitlement_id=entitlement_id,
+        model_version_id=version_id,
+        deployment_name="dep",
+        kind="attest",
+        platforms=platforms,
+        status=AttestationStatus(status),
+        nonce=os.urandom(32),
+        enclave_jwk={"kty": "EC", "crv": "P-256", "x": "x", "y": "y"},
+        evidence=[{"type": platforms[0], "evidence": "AAAA"}],
+        claims={"platform": platforms[0]},
+        verdict={
+            "ok": status == "accepted",
+            "reasons": [] if status == "accepted" else [{"code": "intel.pck.revoked"}],
+        },
+        timings={"total_ms": 12.5},
+        created_at=at,
+        decided_at=at,
+    )
+    s.add(att)
+    s.flush()
+    return att
+
+
+def test_attestation_list_filters_and_detail(api: Api, engine: Engine) -> None:
+    t0 = datetime(2031, 3, 1, tzinfo=UTC)  # a window no other test writes into
+    with Session(engine, expire_on_commit=False) as s:
+        e1 = make_entitlement(s, now=t0)
+        e2 = make_entitlement(s, now=t0)
+        v1 = make_model_version(s, s.get_one(Model, e1.model_id))
+        v2 = make_model_version(s, s.get_one(Model, e2.model_id))
+        a = _attestation(s, e1.id, v1.id, ["intel-tdx"], "accepted", t0)
+        b = _attestation(s, e1.id, v1.id, ["amd-sev-snp"], "rejected", t0 + timedelta(hours=1))
+        c = _attestation(s, e2.id, v2.id, ["intel-tdx", "amd-sev-snp"], "accepted", t0 + timedelta(hours=2))
+        s.commit()
+
+    window: dict[str, Any] = {"from": "2031-03-01T00:00:00Z", "to": "2031-03-02T00:00:00Z"}
+
+    def ids(**params: Any) -> list[str]:
+        return [x["id"] for x in api.get("/attestations", **(window | params))]
+
+    assert ids() == [str(c.id), str(b.id), str(a.id)]  # newest first
+    assert ids(customer_id=str(e1.customer_id)) == [str(b.id), str(a.id)]
+    assert ids(model_id=str(e2.model_id)) == [str(c.id)]
+    assert ids(status="accepted") == [str(c.id), str(a.id)]
+    assert ids(platform="amd-sev-snp") == [str(c.id), str(b.id)]
+    assert ids(platform="intel-tdx", customer_id=str(e1.customer_id)) == [str(a.id)]
+    assert ids(platform="intel-sgx") == []
+    assert ids(**{"from": "2031-03-01T01:00:00Z"}) == [str(c.id), str(b.id)]
+    assert ids(to="2031-03-01T01:00:00Z") == [str(a.id)]
+    assert ids(limit=1) == [str(c.id)]
+    assert ids(limit=1, offset=1) == [str(b.id)]
+
+    api.get("/attestations", expect=422, limit=201)
+    api.get("/attestations", expect=422, platform="tpm")
+    api.get("/attestations", expect=400, to="2031-03-01T01:00:00")  # naive time refused
+
+    summary = api.get("/attestations", **(window | {"status": "rejected"}))[0]
+    assert "verdict" not in summary
+    detail = api.get(f"/attestations/{b.id}")
+    assert detail["verdict"] == {"ok": False, "reasons": [{"code": "intel.pck.revoked"}]}
+    assert detail["claims"] == {"platform": "amd-sev-snp"}
+    assert detail["timings"] == {"total_ms": 12.5}
+    assert detail["status"] == "rejected"
+    assert detail["platforms"] == ["amd-sev-snp"]
+    assert api.get(f"/attestations/{uuid.uuid4()}", expect=404)["error"]["code"] == "attestation.not_found"

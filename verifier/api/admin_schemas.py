@@ -1,0 +1,265 @@
+"""Request and response bodies of the admin API (``/v1/admin``).
+
+No response model has a field for a model DEK or a wrapped DEK: key material never leaves through this API. The
+only secret that does is a freshly issued API credential's token, in :class:`IssuedCredential`, exactly once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from verifier.db.models import (
+    AttestationStatus,
+    CredentialKind,
+    CustomerStatus,
+    EntitlementStatus,
+    LeaseStatus,
+    RecordStatus,
+)
+
+#: Evidence platforms (reference values, entitlements, attestation filters).
+Platform = Literal["intel-tdx", "intel-sgx", "amd-sev-snp"]
+#: A policy may also name a whole family ("intel" covers TDX and SGX), as the decision flow accepts.
+PolicyPlatform = Literal["intel-tdx", "intel-sgx", "amd-sev-snp", "intel", "snp"]
+
+NameStr = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+# -- customers -----------------------------------------------------------------------------------------------
+
+
+class CustomerCreate(_In):
+    name: NameStr
+    status: CustomerStatus = CustomerStatus.ACTIVE
+
+
+class CustomerOut(_Out):
+    id: uuid.UUID
+    name: str
+    status: CustomerStatus
+    created_at: datetime
+
+
+# -- models, versions, keys ------------------------------------------------------------------------------------
+
+
+class ModelCreate(_In):
+    name: NameStr
+    description: str = Field(default="", max_length=2000)
+
+
+class ModelOut(_Out):
+    id: uuid.UUID
+    name: str
+    description: str
+    created_at: datetime
+
+
+class ModelVersionCreate(_In):
+    version: str = Field(min_length=1, max_length=64)
+    #: Import an existing 32-byte DEK (standard base64); omitted: a fresh random DEK is generated.
+    dek_b64: str | None = None
+
+
+class KeyRotate(_In):
+    dek_b64: str | None = None
+
+
+class ModelKeyOut(_Out):
+    """Metadata of a wrapped DEK: which KEK wraps it and when it was created/retired. Never the key itself."""
+
+    id: uuid.UUID
+    kek_id: str
+    created_at: datetime
+    retired_at: datetime | None
+
+
+class ModelVersionOut(_Out):
+    id: uuid.UUID
+    model_id: uuid.UUID
+    version: str
+    created_at: datetime
+    active_key: ModelKeyOut
+
+
+class KeyRotated(_Out):
+    model_version_id: uuid.UUID
+    active_key: ModelKeyOut
+    retired_key_ids: list[uuid.UUID]
+
+
+# -- reference values, policies --------------------------------------------------------------------------------
+
+
+class ReferenceValueCreate(_In):
+    model_version_id: uuid.UUID
+    platform: Platform
+    status: RecordStatus = RecordStatus.DRAFT
+    values: dict[str, Any]
+    valid_from: AwareDatetime | None = None  # omitted: now
+    valid_until: AwareDatetime | None = None
+
+    @model_validator(mode="after")
+    def _window(self) -> ReferenceValueCreate:
+        if self.valid_from and self.valid_until and self.valid_until <= self.valid_from:
+            raise ValueError("valid_until must be after valid_from")
+        return self
+
+
+class ReferenceValuePatch(_In):
+    status: RecordStatus
+
+
+class ReferenceValueOut(_Out):
+    id: uuid.UUID
+    model_version_id: uuid.UUID
+    platform: str
+    status: RecordStatus
+    values: dict[str, Any]
+    valid_from: datetime
+    valid_until: datetime | None
+    created_at: datetime
+
+
+class PolicyCreate(_In):
+    name: NameStr
+    platform: PolicyPlatform
+    document: dict[str, Any]
+
+
+class PolicyOut(_Out):
+    id: uuid.UUID
+    name: str
+    platform: str
+    document: dict[str, Any]
+    created_at: datetime
+
+
+# -- entitlements and credentials ------------------------------------------------------------------------------
+
+
+class EntitlementCreate(_In):
+    customer_id: uuid.UUID
+    model_id: uuid.UUID
+    allowed_versions: list[str] = Field(default_factory=list)  # empty: every version
+    allowed_platforms: list[Platform] = Field(min_length=1)
+    seats: int = Field(ge=1)
+    max_gpus: int = Field(default=0, ge=0)
+    lease_ttl_seconds: int = Field(ge=60, le=7 * 24 * 3600)
+    policy_id: uuid.UUID | None = None
+    valid_from: AwareDatetime | None = None  # omitted: now
+    valid_until: AwareDatetime | None = None
+    status: EntitlementStatus = EntitlementStatus.ACTIVE
+
+    @model_validator(mode="after")
+    def _window(self) -> EntitlementCreate:
+        if self.valid_from and self.valid_until and self.valid_until <= self.valid_from:
+            raise ValueError("valid_until must be after valid_from")
+        return self
+
+
+class EntitlementOut(_Out):
+    id: uuid.UUID
+    customer_id: uuid.UUID
+    model_id: uuid.UUID
+    allowed_versions: list[str]
+    allowed_platforms: list[str]
+    seats: int
+    max_gpus: int
+    lease_ttl_seconds: int
+    policy_id: uuid.UUID | None
+    status: EntitlementStatus
+    valid_from: datetime
+    valid_until: datetime | None
+    created_at: datetime
+
+
+class LicenceKeyCreate(_In):
+    label: str = Field(default="licence key", min_length=1, max_length=200)
+
+
+class CredentialCreate(_In):
+    kind: Literal["admin", "billing-read"]
+    label: NameStr
+    customer_id: uuid.UUID | None = None
+
+
+class CredentialOut(_Out):
+    id: uuid.UUID
+    kind: CredentialKind
+    key_id: str
+    label: str
+    customer_id: uuid.UUID | None
+    entitlement_id: uuid.UUID | None
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class IssuedCredential(BaseModel):
+    """A new credential and its plaintext token: shown in this response only, never stored, never shown again."""
+
+    credential: CredentialOut
+    token: str
+
+
+# -- leases, deployments, attestations -------------------------------------------------------------------------
+
+
+class LeaseOut(_Out):
+    id: uuid.UUID
+    entitlement_id: uuid.UUID
+    deployment_id: uuid.UUID
+    model_version_id: uuid.UUID
+    enclave_key_thumbprint: str
+    gpus: int
+    status: LeaseStatus
+    issued_at: datetime
+    expires_at: datetime
+    renew_after: datetime
+    ended_at: datetime | None
+
+
+class DeploymentOut(_Out):
+    id: uuid.UUID
+    entitlement_id: uuid.UUID
+    name: str
+    first_attested_at: datetime | None
+    last_attested_at: datetime | None
+
+
+class AttestationSummary(_Out):
+    id: uuid.UUID
+    entitlement_id: uuid.UUID
+    deployment_id: uuid.UUID | None
+    lease_id: uuid.UUID | None
+    model_version_id: uuid.UUID
+    deployment_name: str
+    kind: str
+    platforms: list[str]
+    status: AttestationStatus
+    simulated: bool
+    created_at: datetime
+    decided_at: datetime | None
+
+
+class AttestationDetail(AttestationSummary):
+    """Staff view: every reason with full detail, the claims, collateral used and timings."""
+
+    enclave_jwk: dict[str, Any]
+    claims: dict[str, Any] | None
+    verdict: dict[str, Any] | None
+    collateral: dict[str, Any] | None
+    timings: dict[str, Any] | None
+    result_token: str | None
