@@ -182,6 +182,7 @@ class Code(StrEnum):
     ATTESTATION_REFERENCE_VALUES_MISSING = "attestation.reference_values_missing"
     ATTESTATION_MODEL_KEY_MISSING = "attestation.model_key_missing"
     LEASE_NOT_RENEWABLE = "lease.not_renewable"
+    ATTESTATION_BINDING_MISMATCH = "attestation.binding_mismatch"
 
     # -- API credentials ------------------------------------------------------------------------------------------
     AUTH_MISSING = "auth.missing"

@@ -310,3 +310,73 @@ def test_decide_attestation_failure_after_seat_leaves_no_lease(session: Session,
     assert _codes(decided) == ["attestation.model_key_missing"]
     leases = session.scalar(select(func.count()).select_from(Lease).where(Lease.entitlement_id == world.entitlement.id))
     assert leases == 0
+
+
+def _snp_world(session: Session, w: World) -> DecisionContext:
+    """Extend the world to SEV-SNP: reference values, the platform allowed, and both simulated PKIs trusted."""
+    from verifier.config import Settings
+    from verifier.testing.amd_pki import ReportOptions
+    from verifier.worker.context import trust_store_for
+
+    session.add(
+        ReferenceValueSet(
+            model_version_id=w.version.id,
+            platform="amd-sev-snp",
+            status=RecordStatus.ACTIVE,
+            values={"allowed_measurements": [ReportOptions().measurement.hex()]},
+            valid_from=NOW - timedelta(days=1),
+            valid_until=None,
+            created_at=NOW,
+        )
+    )
+    w.entitlement.allowed_platforms = ["intel-tdx", "amd-sev-snp"]
+    session.flush()
+    trust = trust_store_for(Settings(allow_simulated_roots=True))
+    return DecisionContext(trust=trust, kek=w.ctx.kek, keyring=w.ctx.keyring, challenge_secret=SECRET)
+
+
+@pytest.mark.parametrize("variant", ["matching", "other-key", "other-nonce"])
+def test_decide_attestation_aci_skr_runtime_data_binding(session: Session, world: World, variant: str) -> None:
+    import hashlib
+    import json as _json
+
+    from verifier.testing.amd_pki import ReportOptions, default_amd_pki
+
+    ctx = _snp_world(session, world)
+    enclave = jwk.ECKey.generate_key("P-256")
+    public = dict(enclave.as_dict(private=False))
+    nonce = issue_challenge(SECRET, NOW).nonce
+    named_key = public if variant != "other-key" else dict(jwk.ECKey.generate_key("P-256").as_dict(private=False))
+    named_nonce = nonce if variant != "other-nonce" else os.urandom(32)
+    runtime = _json.dumps(
+        {"nonce": base64.urlsafe_b64encode(named_nonce).rstrip(b"=").decode(), "keys": [named_key]}
+    ).encode()
+    ev = default_amd_pki().build(ReportOptions(report_data=hashlib.sha256(runtime).digest() + bytes(32)))
+    att = Attestation(
+        entitlement_id=world.entitlement.id,
+        model_version_id=world.version.id,
+        deployment_name="aci",
+        kind="attest",
+        platforms=["amd-sev-snp"],
+        status=AttestationStatus.PENDING,
+        nonce=nonce,
+        enclave_jwk=public,
+        created_at=NOW,
+        evidence=[
+            {
+                "type": "amd-sev-snp",
+                "evidence": base64.b64encode(ev.report).decode(),
+                "vcek": base64.b64encode(ev.leaf_der).decode(),
+                "runtime_data": base64.b64encode(runtime).decode(),
+            }
+        ],
+    )
+    session.add(att)
+    session.flush()
+    decided = decide_attestation(session, att.id, ctx, NOW)
+    if variant == "matching":
+        assert decided.status == AttestationStatus.ACCEPTED, _codes(decided)
+        assert decided.wrapped_key is not None
+        assert unwrap_in_enclave(decided.wrapped_key, dict(enclave.as_dict(private=True))) == world.dek
+    else:
+        assert _codes(decided) == ["attestation.binding_mismatch"]

@@ -54,6 +54,11 @@ class EvidenceIn(BaseModel):
     evidence: str = Field(description="base64 of the quote / report", max_length=limits.MAX_HEX_EVIDENCE_CHARS)
     collateral: str | None = Field(None, description="Intel: QuoteCollateralV3 JSON text")
     vcek: str | None = Field(None, description="AMD: base64 DER of the VCEK/VLEK")
+    runtime_data: str | None = Field(
+        None,
+        description="AMD confidential ACI SKR binding: base64 of the runtime-data JSON {nonce, keys}; "
+        "REPORT_DATA = SHA-256(runtime data) || 32 zero bytes",
+    )
     cert_table: str | None = Field(None, description="AMD: base64 extended-report certificate table")
 
 

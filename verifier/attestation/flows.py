@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -50,7 +51,7 @@ from verifier.db.models import (
 from verifier.entitlement.service import acquire_seat, check_entitlement
 from verifier.errors import Code, KeywardError, Reason
 from verifier.keywrap.ear import ProviderKeyring, issue_ear
-from verifier.keywrap.enclave import expected_report_data, parse_enclave_jwk, wrap_for_enclave
+from verifier.keywrap.enclave import EnclaveKey, expected_report_data, parse_enclave_jwk, wrap_for_enclave
 from verifier.keywrap.kek import KeyEncryptionKey
 from verifier.platforms.amd_snp import PLATFORM_SNP, SnpVerificationCache
 from verifier.platforms.intel_dcap import PLATFORM_SGX, PLATFORM_TDX, IntelVerificationCache
@@ -103,7 +104,10 @@ def decide_attestation(session: Session, attestation_id: Any, ctx: DecisionConte
         if version is None or entitlement is None:
             raise KeywardError(Code.ATTESTATION_NOT_FOUND, "model version or entitlement vanished")
         # 3. Every evidence item, appraised against reference values + policy + binding.
-        evaluations.extend(_evaluate(session, item, binding, version, entitlement, ctx, now) for item in att.evidence)
+        evaluations.extend(
+            _evaluate(session, item, _binding_for(item, att.nonce, key, binding), version, entitlement, ctx, now)
+            for item in att.evidence
+        )
         failed = [r for e in evaluations for r in e.reasons]
         if failed or not evaluations:
             raise _Rejected(failed or [Reason(Code.ATTESTATION_EVIDENCE_MALFORMED, "no evidence")])
@@ -211,6 +215,31 @@ def decide_attestation(session: Session, attestation_id: Any, ctx: DecisionConte
         )
     session.flush()
     return att
+
+
+def _binding_for(item: dict[str, Any], nonce: bytes, key: EnclaveKey, default: bytes) -> bytes:
+    """The REPORTDATA an evidence item must carry.
+
+    Default: SHA-512(nonce || thumbprint). Confidential ACI (SEV-SNP only): the SKR sidecar reports
+    SHA-256(runtime data) in REPORT_DATA[0:32] and zeros after; the item then carries ``runtime_data`` (base64 of
+    the exact JSON bytes), which must name this nonce (``"nonce"``, base64url) and this enclave key (one JWK in
+    ``"keys"`` with the same RFC 7638 thumbprint).
+    """
+    runtime = item.get("runtime_data")
+    if runtime is None:
+        return default
+    if item.get("type") != PLATFORM_SNP:
+        raise KeywardError(Code.ATTESTATION_EVIDENCE_MALFORMED, "runtime_data binding is for amd-sev-snp evidence")
+    data = _b64(runtime, "runtime_data")
+    try:
+        doc = json.loads(data)
+        claimed_nonce = base64.urlsafe_b64decode(doc["nonce"] + "=" * (-len(doc["nonce"]) % 4))
+        thumbprints = {parse_enclave_jwk(k).thumbprint for k in doc["keys"]}
+    except (ValueError, KeyError, TypeError, binascii.Error, RecursionError) as e:
+        raise KeywardError(Code.ATTESTATION_EVIDENCE_MALFORMED, f"runtime_data is not the expected JSON: {e}") from e
+    if claimed_nonce != nonce or key.thumbprint not in thumbprints:
+        raise KeywardError(Code.ATTESTATION_BINDING_MISMATCH, "runtime data does not name this nonce and enclave key")
+    return hashlib.sha256(data).digest() + bytes(32)
 
 
 def _renewable_lease(session: Session, att: Attestation, thumbprint: str, now: datetime) -> Lease:
