@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     environment: Literal["development", "production"] = "development"
     database_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/keyward"
     broker_url: str = "redis://127.0.0.1:6379/0"
+    #: Seconds before a task taken by a worker that died without acknowledging it is delivered again.
+    broker_visibility_timeout: int = 3600
     vendor_roots_dir: Path = DEFAULT_VENDOR_ROOTS
     challenge_secret: SecretStr = SecretStr(DEV_CHALLENGE_SECRET)
     credential_pepper: SecretStr = SecretStr(DEV_CREDENTIAL_PEPPER)

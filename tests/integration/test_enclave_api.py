@@ -8,43 +8,22 @@ every result is marked simulated.
 from __future__ import annotations
 
 import base64
-import os
-import subprocess
-import sys
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import redis
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from fastapi.testclient import TestClient
 from joserfc import jwk
 from sqlalchemy import Engine
-from sqlalchemy.orm import Session
 
+from tests.support.service import seed, start_worker, stop_worker
 from verifier.app import create_app
-from verifier.attestation.flows import model_key_context
-from verifier.auth.credentials import issue_credential
 from verifier.config import Settings
-from verifier.db.models import (
-    CredentialKind,
-    Customer,
-    CustomerStatus,
-    Entitlement,
-    EntitlementStatus,
-    Model,
-    ModelKey,
-    ModelVersion,
-    RecordStatus,
-    ReferenceValueSet,
-)
 from verifier.keywrap.ear import verify_ear
 from verifier.keywrap.enclave import expected_report_data, parse_enclave_jwk, unwrap_in_enclave
-from verifier.keywrap.kek import LocalAesKek
 from verifier.testing.intel_pki import SIM_NOW, QuoteOptions, default_pki
 from verifier.testing.intel_quote_builder import TdReport
 
@@ -68,100 +47,15 @@ def stack(database_url: str, engine: Engine) -> Iterator[Stack]:
     settings = Settings(
         database_url=database_url, broker_url=broker, allow_simulated_roots=True, simulation_time=SIM_NOW
     )
-    # Seed a customer, a model with its DEK, reference values and an entitlement with a licence key.
-    kek = LocalAesKek(bytes.fromhex(settings.kek_hex.get_secret_value()))
-    dek = AESGCM.generate_key(bit_length=256)
-    with Session(engine) as s:
-        customer = Customer(name=f"api-{uuid.uuid4().hex[:6]}", status=CustomerStatus.ACTIVE, created_at=SIM_NOW)
-        model = Model(name=f"llm-{uuid.uuid4().hex[:6]}", created_at=SIM_NOW)
-        s.add_all([customer, model])
-        s.flush()
-        version = ModelVersion(model_id=model.id, version="2.0", created_at=SIM_NOW)
-        s.add(version)
-        s.flush()
-        s.add(
-            ModelKey(
-                model_version_id=version.id,
-                kek_id=kek.kek_id,
-                created_at=SIM_NOW,
-                wrapped_dek=kek.wrap(dek, context=model_key_context(str(version.id))),
-            )
-        )
-        s.add(
-            ReferenceValueSet(
-                model_version_id=version.id,
-                platform="intel-tdx",
-                status=RecordStatus.ACTIVE,
-                values={"allowed_measurements": {"mrtd": [TdReport().mrtd.hex()]}},
-                valid_from=SIM_NOW - timedelta(days=1),
-                valid_until=None,
-                created_at=SIM_NOW,
-            )
-        )
-        ent = Entitlement(
-            customer_id=customer.id,
-            model_id=model.id,
-            allowed_versions=[],
-            seats=1,
-            max_gpus=0,
-            allowed_platforms=["intel-tdx"],
-            lease_ttl_seconds=900,
-            status=EntitlementStatus.ACTIVE,
-            valid_from=SIM_NOW - timedelta(days=1),
-            valid_until=None,
-            created_at=SIM_NOW,
-        )
-        s.add(ent)
-        s.flush()
-        _, licence = issue_credential(
-            s,
-            settings.credential_pepper.get_secret_value().encode(),
-            CredentialKind.ENCLAVE,
-            label="test",
-            now=SIM_NOW,
-            customer_id=customer.id,
-            entitlement_id=ent.id,
-        )
-        model_name = model.name
-        s.commit()
-    env = {
-        **os.environ,
-        "KEYWARD_DATABASE_URL": database_url,
-        "KEYWARD_BROKER_URL": broker,
-        "KEYWARD_ALLOW_SIMULATED_ROOTS": "true",
-        "KEYWARD_SIMULATION_TIME": SIM_NOW.isoformat(),
-    }
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "verifier.worker.celery_app:celery_app",
-            "worker",
-            "--pool=solo",
-            "--concurrency=1",
-            "--loglevel=WARNING",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    seeded = seed(engine, settings)
+    worker = start_worker(database_url, broker)
     from verifier.worker.celery_app import celery_app
 
     celery_app.conf.broker_url = broker  # the API side publishes to the same broker as the worker consumes
     try:
-        yield Stack(TestClient(create_app(settings)), settings, licence, model_name, dek)
+        yield Stack(TestClient(create_app(settings)), settings, seeded.licence, seeded.model, seeded.dek)
     finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        stop_worker(worker)
 
 
 def _headers(stack: Stack) -> dict[str, str]:

@@ -9,13 +9,15 @@ from verifier.config import get_settings
 
 
 def make_celery(broker_url: str | None = None) -> Celery:
-    app = Celery("keyward", broker=broker_url or get_settings().broker_url, include=["verifier.worker.tasks"])
+    settings = get_settings()
+    app = Celery("keyward", broker=broker_url or settings.broker_url, include=["verifier.worker.tasks"])
     app.conf.update(
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         task_ignore_result=True,
         broker_connection_retry_on_startup=True,
+        broker_transport_options={"visibility_timeout": settings.broker_visibility_timeout},
         beat_schedule={"expire-leases": {"task": "keyward.expire_leases", "schedule": 30.0}},
     )
     return app

@@ -1,0 +1,137 @@
+"""A worker killed mid-task never loses the attestation and never releases twice (real Celery, Redis, Postgres).
+
+The test holds a row lock on the pending attestation, so the first worker blocks inside the decision; it is then
+SIGKILLed (no acknowledgement: tasks ack late). After the broker's visibility timeout a fresh worker receives the
+same message and decides it exactly once; a duplicate message for the same attestation changes nothing. (kombu's
+Redis transport restores unacknowledged messages when a worker starts, so the second worker starts after the
+visibility timeout.)
+"""
+
+from __future__ import annotations
+
+import base64
+import signal
+import time
+import uuid
+
+import redis
+from joserfc import jwk
+from sqlalchemy import Engine, func, select, text
+from sqlalchemy.orm import Session
+
+from tests.support.service import seed, start_worker, stop_worker
+from verifier.attestation.challenges import issue_challenge
+from verifier.config import Settings
+from verifier.db.models import Attestation, AttestationStatus, Lease, ModelVersion
+from verifier.keywrap.enclave import expected_report_data, parse_enclave_jwk
+from verifier.testing.intel_pki import SIM_NOW, QuoteOptions, default_pki
+from verifier.testing.intel_quote_builder import TdReport
+
+REDIS_DB = 13
+VISIBILITY = 3  # seconds before an unacknowledged task is delivered again
+
+
+def _pending(engine: Engine, settings: Settings, entitlement_id: uuid.UUID) -> uuid.UUID:
+    enclave = jwk.ECKey.generate_key("P-256")
+    public = dict(enclave.as_dict(private=False))
+    nonce = issue_challenge(settings.challenge_secret.get_secret_value().encode(), SIM_NOW).nonce
+    ev = default_pki().build(
+        QuoteOptions(td=TdReport(reportdata=expected_report_data(nonce, parse_enclave_jwk(public))))
+    )
+    with Session(engine) as s:
+        from verifier.db.models import Entitlement
+
+        ent = s.get(Entitlement, entitlement_id)
+        assert ent is not None
+        version = s.scalars(select(ModelVersion).where(ModelVersion.model_id == ent.model_id)).one()
+        att = Attestation(
+            entitlement_id=entitlement_id,
+            model_version_id=version.id,
+            deployment_name="crash",
+            kind="attest",
+            platforms=["intel-tdx"],
+            status=AttestationStatus.PENDING,
+            nonce=nonce,
+            enclave_jwk=public,
+            created_at=SIM_NOW,
+            evidence=[
+                {"type": "intel-tdx", "evidence": base64.b64encode(ev.quote).decode(), "collateral": ev.collateral_json}
+            ],
+        )
+        s.add(att)
+        s.commit()
+        return att.id
+
+
+def _wait_for(predicate: object, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_worker_killed_mid_task_decides_once_after_redelivery(database_url: str, engine: Engine) -> None:
+    broker = f"redis://127.0.0.1:6379/{REDIS_DB}"
+    r = redis.Redis.from_url(broker)
+    r.flushdb()
+    settings = Settings(
+        database_url=database_url,
+        broker_url=broker,
+        allow_simulated_roots=True,
+        simulation_time=SIM_NOW,
+        broker_visibility_timeout=VISIBILITY,
+    )
+    seeded = seed(engine, settings, seats=1)
+    att_id = _pending(engine, settings, seeded.entitlement_id)
+    extra = {"KEYWARD_BROKER_VISIBILITY_TIMEOUT": str(VISIBILITY)}
+
+    from verifier.worker.celery_app import celery_app
+
+    celery_app.conf.broker_url = broker
+    celery_app.conf.broker_transport_options = {"visibility_timeout": VISIBILITY}
+    blocker = engine.connect()
+    tx = blocker.begin()
+    blocker.execute(text("SELECT id FROM attestations WHERE id = :i FOR UPDATE"), {"i": att_id})
+    first = start_worker(database_url, broker, **extra)
+    try:
+        from verifier.worker.tasks import decide_task
+
+        decide_task.delay(str(att_id))
+        # The worker has taken the task once it is in Redis' unacked set; then kill it while it waits on the lock.
+        assert _wait_for(lambda: r.hlen("unacked") > 0, 30), "the worker never took the task"
+        time.sleep(0.5)
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+    finally:
+        tx.rollback()
+        blocker.close()
+        if first.poll() is None:
+            stop_worker(first)
+    with Session(engine) as s:
+        row = s.get(Attestation, att_id)
+        assert row is not None
+        assert row.status == AttestationStatus.PENDING  # not lost, not decided
+    # kombu restores unacknowledged messages older than the visibility timeout when a worker starts (later only
+    # on a throttled timer), so the replacement worker comes up once that timeout has passed, as after a crash.
+    time.sleep(VISIBILITY + 1.5)
+    second = start_worker(database_url, broker, **extra)
+    try:
+
+        def decided() -> bool:
+            with Session(engine) as s:
+                a = s.get(Attestation, att_id)
+                return a is not None and a.status != AttestationStatus.PENDING
+
+        assert _wait_for(decided, 60), "the task was not redelivered after the worker died"
+        decide_task.delay(str(att_id))  # a duplicate delivery must change nothing
+        time.sleep(1.5)
+    finally:
+        stop_worker(second)
+    with Session(engine) as s:
+        row = s.get(Attestation, att_id)
+        assert row is not None
+        assert row.status == AttestationStatus.ACCEPTED, row.verdict
+        leases = s.scalar(select(func.count()).select_from(Lease).where(Lease.entitlement_id == seeded.entitlement_id))
+        assert leases == 1

@@ -1,0 +1,144 @@
+"""Shared set-up for tests that run the service with real parts: seed a customer, a model with its wrapped DEK,
+reference values and an entitlement with a licence key; start and stop a real ``celery worker`` process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from verifier.attestation.flows import model_key_context
+from verifier.auth.credentials import issue_credential
+from verifier.config import Settings
+from verifier.db.models import (
+    CredentialKind,
+    Customer,
+    CustomerStatus,
+    Entitlement,
+    EntitlementStatus,
+    Model,
+    ModelKey,
+    ModelVersion,
+    RecordStatus,
+    ReferenceValueSet,
+)
+from verifier.keywrap.kek import LocalAesKek
+from verifier.testing.intel_pki import SIM_NOW
+from verifier.testing.intel_quote_builder import TdReport
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Seeded:
+    licence: str
+    model: str
+    dek: bytes
+    entitlement_id: uuid.UUID
+
+
+def seed(engine: Engine, settings: Settings, *, seats: int = 1) -> Seeded:
+    kek = LocalAesKek(bytes.fromhex(settings.kek_hex.get_secret_value()))
+    dek = AESGCM.generate_key(bit_length=256)
+    with Session(engine) as s:
+        customer = Customer(name=f"svc-{uuid.uuid4().hex[:8]}", status=CustomerStatus.ACTIVE, created_at=SIM_NOW)
+        model = Model(name=f"llm-{uuid.uuid4().hex[:8]}", created_at=SIM_NOW)
+        s.add_all([customer, model])
+        s.flush()
+        version = ModelVersion(model_id=model.id, version="2.0", created_at=SIM_NOW)
+        s.add(version)
+        s.flush()
+        s.add(
+            ModelKey(
+                model_version_id=version.id,
+                kek_id=kek.kek_id,
+                created_at=SIM_NOW,
+                wrapped_dek=kek.wrap(dek, context=model_key_context(str(version.id))),
+            )
+        )
+        s.add(
+            ReferenceValueSet(
+                model_version_id=version.id,
+                platform="intel-tdx",
+                status=RecordStatus.ACTIVE,
+                values={"allowed_measurements": {"mrtd": [TdReport().mrtd.hex()]}},
+                valid_from=SIM_NOW - timedelta(days=1),
+                valid_until=None,
+                created_at=SIM_NOW,
+            )
+        )
+        ent = Entitlement(
+            customer_id=customer.id,
+            model_id=model.id,
+            allowed_versions=[],
+            seats=seats,
+            max_gpus=0,
+            allowed_platforms=["intel-tdx"],
+            lease_ttl_seconds=900,
+            status=EntitlementStatus.ACTIVE,
+            valid_from=SIM_NOW - timedelta(days=1),
+            valid_until=None,
+            created_at=SIM_NOW,
+        )
+        s.add(ent)
+        s.flush()
+        _, licence = issue_credential(
+            s,
+            settings.credential_pepper.get_secret_value().encode(),
+            CredentialKind.ENCLAVE,
+            label="test",
+            now=SIM_NOW,
+            customer_id=customer.id,
+            entitlement_id=ent.id,
+        )
+        seeded = Seeded(licence, model.name, dek, ent.id)
+        s.commit()
+    return seeded
+
+
+def start_worker(database_url: str, broker: str, **extra_env: str) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "KEYWARD_DATABASE_URL": database_url,
+        "KEYWARD_BROKER_URL": broker,
+        "KEYWARD_ALLOW_SIMULATED_ROOTS": "true",
+        "KEYWARD_SIMULATION_TIME": SIM_NOW.isoformat(),
+        **extra_env,
+    }
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "verifier.worker.celery_app:celery_app",
+            "worker",
+            "--pool=solo",
+            "--concurrency=1",
+            "--loglevel=WARNING",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def stop_worker(worker: subprocess.Popen[bytes]) -> None:
+    worker.terminate()
+    try:
+        worker.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        worker.wait(timeout=10)
