@@ -230,6 +230,41 @@ def test_decide_attestation_rejections_stored_and_audited(
     assert code in event.data["reasons"]
 
 
+def test_decide_attestation_tcb_status_not_accepted(session: Session, world: World) -> None:
+    enclave = jwk.ECKey.generate_key("P-256")
+    public = dict(enclave.as_dict(private=False))
+    nonce = issue_challenge(SECRET, NOW).nonce
+    td = TdReport(reportdata=expected_report_data(nonce, parse_enclave_jwk(public)))
+    ev = default_pki().build(QuoteOptions(td=td, platform_tcb="out_of_date"))
+    att = Attestation(
+        entitlement_id=world.entitlement.id,
+        model_version_id=world.version.id,
+        deployment_name="old",
+        kind="attest",
+        platforms=["intel-tdx"],
+        status=AttestationStatus.PENDING,
+        nonce=nonce,
+        enclave_jwk=public,
+        created_at=NOW,
+        evidence=[
+            {"type": "intel-tdx", "evidence": base64.b64encode(ev.quote).decode(), "collateral": ev.collateral_json}
+        ],
+    )
+    session.add(att)
+    session.flush()
+    decided = decide_attestation(session, att.id, world.ctx, NOW)
+    assert _codes(decided) == ["intel.policy.tcb_status_not_accepted"]
+    assert decided.verdict is not None
+    assert decided.verdict["evaluations"][0]["tcb_status"] == "OutOfDate"
+
+
+def test_decide_attestation_expired_entitlement_rejected(session: Session, world: World) -> None:
+    world.entitlement.valid_until = NOW - timedelta(seconds=1)
+    session.flush()
+    att, _ = _submit(session, world)
+    assert _codes(decide_attestation(session, att.id, world.ctx, NOW)) == ["entitlement.expired"]
+
+
 def test_decide_attestation_wrong_platform_rejected(session: Session, world: World) -> None:
     world.entitlement.allowed_platforms = ["amd-sev-snp"]
     session.flush()
