@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from joserfc import jwk
 from sqlalchemy import Engine
 
-from tests.support.service import seed, start_worker, stop_worker
+from tests.support.service import TEST_BROKER, seed, start_worker, stop_worker
 from verifier.app import create_app
 from verifier.config import Settings
 from verifier.keywrap.ear import verify_ear
@@ -28,7 +28,6 @@ from verifier.testing.intel_pki import SIM_NOW, QuoteOptions, default_pki
 from verifier.testing.intel_quote_builder import TdReport
 
 ROOT = Path(__file__).resolve().parents[2]
-REDIS_DB = 14  # keep test traffic off the default database
 
 
 @dataclass
@@ -42,7 +41,7 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack(database_url: str, engine: Engine) -> Iterator[Stack]:
-    broker = f"redis://127.0.0.1:6379/{REDIS_DB}"
+    broker = TEST_BROKER
     redis.Redis.from_url(broker).flushdb()
     settings = Settings(
         database_url=database_url, broker_url=broker, allow_simulated_roots=True, simulation_time=SIM_NOW

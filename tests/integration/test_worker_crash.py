@@ -19,7 +19,7 @@ from joserfc import jwk
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
-from tests.support.service import seed, start_worker, stop_worker
+from tests.support.service import TEST_BROKER, seed, start_worker, stop_worker
 from verifier.attestation.challenges import issue_challenge
 from verifier.config import Settings
 from verifier.db.models import Attestation, AttestationStatus, Lease, ModelVersion
@@ -27,7 +27,6 @@ from verifier.keywrap.enclave import expected_report_data, parse_enclave_jwk
 from verifier.testing.intel_pki import SIM_NOW, QuoteOptions, default_pki
 from verifier.testing.intel_quote_builder import TdReport
 
-REDIS_DB = 13
 VISIBILITY = 3  # seconds before an unacknowledged task is delivered again
 
 
@@ -73,7 +72,7 @@ def _wait_for(predicate: object, timeout: float) -> bool:
 
 
 def test_worker_killed_mid_task_decides_once_after_redelivery(database_url: str, engine: Engine) -> None:
-    broker = f"redis://127.0.0.1:6379/{REDIS_DB}"
+    broker = TEST_BROKER
     r = redis.Redis.from_url(broker)
     r.flushdb()
     settings = Settings(

@@ -35,6 +35,9 @@ from verifier.testing.intel_pki import SIM_NOW
 from verifier.testing.intel_quote_builder import TdReport
 
 ROOT = Path(__file__).resolve().parents[2]
+#: The one Redis database every service test uses (the in-process Celery app keeps its first broker connection,
+#: so all tests in a run must publish to the same one); each test flushes it first.
+TEST_BROKER = "redis://127.0.0.1:6379/14"
 
 
 @dataclass(frozen=True)
