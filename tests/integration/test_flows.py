@@ -415,3 +415,93 @@ def test_decide_attestation_aci_skr_runtime_data_binding(session: Session, world
         assert unwrap_in_enclave(decided.wrapped_key, dict(enclave.as_dict(private=True))) == world.dek
     else:
         assert _codes(decided) == ["attestation.binding_mismatch"]
+
+
+def _submit_without_collateral(session: Session, w: World) -> tuple[Attestation, object]:
+    enclave = jwk.ECKey.generate_key("P-256")
+    public = dict(enclave.as_dict(private=False))
+    nonce = issue_challenge(SECRET, NOW).nonce
+    ev = default_pki().build(
+        QuoteOptions(td=TdReport(reportdata=expected_report_data(nonce, parse_enclave_jwk(public))))
+    )
+    att = Attestation(
+        entitlement_id=w.entitlement.id,
+        model_version_id=w.version.id,
+        deployment_name="cached",
+        kind="attest",
+        platforms=["intel-tdx"],
+        status=AttestationStatus.PENDING,
+        nonce=nonce,
+        enclave_jwk=public,
+        created_at=NOW,
+        evidence=[{"type": "intel-tdx", "evidence": base64.b64encode(ev.quote).decode()}],
+    )
+    session.add(att)
+    session.flush()
+    return att, ev
+
+
+def test_decide_attestation_reads_intel_collateral_from_cache(session: Session, world: World) -> None:
+    import json
+
+    from sqlalchemy import delete
+
+    from verifier.collateral.cache import INTEL, put_document
+    from verifier.db.models import CachedCollateral
+    from verifier.trust.intel_collateral import signed_member
+
+    session.execute(delete(CachedCollateral))
+    att, ev = _submit_without_collateral(session, world)
+    # Nothing cached yet: fail closed.
+    assert _codes(decide_attestation(session, att.id, world.ctx, NOW)) == ["intel.collateral.missing"]
+    pcs = ev.pcs  # type: ignore[attr-defined]
+    fmspc = json.loads(signed_member(pcs.tcb_info_body, "tcbInfo")[0])["fmspc"].lower()
+    for kind, key, body, chain in (
+        ("tcb_info", f"tdx:{fmspc}", pcs.tcb_info_body, pcs.tcb_info_issuer_chain),
+        ("qe_identity", "tdx", pcs.qe_identity_body, pcs.qe_identity_issuer_chain),
+        ("pck_crl", pcs.ca, pcs.pck_crl, pcs.pck_crl_issuer_chain),
+        ("root_ca_crl", "root", pcs.root_ca_crl, None),
+    ):
+        put_document(session, INTEL, kind, key, body, issuer_chain=chain, fetched_at=NOW, next_update=None)
+    again, _ = _submit_without_collateral(session, world)
+    decided = decide_attestation(session, again.id, world.ctx, NOW)
+    assert decided.status == AttestationStatus.ACCEPTED, _codes(decided)
+
+
+def test_decide_attestation_reads_vcek_from_cache(session: Session, world: World) -> None:
+    from verifier.collateral.cache import AMD, put_document, vcek_key
+    from verifier.evidence.snp import parse_snp_report
+    from verifier.testing.amd_pki import ReportOptions, default_amd_pki
+
+    ctx = _snp_world(session, world)
+    enclave = jwk.ECKey.generate_key("P-256")
+    public = dict(enclave.as_dict(private=False))
+    nonce = issue_challenge(SECRET, NOW).nonce
+    ev = default_amd_pki().build(ReportOptions(report_data=expected_report_data(nonce, parse_enclave_jwk(public))))
+    report = parse_snp_report(ev.report)
+    put_document(
+        session,
+        AMD,
+        "vcek",
+        vcek_key(report.chip_id, report.reported_tcb),
+        ev.leaf_der,
+        issuer_chain=None,
+        fetched_at=NOW,
+        next_update=None,
+    )
+    att = Attestation(
+        entitlement_id=world.entitlement.id,
+        model_version_id=world.version.id,
+        deployment_name="snp",
+        kind="attest",
+        platforms=["amd-sev-snp"],
+        status=AttestationStatus.PENDING,
+        nonce=nonce,
+        enclave_jwk=public,
+        created_at=NOW,
+        evidence=[{"type": "amd-sev-snp", "evidence": base64.b64encode(ev.report).decode()}],
+    )
+    session.add(att)
+    session.flush()
+    decided = decide_attestation(session, att.id, ctx, NOW)
+    assert decided.status == AttestationStatus.ACCEPTED, _codes(decided)  # the VCEK came from the cache

@@ -35,6 +35,7 @@ from verifier.appraisal.snp import parse_snp_policy
 from verifier.attestation.challenges import redeem_challenge
 from verifier.attestation.evaluation import Evaluation, evaluate_intel_quote, evaluate_snp_report
 from verifier.audit.log import AuditTag, record_event
+from verifier.collateral.cache import intel_collateral_from_cache, vcek_from_cache
 from verifier.db.models import (
     AppraisalPolicy,
     Attestation,
@@ -287,14 +288,21 @@ def _evaluate(
         snp_policy = parse_snp_policy(document)
         return evaluate_snp_report(
             evidence,
-            leaf_der=_b64(item["vcek"], "vcek") if item.get("vcek") else None,
+            leaf_der=_b64(item["vcek"], "vcek")
+            if item.get("vcek")
+            else (None if item.get("cert_table") else vcek_from_cache(session, evidence)),
             cert_table=_b64(item["cert_table"], "cert_table") if item.get("cert_table") else None,
             trust=ctx.trust,
             now=now,
             policy=snp_policy,
             cache=ctx.snp_cache,
         )
-    collateral = parse_collateral_json(str(item["collateral"])) if item.get("collateral") else None
+    # Collateral that rides along is used as given; otherwise the database cache the fetchers fill.
+    collateral = (
+        parse_collateral_json(str(item["collateral"]))
+        if item.get("collateral")
+        else intel_collateral_from_cache(session, evidence)
+    )
     result = evaluate_intel_quote(
         evidence, collateral, ctx.trust, now, parse_intel_policy(json.dumps(document)), ctx.intel_cache
     )

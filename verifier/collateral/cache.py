@@ -1,0 +1,124 @@
+"""The vendor-collateral cache in the database: what verification reads when evidence arrives without collateral.
+
+Rows are vendor documents *as served* (``CachedCollateral``): Intel PCS responses (body + issuer-chain header)
+keyed by TEE, FMSPC and PCK CA; AMD VCEKs keyed by CHIP_ID and REPORTED_TCB. Worker-side fetchers (Intel PCS /
+PCCS, AMD KDS) write them with :func:`put_document`; verification reads them here and still verifies every
+signature, chain and validity window, so a poisoned cache can only cause a rejection, never an acceptance.
+Takes the caller's session; never commits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from cryptography import x509
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from verifier.db.models import CachedCollateral
+from verifier.errors import KeywardError
+from verifier.evidence.dcap import parse_quote
+from verifier.evidence.snp import parse_snp_report
+from verifier.trust.chains import common_name
+from verifier.trust.intel_collateral import Collateral, collateral_from_pcs, pem_certificates
+from verifier.trust.intel_pck import parse_pck_extensions
+
+INTEL, AMD = "intel", "amd"
+
+
+@dataclass(frozen=True, slots=True)
+class IntelKeys:
+    tee: str  # "sgx" | "tdx"
+    fmspc: str  # 12 lower-case hex
+    ca: str  # "platform" | "processor"
+
+
+def intel_keys(quote_bytes: bytes) -> IntelKeys:
+    """Which collateral a quote needs, read from the quote and its PCK certificate (nothing verified here)."""
+    quote = parse_quote(quote_bytes)
+    ders = pem_certificates(quote.signature_data.certification.pck_chain_pem, what="PCK chain")
+    leaf, inter = (x509.load_der_x509_certificate(d) for d in ders[:2])
+    platform = common_name(inter.subject).endswith("Platform CA")
+    ext = parse_pck_extensions(leaf, platform_ca=platform)
+    return IntelKeys("tdx" if quote.is_tdx else "sgx", ext.fmspc.hex(), "platform" if platform else "processor")
+
+
+def put_document(
+    session: Session,
+    vendor: str,
+    kind: str,
+    key: str,
+    body: bytes,
+    *,
+    issuer_chain: str | None,
+    fetched_at: datetime,
+    next_update: datetime | None,
+) -> CachedCollateral:
+    """Insert or replace one cached document."""
+    row = session.scalars(
+        select(CachedCollateral).where(
+            CachedCollateral.vendor == vendor, CachedCollateral.kind == kind, CachedCollateral.key == key
+        )
+    ).first()
+    if row is None:
+        row = CachedCollateral(
+            vendor=vendor,
+            kind=kind,
+            key=key,
+            body=body,
+            issuer_chain=issuer_chain,
+            fetched_at=fetched_at,
+            next_update=next_update,
+        )
+        session.add(row)
+    else:
+        row.body, row.issuer_chain, row.fetched_at, row.next_update = body, issuer_chain, fetched_at, next_update
+    session.flush()
+    return row
+
+
+def _get(session: Session, vendor: str, kind: str, key: str) -> CachedCollateral | None:
+    return session.scalars(
+        select(CachedCollateral).where(
+            CachedCollateral.vendor == vendor, CachedCollateral.kind == kind, CachedCollateral.key == key
+        )
+    ).first()
+
+
+def intel_collateral_from_cache(session: Session, quote_bytes: bytes) -> Collateral | None:
+    """Assemble a :class:`Collateral` for this quote from cached PCS responses, or None if anything is missing
+    (or the quote is too malformed to say what it needs: the verifier then reports that)."""
+    try:
+        k = intel_keys(quote_bytes)
+    except (KeywardError, ValueError):
+        return None
+    tcb = _get(session, INTEL, "tcb_info", f"{k.tee}:{k.fmspc}")
+    qe = _get(session, INTEL, "qe_identity", k.tee)
+    pck_crl = _get(session, INTEL, "pck_crl", k.ca)
+    root_crl = _get(session, INTEL, "root_ca_crl", "root")
+    if tcb is None or qe is None or pck_crl is None or root_crl is None:
+        return None
+    return collateral_from_pcs(
+        tcb_info_body=tcb.body,
+        tcb_info_issuer_chain=tcb.issuer_chain or "",
+        qe_identity_body=qe.body,
+        qe_identity_issuer_chain=qe.issuer_chain or "",
+        pck_crl=pck_crl.body,
+        root_ca_crl=root_crl.body,
+        pck_crl_issuer_chain=pck_crl.issuer_chain,
+    )
+
+
+def vcek_key(chip_id: bytes, reported_tcb: bytes) -> str:
+    """Cache key of a VCEK: KDS issues one per (chip, REPORTED_TCB); never key by certificate hash (re-issued)."""
+    return f"{chip_id.hex()}:{reported_tcb.hex()}"
+
+
+def vcek_from_cache(session: Session, report_bytes: bytes) -> bytes | None:
+    try:
+        report = parse_snp_report(report_bytes)
+    except KeywardError:
+        return None
+    row = _get(session, AMD, "vcek", vcek_key(report.chip_id, report.reported_tcb))
+    return row.body if row is not None else None
