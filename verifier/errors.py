@@ -194,6 +194,8 @@ class Code(StrEnum):
     TRUST_ROOT_MISMATCH = "trust.root_mismatch"
     POLICY_INVALID = "policy.invalid"
     USAGE_INVALID = "usage.invalid"
+    RESOURCE_NOT_FOUND = "resource.not_found"
+    RESOURCE_CONFLICT = "resource.conflict"
     INTERNAL_ERROR = "internal.error"
 
     # -- Azure UVM endorsement
@@ -317,3 +319,15 @@ class Forbidden(KeywardError):
     """An authenticated credential of a kind that may not do this."""
 
     http_status = 403
+
+
+class NotFound(KeywardError):
+    """The addressed (or referenced) record does not exist."""
+
+    http_status = 404
+
+
+class Conflict(KeywardError):
+    """The request clashes with the current state (a duplicate name, a forbidden status change)."""
+
+    http_status = 409

@@ -187,8 +187,8 @@ def test_customers_create_get_list(api: Api) -> None:
     assert suspended["status"] == "suspended"
 
     duplicate = api.post("/customers", {"name": name}, expect=409)
-    assert duplicate["error"]["code"] == "usage.invalid"
-    assert api.get(f"/customers/{uuid.uuid4()}", expect=404)["error"]["code"] == "usage.invalid"
+    assert duplicate["error"]["code"] == "resource.conflict"
+    assert api.get(f"/customers/{uuid.uuid4()}", expect=404)["error"]["code"] == "resource.not_found"
     api.post("/customers", {"name": ""}, expect=422)
     api.post("/customers", {"name": "x", "unexpected": 1}, expect=422)
 
@@ -325,7 +325,7 @@ def test_reference_values_lifecycle(api: Api) -> None:
     assert api.call("PATCH", f"/reference-values/{rv['id']}", 200, json={"status": "active"})["status"] == "active"
     assert api.call("PATCH", f"/reference-values/{rv['id']}", 200, json={"status": "retired"})["status"] == "retired"
     error = api.call("PATCH", f"/reference-values/{rv['id']}", 409, json={"status": "active"})
-    assert error["error"]["code"] == "usage.invalid"
+    assert error["error"]["code"] == "resource.conflict"
     assert error["error"]["actual"] == "active"
     api.call("PATCH", f"/reference-values/{uuid.uuid4()}", 404, json={"status": "active"})
 

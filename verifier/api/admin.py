@@ -71,7 +71,7 @@ from verifier.db.models import (
     RecordStatus,
     ReferenceValueSet,
 )
-from verifier.errors import Code, KeywardError, UsageError
+from verifier.errors import Code, Conflict, NotFound, UsageError
 from verifier.keywrap.kek import LocalAesKek
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
@@ -88,18 +88,6 @@ _RV_TRANSITIONS: dict[RecordStatus, frozenset[RecordStatus]] = {
 }
 
 
-class NotFound(KeywardError):
-    """The addressed (or referenced) record does not exist."""
-
-    http_status = 404
-
-
-class Conflict(KeywardError):
-    """The request clashes with the current state (a duplicate name, a forbidden status change)."""
-
-    http_status = 409
-
-
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -108,7 +96,7 @@ def _actor(admin: ApiCredential) -> str:
     return f"admin:{admin.key_id}"
 
 
-def _get(session: Session, cls: type[_T], ident: uuid.UUID, what: str, code: Code = Code.USAGE_INVALID) -> _T:
+def _get(session: Session, cls: type[_T], ident: uuid.UUID, what: str, code: Code = Code.RESOURCE_NOT_FOUND) -> _T:
     row = session.get(cls, ident)
     if row is None:
         raise NotFound(code, f"{what} not found", actual=ident)
@@ -122,7 +110,7 @@ def _insert(session: Session, row: object, what: str) -> None:
         session.flush()
     except IntegrityError as e:
         session.rollback()
-        raise Conflict(Code.USAGE_INVALID, f"{what} already exists") from e
+        raise Conflict(Code.RESOURCE_CONFLICT, f"{what} already exists") from e
 
 
 def _kek(settings: Settings) -> LocalAesKek:
@@ -235,7 +223,7 @@ def rotate_model_key(
     now = _now()
     version = _get(session, ModelVersion, version_id, "model version")
     if version.model_id != model_id:
-        raise NotFound(Code.USAGE_INVALID, "model version not found under this model", actual=version_id)
+        raise NotFound(Code.RESOURCE_NOT_FOUND, "model version not found under this model", actual=version_id)
     dek = _dek(body.dek_b64 if body else None)
     current = list(
         session.scalars(
@@ -306,11 +294,11 @@ def update_reference_values(
     """Change the status: draft -> active -> retired (or draft -> retired). Values themselves are immutable."""
     rv = session.scalars(select(ReferenceValueSet).where(ReferenceValueSet.id == rv_id).with_for_update()).first()
     if rv is None:
-        raise NotFound(Code.USAGE_INVALID, "reference value set not found", actual=rv_id)
+        raise NotFound(Code.RESOURCE_NOT_FOUND, "reference value set not found", actual=rv_id)
     if body.status != rv.status:
         if body.status not in _RV_TRANSITIONS[rv.status]:
             raise Conflict(
-                Code.USAGE_INVALID,
+                Code.RESOURCE_CONFLICT,
                 f"reference values cannot go from {rv.status.value} to {body.status.value}",
                 expected=" | ".join(sorted(s.value for s in _RV_TRANSITIONS[rv.status])) or "(none)",
                 actual=body.status.value,
@@ -489,10 +477,10 @@ def revoke_lease(lease_id: uuid.UUID, session: SessionDep, admin: AdminDep) -> L
     now = _now()
     lease = session.scalars(select(Lease).where(Lease.id == lease_id).with_for_update()).first()
     if lease is None:
-        raise NotFound(Code.USAGE_INVALID, "lease not found", actual=lease_id)
+        raise NotFound(Code.RESOURCE_NOT_FOUND, "lease not found", actual=lease_id)
     if lease.status != LeaseStatus.LIVE:
         raise Conflict(
-            Code.USAGE_INVALID, "only a live lease can be revoked", expected="live", actual=lease.status.value
+            Code.RESOURCE_CONFLICT, "only a live lease can be revoked", expected="live", actual=lease.status.value
         )
     lease.status = LeaseStatus.REVOKED
     lease.ended_at = now
