@@ -77,7 +77,7 @@ def amd() -> bool:
     vectors = ROOT / "tests" / "vectors" / "amd"
     cases = json.loads((vectors / "expected.json").read_text())["cases"]
     aci = vectors / "microsoft-confidential-sidecar-containers"
-    print("\n── AMD SEV-SNP: confidential ACI report + its CCE policy (HOST_DATA = SHA-256 of the policy) " + "─" * 4)
+    print("\n── AMD SEV-SNP: confidential ACI: CCE policy via HOST_DATA, UVM via Microsoft's signed endorsement " + "─")
     args = [
         *KEYWARD,
         "verify",
@@ -86,8 +86,10 @@ def amd() -> bool:
         str(aci / "uvm_host_amd_certificate.pem"),
         "--cce-policy",
         str(aci / "uvm_security_policy.base64"),
+        "--uvm-endorsement",
+        str(aci / "body.uvm_reference_info.bin"),
         "--at",
-        "2022-11-30T01:55:56Z",
+        "2023-02-08T06:00:00Z",
     ]
     print(subprocess.run(args, capture_output=True, text=True, check=False).stdout)
     print("── every real SEV-SNP report, at its pinned time and today " + "─" * 33)
