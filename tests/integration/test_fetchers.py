@@ -1,0 +1,172 @@
+"""Worker-side collateral fetchers against a real local HTTP server speaking the PCS/PCCS and KDS API shapes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from verifier.collateral import fetchers
+from verifier.collateral.cache import intel_collateral_from_cache, vcek_from_cache, vcek_key
+from verifier.collateral.fetchers import AmdKdsClient, FetchError, IntelPcsClient, refresh_intel, refresh_vcek
+from verifier.db.models import CachedCollateral
+from verifier.errors import Code, KeywardError
+from verifier.evidence.dcap import parse_quote
+from verifier.evidence.snp import decode_tcb, parse_snp_report
+from verifier.platforms.intel_dcap import verify_quote
+from verifier.testing.amd_pki import ReportOptions, default_amd_pki
+from verifier.testing.fake_vendor_services import FakeVendorServices
+from verifier.testing.intel_pki import QuoteOptions, default_pki
+
+FETCHED_AT = datetime(2026, 1, 15, 12, 0, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def server() -> Iterator[FakeVendorServices]:
+    with FakeVendorServices() as s:
+        yield s
+
+
+@pytest.fixture
+def http() -> Iterator[httpx.Client]:
+    with httpx.Client(timeout=5.0) as c:
+        yield c
+
+
+def _rows(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(CachedCollateral)) or 0
+
+
+@pytest.mark.parametrize(
+    ("tee", "version", "ca"), [("tdx", 4, "platform"), ("sgx", 3, "processor"), ("tdx", 5, "processor")]
+)
+def test_refresh_intel_fills_cache_and_verifies(
+    session: Session, server: FakeVendorServices, http: httpx.Client, tee: str, version: int, ca: str
+) -> None:
+    ev = default_pki().build(QuoteOptions(tee=tee, version=version, pck_ca=ca))  # type: ignore[arg-type]
+    server.add_intel(ev)
+    pcs = IntelPcsClient(server.base_url, http)
+    assert intel_collateral_from_cache(session, ev.quote) is None
+
+    written = refresh_intel(session, pcs, ev.quote, FETCHED_AT)
+
+    fmspc = ev.platform.fmspc.hex()
+    assert written == [f"tcb_info/{tee}:{fmspc}", f"qe_identity/{tee}", f"pck_crl/{ca}", "root_ca_crl/root"]
+    assert _rows(session) == 4
+    assert server.requests == [
+        f"/{tee}/certification/v4/tcb?fmspc={fmspc.upper()}",
+        f"/{tee}/certification/v4/qe/identity",
+        f"/sgx/certification/v4/pckcrl?ca={ca}&encoding=der",
+        "/sgx/certification/v4/rootcacrl",
+    ]
+    tcb_row = session.scalars(select(CachedCollateral).where(CachedCollateral.kind == "tcb_info")).one()
+    assert tcb_row.body == ev.pcs.tcb_info_body
+    assert tcb_row.issuer_chain == ev.pcs.tcb_info_issuer_chain
+    assert tcb_row.next_update is not None
+    assert tcb_row.next_update > ev.now
+    root_row = session.scalars(select(CachedCollateral).where(CachedCollateral.kind == "root_ca_crl")).one()
+    assert root_row.body == ev.pcs.root_ca_crl  # PCCS hex decoded to DER
+
+    collateral = intel_collateral_from_cache(session, ev.quote)
+    assert collateral is not None
+    v = verify_quote(parse_quote(ev.quote), collateral, ev.trust_store, ev.now)
+    assert v.tcb.status == "UpToDate"
+
+
+def test_root_crl_from_intel_cdp_der(server: FakeVendorServices, http: httpx.Client) -> None:
+    ev = default_pki().build(QuoteOptions(tee="tdx", version=4))
+    server.add_intel(ev)
+    pcs = IntelPcsClient(server.base_url, http, root_ca_crl_url=server.base_url + "/IntelSGXRootCA.der")
+    assert pcs.fetch_root_ca_crl() == ev.pcs.root_ca_crl
+    assert server.requests == ["/IntelSGXRootCA.der"]
+
+
+def test_intel_429_raises_and_stores_nothing(session: Session, server: FakeVendorServices, http: httpx.Client) -> None:
+    ev = default_pki().build(QuoteOptions(tee="tdx", version=4))
+    server.add_intel(ev)
+    server.status_override = 429
+    with pytest.raises(FetchError) as info:
+        refresh_intel(session, IntelPcsClient(server.base_url, http), ev.quote, FETCHED_AT)
+    assert info.value.code is Code.INTEL_COLLATERAL_MISSING
+    assert info.value.status == 429
+    assert info.value.retryable
+    assert info.value.retry_after == 60.0
+    assert _rows(session) == 0
+
+
+def test_intel_unknown_fmspc_is_404_and_stores_nothing(
+    session: Session, server: FakeVendorServices, http: httpx.Client
+) -> None:
+    ev = default_pki().build(QuoteOptions(tee="tdx", version=4))  # not registered
+    with pytest.raises(FetchError) as info:
+        refresh_intel(session, IntelPcsClient(server.base_url, http), ev.quote, FETCHED_AT)
+    assert info.value.status == 404
+    assert not info.value.retryable
+    assert _rows(session) == 0
+
+
+def test_oversized_and_unreachable(server: FakeVendorServices) -> None:
+    ev = default_pki().build(QuoteOptions(tee="sgx", version=3))
+    server.add_intel(ev)
+    with httpx.Client(timeout=5.0) as c:
+        pcs = IntelPcsClient(server.base_url, c)
+        body, _ = fetchers._get(c, pcs.qe_identity_url("sgx"), Code.INTEL_COLLATERAL_MISSING, "x")
+        with pytest.raises(FetchError, match="larger than"):
+            fetchers._get(c, pcs.qe_identity_url("sgx"), Code.INTEL_COLLATERAL_MISSING, "x", max_bytes=len(body) - 1)
+    server.close()
+    with httpx.Client(timeout=1.0) as c, pytest.raises(FetchError) as info:
+        IntelPcsClient(server.base_url, c).fetch_qe_identity("sgx")
+    assert info.value.status is None
+    assert info.value.retryable
+
+
+@pytest.mark.parametrize(("product", "hwid_len"), [("genoa", 128), ("turin", 16), ("milan", 128)])
+def test_refresh_vcek_stores_kds_answer(
+    session: Session, server: FakeVendorServices, http: httpx.Client, product: str, hwid_len: int
+) -> None:
+    ev = default_amd_pki().build(ReportOptions(product=product, version=5))  # type: ignore[arg-type]
+    server.add_amd(ev)
+    report = parse_snp_report(ev.report)
+    assert vcek_from_cache(session, ev.report) is None
+
+    key = refresh_vcek(session, AmdKdsClient(server.base_url, http), ev.report, FETCHED_AT)
+
+    assert key == vcek_key(report.chip_id, report.reported_tcb)
+    assert vcek_from_cache(session, ev.report) == ev.leaf_der
+    tcb = decode_tcb(report.reported_tcb, ev.options.product)
+    name = product.capitalize()
+    hwid = report.chip_id.hex()[:hwid_len]
+    spls = f"blSPL={tcb.bootloader}&teeSPL={tcb.tee}&snpSPL={tcb.snp}&ucodeSPL={tcb.microcode}"
+    if product == "turin":
+        spls = f"fmcSPL={tcb.fmc}&" + spls
+    assert server.requests == [f"/vcek/v1/{name}/{hwid}?{spls}"]
+    assert len(server.requests[0].split("/")[4].split("?")[0]) == hwid_len
+
+
+def test_refresh_vcek_v2_needs_hint(session: Session, server: FakeVendorServices, http: httpx.Client) -> None:
+    ev = default_amd_pki().build(ReportOptions(product="milan", version=2))
+    server.add_amd(ev)
+    kds = AmdKdsClient(server.base_url, http)
+    with pytest.raises(KeywardError) as info:
+        refresh_vcek(session, kds, ev.report, FETCHED_AT)
+    assert info.value.code is Code.SNP_LEAF_MISSING
+    assert server.requests == []
+    assert _rows(session) == 0
+    refresh_vcek(session, kds, ev.report, FETCHED_AT, product_hint="milan")
+    assert vcek_from_cache(session, ev.report) == ev.leaf_der
+
+
+def test_kds_429_raises_and_stores_nothing(session: Session, server: FakeVendorServices, http: httpx.Client) -> None:
+    ev = default_amd_pki().build(ReportOptions(product="genoa", version=5))
+    server.add_amd(ev)
+    server.status_override = 429
+    with pytest.raises(FetchError) as info:
+        refresh_vcek(session, AmdKdsClient(server.base_url, http), ev.report, FETCHED_AT)
+    assert info.value.code is Code.SNP_LEAF_MISSING
+    assert info.value.status == 429
+    assert _rows(session) == 0
+    assert vcek_from_cache(session, ev.report) is None

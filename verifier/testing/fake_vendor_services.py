@@ -1,0 +1,186 @@
+"""A real local HTTP server that answers like Intel PCS v4 / PCCS and AMD KDS, from SIMULATED evidence.
+
+SIMULATION ONLY: it serves documents built by :mod:`verifier.testing.intel_pki` and
+:mod:`verifier.testing.amd_pki`, never anything of Intel's or AMD's. It listens on ``127.0.0.1`` on a free port
+(``http.server.ThreadingHTTPServer`` in a daemon thread) and speaks the vendors' API shapes:
+
+* ``GET /{sgx,tdx}/certification/v4/tcb?fmspc=<hex12>`` → TCB Info JSON, header ``TCB-Info-Issuer-Chain``
+* ``GET /{sgx,tdx}/certification/v4/qe/identity`` → QE Identity JSON, header ``SGX-Enclave-Identity-Issuer-Chain``
+* ``GET /sgx/certification/v4/pckcrl?ca=platform|processor[&encoding=der|pem]`` → PCK CRL, header
+  ``SGX-PCK-CRL-Issuer-Chain``
+* ``GET /sgx/certification/v4/rootcacrl`` → hex text of the Root CA CRL (as PCCS); ``GET /IntelSGXRootCA.der`` → DER
+* ``GET /vcek/v1/<Milan|Genoa|Turin>/<hwid>?[fmcSPL=&]blSPL=&teeSPL=&snpSPL=&ucodeSPL=`` → VCEK DER (the query
+  must carry exactly the SPLs KDS wants, in decimal; anything else is 400 like KDS)
+
+Unknown documents are 404. ``server.status_override = 429`` answers every request with that status (KDS/PCS
+throttling). ``server.requests`` records each request path (with query) in order. Usage::
+
+    with FakeVendorServices() as server:
+        server.add_intel(ev)
+        server.add_amd(amd_ev)
+        IntelPcsClient(server.base_url, httpx.Client(timeout=5))
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Final
+
+from verifier.evidence.snp import decode_tcb, parse_snp_report
+from verifier.testing.amd_pki import AmdEvidence
+from verifier.testing.intel_pki import Evidence
+
+_KDS_NAMES: Final = {"milan": "Milan", "genoa": "Genoa", "turin": "Turin"}
+
+
+class _Document:
+    __slots__ = ("body", "content_type", "headers")
+
+    def __init__(self, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
+        self.body = body
+        self.content_type = content_type
+        self.headers = headers or {}
+
+
+class FakeVendorServices:
+    """See the module docstring. Thread-safe registration; start on construction, stop on ``close``/exit."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._docs: dict[tuple[str, tuple[tuple[str, str], ...]], _Document] = {}
+        self._vceks: dict[tuple[str, str], tuple[dict[str, str], bytes]] = {}
+        self.requests: list[str] = []
+        self.status_override: int | None = None
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-vendor-services", daemon=True)
+        self._thread.start()
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    # -- registration --------------------------------------------------------------------------------------
+
+    def _put(self, path: str, query: dict[str, str], doc: _Document) -> None:
+        with self._lock:
+            self._docs[(path, tuple(sorted(query.items())))] = doc
+
+    def add_intel(self, ev: Evidence) -> None:
+        """Serve ``ev``'s PCS responses: TCB Info for its TEE and FMSPC, QE Identity, its PCK CA's CRL, Root CRL."""
+        pcs, tee = ev.pcs, ev.options.tee
+        fmspc = ev.platform.fmspc.hex().upper()
+        json_type = "application/json"
+        self._put(
+            f"/{tee}/certification/v4/tcb",
+            {"fmspc": fmspc},
+            _Document(pcs.tcb_info_body, json_type, {"TCB-Info-Issuer-Chain": pcs.tcb_info_issuer_chain}),
+        )
+        self._put(
+            f"/{tee}/certification/v4/qe/identity",
+            {},
+            _Document(
+                pcs.qe_identity_body, json_type, {"SGX-Enclave-Identity-Issuer-Chain": pcs.qe_identity_issuer_chain}
+            ),
+        )
+        crl_headers = {"SGX-PCK-CRL-Issuer-Chain": pcs.pck_crl_issuer_chain}
+        der_doc = _Document(pcs.pck_crl, "application/pkix-crl", crl_headers)
+        pem = b"-----BEGIN X509 CRL-----\n" + base64.encodebytes(pcs.pck_crl) + b"-----END X509 CRL-----\n"
+        self._put("/sgx/certification/v4/pckcrl", {"ca": pcs.ca, "encoding": "der"}, der_doc)
+        self._put(
+            "/sgx/certification/v4/pckcrl",
+            {"ca": pcs.ca, "encoding": "pem"},
+            _Document(pem, "application/x-pem-file", crl_headers),
+        )
+        self._put("/sgx/certification/v4/pckcrl", {"ca": pcs.ca}, _Document(pem, "application/x-pem-file", crl_headers))
+        # PCCS serves the hex text of the DER (despite its content type); Intel's CDP serves DER.
+        self._put(
+            "/sgx/certification/v4/rootcacrl", {}, _Document(pcs.root_ca_crl.hex().encode(), "application/pkix-crl")
+        )
+        self._put("/IntelSGXRootCA.der", {}, _Document(pcs.root_ca_crl, "application/pkix-crl"))
+
+    def add_amd(self, ev: AmdEvidence) -> None:
+        """Serve ``ev``'s leaf as the KDS VCEK for its product, CHIP_ID and REPORTED_TCB."""
+        report = parse_snp_report(ev.report)
+        product = ev.options.product
+        tcb = decode_tcb(report.reported_tcb, product)
+        query = {
+            "blSPL": str(tcb.bootloader),
+            "teeSPL": str(tcb.tee),
+            "snpSPL": str(tcb.snp),
+            "ucodeSPL": str(tcb.microcode),
+        }
+        if product == "turin":
+            query["fmcSPL"] = str(tcb.fmc)
+            hwid = report.chip_id[:8].hex()
+        else:
+            hwid = report.chip_id.hex()
+        with self._lock:
+            self._vceks[(_KDS_NAMES[product], hwid)] = (query, ev.leaf_der)
+
+    # -- serving -------------------------------------------------------------------------------------------
+
+    def _answer(self, raw_path: str) -> tuple[int, _Document]:
+        parts = urllib.parse.urlsplit(raw_path)
+        query_list = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+        query = dict(query_list)
+        not_found = _Document(b'{"error":"not found"}', "application/json")
+        with self._lock:
+            self.requests.append(raw_path)
+            if self.status_override is not None:
+                return self.status_override, _Document(b"Too Many Requests", "text/plain", {"Retry-After": "60"})
+            segs = parts.path.split("/")
+            if len(segs) == 5 and segs[1] == "vcek" and segs[2] == "v1":  # /vcek/v1/<P>/<hwid>
+                entry = self._vceks.get((segs[3], segs[4].lower()))
+                if entry is None:
+                    return 404, not_found
+                wanted, der = entry
+                if len(query_list) != len(query) or set(query) != set(wanted):
+                    return 400, _Document(b"bad SPL parameters", "text/plain")
+                if query != wanted:
+                    return 404, not_found
+                return 200, _Document(der, "application/pkix-cert")
+            if "fmspc" in query:
+                query["fmspc"] = query["fmspc"].upper()  # PCS accepts either case
+            doc = self._docs.get((parts.path, tuple(sorted(query.items()))))
+        return (404, not_found) if doc is None else (200, doc)
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        services = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                status, doc = services._answer(self.path)
+                self.send_response(status)
+                self.send_header("Content-Type", doc.content_type)
+                self.send_header("Content-Length", str(len(doc.body)))
+                self.send_header("Request-ID", "fake-" + str(len(services.requests)))
+                for name, value in doc.headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(doc.body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                return
+
+        return Handler
+
+    # -- lifecycle -----------------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> FakeVendorServices:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
