@@ -33,8 +33,9 @@ from verifier.platforms.intel_endorsements import (
 )
 from verifier.platforms.intel_tcb import TcbEvaluation, evaluate_tcb, match_identity_level
 from verifier.trust.chains import p256_key_from_raw, verify_p256_raw
-from verifier.trust.intel_collateral import Collateral, IdentityLevel, QeIdentity, TcbInfo
+from verifier.trust.intel_collateral import Collateral
 from verifier.trust.intel_pck import PckExtensions
+from verifier.trust.intel_tcb_info import IdentityLevel, QeIdentity, TcbInfo
 from verifier.trust.store import TrustStore
 
 __all__ = [

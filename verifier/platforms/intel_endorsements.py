@@ -33,15 +33,9 @@ from verifier.trust.chains import (
     signature_verifies,
     verify_p256_raw,
 )
-from verifier.trust.intel_collateral import (
-    Collateral,
-    QeIdentity,
-    TcbInfo,
-    parse_qe_identity,
-    parse_tcb_info,
-    pem_certificates,
-)
+from verifier.trust.intel_collateral import Collateral, pem_certificates
 from verifier.trust.intel_pck import PckExtensions, parse_pck_extensions
+from verifier.trust.intel_tcb_info import QeIdentity, TcbInfo, parse_qe_identity, parse_tcb_info
 from verifier.trust.store import INTEL_SGX_ROOT, TrustStore
 
 _PCK_LEAF_CN_SUFFIX: Final = "SGX PCK Certificate"

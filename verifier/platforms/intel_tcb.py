@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from verifier.errors import Code, VerificationFailed
-from verifier.trust.intel_collateral import IdentityLevel, TcbInfo
+from verifier.trust.intel_tcb_info import IdentityLevel, TcbInfo
 
 UP_TO_DATE: Final = "UpToDate"
 SW_HARDENING_NEEDED: Final = "SWHardeningNeeded"

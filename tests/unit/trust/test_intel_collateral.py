@@ -19,10 +19,9 @@ from verifier.trust.intel_collateral import (
     collateral_from_pcs,
     crl_der,
     parse_collateral_json,
-    parse_qe_identity,
-    parse_tcb_info,
     signed_member,
 )
+from verifier.trust.intel_tcb_info import parse_qe_identity, parse_tcb_info
 from verifier.trust.store import TrustStore
 
 TEEPOT = INTEL_VECTORS / "matter-labs-teepot"
