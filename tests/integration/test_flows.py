@@ -18,6 +18,7 @@ from joserfc import jwk
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from tests.support.service import pending_tdx_attestation
 from verifier.attestation.challenges import issue_challenge
 from verifier.attestation.flows import DecisionContext, decide_attestation, model_key_context
 from verifier.audit.log import verify_chain
@@ -39,7 +40,7 @@ from verifier.db.models import (
 from verifier.keywrap.ear import ProviderKeyring, ProviderSigningKey, verify_ear
 from verifier.keywrap.enclave import expected_report_data, parse_enclave_jwk, unwrap_in_enclave
 from verifier.keywrap.kek import LocalAesKek
-from verifier.testing.intel_pki import QuoteOptions, default_pki
+from verifier.testing.intel_pki import Evidence, QuoteOptions, default_pki
 from verifier.testing.intel_quote_builder import TdReport
 
 NOW = default_pki().build(QuoteOptions()).now
@@ -126,25 +127,14 @@ def _submit(
     deployment: str = "prod-eu-1",
 ) -> tuple[Attestation, jwk.ECKey]:
     enclave = jwk.ECKey.generate_key("P-256")
-    public = dict(enclave.as_dict(private=False))
-    nonce = nonce or issue_challenge(SECRET, NOW).nonce
-    reportdata = expected_report_data(nonce, parse_enclave_jwk(public)) if bind else bytes(64)
-    base = td or TdReport()
-    td_report = TdReport(**{**{f: getattr(base, f) for f in base.__dataclass_fields__}, "reportdata": reportdata})
-    ev = default_pki().build(QuoteOptions(td=td_report))
-    att = Attestation(
-        entitlement_id=w.entitlement.id,
-        model_version_id=w.version.id,
-        deployment_name=deployment,
-        kind="attest",
-        platforms=["intel-tdx"],
-        status=AttestationStatus.PENDING,
-        nonce=nonce,
-        enclave_jwk=public,
-        created_at=NOW,
-        evidence=[
-            {"type": "intel-tdx", "evidence": base64.b64encode(ev.quote).decode(), "collateral": ev.collateral_json}
-        ],
+    att = pending_tdx_attestation(
+        w.entitlement.id,
+        w.version.id,
+        nonce=nonce or issue_challenge(SECRET, NOW).nonce,
+        enclave_jwk=dict(enclave.as_dict(private=False)),
+        deployment=deployment,
+        td=td,
+        bind=bind,
     )
     session.add(att)
     session.flush()
@@ -232,23 +222,13 @@ def test_decide_attestation_rejections_stored_and_audited(
 
 def test_decide_attestation_tcb_status_not_accepted(session: Session, world: World) -> None:
     enclave = jwk.ECKey.generate_key("P-256")
-    public = dict(enclave.as_dict(private=False))
-    nonce = issue_challenge(SECRET, NOW).nonce
-    td = TdReport(reportdata=expected_report_data(nonce, parse_enclave_jwk(public)))
-    ev = default_pki().build(QuoteOptions(td=td, platform_tcb="out_of_date"))
-    att = Attestation(
-        entitlement_id=world.entitlement.id,
-        model_version_id=world.version.id,
-        deployment_name="old",
-        kind="attest",
-        platforms=["intel-tdx"],
-        status=AttestationStatus.PENDING,
-        nonce=nonce,
-        enclave_jwk=public,
-        created_at=NOW,
-        evidence=[
-            {"type": "intel-tdx", "evidence": base64.b64encode(ev.quote).decode(), "collateral": ev.collateral_json}
-        ],
+    att = pending_tdx_attestation(
+        world.entitlement.id,
+        world.version.id,
+        nonce=issue_challenge(SECRET, NOW).nonce,
+        enclave_jwk=dict(enclave.as_dict(private=False)),
+        deployment="old",
+        platform_tcb="out_of_date",
     )
     session.add(att)
     session.flush()
@@ -276,24 +256,14 @@ def _renew(
     session: Session, w: World, first: Attestation, enclave: jwk.ECKey, *, same_key: bool = True, at: datetime = NOW
 ) -> Attestation:
     key = enclave if same_key else jwk.ECKey.generate_key("P-256")
-    public = dict(key.as_dict(private=False))
-    nonce = issue_challenge(SECRET, at).nonce
-    td = TdReport(reportdata=expected_report_data(nonce, parse_enclave_jwk(public)))
-    ev = default_pki().build(QuoteOptions(td=td))
-    att = Attestation(
-        entitlement_id=w.entitlement.id,
-        model_version_id=w.version.id,
-        deployment_name="ignored",
+    att = pending_tdx_attestation(
+        w.entitlement.id,
+        w.version.id,
+        nonce=issue_challenge(SECRET, at).nonce,
+        enclave_jwk=dict(key.as_dict(private=False)),
+        deployment="ignored",
         kind="renew",
         lease_id=first.lease_id,
-        platforms=["intel-tdx"],
-        status=AttestationStatus.PENDING,
-        nonce=nonce,
-        enclave_jwk=public,
-        created_at=NOW,
-        evidence=[
-            {"type": "intel-tdx", "evidence": base64.b64encode(ev.quote).decode(), "collateral": ev.collateral_json}
-        ],
     )
     session.add(att)
     session.flush()
@@ -417,28 +387,20 @@ def test_decide_attestation_aci_skr_runtime_data_binding(session: Session, world
         assert _codes(decided) == ["attestation.binding_mismatch"]
 
 
-def _submit_without_collateral(session: Session, w: World) -> tuple[Attestation, object]:
+def _submit_without_collateral(session: Session, w: World) -> tuple[Attestation, Evidence]:
     enclave = jwk.ECKey.generate_key("P-256")
-    public = dict(enclave.as_dict(private=False))
     nonce = issue_challenge(SECRET, NOW).nonce
-    ev = default_pki().build(
-        QuoteOptions(td=TdReport(reportdata=expected_report_data(nonce, parse_enclave_jwk(public))))
-    )
-    att = Attestation(
-        entitlement_id=w.entitlement.id,
-        model_version_id=w.version.id,
-        deployment_name="cached",
-        kind="attest",
-        platforms=["intel-tdx"],
-        status=AttestationStatus.PENDING,
+    att = pending_tdx_attestation(
+        w.entitlement.id,
+        w.version.id,
         nonce=nonce,
-        enclave_jwk=public,
-        created_at=NOW,
-        evidence=[{"type": "intel-tdx", "evidence": base64.b64encode(ev.quote).decode()}],
+        enclave_jwk=dict(enclave.as_dict(private=False)),
+        deployment="cached",
+        with_collateral=False,
     )
     session.add(att)
     session.flush()
-    return att, ev
+    return att, default_pki().build(QuoteOptions())  # the same platform's collateral, as PCS serves it
 
 
 def test_decide_attestation_reads_intel_collateral_from_cache(session: Session, world: World) -> None:
@@ -454,7 +416,7 @@ def test_decide_attestation_reads_intel_collateral_from_cache(session: Session, 
     att, ev = _submit_without_collateral(session, world)
     # Nothing cached yet: fail closed.
     assert _codes(decide_attestation(session, att.id, world.ctx, NOW)) == ["intel.collateral.missing"]
-    pcs = ev.pcs  # type: ignore[attr-defined]
+    pcs = ev.pcs
     fmspc = json.loads(signed_member(pcs.tcb_info_body, "tcbInfo")[0])["fmspc"].lower()
     for kind, key, body, chain in (
         ("tcb_info", f"tdx:{fmspc}", pcs.tcb_info_body, pcs.tcb_info_issuer_chain),

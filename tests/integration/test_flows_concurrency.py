@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import base64
 import threading
 import uuid
 from datetime import timedelta
@@ -12,14 +11,12 @@ from joserfc import jwk
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from tests.support.service import seed
+from tests.support.service import pending_tdx_attestation, seed
 from verifier.attestation.challenges import issue_challenge
 from verifier.attestation.flows import decide_attestation
 from verifier.config import Settings
 from verifier.db.models import Attestation, AttestationStatus, Entitlement, Lease, LeaseStatus, ModelVersion
-from verifier.keywrap.enclave import expected_report_data, parse_enclave_jwk
-from verifier.testing.intel_pki import SIM_NOW, QuoteOptions, default_pki
-from verifier.testing.intel_quote_builder import TdReport
+from verifier.testing.intel_pki import SIM_NOW
 from verifier.worker.context import decision_context
 
 N, SEATS = 100, 10
@@ -35,30 +32,13 @@ def test_concurrent_decisions_never_exceed_seats(database_url: str, engine: Engi
         ent = s.get(Entitlement, seeded.entitlement_id)
         assert ent is not None
         version = s.scalars(select(ModelVersion).where(ModelVersion.model_id == ent.model_id)).one()
-        base = default_pki().build(QuoteOptions())
         for i in range(N):
-            public = dict(jwk.ECKey.generate_key("P-256").as_dict(private=False))
-            nonce = issue_challenge(secret, SIM_NOW).nonce
-            ev = default_pki().build(
-                QuoteOptions(td=TdReport(reportdata=expected_report_data(nonce, parse_enclave_jwk(public))))
-            )
-            att = Attestation(
-                entitlement_id=ent.id,
-                model_version_id=version.id,
-                deployment_name=f"dep-{i}",
-                kind="attest",
-                platforms=["intel-tdx"],
-                status=AttestationStatus.PENDING,
-                nonce=nonce,
-                enclave_jwk=public,
-                created_at=SIM_NOW,
-                evidence=[
-                    {
-                        "type": "intel-tdx",
-                        "evidence": base64.b64encode(ev.quote).decode(),
-                        "collateral": base.collateral_json,
-                    }
-                ],
+            att = pending_tdx_attestation(
+                ent.id,
+                version.id,
+                nonce=issue_challenge(secret, SIM_NOW).nonce,
+                enclave_jwk=dict(jwk.ECKey.generate_key("P-256").as_dict(private=False)),
+                deployment=f"dep-{i}",
             )
             s.add(att)
             s.flush()

@@ -9,7 +9,6 @@ visibility timeout.)
 
 from __future__ import annotations
 
-import base64
 import signal
 import time
 import uuid
@@ -19,43 +18,27 @@ from joserfc import jwk
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
-from tests.support.service import TEST_BROKER, seed, start_worker, stop_worker
+from tests.support.service import TEST_BROKER, pending_tdx_attestation, seed, start_worker, stop_worker
 from verifier.attestation.challenges import issue_challenge
 from verifier.config import Settings
-from verifier.db.models import Attestation, AttestationStatus, Lease, ModelVersion
-from verifier.keywrap.enclave import expected_report_data, parse_enclave_jwk
-from verifier.testing.intel_pki import SIM_NOW, QuoteOptions, default_pki
-from verifier.testing.intel_quote_builder import TdReport
+from verifier.db.models import Attestation, AttestationStatus, Entitlement, Lease, ModelVersion
+from verifier.testing.intel_pki import SIM_NOW
 
 VISIBILITY = 3  # seconds before an unacknowledged task is delivered again
 
 
 def _pending(engine: Engine, settings: Settings, entitlement_id: uuid.UUID) -> uuid.UUID:
-    enclave = jwk.ECKey.generate_key("P-256")
-    public = dict(enclave.as_dict(private=False))
     nonce = issue_challenge(settings.challenge_secret.get_secret_value().encode(), SIM_NOW).nonce
-    ev = default_pki().build(
-        QuoteOptions(td=TdReport(reportdata=expected_report_data(nonce, parse_enclave_jwk(public))))
-    )
     with Session(engine) as s:
-        from verifier.db.models import Entitlement
-
         ent = s.get(Entitlement, entitlement_id)
         assert ent is not None
         version = s.scalars(select(ModelVersion).where(ModelVersion.model_id == ent.model_id)).one()
-        att = Attestation(
-            entitlement_id=entitlement_id,
-            model_version_id=version.id,
-            deployment_name="crash",
-            kind="attest",
-            platforms=["intel-tdx"],
-            status=AttestationStatus.PENDING,
+        att = pending_tdx_attestation(
+            entitlement_id,
+            version.id,
             nonce=nonce,
-            enclave_jwk=public,
-            created_at=SIM_NOW,
-            evidence=[
-                {"type": "intel-tdx", "evidence": base64.b64encode(ev.quote).decode(), "collateral": ev.collateral_json}
-            ],
+            enclave_jwk=dict(jwk.ECKey.generate_key("P-256").as_dict(private=False)),
+            deployment="crash",
         )
         s.add(att)
         s.commit()

@@ -3,13 +3,15 @@ reference values and an entitlement with a licence key; start and stop a real ``
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 import sys
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Engine
@@ -19,6 +21,8 @@ from verifier.attestation.flows import model_key_context
 from verifier.auth.credentials import issue_credential
 from verifier.config import Settings
 from verifier.db.models import (
+    Attestation,
+    AttestationStatus,
     CredentialKind,
     Customer,
     CustomerStatus,
@@ -145,3 +149,43 @@ def stop_worker(worker: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         worker.kill()
         worker.wait(timeout=10)
+
+
+def pending_tdx_attestation(
+    entitlement_id: uuid.UUID,
+    model_version_id: uuid.UUID,
+    *,
+    nonce: bytes,
+    enclave_jwk: dict[str, Any],
+    deployment: str,
+    td: TdReport | None = None,
+    bind: bool = True,
+    with_collateral: bool = True,
+    kind: str = "attest",
+    lease_id: uuid.UUID | None = None,
+    platform_tcb: str = "up_to_date",
+) -> Attestation:
+    """An unsaved pending attestation carrying a simulated TDX quote (fields from ``td``), with REPORTDATA bound to
+    (nonce, enclave key) unless ``bind`` is False (then all zero)."""
+    from verifier.keywrap.enclave import expected_report_data, parse_enclave_jwk
+    from verifier.testing.intel_pki import QuoteOptions, default_pki
+
+    reportdata = expected_report_data(nonce, parse_enclave_jwk(enclave_jwk)) if bind else bytes(64)
+    report = replace(td or TdReport(), reportdata=reportdata)
+    ev = default_pki().build(QuoteOptions(td=report, platform_tcb=platform_tcb))  # type: ignore[arg-type]
+    item = {"type": "intel-tdx", "evidence": base64.b64encode(ev.quote).decode()}
+    if with_collateral:
+        item["collateral"] = ev.collateral_json
+    return Attestation(
+        entitlement_id=entitlement_id,
+        model_version_id=model_version_id,
+        deployment_name=deployment,
+        kind=kind,
+        lease_id=lease_id,
+        platforms=["intel-tdx"],
+        status=AttestationStatus.PENDING,
+        nonce=nonce,
+        enclave_jwk=enclave_jwk,
+        created_at=SIM_NOW,
+        evidence=[item],
+    )
