@@ -12,11 +12,11 @@ evaluation data number, MIGRATABLE TDs.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from verifier.appraisal.documents import policy_object
 from verifier.appraisal.verdict import Verdict
 from verifier.errors import Code, Reason, UsageError
 from verifier.evidence.sgx import SgxReportBody
@@ -117,20 +117,7 @@ _POLICY_KEYS: Final = frozenset(
 
 def parse_intel_policy(text: bytes | str) -> IntelPolicy:
     """Parse a JSON policy document; unknown keys are an error (a typo must not weaken policy)."""
-    try:
-        doc = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise UsageError(Code.POLICY_INVALID, f"policy is not JSON: {e}") from e
-    if not isinstance(doc, dict):
-        raise UsageError(Code.POLICY_INVALID, "policy must be a JSON object")
-    unknown = set(doc) - _POLICY_KEYS
-    if unknown:
-        raise UsageError(
-            Code.POLICY_INVALID,
-            "unknown policy keys",
-            expected=", ".join(sorted(_POLICY_KEYS)),
-            actual=", ".join(sorted(unknown)),
-        )
+    doc = policy_object(text, _POLICY_KEYS, what="policy")
     kw: dict[str, Any] = {}
     try:
         for key in ("allow_debug", "require_sept_ve_disable", "allow_migratable", "allow_service_td"):

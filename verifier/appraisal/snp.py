@@ -17,11 +17,11 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from verifier.appraisal.documents import policy_object
 from verifier.appraisal.verdict import Verdict
 from verifier.errors import Code, Reason, UsageError
 from verifier.evidence.snp import (
@@ -295,21 +295,7 @@ def parse_snp_policy(doc: Any, *, cce_policies: Mapping[str, bytes] | None = Non
 
     ``cce_policies`` in JSON maps names to the policy as rego text or base64; its digest is computed here.
     """
-    if isinstance(doc, str | bytes):
-        try:
-            doc = json.loads(doc)
-        except ValueError as e:
-            raise UsageError(Code.POLICY_INVALID, f"policy is not JSON: {e}") from e
-    if not isinstance(doc, dict):
-        raise UsageError(Code.POLICY_INVALID, "SNP policy must be a JSON object")
-    unknown = set(doc) - _KEYS
-    if unknown:
-        raise UsageError(
-            Code.POLICY_INVALID,
-            "unknown SNP policy keys",
-            expected=", ".join(sorted(_KEYS)),
-            actual=", ".join(sorted(unknown)),
-        )
+    doc = policy_object(doc, _KEYS, what="SNP policy")
     kw: dict[str, Any] = {}
     try:
         for key in _HEX_SETS:

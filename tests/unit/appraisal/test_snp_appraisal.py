@@ -180,3 +180,15 @@ def test_parse_snp_policy_invalid_rejected(doc: dict[str, object]) -> None:
     with pytest.raises(UsageError) as exc:
         parse_snp_policy(doc)
     assert exc.value.code == Code.POLICY_INVALID
+
+
+@pytest.mark.parametrize(
+    "text", ["[" * 100_000, b"\xff\xfe not utf-8", "not json", "[]"], ids=["deep-nesting", "bad-utf8", "text", "array"]
+)
+def test_parse_policies_reject_non_object_documents_alike(text: str | bytes) -> None:
+    from verifier.appraisal.intel import parse_intel_policy
+
+    for parse in (parse_snp_policy, parse_intel_policy):
+        with pytest.raises(UsageError) as exc:
+            parse(text)
+        assert exc.value.code == Code.POLICY_INVALID
