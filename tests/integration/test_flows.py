@@ -11,6 +11,7 @@ import os
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -317,6 +318,32 @@ def test_decide_attestation_failure_after_seat_leaves_no_lease(session: Session,
     assert leases == 0
 
 
+def _pending_snp(
+    session: Session,
+    w: World,
+    nonce: bytes,
+    public: dict[str, Any],
+    *,
+    deployment: str,
+    evidence: list[dict[str, str]],
+) -> Attestation:
+    att = Attestation(
+        entitlement_id=w.entitlement.id,
+        model_version_id=w.version.id,
+        deployment_name=deployment,
+        kind="attest",
+        platforms=["amd-sev-snp"],
+        status=AttestationStatus.PENDING,
+        nonce=nonce,
+        enclave_jwk=public,
+        created_at=NOW,
+        evidence=evidence,
+    )
+    session.add(att)
+    session.flush()
+    return att
+
+
 def _snp_world(session: Session, w: World) -> DecisionContext:
     """Extend the world to SEV-SNP: reference values, the platform allowed, and both simulated PKIs trusted."""
     from verifier.config import Settings
@@ -357,16 +384,12 @@ def test_decide_attestation_aci_skr_runtime_data_binding(session: Session, world
         {"nonce": base64.urlsafe_b64encode(named_nonce).rstrip(b"=").decode(), "keys": [named_key]}
     ).encode()
     ev = default_amd_pki().build(ReportOptions(report_data=hashlib.sha256(runtime).digest() + bytes(32)))
-    att = Attestation(
-        entitlement_id=world.entitlement.id,
-        model_version_id=world.version.id,
-        deployment_name="aci",
-        kind="attest",
-        platforms=["amd-sev-snp"],
-        status=AttestationStatus.PENDING,
-        nonce=nonce,
-        enclave_jwk=public,
-        created_at=NOW,
+    att = _pending_snp(
+        session,
+        world,
+        nonce,
+        public,
+        deployment="aci",
         evidence=[
             {
                 "type": "amd-sev-snp",
@@ -376,8 +399,6 @@ def test_decide_attestation_aci_skr_runtime_data_binding(session: Session, world
             }
         ],
     )
-    session.add(att)
-    session.flush()
     decided = decide_attestation(session, att.id, ctx, NOW)
     if variant == "matching":
         assert decided.status == AttestationStatus.ACCEPTED, _codes(decided)
@@ -451,19 +472,13 @@ def test_decide_attestation_reads_vcek_from_cache(session: Session, world: World
         fetched_at=NOW,
         next_update=None,
     )
-    att = Attestation(
-        entitlement_id=world.entitlement.id,
-        model_version_id=world.version.id,
-        deployment_name="snp",
-        kind="attest",
-        platforms=["amd-sev-snp"],
-        status=AttestationStatus.PENDING,
-        nonce=nonce,
-        enclave_jwk=public,
-        created_at=NOW,
+    att = _pending_snp(
+        session,
+        world,
+        nonce,
+        public,
+        deployment="snp",
         evidence=[{"type": "amd-sev-snp", "evidence": base64.b64encode(ev.report).decode()}],
     )
-    session.add(att)
-    session.flush()
     decided = decide_attestation(session, att.id, ctx, NOW)
     assert decided.status == AttestationStatus.ACCEPTED, _codes(decided)  # the VCEK came from the cache
