@@ -37,6 +37,11 @@ def trust_store_for(settings: Settings) -> TrustStore:
     return load_trust_store(settings.vendor_roots_dir)
 
 
+def kek_for(settings: Settings) -> LocalAesKek:
+    """The provider key-encryption key (the one place it is built from settings; a KMS adapter would go here)."""
+    return LocalAesKek(bytes.fromhex(settings.kek_hex.get_secret_value()))
+
+
 def keyring_for(settings: Settings) -> ProviderKeyring:
     pem = (
         settings.result_signing_key_pem.get_secret_value().encode()
@@ -63,7 +68,7 @@ def decision_context(settings: Settings) -> DecisionContext:
     if ctx is None:
         ctx = _CONTEXTS[key] = DecisionContext(
             trust=trust_store_for(settings),
-            kek=LocalAesKek(bytes.fromhex(settings.kek_hex.get_secret_value())),
+            kek=kek_for(settings),
             keyring=keyring_for(settings),
             challenge_secret=settings.challenge_secret.get_secret_value().encode(),
         )

@@ -1,0 +1,17 @@
+"""The provider staff API (``/v1/admin``): catalogue, reference values, policies, entitlements, credentials,
+leases and the attestation record. Every endpoint needs an ``admin`` credential.
+
+Model DEKs are generated (or imported) here and stored only wrapped under the provider KEK, bound to their model
+version; no response ever carries a DEK. A new credential's token is returned once, in the issuing response.
+Each endpoint reads the clock once (``datetime.now(UTC)``) and commits its own transaction before answering.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from verifier.api.admin import catalog, licensing, records
+
+router = APIRouter(prefix="/v1/admin", tags=["admin"])
+for _module in (catalog, licensing, records):
+    router.include_router(_module.router)
