@@ -176,3 +176,20 @@ def test_cli_verify_snp_aci_endorsement_before_signing_rejected() -> None:
     assert code == 1
     codes = [r["code"] for r in doc["reasons"]]  # type: ignore[attr-defined]
     assert codes == ["azure.uvm.not_yet_valid", "snp.policy.measurement_not_allowed"]
+
+
+def test_cli_verify_snp_certs_as_concatenated_der_chain(tmp_path: Path) -> None:
+    # VCEK + ASK + ARK as concatenated DER: the EC leaf is found, the supplied ASK/ARK ignored.
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from verifier.encoding import pem_blocks
+
+    pem = (ACI / "uvm_host_amd_certificate.pem").read_bytes()
+    ders = pem_blocks(pem, "CERTIFICATE")
+    assert len(ders) == 3
+    chain = tmp_path / "chain.der"
+    chain.write_bytes(ders[1] + ders[2] + ders[0])  # any order
+    assert x509.load_der_x509_certificate(ders[1]).public_bytes(Encoding.DER) == ders[1]
+    code, doc = _run("verify", str(M1.report), "--certs", str(chain), "--at", "2022-11-30T01:55:56Z")
+    assert code == 0, doc

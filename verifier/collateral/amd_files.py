@@ -14,12 +14,12 @@ from dataclasses import dataclass
 
 from verifier.encoding import pem_blocks, strip_whitespace
 from verifier.errors import Code, EvidenceMalformed, KeywardError
-from verifier.trust.amd_certs import load_leaf
+from verifier.trust.amd_certs import der_element, load_leaf
 
 
 def leaf_from_certificates(data: bytes) -> bytes:
     """The VCEK/VLEK among PEM or DER certificates: the one certificate with an EC key (ARK/ASK/ASVK are RSA)."""
-    ders = pem_blocks(data, "CERTIFICATE") if b"-----BEGIN" in data else [data]
+    ders = pem_blocks(data, "CERTIFICATE") if b"-----BEGIN" in data else split_der_certificates(data)
     for der in ders:
         try:
             load_leaf(der)
@@ -27,6 +27,23 @@ def leaf_from_certificates(data: bytes) -> bytes:
             continue
         return der
     raise EvidenceMalformed(Code.SNP_LEAF_MISSING, "no VCEK/VLEK (EC certificate) found in the supplied certificates")
+
+
+def split_der_certificates(data: bytes) -> list[bytes]:
+    """Concatenated DER certificates (a KDS-style chain saved as DER) split at SEQUENCE boundaries; a single
+    certificate is a list of one. Malformed framing yields the bytes as one item (the loader then rejects it)."""
+    out: list[bytes] = []
+    off = 0
+    try:
+        while off < len(data):
+            tag, _, end = der_element(data, off)
+            if tag != 0x30:
+                raise ValueError("not a SEQUENCE")
+            out.append(data[off:end])
+            off = end
+    except ValueError:
+        return [data]
+    return out or [data]
 
 
 def _b64(text: str | bytes) -> bytes:

@@ -56,7 +56,7 @@ class LeafCert:
     parsed_by: str  # "cryptography" or "der-fallback"
 
 
-def _tlv(data: bytes, off: int) -> tuple[int, int, int]:
+def der_element(data: bytes, off: int) -> tuple[int, int, int]:
     """(tag, value start, value end) of the DER element at ``off``, bounds-checked."""
     if off + 2 > len(data):
         raise ValueError("truncated DER")
@@ -75,14 +75,14 @@ def _tlv(data: bytes, off: int) -> tuple[int, int, int]:
 
 def split_certificate(der: bytes) -> tuple[bytes, bytes]:
     """Return (TBSCertificate DER, signature bytes) from a Certificate DER without interpreting the TBS."""
-    tag, start, end = _tlv(der, 0)
+    tag, start, end = der_element(der, 0)
     if tag != 0x30 or end != len(der):
         raise ValueError("certificate is not one SEQUENCE")
-    t_tag, t_start, t_end = _tlv(der, start)
+    t_tag, t_start, t_end = der_element(der, start)
     hdr = t_start - start
     tbs = der[start:t_end]
-    a_tag, _, a_end = _tlv(der, t_end)
-    s_tag, s_start, s_end = _tlv(der, a_end)
+    a_tag, _, a_end = der_element(der, t_end)
+    s_tag, s_start, s_end = der_element(der, a_end)
     if t_tag != 0x30 or a_tag != 0x30 or s_tag != 0x03 or s_end != end or der[s_start] != 0 or hdr < 2:
         raise ValueError("unexpected certificate structure")
     return tbs, der[s_start + 1 : s_end]
@@ -144,41 +144,41 @@ def _time(tag: int, raw: bytes) -> datetime:
 def _from_der(der: bytes) -> LeafCert:
     """Fallback parser: walk the TBSCertificate (RFC 5280 §4.1) with a bounds-checked DER reader."""
     tbs, signature = split_certificate(der)
-    _, off, end = _tlv(tbs, 0)
-    tag, vs, ve = _tlv(tbs, off)
+    _, off, end = der_element(tbs, 0)
+    tag, vs, ve = der_element(tbs, off)
     if tag == 0xA0:  # [0] EXPLICIT version
         off = ve
-        tag, vs, ve = _tlv(tbs, off)
+        tag, vs, ve = der_element(tbs, off)
     if tag != 0x02:
         raise ValueError("serial is not an INTEGER")
     serial = int.from_bytes(tbs[vs:ve], "big", signed=True)
     off = ve
-    _, _, off = _tlv(tbs, off)  # signature AlgorithmIdentifier
+    _, _, off = der_element(tbs, off)  # signature AlgorithmIdentifier
     i_start = off
-    _, _, off = _tlv(tbs, off)  # issuer
+    _, _, off = der_element(tbs, off)  # issuer
     issuer_der = tbs[i_start:off]
-    _, vs, off = _tlv(tbs, off)  # validity
-    t1, a, b = _tlv(tbs, vs)
-    t2, c, d = _tlv(tbs, b)
+    _, vs, off = der_element(tbs, off)  # validity
+    t1, a, b = der_element(tbs, vs)
+    t2, c, d = der_element(tbs, b)
     not_before, not_after = _time(t1, tbs[a:b]), _time(t2, tbs[c:d])
-    _, _, off = _tlv(tbs, off)  # subject
+    _, _, off = der_element(tbs, off)  # subject
     k_start = off
-    _, _, off = _tlv(tbs, off)  # subjectPublicKeyInfo
+    _, _, off = der_element(tbs, off)  # subjectPublicKeyInfo
     key = serialization.load_der_public_key(tbs[k_start:off])
     if not isinstance(key, ec.EllipticCurvePublicKey):
         raise _bad(Code.SNP_LEAF_KEY_INVALID, "VCEK/VLEK key is not an EC key")
     exts: dict[str, bytes] = {}
     while off < end:
-        tag, vs, off = _tlv(tbs, off)
+        tag, vs, off = der_element(tbs, off)
         if tag != 0xA3:  # [1]/[2] unique IDs are skipped; only [3] extensions matter
             continue
-        _, pos, seq_end = _tlv(tbs, vs)
+        _, pos, seq_end = der_element(tbs, vs)
         while pos < seq_end:
-            _, es, pos = _tlv(tbs, pos)
-            otag, os_, oe = _tlv(tbs, es)
-            nxt, vs2, ve2 = _tlv(tbs, oe)
+            _, es, pos = der_element(tbs, pos)
+            otag, os_, oe = der_element(tbs, es)
+            nxt, vs2, ve2 = der_element(tbs, oe)
             if nxt == 0x01:  # critical BOOLEAN
-                nxt, vs2, ve2 = _tlv(tbs, ve2)
+                nxt, vs2, ve2 = der_element(tbs, ve2)
             oid = _oid_text(tbs[os_:oe])
             if otag != 0x06 or nxt != 0x04 or oid in exts:
                 raise ValueError("malformed or duplicate extension")
