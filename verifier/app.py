@@ -23,8 +23,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def keyward_error(_: Request, exc: KeywardError) -> JSONResponse:
         return JSONResponse({"error": exc.to_reason().to_json()}, status_code=exc.http_status)
 
-    from verifier.api import admin, enclave  # noqa: PLC0415 - routers import services; keep app import cheap
+    from verifier.api import admin, billing, enclave  # noqa: PLC0415 - routers import services; keep app import cheap
 
     app.include_router(enclave.router)
     app.include_router(admin.router)
+    app.include_router(billing.router)
     return app

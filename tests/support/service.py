@@ -40,8 +40,9 @@ from verifier.testing.intel_quote_builder import TdReport
 
 ROOT = Path(__file__).resolve().parents[2]
 #: The one Redis database every service test uses (the in-process Celery app keeps its first broker connection,
-#: so all tests in a run must publish to the same one); each test flushes it first.
-TEST_BROKER = "redis://127.0.0.1:6379/14"
+#: so all tests in a run must publish to the same one); each test flushes it first. Two test runs side by side
+#: (e.g. on a developer machine) must each set their own KEYWARD_TEST_REDIS_DB.
+TEST_BROKER = f"redis://127.0.0.1:6379/{int(os.environ.get('KEYWARD_TEST_REDIS_DB', '14'))}"
 
 
 @dataclass(frozen=True)
