@@ -10,7 +10,11 @@ from verifier.config import get_settings
 
 def make_celery(broker_url: str | None = None) -> Celery:
     settings = get_settings()
-    app = Celery("keyward", broker=broker_url or settings.broker_url, include=["verifier.worker.tasks", "verifier.worker.refresh"])
+    app = Celery(
+        "keyward",
+        broker=broker_url or settings.broker_url,
+        include=["verifier.worker.tasks", "verifier.worker.refresh"],
+    )
     app.conf.update(
         task_acks_late=True,
         task_reject_on_worker_lost=True,
