@@ -5,11 +5,12 @@ from __future__ import annotations
 from logging.config import fileConfig
 
 from alembic import context
-from sqlalchemy import engine_from_config, pool
+from sqlalchemy import pool
 
 import verifier.db.models  # noqa: F401 - registers every table on Base.metadata
 from verifier.config import get_settings
 from verifier.db.base import Base
+from verifier.db.engine import is_sqlite, make_engine
 
 config = context.config
 if config.config_file_name is not None:
@@ -26,11 +27,11 @@ def run_migrations_offline() -> None:
 
 
 def run_migrations_online() -> None:
-    connectable = engine_from_config(
-        config.get_section(config.config_ini_section, {}), prefix="sqlalchemy.", poolclass=pool.NullPool
-    )
+    url = config.get_main_option("sqlalchemy.url") or ""
+    connectable = make_engine(url, poolclass=pool.NullPool)
     with connectable.connect() as connection:
-        context.configure(connection=connection, target_metadata=target_metadata)
+        # SQLite (the embedded development profile) can only ALTER through batch mode (copy-and-move tables).
+        context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=is_sqlite(url))
         with context.begin_transaction():
             context.run_migrations()
 

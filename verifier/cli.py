@@ -19,7 +19,7 @@ from typing import Any
 
 import click
 
-from verifier import limits
+from verifier import limits, service_cli
 from verifier.appraisal.intel import IntelPolicy, parse_intel_policy
 from verifier.appraisal.snp import SnpPolicy, cce_policy_digest, parse_snp_policy
 from verifier.attestation.evaluation import Evaluation, evaluate_intel_quote, evaluate_snp_report
@@ -333,6 +333,9 @@ def _short(value: str | None) -> str:
         return "-"
     return value if len(value) <= 40 else value[:37] + "..."
 
+
+main.add_command(service_cli.db)
+main.add_command(service_cli.admin)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

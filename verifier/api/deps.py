@@ -7,11 +7,12 @@ from functools import lru_cache
 from typing import Annotated
 
 from fastapi import Depends, Header
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from verifier.auth.credentials import authenticate
 from verifier.config import Settings, get_settings
+from verifier.db.engine import make_engine
 from verifier.db.models import ApiCredential, CredentialKind
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
@@ -19,7 +20,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 @lru_cache(maxsize=4)
 def engine_for(url: str) -> Engine:
-    return create_engine(url, pool_pre_ping=True)
+    return make_engine(url)
 
 
 def get_session(settings: SettingsDep) -> Iterator[Session]:
