@@ -69,6 +69,9 @@ PlatformTcb = Literal["up_to_date", "out_of_date"]
 
 #: The verification time every simulated item is valid around.
 SIM_NOW: Final = datetime(2026, 1, 15, 12, 0, 0, tzinfo=UTC)
+#: REPORTDATA offsets in the TD report body (intel-dcap.md §1.2) and the SGX report body (§1.1).
+TD_REPORTDATA_OFFSET: Final = 520
+SGX_REPORTDATA_OFFSET: Final = 320
 SIM_FMSPC: Final = bytes.fromhex("90C06F000000")
 SIM_PCE_ID: Final = bytes.fromhex("0000")
 SGX_EXTENSION_OID: Final = "1.2.840.113741.1.13.1"
@@ -876,6 +879,19 @@ class IntelPki:
             tcb_info_signer=tcb_chain[0],
             qe_identity_signer=qe_chain[0],
         )
+
+    def rebind(self, ev: Evidence, reportdata: bytes) -> bytes:
+        """``ev.quote`` with REPORTDATA replaced and the quote signature made again by the attestation key: the
+        genuine quote a TD would produce for a new binding, in ~0.1 ms instead of a whole build (load generators).
+        Only for genuine evidence of this PKI (the quote signature is all that covers REPORTDATA)."""
+        if ev.defect is not None or len(reportdata) != 64:
+            raise ValueError("rebind needs genuine evidence and 64 bytes of REPORTDATA")
+        offset = ev.layout.body_offset + (TD_REPORTDATA_OFFSET if ev.options.tee == "tdx" else SGX_REPORTDATA_OFFSET)
+        quote = bytearray(ev.quote)
+        quote[offset : offset + 64] = reportdata
+        sig = ev.layout.quote_signature_offset
+        quote[sig : sig + 64] = sign_raw(self.attestation_key, bytes(quote[: ev.layout.signed_end]))
+        return bytes(quote)
 
     def _pck_chain(
         self, quote: QuoteOptions, d: Defect | None

@@ -643,3 +643,26 @@ def test_intel_pki_defect_verdict_under_dcap_qvl(pki: IntelPki, base: str, defec
     else:
         with pytest.raises(ValueError, match="Verification failed"):
             _qvl(pki, ev)
+
+
+@pytest.mark.parametrize(
+    "opts",
+    [QuoteOptions(), QuoteOptions(version=5), QuoteOptions(tee="sgx", version=3)],
+    ids=["tdx-v4", "tdx-v5", "sgx-v3"],
+)
+def test_intel_pki_rebind_gives_a_genuine_quote_with_the_new_reportdata(opts: QuoteOptions) -> None:
+    from verifier.platforms.intel_dcap import verify_quote
+    from verifier.trust.intel_collateral import parse_collateral_json
+
+    pki = default_pki()
+    ev = pki.build(opts)
+    reportdata = bytes(range(64))
+    quote = parse_quote(pki.rebind(ev, reportdata))
+    assert quote.body.reportdata == reportdata
+    verify_quote(quote, parse_collateral_json(ev.collateral_json), ev.trust_store, ev.now)  # raises if not genuine
+
+
+def test_intel_pki_rebind_refuses_defective_evidence() -> None:
+    pki = default_pki()
+    with pytest.raises(ValueError, match="genuine"):
+        pki.rebind(pki.build(defect=Defect.QUOTE_BAD_SIGNATURE), bytes(64))
