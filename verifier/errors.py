@@ -225,6 +225,10 @@ class Code(StrEnum):
     ENTITLEMENT_GPUS_EXCEEDED = "entitlement.gpus_exceeded"
     ENTITLEMENT_SEATS_EXHAUSTED = "entitlement.seats_exhausted"
 
+    # -- Billing API (billing/, api/billing.py)
+    BILLING_QUERY_INVALID = "billing.query.invalid"
+    BILLING_CURSOR_INVALID = "billing.cursor.invalid"
+
 
 @dataclass(frozen=True, slots=True)
 class Reason:
