@@ -21,14 +21,18 @@ _DEV = "keyward-development-only-"
 DEV_CHALLENGE_SECRET = _DEV + "challenge-secret"
 DEV_CREDENTIAL_PEPPER = _DEV + "credential-pepper"
 DEV_KEK_HEX = hashlib.sha256((_DEV + "kek").encode()).hexdigest()
+EMBEDDED_DATABASE_URL = "sqlite:///var/keyward.db"
+EMBEDDED_BROKER_URL = "sqla+sqlite:///var/keyward-broker.db"
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="KEYWARD_", extra="forbid")
 
     environment: Literal["development", "production"] = "development"
-    database_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/keyward"
-    broker_url: str = "redis://127.0.0.1:6379/0"
+    #: Development default: the embedded profile, one SQLite file (no server). Production requires PostgreSQL.
+    database_url: str = EMBEDDED_DATABASE_URL
+    #: Development default: kombu's SQLAlchemy transport on a SQLite file (no server). Production requires Redis.
+    broker_url: str = EMBEDDED_BROKER_URL
     #: Seconds before a task taken by a worker that died without acknowledging it is delivered again.
     broker_visibility_timeout: int = 3600
     vendor_roots_dir: Path = DEFAULT_VENDOR_ROOTS
@@ -42,18 +46,55 @@ class Settings(BaseSettings):
     #: Development only: decide (and issue challenges) as if the time were this. Simulated evidence from the fake
     #: vendor PKIs is built for a fixed instant; the demo and worker tests set this to it. Refused in production.
     simulation_time: datetime | None = None
+    #: Development only: the real instant at which the simulation clock read ``simulation_time``; when set, the
+    #: simulated clock runs on from there (the dev stack sets it so leases age and renewals move forward).
+    simulation_anchor: datetime | None = None
     #: Upper bound for ``Prefer: wait=N`` on POST /v1/attestations.
     max_wait_seconds: float = 10.0
+    #: The worker fetches vendor collateral (Intel PCS/PCCS, AMD KDS) that evidence needs and the cache lacks, and
+    #: refreshes cached documents before their next update. Off: only collateral sent with the evidence or
+    #: already cached is used.
+    collateral_fetch: bool = True
+    #: Intel PCS v4, or a PCCS serving the same paths.
+    pcs_base_url: str = "https://api.trustedservices.intel.com"
+    #: The Intel SGX Root CA CRL. None: Intel's CDP (DER) when pcs_base_url is Intel PCS, otherwise the PCCS path
+    #: ``<pcs_base_url>/sgx/certification/v4/rootcacrl``.
+    pcs_root_ca_crl_url: str | None = None
+    kds_base_url: str = "https://kdsintf.amd.com"
+    #: Seconds each vendor request may take (connect, read, write and pool, each).
+    collateral_fetch_timeout: float = 10.0
+    #: Times a decision is put off while a vendor service answers 429/5xx or cannot be reached; after the last it
+    #: is decided with what the cache holds (a stored rejection if the collateral is still missing).
+    collateral_fetch_retries: int = 5
+    #: Seconds before the first such retry, doubled for each next one, never less than the vendor's Retry-After,
+    #: at most collateral_retry_max_delay (keep that below broker_visibility_timeout).
+    collateral_retry_delay: float = 5.0
+    collateral_retry_max_delay: float = 600.0
+    #: The periodic refresh replaces cached documents due for their next update within this many hours.
+    collateral_refresh_ahead_hours: float = 24.0
+    #: Cached documents the periodic refresh looks at per run, those due soonest first.
+    collateral_refresh_batch: int = 100
+    #: Log output: ``json`` (one object per line, with the request id; for log collectors) or ``text``.
+    log_format: Literal["json", "text"] = "json"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    #: Seconds between the heartbeats each worker and beat process writes to the ``worker_heartbeats`` table.
+    heartbeat_interval_seconds: float = 10.0
+    #: A heartbeat older than this is stale: /readyz and the worker healthcheck then fail.
+    heartbeat_max_age_seconds: float = 30.0
 
     @model_validator(mode="after")
     def check_production(self) -> Settings:
         if self.environment != "production":
             return self
         problems = []
+        if not self.database_url.startswith("postgresql"):
+            problems.append("database_url must be a PostgreSQL URL (the embedded SQLite profile is for development)")
+        if not self.broker_url.startswith(("redis://", "rediss://")):
+            problems.append("broker_url must be a Redis URL (the embedded broker is for development)")
         if self.allow_simulated_roots:
             problems.append("allow_simulated_roots must be false")
-        if self.simulation_time is not None:
-            problems.append("simulation_time must not be set")
+        if self.simulation_time is not None or self.simulation_anchor is not None:
+            problems.append("simulation_time and simulation_anchor must not be set")
         for name, value in (
             ("challenge_secret", self.challenge_secret),
             ("credential_pepper", self.credential_pepper),
@@ -76,5 +117,7 @@ def get_settings() -> Settings:
 def current_time(settings: Settings) -> datetime:
     """The decision clock: the real time, or the development simulation time."""
     if settings.simulation_time is not None and settings.environment == "development":
+        if settings.simulation_anchor is not None:
+            return settings.simulation_time + (datetime.now(UTC) - settings.simulation_anchor)
         return settings.simulation_time
     return datetime.now(UTC)

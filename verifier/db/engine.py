@@ -49,11 +49,12 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 
 def upgrade_database(url: str) -> None:
-    """``alembic upgrade head`` against ``url`` (the migrations next to the package, as in a source checkout)."""
+    """``alembic upgrade head`` against ``url`` (the migrations next to the package, as in a source checkout).
+    Quiet: unlike the ``alembic`` command this does not load alembic.ini's logging configuration."""
     from alembic import command  # noqa: PLC0415 - only the migrate step needs Alembic
     from alembic.config import Config  # noqa: PLC0415
 
-    cfg = Config(str(ROOT / "alembic.ini"))
+    cfg = Config()
     cfg.set_main_option("script_location", str(ROOT / "migrations"))
     cfg.set_main_option("sqlalchemy.url", url)
     command.upgrade(cfg, "head")

@@ -71,6 +71,8 @@ class DevStack:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self._children: list[tuple[str, subprocess.Popen[bytes], IO[bytes]]] = []
+        #: The simulated clock (the fake PKIs' SIM_NOW) starts now and runs on in every process of the stack.
+        self.anchor = datetime.now(UTC)
 
     def env(self) -> dict[str, str]:
         return {
@@ -80,6 +82,7 @@ class DevStack:
             "KEYWARD_BROKER_URL": self.config.broker_url,
             "KEYWARD_ALLOW_SIMULATED_ROOTS": "true",
             "KEYWARD_SIMULATION_TIME": SIM_NOW.isoformat(),
+            "KEYWARD_SIMULATION_ANCHOR": self.anchor.isoformat(),
             **self.config.extra_env,
         }
 
@@ -89,6 +92,7 @@ class DevStack:
             broker_url=self.config.broker_url,
             allow_simulated_roots=True,
             simulation_time=SIM_NOW,
+            simulation_anchor=self.anchor,
         )
 
     def migrate(self) -> None:
