@@ -13,7 +13,9 @@ SIMULATION ONLY: it serves documents built by :mod:`verifier.testing.intel_pki` 
   must carry exactly the SPLs KDS wants, in decimal; anything else is 400 like KDS)
 
 Unknown documents are 404. ``server.status_override = 429`` answers every request with that status (KDS/PCS
-throttling). ``server.requests`` records each request path (with query) in order. Usage::
+throttling); ``server.fail_next(503, count=2, retry_after="1")`` answers only the next ``count`` requests so (an
+outage that ends). ``server.requests`` records each request path (with query) in order; ``server.reset()``
+forgets everything. Usage::
 
     with FakeVendorServices() as server:
         server.add_intel(ev)
@@ -26,6 +28,7 @@ from __future__ import annotations
 import base64
 import threading
 import urllib.parse
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Final
@@ -55,6 +58,7 @@ class FakeVendorServices:
         self._vceks: dict[tuple[str, str], tuple[dict[str, str], bytes]] = {}
         self.requests: list[str] = []
         self.status_override: int | None = None
+        self._failures: list[tuple[int, str | None]] = []
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="fake-vendor-services", daemon=True)
@@ -123,6 +127,21 @@ class FakeVendorServices:
         with self._lock:
             self._vceks[(_KDS_NAMES[product], hwid)] = (query, ev.leaf_der)
 
+    def fail_next(self, status: int, count: int = 1, *, retry_after: str | None = None) -> None:
+        """Answer the next ``count`` requests (any document) with ``status`` and, when given, ``Retry-After``
+        (seconds), as PCS and KDS do while overloaded or down; then serve normally again."""
+        with self._lock:
+            self._failures.extend([(status, retry_after)] * count)
+
+    def reset(self) -> None:
+        """Forget every registered document, queued failure and recorded request (one server, many tests)."""
+        with self._lock:
+            self._docs.clear()
+            self._vceks.clear()
+            self._failures.clear()
+            self.requests.clear()
+            self.status_override = None
+
     # -- serving -------------------------------------------------------------------------------------------
 
     def _answer(self, raw_path: str) -> tuple[int, _Document]:
@@ -134,6 +153,10 @@ class FakeVendorServices:
             self.requests.append(raw_path)
             if self.status_override is not None:
                 return self.status_override, _Document(b"Too Many Requests", "text/plain", {"Retry-After": "60"})
+            if self._failures:
+                status, retry_after = self._failures.pop(0)
+                headers = {"Retry-After": retry_after} if retry_after is not None else {}
+                return status, _Document(HTTPStatus(status).phrase.encode(), "text/plain", headers)
             segs = parts.path.split("/")
             if len(segs) == 5 and segs[1] == "vcek" and segs[2] == "v1":  # /vcek/v1/<P>/<hwid>
                 entry = self._vceks.get((segs[3], segs[4].lower()))

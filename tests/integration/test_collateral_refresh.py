@@ -1,0 +1,496 @@
+"""Worker-side collateral refresh in process: prefetch before a decision and the periodic refresh, on real PostgreSQL
+against a real local HTTP server speaking the PCS v4 and KDS API shapes (FakeVendorServices)."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from tests.support.factories import make_entitlement, make_model, make_model_version
+from verifier.collateral.cache import AMD, INTEL, intel_collateral_from_cache, put_document, vcek_from_cache, vcek_key
+from verifier.config import Settings
+from verifier.db.models import Attestation, AttestationStatus, CachedCollateral
+from verifier.errors import Code
+from verifier.evidence.dcap import parse_quote
+from verifier.evidence.snp import parse_snp_report
+from verifier.platforms.intel_dcap import verify_quote
+from verifier.testing.amd_pki import AmdEvidence, ReportOptions, default_amd_pki
+from verifier.testing.fake_vendor_services import FakeVendorServices
+from verifier.testing.intel_pki import SIM_NOW, CollateralOptions, Evidence, QuoteOptions, default_pki
+from verifier.trust.amd_certs import load_leaf
+from verifier.worker.refresh import (
+    FetchReport,
+    VendorClients,
+    document_next_update,
+    prefetch,
+    prefetch_for,
+    refresh_cache,
+    retry_delay,
+    vendor_clients,
+)
+
+NOW = SIM_NOW
+DAY = timedelta(days=1)
+
+
+@pytest.fixture(scope="module")
+def vendor_server() -> Iterator[FakeVendorServices]:
+    with FakeVendorServices() as s:
+        yield s
+
+
+@pytest.fixture
+def server(vendor_server: FakeVendorServices) -> FakeVendorServices:
+    vendor_server.reset()
+    return vendor_server
+
+
+@pytest.fixture
+def clients(server: FakeVendorServices) -> Iterator[VendorClients]:
+    settings = Settings(pcs_base_url=server.base_url, kds_base_url=server.base_url, collateral_fetch_timeout=5.0)
+    with vendor_clients(settings) as c:
+        yield c
+
+
+@pytest.fixture(autouse=True)
+def empty_cache(session: Session) -> None:
+    session.execute(delete(CachedCollateral))
+
+
+def _tdx() -> Evidence:
+    return default_pki().build(QuoteOptions())
+
+
+def _snp(**options: Any) -> AmdEvidence:
+    return default_amd_pki().build(ReportOptions(**options))
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _intel_item(ev: Evidence, **extra: str) -> dict[str, str]:
+    return {"type": "intel-tdx", "evidence": _b64(ev.quote), **extra}
+
+
+def _snp_item(ev: AmdEvidence, **extra: str) -> dict[str, str]:
+    return {"type": "amd-sev-snp", "evidence": _b64(ev.report), **extra}
+
+
+def _pending(session: Session, *items: object, status: AttestationStatus = AttestationStatus.PENDING) -> Attestation:
+    model = make_model(session)
+    entitlement = make_entitlement(session, model=model)
+    version = make_model_version(session, model)
+    att = Attestation(
+        entitlement_id=entitlement.id,
+        model_version_id=version.id,
+        deployment_name="prefetch",
+        kind="attest",
+        platforms=["intel-tdx"],
+        status=status,
+        nonce=bytes(32),
+        enclave_jwk={},
+        created_at=NOW,
+        evidence=list(items),
+    )
+    session.add(att)
+    session.flush()
+    return att
+
+
+def _intel_paths(ev: Evidence) -> list[str]:
+    fmspc, ca = ev.platform.fmspc.hex().upper(), ev.pcs.ca
+    return [
+        f"/tdx/certification/v4/tcb?fmspc={fmspc}",
+        "/tdx/certification/v4/qe/identity",
+        f"/sgx/certification/v4/pckcrl?ca={ca}&encoding=der",
+        "/sgx/certification/v4/rootcacrl",
+    ]
+
+
+def _intel_rows(ev: Evidence) -> tuple[str, ...]:
+    fmspc = ev.platform.fmspc.hex()
+    return (
+        f"intel/tcb_info/tdx:{fmspc}",
+        "intel/qe_identity/tdx",
+        f"intel/pck_crl/{ev.pcs.ca}",
+        "intel/root_ca_crl/root",
+    )
+
+
+def _row(session: Session, kind: str) -> CachedCollateral:
+    return session.scalars(select(CachedCollateral).where(CachedCollateral.kind == kind)).one()
+
+
+def _cache_intel(session: Session, ev: Evidence, **next_updates: Any) -> None:
+    """Cache ``ev``'s PCS documents as served; next_update per kind from ``next_updates`` (default: the body's)."""
+    pcs, fmspc = ev.pcs, ev.platform.fmspc.hex()
+    for kind, key, body, chain in (
+        ("tcb_info", f"tdx:{fmspc}", pcs.tcb_info_body, pcs.tcb_info_issuer_chain),
+        ("qe_identity", "tdx", pcs.qe_identity_body, pcs.qe_identity_issuer_chain),
+        ("pck_crl", pcs.ca, pcs.pck_crl, pcs.pck_crl_issuer_chain),
+        ("root_ca_crl", "root", pcs.root_ca_crl, None),
+    ):
+        next_update = next_updates.get(kind, document_next_update(kind, body))
+        put_document(
+            session, INTEL, kind, key, body, issuer_chain=chain, fetched_at=NOW - 5 * DAY, next_update=next_update
+        )
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Prefetch before a decision
+
+
+def test_prefetch_for_intel_fills_cache_that_verifies(
+    session: Session, server: FakeVendorServices, clients: VendorClients
+) -> None:
+    ev = _tdx()
+    server.add_intel(ev)
+    att = _pending(session, _intel_item(ev))
+
+    report = prefetch_for(session, att.id, clients, NOW)
+
+    assert report == FetchReport(stored=_intel_rows(ev))
+    assert server.requests == _intel_paths(ev)
+    for kind in ("tcb_info", "qe_identity", "pck_crl", "root_ca_crl"):
+        row = _row(session, kind)
+        assert row.fetched_at == NOW
+        assert row.next_update == document_next_update(kind, row.body)
+        assert row.next_update is not None
+        assert row.next_update > NOW
+    collateral = intel_collateral_from_cache(session, ev.quote)
+    assert collateral is not None
+    assert verify_quote(parse_quote(ev.quote), collateral, ev.trust_store, NOW).tcb.status == "UpToDate"
+
+
+def test_prefetch_for_snp_fetches_vcek_from_kds(
+    session: Session, server: FakeVendorServices, clients: VendorClients
+) -> None:
+    ev = _snp()
+    server.add_amd(ev)
+    report_fields = parse_snp_report(ev.report)
+    att = _pending(session, _snp_item(ev))
+
+    report = prefetch_for(session, att.id, clients, NOW)
+
+    key = vcek_key(report_fields.chip_id, report_fields.reported_tcb)
+    assert report == FetchReport(stored=(f"amd/vcek/{key}",))
+    assert len(server.requests) == 1
+    assert server.requests[0].startswith(f"/vcek/v1/Genoa/{report_fields.chip_id.hex()}?")
+    assert vcek_from_cache(session, ev.report) == ev.leaf_der
+    assert _row(session, "vcek").next_update == load_leaf(ev.leaf_der).not_after
+
+
+def test_prefetch_for_fresh_cache_asks_nothing(
+    session: Session, server: FakeVendorServices, clients: VendorClients
+) -> None:
+    ev, amd = _tdx(), _snp()
+    server.add_intel(ev)
+    server.add_amd(amd)
+    prefetch_for(session, _pending(session, _intel_item(ev), _snp_item(amd)).id, clients, NOW)
+    asked = list(server.requests)
+
+    again = prefetch_for(session, _pending(session, _intel_item(ev), _snp_item(amd)).id, clients, NOW)
+
+    assert again == FetchReport()
+    assert server.requests == asked
+
+
+@pytest.mark.parametrize("kind", ["tcb_info", "qe_identity", "pck_crl", "root_ca_crl"])
+def test_prefetch_for_document_past_next_update_fetched_again(
+    session: Session, server: FakeVendorServices, clients: VendorClients, kind: str
+) -> None:
+    ev = _tdx()
+    server.add_intel(ev)
+    _cache_intel(session, ev, **{kind: NOW - timedelta(minutes=1)})
+
+    report = prefetch_for(session, _pending(session, _intel_item(ev)).id, clients, NOW)
+
+    index = ["tcb_info", "qe_identity", "pck_crl", "root_ca_crl"].index(kind)
+    assert report.stored == (_intel_rows(ev)[index],)
+    assert server.requests == [_intel_paths(ev)[index]]
+    assert _row(session, kind).next_update == document_next_update(kind, _row(session, kind).body)
+
+
+def test_prefetch_for_crl_without_stored_next_update_read_from_body(
+    session: Session, server: FakeVendorServices, clients: VendorClients
+) -> None:
+    ev = _tdx()
+    server.add_intel(ev)
+    _cache_intel(session, ev, pck_crl=None, root_ca_crl=None)  # as refresh_intel stores CRLs
+
+    assert prefetch_for(session, _pending(session, _intel_item(ev)).id, clients, NOW) == FetchReport()
+    assert server.requests == []
+    # Past the PCK CRL's own nextUpdate (25 days after SIM_NOW) it is due again.
+    later = prefetch_for(session, _pending(session, _intel_item(ev)).id, clients, NOW + 26 * DAY)
+    assert f"intel/pck_crl/{ev.pcs.ca}" in later.stored
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        pytest.param(lambda: _intel_item(_tdx(), collateral=_tdx().collateral_json), id="intel-collateral"),
+        pytest.param(lambda: _snp_item(_snp(), vcek=_b64(_snp().leaf_der)), id="snp-vcek"),
+        pytest.param(lambda: _snp_item(_snp(), cert_table=_b64(_snp().cert_table)), id="snp-cert-table"),
+    ],
+)
+def test_prefetch_for_evidence_with_own_collateral_asks_nothing(
+    session: Session, server: FakeVendorServices, clients: VendorClients, item: Any
+) -> None:
+    server.add_intel(_tdx())
+    server.add_amd(_snp())
+    assert prefetch_for(session, _pending(session, item()).id, clients, NOW) == FetchReport()
+    assert server.requests == []
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        pytest.param(lambda: "not an object", id="item-not-object"),
+        pytest.param(lambda: {"type": "intel-tdx"}, id="no-evidence"),
+        pytest.param(lambda: {"type": "intel-tdx", "evidence": 7}, id="evidence-not-string"),
+        pytest.param(lambda: {"type": "intel-tdx", "evidence": "not base64!"}, id="evidence-not-base64"),
+        pytest.param(lambda: {"type": "intel-tdx", "evidence": _b64(_tdx().quote[:600])}, id="quote-truncated"),
+        pytest.param(lambda: {"type": "intel-tdx", "evidence": _b64(bytes(2000))}, id="quote-zeros"),
+        pytest.param(lambda: {"type": "amd-sev-snp", "evidence": _b64(_snp().report[:1000])}, id="report-truncated"),
+        pytest.param(lambda: _snp_item(_snp(version=2)), id="report-v2-no-cpuid"),
+        pytest.param(lambda: _snp_item(_snp(signing_key="vlek")), id="report-vlek-signed"),
+        pytest.param(lambda: {"type": "nvidia-h100", "evidence": _b64(b"gpu")}, id="type-unsupported"),
+    ],
+)
+def test_prefetch_for_malformed_or_unfetchable_evidence_asks_nothing(
+    session: Session, server: FakeVendorServices, clients: VendorClients, item: Any
+) -> None:
+    assert prefetch_for(session, _pending(session, item()).id, clients, NOW) == FetchReport()
+    assert server.requests == []
+
+
+def test_prefetch_for_decided_attestation_asks_nothing(
+    session: Session, server: FakeVendorServices, clients: VendorClients
+) -> None:
+    ev = _tdx()
+    server.add_intel(ev)
+    att = _pending(session, _intel_item(ev), status=AttestationStatus.REJECTED)
+    assert prefetch_for(session, att.id, clients, NOW) == FetchReport()
+    assert server.requests == []
+
+
+def test_prefetch_for_unknown_fmspc_not_retryable(
+    session: Session, server: FakeVendorServices, clients: VendorClients
+) -> None:
+    ev = _tdx()  # not registered: PCS answers 404 for the FMSPC (and the rest)
+
+    report = prefetch_for(session, _pending(session, _intel_item(ev)).id, clients, NOW)
+
+    assert report.stored == ()
+    assert [f.status for f in report.failures] == [404, 404, 404, 404]
+    assert {f.code for f in report.failures} == {Code.INTEL_COLLATERAL_MISSING}
+    assert report.retryable is None
+
+
+def test_prefetch_for_outage_retryable_and_vendor_asked_once(
+    session: Session, server: FakeVendorServices, clients: VendorClients
+) -> None:
+    ev, amd = _tdx(), _snp()
+    server.add_intel(ev)
+    server.add_amd(amd)
+    server.fail_next(503, retry_after="7")
+    att = _pending(session, _intel_item(ev), _snp_item(amd))
+
+    report = prefetch_for(session, att.id, clients, NOW)
+
+    # PCS is asked nothing more after its 503; KDS is another vendor and still answers.
+    assert server.requests[0] == _intel_paths(ev)[0]
+    assert len(server.requests) == 2
+    assert server.requests[1].startswith("/vcek/v1/")
+    failure = report.retryable
+    assert failure is not None
+    assert (failure.status, failure.retry_after) == (503, 7.0)
+    assert report.stored == (f"amd/vcek/{vcek_key(*_chip_and_tcb(amd))}",)
+    # The outage ends: the next attempt fetches only what is still missing.
+    again = prefetch_for(session, att.id, clients, NOW)
+    assert again == FetchReport(stored=_intel_rows(ev))
+
+
+def _chip_and_tcb(ev: AmdEvidence) -> tuple[bytes, bytes]:
+    report = parse_snp_report(ev.report)
+    return report.chip_id, report.reported_tcb
+
+
+def test_prefetch_disabled_decides_at_once(server: FakeVendorServices) -> None:
+    settings = Settings(collateral_fetch=False, pcs_base_url=server.base_url, database_url="postgresql://unused/x")
+    assert prefetch(str(uuid.uuid4()), 0, settings) is None
+    assert server.requests == []
+
+
+@pytest.mark.parametrize(
+    ("attempt", "retry_after", "expected"),
+    [
+        (0, None, 5.0),
+        (1, None, 10.0),
+        (3, None, 40.0),
+        (0, 60.0, 60.0),
+        (2, 1.0, 20.0),
+        (9, None, 600.0),
+        (0, 1e6, 600.0),
+    ],
+    ids=["first", "second", "fourth", "retry-after-longer", "backoff-longer", "capped", "retry-after-capped"],
+)
+def test_retry_delay_backoff_honours_retry_after(attempt: int, retry_after: float | None, expected: float) -> None:
+    settings = Settings(collateral_retry_delay=5.0, collateral_retry_max_delay=600.0)
+    assert retry_delay(attempt, retry_after, settings) == expected
+
+
+@pytest.mark.parametrize("kind", ["tcb_info", "qe_identity", "pck_crl", "root_ca_crl", "vcek"])
+@pytest.mark.parametrize(
+    "body", [b"", b"{}", b'{"tcbInfo":{"nextUpdate":"soon"}}', b"[" * 100_000, b"\x30\x03\x02\x01\x00"]
+)
+def test_document_next_update_unreadable_is_none(kind: str, body: bytes) -> None:
+    assert document_next_update(kind, body) is None
+
+
+def test_vendor_clients_root_crl_from_intel_cdp_only_for_intel_pcs() -> None:
+    with vendor_clients(Settings()) as c:
+        assert c.intel.root_ca_crl_url == "https://certificates.trustedservices.intel.com/IntelSGXRootCA.der"
+    with vendor_clients(Settings(pcs_base_url="https://pccs.example:8081")) as c:
+        assert c.intel.root_ca_crl_url == "https://pccs.example:8081/sgx/certification/v4/rootcacrl"
+    with vendor_clients(Settings(pcs_base_url="https://pccs.example", pcs_root_ca_crl_url="https://crl.example")) as c:
+        assert c.intel.root_ca_crl_url == "https://crl.example"
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Periodic refresh
+
+
+@pytest.mark.parametrize(
+    ("next_update", "refreshed"),
+    [(NOW - DAY, True), (NOW + timedelta(hours=2), True), (NOW + 2 * DAY, False)],
+    ids=["past", "within-window", "fresh"],
+)
+def test_refresh_cache_replaces_ageing_document_only(
+    session: Session, server: FakeVendorServices, clients: VendorClients, next_update: Any, refreshed: bool
+) -> None:
+    old, new = _tdx(), default_pki().build(QuoteOptions(), CollateralOptions(tcb_evaluation_data_number=18))
+    assert new.pcs.tcb_info_body != old.pcs.tcb_info_body
+    server.add_intel(new)
+    _cache_intel(session, old, tcb_info=next_update)  # the other documents are fresh (20+ days)
+
+    report = refresh_cache(session, clients, NOW, ahead=DAY, limit=100)
+
+    row = _row(session, "tcb_info")
+    if refreshed:
+        assert report == FetchReport(stored=(_intel_rows(old)[0],))
+        assert server.requests == [_intel_paths(old)[0]]
+        assert (row.body, row.issuer_chain, row.fetched_at) == (
+            new.pcs.tcb_info_body,
+            new.pcs.tcb_info_issuer_chain,
+            NOW,
+        )
+        assert row.next_update == NOW + 20 * DAY
+    else:
+        assert report == FetchReport()
+        assert server.requests == []
+        assert (row.body, row.next_update) == (old.pcs.tcb_info_body, next_update)
+    assert _row(session, "qe_identity").fetched_at == NOW - 5 * DAY
+
+
+def test_refresh_cache_failure_keeps_cached_copy(
+    session: Session, server: FakeVendorServices, clients: VendorClients
+) -> None:
+    ev = _tdx()
+    server.add_intel(ev)
+    _cache_intel(session, ev, tcb_info=NOW + timedelta(hours=1), qe_identity=NOW + timedelta(hours=1))
+    server.fail_next(503)
+
+    report = refresh_cache(session, clients, NOW, ahead=DAY, limit=100)
+
+    assert report.stored == ()
+    assert [f.status for f in report.failures] == [503]
+    assert len(server.requests) == 1  # PCS is not asked again in the same run
+    assert _row(session, "tcb_info").body == ev.pcs.tcb_info_body
+    assert _row(session, "tcb_info").fetched_at == NOW - 5 * DAY
+    assert _row(session, "tcb_info").next_update == NOW + timedelta(hours=1)
+
+
+def test_refresh_cache_bounded_soonest_first(
+    session: Session, server: FakeVendorServices, clients: VendorClients
+) -> None:
+    ev = _tdx()
+    server.add_intel(ev)
+    _cache_intel(session, ev, tcb_info=NOW + timedelta(hours=3), qe_identity=NOW + timedelta(hours=1))
+
+    report = refresh_cache(session, clients, NOW, ahead=DAY, limit=1)
+
+    assert report.stored == ("intel/qe_identity/tdx",)
+    assert refresh_cache(session, clients, NOW, ahead=DAY, limit=1).stored == (_intel_rows(ev)[0],)
+
+
+def test_refresh_cache_reads_missing_next_update_from_body_once(
+    session: Session, server: FakeVendorServices, clients: VendorClients
+) -> None:
+    ev, amd = _tdx(), _snp()
+    _cache_intel(session, ev, tcb_info=None, qe_identity=None, pck_crl=None, root_ca_crl=None)
+    chip, tcb = _chip_and_tcb(amd)
+    put_document(
+        session, AMD, "vcek", vcek_key(chip, tcb), amd.leaf_der, issuer_chain=None, fetched_at=NOW, next_update=None
+    )
+
+    assert refresh_cache(session, clients, NOW, ahead=DAY, limit=100) == FetchReport()
+
+    assert server.requests == []
+    assert _row(session, "pck_crl").next_update == NOW + 25 * DAY
+    assert _row(session, "vcek").next_update == load_leaf(amd.leaf_der).not_after
+
+
+def test_refresh_cache_ageing_vcek_fetched_again(
+    session: Session, server: FakeVendorServices, clients: VendorClients
+) -> None:
+    amd = _snp(product="milan")
+    server.add_amd(amd)
+    chip, tcb = _chip_and_tcb(amd)
+    put_document(
+        session, AMD, "vcek", vcek_key(chip, tcb), amd.leaf_der, issuer_chain=None, fetched_at=NOW, next_update=None
+    )
+    not_after = load_leaf(amd.leaf_der).not_after
+
+    report = refresh_cache(session, clients, not_after - timedelta(hours=1), ahead=DAY, limit=100)
+
+    assert report.stored == (f"amd/vcek/{vcek_key(chip, tcb)}",)
+    assert len(server.requests) == 1
+    assert server.requests[0].startswith(f"/vcek/v1/Milan/{chip.hex()}?")
+
+
+def test_refresh_cache_drops_unreadable_vcek(
+    session: Session, server: FakeVendorServices, clients: VendorClients
+) -> None:
+    put_document(
+        session, AMD, "vcek", "00:00", b"not a certificate", issuer_chain=None, fetched_at=NOW, next_update=None
+    )
+
+    assert refresh_cache(session, clients, NOW, ahead=DAY, limit=100) == FetchReport()
+
+    assert session.scalars(select(CachedCollateral)).all() == []
+    assert server.requests == []
+
+
+def test_refresh_cache_unreadable_intel_document_fetched_again(
+    session: Session, server: FakeVendorServices, clients: VendorClients
+) -> None:
+    ev = _tdx()
+    server.add_intel(ev)
+    _cache_intel(session, ev)
+    row = _row(session, "qe_identity")
+    row.body, row.next_update = b"garbage", None
+    session.flush()
+
+    report = refresh_cache(session, clients, NOW, ahead=DAY, limit=100)
+
+    assert report.stored == ("intel/qe_identity/tdx",)
+    assert _row(session, "qe_identity").body == ev.pcs.qe_identity_body
