@@ -1,0 +1,85 @@
+"""The simulated provider: evidence from the fake vendor PKIs, bound to the challenge like real evidence."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from verifier.appraisal.intel import IntelPolicy
+from verifier.appraisal.snp import SnpPolicy
+from verifier.attestation.evaluation import evaluate_intel_quote, evaluate_snp_report
+from verifier.attestation.flows import _binding_for
+from verifier.client.keys import EnclaveKeyPair
+from verifier.client.providers import Binding, SimulatedProvider
+from verifier.testing.amd_pki import default_amd_pki
+from verifier.testing.intel_pki import SIM_NOW, default_pki
+from verifier.testing.intel_quote_builder import TD_ATTR_DEBUG, TdReport
+from verifier.trust.intel_collateral import parse_collateral_json
+
+NONCE = bytes(range(7, 39))
+
+
+@pytest.fixture(scope="module")
+def key() -> EnclaveKeyPair:
+    return EnclaveKeyPair.generate("P-256")
+
+
+@pytest.fixture(scope="module")
+def binding(key: EnclaveKeyPair) -> Binding:
+    return Binding(NONCE, key.public_jwk, key.report_data(NONCE))
+
+
+def test_simulated_tdx_accepted_under_simulated_roots(binding: Binding) -> None:
+    [item] = SimulatedProvider().collect(binding)
+    assert item["type"] == "intel-tdx"
+    result = evaluate_intel_quote(
+        base64.b64decode(item["evidence"]),
+        parse_collateral_json(item["collateral"]),
+        default_pki().build().trust_store,
+        SIM_NOW,
+        IntelPolicy(expected_report_data=binding.report_data),
+    )
+    assert result.accepted, result.reasons
+    assert result.simulated
+
+
+def test_simulated_tdx_debug_td_rejected(binding: Binding) -> None:
+    provider = SimulatedProvider(td=TdReport().with_tdattributes(TdReport().tdattributes_int | TD_ATTR_DEBUG))
+    [item] = provider.collect(binding)
+    result = evaluate_intel_quote(
+        base64.b64decode(item["evidence"]),
+        parse_collateral_json(item["collateral"]),
+        default_pki().build().trust_store,
+        SIM_NOW,
+        IntelPolicy(expected_report_data=binding.report_data),
+    )
+    assert [r.code.value for r in result.reasons] == ["intel.policy.td_debug"]
+
+
+@pytest.mark.parametrize("certs", ["vcek", "cert_table"])
+def test_simulated_snp_accepted_under_simulated_roots(binding: Binding, certs: str) -> None:
+    [item] = SimulatedProvider(platform="amd-sev-snp", certs=certs).collect(binding)  # type: ignore[arg-type]
+    assert set(item) == {"type", "evidence", certs}
+    ev = default_amd_pki().build()
+    result = evaluate_snp_report(
+        base64.b64decode(item["evidence"]),
+        leaf_der=base64.b64decode(item["vcek"]) if certs == "vcek" else None,
+        cert_table=base64.b64decode(item["cert_table"]) if certs == "cert_table" else None,
+        trust=ev.trust_store,
+        now=ev.now,
+        policy=SnpPolicy(expected_report_data=binding.report_data),
+    )
+    assert result.accepted, result.reasons
+
+
+def test_simulated_snp_aci_binding_matches_server(binding: Binding, key: EnclaveKeyPair) -> None:
+    [item] = SimulatedProvider(platform="amd-sev-snp", aci=True).collect(binding)
+    expected = _binding_for(item, NONCE, key.public, binding.report_data)
+    assert expected != binding.report_data
+    assert expected[32:] == bytes(32)
+
+
+def test_simulated_unknown_platform(binding: Binding) -> None:
+    with pytest.raises(ValueError, match="simulated platform"):
+        SimulatedProvider(platform="intel-sgx").collect(binding)  # type: ignore[arg-type]

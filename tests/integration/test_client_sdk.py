@@ -1,0 +1,244 @@
+"""The enclave SDK and ``keyward-enclave`` against the real stack: API, PostgreSQL, Redis and a Celery worker process.
+
+The SDK gets FastAPI's TestClient as its HTTP client; the CLI talks HTTP to the same app served by uvicorn on a
+local port. Evidence is simulated (fake Intel and AMD PKIs), trusted only because this development profile says
+so. The SKR path runs through a local stand-in for the confidential ACI sidecar (tests/client/fake_skr.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Literal
+
+import httpx
+import pytest
+import redis
+import uvicorn
+from click.testing import CliRunner
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from tests.client.fake_skr import running_sidecar
+from tests.support.service import TEST_BROKER, Seeded, seed, start_worker, stop_worker
+from verifier.app import create_app
+from verifier.client import (
+    AciSkrProvider,
+    AttestationRejected,
+    EnclaveSession,
+    KeywardClient,
+    RequestRefused,
+    SimulatedProvider,
+)
+from verifier.client.cli import EXIT_OK, EXIT_REJECTED, EXIT_TRANSPORT, main
+from verifier.collateral.cache import AMD, put_document, vcek_key
+from verifier.config import Settings
+from verifier.db.models import Entitlement, Model, ModelVersion, RecordStatus, ReferenceValueSet
+from verifier.evidence.snp import parse_snp_report
+from verifier.keywrap.ear import verify_ear
+from verifier.testing.amd_pki import ReportOptions, default_amd_pki
+from verifier.testing.intel_pki import SIM_NOW
+from verifier.testing.intel_quote_builder import TD_ATTR_DEBUG, TdReport
+
+
+@dataclass
+class Stack:
+    app: FastAPI
+    http: TestClient
+    seeded: Seeded
+
+    def client(self) -> KeywardClient:
+        return KeywardClient("http://testserver", self.seeded.licence, http=self.http)
+
+
+def _allow_snp(engine: Engine, seeded: Seeded) -> None:
+    """Let the seeded entitlement use SEV-SNP too, with the simulated report's launch measurement, and put the
+    simulated chip's VCEK in the server's cache (what the collateral fetcher would do)."""
+    amd = default_amd_pki().build()
+    report = parse_snp_report(amd.report)
+    with Session(engine) as s:
+        key = vcek_key(report.chip_id, report.reported_tcb)
+        put_document(s, AMD, "vcek", key, amd.leaf_der, issuer_chain=None, fetched_at=SIM_NOW, next_update=None)
+        version = s.scalars(
+            select(ModelVersion).join(Model, Model.id == ModelVersion.model_id).where(Model.name == seeded.model)
+        ).one()
+        s.add(
+            ReferenceValueSet(
+                model_version_id=version.id,
+                platform="amd-sev-snp",
+                status=RecordStatus.ACTIVE,
+                values={"allowed_measurements": [ReportOptions().measurement.hex()]},
+                valid_from=SIM_NOW - timedelta(days=1),
+                valid_until=None,
+                created_at=SIM_NOW,
+            )
+        )
+        entitlement = s.get(Entitlement, seeded.entitlement_id)
+        assert entitlement is not None
+        entitlement.allowed_platforms = ["intel-tdx", "amd-sev-snp"]
+        s.commit()
+
+
+@pytest.fixture(scope="module")
+def stack(database_url: str, engine: Engine) -> Iterator[Stack]:
+    redis.Redis.from_url(TEST_BROKER).flushdb()
+    settings = Settings(
+        database_url=database_url, broker_url=TEST_BROKER, allow_simulated_roots=True, simulation_time=SIM_NOW
+    )
+    seeded = seed(engine, settings)  # one seat: every test gives its lease back
+    _allow_snp(engine, seeded)
+    worker = start_worker(database_url, TEST_BROKER)
+    from verifier.worker.celery_app import celery_app
+
+    celery_app.conf.broker_url = TEST_BROKER
+    app = create_app(settings)
+    http = TestClient(app)
+    http.timeout = httpx.Timeout(120)  # longer than any Prefer: wait here, so the SDK keeps the client's timeout
+    try:
+        yield Stack(app, http, seeded)
+    finally:
+        stop_worker(worker)
+
+
+def test_client_sdk_attest_unwrap_renew_release(stack: Stack) -> None:
+    client = stack.client()
+    session = EnclaveSession(client, SimulatedProvider(), model=stack.seeded.model, deployment="sdk-1", wait=20)
+    with session:
+        lease = session.lease
+        assert lease is not None
+        assert lease.simulated is True
+        dek = session.dek
+        assert dek == stack.seeded.dek
+        # The model runtime decrypts its weights with the DEK.
+        nonce = os.urandom(12)
+        blob = AESGCM(stack.seeded.dek).encrypt(nonce, b"model weights", b"layer-0")
+        assert AESGCM(dek).decrypt(nonce, blob, b"layer-0") == b"model weights"
+        # The result token verifies against the published JWKS and names this enclave key.
+        claims = verify_ear(lease.result_token, client.jwks(), now=SIM_NOW)
+        assert claims["keyward"]["lease_id"] == lease.id
+        assert claims["keyward"]["enclave_key_thumbprint"] == session.key.public.thumbprint_b64
+        # Renewal: fresh nonce and evidence, the same key, the same lease, a key that still opens.
+        renewed = session.renew()
+        assert renewed.id == lease.id
+        assert renewed.attestation_id != lease.attestation_id
+        assert session.dek == stack.seeded.dek
+        # The one seat is taken while the lease lives.
+        with pytest.raises(AttestationRejected) as exc:
+            client.attest(model=stack.seeded.model, deployment="sdk-2", provider=SimulatedProvider(), wait=20)
+        assert exc.value.codes == ["entitlement.seats_exhausted"]
+    # Leaving the session released the lease: the seat is free again.
+    again = client.attest(model=stack.seeded.model, deployment="sdk-2", provider=SimulatedProvider(), wait=20)
+    client.release(again)
+
+
+def test_client_sdk_polls_without_wait(stack: Stack) -> None:
+    client = stack.client()
+    lease = client.attest(model=stack.seeded.model, deployment="sdk-3", provider=SimulatedProvider(), wait=0)
+    try:
+        assert lease.unwrap() == stack.seeded.dek
+    finally:
+        client.release(lease)
+
+
+def test_client_sdk_debug_td_rejected_with_codes(stack: Stack) -> None:
+    debug = TdReport().with_tdattributes(TdReport().tdattributes_int | TD_ATTR_DEBUG)
+    with pytest.raises(AttestationRejected) as exc:
+        stack.client().attest(
+            model=stack.seeded.model, deployment="sdk-4", provider=SimulatedProvider(td=debug), wait=20
+        )
+    assert exc.value.codes == ["intel.policy.td_debug"]
+    assert exc.value.reasons[0].message
+
+
+def test_client_sdk_unknown_model_version_refused(stack: Stack) -> None:
+    with pytest.raises(RequestRefused) as exc:
+        stack.client().attest(
+            model=stack.seeded.model, deployment="sdk-5", provider=SimulatedProvider(), model_version="9.9"
+        )
+    assert exc.value.codes == ["attestation.not_found"]
+
+
+@pytest.mark.parametrize("endpoint", ["raw", "combined"])
+def test_client_sdk_aci_skr_through_sidecar(stack: Stack, endpoint: Literal["raw", "combined"]) -> None:
+    client = stack.client()  # raw: the VCEK comes from the server's cache; combined: it rides along
+    with running_sidecar() as sidecar:
+        provider = AciSkrProvider(url=sidecar.url, endpoint=endpoint)
+        lease = client.attest(model=stack.seeded.model, deployment="aci-1", provider=provider, wait=20)
+        try:
+            assert lease.unwrap() == stack.seeded.dek
+            assert client.renew(lease, provider, wait=20).id == lease.id
+        finally:
+            client.release(lease)
+
+
+# -- keyward-enclave over real HTTP ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def served(stack: Stack) -> Iterator[str]:
+    server = uvicorn.Server(uvicorn.Config(stack.app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert server.started
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def test_client_cli_attest_renew_release(stack: Stack, served: str, tmp_path: Path) -> None:
+    runner = CliRunner()
+    base = ["--url", served, "--licence", stack.seeded.licence]
+    key, dek = tmp_path / "enclave.jwk", tmp_path / "model.dek"
+    args = ["--model", stack.seeded.model, "--deployment", "cli-1", "--provider", "simulated"]
+    result = runner.invoke(main, ["attest", *base, *args, "--key-out", str(key), "--dek-out", str(dek), "--json"])
+    assert result.exit_code == EXIT_OK, result.output
+    out = json.loads(result.stdout)
+    lease_id = out["lease"]["id"]
+    assert out["status"] == "accepted"
+    assert out["simulated"] is True
+    assert dek.read_bytes() == stack.seeded.dek
+    assert stat.S_IMODE(dek.stat().st_mode) == 0o600
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert stack.seeded.licence not in result.output
+    assert stack.seeded.dek.hex() not in result.output
+    try:
+        renew = ["renew", *base, "--lease", lease_id, "--key", str(key), "--provider", "simulated"]
+        result = runner.invoke(main, renew)  # human output
+        assert result.exit_code == EXIT_OK, result.output
+        assert result.stdout.startswith("accepted")
+        assert lease_id in result.stdout
+        assert "collecting evidence with simulated" in result.stderr
+    finally:
+        result = runner.invoke(main, ["release", *base, "--lease", lease_id, "--json"])
+    assert result.exit_code == EXIT_OK, result.output
+    assert json.loads(result.stdout) == {"status": "released", "lease": lease_id}
+
+
+def test_client_cli_refused_and_provider_failure(stack: Stack, served: str, tmp_path: Path) -> None:
+    runner = CliRunner()
+    base = ["attest", "--url", served, "--licence", stack.seeded.licence, "--model", stack.seeded.model]
+    result = runner.invoke(
+        main, [*base, "--deployment", "x", "--provider", "simulated", "--model-version", "9", "--json"]
+    )
+    assert result.exit_code == EXIT_REJECTED, result.output
+    assert json.loads(result.stdout)["reasons"][0]["code"] == "attestation.not_found"
+    no_tsm = ["--deployment", "x", "--provider", "configfs-tsm", "--tsm-root", str(tmp_path / "none"), "--json"]
+    result = runner.invoke(main, [*base, *no_tsm])
+    assert result.exit_code == EXIT_TRANSPORT, result.output
+    assert json.loads(result.stdout)["error"]["code"] == "client.provider.unavailable"

@@ -1,0 +1,50 @@
+"""The evidence-provider interface: given the binding, produce evidence items in the API's JSON shape.
+
+A provider gets a :class:`Binding` (the challenge nonce, the enclave's public JWK and the default 64-byte
+REPORTDATA = SHA-512(nonce || RFC 7638 thumbprint)) and returns a list of items for ``POST /v1/attestations``::
+
+    {"type": "intel-tdx" | "intel-sgx" | "amd-sev-snp", "evidence": "<base64>",
+     "collateral"?: "<QuoteCollateralV3 JSON>", "vcek"?: "<base64 DER>", "cert_table"?: "<base64>",
+     "runtime_data"?: "<base64 of the exact runtime-data bytes (confidential ACI SKR binding)>"}
+
+Most providers put ``report_data`` into the hardware report; the SKR sidecar hashes runtime data itself, so it
+uses ``nonce`` and ``public_jwk`` instead (see :mod:`verifier.client.providers.aci_skr`). Providers raise
+:class:`~verifier.client.errors.ProviderError`, never bare OS or HTTP errors.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+EvidenceItem = dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """What ties the evidence to one challenge and one enclave key."""
+
+    nonce: bytes
+    public_jwk: Mapping[str, str]
+    report_data: bytes  # 64 bytes: SHA-512(nonce || thumbprint)
+
+    @property
+    def nonce_b64url(self) -> str:
+        """The nonce as the API writes it: base64url without padding."""
+        return base64.urlsafe_b64encode(self.nonce).rstrip(b"=").decode("ascii")
+
+
+class EvidenceProvider(Protocol):
+    """Anything that turns a binding into evidence items."""
+
+    @property
+    def name(self) -> str: ...
+
+    def collect(self, binding: Binding) -> list[EvidenceItem]: ...
+
+
+def b64(data: bytes) -> str:
+    """Standard base64 with padding, as the API's evidence fields expect."""
+    return base64.b64encode(data).decode("ascii")

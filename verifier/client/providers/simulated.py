@@ -1,0 +1,67 @@
+"""SIMULATED evidence for development: the fake vendor PKIs of :mod:`verifier.testing` sign it, not Intel or AMD.
+
+Only a Keyward server in development with ``allow_simulated_roots`` accepts it, and every result it gets is marked
+simulated. The binding is real: the quote's REPORTDATA (or the SNP report's REPORT_DATA) is the binding the
+server expects, so a development run exercises the same nonce, key and JWE path as production.
+
+* ``intel-tdx`` (default): a TDX v4 quote with its QuoteCollateralV3 JSON attached; ``td`` chooses the TD's
+  fields (e.g. a DEBUG TD to see a rejection).
+* ``amd-sev-snp``: a report with the VCEK (``certs="vcek"``) or the extended-report certificate table; ``aci``
+  binds like the confidential ACI SKR sidecar (runtime data, SHA-256 || zeros) instead of the default binding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Final, Literal
+
+from verifier.client.providers.aci_skr import skr_report_data, skr_runtime_data
+from verifier.client.providers.base import Binding, EvidenceItem, b64
+
+if TYPE_CHECKING:
+    from verifier.testing.amd_pki import ReportOptions
+    from verifier.testing.intel_quote_builder import TdReport
+
+NAME: Final = "simulated"
+
+
+@dataclass
+class SimulatedProvider:
+    """Evidence from the fake Intel / AMD PKIs, bound to the challenge like real evidence."""
+
+    platform: Literal["intel-tdx", "amd-sev-snp"] = "intel-tdx"
+    td: TdReport | None = None
+    snp: ReportOptions | None = None
+    certs: Literal["vcek", "cert_table"] = "vcek"
+    aci: bool = False
+    name: str = NAME
+
+    def collect(self, binding: Binding) -> list[EvidenceItem]:
+        if self.platform == "intel-tdx":
+            return [self._tdx(binding.report_data)]
+        if self.platform == "amd-sev-snp":
+            return [self._snp(binding)]
+        raise ValueError(f"simulated platform must be intel-tdx or amd-sev-snp, got {self.platform!r}")
+
+    def _tdx(self, report_data: bytes) -> EvidenceItem:
+        from verifier.testing.intel_pki import QuoteOptions, default_pki  # noqa: PLC0415 - development only
+        from verifier.testing.intel_quote_builder import TdReport  # noqa: PLC0415
+
+        td = replace(self.td or TdReport(), reportdata=report_data)
+        ev = default_pki().build(QuoteOptions(td=td))
+        return {"type": "intel-tdx", "evidence": b64(ev.quote), "collateral": ev.collateral_json}
+
+    def _snp(self, binding: Binding) -> EvidenceItem:
+        from verifier.testing.amd_pki import ReportOptions, default_amd_pki  # noqa: PLC0415 - development only
+
+        runtime = skr_runtime_data(binding) if self.aci else None
+        report_data = skr_report_data(runtime) if runtime is not None else binding.report_data
+        ev = default_amd_pki().build(replace(self.snp or ReportOptions(), report_data=report_data))
+        item = {"type": "amd-sev-snp", "evidence": b64(ev.report)}
+        if self.certs == "vcek":
+            item["vcek"] = b64(ev.leaf_der)
+        else:
+            item["cert_table"] = b64(ev.cert_table)
+        if runtime is not None:
+            item["runtime_data"] = b64(runtime)
+        return item
