@@ -14,7 +14,7 @@ from verifier.db.engine import is_sqlite, make_engine
 
 config = context.config
 if config.config_file_name is not None:
-    fileConfig(config.config_file_name)
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
 if not config.get_main_option("sqlalchemy.url"):  # tests and tools may pass a URL; otherwise Settings decides
     config.set_main_option("sqlalchemy.url", get_settings().database_url)
 target_metadata = Base.metadata

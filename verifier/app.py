@@ -2,16 +2,24 @@
 
 ``{"error": {"code": "...", "message": "...", "expected": ..., "actual": ...}}`` with the error's HTTP status;
 anything unexpected is a plain 500 without a traceback in the body.
+
+Every request passes :class:`~verifier.observability.middleware.RequestContextMiddleware` (request id, access log
+line, HTTP metrics); ``/healthz``, ``/readyz`` and ``/metrics`` come from :mod:`verifier.api.health`. Processes
+start from :func:`create_server_app` (``uvicorn --factory verifier.app:create_server_app``), which also sets up
+logging; tests call :func:`create_app`, which leaves logging alone.
 """
 
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from verifier import __version__
 from verifier.config import Settings, get_settings
-from verifier.errors import KeywardError
+from verifier.errors import Code, KeywardError
+from verifier.observability.logging import setup_logging
+from verifier.observability.middleware import RequestContextMiddleware
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -23,9 +31,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def keyward_error(_: Request, exc: KeywardError) -> JSONResponse:
         return JSONResponse({"error": exc.to_reason().to_json()}, status_code=exc.http_status)
 
-    from verifier.api import admin, billing, enclave  # noqa: PLC0415 - routers import services; keep app import cheap
+    @app.exception_handler(RequestValidationError)
+    def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # Same error shape and a stable code as every other rejection; the first few problems, locations only
+        # (no echo of the submitted values, which may be large or secret).
+        problems = [
+            {"loc": ".".join(str(p) for p in e.get("loc", ())), "msg": str(e.get("msg", ""))}
+            for e in list(exc.errors())[:10]
+        ]
+        error = {"code": Code.REQUEST_INVALID.value, "message": "the request does not match the API schema"}
+        return JSONResponse({"error": {**error, "expected": None, "actual": problems}}, status_code=400)
 
+    from verifier.api import admin, billing, enclave, health  # noqa: PLC0415 - routers import services
+
+    app.add_middleware(RequestContextMiddleware)
+    app.include_router(health.router)
     app.include_router(enclave.router)
     app.include_router(admin.router)
     app.include_router(billing.router)
     return app
+
+
+def create_server_app() -> FastAPI:
+    """The uvicorn factory: settings from the environment (a bad production profile fails here, at start-up),
+    logging as they say (the middleware writes the access line; uvicorn's own is silenced), then the app."""
+    settings = get_settings()
+    setup_logging(level=settings.log_level, fmt=settings.log_format, service="api")
+    return create_app()

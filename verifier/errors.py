@@ -196,6 +196,7 @@ class Code(StrEnum):
     USAGE_INVALID = "usage.invalid"
     RESOURCE_NOT_FOUND = "resource.not_found"
     RESOURCE_CONFLICT = "resource.conflict"
+    REQUEST_INVALID = "request.invalid"  # the body, query or path does not match the API schema
     INTERNAL_ERROR = "internal.error"
 
     # -- Azure UVM endorsement

@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Engine
@@ -113,7 +113,18 @@ def seed(engine: Engine, settings: Settings, *, seats: int = 1) -> Seeded:
 
 
 def start_worker(database_url: str, broker: str, **extra_env: str) -> subprocess.Popen[bytes]:
-    env = {
+    """A ``celery worker`` process (solo pool); its output is discarded."""
+    return _popen_worker(_worker_env(database_url, broker, extra_env), None)
+
+
+def start_logged_worker(log_path: Path, database_url: str, broker: str, **extra_env: str) -> subprocess.Popen[bytes]:
+    """:func:`start_worker`, with the worker's stdout and stderr appended to ``log_path``."""
+    with log_path.open("ab") as output:  # the child keeps its own copy of the descriptor
+        return _popen_worker(_worker_env(database_url, broker, extra_env), output)
+
+
+def _worker_env(database_url: str, broker: str, extra_env: dict[str, str]) -> dict[str, str]:
+    return {
         **os.environ,
         "KEYWARD_DATABASE_URL": database_url,
         "KEYWARD_BROKER_URL": broker,
@@ -121,6 +132,9 @@ def start_worker(database_url: str, broker: str, **extra_env: str) -> subprocess
         "KEYWARD_SIMULATION_TIME": SIM_NOW.isoformat(),
         **extra_env,
     }
+
+
+def _popen_worker(env: dict[str, str], output: IO[bytes] | None) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [
             sys.executable,
@@ -138,8 +152,8 @@ def start_worker(database_url: str, broker: str, **extra_env: str) -> subprocess
         ],
         cwd=ROOT,
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=output or subprocess.DEVNULL,
+        stderr=subprocess.STDOUT if output else subprocess.DEVNULL,
     )
 
 

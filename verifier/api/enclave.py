@@ -23,7 +23,7 @@ from sqlalchemy import select
 from verifier import limits
 from verifier.attestation.challenges import issue_challenge
 from verifier.audit.log import AuditTag, record_event
-from verifier.config import current_time
+from verifier.config import Settings, current_time
 from verifier.db.models import (
     Attestation,
     AttestationStatus,
@@ -33,9 +33,10 @@ from verifier.db.models import (
     LeaseStatus,
     ModelVersion,
 )
-from verifier.errors import Code, Forbidden, KeywardError
+from verifier.errors import Code, EvidenceMalformed, Forbidden, NotFound
 from verifier.keywrap.enclave import parse_enclave_jwk
 from verifier.worker.context import keyring_for
+from verifier.worker.notify import supports_pubsub, waiter_for
 
 from .deps import EnclaveDep, SessionDep, SettingsDep
 
@@ -103,7 +104,7 @@ def _nonce(text: str) -> bytes:
     try:
         return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, ValueError) as e:
-        raise KeywardError(Code.ATTESTATION_EVIDENCE_MALFORMED, "nonce is not base64url") from e
+        raise EvidenceMalformed(Code.ATTESTATION_EVIDENCE_MALFORMED, "nonce is not base64url") from e
 
 
 @router.post("/v1/attestations", response_model=AttestationOut, status_code=202)
@@ -133,29 +134,43 @@ def submit_attestation(
         evidence=[e.model_dump(exclude_none=True) for e in body.evidence],
         created_at=datetime.now(UTC),
     )
-    return _dispatch(session, att, prefer, settings.max_wait_seconds, response)
+    return _dispatch(session, att, prefer, settings, response)
 
 
 def _dispatch(
-    session: SessionDep, att: Attestation, prefer: str | None, cap: float, response: Response
+    session: SessionDep, att: Attestation, prefer: str | None, settings: Settings, response: Response
 ) -> AttestationOut:
     """Commit the request, then (and only then) send it to a worker; optionally wait for the decision."""
     session.add(att)
     session.commit()  # the request is durable before any worker can see the task
+    from verifier.observability.logging import CELERY_REQUEST_ID_HEADER, current_request_id  # noqa: PLC0415
     from verifier.worker.tasks import decide_task  # noqa: PLC0415 - keeps Celery out of API import time
 
-    decide_task.delay(str(att.id))
-    wait = _wait_seconds(prefer, cap)
-    if wait > 0:
+    # The request id travels in the message headers, so the worker's log lines for this decision carry it too.
+    request_id = current_request_id()
+    headers = {CELERY_REQUEST_ID_HEADER: request_id} if request_id else None
+    wait = _wait_seconds(prefer, settings.max_wait_seconds)
+    if wait <= 0:
+        decide_task.apply_async(args=[str(att.id)], headers=headers)
+        return _render(session, att)
+    # Listen for the worker's "decided" notification before sending the task, so it cannot be missed; the database
+    # stays the only source of truth (re-read on every wake-up, and polled in case a notification is lost).
+    waiter = waiter_for(settings.broker_url)
+    poll = 0.1 if supports_pubsub(settings.broker_url) else 0.02
+    with waiter.waiting(str(att.id)) as decided:
+        decide_task.apply_async(args=[str(att.id)], headers=headers)
         deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
+        while True:
             session.expire_all()
             current = session.get(Attestation, att.id)
             if current is not None and current.status != AttestationStatus.PENDING:
                 response.status_code = 200
                 return _render(session, current)
-            time.sleep(0.02)
-    return _render(session, att)
+            session.rollback()  # no transaction open while waiting (on SQLite it would hold the write lock)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return _render(session, att)
+            decided.wait(min(poll, left))
 
 
 class RenewIn(BaseModel):
@@ -177,7 +192,7 @@ def renew_lease(
     """Fresh nonce + fresh evidence from the same enclave key extend a live lease (revoked leases never renew)."""
     lease = session.get(Lease, lease_id)
     if lease is None or lease.entitlement_id != credential.entitlement_id:
-        raise KeywardError(Code.LEASE_NOT_RENEWABLE, "no such lease for this licence")
+        raise NotFound(Code.LEASE_NOT_RENEWABLE, "no such lease for this licence")
     parse_enclave_jwk(body.enclave_key)
     deployment = session.get(Deployment, lease.deployment_id)
     att = Attestation(
@@ -193,14 +208,14 @@ def renew_lease(
         evidence=[e.model_dump(exclude_none=True) for e in body.evidence],
         created_at=datetime.now(UTC),
     )
-    return _dispatch(session, att, prefer, settings.max_wait_seconds, response)
+    return _dispatch(session, att, prefer, settings, response)
 
 
 @router.get("/v1/attestations/{attestation_id}", response_model=AttestationOut)
 def get_attestation(attestation_id: uuid.UUID, credential: EnclaveDep, session: SessionDep) -> AttestationOut:
     att = session.get(Attestation, attestation_id)
     if att is None or att.entitlement_id != credential.entitlement_id:
-        raise KeywardError(Code.ATTESTATION_NOT_FOUND, "no such attestation for this licence")
+        raise NotFound(Code.ATTESTATION_NOT_FOUND, "no such attestation for this licence")
     return _render(session, att)
 
 
@@ -209,7 +224,7 @@ def release_lease(lease_id: uuid.UUID, credential: EnclaveDep, session: SessionD
     """Give a seat back (the enclave shuts down). Idempotent for an already ended lease."""
     lease = session.get(Lease, lease_id, with_for_update=True)
     if lease is None or lease.entitlement_id != credential.entitlement_id:
-        raise KeywardError(Code.ATTESTATION_NOT_FOUND, "no such lease for this licence")
+        raise NotFound(Code.ATTESTATION_NOT_FOUND, "no such lease for this licence")
     if lease.status == LeaseStatus.LIVE:
         now = datetime.now(UTC)
         lease.status, lease.ended_at = LeaseStatus.RELEASED, now
@@ -242,7 +257,7 @@ def _model_version(session: SessionDep, entitlement: Entitlement, model: str, ve
     query = query.where(ModelVersion.version == version) if version else query.order_by(ModelVersion.created_at.desc())
     found = session.scalars(query.limit(1)).first()
     if found is None:
-        raise KeywardError(Code.ATTESTATION_NOT_FOUND, "no such model version", actual=version)
+        raise NotFound(Code.ATTESTATION_NOT_FOUND, "no such model version", actual=version)
     return found
 
 

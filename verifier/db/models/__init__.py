@@ -5,6 +5,7 @@ from verifier.db.models.audit import AuditEvent
 from verifier.db.models.catalog import AppraisalPolicy, Model, ModelKey, ModelVersion, RecordStatus, ReferenceValueSet
 from verifier.db.models.collateral import CachedCollateral
 from verifier.db.models.licensing import Deployment, Entitlement, EntitlementStatus
+from verifier.db.models.ops import WorkerHeartbeat
 from verifier.db.models.tenancy import ApiCredential, CredentialKind, Customer, CustomerStatus
 
 __all__ = [
@@ -28,4 +29,5 @@ __all__ = [
     "RecordStatus",
     "ReferenceValueSet",
     "UsedNonce",
+    "WorkerHeartbeat",
 ]
