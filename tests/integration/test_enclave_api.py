@@ -180,3 +180,44 @@ def test_enclave_api_weak_enclave_key_400(stack: Stack) -> None:
     r = stack.client.post("/v1/attestations", json=body, headers=_headers(stack))
     assert r.status_code == 400
     assert r.json()["error"]["code"] == "keywrap.jwk_weak"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "code"),
+    [
+        ("GET", "/v1/attestations/{id}", "attestation.not_found"),
+        ("DELETE", "/v1/leases/{id}", "attestation.not_found"),
+        ("POST", "/v1/leases/{id}/renew", "lease.not_renewable"),
+    ],
+    ids=["attestation", "release", "renew"],
+)
+def test_enclave_api_unknown_record_404(stack: Stack, method: str, path: str, code: str) -> None:
+    import uuid
+
+    body = {"nonce": "AAAA", "enclave_key": {"kty": "EC"}, "evidence": [{"type": "intel-tdx", "evidence": "AAAA"}]}
+    r = stack.client.request(
+        method, path.format(id=uuid.uuid4()), headers=_headers(stack), json=body if method == "POST" else None
+    )
+    assert r.status_code == 404
+    assert r.json()["error"]["code"] == code
+
+
+def test_enclave_api_nonce_not_base64url_400(stack: Stack) -> None:
+    body = {
+        "nonce": "not base64!",
+        "model": stack.model,
+        "deployment": "x",
+        "enclave_key": dict(jwk.ECKey.generate_key("P-384").as_dict(private=False)),
+        "evidence": [{"type": "intel-tdx", "evidence": "AAAA"}],
+    }
+    r = stack.client.post("/v1/attestations", json=body, headers=_headers(stack))
+    assert r.status_code == 400
+    assert r.json()["error"]["code"] == "attestation.evidence_malformed"
+
+
+def test_enclave_api_schema_mismatch_400_with_stable_code(stack: Stack) -> None:
+    r = stack.client.post("/v1/attestations", json={"nonce": "AAAA"}, headers=_headers(stack))
+    assert r.status_code == 400
+    error = r.json()["error"]
+    assert error["code"] == "request.invalid"
+    assert {"loc": "body.model", "msg": "Field required"} in error["actual"]

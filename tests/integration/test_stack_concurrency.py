@@ -6,7 +6,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import httpx
 import pytest
@@ -16,7 +15,8 @@ from sqlalchemy.orm import Session
 
 from tests.support.service import TEST_BROKER
 from verifier.client import AttestationRejected, KeywardClient, Lease, SimulatedProvider
-from verifier.db.models import Attestation, AttestationStatus, Entitlement, Lease as LeaseRow, LeaseStatus
+from verifier.db.models import Attestation, AttestationStatus, Entitlement, LeaseStatus
+from verifier.db.models import Lease as LeaseRow
 from verifier.testing.demo_data import DemoData, seed_demo
 from verifier.testing.devstack import DevStack, StackConfig
 
@@ -28,7 +28,12 @@ def stack(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     redis.Redis.from_url(TEST_BROKER).flushdb()
     workdir = tmp_path_factory.mktemp("stack")
     config = StackConfig(
-        workdir=workdir, database_url=database_url, broker_url=TEST_BROKER, api_workers=2, worker_processes=2, beat=False
+        workdir=workdir,
+        database_url=database_url,
+        broker_url=TEST_BROKER,
+        api_workers=2,
+        worker_processes=2,
+        beat=False,
     )
     with DevStack(config) as running:
         running.wait_until_up()

@@ -130,24 +130,26 @@ class DevStack:
         if self.config.beat:
             schedule = self.config.workdir / "beat-schedule"
             self._spawn("beat", [*celery, "beat", f"--schedule={schedule}", "--loglevel=INFO"])
-        api = [sys.executable, "-m", "uvicorn", "--factory", "verifier.app:create_app"]
+        api = [sys.executable, "-m", "uvicorn", "--factory", "verifier.app:create_server_app"]
         api += ["--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.config.api_workers)]
         self._spawn("api", [*api, "--no-access-log", "--log-level", "warning"])
 
-    def wait_until_up(self, timeout: float = 60.0) -> None:
-        """Until the API answers (a child that exits early is an error with its log's tail)."""
+    def wait_until_up(self, timeout: float = 60.0, *, ready: bool = True) -> None:
+        """Until the API answers /readyz (database, broker and a fresh worker heartbeat), or only /healthz with
+        ``ready=False``. A child that exits early is an error carrying its log's tail."""
+        path = "/readyz" if ready else "/healthz"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for name, proc, _ in self._children:
                 if proc.poll() is not None:
                     raise RuntimeError(f"{name} exited with {proc.returncode}:\n{self.log_tail(name)}")
             try:
-                if httpx.get(self.base_url + "/openapi.json", timeout=1.0).status_code == 200:
+                if httpx.get(self.base_url + path, timeout=2.0).status_code == 200:
                     return
             except httpx.TransportError:
                 pass
             time.sleep(0.1)
-        raise TimeoutError(f"the API did not answer within {timeout} s:\n{self.log_tail('api')}")
+        raise TimeoutError(f"the API did not answer {path} within {timeout} s:\n{self.log_tail('api')}")
 
     def log_tail(self, name: str, lines: int = 30) -> str:
         path = self.config.workdir / f"{name}.log"

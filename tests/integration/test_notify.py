@@ -1,0 +1,47 @@
+"""Decision notifications over real Redis pub/sub: a hint that wakes waiting API requests early."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+
+from tests.support.service import TEST_BROKER
+from verifier.worker.notify import DecisionWaiter, publish_decided, supports_pubsub
+
+
+def _publish_until_woken(waiter_id: str, event_is_set: Callable[[], bool], timeout: float = 5.0) -> None:
+    # The subscriber thread connects asynchronously; publish until it has heard one (bounded).
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not event_is_set():
+        publish_decided(TEST_BROKER, waiter_id)
+        time.sleep(0.05)
+
+
+def test_decision_waiter_wakes_on_the_matching_id_only() -> None:
+    waiter = DecisionWaiter(TEST_BROKER)
+    mine, other = str(uuid.uuid4()), str(uuid.uuid4())
+    with waiter.waiting(mine) as event, waiter.waiting(other) as other_event:
+        _publish_until_woken(mine, event.is_set)
+        assert event.is_set()
+        assert not other_event.is_set()
+
+
+def test_decision_waiter_forgets_ids_after_the_wait() -> None:
+    waiter = DecisionWaiter(TEST_BROKER)
+    ident = str(uuid.uuid4())
+    with waiter.waiting(ident):
+        pass
+    assert ident not in waiter._events
+
+
+def test_notify_without_pubsub_is_a_no_op() -> None:
+    url = "sqla+sqlite:////tmp/never-created.db"
+    assert not supports_pubsub(url)
+    publish_decided(url, "x")  # nothing to send, nothing raised
+    with DecisionWaiter(url).waiting("x") as event:
+        assert not event.wait(0.05)
+
+
+def test_notify_with_redis_down_is_logged_not_raised() -> None:
+    publish_decided("redis://127.0.0.1:1/0", str(uuid.uuid4()))
