@@ -156,7 +156,7 @@ def _dispatch(
     # Listen for the worker's "decided" notification before sending the task, so it cannot be missed; the database
     # stays the only source of truth (re-read on every wake-up, and polled in case a notification is lost).
     waiter = waiter_for(settings.broker_url)
-    poll = 0.1 if supports_pubsub(settings.broker_url) else 0.02
+    poll = 0.5 if supports_pubsub(settings.broker_url) else 0.02  # with notifications, polling is a fallback
     with waiter.waiting(str(att.id)) as decided:
         decide_task.apply_async(args=[str(att.id)], headers=headers)
         deadline = time.monotonic() + wait

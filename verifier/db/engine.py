@@ -16,6 +16,9 @@ from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parents[2]
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+#: PostgreSQL pool per process: up to 40 connections, as many as the API's sync threadpool has threads, so a burst
+#: of requests waits for CPU rather than timing out on the pool.
+POOL_SIZE, POOL_MAX_OVERFLOW = 10, 30
 
 
 def is_sqlite(url: str) -> bool:
@@ -25,7 +28,8 @@ def is_sqlite(url: str) -> bool:
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine for ``url``; SQLite files get the multi-process settings described above."""
     if not is_sqlite(url):
-        return create_engine(url, pool_pre_ping=True, **kwargs)
+        options = {"pool_size": POOL_SIZE, "max_overflow": POOL_MAX_OVERFLOW} if "poolclass" not in kwargs else {}
+        return create_engine(url, pool_pre_ping=True, **options, **kwargs)
     database = make_url(url).database
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
