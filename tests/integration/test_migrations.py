@@ -64,3 +64,17 @@ def test_migration_file_names_are_dated() -> None:
     names = [p.name for p in (ROOT / "migrations" / "versions").glob("*.py")]
     assert names
     assert all(len(n) > 16 and n[:4].isdigit() and n[4] == "-" and n[15] == "_" for n in names), names
+
+
+def test_migrations_upgrade_check_downgrade_on_sqlite(tmp_path: Path) -> None:
+    """The embedded development profile runs the same migrations (batch mode) on a SQLite file."""
+    import verifier.db.models  # noqa: F401 - registers the tables
+    from verifier.db.base import Base
+
+    url = f"sqlite:///{tmp_path / 'keyward.db'}"
+    cfg = _config(url)
+    command.upgrade(cfg, "head")
+    assert _tables(url) == set(Base.metadata.tables)
+    command.check(cfg)
+    command.downgrade(cfg, "base")
+    assert _tables(url) == set()
