@@ -7,6 +7,7 @@ production profile refuses to start with any of them (:meth:`Settings.check_prod
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -21,6 +22,9 @@ _DEV = "keyward-development-only-"
 DEV_CHALLENGE_SECRET = _DEV + "challenge-secret"
 DEV_CREDENTIAL_PEPPER = _DEV + "credential-pepper"
 DEV_KEK_HEX = hashlib.sha256((_DEV + "kek").encode()).hexdigest()
+#: Shortest accepted production secret (HMAC keys for challenges and credential hashes).
+MIN_SECRET_BYTES = 32
+_KEK_HEX = re.compile(r"[0-9a-fA-F]{64}")
 EMBEDDED_DATABASE_URL = "sqlite:///var/keyward.db"
 EMBEDDED_BROKER_URL = "sqla+sqlite:///var/keyward-broker.db"
 
@@ -102,6 +106,11 @@ class Settings(BaseSettings):
         ):
             if value.get_secret_value().startswith(_DEV) or value.get_secret_value() == DEV_KEK_HEX:
                 problems.append(f"{name} must be set (the development default is refused)")
+        for name, value in (("challenge_secret", self.challenge_secret), ("credential_pepper", self.credential_pepper)):
+            if len(value.get_secret_value().encode()) < MIN_SECRET_BYTES:
+                problems.append(f"{name} must be at least {MIN_SECRET_BYTES} bytes")
+        if not _KEK_HEX.fullmatch(self.kek_hex.get_secret_value()):
+            problems.append("kek_hex must be 64 hex characters (a 256-bit key)")
         if self.result_signing_key_pem is None:
             problems.append("result_signing_key_pem must be set")
         if problems:

@@ -35,6 +35,10 @@ def test_settings_production_with_real_secrets_starts() -> None:
         ({"result_signing_key_pem": None}, "result_signing_key_pem"),
         ({"database_url": "sqlite:///var/keyward.db"}, "database_url"),
         ({"broker_url": "sqla+sqlite:///var/keyward-broker.db"}, "broker_url"),
+        ({"challenge_secret": SecretStr("")}, "challenge_secret must be at least"),
+        ({"credential_pepper": SecretStr("short")}, "credential_pepper must be at least"),
+        ({"kek_hex": SecretStr("11" * 16)}, "kek_hex must be 64 hex"),
+        ({"kek_hex": SecretStr("zz" * 32)}, "kek_hex must be 64 hex"),
     ],
     ids=[
         "simulated-roots",
@@ -45,6 +49,10 @@ def test_settings_production_with_real_secrets_starts() -> None:
         "no-signing-key",
         "embedded-database",
         "embedded-broker",
+        "empty-challenge-secret",
+        "short-pepper",
+        "short-kek",
+        "non-hex-kek",
     ],
 )
 def test_settings_production_refuses_development_conveniences(override: dict[str, object], message: str) -> None:
