@@ -22,7 +22,11 @@ class AttestationStatus(StrEnum):
 
 class Attestation(Base):
     __tablename__ = "attestations"
-    __table_args__ = (Index(None, "entitlement_id", "created_at"), Index(None, "status", "created_at"))
+    __table_args__ = (
+        Index(None, "entitlement_id", "created_at"),
+        Index(None, "status", "created_at"),
+        Index(None, "decided_at"),  # billing usage by period
+    )
 
     id: Mapped[UuidPk]
     entitlement_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("entitlements.id"))
@@ -56,7 +60,11 @@ class LeaseStatus(StrEnum):
 
 class Lease(Base):
     __tablename__ = "leases"
-    __table_args__ = (Index(None, "entitlement_id", "status"),)
+    __table_args__ = (
+        Index(None, "entitlement_id", "status"),
+        Index(None, "expires_at"),  # lease expiry (beat) and billing usage by period
+        Index(None, "issued_at"),
+    )
 
     id: Mapped[UuidPk]
     entitlement_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("entitlements.id"))
