@@ -111,8 +111,8 @@ def run(stack: DevStack, workdir: Path) -> int:
 def print_staff_view(stack: DevStack, admin: str) -> None:
     """What provider staff see afterwards (admin API): every decision, stored and audited before it was answered."""
     with httpx.Client(base_url=stack.base_url, timeout=30.0, headers={"Authorization": f"Bearer {admin}"}) as http:
-        rows = http.get("/v1/admin/attestations").raise_for_status().json()
-        print("\nStaff view (GET /v1/admin/attestations):")
+        rows = http.get("/v1/admin/attestations", params={"platform": "intel-tdx"}).raise_for_status().json()
+        print("\nStaff view (GET /v1/admin/attestations?platform=intel-tdx):")
         for row in sorted(rows, key=lambda r: str(r["created_at"])):
             say(f"{row['kind']:<6} {row['status']:<8} {','.join(row['platforms'])}  {row['deployment_name']}")
             if row["status"] == "rejected":

@@ -7,8 +7,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import String, select
 from sqlalchemy.sql.expression import cast
 
 from verifier.api.admin._common import (
@@ -131,7 +130,9 @@ def list_attestations(
     if status_ is not None:
         query = query.where(Attestation.status == status_)
     if platform is not None:
-        query = query.where(cast(Attestation.platforms, JSONB).contains([platform]))
+        # Portable (PostgreSQL and the SQLite profile): the JSON list's text holds the quoted platform name; the
+        # names come from a fixed set without quotes or wildcards, so the match is exact.
+        query = query.where(cast(Attestation.platforms, String).like(f'%"{platform}"%'))
     if from_ is not None:
         query = query.where(Attestation.created_at >= _aware(from_, "from"))
     if to is not None:
