@@ -22,26 +22,23 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import httpx
 import redis
 from joserfc import jwk
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
 
 from bench._harness import machine
 from verifier.db.models import Attestation, AttestationStatus, Lease
 from verifier.keywrap.enclave import expected_report_data, parse_enclave_jwk
+from verifier.testing.databases import scratch_database
 from verifier.testing.demo_data import seed_demo
 from verifier.testing.devstack import DevStack, StackConfig
 from verifier.testing.intel_pki import Evidence, QuoteOptions, default_pki
 
-ADMIN_URL = os.environ.get("KEYWARD_BENCH_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 BROKER = os.environ.get("KEYWARD_BENCH_BROKER", "redis://127.0.0.1:6379/9")
 KEYS = 64  # enclave keys reused round-robin (key generation is the enclave's cost, not Keyward's)
 
@@ -61,20 +58,6 @@ class Result:
     db_accepted: int
     db_other: int
     leases: int
-
-
-@contextmanager
-def bench_database() -> Iterator[str]:
-    name = f"keyward_bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 class Enclaves:
@@ -134,7 +117,7 @@ async def load(base_url: str, licence: str, model: str, concurrency: int, second
                 else:
                     failed += 1
 
-        await loop(time.perf_counter() + 1.0)  # warm-up: connections, worker caches, JIT-free but cold imports
+        await loop(time.perf_counter() + 1.0)  # warm-up: connections, worker caches, imports
         latencies.clear()
         failed = 0
         deadline = time.perf_counter() + seconds
@@ -144,7 +127,7 @@ async def load(base_url: str, licence: str, model: str, concurrency: int, second
 
 def run(workers: int, api_workers: int, concurrency: int, seconds: float) -> Result:
     redis.Redis.from_url(BROKER).flushdb()
-    with bench_database() as url, tempfile.TemporaryDirectory(prefix="keyward-bench-") as tmp:
+    with scratch_database("keyward_bench") as url, tempfile.TemporaryDirectory(prefix="keyward-bench-") as tmp:
         config = StackConfig(
             workdir=Path(tmp),
             database_url=url,

@@ -14,7 +14,6 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -26,11 +25,11 @@ from click.testing import CliRunner
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from tests.client.fake_skr import running_sidecar
-from tests.support.service import TEST_BROKER, Seeded, seed, start_worker, stop_worker
+from tests.support.service import TEST_BROKER, Seeded, allow_snp, seed, start_worker, stop_worker
 from verifier.app import create_app
 from verifier.client import (
     AciSkrProvider,
@@ -43,10 +42,9 @@ from verifier.client import (
 from verifier.client.cli import EXIT_OK, EXIT_REJECTED, EXIT_TRANSPORT, main
 from verifier.collateral.cache import AMD, put_document, vcek_key
 from verifier.config import Settings
-from verifier.db.models import Entitlement, Model, ModelVersion, RecordStatus, ReferenceValueSet
 from verifier.evidence.snp import parse_snp_report
 from verifier.keywrap.ear import verify_ear
-from verifier.testing.amd_pki import ReportOptions, default_amd_pki
+from verifier.testing.amd_pki import default_amd_pki
 from verifier.testing.intel_pki import SIM_NOW
 from verifier.testing.intel_quote_builder import TD_ATTR_DEBUG, TdReport
 
@@ -62,31 +60,15 @@ class Stack:
 
 
 def _allow_snp(engine: Engine, seeded: Seeded) -> None:
-    """Let the seeded entitlement use SEV-SNP too, with the simulated report's launch measurement, and put the
-    simulated chip's VCEK in the server's cache (what the collateral fetcher would do)."""
+    """Let the seeded entitlement use SEV-SNP too and put the simulated chip's VCEK in the server's cache (what
+    the collateral fetcher would do)."""
     amd = default_amd_pki().build()
     report = parse_snp_report(amd.report)
     with Session(engine) as s:
         key = vcek_key(report.chip_id, report.reported_tcb)
         put_document(s, AMD, "vcek", key, amd.leaf_der, issuer_chain=None, fetched_at=SIM_NOW, next_update=None)
-        version = s.scalars(
-            select(ModelVersion).join(Model, Model.id == ModelVersion.model_id).where(Model.name == seeded.model)
-        ).one()
-        s.add(
-            ReferenceValueSet(
-                model_version_id=version.id,
-                platform="amd-sev-snp",
-                status=RecordStatus.ACTIVE,
-                values={"allowed_measurements": [ReportOptions().measurement.hex()]},
-                valid_from=SIM_NOW - timedelta(days=1),
-                valid_until=None,
-                created_at=SIM_NOW,
-            )
-        )
-        entitlement = s.get(Entitlement, seeded.entitlement_id)
-        assert entitlement is not None
-        entitlement.allowed_platforms = ["intel-tdx", "amd-sev-snp"]
         s.commit()
+    allow_snp(engine, seeded.entitlement_id)
 
 
 @pytest.fixture(scope="module")

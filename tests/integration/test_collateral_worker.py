@@ -21,7 +21,7 @@ from joserfc import jwk
 from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session
 
-from tests.support.service import TEST_BROKER, pending_tdx_attestation, seed, start_worker, stop_worker
+from tests.support.service import TEST_BROKER, allow_snp, pending_tdx_attestation, seed, start_worker, stop_worker
 from verifier.attestation.challenges import issue_challenge
 from verifier.collateral.cache import INTEL, put_document
 from verifier.config import Settings
@@ -29,10 +29,6 @@ from verifier.db.models import (
     Attestation,
     AttestationStatus,
     CachedCollateral,
-    Entitlement,
-    ModelVersion,
-    RecordStatus,
-    ReferenceValueSet,
 )
 from verifier.keywrap.enclave import expected_report_data, parse_enclave_jwk
 from verifier.testing.amd_pki import ReportOptions, default_amd_pki
@@ -66,24 +62,7 @@ def stack(database_url: str, engine: Engine) -> Iterator[Stack]:
         database_url=database_url, broker_url=broker, allow_simulated_roots=True, simulation_time=SIM_NOW
     )
     seeded = seed(engine, settings, seats=20)
-    with Session(engine) as s:
-        ent = s.get(Entitlement, seeded.entitlement_id)
-        assert ent is not None
-        version = s.scalars(select(ModelVersion).where(ModelVersion.model_id == ent.model_id)).one()
-        ent.allowed_platforms = ["intel-tdx", "amd-sev-snp"]
-        s.add(
-            ReferenceValueSet(
-                model_version_id=version.id,
-                platform="amd-sev-snp",
-                status=RecordStatus.ACTIVE,
-                values={"allowed_measurements": [ReportOptions().measurement.hex()]},
-                valid_from=SIM_NOW - timedelta(days=1),
-                valid_until=None,
-                created_at=SIM_NOW,
-            )
-        )
-        s.commit()
-        version_id = version.id
+    version_id = allow_snp(engine, seeded.entitlement_id)
     from verifier.worker.celery_app import celery_app
 
     celery_app.conf.broker_url = broker

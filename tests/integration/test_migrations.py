@@ -2,33 +2,23 @@
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import create_engine, inspect
+
+from verifier.testing.databases import scratch_database
 
 ROOT = Path(__file__).resolve().parents[2]
-# Tests may read the environment (the Settings rule is for application code); CI uses the local server.
-ADMIN_URL = os.environ.get("KEYWARD_TEST_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
 
 @pytest.fixture
 def empty_database() -> Iterator[str]:
-    name = f"keyward_mig_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_database("keyward_mig") as url:
+        yield url
 
 
 def _config(url: str) -> Config:

@@ -112,6 +112,33 @@ def seed(engine: Engine, settings: Settings, *, seats: int = 1) -> Seeded:
     return seeded
 
 
+def allow_snp(engine: Engine, entitlement_id: uuid.UUID) -> uuid.UUID:
+    """Let a seeded entitlement use SEV-SNP too, with reference values holding the simulated report's launch
+    measurement; returns the model version id."""
+    from sqlalchemy import select
+
+    from verifier.testing.amd_pki import ReportOptions
+
+    with Session(engine) as s:
+        entitlement = s.get(Entitlement, entitlement_id)
+        assert entitlement is not None
+        version = s.scalars(select(ModelVersion).where(ModelVersion.model_id == entitlement.model_id)).one()
+        entitlement.allowed_platforms = ["intel-tdx", "amd-sev-snp"]
+        s.add(
+            ReferenceValueSet(
+                model_version_id=version.id,
+                platform="amd-sev-snp",
+                status=RecordStatus.ACTIVE,
+                values={"allowed_measurements": [ReportOptions().measurement.hex()]},
+                valid_from=SIM_NOW - timedelta(days=1),
+                valid_until=None,
+                created_at=SIM_NOW,
+            )
+        )
+        s.commit()
+        return version.id
+
+
 def start_worker(database_url: str, broker: str, **extra_env: str) -> subprocess.Popen[bytes]:
     """A ``celery worker`` process (solo pool); its output is discarded."""
     return _popen_worker(_worker_env(database_url, broker, extra_env), None)
