@@ -188,6 +188,7 @@ def test_customers_create_get_list(api: Api) -> None:
     assert api.get(f"/customers/{uuid.uuid4()}", expect=404)["error"]["code"] == "resource.not_found"
     api.post("/customers", {"name": ""}, expect=400)
     api.post("/customers", {"name": "x", "unexpected": 1}, expect=400)
+    api.post("/customers", {"name": "\x00"}, expect=400)  # found by the fuzzer: NUL reached PostgreSQL (500)
 
 
 def test_customer_list_paginates(api: Api) -> None:
@@ -199,6 +200,7 @@ def test_customer_list_paginates(api: Api) -> None:
     assert len(second) == 2
     assert {c["id"] for c in first}.isdisjoint({c["id"] for c in second})
     api.get("/customers", expect=400, limit=201)
+    api.get("/customers", expect=400, offset=2**63)  # found by the fuzzer: was a database error (500)
 
 
 # -- models, versions, keys ------------------------------------------------------------------------------------

@@ -221,3 +221,16 @@ def test_enclave_api_schema_mismatch_400_with_stable_code(stack: Stack) -> None:
     error = r.json()["error"]
     assert error["code"] == "request.invalid"
     assert {"loc": "body.model", "msg": "Field required"} in error["actual"]
+
+
+def test_enclave_api_nul_character_anywhere_400(stack: Stack) -> None:
+    body = {
+        "nonce": "AAAA",
+        "model": stack.model,
+        "deployment": "eu\x00west",
+        "enclave_key": {"kty": "EC", "crv": "P-384", "x\x00": "y"},
+        "evidence": [{"type": "intel-tdx", "evidence": "AAAA"}],
+    }
+    r = stack.client.post("/v1/attestations", json=body, headers=_headers(stack))
+    assert r.status_code == 400
+    assert r.json()["error"]["code"] == "request.invalid"

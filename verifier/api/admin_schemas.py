@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from verifier.api.inputs import ApiInput
 from verifier.db.models import (
     AttestationStatus,
     CredentialKind,
@@ -29,7 +30,7 @@ PolicyPlatform = Literal["intel-tdx", "intel-sgx", "amd-sev-snp", "intel", "snp"
 NameStr = Annotated[str, Field(min_length=1, max_length=200)]
 
 
-class _In(BaseModel):
+class _In(ApiInput):
     model_config = ConfigDict(extra="forbid")
 
 

@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from verifier import limits
+from verifier.api.inputs import ApiInput
 from verifier.attestation.challenges import issue_challenge
 from verifier.audit.log import AuditTag, record_event
 from verifier.config import Settings, current_time
@@ -50,7 +51,7 @@ class ChallengeOut(BaseModel):
     expires_at: datetime
 
 
-class EvidenceIn(BaseModel):
+class EvidenceIn(ApiInput):
     type: EvidenceType
     evidence: str = Field(description="base64 of the quote / report", max_length=limits.MAX_HEX_EVIDENCE_CHARS)
     collateral: str | None = Field(None, description="Intel: QuoteCollateralV3 JSON text")
@@ -63,7 +64,7 @@ class EvidenceIn(BaseModel):
     cert_table: str | None = Field(None, description="AMD: base64 extended-report certificate table")
 
 
-class AttestationIn(BaseModel):
+class AttestationIn(ApiInput):
     nonce: str
     model: str
     model_version: str | None = None
@@ -173,7 +174,7 @@ def _dispatch(
             decided.wait(min(poll, left))
 
 
-class RenewIn(BaseModel):
+class RenewIn(ApiInput):
     nonce: str
     enclave_key: dict[str, Any]
     evidence: list[EvidenceIn] = Field(min_length=1, max_length=8)

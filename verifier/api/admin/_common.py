@@ -27,7 +27,7 @@ from verifier.worker.context import kek_for
 
 _T = TypeVar("_T")
 Limit = Annotated[int, Query(ge=1, le=200)]
-Offset = Annotated[int, Query(ge=0)]
+Offset = Annotated[int, Query(ge=0, le=2**31 - 1)]  # bounded: the database takes a 64-bit OFFSET at most
 
 #: Allowed reference-value status changes (a draft may also be abandoned straight to retired).
 _RV_TRANSITIONS: dict[RecordStatus, frozenset[RecordStatus]] = {
