@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import stat
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -224,3 +227,38 @@ def test_client_cli_refused_and_provider_failure(stack: Stack, served: str, tmp_
     result = runner.invoke(main, [*base, *no_tsm])
     assert result.exit_code == EXIT_TRANSPORT, result.output
     assert json.loads(result.stdout)["error"]["code"] == "client.provider.unavailable"
+
+
+def test_client_cli_run_renews_then_releases(stack: Stack, served: str, tmp_path: Path) -> None:
+    dek = tmp_path / "model.dek"
+    args = ["run", "--url", served, "--licence", stack.seeded.licence, "--model", stack.seeded.model]
+    args += ["--deployment", "cli-run", "--provider", "simulated", "--dek-out", str(dek), "--max-renewals", "1"]
+    result = CliRunner().invoke(main, [*args, "--json"])
+    assert result.exit_code == EXIT_OK, result.output
+    docs = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [d["status"] for d in docs] == ["accepted", "renewed", "released"]
+    assert docs[0]["lease"]["id"] == docs[1]["lease"] == docs[2]["lease"]
+    assert docs[2]["renewals"] == 1
+    assert dek.read_bytes() == stack.seeded.dek
+    # The seat was given back: the entitlement's single seat can be taken again.
+    client = stack.client()
+    client.release(client.attest(model=stack.seeded.model, deployment="after-run", provider=SimulatedProvider()))
+
+
+def test_client_cli_run_releases_on_sigterm(stack: Stack, served: str) -> None:
+    cli = str(Path(sys.executable).parent / "keyward-enclave")
+    args = [cli, "run", "--url", served, "--licence", stack.seeded.licence, "--model", stack.seeded.model]
+    args += ["--deployment", "cli-sigterm", "--provider", "simulated", "--json"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # noqa: S603
+    try:
+        assert proc.stdout is not None
+        first = json.loads(proc.stdout.readline())  # blocks until attested
+        assert first["status"] == "accepted"
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == EXIT_OK, err
+    last = json.loads(out.splitlines()[-1])
+    assert last == {"status": "released", "lease": first["lease"]["id"], "renewals": 0}

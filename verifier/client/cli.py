@@ -4,6 +4,8 @@
                             [--key FILE | --key-type P-384|P-256|RSA-3072] [--key-out FILE] [--dek-out FILE] [--json]
     keyward-enclave renew   --url URL --licence KEY --lease ID --key FILE --provider P [--dek-out FILE] [--json]
     keyward-enclave release --url URL --licence KEY --lease ID [--json]
+    keyward-enclave run     --url URL --licence KEY --model M --deployment D --provider P [--dek-out FILE]
+                            [--max-renewals N] [--json]      (attest, keep renewing, release on SIGTERM/SIGINT)
 
 ``--url`` and ``--licence`` may come from ``KEYWARD_URL`` and ``KEYWARD_LICENCE``. Providers: ``configfs-tsm``
 (``--tsm-root``, ``--privlevel``), ``aci-skr`` (``--skr-url``, ``--skr-endpoint raw|combined``) and ``simulated``
@@ -17,6 +19,7 @@ Exit status: 0 success, 1 rejected (with reason codes), 2 usage error, 3 transpo
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +32,7 @@ from verifier.client.errors import AttestationRejected, ClientError, Rejected, R
 from verifier.client.keys import KEY_KINDS, EnclaveKeyPair, KeyFileError, write_secret
 from verifier.client.models import Lease
 from verifier.client.providers import AciSkrProvider, ConfigfsTsmProvider, EvidenceProvider, SimulatedProvider
+from verifier.client.session import EnclaveSession
 
 EXIT_OK, EXIT_REJECTED, EXIT_USAGE, EXIT_TRANSPORT = 0, 1, 2, 3
 PROVIDERS = ("configfs-tsm", "aci-skr", "simulated")
@@ -158,6 +162,55 @@ def release(**params: Any) -> None:
         click.echo(json.dumps({"status": "released", "lease": params["lease_id"]}))
     else:
         click.echo(f"released  lease {params['lease_id']}")
+
+
+@main.command()
+@_connection_options
+@_provider_options
+@click.option("--model", required=True)
+@click.option("--model-version", help="Default: the newest version the licence allows.")
+@click.option("--deployment", required=True, help="Deployment name (one seat per live lease).")
+@click.option("--key-type", type=click.Choice(KEY_KINDS), default="P-384", show_default=True)
+@click.option("--max-renewals", type=click.IntRange(min=0), help="Stop after this many renewals (default: never).")
+def run(**params: Any) -> None:
+    """Hold a lease for a model runtime: attest (writing --dek-out), renew before every renew_after with fresh
+    evidence, and on SIGTERM or SIGINT (or after --max-renewals) release the seat and exit. A rejected renewal
+    (revoked lease, ended licence, evidence that no longer passes) exits 1 at once: stop using the key."""
+    with _client(params) as client:
+        session = EnclaveSession(
+            client,
+            _provider(params),
+            model=params["model"],
+            deployment=params["deployment"],
+            model_version=params["model_version"],
+            key=EnclaveKeyPair.generate(params["key_type"]),
+            deadline=params["timeout"],
+        )
+        lease = _run(params, session.start)
+        _accepted(params, lease)
+        previous = {sig: signal.signal(sig, lambda *_: session.stop()) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            renewals = _run(
+                params,
+                lambda: session.keep_alive(
+                    on_renewed=lambda renewed: _renewed(params, renewed), max_renewals=params["max_renewals"]
+                ),
+            )
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            _run(params, session.close)  # release the seat, also after a failed renewal
+    if params["as_json"]:
+        click.echo(json.dumps({"status": "released", "lease": lease.id, "renewals": renewals}))
+    else:
+        click.echo(f"released  lease {lease.id} after {renewals} renewal(s)")
+
+
+def _renewed(params: dict[str, Any], lease: Lease) -> None:
+    if params["as_json"]:
+        click.echo(json.dumps({"status": "renewed", "lease": lease.id, "expires_at": lease.expires_at.isoformat()}))
+    else:
+        click.echo(f"renewed   lease {lease.id} until {lease.expires_at.isoformat()}")
 
 
 # -- helpers ---------------------------------------------------------------------------------------------------------
