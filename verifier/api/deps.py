@@ -40,7 +40,12 @@ def require(*kinds: CredentialKind) -> Callable[..., ApiCredential]:
         session: SessionDep, settings: SettingsDep, authorization: Annotated[str | None, Header()] = None
     ) -> ApiCredential:
         token = authorization.removeprefix("Bearer ").strip() if authorization else None
-        return authenticate(session, settings.credential_pepper.get_secret_value().encode(), token, kinds)
+        credential = authenticate(session, settings.credential_pepper.get_secret_value().encode(), token, kinds)
+        # Give the connection back before the endpoint runs: FastAPI runs it in another threadpool slot, and under a
+        # burst a request must not hold a pooled connection while it waits for one (that starved the pool).
+        session.expunge(credential)
+        session.rollback()
+        return credential
 
     return dependency
 

@@ -186,10 +186,11 @@ def run(**params: Any) -> None:
             key=EnclaveKeyPair.generate(params["key_type"]),
             deadline=params["timeout"],
         )
-        lease = _run(params, session.start)
-        _accepted(params, lease)
+        # Handlers first: a SIGTERM that arrives while attesting still ends in a release, not a held seat.
         previous = {sig: signal.signal(sig, lambda *_: session.stop()) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
+            lease = _run(params, session.start)
+            _accepted(params, lease)
             renewals = _run(
                 params,
                 lambda: session.keep_alive(

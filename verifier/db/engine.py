@@ -16,9 +16,10 @@ from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parents[2]
 SQLITE_BUSY_TIMEOUT_MS = 30_000
-#: PostgreSQL pool per process: up to 40 connections, as many as the API's sync threadpool has threads, so a burst
-#: of requests waits for CPU rather than timing out on the pool.
-POOL_SIZE, POOL_MAX_OVERFLOW = 10, 30
+#: PostgreSQL pool per process: at most 20 connections. Requests hold one only while they run SQL (waiting for a
+#: decision holds none), so half the API threadpool's 40 threads is plenty, and several API and worker processes
+#: stay well inside PostgreSQL's default max_connections (100).
+POOL_SIZE, POOL_MAX_OVERFLOW = 5, 15
 
 
 def is_sqlite(url: str) -> bool:
