@@ -11,6 +11,10 @@ logging; tests call :func:`create_app`, which leaves logging alone.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -21,9 +25,24 @@ from verifier.errors import Code, KeywardError
 from verifier.observability.logging import setup_logging
 from verifier.observability.middleware import RequestContextMiddleware
 
+#: Threads for sync endpoints and dependencies (anyio's default is 40). A request waiting for its decision
+#: (``Prefer: wait``) sleeps in one; more threads than a burst of waiting enclaves keeps new requests moving.
+THREADPOOL_SIZE = 128
+
+
+@asynccontextmanager
+async def _lifespan(_: FastAPI) -> AsyncIterator[None]:
+    anyio.to_thread.current_default_thread_limiter().total_tokens = THREADPOOL_SIZE
+    yield
+
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    app = FastAPI(title="Keyward", version=__version__, description="Remote-attestation verifier and model-key broker.")
+    app = FastAPI(
+        title="Keyward",
+        version=__version__,
+        description="Remote-attestation verifier and model-key broker.",
+        lifespan=_lifespan,
+    )
     if settings is not None:
         app.dependency_overrides[get_settings] = lambda: settings
 

@@ -153,7 +153,7 @@ def _dispatch(
     wait = _wait_seconds(prefer, settings.max_wait_seconds)
     if wait <= 0:
         decide_task.apply_async(args=[str(att.id)], headers=headers)
-        return _render(session, att)
+        return _done(session, _render(session, att))
     # Listen for the worker's "decided" notification before sending the task, so it cannot be missed; the database
     # stays the only source of truth (re-read on every wake-up, and polled in case a notification is lost).
     waiter = waiter_for(settings.broker_url)
@@ -166,11 +166,11 @@ def _dispatch(
             current = session.get(Attestation, att.id)
             if current is not None and current.status != AttestationStatus.PENDING:
                 response.status_code = 200
-                return _render(session, current)
+                return _done(session, _render(session, current))
             session.rollback()  # no transaction open while waiting (on SQLite it would hold the write lock)
             left = deadline - time.monotonic()
             if left <= 0:
-                return _render(session, att)
+                return _done(session, _render(session, att))
             decided.wait(min(poll, left))
 
 
@@ -217,7 +217,7 @@ def get_attestation(attestation_id: uuid.UUID, credential: EnclaveDep, session: 
     att = session.get(Attestation, attestation_id)
     if att is None or att.entitlement_id != credential.entitlement_id:
         raise NotFound(Code.ATTESTATION_NOT_FOUND, "no such attestation for this licence")
-    return _render(session, att)
+    return _done(session, _render(session, att))
 
 
 @router.delete("/v1/leases/{lease_id}", status_code=204)
@@ -268,6 +268,13 @@ _WAIT = re.compile(r"wait=(\d+(?:\.\d+)?)")
 def _wait_seconds(prefer: str | None, cap: float) -> float:
     m = _WAIT.search(prefer or "")
     return min(float(m.group(1)), cap) if m else 0.0
+
+
+def _done(session: SessionDep, out: AttestationOut) -> AttestationOut:
+    """End the transaction (the answer is built) so the connection goes back to the pool now, not when the
+    dependency's teardown gets a threadpool slot: under a burst those slots are scarce."""
+    session.rollback()
+    return out
 
 
 def _render(session: SessionDep, att: Attestation) -> AttestationOut:
