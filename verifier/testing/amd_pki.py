@@ -74,6 +74,7 @@ from verifier.testing.amd_report_builder import (
     sign_report,
     signer_info,
 )
+from verifier.testing.der import der_ia5, der_int, tlv
 from verifier.trust.store import TrustStore, trust_store_from_certificates
 
 Kind = Literal["vcek", "vlek"]
@@ -149,25 +150,6 @@ def _pick(d: Defect | None, choices: Mapping[Defect, T], default: T) -> T:
 # A tiny DER toolkit: the AMD extension values, and surgery on TBS bytes cryptography will not build
 
 
-def _tlv(tag: int, content: bytes) -> bytes:
-    n = len(content)
-    if n < 0x80:
-        return bytes([tag, n]) + content
-    size = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes([tag, 0x80 | len(size)]) + size + content
-
-
-def der_uint(value: int) -> bytes:
-    """DER INTEGER of a non-negative value, minimal (``0xDB`` -> ``02 02 00 DB``)."""
-    if value < 0:
-        raise ValueError("only non-negative integers")
-    return _tlv(0x02, value.to_bytes(value.bit_length() // 8 + 1, "big"))
-
-
-def der_ia5(text: str) -> bytes:
-    return _tlv(0x16, text.encode("ascii"))
-
-
 def _read(der: bytes, off: int) -> tuple[int, int, int]:
     """(tag, content start, end) of the DER element at ``off``."""
     tag, first = der[off], der[off + 1]
@@ -193,7 +175,7 @@ def _signed_parts(der: bytes) -> tuple[bytes, bytes]:
 
 def _assemble(tbs: bytes, alg_id: bytes, signature: bytes) -> bytes:
     """Certificate / CertificateList ::= SEQUENCE { tbs, signatureAlgorithm, signatureValue BIT STRING }."""
-    return _tlv(0x30, tbs + alg_id + _tlv(0x03, b"\x00" + signature))
+    return tlv(0x30, tbs + alg_id + tlv(0x03, b"\x00" + signature))
 
 
 def _tbs_with_serial_zero(tbs: bytes) -> bytes:
@@ -412,7 +394,7 @@ def leaf_extensions(spec: LeafSpec) -> list[x509.UnrecognizedExtension]:
 
     t = spec.tcb
     head = [
-        ext("1", der_uint(1 if spec.product == "turin" else 0)),
+        ext("1", der_int(1 if spec.product == "turin" else 0)),
         ext("2", der_ia5(PRODUCT_NAME[spec.product, spec.kind])),
     ]
     if spec.product == "turin":  # real Turin VCEK: .1 .2 .3.9 .3.1 .3.2 .3.3 .3.5 .3.6 .3.7 .3.8 .4 (no spl4)
@@ -426,7 +408,7 @@ def leaf_extensions(spec: LeafSpec) -> list[x509.UnrecognizedExtension]:
         tail.append(ext("4", spec.hwid))
     if spec.csp_id is not None:
         tail.append(ext("5", der_ia5(spec.csp_id)))
-    return [*head, *(ext(arc, der_uint(v)) for arc, v in spl), *tail]
+    return [*head, *(ext(arc, der_int(v)) for arc, v in spl), *tail]
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -41,6 +41,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
 from verifier.errors import Code
+from verifier.testing.der import der_bool, der_enum, der_int, der_octets, der_oid, der_seq
 from verifier.testing.intel_quote_builder import (
     SGX_ATTR_DEBUG,
     SIM_TDX_LATE_MICROCODE_SVN,
@@ -98,56 +99,6 @@ def _pick(d: Defect | None, choices: Mapping[Defect, T], default: T) -> T:
 
 def _ts(t: datetime) -> str:
     return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-# ----------------------------------------------------------------------------------------------------------
-# A tiny DER encoder (definite lengths, the five types the SGX extension uses)
-
-
-def _tlv(tag: int, content: bytes) -> bytes:
-    n = len(content)
-    if n < 0x80:
-        return bytes([tag, n]) + content
-    size = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes([tag, 0x80 | len(size)]) + size + content
-
-
-def der_oid(dotted: str) -> bytes:
-    arcs = [int(a) for a in dotted.split(".")]
-    out = bytearray()
-    for value in [40 * arcs[0] + arcs[1], *arcs[2:]]:
-        chunk, rest = [value & 0x7F], value >> 7
-        while rest:
-            chunk.append(0x80 | (rest & 0x7F))
-            rest >>= 7
-        out += bytes(reversed(chunk))
-    return _tlv(0x06, bytes(out))
-
-
-def _uint_content(value: int) -> bytes:
-    if value < 0:
-        raise ValueError("only non-negative integers are needed here")
-    return value.to_bytes(value.bit_length() // 8 + 1, "big")  # +1 keeps the sign bit clear
-
-
-def der_int(value: int) -> bytes:
-    return _tlv(0x02, _uint_content(value))
-
-
-def der_seq(*items: bytes) -> bytes:
-    return _tlv(0x30, b"".join(items))
-
-
-def der_octets(data: bytes) -> bytes:
-    return _tlv(0x04, data)
-
-
-def der_bool(value: bool) -> bytes:
-    return _tlv(0x01, b"\xff" if value else b"\x00")
-
-
-def der_enum(value: int) -> bytes:
-    return _tlv(0x0A, _uint_content(value))
 
 
 # ----------------------------------------------------------------------------------------------------------
