@@ -33,6 +33,14 @@ class IntelKeys:
     fmspc: str  # 12 lower-case hex
     ca: str  # "platform" | "processor"
 
+    @property
+    def tcb_info(self) -> str:
+        return f"{self.tee}:{self.fmspc}"
+
+    def rows(self) -> tuple[tuple[str, str], ...]:
+        """The (kind, key) of the four cached documents a quote is verified with; the one place keys are made."""
+        return (("tcb_info", self.tcb_info), ("qe_identity", self.tee), ("pck_crl", self.ca), ("root_ca_crl", "root"))
+
 
 def intel_keys(quote_bytes: bytes) -> IntelKeys:
     """Which collateral a quote needs, read from the quote and its PCK certificate (nothing verified here)."""
@@ -78,7 +86,7 @@ def put_document(
     return row
 
 
-def _get(session: Session, vendor: str, kind: str, key: str) -> CachedCollateral | None:
+def cached_document(session: Session, vendor: str, kind: str, key: str) -> CachedCollateral | None:
     return session.scalars(
         select(CachedCollateral).where(
             CachedCollateral.vendor == vendor, CachedCollateral.kind == kind, CachedCollateral.key == key
@@ -93,10 +101,7 @@ def intel_collateral_from_cache(session: Session, quote_bytes: bytes) -> Collate
         k = intel_keys(quote_bytes)
     except (KeywardError, ValueError):
         return None
-    tcb = _get(session, INTEL, "tcb_info", f"{k.tee}:{k.fmspc}")
-    qe = _get(session, INTEL, "qe_identity", k.tee)
-    pck_crl = _get(session, INTEL, "pck_crl", k.ca)
-    root_crl = _get(session, INTEL, "root_ca_crl", "root")
+    tcb, qe, pck_crl, root_crl = (cached_document(session, INTEL, kind, key) for kind, key in k.rows())
     if tcb is None or qe is None or pck_crl is None or root_crl is None:
         return None
     return collateral_from_pcs(
@@ -120,5 +125,5 @@ def vcek_from_cache(session: Session, report_bytes: bytes) -> bytes | None:
         report = parse_snp_report(report_bytes)
     except KeywardError:
         return None
-    row = _get(session, AMD, "vcek", vcek_key(report.chip_id, report.reported_tcb))
+    row = cached_document(session, AMD, "vcek", vcek_key(report.chip_id, report.reported_tcb))
     return row.body if row is not None else None

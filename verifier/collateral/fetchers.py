@@ -211,15 +211,15 @@ def refresh_intel(session: Session, client: IntelPcsClient, quote_bytes: bytes, 
     qe_next = _next_update(qe_body, "enclaveIdentity", client.qe_identity_url(tee))
     pck_crl, pck_chain = client.fetch_pck_crl(ca)
     root_crl = client.fetch_root_ca_crl()
-    rows: list[tuple[str, str, bytes, str | None, datetime | None]] = [
-        ("tcb_info", f"{k.tee}:{k.fmspc}", tcb_body, tcb_chain, tcb_next),
-        ("qe_identity", k.tee, qe_body, qe_chain, qe_next),
-        ("pck_crl", k.ca, pck_crl, pck_chain, None),
-        ("root_ca_crl", "root", root_crl, None, None),
+    fetched: list[tuple[bytes, str | None, datetime | None]] = [
+        (tcb_body, tcb_chain, tcb_next),
+        (qe_body, qe_chain, qe_next),
+        (pck_crl, pck_chain, None),
+        (root_crl, None, None),
     ]
-    for kind, key, body, chain, next_update in rows:
+    for (kind, key), (body, chain, next_update) in zip(k.rows(), fetched, strict=True):
         put_document(session, INTEL, kind, key, body, issuer_chain=chain, fetched_at=now, next_update=next_update)
-    return [f"{kind}/{key}" for kind, key, *_ in rows]
+    return [f"{kind}/{key}" for kind, key in k.rows()]
 
 
 # ----------------------------------------------------------------------------------------------------------

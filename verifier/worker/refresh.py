@@ -42,7 +42,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from verifier.api.deps import engine_for
 from verifier.attestation.flows import INTEL_PLATFORMS
-from verifier.collateral.cache import AMD, INTEL, intel_keys, put_document, vcek_key
+from verifier.collateral.cache import AMD, INTEL, cached_document, intel_keys, put_document, vcek_key
 from verifier.collateral.fetchers import AmdKdsClient, CaKind, FetchError, IntelPcsClient, Tee
 from verifier.config import Settings, current_time, get_settings
 from verifier.db.models import Attestation, AttestationStatus, CachedCollateral
@@ -173,13 +173,7 @@ def _item_wants(item: object) -> tuple[Wanted, ...]:
         return ()
     try:
         if kind in INTEL_PLATFORMS and not item.get("collateral"):
-            k = intel_keys(evidence)
-            return (
-                Wanted(INTEL, "tcb_info", f"{k.tee}:{k.fmspc}"),
-                Wanted(INTEL, "qe_identity", k.tee),
-                Wanted(INTEL, "pck_crl", k.ca),
-                Wanted(INTEL, "root_ca_crl", "root"),
-            )
+            return tuple(Wanted(INTEL, kind, key) for kind, key in intel_keys(evidence).rows())
         if kind == PLATFORM_SNP and not item.get("vcek") and not item.get("cert_table"):
             report = parse_snp_report(evidence)
             product = product_from_cpuid(report)
@@ -199,18 +193,10 @@ def collateral_needs(session: Session, evidence: Iterable[object], now: datetime
     needs: dict[str, Wanted] = {}
     for item in evidence:
         for wanted in _item_wants(item):
-            row = _cached(session, wanted.vendor, wanted.kind, wanted.key)
+            row = cached_document(session, wanted.vendor, wanted.kind, wanted.key)
             if row is None or _due(row, now):
                 needs.setdefault(str(wanted), wanted)
     return list(needs.values())
-
-
-def _cached(session: Session, vendor: str, kind: str, key: str) -> CachedCollateral | None:
-    return session.scalars(
-        select(CachedCollateral).where(
-            CachedCollateral.vendor == vendor, CachedCollateral.kind == kind, CachedCollateral.key == key
-        )
-    ).first()
 
 
 def _tee(value: str) -> Tee:
