@@ -64,13 +64,18 @@ class EvidenceIn(ApiInput):
     cert_table: str | None = Field(None, description="AMD: base64 extended-report certificate table")
 
 
-class AttestationIn(ApiInput):
+class RenewIn(ApiInput):
+    """Fresh evidence bound to a fresh nonce and the enclave key (a renewal needs nothing more)."""
+
     nonce: str
+    enclave_key: dict[str, Any] = Field(description="public JWK: RSA >= 3072 or EC P-256/P-384")
+    evidence: list[EvidenceIn] = Field(min_length=1, max_length=8)
+
+
+class AttestationIn(RenewIn):
     model: str
     model_version: str | None = None
     deployment: str = Field(min_length=1, max_length=200)
-    enclave_key: dict[str, Any] = Field(description="public JWK: RSA >= 3072 or EC P-256/P-384")
-    evidence: list[EvidenceIn] = Field(min_length=1, max_length=8)
 
 
 class LeaseOut(BaseModel):
@@ -122,12 +127,26 @@ def submit_attestation(
     if entitlement is None:
         raise Forbidden(Code.AUTH_FORBIDDEN, "licence key is not bound to an entitlement")
     version = _model_version(session, entitlement, body.model, body.model_version)
-    parse_enclave_jwk(body.enclave_key)  # reject malformed or weak keys before queueing (400)
-    att = Attestation(
-        entitlement_id=entitlement.id,
-        model_version_id=version.id,
-        deployment_name=body.deployment,
-        kind="attest",
+    att = _pending(body, "attest", entitlement.id, version.id, body.deployment)
+    return _dispatch(session, att, prefer, settings, response)
+
+
+def _pending(
+    body: RenewIn,
+    kind: str,
+    entitlement_id: uuid.UUID,
+    model_version_id: uuid.UUID,
+    deployment_name: str,
+    lease_id: uuid.UUID | None = None,
+) -> Attestation:
+    """The stored request. Malformed or weak enclave keys are refused here, before anything is queued (400)."""
+    parse_enclave_jwk(body.enclave_key)
+    return Attestation(
+        entitlement_id=entitlement_id,
+        model_version_id=model_version_id,
+        deployment_name=deployment_name,
+        kind=kind,
+        lease_id=lease_id,
         platforms=sorted({e.type for e in body.evidence}),
         status=AttestationStatus.PENDING,
         nonce=_nonce(body.nonce),
@@ -135,7 +154,6 @@ def submit_attestation(
         evidence=[e.model_dump(exclude_none=True) for e in body.evidence],
         created_at=datetime.now(UTC),
     )
-    return _dispatch(session, att, prefer, settings, response)
 
 
 def _dispatch(
@@ -174,12 +192,6 @@ def _dispatch(
             decided.wait(min(poll, left))
 
 
-class RenewIn(ApiInput):
-    nonce: str
-    enclave_key: dict[str, Any]
-    evidence: list[EvidenceIn] = Field(min_length=1, max_length=8)
-
-
 @router.post("/v1/leases/{lease_id}/renew", response_model=AttestationOut, status_code=202)
 def renew_lease(
     lease_id: uuid.UUID,
@@ -194,21 +206,9 @@ def renew_lease(
     lease = session.get(Lease, lease_id)
     if lease is None or lease.entitlement_id != credential.entitlement_id:
         raise NotFound(Code.LEASE_NOT_RENEWABLE, "no such lease for this licence")
-    parse_enclave_jwk(body.enclave_key)
     deployment = session.get(Deployment, lease.deployment_id)
-    att = Attestation(
-        entitlement_id=lease.entitlement_id,
-        model_version_id=lease.model_version_id,
-        kind="renew",
-        deployment_name=deployment.name if deployment else "",
-        lease_id=lease.id,
-        platforms=sorted({e.type for e in body.evidence}),
-        status=AttestationStatus.PENDING,
-        nonce=_nonce(body.nonce),
-        enclave_jwk=body.enclave_key,
-        evidence=[e.model_dump(exclude_none=True) for e in body.evidence],
-        created_at=datetime.now(UTC),
-    )
+    name = deployment.name if deployment else ""
+    att = _pending(body, "renew", lease.entitlement_id, lease.model_version_id, name, lease_id=lease.id)
     return _dispatch(session, att, prefer, settings, response)
 
 
