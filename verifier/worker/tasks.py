@@ -13,6 +13,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
 from verifier.api.deps import engine_for
@@ -38,8 +39,11 @@ def decide(attestation_id: str) -> str:
     started = time.perf_counter()
     with factory() as session:
         # Locked until the commit, so "was pending" is exact: a redelivered, already decided task is not counted.
-        before = session.get(Attestation, uuid.UUID(attestation_id), with_for_update=True)
-        was_pending = before is not None and before.status == AttestationStatus.PENDING
+        # Only the status is read here; the decision loads the row (evidence included) once.
+        status = session.scalar(
+            select(Attestation.status).where(Attestation.id == uuid.UUID(attestation_id)).with_for_update()
+        )
+        was_pending = status == AttestationStatus.PENDING
         att = decide_attestation(session, uuid.UUID(attestation_id), decision_context(settings), current_time(settings))
         session.commit()
     publish_decided(settings.broker_url, attestation_id)  # wakes an API request waiting with Prefer: wait
