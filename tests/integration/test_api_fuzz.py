@@ -18,14 +18,12 @@ from hypothesis import strategies as st
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
-from tests.support.service import TEST_BROKER, seed
+from tests.support.service import TEST_BROKER, seed, service_settings
 from verifier.app import create_app
 from verifier.auth.credentials import issue_credential
-from verifier.config import Settings
 from verifier.db.engine import upgrade_database
 from verifier.db.models import CredentialKind
 from verifier.testing.databases import scratch_database
-from verifier.testing.intel_pki import SIM_NOW
 
 EXAMPLES = 200 if os.environ.get("KEYWARD_SLOW") else 12
 
@@ -33,13 +31,9 @@ EXAMPLES = 200 if os.environ.get("KEYWARD_SLOW") else 12
 @pytest.fixture(scope="module")
 def api() -> Iterator[tuple[Any, dict[str, str]]]:
     """The app on its own scratch database (the fuzzer creates records freely) with one credential per kind."""
-    redis.Redis.from_url(TEST_BROKER).flushdb()
-    from verifier.worker.celery_app import celery_app
-
-    celery_app.conf.broker_url = TEST_BROKER  # accepted submissions are queued; no worker decides them here
     with scratch_database("keyward_fuzz") as url:
         upgrade_database(url)
-        config = Settings(database_url=url, broker_url=TEST_BROKER, allow_simulated_roots=True, simulation_time=SIM_NOW)
+        config = service_settings(url)  # accepted submissions are queued; no worker decides them here
         engine = create_engine(url)
         seeded = seed(engine, config)
         pepper = config.credential_pepper.get_secret_value().encode()

@@ -22,7 +22,6 @@ from typing import Literal
 
 import httpx
 import pytest
-import redis
 import uvicorn
 from click.testing import CliRunner
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -32,7 +31,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from tests.client.fake_skr import running_sidecar
-from tests.support.service import TEST_BROKER, Seeded, allow_snp, seed, start_worker, stop_worker
+from tests.support.service import TEST_BROKER, Seeded, allow_snp, seed, service_settings, start_worker, stop_worker
 from verifier.app import create_app
 from verifier.client import (
     AciSkrProvider,
@@ -44,7 +43,6 @@ from verifier.client import (
 )
 from verifier.client.cli import EXIT_OK, EXIT_REJECTED, EXIT_TRANSPORT, main
 from verifier.collateral.cache import AMD, put_document, vcek_key
-from verifier.config import Settings
 from verifier.evidence.snp import parse_snp_report
 from verifier.keywrap.ear import verify_ear
 from verifier.testing.amd_pki import default_amd_pki
@@ -76,16 +74,10 @@ def _allow_snp(engine: Engine, seeded: Seeded) -> None:
 
 @pytest.fixture(scope="module")
 def stack(database_url: str, engine: Engine) -> Iterator[Stack]:
-    redis.Redis.from_url(TEST_BROKER).flushdb()
-    settings = Settings(
-        database_url=database_url, broker_url=TEST_BROKER, allow_simulated_roots=True, simulation_time=SIM_NOW
-    )
+    settings = service_settings(database_url)
     seeded = seed(engine, settings)  # one seat: every test gives its lease back
     _allow_snp(engine, seeded)
     worker = start_worker(database_url, TEST_BROKER)
-    from verifier.worker.celery_app import celery_app
-
-    celery_app.conf.broker_url = TEST_BROKER
     app = create_app(settings)
     http = TestClient(app)
     http.timeout = httpx.Timeout(120)  # longer than any Prefer: wait here, so the SDK keeps the client's timeout

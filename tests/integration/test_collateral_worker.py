@@ -16,12 +16,19 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-import redis
 from joserfc import jwk
 from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session
 
-from tests.support.service import TEST_BROKER, allow_snp, pending_tdx_attestation, seed, start_worker, stop_worker
+from tests.support.service import (
+    TEST_BROKER,
+    allow_snp,
+    pending_tdx_attestation,
+    seed,
+    service_settings,
+    start_worker,
+    stop_worker,
+)
 from verifier.attestation.challenges import issue_challenge
 from verifier.collateral.cache import INTEL, put_document
 from verifier.config import Settings
@@ -57,15 +64,9 @@ def _clear_cache(engine: Engine) -> None:
 @pytest.fixture(scope="module")
 def stack(database_url: str, engine: Engine) -> Iterator[Stack]:
     broker = TEST_BROKER
-    redis.Redis.from_url(broker).flushdb()
-    settings = Settings(
-        database_url=database_url, broker_url=broker, allow_simulated_roots=True, simulation_time=SIM_NOW
-    )
+    settings = service_settings(database_url)
     seeded = seed(engine, settings, seats=20)
     version_id = allow_snp(engine, seeded.entitlement_id)
-    from verifier.worker.celery_app import celery_app
-
-    celery_app.conf.broker_url = broker
     with FakeVendorServices() as server:
         worker = start_worker(
             database_url,

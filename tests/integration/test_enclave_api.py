@@ -14,12 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import redis
 from fastapi.testclient import TestClient
 from joserfc import jwk
 from sqlalchemy import Engine
 
-from tests.support.service import TEST_BROKER, seed, start_worker, stop_worker
+from tests.support.service import TEST_BROKER, seed, service_settings, start_worker, stop_worker
 from verifier.app import create_app
 from verifier.config import Settings
 from verifier.keywrap.ear import verify_ear
@@ -42,15 +41,9 @@ class Stack:
 @pytest.fixture(scope="module")
 def stack(database_url: str, engine: Engine) -> Iterator[Stack]:
     broker = TEST_BROKER
-    redis.Redis.from_url(broker).flushdb()
-    settings = Settings(
-        database_url=database_url, broker_url=broker, allow_simulated_roots=True, simulation_time=SIM_NOW
-    )
+    settings = service_settings(database_url)
     seeded = seed(engine, settings)
     worker = start_worker(database_url, broker)
-    from verifier.worker.celery_app import celery_app
-
-    celery_app.conf.broker_url = broker  # the API side publishes to the same broker as the worker consumes
     try:
         yield Stack(TestClient(create_app(settings)), settings, seeded.licence, seeded.model, seeded.dek)
     finally:

@@ -14,17 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from fastapi.testclient import TestClient
 from joserfc import jwk
 from sqlalchemy import Engine, delete
 
-from tests.support.service import TEST_BROKER, Seeded, seed, start_logged_worker, stop_worker
+from tests.support.service import TEST_BROKER, Seeded, seed, service_settings, start_logged_worker, stop_worker
 from verifier.app import create_app
 from verifier.config import Settings
 from verifier.db.models import WorkerHeartbeat
 from verifier.keywrap.enclave import expected_report_data, parse_enclave_jwk
-from verifier.testing.intel_pki import SIM_NOW, QuoteOptions, default_pki
+from verifier.testing.intel_pki import QuoteOptions, default_pki
 from verifier.testing.intel_quote_builder import TdReport
 
 DEAD_DATABASE = "postgresql+psycopg://postgres@127.0.0.1:1/keyward"
@@ -49,15 +48,9 @@ def _wait_for(predicate: Callable[[], bool], timeout: float) -> bool:
 @pytest.fixture
 def api(database_url: str, engine: Engine) -> Api:
     """The API on the test database with no worker: heartbeats of earlier tests' workers are cleared."""
-    redis.Redis.from_url(TEST_BROKER).flushdb()
     with engine.begin() as conn:
         conn.execute(delete(WorkerHeartbeat))
-    settings = Settings(
-        database_url=database_url, broker_url=TEST_BROKER, allow_simulated_roots=True, simulation_time=SIM_NOW
-    )
-    from verifier.worker.celery_app import celery_app
-
-    celery_app.conf.broker_url = TEST_BROKER  # the API side publishes to the broker the worker consumes
+    settings = service_settings(database_url)
     return Api(TestClient(create_app(settings)), settings)
 
 

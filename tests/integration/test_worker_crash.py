@@ -18,7 +18,14 @@ from joserfc import jwk
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
-from tests.support.service import TEST_BROKER, pending_tdx_attestation, seed, start_worker, stop_worker
+from tests.support.service import (
+    TEST_BROKER,
+    pending_tdx_attestation,
+    seed,
+    service_settings,
+    start_worker,
+    stop_worker,
+)
 from verifier.attestation.challenges import issue_challenge
 from verifier.config import Settings
 from verifier.db.models import Attestation, AttestationStatus, Entitlement, Lease, ModelVersion
@@ -57,21 +64,13 @@ def _wait_for(predicate: object, timeout: float) -> bool:
 def test_worker_killed_mid_task_decides_once_after_redelivery(database_url: str, engine: Engine) -> None:
     broker = TEST_BROKER
     r = redis.Redis.from_url(broker)
-    r.flushdb()
-    settings = Settings(
-        database_url=database_url,
-        broker_url=broker,
-        allow_simulated_roots=True,
-        simulation_time=SIM_NOW,
-        broker_visibility_timeout=VISIBILITY,
-    )
+    settings = service_settings(database_url, broker_visibility_timeout=VISIBILITY)
     seeded = seed(engine, settings, seats=1)
     att_id = _pending(engine, settings, seeded.entitlement_id)
     extra = {"KEYWARD_BROKER_VISIBILITY_TIMEOUT": str(VISIBILITY)}
 
     from verifier.worker.celery_app import celery_app
 
-    celery_app.conf.broker_url = broker
     celery_app.conf.broker_transport_options = {"visibility_timeout": VISIBILITY}
     blocker = engine.connect()
     tx = blocker.begin()

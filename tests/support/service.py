@@ -45,6 +45,24 @@ ROOT = Path(__file__).resolve().parents[2]
 TEST_BROKER = f"redis://127.0.0.1:6379/{int(os.environ.get('KEYWARD_TEST_REDIS_DB', '14'))}"
 
 
+def service_settings(database_url: str, **overrides: Any) -> Settings:
+    """Development settings for a service test (simulated roots, the simulation clock, the test broker), with the
+    test broker emptied and the in-process Celery app (the API side) publishing to it."""
+    import redis
+
+    from verifier.worker.celery_app import celery_app
+
+    redis.Redis.from_url(TEST_BROKER).flushdb()
+    celery_app.conf.broker_url = TEST_BROKER
+    base: dict[str, Any] = {
+        "database_url": database_url,
+        "broker_url": TEST_BROKER,
+        "allow_simulated_roots": True,
+        "simulation_time": SIM_NOW,
+    }
+    return Settings(**{**base, **overrides})
+
+
 @dataclass(frozen=True)
 class Seeded:
     licence: str
