@@ -11,12 +11,12 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import lru_cache
 from typing import Final
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtensionOID
 
 from verifier import limits
 from verifier.errors import Code, CollateralError, KeywardError, VerificationFailed
@@ -25,16 +25,23 @@ from verifier.trust.chains import (
     ContentCache,
     Window,
     cert_window,
-    common_name,
     crl_signed_by,
-    is_ca,
-    issued_by,
     load_der_certificate,
     signature_verifies,
     verify_p256_raw,
 )
+from verifier.trust.der import (
+    OID_CRL_NUMBER,
+    SignedView,
+    authority_key_id,
+    certificate_view,
+    common_name,
+    crl_view,
+    is_ca,
+    subject_key_id,
+)
 from verifier.trust.intel_collateral import Collateral, pem_certificates
-from verifier.trust.intel_pck import PckExtensions, parse_pck_extensions
+from verifier.trust.intel_pck import SGX_EXTENSION_OID_DER, PckExtensions, parse_sgx_extension_value
 from verifier.trust.intel_tcb_info import QeIdentity, TcbInfo, parse_qe_identity, parse_tcb_info
 from verifier.trust.store import INTEL_SGX_ROOT, TrustStore
 
@@ -77,6 +84,7 @@ class CollateralSummary:
 class PckChain:
     leaf: x509.Certificate
     intermediate: x509.Certificate
+    intermediate_view: SignedView
     leaf_key: ec.EllipticCurvePublicKey
     extensions: PckExtensions
     platform_ca: bool
@@ -117,8 +125,15 @@ class IntelVerificationCache:
 # Step 2: the PCK chain
 
 
-def _pinned_root(trust: TrustStore) -> x509.Certificate:
-    return trust.root(INTEL_SGX_ROOT).certificate
+def _pinned_root(trust: TrustStore) -> tuple[x509.Certificate, SignedView]:
+    root = trust.root(INTEL_SGX_ROOT)
+    return root.certificate, _pinned_view(root.der)
+
+
+@lru_cache(maxsize=8)
+def _pinned_view(der: bytes) -> SignedView:
+    """Raw parts of a pinned root (a handful per process: the genuine root and test roots)."""
+    return certificate_view(der)
 
 
 def _check_pinned(cert_der: bytes, trust: TrustStore, code: Code, what: str, error: type[KeywardError]) -> None:
@@ -144,24 +159,26 @@ def _verify_pck_chain(chain_pem: bytes, trust: TrustStore) -> PckChain:
             expected=limits.PCK_CHAIN_LENGTH,
             actual=len(ders),
         )
-    leaf, inter, root = (
-        load_der_certificate(d, Code.INTEL_PCK_CHAIN_MALFORMED, "PCK chain certificate", VerificationFailed)
-        for d in ders
-    )
-    # 2a. The root is byte-equal to the pinned Intel SGX Root CA (QVL compares it too).
+    # 2a. The root is byte-equal to the pinned Intel SGX Root CA (QVL compares it too); it is not parsed again.
     _check_pinned(ders[2], trust, Code.INTEL_PCK_CHAIN_UNTRUSTED, "PCK chain", VerificationFailed)
+    root, root_view = _pinned_root(trust)
+    leaf, inter = (
+        load_der_certificate(d, Code.INTEL_PCK_CHAIN_MALFORMED, "PCK chain certificate", VerificationFailed)
+        for d in ders[:2]
+    )
+    leaf_view, inter_view = certificate_view(ders[0]), certificate_view(ders[1])
     # 2b. Names: leaf "... SGX PCK Certificate", intermediate "... SGX PCK Platform CA" / "Processor CA".
-    inter_cn = common_name(inter.subject)
+    inter_cn = common_name(inter_view.subject)
     platform_ca = inter_cn.endswith(_PLATFORM_CA_CN_SUFFIX)
-    if not (platform_ca or inter_cn.endswith(_PROCESSOR_CA_CN_SUFFIX)) or not is_ca(inter):
+    if not (platform_ca or inter_cn.endswith(_PROCESSOR_CA_CN_SUFFIX)) or not is_ca(inter_view):
         raise VerificationFailed(
             Code.INTEL_PCK_SUBJECT_INVALID,
             "intermediate is not an SGX PCK Platform/Processor CA",
             expected="CN=Intel SGX PCK Platform CA | Processor CA (CA=true)",
             actual=inter_cn,
         )
-    leaf_cn = common_name(leaf.subject)
-    if not leaf_cn.endswith(_PCK_LEAF_CN_SUFFIX) or is_ca(leaf):
+    leaf_cn = common_name(leaf_view.subject)
+    if not leaf_cn.endswith(_PCK_LEAF_CN_SUFFIX) or is_ca(leaf_view):
         raise VerificationFailed(
             Code.INTEL_PCK_SUBJECT_INVALID,
             "leaf is not an SGX PCK certificate",
@@ -169,16 +186,16 @@ def _verify_pck_chain(chain_pem: bytes, trust: TrustStore) -> PckChain:
             actual=leaf_cn,
         )
     # 2c. Links: intermediate issued by the root, leaf issued by the intermediate (names and ECDSA-SHA256).
-    for cert, issuer, what in ((inter, root, "PCK intermediate"), (leaf, inter, "PCK leaf")):
-        issuer_name, subject_name = cert.issuer, issuer.subject
-        if issuer_name != subject_name:
+    links = ((inter, inter_view, root, root_view, "PCK intermediate"), (leaf, leaf_view, inter, inter_view, "PCK leaf"))
+    for cert, view, issuer, issuer_view, what in links:
+        if view.issuer != issuer_view.subject:
             raise VerificationFailed(
                 Code.INTEL_PCK_ISSUER_MISMATCH,
                 f"{what} issuer name does not match its issuer",
-                expected=subject_name.rfc4514_string(),
-                actual=issuer_name.rfc4514_string(),
+                expected=issuer.subject.rfc4514_string(),
+                actual=cert.issuer.rfc4514_string(),
             )
-        if not signature_verifies(cert, issuer):
+        if not signature_verifies(cert, issuer, view.tbs):
             raise VerificationFailed(
                 Code.INTEL_PCK_SIGNATURE_INVALID, f"{what} signature does not verify under its issuer"
             )
@@ -189,28 +206,30 @@ def _verify_pck_chain(chain_pem: bytes, trust: TrustStore) -> PckChain:
         cert_window(c, what, Code.INTEL_PCK_EXPIRED, Code.INTEL_PCK_NOT_YET_VALID, VerificationFailed)
         for c, what in ((root, "Intel SGX Root CA"), (inter, "PCK intermediate CA"), (leaf, "PCK certificate"))
     )
-    return PckChain(leaf, inter, key, parse_pck_extensions(leaf, platform_ca=platform_ca), platform_ca, windows)
+    sgx = leaf_view.extension(SGX_EXTENSION_OID_DER)
+    if sgx is None:
+        raise VerificationFailed(Code.INTEL_PCK_EXTENSIONS_INVALID, "PCK SGX extension: missing")
+    extensions = parse_sgx_extension_value(sgx, platform_ca=platform_ca)
+    return PckChain(leaf, inter, inter_view, key, extensions, platform_ca, windows)
 
 
 # ----------------------------------------------------------------------------------------------------------
 # Steps 3-5: CRLs and signed collateral
 
 
-def _load_crl(der: bytes, what: str) -> tuple[x509.CertificateRevocationList, Window]:
-    """Load a DER CRL that has CRL Number, AKI and nextUpdate; return it with its validity window."""
+def _load_crl(der: bytes, what: str) -> tuple[x509.CertificateRevocationList, SignedView, Window]:
+    """Load a DER CRL that has CRL Number, AKI and nextUpdate; return it, its raw parts and its validity window."""
     try:
         crl = x509.load_der_x509_crl(der)
-        exts = crl.extensions
-        exts.get_extension_for_oid(ExtensionOID.CRL_NUMBER)
-        aki = exts.get_extension_for_oid(ExtensionOID.AUTHORITY_KEY_IDENTIFIER).value
-    except x509.ExtensionNotFound as e:
-        raise CollateralError(
-            Code.INTEL_COLLATERAL_CRL_EXTENSIONS_MISSING, f"{what} lacks CRL Number or Authority Key Identifier"
-        ) from e
+        view = crl_view(der)
     except ValueError as e:
         raise CollateralError(Code.INTEL_COLLATERAL_MALFORMED, f"{what} is not a valid DER CRL") from e
+    if OID_CRL_NUMBER not in view.extensions or authority_key_id(view) is None:
+        raise CollateralError(
+            Code.INTEL_COLLATERAL_CRL_EXTENSIONS_MISSING, f"{what} lacks CRL Number or Authority Key Identifier"
+        )
     next_update = crl.next_update_utc
-    if next_update is None or not isinstance(aki, x509.AuthorityKeyIdentifier):
+    if next_update is None:
         raise CollateralError(Code.INTEL_COLLATERAL_MALFORMED, f"{what} has no nextUpdate")
     window = Window(
         what,
@@ -220,38 +239,34 @@ def _load_crl(der: bytes, what: str) -> tuple[x509.CertificateRevocationList, Wi
         Code.INTEL_COLLATERAL_CRL_NOT_YET_VALID,
         CollateralError,
     )
-    return crl, window
+    return crl, view, window
 
 
-def _check_crl_issuer(crl: x509.CertificateRevocationList, issuer: x509.Certificate, what: str) -> None:
+def _check_crl_issuer(
+    crl: x509.CertificateRevocationList,
+    view: SignedView,
+    issuer: x509.Certificate,
+    issuer_view: SignedView,
+    what: str,
+) -> None:
     """The CRL names ``issuer``, its AKI is the issuer's SKI (automata PR #23), and ``issuer`` signed it."""
-    crl_issuer, issuer_name = crl.issuer, issuer.subject
-    if crl_issuer != issuer_name:
+    if view.issuer != issuer_view.subject:
         raise CollateralError(
             Code.INTEL_COLLATERAL_CRL_WRONG_ISSUER,
             f"{what} is not issued by the expected CA",
-            expected=issuer_name.rfc4514_string(),
-            actual=crl_issuer.rfc4514_string(),
+            expected=issuer.subject.rfc4514_string(),
+            actual=crl.issuer.rfc4514_string(),
         )
-    aki = crl.extensions.get_extension_for_oid(ExtensionOID.AUTHORITY_KEY_IDENTIFIER).value
-    try:
-        ski = issuer.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_KEY_IDENTIFIER).value
-    except (x509.ExtensionNotFound, ValueError):
-        ski = None
-    if (
-        isinstance(aki, x509.AuthorityKeyIdentifier)
-        and aki.key_identifier is not None
-        and isinstance(ski, x509.SubjectKeyIdentifier)
-        and aki.key_identifier != ski.digest
-    ):
+    aki, ski = authority_key_id(view), subject_key_id(issuer_view)
+    if aki is not None and ski is not None and aki != ski:
         raise CollateralError(
             Code.INTEL_COLLATERAL_CRL_WRONG_ISSUER,
             f"{what} AKI is not the issuer's key id",
-            expected=ski.digest.hex(),
-            actual=aki.key_identifier.hex(),
+            expected=ski.hex(),
+            actual=aki.hex(),
         )
     key = issuer.public_key()
-    if not isinstance(key, ec.EllipticCurvePublicKey) or not crl_signed_by(crl, key):
+    if not isinstance(key, ec.EllipticCurvePublicKey) or not crl_signed_by(crl, key, view.tbs):
         raise CollateralError(Code.INTEL_COLLATERAL_CRL_SIGNATURE_INVALID, f"{what} signature does not verify")
 
 
@@ -266,7 +281,13 @@ def _verify_signing_chain(
     signer = load_der_certificate(
         chain[0], Code.INTEL_COLLATERAL_MALFORMED, f"{what} signing certificate", CollateralError
     )
-    if _TCB_SIGNING_CN_PART not in common_name(signer.subject) or not issued_by(signer, _pinned_root(trust)):
+    view = certificate_view(chain[0])
+    root, root_view = _pinned_root(trust)
+    if (
+        _TCB_SIGNING_CN_PART not in common_name(view.subject)
+        or view.issuer != root_view.subject
+        or not signature_verifies(signer, root, view.tbs)
+    ):
         raise CollateralError(
             code,
             f"{what} signer is not an SGX TCB Signing certificate issued by the root",
@@ -292,10 +313,10 @@ def _verify_signing_chain(
 
 
 def _verify_signed_collateral(c: Collateral, trust: TrustStore) -> SignedCollateral:
-    root = _pinned_root(trust)
+    root, root_view = _pinned_root(trust)
     # 3a. Root CA CRL: issued and signed by the pinned root, with CRL Number and AKI.
-    root_crl, root_crl_window = _load_crl(c.root_ca_crl, "Root CA CRL")
-    _check_crl_issuer(root_crl, root, "Root CA CRL")
+    root_crl, root_crl_view, root_crl_window = _load_crl(c.root_ca_crl, "Root CA CRL")
+    _check_crl_issuer(root_crl, root_crl_view, root, root_view, "Root CA CRL")
     # 4. TCB Info: signing chain, signature over the exact signed bytes, then parse.
     tcb_key, tcb_signer_window = _verify_signing_chain(c.tcb_info_issuer_chain, root_crl, trust, "TCB Info")
     if not verify_p256_raw(tcb_key, c.tcb_info_signature, c.tcb_info_raw):
@@ -345,8 +366,8 @@ def _verify_binding(chain: PckChain, c: Collateral, signed: SignedCollateral) ->
             actual=format(chain.intermediate.serial_number, "x"),
         )
     # 3c. PCK CRL: issued and signed by the PCK's own issuer; the PCK is not on it.
-    pck_crl, window = _load_crl(c.pck_crl, "PCK CRL")
-    _check_crl_issuer(pck_crl, chain.intermediate, "PCK CRL")
+    pck_crl, pck_crl_view, window = _load_crl(c.pck_crl, "PCK CRL")
+    _check_crl_issuer(pck_crl, pck_crl_view, chain.intermediate, chain.intermediate_view, "PCK CRL")
     if pck_crl.get_revoked_certificate_by_serial_number(chain.leaf.serial_number) is not None:
         raise VerificationFailed(
             Code.INTEL_PCK_REVOKED, "PCK certificate is revoked", actual=format(chain.leaf.serial_number, "x")

@@ -73,11 +73,12 @@ def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     return cert.issuer == issuer.subject and signature_verifies(cert, issuer)
 
 
-def signature_verifies(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+def signature_verifies(cert: x509.Certificate, issuer: x509.Certificate, tbs: bytes | None = None) -> bool:
     """True iff ``issuer``'s key verifies ``cert``'s signature (names are the caller's check).
 
-    ECDSA links are checked directly over ``tbs_certificate_bytes`` (the same check as
-    ``verify_directly_issued_by``, without its per-call overhead); anything else (RSA-PSS) goes through
+    ECDSA links are checked directly over the TBS bytes (the same check as ``verify_directly_issued_by``,
+    without its per-call overhead); ``tbs``, when the caller has cut it from the DER as received
+    (:mod:`verifier.trust.der`), saves ``cryptography`` re-encoding it. Anything else (RSA-PSS) goes through
     ``verify_directly_issued_by``.
     """
     key = issuer.public_key()
@@ -86,7 +87,7 @@ def signature_verifies(cert: x509.Certificate, issuer: x509.Certificate) -> bool
         if isinstance(key, ec.EllipticCurvePublicKey):
             if not isinstance(algorithm, _STRONG_HASHES):
                 return False
-            key.verify(cert.signature, cert.tbs_certificate_bytes, ec.ECDSA(algorithm))
+            key.verify(cert.signature, cert.tbs_certificate_bytes if tbs is None else tbs, ec.ECDSA(algorithm))
         else:
             cert.verify_directly_issued_by(issuer)
     except (InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm):
@@ -94,13 +95,15 @@ def signature_verifies(cert: x509.Certificate, issuer: x509.Certificate) -> bool
     return True
 
 
-def crl_signed_by(crl: x509.CertificateRevocationList, key: ec.EllipticCurvePublicKey) -> bool:
-    """True iff ``key`` verifies the ECDSA signature of ``crl`` (SHA-256/384/512 only)."""
+def crl_signed_by(
+    crl: x509.CertificateRevocationList, key: ec.EllipticCurvePublicKey, tbs: bytes | None = None
+) -> bool:
+    """True iff ``key`` verifies the ECDSA signature of ``crl`` (SHA-256/384/512 only); ``tbs`` as above."""
     algorithm = crl.signature_hash_algorithm
     if not isinstance(algorithm, _STRONG_HASHES):
         return False
     try:
-        key.verify(crl.signature, crl.tbs_certlist_bytes, ec.ECDSA(algorithm))
+        key.verify(crl.signature, crl.tbs_certlist_bytes if tbs is None else tbs, ec.ECDSA(algorithm))
     except (InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm):
         return False
     return True
