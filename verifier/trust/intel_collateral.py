@@ -25,6 +25,8 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from verifier import limits
 from verifier.encoding import is_hex_text, pem_blocks, strip_whitespace
 from verifier.errors import Code, CollateralError
@@ -35,9 +37,10 @@ def malformed(message: str) -> CollateralError:
 
 
 def json_document(data: bytes | str, what: str) -> Any:
-    """``json.loads`` whose every failure (syntax, encoding, nesting too deep) is ``intel.collateral.malformed``."""
+    """Strict JSON (RFC 8259: no NaN/Infinity, valid UTF-8, integers within 64 bits, nesting <= 1024) whose every
+    failure is ``intel.collateral.malformed``. orjson: this parse is a large share of a cold verification."""
     try:
-        return json.loads(data)
+        return orjson.loads(data)
     except (ValueError, UnicodeDecodeError, RecursionError) as e:
         raise malformed(f"{what} is not JSON: {type(e).__name__}") from e
 

@@ -199,13 +199,12 @@ def _components(doc: _Doc, key: str) -> tuple[int, ...]:
     comps = doc.array(key, max_items=16)
     if len(comps) != 16:  # never zip unequal arrays (intel-dcap.md §5, GHSA-6q6c-vvf9-fj3w)
         raise malformed(f"{doc.path}.{key} must have exactly 16 components, has {len(comps)}")
-    out: list[int] = []
-    for c in comps:  # hot loop of TCB Info parsing: plain dict access, same checks as _Doc.integer
-        svn = c.get("svn") if type(c) is dict else None
-        if type(svn) is not int or not 0 <= svn <= 255:
-            raise malformed(f"{doc.path}.{key}[{len(out)}].svn must be an integer in [0, 255]")
-        out.append(svn)
-    return tuple(out)
+    # Hot loop of TCB Info parsing: one comprehension, then one pass of checks (same rules as _Doc.integer).
+    svns: tuple[Any, ...] = tuple([c.get("svn") if type(c) is dict else None for c in comps])
+    if {type(v) for v in svns} != {int} or min(svns) < 0 or max(svns) > 255:
+        bad = next(i for i, v in enumerate(svns) if type(v) is not int or not 0 <= v <= 255)
+        raise malformed(f"{doc.path}.{key}[{bad}].svn must be an integer in [0, 255]")
+    return svns
 
 
 def _identity_levels(doc: _Doc) -> tuple[IdentityLevel, ...]:
