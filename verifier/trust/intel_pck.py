@@ -19,9 +19,10 @@ from cryptography import x509
 from verifier.errors import Code, VerificationFailed
 
 SGX_EXTENSION_OID: Final = x509.ObjectIdentifier("1.2.840.113741.1.13.1")
+SGX_EXTENSION_OID_DER: Final = bytes.fromhex("2a864886f84d010d01")  # its DER content bytes
 #: DER content bytes of 1.2.840.113741.1.13.1; member OIDs are this plus one arc (all arcs used are < 128, so
 #: each is a single byte), TCB members add ``.2.n`` and configuration members ``.7.n``.
-_SGX_OID: Final = bytes.fromhex("2a864886f84d010d01")
+_SGX_OID: Final = SGX_EXTENSION_OID_DER
 _TCB_OID: Final = _SGX_OID + b"\x02"
 _CONFIG_OID: Final = _SGX_OID + b"\x07"
 
@@ -59,13 +60,20 @@ def _read_tlv(data: bytes, off: int, end: int) -> tuple[int, int, int]:
     return tag, off, off + length
 
 
-def _children(data: bytes, start: int, end: int) -> list[tuple[int, int, int]]:
+def _pairs(data: bytes, start: int, end: int, what: str) -> list[tuple[bytes, int, bytes]]:
+    """``data[start:end]`` as a run of ``SEQUENCE { OID, value }``: (OID content, value tag, value content)."""
     out = []
     off = start
     while off < end:
-        tag, vs, ve = _read_tlv(data, off, end)
-        out.append((tag, vs, ve))
-        off = ve
+        tag, ms, me = _read_tlv(data, off, end)
+        if tag != _TAG_SEQUENCE:
+            raise _bad(f"{what} is not a SEQUENCE")
+        otag, os_, oe = _read_tlv(data, ms, me)
+        vtag, vs, ve = _read_tlv(data, oe, me) if otag == _TAG_OID else (0, 0, 0)
+        if otag != _TAG_OID or ve != me:
+            raise _bad(f"{what} is not {{OID, value}}")
+        out.append((data[os_:oe], vtag, data[vs:ve]))
+        off = me
     return out
 
 
@@ -117,16 +125,11 @@ def parse_sgx_extension_value(der: bytes, *, platform_ca: bool) -> PckExtensions
     if tag != _TAG_SEQUENCE or ve != len(der):
         raise _bad("value is not a single SEQUENCE")
     members: dict[int, tuple[int, bytes]] = {}
-    for mtag, ms, me in _children(der, vs, ve):
-        if mtag != _TAG_SEQUENCE:
-            raise _bad("member is not a SEQUENCE")
-        parts = _children(der, ms, me)
-        if len(parts) != 2 or parts[0][0] != _TAG_OID:
-            raise _bad("member is not {OID, value}")
-        arc = _arc(der[parts[0][1] : parts[0][2]], _SGX_OID, 1, 127)
+    for oid, mtag, mvalue in _pairs(der, vs, ve, "member"):
+        arc = _arc(oid, _SGX_OID, 1, 127)
         if arc in members:
             raise _bad(f"duplicate member {arc}")
-        members[arc] = (parts[1][0], der[parts[1][1] : parts[1][2]])
+        members[arc] = (mtag, mvalue)
     required = {1, 2, 3, 4, 5} | ({6, 7} if platform_ca else set())
     missing = required - members.keys()
     if missing:
@@ -149,12 +152,10 @@ def parse_sgx_extension_value(der: bytes, *, platform_ca: bool) -> PckExtensions
         ctag, cval = members[7]
         if ctag != _TAG_SEQUENCE:
             raise _bad("member 7 (configuration) must be a SEQUENCE")
-        for ftag, fs, fe in _children(cval, 0, len(cval)):
-            parts = _children(cval, fs, fe) if ftag == _TAG_SEQUENCE else []
-            if len(parts) != 2 or parts[0][0] != _TAG_OID or parts[1][0] != _TAG_BOOLEAN:
+        for foid, ftag, fval in _pairs(cval, 0, len(cval), "configuration member"):
+            if ftag != _TAG_BOOLEAN:
                 raise _bad("configuration member is not {OID, BOOLEAN}")
-            farc = _arc(cval[parts[0][1] : parts[0][2]], _CONFIG_OID, 1, 3)
-            fval = cval[parts[1][1] : parts[1][2]]
+            farc = _arc(foid, _CONFIG_OID, 1, 3)
             if farc in flags or len(fval) != 1:
                 raise _bad("invalid configuration member")
             flags[farc] = fval != b"\x00"
@@ -177,14 +178,11 @@ def _parse_tcb(member: tuple[int, bytes]) -> tuple[tuple[int, ...], int, bytes]:
     if tag != _TAG_SEQUENCE:
         raise _bad("member 2 (TCB) must be a SEQUENCE")
     found: dict[int, tuple[int, bytes]] = {}
-    for ctag, cs, ce in _children(value, 0, len(value)):
-        parts = _children(value, cs, ce) if ctag == _TAG_SEQUENCE else []
-        if len(parts) != 2 or parts[0][0] != _TAG_OID:
-            raise _bad("TCB member is not {OID, value}")
-        arc = _arc(value[parts[0][1] : parts[0][2]], _TCB_OID, 1, 18)
+    for oid, vtag, v in _pairs(value, 0, len(value), "TCB member"):
+        arc = _arc(oid, _TCB_OID, 1, 18)
         if arc in found:
             raise _bad("duplicate TCB member")
-        found[arc] = (parts[1][0], value[parts[1][1] : parts[1][2]])
+        found[arc] = (vtag, v)
     if len(found) != 18:
         raise _bad(f"TCB must have 18 members, has {len(found)}")
     comps = []
