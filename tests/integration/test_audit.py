@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from verifier.audit.log import GENESIS, AuditTag, record_event, verify_chain
+from verifier.audit.log import GENESIS, AuditTag, Entry, record_event, record_events, verify_chain
 from verifier.db.models import AuditEvent
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -64,3 +64,23 @@ def test_audit_event_survives_commit_and_reload(session: Session) -> None:
     assert again is not None
     assert again.at == T0
     assert again.tag == "worker:attestation:accepted"
+
+
+def test_audit_record_events_links_a_batch_after_the_head(session: Session) -> None:
+    head = _append(session, 1)[0]
+    batch = record_events(
+        session,
+        [
+            Entry(AuditTag.ATTESTATION_ACCEPTED, "worker", "attestation", "b", {"n": 1}),
+            Entry(AuditTag.LEASE_ISSUED, "worker", "lease", "l", {"n": 2}),
+        ],
+        at=T0,
+    )
+    assert [e.tag for e in batch] == ["worker:attestation:accepted", "worker:lease:issued"]
+    assert batch[0].prev_hash == head.hash
+    assert batch[1].prev_hash == batch[0].hash
+    after = record_event(
+        session, tag=AuditTag.LEASE_RELEASED, actor="enclave", subject_type="lease", subject_id="l", data={}, at=T0
+    )
+    assert after.prev_hash == batch[1].hash
+    assert verify_chain(session).intact

@@ -34,7 +34,7 @@ from verifier.appraisal.intel import parse_intel_policy
 from verifier.appraisal.snp import parse_snp_policy
 from verifier.attestation.challenges import redeem_challenge
 from verifier.attestation.evaluation import Evaluation, evaluate_intel_quote, evaluate_snp_report
-from verifier.audit.log import AuditTag, record_event
+from verifier.audit.log import AuditTag, Entry, record_events
 from verifier.collateral.cache import intel_collateral_from_cache, vcek_from_cache
 from verifier.db.models import (
     AppraisalPolicy,
@@ -190,31 +190,31 @@ def decide_attestation(session: Session, attestation_id: Any, ctx: DecisionConte
     att.decided_at = now
     att.timings = {"decide_ms": round((time.perf_counter() - started) * 1000, 3)}
     accepted = att.status == AttestationStatus.ACCEPTED
-    record_event(
-        session,
-        tag=AuditTag.ATTESTATION_ACCEPTED if accepted else AuditTag.ATTESTATION_REJECTED,
-        actor="worker",
-        subject_type="attestation",
-        subject_id=str(att.id),
-        at=now,
-        data={
-            "entitlement_id": str(att.entitlement_id),
-            "lease_id": str(lease.id) if lease else None,
-            "reasons": [r.code.value for r in reasons],
-            "simulated": att.simulated,
-        },
-    )
-    if lease is not None:
-        record_event(
-            session,
-            tag=AuditTag.LEASE_RENEWED if att.kind == "renew" else AuditTag.LEASE_ISSUED,
-            actor="worker",
-            subject_type="lease",
-            subject_id=str(lease.id),
-            at=now,
-            data={"attestation_id": str(att.id), "expires_at": lease.expires_at.isoformat()},
+    entries = [
+        Entry(
+            AuditTag.ATTESTATION_ACCEPTED if accepted else AuditTag.ATTESTATION_REJECTED,
+            "worker",
+            "attestation",
+            str(att.id),
+            {
+                "entitlement_id": str(att.entitlement_id),
+                "lease_id": str(lease.id) if lease else None,
+                "reasons": [r.code.value for r in reasons],
+                "simulated": att.simulated,
+            },
         )
-    session.flush()
+    ]
+    if lease is not None:
+        entries.append(
+            Entry(
+                AuditTag.LEASE_RENEWED if att.kind == "renew" else AuditTag.LEASE_ISSUED,
+                "worker",
+                "lease",
+                str(lease.id),
+                {"attestation_id": str(att.id), "expires_at": lease.expires_at.isoformat()},
+            )
+        )
+    record_events(session, entries, at=now)  # flushes the attestation's changes with the events
     return att
 
 

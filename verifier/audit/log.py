@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -57,6 +58,17 @@ def _digest(
     return hashlib.sha256(prev + body).digest()
 
 
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One event to append (see :func:`record_events`)."""
+
+    tag: AuditTag
+    actor: str
+    subject_type: str
+    subject_id: str
+    data: dict[str, Any]
+
+
 def record_event(
     session: Session,
     *,
@@ -68,23 +80,34 @@ def record_event(
     at: datetime,
 ) -> AuditEvent:
     """Append one event to the chain (flushes; never commits)."""
+    return record_events(session, [Entry(tag, actor, subject_type, subject_id, data)], at=at)[0]
+
+
+def record_events(session: Session, entries: Sequence[Entry], *, at: datetime) -> list[AuditEvent]:
+    """Append ``entries`` in order, linked to each other, under one lock and one read of the chain's tail
+    (a decision records two events; each append used to take the lock and read the tail again). Flushes; never
+    commits: the events belong to the caller's transaction, which holds the lock until it ends."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
     prev = session.scalar(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)) or GENESIS
-    data = json.loads(json.dumps(data, default=str))  # store exactly what was hashed
-    event = AuditEvent(
-        at=at,
-        tag=tag.value,
-        actor=actor,
-        subject_type=subject_type,
-        subject_id=subject_id,
-        data=data,
-        prev_hash=prev,
-        hash=_digest(prev, at, tag.value, actor, subject_type, subject_id, data),
-    )
-    session.add(event)
+    events = []
+    for e in entries:
+        data = json.loads(json.dumps(e.data, default=str))  # store exactly what was hashed
+        event = AuditEvent(
+            at=at,
+            tag=e.tag.value,
+            actor=e.actor,
+            subject_type=e.subject_type,
+            subject_id=e.subject_id,
+            data=data,
+            prev_hash=prev,
+            hash=_digest(prev, at, e.tag.value, e.actor, e.subject_type, e.subject_id, data),
+        )
+        session.add(event)
+        events.append(event)
+        prev = event.hash
     session.flush()
-    return event
+    return events
 
 
 @dataclass(frozen=True, slots=True)
