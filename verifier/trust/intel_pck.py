@@ -5,8 +5,8 @@ sequence of 18 ``{OID, value}`` pairs (16 component SVNs, PCESVN, CPUSVN). Requi
 present exactly once; Platform-CA PCKs also carry 6 (Platform Instance ID) and 7 (Configuration). The PPID is
 parsed only to validate its shape and is never exposed.
 
-A small bounds-checked DER reader is enough: cryptography hands the extension over as opaque bytes. Pure; errors
-are :class:`~verifier.errors.VerificationFailed` with ``intel.pck.extensions_invalid``.
+The bounds-checked DER reader of :mod:`verifier.trust.der` is enough: the extension is opaque bytes to
+cryptography. Pure; errors are :class:`~verifier.errors.VerificationFailed` with ``intel.pck.extensions_invalid``.
 """
 
 from __future__ import annotations
@@ -17,6 +17,16 @@ from typing import Final
 from cryptography import x509
 
 from verifier.errors import Code, VerificationFailed
+from verifier.trust.der import (
+    TAG_BOOLEAN,
+    TAG_ENUMERATED,
+    TAG_INTEGER,
+    TAG_OCTET_STRING,
+    TAG_OID,
+    TAG_SEQUENCE,
+    DerError,
+    read_tlv,
+)
 
 SGX_EXTENSION_OID: Final = x509.ObjectIdentifier("1.2.840.113741.1.13.1")
 SGX_EXTENSION_OID_DER: Final = bytes.fromhex("2a864886f84d010d01")  # its DER content bytes
@@ -26,12 +36,6 @@ _SGX_OID: Final = SGX_EXTENSION_OID_DER
 _TCB_OID: Final = _SGX_OID + b"\x02"
 _CONFIG_OID: Final = _SGX_OID + b"\x07"
 
-_TAG_BOOLEAN: Final = 0x01
-_TAG_INTEGER: Final = 0x02
-_TAG_OCTET_STRING: Final = 0x04
-_TAG_OID: Final = 0x06
-_TAG_ENUMERATED: Final = 0x0A
-_TAG_SEQUENCE: Final = 0x30
 
 SGX_TYPES: Final = {0: "Standard", 1: "Scalable", 2: "ScalableWithIntegrity"}
 
@@ -41,23 +45,11 @@ def _bad(message: str) -> VerificationFailed:
 
 
 def _read_tlv(data: bytes, off: int, end: int) -> tuple[int, int, int]:
-    """Return (tag, value start, value end) of the DER element at ``off``; never reads past ``end``."""
-    if off + 2 > end:
-        raise _bad("truncated element header")
-    tag = data[off]
-    length = data[off + 1]
-    off += 2
-    if length & 0x80:
-        n = length & 0x7F
-        if n == 0 or n > 4 or off + n > end:
-            raise _bad("invalid length encoding")
-        length = int.from_bytes(data[off : off + n], "big")
-        if length < 0x80 or data[off] == 0:
-            raise _bad("non-minimal length encoding")
-        off += n
-    if off + length > end:
-        raise _bad("element overruns its container")
-    return tag, off, off + length
+    """:func:`verifier.trust.der.read_tlv` with its failures as ``intel.pck.extensions_invalid``."""
+    try:
+        return read_tlv(data, off, end)
+    except DerError as e:
+        raise _bad(str(e)) from e
 
 
 def _pairs(data: bytes, start: int, end: int, what: str) -> list[tuple[bytes, int, bytes]]:
@@ -66,11 +58,11 @@ def _pairs(data: bytes, start: int, end: int, what: str) -> list[tuple[bytes, in
     off = start
     while off < end:
         tag, ms, me = _read_tlv(data, off, end)
-        if tag != _TAG_SEQUENCE:
+        if tag != TAG_SEQUENCE:
             raise _bad(f"{what} is not a SEQUENCE")
         otag, os_, oe = _read_tlv(data, ms, me)
-        vtag, vs, ve = _read_tlv(data, oe, me) if otag == _TAG_OID else (0, 0, 0)
-        if otag != _TAG_OID or ve != me:
+        vtag, vs, ve = _read_tlv(data, oe, me) if otag == TAG_OID else (0, 0, 0)
+        if otag != TAG_OID or ve != me:
             raise _bad(f"{what} is not {{OID, value}}")
         out.append((data[os_:oe], vtag, data[vs:ve]))
         off = me
@@ -122,7 +114,7 @@ def parse_pck_extensions(cert: x509.Certificate, *, platform_ca: bool) -> PckExt
 
 def parse_sgx_extension_value(der: bytes, *, platform_ca: bool) -> PckExtensions:
     tag, vs, ve = _read_tlv(der, 0, len(der))
-    if tag != _TAG_SEQUENCE or ve != len(der):
+    if tag != TAG_SEQUENCE or ve != len(der):
         raise _bad("value is not a single SEQUENCE")
     members: dict[int, tuple[int, bytes]] = {}
     for oid, mtag, mvalue in _pairs(der, vs, ve, "member"):
@@ -137,23 +129,23 @@ def parse_sgx_extension_value(der: bytes, *, platform_ca: bool) -> PckExtensions
 
     def octets(arc: int, size: int) -> bytes:
         t, v = members[arc]
-        if t != _TAG_OCTET_STRING or len(v) != size:
+        if t != TAG_OCTET_STRING or len(v) != size:
             raise _bad(f"member {arc} must be an OCTET STRING of {size} bytes")
         return v
 
     octets(1, 16)  # PPID: shape-checked, never kept
     comps, pcesvn, cpusvn = _parse_tcb(members[2])
     etag, evalue = members[5]
-    if etag != _TAG_ENUMERATED or _int(evalue) not in SGX_TYPES:
+    if etag != TAG_ENUMERATED or _int(evalue) not in SGX_TYPES:
         raise _bad("member 5 (SGX type) must be ENUMERATED 0, 1 or 2")
     instance = octets(6, 16) if 6 in members else None
     flags: dict[int, bool] = {}
     if 7 in members:
         ctag, cval = members[7]
-        if ctag != _TAG_SEQUENCE:
+        if ctag != TAG_SEQUENCE:
             raise _bad("member 7 (configuration) must be a SEQUENCE")
         for foid, ftag, fval in _pairs(cval, 0, len(cval), "configuration member"):
-            if ftag != _TAG_BOOLEAN:
+            if ftag != TAG_BOOLEAN:
                 raise _bad("configuration member is not {OID, BOOLEAN}")
             farc = _arc(foid, _CONFIG_OID, 1, 3)
             if farc in flags or len(fval) != 1:
@@ -175,7 +167,7 @@ def parse_sgx_extension_value(der: bytes, *, platform_ca: bool) -> PckExtensions
 
 def _parse_tcb(member: tuple[int, bytes]) -> tuple[tuple[int, ...], int, bytes]:
     tag, value = member
-    if tag != _TAG_SEQUENCE:
+    if tag != TAG_SEQUENCE:
         raise _bad("member 2 (TCB) must be a SEQUENCE")
     found: dict[int, tuple[int, bytes]] = {}
     for oid, vtag, v in _pairs(value, 0, len(value), "TCB member"):
@@ -188,15 +180,15 @@ def _parse_tcb(member: tuple[int, bytes]) -> tuple[tuple[int, ...], int, bytes]:
     comps = []
     for n in range(1, 17):
         t, v = found[n]
-        svn = _int(v) if t == _TAG_INTEGER else -1
+        svn = _int(v) if t == TAG_INTEGER else -1
         if not 0 <= svn <= 255:
             raise _bad(f"TCB component {n} must be an INTEGER 0..255")
         comps.append(svn)
     t, v = found[17]
-    pcesvn = _int(v) if t == _TAG_INTEGER else -1
+    pcesvn = _int(v) if t == TAG_INTEGER else -1
     if not 0 <= pcesvn <= 0xFFFF:
         raise _bad("PCESVN must be an INTEGER 0..65535")
     t, v = found[18]
-    if t != _TAG_OCTET_STRING or len(v) != 16:
+    if t != TAG_OCTET_STRING or len(v) != 16:
         raise _bad("CPUSVN must be an OCTET STRING of 16 bytes")
     return tuple(comps), pcesvn, v
