@@ -114,7 +114,7 @@ def test_challenge_replay_in_same_session(session: Session) -> None:
     with pytest.raises(VerificationFailed) as exc:
         redeem_challenge(session, SECRET, nonce, T0 + timedelta(seconds=1))
     assert exc.value.code is Code.CHALLENGE_REPLAYED
-    # The SAVEPOINT kept the caller's transaction usable and the first redemption in place.
+    # The caller's transaction stays usable and the first redemption stays in place.
     assert session.scalar(select(func.count()).select_from(UsedNonce)) == 1
 
 

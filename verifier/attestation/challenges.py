@@ -31,7 +31,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final, cast
 
 from sqlalchemy import CursorResult, delete
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from verifier.db.models import UsedNonce
@@ -91,7 +92,7 @@ def decode_nonce(text: str) -> bytes:
 
 
 def redeem_challenge(session: Session, secret: bytes, nonce: bytes, now: datetime) -> None:
-    """Check ``nonce`` and consume it for good (flushes inside a SAVEPOINT; never commits).
+    """Check ``nonce`` and consume it for good (one INSERT in the caller's transaction; never commits).
 
     Raises ``challenge.invalid`` (wrong length or MAC), ``challenge.expired`` (``now`` at or past its expiry) or
     ``challenge.replayed`` (already redeemed, possibly by another worker whose transaction is still open).
@@ -114,12 +115,24 @@ def redeem_challenge(session: Session, secret: bytes, nonce: bytes, now: datetim
         raise VerificationFailed(
             Code.CHALLENGE_EXPIRED, "nonce has expired", expected=f"before {expires_at.isoformat()}", actual=now
         )
-    # 4. Single use: the primary key on used_nonces.nonce; the SAVEPOINT keeps the caller's transaction usable.
-    try:
-        with session.begin_nested():
-            session.add(UsedNonce(nonce=bytes(nonce), used_at=now, expires_at=expires_at))
-    except IntegrityError as e:
-        raise VerificationFailed(Code.CHALLENGE_REPLAYED, "nonce has already been used") from e
+    # 4. Single use: the primary key on used_nonces.nonce, in one round trip. ON CONFLICT DO NOTHING inserts no row
+    #    for a nonce already there (or waits for an open transaction that inserted it, then inserts nothing if that
+    #    one commits); the caller's transaction stays usable either way, so no SAVEPOINT is needed.
+    if not _insert_used_nonce(session, bytes(nonce), now, expires_at):
+        raise VerificationFailed(Code.CHALLENGE_REPLAYED, "nonce has already been used")
+
+
+def _insert_used_nonce(session: Session, nonce: bytes, now: datetime, expires_at: datetime) -> bool:
+    """Insert the used-nonce row unless one exists; True if this call inserted it."""
+    values = {"nonce": nonce, "used_at": now, "expires_at": expires_at}
+    insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else postgresql_insert
+    statement = (
+        insert(UsedNonce)
+        .values(values)
+        .on_conflict_do_nothing(index_elements=[UsedNonce.nonce])
+        .returning(UsedNonce.nonce)  # a row back only if this statement inserted it (rowcount is not portable here)
+    )
+    return session.execute(statement).scalar_one_or_none() is not None
 
 
 def purge_used_nonces(session: Session, now: datetime) -> int:

@@ -23,12 +23,13 @@ import binascii
 import hashlib
 import json
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy.orm import Session
 
 from verifier.appraisal.intel import parse_intel_policy
 from verifier.appraisal.snp import parse_snp_policy
@@ -49,7 +50,7 @@ from verifier.db.models import (
     RecordStatus,
     ReferenceValueSet,
 )
-from verifier.entitlement.service import acquire_seat, check_entitlement
+from verifier.entitlement.service import Seat, check_entitlement_rules, lock_entitlement, reserve_seat, take_seat
 from verifier.errors import Code, KeywardError, Reason
 from verifier.keywrap.ear import ProviderKeyring, issue_ear
 from verifier.keywrap.enclave import EnclaveKey, expected_report_data, parse_enclave_jwk, wrap_for_enclave
@@ -86,94 +87,114 @@ def model_key_context(model_version_id: str) -> bytes:
 
 
 def decide_attestation(session: Session, attestation_id: Any, ctx: DecisionContext, now: datetime) -> Attestation:
+    """Lock the attestation row and decide it (:func:`decide_locked`)."""
     att = session.get(Attestation, attestation_id, with_for_update=True)
     if att is None:
         raise KeywardError(Code.ATTESTATION_NOT_FOUND, f"no attestation {attestation_id}")
+    return decide_locked(session, att, ctx, now)
+
+
+@dataclass(frozen=True, slots=True)
+class _Catalog:
+    """What a decision reads about the licence and the model, in two statements (see :func:`_load_catalog`)."""
+
+    version: ModelVersion
+    model: Model
+    entitlement: Entitlement  # as read before the lock; the seat step locks and reads it again
+    policy: AppraisalPolicy | None
+    model_key: ModelKey | None  # the newest unretired one
+    reference_values: dict[str, ReferenceValueSet]  # per platform: the newest active set with valid_from <= now
+
+
+def decide_locked(session: Session, att: Attestation, ctx: DecisionContext, now: datetime) -> Attestation:
+    """Decide ``att``, whose row the caller has locked (``SELECT ... FOR UPDATE``) in this transaction.
+
+    Every check that can reject runs before anything is written except the redeemed nonce: a rejection adds only
+    its verdict and audit event, and an accepted decision writes its deployment, lease and attestation once.
+    """
     if att.status != AttestationStatus.PENDING:
         return att  # idempotent: already decided
     started = time.perf_counter()
     evaluations: list[Evaluation] = []
     lease: Lease | None = None
-    savepoint: SessionTransaction | None = None
     try:
         # 1-2. Freshness and the enclave key.
         redeem_challenge(session, ctx.challenge_secret, att.nonce, now)
         key = parse_enclave_jwk(att.enclave_jwk)
         binding = expected_report_data(att.nonce, key)
-        version = session.get(ModelVersion, att.model_version_id)
-        entitlement = session.get(Entitlement, att.entitlement_id)
-        if version is None or entitlement is None:
-            raise KeywardError(Code.ATTESTATION_NOT_FOUND, "model version or entitlement vanished")
+        catalog = _load_catalog(session, att, now)
         # 3. Every evidence item, appraised against reference values + policy + binding.
         evaluations.extend(
-            _evaluate(session, item, _binding_for(item, att.nonce, key, binding), version, entitlement, ctx, now)
+            _evaluate(session, item, _binding_for(item, att.nonce, key, binding), catalog, ctx, now)
             for item in att.evidence
         )
         failed = [r for e in evaluations for r in e.reasons]
         if failed or not evaluations:
             raise _Rejected(failed or [Reason(Code.ATTESTATION_EVIDENCE_MALFORMED, "no evidence")])
-        # 4-5 run in a savepoint: if anything fails after the seat or lease changed, the rejection leaves no
-        # half-made lease behind (the redeemed nonce stays redeemed).
-        savepoint = session.begin_nested()
-        # 4. Licence and seat.
-        check_entitlement(
-            session, entitlement.id, platform=list(att.platforms), model_version=version.version, gpus=0, now=now
+        # 4. Licence and seat, on the entitlement locked and read afresh: every seat decision for one entitlement
+        #    is made one at a time, until this transaction ends.
+        entitlement = lock_entitlement(session, catalog.entitlement.id)
+        version = catalog.version
+        check_entitlement_rules(
+            entitlement, platform=list(att.platforms), model_version=version.version, gpus=0, now=now
         )
-        model_key = session.scalars(
-            select(ModelKey)
-            .where(ModelKey.model_version_id == version.id, ModelKey.retired_at.is_(None))
-            .order_by(ModelKey.created_at.desc())
-            .limit(1)
-        ).first()
-        if model_key is None:
+        if catalog.model_key is None:
             raise KeywardError(Code.ATTESTATION_MODEL_KEY_MISSING, "the model version has no active key")
         ttl = timedelta(seconds=entitlement.lease_ttl_seconds)
+        expires_at, renew_after = now + ttl, now + ttl * 2 / 3
+        renewed: Lease | None = None
+        seat: Seat | None = None
         if att.kind == "renew":
             # 5a. Renewal: the same enclave key, on a lease that is still live (revoked leases never renew).
-            lease = _renewable_lease(session, att, key.thumbprint_b64, now)
-            lease.expires_at, lease.renew_after = now + ttl, now + ttl * 2 / 3
-            deployment_id = lease.deployment_id
+            renewed = _renewable_lease(session, att, key.thumbprint_b64, now)
+            lease_id, deployment_id = renewed.id, renewed.deployment_id
         else:
             # 5b. A new lease takes a seat (race-free: the entitlement row is locked until commit).
-            deployment = acquire_seat(session, entitlement, att.deployment_name, now=now)
-            deployment_id = deployment.id
+            seat = reserve_seat(session, entitlement, att.deployment_name, now=now)
+            lease_id, deployment_id = uuid.uuid4(), seat.deployment_id
+        # 5. Release: the model DEK wrapped to the enclave key, and the signed attestation result.
+        dek = ctx.kek.unwrap(catalog.model_key.wrapped_dek, context=model_key_context(str(version.id)))
+        wrapped_key = wrap_for_enclave(dek, key, kid=str(lease_id))
+        result_token = issue_ear(
+            ctx.keyring,
+            now=now,
+            attestation_id=str(att.id),
+            lease_id=str(lease_id),
+            expires_at=expires_at,
+            evaluations=[e.to_json() for e in evaluations],
+            nonce=att.nonce,
+            enclave_key_thumbprint=key.thumbprint_b64,
+            model=catalog.model.name,
+            model_version=version.version,
+            deployment=att.deployment_name,
+            customer_id=str(entitlement.customer_id),
+        )
+        # Nothing below rejects: write the seat and the lease.
+        if renewed is not None:
+            renewed.expires_at, renewed.renew_after = expires_at, renew_after
+            lease = renewed
+        elif seat is not None:
+            take_seat(session, entitlement.id, att.deployment_name, seat, now=now)
             lease = Lease(
+                id=lease_id,
                 entitlement_id=entitlement.id,
-                deployment_id=deployment.id,
+                deployment_id=deployment_id,
                 model_version_id=version.id,
                 enclave_key_thumbprint=key.thumbprint_b64,
                 gpus=0,
                 status=LeaseStatus.LIVE,
                 issued_at=now,
-                expires_at=now + ttl,
-                renew_after=now + ttl * 2 / 3,
+                expires_at=expires_at,
+                renew_after=renew_after,
             )
             session.add(lease)
+        # The rows the attestation's foreign keys name go first (no relationship() tells the unit of work the order).
         session.flush()
-        dek = ctx.kek.unwrap(model_key.wrapped_dek, context=model_key_context(str(version.id)))
-        att.wrapped_key = wrap_for_enclave(dek, key, kid=str(lease.id))
-        model = session.get(Model, version.model_id)
-        att.result_token = issue_ear(
-            ctx.keyring,
-            now=now,
-            attestation_id=str(att.id),
-            lease_id=str(lease.id),
-            expires_at=lease.expires_at,
-            evaluations=[e.to_json() for e in evaluations],
-            nonce=att.nonce,
-            enclave_key_thumbprint=key.thumbprint_b64,
-            model=model.name if model else "",
-            model_version=version.version,
-            deployment=att.deployment_name,
-            customer_id=str(entitlement.customer_id),
-        )
-        att.deployment_id, att.lease_id = deployment_id, lease.id
-        savepoint.commit()
+        att.wrapped_key, att.result_token = wrapped_key, result_token
+        att.deployment_id, att.lease_id = deployment_id, lease_id
         att.status = AttestationStatus.ACCEPTED
         reasons: list[Reason] = []
     except (_Rejected, KeywardError) as e:
-        if savepoint is not None and savepoint.is_active:
-            savepoint.rollback()
         lease = None
         att.wrapped_key = att.result_token = None
         att.status = AttestationStatus.REJECTED
@@ -268,8 +289,7 @@ def _evaluate(
     session: Session,
     item: dict[str, Any],
     binding: bytes,
-    version: ModelVersion,
-    entitlement: Entitlement,
+    catalog: _Catalog,
     ctx: DecisionContext,
     now: datetime,
 ) -> Evaluation:
@@ -282,7 +302,7 @@ def _evaluate(
             actual=kind,
         )
     evidence = _b64(item.get("evidence"), "evidence")
-    document = _policy_document(session, version, entitlement, str(kind), now)
+    document = _policy_document(catalog, str(kind), now)
     document["expected_report_data"] = binding.hex()
     if kind == PLATFORM_SNP:
         snp_policy = parse_snp_policy(document)
@@ -316,21 +336,46 @@ def _evaluate(
     return result
 
 
-def _policy_document(
-    session: Session, version: ModelVersion, entitlement: Entitlement, platform: str, now: datetime
-) -> dict[str, Any]:
-    """The entitlement's appraisal policy for the platform, overlaid with the active reference values."""
-    family = "snp" if platform == PLATFORM_SNP else "intel"
-    rv = session.scalars(
+def _load_catalog(session: Session, att: Attestation, now: datetime) -> _Catalog:
+    """The model version, its model, the entitlement, the entitlement's policy and the newest unretired model key in
+    one statement; the active reference values for the attestation's platforms in a second."""
+    newest_key = (
+        select(ModelKey.id)
+        .where(ModelKey.model_version_id == att.model_version_id, ModelKey.retired_at.is_(None))
+        .order_by(ModelKey.created_at.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    row = session.execute(
+        select(ModelVersion, Model, Entitlement, AppraisalPolicy, ModelKey)
+        .join(Model, Model.id == ModelVersion.model_id)
+        .join(Entitlement, Entitlement.id == att.entitlement_id)
+        .outerjoin(AppraisalPolicy, AppraisalPolicy.id == Entitlement.policy_id)
+        .outerjoin(ModelKey, ModelKey.id == newest_key)
+        .where(ModelVersion.id == att.model_version_id)
+    ).one_or_none()
+    if row is None:
+        raise KeywardError(Code.ATTESTATION_NOT_FOUND, "model version or entitlement vanished")
+    version, model, entitlement, policy, model_key = row
+    reference_values: dict[str, ReferenceValueSet] = {}
+    for rv in session.scalars(
         select(ReferenceValueSet)
         .where(
             ReferenceValueSet.model_version_id == version.id,
-            ReferenceValueSet.platform == platform,
+            ReferenceValueSet.platform.in_(sorted({str(i.get("type")) for i in att.evidence})),
             ReferenceValueSet.status == RecordStatus.ACTIVE,
             ReferenceValueSet.valid_from <= now,
         )
         .order_by(ReferenceValueSet.valid_from.desc())
-    ).first()
+    ):
+        reference_values.setdefault(rv.platform, rv)
+    return _Catalog(version, model, entitlement, policy, model_key, reference_values)
+
+
+def _policy_document(catalog: _Catalog, platform: str, now: datetime) -> dict[str, Any]:
+    """The entitlement's appraisal policy for the platform, overlaid with the active reference values."""
+    family = "snp" if platform == PLATFORM_SNP else "intel"
+    rv = catalog.reference_values.get(platform)
     if rv is None or (rv.valid_until is not None and rv.valid_until <= now):
         raise KeywardError(
             Code.ATTESTATION_REFERENCE_VALUES_MISSING,
@@ -338,10 +383,9 @@ def _policy_document(
             actual=platform,
         )
     document: dict[str, Any] = {}
-    if entitlement.policy_id is not None:
-        policy = session.get(AppraisalPolicy, entitlement.policy_id)
-        if policy is not None and policy.platform in (platform, family):
-            document.update(policy.document)
+    policy = catalog.policy
+    if policy is not None and policy.platform in (platform, family):
+        document.update(policy.document)
     document.update(rv.values)
     return document
 

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import distinct, exists, func, select
+from sqlalchemy import distinct, exists, func, select, update
 from sqlalchemy.orm import Session
 
 from verifier.db.models import Deployment, Entitlement, EntitlementStatus, Lease, LeaseStatus
@@ -33,21 +34,29 @@ def check_entitlement(
     gpus: int,
     now: datetime,
 ) -> Entitlement:
-    """The entitlement, if it covers the request; raises on the first rule it breaks, in this order:
-
-    1. it exists (``entitlement.not_found``);
-    2. its status is ``active`` (``entitlement.inactive``);
-    3. ``valid_from <= now`` (``entitlement.not_yet_valid``) and ``now < valid_until`` when set
-       (``entitlement.expired``);
-    4. every requested platform is in ``allowed_platforms``, and at least one is requested
-       (``entitlement.platform_not_allowed``);
-    5. ``model_version`` is in ``allowed_versions``, an empty list allowing every version
-       (``entitlement.version_not_allowed``);
-    6. ``gpus <= max_gpus`` (``entitlement.gpus_exceeded``).
-    """
+    """The entitlement, if it covers the request; raises on the first rule it breaks (``entitlement.not_found``
+    if there is none, then the rules of :func:`check_entitlement_rules`, in their order)."""
     entitlement = session.get(Entitlement, entitlement_id)
     if entitlement is None:
         raise NotEntitled(Code.ENTITLEMENT_NOT_FOUND, "no such entitlement", actual=entitlement_id)
+    check_entitlement_rules(entitlement, platform=platform, model_version=model_version, gpus=gpus, now=now)
+    return entitlement
+
+
+def check_entitlement_rules(
+    entitlement: Entitlement, *, platform: str | Sequence[str], model_version: str, gpus: int, now: datetime
+) -> None:
+    """Raise on the first rule ``entitlement`` breaks for this request, in this order (no I/O):
+
+    1. its status is ``active`` (``entitlement.inactive``);
+    2. ``valid_from <= now`` (``entitlement.not_yet_valid``) and ``now < valid_until`` when set
+       (``entitlement.expired``);
+    3. every requested platform is in ``allowed_platforms``, and at least one is requested
+       (``entitlement.platform_not_allowed``);
+    4. ``model_version`` is in ``allowed_versions``, an empty list allowing every version
+       (``entitlement.version_not_allowed``);
+    5. ``gpus <= max_gpus`` (``entitlement.gpus_exceeded``).
+    """
     if entitlement.status != EntitlementStatus.ACTIVE:
         raise NotEntitled(
             Code.ENTITLEMENT_INACTIVE,
@@ -92,29 +101,35 @@ def check_entitlement(
             expected=f"at most {entitlement.max_gpus}",
             actual=gpus,
         )
-    return entitlement
 
 
-def acquire_seat(session: Session, entitlement: Entitlement, deployment_name: str, *, now: datetime) -> Deployment:
-    """The deployment ``deployment_name`` under ``entitlement``, created or touched, if it may hold a seat.
-
-    1. Lock the entitlement row and re-read it (a concurrent suspension or seat change is seen).
-    2. Find the deployment by (entitlement, name).
-    3. If that deployment already holds a live, unexpired lease it keeps its seat; otherwise, if the number of
-       distinct deployments holding one is ``>= seats``, raise ``entitlement.seats_exhausted``.
-    4. Create the deployment (``first_attested_at = now``) or touch it (``last_attested_at = now``), and flush.
-
-    A rejected request creates and changes nothing, so a committed rejection leaves no phantom deployment.
-    """
-    # 1. Serialise every seat decision for this entitlement until the caller's transaction ends.
+def lock_entitlement(session: Session, entitlement_id: uuid.UUID) -> Entitlement:
+    """Lock the entitlement row until the caller's transaction ends and read it afresh (``SELECT ... FOR UPDATE``),
+    so a concurrent suspension or seat change is seen and every seat decision for it is made one at a time."""
     locked = session.scalars(
         select(Entitlement)
-        .where(Entitlement.id == entitlement.id)
+        .where(Entitlement.id == entitlement_id)
         .with_for_update()
         .execution_options(populate_existing=True)
     ).one_or_none()
     if locked is None:
-        raise NotEntitled(Code.ENTITLEMENT_NOT_FOUND, "no such entitlement", actual=entitlement.id)
+        raise NotEntitled(Code.ENTITLEMENT_NOT_FOUND, "no such entitlement", actual=entitlement_id)
+    return locked
+
+
+@dataclass(frozen=True, slots=True)
+class Seat:
+    """A seat reserved for a deployment: ``new`` when the deployment does not exist yet (its id is chosen here)."""
+
+    deployment_id: uuid.UUID
+    new: bool
+
+
+def reserve_seat(session: Session, locked: Entitlement, deployment_name: str, *, now: datetime) -> Seat:
+    """Whether ``deployment_name`` may hold a seat of ``locked`` (locked by :func:`lock_entitlement` in this
+    transaction); writes nothing. One statement reads the deployment's id, whether it already holds a live,
+    unexpired lease (then it keeps its seat), and how many distinct deployments hold one; if none is free,
+    ``entitlement.seats_exhausted``. A status other than ``active`` is ``entitlement.inactive``."""
     if locked.status != EntitlementStatus.ACTIVE:
         raise NotEntitled(
             Code.ENTITLEMENT_INACTIVE,
@@ -122,37 +137,67 @@ def acquire_seat(session: Session, entitlement: Entitlement, deployment_name: st
             expected=EntitlementStatus.ACTIVE.value,
             actual=locked.status.value,
         )
-    # 2.
-    deployment = session.scalars(
-        select(Deployment).where(Deployment.entitlement_id == locked.id, Deployment.name == deployment_name)
-    ).one_or_none()
-    # 3.
-    holding = (
-        Lease.entitlement_id == locked.id,
-        Lease.status == LeaseStatus.LIVE,
-        Lease.expires_at > now,
+    named = (
+        select(Deployment.id)
+        .where(Deployment.entitlement_id == locked.id, Deployment.name == deployment_name)
+        .scalar_subquery()
     )
-    already_holds = deployment is not None and bool(
-        session.scalar(select(exists().where(*holding, Lease.deployment_id == deployment.id)))
-    )
-    if not already_holds:
-        in_use = session.scalar(select(func.count(distinct(Lease.deployment_id))).where(*holding)) or 0
-        if in_use >= locked.seats:
-            raise NotEntitled(
-                Code.ENTITLEMENT_SEATS_EXHAUSTED,
-                "every seat of the entitlement is held by another deployment",
-                expected=f"fewer than {locked.seats} deployments with live leases",
-                actual=in_use,
-            )
-    # 4.
-    if deployment is None:
-        deployment = Deployment(
-            entitlement_id=locked.id, name=deployment_name, first_attested_at=now, last_attested_at=now
+    holding = (Lease.entitlement_id == locked.id, Lease.status == LeaseStatus.LIVE, Lease.expires_at > now)
+    existing, in_use, holds = session.execute(
+        select(
+            named,
+            select(func.count(distinct(Lease.deployment_id))).where(*holding).scalar_subquery(),
+            exists().where(*holding, Lease.deployment_id == named),
         )
-        session.add(deployment)
-    else:
-        if deployment.first_attested_at is None:
-            deployment.first_attested_at = now
-        deployment.last_attested_at = now
+    ).one()
+    if not holds and (in_use or 0) >= locked.seats:
+        raise NotEntitled(
+            Code.ENTITLEMENT_SEATS_EXHAUSTED,
+            "every seat of the entitlement is held by another deployment",
+            expected=f"fewer than {locked.seats} deployments with live leases",
+            actual=in_use,
+        )
+    return Seat(existing, False) if existing is not None else Seat(uuid.uuid4(), True)
+
+
+def take_seat(session: Session, entitlement_id: uuid.UUID, name: str, seat: Seat, *, now: datetime) -> None:
+    """Create the reserved deployment (``first_attested_at = now``) or touch it (``last_attested_at = now``): one
+    INSERT or one UPDATE, sent now (rows that name the deployment may follow in the same flush)."""
+    if seat.new:
+        session.add(
+            Deployment(
+                id=seat.deployment_id,
+                entitlement_id=entitlement_id,
+                name=name,
+                first_attested_at=now,
+                last_attested_at=now,
+            )
+        )
+        session.flush()
+        return
+    session.execute(
+        update(Deployment)
+        .where(Deployment.id == seat.deployment_id)
+        .values(last_attested_at=now, first_attested_at=func.coalesce(Deployment.first_attested_at, now))
+    )
+
+
+def acquire_seat(session: Session, entitlement: Entitlement, deployment_name: str, *, now: datetime) -> Deployment:
+    """The deployment ``deployment_name`` under ``entitlement``, created or touched, if it may hold a seat.
+
+    1. Lock the entitlement row and re-read it (:func:`lock_entitlement`).
+    2-3. :func:`reserve_seat`: a deployment already holding a live, unexpired lease keeps its seat; otherwise, if
+       the number of distinct deployments holding one is ``>= seats``, ``entitlement.seats_exhausted``.
+    4. Create the deployment or touch it (:func:`take_seat`), and flush.
+
+    A rejected request creates and changes nothing, so a committed rejection leaves no phantom deployment. The
+    decision flow runs the same steps but writes only once everything else has passed.
+    """
+    locked = lock_entitlement(session, entitlement.id)
+    seat = reserve_seat(session, locked, deployment_name, now=now)
+    take_seat(session, locked.id, deployment_name, seat, now=now)
     session.flush()
+    deployment = session.get(Deployment, seat.deployment_id, populate_existing=True)
+    if deployment is None:  # inserted or updated just above, in this transaction
+        raise NotEntitled(Code.ENTITLEMENT_NOT_FOUND, "the deployment vanished", actual=deployment_name)
     return deployment

@@ -1,13 +1,14 @@
 """Worker-side collateral refresh: fill the vendor-collateral cache before a decision, and keep it fresh.
 
-Two entry points, both in the worker, both outside the decision's transaction:
+Two entry points, both in the worker, neither fetching inside a decision's transaction:
 
-* :func:`prefetch_or_retry`, called by the decide task before it decides. For every evidence item that carries no
-  collateral of its own (Intel: no ``collateral``; AMD: no ``vcek`` and no ``cert_table``, exactly as
-  :mod:`verifier.attestation.flows` reads them) it finds the cache rows verification will read, fetches those that
-  are missing, unreadable or past their next update from Intel PCS/PCCS or AMD KDS, and stores them in a
-  transaction of its own. A fetch failure is never a decision: while a vendor answers 429/5xx or cannot be reached
-  the task is retried later (exponential back-off, never sooner than Retry-After, at most
+* :func:`prefetch_locked_or_retry`, called by the decide task before it decides, on the attestation row it has
+  locked. For every evidence item that carries no collateral of its own (Intel: no ``collateral``; AMD: no ``vcek``
+  and no ``cert_table``, exactly as :mod:`verifier.attestation.flows` reads them) it finds the cache rows
+  verification will read. When all are there and fresh the decision goes on in the same transaction; otherwise the
+  transaction is ended, the missing, unreadable or stale documents are fetched from Intel PCS/PCCS or AMD KDS and
+  stored in a transaction of their own. A fetch failure is never a decision: while a vendor answers 429/5xx or
+  cannot be reached the task is retried later (exponential back-off, never sooner than Retry-After, at most
   ``collateral_fetch_retries`` times) and then decided with what the cache holds; any other failure (404: an
   unknown FMSPC or chip) is decided at once, and the decision rejects with its stable collateral-missing code.
 * :func:`refresh_collateral`, the ``keyward.refresh_collateral`` beat task: cached documents due for their next
@@ -324,6 +325,10 @@ def prefetch(attestation_id: str, attempt: int, settings: Settings) -> float | N
     factory = sessionmaker(bind=engine_for(settings.database_url), expire_on_commit=False)
     with factory() as session, vendor_clients(settings) as clients:
         report = prefetch_for(session, uuid.UUID(attestation_id), clients, current_time(settings))
+    return _retry_delay_for(report, attestation_id, attempt, settings)
+
+
+def _retry_delay_for(report: FetchReport, attestation_id: str, attempt: int, settings: Settings) -> float | None:
     failure = report.retryable
     if failure is None:
         return None
@@ -337,13 +342,27 @@ def prefetch(attestation_id: str, attempt: int, settings: Settings) -> float | N
     return retry_delay(attempt, failure.retry_after, settings)
 
 
-def prefetch_or_retry(task: Any, attestation_id: str) -> None:
-    """For the decide task (``bind=True``), before it decides: prefetch, and raise Celery's ``Retry`` when the
-    decision should wait for a vendor service. ``task.request.retries`` counts the attempts so far."""
-    settings = get_settings()
-    delay = prefetch(attestation_id, task.request.retries, settings)
+def prefetch_locked_or_retry(task: Any, session: Session, att: Attestation, settings: Settings) -> bool:
+    """For the decide task (``bind=True``), which holds ``att``'s row lock in ``session``'s transaction: what the
+    pending attestation's evidence needs and the cache lacks. Nothing (evidence that brings its collateral, or a
+    warm cache): False, and the transaction goes on to the decision (no second read of the attestation).
+    Otherwise the transaction is rolled back, since no transaction stays open while a vendor is asked, the
+    documents are fetched and stored, and True says the caller must lock the row again; Celery's ``Retry`` is
+    raised instead when the decision should wait for a vendor (``task.request.retries`` counts the attempts)."""
+    if not settings.collateral_fetch or att.status != AttestationStatus.PENDING:
+        return False
+    now = current_time(settings)
+    needs = collateral_needs(session, att.evidence, now)
+    if not needs:
+        return False
+    session.rollback()
+    with vendor_clients(settings) as clients:
+        fetched, failures = fetch_documents(clients, needs)
+        report = FetchReport(store_documents(session, fetched, now), tuple(failures))
+    delay = _retry_delay_for(report, str(att.id), task.request.retries, settings)
     if delay is not None:
         raise task.retry(countdown=delay, max_retries=settings.collateral_fetch_retries)
+    return True
 
 
 # ----------------------------------------------------------------------------------------------------------

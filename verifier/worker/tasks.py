@@ -13,43 +13,52 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from verifier.api.deps import engine_for
-from verifier.attestation.flows import decide_attestation
+from verifier.attestation.flows import decide_locked
 from verifier.attestation.leases import expire_leases
 from verifier.config import current_time, get_settings
 from verifier.db.models import Attestation, AttestationStatus
+from verifier.errors import Code, KeywardError
 from verifier.observability.metrics import WORKER_METRICS
 from verifier.observability.worker import connect_worker_signals
 from verifier.worker.celery_app import celery_app
 from verifier.worker.context import decision_context
 from verifier.worker.notify import publish_decided
-from verifier.worker.refresh import prefetch_or_retry
+from verifier.worker.refresh import prefetch_locked_or_retry
 
 log = logging.getLogger(__name__)
 connect_worker_signals()
 
 
-def decide(attestation_id: str) -> str:
-    """Decide one pending attestation in its own transaction; returns the resulting status."""
+def decide(attestation_id: str, task: Any = None) -> str:
+    """Decide one pending attestation in its own transaction; returns the resulting status. With the bound Celery
+    ``task``, missing vendor collateral is fetched first (:func:`prefetch_locked_or_retry`)."""
     settings = get_settings()
     factory = sessionmaker(bind=engine_for(settings.database_url), expire_on_commit=False)
     started = time.perf_counter()
+    key = uuid.UUID(attestation_id)
     with factory() as session:
         # Locked until the commit, so "was pending" is exact: a redelivered, already decided task is not counted.
-        # Only the status is read here; the decision loads the row (evidence included) once.
-        status = session.scalar(
-            select(Attestation.status).where(Attestation.id == uuid.UUID(attestation_id)).with_for_update()
-        )
-        was_pending = status == AttestationStatus.PENDING
-        att = decide_attestation(session, uuid.UUID(attestation_id), decision_context(settings), current_time(settings))
+        # The row is read once: the prefetch check and the decision both use it.
+        att = _locked(session, key)
+        if task is not None and prefetch_locked_or_retry(task, session, att, settings):
+            att = _locked(session, key)  # the prefetch ended the transaction: lock and read the row again
+        was_pending = att.status == AttestationStatus.PENDING
+        att = decide_locked(session, att, decision_context(settings), current_time(settings))
         session.commit()
     publish_decided(settings.broker_url, attestation_id)  # wakes an API request waiting with Prefer: wait
     if was_pending:
         _record_decision(att, time.perf_counter() - started)
     return att.status.value
+
+
+def _locked(session: Session, attestation_id: uuid.UUID) -> Attestation:
+    att = session.get(Attestation, attestation_id, with_for_update=True, populate_existing=True)
+    if att is None:
+        raise KeywardError(Code.ATTESTATION_NOT_FOUND, f"no attestation {attestation_id}")
+    return att
 
 
 def _record_decision(att: Attestation, elapsed: float) -> None:
@@ -80,8 +89,7 @@ def _record_decision(att: Attestation, elapsed: float) -> None:
 def decide_after_prefetch(task: Any, attestation_id: str) -> str:
     """Task body: fetch missing vendor collateral first (the task is retried later while a vendor is unavailable),
     then decide."""
-    prefetch_or_retry(task, attestation_id)
-    return decide(attestation_id)
+    return decide(attestation_id, task)
 
 
 decide_task = celery_app.task(name="keyward.decide_attestation", acks_late=True, bind=True)(decide_after_prefetch)
