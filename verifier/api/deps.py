@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from verifier.auth.credentials import authenticate
 from verifier.config import Settings, get_settings
-from verifier.db.engine import make_engine
+from verifier.db.engine import is_sqlite, make_engine
 from verifier.db.models import ApiCredential, CredentialKind
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
@@ -33,18 +33,31 @@ def get_session(settings: SettingsDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
+@lru_cache(maxsize=4)
+def _autocommit_engine(url: str) -> Engine:
+    return engine_for(url).execution_options(isolation_level="AUTOCOMMIT")
+
+
+def read_session(settings: Settings) -> Session:
+    """A session for reads that need no transaction of their own (authentication, a decision's answer). On
+    PostgreSQL its statements run in autocommit mode: no BEGIN and ROLLBACK round trips, each statement sees what
+    is committed when it runs, and the connection goes back to the pool when the session closes. SQLite (the
+    embedded profile, whose transactions take the write lock) keeps its usual transactions."""
+    url = settings.database_url
+    return Session(bind=engine_for(url) if is_sqlite(url) else _autocommit_engine(url), expire_on_commit=False)
+
+
 def require(*kinds: CredentialKind) -> Callable[..., ApiCredential]:
     """Dependency factory: the request's bearer credential, which must be one of ``kinds``."""
 
-    def dependency(
-        session: SessionDep, settings: SettingsDep, authorization: Annotated[str | None, Header()] = None
-    ) -> ApiCredential:
+    def dependency(settings: SettingsDep, authorization: Annotated[str | None, Header()] = None) -> ApiCredential:
         token = authorization.removeprefix("Bearer ").strip() if authorization else None
-        credential = authenticate(session, settings.credential_pepper.get_secret_value().encode(), token, kinds)
-        # Give the connection back before the endpoint runs: FastAPI runs it in another threadpool slot, and under a
-        # burst a request must not hold a pooled connection while it waits for one (that starved the pool).
-        session.expunge(credential)
-        session.rollback()
+        # Its own read session, closed before the endpoint runs: FastAPI runs the endpoint in another threadpool
+        # slot, and under a burst a request must not hold a pooled connection while it waits for one (that starved
+        # the pool). The endpoint's session checks a connection out only if it uses the database.
+        with read_session(settings) as session:
+            credential = authenticate(session, settings.credential_pepper.get_secret_value().encode(), token, kinds)
+            session.expunge(credential)
         return credential
 
     return dependency

@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from verifier import limits
 from verifier.api.inputs import ApiInput
@@ -39,7 +40,7 @@ from verifier.keywrap.enclave import parse_enclave_jwk
 from verifier.worker.context import keyring_for
 from verifier.worker.notify import supports_pubsub, waiter_for
 
-from .deps import EnclaveDep, SessionDep, SettingsDep
+from .deps import EnclaveDep, SessionDep, SettingsDep, read_session
 
 router = APIRouter(tags=["enclave"])
 
@@ -123,11 +124,10 @@ def submit_attestation(
     prefer: Annotated[str | None, Header()] = None,
 ) -> AttestationOut:
     """Store the request, commit, send it to a worker; answer 202 (or wait up to ``Prefer: wait=N`` seconds)."""
-    entitlement = session.get(Entitlement, credential.entitlement_id)
-    if entitlement is None:
+    if credential.entitlement_id is None:
         raise Forbidden(Code.AUTH_FORBIDDEN, "licence key is not bound to an entitlement")
-    version = _model_version(session, entitlement, body.model, body.model_version)
-    att = _pending(body, "attest", entitlement.id, version.id, body.deployment)
+    entitlement_id, version_id = _model_version(session, credential.entitlement_id, body.model, body.model_version)
+    att = _pending(body, "attest", entitlement_id, version_id, body.deployment)
     return _dispatch(session, att, prefer, settings, response)
 
 
@@ -161,7 +161,7 @@ def _dispatch(
 ) -> AttestationOut:
     """Commit the request, then (and only then) send it to a worker; optionally wait for the decision."""
     session.add(att)
-    session.commit()  # the request is durable before any worker can see the task
+    session.commit()  # the request is durable before any worker can see the task; the connection goes back
     from verifier.observability.logging import CELERY_REQUEST_ID_HEADER, current_request_id  # noqa: PLC0415
     from verifier.worker.tasks import decide_task  # noqa: PLC0415 - keeps Celery out of API import time
 
@@ -171,25 +171,26 @@ def _dispatch(
     wait = _wait_seconds(prefer, settings.max_wait_seconds)
     if wait <= 0:
         decide_task.apply_async(args=[str(att.id)], headers=headers)
-        return _done(session, _render(session, att))
+        return _render(att, None)
     # Listen for the worker's "decided" notification before sending the task, so it cannot be missed; the database
-    # stays the only source of truth (re-read on every wake-up, and polled in case a notification is lost).
+    # stays the only source of truth (read after every wake-up, and polled in case a notification is lost).
     waiter = waiter_for(settings.broker_url)
     poll = 0.5 if supports_pubsub(settings.broker_url) else 0.02  # with notifications, polling is a fallback
     with waiter.waiting(str(att.id)) as decided:
         decide_task.apply_async(args=[str(att.id)], headers=headers)
         deadline = time.monotonic() + wait
         while True:
-            session.expire_all()
-            current = session.get(Attestation, att.id)
+            left = deadline - time.monotonic()
+            if left > 0:
+                decided.wait(min(poll, left))
+                decided.clear()
+            with read_session(settings) as reader:
+                current = _read(reader, att.id)
             if current is not None and current.status != AttestationStatus.PENDING:
                 response.status_code = 200
-                return _done(session, _render(session, current))
-            session.rollback()  # no transaction open while waiting (on SQLite it would hold the write lock)
-            left = deadline - time.monotonic()
+                return current
             if left <= 0:
-                return _done(session, _render(session, att))
-            decided.wait(min(poll, left))
+                return current or _render(att, None)
 
 
 @router.post("/v1/leases/{lease_id}/renew", response_model=AttestationOut, status_code=202)
@@ -213,11 +214,12 @@ def renew_lease(
 
 
 @router.get("/v1/attestations/{attestation_id}", response_model=AttestationOut)
-def get_attestation(attestation_id: uuid.UUID, credential: EnclaveDep, session: SessionDep) -> AttestationOut:
-    att = session.get(Attestation, attestation_id)
-    if att is None or att.entitlement_id != credential.entitlement_id:
+def get_attestation(attestation_id: uuid.UUID, credential: EnclaveDep, settings: SettingsDep) -> AttestationOut:
+    with read_session(settings) as reader:
+        found = _answer(reader, attestation_id)
+    if found is None or found[0].entitlement_id != credential.entitlement_id:
         raise NotFound(Code.ATTESTATION_NOT_FOUND, "no such attestation for this licence")
-    return _done(session, _render(session, att))
+    return _render(*found)
 
 
 @router.delete("/v1/leases/{lease_id}", status_code=204)
@@ -248,18 +250,34 @@ def jwks(settings: SettingsDep) -> dict[str, Any]:
     return keyring_for(settings).public_jwks()
 
 
-def _model_version(session: SessionDep, entitlement: Entitlement, model: str, version: str | None) -> ModelVersion:
+def _model_version(
+    session: SessionDep, entitlement_id: uuid.UUID, model: str, version: str | None
+) -> tuple[uuid.UUID, uuid.UUID]:
+    """(entitlement id, model version id) for the licence's entitlement and the named model (the newest version
+    unless one is named), in one statement."""
     from verifier.db.models import Model  # noqa: PLC0415
 
-    m = session.scalars(select(Model).where(Model.name == model)).first()
-    if m is None or m.id != entitlement.model_id:
-        raise Forbidden(Code.AUTH_FORBIDDEN, "this licence does not cover that model", actual=model)
-    query = select(ModelVersion).where(ModelVersion.model_id == m.id)
-    query = query.where(ModelVersion.version == version) if version else query.order_by(ModelVersion.created_at.desc())
-    found = session.scalars(query.limit(1)).first()
+    query = (
+        select(Entitlement.id, Entitlement.model_id, Model.id, ModelVersion.id)
+        .select_from(Entitlement)
+        .outerjoin(Model, Model.name == model)
+        .outerjoin(
+            ModelVersion,
+            (ModelVersion.model_id == Model.id) & (ModelVersion.version == version if version else True),
+        )
+        .where(Entitlement.id == entitlement_id)
+        .order_by(ModelVersion.created_at.desc())
+        .limit(1)
+    )
+    found = session.execute(query).one_or_none()
     if found is None:
+        raise Forbidden(Code.AUTH_FORBIDDEN, "licence key is not bound to an entitlement")
+    licensed_model, model_id, version_id = found[1], found[2], found[3]
+    if model_id != licensed_model:  # no such model (None), or not the licensed one
+        raise Forbidden(Code.AUTH_FORBIDDEN, "this licence does not cover that model", actual=model)
+    if version_id is None:
         raise NotFound(Code.ATTESTATION_NOT_FOUND, "no such model version", actual=version)
-    return found
+    return found[0], version_id
 
 
 _WAIT = re.compile(r"wait=(\d+(?:\.\d+)?)")
@@ -270,17 +288,24 @@ def _wait_seconds(prefer: str | None, cap: float) -> float:
     return min(float(m.group(1)), cap) if m else 0.0
 
 
-def _done(session: SessionDep, out: AttestationOut) -> AttestationOut:
-    """End the transaction (the answer is built) so the connection goes back to the pool now, not when the
-    dependency's teardown gets a threadpool slot: under a burst those slots are scarce."""
-    session.rollback()
-    return out
+def _answer(reader: Session, attestation_id: uuid.UUID) -> tuple[Attestation, Lease | None] | None:
+    """The attestation and its lease, in one statement."""
+    found = reader.execute(
+        select(Attestation, Lease)
+        .outerjoin(Lease, Lease.id == Attestation.lease_id)
+        .where(Attestation.id == attestation_id)
+    ).one_or_none()
+    return None if found is None else (found[0], found[1])
 
 
-def _render(session: SessionDep, att: Attestation) -> AttestationOut:
+def _read(reader: Session, attestation_id: uuid.UUID) -> AttestationOut | None:
+    found = _answer(reader, attestation_id)
+    return None if found is None else _render(*found)
+
+
+def _render(att: Attestation, lease: Lease | None) -> AttestationOut:
     out = AttestationOut(id=att.id, status=att.status, status_url=f"/v1/attestations/{att.id}", simulated=att.simulated)
     if att.status == AttestationStatus.ACCEPTED and att.lease_id is not None:
-        lease = session.get(Lease, att.lease_id)
         if lease is not None:
             out.lease = LeaseOut(id=lease.id, expires_at=lease.expires_at, renew_after=lease.renew_after)
         out.wrapped_key, out.result_token = att.wrapped_key, att.result_token
