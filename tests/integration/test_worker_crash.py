@@ -116,3 +116,47 @@ def test_worker_killed_mid_task_decides_once_after_redelivery(database_url: str,
         assert row.status == AttestationStatus.ACCEPTED, row.verdict
         leases = s.scalar(select(func.count()).select_from(Lease).where(Lease.entitlement_id == seeded.entitlement_id))
         assert leases == 1
+
+
+def test_worker_database_connection_lost_mid_task_is_retried(database_url: str, engine: Engine) -> None:
+    """The worker's PostgreSQL connection is terminated while it waits inside the decision: the task is retried
+    (not acknowledged as failed, which would leave the attestation pending for good) and decides exactly once."""
+    settings = service_settings(database_url)
+    seeded = seed(engine, settings, seats=1)
+    att_id = _pending(engine, settings, seeded.entitlement_id)
+    blocker = engine.connect()
+    tx = blocker.begin()
+    blocker.execute(text("SELECT id FROM attestations WHERE id = :i FOR UPDATE"), {"i": att_id})
+    worker = start_worker(database_url, TEST_BROKER)
+    try:
+        from verifier.worker.tasks import decide_task
+
+        decide_task.delay(str(att_id))
+        waiting = text(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            " AND pid <> pg_backend_pid()"
+        )
+        # Autocommit: pg_stat_activity is read once per transaction.
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as admin:
+            assert _wait_for(lambda: admin.execute(waiting).first() is not None, 30), "the worker never blocked"
+            pid = admin.execute(waiting).scalar_one()
+            assert admin.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar_one() is True
+        tx.rollback()
+
+        def decided() -> bool:
+            with Session(engine) as s:
+                a = s.get(Attestation, att_id)
+                return a is not None and a.status != AttestationStatus.PENDING
+
+        assert _wait_for(decided, 30), "the task was not retried after the connection was lost"
+    finally:
+        if tx.is_active:
+            tx.rollback()
+        blocker.close()
+        stop_worker(worker)
+    with Session(engine) as s:
+        row = s.get(Attestation, att_id)
+        assert row is not None
+        assert row.status == AttestationStatus.ACCEPTED, row.verdict
+        leases = s.scalar(select(func.count()).select_from(Lease).where(Lease.entitlement_id == seeded.entitlement_id))
+        assert leases == 1

@@ -11,8 +11,9 @@ import logging
 import time
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from verifier.api.deps import engine_for
@@ -92,7 +93,22 @@ def decide_after_prefetch(task: Any, attestation_id: str) -> str:
     return decide(attestation_id, task)
 
 
-decide_task = celery_app.task(name="keyward.decide_attestation", acks_late=True, bind=True)(decide_after_prefetch)
+#: Failures of the database connection mid-decision (a restart, a dropped connection, a deadlock):
+#: the transaction is rolled back, nothing was decided, and the task is tried again with exponential back-off
+#: (the decision is idempotent). Without this Celery would acknowledge the failed task and the attestation would
+#: stay pending for good.
+TRANSIENT_ERRORS: Final = (OperationalError, InterfaceError)
+
+decide_task = celery_app.task(
+    name="keyward.decide_attestation",
+    acks_late=True,
+    bind=True,
+    autoretry_for=TRANSIENT_ERRORS,
+    retry_backoff=1,
+    retry_backoff_max=60,
+    retry_jitter=True,
+    max_retries=20,
+)(decide_after_prefetch)
 
 
 def expire() -> int:
