@@ -128,6 +128,7 @@ class Code(StrEnum):
     SNP_CRL_SIGNATURE_INVALID = "snp.crl.signature_invalid"
     SNP_CRL_EXPIRED = "snp.crl.expired"
     SNP_CRL_NOT_YET_VALID = "snp.crl.not_yet_valid"
+    SNP_CRL_MISSING = "snp.crl.missing"
     SNP_LEAF_MISSING = "snp.leaf.missing"
     SNP_LEAF_MALFORMED = "snp.leaf.malformed"
     SNP_LEAF_KEY_INVALID = "snp.leaf.key_invalid"

@@ -60,7 +60,7 @@ def test_simulated_tdx_debug_td_rejected(binding: Binding) -> None:
 @pytest.mark.parametrize("certs", ["vcek", "cert_table"])
 def test_simulated_snp_accepted_under_simulated_roots(binding: Binding, certs: str) -> None:
     [item] = SimulatedProvider(platform="amd-sev-snp", certs=certs).collect(binding)  # type: ignore[arg-type]
-    assert set(item) == {"type", "evidence", certs}
+    assert set(item) == {"type", "evidence", certs, "crl"}
     ev = default_amd_pki().build()
     result = evaluate_snp_report(
         base64.b64decode(item["evidence"]),
@@ -68,7 +68,8 @@ def test_simulated_snp_accepted_under_simulated_roots(binding: Binding, certs: s
         cert_table=base64.b64decode(item["cert_table"]) if certs == "cert_table" else None,
         trust=ev.trust_store,
         now=ev.now,
-        policy=SnpPolicy(expected_report_data=binding.report_data),
+        policy=SnpPolicy(expected_report_data=binding.report_data, require_crl=True),
+        crl_der=base64.b64decode(item["crl"]),
     )
     assert result.accepted, result.reasons
 

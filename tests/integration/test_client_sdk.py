@@ -42,7 +42,7 @@ from verifier.client import (
     SimulatedProvider,
 )
 from verifier.client.cli import EXIT_OK, EXIT_REJECTED, EXIT_TRANSPORT, main
-from verifier.collateral.cache import AMD, put_document, vcek_key
+from verifier.collateral.cache import AMD, amd_crl_key, put_document, vcek_key
 from verifier.evidence.snp import parse_snp_report
 from verifier.keywrap.ear import verify_ear
 from verifier.testing.amd_pki import default_amd_pki
@@ -61,13 +61,16 @@ class Stack:
 
 
 def _allow_snp(engine: Engine, seeded: Seeded) -> None:
-    """Let the seeded entitlement use SEV-SNP too and put the simulated chip's VCEK in the server's cache (what
-    the collateral fetcher would do)."""
+    """Let the seeded entitlement use SEV-SNP too and put the simulated chip's VCEK and its chain's CRL in the
+    server's cache (what the collateral fetcher would do)."""
     amd = default_amd_pki().build()
     report = parse_snp_report(amd.report)
+    assert amd.crl_der is not None
     with Session(engine) as s:
         key = vcek_key(report.chip_id, report.reported_tcb)
         put_document(s, AMD, "vcek", key, amd.leaf_der, issuer_chain=None, fetched_at=SIM_NOW, next_update=None)
+        crl_key = amd_crl_key(amd.options.product, amd.options.signing_key)
+        put_document(s, AMD, "crl", crl_key, amd.crl_der, issuer_chain=None, fetched_at=SIM_NOW, next_update=None)
         s.commit()
     allow_snp(engine, seeded.entitlement_id)
 

@@ -10,11 +10,20 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from cryptography import x509
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from tests.support.factories import make_entitlement, make_model, make_model_version
-from verifier.collateral.cache import AMD, INTEL, intel_collateral_from_cache, put_document, vcek_from_cache, vcek_key
+from verifier.collateral.cache import (
+    AMD,
+    INTEL,
+    amd_crl_from_cache,
+    intel_collateral_from_cache,
+    put_document,
+    vcek_from_cache,
+    vcek_key,
+)
 from verifier.config import Settings
 from verifier.db.models import Attestation, AttestationStatus, CachedCollateral
 from verifier.errors import Code
@@ -181,11 +190,15 @@ def test_prefetch_for_snp_fetches_vcek_from_kds(
     report = prefetch_for(session, att.id, clients, NOW)
 
     key = vcek_key(report_fields.chip_id, report_fields.reported_tcb)
-    assert report == FetchReport(stored=(f"amd/vcek/{key}",))
-    assert len(server.requests) == 1
-    assert server.requests[0].startswith(f"/vcek/v1/Genoa/{report_fields.chip_id.hex()}?")
+    assert report == FetchReport(stored=("amd/crl/vcek:genoa", f"amd/vcek/{key}"))
+    assert server.requests[0] == "/vcek/v1/Genoa/crl"
+    assert server.requests[1].startswith(f"/vcek/v1/Genoa/{report_fields.chip_id.hex()}?")
+    assert len(server.requests) == 2
     assert vcek_from_cache(session, ev.report) == ev.leaf_der
     assert _row(session, "vcek").next_update == load_leaf(ev.leaf_der).not_after
+    assert ev.crl_der is not None
+    assert amd_crl_from_cache(session, ev.report, None, None) == ev.crl_der
+    assert _row(session, "crl").next_update == x509.load_der_x509_crl(ev.crl_der).next_update_utc
 
 
 def test_prefetch_for_fresh_cache_asks_nothing(
@@ -237,8 +250,10 @@ def test_prefetch_for_crl_without_stored_next_update_read_from_body(
     "item",
     [
         pytest.param(lambda: _intel_item(_tdx(), collateral=_tdx().collateral_json), id="intel-collateral"),
-        pytest.param(lambda: _snp_item(_snp(), vcek=_b64(_snp().leaf_der)), id="snp-vcek"),
-        pytest.param(lambda: _snp_item(_snp(), cert_table=_b64(_snp().cert_table)), id="snp-cert-table"),
+        pytest.param(lambda: _snp_item(_snp(), vcek=_b64(_snp().leaf_der), crl=_crl(_snp())), id="snp-vcek"),
+        pytest.param(
+            lambda: _snp_item(_snp(), cert_table=_b64(_snp().cert_table), crl=_crl(_snp())), id="snp-cert-table"
+        ),
     ],
 )
 def test_prefetch_for_evidence_with_own_collateral_asks_nothing(
@@ -261,7 +276,6 @@ def test_prefetch_for_evidence_with_own_collateral_asks_nothing(
         pytest.param(lambda: {"type": "intel-tdx", "evidence": _b64(bytes(2000))}, id="quote-zeros"),
         pytest.param(lambda: {"type": "amd-sev-snp", "evidence": _b64(_snp().report[:1000])}, id="report-truncated"),
         pytest.param(lambda: _snp_item(_snp(version=2)), id="report-v2-no-cpuid"),
-        pytest.param(lambda: _snp_item(_snp(signing_key="vlek")), id="report-vlek-signed"),
         pytest.param(lambda: {"type": "nvidia-h100", "evidence": _b64(b"gpu")}, id="type-unsupported"),
     ],
 )
@@ -270,6 +284,35 @@ def test_prefetch_for_malformed_or_unfetchable_evidence_asks_nothing(
 ) -> None:
     assert prefetch_for(session, _pending(session, item()).id, clients, NOW) == FetchReport()
     assert server.requests == []
+
+
+def _crl(ev: AmdEvidence) -> str:
+    assert ev.crl_der is not None
+    return _b64(ev.crl_der)
+
+
+@pytest.mark.parametrize("own", ["vcek", "cert_table"])
+def test_prefetch_for_snp_bringing_its_leaf_fetches_only_the_crl(
+    session: Session, server: FakeVendorServices, clients: VendorClients, own: str
+) -> None:
+    ev = _snp()
+    server.add_amd(ev)
+    item = _snp_item(ev, **{own: _b64(ev.leaf_der if own == "vcek" else ev.cert_table)})
+    report = prefetch_for(session, _pending(session, item).id, clients, NOW)
+    assert report == FetchReport(stored=("amd/crl/vcek:genoa",))
+    assert server.requests == ["/vcek/v1/Genoa/crl"]
+
+
+def test_prefetch_for_vlek_report_fetches_the_vlek_chain_crl(
+    session: Session, server: FakeVendorServices, clients: VendorClients
+) -> None:
+    """A VLEK is not on KDS (it comes with the evidence or from the CSP); its chain's CRL is."""
+    ev = _snp(signing_key="vlek")
+    server.add_amd(ev)
+    report = prefetch_for(session, _pending(session, _snp_item(ev)).id, clients, NOW)
+    assert report == FetchReport(stored=("amd/crl/vlek:genoa",))
+    assert server.requests == ["/vlek/v1/Genoa/crl"]
+    assert amd_crl_from_cache(session, ev.report, None, None) == ev.crl_der
 
 
 def test_prefetch_for_decided_attestation_asks_nothing(
@@ -306,14 +349,15 @@ def test_prefetch_for_outage_retryable_and_vendor_asked_once(
 
     report = prefetch_for(session, att.id, clients, NOW)
 
-    # PCS is asked nothing more after its 503; KDS is another vendor and still answers.
+    # PCS is asked nothing more after its 503; KDS is another vendor and still answers (CRL, then VCEK).
     assert server.requests[0] == _intel_paths(ev)[0]
-    assert len(server.requests) == 2
-    assert server.requests[1].startswith("/vcek/v1/")
+    assert server.requests[1] == "/vcek/v1/Genoa/crl"
+    assert server.requests[2].startswith("/vcek/v1/Genoa/")
+    assert len(server.requests) == 3
     failure = report.retryable
     assert failure is not None
     assert (failure.status, failure.retry_after) == (503, 7.0)
-    assert report.stored == (f"amd/vcek/{vcek_key(*_chip_and_tcb(amd))}",)
+    assert report.stored == ("amd/crl/vcek:genoa", f"amd/vcek/{vcek_key(*_chip_and_tcb(amd))}")
     # The outage ends: the next attempt fetches only what is still missing.
     again = prefetch_for(session, att.id, clients, NOW)
     assert again == FetchReport(stored=_intel_rows(ev))
@@ -494,3 +538,30 @@ def test_refresh_cache_unreadable_intel_document_fetched_again(
 
     assert report.stored == ("intel/qe_identity/tdx",)
     assert _row(session, "qe_identity").body == ev.pcs.qe_identity_body
+
+
+def test_refresh_cache_refetches_an_ageing_amd_crl(
+    session: Session, server: FakeVendorServices, clients: VendorClients
+) -> None:
+    """An AMD CRL close to its nextUpdate is fetched again from its chain's KDS URL and replaced."""
+    ev = _snp()
+    assert ev.crl_der is not None
+    server.add_amd_crl("genoa", "vcek", ev.crl_der)
+    put_document(
+        session,
+        AMD,
+        "crl",
+        "vcek:genoa",
+        b"an older CRL",
+        issuer_chain=None,
+        fetched_at=NOW - 5 * DAY,
+        next_update=NOW + timedelta(hours=1),
+    )
+
+    report = refresh_cache(session, clients, NOW, ahead=DAY, limit=100)
+
+    assert report == FetchReport(stored=("amd/crl/vcek:genoa",))
+    assert server.requests == ["/vcek/v1/Genoa/crl"]
+    row = _row(session, "crl")
+    assert (row.body, row.fetched_at) == (ev.crl_der, NOW)
+    assert row.next_update == x509.load_der_x509_crl(ev.crl_der).next_update_utc

@@ -187,8 +187,12 @@ def test_worker_fetches_vcek_from_kds_then_accepts(stack: Stack, vendor: FakeVen
     decided = _wait_decided(stack, _submit(stack, att))
 
     assert decided.status == AttestationStatus.ACCEPTED, _codes(decided)
-    assert len(vendor.requests) == 1
-    assert vendor.requests[0].startswith("/vcek/v1/Genoa/")
+    # The chain's CRL and the chip's VCEK, each fetched once.
+    assert len(vendor.requests) == 2
+    assert vendor.requests[0] == "/vcek/v1/Genoa/crl"
+    assert vendor.requests[1].startswith("/vcek/v1/Genoa/")
+    assert decided.collateral is not None
+    assert decided.collateral["amd-sev-snp"]["crl_checked"] is True
 
 
 def test_worker_unknown_fmspc_rejected_without_retry(stack: Stack, vendor: FakeVendorServices) -> None:

@@ -170,3 +170,27 @@ def test_kds_429_raises_and_stores_nothing(session: Session, server: FakeVendorS
     assert info.value.status == 429
     assert _rows(session) == 0
     assert vcek_from_cache(session, ev.report) is None
+
+
+@pytest.mark.parametrize(("product", "chain"), [("genoa", "vcek"), ("milan", "vlek"), ("turin", "vcek")])
+def test_kds_fetch_crl_by_product_and_chain(
+    server: FakeVendorServices, http: httpx.Client, product: str, chain: str
+) -> None:
+    ev = default_amd_pki().build(ReportOptions(product=product, signing_key=chain, version=5))  # type: ignore[arg-type]
+    assert ev.crl_der is not None
+    server.add_amd(ev)
+    kds = AmdKdsClient(server.base_url, http)
+    assert kds.fetch_crl(product, chain) == ev.crl_der  # type: ignore[arg-type]
+    assert server.requests == [f"/{chain}/v1/{product.capitalize()}/crl"]
+
+
+@pytest.mark.parametrize(("status", "body"), [(404, None), (200, b"<html>not a CRL</html>")])
+def test_kds_fetch_crl_missing_or_not_der(
+    server: FakeVendorServices, http: httpx.Client, status: int, body: bytes | None
+) -> None:
+    if body is not None:
+        server.add_amd_crl("genoa", "vcek", body)
+    with pytest.raises(FetchError) as info:
+        AmdKdsClient(server.base_url, http).fetch_crl("genoa", "vcek")
+    assert info.value.code is Code.SNP_CRL_MISSING
+    assert info.value.status == status

@@ -24,6 +24,7 @@ from verifier.attestation.challenges import issue_challenge
 from verifier.attestation.flows import DecisionContext, decide_attestation, model_key_context
 from verifier.audit.log import verify_chain
 from verifier.db.models import (
+    AppraisalPolicy,
     Attestation,
     AttestationStatus,
     AuditEvent,
@@ -41,6 +42,7 @@ from verifier.db.models import (
 from verifier.keywrap.ear import ProviderKeyring, ProviderSigningKey, verify_ear
 from verifier.keywrap.enclave import expected_report_data, parse_enclave_jwk, unwrap_in_enclave
 from verifier.keywrap.kek import LocalAesKek
+from verifier.testing.amd_pki import AmdEvidence, Defect, ReportOptions, default_amd_pki
 from verifier.testing.intel_pki import Evidence, QuoteOptions, default_pki
 from verifier.testing.intel_quote_builder import TdReport
 
@@ -395,6 +397,7 @@ def test_decide_attestation_aci_skr_runtime_data_binding(session: Session, world
                 "type": "amd-sev-snp",
                 "evidence": base64.b64encode(ev.report).decode(),
                 "vcek": base64.b64encode(ev.leaf_der).decode(),
+                "crl": base64.b64encode(ev.crl_der or b"").decode(),
                 "runtime_data": base64.b64encode(runtime).decode(),
             }
         ],
@@ -472,6 +475,7 @@ def test_decide_attestation_reads_vcek_from_cache(session: Session, world: World
         fetched_at=NOW,
         next_update=None,
     )
+    _cache_amd_crl(session, ev)
     att = _pending_snp(
         session,
         world,
@@ -482,3 +486,82 @@ def test_decide_attestation_reads_vcek_from_cache(session: Session, world: World
     )
     decided = decide_attestation(session, att.id, ctx, NOW)
     assert decided.status == AttestationStatus.ACCEPTED, _codes(decided)  # the VCEK came from the cache
+    assert decided.collateral is not None
+    assert decided.collateral["amd-sev-snp"]["crl_checked"] is True  # and the CRL too
+
+
+def _cache_amd_crl(session: Session, ev: AmdEvidence) -> None:
+    from verifier.collateral.cache import AMD, amd_crl_key, put_document
+
+    assert ev.crl_der is not None
+    key = amd_crl_key(ev.options.product, ev.options.signing_key)
+    put_document(session, AMD, "crl", key, ev.crl_der, issuer_chain=None, fetched_at=NOW, next_update=None)
+
+
+def _snp_attestation(
+    session: Session, world: World, *, defect: Defect | None = None, crl: bool = False
+) -> tuple[Attestation, AmdEvidence]:
+    """A pending SEV-SNP attestation with its VCEK attached, and the CRL too when ``crl``."""
+    enclave = jwk.ECKey.generate_key("P-256")
+    public = dict(enclave.as_dict(private=False))
+    nonce = issue_challenge(SECRET, NOW).nonce
+    options = ReportOptions(report_data=expected_report_data(nonce, parse_enclave_jwk(public)))
+    ev = default_amd_pki().build(options, defect)
+    item = {"type": "amd-sev-snp", "evidence": b64(ev.report), "vcek": b64(ev.leaf_der)}
+    if crl:
+        item["crl"] = b64(ev.crl_der or b"")
+    return _pending_snp(session, world, nonce, public, deployment="snp-crl", evidence=[item]), ev
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def test_decide_attestation_snp_without_crl_rejected(session: Session, world: World) -> None:
+    """Fail closed: no CRL rides along and none is cached, so revocation cannot be checked."""
+    ctx = _snp_world(session, world)
+    att, _ = _snp_attestation(session, world)
+    decided = decide_attestation(session, att.id, ctx, NOW)
+    assert _codes(decided) == ["snp.crl.missing"]
+    assert decided.lease_id is None
+
+
+def test_decide_attestation_snp_crl_from_cache_accepts(session: Session, world: World) -> None:
+    ctx = _snp_world(session, world)
+    att, ev = _snp_attestation(session, world)
+    _cache_amd_crl(session, ev)
+    decided = decide_attestation(session, att.id, ctx, NOW)
+    assert decided.status == AttestationStatus.ACCEPTED, _codes(decided)
+
+
+@pytest.mark.parametrize(
+    ("defect", "code"),
+    [
+        (Defect.LEAF_REVOKED, "snp.leaf.revoked"),
+        (Defect.ASK_REVOKED, "snp.chain.revoked"),
+        (Defect.CRL_EXPIRED, "snp.crl.expired"),
+        (Defect.CRL_BAD_SIGNATURE, "snp.crl.signature_invalid"),
+    ],
+)
+def test_decide_attestation_snp_crl_defect_rejected(session: Session, world: World, defect: Defect, code: str) -> None:
+    ctx = _snp_world(session, world)
+    att, _ = _snp_attestation(session, world, defect=defect, crl=True)
+    decided = decide_attestation(session, att.id, ctx, NOW)
+    assert _codes(decided) == [code]
+
+
+def test_decide_attestation_snp_policy_may_waive_crl(session: Session, world: World) -> None:
+    """A provider without KDS access can say so in the entitlement's policy; the result records it."""
+    ctx = _snp_world(session, world)
+    policy = AppraisalPolicy(
+        name=f"no-crl-{uuid.uuid4().hex[:6]}", platform="snp", document={"require_crl": False}, created_at=NOW
+    )
+    session.add(policy)
+    session.flush()
+    world.entitlement.policy_id = policy.id
+    session.flush()
+    att, _ = _snp_attestation(session, world)
+    decided = decide_attestation(session, att.id, ctx, NOW)
+    assert decided.status == AttestationStatus.ACCEPTED, _codes(decided)
+    assert decided.collateral is not None
+    assert decided.collateral["amd-sev-snp"]["crl_checked"] is False

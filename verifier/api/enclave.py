@@ -63,6 +63,9 @@ class EvidenceIn(ApiInput):
         "REPORT_DATA = SHA-256(runtime data) || 32 zero bytes",
     )
     cert_table: str | None = Field(None, description="AMD: base64 extended-report certificate table")
+    crl: str | None = Field(
+        None, description="AMD: base64 DER CRL of the report's chain from KDS (else the worker fetches it)"
+    )
 
 
 class RenewIn(ApiInput):

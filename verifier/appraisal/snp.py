@@ -88,6 +88,9 @@ class SnpPolicy:
     require_uvm_endorsement: bool = False
     allowed_signing_keys: frozenset[str] = frozenset({"vcek", "vlek"})
     allowed_csp_ids: frozenset[str] | None = None
+    #: Revocation must have been checked: the verification had a current AMD CRL (the service sets this unless the
+    #: provider's policy says ``"require_crl": false``; the CLI checks a CRL only when one is given).
+    require_crl: bool = False
 
     def __post_init__(self) -> None:
         sizes = (
@@ -167,6 +170,13 @@ def appraise_snp(
         )
     if policy.require_alias_check_complete and r.version >= 3 and not r.platform_info & PLATFORM_ALIAS_CHECK_COMPLETE:
         fail(Code.SNP_POLICY_PLATFORM_INFO, "PLATFORM_INFO.ALIAS_CHECK_COMPLETE is not set (BadRAM mitigation)", 1, 0)
+    if policy.require_crl and not v.crl_checked:
+        fail(
+            Code.SNP_CRL_MISSING,
+            "no AMD CRL was available to check the ASK/ASVK and the leaf for revocation",
+            "a current CRL signed by the ARK",
+            "none",
+        )
     if v.signing_key not in policy.allowed_signing_keys:
         fail(
             Code.SNP_POLICY_SIGNING_KEY,
@@ -287,6 +297,7 @@ _BOOLS: Final = (
     "require_ciphertext_hiding",
     "require_alias_check_complete",
     "require_uvm_endorsement",
+    "require_crl",
 )
 
 

@@ -36,7 +36,7 @@ from verifier.appraisal.snp import parse_snp_policy
 from verifier.attestation.challenges import redeem_challenge
 from verifier.attestation.evaluation import Evaluation, evaluate_intel_quote, evaluate_snp_report
 from verifier.audit.log import AuditTag, Entry, record_events
-from verifier.collateral.cache import intel_collateral_from_cache, vcek_from_cache
+from verifier.collateral.cache import amd_crl_from_cache, intel_collateral_from_cache, vcek_from_cache
 from verifier.db.models import (
     AppraisalPolicy,
     Attestation,
@@ -305,16 +305,25 @@ def _evaluate(
     document = _policy_document(catalog, str(kind), now)
     document["expected_report_data"] = binding.hex()
     if kind == PLATFORM_SNP:
+        # Revocation is checked unless the provider's policy says otherwise: the CRL rides along or comes from
+        # the cache the fetchers fill (KDS, by product and chain).
+        document.setdefault("require_crl", True)
         snp_policy = parse_snp_policy(document)
+        cert_table = _b64(item["cert_table"], "cert_table") if item.get("cert_table") else None
+        leaf = (
+            _b64(item["vcek"], "vcek")
+            if item.get("vcek")
+            else (None if cert_table is not None else vcek_from_cache(session, evidence))
+        )
+        crl = _b64(item["crl"], "crl") if item.get("crl") else amd_crl_from_cache(session, evidence, leaf, cert_table)
         return evaluate_snp_report(
             evidence,
-            leaf_der=_b64(item["vcek"], "vcek")
-            if item.get("vcek")
-            else (None if item.get("cert_table") else vcek_from_cache(session, evidence)),
-            cert_table=_b64(item["cert_table"], "cert_table") if item.get("cert_table") else None,
+            leaf_der=leaf,
+            cert_table=cert_table,
             trust=ctx.trust,
             now=now,
             policy=snp_policy,
+            crl_der=crl,
             cache=ctx.snp_cache,
         )
     # Collateral that rides along is used as given; otherwise the database cache the fetchers fill.

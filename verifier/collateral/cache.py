@@ -1,9 +1,10 @@
 """The vendor-collateral cache in the database: what verification reads when evidence arrives without collateral.
 
 Rows are vendor documents *as served* (``CachedCollateral``): Intel PCS responses (body + issuer-chain header)
-keyed by TEE, FMSPC and PCK CA; AMD VCEKs keyed by CHIP_ID and REPORTED_TCB. Worker-side fetchers (Intel PCS /
-PCCS, AMD KDS) write them with :func:`put_document`; verification reads them here and still verifies every
-signature, chain and validity window, so a poisoned cache can only cause a rejection, never an acceptance.
+keyed by TEE, FMSPC and PCK CA; AMD VCEKs keyed by CHIP_ID and REPORTED_TCB; AMD CRLs keyed by chain and product.
+Worker-side fetchers (Intel PCS / PCCS, AMD KDS) write them with :func:`put_document`; verification reads them
+here and still verifies every signature, chain and validity window, so a poisoned cache can only cause a
+rejection, never an acceptance.
 Takes the caller's session; never commits.
 """
 
@@ -19,7 +20,18 @@ from sqlalchemy.orm import Session
 from verifier.db.models import CachedCollateral
 from verifier.errors import KeywardError
 from verifier.evidence.dcap import parse_quote
-from verifier.evidence.snp import parse_snp_report
+from verifier.evidence.snp import (
+    GUID_VCEK,
+    GUID_VLEK,
+    PRODUCTS,
+    Product,
+    SigningKeyName,
+    SnpReport,
+    parse_cert_table,
+    parse_snp_report,
+    product_from_cpuid,
+)
+from verifier.trust.amd_certs import load_leaf, parse_amd_extensions
 from verifier.trust.chains import common_name
 from verifier.trust.intel_collateral import Collateral, collateral_from_pcs, pem_certificates
 from verifier.trust.intel_pck import parse_pck_extensions
@@ -126,4 +138,58 @@ def vcek_from_cache(session: Session, report_bytes: bytes) -> bytes | None:
     except KeywardError:
         return None
     row = cached_document(session, AMD, "vcek", vcek_key(report.chip_id, report.reported_tcb))
+    return row.body if row is not None else None
+
+
+def amd_crl_key(product: Product, signing_key: SigningKeyName) -> str:
+    """Cache key of an AMD CRL: KDS serves one per product for each chain (``vcek:milan``, ``vlek:genoa``)."""
+    return f"{signing_key}:{product}"
+
+
+def leaf_product(leaf_der: bytes) -> Product | None:
+    """The product a VCEK/VLEK names in its productName extension (``Milan-B0`` -> ``milan``); None if unreadable
+    or unknown. Nothing is verified here."""
+    try:
+        name = parse_amd_extensions(load_leaf(leaf_der)).product_name.split("-")[0].lower()
+    except KeywardError:
+        return None
+    return next((p for p in PRODUCTS if p == name), None)
+
+
+def snp_crl_target(
+    report: SnpReport, leaf_der: bytes | None, cert_table: bytes | None
+) -> tuple[Product, SigningKeyName] | None:
+    """Which AMD CRL a report is checked with: its product (CPUID, or for a v2 report the productName of the leaf
+    supplied directly or in the certificate table) and its signing-key chain. None when that cannot be said; the
+    verification then rejects the report for its own reason, or for the missing CRL."""
+    kind: SigningKeyName
+    if report.signing_key_name == "vcek":
+        kind, guid = "vcek", GUID_VCEK
+    elif report.signing_key_name == "vlek":
+        kind, guid = "vlek", GUID_VLEK
+    else:
+        return None
+    try:
+        product = product_from_cpuid(report)
+        if product is None and leaf_der is None and cert_table is not None:
+            leaf_der = parse_cert_table(cert_table).get(guid)
+    except KeywardError:
+        return None
+    if product is None and leaf_der is not None:
+        product = leaf_product(leaf_der)
+    return None if product is None else (product, kind)
+
+
+def amd_crl_from_cache(
+    session: Session, report_bytes: bytes, leaf_der: bytes | None, cert_table: bytes | None
+) -> bytes | None:
+    """The cached AMD CRL for this report's product and chain, or None (unknown, malformed or not cached)."""
+    try:
+        report = parse_snp_report(report_bytes)
+    except KeywardError:
+        return None
+    target = snp_crl_target(report, leaf_der, cert_table)
+    if target is None:
+        return None
+    row = cached_document(session, AMD, "crl", amd_crl_key(*target))
     return row.body if row is not None else None

@@ -22,7 +22,14 @@ from sqlalchemy.orm import Session
 from verifier import limits
 from verifier.collateral.cache import AMD, INTEL, intel_keys, put_document, vcek_key
 from verifier.errors import Code, CollateralError, KeywardError
-from verifier.evidence.snp import Product, TcbVersion, decode_tcb, parse_snp_report, product_from_cpuid
+from verifier.evidence.snp import (
+    Product,
+    SigningKeyName,
+    TcbVersion,
+    decode_tcb,
+    parse_snp_report,
+    product_from_cpuid,
+)
 
 Tee = Literal["sgx", "tdx"]
 CaKind = Literal["platform", "processor"]
@@ -227,7 +234,8 @@ def refresh_intel(session: Session, client: IntelPcsClient, quote_bytes: bytes, 
 
 
 class AmdKdsClient:
-    """AMD KDS (``https://kdsintf.amd.com``): VCEK by product, hwID and REPORTED_TCB SPLs. Returns DER."""
+    """AMD KDS (``https://kdsintf.amd.com``): VCEK by product, hwID and REPORTED_TCB SPLs, and the ARK-signed CRL of
+    each product's VCEK and VLEK chains. Returns DER."""
 
     def __init__(self, base_url: str, client: httpx.Client) -> None:
         self.base_url = base_url.rstrip("/")
@@ -255,6 +263,18 @@ class AmdKdsClient:
         body, _headers = _get(self.client, url, Code.SNP_LEAF_MISSING, "KDS VCEK")
         if not _is_der_sequence(body):  # parsed for real at verification (KDS VCEKs have serial 0)
             raise FetchError(Code.SNP_LEAF_MISSING, "KDS VCEK: body is not a DER certificate", url=url, status=200)
+        return body
+
+    def crl_url(self, product: Product, signing_key: SigningKeyName) -> str:
+        return f"{self.base_url}/{signing_key}/v1/{KDS_PRODUCT_NAMES[product]}/crl"
+
+    def fetch_crl(self, product: Product, signing_key: SigningKeyName) -> bytes:
+        """The CRL (DER, issued and signed by the product's ARK) of the ``vcek`` or ``vlek`` chain. Raises
+        :class:`FetchError` (``snp.crl.missing``); its signature and window are checked at verification."""
+        url = self.crl_url(product, signing_key)
+        body, _headers = _get(self.client, url, Code.SNP_CRL_MISSING, "KDS CRL")
+        if not _is_der_sequence(body):
+            raise FetchError(Code.SNP_CRL_MISSING, "KDS CRL: body is not a DER CRL", url=url, status=200)
         return body
 
 

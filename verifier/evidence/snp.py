@@ -80,6 +80,8 @@ PLATFORM_CIPHERTEXT_HIDING_EN: Final = 1 << 4
 PLATFORM_ALIAS_CHECK_COMPLETE: Final = 1 << 5
 
 Product = Literal["milan", "genoa", "turin"]
+#: The chain a report is signed under (SIGNING_KEY): ARK -> ASK -> VCEK, or ARK -> ASVK -> VLEK.
+SigningKeyName = Literal["vcek", "vlek"]
 PRODUCTS: Final[tuple[Product, ...]] = ("milan", "genoa", "turin")
 
 _Z: Final = {n: bytes(n) for n in (21, 152, 368, 24)}

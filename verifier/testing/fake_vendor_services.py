@@ -11,6 +11,7 @@ SIMULATION ONLY: it serves documents built by :mod:`verifier.testing.intel_pki` 
 * ``GET /sgx/certification/v4/rootcacrl`` → hex text of the Root CA CRL (as PCCS); ``GET /IntelSGXRootCA.der`` → DER
 * ``GET /vcek/v1/<Milan|Genoa|Turin>/<hwid>?[fmcSPL=&]blSPL=&teeSPL=&snpSPL=&ucodeSPL=`` → VCEK DER (the query
   must carry exactly the SPLs KDS wants, in decimal; anything else is 400 like KDS)
+* ``GET /{vcek,vlek}/v1/<Milan|Genoa|Turin>/crl`` → the fake ARK's CRL of that chain (DER)
 
 Unknown documents are 404. ``server.status_override = 429`` answers every request with that status (KDS/PCS
 throttling); ``server.fail_next(503, count=2, retry_after="1")`` answers only the next ``count`` requests so (an
@@ -33,7 +34,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Final
 
-from verifier.evidence.snp import decode_tcb, parse_snp_report
+from verifier.evidence.snp import Product, decode_tcb, parse_snp_report
 from verifier.testing.amd_pki import AmdEvidence
 from verifier.testing.intel_pki import Evidence
 
@@ -109,7 +110,8 @@ class FakeVendorServices:
         self._put("/IntelSGXRootCA.der", {}, _Document(pcs.root_ca_crl, "application/pkix-crl"))
 
     def add_amd(self, ev: AmdEvidence) -> None:
-        """Serve ``ev``'s leaf as the KDS VCEK for its product, CHIP_ID and REPORTED_TCB."""
+        """Serve ``ev``'s leaf as the KDS VCEK for its product, CHIP_ID and REPORTED_TCB, and its CRL (when it has
+        one) as the CRL of its chain."""
         report = parse_snp_report(ev.report)
         product = ev.options.product
         tcb = decode_tcb(report.reported_tcb, product)
@@ -126,6 +128,12 @@ class FakeVendorServices:
             hwid = report.chip_id.hex()
         with self._lock:
             self._vceks[(_KDS_NAMES[product], hwid)] = (query, ev.leaf_der)
+        if ev.crl_der is not None:
+            self.add_amd_crl(product, report.signing_key_name, ev.crl_der)
+
+    def add_amd_crl(self, product: Product, chain: str, crl_der: bytes) -> None:
+        """Serve ``crl_der`` at ``/{chain}/v1/<Product>/crl`` (``chain``: ``vcek`` or ``vlek``)."""
+        self._put(f"/{chain}/v1/{_KDS_NAMES[product]}/crl", {}, _Document(crl_der, "application/pkix-crl"))
 
     def fail_next(self, status: int, count: int = 1, *, retry_after: str | None = None) -> None:
         """Answer the next ``count`` requests (any document) with ``status`` and, when given, ``Retry-After``
@@ -158,7 +166,7 @@ class FakeVendorServices:
                 headers = {"Retry-After": retry_after} if retry_after is not None else {}
                 return status, _Document(HTTPStatus(status).phrase.encode(), "text/plain", headers)
             segs = parts.path.split("/")
-            if len(segs) == 5 and segs[1] == "vcek" and segs[2] == "v1":  # /vcek/v1/<P>/<hwid>
+            if len(segs) == 5 and segs[1] == "vcek" and segs[2] == "v1" and segs[4] != "crl":  # /vcek/v1/<P>/<hwid>
                 entry = self._vceks.get((segs[3], segs[4].lower()))
                 if entry is None:
                     return 404, not_found

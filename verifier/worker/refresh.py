@@ -43,14 +43,24 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from verifier.api.deps import engine_for
 from verifier.attestation.flows import INTEL_PLATFORMS
-from verifier.collateral.cache import AMD, INTEL, cached_document, intel_keys, put_document, vcek_key
+from verifier.collateral.cache import (
+    AMD,
+    INTEL,
+    amd_crl_key,
+    cached_document,
+    intel_keys,
+    leaf_product,
+    put_document,
+    snp_crl_target,
+    vcek_key,
+)
 from verifier.collateral.fetchers import AmdKdsClient, CaKind, FetchError, IntelPcsClient, Tee
 from verifier.config import Settings, current_time, get_settings
 from verifier.db.models import Attestation, AttestationStatus, CachedCollateral
 from verifier.errors import Code, KeywardError
-from verifier.evidence.snp import PRODUCTS, Product, decode_tcb, parse_snp_report, product_from_cpuid
+from verifier.evidence.snp import PRODUCTS, Product, SigningKeyName, decode_tcb, parse_snp_report, product_from_cpuid
 from verifier.platforms.amd_snp import PLATFORM_SNP
-from verifier.trust.amd_certs import load_leaf, parse_amd_extensions
+from verifier.trust.amd_certs import load_leaf
 from verifier.worker.celery_app import celery_app
 
 log = logging.getLogger(__name__)
@@ -64,6 +74,7 @@ REFRESHABLE: Final = {
     (INTEL, "pck_crl"),
     (INTEL, "root_ca_crl"),
     (AMD, "vcek"),
+    (AMD, "crl"),
 }
 #: The signed member of a PCS JSON document whose ``nextUpdate`` says when the document is due.
 _SIGNED_MEMBER: Final = {"tcb_info": "tcbInfo", "qe_identity": "enclaveIdentity"}
@@ -98,7 +109,8 @@ def vendor_clients(settings: Settings) -> Iterator[VendorClients]:
 @dataclass(frozen=True, slots=True)
 class Wanted:
     """One cache row to fetch. Intel keys say everything (``tdx:<fmspc>``, ``tdx``, ``platform``, ``root``); a
-    VCEK key (``<chip_id>:<reported_tcb>``) also needs the product, which KDS URLs name."""
+    VCEK key (``<chip_id>:<reported_tcb>``) also needs the product, which KDS URLs name; so does an AMD CRL key
+    (``vcek:<product>``, ``vlek:<product>``)."""
 
     vendor: str
     kind: str
@@ -136,12 +148,13 @@ class FetchReport:
 
 def document_next_update(kind: str, body: bytes) -> datetime | None:
     """When a document is due for replacement, read from the document itself: TCB Info / QE Identity
-    ``nextUpdate``, a CRL's nextUpdate, a VCEK's notAfter. None when the body does not say (unreadable)."""
+    ``nextUpdate``, a CRL's (Intel or AMD) nextUpdate, a VCEK's notAfter. None when the body does not say
+    (unreadable)."""
     try:
         if kind in _SIGNED_MEMBER:
             value = datetime.fromisoformat(str(json.loads(body)[_SIGNED_MEMBER[kind]]["nextUpdate"]))
             return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-        if kind in ("pck_crl", "root_ca_crl"):
+        if kind in ("pck_crl", "root_ca_crl", "crl"):
             return x509.load_der_x509_crl(body).next_update_utc
         if kind == "vcek":
             return load_leaf(body).not_after
@@ -175,17 +188,29 @@ def _item_wants(item: object) -> tuple[Wanted, ...]:
     try:
         if kind in INTEL_PLATFORMS and not item.get("collateral"):
             return tuple(Wanted(INTEL, kind, key) for kind, key in intel_keys(evidence).rows())
-        if kind == PLATFORM_SNP and not item.get("vcek") and not item.get("cert_table"):
-            report = parse_snp_report(evidence)
-            product = product_from_cpuid(report)
-            # VLEKs are not on KDS; a v2 report has no CPUID to name the product KDS wants.
-            if report.signing_key_name != "vcek" or product is None:
-                return ()
-            decode_tcb(report.reported_tcb, product)  # reserved bytes checked before any URL is built
-            return (Wanted(AMD, "vcek", vcek_key(report.chip_id, report.reported_tcb), product),)
+        if kind == PLATFORM_SNP:
+            return _snp_wants(item, evidence)
     except (KeywardError, ValueError):
         return ()
     return ()
+
+
+def _snp_wants(item: dict[str, Any], evidence: bytes) -> tuple[Wanted, ...]:
+    """An SEV-SNP item needs its chain's AMD CRL unless it brings one, and its VCEK from KDS unless it brings a
+    leaf (``vcek`` or ``cert_table``). VLEKs are not on KDS; a v2 report has no CPUID to name the product KDS
+    wants, unless the leaf it brings names it."""
+    report = parse_snp_report(evidence)
+    wants: list[Wanted] = []
+    leaf, table = _decoded(item.get("vcek")), _decoded(item.get("cert_table"))
+    if not item.get("crl"):
+        target = snp_crl_target(report, leaf, table)
+        if target is not None:
+            wants.append(Wanted(AMD, "crl", amd_crl_key(*target), target[0]))
+    product = product_from_cpuid(report)
+    if not item.get("vcek") and not item.get("cert_table") and report.signing_key_name == "vcek" and product:
+        decode_tcb(report.reported_tcb, product)  # reserved bytes checked before any URL is built
+        wants.append(Wanted(AMD, "vcek", vcek_key(report.chip_id, report.reported_tcb), product))
+    return tuple(wants)
 
 
 def collateral_needs(session: Session, evidence: Iterable[object], now: datetime) -> list[Wanted]:
@@ -216,6 +241,15 @@ def _ca(value: str) -> CaKind:
     raise ValueError(f"unknown PCK CA {value!r}")
 
 
+def _signing_key(crl_key: str) -> SigningKeyName:
+    kind = crl_key.split(":", 1)[0]
+    if kind == "vcek":
+        return "vcek"
+    if kind == "vlek":
+        return "vlek"
+    raise ValueError(f"unknown AMD chain {kind!r}")
+
+
 def fetch_document(clients: VendorClients, wanted: Wanted) -> Fetched:
     """GET one document from its vendor service and read when it is due. Raises :class:`FetchError` (also for a
     body that does not say when it expires, which would never verify), or ValueError for a key it cannot ask for."""
@@ -236,6 +270,9 @@ def fetch_document(clients: VendorClients, wanted: Wanted) -> Fetched:
     elif what == (INTEL, "root_ca_crl"):
         url = pcs.root_ca_crl_url
         body = pcs.fetch_root_ca_crl()
+    elif what == (AMD, "crl") and wanted.product is not None:
+        url, code = kds.crl_url(wanted.product, _signing_key(wanted.key)), Code.SNP_CRL_MISSING
+        body = kds.fetch_crl(wanted.product, _signing_key(wanted.key))
     elif what == (AMD, "vcek") and wanted.product is not None:
         chip_hex, tcb_hex = wanted.key.split(":", 1)
         chip_id, tcb = bytes.fromhex(chip_hex), decode_tcb(bytes.fromhex(tcb_hex), wanted.product)
@@ -372,11 +409,11 @@ def prefetch_locked_or_retry(task: Any, session: Session, att: Attestation, sett
 def _wanted_for_row(row: CachedCollateral) -> Wanted | None:
     if row.vendor != AMD:
         return Wanted(row.vendor, row.kind, row.key)
-    try:
-        name = parse_amd_extensions(load_leaf(row.body)).product_name.split("-")[0].lower()
-    except KeywardError:
-        return None
-    product = next((p for p in PRODUCTS if p == name), None)
+    if row.kind == "crl":
+        name = row.key.split(":", 1)[-1]
+        product = next((p for p in PRODUCTS if p == name), None)
+    else:
+        product = leaf_product(row.body)
     return None if product is None else Wanted(row.vendor, row.kind, row.key, product)
 
 
@@ -403,7 +440,7 @@ def refresh_cache(
             continue
         wanted = _wanted_for_row(row)
         if wanted is None:
-            log.warning("dropping cached %s/%s/%s: not a readable VCEK", row.vendor, row.kind, row.key)
+            log.warning("dropping cached %s/%s/%s: no product to fetch it for", row.vendor, row.kind, row.key)
             session.delete(row)
             continue
         due.append(wanted)

@@ -192,3 +192,13 @@ def test_parse_policies_reject_non_object_documents_alike(text: str | bytes) -> 
         with pytest.raises(UsageError) as exc:
             parse(text)
         assert exc.value.code == Code.POLICY_INVALID
+
+
+def test_appraise_snp_require_crl_rejects_unchecked_revocation(o2: SnpVerification) -> None:
+    assert not o2.crl_checked  # verified without a CRL
+    reasons = appraise_snp(o2, SnpPolicy(require_crl=True)).reasons
+    assert [r.code for r in reasons] == [Code.SNP_CRL_MISSING]
+    assert _codes(o2, parse_snp_policy({"require_crl": False})) == []
+    assert parse_snp_policy({"require_crl": True}).require_crl is True
+    with pytest.raises(UsageError):
+        parse_snp_policy({"require_crl": "yes"})

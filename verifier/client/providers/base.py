@@ -5,6 +5,7 @@ REPORTDATA = SHA-512(nonce || RFC 7638 thumbprint)) and returns a list of items 
 
     {"type": "intel-tdx" | "intel-sgx" | "amd-sev-snp", "evidence": "<base64>",
      "collateral"?: "<QuoteCollateralV3 JSON>", "vcek"?: "<base64 DER>", "cert_table"?: "<base64>",
+     "crl"?: "<base64 DER AMD CRL>",
      "runtime_data"?: "<base64 of the exact runtime-data bytes (confidential ACI SKR binding)>"}
 
 Most providers put ``report_data`` into the hardware report; the SKR sidecar hashes runtime data itself, so it

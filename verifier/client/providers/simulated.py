@@ -6,8 +6,9 @@ server expects, so a development run exercises the same nonce, key and JWE path 
 
 * ``intel-tdx`` (default): a TDX v4 quote with its QuoteCollateralV3 JSON attached; ``td`` chooses the TD's
   fields (e.g. a DEBUG TD to see a rejection).
-* ``amd-sev-snp``: a report with the VCEK (``certs="vcek"``) or the extended-report certificate table; ``aci``
-  binds like the confidential ACI SKR sidecar (runtime data, SHA-256 || zeros) instead of the default binding.
+* ``amd-sev-snp``: a report with the VCEK (``certs="vcek"``) or the extended-report certificate table, and the
+  fake ARK's CRL (a real enclave leaves the CRL to the server's KDS fetch); ``aci`` binds like the confidential
+  ACI SKR sidecar (runtime data, SHA-256 || zeros) instead of the default binding.
 """
 
 from __future__ import annotations
@@ -62,6 +63,8 @@ class SimulatedProvider:
             item["vcek"] = b64(ev.leaf_der)
         else:
             item["cert_table"] = b64(ev.cert_table)
+        if ev.crl_der is not None:
+            item["crl"] = b64(ev.crl_der)
         if runtime is not None:
             item["runtime_data"] = b64(runtime)
         return item
