@@ -61,6 +61,22 @@ def _wait_for(predicate: object, timeout: float) -> bool:
     return False
 
 
+def _decided(engine: Engine, att_id: uuid.UUID) -> bool:
+    with Session(engine) as s:
+        a = s.get(Attestation, att_id)
+        return a is not None and a.status != AttestationStatus.PENDING
+
+
+def _assert_accepted_once(engine: Engine, att_id: uuid.UUID, entitlement_id: uuid.UUID) -> None:
+    """Accepted, and exactly one lease under the entitlement: decided once, never released twice."""
+    with Session(engine) as s:
+        row = s.get(Attestation, att_id)
+        assert row is not None
+        assert row.status == AttestationStatus.ACCEPTED, row.verdict
+        leases = s.scalar(select(func.count()).select_from(Lease).where(Lease.entitlement_id == entitlement_id))
+        assert leases == 1
+
+
 def test_worker_killed_mid_task_decides_once_after_redelivery(database_url: str, engine: Engine) -> None:
     broker = TEST_BROKER
     r = redis.Redis.from_url(broker)
@@ -99,23 +115,12 @@ def test_worker_killed_mid_task_decides_once_after_redelivery(database_url: str,
     time.sleep(VISIBILITY + 1.5)
     second = start_worker(database_url, broker, **extra)
     try:
-
-        def decided() -> bool:
-            with Session(engine) as s:
-                a = s.get(Attestation, att_id)
-                return a is not None and a.status != AttestationStatus.PENDING
-
-        assert _wait_for(decided, 60), "the task was not redelivered after the worker died"
+        assert _wait_for(lambda: _decided(engine, att_id), 60), "the task was not redelivered after the worker died"
         decide_task.delay(str(att_id))  # a duplicate delivery must change nothing
         time.sleep(1.5)
     finally:
         stop_worker(second)
-    with Session(engine) as s:
-        row = s.get(Attestation, att_id)
-        assert row is not None
-        assert row.status == AttestationStatus.ACCEPTED, row.verdict
-        leases = s.scalar(select(func.count()).select_from(Lease).where(Lease.entitlement_id == seeded.entitlement_id))
-        assert leases == 1
+    _assert_accepted_once(engine, att_id, seeded.entitlement_id)
 
 
 def test_worker_database_connection_lost_mid_task_is_retried(database_url: str, engine: Engine) -> None:
@@ -142,21 +147,10 @@ def test_worker_database_connection_lost_mid_task_is_retried(database_url: str, 
             pid = admin.execute(waiting).scalar_one()
             assert admin.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar_one() is True
         tx.rollback()
-
-        def decided() -> bool:
-            with Session(engine) as s:
-                a = s.get(Attestation, att_id)
-                return a is not None and a.status != AttestationStatus.PENDING
-
-        assert _wait_for(decided, 30), "the task was not retried after the connection was lost"
+        assert _wait_for(lambda: _decided(engine, att_id), 30), "the task was not retried after the connection was lost"
     finally:
         if tx.is_active:
             tx.rollback()
         blocker.close()
         stop_worker(worker)
-    with Session(engine) as s:
-        row = s.get(Attestation, att_id)
-        assert row is not None
-        assert row.status == AttestationStatus.ACCEPTED, row.verdict
-        leases = s.scalar(select(func.count()).select_from(Lease).where(Lease.entitlement_id == seeded.entitlement_id))
-        assert leases == 1
+    _assert_accepted_once(engine, att_id, seeded.entitlement_id)
