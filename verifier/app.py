@@ -1,7 +1,8 @@
 """The FastAPI application: routers, and one handler that renders every KeywardError as structured JSON.
 
-``{"error": {"code": "...", "message": "...", "expected": ..., "actual": ...}}`` with the error's HTTP status;
-anything unexpected is a plain 500 without a traceback in the body.
+``{"error": {"code": "...", "message": "...", "expected": ..., "actual": ...}}`` with the error's HTTP status; a
+database that cannot be reached is a 503 ``service.unavailable`` with Retry-After in the same shape; anything
+unexpected is a plain 500 without a traceback in the body.
 
 Every request passes :class:`~verifier.observability.middleware.RequestContextMiddleware` (request id, access log
 line, HTTP metrics); ``/healthz``, ``/readyz`` and ``/metrics`` come from :mod:`verifier.api.health`. Processes
@@ -11,6 +12,7 @@ logging; tests call :func:`create_app`, which leaves logging alone.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -18,6 +20,8 @@ import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 
 from verifier import __version__
 from verifier.config import Settings, get_settings
@@ -28,6 +32,7 @@ from verifier.observability.middleware import RequestContextMiddleware
 #: Threads for sync endpoints and dependencies (anyio's default is 40). A request waiting for its decision
 #: (``Prefer: wait``) sleeps in one; more threads than a burst of waiting enclaves keeps new requests moving.
 THREADPOOL_SIZE = 128
+log = logging.getLogger(__name__)
 
 
 @asynccontextmanager
@@ -49,6 +54,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(KeywardError)
     def keyward_error(_: Request, exc: KeywardError) -> JSONResponse:
         return JSONResponse({"error": exc.to_reason().to_json()}, status_code=exc.http_status)
+
+    def database_unavailable(_: Request, exc: Exception) -> JSONResponse:
+        # The database cannot be reached or answer right now (down, restarting, the pool exhausted): a clear,
+        # retryable 503 instead of a bare 500. Nothing half-done stays: the request's transaction was rolled back.
+        log.warning("database unavailable", extra={"error": type(exc).__name__})
+        error = {"code": Code.SERVICE_UNAVAILABLE.value, "message": "the database is unavailable; try again shortly"}
+        return JSONResponse(
+            {"error": {**error, "expected": None, "actual": None}}, status_code=503, headers={"Retry-After": "1"}
+        )
+
+    for unavailable in (OperationalError, InterfaceError, SQLAlchemyTimeoutError):
+        app.add_exception_handler(unavailable, database_unavailable)
 
     @app.exception_handler(RequestValidationError)
     def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -78,6 +78,12 @@ class Settings(BaseSettings):
     collateral_refresh_ahead_hours: float = 24.0
     #: Cached documents the periodic refresh looks at per run, those due soonest first.
     collateral_refresh_batch: int = 100
+    #: A request still pending this many seconds after it was sent to a worker (created, or last requeued) is
+    #: sent again by beat (a lost message, a broker outage at submission, a task out of retries); the decision
+    #: is idempotent. Keep it above the longest collateral back-off a decision may legitimately wait.
+    pending_requeue_seconds: float = 600.0
+    #: Pending requests requeued per beat run, oldest first.
+    pending_requeue_batch: int = 100
     #: Log output: ``json`` (one object per line, with the request id; for log collectors) or ``text``.
     log_format: Literal["json", "text"] = "json"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

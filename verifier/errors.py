@@ -199,6 +199,7 @@ class Code(StrEnum):
     RESOURCE_CONFLICT = "resource.conflict"
     REQUEST_INVALID = "request.invalid"  # the body, query or path does not match the API schema
     INTERNAL_ERROR = "internal.error"
+    SERVICE_UNAVAILABLE = "service.unavailable"  # the database cannot be reached right now; try again
 
     # -- Azure UVM endorsement
     AZURE_UVM_COSE_MALFORMED = "azure.uvm.cose_malformed"

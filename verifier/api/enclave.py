@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import re
 import time
 import uuid
@@ -17,7 +18,9 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Response
+from kombu.exceptions import KombuError
 from pydantic import BaseModel, Field
+from redis.exceptions import RedisError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -43,6 +46,7 @@ from verifier.worker.notify import supports_pubsub, waiter_for
 from .deps import EnclaveDep, SessionDep, SettingsDep, read_session
 
 router = APIRouter(tags=["enclave"])
+log = logging.getLogger(__name__)
 
 EvidenceType = Literal["intel-tdx", "intel-sgx", "amd-sev-snp"]
 
@@ -173,14 +177,15 @@ def _dispatch(
     headers = {CELERY_REQUEST_ID_HEADER: request_id} if request_id else None
     wait = _wait_seconds(prefer, settings.max_wait_seconds)
     if wait <= 0:
-        decide_task.apply_async(args=[str(att.id)], headers=headers)
+        _send(decide_task, att.id, headers)
         return _render(att, None)
     # Listen for the worker's "decided" notification before sending the task, so it cannot be missed; the database
     # stays the only source of truth (read after every wake-up, and polled in case a notification is lost).
     waiter = waiter_for(settings.broker_url)
     poll = 0.5 if supports_pubsub(settings.broker_url) else 0.02  # with notifications, polling is a fallback
     with waiter.waiting(str(att.id)) as decided:
-        decide_task.apply_async(args=[str(att.id)], headers=headers)
+        if not _send(decide_task, att.id, headers):
+            return _render(att, None)  # nothing will decide it before the requeue: do not wait
         deadline = time.monotonic() + wait
         while True:
             left = deadline - time.monotonic()
@@ -194,6 +199,21 @@ def _dispatch(
                 return current
             if left <= 0:
                 return current or _render(att, None)
+
+
+def _send(task: Any, attestation_id: uuid.UUID, headers: dict[str, str] | None) -> bool:
+    """Send the decide task; False if the broker cannot take it. The request is already stored, so it is not
+    lost: the answer is 202 pending, and beat sends the task again once the request has been pending for
+    ``pending_requeue_seconds`` (verifier/attestation/pending.py)."""
+    try:
+        task.apply_async(args=[str(attestation_id)], headers=headers)
+    except (KombuError, RedisError, OSError) as e:
+        log.warning(
+            "decide task not sent; the request stays pending until it is requeued",
+            extra={"attestation_id": str(attestation_id), "error": type(e).__name__},
+        )
+        return False
+    return True
 
 
 @router.post("/v1/leases/{lease_id}/renew", response_model=AttestationOut, status_code=202)

@@ -41,6 +41,7 @@ def make_celery(broker_url: str | None = None) -> Celery:
         broker_transport_options=transport_options(broker, settings.broker_visibility_timeout),
         beat_schedule={
             "expire-leases": {"task": "keyward.expire_leases", "schedule": 30.0},
+            "requeue-pending": {"task": "keyward.requeue_pending", "schedule": 60.0},
             "refresh-collateral": {"task": "keyward.refresh_collateral", "schedule": 3600.0},
         },
     )

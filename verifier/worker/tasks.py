@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from verifier.api.deps import engine_for
 from verifier.attestation.flows import decide_locked
 from verifier.attestation.leases import expire_leases
-from verifier.config import current_time, get_settings
+from verifier.attestation.pending import claim_stale_pending
+from verifier.config import Settings, current_time, get_settings
 from verifier.db.models import Attestation, AttestationStatus
 from verifier.errors import Code, KeywardError
 from verifier.observability.metrics import WORKER_METRICS
@@ -122,3 +123,30 @@ def expire() -> int:
 
 
 expire_task = celery_app.task(name="keyward.expire_leases")(expire)
+
+
+def requeue(settings: Settings | None = None) -> int:
+    """Beat task body: send the decide task again for requests pending too long (verifier/attestation/pending.py);
+    returns how many. Claimed and committed first, then sent: a crash between the two only delays them a period."""
+    settings = settings or get_settings()
+    factory = sessionmaker(bind=engine_for(settings.database_url), expire_on_commit=False)
+    with factory() as session:
+        ids = claim_stale_pending(
+            session,
+            datetime.now(UTC),  # real time, as created_at
+            older_than=timedelta(seconds=settings.pending_requeue_seconds),
+            limit=settings.pending_requeue_batch,
+        )
+        session.commit()
+    for attestation_id in ids:
+        log.warning("requeueing an attestation still pending", extra={"attestation_id": str(attestation_id)})
+        decide_task.apply_async(args=[str(attestation_id)])
+    return len(ids)
+
+
+def requeue_pending() -> int:
+    """Beat task body (settings from the environment)."""
+    return requeue()
+
+
+requeue_task = celery_app.task(name="keyward.requeue_pending")(requeue_pending)

@@ -49,6 +49,8 @@ class Attestation(Base):
     result_token: Mapped[str | None] = mapped_column(Text)  # signed EAR attestation-result JWT
     created_at: Mapped[Timestamp]
     decided_at: Mapped[datetime | None]
+    #: When the decide task was last sent again for a request still pending (see verifier/attestation/pending.py).
+    requeued_at: Mapped[datetime | None]
 
 
 class LeaseStatus(StrEnum):

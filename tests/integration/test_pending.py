@@ -1,0 +1,218 @@
+"""Requests stored but never decided are sent to a worker again (verifier/attestation/pending.py), and the API
+answers clearly when the broker or the database is down. Real PostgreSQL, Redis and a Celery worker process."""
+
+from __future__ import annotations
+
+import base64
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from joserfc import jwk
+from sqlalchemy import Engine, update
+from sqlalchemy.orm import Session
+
+from tests.support.factories import make_entitlement, make_model, make_model_version
+from tests.support.service import (
+    TEST_BROKER,
+    pending_tdx_attestation,
+    seed,
+    service_settings,
+    start_logged_worker,
+    stop_worker,
+)
+from verifier.app import create_app
+from verifier.attestation.challenges import issue_challenge
+from verifier.attestation.pending import claim_stale_pending
+from verifier.db.models import Attestation, AttestationStatus
+from verifier.keywrap.enclave import expected_report_data, parse_enclave_jwk
+from verifier.testing.intel_pki import QuoteOptions, default_pki
+from verifier.testing.intel_quote_builder import TdReport
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+PERIOD = timedelta(minutes=10)
+SECRET = b"challenge-secret-for-tests-only!"
+
+
+def _pending(
+    session: Session, *, created_at: datetime, status: AttestationStatus = AttestationStatus.PENDING
+) -> uuid.UUID:
+    model = make_model(session)
+    entitlement = make_entitlement(session, model=model)
+    version = make_model_version(session, model)
+    att = pending_tdx_attestation(
+        entitlement.id,
+        version.id,
+        nonce=issue_challenge(SECRET, NOW).nonce,
+        enclave_jwk=dict(jwk.ECKey.generate_key("P-256").as_dict(private=False)),
+        deployment="pending",
+    )
+    att.created_at, att.status = created_at, status
+    session.add(att)
+    session.flush()
+    return att.id
+
+
+def test_claim_stale_pending_only_old_pending_oldest_first(session: Session) -> None:
+    older = _pending(session, created_at=NOW - 2 * PERIOD)
+    old = _pending(session, created_at=NOW - PERIOD)
+    _pending(session, created_at=NOW - PERIOD + timedelta(seconds=1))  # not stale yet
+    _pending(session, created_at=NOW - 3 * PERIOD, status=AttestationStatus.ACCEPTED)
+    _pending(session, created_at=NOW - 3 * PERIOD, status=AttestationStatus.REJECTED)
+
+    claimed = claim_stale_pending(session, NOW, older_than=PERIOD, limit=100)
+
+    assert older in claimed
+    assert old in claimed
+    assert claimed.index(older) < claimed.index(old)
+    for attestation_id in (older, old):
+        att = session.get(Attestation, attestation_id)
+        assert att is not None
+        assert att.requeued_at == NOW
+
+
+def test_claim_stale_pending_once_per_period_and_bounded(session: Session) -> None:
+    ids = [_pending(session, created_at=NOW - 2 * PERIOD - timedelta(seconds=i)) for i in range(3)]
+
+    first = claim_stale_pending(session, NOW, older_than=PERIOD, limit=2)
+    assert len([i for i in first if i in ids]) <= 2
+    rest = claim_stale_pending(session, NOW, older_than=PERIOD, limit=100)
+    assert set(ids) <= set(first) | set(rest)
+    # Claimed rows are not sent again within the period, and are once it has passed.
+    assert not set(ids) & set(claim_stale_pending(session, NOW + PERIOD / 2, older_than=PERIOD, limit=100))
+    assert set(ids) <= set(claim_stale_pending(session, NOW + PERIOD, older_than=PERIOD, limit=100))
+
+
+def test_claim_stale_pending_skips_a_row_a_worker_holds(engine: Engine) -> None:
+    """A worker deciding the request right now holds its row lock: it is not requeued under it."""
+    with Session(engine) as s:
+        held = _pending(s, created_at=NOW - 2 * PERIOD)
+        s.commit()
+    try:
+        with Session(engine) as worker, Session(engine) as beat:
+            worker.get(Attestation, held, with_for_update=True)
+            claimed: list[uuid.UUID] = []
+            thread = threading.Thread(
+                target=lambda: claimed.extend(claim_stale_pending(beat, NOW, older_than=PERIOD, limit=1000))
+            )
+            thread.start()
+            thread.join(timeout=10)
+            assert not thread.is_alive()  # SKIP LOCKED: it did not wait for the worker
+            assert held not in claimed
+            beat.rollback()
+            worker.rollback()
+    finally:
+        with Session(engine) as s:
+            s.execute(update(Attestation).where(Attestation.id == held).values(status=AttestationStatus.REJECTED))
+            s.commit()
+
+
+def _use_broker(url: str) -> None:
+    """Point the API process's Celery app at ``url``, dropping its pooled connections (Celery has no public call
+    for this: ``close()`` also deregisters the app)."""
+    from verifier.worker.celery_app import celery_app
+
+    celery_app.conf.broker_url = url
+    celery_app._pool = None
+    celery_app.amqp._producer_pool = None
+
+
+@contextmanager
+def _broker_down() -> Iterator[None]:
+    """The API publishes to a port nothing listens on, as when Redis is down."""
+    from verifier.worker.celery_app import celery_app
+
+    good = celery_app.conf.broker_url
+    _use_broker("redis://127.0.0.1:1/0")
+    try:
+        yield
+    finally:
+        _use_broker(good)
+
+
+def test_broker_down_at_submission_then_requeued_and_decided(database_url: str, engine: Engine, tmp_path: Path) -> None:
+    from verifier.worker.tasks import requeue
+
+    settings = service_settings(database_url, pending_requeue_seconds=0)
+    seeded = seed(engine, settings)
+    client = TestClient(create_app(settings))
+    headers = {"Authorization": f"Bearer {seeded.licence}"}
+    nonce_b64 = client.post("/v1/challenges", headers=headers).json()["nonce"]
+    nonce = base64.urlsafe_b64decode(nonce_b64 + "=" * (-len(nonce_b64) % 4))
+    enclave = dict(jwk.ECKey.generate_key("P-256").as_dict(private=False))
+    quote = default_pki().build(
+        QuoteOptions(td=TdReport(reportdata=expected_report_data(nonce, parse_enclave_jwk(enclave))))
+    )
+    body = {
+        "nonce": nonce_b64,
+        "model": seeded.model,
+        "deployment": "broker-outage",
+        "enclave_key": enclave,
+        "evidence": [
+            {
+                "type": "intel-tdx",
+                "evidence": base64.b64encode(quote.quote).decode(),
+                "collateral": quote.collateral_json,
+            }
+        ],
+    }
+    with _broker_down():
+        r = client.post("/v1/attestations", json=body, headers={**headers, "Prefer": "wait=5"})
+    # Stored, not lost, and said so: pending, with the URL to ask again.
+    assert r.status_code == 202, r.text
+    assert r.json()["status"] == "pending"
+    attestation_id = uuid.UUID(r.json()["id"])
+    worker = start_logged_worker(tmp_path / "worker.log", database_url, TEST_BROKER)
+    try:
+        assert requeue(settings) >= 1  # beat's run: the broker is back
+        deadline = time.monotonic() + 30
+        status = "pending"
+        while status == "pending" and time.monotonic() < deadline:
+            time.sleep(0.1)
+            status = client.get(f"/v1/attestations/{attestation_id}", headers=headers).json()["status"]
+    finally:
+        stop_worker(worker)
+    assert status == "accepted"
+    with Session(engine) as s:
+        att = s.get(Attestation, attestation_id)
+        assert att is not None
+        assert att.requeued_at is not None
+
+
+def test_database_down_is_a_clear_503(database_url: str) -> None:
+    settings = service_settings(database_url).model_copy(update={"database_url": "postgresql+psycopg://127.0.0.1:1/x"})
+    client = TestClient(create_app(settings))
+    r = client.post("/v1/challenges", headers={"Authorization": "Bearer kw_0123456789abcdef_secret"})
+    assert r.status_code == 503
+    assert r.headers["retry-after"] == "1"
+    assert r.json()["error"]["code"] == "service.unavailable"
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_pending(engine: Engine) -> Iterator[None]:
+    """Committed pending rows of these tests must not be requeued by later tests' beat runs."""
+    yield
+    with Session(engine) as s:
+        s.execute(
+            update(Attestation)
+            .where(Attestation.status == AttestationStatus.PENDING, Attestation.deployment_name.in_(["pending"]))
+            .values(status=AttestationStatus.REJECTED)
+        )
+        s.commit()
+
+
+def test_beat_schedule_names_registered_tasks() -> None:
+    """Every periodic task beat sends exists in the worker (requeue_pending included)."""
+    import verifier.worker.refresh
+    import verifier.worker.tasks  # noqa: F401 - registers the tasks
+    from verifier.worker.celery_app import celery_app
+
+    scheduled = {entry["task"] for entry in celery_app.conf.beat_schedule.values()}
+    assert "keyward.requeue_pending" in scheduled
+    assert scheduled <= set(celery_app.tasks)
