@@ -68,6 +68,9 @@ class FakeKeyward:
     outcome: Literal["accept", "reject", "pending"] = "accept"
     pending_polls: int | None = 0  # None: never decided
     faults: list[tuple[int, bytes] | Exception] = field(default_factory=list)
+    #: Faults for one kind of request only, keyed ``"METHOD /path"`` (a path prefix ending in ``/`` matches what
+    #: follows it), answered before ``faults``.
+    path_faults: dict[str, list[tuple[int, bytes]]] = field(default_factory=dict)
     requests: list[httpx.Request] = field(default_factory=list)
     nonces: set[bytes] = field(default_factory=set)
     leases: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -79,6 +82,12 @@ class FakeKeyward:
 
     def handle(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
+        for where, queued in self.path_faults.items():
+            method, _, path = where.partition(" ")
+            matches = request.url.path.startswith(path) if path.endswith("/") else request.url.path == path
+            if queued and request.method == method and matches:
+                status, content = queued.pop(0)
+                return httpx.Response(status, content=content)
         if self.faults:
             fault = self.faults.pop(0)
             if isinstance(fault, Exception):

@@ -185,3 +185,41 @@ def test_keyward_client_owns_only_its_own_http_client(server: FakeKeyward) -> No
     with KeywardClient("https://keyward.test", LICENCE) as own:
         pass
     assert own._http.is_closed
+
+
+def _unavailable() -> tuple[int, bytes]:
+    return _refusal(503, "service.unavailable")
+
+
+def test_keyward_client_retries_unavailable_challenge_then_succeeds(server: FakeKeyward) -> None:
+    server.faults.extend([_unavailable(), _unavailable()])
+    assert _client(server).challenge().nonce
+    assert len(server.requests) == 3
+
+
+def test_keyward_client_unavailable_retries_are_bounded(server: FakeKeyward) -> None:
+    server.faults.extend([_unavailable()] * 10)
+    with pytest.raises(RequestRefused) as exc:
+        _client(server).challenge()
+    assert exc.value.status == 503
+    assert exc.value.codes == ["service.unavailable"]
+    assert len(server.requests) == 4  # the first try and three more
+
+
+def test_keyward_client_never_repeats_a_submission(server: FakeKeyward) -> None:
+    """A 503 on POST /v1/attestations is reported, not retried: the request may have been stored."""
+    server.path_faults["POST /v1/attestations"] = [_unavailable()] * 3
+    with pytest.raises(RequestRefused) as exc:
+        _client(server).attest(model="m", deployment="d", provider=EchoProvider(), wait=0)
+    assert exc.value.codes == ["service.unavailable"]
+    assert [r.url.path for r in server.requests] == ["/v1/challenges", "/v1/attestations"]
+
+
+def test_keyward_client_retries_unavailable_status_poll(server: FakeKeyward) -> None:
+    """Asking for the decision changes nothing: a 503 there is tried again, and the decision arrives."""
+    server.outcome = "pending"
+    server.path_faults["GET /v1/attestations/"] = [_unavailable(), _unavailable()]
+    lease = _client(server).attest(model="m", deployment="d", provider=EchoProvider(), wait=0)
+    assert lease.unwrap() == server.dek
+    polls = [r for r in server.requests if r.method == "GET"]
+    assert len(polls) == 3

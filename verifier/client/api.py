@@ -20,7 +20,7 @@ from __future__ import annotations
 import base64
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import httpx
 from pydantic import BaseModel, ValidationError
@@ -32,6 +32,8 @@ from verifier.client.providers.base import Binding, EvidenceProvider
 
 Progress = Callable[[str], None]
 M = TypeVar("M", bound=BaseModel)
+#: Times a request that changes nothing is tried again while the server answers 503 service.unavailable.
+UNAVAILABLE_RETRIES: Final = 3
 
 
 class KeywardClient:
@@ -83,7 +85,7 @@ class KeywardClient:
     # -- the flow -----------------------------------------------------------------------------------------------
 
     def challenge(self) -> Challenge:
-        out = _parse(ChallengeOut, self._request("POST", "/v1/challenges"))
+        out = _parse(ChallengeOut, self._request("POST", "/v1/challenges", retry_unavailable=True))
         try:
             nonce = base64.urlsafe_b64decode(out.nonce + "=" * (-len(out.nonce) % 4))
         except ValueError as e:
@@ -189,22 +191,47 @@ class KeywardClient:
         headers: dict[str, str] | None = None,
         long_poll: float = 0.0,
         auth: bool = True,
+        retry_unavailable: bool | None = None,
     ) -> httpx.Response:
+        """One API call. ``retry_unavailable`` (default: GET only, requests that change nothing): a 503
+        ``service.unavailable`` (the server's database is briefly unreachable) is tried again after its
+        Retry-After (at most 5 s), at most :data:`UNAVAILABLE_RETRIES` times. Submissions are never repeated."""
         url = path if path.startswith(("http://", "https://")) else self.base_url + path
         all_headers = {**(self._auth if auth else {}), **(headers or {})}
         # The HTTP client's own timeout, unless it is too short for a request the server may hold ``long_poll`` s.
         needed, current = self._timeout + long_poll, self._http.timeout.read
         timeout = needed if long_poll and current is not None and current < needed else httpx.USE_CLIENT_DEFAULT
-        try:
-            r = self._http.request(method, url, json=json, headers=all_headers, timeout=timeout)
-        except httpx.HTTPError as e:
-            raise TransportError(f"{method} {path} failed: {type(e).__name__}: {e}") from e
+        retries = UNAVAILABLE_RETRIES if (method == "GET" if retry_unavailable is None else retry_unavailable) else 0
+        for attempt in range(retries + 1):
+            try:
+                r = self._http.request(method, url, json=json, headers=all_headers, timeout=timeout)
+            except httpx.HTTPError as e:
+                raise TransportError(f"{method} {path} failed: {type(e).__name__}: {e}") from e
+            if attempt == retries or not _unavailable(r):
+                break
+            self._sleep(_retry_after(r))
         if r.is_success:
             return r
         refusal = _refusal(r)
         if refusal is not None:
             raise refusal
         raise TransportError(f"{method} {path} answered HTTP {r.status_code}")
+
+
+def _unavailable(r: httpx.Response) -> bool:
+    if r.status_code != 503:
+        return False
+    try:
+        return ErrorOut.model_validate_json(r.content).error.code == "service.unavailable"
+    except ValidationError:
+        return False
+
+
+def _retry_after(r: httpx.Response) -> float:
+    try:
+        return min(max(float(r.headers.get("Retry-After", "1")), 0.0), 5.0)
+    except ValueError:
+        return 1.0
 
 
 def _refusal(r: httpx.Response) -> RequestRefused | None:
