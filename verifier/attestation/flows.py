@@ -6,13 +6,17 @@
 2. Load the enclave's JWK; the default binding is REPORTDATA = SHA-512(nonce || RFC 7638 thumbprint).
 3. For every evidence item: parse -> verify -> appraise against the active reference values of the model version
    for that platform, merged with the entitlement's appraisal policy, with the binding as expected REPORTDATA.
-4. Entitlement: active, in its window, platform and version allowed; take a seat (race-free).
-5. Release: a new lease, the model DEK unwrapped from the KEK and wrapped to the enclave key (compact JWE), and a
-   signed EAR attestation-result token.
+4. Entitlement, locked and read afresh: active, in its window, platform and version allowed; a seat reserved
+   (race-free: every seat decision for one entitlement is made one at a time).
+5. Release: the model DEK unwrapped from the KEK and wrapped to the enclave key (compact JWE), and a signed EAR
+   attestation-result token; only then are the deployment and the lease written.
 6. The attestation row (claims, verdict with every reason, collateral, timings), the lease and a hash-chained
    audit event are written together; the caller commits once.
 
 Rejections are results: any failure in 1-5 sets status ``rejected`` with its reasons and is audited the same way.
+Every check that can reject runs before anything but the redeemed nonce is written, so a rejection needs no
+savepoint and leaves no half-made lease. The reads are few on purpose (one statement for the catalog, one for the
+reference values, one for the seat): a decision is a handful of round trips to PostgreSQL.
 The function is idempotent: a decided attestation is returned unchanged (a worker killed mid-task re-runs it).
 """
 
