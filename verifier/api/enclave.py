@@ -21,7 +21,7 @@ from fastapi import APIRouter, Header, Response
 from kombu.exceptions import KombuError
 from pydantic import BaseModel, Field
 from redis.exceptions import RedisError
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from verifier import limits
@@ -273,26 +273,38 @@ def jwks(settings: SettingsDep) -> dict[str, Any]:
     return keyring_for(settings).public_jwks()
 
 
+def _licensed_version_query(*, named: bool) -> Any:
+    """(entitlement id, its model id, the named model's id, the version's id) for the licence's entitlement and a
+    model name: the newest version, or the named one. Built once per shape (parameters: entitlement, model[,
+    version])."""
+    from verifier.db.models import Model  # noqa: PLC0415
+
+    version_matches = ModelVersion.model_id == Model.id
+    if named:
+        version_matches &= ModelVersion.version == bindparam("version")
+    return (
+        select(Entitlement.id, Entitlement.model_id, Model.id, ModelVersion.id)
+        .select_from(Entitlement)
+        .outerjoin(Model, Model.name == bindparam("model"))
+        .outerjoin(ModelVersion, version_matches)
+        .where(Entitlement.id == bindparam("entitlement"))
+        .order_by(ModelVersion.created_at.desc())
+        .limit(1)
+    )
+
+
+_NEWEST_VERSION, _NAMED_VERSION = _licensed_version_query(named=False), _licensed_version_query(named=True)
+
+
 def _model_version(
     session: SessionDep, entitlement_id: uuid.UUID, model: str, version: str | None
 ) -> tuple[uuid.UUID, uuid.UUID]:
     """(entitlement id, model version id) for the licence's entitlement and the named model (the newest version
     unless one is named), in one statement."""
-    from verifier.db.models import Model  # noqa: PLC0415
-
-    query = (
-        select(Entitlement.id, Entitlement.model_id, Model.id, ModelVersion.id)
-        .select_from(Entitlement)
-        .outerjoin(Model, Model.name == model)
-        .outerjoin(
-            ModelVersion,
-            (ModelVersion.model_id == Model.id) & (ModelVersion.version == version if version else True),
-        )
-        .where(Entitlement.id == entitlement_id)
-        .order_by(ModelVersion.created_at.desc())
-        .limit(1)
-    )
-    found = session.execute(query).one_or_none()
+    params: dict[str, object] = {"entitlement": entitlement_id, "model": model}
+    if version:
+        params["version"] = version
+    found = session.execute(_NAMED_VERSION if version else _NEWEST_VERSION, params).one_or_none()
     if found is None:
         raise Forbidden(Code.AUTH_FORBIDDEN, "licence key is not bound to an entitlement")
     licensed_model, model_id, version_id = found[1], found[2], found[3]
@@ -311,13 +323,16 @@ def _wait_seconds(prefer: str | None, cap: float) -> float:
     return min(float(m.group(1)), cap) if m else 0.0
 
 
+_ANSWER = (
+    select(Attestation, Lease)
+    .outerjoin(Lease, Lease.id == Attestation.lease_id)
+    .where(Attestation.id == bindparam("id"))
+)
+
+
 def _answer(reader: Session, attestation_id: uuid.UUID) -> tuple[Attestation, Lease | None] | None:
     """The attestation and its lease, in one statement."""
-    found = reader.execute(
-        select(Attestation, Lease)
-        .outerjoin(Lease, Lease.id == Attestation.lease_id)
-        .where(Attestation.id == attestation_id)
-    ).one_or_none()
+    found = reader.execute(_ANSWER, {"id": attestation_id}).one_or_none()
     return None if found is None else (found[0], found[1])
 
 

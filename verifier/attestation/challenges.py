@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, cast
 
-from sqlalchemy import CursorResult, delete
+from sqlalchemy import CursorResult, bindparam, delete
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -124,15 +124,24 @@ def redeem_challenge(session: Session, secret: bytes, nonce: bytes, now: datetim
 
 def _insert_used_nonce(session: Session, nonce: bytes, now: datetime, expires_at: datetime) -> bool:
     """Insert the used-nonce row unless one exists; True if this call inserted it."""
+    statement = _INSERT_SQLITE if session.get_bind().dialect.name == "sqlite" else _INSERT_POSTGRESQL
     values = {"nonce": nonce, "used_at": now, "expires_at": expires_at}
-    insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else postgresql_insert
-    statement = (
+    return session.execute(statement, values).scalar_one_or_none() is not None
+
+
+def _insert(insert: Any) -> Any:
+    """INSERT ... ON CONFLICT (nonce) DO NOTHING RETURNING nonce, built once per dialect: a row comes back only if
+    this statement inserted it (rowcount is not portable here)."""
+    return (
         insert(UsedNonce)
-        .values(values)
+        .values(nonce=bindparam("nonce"), used_at=bindparam("used_at"), expires_at=bindparam("expires_at"))
         .on_conflict_do_nothing(index_elements=[UsedNonce.nonce])
-        .returning(UsedNonce.nonce)  # a row back only if this statement inserted it (rowcount is not portable here)
+        .returning(UsedNonce.nonce)
     )
-    return session.execute(statement).scalar_one_or_none() is not None
+
+
+_INSERT_POSTGRESQL: Final = _insert(postgresql_insert)
+_INSERT_SQLITE: Final = _insert(sqlite_insert)
 
 
 def purge_used_nonces(session: Session, now: datetime) -> int:

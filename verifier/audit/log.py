@@ -23,6 +23,8 @@ from verifier.db.models import AuditEvent
 
 GENESIS: Final = bytes(32)
 _LOCK_KEY: Final = 0x6B657977  # "keyw": the advisory lock that orders audit appends
+_ADVISORY_LOCK: Final = text("SELECT pg_advisory_xact_lock(:k)")
+_TAIL: Final = select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)  # the chain's head
 
 
 class AuditTag(StrEnum):
@@ -88,8 +90,8 @@ def record_events(session: Session, entries: Sequence[Entry], *, at: datetime) -
     (a decision records two events; each append used to take the lock and read the tail again). Flushes; never
     commits: the events belong to the caller's transaction, which holds the lock until it ends."""
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
-    prev = session.scalar(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)) or GENESIS
+        session.execute(_ADVISORY_LOCK, {"k": _LOCK_KEY})
+    prev = session.scalar(_TAIL) or GENESIS
     events = []
     for e in entries:
         data = json.loads(json.dumps(e.data, default=str))  # store exactly what was hashed

@@ -14,13 +14,14 @@ import uuid
 from collections.abc import Collection
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from verifier.db.models import ApiCredential, CredentialKind
 from verifier.errors import AuthError, Code, Forbidden
 
 PREFIX = "kw_"
+_BY_KEY_ID = select(ApiCredential).where(ApiCredential.key_id == bindparam("key_id"))  # built once: every request
 
 
 def _hash(pepper: bytes, secret: str) -> bytes:
@@ -66,7 +67,7 @@ def authenticate(
     parts = token.split("_", 2)
     if len(parts) != 3 or parts[0] != PREFIX[:-1] or len(parts[1]) != 16:
         raise AuthError(Code.AUTH_INVALID, "malformed API credential")
-    row = session.scalars(select(ApiCredential).where(ApiCredential.key_id == parts[1])).first()
+    row = session.scalars(_BY_KEY_ID, {"key_id": parts[1]}).first()
     if row is None or row.revoked_at is not None or not hmac.compare_digest(row.secret_hash, _hash(pepper, parts[2])):
         raise AuthError(Code.AUTH_INVALID, "unknown, revoked or wrong API credential")
     if row.kind not in kinds:

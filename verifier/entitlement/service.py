@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import distinct, exists, func, select, update
+from sqlalchemy import bindparam, distinct, exists, func, select, update
 from sqlalchemy.orm import Session
 
 from verifier.db.models import Deployment, Entitlement, EntitlementStatus, Lease, LeaseStatus
@@ -103,15 +103,35 @@ def check_entitlement_rules(
         )
 
 
+# The seat path's statements, built once (a decision runs them every time; building them cost more than running).
+_LOCK = (
+    select(Entitlement)
+    .where(Entitlement.id == bindparam("entitlement"))
+    .with_for_update()
+    .execution_options(populate_existing=True)
+)
+_NAMED = (
+    select(Deployment.id)
+    .where(Deployment.entitlement_id == bindparam("entitlement"), Deployment.name == bindparam("name"))
+    .scalar_subquery()
+)
+_HOLDING = (
+    Lease.entitlement_id == bindparam("entitlement"),
+    Lease.status == LeaseStatus.LIVE,
+    Lease.expires_at > bindparam("now"),
+)
+#: (the deployment's id or NULL, distinct deployments holding a live lease, whether this one holds one)
+_SEAT = select(
+    _NAMED,
+    select(func.count(distinct(Lease.deployment_id))).where(*_HOLDING).scalar_subquery(),
+    exists().where(*_HOLDING, Lease.deployment_id == _NAMED),
+)
+
+
 def lock_entitlement(session: Session, entitlement_id: uuid.UUID) -> Entitlement:
     """Lock the entitlement row until the caller's transaction ends and read it afresh (``SELECT ... FOR UPDATE``),
     so a concurrent suspension or seat change is seen and every seat decision for it is made one at a time."""
-    locked = session.scalars(
-        select(Entitlement)
-        .where(Entitlement.id == entitlement_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).one_or_none()
+    locked = session.scalars(_LOCK, {"entitlement": entitlement_id}).one_or_none()
     if locked is None:
         raise NotEntitled(Code.ENTITLEMENT_NOT_FOUND, "no such entitlement", actual=entitlement_id)
     return locked
@@ -137,18 +157,8 @@ def reserve_seat(session: Session, locked: Entitlement, deployment_name: str, *,
             expected=EntitlementStatus.ACTIVE.value,
             actual=locked.status.value,
         )
-    named = (
-        select(Deployment.id)
-        .where(Deployment.entitlement_id == locked.id, Deployment.name == deployment_name)
-        .scalar_subquery()
-    )
-    holding = (Lease.entitlement_id == locked.id, Lease.status == LeaseStatus.LIVE, Lease.expires_at > now)
     existing, in_use, holds = session.execute(
-        select(
-            named,
-            select(func.count(distinct(Lease.deployment_id))).where(*holding).scalar_subquery(),
-            exists().where(*holding, Lease.deployment_id == named),
-        )
+        _SEAT, {"entitlement": locked.id, "name": deployment_name, "now": now}
     ).one()
     if not holds and (in_use or 0) >= locked.seats:
         raise NotEntitled(
