@@ -3,7 +3,6 @@ id that follows one attestation from the API into the worker's JSON log."""
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 import subprocess
@@ -15,16 +14,20 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from joserfc import jwk
 from sqlalchemy import Engine, delete
 
-from tests.support.service import TEST_BROKER, Seeded, seed, service_settings, start_logged_worker, stop_worker
+from tests.support.service import (
+    TEST_BROKER,
+    Seeded,
+    seed,
+    service_settings,
+    start_logged_worker,
+    stop_worker,
+    tdx_submission,
+)
 from verifier.app import create_app
 from verifier.config import Settings
 from verifier.db.models import WorkerHeartbeat
-from verifier.keywrap.enclave import expected_report_data, parse_enclave_jwk
-from verifier.testing.intel_pki import QuoteOptions, default_pki
-from verifier.testing.intel_quote_builder import TdReport
 
 DEAD_DATABASE = "postgresql+psycopg://postgres@127.0.0.1:1/keyward"
 DEAD_BROKER = "redis://127.0.0.1:1/0"
@@ -102,21 +105,7 @@ def test_metrics_dead_database_still_answers(api: Api) -> None:
 
 def _attest(api: Api, seeded: Seeded, request_id: str) -> tuple[dict[str, Any], str | None]:
     auth = {"Authorization": f"Bearer {seeded.licence}"}
-    nonce_b64 = api.client.post("/v1/challenges", headers=auth).json()["nonce"]
-    nonce = base64.urlsafe_b64decode(nonce_b64 + "=" * (-len(nonce_b64) % 4))
-    public = dict(jwk.ECKey.generate_key("P-384").as_dict(private=False))
-    ev = default_pki().build(
-        QuoteOptions(td=TdReport(reportdata=expected_report_data(nonce, parse_enclave_jwk(public))))
-    )
-    body = {
-        "nonce": nonce_b64,
-        "model": seeded.model,
-        "deployment": "health-1",
-        "enclave_key": public,
-        "evidence": [
-            {"type": "intel-tdx", "evidence": base64.b64encode(ev.quote).decode(), "collateral": ev.collateral_json}
-        ],
-    }
+    body = tdx_submission(api.client, seeded.licence, model=seeded.model, deployment="health-1", curve="P-384")
     r = api.client.post(
         "/v1/attestations", json=body, headers={**auth, "Prefer": "wait=20", "X-Request-ID": request_id}
     )

@@ -3,7 +3,6 @@ answers clearly when the broker or the database is down. Real PostgreSQL, Redis 
 
 from __future__ import annotations
 
-import base64
 import threading
 import time
 import uuid
@@ -26,14 +25,12 @@ from tests.support.service import (
     service_settings,
     start_logged_worker,
     stop_worker,
+    tdx_submission,
 )
 from verifier.app import create_app
 from verifier.attestation.challenges import issue_challenge
 from verifier.attestation.pending import claim_stale_pending
 from verifier.db.models import Attestation, AttestationStatus
-from verifier.keywrap.enclave import expected_report_data, parse_enclave_jwk
-from verifier.testing.intel_pki import QuoteOptions, default_pki
-from verifier.testing.intel_quote_builder import TdReport
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 PERIOD = timedelta(minutes=10)
@@ -143,25 +140,7 @@ def test_broker_down_at_submission_then_requeued_and_decided(database_url: str, 
     seeded = seed(engine, settings)
     client = TestClient(create_app(settings))
     headers = {"Authorization": f"Bearer {seeded.licence}"}
-    nonce_b64 = client.post("/v1/challenges", headers=headers).json()["nonce"]
-    nonce = base64.urlsafe_b64decode(nonce_b64 + "=" * (-len(nonce_b64) % 4))
-    enclave = dict(jwk.ECKey.generate_key("P-256").as_dict(private=False))
-    quote = default_pki().build(
-        QuoteOptions(td=TdReport(reportdata=expected_report_data(nonce, parse_enclave_jwk(enclave))))
-    )
-    body = {
-        "nonce": nonce_b64,
-        "model": seeded.model,
-        "deployment": "broker-outage",
-        "enclave_key": enclave,
-        "evidence": [
-            {
-                "type": "intel-tdx",
-                "evidence": base64.b64encode(quote.quote).decode(),
-                "collateral": quote.collateral_json,
-            }
-        ],
-    }
+    body = tdx_submission(client, seeded.licence, model=seeded.model, deployment="broker-outage")
     with _broker_down():
         r = client.post("/v1/attestations", json=body, headers={**headers, "Prefer": "wait=5"})
     # Stored, not lost, and said so: pending, with the URL to ask again.

@@ -249,3 +249,28 @@ def pending_tdx_attestation(
         created_at=SIM_NOW,
         evidence=[item],
     )
+
+
+def tdx_submission(client: Any, licence: str, *, model: str, deployment: str, curve: str = "P-256") -> dict[str, Any]:
+    """The body of ``POST /v1/attestations`` for a fresh challenge from ``client`` (a TestClient or httpx client):
+    a new enclave key on ``curve`` and a simulated TDX quote bound to (nonce, key), with its collateral."""
+    from joserfc import jwk
+
+    from verifier.keywrap.enclave import expected_report_data, parse_enclave_jwk
+    from verifier.testing.intel_pki import QuoteOptions, default_pki
+
+    nonce_b64 = client.post("/v1/challenges", headers={"Authorization": f"Bearer {licence}"}).json()["nonce"]
+    nonce = base64.urlsafe_b64decode(nonce_b64 + "=" * (-len(nonce_b64) % 4))
+    public = dict(jwk.ECKey.generate_key(curve).as_dict(private=False))
+    ev = default_pki().build(
+        QuoteOptions(td=TdReport(reportdata=expected_report_data(nonce, parse_enclave_jwk(public))))
+    )
+    return {
+        "nonce": nonce_b64,
+        "model": model,
+        "deployment": deployment,
+        "enclave_key": public,
+        "evidence": [
+            {"type": "intel-tdx", "evidence": base64.b64encode(ev.quote).decode(), "collateral": ev.collateral_json}
+        ],
+    }
