@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     challenge_secret: SecretStr = SecretStr(DEV_CHALLENGE_SECRET)
     credential_pepper: SecretStr = SecretStr(DEV_CREDENTIAL_PEPPER)
     kek_hex: SecretStr = SecretStr(DEV_KEK_HEX)
+    #: When set, ``GET /metrics`` requires ``Authorization: Bearer <this token>`` (Prometheus' ``authorization``
+    #: setting); unset, it answers anyone who reaches it (keep it on the internal network then).
+    metrics_token: SecretStr | None = None
     #: PEM of the EC P-256 key that signs attestation results; development derives one from a fixed seed.
     result_signing_key_pem: SecretStr | None = None
     #: Trust the fake vendor PKIs of verifier.testing (development demo only; results are marked simulated).

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from sqlalchemy import Engine, delete
 
 from tests.support.service import (
@@ -93,6 +94,32 @@ def test_readyz_dead_broker_is_503(api: Api) -> None:
     assert r.status_code == 503
     assert r.json()["checks"]["broker"]["ok"] is False
     assert r.json()["checks"]["database"] == {"ok": True}
+
+
+@pytest.mark.parametrize(
+    ("authorization", "status", "code"),
+    [
+        (None, 401, "auth.missing"),
+        ("Basic c2NyYXBlcg==", 401, "auth.missing"),
+        ("Bearer not-the-token", 401, "auth.invalid"),
+        ("Bearer scrape-token-for-tests", 200, None),
+    ],
+    ids=["none", "not-bearer", "wrong", "right"],
+)
+def test_metrics_token_when_configured(api: Api, authorization: str | None, status: int, code: str | None) -> None:
+    settings = api.settings.model_copy(update={"metrics_token": SecretStr("scrape-token-for-tests")})
+    headers = {"Authorization": authorization} if authorization else {}
+    r = TestClient(create_app(settings)).get("/metrics", headers=headers)
+    assert r.status_code == status
+    if code is None:
+        assert "keyward_metrics_source_up" in r.text
+    else:
+        assert r.json()["error"]["code"] == code
+        assert "keyward_" not in r.text
+
+
+def test_metrics_without_token_setting_answers_anyone(api: Api) -> None:
+    assert TestClient(create_app(api.settings)).get("/metrics").status_code == 200
 
 
 def test_metrics_dead_database_still_answers(api: Api) -> None:

@@ -6,19 +6,23 @@
   heartbeat are all there, else 503 with the same body naming what failed (:mod:`verifier.observability.health`).
 * ``GET /metrics``: the Prometheus text exposition (:mod:`verifier.observability.metrics` says what and why).
 
-Keep ``/metrics`` and ``/readyz`` off the public internet (they reveal counts and health, never secrets).
+Keep ``/metrics`` and ``/readyz`` off the public internet (they reveal counts and health, never secrets); with
+``KEYWARD_METRICS_TOKEN`` set, ``/metrics`` also wants that bearer token.
 """
 
 from __future__ import annotations
 
+import hmac
 from datetime import UTC, datetime
 from functools import partial
+from typing import Annotated
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Header, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy.orm import Session, sessionmaker
 
+from verifier.errors import AuthError, Code
 from verifier.observability.health import broker_queue_depth, readiness
 from verifier.observability.metrics import ServiceCollector, exposition
 
@@ -50,10 +54,19 @@ def readyz(settings: SettingsDep) -> JSONResponse:
 
 
 @router.get("/metrics", include_in_schema=False)
-def metrics(settings: SettingsDep) -> Response:
+def metrics(settings: SettingsDep, authorization: Annotated[str | None, Header()] = None) -> Response:
+    if settings.metrics_token is not None:
+        _check_metrics_token(settings.metrics_token.get_secret_value(), authorization)
     collector = ServiceCollector(
         _sessions(settings.database_url),
         partial(broker_queue_depth, settings.broker_url),
         now=datetime.now(UTC),
     )
     return Response(exposition(collector), media_type=CONTENT_TYPE_LATEST)
+
+
+def _check_metrics_token(token: str, authorization: str | None) -> None:
+    if not authorization or not authorization.startswith("Bearer "):
+        raise AuthError(Code.AUTH_MISSING, "the metrics token is required (Authorization: Bearer ...)")
+    if not hmac.compare_digest(authorization.removeprefix("Bearer ").strip().encode(), token.encode()):
+        raise AuthError(Code.AUTH_INVALID, "wrong metrics token")
