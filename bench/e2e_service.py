@@ -22,6 +22,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -58,6 +59,8 @@ class Result:
     db_accepted: int
     db_other: int
     leases: int
+    #: CPU milliseconds per completed op: API, Celery workers, PostgreSQL (all of it), this load generator.
+    cpu_ms_per_op: dict[str, float]
 
 
 class Enclaves:
@@ -88,7 +91,55 @@ class Enclaves:
         }
 
 
-async def load(base_url: str, licence: str, model: str, concurrency: int, seconds: float) -> tuple[list[float], int]:
+def _cpu_seconds(pid: int) -> float:
+    """utime + stime of a live process (0 once it is gone), from /proc (Linux)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _processes() -> dict[int, tuple[int, str]]:
+    """pid -> (parent pid, command name) of every process."""
+    out = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                comm, rest = (entry / "stat").read_text().rsplit(")", 1)
+            except OSError:
+                continue
+            out[int(entry.name)] = (int(rest.split()[1]), comm.split("(", 1)[1])
+    return out
+
+
+def cpu_by_role(stack: DevStack) -> dict[str, float]:
+    """CPU seconds so far of the API (uvicorn and its worker processes), the Celery workers, every PostgreSQL
+    process on this machine and this load generator: where the machine's two cores go."""
+    procs = _processes()
+
+    def tree(root: int) -> set[int]:
+        found, frontier = {root}, {root}
+        while frontier:
+            frontier = {pid for pid, (ppid, _) in procs.items() if ppid in frontier} - found
+            found |= frontier
+        return found
+
+    pids = stack.pids()
+    api = tree(pids["api"])
+    workers = set().union(*(tree(pid) for name, pid in pids.items() if name.startswith("worker-")))
+    postgres = {pid for pid, (_, comm) in procs.items() if comm.startswith("postgres")}
+    return {
+        "api": sum(map(_cpu_seconds, api)),
+        "workers": sum(map(_cpu_seconds, workers)),
+        "postgres": sum(map(_cpu_seconds, postgres)),
+        "load": time.process_time(),
+    }
+
+
+async def load(
+    base_url: str, licence: str, model: str, concurrency: int, seconds: float, probe: Callable[[], dict[str, float]]
+) -> tuple[list[float], int, dict[str, float]]:
     enclaves = Enclaves()
     headers = {"Authorization": f"Bearer {licence}"}
     latencies: list[float] = []
@@ -120,9 +171,11 @@ async def load(base_url: str, licence: str, model: str, concurrency: int, second
         await loop(time.perf_counter() + 1.0)  # warm-up: connections, worker caches, imports
         latencies.clear()
         failed = 0
+        before = probe()
         deadline = time.perf_counter() + seconds
         await asyncio.gather(*(loop(deadline) for _ in range(concurrency)))
-    return latencies, failed
+        after = probe()
+    return latencies, failed, {role: after[role] - before[role] for role in after}
 
 
 def run(workers: int, api_workers: int, concurrency: int, seconds: float) -> Result:
@@ -142,7 +195,9 @@ def run(workers: int, api_workers: int, concurrency: int, seconds: float) -> Res
             with httpx.Client(base_url=stack.base_url, timeout=30.0) as http:
                 demo = seed_demo(http, stack.bootstrap_admin(), Path(tmp), seats=10**6)
             started = time.perf_counter()
-            lat, failed = asyncio.run(load(stack.base_url, demo.licence, demo.model, concurrency, seconds))
+            lat, failed, cpu = asyncio.run(
+                load(stack.base_url, demo.licence, demo.model, concurrency, seconds, lambda: cpu_by_role(stack))
+            )
             elapsed = time.perf_counter() - started - 1.0
         engine = create_engine(url)
         with Session(engine) as s:
@@ -165,15 +220,18 @@ def run(workers: int, api_workers: int, concurrency: int, seconds: float) -> Res
         db_accepted=accepted,
         db_other=sum(by_status.values()),
         leases=leases,
+        cpu_ms_per_op={role: round(1000 * used / max(len(lat), 1), 2) for role, used in cpu.items()},
     )
 
 
 def table(results: list[Result]) -> str:
     head = "| worker procs | API workers | concurrent enclaves | attest+release/s | p50 ms | p95 ms | p99 ms | failed "
-    head += "| DB: accepted / other / leases |\n|---:|---:|---:|---:|---:|---:|---:|---:|---|\n"
+    head += "| DB: accepted / other / leases | CPU ms per op: API / workers / PostgreSQL / load |\n"
+    head += "|---:|---:|---:|---:|---:|---:|---:|---:|---|---|\n"
     rows = [
         f"| {r.workers} | {r.api_workers} | {r.concurrency} | {r.ops_s:,.0f} | {r.p50_ms:.1f} | {r.p95_ms:.1f} "
-        f"| {r.p99_ms:.1f} | {r.failed} | {r.db_accepted} / {r.db_other} / {r.leases} |"
+        f"| {r.p99_ms:.1f} | {r.failed} | {r.db_accepted} / {r.db_other} / {r.leases} "
+        f"| {' / '.join(f'{r.cpu_ms_per_op[k]:.1f}' for k in ('api', 'workers', 'postgres', 'load'))} |"
         for r in results
     ]
     return head + "\n".join(rows)

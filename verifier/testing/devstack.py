@@ -151,6 +151,10 @@ class DevStack:
             time.sleep(0.1)
         raise TimeoutError(f"the API did not answer {path} within {timeout} s:\n{self.log_tail('api')}")
 
+    def pids(self) -> dict[str, int]:
+        """The process id of each child by name (``api``, ``worker-0``, ..., ``beat``)."""
+        return {name: proc.pid for name, proc, _ in self._children}
+
     def log_tail(self, name: str, lines: int = 30) -> str:
         path = self.config.workdir / f"{name}.log"
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
