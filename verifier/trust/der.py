@@ -220,38 +220,39 @@ def common_name(name: bytes) -> str:
     return found[0] if len(found) == 1 else ""
 
 
+def _extension_body(view: SignedView, oid: bytes, tag: int, what: str) -> tuple[bytes, int, int] | None:
+    """An extension's value, which must be exactly one element with ``tag``: (value, content start, content end);
+    None when the extension is absent."""
+    value = view.extension(oid)
+    if value is None:
+        return None
+    found, vs, ve = read_tlv(value, 0, len(value))
+    if found != tag or ve != len(value):
+        raise DerError(f"{what} is not {'a SEQUENCE' if tag == TAG_SEQUENCE else 'an OCTET STRING'}")
+    return value, vs, ve
+
+
 def is_ca(view: SignedView) -> bool:
     """basicConstraints cA is TRUE (RFC 5280 §4.2.1.9); absent or unreadable is False."""
-    value = view.extension(OID_BASIC_CONSTRAINTS)
-    if value is None:
+    body = _extension_body(view, OID_BASIC_CONSTRAINTS, TAG_SEQUENCE, "basicConstraints")
+    if body is None or body[1] == body[2]:
         return False
-    tag, vs, ve = read_tlv(value, 0, len(value))
-    if tag != TAG_SEQUENCE or ve != len(value):
-        raise DerError("basicConstraints is not a SEQUENCE")
-    if vs == ve:
-        return False
+    value, vs, ve = body
     btag, bs, be = read_tlv(value, vs, ve)
     return btag == TAG_BOOLEAN and be - bs == 1 and value[bs] == 0xFF
 
 
 def subject_key_id(view: SignedView) -> bytes | None:
-    value = view.extension(OID_SUBJECT_KEY_ID)
-    if value is None:
-        return None
-    tag, vs, ve = read_tlv(value, 0, len(value))
-    if tag != TAG_OCTET_STRING or ve != len(value):
-        raise DerError("subjectKeyIdentifier is not an OCTET STRING")
-    return value[vs:ve]
+    body = _extension_body(view, OID_SUBJECT_KEY_ID, TAG_OCTET_STRING, "subjectKeyIdentifier")
+    return None if body is None else body[0][body[1] : body[2]]
 
 
 def authority_key_id(view: SignedView) -> bytes | None:
     """The ``keyIdentifier`` of authorityKeyIdentifier (RFC 5280 §4.2.1.1), or None."""
-    value = view.extension(OID_AUTHORITY_KEY_ID)
-    if value is None:
+    body = _extension_body(view, OID_AUTHORITY_KEY_ID, TAG_SEQUENCE, "authorityKeyIdentifier")
+    if body is None:
         return None
-    tag, vs, ve = read_tlv(value, 0, len(value))
-    if tag != TAG_SEQUENCE or ve != len(value):
-        raise DerError("authorityKeyIdentifier is not a SEQUENCE")
+    value, vs, ve = body
     for ktag, ks, ke in children(value, vs, ve):
         if ktag == 0x80:
             return value[ks:ke]
