@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from cryptography import x509
@@ -18,6 +19,7 @@ from verifier.trust.intel_collateral import parse_collateral_json
 VECTORS = Path(__file__).resolve().parents[2] / "vectors"
 INTEL_COLLATERAL = sorted((VECTORS / "intel").rglob("*.collateral.json"))
 AMD_CERTS = sorted((VECTORS / "amd").rglob("*.der")) + sorted((VECTORS / "amd" / "roots").glob("*.pem"))
+E = TypeVar("E", bound=x509.ExtensionType)
 
 
 def _intel_certificates() -> list[bytes]:
@@ -63,6 +65,16 @@ def test_der_vectors_present() -> None:
     assert len(CRLS) >= 4
 
 
+def _extension(cert: x509.Certificate, oid: x509.ObjectIdentifier, kind: type[E]) -> E | None:
+    """cryptography's reading of one extension of ``cert``, or None when it is absent."""
+    try:
+        value = cert.extensions.get_extension_for_oid(oid).value
+    except x509.ExtensionNotFound:
+        return None
+    assert isinstance(value, kind)
+    return value
+
+
 @pytest.mark.parametrize("data", CERTS, ids=lambda d: d[-8:].hex())
 @pytest.mark.filterwarnings("ignore::cryptography.utils.CryptographyDeprecationWarning")  # AMD VCEK serial 0
 def test_certificate_view_matches_cryptography(data: bytes) -> None:
@@ -73,18 +85,10 @@ def test_certificate_view_matches_cryptography(data: bytes) -> None:
     assert view.subject == cert.subject.public_bytes()
     assert der.common_name(view.subject) == _cn(cert.subject)
     assert set(view.extensions) == {_oid_der(e.oid.dotted_string) for e in cert.extensions}
-    try:
-        bc = cert.extensions.get_extension_for_oid(ExtensionOID.BASIC_CONSTRAINTS).value
-        assert isinstance(bc, x509.BasicConstraints)
-        assert der.is_ca(view) == bc.ca
-    except x509.ExtensionNotFound:
-        assert der.is_ca(view) is False
-    try:
-        ski = cert.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_KEY_IDENTIFIER).value
-        assert isinstance(ski, x509.SubjectKeyIdentifier)
-        assert der.subject_key_id(view) == ski.digest
-    except x509.ExtensionNotFound:
-        assert der.subject_key_id(view) is None
+    bc = _extension(cert, ExtensionOID.BASIC_CONSTRAINTS, x509.BasicConstraints)
+    assert der.is_ca(view) == (bc.ca if bc is not None else False)
+    ski = _extension(cert, ExtensionOID.SUBJECT_KEY_IDENTIFIER, x509.SubjectKeyIdentifier)
+    assert der.subject_key_id(view) == (ski.digest if ski is not None else None)
 
 
 @pytest.mark.parametrize("data", CRLS, ids=lambda d: d[-8:].hex())
