@@ -86,6 +86,15 @@ _provider_options = _options(
 )
 
 
+#: What a lease is for (attest and run): the model, its version, the deployment, and the enclave key's type.
+_target_options = _options(
+    click.option("--model", required=True),
+    click.option("--model-version", help="Default: the newest version the licence allows."),
+    click.option("--deployment", required=True, help="Deployment name (one seat per live lease)."),
+    click.option("--key-type", type=click.Choice(KEY_KINDS), default="P-384", show_default=True),
+)
+
+
 def _provider(params: dict[str, Any]) -> EvidenceProvider:
     name = params["provider"]
     if name == "configfs-tsm":
@@ -104,11 +113,8 @@ def main() -> None:
 @main.command()
 @_connection_options
 @_provider_options
-@click.option("--model", required=True)
-@click.option("--model-version", help="Default: the newest version the licence allows.")
-@click.option("--deployment", required=True, help="Deployment name (one seat per live lease).")
+@_target_options
 @click.option("--key", "key_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Private JWK.")
-@click.option("--key-type", type=click.Choice(KEY_KINDS), default="P-384", show_default=True)
 @click.option("--key-out", type=click.Path(dir_okay=False, path_type=Path), help="Save the private JWK (0600).")
 def attest(**params: Any) -> None:
     """Attest with fresh evidence; print the lease."""
@@ -167,10 +173,7 @@ def release(**params: Any) -> None:
 @main.command()
 @_connection_options
 @_provider_options
-@click.option("--model", required=True)
-@click.option("--model-version", help="Default: the newest version the licence allows.")
-@click.option("--deployment", required=True, help="Deployment name (one seat per live lease).")
-@click.option("--key-type", type=click.Choice(KEY_KINDS), default="P-384", show_default=True)
+@_target_options
 @click.option("--max-renewals", type=click.IntRange(min=0), help="Stop after this many renewals (default: never).")
 def run(**params: Any) -> None:
     """Hold a lease for a model runtime: attest (writing --dek-out), renew before every renew_after with fresh
