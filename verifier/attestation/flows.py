@@ -92,10 +92,15 @@ def model_key_context(model_version_id: str) -> bytes:
 
 def decide_attestation(session: Session, attestation_id: Any, ctx: DecisionContext, now: datetime) -> Attestation:
     """Lock the attestation row and decide it (:func:`decide_locked`)."""
-    att = session.get(Attestation, attestation_id, with_for_update=True)
+    return decide_locked(session, lock_attestation(session, attestation_id), ctx, now)
+
+
+def lock_attestation(session: Session, attestation_id: Any) -> Attestation:
+    """The attestation, its row locked until the transaction ends and read afresh (``SELECT ... FOR UPDATE``)."""
+    att = session.get(Attestation, attestation_id, with_for_update=True, populate_existing=True)
     if att is None:
         raise KeywardError(Code.ATTESTATION_NOT_FOUND, f"no attestation {attestation_id}")
-    return decide_locked(session, att, ctx, now)
+    return att
 
 
 @dataclass(frozen=True, slots=True)

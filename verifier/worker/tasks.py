@@ -14,15 +14,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from sqlalchemy.exc import InterfaceError, OperationalError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import sessionmaker
 
 from verifier.api.deps import engine_for
-from verifier.attestation.flows import decide_locked
+from verifier.attestation.flows import decide_locked, lock_attestation
 from verifier.attestation.leases import expire_leases
 from verifier.attestation.pending import claim_stale_pending
 from verifier.config import Settings, current_time, get_settings
 from verifier.db.models import Attestation, AttestationStatus
-from verifier.errors import Code, KeywardError
 from verifier.observability.metrics import WORKER_METRICS
 from verifier.observability.worker import connect_worker_signals
 from verifier.worker.celery_app import celery_app
@@ -44,9 +43,9 @@ def decide(attestation_id: str, task: Any = None) -> str:
     with factory() as session:
         # Locked until the commit, so "was pending" is exact: a redelivered, already decided task is not counted.
         # The row is read once: the prefetch check and the decision both use it.
-        att = _locked(session, key)
+        att = lock_attestation(session, key)
         if task is not None and prefetch_locked_or_retry(task, session, att, settings):
-            att = _locked(session, key)  # the prefetch ended the transaction: lock and read the row again
+            att = lock_attestation(session, key)  # the prefetch ended the transaction: lock and read the row again
         was_pending = att.status == AttestationStatus.PENDING
         att = decide_locked(session, att, decision_context(settings), current_time(settings))
         session.commit()
@@ -54,13 +53,6 @@ def decide(attestation_id: str, task: Any = None) -> str:
     if was_pending:
         _record_decision(att, time.perf_counter() - started)
     return att.status.value
-
-
-def _locked(session: Session, attestation_id: uuid.UUID) -> Attestation:
-    att = session.get(Attestation, attestation_id, with_for_update=True, populate_existing=True)
-    if att is None:
-        raise KeywardError(Code.ATTESTATION_NOT_FOUND, f"no attestation {attestation_id}")
-    return att
 
 
 def _record_decision(att: Attestation, elapsed: float) -> None:
