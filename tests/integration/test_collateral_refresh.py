@@ -34,16 +34,8 @@ from verifier.testing.amd_pki import AmdEvidence, ReportOptions, default_amd_pki
 from verifier.testing.fake_vendor_services import FakeVendorServices
 from verifier.testing.intel_pki import SIM_NOW, CollateralOptions, Evidence, QuoteOptions, default_pki
 from verifier.trust.amd_certs import load_leaf
-from verifier.worker.refresh import (
-    FetchReport,
-    VendorClients,
-    document_next_update,
-    prefetch,
-    prefetch_for,
-    refresh_cache,
-    retry_delay,
-    vendor_clients,
-)
+from verifier.worker.refresh import prefetch, prefetch_for, refresh_cache, retry_delay
+from verifier.worker.vendor_documents import FetchReport, VendorClients, document_next_update, vendor_clients
 
 NOW = SIM_NOW
 DAY = timedelta(days=1)
