@@ -36,6 +36,7 @@ from verifier.db.models import (
     Entitlement,
     Lease,
     LeaseStatus,
+    Model,
     ModelVersion,
 )
 from verifier.errors import Code, EvidenceMalformed, Forbidden, NotFound
@@ -277,8 +278,6 @@ def _licensed_version_query(*, named: bool) -> Any:
     """(entitlement id, its model id, the named model's id, the version's id) for the licence's entitlement and a
     model name: the newest version, or the named one. Built once per shape (parameters: entitlement, model[,
     version])."""
-    from verifier.db.models import Model  # noqa: PLC0415
-
     version_matches = ModelVersion.model_id == Model.id
     if named:
         version_matches &= ModelVersion.version == bindparam("version")
