@@ -12,6 +12,7 @@ from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.orm import Session
 
 from verifier.attestation.challenges import (
+    MAX_DECISION_DELAY,
     NONCE_BYTES,
     decode_nonce,
     issue_challenge,
@@ -167,16 +168,61 @@ def test_challenge_rolled_back_redemption_leaves_nonce_unused(engine: Engine, co
         redeem_challenge(s, SECRET, nonce, T0)
 
 
-def test_purge_used_nonces_deletes_only_expired(session: Session) -> None:
+def test_purge_used_nonces_keeps_rows_for_the_decision_delay(session: Session) -> None:
     old = issue_challenge(SECRET, T0, ttl=timedelta(minutes=1))
     fresh = issue_challenge(SECRET, T0, ttl=timedelta(minutes=10))
     redeem_challenge(session, SECRET, old.nonce, T0)
     redeem_challenge(session, SECRET, fresh.nonce, T0)
 
-    assert purge_used_nonces(session, T0 + timedelta(minutes=1)) == 1
+    # Expired, but a copy received before the expiry may still be decided until MAX_DECISION_DELAY after it.
+    assert purge_used_nonces(session, T0 + timedelta(minutes=1)) == 0
+    assert purge_used_nonces(session, T0 + timedelta(minutes=1) + MAX_DECISION_DELAY) == 1
     session.expire_all()
     assert session.scalars(select(UsedNonce.nonce)).all() == [fresh.nonce]
-    assert purge_used_nonces(session, T0 + timedelta(minutes=1)) == 0
+    assert purge_used_nonces(session, T0 + timedelta(minutes=1) + MAX_DECISION_DELAY) == 0
+
+
+def test_challenge_expiry_counts_from_arrival_not_decision(session: Session) -> None:
+    """Evidence received in time is decided later (collateral fetch, requeue) without expiring on the way."""
+    nonce = issue_challenge(SECRET, T0).nonce
+    redeem_challenge(session, SECRET, nonce, T0 + timedelta(minutes=20), received_at=T0 + timedelta(minutes=4))
+    assert session.get(UsedNonce, nonce) is not None
+
+
+def test_challenge_received_after_expiry_is_rejected(session: Session) -> None:
+    nonce = issue_challenge(SECRET, T0).nonce
+    with pytest.raises(VerificationFailed) as exc:
+        redeem_challenge(session, SECRET, nonce, T0 + timedelta(minutes=6), received_at=T0 + timedelta(minutes=5))
+    assert exc.value.code is Code.CHALLENGE_EXPIRED
+
+
+def test_challenge_decided_too_long_after_arrival_is_rejected(session: Session) -> None:
+    nonce = issue_challenge(SECRET, T0).nonce
+    received = T0 + timedelta(minutes=1)
+    with pytest.raises(VerificationFailed) as exc:
+        redeem_challenge(
+            session, SECRET, nonce, received + MAX_DECISION_DELAY + timedelta(seconds=1), received_at=received
+        )
+    assert exc.value.code is Code.CHALLENGE_EXPIRED
+    assert session.get(UsedNonce, nonce) is None
+
+
+def test_challenge_late_copy_of_a_purgeable_nonce_is_still_a_replay(session: Session) -> None:
+    """Two copies received before the expiry: the second, decided as late as allowed, still meets the first's row."""
+    nonce = issue_challenge(SECRET, T0).nonce
+    received = T0 + timedelta(minutes=4)
+    redeem_challenge(session, SECRET, nonce, received, received_at=received)
+    late = received + MAX_DECISION_DELAY
+    purge_used_nonces(session, late)
+    with pytest.raises(VerificationFailed) as exc:
+        redeem_challenge(session, SECRET, nonce, late, received_at=received)
+    assert exc.value.code is Code.CHALLENGE_REPLAYED
+
+
+def test_challenge_received_after_now_is_a_caller_bug(session: Session) -> None:
+    nonce = issue_challenge(SECRET, T0).nonce
+    with pytest.raises(ValueError, match="after now"):
+        redeem_challenge(session, SECRET, nonce, T0, received_at=T0 + timedelta(seconds=1))
 
 
 @pytest.mark.parametrize(

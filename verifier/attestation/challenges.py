@@ -9,9 +9,12 @@ Layout of a nonce (32 bytes)::
 
 Issuing touches no storage: any worker holding ``secret`` can check a nonce it did not issue. Redeeming checks,
 in order: (1) the length, (2) the MAC, compared in constant time, before anything in the nonce is trusted,
-(3) the expiry, then (4) consumes the nonce by inserting a :class:`~verifier.db.models.UsedNonce` row; the
-primary key makes a second redemption fail in any worker, before or after a restart, and even while the first
-redemption's transaction is still open (the second insert waits for it, then fails).
+(3) the expiry, as of when the evidence carrying it arrived (the worker may decide later: it waited for vendor
+collateral, or the request was requeued after a lost dispatch), and that the decision comes within
+:data:`MAX_DECISION_DELAY` of that arrival, then (4) consumes the nonce by inserting a
+:class:`~verifier.db.models.UsedNonce` row; the primary key makes a second redemption fail in any worker, before or
+after a restart, and even while the first redemption's transaction is still open (the second insert waits for it,
+then fails).
 
 The caller owns the session and commits; nothing here commits. Consuming the nonce is part of the caller's
 transaction, so a rolled-back attestation leaves its nonce unused. Errors are
@@ -40,6 +43,10 @@ from verifier.errors import Code, VerificationFailed
 
 NONCE_BYTES: Final = 32
 DEFAULT_TTL: Final = timedelta(minutes=5)
+#: The longest a received request may wait for its decision; an older one is rejected ``challenge.expired``.
+#: Consumed nonces are kept this long past their expiry, so a copy received in time but decided late still
+#: finds its twin's row (see :func:`purge_used_nonces`).
+MAX_DECISION_DELAY: Final = timedelta(hours=1)
 _EXPIRY: Final = struct.Struct(">Q")
 _RANDOM_BYTES: Final = 8
 _SIGNED_BYTES: Final = _EXPIRY.size + _RANDOM_BYTES  # 16
@@ -91,13 +98,30 @@ def decode_nonce(text: str) -> bytes:
         raise VerificationFailed(Code.CHALLENGE_INVALID, "nonce is not base64url") from e
 
 
-def redeem_challenge(session: Session, secret: bytes, nonce: bytes, now: datetime) -> None:
+def redeem_challenge(
+    session: Session, secret: bytes, nonce: bytes, now: datetime, *, received_at: datetime | None = None
+) -> None:
     """Check ``nonce`` and consume it for good (one INSERT in the caller's transaction; never commits).
 
-    Raises ``challenge.invalid`` (wrong length or MAC), ``challenge.expired`` (``now`` at or past its expiry) or
+    ``received_at`` is when the service received the evidence carrying the nonce (server time, stored with the
+    request; default ``now``); it must be before the nonce's expiry. A replay is a new request, received later.
+
+    Raises ``challenge.invalid`` (wrong length or MAC), ``challenge.expired`` (received at or past its expiry) or
     ``challenge.replayed`` (already redeemed, possibly by another worker whose transaction is still open).
     """
     _check_inputs(secret, now)
+    received = now if received_at is None else received_at
+    if received.tzinfo is None:  # SQLite hands back naive UTC
+        received = received.replace(tzinfo=UTC)
+    if received > now:
+        raise ValueError("received_at is after now")
+    if now - received > MAX_DECISION_DELAY:
+        raise VerificationFailed(
+            Code.CHALLENGE_EXPIRED,
+            "the request waited too long for its decision; attest again with a fresh nonce",
+            expected=f"decided within {MAX_DECISION_DELAY} of arrival",
+            actual=now - received,
+        )
     # 1. Length.
     if len(nonce) != NONCE_BYTES:
         raise VerificationFailed(
@@ -111,9 +135,12 @@ def redeem_challenge(session: Session, secret: bytes, nonce: bytes, now: datetim
     # 3. Expiry.
     (expiry,) = _EXPIRY.unpack_from(signed)
     expires_at = datetime.fromtimestamp(expiry, UTC)
-    if now >= expires_at:
+    if received >= expires_at:
         raise VerificationFailed(
-            Code.CHALLENGE_EXPIRED, "nonce has expired", expected=f"before {expires_at.isoformat()}", actual=now
+            Code.CHALLENGE_EXPIRED,
+            "nonce had expired when the evidence arrived",
+            expected=f"before {expires_at.isoformat()}",
+            actual=received,
         )
     # 4. Single use: the primary key on used_nonces.nonce, in one round trip. ON CONFLICT DO NOTHING inserts no row
     #    for a nonce already there (or waits for an open transaction that inserted it, then inserts nothing if that
@@ -145,11 +172,15 @@ _INSERT_SQLITE: Final = _insert(sqlite_insert)
 
 
 def purge_used_nonces(session: Session, now: datetime) -> int:
-    """Delete consumed nonces that have expired (they can no longer pass step 3); returns how many. Never commits."""
+    """Delete consumed nonces that have expired; returns how many. Never commits.
+
+    A row is kept until :data:`MAX_DECISION_DELAY` after its nonce's expiry: a copy of the nonce received after
+    the expiry fails step 3 anyway, and one received before it must be decided within the delay, while the row
+    that catches it as a replay still exists."""
     result = cast(
         "CursorResult[Any]",
         session.execute(
-            delete(UsedNonce).where(UsedNonce.expires_at <= now),
+            delete(UsedNonce).where(UsedNonce.expires_at <= now - MAX_DECISION_DELAY),
             execution_options={"synchronize_session": False},
         ),
     )
