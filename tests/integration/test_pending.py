@@ -193,5 +193,21 @@ def test_beat_schedule_names_registered_tasks() -> None:
     from verifier.worker.celery_app import celery_app
 
     scheduled = {entry["task"] for entry in celery_app.conf.beat_schedule.values()}
-    assert "keyward.requeue_pending" in scheduled
+    assert {"keyward.requeue_pending", "keyward.purge_used_nonces"} <= scheduled
     assert scheduled <= set(celery_app.tasks)
+
+
+def test_purge_nonces_task_deletes_only_unreplayable_rows(database_url: str, engine: Engine) -> None:
+    from verifier.attestation.challenges import MAX_DECISION_DELAY
+    from verifier.db.models import UsedNonce
+    from verifier.worker.tasks import purge_nonces
+
+    now = datetime.now(UTC)
+    gone, kept = uuid.uuid4().bytes * 2, uuid.uuid4().bytes * 2
+    with Session(engine) as s, s.begin():
+        s.add(UsedNonce(nonce=gone, used_at=now, expires_at=now - MAX_DECISION_DELAY - timedelta(seconds=5)))
+        s.add(UsedNonce(nonce=kept, used_at=now, expires_at=now - MAX_DECISION_DELAY + timedelta(minutes=5)))
+    assert purge_nonces(service_settings(database_url)) >= 1
+    with Session(engine) as s:
+        assert s.get(UsedNonce, gone) is None
+        assert s.get(UsedNonce, kept) is not None

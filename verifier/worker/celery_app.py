@@ -43,6 +43,7 @@ def make_celery(broker_url: str | None = None) -> Celery:
             "expire-leases": {"task": "keyward.expire_leases", "schedule": 30.0},
             "requeue-pending": {"task": "keyward.requeue_pending", "schedule": 60.0},
             "refresh-collateral": {"task": "keyward.refresh_collateral", "schedule": 3600.0},
+            "purge-used-nonces": {"task": "keyward.purge_used_nonces", "schedule": 3600.0},
         },
     )
     return app

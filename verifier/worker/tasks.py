@@ -17,6 +17,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import sessionmaker
 
 from verifier.api.deps import engine_for
+from verifier.attestation.challenges import purge_used_nonces
 from verifier.attestation.flows import decide_locked, lock_attestation
 from verifier.attestation.leases import expire_leases
 from verifier.attestation.pending import claim_stale_pending
@@ -142,3 +143,21 @@ def requeue_pending() -> int:
 
 
 requeue_task = celery_app.task(name="keyward.requeue_pending")(requeue_pending)
+
+
+def purge_nonces(settings: Settings | None = None) -> int:
+    """Beat task body: delete consumed nonces no request can still replay (``purge_used_nonces``); returns how many."""
+    settings = settings or get_settings()
+    factory = sessionmaker(bind=engine_for(settings.database_url), expire_on_commit=False)
+    with factory() as session:
+        count = purge_used_nonces(session, datetime.now(UTC))  # real time, as the created_at it is measured from
+        session.commit()
+        return count
+
+
+def purge_used_nonces_task() -> int:
+    """Beat task body (settings from the environment)."""
+    return purge_nonces()
+
+
+purge_task = celery_app.task(name="keyward.purge_used_nonces")(purge_used_nonces_task)
