@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import os
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -38,6 +38,7 @@ from verifier.db.models import (
     ModelVersion,
     RecordStatus,
     ReferenceValueSet,
+    UsedNonce,
 )
 from verifier.keywrap.ear import ProviderKeyring, ProviderSigningKey, verify_ear
 from verifier.keywrap.enclave import expected_report_data, parse_enclave_jwk, unwrap_in_enclave
@@ -565,3 +566,47 @@ def test_decide_attestation_snp_policy_may_waive_crl(session: Session, world: Wo
     assert decided.status == AttestationStatus.ACCEPTED, _codes(decided)
     assert decided.collateral is not None
     assert decided.collateral["amd-sev-snp"]["crl_checked"] is False
+
+
+def test_decide_attestation_nonce_expiry_counts_from_arrival(session: Session, world: World) -> None:
+    """Received a minute before its nonce expired, decided 20 minutes later (vendor fetch, requeue): accepted."""
+    att, _ = _submit(session, world, nonce=issue_challenge(SECRET, NOW - timedelta(minutes=4)).nonce)
+    decided = decide_attestation(session, att.id, world.ctx, NOW + timedelta(minutes=20))
+    assert decided.status == AttestationStatus.ACCEPTED, _codes(decided)
+
+
+def test_decide_attestation_unexpected_error_is_a_stored_rejection(
+    session: Session, world: World, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A verifier bug on hostile bytes is recorded as internal.error, audited, with its nonce consumed: the task
+    does not fail, so the request is not requeued forever."""
+
+    def crash(*_: object, **__: object) -> None:
+        raise IndexError("parser bug")
+
+    monkeypatch.setattr("verifier.attestation.flows.evaluate_intel_quote", crash)
+    att, _ = _submit(session, world)
+    decided = decide_attestation(session, att.id, world.ctx, NOW)
+    assert decided.status == AttestationStatus.REJECTED
+    assert _codes(decided) == ["internal.error"]
+    assert decided.wrapped_key is None
+    assert "parser bug" not in str(decided.verdict)  # the customer sees the code, staff see the log
+    assert "parser bug" in caplog.text
+    event = session.scalars(select(AuditEvent).where(AuditEvent.subject_id == str(decided.id))).one()
+    assert event.data["reasons"] == ["internal.error"]
+    assert session.get(UsedNonce, decided.nonce) is not None
+
+
+@pytest.mark.parametrize(("production", "accepted"), [(False, True), (True, False)], ids=["development", "production"])
+def test_decide_attestation_debug_allowance_only_outside_production(
+    session: Session, world: World, production: bool, accepted: bool
+) -> None:
+    rv = session.scalars(select(ReferenceValueSet).where(ReferenceValueSet.model_version_id == world.version.id)).one()
+    rv.values = {**rv.values, "allow_debug": True}
+    session.flush()
+    ctx = replace(world.ctx, production=production)
+    att, _ = _submit(session, world, td=TdReport(tdattributes=((1 << 28) | 1).to_bytes(8, "little")))
+    decided = decide_attestation(session, att.id, ctx, NOW)
+    assert (decided.status == AttestationStatus.ACCEPTED) is accepted, _codes(decided)
+    if not accepted:
+        assert _codes(decided) == ["intel.policy.td_debug"]

@@ -2,7 +2,9 @@
 
 ``decide_attestation(session, attestation_id, ctx, now)`` runs in the worker, in the caller's transaction:
 
-1. Redeem the challenge nonce (single use across workers and restarts; a replay is a stored rejection).
+1. Redeem the challenge nonce (single use across workers and restarts; a replay is a stored rejection). Its
+   expiry is checked against when the evidence arrived (``created_at``), so a decision that waited for vendor
+   collateral or was requeued after a lost dispatch is not rejected for the service's own delay.
 2. Load the enclave's JWK; the default binding is REPORTDATA = SHA-512(nonce || RFC 7638 thumbprint).
 3. For every evidence item: parse -> verify -> appraise against the active reference values of the model version
    for that platform, merged with the entitlement's appraisal policy, with the binding as expected REPORTDATA.
@@ -14,6 +16,10 @@
    audit event are written together; the caller commits once.
 
 Rejections are results: any failure in 1-5 sets status ``rejected`` with its reasons and is audited the same way.
+An unexpected exception while checking (a parser bug on hostile bytes) is a stored ``internal.error`` rejection,
+logged with its traceback for staff, so a poisoned request cannot fail its task and be requeued forever; database
+errors are not caught (the task retries them). In production, a policy asking to accept debug TEEs is overridden:
+the host can read a debug TEE's memory, so the model key is never released to one.
 Every check that can reject runs before anything but the redeemed nonce is written, so a rejection needs no
 savepoint and leaves no half-made lease. The reads are few on purpose (one statement for the catalog, one for the
 reference values, one for the seat): a decision is a handful of round trips to PostgreSQL.
@@ -26,6 +32,7 @@ import base64
 import binascii
 import hashlib
 import json
+import logging
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -33,6 +40,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from verifier.appraisal.intel import parse_intel_policy
@@ -66,6 +74,8 @@ from verifier.trust.store import TrustStore
 
 INTEL_PLATFORMS = (PLATFORM_TDX, PLATFORM_SGX)
 
+_log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class DecisionContext:
@@ -77,6 +87,7 @@ class DecisionContext:
     challenge_secret: bytes
     intel_cache: IntelVerificationCache = field(default_factory=IntelVerificationCache)
     snp_cache: SnpVerificationCache = field(default_factory=SnpVerificationCache)
+    production: bool = False  # the production profile: debug TEEs are never accepted, whatever a policy says
 
 
 class _Rejected(Exception):
@@ -126,9 +137,10 @@ def decide_locked(session: Session, att: Attestation, ctx: DecisionContext, now:
     started = time.perf_counter()
     evaluations: list[Evaluation] = []
     lease: Lease | None = None
+    writing = False
     try:
-        # 1-2. Freshness and the enclave key.
-        redeem_challenge(session, ctx.challenge_secret, att.nonce, now)
+        # 1-2. Freshness (as of the evidence's arrival) and the enclave key.
+        redeem_challenge(session, ctx.challenge_secret, att.nonce, now, received_at=att.created_at)
         key = parse_enclave_jwk(att.enclave_jwk)
         binding = expected_report_data(att.nonce, key)
         catalog = _load_catalog(session, att, now)
@@ -179,6 +191,7 @@ def decide_locked(session: Session, att: Attestation, ctx: DecisionContext, now:
             customer_id=str(entitlement.customer_id),
         )
         # Nothing below rejects: write the seat and the lease.
+        writing = True
         if renewed is not None:
             renewed.expires_at, renewed.renew_after = expires_at, renew_after
             lease = renewed
@@ -208,6 +221,18 @@ def decide_locked(session: Session, att: Attestation, ctx: DecisionContext, now:
         att.wrapped_key = att.result_token = None
         att.status = AttestationStatus.REJECTED
         reasons = e.reasons if isinstance(e, _Rejected) else [e.to_reason()]
+    except SQLAlchemyError:
+        raise  # the session is unusable; the task retries
+    except Exception:
+        if writing:
+            raise  # a half-written lease must roll back with the transaction
+        _log.exception("unexpected error deciding attestation %s: stored as internal.error", att.id)
+        lease = None
+        att.wrapped_key = att.result_token = None
+        att.status = AttestationStatus.REJECTED
+        reasons = [
+            Reason(Code.INTERNAL_ERROR, "the verifier failed on this evidence; the provider's staff can see why")
+        ]
     # 6. Record everything, pass or fail, with one audit event.
     att.claims = {e.platform or f"item{i}": e.claims for i, e in enumerate(evaluations)}
     att.collateral = {e.platform or f"item{i}": e.collateral for i, e in enumerate(evaluations)}
@@ -311,7 +336,7 @@ def _evaluate(
             actual=kind,
         )
     evidence = _b64(item.get("evidence"), "evidence")
-    document = _policy_document(catalog, str(kind), now)
+    document = _policy_document(catalog, str(kind), now, production=ctx.production)
     document["expected_report_data"] = binding.hex()
     if kind == PLATFORM_SNP:
         # Revocation is checked unless the provider's policy says otherwise: the CRL rides along or comes from
@@ -397,8 +422,9 @@ def _load_catalog(session: Session, att: Attestation, now: datetime) -> _Catalog
     return _Catalog(version, model, entitlement, policy, model_key, reference_values)
 
 
-def _policy_document(catalog: _Catalog, platform: str, now: datetime) -> dict[str, Any]:
-    """The entitlement's appraisal policy for the platform, overlaid with the active reference values."""
+def _policy_document(catalog: _Catalog, platform: str, now: datetime, *, production: bool) -> dict[str, Any]:
+    """The entitlement's appraisal policy for the platform, overlaid with the active reference values; in
+    production, without any allowance for debug TEEs."""
     family = "snp" if platform == PLATFORM_SNP else "intel"
     rv = catalog.reference_values.get(platform)
     if rv is None or (rv.valid_until is not None and rv.valid_until <= now):
@@ -412,6 +438,9 @@ def _policy_document(catalog: _Catalog, platform: str, now: datetime) -> dict[st
     if policy is not None and policy.platform in (platform, family):
         document.update(policy.document)
     document.update(rv.values)
+    if production and document.get("allow_debug"):
+        _log.warning("policy for %s asks to accept debug TEEs: ignored in production", platform)
+        document["allow_debug"] = False
     return document
 
 

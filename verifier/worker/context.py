@@ -71,5 +71,6 @@ def decision_context(settings: Settings) -> DecisionContext:
             kek=kek_for(settings),
             keyring=keyring_for(settings),
             challenge_secret=settings.challenge_secret.get_secret_value().encode(),
+            production=settings.environment == "production",
         )
     return ctx
