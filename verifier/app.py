@@ -1,8 +1,9 @@
 """The FastAPI application: routers, and one handler that renders every KeywardError as structured JSON.
 
 ``{"error": {"code": "...", "message": "...", "expected": ..., "actual": ...}}`` with the error's HTTP status; a
-database that cannot be reached is a 503 ``service.unavailable`` with Retry-After in the same shape; anything
-unexpected is a plain 500 without a traceback in the body.
+database that cannot be reached is a 503 ``service.unavailable`` with Retry-After in the same shape; a request body
+over :data:`~verifier.limits.MAX_REQUEST_BODY_BYTES` is a 413 ``request.too_large`` in the same shape
+(:class:`BodySizeLimitMiddleware`); anything unexpected is a plain 500 without a traceback in the body.
 
 Every request passes :class:`~verifier.observability.middleware.RequestContextMiddleware` (request id, access log
 line, HTTP metrics); ``/healthz``, ``/readyz`` and ``/metrics`` come from :mod:`verifier.api.health`. Processes
@@ -22,10 +23,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from verifier import __version__
-from verifier.config import Settings, get_settings
-from verifier.errors import Code, KeywardError
+from verifier import __version__, limits
+from verifier.config import Settings, get_settings, warn_development_profile
+from verifier.errors import Code, KeywardError, Reason
 from verifier.observability.logging import setup_logging
 from verifier.observability.middleware import RequestContextMiddleware
 
@@ -39,6 +41,71 @@ log = logging.getLogger(__name__)
 async def _lifespan(_: FastAPI) -> AsyncIterator[None]:
     anyio.to_thread.current_default_thread_limiter().total_tokens = THREADPOOL_SIZE
     yield
+
+
+class _BodyTooLarge(Exception):
+    """Raised from ``receive`` once the streamed body passes the limit; never leaves the middleware."""
+
+
+class BodySizeLimitMiddleware:
+    """Refuse request bodies over ``max_bytes`` with 413 ``request.too_large``, before they are read whole.
+
+    A declared ``Content-Length`` over the limit is refused before any of the body is read. Otherwise the bytes are
+    counted as they stream in (chunked bodies, or a Content-Length that understates): past the limit, the app's
+    read fails, its answer to that failure (FastAPI's 400, or a 500) is discarded and the 413 sent instead. Plain
+    ASGI, like :class:`~verifier.observability.middleware.RequestContextMiddleware`: nothing is buffered here.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int = limits.MAX_REQUEST_BODY_BYTES) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length" and value.strip().isdigit() and int(value) > self.max_bytes:
+                await self._refuse(scope, receive, send, declared=int(value))
+                return
+        received = 0
+        exceeded = started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received, exceeded
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    exceeded = True
+                    raise _BodyTooLarge
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if exceeded and not started:
+                return  # the app's answer to the aborted read; the 413 below replaces it
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, guarded_send)
+        except Exception:
+            if not exceeded or started:
+                raise
+        if exceeded and not started:
+            await self._refuse(scope, receive, send, declared=None)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, *, declared: int | None) -> None:
+        reason = Reason(
+            Code.REQUEST_TOO_LARGE,
+            "the request body is too large",
+            expected=f"<= {self.max_bytes} bytes",
+            actual=f"{declared} bytes" if declared is not None else f"> {self.max_bytes} bytes",
+        )
+        # Connection: close, as the unread rest of the body must not be taken for the next request.
+        response = JSONResponse({"error": reason.to_json()}, status_code=413, headers={"Connection": "close"})
+        await response(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -80,6 +147,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     from verifier.api import admin, billing, enclave, health  # noqa: PLC0415 - routers import services
 
+    app.add_middleware(BodySizeLimitMiddleware)  # inside the request context, so a 413 is logged and counted
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)
     app.include_router(enclave.router)
@@ -93,4 +161,5 @@ def create_server_app() -> FastAPI:
     logging as they say (the middleware writes the access line; uvicorn's own is silenced), then the app."""
     settings = get_settings()
     setup_logging(level=settings.log_level, fmt=settings.log_format, service="api")
+    warn_development_profile(settings)
     return create_app()

@@ -184,11 +184,14 @@ class Code(StrEnum):
     ATTESTATION_MODEL_KEY_MISSING = "attestation.model_key_missing"
     LEASE_NOT_RENEWABLE = "lease.not_renewable"
     ATTESTATION_BINDING_MISMATCH = "attestation.binding_mismatch"
+    #: The active reference value set pins no guest identity (appraisal/reference_values.py).
+    ATTESTATION_REFERENCE_VALUES_UNCONSTRAINED = "attestation.reference_values_unconstrained"
 
     # -- API credentials ------------------------------------------------------------------------------------------
     AUTH_MISSING = "auth.missing"
     AUTH_INVALID = "auth.invalid"
     AUTH_FORBIDDEN = "auth.forbidden"
+    AUTH_CUSTOMER_SUSPENDED = "auth.customer_suspended"  # a licence key of a suspended customer (403)
 
     # -- Trust store, policy files, usage ---------------------------------------------------------------------
     TRUST_MANIFEST_INVALID = "trust.manifest_invalid"
@@ -198,6 +201,7 @@ class Code(StrEnum):
     RESOURCE_NOT_FOUND = "resource.not_found"
     RESOURCE_CONFLICT = "resource.conflict"
     REQUEST_INVALID = "request.invalid"  # the body, query or path does not match the API schema
+    REQUEST_TOO_LARGE = "request.too_large"  # the body is over limits.MAX_REQUEST_BODY_BYTES (HTTP 413)
     INTERNAL_ERROR = "internal.error"
     SERVICE_UNAVAILABLE = "service.unavailable"  # the database cannot be reached right now; try again
 
@@ -227,10 +231,15 @@ class Code(StrEnum):
     ENTITLEMENT_VERSION_NOT_ALLOWED = "entitlement.version_not_allowed"
     ENTITLEMENT_GPUS_EXCEEDED = "entitlement.gpus_exceeded"
     ENTITLEMENT_SEATS_EXHAUSTED = "entitlement.seats_exhausted"
+    ENTITLEMENT_CUSTOMER_SUSPENDED = "entitlement.customer_suspended"
 
     # -- Billing API (billing/, api/billing.py)
     BILLING_QUERY_INVALID = "billing.query.invalid"
     BILLING_CURSOR_INVALID = "billing.cursor.invalid"
+
+    # -- Trust store code pins (trust/store.py)
+    TRUST_ROOT_UNPINNED = "trust.root_unpinned"  # a root that is not the genuine vendor root pinned in code
+    TRUST_ROOT_MISSING = "trust.root_missing"  # a root pinned in code is absent from vendor_roots_dir
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,3 +30,37 @@ MAX_ISSUER_CHAIN_CERTS: Final = 4
 VERIFICATION_CACHE_ENTRIES: Final = 4096
 #: Hex text evidence: characters accepted (twice the binary limit plus a little whitespace).
 MAX_HEX_EVIDENCE_CHARS: Final = 2 * MAX_QUOTE_BYTES + 64
+
+# -- Enclave keys (keywrap/enclave.py) ----------------------------------------------------------------------------
+#: Largest RSA enclave key modulus accepted (bits). The SDK makes RSA-3072; 4096 is the other common size. Larger
+#: keys only cost time in the worker, and beyond 16384 bits OpenSSL refuses to encrypt to them at all.
+MAX_ENCLAVE_RSA_BITS: Final = 4096
+#: Members in an enclave JWK (a public RSA/EC JWK has 3-4, plus optional kid/alg/use/key_ops).
+MAX_JWK_MEMBERS: Final = 16
+#: Characters in one JWK member name or value, checked before any is decoded (base64url of a 4096-bit modulus is
+#: 683 characters; EC P-384 coordinates are 64).
+MAX_JWK_MEMBER_CHARS: Final = 1024
+
+# -- Request bodies (api/enclave.py, app.py) -------------------------------------------------------------------
+# Field limits are characters of the JSON strings; sizes of the real vectors (tests/vectors) are given for scale.
+#: Whole HTTP request body (bytes), refused with 413 ``request.too_large`` before it is read. A real TDX quote plus
+#: its collateral JSON is ~30 KiB in the body; eight such items fit more than four times over.
+MAX_REQUEST_BODY_BYTES: Final = 1024 * 1024
+#: Evidence items in one attestation request (one per TEE/device of the workload).
+MAX_EVIDENCE_ITEMS: Final = 8
+#: Intel collateral JSON text per item (dcap-qvl QuoteCollateralV3; real ones are 14-24 KiB).
+MAX_COLLATERAL_JSON_CHARS: Final = 256 * 1024
+#: base64 DER of a VCEK/VLEK (real ones are ~1.3 KiB, ~1.8 KiB as base64).
+MAX_VCEK_B64_CHARS: Final = 16 * 1024
+#: base64 extended-report certificate table (VCEK + ASK + ARK is ~4.5 KiB, ~6 KiB as base64).
+MAX_CERT_TABLE_B64_CHARS: Final = 64 * 1024
+#: base64 DER of an AMD KDS CRL (an ARK-signed CRL is ~1-2 KiB).
+MAX_CRL_B64_CHARS: Final = 64 * 1024
+#: base64 of confidential-ACI runtime data, the JSON ``{nonce, keys}`` (one or two JWKs, ~1-3 KiB).
+MAX_RUNTIME_DATA_B64_CHARS: Final = 16 * 1024
+#: base64url challenge nonce (Keyward's are 43 characters).
+MAX_NONCE_CHARS: Final = 256
+#: Model and deployment names (as in the admin API).
+MAX_NAME_CHARS: Final = 200
+#: Model version label (as in the admin API).
+MAX_VERSION_CHARS: Final = 64

@@ -58,33 +58,45 @@ class ChallengeOut(BaseModel):
 
 
 class EvidenceIn(ApiInput):
+    """One piece of evidence. Every string is length-limited (verifier.limits; the whole body is too)."""
+
     type: EvidenceType
     evidence: str = Field(description="base64 of the quote / report", max_length=limits.MAX_HEX_EVIDENCE_CHARS)
-    collateral: str | None = Field(None, description="Intel: QuoteCollateralV3 JSON text")
-    vcek: str | None = Field(None, description="AMD: base64 DER of the VCEK/VLEK")
+    collateral: str | None = Field(
+        None, description="Intel: QuoteCollateralV3 JSON text", max_length=limits.MAX_COLLATERAL_JSON_CHARS
+    )
+    vcek: str | None = Field(None, description="AMD: base64 DER of the VCEK/VLEK", max_length=limits.MAX_VCEK_B64_CHARS)
     runtime_data: str | None = Field(
         None,
         description="AMD confidential ACI SKR binding: base64 of the runtime-data JSON {nonce, keys}; "
         "REPORT_DATA = SHA-256(runtime data) || 32 zero bytes",
+        max_length=limits.MAX_RUNTIME_DATA_B64_CHARS,
     )
-    cert_table: str | None = Field(None, description="AMD: base64 extended-report certificate table")
+    cert_table: str | None = Field(
+        None, description="AMD: base64 extended-report certificate table", max_length=limits.MAX_CERT_TABLE_B64_CHARS
+    )
     crl: str | None = Field(
-        None, description="AMD: base64 DER CRL of the report's chain from KDS (else the worker fetches it)"
+        None,
+        description="AMD: base64 DER CRL of the report's chain from KDS (else the worker fetches it)",
+        max_length=limits.MAX_CRL_B64_CHARS,
     )
 
 
 class RenewIn(ApiInput):
     """Fresh evidence bound to a fresh nonce and the enclave key (a renewal needs nothing more)."""
 
-    nonce: str
-    enclave_key: dict[str, Any] = Field(description="public JWK: RSA >= 3072 or EC P-256/P-384")
-    evidence: list[EvidenceIn] = Field(min_length=1, max_length=8)
+    nonce: str = Field(max_length=limits.MAX_NONCE_CHARS)
+    enclave_key: dict[str, Any] = Field(
+        description=f"public JWK: RSA 3072-{limits.MAX_ENCLAVE_RSA_BITS} bits or EC P-256/P-384",
+        max_length=limits.MAX_JWK_MEMBERS,
+    )
+    evidence: list[EvidenceIn] = Field(min_length=1, max_length=limits.MAX_EVIDENCE_ITEMS)
 
 
 class AttestationIn(RenewIn):
-    model: str
-    model_version: str | None = None
-    deployment: str = Field(min_length=1, max_length=200)
+    model: str = Field(max_length=limits.MAX_NAME_CHARS)
+    model_version: str | None = Field(None, max_length=limits.MAX_VERSION_CHARS)
+    deployment: str = Field(min_length=1, max_length=limits.MAX_NAME_CHARS)
 
 
 class LeaseOut(BaseModel):

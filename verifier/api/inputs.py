@@ -11,7 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel, model_validator
 
-#: Bounds the walk over nested request JSON (bodies are already size-limited by the models' fields).
+#: Bounds the walk over nested request JSON (bodies are already size-limited: limits.MAX_REQUEST_BODY_BYTES for
+#: the whole body, enforced in verifier.app, and max_length on the models' fields).
 MAX_DEPTH = 64
 
 

@@ -1,7 +1,8 @@
 """The enclave's public key (a JWK generated inside the TEE), its binding to the evidence, and the JWE.
 
-* :func:`parse_enclave_jwk` accepts only public RSA keys of at least 3072 bits (e = 65537) and EC P-256 / P-384
-  keys; private members are refused.
+* :func:`parse_enclave_jwk` accepts only public RSA keys of 3072 to :data:`~verifier.limits.MAX_ENCLAVE_RSA_BITS`
+  bits (e = 65537) and EC P-256 / P-384 keys; private members are refused, and every member is length-bounded
+  (:mod:`verifier.limits`) before anything is decoded.
 * Binding (the default): ``REPORTDATA (64 bytes) = SHA-512(nonce || SHA-256 JWK thumbprint)`` where the
   thumbprint is the raw 32-byte RFC 7638 digest; all 64 bytes are compared.
 * :func:`wrap_for_enclave` returns a compact JWE (RFC 7516) of the DEK: ``RSA-OAEP-256`` for RSA keys,
@@ -20,6 +21,7 @@ from joserfc import jwe, jwk
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, RSAKey
 
+from verifier import limits
 from verifier.errors import Code, EvidenceMalformed, KeywardError
 
 MIN_RSA_BITS: Final = 3072
@@ -51,6 +53,14 @@ def parse_enclave_jwk(doc: Any) -> EnclaveKey:
     """Validate and load an enclave public JWK. Raises ``keywrap.jwk_invalid`` / ``keywrap.jwk_weak``."""
     if not isinstance(doc, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in doc.items()):
         raise _invalid("enclave key must be a JWK object of string members")
+    if len(doc) > limits.MAX_JWK_MEMBERS or any(
+        len(k) > limits.MAX_JWK_MEMBER_CHARS or len(v) > limits.MAX_JWK_MEMBER_CHARS for k, v in doc.items()
+    ):
+        raise EvidenceMalformed(
+            Code.KEYWRAP_JWK_INVALID,
+            "enclave key has too many or too long members",
+            expected=f"<= {limits.MAX_JWK_MEMBERS} members of <= {limits.MAX_JWK_MEMBER_CHARS} characters",
+        )
     if _PRIVATE_MEMBERS & doc.keys():
         raise _invalid("enclave key must be a public JWK (it contains private members)")
     kty = doc.get("kty")
@@ -67,6 +77,13 @@ def parse_enclave_jwk(doc: Any) -> EnclaveKey:
                     Code.KEYWRAP_JWK_WEAK,
                     "RSA enclave keys must be >= 3072 bits with e = 65537",
                     expected=f">= {MIN_RSA_BITS} bits",
+                    actual=f"{numbers.n.bit_length()} bits",
+                )
+            if numbers.n.bit_length() > limits.MAX_ENCLAVE_RSA_BITS:
+                raise EvidenceMalformed(
+                    Code.KEYWRAP_JWK_INVALID,
+                    f"RSA enclave keys must be at most {limits.MAX_ENCLAVE_RSA_BITS} bits",
+                    expected=f"<= {limits.MAX_ENCLAVE_RSA_BITS} bits",
                     actual=f"{numbers.n.bit_length()} bits",
                 )
         elif kty == "EC":

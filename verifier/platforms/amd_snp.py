@@ -171,7 +171,13 @@ def _verify_leaf_signature(leaf_der: bytes, chain: _Chain) -> LeafCert:
 def _check_crl(crl_der: bytes, chain: _Chain, leaf: LeafCert, now: datetime) -> None:
     try:
         crl = x509.load_der_x509_crl(crl_der)
-    except ValueError as e:
+        # cryptography parses the issuer, times and revoked entries lazily: read all that is used below here, so
+        # a malformed field is snp.crl.malformed now rather than a stray ValueError later.
+        _ = (crl.issuer.rfc4514_string(), crl.tbs_certlist_bytes, crl.signature, crl.last_update_utc)
+        _ = (crl.next_update_utc, [r.serial_number for r in crl])
+    except Exception as e:
+        # Deliberately broad (as in azure_uvm._load_chain): on untrusted DER the lazy parsers raise ValueError,
+        # TypeError and cryptography's own exception types; each means "not a CRL we can check".
         raise CollateralError(Code.SNP_CRL_MALFORMED, "AMD CRL is not a DER CRL") from e
     if crl.issuer != chain.ark.subject:
         raise CollateralError(

@@ -83,8 +83,11 @@ def split_certificate(der: bytes) -> tuple[bytes, bytes]:
     tbs = der[start:t_end]
     a_tag, _, a_end = der_element(der, t_end)
     s_tag, s_start, s_end = der_element(der, a_end)
-    if t_tag != 0x30 or a_tag != 0x30 or s_tag != 0x03 or s_end != end or der[s_start] != 0 or hdr < 2:
+    # s_end > s_start: an empty BIT STRING has no unused-bits octet to read.
+    if t_tag != 0x30 or a_tag != 0x30 or s_tag != 0x03 or s_end != end or s_end <= s_start or hdr < 2:
         raise ValueError("unexpected certificate structure")
+    if der[s_start] != 0:
+        raise ValueError("signature BIT STRING has unused bits")
     return tbs, der[s_start + 1 : s_end]
 
 
@@ -94,7 +97,12 @@ def _from_cryptography(der: bytes) -> LeafCert:
         warnings.filterwarnings("ignore", category=CryptographyDeprecationWarning, message=".*serial number.*")
         cert = x509.load_der_x509_certificate(der)
         serial = cert.serial_number
+    # cryptography parses names, keys and validity lazily: read every field here, so a malformed one raises from
+    # this function (and load_leaf falls back or maps it) rather than from a later attribute access.
     key = cert.public_key()
+    _ = cert.subject
+    tbs, signature, issuer_der = cert.tbs_certificate_bytes, cert.signature, cert.issuer.public_bytes()
+    not_before, not_after = cert.not_valid_before_utc, cert.not_valid_after_utc
     if not isinstance(key, ec.EllipticCurvePublicKey):
         raise _bad(Code.SNP_LEAF_KEY_INVALID, "VCEK/VLEK key is not an EC key")
     exts: dict[str, bytes] = {}
@@ -105,20 +113,11 @@ def _from_cryptography(der: bytes) -> LeafCert:
                 exts[ext.oid.dotted_string] = value.value
             else:
                 exts[ext.oid.dotted_string] = b""
-    except ValueError as e:
+    except Exception as e:
+        # Deliberately broad: cryptography's lazy extension parsers raise ValueError but also DuplicateExtension and
+        # UnsupportedGeneralNameType (a SubjectAltName with x400Address/ediPartyName), which are not ValueErrors.
         raise _bad(Code.SNP_LEAF_EXTENSIONS_INVALID, f"VCEK/VLEK extensions do not parse: {e}") from e
-    return LeafCert(
-        der,
-        cert.tbs_certificate_bytes,
-        cert.signature,
-        cert.issuer.public_bytes(),
-        cert.not_valid_before_utc,
-        cert.not_valid_after_utc,
-        key,
-        exts,
-        serial,
-        "cryptography",
-    )
+    return LeafCert(der, tbs, signature, issuer_der, not_before, not_after, key, exts, serial, "cryptography")
 
 
 def _oid_text(content: bytes) -> str:
@@ -195,7 +194,7 @@ def load_leaf(der: bytes, *, force_fallback: bool = False) -> LeafCert:
             pass  # e.g. a future cryptography refusing serial 0, or lazily parsed garbage: fall back below
     try:
         return _from_der(der)
-    except (ValueError, TypeError, UnicodeDecodeError, UnsupportedAlgorithm) as e:
+    except (ValueError, TypeError, IndexError, UnicodeDecodeError, UnsupportedAlgorithm) as e:
         raise _bad(Code.SNP_LEAF_MALFORMED, f"VCEK/VLEK is not a valid certificate: {e}") from e
 
 
