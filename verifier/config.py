@@ -1,32 +1,77 @@
 """One typed Settings object (pydantic-settings, ``KEYWARD_`` prefix). Nothing else reads the environment.
 
 Development conveniences (simulated roots, built-in secrets) exist only with ``environment = "development"``; the
-production profile refuses to start with any of them (:meth:`Settings.check_production`).
+production profile refuses to start with any of them (:meth:`Settings.check_production`), and with a
+``vendor_roots_dir`` that does not hold exactly the genuine vendor roots pinned in code. Development is the default
+(the demo relies on it), so every process logs a loud WARNING at start-up naming the public development secrets it
+runs with (:func:`warn_development_profile`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Final, Literal
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from verifier.trust.store import DEFAULT_VENDOR_ROOTS
+from verifier.errors import TrustStoreError
+from verifier.trust.store import DEFAULT_VENDOR_ROOTS, load_trust_store
 
 _DEV = "keyward-development-only-"
 DEV_CHALLENGE_SECRET = _DEV + "challenge-secret"
 DEV_CREDENTIAL_PEPPER = _DEV + "credential-pepper"
 DEV_KEK_HEX = hashlib.sha256((_DEV + "kek").encode()).hexdigest()
+#: Seed of the development result-signing (EAR) key. It is public, so anyone can sign results with that key.
+DEV_RESULT_SIGNING_KEY_SEED: Final = b"keyward-development-result-signing-key"
 #: Shortest accepted production secret (HMAC keys for challenges and credential hashes).
 MIN_SECRET_BYTES = 32
 _KEK_HEX = re.compile(r"[0-9a-fA-F]{64}")
 EMBEDDED_DATABASE_URL = "sqlite:///var/keyward.db"
 EMBEDDED_BROKER_URL = "sqla+sqlite:///var/keyward-broker.db"
+log = logging.getLogger(__name__)
+
+
+@lru_cache(maxsize=1)
+def dev_result_signing_key() -> ec.EllipticCurvePrivateKey:
+    """The fixed development result-signing key, so the API and every worker agree on the JWKS without
+    configuration. Derived from a public seed: production refuses it."""
+    scalar = int.from_bytes(hashlib.sha256(DEV_RESULT_SIGNING_KEY_SEED).digest(), "big")
+    return ec.derive_private_key(scalar % (2**255), ec.SECP256R1())
+
+
+def dev_result_signing_key_pem() -> bytes:
+    return dev_result_signing_key().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def _public_key_der(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def _load_signing_key(pem: str) -> ec.EllipticCurvePrivateKey | None:
+    """The EC P-256 private key in ``pem`` (unencrypted PKCS#8 or SEC1), or None."""
+    try:
+        key = serialization.load_pem_private_key(pem.encode(), password=None)
+    except (ValueError, TypeError):
+        return None
+    return key if isinstance(key, ec.EllipticCurvePrivateKey) and isinstance(key.curve, ec.SECP256R1) else None
+
+
+def _is_dev_kek(value: str) -> bool:
+    """Whether ``value`` encodes the development KEK, in any letter case or spacing ``bytes.fromhex`` accepts."""
+    try:
+        return bytes.fromhex(value) == bytes.fromhex(DEV_KEK_HEX)
+    except ValueError:
+        return False
 
 
 class Settings(BaseSettings):
@@ -77,8 +122,13 @@ class Settings(BaseSettings):
     #: at most collateral_retry_max_delay (keep that below broker_visibility_timeout).
     collateral_retry_delay: float = 5.0
     collateral_retry_max_delay: float = 600.0
-    #: The periodic refresh replaces cached documents due for their next update within this many hours.
+    #: Cached documents due for their next update within this many hours are fetched again (once inside that
+    #: window), by the periodic refresh and before a decision that needs them.
     collateral_refresh_ahead_hours: float = 24.0
+    #: A cached TCB Info, QE Identity or CRL (Intel or AMD) last fetched this many seconds ago or longer is fetched
+    #: again, by the periodic refresh and before a decision that needs it, whatever its nextUpdate says: a
+    #: revocation or TCB recovery reaches the cache within this long. VCEKs are kept until their notAfter nears.
+    collateral_max_age_seconds: float = 86400.0
     #: Cached documents the periodic refresh looks at per run, those due soonest first.
     collateral_refresh_batch: int = 100
     #: A request still pending this many seconds after it was sent to a worker (created, or last requeued) is
@@ -95,6 +145,26 @@ class Settings(BaseSettings):
     #: A heartbeat older than this is stale: /readyz and the worker healthcheck then fail.
     heartbeat_max_age_seconds: float = 30.0
 
+    def development_secrets_in_use(self) -> tuple[str, ...]:
+        """The secret settings that hold a public development value (the defaults, or those values set again)."""
+        names = [
+            name
+            for name, value in (
+                ("challenge_secret", self.challenge_secret),
+                ("credential_pepper", self.credential_pepper),
+            )
+            if value.get_secret_value().lower().startswith(_DEV)
+        ]
+        if _is_dev_kek(self.kek_hex.get_secret_value()):
+            names.append("kek_hex")
+        if self.result_signing_key_pem is None:
+            names.append("result_signing_key_pem")
+        else:
+            key = _load_signing_key(self.result_signing_key_pem.get_secret_value())
+            if key is not None and _public_key_der(key) == _public_key_der(dev_result_signing_key()):
+                names.append("result_signing_key_pem")
+        return tuple(names)
+
     @model_validator(mode="after")
     def check_production(self) -> Settings:
         if self.environment != "production":
@@ -108,20 +178,24 @@ class Settings(BaseSettings):
             problems.append("allow_simulated_roots must be false")
         if self.simulation_time is not None or self.simulation_anchor is not None:
             problems.append("simulation_time and simulation_anchor must not be set")
-        for name, value in (
-            ("challenge_secret", self.challenge_secret),
-            ("credential_pepper", self.credential_pepper),
-            ("kek_hex", self.kek_hex),
-        ):
-            if value.get_secret_value().startswith(_DEV) or value.get_secret_value() == DEV_KEK_HEX:
-                problems.append(f"{name} must be set (the development default is refused)")
+        problems.extend(
+            f"{name} must be set (the public development value is refused)"
+            for name in self.development_secrets_in_use()
+        )
         for name, value in (("challenge_secret", self.challenge_secret), ("credential_pepper", self.credential_pepper)):
             if len(value.get_secret_value().encode()) < MIN_SECRET_BYTES:
                 problems.append(f"{name} must be at least {MIN_SECRET_BYTES} bytes")
         if not _KEK_HEX.fullmatch(self.kek_hex.get_secret_value()):
             problems.append("kek_hex must be 64 hex characters (a 256-bit key)")
-        if self.result_signing_key_pem is None:
-            problems.append("result_signing_key_pem must be set")
+        if (
+            self.result_signing_key_pem is not None
+            and _load_signing_key(self.result_signing_key_pem.get_secret_value()) is None
+        ):
+            problems.append("result_signing_key_pem must be an unencrypted PEM EC P-256 private key")
+        try:
+            load_trust_store(self.vendor_roots_dir)
+        except TrustStoreError as e:
+            problems.append(f"vendor_roots_dir must hold exactly the genuine vendor roots pinned in code ({e})")
         if problems:
             raise ValueError("refusing to start in production: " + "; ".join(problems))
         return self
@@ -130,6 +204,27 @@ class Settings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+_development_warning_logged = False
+
+
+def warn_development_profile(settings: Settings) -> None:
+    """Log once per process, at start-up (the API factory, the Celery worker and beat), a loud WARNING that this
+    process runs the development profile, naming each public development secret it uses. Nothing in production."""
+    global _development_warning_logged  # noqa: PLW0603 - once per process
+    if settings.environment != "development" or _development_warning_logged:
+        return
+    _development_warning_logged = True
+    names = settings.development_secrets_in_use()
+    in_use = ", ".join(f"KEYWARD_{name.upper()}" for name in names) or "none"
+    log.warning(
+        "DEVELOPMENT PROFILE (KEYWARD_ENVIRONMENT is not 'production'): never expose this process. Public "
+        "development secrets in use, which anyone can derive: %s.%s",
+        in_use,
+        " Simulated vendor roots are trusted." if settings.allow_simulated_roots else "",
+        extra={"development_secrets": in_use},
+    )
 
 
 def current_time(settings: Settings) -> datetime:

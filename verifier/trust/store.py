@@ -1,12 +1,19 @@
 """The pinned root store: the only place vendor roots of trust come from.
 
-:func:`load_trust_store` reads ``vendor_roots/MANIFEST.toml``, checks every file's DER SHA-256 against the
-manifest and refuses (raises :class:`~verifier.errors.TrustStoreError`) on any mismatch, missing file, duplicate
-key, or a PEM file holding anything other than exactly one certificate.
+Two pins, both checked: :data:`GENUINE_ROOTS` (in code, reviewed with it) names the DER SHA-256 of every genuine
+vendor root by key, and ``vendor_roots/MANIFEST.toml`` names the file holding each. :func:`load_trust_store` checks
+every file's digest against the manifest, then every root against the code pins, and refuses (raises
+:class:`~verifier.errors.TrustStoreError`) on any mismatch, missing file, duplicate key, a PEM file holding anything
+other than exactly one certificate (``trust.root_mismatch`` / ``trust.manifest_invalid``), a root the code does not
+pin (``trust.root_unpinned``), or a pinned root the directory lacks (``trust.root_missing``). So a configurable
+``vendor_roots_dir`` can only ever point at the genuine roots: a self-consistent manifest over other certificates
+is refused. To add or rotate a root, change the file, its manifest entry and its pin here in one reviewed commit.
 
-A :class:`TrustStore` built from test roots (the fake vendor PKIs of :mod:`verifier.testing`) must say so with
-``simulated=True``; every verification result computed under it is marked simulated. This module does file I/O
-only in :func:`load_trust_store`; verifiers receive a finished ``TrustStore``.
+A :class:`TrustStore` that is not ``simulated`` holds only roots the code pins (checked on construction). One built
+from test roots (the fake vendor PKIs of :mod:`verifier.testing`, trusted only in development with
+``allow_simulated_roots``) must say so with ``simulated=True``; every verification result computed under it is
+marked simulated. This module does file I/O only in :func:`load_trust_store`; verifiers receive a finished
+``TrustStore``.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Final
 
 from cryptography import x509
@@ -27,6 +35,40 @@ from verifier.errors import Code, TrustStoreError
 INTEL_SGX_ROOT: Final = "intel.sgx_root"
 
 DEFAULT_VENDOR_ROOTS: Final = Path(__file__).resolve().parents[2] / "vendor_roots"
+
+#: SHA-256 of the DER certificate of every genuine vendor root, by manifest key (sources, subjects and cross-checks
+#: in ``vendor_roots/MANIFEST.toml``). The only certificates a non-simulated trust store may hold.
+GENUINE_ROOTS: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        INTEL_SGX_ROOT: "44a0196b2b99f889b8e149e95b807a350e7424964399e885a7cbb8ccfab674d3",
+        "amd.milan.ark": "69d063b45344d26a2e94e1f4210de49ef555308287d4c174445c95639a540bcd",
+        "amd.milan.ask": "67d303bd3905fd38db8b20e0793699870e7fa612eaad5dec358293fd8c0bac1b",
+        "amd.milan.asvk": "c5e081f59b7efab1fe2f8b505e159704e72f29cab7ef7cf628a05a42439082f5",
+        "amd.genoa.ark": "4c6598d19c18719c5dfd4a7d335f674e5bfe1d8f800cea2cf270c10d103db2f1",
+        "amd.genoa.ask": "5464738c1546aed5f2cecf1dc98c5c960a92e8913238a61711bc90ec6e828521",
+        "amd.genoa.asvk": "197e610743a917d6b9bb982a5a9226ccc0a15b611be0619e626aca9151457372",
+        "amd.turin.ark": "1f084161a44bb6d93778a904877d4819cafa5d05ef4193b2ded9dd9c73dd3f6a",
+        "amd.turin.ask": "5b77ef5fe7a7a004fd9032668fba9d0fda22f88c4442069a479636a6ae3b3185",
+        "amd.turin.asvk": "104e10a8bd060a3c20a434261a57d0588fd65a88915b4f65b08bdecaf8df1a3c",
+        "microsoft.supply_chain_root_2022": "23ffe2b8bdb9a1711515d4cffda04bc7f793d513c76c243f1020507d8669b7db",
+    }
+)
+
+
+def check_pinned(key: str, sha256: str) -> None:
+    """Raise ``trust.root_unpinned`` unless ``sha256`` is the genuine root pinned in code under ``key``."""
+    want = GENUINE_ROOTS.get(key)
+    if want is None:
+        raise TrustStoreError(
+            Code.TRUST_ROOT_UNPINNED, f"{key!r} is not a genuine vendor root pinned in code", actual=sha256
+        )
+    if sha256 != want:
+        raise TrustStoreError(
+            Code.TRUST_ROOT_UNPINNED,
+            f"root {key!r} is not the genuine vendor root pinned in code",
+            expected=want,
+            actual=sha256,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +90,13 @@ class TrustStore:
     fingerprint: bytes = field(default=b"", compare=False)
 
     def __post_init__(self) -> None:
+        if not self.simulated:
+            for key, root in self.roots.items():
+                der = root.certificate.public_bytes(Encoding.DER)
+                digest = hashlib.sha256(der).hexdigest()
+                if der != root.der or digest != root.sha256:
+                    raise TrustStoreError(Code.TRUST_ROOT_MISMATCH, f"root {key!r} disagrees with its own digest")
+                check_pinned(key, digest)
         h = hashlib.sha256(b"simulated" if self.simulated else b"genuine")
         for key in sorted(self.roots):
             h.update(key.encode())
@@ -62,7 +111,8 @@ class TrustStore:
 
 
 def trust_store_from_certificates(roots: Mapping[str, x509.Certificate], *, simulated: bool) -> TrustStore:
-    """Build a store from certificates already in memory (test PKIs pass ``simulated=True``)."""
+    """Build a store from certificates already in memory (test PKIs pass ``simulated=True``; with
+    ``simulated=False`` every certificate must be the genuine root pinned under its key)."""
     pinned = {}
     for key, cert in roots.items():
         der = cert.public_bytes(Encoding.DER)
@@ -71,7 +121,9 @@ def trust_store_from_certificates(roots: Mapping[str, x509.Certificate], *, simu
 
 
 def load_trust_store(directory: Path = DEFAULT_VENDOR_ROOTS) -> TrustStore:
-    """Load and check ``directory/MANIFEST.toml``. Raises :class:`TrustStoreError` on any discrepancy."""
+    """Load ``directory/MANIFEST.toml`` and check it against the files and the code pins (:data:`GENUINE_ROOTS`).
+
+    Raises :class:`TrustStoreError` on any discrepancy; the store holds every pinned root, nothing else."""
     manifest_path = directory / "MANIFEST.toml"
     try:
         manifest = tomllib.loads(manifest_path.read_text(encoding="utf-8"))
@@ -105,5 +157,14 @@ def load_trust_store(directory: Path = DEFAULT_VENDOR_ROOTS) -> TrustStore:
             raise TrustStoreError(
                 Code.TRUST_ROOT_MISMATCH, f"root {rel!r} does not match its pinned SHA-256", expected=want, actual=got
             )
+        check_pinned(key, got)
         roots[key] = PinnedRoot(key, certs[0], der, got, str(entry.get("source", "")))
+    missing = sorted(GENUINE_ROOTS.keys() - roots.keys())
+    if missing:
+        raise TrustStoreError(
+            Code.TRUST_ROOT_MISSING,
+            f"{directory} lacks pinned vendor roots: {', '.join(missing)}",
+            expected=", ".join(sorted(GENUINE_ROOTS)),
+            actual=", ".join(sorted(roots)),
+        )
     return TrustStore(roots, simulated=False)

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery import Celery
+from celery import Celery, signals
 from kombu.transport import TRANSPORT_ALIASES
 
-from verifier.config import get_settings
+from verifier.config import get_settings, warn_development_profile
 
 # ``sqla+sqlite:///...`` brokers use Keyward's fixed copy of kombu's SQLAlchemy transport (see sqla_transport.py).
 TRANSPORT_ALIASES["sqla"] = TRANSPORT_ALIASES["sqlalchemy"] = "verifier.worker.sqla_transport:Transport"
@@ -49,4 +49,11 @@ def make_celery(broker_url: str | None = None) -> Celery:
     return app
 
 
+def _warn_development_profile(**_: Any) -> None:
+    warn_development_profile(get_settings())
+
+
 celery_app = make_celery()
+# At start-up, once logging is set up: the worker's main process, and beat.
+signals.celeryd_after_setup.connect(_warn_development_profile, weak=False)
+signals.beat_init.connect(_warn_development_profile, weak=False)

@@ -2,25 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
-
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-
 from verifier.attestation.flows import DecisionContext
-from verifier.config import Settings
+from verifier.config import Settings, dev_result_signing_key_pem
 from verifier.keywrap.ear import ProviderKeyring, ProviderSigningKey
 from verifier.keywrap.kek import LocalAesKek
 from verifier.trust.store import TrustStore, load_trust_store, trust_store_from_certificates
-
-
-def _dev_signing_key_pem() -> bytes:
-    """A fixed development key so the API and every worker agree on the JWKS without configuration."""
-    scalar = int.from_bytes(hashlib.sha256(b"keyward-development-result-signing-key").digest(), "big")
-    key = ec.derive_private_key(scalar % (2**255), ec.SECP256R1())
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
 
 
 def trust_store_for(settings: Settings) -> TrustStore:
@@ -46,7 +32,7 @@ def keyring_for(settings: Settings) -> ProviderKeyring:
     pem = (
         settings.result_signing_key_pem.get_secret_value().encode()
         if settings.result_signing_key_pem
-        else _dev_signing_key_pem()
+        else dev_result_signing_key_pem()
     )
     return ProviderKeyring(ProviderSigningKey.from_pem(pem))
 
