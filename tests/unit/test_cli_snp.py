@@ -14,6 +14,9 @@ ACI = AMD_VECTORS / "microsoft-confidential-sidecar-containers"
 M1 = next(c for c in AMD_CASES if c.id == "M1")
 G1 = next(c for c in AMD_CASES if c.id == "G1")
 T2 = next(c for c in AMD_CASES if c.id == "T2")
+#: M1, T1 and G1 (2022-2023) run Milan SNP SPL 5-8, below the built-in AMD-SB-3019 floor (0x18): tests of other
+#: rules lift it explicitly, as an operator would have to.
+NO_MILAN_FLOOR = json.dumps({"snp": {"min_tcb_override": {"milan": {}}}})
 
 
 def _run(*args: str) -> tuple[int, dict[str, object]]:
@@ -21,8 +24,25 @@ def _run(*args: str) -> tuple[int, dict[str, object]]:
     return result.exit_code, json.loads(result.output)
 
 
-def test_cli_verify_snp_confidential_aci_with_cce_policy() -> None:
+def _below_floor(tmp_path: Path, *args: str) -> tuple[int, dict[str, object]]:
+    """:func:`_run` with the Milan TCB floor lifted (``--policy``)."""
+    policy = tmp_path / "no-milan-floor.json"
+    policy.write_text(NO_MILAN_FLOOR)
+    return _run(*args, "--policy", str(policy))
+
+
+def test_cli_verify_snp_below_tcb_floor_rejected() -> None:
     code, doc = _run(
+        "verify", str(M1.report), "--certs", str(ACI / "uvm_host_amd_certificate.pem"), "--at", "2022-11-30T01:55:56Z"
+    )
+    assert code == 1
+    assert doc["verified"] is True
+    assert [r["code"] for r in doc["reasons"]] == ["snp.policy.tcb_too_low"] * 4  # type: ignore[attr-defined]
+
+
+def test_cli_verify_snp_confidential_aci_with_cce_policy(tmp_path: Path) -> None:
+    code, doc = _below_floor(
+        tmp_path,
         "verify",
         str(M1.report),
         "--certs",
@@ -47,7 +67,8 @@ def test_cli_verify_snp_confidential_aci_with_cce_policy() -> None:
 def test_cli_verify_snp_wrong_cce_policy_exit_1(tmp_path: Path) -> None:
     other = tmp_path / "other.rego"
     other.write_text("package policy\n")
-    code, doc = _run(
+    code, doc = _below_floor(
+        tmp_path,
         "verify",
         str(M1.report),
         "--certs",
@@ -65,7 +86,8 @@ def test_cli_verify_snp_debug_rejected() -> None:
     code, doc = _run("verify", str(G1.report), "--certs", str(G1.certs), "--at", "2022-09-25T00:55:28Z")
     assert code == 1
     assert doc["verified"] is True
-    assert [r["code"] for r in doc["reasons"]] == ["snp.policy.debug"]  # type: ignore[attr-defined]
+    # G1 is also SNP SPL 5, below the built-in floor, on all four TCBs.
+    assert [r["code"] for r in doc["reasons"]] == ["snp.policy.debug"] + ["snp.policy.tcb_too_low"] * 4  # type: ignore[attr-defined]
 
 
 def test_cli_verify_snp_expired_vlek_at_real_time() -> None:
@@ -123,9 +145,10 @@ def test_cli_verify_snp_bad_product_usage_error() -> None:
     assert result.exit_code == 2
 
 
-def test_cli_verify_snp_aci_uvm_endorsement_vouches_for_measurement() -> None:
+def test_cli_verify_snp_aci_uvm_endorsement_vouches_for_measurement(tmp_path: Path) -> None:
     # The real Microsoft UVM endorsement (COSE_Sign1, pinned Microsoft root) endorses exactly this MEASUREMENT.
-    code, doc = _run(
+    code, doc = _below_floor(
+        tmp_path,
         "verify",
         str(M1.report),
         "--certs",
@@ -148,7 +171,8 @@ def test_cli_verify_snp_aci_uvm_endorsement_vouches_for_measurement() -> None:
 def test_cli_verify_snp_aci_endorsement_for_other_uvm_rejected(tmp_path: Path) -> None:
     # The endorsement verifies, but the report's MEASUREMENT is not the endorsed one.
     other = next(c for c in AMD_CASES if c.id == "T1")
-    code, doc = _run(
+    code, doc = _below_floor(
+        tmp_path,
         "verify",
         str(other.report),
         "--certs",
@@ -162,8 +186,9 @@ def test_cli_verify_snp_aci_endorsement_for_other_uvm_rejected(tmp_path: Path) -
     assert [r["code"] for r in doc["reasons"]] == ["snp.policy.measurement_not_allowed"]  # type: ignore[attr-defined]
 
 
-def test_cli_verify_snp_aci_endorsement_before_signing_rejected() -> None:
-    code, doc = _run(
+def test_cli_verify_snp_aci_endorsement_before_signing_rejected(tmp_path: Path) -> None:
+    code, doc = _below_floor(
+        tmp_path,
         "verify",
         str(M1.report),
         "--certs",
@@ -191,5 +216,5 @@ def test_cli_verify_snp_certs_as_concatenated_der_chain(tmp_path: Path) -> None:
     chain = tmp_path / "chain.der"
     chain.write_bytes(ders[1] + ders[2] + ders[0])  # any order
     assert x509.load_der_x509_certificate(ders[1]).public_bytes(Encoding.DER) == ders[1]
-    code, doc = _run("verify", str(M1.report), "--certs", str(chain), "--at", "2022-11-30T01:55:56Z")
+    code, doc = _below_floor(tmp_path, "verify", str(M1.report), "--certs", str(chain), "--at", "2022-11-30T01:55:56Z")
     assert code == 0, doc

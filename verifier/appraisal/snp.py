@@ -5,7 +5,13 @@ Input: an :class:`~verifier.platforms.amd_snp.SnpVerification` and an :class:`Sn
 
 Always enforced (not configurable): DEBUG and MIGRATE_MA rejected unless explicitly allowed, POLICY bit 17 set,
 reserved POLICY bits 26-63 clear. Defaults: VMPL 0 only, CXL not allowed, ALIAS_CHECK_COMPLETE required on v3+
-reports (BadRAM mitigation active). Everything else is a reference value or knob the provider sets.
+reports (BadRAM mitigation active), every TCB at or above the built-in per-product floor (:data:`DEFAULT_MIN_TCB`),
+and VLEK-signed reports only from a cloud provider the policy names (``allowed_csp_ids``; none by default).
+Everything else is a reference value or knob the provider sets.
+
+TCB floor: ``min_tcb`` can only *raise* it (component-wise maximum with the built-in floor). Accepting a TCB below
+the built-in floor takes the explicit ``min_tcb_override``, which replaces the built-in floor for each product it
+names (``{"milan": {}}`` removes Milan's); ``min_tcb`` still applies on top of it.
 
 Confidential ACI (§7): HOST_DATA is SHA-256 of the CCE policy (rego text). A reference value can be the policy
 itself (:func:`cce_policy_digest` accepts the rego text or its base64 from the ARM template); the verdict names the
@@ -43,6 +49,11 @@ from verifier.platforms.amd_snp import SnpVerification
 
 TCB_COMPONENTS: Final = ("bootloader", "tee", "snp", "microcode", "fmc")
 
+#: Built-in TCB floor per product (amd-snp.md §9 step 6): the AMD-SB-3019 fixes need SNP SPL >= 0x18 on Milan and
+#: >= 0x17 on Genoa (Genoa also covers Bergamo/Siena; microsoft/CCF#6812). The SNP SPL is the SNP firmware's security
+#: version, so this is also the firmware floor. The spec names no Turin value, so Turin has no built-in floor.
+DEFAULT_MIN_TCB: Final[Mapping[str, Mapping[str, int]]] = {"milan": {"snp": 0x18}, "genoa": {"snp": 0x17}}
+
 
 def cce_policy_digest(policy: bytes) -> bytes:
     """SHA-256 of a CCE policy given as rego text or as its base64 (the ARM template's ``ccePolicy``)."""
@@ -78,16 +89,21 @@ class SnpPolicy:
     require_rapl_dis: bool = False
     require_ciphertext_hiding: bool = False
     require_alias_check_complete: bool = True
-    #: product -> component -> minimum SPL, checked for REPORTED, COMMITTED, CURRENT and LAUNCH TCB.
+    #: product -> component -> minimum SPL on top of the floor (component-wise maximum: it can only raise it).
+    #: The floor (:meth:`tcb_floor`) is checked for REPORTED, COMMITTED, CURRENT and LAUNCH TCB.
     min_tcb: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
-    #: (major, minor, build) minimum for the current and committed firmware.
+    #: product -> component -> minimum SPL that replaces :data:`DEFAULT_MIN_TCB` for each product named here; the
+    #: only way to accept a TCB below the built-in floor (``{"milan": {}}``: no Milan floor at all).
+    min_tcb_override: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    #: (major, minor, build) minimum for the current and committed firmware (on top of the SNP SPL floor).
     min_firmware: tuple[int, int, int] | None = None
     expected_report_data: bytes | None = None
     #: Confidential ACI: MEASUREMENT must be a launch measurement endorsed by a verified Microsoft UVM
     #: endorsement (COSE_Sign1, verifier.platforms.azure_uvm) passed to appraisal.
     require_uvm_endorsement: bool = False
     allowed_signing_keys: frozenset[str] = frozenset({"vcek", "vlek"})
-    allowed_csp_ids: frozenset[str] | None = None
+    #: cspIDs whose VLEK may sign (amd-snp.md §3.1: allow-listed per deployment). Empty: no VLEK-signed report passes.
+    allowed_csp_ids: frozenset[str] = frozenset()
     #: Revocation must have been checked: the verification had a current AMD CRL (the service sets this unless the
     #: provider's policy says ``"require_crl": false``; the CLI checks a CRL only when one is given).
     require_crl: bool = False
@@ -108,16 +124,28 @@ class SnpPolicy:
             raise UsageError(Code.POLICY_INVALID, "cce_policies digests must be 32 bytes")
         if self.expected_report_data is not None and len(self.expected_report_data) != 64:
             raise UsageError(Code.POLICY_INVALID, "expected_report_data must be 64 bytes")
-        for product, comps in self.min_tcb.items():
-            if product not in PRODUCTS or not set(comps) <= set(TCB_COMPONENTS):
-                raise UsageError(
-                    Code.POLICY_INVALID,
-                    f"min_tcb: unknown product or component in {product!r}",
-                    expected=f"{PRODUCTS} x {TCB_COMPONENTS}",
-                    actual=f"{product}: {sorted(comps)}",
-                )
+        for name, floors in (("min_tcb", self.min_tcb), ("min_tcb_override", self.min_tcb_override)):
+            for product, comps in floors.items():
+                if product not in PRODUCTS or not set(comps) <= set(TCB_COMPONENTS):
+                    raise UsageError(
+                        Code.POLICY_INVALID,
+                        f"{name}: unknown product or component in {product!r}",
+                        expected=f"{PRODUCTS} x {TCB_COMPONENTS}",
+                        actual=f"{product}: {sorted(comps)}",
+                    )
+                if not all(0 <= n <= 0xFF for n in comps.values()):
+                    raise UsageError(
+                        Code.POLICY_INVALID, f"{name}: SPLs are 0..255", actual=f"{product}: {dict(comps)}"
+                    )
         if not self.allowed_signing_keys <= {"vcek", "vlek"}:
             raise UsageError(Code.POLICY_INVALID, "allowed_signing_keys must be vcek and/or vlek")
+
+    def tcb_floor(self, product: str) -> dict[str, int]:
+        """The minimum SPL per component for ``product``: the built-in floor (or its override), raised by min_tcb."""
+        floor = dict(self.min_tcb_override.get(product, DEFAULT_MIN_TCB.get(product, {})))
+        for component, spl in self.min_tcb.get(product, {}).items():
+            floor[component] = max(floor.get(component, 0), spl)
+        return floor
 
 
 def appraise_snp(
@@ -184,11 +212,20 @@ def appraise_snp(
             sorted(policy.allowed_signing_keys),
             v.signing_key,
         )
-    if v.leaf.csp_id is not None and policy.allowed_csp_ids is not None and v.leaf.csp_id not in policy.allowed_csp_ids:
-        fail(Code.SNP_POLICY_CSP_ID, "VLEK cspID is not allowed", sorted(policy.allowed_csp_ids), v.leaf.csp_id)
+    if (v.signing_key == "vlek" or v.leaf.csp_id is not None) and v.leaf.csp_id not in policy.allowed_csp_ids:
+        if policy.allowed_csp_ids:
+            fail(Code.SNP_POLICY_CSP_ID, "VLEK cspID is not allowed", sorted(policy.allowed_csp_ids), v.leaf.csp_id)
+        else:
+            fail(
+                Code.SNP_POLICY_CSP_ID,
+                "VLEK-signed report, but the policy allows no cloud provider (allowed_csp_ids is empty)",
+                "a cspID listed in allowed_csp_ids",
+                v.leaf.csp_id,
+            )
 
-    # TCB minimums per product, component-wise, for every TCB the report carries.
-    minimum = policy.min_tcb.get(v.product, {})
+    # TCB floor per product, component-wise, for every TCB the report carries.
+    minimum = policy.tcb_floor(v.product)
+    built_in = v.product not in policy.min_tcb_override and bool(DEFAULT_MIN_TCB.get(v.product))
     for label, tcb in (
         ("REPORTED", v.reported_tcb),
         ("COMMITTED", v.committed_tcb),
@@ -199,7 +236,8 @@ def appraise_snp(
         if low:
             fail(
                 Code.SNP_POLICY_TCB_TOO_LOW,
-                f"{label}_TCB is below the minimum for {v.product}",
+                f"{label}_TCB is below the minimum for {v.product}"
+                + (" (includes the built-in AMD-SB-3019 floor; see min_tcb_override)" if built_in else ""),
                 ", ".join(f"{c}>={minimum[c]}" for c in low),
                 ", ".join(f"{c}={tcb.components().get(c)}" for c in low),
             )
@@ -268,6 +306,12 @@ def matched_cce_policy(v: SnpVerification, policy: SnpPolicy) -> str | None:
     return None
 
 
+def _spl(value: object) -> int:
+    if type(value) is not int:
+        raise TypeError(f"SPL must be an integer, not {value!r}")
+    return value
+
+
 def _below(tcb: TcbVersion, minimum: Mapping[str, int]) -> list[str]:
     have = tcb.components()
     return [c for c in TCB_COMPONENTS if c in minimum and have.get(c, 0) < minimum[c]]
@@ -321,8 +365,9 @@ def parse_snp_policy(doc: Any, *, cce_policies: Mapping[str, bytes] | None = Non
             kw["allowed_vmpls"] = frozenset(int(x) for x in doc["allowed_vmpls"])
         if "min_guest_svn" in doc:
             kw["min_guest_svn"] = int(doc["min_guest_svn"])
-        if "min_tcb" in doc:
-            kw["min_tcb"] = {str(p): {str(c): int(n) for c, n in comps.items()} for p, comps in doc["min_tcb"].items()}
+        for key in ("min_tcb", "min_tcb_override"):
+            if key in doc:
+                kw[key] = {str(p): {str(c): _spl(n) for c, n in comps.items()} for p, comps in doc[key].items()}
         if "min_firmware" in doc:
             major, minor, build = (int(x) for x in str(doc["min_firmware"]).split("."))
             kw["min_firmware"] = (major, minor, build)

@@ -1,4 +1,9 @@
-"""SEV-SNP appraisal on real, verified reports: each rule alone, every failure listed, confidential ACI."""
+"""SEV-SNP appraisal on real, verified reports: each rule alone, every failure listed, confidential ACI, the
+built-in TCB floor and the VLEK cspID allow-list.
+
+Real vectors below the built-in AMD-SB-3019 floor (SNP SPL >= 0x18 Milan): G1 (snp 5), V1, T1, M1 (snp 8) and T3
+(snp 0x15). Tests that appraise them for another rule say so with an explicit ``min_tcb_override``.
+"""
 
 from __future__ import annotations
 
@@ -9,18 +14,27 @@ import pytest
 
 from tests.support.vectors import AMD_CASES, AMD_VECTORS
 from verifier.appraisal.snp import (
+    DEFAULT_MIN_TCB,
     SnpPolicy,
     appraise_snp,
     cce_policy_digest,
     matched_cce_policy,
     parse_snp_policy,
 )
+from verifier.attestation.evaluation import evaluate_snp_report
 from verifier.errors import Code, UsageError
 from verifier.evidence.snp import parse_snp_report
 from verifier.platforms.amd_snp import SnpVerification, verify_snp_report
+from verifier.testing.amd_pki import DEFAULT_CSP_ID, ReportOptions, default_amd_pki
+from verifier.testing.amd_report_builder import DEFAULT_TCB, Tcb
 from verifier.trust.store import TrustStore
 
 ACI = AMD_VECTORS / "microsoft-confidential-sidecar-containers"
+#: M1 (Azure confidential ACI, 2022) runs SNP SPL 8, below the built-in Milan floor: the ACI tests lift the floor
+#: explicitly to test their own rule.
+NO_MILAN_FLOOR: dict[str, dict[str, int]] = {"milan": {}}
+#: Real vectors whose TCB is below the built-in floor (checked on all four TCBs).
+BELOW_FLOOR = {"G1", "V1", "T1", "T3", "M1"}
 
 
 def _verified(case_id: str, trust: TrustStore) -> SnpVerification:
@@ -100,8 +114,8 @@ def test_appraise_snp_min_tcb_each_component_each_tcb(o2: SnpVerification, compo
 
 
 def test_appraise_snp_current_tcb_above_reported_is_checked_separately(trust: TrustStore) -> None:
-    v = _verified("T1", trust)  # CURRENT microcode 0xce, REPORTED 0x73
-    codes = appraise_snp(v, SnpPolicy(min_tcb={"milan": {"microcode": 0x80}})).reasons
+    v = _verified("T1", trust)  # CURRENT microcode 0xce, REPORTED 0x73; SNP SPL 8 (floor replaced explicitly)
+    codes = appraise_snp(v, SnpPolicy(min_tcb_override={"milan": {"microcode": 0x80}})).reasons
     assert [r.message.split("_")[0] for r in codes] == ["REPORTED", "COMMITTED", "LAUNCH"]
 
 
@@ -112,8 +126,12 @@ def test_appraise_snp_turin_fmc_component(trust: TrustStore) -> None:
 
 
 def test_appraise_snp_debug_and_vmpl_all_listed(trust: TrustStore) -> None:
-    v = _verified("G1", trust)  # DEBUG guest
-    assert _codes(v, SnpPolicy(allowed_vmpls=frozenset({1}))) == [Code.SNP_POLICY_DEBUG, Code.SNP_POLICY_VMPL]
+    v = _verified("G1", trust)  # DEBUG guest, SNP SPL 5: below the built-in floor on all four TCBs too
+    assert _codes(v, SnpPolicy(allowed_vmpls=frozenset({1}))) == [
+        Code.SNP_POLICY_DEBUG,
+        Code.SNP_POLICY_VMPL,
+        *[Code.SNP_POLICY_TCB_TOO_LOW] * 4,
+    ]
 
 
 def test_appraise_snp_measurement_allow_list_accepts_reference(o2: SnpVerification) -> None:
@@ -128,6 +146,96 @@ def test_appraise_snp_vlek_csp_allow_list(trust: TrustStore) -> None:
     assert _codes(v, other) == [Code.SNP_POLICY_CSP_ID]
 
 
+def test_appraise_snp_vlek_without_csp_allow_list_rejected(trust: TrustStore) -> None:
+    v = _verified("T2", trust)  # AWS VLEK, VMPL 1
+    for policy in (SnpPolicy(allowed_vmpls=frozenset({1})), parse_snp_policy({"allowed_vmpls": [1]})):
+        reasons = appraise_snp(v, policy).reasons
+        assert [r.code for r in reasons] == [Code.SNP_POLICY_CSP_ID]
+        assert "allows no cloud provider" in reasons[0].message
+        assert reasons[0].actual == "CN=cc-us-east-2.amazonaws.com"
+    listed = parse_snp_policy({"allowed_vmpls": [1], "allowed_csp_ids": ["CN=cc-us-east-2.amazonaws.com"]})
+    assert _codes(v, listed) == []
+
+
+def test_appraise_snp_simulated_vlek_needs_its_csp_listed() -> None:
+    options = ReportOptions(product="milan", version=3, signing_key="vlek")
+    assert _simulated(options, SnpPolicy()) == [(Code.SNP_POLICY_CSP_ID, "VLEK-signed")]
+    assert _simulated(options, SnpPolicy(allowed_csp_ids=frozenset({DEFAULT_CSP_ID}))) == []
+
+
+def test_appraise_snp_csp_allow_list_does_not_affect_vcek(o2: SnpVerification) -> None:
+    assert o2.signing_key == "vcek"
+    assert _codes(o2, SnpPolicy(allowed_csp_ids=frozenset({"CN=cc-us-east-2.amazonaws.com"}))) == []
+
+
+@pytest.mark.parametrize("case_id", [c.id for c in AMD_CASES])
+def test_appraise_snp_default_tcb_floor_on_real_vectors(trust: TrustStore, case_id: str) -> None:
+    v = _verified(case_id, trust)
+    reasons = [r for r in appraise_snp(v, SnpPolicy()).reasons if r.code == Code.SNP_POLICY_TCB_TOO_LOW]
+    if case_id in BELOW_FLOOR:
+        assert v.reported_tcb.snp < DEFAULT_MIN_TCB[v.product]["snp"]
+        assert [r.message.split("_")[0] for r in reasons] == ["REPORTED", "COMMITTED", "CURRENT", "LAUNCH"]
+        assert reasons[0].expected == f"snp>={DEFAULT_MIN_TCB[v.product]['snp']}"
+        assert reasons[0].actual == f"snp={v.reported_tcb.snp}"
+        lifted = SnpPolicy(min_tcb_override={v.product: {"snp": v.reported_tcb.snp}})
+        assert Code.SNP_POLICY_TCB_TOO_LOW not in _codes(v, lifted)
+    else:
+        assert reasons == []
+
+
+def _simulated(options: ReportOptions, policy: SnpPolicy) -> list[tuple[Code, str]]:
+    ev = default_amd_pki().build(options)
+    result = evaluate_snp_report(
+        ev.report, leaf_der=ev.leaf_der, cert_table=None, trust=ev.trust_store, now=ev.now, policy=policy
+    )
+    return [(r.code, r.message.split()[0]) for r in result.reasons]  # code and its subject
+
+
+@pytest.mark.parametrize(
+    ("product", "tcb", "rejected"),
+    [
+        ("milan", Tcb(bl=4, tee=0, snp=0x17, ucode=0xDB), True),
+        ("milan", Tcb(bl=4, tee=0, snp=0x18, ucode=0xDB), False),
+        ("genoa", Tcb(bl=10, tee=0, snp=0x16, ucode=0x54), True),
+        ("genoa", Tcb(bl=10, tee=0, snp=0x17, ucode=0x54), False),
+        ("milan", Tcb(bl=0, tee=0, snp=0, ucode=0), True),
+        ("turin", Tcb(bl=0, tee=0, snp=0, ucode=0, fmc=0), False),
+    ],
+    ids=["milan-0x17", "milan-0x18", "genoa-0x16", "genoa-0x17", "milan-all-zero", "turin-no-floor"],
+)
+def test_appraise_snp_default_tcb_floor_boundary(product: str, tcb: Tcb, rejected: bool) -> None:
+    codes = _simulated(ReportOptions(product=product, reported_tcb=tcb), SnpPolicy())  # type: ignore[arg-type]
+    assert codes == (
+        [(Code.SNP_POLICY_TCB_TOO_LOW, t) for t in ("REPORTED_TCB", "COMMITTED_TCB", "CURRENT_TCB", "LAUNCH_TCB")]
+        if rejected
+        else []
+    )
+
+
+@pytest.mark.parametrize("which", ["committed_tcb", "current_tcb", "launch_tcb"])
+def test_appraise_snp_default_tcb_floor_checks_every_tcb(which: str) -> None:
+    low = Tcb(bl=4, tee=0, snp=0x17, ucode=0xDB)
+    options = ReportOptions(product="milan", reported_tcb=DEFAULT_TCB["milan"], **{which: low})  # type: ignore[arg-type]
+    assert _simulated(options, SnpPolicy()) == [(Code.SNP_POLICY_TCB_TOO_LOW, which.upper())]
+
+
+def test_appraise_snp_min_tcb_only_raises_the_floor(trust: TrustStore) -> None:
+    v = _verified("T1", trust)  # Milan, SNP SPL 8
+    # A lower min_tcb does not lower the built-in floor ...
+    assert Code.SNP_POLICY_TCB_TOO_LOW in _codes(v, parse_snp_policy({"min_tcb": {"milan": {"snp": 1}}}))
+    # ... only min_tcb_override does, and min_tcb still applies on top of it.
+    assert _codes(v, parse_snp_policy({"min_tcb_override": {"milan": {"snp": 8}}})) == []
+    assert Code.SNP_POLICY_TCB_TOO_LOW in _codes(v, parse_snp_policy({"min_tcb_override": {"milan": {"snp": 9}}}))
+    both = parse_snp_policy({"min_tcb_override": {"milan": {}}, "min_tcb": {"milan": {"snp": 9}}})
+    assert Code.SNP_POLICY_TCB_TOO_LOW in _codes(v, both)
+    # The override names Milan only: Genoa keeps its built-in floor.
+    assert SnpPolicy(min_tcb_override=NO_MILAN_FLOOR).tcb_floor("genoa") == {"snp": 0x17}
+    assert SnpPolicy(min_tcb={"genoa": {"snp": 0x20, "microcode": 1}}).tcb_floor("genoa") == {
+        "snp": 0x20,
+        "microcode": 1,
+    }
+
+
 def test_cce_policy_digest_base64_and_text_agree() -> None:
     b64 = (ACI / "uvm_security_policy.base64").read_bytes()
     rego = base64.b64decode(b64)
@@ -136,10 +244,15 @@ def test_cce_policy_digest_base64_and_text_agree() -> None:
 
 def test_appraise_snp_confidential_aci_host_data_matches_cce_policy(trust: TrustStore) -> None:
     v = _verified("M1", trust)
-    policy = parse_snp_policy({"cce_policies": {"model-runtime-v1": (ACI / "uvm_security_policy.base64").read_text()}})
+    policy = parse_snp_policy(
+        {
+            "cce_policies": {"model-runtime-v1": (ACI / "uvm_security_policy.base64").read_text()},
+            "min_tcb_override": NO_MILAN_FLOOR,
+        }
+    )
     assert _codes(v, policy) == []
     assert matched_cce_policy(v, policy) == "model-runtime-v1"
-    other = parse_snp_policy({"cce_policies": {"other": "package policy\n"}})
+    other = parse_snp_policy({"cce_policies": {"other": "package policy\n"}, "min_tcb_override": NO_MILAN_FLOOR})
     assert _codes(v, other) == [Code.SNP_POLICY_HOST_DATA]
     assert matched_cce_policy(v, other) is None
 
@@ -150,7 +263,7 @@ def test_appraise_snp_confidential_aci_uvm_measurement_pinned(trust: TrustStore)
     uvm = bytes.fromhex(
         "51068107cdc7ee3d89c7821b05bca6147eb77b2005ae759050fc049b65a1b0beabc65a9d857acecf23225f5ec76849f5"
     )
-    assert _codes(v, SnpPolicy(allowed_measurements=frozenset({uvm}))) == []
+    assert _codes(v, SnpPolicy(allowed_measurements=frozenset({uvm}), min_tcb_override=NO_MILAN_FLOOR)) == []
 
 
 @pytest.mark.parametrize(
@@ -164,6 +277,11 @@ def test_appraise_snp_confidential_aci_uvm_measurement_pinned(trust: TrustStore)
         {"allow_debug": "no"},
         {"min_firmware": "1.55"},
         {"expected_report_data": "00"},
+        {"min_tcb_override": {"rome": {}}},
+        {"min_tcb": {"milan": {"snp": "24"}}},
+        {"min_tcb_override": {"milan": {"snp": 256}}},
+        {"min_tcb": {"milan": {"snp": -1}}},
+        {"allowed_csp_ids": None},
     ],
     ids=[
         "typo",
@@ -174,6 +292,11 @@ def test_appraise_snp_confidential_aci_uvm_measurement_pinned(trust: TrustStore)
         "bool-string",
         "bad-firmware",
         "short-report-data",
+        "override-unknown-product",
+        "spl-string",
+        "spl-too-large",
+        "spl-negative",
+        "csp-ids-null",
     ],
 )
 def test_parse_snp_policy_invalid_rejected(doc: dict[str, object]) -> None:

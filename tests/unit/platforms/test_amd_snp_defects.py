@@ -12,7 +12,14 @@ import pytest
 from verifier.appraisal.snp import SnpPolicy
 from verifier.attestation.evaluation import evaluate_snp_report
 from verifier.errors import Code
-from verifier.testing.amd_pki import AmdEvidence, Defect, ReportOptions, default_amd_pki, defect_applies
+from verifier.testing.amd_pki import (
+    DEFAULT_CSP_ID,
+    AmdEvidence,
+    Defect,
+    ReportOptions,
+    default_amd_pki,
+    defect_applies,
+)
 
 C = Code
 EXPECTED: dict[Defect, Code | None] = {
@@ -83,7 +90,7 @@ def _codes(ev: AmdEvidence, *, via_table: bool = False) -> list[Code]:
         cert_table=ev.cert_table if via_table else None,
         trust=ev.trust_store,
         now=ev.now,
-        policy=SnpPolicy(),
+        policy=SnpPolicy(allowed_csp_ids=frozenset({DEFAULT_CSP_ID})),  # the simulated VLEK's cloud provider
         crl_der=ev.crl_der,
     )
     assert result.simulated

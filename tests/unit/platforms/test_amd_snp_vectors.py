@@ -73,13 +73,19 @@ def test_verify_snp_report_before_leaf_issued_rejected(case: AmdCase, trust: Tru
 
 @pytest.mark.parametrize("case", AMD_CASES, ids=IDS)
 def test_appraise_snp_default_policy_on_real_vector(case: AmdCase, trust: TrustStore) -> None:
-    # Default policy: VMPL 0 only, DEBUG rejected. G1 is the DEBUG guest; K2/K3/T2/T3 were requested at VMPL 1.
+    # Default policy: VMPL 0 only, DEBUG rejected, no VLEK cloud provider allowed, TCB at or above the built-in
+    # AMD-SB-3019 floor. G1 is the DEBUG guest; K2/K3/T2/T3 were requested at VMPL 1; T2/T3 are AWS VLEKs; G1, V1,
+    # T1, M1 and T3 predate the floor (Milan SNP SPL 5, 8, 8, 8, 0x15 < 0x18) on all four TCBs.
     codes = [r.code for r in appraise_snp(_verify(case, trust), SnpPolicy()).reasons]
     expected = []
     if case.raw["debug"]:
         expected.append(Code.SNP_POLICY_DEBUG)
     if case.raw["vmpl"] != 0:
         expected.append(Code.SNP_POLICY_VMPL)
+    if case.raw["signing_key"] == "vlek":
+        expected.append(Code.SNP_POLICY_CSP_ID)
+    if case.id in {"G1", "V1", "T1", "M1", "T3"}:
+        expected.extend([Code.SNP_POLICY_TCB_TOO_LOW] * 4)
     assert codes == expected
 
 

@@ -34,6 +34,7 @@ from verifier.errors import Code, KeywardError
 from verifier.evidence.snp import parse_cert_table, parse_snp_report
 from verifier.platforms.amd_snp import verify_snp_report
 from verifier.testing.amd_pki import (
+    DEFAULT_CSP_ID,
     POLICY_DEFECTS,
     SIM_NOW,
     AmdEvidence,
@@ -830,7 +831,7 @@ def keyward_outcome(ev: AmdEvidence) -> Code | None:
         verified = verify_snp_report(report, ev.leaf_der, ev.trust_store, ev.now, crl_der=ev.crl_der)
     except KeywardError as e:
         return e.code
-    verdict = appraise_snp(verified, SnpPolicy())
+    verdict = appraise_snp(verified, SnpPolicy(allowed_csp_ids=frozenset({DEFAULT_CSP_ID})))  # the simulated CSP
     assert verdict.simulated is True
     return verdict.reasons[0].code if verdict.reasons else None
 

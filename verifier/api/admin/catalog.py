@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, status
 from sqlalchemy import select
@@ -37,6 +37,7 @@ from verifier.api.admin_schemas import (
     ReferenceValuePatch,
 )
 from verifier.api.deps import AdminDep, SessionDep, SettingsDep
+from verifier.appraisal.reference_values import REQUIRED, reference_values_problem
 from verifier.db.models import (
     AppraisalPolicy,
     Customer,
@@ -46,7 +47,7 @@ from verifier.db.models import (
     RecordStatus,
     ReferenceValueSet,
 )
-from verifier.errors import Code, Conflict, NotFound
+from verifier.errors import Code, Conflict, NotFound, UsageError
 
 router = APIRouter()
 
@@ -154,6 +155,8 @@ def rotate_model_key(
 
 @router.post("/reference-values", status_code=status.HTTP_201_CREATED)
 def create_reference_values(body: ReferenceValueCreate, session: SessionDep, _: AdminDep) -> ReferenceValueOut:
+    """A new set; its values must pin the platform's guest identity (appraisal/reference_values.py)."""
+    _check_identifies(body.platform, body.values)
     now = _now()
     _get(session, ModelVersion, body.model_version_id, "model version")
     rv = ReferenceValueSet(
@@ -195,7 +198,8 @@ def list_reference_values(
 def update_reference_values(
     rv_id: uuid.UUID, body: ReferenceValuePatch, session: SessionDep, _: AdminDep
 ) -> ReferenceValueOut:
-    """Change the status: draft -> active -> retired (or draft -> retired). Values themselves are immutable."""
+    """Change the status: draft -> active -> retired (or draft -> retired). Values themselves are immutable; a set
+    stored before values had to pin a guest identity can be retired but not activated."""
     rv = session.scalars(select(ReferenceValueSet).where(ReferenceValueSet.id == rv_id).with_for_update()).first()
     if rv is None:
         raise NotFound(Code.RESOURCE_NOT_FOUND, "reference value set not found", actual=rv_id)
@@ -207,11 +211,28 @@ def update_reference_values(
                 expected=" | ".join(sorted(s.value for s in _RV_TRANSITIONS[rv.status])) or "(none)",
                 actual=body.status.value,
             )
+        if body.status == RecordStatus.ACTIVE:
+            _check_identifies(rv.platform, rv.values)
         rv.status = body.status
         session.flush()
     out = ReferenceValueOut.model_validate(rv)
     session.commit()
     return out
+
+
+def _check_identifies(platform: str, values: dict[str, Any]) -> None:
+    """400 ``request.invalid`` unless ``values`` parse as the platform's policy fields and pin its guest identity."""
+    try:
+        problem = reference_values_problem(platform, values)
+    except UsageError as e:
+        raise UsageError(
+            Code.REQUEST_INVALID,
+            f"values are not valid {platform} reference values: {e.message}",
+            expected=e.expected,
+            actual=e.actual,
+        ) from e
+    if problem is not None:
+        raise UsageError(Code.REQUEST_INVALID, problem, expected=REQUIRED.get(platform), actual=platform)
 
 
 # -- policies --------------------------------------------------------------------------------------------------
