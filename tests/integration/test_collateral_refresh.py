@@ -24,6 +24,7 @@ from verifier.collateral.cache import (
     vcek_from_cache,
     vcek_key,
 )
+from verifier.collateral.freshness import Freshness
 from verifier.config import Settings
 from verifier.db.models import Attestation, AttestationStatus, CachedCollateral
 from verifier.errors import Code
@@ -35,10 +36,19 @@ from verifier.testing.fake_vendor_services import FakeVendorServices
 from verifier.testing.intel_pki import SIM_NOW, CollateralOptions, Evidence, QuoteOptions, default_pki
 from verifier.trust.amd_certs import load_leaf
 from verifier.worker.refresh import prefetch, prefetch_for, refresh_cache, retry_delay
-from verifier.worker.vendor_documents import FetchReport, VendorClients, document_next_update, vendor_clients
+from verifier.worker.vendor_documents import (
+    FetchReport,
+    VendorClients,
+    collateral_needs,
+    document_next_update,
+    vendor_clients,
+)
 
 NOW = SIM_NOW
 DAY = timedelta(days=1)
+#: The freshness rule most tests use: documents cached by ``_cache_intel`` (fetched 5 days before NOW) are not too
+#: old for it, so only their nextUpdate makes them due. Tests of the age rule say their own.
+RULE = Freshness(ahead=DAY, max_age=7 * DAY)
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +166,7 @@ def test_prefetch_for_intel_fills_cache_that_verifies(
     server.add_intel(ev)
     att = _pending(session, _intel_item(ev))
 
-    report = prefetch_for(session, att.id, clients, NOW)
+    report = prefetch_for(session, att.id, clients, NOW, RULE)
 
     assert report == FetchReport(stored=_intel_rows(ev))
     assert server.requests == _intel_paths(ev)
@@ -179,7 +189,7 @@ def test_prefetch_for_snp_fetches_vcek_from_kds(
     report_fields = parse_snp_report(ev.report)
     att = _pending(session, _snp_item(ev))
 
-    report = prefetch_for(session, att.id, clients, NOW)
+    report = prefetch_for(session, att.id, clients, NOW, RULE)
 
     key = vcek_key(report_fields.chip_id, report_fields.reported_tcb)
     assert report == FetchReport(stored=("amd/crl/vcek:genoa", f"amd/vcek/{key}"))
@@ -199,10 +209,10 @@ def test_prefetch_for_fresh_cache_asks_nothing(
     ev, amd = _tdx(), _snp()
     server.add_intel(ev)
     server.add_amd(amd)
-    prefetch_for(session, _pending(session, _intel_item(ev), _snp_item(amd)).id, clients, NOW)
+    prefetch_for(session, _pending(session, _intel_item(ev), _snp_item(amd)).id, clients, NOW, RULE)
     asked = list(server.requests)
 
-    again = prefetch_for(session, _pending(session, _intel_item(ev), _snp_item(amd)).id, clients, NOW)
+    again = prefetch_for(session, _pending(session, _intel_item(ev), _snp_item(amd)).id, clients, NOW, RULE)
 
     assert again == FetchReport()
     assert server.requests == asked
@@ -216,7 +226,7 @@ def test_prefetch_for_document_past_next_update_fetched_again(
     server.add_intel(ev)
     _cache_intel(session, ev, **{kind: NOW - timedelta(minutes=1)})
 
-    report = prefetch_for(session, _pending(session, _intel_item(ev)).id, clients, NOW)
+    report = prefetch_for(session, _pending(session, _intel_item(ev)).id, clients, NOW, RULE)
 
     index = ["tcb_info", "qe_identity", "pck_crl", "root_ca_crl"].index(kind)
     assert report.stored == (_intel_rows(ev)[index],)
@@ -231,30 +241,69 @@ def test_prefetch_for_crl_without_stored_next_update_read_from_body(
     server.add_intel(ev)
     _cache_intel(session, ev, pck_crl=None, root_ca_crl=None)  # as refresh_intel stores CRLs
 
-    assert prefetch_for(session, _pending(session, _intel_item(ev)).id, clients, NOW) == FetchReport()
+    assert prefetch_for(session, _pending(session, _intel_item(ev)).id, clients, NOW, RULE) == FetchReport()
     assert server.requests == []
     # Past the PCK CRL's own nextUpdate (25 days after SIM_NOW) it is due again.
-    later = prefetch_for(session, _pending(session, _intel_item(ev)).id, clients, NOW + 26 * DAY)
+    later = prefetch_for(session, _pending(session, _intel_item(ev)).id, clients, NOW + 26 * DAY, RULE)
     assert f"intel/pck_crl/{ev.pcs.ca}" in later.stored
 
 
-@pytest.mark.parametrize(
-    "item",
-    [
-        pytest.param(lambda: _intel_item(_tdx(), collateral=_tdx().collateral_json), id="intel-collateral"),
-        pytest.param(lambda: _snp_item(_snp(), vcek=_b64(_snp().leaf_der), crl=_crl(_snp())), id="snp-vcek"),
-        pytest.param(
-            lambda: _snp_item(_snp(), cert_table=_b64(_snp().cert_table), crl=_crl(_snp())), id="snp-cert-table"
-        ),
-    ],
-)
-def test_prefetch_for_evidence_with_own_collateral_asks_nothing(
-    session: Session, server: FakeVendorServices, clients: VendorClients, item: Any
+OWN_COLLATERAL = [
+    pytest.param(
+        lambda: _intel_item(_tdx(), collateral=_tdx().collateral_json),
+        lambda: _intel_rows(_tdx()),
+        id="intel-collateral",
+    ),
+    pytest.param(
+        lambda: _snp_item(_snp(), vcek=_b64(_snp().leaf_der), crl=_crl(_snp())),
+        lambda: ("amd/crl/vcek:genoa",),
+        id="snp-vcek",
+    ),
+    pytest.param(
+        lambda: _snp_item(_snp(), cert_table=_b64(_snp().cert_table), crl=_crl(_snp())),
+        lambda: ("amd/crl/vcek:genoa",),
+        id="snp-cert-table",
+    ),
+]
+
+
+@pytest.mark.parametrize(("item", "rows"), OWN_COLLATERAL)
+def test_prefetch_for_evidence_with_own_collateral_fetches_cached_copy_too(
+    session: Session, server: FakeVendorServices, clients: VendorClients, item: Any, rows: Any
+) -> None:
+    """The decision verifies the newer of the supplied and the cached copy, so the cache is filled for it too."""
+    server.add_intel(_tdx())
+    server.add_amd(_snp())
+    assert prefetch_for(session, _pending(session, item()).id, clients, NOW, RULE) == FetchReport(stored=rows())
+
+
+@pytest.mark.parametrize(("item", "rows"), OWN_COLLATERAL)
+def test_prefetch_for_evidence_with_own_collateral_outage_never_delays(
+    session: Session, server: FakeVendorServices, clients: VendorClients, item: Any, rows: Any
 ) -> None:
     server.add_intel(_tdx())
     server.add_amd(_snp())
-    assert prefetch_for(session, _pending(session, item()).id, clients, NOW) == FetchReport()
-    assert server.requests == []
+    server.fail_next(503, retry_after="7")
+
+    report = prefetch_for(session, _pending(session, item()).id, clients, NOW, RULE)
+
+    assert report.retryable is None
+    assert report.failures == ()
+    assert [f.status for f in report.optional_failures] == [503]
+    assert len(server.requests) == 1  # the vendor is asked nothing more in this run
+
+
+def test_collateral_needs_needed_before_optional_and_needed_wins(session: Session) -> None:
+    ev, amd = _tdx(), _snp()
+    own = _intel_item(ev, collateral=ev.collateral_json)
+
+    needs = collateral_needs(session, [own, _snp_item(amd, crl=_crl(amd)), _intel_item(ev)], NOW, RULE)
+
+    assert [(str(w), w.optional) for w in needs] == [
+        *((row, False) for row in _intel_rows(ev)),  # the third item needs what the first brings
+        (f"amd/vcek/{vcek_key(*_chip_and_tcb(amd))}", False),
+        ("amd/crl/vcek:genoa", True),  # optional ones last
+    ]
 
 
 @pytest.mark.parametrize(
@@ -274,7 +323,7 @@ def test_prefetch_for_evidence_with_own_collateral_asks_nothing(
 def test_prefetch_for_malformed_or_unfetchable_evidence_asks_nothing(
     session: Session, server: FakeVendorServices, clients: VendorClients, item: Any
 ) -> None:
-    assert prefetch_for(session, _pending(session, item()).id, clients, NOW) == FetchReport()
+    assert prefetch_for(session, _pending(session, item()).id, clients, NOW, RULE) == FetchReport()
     assert server.requests == []
 
 
@@ -290,7 +339,7 @@ def test_prefetch_for_snp_bringing_its_leaf_fetches_only_the_crl(
     ev = _snp()
     server.add_amd(ev)
     item = _snp_item(ev, **{own: _b64(ev.leaf_der if own == "vcek" else ev.cert_table)})
-    report = prefetch_for(session, _pending(session, item).id, clients, NOW)
+    report = prefetch_for(session, _pending(session, item).id, clients, NOW, RULE)
     assert report == FetchReport(stored=("amd/crl/vcek:genoa",))
     assert server.requests == ["/vcek/v1/Genoa/crl"]
 
@@ -301,7 +350,7 @@ def test_prefetch_for_vlek_report_fetches_the_vlek_chain_crl(
     """A VLEK is not on KDS (it comes with the evidence or from the CSP); its chain's CRL is."""
     ev = _snp(signing_key="vlek")
     server.add_amd(ev)
-    report = prefetch_for(session, _pending(session, _snp_item(ev)).id, clients, NOW)
+    report = prefetch_for(session, _pending(session, _snp_item(ev)).id, clients, NOW, RULE)
     assert report == FetchReport(stored=("amd/crl/vlek:genoa",))
     assert server.requests == ["/vlek/v1/Genoa/crl"]
     assert amd_crl_from_cache(session, ev.report, None, None) == ev.crl_der
@@ -313,7 +362,7 @@ def test_prefetch_for_decided_attestation_asks_nothing(
     ev = _tdx()
     server.add_intel(ev)
     att = _pending(session, _intel_item(ev), status=AttestationStatus.REJECTED)
-    assert prefetch_for(session, att.id, clients, NOW) == FetchReport()
+    assert prefetch_for(session, att.id, clients, NOW, RULE) == FetchReport()
     assert server.requests == []
 
 
@@ -322,7 +371,7 @@ def test_prefetch_for_unknown_fmspc_not_retryable(
 ) -> None:
     ev = _tdx()  # not registered: PCS answers 404 for the FMSPC (and the rest)
 
-    report = prefetch_for(session, _pending(session, _intel_item(ev)).id, clients, NOW)
+    report = prefetch_for(session, _pending(session, _intel_item(ev)).id, clients, NOW, RULE)
 
     assert report.stored == ()
     assert [f.status for f in report.failures] == [404, 404, 404, 404]
@@ -339,7 +388,7 @@ def test_prefetch_for_outage_retryable_and_vendor_asked_once(
     server.fail_next(503, retry_after="7")
     att = _pending(session, _intel_item(ev), _snp_item(amd))
 
-    report = prefetch_for(session, att.id, clients, NOW)
+    report = prefetch_for(session, att.id, clients, NOW, RULE)
 
     # PCS is asked nothing more after its 503; KDS is another vendor and still answers (CRL, then VCEK).
     assert server.requests[0] == _intel_paths(ev)[0]
@@ -351,7 +400,7 @@ def test_prefetch_for_outage_retryable_and_vendor_asked_once(
     assert (failure.status, failure.retry_after) == (503, 7.0)
     assert report.stored == ("amd/crl/vcek:genoa", f"amd/vcek/{vcek_key(*_chip_and_tcb(amd))}")
     # The outage ends: the next attempt fetches only what is still missing.
-    again = prefetch_for(session, att.id, clients, NOW)
+    again = prefetch_for(session, att.id, clients, NOW, RULE)
     assert again == FetchReport(stored=_intel_rows(ev))
 
 
@@ -418,7 +467,7 @@ def test_refresh_cache_replaces_ageing_document_only(
     server.add_intel(new)
     _cache_intel(session, old, tcb_info=next_update)  # the other documents are fresh (20+ days)
 
-    report = refresh_cache(session, clients, NOW, ahead=DAY, limit=100)
+    report = refresh_cache(session, clients, NOW, freshness=RULE, limit=100)
 
     row = _row(session, "tcb_info")
     if refreshed:
@@ -445,7 +494,7 @@ def test_refresh_cache_failure_keeps_cached_copy(
     _cache_intel(session, ev, tcb_info=NOW + timedelta(hours=1), qe_identity=NOW + timedelta(hours=1))
     server.fail_next(503)
 
-    report = refresh_cache(session, clients, NOW, ahead=DAY, limit=100)
+    report = refresh_cache(session, clients, NOW, freshness=RULE, limit=100)
 
     assert report.stored == ()
     assert [f.status for f in report.failures] == [503]
@@ -462,10 +511,10 @@ def test_refresh_cache_bounded_soonest_first(
     server.add_intel(ev)
     _cache_intel(session, ev, tcb_info=NOW + timedelta(hours=3), qe_identity=NOW + timedelta(hours=1))
 
-    report = refresh_cache(session, clients, NOW, ahead=DAY, limit=1)
+    report = refresh_cache(session, clients, NOW, freshness=RULE, limit=1)
 
     assert report.stored == ("intel/qe_identity/tdx",)
-    assert refresh_cache(session, clients, NOW, ahead=DAY, limit=1).stored == (_intel_rows(ev)[0],)
+    assert refresh_cache(session, clients, NOW, freshness=RULE, limit=1).stored == (_intel_rows(ev)[0],)
 
 
 def test_refresh_cache_reads_missing_next_update_from_body_once(
@@ -478,7 +527,7 @@ def test_refresh_cache_reads_missing_next_update_from_body_once(
         session, AMD, "vcek", vcek_key(chip, tcb), amd.leaf_der, issuer_chain=None, fetched_at=NOW, next_update=None
     )
 
-    assert refresh_cache(session, clients, NOW, ahead=DAY, limit=100) == FetchReport()
+    assert refresh_cache(session, clients, NOW, freshness=RULE, limit=100) == FetchReport()
 
     assert server.requests == []
     assert _row(session, "pck_crl").next_update == NOW + 25 * DAY
@@ -496,7 +545,7 @@ def test_refresh_cache_ageing_vcek_fetched_again(
     )
     not_after = load_leaf(amd.leaf_der).not_after
 
-    report = refresh_cache(session, clients, not_after - timedelta(hours=1), ahead=DAY, limit=100)
+    report = refresh_cache(session, clients, not_after - timedelta(hours=1), freshness=RULE, limit=100)
 
     assert report.stored == (f"amd/vcek/{vcek_key(chip, tcb)}",)
     assert len(server.requests) == 1
@@ -510,7 +559,7 @@ def test_refresh_cache_drops_unreadable_vcek(
         session, AMD, "vcek", "00:00", b"not a certificate", issuer_chain=None, fetched_at=NOW, next_update=None
     )
 
-    assert refresh_cache(session, clients, NOW, ahead=DAY, limit=100) == FetchReport()
+    assert refresh_cache(session, clients, NOW, freshness=RULE, limit=100) == FetchReport()
 
     assert session.scalars(select(CachedCollateral)).all() == []
     assert server.requests == []
@@ -526,7 +575,7 @@ def test_refresh_cache_unreadable_intel_document_fetched_again(
     row.body, row.next_update = b"garbage", None
     session.flush()
 
-    report = refresh_cache(session, clients, NOW, ahead=DAY, limit=100)
+    report = refresh_cache(session, clients, NOW, freshness=RULE, limit=100)
 
     assert report.stored == ("intel/qe_identity/tdx",)
     assert _row(session, "qe_identity").body == ev.pcs.qe_identity_body
@@ -550,10 +599,145 @@ def test_refresh_cache_refetches_an_ageing_amd_crl(
         next_update=NOW + timedelta(hours=1),
     )
 
-    report = refresh_cache(session, clients, NOW, ahead=DAY, limit=100)
+    report = refresh_cache(session, clients, NOW, freshness=RULE, limit=100)
 
     assert report == FetchReport(stored=("amd/crl/vcek:genoa",))
     assert server.requests == ["/vcek/v1/Genoa/crl"]
     row = _row(session, "crl")
     assert (row.body, row.fetched_at) == (ev.crl_der, NOW)
     assert row.next_update == x509.load_der_x509_crl(ev.crl_der).next_update_utc
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Freshness: one rule for both (maximum age since fetched; once inside the window before nextUpdate)
+
+INTEL_KINDS = ["tcb_info", "qe_identity", "pck_crl", "root_ca_crl"]
+HOUR = timedelta(hours=1)
+
+
+def _only_aged(session: Session, kind: str, fetched_at: Any) -> None:
+    """Every cached Intel row fetched an hour ago, except ``kind``: at ``fetched_at``."""
+    for k in INTEL_KINDS:
+        _row(session, k).fetched_at = fetched_at if k == kind else NOW - HOUR
+    session.flush()
+
+
+@pytest.mark.parametrize("kind", INTEL_KINDS)
+def test_prefetch_for_document_fetched_over_max_age_ago_fetched_again(
+    session: Session, server: FakeVendorServices, clients: VendorClients, kind: str
+) -> None:
+    """Inside its nextUpdate (20 days or more away) but fetched 25 hours ago: due under the default rule."""
+    ev = _tdx()
+    server.add_intel(ev)
+    _cache_intel(session, ev)
+    _only_aged(session, kind, NOW - 25 * HOUR)
+
+    report = prefetch_for(session, _pending(session, _intel_item(ev)).id, clients, NOW, Freshness())
+
+    index = INTEL_KINDS.index(kind)
+    assert report == FetchReport(stored=(_intel_rows(ev)[index],))
+    assert server.requests == [_intel_paths(ev)[index]]
+    assert _row(session, kind).fetched_at == NOW
+
+
+def test_prefetch_for_amd_crl_fetched_over_max_age_ago_fetched_again(
+    session: Session, server: FakeVendorServices, clients: VendorClients
+) -> None:
+    ev = _snp()
+    assert ev.crl_der is not None
+    server.add_amd(ev)
+    next_update = document_next_update("crl", ev.crl_der)
+    put_document(
+        session, AMD, "crl", "vcek:genoa", ev.crl_der, issuer_chain=None, fetched_at=NOW - 25 * HOUR, next_update=None
+    )
+    item = _snp_item(ev, vcek=_b64(ev.leaf_der))
+    assert next_update is not None
+    assert next_update > NOW + 20 * DAY
+
+    report = prefetch_for(session, _pending(session, item).id, clients, NOW, Freshness())
+
+    assert report == FetchReport(stored=("amd/crl/vcek:genoa",))
+    assert _row(session, "crl").fetched_at == NOW
+
+
+@pytest.mark.parametrize(
+    ("fetched_ago", "fetched"),
+    [(23 * HOUR, True), (HOUR, False)],
+    ids=["fetched-before-window-opened", "fetched-inside-window"],
+)
+def test_prefetch_for_document_in_window_fetched_once(
+    session: Session, server: FakeVendorServices, clients: VendorClients, fetched_ago: Any, fetched: bool
+) -> None:
+    """nextUpdate 2 hours away, window 24 hours: the window opened 22 hours ago. A copy fetched since then is
+    not fetched again before every decision (the vendor would serve the same one)."""
+    ev = _tdx()
+    server.add_intel(ev)
+    _cache_intel(session, ev, tcb_info=NOW + 2 * HOUR)
+    _only_aged(session, "tcb_info", NOW - fetched_ago)
+
+    report = prefetch_for(session, _pending(session, _intel_item(ev)).id, clients, NOW, Freshness())
+
+    assert report == FetchReport(stored=(_intel_rows(ev)[0],) if fetched else ())
+
+
+def test_refresh_cache_document_fetched_over_max_age_ago_fetched_again(
+    session: Session, server: FakeVendorServices, clients: VendorClients
+) -> None:
+    old, new = _tdx(), default_pki().build(QuoteOptions(), CollateralOptions(tcb_evaluation_data_number=18))
+    server.add_intel(new)
+    _cache_intel(session, old)  # every nextUpdate 20 days or more away
+    _only_aged(session, "tcb_info", NOW - 25 * HOUR)
+
+    report = refresh_cache(session, clients, NOW, freshness=Freshness(), limit=100)
+
+    assert report == FetchReport(stored=(_intel_rows(old)[0],))
+    assert _row(session, "tcb_info").body == new.pcs.tcb_info_body
+
+
+def test_refresh_cache_document_fetched_inside_window_left_alone(
+    session: Session, server: FakeVendorServices, clients: VendorClients
+) -> None:
+    ev = _tdx()
+    server.add_intel(ev)
+    _cache_intel(session, ev, tcb_info=NOW + 2 * HOUR, qe_identity=NOW + 3 * HOUR)
+    _only_aged(session, "qe_identity", NOW - 23 * HOUR)  # tcb_info fetched an hour ago, inside its window
+
+    report = refresh_cache(session, clients, NOW, freshness=Freshness(), limit=1)
+
+    assert report == FetchReport(stored=("intel/qe_identity/tdx",))  # the batch's place is not taken by tcb_info
+
+
+def test_refresh_cache_vcek_never_aged(session: Session, server: FakeVendorServices, clients: VendorClients) -> None:
+    amd = _snp(product="milan")
+    server.add_amd(amd)
+    chip, tcb = _chip_and_tcb(amd)
+    put_document(
+        session,
+        AMD,
+        "vcek",
+        vcek_key(chip, tcb),
+        amd.leaf_der,
+        issuer_chain=None,
+        fetched_at=NOW - 400 * DAY,
+        next_update=None,
+    )
+
+    assert refresh_cache(session, clients, NOW, freshness=Freshness(), limit=100) == FetchReport()
+    assert server.requests == []
+
+
+def test_prefetch_for_stale_vendor_document_never_rolls_cache_back(
+    session: Session, server: FakeVendorServices, clients: VendorClients
+) -> None:
+    """A stale PCCS (or a replayed response) serves an older TCB Info than the cached one: it is not stored."""
+    newer, stale = default_pki().build(QuoteOptions(), CollateralOptions(tcb_evaluation_data_number=18)), _tdx()
+    server.add_intel(stale)
+    _cache_intel(session, newer)
+    _only_aged(session, "tcb_info", NOW - 25 * HOUR)
+
+    report = prefetch_for(session, _pending(session, _intel_item(stale)).id, clients, NOW, Freshness())
+
+    assert report == FetchReport()
+    assert server.requests == [_intel_paths(stale)[0]]
+    row = _row(session, "tcb_info")
+    assert (row.body, row.fetched_at) == (newer.pcs.tcb_info_body, NOW - 25 * HOUR)

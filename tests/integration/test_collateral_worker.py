@@ -234,12 +234,14 @@ def test_worker_beat_task_refreshes_ageing_document(stack: Stack, vendor: FakeVe
     vendor.add_intel(new)
     fmspc = old.platform.fmspc.hex()
     with Session(stack.engine) as s:
-        for kind, key, body, chain, hours in (
-            ("tcb_info", f"tdx:{fmspc}", old.pcs.tcb_info_body, old.pcs.tcb_info_issuer_chain, 3),
-            ("qe_identity", "tdx", old.pcs.qe_identity_body, old.pcs.qe_identity_issuer_chain, 24 * 20),
+        # TCB Info: its nextUpdate 3 hours away, fetched before the 24-hour window opened. QE Identity: fresh.
+        for kind, key, body, chain, hours, fetched_hours_ago in (
+            ("tcb_info", f"tdx:{fmspc}", old.pcs.tcb_info_body, old.pcs.tcb_info_issuer_chain, 3, 22),
+            ("qe_identity", "tdx", old.pcs.qe_identity_body, old.pcs.qe_identity_issuer_chain, 24 * 20, 0),
         ):
             next_update = SIM_NOW + timedelta(hours=hours)
-            put_document(s, INTEL, kind, key, body, issuer_chain=chain, fetched_at=SIM_NOW, next_update=next_update)
+            fetched_at = SIM_NOW - timedelta(hours=fetched_hours_ago)
+            put_document(s, INTEL, kind, key, body, issuer_chain=chain, fetched_at=fetched_at, next_update=next_update)
         s.commit()
     from verifier.worker.refresh import refresh_collateral_task
 

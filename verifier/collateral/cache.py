@@ -2,14 +2,19 @@
 
 Rows are vendor documents *as served* (``CachedCollateral``): Intel PCS responses (body + issuer-chain header)
 keyed by TEE, FMSPC and PCK CA; AMD VCEKs keyed by CHIP_ID and REPORTED_TCB; AMD CRLs keyed by chain and product.
-Worker-side fetchers (Intel PCS / PCCS, AMD KDS) write them with :func:`put_document`; verification reads them
-here and still verifies every signature, chain and validity window, so a poisoned cache can only cause a
-rejection, never an acceptance.
+Worker-side fetchers (Intel PCS / PCCS, AMD KDS) write them with :func:`put_document`, which never replaces a
+cached TCB Info, QE Identity or CRL with an older one (a stale PCCS or a replayed response cannot roll the cache
+back). Verification reads them here and still verifies every signature, chain and validity window, so a poisoned
+cache can only cause a rejection, never an acceptance. Collateral sent with the evidence is weighed against the
+cache document by document (:func:`intel_collateral_for`, :func:`amd_crl_for`; the rules are
+:mod:`verifier.collateral.selection`): the newer copy is verified, so an attester cannot hide a revocation or a
+TCB recovery the cache already holds behind an older, still valid document.
 Takes the caller's session; never commits.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -17,6 +22,15 @@ from cryptography import x509
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from verifier.collateral.selection import (
+    IntelDocuments,
+    IssuedCrl,
+    SignedJson,
+    Source,
+    select_amd_crl,
+    select_intel_collateral,
+    served_document_version,
+)
 from verifier.db.models import CachedCollateral
 from verifier.errors import KeywardError
 from verifier.evidence.dcap import parse_quote
@@ -33,8 +47,18 @@ from verifier.evidence.snp import (
 )
 from verifier.trust.amd_certs import load_leaf, parse_amd_extensions
 from verifier.trust.chains import common_name
-from verifier.trust.intel_collateral import Collateral, collateral_from_pcs, pem_certificates
+from verifier.trust.intel_collateral import (
+    Collateral,
+    collateral_from_pcs,
+    crl_der,
+    issuer_chain_header,
+    pem_certificates,
+    signed_member,
+)
 from verifier.trust.intel_pck import parse_pck_extensions
+from verifier.trust.store import TrustStore
+
+log = logging.getLogger(__name__)
 
 INTEL, AMD = "intel", "amd"
 
@@ -75,12 +99,14 @@ def put_document(
     fetched_at: datetime,
     next_update: datetime | None,
 ) -> CachedCollateral:
-    """Insert or replace one cached document."""
-    row = session.scalars(
-        select(CachedCollateral).where(
-            CachedCollateral.vendor == vendor, CachedCollateral.kind == kind, CachedCollateral.key == key
-        )
-    ).first()
+    """Insert or replace one cached document, unless that would roll it back.
+
+    A cached TCB Info, QE Identity or CRL is replaced only by the same or a newer version
+    (:func:`~verifier.collateral.selection.served_document_version`: evaluation number then issueDate, thisUpdate
+    then CRL Number); an older one, or one whose version cannot be read replacing one whose can, is refused and
+    logged, and the row is returned unchanged (its ``fetched_at`` too: the document is no fresher than before, so
+    it stays due). Rows of other kinds (VCEKs), and cached bodies that cannot be read, are always replaced."""
+    row = cached_document(session, vendor, kind, key)
     if row is None:
         row = CachedCollateral(
             vendor=vendor,
@@ -92,13 +118,45 @@ def put_document(
             next_update=next_update,
         )
         session.add(row)
+    elif _rolls_back(row, body):
+        return row
     else:
         row.body, row.issuer_chain, row.fetched_at, row.next_update = body, issuer_chain, fetched_at, next_update
     session.flush()
     return row
 
 
+def _rolls_back(row: CachedCollateral, body: bytes) -> bool:
+    if body == row.body:
+        return False
+    cached = served_document_version(row.kind, row.body)
+    if cached is None:
+        return False
+    new = served_document_version(row.kind, body)
+    if new is None:
+        log.warning(
+            "not replacing cached %s/%s/%s (%s) with a document whose version cannot be read",
+            row.vendor,
+            row.kind,
+            row.key,
+            cached,
+        )
+        return True
+    if new.subject == cached.subject and cached.newer_than(new):
+        log.warning(
+            "not rolling back cached %s/%s/%s: %s is older than the cached %s",
+            row.vendor,
+            row.kind,
+            row.key,
+            new,
+            cached,
+        )
+        return True
+    return False
+
+
 def cached_document(session: Session, vendor: str, kind: str, key: str) -> CachedCollateral | None:
+    """The cached row (vendor, kind, key), or None."""
     return session.scalars(
         select(CachedCollateral).where(
             CachedCollateral.vendor == vendor, CachedCollateral.kind == kind, CachedCollateral.key == key
@@ -125,6 +183,61 @@ def intel_collateral_from_cache(session: Session, quote_bytes: bytes) -> Collate
         root_ca_crl=root_crl.body,
         pck_crl_issuer_chain=pck_crl.issuer_chain,
     )
+
+
+def intel_collateral_for(session: Session, quote_bytes: bytes, supplied: Collateral | None) -> Collateral | None:
+    """The collateral to verify ``quote_bytes`` with, given the collateral sent with it (already parsed; None when
+    none was sent): per document, the newer of the supplied and the cached copy
+    (:func:`~verifier.collateral.selection.select_intel_collateral`), each with its own issuer chain. Without
+    supplied collateral, the cache's (:func:`intel_collateral_from_cache`). A supplied document that cannot be
+    read is kept, so verification rejects it with its code as before; so is everything supplied for a quote too
+    malformed to say which cache rows it needs."""
+    if supplied is None:
+        return intel_collateral_from_cache(session, quote_bytes)
+    try:
+        k = intel_keys(quote_bytes)
+    except (KeywardError, ValueError):
+        return supplied
+    tcb, qe, pck_crl, root_crl = (cached_document(session, INTEL, kind, key) for kind, key in k.rows())
+    cached = IntelDocuments(
+        tcb_info=_cached_signed(tcb, "tcbInfo"),
+        qe_identity=_cached_signed(qe, "enclaveIdentity"),
+        pck_crl=_cached_crl(pck_crl, with_chain=True),
+        root_ca_crl=_cached_crl(root_crl, with_chain=False),
+    )
+    selection = select_intel_collateral(supplied, cached)
+    for choice in selection.choices:
+        if choice.source is Source.CACHED:
+            log.info("quote collateral: %s from the cache, not as supplied: %s", choice.slot, choice.reason)
+    return selection.collateral
+
+
+def _cached_signed(row: CachedCollateral | None, member: str) -> SignedJson | None:
+    """A cached PCS JSON response as the signed bytes, signature and issuer chain; None if absent or unreadable."""
+    if row is None:
+        return None
+    try:
+        raw, signature = signed_member(row.body, member)
+        chain = issuer_chain_header(row.issuer_chain or "", what=f"{member} issuer chain")
+    except KeywardError:
+        return None
+    return SignedJson(raw, signature, chain)
+
+
+def _cached_crl(row: CachedCollateral | None, *, with_chain: bool) -> IssuedCrl | None:
+    """A cached CRL as DER with its issuer chain (PCK CRL; empty when not stored); None if absent or unreadable."""
+    if row is None:
+        return None
+    try:
+        der = crl_der(row.body, what=f"cached {row.kind}")
+        chain = (
+            issuer_chain_header(row.issuer_chain, what="PCK CRL issuer chain")
+            if with_chain and row.issuer_chain
+            else ()
+        )
+    except KeywardError:
+        return None
+    return IssuedCrl(der, chain)
 
 
 def vcek_key(chip_id: bytes, reported_tcb: bytes) -> str:
@@ -193,3 +306,37 @@ def amd_crl_from_cache(
         return None
     row = cached_document(session, AMD, "crl", amd_crl_key(*target))
     return row.body if row is not None else None
+
+
+def amd_crl_for(
+    session: Session,
+    report_bytes: bytes,
+    leaf_der: bytes | None,
+    cert_table: bytes | None,
+    supplied: bytes | None,
+    trust: TrustStore,
+) -> bytes | None:
+    """The AMD CRL to verify this report with, given the CRL sent with it (DER; None when none was sent): the
+    cached CRL of the report's product and chain (:func:`amd_crl_key`) unless the supplied one wins by the rules
+    of :func:`~verifier.collateral.selection.select_amd_crl` (it must be the ARK's, not name the other chain, and
+    beat the cached one, or the cache must have none). Without a supplied CRL, the cache's. When the report is
+    too malformed to say its product and chain, the supplied CRL as it is (verification rejects the report)."""
+    if supplied is None:
+        return amd_crl_from_cache(session, report_bytes, leaf_der, cert_table)
+    try:
+        report = parse_snp_report(report_bytes)
+    except KeywardError:
+        return supplied
+    target = snp_crl_target(report, leaf_der, cert_table)
+    if target is None:
+        return supplied
+    product, chain = target
+    try:
+        ark_subject: x509.Name | None = trust.root(f"amd.{product}.ark").certificate.subject
+    except KeywardError:
+        ark_subject = None  # no pinned ARK: verification rejects the report whatever the CRL
+    row = cached_document(session, AMD, "crl", amd_crl_key(product, chain))
+    choice = select_amd_crl(supplied, row.body if row else None, chain=chain, ark_subject=ark_subject)
+    if choice.source is Source.CACHED:
+        log.info("AMD CRL for %s/%s from the cache, not as supplied: %s", chain, product, choice.reason)
+    return choice.value

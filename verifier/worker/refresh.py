@@ -3,17 +3,23 @@
 Two entry points, both in the worker, neither fetching inside a decision's transaction:
 
 * :func:`prefetch_locked_or_retry`, called by the decide task before it decides, on the attestation row it has locked.
-  For every evidence item it finds the cache rows verification will read (Intel without ``collateral``: TCB Info, QE
-  Identity, CRLs; AMD: the chain's CRL without ``crl``, the VCEK without ``vcek`` or ``cert_table``, exactly as
-  :mod:`verifier.attestation.flows` reads them). When all are there and fresh the decision goes on in the same
-  transaction; otherwise the transaction is ended, the missing, unreadable or stale documents are fetched from Intel
-  PCS/PCCS or AMD KDS and stored in a transaction of their own. A fetch failure is never a decision: while a vendor
-  answers 429/5xx or cannot be reached the task is retried later (exponential back-off, never sooner than Retry-After,
-  at most ``collateral_fetch_retries`` times) and then decided with what the cache holds; any other failure (404: an
-  unknown FMSPC or chip) is decided at once, and the decision rejects with its stable collateral-missing code.
-* :func:`refresh_collateral`, the ``keyward.refresh_collateral`` beat task: cached documents due for their next
-  update within ``collateral_refresh_ahead_hours`` (or past it) are fetched again, a bounded number per run. A
-  failure is logged and the cached copy kept; verification re-checks every validity window anyway.
+  For every evidence item it finds the cache rows verification will read (Intel: TCB Info, QE Identity, CRLs; AMD:
+  the chain's CRL, the VCEK without ``vcek`` or ``cert_table``, exactly as :mod:`verifier.attestation.flows` reads
+  them). Rows the item brings its own copy of (``collateral``, ``crl``) are read too, since the decision verifies
+  the newer copy; failing to fetch those never puts a decision off. When all are there and fresh the decision goes
+  on in the same transaction; otherwise the transaction is ended, the missing, unreadable or due documents are
+  fetched from Intel PCS/PCCS or AMD KDS and stored in a transaction of their own. A fetch failure is never a
+  decision: while a vendor answers 429/5xx or cannot be reached the task is retried later (exponential back-off,
+  never sooner than Retry-After, at most ``collateral_fetch_retries`` times) and then decided with what the cache
+  holds; any other failure (404: an unknown FMSPC or chip) is decided at once, and the decision rejects with its
+  stable collateral-missing code.
+* :func:`refresh_collateral`, the ``keyward.refresh_collateral`` beat task: cached documents that are due are fetched
+  again, a bounded number per run, soonest nextUpdate first. A failure is logged and the cached copy kept;
+  verification re-checks every validity window anyway.
+
+Both use one rule for "due" (:func:`verifier.collateral.freshness.is_due`): past nextUpdate; revocation or TCB data
+fetched ``collateral_max_age_seconds`` ago or longer; or within ``collateral_refresh_ahead_hours`` of nextUpdate and
+not fetched since that window opened. A fetched document older than the cached one is never stored.
 
 Nothing is verified here, and nothing here decides: a fetched document is stored as served and verified when a
 decision reads it (:mod:`verifier.worker.vendor_documents` says what each item needs and fetches it). Evidence too
@@ -25,7 +31,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, or_, select
@@ -33,6 +39,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from verifier.api.deps import engine_for
 from verifier.collateral.cache import AMD, leaf_product
+from verifier.collateral.freshness import AGEING_KINDS, Freshness, is_due
 from verifier.config import Settings, current_time, get_settings
 from verifier.db.models import Attestation, AttestationStatus, CachedCollateral
 from verifier.evidence.snp import PRODUCTS
@@ -44,20 +51,31 @@ from verifier.worker.vendor_documents import (
     Wanted,
     collateral_needs,
     document_next_update,
+    due,
     fetch_and_store,
     vendor_clients,
 )
 
 log = logging.getLogger(__name__)
+#: The rule with the default settings (tests and callers without settings).
+DEFAULT_FRESHNESS = Freshness()
 # ----------------------------------------------------------------------------------------------------------
 # Before a decision
 
 
-def prefetch_for(session: Session, attestation_id: uuid.UUID, clients: VendorClients, now: datetime) -> FetchReport:
-    """Fetch and store what a pending attestation's evidence needs and the cache lacks. Owns ``session``'s
-    transactions: the read is committed before any vendor is asked, the documents are stored and committed."""
+def prefetch_for(
+    session: Session,
+    attestation_id: uuid.UUID,
+    clients: VendorClients,
+    now: datetime,
+    freshness: Freshness = DEFAULT_FRESHNESS,
+) -> FetchReport:
+    """Fetch and store what a pending attestation's evidence needs and the cache lacks (or holds due). Owns
+    ``session``'s transactions: the read is committed before any vendor is asked, the documents are stored and
+    committed."""
     att = session.get(Attestation, attestation_id)
-    needs = collateral_needs(session, att.evidence, now) if att and att.status == AttestationStatus.PENDING else []
+    pending = att is not None and att.status == AttestationStatus.PENDING
+    needs = collateral_needs(session, att.evidence, now, freshness) if att is not None and pending else []
     session.commit()
     return fetch_and_store(session, clients, needs, now)
 
@@ -76,7 +94,9 @@ def prefetch(attestation_id: str, attempt: int, settings: Settings) -> float | N
         return None
     factory = sessionmaker(bind=engine_for(settings.database_url), expire_on_commit=False)
     with factory() as session, vendor_clients(settings) as clients:
-        report = prefetch_for(session, uuid.UUID(attestation_id), clients, current_time(settings))
+        report = prefetch_for(
+            session, uuid.UUID(attestation_id), clients, current_time(settings), Freshness.from_settings(settings)
+        )
     return _retry_delay_for(report, attestation_id, attempt, settings)
 
 
@@ -104,7 +124,7 @@ def prefetch_locked_or_retry(task: Any, session: Session, att: Attestation, sett
     if not settings.collateral_fetch or att.status != AttestationStatus.PENDING:
         return False
     now = current_time(settings)
-    needs = collateral_needs(session, att.evidence, now)
+    needs = collateral_needs(session, att.evidence, now, Freshness.from_settings(settings))
     if not needs:
         return False
     session.rollback()
@@ -132,34 +152,40 @@ def _wanted_for_row(row: CachedCollateral) -> Wanted | None:
 
 
 def refresh_cache(
-    session: Session, clients: VendorClients, now: datetime, *, ahead: timedelta, limit: int
+    session: Session, clients: VendorClients, now: datetime, *, freshness: Freshness, limit: int
 ) -> FetchReport:
-    """Fetch again the cached documents due for their next update before ``now + ahead``, at most ``limit``
-    looked at, soonest first. Rows stored without a next update get it from their body (read once). A cached
-    VCEK that is not a readable certificate is dropped: it can never verify, and the next attestation from that
-    chip fetches it again. Failures keep the cached copy. Owns ``session``'s transactions."""
-    horizon = now + ahead
+    """Fetch again the cached documents due at ``now`` (:func:`~verifier.worker.vendor_documents.due`), at most
+    ``limit``, soonest nextUpdate first. Rows stored without a next update get it from their body (read once). A
+    cached VCEK that is not a readable certificate is dropped: it can never verify, and the next attestation from
+    that chip fetches it again. Failures keep the cached copy. Owns ``session``'s transactions.
+
+    The candidates are narrowed in SQL (no next update, one within ``freshness.ahead``, or revocation/TCB data
+    fetched ``freshness.max_age`` ago), reading no bodies; the exact rule is applied to them before any body is
+    loaded, so rows not due (fetched again inside the window already) do not take the batch's places."""
+    horizon = now + freshness.ahead
     kinds = or_(*(and_(CachedCollateral.vendor == v, CachedCollateral.kind == k) for v, k in sorted(REFRESHABLE)))
-    rows = session.scalars(
-        select(CachedCollateral)
-        .where(kinds, or_(CachedCollateral.next_update.is_(None), CachedCollateral.next_update <= horizon))
+    aged = and_(CachedCollateral.kind.in_(sorted(AGEING_KINDS)), CachedCollateral.fetched_at <= now - freshness.max_age)
+    candidates = session.execute(
+        select(CachedCollateral.id, CachedCollateral.kind, CachedCollateral.fetched_at, CachedCollateral.next_update)
+        .where(kinds, or_(CachedCollateral.next_update.is_(None), CachedCollateral.next_update <= horizon, aged))
         .order_by(CachedCollateral.next_update.asc().nulls_first(), CachedCollateral.fetched_at)
-        .limit(limit)
     ).all()
-    due: list[Wanted] = []
-    for row in rows:
+    ids = [c.id for c in candidates if is_due(c.kind, c.fetched_at, c.next_update, now, freshness)][:limit]
+    rows = {r.id: r for r in session.scalars(select(CachedCollateral).where(CachedCollateral.id.in_(ids)))}
+    wanted_rows: list[Wanted] = []
+    for row in (rows[i] for i in ids if i in rows):
         if row.next_update is None:
             row.next_update = document_next_update(row.kind, row.body)
-        if row.next_update is not None and row.next_update > horizon:
+        if not due(row, now, freshness):
             continue
         wanted = _wanted_for_row(row)
         if wanted is None:
             log.warning("dropping cached %s/%s/%s: no product to fetch it for", row.vendor, row.kind, row.key)
             session.delete(row)
             continue
-        due.append(wanted)
+        wanted_rows.append(wanted)
     session.commit()
-    return fetch_and_store(session, clients, due, now)
+    return fetch_and_store(session, clients, wanted_rows, now)
 
 
 def refresh_collateral() -> int:
@@ -173,7 +199,7 @@ def refresh_collateral() -> int:
             session,
             clients,
             current_time(settings),
-            ahead=timedelta(hours=settings.collateral_refresh_ahead_hours),
+            freshness=Freshness.from_settings(settings),
             limit=settings.collateral_refresh_batch,
         )
     log.info("collateral refresh: %d stored, %d failed", len(report.stored), len(report.failures))

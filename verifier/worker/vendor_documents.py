@@ -2,8 +2,10 @@
 fetching it from Intel PCS/PCCS or AMD KDS, and storing it as served (worker side: this is where the network is).
 
 Nothing is verified here: a fetched document is stored as served and verified when a decision reads it, so a bad
-document can only cause a rejection. :mod:`verifier.worker.refresh` uses these for the prefetch before a decision
-and for the periodic refresh.
+document can only cause a rejection; storing never rolls a cached document back
+(:func:`verifier.collateral.cache.put_document`). Whether a cached document is due follows one rule,
+:func:`verifier.collateral.freshness.is_due`, for the prefetch before a decision and for the periodic refresh
+(:mod:`verifier.worker.refresh`).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from verifier.collateral.cache import (
     vcek_key,
 )
 from verifier.collateral.fetchers import AmdKdsClient, CaKind, FetchError, IntelPcsClient, Tee
+from verifier.collateral.freshness import Freshness, is_due
 from verifier.config import Settings
 from verifier.db.models import CachedCollateral
 from verifier.errors import Code, KeywardError
@@ -90,12 +93,14 @@ def vendor_clients(settings: Settings) -> Iterator[VendorClients]:
 class Wanted:
     """One cache row to fetch. Intel keys say everything (``tdx:<fmspc>``, ``tdx``, ``platform``, ``root``); a
     VCEK key (``<chip_id>:<reported_tcb>``) also needs the product, which KDS URLs name; so does an AMD CRL key
-    (``vcek:<product>``, ``vlek:<product>``)."""
+    (``vcek:<product>``, ``vlek:<product>``). ``optional``: the evidence brings its own copy, so the cached one
+    is only weighed against it (the newer is verified) and a failure to fetch it never puts the decision off."""
 
     vendor: str
     kind: str
     key: str
     product: Product | None = None
+    optional: bool = False
 
     def __str__(self) -> str:
         return f"{self.vendor}/{self.kind}/{self.key}"
@@ -111,10 +116,13 @@ class Fetched:
 
 @dataclass(frozen=True, slots=True)
 class FetchReport:
-    """What one prefetch or refresh run stored (``"vendor/kind/key"``) and which fetches failed."""
+    """What one prefetch or refresh run stored (``"vendor/kind/key"``; a fetched document older than the cached
+    one is not stored) and which fetches failed: ``failures`` for documents the decision needs,
+    ``optional_failures`` for those the evidence also brings (never a reason to retry)."""
 
     stored: tuple[str, ...] = ()
     failures: tuple[FetchError, ...] = ()
+    optional_failures: tuple[FetchError, ...] = ()
 
     @property
     def retryable(self) -> FetchError | None:
@@ -143,9 +151,11 @@ def document_next_update(kind: str, body: bytes) -> datetime | None:
     return None
 
 
-def _due(row: CachedCollateral, at: datetime) -> bool:
+def due(row: CachedCollateral, now: datetime, freshness: Freshness) -> bool:
+    """Whether a cached row should be fetched again at ``now`` (:func:`~verifier.collateral.freshness.is_due`); a
+    row stored without a next update gets it from its body."""
     expires = row.next_update or document_next_update(row.kind, row.body)
-    return expires is None or expires <= at
+    return is_due(row.kind, row.fetched_at, expires, now, freshness)
 
 
 def _decoded(value: object) -> bytes | None:
@@ -158,7 +168,8 @@ def _decoded(value: object) -> bytes | None:
 
 
 def _item_wants(item: object) -> tuple[Wanted, ...]:
-    """The cache rows the decision will read for one evidence item; () if it brings its own or is malformed."""
+    """The cache rows the decision will read for one evidence item; () if it is malformed. Rows the item brings
+    its own copy of are wanted too (``optional``): the decision verifies the newer of the two."""
     if not isinstance(item, dict):
         return ()
     kind = item.get("type")
@@ -166,8 +177,9 @@ def _item_wants(item: object) -> tuple[Wanted, ...]:
     if evidence is None:
         return ()
     try:
-        if kind in INTEL_PLATFORMS and not item.get("collateral"):
-            return tuple(Wanted(INTEL, kind, key) for kind, key in intel_keys(evidence).rows())
+        if kind in INTEL_PLATFORMS:
+            own = bool(item.get("collateral"))
+            return tuple(Wanted(INTEL, kind, key, optional=own) for kind, key in intel_keys(evidence).rows())
         if kind == PLATFORM_SNP:
             return _snp_wants(item, evidence)
     except (KeywardError, ValueError):
@@ -176,16 +188,15 @@ def _item_wants(item: object) -> tuple[Wanted, ...]:
 
 
 def _snp_wants(item: dict[str, Any], evidence: bytes) -> tuple[Wanted, ...]:
-    """An SEV-SNP item needs its chain's AMD CRL unless it brings one, and its VCEK from KDS unless it brings a
-    leaf (``vcek`` or ``cert_table``). VLEKs are not on KDS; a v2 report has no CPUID to name the product KDS
-    wants, unless the leaf it brings names it."""
+    """An SEV-SNP item needs its chain's AMD CRL (``optional`` when it brings one), and its VCEK from KDS unless it
+    brings a leaf (``vcek`` or ``cert_table``). VLEKs are not on KDS; a v2 report has no CPUID to name the
+    product KDS wants, unless the leaf it brings names it."""
     report = parse_snp_report(evidence)
     wants: list[Wanted] = []
     leaf, table = _decoded(item.get("vcek")), _decoded(item.get("cert_table"))
-    if not item.get("crl"):
-        target = snp_crl_target(report, leaf, table)
-        if target is not None:
-            wants.append(Wanted(AMD, "crl", amd_crl_key(*target), target[0]))
+    target = snp_crl_target(report, leaf, table)
+    if target is not None:
+        wants.append(Wanted(AMD, "crl", amd_crl_key(*target), target[0], optional=bool(item.get("crl"))))
     product = product_from_cpuid(report)
     if not item.get("vcek") and not item.get("cert_table") and report.signing_key_name == "vcek" and product:
         decode_tcb(report.reported_tcb, product)  # reserved bytes checked before any URL is built
@@ -193,16 +204,23 @@ def _snp_wants(item: dict[str, Any], evidence: bytes) -> tuple[Wanted, ...]:
     return tuple(wants)
 
 
-def collateral_needs(session: Session, evidence: Iterable[object], now: datetime) -> list[Wanted]:
-    """The cache rows ``evidence`` will be verified with that are missing, unreadable or past their next update
-    at ``now``, each once, in evidence order."""
+def collateral_needs(session: Session, evidence: Iterable[object], now: datetime, freshness: Freshness) -> list[Wanted]:
+    """The cache rows ``evidence`` will be verified with that are missing, unreadable or due at ``now``
+    (:func:`due`), each once: those the decision needs first, then the optional ones, each in evidence order
+    (a row one item needs and another brings is needed)."""
     needs: dict[str, Wanted] = {}
     for item in evidence:
         for wanted in _item_wants(item):
+            seen = needs.get(str(wanted))
+            if seen is not None:
+                if seen.optional and not wanted.optional:
+                    needs[str(wanted)] = wanted
+                continue
             row = cached_document(session, wanted.vendor, wanted.kind, wanted.key)
-            if row is None or _due(row, now):
-                needs.setdefault(str(wanted), wanted)
-    return list(needs.values())
+            if row is None or due(row, now, freshness):
+                needs[str(wanted)] = wanted
+    # Needed first: a vendor that fails an optional fetch is asked nothing more in that run.
+    return sorted(needs.values(), key=lambda w: w.optional)
 
 
 def _tee(value: str) -> Tee:
@@ -266,10 +284,13 @@ def fetch_document(clients: VendorClients, wanted: Wanted) -> Fetched:
     return Fetched(wanted, body, chain, next_update)
 
 
-def fetch_documents(clients: VendorClients, wanted: Sequence[Wanted]) -> tuple[list[Fetched], list[FetchError]]:
-    """Fetch each document; a vendor that answers 429/5xx or cannot be reached is asked nothing more this time."""
+def fetch_documents(
+    clients: VendorClients, wanted: Sequence[Wanted]
+) -> tuple[list[Fetched], list[tuple[Wanted, FetchError]]]:
+    """Fetch each document; a vendor that answers 429/5xx or cannot be reached is asked nothing more this time.
+    Returns what was fetched and, for each failed fetch, what was wanted and why it failed."""
     fetched: list[Fetched] = []
-    failures: list[FetchError] = []
+    failures: list[tuple[Wanted, FetchError]] = []
     unavailable: set[str] = set()
     for w in wanted:
         if w.vendor in unavailable:
@@ -278,7 +299,7 @@ def fetch_documents(clients: VendorClients, wanted: Sequence[Wanted]) -> tuple[l
             fetched.append(fetch_document(clients, w))
         except FetchError as e:
             log.warning("collateral fetch failed: %s: %s", w, e)
-            failures.append(e)
+            failures.append((w, e))
             if e.retryable:
                 unavailable.add(w.vendor)
         except (ValueError, KeywardError) as e:  # a key no vendor URL can be built from
@@ -287,12 +308,15 @@ def fetch_documents(clients: VendorClients, wanted: Sequence[Wanted]) -> tuple[l
 
 
 def store_documents(session: Session, fetched: Sequence[Fetched], now: datetime) -> tuple[str, ...]:
-    """Store the fetched documents and commit. A row another worker inserted meanwhile is replaced instead."""
+    """Store the fetched documents and commit; returns those stored. A row another worker inserted meanwhile is
+    replaced instead; a document older than the cached one is not stored (:func:`put_document` logs it)."""
+    stored: list[str] = []
     for attempt in range(2):
+        stored.clear()
         try:
             for f in fetched:
                 w = f.wanted
-                put_document(
+                row = put_document(
                     session,
                     w.vendor,
                     w.kind,
@@ -302,13 +326,15 @@ def store_documents(session: Session, fetched: Sequence[Fetched], now: datetime)
                     fetched_at=now,
                     next_update=f.next_update,
                 )
+                if row.body == f.body:
+                    stored.append(str(w))
             session.commit()
             break
         except IntegrityError:  # the same (vendor, kind, key) inserted concurrently: now it updates
             session.rollback()
             if attempt:
                 raise
-    return tuple(str(f.wanted) for f in fetched)
+    return tuple(stored)
 
 
 def fetch_and_store(session: Session, clients: VendorClients, wanted: Sequence[Wanted], now: datetime) -> FetchReport:
@@ -316,4 +342,8 @@ def fetch_and_store(session: Session, clients: VendorClients, wanted: Sequence[W
     if not wanted:
         return FetchReport()
     fetched, failures = fetch_documents(clients, wanted)
-    return FetchReport(store_documents(session, fetched, now), tuple(failures))
+    return FetchReport(
+        store_documents(session, fetched, now),
+        tuple(e for w, e in failures if not w.optional),
+        tuple(e for w, e in failures if w.optional),
+    )
