@@ -219,10 +219,19 @@ def test_challenge_late_copy_of_a_purgeable_nonce_is_still_a_replay(session: Ses
     assert exc.value.code is Code.CHALLENGE_REPLAYED
 
 
-def test_challenge_received_after_now_is_a_caller_bug(session: Session) -> None:
-    nonce = issue_challenge(SECRET, T0).nonce
-    with pytest.raises(ValueError, match="after now"):
-        redeem_challenge(session, SECRET, nonce, T0, received_at=T0 + timedelta(seconds=1))
+def test_challenge_received_after_now_counts_as_now(session: Session) -> None:
+    """Another host's clock a little ahead: the arrival is taken as the decision time, never later."""
+    challenge = issue_challenge(SECRET, T0)
+    with pytest.raises(VerificationFailed) as exc:
+        redeem_challenge(
+            session,
+            SECRET,
+            challenge.nonce,
+            challenge.expires_at,
+            received_at=challenge.expires_at + timedelta(hours=2),
+        )
+    assert exc.value.code is Code.CHALLENGE_EXPIRED  # not "waited too long": the arrival was clamped to now
+    assert "expired when the evidence arrived" in str(exc.value)
 
 
 @pytest.mark.parametrize(

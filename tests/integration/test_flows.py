@@ -249,6 +249,20 @@ def test_decide_attestation_expired_entitlement_rejected(session: Session, world
     assert _codes(decide_attestation(session, att.id, world.ctx, NOW)) == ["entitlement.expired"]
 
 
+def test_decide_attestation_customer_suspended_rejected(session: Session, world: World) -> None:
+    customer = session.get_one(Customer, world.entitlement.customer_id)
+    customer.status = CustomerStatus.SUSPENDED
+    session.flush()
+    att, _ = _submit(session, world)
+    decided = decide_attestation(session, att.id, world.ctx, NOW)
+    assert decided.status == AttestationStatus.REJECTED
+    assert _codes(decided) == ["entitlement.customer_suspended"]
+    assert decided.wrapped_key is None
+    assert (
+        session.scalar(select(func.count()).select_from(Lease).where(Lease.entitlement_id == world.entitlement.id)) == 0
+    )
+
+
 def test_decide_attestation_wrong_platform_rejected(session: Session, world: World) -> None:
     world.entitlement.allowed_platforms = ["amd-sev-snp"]
     session.flush()
@@ -307,6 +321,35 @@ def test_decide_attestation_revoked_lease_never_renews(session: Session, world: 
     renewal = decide_attestation(session, _renew(session, world, first, enclave).id, world.ctx, NOW)
     assert renewal.status == AttestationStatus.REJECTED
     assert _codes(renewal) == ["lease.not_renewable"]
+
+
+def test_decide_attestation_new_lease_supersedes_the_deployments_lease(session: Session, world: World) -> None:
+    """One seat, one deployment, two enclaves (two keys): the second's lease replaces the first's, whose renewal
+    then fails; the deployment still holds the one seat, so another deployment gets none."""
+    from verifier.db.models import LeaseStatus
+
+    world.entitlement.seats = 1
+    session.flush()
+    first_att, first_key = _submit(session, world, deployment="same")
+    first = decide_attestation(session, first_att.id, world.ctx, NOW)
+    later = NOW + timedelta(minutes=1)
+    second_att, second_key = _submit(session, world, deployment="same")
+    second = decide_attestation(session, second_att.id, world.ctx, later)
+    assert (first.status, second.status) == (AttestationStatus.ACCEPTED, AttestationStatus.ACCEPTED), _codes(second)
+    assert first.deployment_id == second.deployment_id
+    old = session.get_one(Lease, first.lease_id)
+    session.refresh(old)
+    assert (old.status, old.ended_at) == (LeaseStatus.REVOKED, later)
+    live = session.scalars(
+        select(Lease.id).where(Lease.entitlement_id == world.entitlement.id, Lease.status == LeaseStatus.LIVE)
+    )
+    assert list(live) == [second.lease_id]
+    renewal = decide_attestation(session, _renew(session, world, first, first_key, at=later).id, world.ctx, later)
+    assert _codes(renewal) == ["lease.not_renewable"]
+    renewal = decide_attestation(session, _renew(session, world, second, second_key, at=later).id, world.ctx, later)
+    assert renewal.status == AttestationStatus.ACCEPTED, _codes(renewal)
+    other, _ = _submit(session, world, deployment="other")
+    assert _codes(decide_attestation(session, other.id, world.ctx, later)) == ["entitlement.seats_exhausted"]
 
 
 def test_decide_attestation_failure_after_seat_leaves_no_lease(session: Session, world: World) -> None:
@@ -610,3 +653,13 @@ def test_decide_attestation_debug_allowance_only_outside_production(
     assert (decided.status == AttestationStatus.ACCEPTED) is accepted, _codes(decided)
     if not accepted:
         assert _codes(decided) == ["intel.policy.td_debug"]
+
+
+def test_decide_attestation_reference_values_that_pin_nothing_rejected(session: Session, world: World) -> None:
+    """An old row saved before reference values were validated: it would accept any bound guest, so it rejects."""
+    rv = session.scalars(select(ReferenceValueSet).where(ReferenceValueSet.model_version_id == world.version.id)).one()
+    rv.values = {"allow_migratable": False}
+    session.flush()
+    att, _ = _submit(session, world)
+    decided = decide_attestation(session, att.id, world.ctx, NOW)
+    assert _codes(decided) == ["attestation.reference_values_unconstrained"]

@@ -44,11 +44,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from verifier.appraisal.intel import parse_intel_policy
+from verifier.appraisal.reference_values import require_identifying_reference_values
 from verifier.appraisal.snp import parse_snp_policy
 from verifier.attestation.challenges import redeem_challenge
 from verifier.attestation.evaluation import Evaluation, evaluate_intel_quote, evaluate_snp_report
 from verifier.audit.log import AuditTag, Entry, record_events
-from verifier.collateral.cache import amd_crl_from_cache, intel_collateral_from_cache, vcek_from_cache
+from verifier.collateral.cache import amd_crl_for, intel_collateral_for, vcek_from_cache
 from verifier.db.models import (
     AppraisalPolicy,
     Attestation,
@@ -101,9 +102,11 @@ def model_key_context(model_version_id: str) -> bytes:
     return f"keyward:model-version:{model_version_id}".encode()
 
 
-def decide_attestation(session: Session, attestation_id: Any, ctx: DecisionContext, now: datetime) -> Attestation:
+def decide_attestation(
+    session: Session, attestation_id: Any, ctx: DecisionContext, now: datetime, *, received_at: datetime | None = None
+) -> Attestation:
     """Lock the attestation row and decide it (:func:`decide_locked`)."""
-    return decide_locked(session, lock_attestation(session, attestation_id), ctx, now)
+    return decide_locked(session, lock_attestation(session, attestation_id), ctx, now, received_at=received_at)
 
 
 def lock_attestation(session: Session, attestation_id: Any) -> Attestation:
@@ -126,11 +129,14 @@ class _Catalog:
     reference_values: dict[str, ReferenceValueSet]  # per platform: the newest active set with valid_from <= now
 
 
-def decide_locked(session: Session, att: Attestation, ctx: DecisionContext, now: datetime) -> Attestation:
+def decide_locked(
+    session: Session, att: Attestation, ctx: DecisionContext, now: datetime, *, received_at: datetime | None = None
+) -> Attestation:
     """Decide ``att``, whose row the caller has locked (``SELECT ... FOR UPDATE``) in this transaction.
 
     Every check that can reject runs before anything is written except the redeemed nonce: a rejection adds only
     its verdict and audit event, and an accepted decision writes its deployment, lease and attestation once.
+    ``received_at``: when the request arrived, on the clock of ``now`` (default: its ``created_at``).
     """
     if att.status != AttestationStatus.PENDING:
         return att  # idempotent: already decided
@@ -140,7 +146,8 @@ def decide_locked(session: Session, att: Attestation, ctx: DecisionContext, now:
     writing = False
     try:
         # 1-2. Freshness (as of the evidence's arrival) and the enclave key.
-        redeem_challenge(session, ctx.challenge_secret, att.nonce, now, received_at=att.created_at)
+        received = att.created_at if received_at is None else received_at
+        redeem_challenge(session, ctx.challenge_secret, att.nonce, now, received_at=received)
         key = parse_enclave_jwk(att.enclave_jwk)
         binding = expected_report_data(att.nonce, key)
         catalog = _load_catalog(session, att, now)
@@ -349,7 +356,9 @@ def _evaluate(
             if item.get("vcek")
             else (None if cert_table is not None else vcek_from_cache(session, evidence))
         )
-        crl = _b64(item["crl"], "crl") if item.get("crl") else amd_crl_from_cache(session, evidence, leaf, cert_table)
+        # A CRL that rides along is used only if it is for this chain and newer than the cached one.
+        supplied_crl = _b64(item["crl"], "crl") if item.get("crl") else None
+        crl = amd_crl_for(session, evidence, leaf, cert_table, supplied_crl, ctx.trust)
         return evaluate_snp_report(
             evidence,
             leaf_der=leaf,
@@ -360,12 +369,10 @@ def _evaluate(
             crl_der=crl,
             cache=ctx.snp_cache,
         )
-    # Collateral that rides along is used as given; otherwise the database cache the fetchers fill.
-    collateral = (
-        parse_collateral_json(str(item["collateral"]))
-        if item.get("collateral")
-        else intel_collateral_from_cache(session, evidence)
-    )
+    # Collateral that rides along is weighed against the cache document by document; the newer is verified (an
+    # attester cannot hide a revocation or a TCB recovery behind an older, still valid document).
+    supplied = parse_collateral_json(str(item["collateral"])) if item.get("collateral") else None
+    collateral = intel_collateral_for(session, evidence, supplied)
     result = evaluate_intel_quote(
         evidence, collateral, ctx.trust, now, parse_intel_policy(json.dumps(document)), ctx.intel_cache
     )
@@ -433,6 +440,7 @@ def _policy_document(catalog: _Catalog, platform: str, now: datetime, *, product
             f"no active reference values for {platform} on this model version",
             actual=platform,
         )
+    require_identifying_reference_values(platform, rv.values)  # a set that pins no workload accepts any guest
     document: dict[str, Any] = {}
     policy = catalog.policy
     if policy is not None and policy.platform in (platform, family):

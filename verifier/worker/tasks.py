@@ -48,7 +48,11 @@ def decide(attestation_id: str, task: Any = None) -> str:
         if task is not None and prefetch_locked_or_retry(task, session, att, settings):
             att = lock_attestation(session, key)  # the prefetch ended the transaction: lock and read the row again
         was_pending = att.status == AttestationStatus.PENDING
-        att = decide_locked(session, att, decision_context(settings), current_time(settings))
+        now = current_time(settings)
+        # When the request arrived, on the decision clock (the simulation clock in development runs apart from
+        # the real time that created_at holds): the nonce's expiry is checked as of then.
+        received_at = now - max(timedelta(0), datetime.now(UTC) - att.created_at)
+        att = decide_locked(session, att, decision_context(settings), now, received_at=received_at)
         session.commit()
     publish_decided(settings.broker_url, attestation_id)  # wakes an API request waiting with Prefer: wait
     if was_pending:
