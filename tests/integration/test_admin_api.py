@@ -1,5 +1,6 @@
 """The admin API (/v1/admin) over HTTP against real PostgreSQL: credentials and kinds, catalogue and wrapped DEKs,
-reference values, policies, entitlements and licence keys, lease revocation, and the attestation record.
+reference values, policies, entitlements and licence keys, lease revocation, cutting a customer off (credential
+revocation, entitlement and customer status changes that revoke live leases), and the attestation record.
 
 Requests go through a TestClient on the real app, whose sessions commit; rows get unique names so tests never
 collide, and the per-run database is dropped at the end.
@@ -19,7 +20,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from tests.support.factories import make_entitlement, make_lease, make_model_version
+from tests.support.factories import make_customer, make_entitlement, make_lease, make_model_version
 from verifier.app import create_app
 from verifier.attestation.flows import model_key_context
 from verifier.auth.credentials import authenticate, issue_credential
@@ -30,11 +31,15 @@ from verifier.db.models import (
     AttestationStatus,
     AuditEvent,
     CredentialKind,
+    Customer,
     Deployment,
+    Entitlement,
     Lease,
     LeaseStatus,
     Model,
     ModelKey,
+    RecordStatus,
+    ReferenceValueSet,
 )
 from verifier.errors import KeywardError
 from verifier.keywrap.kek import LocalAesKek
@@ -104,6 +109,9 @@ class Api:
 
     def get(self, path: str, expect: int = 200, **params: Any) -> Any:
         return self.call("GET", path, expect, params=params)
+
+    def patch(self, path: str, body: dict[str, Any], expect: int = 200) -> Any:
+        return self.call("PATCH", path, expect, json=body)
 
     def customer(self) -> dict[str, Any]:
         result: dict[str, Any] = self.post("/customers", {"name": _unique("customer")})
@@ -290,7 +298,7 @@ def test_model_version_generates_a_dek_and_rotation_retires_it(api: Api, engine:
 def test_reference_values_lifecycle(api: Api) -> None:
     model = api.model()
     version = api.post(f"/models/{model['id']}/versions", {"version": "1.0"})
-    values = {"allowed_mrtd": ["00" * 48], "allowed_rtmr0": ["11" * 48]}
+    values = {"allowed_measurements": {"mrtd": ["00" * 48], "rtmr0": ["11" * 48]}}
     rv = api.post(
         "/reference-values",
         {"model_version_id": version["id"], "platform": "intel-tdx", "values": values},
@@ -328,7 +336,7 @@ def test_reference_values_lifecycle(api: Api) -> None:
     assert error["error"]["actual"] == "active"
     api.call("PATCH", f"/reference-values/{uuid.uuid4()}", 404, json={"status": "active"})
 
-    base = {"model_version_id": version["id"], "values": {}}
+    base = {"model_version_id": version["id"], "values": {"allowed_measurements": {"mrenclave": ["33" * 32]}}}
     api.post("/reference-values", base | {"platform": "nvidia-h100"}, expect=400)
     api.post(
         "/reference-values",
@@ -336,6 +344,55 @@ def test_reference_values_lifecycle(api: Api) -> None:
         expect=400,
     )
     api.post("/reference-values", base | {"platform": "intel-sgx", "model_version_id": str(uuid.uuid4())}, expect=404)
+
+
+@pytest.mark.parametrize(
+    ("platform", "values", "says"),
+    [
+        ("intel-tdx", {}, "allowed_measurements.mrtd"),
+        ("intel-tdx", {"allowed_measurements": {"rtmr0": ["11" * 48]}}, "allowed_measurements.mrtd"),
+        ("intel-sgx", {"allowed_measurements": {"mrsigner": ["22" * 32]}}, "MRSIGNER alone"),
+        ("amd-sev-snp", {"allowed_family_ids": ["00" * 16]}, "allowed_host_data"),
+        ("amd-sev-snp", {"expected_report_data": "00" * 64}, "pin no guest identity"),
+        ("intel-tdx", {"allowed_mrtd": ["00" * 48]}, "not valid intel-tdx reference values"),
+        ("amd-sev-snp", {"allowed_measurements": ["00"]}, "not valid amd-sev-snp reference values"),
+    ],
+    ids=["tdx-empty", "tdx-rtmr-only", "sgx-mrsigner-only", "snp-family-only", "snp-binding-only", "typo", "short"],
+)
+def test_reference_values_that_pin_no_identity_are_400(api: Api, platform: str, values: Any, says: str) -> None:
+    model = api.model()
+    version = api.post(f"/models/{model['id']}/versions", {"version": "1.0"})
+    error = api.post(
+        "/reference-values",
+        {"model_version_id": version["id"], "platform": platform, "status": "active", "values": values},
+        expect=400,
+    )["error"]
+    assert error["code"] == "request.invalid"
+    assert says in error["message"]
+    assert api.get("/reference-values", model_version_id=version["id"]) == []
+
+
+def test_reference_values_stored_unconstrained_cannot_be_activated(api: Api, engine: Engine) -> None:
+    model = api.model()
+    version = api.post(f"/models/{model['id']}/versions", {"version": "1.0"})
+    with Session(engine) as s:  # a row from before values had to pin an identity
+        now = datetime.now(UTC)
+        old = ReferenceValueSet(
+            model_version_id=uuid.UUID(version["id"]),
+            platform="intel-tdx",
+            status=RecordStatus.DRAFT,
+            values={},
+            valid_from=now,
+            valid_until=None,
+            created_at=now,
+        )
+        s.add(old)
+        s.commit()
+        old_id = str(old.id)
+    error = api.patch(f"/reference-values/{old_id}", {"status": "active"}, expect=400)["error"]
+    assert error["code"] == "request.invalid"
+    assert "allowed_measurements.mrtd" in error["message"]
+    assert api.patch(f"/reference-values/{old_id}", {"status": "retired"})["status"] == "retired"
 
 
 def test_policies(api: Api) -> None:
@@ -487,6 +544,150 @@ def test_lease_list_and_revoke(api: Api, engine: Engine) -> None:
     assert api.post(f"/leases/{expired.id}/revoke", expect=409)["error"]["actual"] == "expired"
     api.post(f"/leases/{uuid.uuid4()}/revoke", expect=404)
     api.get("/leases", expect=400, status="dead")
+
+
+# -- cutting a customer off ------------------------------------------------------------------------------------
+
+
+def _with_leases(s: Session, entitlement: Entitlement, now: datetime, *names: str) -> list[Lease]:
+    """A live lease (1 h) for each deployment name under ``entitlement``."""
+    version = make_model_version(s, s.get_one(Model, entitlement.model_id))
+    leases = []
+    for name in names:
+        deployment = Deployment(entitlement_id=entitlement.id, name=name, first_attested_at=now, last_attested_at=now)
+        s.add(deployment)
+        s.flush()
+        leases.append(make_lease(s, deployment, version, now=now))
+    return leases
+
+
+def _lease_statuses(engine: Engine, leases: list[Lease]) -> list[tuple[LeaseStatus, bool]]:
+    with Session(engine) as s:
+        rows = [s.get_one(Lease, lease.id) for lease in leases]
+        return [(row.status, row.ended_at is not None) for row in rows]
+
+
+def test_credential_revoke_refuses_the_token_and_audits(api: Api, client: TestClient, engine: Engine) -> None:
+    entitlement = api.entitlement()
+    issued = api.post(f"/entitlements/{entitlement['id']}/licence-keys", {"label": "to revoke"})
+    kept = api.post(f"/entitlements/{entitlement['id']}/licence-keys", {"label": "kept"})
+    credential_id = issued["credential"]["id"]
+    assert client.post("/v1/challenges", headers=_auth(issued["token"])).status_code == 200
+
+    revoked = api.post(f"/credentials/{credential_id}/revoke", expect=200)
+    assert revoked["id"] == credential_id
+    assert revoked["revoked_at"] is not None
+    response = client.post("/v1/challenges", headers=_auth(issued["token"]))
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "auth.invalid"
+    assert client.post("/v1/challenges", headers=_auth(kept["token"])).status_code == 200
+    listed = {c["id"]: c["revoked_at"] for c in api.get("/credentials", entitlement_id=entitlement["id"])}
+    assert listed.keys() == {credential_id, kept["credential"]["id"]}
+    assert listed[credential_id] is not None
+    assert listed[kept["credential"]["id"]] is None
+    listing = str(api.get("/credentials", kind="enclave"))
+    assert issued["token"] not in listing
+    assert kept["token"] not in listing
+
+    [event] = _audit(engine, "admin:credential:revoked", credential_id)
+    assert event.actor.startswith("admin:")
+    assert event.data["kind"] == "enclave"
+    assert event.data["entitlement_id"] == entitlement["id"]
+    assert api.post(f"/credentials/{credential_id}/revoke", expect=409)["error"]["code"] == "resource.conflict"
+    api.post(f"/credentials/{uuid.uuid4()}/revoke", expect=404)
+
+
+def test_revoked_staff_credential_via_api_is_401(api: Api, client: TestClient) -> None:
+    staff = api.post("/credentials", {"kind": "admin", "label": _unique("operator")})
+    assert client.get(ADMIN + "/customers", headers=_auth(staff["token"])).status_code == 200
+    api.post(f"/credentials/{staff['credential']['id']}/revoke", expect=200)
+    response = client.get(ADMIN + "/customers", headers=_auth(staff["token"]))
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "auth.invalid"
+
+
+@pytest.mark.parametrize("status", ["suspended", "revoked"])
+def test_entitlement_status_change_revokes_its_live_leases(api: Api, engine: Engine, status: str) -> None:
+    now = datetime.now(UTC)
+    with Session(engine, expire_on_commit=False) as s:
+        entitlement = make_entitlement(s, now=now)
+        leases = _with_leases(s, entitlement, now, "a", "b")
+        bystander = _with_leases(
+            s, make_entitlement(s, customer=s.get_one(Customer, entitlement.customer_id)), now, "c"
+        )
+        s.commit()
+    eid = str(entitlement.id)
+
+    out = api.patch(f"/entitlements/{eid}", {"status": status})
+    assert out["status"] == status
+    assert _lease_statuses(engine, leases) == [(LeaseStatus.REVOKED, True)] * 2
+    assert _lease_statuses(engine, bystander) == [(LeaseStatus.LIVE, False)]  # another entitlement of the customer
+    [event] = _audit(engine, "admin:entitlement:status_changed", eid)
+    assert (event.data["from"], event.data["to"]) == ("active", status)
+    assert sorted(event.data["revoked_leases"]) == sorted(str(lease.id) for lease in leases)
+    for lease in leases:
+        [revoked] = _audit(engine, "admin:lease:revoked", str(lease.id))
+        assert revoked.data["reason"] == f"entitlement {status}"
+        assert revoked.data["entitlement_id"] == eid
+    assert api.get("/leases", entitlement_id=eid, status="live") == []
+    # Repeating it changes and records nothing.
+    api.patch(f"/entitlements/{eid}", {"status": status})
+    assert len(_audit(engine, "admin:entitlement:status_changed", eid)) == 1
+
+
+def test_entitlement_status_transitions(api: Api, engine: Engine) -> None:
+    eid = api.entitlement()["id"]
+    assert api.patch(f"/entitlements/{eid}", {"status": "suspended"})["status"] == "suspended"
+    assert api.patch(f"/entitlements/{eid}", {"status": "active"})["status"] == "active"
+    events = _audit(engine, "admin:entitlement:status_changed", eid)
+    assert [(e.data["from"], e.data["to"], e.data["revoked_leases"]) for e in events] == [
+        ("active", "suspended", []),
+        ("suspended", "active", []),
+    ]
+    assert api.patch(f"/entitlements/{eid}", {"status": "revoked"})["status"] == "revoked"
+    error = api.patch(f"/entitlements/{eid}", {"status": "active"}, expect=409)["error"]
+    assert (error["code"], error["expected"], error["actual"]) == ("resource.conflict", "(none)", "active")
+    api.patch(f"/entitlements/{eid}", {"status": "paused"}, expect=400)
+    assert api.patch(f"/entitlements/{uuid.uuid4()}", {"status": "active"}, expect=404)["error"]["code"] == (
+        "entitlement.not_found"
+    )
+
+
+def test_customer_suspension_cuts_the_customer_off(api: Api, client: TestClient, engine: Engine) -> None:
+    now = datetime.now(UTC)
+    with Session(engine, expire_on_commit=False) as s:
+        customer = make_customer(s, now=now)
+        one, two = make_entitlement(s, customer=customer, now=now), make_entitlement(s, customer=customer, now=now)
+        leases = _with_leases(s, one, now, "a") + _with_leases(s, two, now, "b")
+        bystander = _with_leases(s, make_entitlement(s, now=now), now, "c")  # another customer's
+        s.commit()
+    cid = str(customer.id)
+    licence = api.post(f"/entitlements/{one.id}/licence-keys")["token"]
+    billing = api.post("/credentials", {"kind": "billing-read", "label": "billing", "customer_id": cid})["token"]
+    assert client.post("/v1/challenges", headers=_auth(licence)).status_code == 200
+
+    assert api.patch(f"/customers/{cid}", {"status": "suspended"})["status"] == "suspended"
+    assert api.get(f"/customers/{cid}")["status"] == "suspended"
+    assert _lease_statuses(engine, leases) == [(LeaseStatus.REVOKED, True)] * 2
+    assert _lease_statuses(engine, bystander) == [(LeaseStatus.LIVE, False)]
+    # Its licence keys are refused; the provider's billing credential for it still reads its usage.
+    response = client.post("/v1/challenges", headers=_auth(licence))
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "auth.customer_suspended"
+    assert client.get("/v1/billing/entitlements", headers=_auth(billing)).status_code == 200
+    [event] = _audit(engine, "admin:customer:status_changed", cid)
+    assert (event.data["from"], event.data["to"]) == ("active", "suspended")
+    assert sorted(event.data["revoked_leases"]) == sorted(str(lease.id) for lease in leases)
+    for lease in leases:
+        [revoked] = _audit(engine, "admin:lease:revoked", str(lease.id))
+        assert revoked.data["reason"] == "customer suspended"
+
+    # Reinstated: the key works again; the revoked leases stay revoked.
+    assert api.patch(f"/customers/{cid}", {"status": "active"})["status"] == "active"
+    assert client.post("/v1/challenges", headers=_auth(licence)).status_code == 200
+    assert _lease_statuses(engine, leases) == [(LeaseStatus.REVOKED, True)] * 2
+    api.patch(f"/customers/{cid}", {"status": "closed"}, expect=400)
+    api.patch(f"/customers/{uuid.uuid4()}", {"status": "active"}, expect=404)
 
 
 # -- attestations ----------------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Entitlement rules and seat accounting on real PostgreSQL, including 100 concurrent seat requests."""
+"""Entitlement rules and seat accounting on real PostgreSQL, including 100 concurrent seat requests, a seat being
+one live lease per deployment (a new lease supersedes the old), and a customer's suspension racing a decision."""
 
 from __future__ import annotations
 
@@ -9,22 +10,27 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
 from tests.support.factories import (
     T0,
     delete_entitlement_tree,
+    make_customer,
     make_entitlement,
     make_lease,
     make_model,
     make_model_version,
 )
-from verifier.db.models import Deployment, Entitlement, EntitlementStatus, Lease, LeaseStatus
+from verifier.attestation.leases import revoke_live_leases
+from verifier.db.engine import make_engine, upgrade_database
+from verifier.db.models import Customer, CustomerStatus, Deployment, Entitlement, EntitlementStatus, Lease, LeaseStatus
 from verifier.entitlement import acquire_seat, check_entitlement
+from verifier.entitlement.service import lock_entitlement, reserve_seat, take_seat
 from verifier.errors import Code, NotEntitled
 
 
@@ -69,6 +75,17 @@ def test_check_entitlement_not_found(session: Session) -> None:
         check_entitlement(session, uuid.uuid4(), platform="tdx", model_version="1.0", gpus=0, now=T0)
     assert exc.value.code is Code.ENTITLEMENT_NOT_FOUND
     assert exc.value.http_status == 403
+
+
+def test_check_entitlement_customer_suspended(session: Session) -> None:
+    customer = make_customer(session)
+    entitlement = make_entitlement(session, customer=customer)
+    customer.status = CustomerStatus.SUSPENDED
+    session.flush()
+    with pytest.raises(NotEntitled) as exc:
+        _check(session, entitlement, Request())
+    assert exc.value.code is Code.ENTITLEMENT_CUSTOMER_SUSPENDED
+    assert (exc.value.expected, exc.value.actual) == ("active", "suspended")
 
 
 # One defect at a time: each case breaks exactly one rule of an otherwise covered request.
@@ -162,12 +179,74 @@ def test_acquire_seat_holder_keeps_its_seat(seat_setup: tuple[Session, Entitleme
     assert acquire_seat(session, entitlement, "a", now=T0).name == "a"
 
 
-def test_acquire_seat_counts_deployments_not_leases(seat_setup: tuple[Session, Entitlement, Any]) -> None:
+def _status(session: Session, lease: Lease) -> tuple[LeaseStatus, Any]:
+    session.refresh(lease)
+    return lease.status, lease.ended_at
+
+
+def test_acquire_seat_new_lease_supersedes_the_deployments_lease(
+    seat_setup: tuple[Session, Entitlement, Any],
+) -> None:
     session, entitlement, lease = seat_setup
-    lease("a")
-    lease("a")
-    lease("a")
-    assert acquire_seat(session, entitlement, "b", now=T0).name == "b"
+    first = lease("a")
+    second = lease("a")  # a second enclave under the same deployment: it replaces the first
+    assert _status(session, first) == (LeaseStatus.REVOKED, T0)
+    assert _status(session, second) == (LeaseStatus.LIVE, None)
+    live = session.scalars(select(Lease.id).where(Lease.entitlement_id == entitlement.id, Lease.status == "live"))
+    assert list(live) == [second.id]
+    # "a" holds one seat of two, whatever it went through: "b" gets the other, "c" none.
+    lease("b")
+    _seats_exhausted(session, entitlement, "c")
+
+
+def test_take_seat_returns_superseded_leases_only_of_its_deployment(
+    seat_setup: tuple[Session, Entitlement, Any],
+) -> None:
+    session, entitlement, lease = seat_setup
+    old = lease("a")
+    overdue = lease("a", ttl=timedelta(seconds=-1))  # live but past expires_at: the expiry job's, not superseded
+    other = lease("b")
+    newer = lease("a", ttl=timedelta(minutes=30))
+    # Two live leases under "a" (as stored before a deployment meant one enclave): a new lease supersedes both.
+    session.execute(update(Lease).where(Lease.id == old.id).values(status=LeaseStatus.LIVE, ended_at=None))
+    locked = lock_entitlement(session, entitlement.id)
+    seat = reserve_seat(session, locked, "a", now=T0)
+    assert not seat.new
+    superseded = take_seat(session, entitlement.id, "a", seat, now=T0 + timedelta(seconds=1))
+    assert sorted(superseded) == sorted([old.id, newer.id])
+    assert _status(session, overdue)[0] is LeaseStatus.LIVE
+    assert _status(session, other) == (LeaseStatus.LIVE, None)
+    assert _status(session, newer) == (LeaseStatus.REVOKED, T0 + timedelta(seconds=1))
+    # A new deployment supersedes nothing.
+    fresh = reserve_seat(session, locked, "z", now=T0)
+    assert fresh.new
+    assert take_seat(session, entitlement.id, "z", fresh, now=T0) == []
+
+
+def test_acquire_seat_supersedes_on_sqlite(tmp_path: Path) -> None:
+    """The embedded profile: take_seat's two statements in place of PostgreSQL's one."""
+    url = f"sqlite:///{tmp_path / 'keyward.db'}"
+    upgrade_database(url)
+    engine = make_engine(url)
+    try:
+        with Session(engine, expire_on_commit=False) as s, s.begin():
+            model = make_model(s)
+            mv = make_model_version(s, model)
+            entitlement = make_entitlement(s, model=model, seats=1)
+            first = make_lease(s, acquire_seat(s, entitlement, "a", now=T0), mv)
+            second = make_lease(s, acquire_seat(s, entitlement, "a", now=T0 + timedelta(minutes=1)), mv)
+            s.refresh(first)
+            assert first.status is LeaseStatus.REVOKED
+            assert second.status is LeaseStatus.LIVE
+            with pytest.raises(NotEntitled) as exc:
+                acquire_seat(s, entitlement, "b", now=T0)
+            assert exc.value.code is Code.ENTITLEMENT_SEATS_EXHAUSTED
+            s.get_one(Customer, entitlement.customer_id).status = CustomerStatus.SUSPENDED
+            with pytest.raises(NotEntitled) as exc:
+                acquire_seat(s, entitlement, "a", now=T0)
+            assert exc.value.code is Code.ENTITLEMENT_CUSTOMER_SUSPENDED
+    finally:
+        engine.dispose()
 
 
 @pytest.mark.parametrize(
@@ -197,6 +276,15 @@ def test_acquire_seat_rejects_suspended_entitlement(seat_setup: tuple[Session, E
 
 
 # -- acquire_seat under concurrency ----------------------------------------------------------------------------
+
+
+def test_acquire_seat_rejects_suspended_customer(seat_setup: tuple[Session, Entitlement, Any]) -> None:
+    session, entitlement, _ = seat_setup
+    session.get_one(Customer, entitlement.customer_id).status = CustomerStatus.SUSPENDED
+    with pytest.raises(NotEntitled) as exc:
+        acquire_seat(session, entitlement, "a", now=T0)
+    assert exc.value.code is Code.ENTITLEMENT_CUSTOMER_SUSPENDED
+    assert session.scalar(select(Deployment).where(Deployment.entitlement_id == entitlement.id)) is None
 
 
 def test_acquire_seat_concurrent_100_requests_10_seats(engine: Engine) -> None:
@@ -237,6 +325,104 @@ def test_acquire_seat_concurrent_100_requests_10_seats(engine: Engine) -> None:
                 select(func.count()).select_from(Deployment).where(Deployment.entitlement_id == entitlement.id)
             )
         assert (live, holders, deployments) == (seats, seats, seats)
+    finally:
+        with Session(engine) as s, s.begin():
+            delete_entitlement_tree(s, entitlement, mv)
+
+
+def test_acquire_seat_concurrent_enclaves_of_one_deployment_leave_one_live_lease(engine: Engine) -> None:
+    """10 enclaves of one deployment race for a 1-seat entitlement: each takes the seat from the one before, and
+    exactly one live lease is left."""
+    workers = 10
+    with Session(engine, expire_on_commit=False) as s, s.begin():
+        model = make_model(s)
+        mv = make_model_version(s, model)
+        entitlement = make_entitlement(s, model=model, seats=1)
+    try:
+        barrier = threading.Barrier(workers, timeout=30)
+
+        def attempt(_: int) -> str:
+            barrier.wait()
+            with Session(engine, expire_on_commit=False) as s:
+                try:
+                    with s.begin():
+                        make_lease(s, acquire_seat(s, entitlement, "same", now=T0), mv)
+                except NotEntitled as e:
+                    return e.code.value
+            return "ok"
+
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            outcomes = Counter(pool.map(attempt, range(workers)))
+
+        assert outcomes == {"ok": workers}
+        with Session(engine) as s:
+            statuses = Counter(s.scalars(select(Lease.status).where(Lease.entitlement_id == entitlement.id)))
+        assert statuses == {LeaseStatus.LIVE: 1, LeaseStatus.REVOKED: workers - 1}
+    finally:
+        with Session(engine) as s, s.begin():
+            delete_entitlement_tree(s, entitlement, mv)
+
+
+def _blocked(thread: threading.Thread) -> bool:
+    thread.join(timeout=0.5)
+    return thread.is_alive()
+
+
+def test_lock_entitlement_customer_suspension_races_a_decision(engine: Engine) -> None:
+    """A suspension waits for a decision holding the entitlement lock and then revokes its lease; a decision that
+    starts while a suspension is uncommitted waits for it and then sees the customer suspended (not its snapshot's
+    active: the customer row is locked FOR SHARE, so PostgreSQL re-reads it after the wait)."""
+    with Session(engine, expire_on_commit=False) as s, s.begin():
+        model = make_model(s)
+        mv = make_model_version(s, model)
+        entitlement = make_entitlement(s, model=model, seats=1)
+    customer_id = entitlement.customer_id
+    revoked: list[str] = []
+    outcome: list[str] = []
+
+    def suspend() -> None:
+        with Session(engine) as s, s.begin():
+            s.scalars(
+                select(Customer).where(Customer.id == customer_id).with_for_update()
+            ).one().status = CustomerStatus.SUSPENDED
+            s.flush()
+            scope = Lease.entitlement_id == entitlement.id
+            revoked.extend(e.subject_id for e in revoke_live_leases(s, scope, now=T0, actor="test", reason="test"))
+
+    def decide() -> None:
+        with Session(engine) as s, s.begin():
+            try:
+                lock_entitlement(s, entitlement.id)
+                outcome.append("ok")
+            except NotEntitled as e:
+                outcome.append(e.code.value)
+
+    try:
+        # 1. A decision holds the locks and issues a lease; the suspension waits for its commit, then revokes it.
+        with Session(engine, expire_on_commit=False) as s:
+            with s.begin():
+                lock_entitlement(s, entitlement.id)
+                suspender = threading.Thread(target=suspend)
+                suspender.start()
+                assert _blocked(suspender)
+                lease = make_lease(s, acquire_seat(s, entitlement, "a", now=T0), mv)
+            suspender.join(timeout=10)
+        assert revoked == [str(lease.id)]
+        # 2. Reinstated; a suspension holds the customer row uncommitted while a decision starts: the decision
+        #    waits, then is rejected.
+        with Session(engine) as s, s.begin():
+            s.get_one(Customer, customer_id).status = CustomerStatus.ACTIVE
+        with Session(engine) as s:
+            with s.begin():
+                s.scalars(
+                    select(Customer).where(Customer.id == customer_id).with_for_update()
+                ).one().status = CustomerStatus.SUSPENDED
+                s.flush()
+                decider = threading.Thread(target=decide)
+                decider.start()
+                assert _blocked(decider)
+            decider.join(timeout=10)
+        assert outcome == [Code.ENTITLEMENT_CUSTOMER_SUSPENDED.value]
     finally:
         with Session(engine) as s, s.begin():
             delete_entitlement_tree(s, entitlement, mv)

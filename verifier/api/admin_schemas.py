@@ -53,6 +53,13 @@ class CustomerOut(_Out):
     created_at: datetime
 
 
+class CustomerPatch(_In):
+    """Suspend (``suspended``) or reinstate (``active``) a customer. Suspending revokes every live lease of its
+    entitlements, and its licence keys stop authenticating until it is active again."""
+
+    status: CustomerStatus
+
+
 # -- models, versions, keys ------------------------------------------------------------------------------------
 
 
@@ -185,6 +192,13 @@ class EntitlementOut(_Out):
     valid_from: datetime
     valid_until: datetime | None
     created_at: datetime
+
+
+class EntitlementPatch(_In):
+    """Change the status: ``active`` <-> ``suspended``, and either -> ``revoked`` (final). Suspending or revoking
+    revokes the entitlement's live leases."""
+
+    status: EntitlementStatus
 
 
 class LicenceKeyCreate(_In):

@@ -1,14 +1,15 @@
-"""Lease housekeeping run by Celery beat: leases past ``expires_at`` become ``expired`` (freeing their seats), each
-with an audit event. Takes the caller's session; never commits."""
+"""Lease housekeeping: leases past ``expires_at`` become ``expired`` (the Celery beat job, freeing their seats), and
+the live leases of a suspended or revoked licence are revoked (admin status changes), each with an audit event.
+Takes the caller's session; never commits."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session
 
-from verifier.audit.log import AuditTag, record_event
+from verifier.audit.log import AuditTag, Entry, record_event
 from verifier.db.models import Lease, LeaseStatus
 
 
@@ -34,3 +35,34 @@ def expire_leases(session: Session, now: datetime, *, batch: int = 500) -> int:
         )
     session.flush()
     return len(due)
+
+
+def revoke_live_leases(
+    session: Session, scope: ColumnElement[bool], *, now: datetime, actor: str, reason: str
+) -> list[Entry]:
+    """Revoke every ``live`` lease matching ``scope`` (``status = revoked``, ``ended_at = now``) in one UPDATE, as
+    the admin's single-lease revocation does; their renewals then fail ``lease.not_renewable``. A live lease already
+    past ``expires_at`` (not yet marked by :func:`expire_leases`) is revoked too: billing caps its time at
+    ``expires_at`` either way, and the admin's clock need not be the worker's. Returns one ``admin:lease:revoked``
+    audit entry per lease (data: entitlement, deployment, ``reason``) for the caller to record with its own event.
+
+    Call it after locking what the leases hang off (the entitlement or customer row whose status just changed):
+    a decision in flight holds that lock until it commits, so its new lease is already visible here, and a later
+    decision sees the new status."""
+    revoked = session.execute(
+        update(Lease)
+        .where(scope, Lease.status == LeaseStatus.LIVE)
+        .values(status=LeaseStatus.REVOKED, ended_at=now)
+        .returning(Lease.id, Lease.entitlement_id, Lease.deployment_id)
+        .execution_options(synchronize_session="fetch")
+    ).all()
+    return [
+        Entry(
+            AuditTag.LEASE_REVOKED,
+            actor,
+            "lease",
+            str(lease_id),
+            {"entitlement_id": entitlement_id, "deployment_id": deployment_id, "reason": reason},
+        )
+        for lease_id, entitlement_id, deployment_id in sorted(revoked, key=lambda r: str(r[0]))
+    ]

@@ -39,6 +39,10 @@ class AuditTag(StrEnum):
     LEASE_RELEASED = "enclave:lease:released"
     ENTITLEMENT_CREATED = "admin:entitlement:created"
     CREDENTIAL_ISSUED = "admin:credential:issued"
+    LEASE_SUPERSEDED = "worker:lease:superseded"  # a new lease for the same deployment revoked it
+    ENTITLEMENT_STATUS_CHANGED = "admin:entitlement:status_changed"
+    CUSTOMER_STATUS_CHANGED = "admin:customer:status_changed"
+    CREDENTIAL_REVOKED = "admin:credential:revoked"
 
 
 def _digest(
