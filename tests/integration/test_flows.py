@@ -350,6 +350,12 @@ def test_decide_attestation_new_lease_supersedes_the_deployments_lease(session: 
     assert renewal.status == AttestationStatus.ACCEPTED, _codes(renewal)
     other, _ = _submit(session, world, deployment="other")
     assert _codes(decide_attestation(session, other.id, world.ctx, later)) == ["entitlement.seats_exhausted"]
+    event = session.scalars(
+        select(AuditEvent).where(
+            AuditEvent.tag == "worker:lease:superseded", AuditEvent.subject_id == str(first.lease_id)
+        )
+    ).one()
+    assert event.data["by"] == str(second.lease_id)
 
 
 def test_decide_attestation_failure_after_seat_leaves_no_lease(session: Session, world: World) -> None:

@@ -8,8 +8,10 @@
 2. Load the enclave's JWK; the default binding is REPORTDATA = SHA-512(nonce || RFC 7638 thumbprint).
 3. For every evidence item: parse -> verify -> appraise against the active reference values of the model version
    for that platform, merged with the entitlement's appraisal policy, with the binding as expected REPORTDATA.
-4. Entitlement, locked and read afresh: active, in its window, platform and version allowed; a seat reserved
-   (race-free: every seat decision for one entitlement is made one at a time).
+4. Entitlement, locked and read afresh: active, its customer not suspended, in its window, platform and version
+   allowed; a seat reserved (race-free: every seat decision for one entitlement is made one at a time). A seat is
+   a deployment with one live lease: a new lease for a deployment supersedes (revokes) the one it held, so one
+   licence seat never covers more than one running enclave.
 5. Release: the model DEK unwrapped from the KEK and wrapped to the enclave key (compact JWE), and a signed EAR
    attestation-result token; only then are the deployment and the lease written.
 6. The attestation row (claims, verdict with every reason, collateral, timings), the lease and a hash-chained
@@ -143,6 +145,7 @@ def decide_locked(
     started = time.perf_counter()
     evaluations: list[Evaluation] = []
     lease: Lease | None = None
+    superseded: list[uuid.UUID] = []  # the deployment's earlier live leases this one replaces
     writing = False
     try:
         # 1-2. Freshness (as of the evidence's arrival) and the enclave key.
@@ -203,7 +206,7 @@ def decide_locked(
             renewed.expires_at, renewed.renew_after = expires_at, renew_after
             lease = renewed
         elif seat is not None:
-            take_seat(session, entitlement.id, att.deployment_name, seat, now=now)
+            superseded = take_seat(session, entitlement.id, att.deployment_name, seat, now=now)
             lease = Lease(
                 id=lease_id,
                 entitlement_id=entitlement.id,
@@ -263,6 +266,7 @@ def decide_locked(
                 "lease_id": str(lease.id) if lease else None,
                 "reasons": [r.code.value for r in reasons],
                 "simulated": att.simulated,
+                "superseded_leases": [str(i) for i in superseded],
             },
         )
     ]
@@ -276,6 +280,16 @@ def decide_locked(
                 {"attestation_id": str(att.id), "expires_at": lease.expires_at.isoformat()},
             )
         )
+    entries.extend(
+        Entry(
+            AuditTag.LEASE_SUPERSEDED,
+            "worker",
+            "lease",
+            str(i),
+            {"reason": "superseded", "by": str(lease.id) if lease else None, "attestation_id": str(att.id)},
+        )
+        for i in superseded
+    )
     record_events(session, entries, at=now)  # flushes the attestation's changes with the events
     return att
 
@@ -359,6 +373,8 @@ def _evaluate(
         # A CRL that rides along is used only if it is for this chain and newer than the cached one.
         supplied_crl = _b64(item["crl"], "crl") if item.get("crl") else None
         crl = amd_crl_for(session, evidence, leaf, cert_table, supplied_crl, ctx.trust)
+        # Confidential ACI: Microsoft's UVM endorsement, verified to its pinned root, vouches for MEASUREMENT.
+        uvm = _b64(item["uvm_endorsement"], "uvm_endorsement") if item.get("uvm_endorsement") else None
         return evaluate_snp_report(
             evidence,
             leaf_der=leaf,
@@ -368,6 +384,7 @@ def _evaluate(
             policy=snp_policy,
             crl_der=crl,
             cache=ctx.snp_cache,
+            uvm_endorsements=() if uvm is None else (uvm,),
         )
     # Collateral that rides along is weighed against the cache document by document; the newer is verified (an
     # attester cannot hide a revocation or a TCB recovery behind an older, still valid document).
