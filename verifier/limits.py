@@ -58,6 +58,9 @@ MAX_CERT_TABLE_B64_CHARS: Final = 64 * 1024
 MAX_CRL_B64_CHARS: Final = 64 * 1024
 #: base64 of confidential-ACI runtime data, the JSON ``{nonce, keys}`` (one or two JWKs, ~1-3 KiB).
 MAX_RUNTIME_DATA_B64_CHARS: Final = 16 * 1024
+#: Base64 characters of an Azure UVM endorsement (COSE_Sign1 with its x5chain; the real one is 10,864 bytes,
+#: ~14.5 Ki characters).
+MAX_UVM_ENDORSEMENT_B64_CHARS: Final = 64 * 1024
 #: base64url challenge nonce (Keyward's are 43 characters).
 MAX_NONCE_CHARS: Final = 256
 #: Model and deployment names (as in the admin API).

@@ -28,6 +28,7 @@ from verifier.testing.amd_pki import ReportOptions, default_amd_pki
 class FakeSidecar:
     url: str = ""
     override: tuple[int, bytes] | None = None
+    uvm_endorsements: str = ""  # base64 COSE_Sign1, as the sidecar reads it from the container group's reference-info
     requests: list[tuple[str, dict[str, object]]] = field(default_factory=list)
 
     def answer(self, path: str, body: bytes) -> tuple[int, bytes]:
@@ -50,7 +51,7 @@ class FakeSidecar:
                     "endorsed_tcb": "0300000000000873",
                     "endorsements": base64.b64encode((vcek_pem + ev.chain_pem).encode()).decode(),
                     "evidence": base64.b64encode(ev.report).decode(),
-                    "uvm_endorsements": "",
+                    "uvm_endorsements": self.uvm_endorsements,
                 }
             ).encode()
         return 404, b"404 page not found"

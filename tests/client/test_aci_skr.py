@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.client.fake_skr import FakeSidecar, running_sidecar
+from tests.support.vectors import VECTORS
 from verifier.appraisal.snp import SnpPolicy
 from verifier.attestation.evaluation import evaluate_snp_report
 from verifier.attestation.flows import _binding_for
@@ -19,6 +20,7 @@ from verifier.client.providers import AciSkrProvider, Binding
 from verifier.client.providers.aci_skr import skr_report_data, skr_runtime_data
 from verifier.testing.amd_pki import ReportOptions, default_amd_pki
 
+ACI_VECTORS = VECTORS / "amd" / "microsoft-confidential-sidecar-containers"
 NONCE = bytes(range(100, 132))
 
 
@@ -41,6 +43,7 @@ def running() -> Iterator[FakeSidecar]:
 @pytest.fixture
 def sidecar(running: FakeSidecar) -> FakeSidecar:
     running.override = None
+    running.uvm_endorsements = ""
     running.requests.clear()
     return running
 
@@ -105,6 +108,24 @@ def test_aci_skr_report_without_binding_rejected(sidecar: FakeSidecar, binding: 
     sidecar.override = (200, json.dumps({"report": other.hex()}).encode())
     with pytest.raises(ProviderError, match="does not carry SHA-256"):
         AciSkrProvider(url=sidecar.url).collect(binding)
+
+
+def test_aci_skr_combined_carries_uvm_endorsement(sidecar: FakeSidecar, binding: Binding) -> None:
+    endorsement = (ACI_VECTORS / "body.uvm_reference_info.bin").read_bytes()  # Microsoft's real COSE_Sign1
+    sidecar.uvm_endorsements = base64.b64encode(endorsement).decode()
+    [item] = AciSkrProvider(url=sidecar.url, endpoint="combined").collect(binding)
+    assert base64.b64decode(item["uvm_endorsement"]) == endorsement
+
+
+def test_aci_skr_combined_without_uvm_endorsement_sends_none(sidecar: FakeSidecar, binding: Binding) -> None:
+    [item] = AciSkrProvider(url=sidecar.url, endpoint="combined").collect(binding)
+    assert "uvm_endorsement" not in item
+
+
+def test_aci_skr_combined_uvm_endorsement_not_base64(sidecar: FakeSidecar, binding: Binding) -> None:
+    sidecar.uvm_endorsements = "not base64!"
+    with pytest.raises(ProviderError, match="uvm_endorsements is not base64"):
+        AciSkrProvider(url=sidecar.url, endpoint="combined").collect(binding)
 
 
 def test_aci_skr_combined_bad_endorsements(sidecar: FakeSidecar, binding: Binding) -> None:

@@ -97,6 +97,7 @@ EVIDENCE_FIELDS = {
     "cert_table": limits.MAX_CERT_TABLE_B64_CHARS,
     "crl": limits.MAX_CRL_B64_CHARS,
     "runtime_data": limits.MAX_RUNTIME_DATA_B64_CHARS,
+    "uvm_endorsement": limits.MAX_UVM_ENDORSEMENT_B64_CHARS,
 }
 TOP_FIELDS = {
     "nonce": limits.MAX_NONCE_CHARS,

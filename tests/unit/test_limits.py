@@ -44,6 +44,8 @@ def test_limits_amd_leaf_table_and_crl_headroom() -> None:
     assert _b64_len(vcek) * HEADROOM <= limits.MAX_VCEK_B64_CHARS
     assert (table * 4 // 3 + 4) * HEADROOM <= limits.MAX_CERT_TABLE_B64_CHARS
     assert _b64_len(ev.crl_der) * HEADROOM <= limits.MAX_CRL_B64_CHARS
+    uvm = AMD_VECTORS / "microsoft-confidential-sidecar-containers" / "body.uvm_reference_info.bin"
+    assert _b64_len(uvm.read_bytes()) * HEADROOM <= limits.MAX_UVM_ENDORSEMENT_B64_CHARS
 
 
 @pytest.mark.parametrize("items", [1, limits.MAX_EVIDENCE_ITEMS], ids=["one-item", "max-items"])

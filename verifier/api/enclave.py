@@ -80,6 +80,12 @@ class EvidenceIn(ApiInput):
         description="AMD: base64 DER CRL of the report's chain from KDS (else the worker fetches it)",
         max_length=limits.MAX_CRL_B64_CHARS,
     )
+    uvm_endorsement: str | None = Field(
+        None,
+        description="AMD confidential ACI: base64 of Microsoft's UVM endorsement (COSE_Sign1, the container group's "
+        "reference-info), vouching for the utility VM's launch measurement",
+        max_length=limits.MAX_UVM_ENDORSEMENT_B64_CHARS,
+    )
 
 
 class RenewIn(ApiInput):

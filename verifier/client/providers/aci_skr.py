@@ -14,7 +14,8 @@ Keyward's SKR binding (README step 2, ``verifier.attestation.flows._binding_for`
 ``{"nonce": "<base64url nonce>", "keys": [<enclave public JWK>]}``; the evidence item carries its exact bytes as
 ``runtime_data`` and the server checks REPORT_DATA = SHA-256(runtime data) || 32 zero bytes. With ``/attest/raw``
 the VCEK comes from the server's cache; ``/attest/combined`` also sends the THIM VCEK as ``vcek`` (untrusted
-transport: the server chains it to its pinned ARK).
+transport: the server chains it to its pinned ARK) and the container group's UVM endorsement (base64 COSE_Sign1,
+as CCF and the sidecar pass it) as ``uvm_endorsement``, which the server verifies to the pinned Microsoft root.
 
 Not on SEV-SNP hardware the sidecar answers with a *fake* report; the server rejects it (no valid signature).
 """
@@ -76,6 +77,9 @@ class AciSkrProvider:
         vcek = self._vcek(doc)
         if vcek is not None:
             item["vcek"] = b64(vcek)
+        uvm = self._uvm_endorsement(doc)
+        if uvm is not None:
+            item["uvm_endorsement"] = b64(uvm)
         return [item]
 
     def _post(self, path: str, body: dict[str, str]) -> dict[str, Any]:
@@ -119,6 +123,15 @@ class AciSkrProvider:
             return leaf_from_certificates(base64.b64decode(value))
         except (ValueError, binascii.Error, KeywardError) as e:
             raise ProviderError(self.name, "the sidecar's endorsements hold no VCEK") from e
+
+    def _uvm_endorsement(self, doc: dict[str, Any]) -> bytes | None:
+        value = doc.get("uvm_endorsements") if self.endpoint == "combined" else None
+        if not isinstance(value, str) or not value:
+            return None  # not in confidential ACI, or none published: the policy decides whether one is needed
+        try:
+            return base64.b64decode(value, validate=True)
+        except (ValueError, binascii.Error) as e:
+            raise ProviderError(self.name, "the sidecar's uvm_endorsements is not base64") from e
 
 
 def _first_json_object(text: str) -> dict[str, Any] | None:
