@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -118,6 +118,7 @@ def _submit_tdx(stack: Stack) -> uuid.UUID:
         enclave_jwk=key,
         deployment=f"fetch-{uuid.uuid4().hex[:8]}",
         with_collateral=False,
+        created_at=datetime.now(UTC),  # as the API stores it; the worker decides on the simulation clock
     )
     return _submit(stack, att)
 
@@ -180,7 +181,7 @@ def test_worker_fetches_vcek_from_kds_then_accepts(stack: Stack, vendor: FakeVen
         status=AttestationStatus.PENDING,
         nonce=nonce,
         enclave_jwk=key,
-        created_at=SIM_NOW,
+        created_at=datetime.now(UTC),
         evidence=[{"type": "amd-sev-snp", "evidence": base64.b64encode(ev.report).decode()}],
     )
 

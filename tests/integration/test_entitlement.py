@@ -169,7 +169,8 @@ def test_acquire_seat_exhausted_when_every_seat_is_held(seat_setup: tuple[Sessio
     lease("b")
     _seats_exhausted(session, entitlement, "c")
     # The rejection created no deployment.
-    assert session.scalar(select(Deployment).where(Deployment.name == "c")) is None
+    mine = select(Deployment).where(Deployment.entitlement_id == entitlement.id, Deployment.name == "c")
+    assert session.scalar(mine) is None  # (other tests commit deployments of their own named "c")
 
 
 def test_acquire_seat_holder_keeps_its_seat(seat_setup: tuple[Session, Entitlement, Any]) -> None:

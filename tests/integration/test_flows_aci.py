@@ -125,5 +125,6 @@ def test_decide_attestation_aci_uvm_endorsement_vouches_for_measurement(
     not_endorsed = ("snp.policy.measurement_not_allowed", "MEASUREMENT is not endorsed by a verified UVM endorsement")
     assert (not_endorsed in reasons) is not endorsed, reasons
     if endorsed:
+        assert decided.claims is not None
         (claim,) = decided.claims["amd-sev-snp"]["uvm_endorsements"]
         assert claim["matches_report"] is True

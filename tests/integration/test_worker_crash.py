@@ -12,6 +12,7 @@ from __future__ import annotations
 import signal
 import time
 import uuid
+from datetime import UTC, datetime
 
 import redis
 from joserfc import jwk
@@ -46,6 +47,7 @@ def _pending(engine: Engine, settings: Settings, entitlement_id: uuid.UUID) -> u
             nonce=nonce,
             enclave_jwk=dict(jwk.ECKey.generate_key("P-256").as_dict(private=False)),
             deployment="crash",
+            created_at=datetime.now(UTC),  # as the API stores it; the worker decides on the simulation clock
         )
         s.add(att)
         s.commit()

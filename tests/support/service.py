@@ -9,7 +9,7 @@ import subprocess
 import sys
 import uuid
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -224,9 +224,12 @@ def pending_tdx_attestation(
     kind: str = "attest",
     lease_id: uuid.UUID | None = None,
     platform_tcb: str = "up_to_date",
+    created_at: datetime = SIM_NOW,
 ) -> Attestation:
     """An unsaved pending attestation carrying a simulated TDX quote (fields from ``td``), with REPORTDATA bound to
-    (nonce, enclave key) unless ``bind`` is False (then all zero)."""
+    (nonce, enclave key) unless ``bind`` is False (then all zero). ``created_at`` is on the clock of whoever decides
+    it: the simulation clock for direct ``decide_attestation`` calls; for a real worker, the real time (as the API
+    stores it: the worker maps it onto its simulation clock)."""
     from verifier.keywrap.enclave import expected_report_data, parse_enclave_jwk
     from verifier.testing.intel_pki import QuoteOptions, default_pki
 
@@ -246,7 +249,7 @@ def pending_tdx_attestation(
         status=AttestationStatus.PENDING,
         nonce=nonce,
         enclave_jwk=enclave_jwk,
-        created_at=SIM_NOW,
+        created_at=created_at,
         evidence=[item],
     )
 
