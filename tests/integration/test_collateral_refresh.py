@@ -35,6 +35,7 @@ from verifier.testing.amd_pki import AmdEvidence, ReportOptions, default_amd_pki
 from verifier.testing.fake_vendor_services import FakeVendorServices
 from verifier.testing.intel_pki import SIM_NOW, CollateralOptions, Evidence, QuoteOptions, default_pki
 from verifier.trust.amd_certs import load_leaf
+from verifier.worker import vendor_documents
 from verifier.worker.refresh import prefetch, prefetch_for, refresh_cache, retry_delay
 from verifier.worker.vendor_documents import (
     FetchReport,
@@ -71,8 +72,11 @@ def clients(server: FakeVendorServices) -> Iterator[VendorClients]:
 
 
 @pytest.fixture(autouse=True)
-def empty_cache(session: Session) -> None:
+def empty_cache(session: Session) -> Iterator[None]:
     session.execute(delete(CachedCollateral))
+    vendor_documents._optional_backoff.clear()  # per process: each test starts with no failed optional fetch
+    yield
+    vendor_documents._optional_backoff.clear()
 
 
 def _tdx() -> Evidence:
@@ -291,6 +295,29 @@ def test_prefetch_for_evidence_with_own_collateral_outage_never_delays(
     assert report.failures == ()
     assert [f.status for f in report.optional_failures] == [503]
     assert len(server.requests) == 1  # the vendor is asked nothing more in this run
+
+
+@pytest.mark.parametrize(("item", "rows"), OWN_COLLATERAL)
+def test_prefetch_for_evidence_with_own_collateral_after_outage_backs_off(
+    session: Session, server: FakeVendorServices, clients: VendorClients, item: Any, rows: Any
+) -> None:
+    """A verifier without egress: a failed optional fetch is not tried again before every decision."""
+    server.add_intel(_tdx())
+    server.add_amd(_snp())
+    server.fail_next(503)
+    (_failed,) = prefetch_for(session, _pending(session, item()).id, clients, NOW, RULE).optional_failures
+    failed_url = server.requests[0]
+
+    # Within the back-off the failed document is not asked for again (the others, skipped after the failure in
+    # the first run, are fetched now).
+    second = prefetch_for(session, _pending(session, item()).id, clients, NOW, RULE)
+    assert second.optional_failures == ()
+    assert failed_url not in server.requests[1:]
+    assert set(second.stored) < set(rows())
+
+    vendor_documents._optional_backoff.clear()  # the back-off has passed
+    third = prefetch_for(session, _pending(session, item()).id, clients, NOW, RULE)
+    assert set(third.stored) == set(rows()) - set(second.stored)
 
 
 def test_collateral_needs_needed_before_optional_and_needed_wins(session: Session) -> None:

@@ -14,6 +14,7 @@ import base64
 import binascii
 import json
 import logging
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -61,6 +62,11 @@ REFRESHABLE: Final = {
 }
 #: The signed member of a PCS JSON document whose ``nextUpdate`` says when the document is due.
 _SIGNED_MEMBER: Final = {"tcb_info": "tcbInfo", "qe_identity": "enclaveIdentity"}
+#: After a failed fetch of a document the evidence also brings (``optional``), this process does not ask for it
+#: again for this many seconds: a verifier without egress to the vendor (an air-gapped one whose attesters send
+#: their collateral) would otherwise wait out a failing connection before every decision.
+OPTIONAL_FETCH_BACKOFF_SECONDS: Final = 300.0
+_optional_backoff: dict[str, float] = {}  # str(Wanted) -> time.monotonic() before which it is not fetched
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,9 +345,16 @@ def store_documents(session: Session, fetched: Sequence[Fetched], now: datetime)
 
 def fetch_and_store(session: Session, clients: VendorClients, wanted: Sequence[Wanted], now: datetime) -> FetchReport:
     """Fetch ``wanted`` and store (and commit) what came back; the report says what was stored and what failed."""
+    clock = time.monotonic()
+    wanted = [w for w in wanted if not w.optional or _optional_backoff.get(str(w), 0.0) <= clock]
     if not wanted:
         return FetchReport()
     fetched, failures = fetch_documents(clients, wanted)
+    for w, _ in failures:
+        if w.optional:
+            _optional_backoff[str(w)] = time.monotonic() + OPTIONAL_FETCH_BACKOFF_SECONDS
+    for f in fetched:
+        _optional_backoff.pop(str(f.wanted), None)
     return FetchReport(
         store_documents(session, fetched, now),
         tuple(e for w, e in failures if not w.optional),
