@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from cryptography import x509
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from verifier.collateral.selection import (
@@ -164,6 +164,20 @@ def cached_document(session: Session, vendor: str, kind: str, key: str) -> Cache
     ).first()
 
 
+def _intel_rows(session: Session, k: IntelKeys) -> tuple[CachedCollateral | None, ...]:
+    """The four cached rows of :meth:`IntelKeys.rows` in that order (None where absent), in one statement."""
+    rows = k.rows()
+    found = {
+        (r.kind, r.key): r
+        for r in session.scalars(
+            select(CachedCollateral).where(
+                CachedCollateral.vendor == INTEL, tuple_(CachedCollateral.kind, CachedCollateral.key).in_(rows)
+            )
+        )
+    }
+    return tuple(found.get(row) for row in rows)
+
+
 def intel_collateral_from_cache(session: Session, quote_bytes: bytes) -> Collateral | None:
     """Assemble a :class:`Collateral` for this quote from cached PCS responses, or None if anything is missing
     (or the quote is too malformed to say what it needs: the verifier then reports that)."""
@@ -171,7 +185,7 @@ def intel_collateral_from_cache(session: Session, quote_bytes: bytes) -> Collate
         k = intel_keys(quote_bytes)
     except (KeywardError, ValueError):
         return None
-    tcb, qe, pck_crl, root_crl = (cached_document(session, INTEL, kind, key) for kind, key in k.rows())
+    tcb, qe, pck_crl, root_crl = _intel_rows(session, k)
     if tcb is None or qe is None or pck_crl is None or root_crl is None:
         return None
     return collateral_from_pcs(
@@ -198,7 +212,7 @@ def intel_collateral_for(session: Session, quote_bytes: bytes, supplied: Collate
         k = intel_keys(quote_bytes)
     except (KeywardError, ValueError):
         return supplied
-    tcb, qe, pck_crl, root_crl = (cached_document(session, INTEL, kind, key) for kind, key in k.rows())
+    tcb, qe, pck_crl, root_crl = _intel_rows(session, k)
     cached = IntelDocuments(
         tcb_info=_cached_signed(tcb, "tcbInfo"),
         qe_identity=_cached_signed(qe, "enclaveIdentity"),
@@ -293,10 +307,11 @@ def snp_crl_target(
     return None if product is None else (product, kind)
 
 
-def amd_crl_from_cache(
+def _amd_crl_slot(
     session: Session, report_bytes: bytes, leaf_der: bytes | None, cert_table: bytes | None
-) -> bytes | None:
-    """The cached AMD CRL for this report's product and chain, or None (unknown, malformed or not cached)."""
+) -> tuple[Product, SigningKeyName, bytes | None] | None:
+    """The report's product and chain, and the cached CRL for them (None if not cached); None when the report is
+    too malformed to say its product and chain."""
     try:
         report = parse_snp_report(report_bytes)
     except KeywardError:
@@ -305,7 +320,15 @@ def amd_crl_from_cache(
     if target is None:
         return None
     row = cached_document(session, AMD, "crl", amd_crl_key(*target))
-    return row.body if row is not None else None
+    return (*target, row.body if row is not None else None)
+
+
+def amd_crl_from_cache(
+    session: Session, report_bytes: bytes, leaf_der: bytes | None, cert_table: bytes | None
+) -> bytes | None:
+    """The cached AMD CRL for this report's product and chain, or None (unknown, malformed or not cached)."""
+    slot = _amd_crl_slot(session, report_bytes, leaf_der, cert_table)
+    return None if slot is None else slot[2]
 
 
 def amd_crl_for(
@@ -321,22 +344,17 @@ def amd_crl_for(
     of :func:`~verifier.collateral.selection.select_amd_crl` (it must be the ARK's, not name the other chain, and
     beat the cached one, or the cache must have none). Without a supplied CRL, the cache's. When the report is
     too malformed to say its product and chain, the supplied CRL as it is (verification rejects the report)."""
+    slot = _amd_crl_slot(session, report_bytes, leaf_der, cert_table)
+    if slot is None:
+        return supplied
+    product, chain, cached = slot
     if supplied is None:
-        return amd_crl_from_cache(session, report_bytes, leaf_der, cert_table)
-    try:
-        report = parse_snp_report(report_bytes)
-    except KeywardError:
-        return supplied
-    target = snp_crl_target(report, leaf_der, cert_table)
-    if target is None:
-        return supplied
-    product, chain = target
+        return cached
     try:
         ark_subject: x509.Name | None = trust.root(f"amd.{product}.ark").certificate.subject
     except KeywardError:
         ark_subject = None  # no pinned ARK: verification rejects the report whatever the CRL
-    row = cached_document(session, AMD, "crl", amd_crl_key(product, chain))
-    choice = select_amd_crl(supplied, row.body if row else None, chain=chain, ark_subject=ark_subject)
+    choice = select_amd_crl(supplied, cached, chain=chain, ark_subject=ark_subject)
     if choice.source is Source.CACHED:
         log.info("AMD CRL for %s/%s from the cache, not as supplied: %s", chain, product, choice.reason)
     return choice.value
