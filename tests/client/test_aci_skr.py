@@ -13,7 +13,7 @@ from tests.client.fake_skr import FakeSidecar, running_sidecar
 from tests.support.vectors import VECTORS
 from verifier.appraisal.snp import SnpPolicy
 from verifier.attestation.evaluation import evaluate_snp_report
-from verifier.attestation.flows import _binding_for
+from verifier.attestation.items import binding_for
 from verifier.client.errors import ProviderError, ProviderUnavailable
 from verifier.client.keys import EnclaveKeyPair
 from verifier.client.providers import AciSkrProvider, Binding
@@ -60,7 +60,7 @@ def test_aci_skr_raw_item_passes_server_binding(sidecar: FakeSidecar, binding: B
     assert sidecar.requests[0][0] == "/attest/raw"
     assert sidecar.requests[0][1] == {"runtime_data": item["runtime_data"]}
     # The server's own binding check accepts it, and the report verifies with that binding.
-    expected = _binding_for(item, NONCE, key.public, key.report_data(NONCE))
+    expected = binding_for(item, NONCE, key.public, key.report_data(NONCE))
     assert expected == skr_report_data(base64.b64decode(item["runtime_data"]))
     ev = default_amd_pki().build(ReportOptions(report_data=expected))
     result = evaluate_snp_report(

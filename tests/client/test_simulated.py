@@ -9,7 +9,7 @@ import pytest
 from verifier.appraisal.intel import IntelPolicy
 from verifier.appraisal.snp import SnpPolicy
 from verifier.attestation.evaluation import evaluate_intel_quote, evaluate_snp_report
-from verifier.attestation.flows import _binding_for
+from verifier.attestation.items import binding_for
 from verifier.client.keys import EnclaveKeyPair
 from verifier.client.providers import Binding, SimulatedProvider
 from verifier.testing.amd_pki import default_amd_pki
@@ -76,7 +76,7 @@ def test_simulated_snp_accepted_under_simulated_roots(binding: Binding, certs: s
 
 def test_simulated_snp_aci_binding_matches_server(binding: Binding, key: EnclaveKeyPair) -> None:
     [item] = SimulatedProvider(platform="amd-sev-snp", aci=True).collect(binding)
-    expected = _binding_for(item, NONCE, key.public, binding.report_data)
+    expected = binding_for(item, NONCE, key.public, binding.report_data)
     assert expected != binding.report_data
     assert expected[32:] == bytes(32)
 

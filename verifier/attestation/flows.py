@@ -26,71 +26,38 @@ Every check that can reject runs before anything but the redeemed nonce is writt
 savepoint and leaves no half-made lease. The reads are few on purpose (one statement for the catalog, one for the
 reference values, one for the seat): a decision is a handful of round trips to PostgreSQL.
 The function is idempotent: a decided attestation is returned unchanged (a worker killed mid-task re-runs it).
+
+Here: the order of the steps, the writes and the audit. Elsewhere: the catalog and policy reads
+(:mod:`verifier.attestation.catalog`), each evidence item's binding and evaluation (:mod:`verifier.attestation.items`),
+the seat (:mod:`verifier.entitlement.service`), the nonce (:mod:`verifier.attestation.challenges`).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import json
 import logging
 import time
 import uuid
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from verifier.appraisal.intel import parse_intel_policy
-from verifier.appraisal.reference_values import require_identifying_reference_values
-from verifier.appraisal.snp import parse_snp_policy
+from verifier.attestation.catalog import load_catalog
 from verifier.attestation.challenges import redeem_challenge
-from verifier.attestation.evaluation import Evaluation, evaluate_intel_quote, evaluate_snp_report
+from verifier.attestation.context import DecisionContext
+from verifier.attestation.evaluation import Evaluation
+from verifier.attestation.items import binding_for, evaluate_item
 from verifier.audit.log import AuditTag, Entry, record_events
-from verifier.collateral.cache import amd_crl_for, intel_collateral_for, vcek_from_cache
-from verifier.db.models import (
-    AppraisalPolicy,
-    Attestation,
-    AttestationStatus,
-    Entitlement,
-    Lease,
-    LeaseStatus,
-    Model,
-    ModelKey,
-    ModelVersion,
-    RecordStatus,
-    ReferenceValueSet,
-)
+from verifier.db.models import Attestation, AttestationStatus, Lease, LeaseStatus
 from verifier.entitlement.service import Seat, check_entitlement_rules, lock_entitlement, reserve_seat, take_seat
 from verifier.errors import Code, KeywardError, Reason
-from verifier.keywrap.ear import ProviderKeyring, issue_ear
-from verifier.keywrap.enclave import EnclaveKey, expected_report_data, parse_enclave_jwk, wrap_for_enclave
-from verifier.keywrap.kek import KeyEncryptionKey
-from verifier.platforms.amd_snp import PLATFORM_SNP, SnpVerificationCache
-from verifier.platforms.intel_dcap import PLATFORM_SGX, PLATFORM_TDX, IntelVerificationCache
-from verifier.trust.intel_collateral import parse_collateral_json
-from verifier.trust.store import TrustStore
+from verifier.keywrap.ear import issue_ear
+from verifier.keywrap.enclave import expected_report_data, parse_enclave_jwk, wrap_for_enclave
 
-INTEL_PLATFORMS = (PLATFORM_TDX, PLATFORM_SGX)
+__all__ = ["DecisionContext", "decide_attestation", "decide_locked", "lock_attestation", "model_key_context"]
 
 _log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class DecisionContext:
-    """Everything a decision needs besides the database: trust, keys, secrets and verification caches."""
-
-    trust: TrustStore
-    kek: KeyEncryptionKey
-    keyring: ProviderKeyring
-    challenge_secret: bytes
-    intel_cache: IntelVerificationCache = field(default_factory=IntelVerificationCache)
-    snp_cache: SnpVerificationCache = field(default_factory=SnpVerificationCache)
-    production: bool = False  # the production profile: debug TEEs are never accepted, whatever a policy says
 
 
 class _Rejected(Exception):
@@ -119,18 +86,6 @@ def lock_attestation(session: Session, attestation_id: Any) -> Attestation:
     return att
 
 
-@dataclass(frozen=True, slots=True)
-class _Catalog:
-    """What a decision reads about the licence and the model, in two statements (see :func:`_load_catalog`)."""
-
-    version: ModelVersion
-    model: Model
-    entitlement: Entitlement  # as read before the lock; the seat step locks and reads it again
-    policy: AppraisalPolicy | None
-    model_key: ModelKey | None  # the newest unretired one
-    reference_values: dict[str, ReferenceValueSet]  # per platform: the newest active set with valid_from <= now
-
-
 def decide_locked(
     session: Session, att: Attestation, ctx: DecisionContext, now: datetime, *, received_at: datetime | None = None
 ) -> Attestation:
@@ -153,10 +108,10 @@ def decide_locked(
         redeem_challenge(session, ctx.challenge_secret, att.nonce, now, received_at=received)
         key = parse_enclave_jwk(att.enclave_jwk)
         binding = expected_report_data(att.nonce, key)
-        catalog = _load_catalog(session, att, now)
+        catalog = load_catalog(session, att, now)
         # 3. Every evidence item, appraised against reference values + policy + binding.
         evaluations.extend(
-            _evaluate(session, item, _binding_for(item, att.nonce, key, binding), catalog, ctx, now)
+            evaluate_item(session, item, binding_for(item, att.nonce, key, binding), catalog, ctx, now)
             for item in att.evidence
         )
         failed = [r for e in evaluations for r in e.reasons]
@@ -294,31 +249,6 @@ def decide_locked(
     return att
 
 
-def _binding_for(item: dict[str, Any], nonce: bytes, key: EnclaveKey, default: bytes) -> bytes:
-    """The REPORTDATA an evidence item must carry.
-
-    Default: SHA-512(nonce || thumbprint). Confidential ACI (SEV-SNP only): the SKR sidecar reports
-    SHA-256(runtime data) in REPORT_DATA[0:32] and zeros after; the item then carries ``runtime_data`` (base64 of
-    the exact JSON bytes), which must name this nonce (``"nonce"``, base64url) and this enclave key (one JWK in
-    ``"keys"`` with the same RFC 7638 thumbprint).
-    """
-    runtime = item.get("runtime_data")
-    if runtime is None:
-        return default
-    if item.get("type") != PLATFORM_SNP:
-        raise KeywardError(Code.ATTESTATION_EVIDENCE_MALFORMED, "runtime_data binding is for amd-sev-snp evidence")
-    data = _b64(runtime, "runtime_data")
-    try:
-        doc = json.loads(data)
-        claimed_nonce = base64.urlsafe_b64decode(doc["nonce"] + "=" * (-len(doc["nonce"]) % 4))
-        thumbprints = {parse_enclave_jwk(k).thumbprint for k in doc["keys"]}
-    except (ValueError, KeyError, TypeError, binascii.Error, RecursionError) as e:
-        raise KeywardError(Code.ATTESTATION_EVIDENCE_MALFORMED, f"runtime_data is not the expected JSON: {e}") from e
-    if claimed_nonce != nonce or key.thumbprint not in thumbprints:
-        raise KeywardError(Code.ATTESTATION_BINDING_MISMATCH, "runtime data does not name this nonce and enclave key")
-    return hashlib.sha256(data).digest() + bytes(32)
-
-
 def _renewable_lease(session: Session, att: Attestation, thumbprint: str, now: datetime) -> Lease:
     lease = session.get(Lease, att.lease_id, with_for_update=True) if att.lease_id else None
     if lease is None or lease.entitlement_id != att.entitlement_id:
@@ -338,141 +268,3 @@ def _renewable_lease(session: Session, att: Attestation, thumbprint: str, now: d
             actual=thumbprint,
         )
     return lease
-
-
-def _evaluate(
-    session: Session,
-    item: dict[str, Any],
-    binding: bytes,
-    catalog: _Catalog,
-    ctx: DecisionContext,
-    now: datetime,
-) -> Evaluation:
-    kind = item.get("type")
-    if kind not in (*INTEL_PLATFORMS, PLATFORM_SNP):
-        raise KeywardError(
-            Code.ATTESTATION_EVIDENCE_TYPE_UNSUPPORTED,
-            f"unsupported evidence type {kind!r}",
-            expected="intel-tdx | intel-sgx | amd-sev-snp",
-            actual=kind,
-        )
-    evidence = _b64(item.get("evidence"), "evidence")
-    document = _policy_document(catalog, str(kind), now, production=ctx.production)
-    document["expected_report_data"] = binding.hex()
-    if kind == PLATFORM_SNP:
-        # Revocation is checked unless the provider's policy says otherwise: the CRL rides along or comes from
-        # the cache the fetchers fill (KDS, by product and chain).
-        document.setdefault("require_crl", True)
-        snp_policy = parse_snp_policy(document)
-        cert_table = _b64(item["cert_table"], "cert_table") if item.get("cert_table") else None
-        leaf = (
-            _b64(item["vcek"], "vcek")
-            if item.get("vcek")
-            else (None if cert_table is not None else vcek_from_cache(session, evidence))
-        )
-        # A CRL that rides along is used only if it is for this chain and newer than the cached one.
-        supplied_crl = _b64(item["crl"], "crl") if item.get("crl") else None
-        crl = amd_crl_for(session, evidence, leaf, cert_table, supplied_crl, ctx.trust)
-        # Confidential ACI: Microsoft's UVM endorsement, verified to its pinned root, vouches for MEASUREMENT.
-        uvm = _b64(item["uvm_endorsement"], "uvm_endorsement") if item.get("uvm_endorsement") else None
-        return evaluate_snp_report(
-            evidence,
-            leaf_der=leaf,
-            cert_table=cert_table,
-            trust=ctx.trust,
-            now=now,
-            policy=snp_policy,
-            crl_der=crl,
-            cache=ctx.snp_cache,
-            uvm_endorsements=() if uvm is None else (uvm,),
-        )
-    # Collateral that rides along is weighed against the cache document by document; the newer is verified (an
-    # attester cannot hide a revocation or a TCB recovery behind an older, still valid document).
-    supplied = parse_collateral_json(str(item["collateral"])) if item.get("collateral") else None
-    collateral = intel_collateral_for(session, evidence, supplied)
-    result = evaluate_intel_quote(
-        evidence, collateral, ctx.trust, now, parse_intel_policy(json.dumps(document)), ctx.intel_cache
-    )
-    if result.platform not in (None, kind):
-        raise KeywardError(
-            Code.ATTESTATION_EVIDENCE_TYPE_UNSUPPORTED,
-            "evidence is not of its declared type",
-            expected=str(kind),
-            actual=str(result.platform),
-        )
-    return result
-
-
-#: The decision's two catalog reads, built once (statement construction and its cache key cost more than the
-#: round trip on this path); parameters: version, entitlement, platforms, now.
-_NEWEST_KEY = (
-    select(ModelKey.id)
-    .where(ModelKey.model_version_id == bindparam("version"), ModelKey.retired_at.is_(None))
-    .order_by(ModelKey.created_at.desc())
-    .limit(1)
-    .scalar_subquery()
-)
-_CATALOG = (
-    select(ModelVersion, Model, Entitlement, AppraisalPolicy, ModelKey)
-    .join(Model, Model.id == ModelVersion.model_id)
-    .join(Entitlement, Entitlement.id == bindparam("entitlement"))
-    .outerjoin(AppraisalPolicy, AppraisalPolicy.id == Entitlement.policy_id)
-    .outerjoin(ModelKey, ModelKey.id == _NEWEST_KEY)
-    .where(ModelVersion.id == bindparam("version"))
-)
-_REFERENCE_VALUES = (
-    select(ReferenceValueSet)
-    .where(
-        ReferenceValueSet.model_version_id == bindparam("version"),
-        ReferenceValueSet.platform.in_(bindparam("platforms", expanding=True)),
-        ReferenceValueSet.status == RecordStatus.ACTIVE,
-        ReferenceValueSet.valid_from <= bindparam("now"),
-    )
-    .order_by(ReferenceValueSet.valid_from.desc())
-)
-
-
-def _load_catalog(session: Session, att: Attestation, now: datetime) -> _Catalog:
-    """The model version, its model, the entitlement, the entitlement's policy and the newest unretired model key in
-    one statement; the active reference values for the attestation's platforms in a second."""
-    row = session.execute(_CATALOG, {"version": att.model_version_id, "entitlement": att.entitlement_id}).one_or_none()
-    if row is None:
-        raise KeywardError(Code.ATTESTATION_NOT_FOUND, "model version or entitlement vanished")
-    version, model, entitlement, policy, model_key = row
-    platforms = sorted({str(i.get("type")) for i in att.evidence})
-    reference_values: dict[str, ReferenceValueSet] = {}
-    for rv in session.scalars(_REFERENCE_VALUES, {"version": version.id, "platforms": platforms, "now": now}):
-        reference_values.setdefault(rv.platform, rv)
-    return _Catalog(version, model, entitlement, policy, model_key, reference_values)
-
-
-def _policy_document(catalog: _Catalog, platform: str, now: datetime, *, production: bool) -> dict[str, Any]:
-    """The entitlement's appraisal policy for the platform, overlaid with the active reference values; in
-    production, without any allowance for debug TEEs."""
-    family = "snp" if platform == PLATFORM_SNP else "intel"
-    rv = catalog.reference_values.get(platform)
-    if rv is None or (rv.valid_until is not None and rv.valid_until <= now):
-        raise KeywardError(
-            Code.ATTESTATION_REFERENCE_VALUES_MISSING,
-            f"no active reference values for {platform} on this model version",
-            actual=platform,
-        )
-    require_identifying_reference_values(platform, rv.values)  # a set that pins no workload accepts any guest
-    document: dict[str, Any] = {}
-    policy = catalog.policy
-    if policy is not None and policy.platform in (platform, family):
-        document.update(policy.document)
-    document.update(rv.values)
-    if production and document.get("allow_debug"):
-        _log.warning("policy for %s asks to accept debug TEEs: ignored in production", platform)
-        document["allow_debug"] = False
-    return document
-
-
-def _b64(value: object, what: str) -> bytes:
-    if not isinstance(value, str):
-        raise KeywardError(Code.ATTESTATION_EVIDENCE_MALFORMED, f"{what} must be a base64 string")
-    try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError) as e:
-        raise KeywardError(Code.ATTESTATION_EVIDENCE_MALFORMED, f"{what} is not base64") from e

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from verifier.attestation.flows import DecisionContext
+from verifier.attestation.context import DecisionContext
 from verifier.config import Settings, dev_result_signing_key_pem
 from verifier.keywrap.ear import ProviderKeyring, ProviderSigningKey
 from verifier.keywrap.kek import LocalAesKek

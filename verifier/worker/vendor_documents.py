@@ -27,7 +27,7 @@ from cryptography import x509
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from verifier.attestation.flows import INTEL_PLATFORMS
+from verifier.attestation.items import INTEL_PLATFORMS
 from verifier.collateral.cache import (
     AMD,
     INTEL,

@@ -10,7 +10,7 @@ The sidecar serves HTTP on ``localhost:<Port>`` (default 8080) inside the contai
 * Errors: 400 / 403 / 500 with ``{"error": "<message>"}`` (a failed report fetch may be followed by a second JSON
   object in the same body; only the first is read).
 
-Keyward's SKR binding (README step 2, ``verifier.attestation.flows._binding_for``): the runtime data is the JSON
+Keyward's SKR binding (README step 2, ``verifier.attestation.items.binding_for``): the runtime data is the JSON
 ``{"nonce": "<base64url nonce>", "keys": [<enclave public JWK>]}``; the evidence item carries its exact bytes as
 ``runtime_data`` and the server checks REPORT_DATA = SHA-256(runtime data) || 32 zero bytes. With ``/attest/raw``
 the VCEK comes from the server's cache; ``/attest/combined`` also sends the THIM VCEK as ``vcek`` (untrusted

@@ -1,0 +1,25 @@
+"""What a decision needs besides the database: trust, keys, secrets and verification caches (built once per
+process from settings by :mod:`verifier.worker.context`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from verifier.keywrap.ear import ProviderKeyring
+from verifier.keywrap.kek import KeyEncryptionKey
+from verifier.platforms.amd_snp import SnpVerificationCache
+from verifier.platforms.intel_dcap import IntelVerificationCache
+from verifier.trust.store import TrustStore
+
+
+@dataclass(frozen=True)
+class DecisionContext:
+    """Everything a decision needs besides the database: trust, keys, secrets and verification caches."""
+
+    trust: TrustStore
+    kek: KeyEncryptionKey
+    keyring: ProviderKeyring
+    challenge_secret: bytes
+    intel_cache: IntelVerificationCache = field(default_factory=IntelVerificationCache)
+    snp_cache: SnpVerificationCache = field(default_factory=SnpVerificationCache)
+    production: bool = False  # the production profile: debug TEEs are never accepted, whatever a policy says
