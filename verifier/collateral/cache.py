@@ -32,7 +32,7 @@ from verifier.collateral.selection import (
     served_document_version,
 )
 from verifier.db.models import CachedCollateral
-from verifier.errors import KeywardError
+from verifier.errors import Code, EvidenceMalformed, KeywardError
 from verifier.evidence.dcap import parse_quote
 from verifier.evidence.snp import (
     GUID_VCEK,
@@ -46,7 +46,7 @@ from verifier.evidence.snp import (
     product_from_cpuid,
 )
 from verifier.trust.amd_certs import load_leaf, parse_amd_extensions
-from verifier.trust.chains import common_name
+from verifier.trust.chains import common_name, load_der_certificate
 from verifier.trust.intel_collateral import (
     Collateral,
     collateral_from_pcs,
@@ -82,7 +82,10 @@ def intel_keys(quote_bytes: bytes) -> IntelKeys:
     """Which collateral a quote needs, read from the quote and its PCK certificate (nothing verified here)."""
     quote = parse_quote(quote_bytes)
     ders = pem_certificates(quote.signature_data.certification.pck_chain_pem, what="PCK chain")
-    leaf, inter = (x509.load_der_x509_certificate(d) for d in ders[:2])
+    leaf, inter = (
+        load_der_certificate(d, Code.INTEL_PCK_CHAIN_MALFORMED, "PCK chain certificate", EvidenceMalformed)
+        for d in ders[:2]
+    )
     platform = common_name(inter.subject).endswith("Platform CA")
     ext = parse_pck_extensions(leaf, platform_ca=platform)
     return IntelKeys("tdx" if quote.is_tdx else "sgx", ext.fmspc.hex(), "platform" if platform else "processor")

@@ -120,22 +120,28 @@ def qe_identity_version(raw: bytes) -> DocumentVersion | None:
 def load_crl(der: bytes) -> x509.CertificateRevocationList | None:
     try:
         return x509.load_der_x509_crl(der)
-    except ValueError:
+    except Exception:  # cryptography raises ValueError, x509.InvalidVersion, TypeError on bad DER
         return None
 
 
 def crl_version(der: bytes) -> DocumentVersion | None:
     """The version of a DER CRL (Intel PCK / Root CA, AMD)."""
     crl = load_crl(der)
-    if crl is None:
-        return None
+    return None if crl is None else _loaded_crl_version(crl)
+
+
+def _loaded_crl_version(crl: x509.CertificateRevocationList) -> DocumentVersion | None:
+    """None when the CRL cannot be read (cryptography parses its fields lazily: a malformed issuer, date or
+    extension raises only when touched, so every field used later is touched here)."""
     try:
-        number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
-    except x509.ExtensionNotFound:
-        number = -1
-    except ValueError:  # a malformed extension
+        issuer, issued = crl.issuer.rfc4514_string(), crl.last_update_utc.astimezone(UTC)
+        try:
+            number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+        except x509.ExtensionNotFound:
+            number = -1
+    except (ValueError, TypeError):  # a malformed name, date or extension
         return None
-    return DocumentVersion(crl.issuer.rfc4514_string(), crl.last_update_utc.astimezone(UTC), number, False)
+    return DocumentVersion(issuer, issued, number, False)
 
 
 def served_document_version(kind: str, body: bytes) -> DocumentVersion | None:
@@ -293,7 +299,7 @@ def crl_chain(der: bytes) -> SigningKeyName | None:
         return None
     try:
         idp = crl.extensions.get_extension_for_class(x509.IssuingDistributionPoint).value
-    except (x509.ExtensionNotFound, ValueError):
+    except (x509.ExtensionNotFound, ValueError, TypeError):
         return None
     for name in idp.full_name or ():
         if isinstance(name, x509.UniformResourceIdentifier):
@@ -316,8 +322,8 @@ def select_amd_crl(
     4. One that names this chain is used when strictly newer than the cached one; one that names no chain could
        be the other chain's, so the cached one is used.
     """
-    supplied_version = crl_version(supplied)
     crl = load_crl(supplied)
+    supplied_version = None if crl is None else _loaded_crl_version(crl)
     if supplied_version is None or crl is None:
         return Choice(supplied, Source.SUPPLIED, "the supplied CRL cannot be read; verification judges it")
     if ark_subject is not None and crl.issuer != ark_subject:
@@ -325,8 +331,8 @@ def select_amd_crl(
     named = crl_chain(supplied)
     if named is not None and named != chain:
         return Choice(cached, Source.CACHED, f"the supplied CRL is the {named} chain's, not the {chain} chain's")
-    cached_version = crl_version(cached) if cached is not None else None
     cached_crl = load_crl(cached) if cached is not None else None
+    cached_version = None if cached_crl is None else _loaded_crl_version(cached_crl)
     usable = cached_crl is not None and (ark_subject is None or cached_crl.issuer == ark_subject)
     if cached is None or cached_version is None or not usable:
         return Choice(supplied, Source.SUPPLIED, "no readable cached CRL of this chain")

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.support.dated_collateral import (
     amd_crl,
@@ -415,3 +417,29 @@ def test_crl_chain_reads_kds_issuing_distribution_point() -> None:
     assert crl_chain(default_amd_pki().crl("genoa")) is None  # the simulated KDS CRL says nothing of its chain
     assert crl_chain(default_pki().build(QuoteOptions()).pcs.pck_crl) is None
     assert crl_chain(b"garbage") is None
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_select_amd_crl_mutated_crls_never_raise(data: st.DataObject) -> None:
+    """cryptography raises ValueError, InvalidVersion or TypeError on bad CRL DER, some only when a field is
+    touched: selection reads none of them unguarded, whichever copy is mutated."""
+    crl = default_amd_pki().build().crl_der
+    assert crl is not None
+    mutated = bytearray(crl)
+    for _ in range(data.draw(st.integers(1, 4))):
+        mutated[data.draw(st.integers(0, len(crl) - 1))] = data.draw(st.integers(0, 255))
+    select_amd_crl(bytes(mutated), crl, chain="vcek", ark_subject=None)
+    select_amd_crl(crl, bytes(mutated), chain="vcek", ark_subject=None)
+    served_document_version("crl", bytes(mutated))
+
+
+def test_select_amd_crl_unknown_crl_version_is_unreadable_not_a_crash() -> None:
+    """x509.InvalidVersion is not a ValueError: a CRL whose version field is 0x62 is an unreadable copy."""
+    crl = default_amd_pki().build().crl_der
+    assert crl is not None
+    at = crl.index(b"\x02\x01\x01")  # TBSCertList.version INTEGER 1 (v2)
+    bad = crl[: at + 2] + b"\x62" + crl[at + 3 :]
+    assert served_document_version("crl", bad) is None
+    assert select_amd_crl(bad, crl, chain="vcek", ark_subject=None).source is Source.SUPPLIED  # verification rejects
+    assert select_amd_crl(crl, bad, chain="vcek", ark_subject=None).value == crl
