@@ -45,8 +45,17 @@ def _actor(admin: ApiCredential) -> str:
     return f"admin:{admin.key_id}"
 
 
-def _get(session: Session, cls: type[_T], ident: uuid.UUID, what: str, code: Code = Code.RESOURCE_NOT_FOUND) -> _T:
-    row = session.get(cls, ident)
+def _get(
+    session: Session,
+    cls: type[_T],
+    ident: uuid.UUID,
+    what: str,
+    code: Code = Code.RESOURCE_NOT_FOUND,
+    *,
+    lock: bool = False,
+) -> _T:
+    """The row, or a 404 ``code``; ``lock``: locked ``FOR UPDATE`` until the transaction ends and read afresh."""
+    row = session.get(cls, ident, with_for_update=lock or None, populate_existing=lock)
     if row is None:
         raise NotFound(code, f"{what} not found", actual=ident)
     return row

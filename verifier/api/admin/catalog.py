@@ -200,9 +200,7 @@ def update_reference_values(
 ) -> ReferenceValueOut:
     """Change the status: draft -> active -> retired (or draft -> retired). Values themselves are immutable; a set
     stored before values had to pin a guest identity can be retired but not activated."""
-    rv = session.scalars(select(ReferenceValueSet).where(ReferenceValueSet.id == rv_id).with_for_update()).first()
-    if rv is None:
-        raise NotFound(Code.RESOURCE_NOT_FOUND, "reference value set not found", actual=rv_id)
+    rv = _get(session, ReferenceValueSet, rv_id, "reference value set", lock=True)
     if body.status != rv.status:
         if body.status not in _RV_TRANSITIONS[rv.status]:
             raise Conflict(

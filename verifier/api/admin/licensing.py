@@ -52,7 +52,7 @@ from verifier.db.models import (
     Lease,
     Model,
 )
-from verifier.errors import Code, Conflict, NotFound
+from verifier.errors import Code, Conflict
 
 router = APIRouter()
 
@@ -128,9 +128,7 @@ def update_entitlement(
     anything but ``active`` revokes its live leases now. Audited ``admin:entitlement:status_changed`` with the
     revoked leases. Repeating the current status records nothing, unless it finds a live lease left to revoke."""
     now = _now()
-    entitlement = session.scalars(select(Entitlement).where(Entitlement.id == entitlement_id).with_for_update()).first()
-    if entitlement is None:
-        raise NotFound(Code.ENTITLEMENT_NOT_FOUND, "entitlement not found", actual=entitlement_id)
+    entitlement = _get(session, Entitlement, entitlement_id, "entitlement", Code.ENTITLEMENT_NOT_FOUND, lock=True)
     before = entitlement.status
     if body.status != before and body.status not in _ENTITLEMENT_TRANSITIONS[before]:
         raise Conflict(
@@ -164,9 +162,7 @@ def update_customer(customer_id: uuid.UUID, body: CustomerPatch, session: Sessio
     decisions for its entitlements are rejected (``entitlement.customer_suspended``) and the live leases of all its
     entitlements are revoked now. Audited ``admin:customer:status_changed`` with the revoked leases."""
     now = _now()
-    customer = session.scalars(select(Customer).where(Customer.id == customer_id).with_for_update()).first()
-    if customer is None:
-        raise NotFound(Code.RESOURCE_NOT_FOUND, "customer not found", actual=customer_id)
+    customer = _get(session, Customer, customer_id, "customer", lock=True)
     before = customer.status
     customer.status = body.status
     session.flush()
@@ -303,9 +299,7 @@ def revoke_credential(credential_id: uuid.UUID, session: SessionDep, admin: Admi
     credential already revoked is a 409. Leases issued under a licence key stay until they expire, are released or
     revoked: they cannot be renewed without a live credential."""
     now = _now()
-    row = session.scalars(select(ApiCredential).where(ApiCredential.id == credential_id).with_for_update()).first()
-    if row is None:
-        raise NotFound(Code.RESOURCE_NOT_FOUND, "credential not found", actual=credential_id)
+    row = _get(session, ApiCredential, credential_id, "credential", lock=True)
     if row.revoked_at is not None:
         raise Conflict(
             Code.RESOURCE_CONFLICT,

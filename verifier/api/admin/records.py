@@ -37,7 +37,7 @@ from verifier.db.models import (
     LeaseStatus,
     ModelVersion,
 )
-from verifier.errors import Code, Conflict, NotFound
+from verifier.errors import Code, Conflict
 
 router = APIRouter()
 
@@ -66,9 +66,7 @@ def list_leases(
 def revoke_lease(lease_id: uuid.UUID, session: SessionDep, admin: AdminDep) -> LeaseOut:
     """End a live lease now; its seat frees and it cannot be renewed."""
     now = _now()
-    lease = session.scalars(select(Lease).where(Lease.id == lease_id).with_for_update()).first()
-    if lease is None:
-        raise NotFound(Code.RESOURCE_NOT_FOUND, "lease not found", actual=lease_id)
+    lease = _get(session, Lease, lease_id, "lease", lock=True)
     if lease.status != LeaseStatus.LIVE:
         raise Conflict(
             Code.RESOURCE_CONFLICT, "only a live lease can be revoked", expected="live", actual=lease.status.value
