@@ -9,23 +9,20 @@ from __future__ import annotations
 
 import base64
 import os
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from joserfc import jwk
 from sqlalchemy.orm import Session
 
+from tests.support.factories import make_entitlement, make_model_version
 from tests.support.vectors import AMD_CASES, VECTORS
 from verifier.attestation.challenges import issue_challenge
 from verifier.attestation.flows import DecisionContext, decide_attestation
 from verifier.db.models import (
     Attestation,
     AttestationStatus,
-    Customer,
-    CustomerStatus,
     Entitlement,
-    EntitlementStatus,
     Model,
     ModelVersion,
     RecordStatus,
@@ -48,13 +45,11 @@ def _b64(data: bytes) -> str:
 
 @pytest.fixture
 def pending(session: Session) -> tuple[DecisionContext, Entitlement, ModelVersion]:
-    customer = Customer(name=f"aci-{uuid.uuid4().hex[:6]}", status=CustomerStatus.ACTIVE, created_at=NOW)
-    model = Model(name=f"model-{uuid.uuid4().hex[:6]}", created_at=NOW)
-    session.add_all([customer, model])
-    session.flush()
-    version = ModelVersion(model_id=model.id, version="1.0", created_at=NOW)
-    session.add(version)
-    session.flush()
+    """An SEV-SNP entitlement whose reference values pin M1's HOST_DATA and require a UVM endorsement."""
+    entitlement = make_entitlement(
+        session, allowed_platforms=["amd-sev-snp"], valid_from=NOW - timedelta(days=1), valid_until=None, now=NOW
+    )
+    version = make_model_version(session, session.get_one(Model, entitlement.model_id), now=NOW)
     session.add(
         ReferenceValueSet(
             model_version_id=version.id,
@@ -71,20 +66,6 @@ def pending(session: Session) -> tuple[DecisionContext, Entitlement, ModelVersio
             created_at=NOW,
         )
     )
-    entitlement = Entitlement(
-        customer_id=customer.id,
-        model_id=model.id,
-        allowed_versions=[],
-        allowed_platforms=["amd-sev-snp"],
-        seats=1,
-        max_gpus=0,
-        lease_ttl_seconds=600,
-        status=EntitlementStatus.ACTIVE,
-        valid_from=NOW - timedelta(days=1),
-        valid_until=None,
-        created_at=NOW,
-    )
-    session.add(entitlement)
     session.flush()
     ctx = DecisionContext(
         trust=load_trust_store(),
