@@ -28,7 +28,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
-from verifier.platforms.azure_uvm import MICROSOFT_SUPPLY_CHAIN_ROOT, UVM_EKU, UVM_FEED, expected_issuer
+from verifier.platforms.azure_uvm import MICROSOFT_SUPPLY_CHAIN_ROOT, UVM_FEED
+from verifier.platforms.azure_uvm_signer import UVM_EKU, expected_issuer
 from verifier.trust import cbor, cose
 from verifier.trust.cbor import CborKey, CborValue, Tag
 from verifier.trust.store import TrustStore, trust_store_from_certificates

@@ -29,12 +29,11 @@ from verifier.errors import Code, EvidenceMalformed, KeywardError, UsageError, V
 from verifier.platforms.azure_uvm import (
     MAX_UVM_ENDORSEMENT_BYTES,
     MICROSOFT_SUPPLY_CHAIN_ROOT,
-    UVM_EKU,
     UVM_FEED,
     UvmEndorsement,
-    expected_issuer,
     verify_uvm_endorsement,
 )
+from verifier.platforms.azure_uvm_signer import UVM_EKU, expected_issuer
 from verifier.testing import cose_builder as cb
 from verifier.trust import cbor, cose
 from verifier.trust.cbor import CborKey, CborValue, Tag
