@@ -23,9 +23,9 @@ Usage::
     ev.report, ev.leaf_der, ev.chain_pem, ev.cert_table, ev.crl_der, ev.now, ev.trust_store
 
 Everything is deterministic: RSA primes and EC keys are derived from the seed, ECDSA signatures use RFC 6979 and
-RSASSA-PSS salts are derived from the signed message, so the same options give the same bytes. RSA-4096 keys
-are rebuilt from :data:`_PRIME_HINTS` (offsets from a seed-derived start to the next prime), so building the
-PKI takes about a second; another seed works too but searches for its primes (~3 s per RSA key).
+RSASSA-PSS salts are derived from the signed message, so the same options give the same bytes (RSA keys:
+:mod:`verifier.testing.rsa_keys`; DER surgery for what cryptography will not build: :mod:`verifier.testing.der`;
+the options and the defect catalogue: :mod:`verifier.testing.amd_options`, re-exported here).
 """
 
 from __future__ import annotations
@@ -35,7 +35,6 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from typing import Final, Literal, TypeVar
 
 from cryptography import x509
@@ -44,12 +43,24 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
-from verifier.errors import Code
+from verifier.testing.amd_options import (
+    DECOY_REVOKED_SERIAL,
+    DEFAULT_CSP_ID,
+    KINDS,
+    POLICY_DEFECTS,
+    CrlOptions,
+    Defect,
+    Kind,
+    ReportOptions,
+    applicable_defects,
+    defect_applies,
+    expected_code,
+    sim_bytes,
+)
 from verifier.testing.amd_report_builder import (
     CPUID,
     DEFAULT_FIRMWARE,
     DEFAULT_PLATFORM_INFO,
-    DEFAULT_POLICY,
     DEFAULT_TCB,
     GUID_ARK,
     GUID_ASK,
@@ -64,8 +75,6 @@ from verifier.testing.amd_report_builder import (
     SIGNING_KEY_NONE,
     SIGNING_KEY_VCEK,
     SIGNING_KEY_VLEK,
-    SUPPORTED,
-    CertFormat,
     Product,
     ReportBody,
     Tcb,
@@ -74,15 +83,20 @@ from verifier.testing.amd_report_builder import (
     sign_report,
     signer_info,
 )
-from verifier.testing.der import der_ia5, der_int, tlv
+from verifier.testing.der import (
+    assemble_signed,
+    der_ia5,
+    der_int,
+    signed_parts,
+    tbs_crl_serial_to_zero,
+    tbs_with_serial_zero,
+)
+from verifier.testing.rsa_keys import HINTED_SEED, PSS_SALT, RsaKey
 from verifier.trust.store import TrustStore, trust_store_from_certificates
-
-Kind = Literal["vcek", "vlek"]
-KINDS: Final[tuple[Kind, ...]] = ("vcek", "vlek")
 
 #: The verification time every simulated item is valid around.
 SIM_NOW: Final = datetime(2026, 1, 15, 12, 0, 0, tzinfo=UTC)
-DEFAULT_SEED: Final = "keyward-simulated-amd-pki/1"
+DEFAULT_SEED: Final = HINTED_SEED
 AMD_OID: Final = "1.3.6.1.4.1.3704.1"
 TITLE: Final[Mapping[Product, str]] = {"milan": "Milan", "genoa": "Genoa", "turin": "Turin"}
 #: productName as KDS writes it: VCEKs carry the stepping on Milan only, VLEKs never (§3.1).
@@ -107,13 +121,8 @@ SERIALS: Final[Mapping[tuple[Product, str], int]] = {
     ("turin", "asvk"): 0x30101,
 }
 LEAF_SERIAL: Final = 0
-DEFAULT_CSP_ID: Final = "CN=keyward-sim-csp"
-#: A revoked serial that belongs to nothing in this PKI: the genuine CRL is not empty.
-DECOY_REVOKED_SERIAL: Final = 0x0BADC0DE
-PSS_SALT: Final = 48
 _DAY: Final = timedelta(days=1)
 _P256_ORDER: Final = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
-_E: Final = 65537
 
 
 def _utc(y: int, m: int, d: int) -> datetime:
@@ -134,202 +143,12 @@ _CA_VALIDITY: Final[Mapping[tuple[Product, str], tuple[datetime, datetime]]] = {
 }
 
 
-def _h(label: str, size: int) -> bytes:
-    return hashlib.shake_256(f"keyward-simulated:{label}".encode()).digest(size)
-
-
 T = TypeVar("T")
 
 
 def _pick(d: Defect | None, choices: Mapping[Defect, T], default: T) -> T:
     """``choices[d]`` when the active defect has an entry, else ``default``."""
     return default if d is None else choices.get(d, default)
-
-
-# ----------------------------------------------------------------------------------------------------------
-# A tiny DER toolkit: the AMD extension values, and surgery on TBS bytes cryptography will not build
-
-
-def _read(der: bytes, off: int) -> tuple[int, int, int]:
-    """(tag, content start, end) of the DER element at ``off``."""
-    tag, first = der[off], der[off + 1]
-    off += 2
-    if first & 0x80:
-        n = first & 0x7F
-        length = int.from_bytes(der[off : off + n], "big")
-        off += n
-    else:
-        length = first
-    if off + length > len(der):
-        raise ValueError("DER element overruns its buffer")
-    return tag, off, off + length
-
-
-def _signed_parts(der: bytes) -> tuple[bytes, bytes]:
-    """(TBS element, signatureAlgorithm element) of a Certificate or CertificateList."""
-    _, start, _ = _read(der, 0)
-    _, _, tbs_end = _read(der, start)
-    _, _, alg_end = _read(der, tbs_end)
-    return der[start:tbs_end], der[tbs_end:alg_end]
-
-
-def _assemble(tbs: bytes, alg_id: bytes, signature: bytes) -> bytes:
-    """Certificate / CertificateList ::= SEQUENCE { tbs, signatureAlgorithm, signatureValue BIT STRING }."""
-    return tlv(0x30, tbs + alg_id + tlv(0x03, b"\x00" + signature))
-
-
-def _tbs_with_serial_zero(tbs: bytes) -> bytes:
-    """Replace the TBSCertificate serial ``02 01 01`` by ``02 01 00`` (cryptography refuses to build serial 0)."""
-    _, start, _ = _read(tbs, 0)
-    tag, _, version_end = _read(tbs, start)
-    stag, s_start, s_end = _read(tbs, version_end)
-    if tag != 0xA0 or stag != 0x02 or tbs[s_start:s_end] != b"\x01":
-        raise ValueError("expected a v3 TBSCertificate built with serial 1")
-    return tbs[:s_start] + b"\x00" + tbs[s_end:]
-
-
-def _tbs_crl_serial_to_zero(tbs: bytes, placeholder: int) -> bytes:
-    """Rewrite the revoked entry whose one-byte serial is ``placeholder`` to serial 0 (same length)."""
-    _, off, end = _read(tbs, 0)
-    while off < end:
-        tag, start, nxt = _read(tbs, off)
-        if tag == 0x30 and start < nxt and tbs[start] == 0x30:  # revokedCertificates: SEQUENCE OF SEQUENCE
-            pos = start
-            while pos < nxt:
-                _, e_start, e_end = _read(tbs, pos)
-                itag, i_start, i_end = _read(tbs, e_start)
-                if itag == 0x02 and tbs[i_start:i_end] == bytes([placeholder]):
-                    return tbs[:i_start] + b"\x00" + tbs[i_end:]
-                pos = e_end
-        off = nxt
-    raise ValueError("placeholder serial not found in the CRL")
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Deterministic keys: RSA-4096 from seed-derived primes, RSASSA-PSS with derived salts, EC by derivation
-
-#: Offsets from each seed-derived 2048-bit start (see :func:`_prime_start`) to the first probable prime p
-#: with gcd(e, p-1) = 1, for :data:`DEFAULT_SEED`. Found once with :func:`_next_prime`; checked on every load.
-_PRIME_HINTS: Final[Mapping[str, tuple[int, int]]] = {
-    "milan/ark": (498, 578),
-    "milan/ask": (342, 2674),
-    "milan/asvk": (504, 2314),
-    "genoa/ark": (556, 692),
-    "genoa/ask": (748, 1462),
-    "genoa/asvk": (2118, 1308),
-    "turin/ark": (1728, 1182),
-    "turin/ask": (898, 834),
-    "turin/asvk": (1804, 278),
-    "alt/ark": (500, 1956),
-    "alt/ask": (1424, 174),
-    "rogue": (5752, 24),
-}
-
-
-@functools.cache
-def _small_primes(limit: int = 20000) -> tuple[int, ...]:
-    sieve = bytearray([1]) * (limit + 1)
-    sieve[0:2] = b"\x00\x00"
-    for i in range(2, int(limit**0.5) + 1):
-        if sieve[i]:
-            sieve[i * i :: i] = bytearray(len(sieve[i * i :: i]))
-    return tuple(i for i in range(3, limit + 1) if sieve[i])
-
-
-def _strong_probable_prime(n: int, base: int = 2) -> bool:
-    d, r = n - 1, 0
-    while d % 2 == 0:
-        d //= 2
-        r += 1
-    x = pow(base, d, n)
-    if x in (1, n - 1):
-        return True
-    for _ in range(r - 1):
-        x = x * x % n
-        if x == n - 1:
-            return True
-    return False
-
-
-def _prime_start(seed: str, label: str, which: str) -> int:
-    """An odd 2048-bit number with the top two bits set (so p*q has exactly 4096 bits)."""
-    raw = hashlib.shake_256(f"{seed}/rsa/{label}/{which}".encode()).digest(256)
-    return int.from_bytes(raw, "big") | (3 << 2046) | 1
-
-
-def _usable(n: int) -> bool:
-    return (n - 1) % _E != 0 and _strong_probable_prime(n)
-
-
-def _next_prime(start: int, window: int = 4096) -> int:
-    """Offset from ``start`` (odd) to the first usable probable prime: sieve a window, then Miller-Rabin."""
-    base = 0
-    while True:
-        marks = bytearray([1]) * window  # index i stands for start + base + 2i
-        for p in _small_primes():
-            i0 = (-((start + base) % p) * pow(2, -1, p)) % p
-            marks[i0::p] = bytearray(len(marks[i0::p]))
-        for i in range(window):
-            if marks[i] and _usable(start + base + 2 * i):
-                return base + 2 * i
-        base += 2 * window
-
-
-def _prime(seed: str, label: str, which: str, hint: int | None) -> int:
-    start = _prime_start(seed, label, which)
-    if hint is not None and _usable(start + hint):
-        return start + hint
-    return start + _next_prime(start)
-
-
-def _mgf1_sha384(seed: bytes, length: int) -> bytes:
-    out = b"".join(hashlib.sha384(seed + i.to_bytes(4, "big")).digest() for i in range((length + 47) // 48))
-    return out[:length]
-
-
-@dataclass(frozen=True, eq=False)
-class RsaKey:
-    """An RSA key with its CRT numbers, signing RSASSA-PSS deterministically (salt derived from the message)."""
-
-    label: str
-    private: rsa.RSAPrivateKey
-    n: int
-    p: int
-    q: int
-    dp: int
-    dq: int
-    qinv: int
-
-    @classmethod
-    def derive(cls, seed: str, label: str) -> RsaKey:
-        hints = _PRIME_HINTS.get(label) if seed == DEFAULT_SEED else None
-        p = _prime(seed, label, "p", hints[0] if hints else None)
-        q = _prime(seed, label, "q", hints[1] if hints else None)
-        d = pow(_E, -1, (p - 1) * (q - 1))
-        dp, dq, qinv = d % (p - 1), d % (q - 1), pow(q, -1, p)
-        numbers = rsa.RSAPrivateNumbers(p, q, d, dp, dq, qinv, rsa.RSAPublicNumbers(_E, p * q))
-        return cls(label, numbers.private_key(unsafe_skip_rsa_key_validation=True), p * q, p, q, dp, dq, qinv)
-
-    @property
-    def public(self) -> rsa.RSAPublicKey:
-        return self.private.public_key()
-
-    def sign_pss(self, message: bytes, salt_length: int = PSS_SALT) -> bytes:
-        """RSASSA-PSS (RFC 8017 §8.1) with SHA-384 and MGF1-SHA-384; the salt is derived, not random."""
-        if not 0 <= salt_length <= 48:
-            raise ValueError("salt length must be 0..48")
-        m_hash = hashlib.sha384(message).digest()
-        salt = hashlib.sha384(f"keyward-simulated:pss-salt/{self.label}/".encode() + m_hash).digest()[:salt_length]
-        em_bits = self.n.bit_length() - 1
-        em_len = (em_bits + 7) // 8
-        h = hashlib.sha384(bytes(8) + m_hash + salt).digest()
-        db = bytes(em_len - salt_length - 48 - 2) + b"\x01" + salt
-        masked = bytearray(a ^ b for a, b in zip(db, _mgf1_sha384(h, em_len - 49), strict=True))
-        masked[0] &= 0xFF >> (8 * em_len - em_bits)
-        m = int.from_bytes(bytes(masked) + h + b"\xbc", "big")
-        m1, m2 = pow(m, self.dp, self.p), pow(m, self.dq, self.q)
-        s = m2 + (self.qinv * (m1 - m2) % self.p) * self.q
-        return s.to_bytes((self.n.bit_length() + 7) // 8, "big")
 
 
 def _pss(salt_length: int = PSS_SALT) -> padding.PSS:
@@ -411,270 +230,9 @@ def leaf_extensions(spec: LeafSpec) -> list[x509.UnrecognizedExtension]:
     return [*head, *(ext(arc, der_int(v)) for arc, v in spl), *tail]
 
 
-# ----------------------------------------------------------------------------------------------------------
-# Options and defects
-
 Window = tuple[datetime, datetime]
-
-
-@dataclass(frozen=True, slots=True)
-class ReportOptions:
-    """Genuine variations of the report and the platform behind it. Defaults: Genoa, report v5, VCEK.
-
-    ``None`` means "derive": TCBs default to the product's :data:`DEFAULT_TCB` (COMMITTED, CURRENT and LAUNCH
-    default to REPORTED), PLATFORM_INFO to 0x25 (v3+) / 0x3 (v2), firmware versions to what real firmware of
-    that product and report version reported, CHIP_ID to this PKI's chip (VCEK; Turin: 8 bytes + 56 zeros) or
-    zeros (VLEK, as on AWS).
-    """
-
-    product: Product = "genoa"
-    version: int = 5
-    signing_key: Kind = "vcek"
-    guest_svn: int = 0
-    policy: int = DEFAULT_POLICY
-    family_id: bytes = bytes(16)
-    image_id: bytes = bytes(16)
-    vmpl: int = 0
-    platform_info: int | None = None
-    report_data: bytes = _h("report-data", 64)
-    measurement: bytes = _h("measurement", 48)
-    host_data: bytes = bytes(32)
-    id_key_digest: bytes = bytes(48)
-    author_key_en: bool = False
-    author_key_digest: bytes = bytes(48)
-    report_id: bytes = _h("report-id", 32)
-    report_id_ma: bytes = b"\xff" * 32
-    reported_tcb: Tcb | None = None
-    current_tcb: Tcb | None = None
-    committed_tcb: Tcb | None = None
-    launch_tcb: Tcb | None = None
-    current_version: tuple[int, int, int] | None = None  # (major, minor, build)
-    committed_version: tuple[int, int, int] | None = None
-    launch_mit_vector: int = 0  # v5 only
-    current_mit_vector: int = 0  # v5 only
-    chip_id: bytes | None = None
-    csp_id: str = DEFAULT_CSP_ID  # VLEK cspID
-    cert_format: CertFormat = "der"  # how the certificate table stores certificates
-
-    def check(self) -> None:
-        """Raise ValueError for options no genuine platform produces (use a :class:`Defect` instead)."""
-        if (self.product, self.version) not in SUPPORTED:
-            raise ValueError(f"no report version {self.version} for {self.product!r}")
-        if self.signing_key not in KINDS:
-            raise ValueError(f"signing key must be one of {KINDS}")
-        if self.version < 5 and (self.launch_mit_vector or self.current_mit_vector):
-            raise ValueError("MIT vectors exist in report version 5 only")
-        if any(self.author_key_digest) and not self.author_key_en:
-            raise ValueError("AUTHOR_KEY_DIGEST needs author_key_en (see Defect.AUTHOR_KEY_DIGEST_WITHOUT_EN)")
-        for tcb in (self.reported_tcb, self.current_tcb, self.committed_tcb, self.launch_tcb):
-            if tcb is not None:
-                tcb.encode(self.product)  # raises for an FMC SPL outside Turin
-        if self.chip_id is not None and len(self.chip_id) != 64:
-            raise ValueError("chip_id must be 64 bytes")
-        if self.chip_id is not None and self.product == "turin" and any(self.chip_id[8:]):
-            raise ValueError("a Turin chip_id has 8 meaningful bytes followed by 56 zero bytes")
-
-
-@dataclass(frozen=True, slots=True)
-class CrlOptions:
-    """The AMD CRL served with the evidence (signed by the ARK). ``include=False``: no CRL (``crl_der`` None)."""
-
-    include: bool = True
-    revoked_serials: tuple[int, ...] = (DECOY_REVOKED_SERIAL,)
-
-
-class Defect(StrEnum):
-    """One injected defect. Each makes exactly one check of amd-snp.md §9 (or the §2 default policy) fail.
-    The docstring under each member says what is wrong and, after "Reject:", why an exact verifier refuses it;
-    :func:`expected_code` gives the code."""
-
-    WRONG_ROOT = "wrong_root"
-    """Leaf, ASK/ASVK and ARK form a valid chain under a forger's ARK that copies AMD's names and serials.
-    Reject: the supplied ARK is not the pinned one (and the leaf does not verify under the pinned ASK)."""
-    LEAF_BAD_SIGNATURE = "leaf_bad_signature"
-    """The VCEK/VLEK names the genuine ASK/ASVK as issuer but is signed by another RSA key.
-    Reject: the leaf's signature does not verify under the ASK/ASVK."""
-    ASK_BAD_SIGNATURE = "ask_bad_signature"
-    """The supplied ASK/ASVK has AMD's name but another key (which signed the leaf) and a signature the ARK
-    never made. Reject: the ASK/ASVK does not verify under the ARK (nor the leaf under the pinned ASK)."""
-    VLEK_PRESENTED_AS_VCEK = "vlek_presented_as_vcek"
-    """A VLEK-signed report whose SIGNING_KEY says VCEK (0), the VLEK filed under the VCEK GUID.
-    Reject: the certificate kind (cspID, ASVK issuer) contradicts SIGNING_KEY (TEE-Attestation-Verification#142)."""
-    VCEK_PRESENTED_AS_VLEK = "vcek_presented_as_vlek"
-    """A VCEK-signed report whose SIGNING_KEY says VLEK (1), the VCEK filed under the VLEK GUID.
-    Reject: the certificate kind (hwID, ASK issuer) contradicts SIGNING_KEY."""
-    WRONG_PRODUCT_CHAIN = "wrong_product_chain"
-    """v3+ only: the leaf (otherwise genuine) is issued under another product's ASK/ASVK (Milan -> Genoa's,
-    Genoa -> Milan's, Turin -> Genoa's) and the chain supplied is that product's. Reject: the product named by
-    CPUID disagrees with the issuing chain (§1.3)."""
-    TCB_EXT_MISMATCH_BL = "tcb_ext_mismatch_bl"
-    """Leaf blSPL = REPORTED_TCB boot loader + 1. Reject: leaf SPLs must equal REPORTED_TCB exactly (§3.1)."""
-    TCB_EXT_MISMATCH_TEE = "tcb_ext_mismatch_tee"
-    """Leaf teeSPL = REPORTED_TCB TEE + 1. Reject: as above."""
-    TCB_EXT_MISMATCH_SNP = "tcb_ext_mismatch_snp"
-    """Leaf snpSPL = REPORTED_TCB SNP + 1. Reject: as above."""
-    TCB_EXT_MISMATCH_UCODE = "tcb_ext_mismatch_ucode"
-    """Leaf ucodeSPL = REPORTED_TCB microcode + 1. Reject: as above."""
-    TCB_EXT_MISMATCH_FMC = "tcb_ext_mismatch_fmc"
-    """Turin only: leaf fmcSPL = REPORTED_TCB FMC + 1. Reject: as above."""
-    CURRENT_TCB_USED = "current_tcb_used"
-    """CURRENT/COMMITTED_TCB are above REPORTED_TCB (snp and ucode + 1) and the leaf certifies CURRENT_TCB, which
-    a verifier matching CURRENT_TCB accepts. Reject: the VCEK must match REPORTED_TCB (go-sev-guest#72)."""
-    HWID_MISMATCH = "hwid_mismatch"
-    """VCEK only: hwID is another chip's ID (Turin: another 8 bytes). Reject: hwID must equal CHIP_ID
-    (Turin: CHIP_ID[0:8])."""
-    HWID_MISSING = "hwid_missing"
-    """VCEK only: no hwID extension (and no cspID). Reject: a VCEK must carry hwID, or it binds to no chip."""
-    CSPID_MISSING = "cspid_missing"
-    """VLEK only: no cspID extension (and no hwID). Reject: a VLEK must carry cspID."""
-    LEAF_EXPIRED = "leaf_expired"
-    """Leaf notAfter is one day before ``now``. Reject: leaf not valid at ``now``."""
-    LEAF_NOT_YET_VALID = "leaf_not_yet_valid"
-    """Leaf notBefore is one day after ``now``. Reject: leaf not valid at ``now``."""
-    LEAF_REVOKED = "leaf_revoked"
-    """The (genuine, ARK-signed) CRL lists serial 0, the leaf's. Reject: leaf revoked."""
-    ASK_REVOKED = "ask_revoked"
-    """The (genuine) CRL lists the ASK's serial (VLEK evidence: the ASVK's). Reject: intermediate revoked."""
-    CRL_EXPIRED = "crl_expired"
-    """CRL nextUpdate is one day before ``now``. Reject: stale revocation data (fail closed)."""
-    CRL_NOT_YET_VALID = "crl_not_yet_valid"
-    """CRL thisUpdate is one day after ``now``. Reject: CRL not yet valid."""
-    CRL_BAD_SIGNATURE = "crl_bad_signature"
-    """The CRL names the ARK as issuer but is signed by another RSA key. Reject: CRL signature invalid."""
-    REPORT_SIGNATURE_BAD = "report_signature_bad"
-    """The report carries a well-formed signature (R, S in range, zero padding) by a P-384 key other than the
-    leaf's. Reject: ECDSA over 0x000..0x29F does not verify under the VCEK/VLEK."""
-    R_OUT_OF_RANGE = "r_out_of_range"
-    """R = n, the P-384 order (S unchanged). Reject: R outside [1, n-1]."""
-    S_ZERO = "s_zero"
-    """S = 0. Reject: S outside [1, n-1]."""
-    SIGNATURE_PADDING_NONZERO = "signature_padding_nonzero"
-    """Byte 0x2D0 (first padding byte of the 72-byte R field) is 1; the low 48 bytes still verify.
-    Reject: signature padding must be zero (malleability)."""
-    RESERVED_NONZERO = "reserved_nonzero"
-    """The reserved u32 at 0x04C is 1 (re-signed, so the signature is valid). Reject: reserved bytes MBZ."""
-    UNKNOWN_VERSION_4 = "unknown_version_4"
-    """VERSION = 4 (never seen; v3 layout), re-signed. Reject: only versions 2, 3 and 5 are supported."""
-    UNKNOWN_VERSION_6 = "unknown_version_6"
-    """VERSION = 6 (future; the base layout), re-signed. Reject: only versions 2, 3 and 5 are supported."""
-    SIGNATURE_ALGO_ZERO = "signature_algo_zero"
-    """SIGNATURE_ALGO = 0. Reject: only 1 (ECDSA P-384 SHA-384) is valid; some verifiers wrongly accept 0."""
-    MASK_CHIP_KEY = "mask_chip_key"
-    """VCEK only: MASK_CHIP_KEY = 1 on a VCEK-signed report. Reject: a masked chip key cannot sign a VCEK
-    report (§2.1)."""
-    SIGNING_KEY_NONE = "signing_key_none"
-    """SIGNING_KEY = 7 (none). Reject: SIGNING_KEY must be VCEK or VLEK."""
-    DEBUG_POLICY = "debug_policy"
-    """POLICY.DEBUG (bit 19) set. Reject (policy): the host can read guest memory."""
-    MIGRATE_MA = "migrate_ma"
-    """POLICY.MIGRATE_MA (bit 18) set. Reject (policy): no migration-agent support."""
-    POLICY_BIT17_CLEAR = "policy_bit17_clear"
-    """POLICY bit 17 (reserved, must be 1) clear. Reject (policy): reserved policy bits."""
-    POLICY_RESERVED_BIT = "policy_reserved_bit"
-    """POLICY bit 40 (reserved, must be 0) set. Reject (policy): reserved policy bits (fail closed)."""
-    VMPL3 = "vmpl3"
-    """VMPL = 3. Reject (policy): the default policy allows VMPL 0 only."""
-    AUTHOR_KEY_DIGEST_WITHOUT_EN = "author_key_digest_without_en"
-    """AUTHOR_KEY_DIGEST non-zero while AUTHOR_KEY_EN = 0. Reject: inconsistent author key fields."""
-    LEAF_NOT_P384 = "leaf_not_p384"
-    """The leaf's key is P-256 (correctly signed by the ASK/ASVK; the report is signed by that P-256 key).
-    Reject: the VCEK/VLEK key must be secp384r1."""
-    PSS_WRONG_SALT = "pss_wrong_salt"
-    """The *supplied* ASK/ASVK (same key, same TBS otherwise) is signed by the ARK with RSASSA-PSS salt 32 and
-    declares salt 32. Reject: PSS parameters must be exactly SHA-384 / MGF1-SHA-384 / salt 48. The pinned ASK
-    is unchanged, so only a verifier that checks the supplied chain (or compares it with the pinned one) can
-    see this; :attr:`LEAF_PSS_WRONG_SALT` is the variant every verifier sees."""
-    LEAF_PSS_WRONG_SALT = "leaf_pss_wrong_salt"
-    """The leaf is signed by the genuine ASK/ASVK key with RSASSA-PSS salt 32 and declares salt 32.
-    Reject: PSS parameters must be exactly SHA-384 / MGF1-SHA-384 / salt 48."""
-    CPUID_ZERO_V3 = "cpuid_zero_v3"
-    """v3+ only: CPUID_FAM_ID/MOD_ID/STEP all zero. Reject: a v3+ report must name its product in CPUID."""
-
-
-_C = Code
-#: The code an exact verifier following amd-snp.md §9 (and the §2 default policy) should report.
-EXPECTED_CODES: Final[Mapping[Defect, Code]] = {
-    Defect.WRONG_ROOT: _C.SNP_CHAIN_UNTRUSTED,
-    Defect.LEAF_BAD_SIGNATURE: _C.SNP_CHAIN_SIGNATURE_INVALID,
-    Defect.ASK_BAD_SIGNATURE: _C.SNP_CHAIN_SIGNATURE_INVALID,
-    Defect.VLEK_PRESENTED_AS_VCEK: _C.SNP_LEAF_KEY_TYPE_MISMATCH,
-    Defect.VCEK_PRESENTED_AS_VLEK: _C.SNP_LEAF_KEY_TYPE_MISMATCH,
-    Defect.WRONG_PRODUCT_CHAIN: _C.SNP_CHAIN_PRODUCT_MISMATCH,
-    Defect.TCB_EXT_MISMATCH_BL: _C.SNP_LEAF_TCB_MISMATCH,
-    Defect.TCB_EXT_MISMATCH_TEE: _C.SNP_LEAF_TCB_MISMATCH,
-    Defect.TCB_EXT_MISMATCH_SNP: _C.SNP_LEAF_TCB_MISMATCH,
-    Defect.TCB_EXT_MISMATCH_UCODE: _C.SNP_LEAF_TCB_MISMATCH,
-    Defect.TCB_EXT_MISMATCH_FMC: _C.SNP_LEAF_TCB_MISMATCH,
-    Defect.CURRENT_TCB_USED: _C.SNP_LEAF_TCB_MISMATCH,
-    Defect.HWID_MISMATCH: _C.SNP_LEAF_HWID_MISMATCH,
-    Defect.HWID_MISSING: _C.SNP_LEAF_EXTENSIONS_INVALID,
-    Defect.CSPID_MISSING: _C.SNP_LEAF_EXTENSIONS_INVALID,
-    Defect.LEAF_EXPIRED: _C.SNP_LEAF_EXPIRED,
-    Defect.LEAF_NOT_YET_VALID: _C.SNP_LEAF_NOT_YET_VALID,
-    Defect.LEAF_REVOKED: _C.SNP_LEAF_REVOKED,
-    Defect.ASK_REVOKED: _C.SNP_CHAIN_REVOKED,
-    Defect.CRL_EXPIRED: _C.SNP_CRL_EXPIRED,
-    Defect.CRL_NOT_YET_VALID: _C.SNP_CRL_NOT_YET_VALID,
-    Defect.CRL_BAD_SIGNATURE: _C.SNP_CRL_SIGNATURE_INVALID,
-    Defect.REPORT_SIGNATURE_BAD: _C.SNP_SIGNATURE_INVALID,
-    Defect.R_OUT_OF_RANGE: _C.SNP_SIGNATURE_MALFORMED,
-    Defect.S_ZERO: _C.SNP_SIGNATURE_MALFORMED,
-    Defect.SIGNATURE_PADDING_NONZERO: _C.SNP_SIGNATURE_MALFORMED,
-    Defect.RESERVED_NONZERO: _C.SNP_REPORT_RESERVED_NONZERO,
-    Defect.UNKNOWN_VERSION_4: _C.SNP_REPORT_UNSUPPORTED_VERSION,
-    Defect.UNKNOWN_VERSION_6: _C.SNP_REPORT_UNSUPPORTED_VERSION,
-    Defect.SIGNATURE_ALGO_ZERO: _C.SNP_REPORT_SIGNATURE_ALGO,
-    Defect.MASK_CHIP_KEY: _C.SNP_REPORT_MASK_CHIP_KEY,
-    Defect.SIGNING_KEY_NONE: _C.SNP_REPORT_SIGNING_KEY_INVALID,
-    Defect.DEBUG_POLICY: _C.SNP_POLICY_DEBUG,
-    Defect.MIGRATE_MA: _C.SNP_POLICY_MIGRATE_MA,
-    Defect.POLICY_BIT17_CLEAR: _C.SNP_POLICY_RESERVED_BITS,
-    Defect.POLICY_RESERVED_BIT: _C.SNP_POLICY_RESERVED_BITS,
-    Defect.VMPL3: _C.SNP_POLICY_VMPL,
-    Defect.AUTHOR_KEY_DIGEST_WITHOUT_EN: _C.SNP_REPORT_AUTHOR_KEY_INCONSISTENT,
-    Defect.LEAF_NOT_P384: _C.SNP_LEAF_KEY_INVALID,
-    Defect.PSS_WRONG_SALT: _C.SNP_CHAIN_PSS_PARAMETERS,
-    Defect.LEAF_PSS_WRONG_SALT: _C.SNP_CHAIN_PSS_PARAMETERS,
-    Defect.CPUID_ZERO_V3: _C.SNP_REPORT_CPUID_INVALID,
-}
-#: Defects an appraisal policy (not the verifier) rejects: the evidence itself verifies.
-POLICY_DEFECTS: Final = frozenset(d for d, c in EXPECTED_CODES.items() if c.value.startswith("snp.policy."))
-
-
-def expected_code(defect: Defect) -> Code:
-    """Suggested code for ``defect``. ``snp.policy.*`` codes come from appraisal under the default policy:
-    the report verifies, and the policy bit or VMPL is then refused."""
-    return EXPECTED_CODES[defect]
-
-
-_VCEK_ONLY: Final = frozenset(
-    {Defect.HWID_MISMATCH, Defect.HWID_MISSING, Defect.MASK_CHIP_KEY, Defect.VCEK_PRESENTED_AS_VLEK}
-)
-_VLEK_ONLY: Final = frozenset({Defect.CSPID_MISSING, Defect.VLEK_PRESENTED_AS_VCEK})
-_V3_PLUS: Final = frozenset(
-    {Defect.WRONG_PRODUCT_CHAIN, Defect.CPUID_ZERO_V3, Defect.UNKNOWN_VERSION_4, Defect.UNKNOWN_VERSION_6}
-)
-
-
-def defect_applies(defect: Defect, options: ReportOptions) -> bool:
-    """Whether ``defect`` can be injected into a report built with ``options`` without being a no-op."""
-    kind, p = options.signing_key, options.policy
-    return not (
-        (defect in _VCEK_ONLY and kind != "vcek")
-        or (defect in _VLEK_ONLY and kind != "vlek")
-        or (defect in _V3_PLUS and options.version < 3)
-        or (defect is Defect.TCB_EXT_MISMATCH_FMC and options.product != "turin")
-        or (defect is Defect.VMPL3 and options.vmpl == 3)
-        or (defect is Defect.AUTHOR_KEY_DIGEST_WITHOUT_EN and options.author_key_en)
-        or (defect is Defect.DEBUG_POLICY and p & POLICY_DEBUG)
-        or (defect is Defect.MIGRATE_MA and p & POLICY_MIGRATE_MA)
-        or (defect is Defect.POLICY_BIT17_CLEAR and not p & POLICY_RESERVED_MBO)
-        or (defect is Defect.POLICY_RESERVED_BIT and p & (1 << 40))
-    )
-
-
-def applicable_defects(options: ReportOptions) -> tuple[Defect, ...]:
-    return tuple(d for d in Defect if defect_applies(d, options))
+_GENUINE: Final = ReportOptions()  # build()'s defaults (frozen)
+_WITH_CRL: Final = CrlOptions()
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -787,10 +345,10 @@ class AmdPki:
         for ext, critical in extensions:
             b = b.add_extension(ext, critical=critical)
         scratch = b.sign(signer.private, hashes.SHA384(), rsa_padding=_pss(salt_length))
-        tbs, alg_id = _signed_parts(scratch.public_bytes(Encoding.DER))
+        tbs, alg_id = signed_parts(scratch.public_bytes(Encoding.DER))
         if serial == 0:
-            tbs = _tbs_with_serial_zero(tbs)
-        return _assemble(tbs, alg_id, signer.sign_pss(tbs, salt_length))
+            tbs = tbs_with_serial_zero(tbs)
+        return assemble_signed(tbs, alg_id, signer.sign_pss(tbs, salt_length))
 
     def ark_cert(self, product: Product, key_label: str | None = None) -> x509.Certificate:
         """ARK-<P>: self-signed, CA, keyCertSign+cRLSign. ``key_label`` "alt/ark" gives a forger's twin."""
@@ -926,19 +484,19 @@ class AmdPki:
                     .build()
                 )
             scratch = b.sign(signer.private, hashes.SHA384(), rsa_padding=_pss())
-            tbs, alg_id = _signed_parts(scratch.public_bytes(Encoding.DER))
+            tbs, alg_id = signed_parts(scratch.public_bytes(Encoding.DER))
             if placeholder is not None:
-                tbs = _tbs_crl_serial_to_zero(tbs, placeholder)
-            self._crls[cache_key] = _assemble(tbs, alg_id, signer.sign_pss(tbs))
+                tbs = tbs_crl_serial_to_zero(tbs, placeholder)
+            self._crls[cache_key] = assemble_signed(tbs, alg_id, signer.sign_pss(tbs))
         return self._crls[cache_key]
 
     # -- the one entry point -------------------------------------------------------------------------------
 
     def build(
         self,
-        options: ReportOptions = ReportOptions(),
+        options: ReportOptions = _GENUINE,
         defect: Defect | None = None,
-        crl: CrlOptions = CrlOptions(),
+        crl: CrlOptions = _WITH_CRL,
     ) -> AmdEvidence:
         """Build a report, its leaf, chain, certificate table and CRL, genuine unless ``defect`` is given.
         Raises ValueError for impossible options or a defect that does not apply (:func:`defect_applies`)."""
@@ -1049,7 +607,7 @@ class AmdPki:
         )
         if d is Defect.POLICY_BIT17_CLEAR:
             policy &= ~POLICY_RESERVED_MBO
-        author_digest = _h("author-key", 48) if d is Defect.AUTHOR_KEY_DIGEST_WITHOUT_EN else o.author_key_digest
+        author_digest = sim_bytes("author-key", 48) if d is Defect.AUTHOR_KEY_DIGEST_WITHOUT_EN else o.author_key_digest
         fw = DEFAULT_FIRMWARE[product, o.version]
         body = ReportBody(
             version=version,
@@ -1159,8 +717,11 @@ def default_amd_pki() -> AmdPki:
 
 
 __all__ = [
+    "DECOY_REVOKED_SERIAL",
     "DEFAULT_CSP_ID",
+    "KINDS",
     "LEAF_SERIAL",
+    "POLICY_DEFECTS",
     "PRODUCT_NAME",
     "SERIALS",
     "SIM_NOW",
