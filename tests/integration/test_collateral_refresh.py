@@ -4,6 +4,7 @@ against a real local HTTP server speaking the PCS v4 and KDS API shapes (FakeVen
 from __future__ import annotations
 
 import base64
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -36,7 +37,7 @@ from verifier.testing.fake_vendor_services import FakeVendorServices
 from verifier.testing.intel_pki import SIM_NOW, CollateralOptions, Evidence, QuoteOptions, default_pki
 from verifier.trust.amd_certs import load_leaf
 from verifier.worker import vendor_documents
-from verifier.worker.refresh import prefetch, prefetch_for, refresh_cache, retry_delay
+from verifier.worker.refresh import prefetch, prefetch_for, prefetch_locked_or_retry, refresh_cache, retry_delay
 from verifier.worker.vendor_documents import (
     FetchReport,
     VendorClients,
@@ -768,3 +769,23 @@ def test_prefetch_for_stale_vendor_document_never_rolls_cache_back(
     assert server.requests == [_intel_paths(stale)[0]]
     row = _row(session, "tcb_info")
     assert (row.body, row.fetched_at) == (newer.pcs.tcb_info_body, NOW - 25 * HOUR)
+
+
+def test_prefetch_locked_or_retry_keeps_the_lock_while_optional_fetches_back_off(
+    session: Session, server: FakeVendorServices
+) -> None:
+    """Evidence that brings its collateral, every copy's fetch just failed: the decide task keeps its row lock and
+    decides at once, instead of rolling back and locking the row again for nothing."""
+    ev = _tdx()
+    att = _pending(session, _intel_item(ev, collateral=ev.collateral_json))
+    wanted = collateral_needs(session, att.evidence, NOW, RULE)
+    assert wanted
+    assert all(w.optional for w in wanted)
+    for w in wanted:
+        vendor_documents._optional_backoff[str(w)] = time.monotonic() + 60
+    settings = Settings(pcs_base_url=server.base_url, kds_base_url=server.base_url)
+
+    assert prefetch_locked_or_retry(object(), session, att, settings) is False
+    assert server.requests == []
+    assert att in session
+    assert session.in_transaction()

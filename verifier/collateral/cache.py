@@ -15,6 +15,7 @@ Takes the caller's session; never commits.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -167,18 +168,21 @@ def cached_document(session: Session, vendor: str, kind: str, key: str) -> Cache
     ).first()
 
 
+def cached_documents(
+    session: Session, keys: Sequence[tuple[str, str, str]]
+) -> dict[tuple[str, str, str], CachedCollateral]:
+    """The cached rows among ``keys`` ((vendor, kind, key) each), in one statement; absent ones are left out."""
+    if not keys:
+        return {}
+    columns = tuple_(CachedCollateral.vendor, CachedCollateral.kind, CachedCollateral.key)
+    return {(r.vendor, r.kind, r.key): r for r in session.scalars(select(CachedCollateral).where(columns.in_(keys)))}
+
+
 def _intel_rows(session: Session, k: IntelKeys) -> tuple[CachedCollateral | None, ...]:
     """The four cached rows of :meth:`IntelKeys.rows` in that order (None where absent), in one statement."""
-    rows = k.rows()
-    found = {
-        (r.kind, r.key): r
-        for r in session.scalars(
-            select(CachedCollateral).where(
-                CachedCollateral.vendor == INTEL, tuple_(CachedCollateral.kind, CachedCollateral.key).in_(rows)
-            )
-        )
-    }
-    return tuple(found.get(row) for row in rows)
+    keys = [(INTEL, kind, key) for kind, key in k.rows()]
+    found = cached_documents(session, keys)
+    return tuple(found.get(row) for row in keys)
 
 
 def intel_collateral_from_cache(session: Session, quote_bytes: bytes) -> Collateral | None:

@@ -53,6 +53,7 @@ from verifier.worker.vendor_documents import (
     document_next_update,
     due,
     fetch_and_store,
+    fetchable,
     vendor_clients,
 )
 
@@ -124,7 +125,9 @@ def prefetch_locked_or_retry(task: Any, session: Session, att: Attestation, sett
     if not settings.collateral_fetch or att.status != AttestationStatus.PENDING:
         return False
     now = current_time(settings)
-    needs = collateral_needs(session, att.evidence, now, Freshness.from_settings(settings))
+    # Optional documents whose fetch just failed are left out here, so a verifier without egress does not give up
+    # its row lock (and read the row again) before every decision for nothing.
+    needs = fetchable(collateral_needs(session, att.evidence, now, Freshness.from_settings(settings)))
     if not needs:
         return False
     session.rollback()

@@ -32,7 +32,7 @@ from verifier.collateral.cache import (
     AMD,
     INTEL,
     amd_crl_key,
-    cached_document,
+    cached_documents,
     intel_keys,
     put_document,
     snp_crl_target,
@@ -214,17 +214,18 @@ def collateral_needs(session: Session, evidence: Iterable[object], now: datetime
     """The cache rows ``evidence`` will be verified with that are missing, unreadable or due at ``now``
     (:func:`due`), each once: those the decision needs first, then the optional ones, each in evidence order
     (a row one item needs and another brings is needed)."""
-    needs: dict[str, Wanted] = {}
+    wants: dict[str, Wanted] = {}
     for item in evidence:
         for wanted in _item_wants(item):
-            seen = needs.get(str(wanted))
-            if seen is not None:
-                if seen.optional and not wanted.optional:
-                    needs[str(wanted)] = wanted
-                continue
-            row = cached_document(session, wanted.vendor, wanted.kind, wanted.key)
-            if row is None or due(row, now, freshness):
-                needs[str(wanted)] = wanted
+            seen = wants.get(str(wanted))
+            if seen is None or (seen.optional and not wanted.optional):
+                wants[str(wanted)] = wanted
+    rows = cached_documents(session, [(w.vendor, w.kind, w.key) for w in wants.values()])  # one statement
+    needs: dict[str, Wanted] = {}
+    for name, wanted in wants.items():
+        row = rows.get((wanted.vendor, wanted.kind, wanted.key))
+        if row is None or due(row, now, freshness):
+            needs[name] = wanted
     # Needed first: a vendor that fails an optional fetch is asked nothing more in that run.
     return sorted(needs.values(), key=lambda w: w.optional)
 
@@ -343,10 +344,16 @@ def store_documents(session: Session, fetched: Sequence[Fetched], now: datetime)
     return tuple(stored)
 
 
+def fetchable(wanted: Sequence[Wanted]) -> list[Wanted]:
+    """``wanted`` less the optional documents whose last fetch failed within :data:`OPTIONAL_FETCH_BACKOFF_SECONDS`
+    (in this process)."""
+    clock = time.monotonic()
+    return [w for w in wanted if not w.optional or _optional_backoff.get(str(w), 0.0) <= clock]
+
+
 def fetch_and_store(session: Session, clients: VendorClients, wanted: Sequence[Wanted], now: datetime) -> FetchReport:
     """Fetch ``wanted`` and store (and commit) what came back; the report says what was stored and what failed."""
-    clock = time.monotonic()
-    wanted = [w for w in wanted if not w.optional or _optional_backoff.get(str(w), 0.0) <= clock]
+    wanted = fetchable(wanted)
     if not wanted:
         return FetchReport()
     fetched, failures = fetch_documents(clients, wanted)
