@@ -1,8 +1,8 @@
 """The enclave SDK and ``keyward-enclave`` against the real stack: API, PostgreSQL, Redis and a Celery worker process.
 
-The SDK gets FastAPI's TestClient as its HTTP client; the CLI talks HTTP to the same app served by uvicorn on a
-local port. Evidence is simulated (fake Intel and AMD PKIs), trusted only because this development profile says
-so. The SKR path runs through a local stand-in for the confidential ACI sidecar (tests/client/fake_skr.py).
+The SDK and the CLI talk HTTP to the app served by uvicorn on a local port. Evidence is simulated (fake Intel and
+AMD PKIs), trusted only because this development profile says so. The SKR path runs through a local stand-in for
+the confidential ACI sidecar (tests/client/fake_skr.py).
 """
 
 from __future__ import annotations
@@ -16,17 +16,16 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-import httpx
 import pytest
 import uvicorn
 from click.testing import CliRunner
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from fastapi import FastAPI
-from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
@@ -53,11 +52,33 @@ from verifier.testing.intel_quote_builder import TD_ATTR_DEBUG, TdReport
 @dataclass
 class Stack:
     app: FastAPI
-    http: TestClient
+    base_url: str
     seeded: Seeded
+    clients: list[KeywardClient] = field(default_factory=list)
 
     def client(self) -> KeywardClient:
-        return KeywardClient("http://testserver", self.seeded.licence, http=self.http)
+        """An SDK client of the served app, with a timeout longer than any ``Prefer: wait`` here."""
+        client = KeywardClient(self.base_url, self.seeded.licence, timeout=120)
+        self.clients.append(client)
+        return client
+
+
+@contextmanager
+def _served(app: FastAPI) -> Iterator[str]:
+    """``app`` served by uvicorn on a free port, in a thread; yields its base URL."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert server.started
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 def _allow_snp(engine: Engine, seeded: Seeded) -> None:
@@ -82,10 +103,12 @@ def stack(database_url: str, engine: Engine) -> Iterator[Stack]:
     _allow_snp(engine, seeded)
     worker = start_worker(database_url, TEST_BROKER)
     app = create_app(settings)
-    http = TestClient(app)
-    http.timeout = httpx.Timeout(120)  # longer than any Prefer: wait here, so the SDK keeps the client's timeout
     try:
-        yield Stack(app, http, seeded)
+        with _served(app) as base_url:
+            stack = Stack(app, base_url, seeded)
+            yield stack
+            for client in stack.clients:
+                client.close()
     finally:
         stop_worker(worker)
 
@@ -165,20 +188,8 @@ def test_client_sdk_aci_skr_through_sidecar(stack: Stack, endpoint: Literal["raw
 
 
 @pytest.fixture(scope="module")
-def served(stack: Stack) -> Iterator[str]:
-    server = uvicorn.Server(uvicorn.Config(stack.app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert server.started
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+def served(stack: Stack) -> str:
+    return stack.base_url
 
 
 def test_client_cli_attest_renew_release(stack: Stack, served: str, tmp_path: Path) -> None:
