@@ -165,7 +165,7 @@ def test_compose_every_long_running_service_has_a_healthcheck(compose: dict[str,
 
 def test_compose_start_order(compose: dict[str, Any]) -> None:
     services = _services(compose)
-    assert services["migrate"]["command"] == ["alembic", "upgrade", "head"]
+    assert services["migrate"]["command"] == ["keyward", "db", "upgrade"]
     assert services["migrate"]["restart"] == "no"
     assert services["migrate"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
     for name in ("api", "worker", "beat"):
@@ -257,6 +257,16 @@ def test_dockerfile_slim_non_root_and_complete() -> None:
     assert env_vars <= SETTINGS_VARS, env_vars - SETTINGS_VARS
     cmd = re.search(r'^CMD \["uvicorn", "--factory", "verifier\.app:create_server_app"', text, re.M)
     assert cmd is not None
+
+
+def test_dockerfile_installs_the_wheel_alone_from_the_lock() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    assert "pip install --no-deps --only-binary=:all: --require-hashes -r requirements/uv.txt" in text
+    assert "uv export --frozen --no-dev --no-emit-project -o /wheels/requirements.txt" in text
+    assert "uv export --frozen --only-group build" in text  # the build backend from the lock as well
+    assert "pip install --no-deps --require-hashes -r /wheels/requirements.txt" in text
+    assert "pip install --no-deps /wheels/keyward-*.whl" in text
+    assert "alembic.ini" not in text  # migrations ship in the wheel: nothing is read from a source tree
 
 
 # -- deploy/keyward.env.example ----------------------------------------------------------------------------------------

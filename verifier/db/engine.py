@@ -14,7 +14,8 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
-ROOT = Path(__file__).resolve().parents[2]
+from verifier.shipped import shipped_dir
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 #: PostgreSQL pool per process: at most 20 connections. Requests hold one only while they run SQL (waiting for a
 #: decision holds none), so half the API threadpool's 40 threads is plenty, and several API and worker processes
@@ -54,12 +55,12 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 
 def upgrade_database(url: str) -> None:
-    """``alembic upgrade head`` against ``url`` (the migrations next to the package, as in a source checkout).
+    """``alembic upgrade head`` against ``url``, with the migrations shipped with the package.
     Quiet: unlike the ``alembic`` command this does not load alembic.ini's logging configuration."""
     from alembic import command  # noqa: PLC0415 - only the migrate step needs Alembic
     from alembic.config import Config  # noqa: PLC0415
 
     cfg = Config()
-    cfg.set_main_option("script_location", str(ROOT / "migrations"))
+    cfg.set_main_option("script_location", str(shipped_dir("migrations")))
     cfg.set_main_option("sqlalchemy.url", url)
     command.upgrade(cfg, "head")

@@ -30,11 +30,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from verifier.errors import Code, TrustStoreError
+from verifier.shipped import shipped_dir
 
 #: Manifest key of the Intel SGX Provisioning Certification Root CA.
 INTEL_SGX_ROOT: Final = "intel.sgx_root"
 
-DEFAULT_VENDOR_ROOTS: Final = Path(__file__).resolve().parents[2] / "vendor_roots"
+DEFAULT_VENDOR_ROOTS: Final = shipped_dir("vendor_roots")
 
 #: SHA-256 of the DER certificate of every genuine vendor root, by manifest key (sources, subjects and cross-checks
 #: in ``vendor_roots/MANIFEST.toml``). The only certificates a non-simulated trust store may hold.
