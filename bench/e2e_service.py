@@ -22,12 +22,12 @@ import statistics
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import httpx
-import redis
 from joserfc import jwk
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session
 from bench._harness import machine
 from verifier.db.models import Attestation, AttestationStatus, Lease
 from verifier.keywrap.enclave import expected_report_data, parse_enclave_jwk
-from verifier.testing.databases import scratch_database
+from verifier.testing.databases import purge_keys, scratch_database
 from verifier.testing.demo_data import seed_demo
 from verifier.testing.devstack import DevStack, StackConfig
 from verifier.testing.intel_pki import Evidence, QuoteOptions, default_pki
@@ -179,7 +179,15 @@ async def load(
 
 
 def run(workers: int, api_workers: int, concurrency: int, seconds: float) -> Result:
-    redis.Redis.from_url(BROKER).flushdb()
+    # This run's own broker keys: another benchmark or a test suite may share the Redis database.
+    prefix = f"keyward-bench-{uuid.uuid4().hex[:12]}:"
+    try:
+        return _run(workers, api_workers, concurrency, seconds, prefix)
+    finally:
+        purge_keys(BROKER, prefix)
+
+
+def _run(workers: int, api_workers: int, concurrency: int, seconds: float, prefix: str) -> Result:
     with scratch_database("keyward_bench") as url, tempfile.TemporaryDirectory(prefix="keyward-bench-") as tmp:
         config = StackConfig(
             workdir=Path(tmp),
@@ -188,7 +196,7 @@ def run(workers: int, api_workers: int, concurrency: int, seconds: float) -> Res
             api_workers=api_workers,
             worker_processes=workers,
             beat=False,
-            extra_env={"KEYWARD_LOG_LEVEL": "WARNING"},
+            extra_env={"KEYWARD_LOG_LEVEL": "WARNING", "KEYWARD_BROKER_KEY_PREFIX": prefix},
         )
         with DevStack(config) as stack:
             stack.wait_until_up()

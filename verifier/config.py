@@ -15,11 +15,11 @@ import re
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Final, Literal
+from typing import Annotated, Final, Literal
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from pydantic import SecretStr, model_validator
+from pydantic import SecretStr, StringConstraints, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from verifier.errors import TrustStoreError
@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     broker_url: str = EMBEDDED_BROKER_URL
     #: Seconds before a task taken by a worker that died without acknowledging it is delivered again.
     broker_visibility_timeout: int = 3600
+    #: Put before every Redis key and pub/sub channel Keyward uses (kombu's ``global_keyprefix``), so several
+    #: deployments, or test runs, can share one Redis without taking each other's tasks or notifications.
+    broker_key_prefix: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{0,64}$")] = ""
     vendor_roots_dir: Path = DEFAULT_VENDOR_ROOTS
     challenge_secret: SecretStr = SecretStr(DEV_CHALLENGE_SECRET)
     credential_pepper: SecretStr = SecretStr(DEV_CREDENTIAL_PEPPER)

@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-import redis
 import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
@@ -18,7 +17,7 @@ from hypothesis import strategies as st
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
-from tests.support.service import TEST_BROKER, seed, service_settings
+from tests.support.service import purge_test_broker, seed, service_settings
 from verifier.app import create_app
 from verifier.auth.credentials import issue_credential
 from verifier.db.engine import upgrade_database
@@ -45,7 +44,7 @@ def api() -> Iterator[tuple[Any, dict[str, str]]]:
         engine.dispose()
         app = create_app(config)
         yield schemathesis.openapi.from_asgi("/openapi.json", app), tokens
-        redis.Redis.from_url(TEST_BROKER).flushdb()
+        purge_test_broker()
 
 
 def _token(path: str, tokens: dict[str, str]) -> str | None:

@@ -6,7 +6,7 @@ import time
 import uuid
 from collections.abc import Callable
 
-from tests.support.service import TEST_BROKER
+from tests.support.service import TEST_BROKER, TEST_KEY_PREFIX
 from verifier.worker.notify import DecisionWaiter, publish_decided, supports_pubsub
 
 
@@ -14,12 +14,12 @@ def _publish_until_woken(waiter_id: str, event_is_set: Callable[[], bool], timeo
     # The subscriber thread connects asynchronously; publish until it has heard one (bounded).
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and not event_is_set():
-        publish_decided(TEST_BROKER, waiter_id)
+        publish_decided(TEST_BROKER, waiter_id, key_prefix=TEST_KEY_PREFIX)
         time.sleep(0.05)
 
 
 def test_decision_waiter_wakes_on_the_matching_id_only() -> None:
-    waiter = DecisionWaiter(TEST_BROKER)
+    waiter = DecisionWaiter(TEST_BROKER, key_prefix=TEST_KEY_PREFIX)
     mine, other = str(uuid.uuid4()), str(uuid.uuid4())
     with waiter.waiting(mine) as event, waiter.waiting(other) as other_event:
         _publish_until_woken(mine, event.is_set)
@@ -27,8 +27,21 @@ def test_decision_waiter_wakes_on_the_matching_id_only() -> None:
         assert not other_event.is_set()
 
 
+def test_decision_waiter_ignores_another_key_prefix() -> None:
+    """Two deployments (or test runs) on one Redis: a decision announced under another prefix wakes no waiter."""
+    waiter = DecisionWaiter(TEST_BROKER, key_prefix=TEST_KEY_PREFIX)
+    probe, ident = str(uuid.uuid4()), str(uuid.uuid4())
+    with waiter.waiting(probe) as subscribed:  # the subscriber thread is listening once this wakes
+        _publish_until_woken(probe, subscribed.is_set)
+        assert subscribed.is_set()
+    with waiter.waiting(ident) as event:
+        for _ in range(5):
+            publish_decided(TEST_BROKER, ident, key_prefix=TEST_KEY_PREFIX + "other:")
+        assert not event.wait(0.5)
+
+
 def test_decision_waiter_forgets_ids_after_the_wait() -> None:
-    waiter = DecisionWaiter(TEST_BROKER)
+    waiter = DecisionWaiter(TEST_BROKER, key_prefix=TEST_KEY_PREFIX)
     ident = str(uuid.uuid4())
     with waiter.waiting(ident):
         pass

@@ -9,11 +9,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-import redis
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from tests.support.service import TEST_BROKER
+from tests.support.service import TEST_BROKER, purge_test_broker
 from verifier.client import AttestationRejected, KeywardClient, Lease, SimulatedProvider
 from verifier.db.models import Attestation, AttestationStatus, Entitlement, LeaseStatus
 from verifier.db.models import Lease as LeaseRow
@@ -25,7 +24,7 @@ ENCLAVES, SEATS = 100, 10
 
 @pytest.fixture(scope="module")
 def stack(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DevStack, DemoData]]:
-    redis.Redis.from_url(TEST_BROKER).flushdb()
+    purge_test_broker()
     workdir = tmp_path_factory.mktemp("stack")
     config = StackConfig(
         workdir=workdir,

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from tests.support.service import (
     TEST_BROKER,
+    TEST_KEY_PREFIX,
     pending_tdx_attestation,
     seed,
     service_settings,
@@ -87,9 +88,9 @@ def test_worker_killed_mid_task_decides_once_after_redelivery(database_url: str,
     att_id = _pending(engine, settings, seeded.entitlement_id)
     extra = {"KEYWARD_BROKER_VISIBILITY_TIMEOUT": str(VISIBILITY)}
 
-    from verifier.worker.celery_app import celery_app
+    from verifier.worker.celery_app import celery_app, transport_options
 
-    celery_app.conf.broker_transport_options = {"visibility_timeout": VISIBILITY}
+    celery_app.conf.broker_transport_options = transport_options(broker, VISIBILITY, TEST_KEY_PREFIX)
     blocker = engine.connect()
     tx = blocker.begin()
     blocker.execute(text("SELECT id FROM attestations WHERE id = :i FOR UPDATE"), {"i": att_id})
@@ -99,7 +100,7 @@ def test_worker_killed_mid_task_decides_once_after_redelivery(database_url: str,
 
         decide_task.delay(str(att_id))
         # The worker has taken the task once it is in Redis' unacked set; then kill it while it waits on the lock.
-        assert _wait_for(lambda: r.hlen("unacked") > 0, 30), "the worker never took the task"
+        assert _wait_for(lambda: r.hlen(TEST_KEY_PREFIX + "unacked") > 0, 30), "the worker never took the task"
         time.sleep(0.5)
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=10)

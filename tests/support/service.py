@@ -35,28 +35,35 @@ from verifier.db.models import (
     ReferenceValueSet,
 )
 from verifier.keywrap.kek import LocalAesKek
+from verifier.testing.databases import purge_keys
 from verifier.testing.intel_pki import SIM_NOW
 from verifier.testing.intel_quote_builder import TdReport
 
 ROOT = Path(__file__).resolve().parents[2]
 #: The one Redis database every service test uses (the in-process Celery app keeps its first broker connection,
-#: so all tests in a run must publish to the same one); each test flushes it first. Two test runs side by side
-#: (e.g. on a developer machine) must each set their own KEYWARD_TEST_REDIS_DB.
+#: so all tests in a run must publish to the same one), and this run's own key prefix in it (tests/conftest.py):
+#: each test deletes the run's keys first, never another run's.
 TEST_BROKER = f"redis://127.0.0.1:6379/{int(os.environ.get('KEYWARD_TEST_REDIS_DB', '14'))}"
+TEST_KEY_PREFIX = os.environ["KEYWARD_BROKER_KEY_PREFIX"]
+
+
+def purge_test_broker() -> None:
+    """Delete this run's queued tasks and other broker keys."""
+    purge_keys(TEST_BROKER, TEST_KEY_PREFIX)
 
 
 def service_settings(database_url: str, **overrides: Any) -> Settings:
     """Development settings for a service test (simulated roots, the simulation clock, the test broker), with the
     test broker emptied and the in-process Celery app (the API side) publishing to it."""
-    import redis
+    from verifier.worker.celery_app import celery_app, transport_options
 
-    from verifier.worker.celery_app import celery_app
-
-    redis.Redis.from_url(TEST_BROKER).flushdb()
+    purge_test_broker()
     celery_app.conf.broker_url = TEST_BROKER
+    celery_app.conf.broker_transport_options = transport_options(TEST_BROKER, 3600, TEST_KEY_PREFIX)
     base: dict[str, Any] = {
         "database_url": database_url,
         "broker_url": TEST_BROKER,
+        "broker_key_prefix": TEST_KEY_PREFIX,
         "allow_simulated_roots": True,
         "simulation_time": SIM_NOW,
     }

@@ -260,3 +260,18 @@ def test_warn_development_profile_logged_by_the_celery_worker(
     with caplog.at_level(logging.WARNING, logger="verifier.config"):
         signals.celeryd_after_setup.send(sender="test-worker", instance=None, conf=None)
     assert [r for r in caplog.records if r.name == "verifier.config" and "DEVELOPMENT PROFILE" in r.getMessage()]
+
+
+@pytest.mark.parametrize(
+    "prefix", ["has space:", "key*", "x" * 65, "new\nline"], ids=["space", "glob", "long", "newline"]
+)
+def test_settings_broker_key_prefix_refuses_unsafe_text(prefix: str) -> None:
+    with pytest.raises(ValidationError, match="broker_key_prefix"):
+        Settings(broker_key_prefix=prefix)
+
+
+def test_transport_options_put_the_key_prefix_on_redis_only() -> None:
+    from verifier.worker.celery_app import transport_options
+
+    assert transport_options("redis://h:6379/0", 60, "acme:")["global_keyprefix"] == "acme:"
+    assert "global_keyprefix" not in transport_options("sqla+sqlite:///x.db", 60, "acme:")

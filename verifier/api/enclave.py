@@ -200,7 +200,7 @@ def _dispatch(
         return _render(att, None)
     # Listen for the worker's "decided" notification before sending the task, so it cannot be missed; the database
     # stays the only source of truth (read after every wake-up, and polled in case a notification is lost).
-    waiter = waiter_for(settings.broker_url)
+    waiter = waiter_for(settings.broker_url, settings.broker_key_prefix)
     poll = 0.5 if supports_pubsub(settings.broker_url) else 0.02  # with notifications, polling is a fallback
     with waiter.waiting(str(att.id)) as decided:
         if not _send(decide_task, att.id, headers):

@@ -59,7 +59,7 @@ def metrics(settings: SettingsDep, authorization: Annotated[str | None, Header()
         _check_metrics_token(settings.metrics_token.get_secret_value(), authorization)
     collector = ServiceCollector(
         _sessions(settings.database_url),
-        partial(broker_queue_depth, settings.broker_url),
+        partial(broker_queue_depth, settings.broker_url, key_prefix=settings.broker_key_prefix),
         now=datetime.now(UTC),
     )
     return Response(exposition(collector), media_type=CONTENT_TYPE_LATEST)

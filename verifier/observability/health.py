@@ -51,11 +51,14 @@ def _failure(what: str, e: Exception) -> dict[str, Any]:
     return {"ok": False, "error": type(e).__name__}
 
 
-def broker_connection(broker_url: str) -> Connection:
+def broker_connection(broker_url: str, key_prefix: str = "") -> Connection:
     """A kombu connection with a short connect timeout, through Keyward's transport aliases."""
     import verifier.worker.celery_app  # noqa: F401, PLC0415 - registers Keyward's ``sqla+`` transport alias
 
-    return Connection(broker_url, connect_timeout=BROKER_TIMEOUT)  # type: ignore[no-untyped-call]
+    options = {"global_keyprefix": key_prefix} if key_prefix else {}
+    return Connection(  # type: ignore[no-untyped-call]
+        broker_url, connect_timeout=BROKER_TIMEOUT, transport_options=options
+    )
 
 
 def check_broker(broker_url: str) -> dict[str, Any]:
@@ -67,14 +70,19 @@ def check_broker(broker_url: str) -> dict[str, Any]:
     return {"ok": True}
 
 
-def broker_queue_depth(broker_url: str, queue: str = DEFAULT_QUEUE) -> int | None:
-    """Messages waiting in ``queue`` (a passive declare: ``LLEN`` of its priority lists on Redis, visible rows on
-    the SQLAlchemy transport); 0 if the queue does not exist yet; None if the broker cannot be reached."""
+def broker_queue_depth(broker_url: str, queue: str = DEFAULT_QUEUE, *, key_prefix: str = "") -> int | None:
+    """Messages waiting in ``queue`` (``LLEN`` of its priority lists on Redis, visible rows on the SQLAlchemy
+    transport); 0 if the queue does not exist yet; None if the broker cannot be reached."""
     try:
-        with broker_connection(broker_url) as conn:
+        with broker_connection(broker_url, key_prefix) as conn:
             conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, interval_max=0)
+            channel = conn.default_channel
+            if key_prefix:
+                # kombu's passive declare asks Redis EXISTS without the global key prefix, so a prefixed queue always
+                # looks missing; its size (LLEN, which kombu does prefix) is what the declare would report anyway.
+                return int(channel._size(queue))
             try:
-                return int(conn.default_channel.queue_declare(queue=queue, passive=True).message_count)
+                return int(channel.queue_declare(queue=queue, passive=True).message_count)
             except conn.channel_errors:  # NOT_FOUND: nothing was ever queued (Redis deletes empty lists)
                 return 0
     except Exception as e:  # the scrape goes on without the broker; the class is logged

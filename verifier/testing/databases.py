@@ -1,4 +1,5 @@
-"""Throw-away PostgreSQL databases for tests and benchmarks: created empty on the local server, dropped after."""
+"""Throw-away state for tests and benchmarks: PostgreSQL databases created empty on the local server and dropped
+after, and Redis keys under a run's own prefix."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import redis
 from sqlalchemy import create_engine, text
 
 #: The maintenance database of the local server (trust auth on this machine kind); tests and benchmarks may point
@@ -29,3 +31,17 @@ def scratch_database(prefix: str, admin_url: str = ADMIN_URL) -> Iterator[str]:
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     finally:
         admin.dispose()
+
+
+def purge_keys(broker_url: str, key_prefix: str) -> None:
+    """Delete every Redis key under ``key_prefix``: one test run's or benchmark's own, never the whole database (a
+    run beside it may share that database under another prefix)."""
+    if not key_prefix:
+        raise ValueError("refusing to purge without a key prefix: that would take every deployment's keys")
+    client = redis.Redis.from_url(broker_url)
+    try:
+        keys = list(client.scan_iter(match=key_prefix + "*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()

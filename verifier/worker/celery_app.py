@@ -18,10 +18,10 @@ from verifier.config import get_settings, warn_development_profile
 TRANSPORT_ALIASES["sqla"] = TRANSPORT_ALIASES["sqlalchemy"] = "verifier.worker.sqla_transport:Transport"
 
 
-def transport_options(broker_url: str, visibility_timeout: int) -> dict[str, Any]:
+def transport_options(broker_url: str, visibility_timeout: int, key_prefix: str = "") -> dict[str, Any]:
     if broker_url.startswith("sqla+"):
         return {"polling_interval": 0.05}
-    return {"visibility_timeout": visibility_timeout}
+    return {"visibility_timeout": visibility_timeout, "global_keyprefix": key_prefix}
 
 
 def make_celery(broker_url: str | None = None) -> Celery:
@@ -38,7 +38,9 @@ def make_celery(broker_url: str | None = None) -> Celery:
         worker_prefetch_multiplier=1,
         task_ignore_result=True,
         broker_connection_retry_on_startup=True,
-        broker_transport_options=transport_options(broker, settings.broker_visibility_timeout),
+        broker_transport_options=transport_options(
+            broker, settings.broker_visibility_timeout, settings.broker_key_prefix
+        ),
         beat_schedule={
             "expire-leases": {"task": "keyward.expire_leases", "schedule": 30.0},
             "requeue-pending": {"task": "keyward.requeue_pending", "schedule": 60.0},

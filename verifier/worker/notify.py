@@ -1,6 +1,7 @@
 """Decision notifications, so an API request waiting with ``Prefer: wait`` answers as soon as a worker commits.
 
-The worker publishes the attestation id on the Redis channel :data:`CHANNEL` after its transaction commits. Each API
+The worker publishes the attestation id on the Redis channel :data:`CHANNEL` (after ``broker_key_prefix``) after its
+transaction commits. Each API
 process runs one subscriber thread that wakes the requests waiting for that id. The message is only a hint: the API
 always re-reads the attestation from the database, and still polls it at a slow pace, so a lost message, a broker
 without pub/sub (the embedded SQLite profile) or a Redis outage only makes the wait slower, never wrong.
@@ -30,12 +31,12 @@ def _client(broker_url: str) -> redis.Redis:
     return redis.Redis.from_url(broker_url, socket_timeout=2.0, socket_connect_timeout=2.0)
 
 
-def publish_decided(broker_url: str, attestation_id: str) -> None:
+def publish_decided(broker_url: str, attestation_id: str, *, key_prefix: str = "") -> None:
     """Best effort, after commit: a failure is logged and the waiting request falls back to polling."""
     if not supports_pubsub(broker_url):
         return
     try:
-        _client(broker_url).publish(CHANNEL, attestation_id)
+        _client(broker_url).publish(key_prefix + CHANNEL, attestation_id)
     except redis.RedisError as e:
         log.warning("decision notification not sent", extra={"error": type(e).__name__})
 
@@ -43,8 +44,9 @@ def publish_decided(broker_url: str, attestation_id: str) -> None:
 class DecisionWaiter:
     """One subscriber thread per process; ``waiting(id)`` yields an Event set when that id is announced."""
 
-    def __init__(self, broker_url: str) -> None:
+    def __init__(self, broker_url: str, *, key_prefix: str = "") -> None:
         self._url = broker_url
+        self._channel = key_prefix + CHANNEL
         self._events: dict[str, list[threading.Event]] = {}
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -78,9 +80,9 @@ class DecisionWaiter:
         while not stop.is_set():
             try:
                 client = redis.Redis.from_url(self._url, socket_connect_timeout=2.0)
-                pubsub = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
-                pubsub.subscribe(CHANNEL)
-                for message in pubsub.listen():
+                pubsub = client.pubsub(ignore_subscribe_messages=True)
+                pubsub.subscribe(self._channel)
+                for message in pubsub.listen():  # type: ignore[no-untyped-call]  # redis-py leaves listen() unannotated
                     self._wake(message.get("data"))
             except redis.RedisError as e:
                 log.warning("decision subscriber reconnecting", extra={"error": type(e).__name__})
@@ -96,5 +98,5 @@ class DecisionWaiter:
 
 
 @lru_cache(maxsize=4)
-def waiter_for(broker_url: str) -> DecisionWaiter:
-    return DecisionWaiter(broker_url)
+def waiter_for(broker_url: str, key_prefix: str = "") -> DecisionWaiter:
+    return DecisionWaiter(broker_url, key_prefix=key_prefix)

@@ -54,7 +54,8 @@ def decide(attestation_id: str, task: Any = None) -> str:
         received_at = now - max(timedelta(0), datetime.now(UTC) - att.created_at)
         att = decide_locked(session, att, decision_context(settings), now, received_at=received_at)
         session.commit()
-    publish_decided(settings.broker_url, attestation_id)  # wakes an API request waiting with Prefer: wait
+    # Wakes an API request waiting with Prefer: wait.
+    publish_decided(settings.broker_url, attestation_id, key_prefix=settings.broker_key_prefix)
     if was_pending:
         _record_decision(att, time.perf_counter() - started)
     return att.status.value
