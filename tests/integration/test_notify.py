@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Callable
+
+import pytest
 
 from tests.support.service import TEST_BROKER, TEST_KEY_PREFIX
 from verifier.worker.notify import DecisionWaiter, publish_decided, supports_pubsub
@@ -56,5 +59,9 @@ def test_notify_without_pubsub_is_a_no_op() -> None:
         assert not event.wait(0.05)
 
 
-def test_notify_with_redis_down_is_logged_not_raised() -> None:
-    publish_decided("redis://127.0.0.1:1/0", str(uuid.uuid4()))
+def test_notify_with_redis_down_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING):
+        publish_decided("redis://127.0.0.1:1/0", str(uuid.uuid4()))
+    [record] = [r for r in caplog.records if r.getMessage() == "decision notification not sent"]
+    assert record.levelno == logging.WARNING
+    assert record.__dict__["error"] == "ConnectionError"

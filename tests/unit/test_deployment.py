@@ -314,9 +314,13 @@ def test_api_server_runs_on_uvloop_and_httptools() -> None:
     the pure-Python h11 parser (~20 % of service throughput)."""
     from uvicorn.config import Config
 
-    config = Config(app=lambda *_: None)
+    config = Config(app="verifier.app:create_server_app", factory=True)
     config.load()
     assert config.http_protocol_class.__name__ == "HttpToolsProtocol"
-    import uvloop
-
-    assert uvloop.new_event_loop() is not None
+    factory = config.get_loop_factory()
+    assert factory is not None
+    loop = factory()
+    try:
+        assert type(loop).__module__ == "uvloop"
+    finally:
+        loop.close()
