@@ -16,6 +16,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from tests.support.factories import make_entitlement, make_model, make_model_version
+from verifier.attestation.flows import lock_attestation
 from verifier.collateral.cache import (
     AMD,
     INTEL,
@@ -25,6 +26,7 @@ from verifier.collateral.cache import (
     vcek_from_cache,
     vcek_key,
 )
+from verifier.collateral.documents import intel_keys, snp_crl_target
 from verifier.collateral.freshness import Freshness
 from verifier.config import Settings
 from verifier.db.models import Attestation, AttestationStatus, CachedCollateral
@@ -32,12 +34,13 @@ from verifier.errors import Code
 from verifier.evidence.dcap import parse_quote
 from verifier.evidence.snp import parse_snp_report
 from verifier.platforms.intel_dcap import verify_quote
+from verifier.platforms.registry import parse_evidence
 from verifier.testing.amd_pki import AmdEvidence, ReportOptions, default_amd_pki
 from verifier.testing.fake_vendor_services import FakeVendorServices
 from verifier.testing.intel_pki import SIM_NOW, CollateralOptions, Evidence, QuoteOptions, default_pki
 from verifier.trust.amd_certs import load_leaf
 from verifier.worker import vendor_documents
-from verifier.worker.refresh import prefetch, prefetch_for, prefetch_locked_or_retry, refresh_cache, retry_delay
+from verifier.worker.refresh import prefetch_locked, prefetch_locked_or_retry, refresh_cache, retry_delay
 from verifier.worker.vendor_documents import (
     FetchReport,
     VendorClients,
@@ -121,6 +124,23 @@ def _pending(session: Session, *items: object, status: AttestationStatus = Attes
     return att
 
 
+def prefetch_for(
+    session: Session, attestation_id: uuid.UUID, clients: VendorClients, now: Any, freshness: Freshness
+) -> FetchReport:
+    """The decide task's prefetch (:func:`prefetch_locked`, under :func:`prefetch_locked_or_retry`) on the
+    attestation committed and locked as the task finds it; an empty report when nothing was needed."""
+    session.commit()
+    return prefetch_locked(session, lock_attestation(session, attestation_id), clients, now, freshness) or FetchReport()
+
+
+def _intel_path_keys(ev: Evidence) -> Any:
+    return intel_keys(parse_quote(ev.quote))
+
+
+def _crl_target(ev: AmdEvidence) -> Any:
+    return snp_crl_target(parse_snp_report(ev.report), None, None)
+
+
 def _intel_paths(ev: Evidence) -> list[str]:
     fmspc, ca = ev.platform.fmspc.hex().upper(), ev.pcs.ca
     return [
@@ -181,7 +201,7 @@ def test_prefetch_for_intel_fills_cache_that_verifies(
         assert row.next_update == document_next_update(kind, row.body)
         assert row.next_update is not None
         assert row.next_update > NOW
-    collateral = intel_collateral_from_cache(session, ev.quote)
+    collateral = intel_collateral_from_cache(session, _intel_path_keys(ev))
     assert collateral is not None
     assert verify_quote(parse_quote(ev.quote), collateral, ev.trust_store, NOW).tcb.status == "UpToDate"
 
@@ -201,10 +221,10 @@ def test_prefetch_for_snp_fetches_vcek_from_kds(
     assert server.requests[0] == "/vcek/v1/Genoa/crl"
     assert server.requests[1].startswith(f"/vcek/v1/Genoa/{report_fields.chip_id.hex()}?")
     assert len(server.requests) == 2
-    assert vcek_from_cache(session, ev.report) == ev.leaf_der
+    assert vcek_from_cache(session, vcek_key(*_chip_and_tcb(ev))) == ev.leaf_der
     assert _row(session, "vcek").next_update == load_leaf(ev.leaf_der).not_after
     assert ev.crl_der is not None
-    assert amd_crl_from_cache(session, ev.report, None, None) == ev.crl_der
+    assert amd_crl_from_cache(session, _crl_target(ev)) == ev.crl_der
     assert _row(session, "crl").next_update == x509.load_der_x509_crl(ev.crl_der).next_update_utc
 
 
@@ -244,7 +264,7 @@ def test_prefetch_for_crl_without_stored_next_update_read_from_body(
 ) -> None:
     ev = _tdx()
     server.add_intel(ev)
-    _cache_intel(session, ev, pck_crl=None, root_ca_crl=None)  # as refresh_intel stores CRLs
+    _cache_intel(session, ev, pck_crl=None, root_ca_crl=None)  # as rows stored without a next update
 
     assert prefetch_for(session, _pending(session, _intel_item(ev)).id, clients, NOW, RULE) == FetchReport()
     assert server.requests == []
@@ -325,7 +345,7 @@ def test_collateral_needs_needed_before_optional_and_needed_wins(session: Sessio
     ev, amd = _tdx(), _snp()
     own = _intel_item(ev, collateral=ev.collateral_json)
 
-    needs = collateral_needs(session, [own, _snp_item(amd, crl=_crl(amd)), _intel_item(ev)], NOW, RULE)
+    needs = collateral_needs(session, parse_evidence([own, _snp_item(amd, crl=_crl(amd)), _intel_item(ev)]), NOW, RULE)
 
     assert [(str(w), w.optional) for w in needs] == [
         *((row, False) for row in _intel_rows(ev)),  # the third item needs what the first brings
@@ -381,7 +401,7 @@ def test_prefetch_for_vlek_report_fetches_the_vlek_chain_crl(
     report = prefetch_for(session, _pending(session, _snp_item(ev)).id, clients, NOW, RULE)
     assert report == FetchReport(stored=("amd/crl/vlek:genoa",))
     assert server.requests == ["/vlek/v1/Genoa/crl"]
-    assert amd_crl_from_cache(session, ev.report, None, None) == ev.crl_der
+    assert amd_crl_from_cache(session, _crl_target(ev)) == ev.crl_der
 
 
 def test_prefetch_for_decided_attestation_asks_nothing(
@@ -437,10 +457,13 @@ def _chip_and_tcb(ev: AmdEvidence) -> tuple[bytes, bytes]:
     return report.chip_id, report.reported_tcb
 
 
-def test_prefetch_disabled_decides_at_once(server: FakeVendorServices) -> None:
+def test_prefetch_disabled_decides_at_once(session: Session, server: FakeVendorServices) -> None:
+    server.add_intel(ev := _tdx())
+    att = _pending(session, _intel_item(ev))
     settings = Settings(collateral_fetch=False, pcs_base_url=server.base_url, database_url="postgresql://unused/x")
-    assert prefetch(str(uuid.uuid4()), 0, settings) is None
+    assert prefetch_locked_or_retry(object(), session, att, settings) is False
     assert server.requests == []
+    assert session.in_transaction()
 
 
 @pytest.mark.parametrize(
@@ -778,7 +801,7 @@ def test_prefetch_locked_or_retry_keeps_the_lock_while_optional_fetches_back_off
     decides at once, instead of rolling back and locking the row again for nothing."""
     ev = _tdx()
     att = _pending(session, _intel_item(ev, collateral=ev.collateral_json))
-    wanted = collateral_needs(session, att.evidence, NOW, RULE)
+    wanted = collateral_needs(session, parse_evidence(att.evidence), NOW, RULE)
     assert wanted
     assert all(w.optional for w in wanted)
     for w in wanted:

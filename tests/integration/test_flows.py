@@ -633,7 +633,7 @@ def test_decide_attestation_unexpected_error_is_a_stored_rejection(
     def crash(*_: object, **__: object) -> None:
         raise IndexError("parser bug")
 
-    monkeypatch.setattr("verifier.attestation.items.evaluate_intel_quote", crash)
+    monkeypatch.setattr("verifier.platforms.intel_evidence.evaluate_quote", crash)
     att, _ = _submit(session, world)
     decided = decide_attestation(session, att.id, world.ctx, NOW)
     assert decided.status == AttestationStatus.REJECTED
