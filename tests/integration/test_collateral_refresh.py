@@ -124,7 +124,7 @@ def _pending(session: Session, *items: object, status: AttestationStatus = Attes
     return att
 
 
-def prefetch_for(
+def _prefetch(
     session: Session, attestation_id: uuid.UUID, clients: VendorClients, now: Any, freshness: Freshness
 ) -> FetchReport:
     """The decide task's prefetch (:func:`prefetch_locked`, under :func:`prefetch_locked_or_retry`) on the
@@ -191,7 +191,7 @@ def test_prefetch_for_intel_fills_cache_that_verifies(
     server.add_intel(ev)
     att = _pending(session, _intel_item(ev))
 
-    report = prefetch_for(session, att.id, clients, NOW, RULE)
+    report = _prefetch(session, att.id, clients, NOW, RULE)
 
     assert report == FetchReport(stored=_intel_rows(ev))
     assert server.requests == _intel_paths(ev)
@@ -214,7 +214,7 @@ def test_prefetch_for_snp_fetches_vcek_from_kds(
     report_fields = parse_snp_report(ev.report)
     att = _pending(session, _snp_item(ev))
 
-    report = prefetch_for(session, att.id, clients, NOW, RULE)
+    report = _prefetch(session, att.id, clients, NOW, RULE)
 
     key = vcek_key(report_fields.chip_id, report_fields.reported_tcb)
     assert report == FetchReport(stored=("amd/crl/vcek:genoa", f"amd/vcek/{key}"))
@@ -234,10 +234,10 @@ def test_prefetch_for_fresh_cache_asks_nothing(
     ev, amd = _tdx(), _snp()
     server.add_intel(ev)
     server.add_amd(amd)
-    prefetch_for(session, _pending(session, _intel_item(ev), _snp_item(amd)).id, clients, NOW, RULE)
+    _prefetch(session, _pending(session, _intel_item(ev), _snp_item(amd)).id, clients, NOW, RULE)
     asked = list(server.requests)
 
-    again = prefetch_for(session, _pending(session, _intel_item(ev), _snp_item(amd)).id, clients, NOW, RULE)
+    again = _prefetch(session, _pending(session, _intel_item(ev), _snp_item(amd)).id, clients, NOW, RULE)
 
     assert again == FetchReport()
     assert server.requests == asked
@@ -251,7 +251,7 @@ def test_prefetch_for_document_past_next_update_fetched_again(
     server.add_intel(ev)
     _cache_intel(session, ev, **{kind: NOW - timedelta(minutes=1)})
 
-    report = prefetch_for(session, _pending(session, _intel_item(ev)).id, clients, NOW, RULE)
+    report = _prefetch(session, _pending(session, _intel_item(ev)).id, clients, NOW, RULE)
 
     index = ["tcb_info", "qe_identity", "pck_crl", "root_ca_crl"].index(kind)
     assert report.stored == (_intel_rows(ev)[index],)
@@ -266,10 +266,10 @@ def test_prefetch_for_crl_without_stored_next_update_read_from_body(
     server.add_intel(ev)
     _cache_intel(session, ev, pck_crl=None, root_ca_crl=None)  # as rows stored without a next update
 
-    assert prefetch_for(session, _pending(session, _intel_item(ev)).id, clients, NOW, RULE) == FetchReport()
+    assert _prefetch(session, _pending(session, _intel_item(ev)).id, clients, NOW, RULE) == FetchReport()
     assert server.requests == []
     # Past the PCK CRL's own nextUpdate (25 days after SIM_NOW) it is due again.
-    later = prefetch_for(session, _pending(session, _intel_item(ev)).id, clients, NOW + 26 * DAY, RULE)
+    later = _prefetch(session, _pending(session, _intel_item(ev)).id, clients, NOW + 26 * DAY, RULE)
     assert f"intel/pck_crl/{ev.pcs.ca}" in later.stored
 
 
@@ -299,7 +299,7 @@ def test_prefetch_for_evidence_with_own_collateral_fetches_cached_copy_too(
     """The decision verifies the newer of the supplied and the cached copy, so the cache is filled for it too."""
     server.add_intel(_tdx())
     server.add_amd(_snp())
-    assert prefetch_for(session, _pending(session, item()).id, clients, NOW, RULE) == FetchReport(stored=rows())
+    assert _prefetch(session, _pending(session, item()).id, clients, NOW, RULE) == FetchReport(stored=rows())
 
 
 @pytest.mark.parametrize(("item", "rows"), OWN_COLLATERAL)
@@ -310,7 +310,7 @@ def test_prefetch_for_evidence_with_own_collateral_outage_never_delays(
     server.add_amd(_snp())
     server.fail_next(503, retry_after="7")
 
-    report = prefetch_for(session, _pending(session, item()).id, clients, NOW, RULE)
+    report = _prefetch(session, _pending(session, item()).id, clients, NOW, RULE)
 
     assert report.retryable is None
     assert report.failures == ()
@@ -326,18 +326,18 @@ def test_prefetch_for_evidence_with_own_collateral_after_outage_backs_off(
     server.add_intel(_tdx())
     server.add_amd(_snp())
     server.fail_next(503)
-    (_failed,) = prefetch_for(session, _pending(session, item()).id, clients, NOW, RULE).optional_failures
+    (_failed,) = _prefetch(session, _pending(session, item()).id, clients, NOW, RULE).optional_failures
     failed_url = server.requests[0]
 
     # Within the back-off the failed document is not asked for again (the others, skipped after the failure in
     # the first run, are fetched now).
-    second = prefetch_for(session, _pending(session, item()).id, clients, NOW, RULE)
+    second = _prefetch(session, _pending(session, item()).id, clients, NOW, RULE)
     assert second.optional_failures == ()
     assert failed_url not in server.requests[1:]
     assert set(second.stored) < set(rows())
 
     vendor_documents._optional_backoff.clear()  # the back-off has passed
-    third = prefetch_for(session, _pending(session, item()).id, clients, NOW, RULE)
+    third = _prefetch(session, _pending(session, item()).id, clients, NOW, RULE)
     assert set(third.stored) == set(rows()) - set(second.stored)
 
 
@@ -371,7 +371,7 @@ def test_collateral_needs_needed_before_optional_and_needed_wins(session: Sessio
 def test_prefetch_for_malformed_or_unfetchable_evidence_asks_nothing(
     session: Session, server: FakeVendorServices, clients: VendorClients, item: Any
 ) -> None:
-    assert prefetch_for(session, _pending(session, item()).id, clients, NOW, RULE) == FetchReport()
+    assert _prefetch(session, _pending(session, item()).id, clients, NOW, RULE) == FetchReport()
     assert server.requests == []
 
 
@@ -387,7 +387,7 @@ def test_prefetch_for_snp_bringing_its_leaf_fetches_only_the_crl(
     ev = _snp()
     server.add_amd(ev)
     item = _snp_item(ev, **{own: _b64(ev.leaf_der if own == "vcek" else ev.cert_table)})
-    report = prefetch_for(session, _pending(session, item).id, clients, NOW, RULE)
+    report = _prefetch(session, _pending(session, item).id, clients, NOW, RULE)
     assert report == FetchReport(stored=("amd/crl/vcek:genoa",))
     assert server.requests == ["/vcek/v1/Genoa/crl"]
 
@@ -398,7 +398,7 @@ def test_prefetch_for_vlek_report_fetches_the_vlek_chain_crl(
     """A VLEK is not on KDS (it comes with the evidence or from the CSP); its chain's CRL is."""
     ev = _snp(signing_key="vlek")
     server.add_amd(ev)
-    report = prefetch_for(session, _pending(session, _snp_item(ev)).id, clients, NOW, RULE)
+    report = _prefetch(session, _pending(session, _snp_item(ev)).id, clients, NOW, RULE)
     assert report == FetchReport(stored=("amd/crl/vlek:genoa",))
     assert server.requests == ["/vlek/v1/Genoa/crl"]
     assert amd_crl_from_cache(session, _crl_target(ev)) == ev.crl_der
@@ -410,7 +410,7 @@ def test_prefetch_for_decided_attestation_asks_nothing(
     ev = _tdx()
     server.add_intel(ev)
     att = _pending(session, _intel_item(ev), status=AttestationStatus.REJECTED)
-    assert prefetch_for(session, att.id, clients, NOW, RULE) == FetchReport()
+    assert _prefetch(session, att.id, clients, NOW, RULE) == FetchReport()
     assert server.requests == []
 
 
@@ -419,7 +419,7 @@ def test_prefetch_for_unknown_fmspc_not_retryable(
 ) -> None:
     ev = _tdx()  # not registered: PCS answers 404 for the FMSPC (and the rest)
 
-    report = prefetch_for(session, _pending(session, _intel_item(ev)).id, clients, NOW, RULE)
+    report = _prefetch(session, _pending(session, _intel_item(ev)).id, clients, NOW, RULE)
 
     assert report.stored == ()
     assert [f.status for f in report.failures] == [404, 404, 404, 404]
@@ -436,7 +436,7 @@ def test_prefetch_for_outage_retryable_and_vendor_asked_once(
     server.fail_next(503, retry_after="7")
     att = _pending(session, _intel_item(ev), _snp_item(amd))
 
-    report = prefetch_for(session, att.id, clients, NOW, RULE)
+    report = _prefetch(session, att.id, clients, NOW, RULE)
 
     # PCS is asked nothing more after its 503; KDS is another vendor and still answers (CRL, then VCEK).
     assert server.requests[0] == _intel_paths(ev)[0]
@@ -448,7 +448,7 @@ def test_prefetch_for_outage_retryable_and_vendor_asked_once(
     assert (failure.status, failure.retry_after) == (503, 7.0)
     assert report.stored == ("amd/crl/vcek:genoa", f"amd/vcek/{vcek_key(*_chip_and_tcb(amd))}")
     # The outage ends: the next attempt fetches only what is still missing.
-    again = prefetch_for(session, att.id, clients, NOW, RULE)
+    again = _prefetch(session, att.id, clients, NOW, RULE)
     assert again == FetchReport(stored=_intel_rows(ev))
 
 
@@ -683,7 +683,7 @@ def test_prefetch_for_document_fetched_over_max_age_ago_fetched_again(
     _cache_intel(session, ev)
     _only_aged(session, kind, NOW - 25 * HOUR)
 
-    report = prefetch_for(session, _pending(session, _intel_item(ev)).id, clients, NOW, Freshness())
+    report = _prefetch(session, _pending(session, _intel_item(ev)).id, clients, NOW, Freshness())
 
     index = INTEL_KINDS.index(kind)
     assert report == FetchReport(stored=(_intel_rows(ev)[index],))
@@ -705,7 +705,7 @@ def test_prefetch_for_amd_crl_fetched_over_max_age_ago_fetched_again(
     assert next_update is not None
     assert next_update > NOW + 20 * DAY
 
-    report = prefetch_for(session, _pending(session, item).id, clients, NOW, Freshness())
+    report = _prefetch(session, _pending(session, item).id, clients, NOW, Freshness())
 
     assert report == FetchReport(stored=("amd/crl/vcek:genoa",))
     assert _row(session, "crl").fetched_at == NOW
@@ -726,7 +726,7 @@ def test_prefetch_for_document_in_window_fetched_once(
     _cache_intel(session, ev, tcb_info=NOW + 2 * HOUR)
     _only_aged(session, "tcb_info", NOW - fetched_ago)
 
-    report = prefetch_for(session, _pending(session, _intel_item(ev)).id, clients, NOW, Freshness())
+    report = _prefetch(session, _pending(session, _intel_item(ev)).id, clients, NOW, Freshness())
 
     assert report == FetchReport(stored=(_intel_rows(ev)[0],) if fetched else ())
 
@@ -786,7 +786,7 @@ def test_prefetch_for_stale_vendor_document_never_rolls_cache_back(
     _cache_intel(session, newer)
     _only_aged(session, "tcb_info", NOW - 25 * HOUR)
 
-    report = prefetch_for(session, _pending(session, _intel_item(stale)).id, clients, NOW, Freshness())
+    report = _prefetch(session, _pending(session, _intel_item(stale)).id, clients, NOW, Freshness())
 
     assert report == FetchReport()
     assert server.requests == [_intel_paths(stale)[0]]
