@@ -28,6 +28,8 @@ from verifier.collateral.files import load_intel_collateral
 from verifier.errors import Code, KeywardError, Reason, UsageError
 from verifier.evidence.snp import REPORT_SIZE, Product, decode_report_bytes
 from verifier.platforms.amd_snp import PLATFORM_SNP
+from verifier.platforms.intel_dcap import PLATFORM_TDX
+from verifier.platforms.registry import PLATFORMS
 from verifier.trust.intel_collateral import Collateral
 from verifier.trust.store import load_trust_store
 
@@ -288,17 +290,14 @@ def render_report(name: str, now: datetime, r: Evaluation) -> str:
     no = click.style("no", fg="red")
     c = r.claims
     lines = [click.style(f"keyward verify {name}", bold=True)]
-    snp = r.platform == "amd-sev-snp"
+    entry = PLATFORMS.get(r.platform or "")
+    snp = entry is not None and entry.family == "snp"
     kind = f" (quote v{c['quote_version']}, body type {c['body_type']})" if "quote_version" in c else ""
     if snp and "version" in c:
         kind = f" (report v{c['version']}{', ' + str(c['product']) if 'product' in c else ''})"
     lines.append(f"  platform     {r.platform or 'unknown'}{kind}{'  [SIMULATED]' if r.simulated else ''}")
     lines.append(f"  at           {now.strftime('%Y-%m-%dT%H:%M:%SZ')}")
-    chain = (
-        f"{str(r.collateral.get('signing_key', '')).upper()} -> pinned ASK/ASVK -> ARK, TCB binding, signature"
-        if snp
-        else "PCK chain -> pinned Intel SGX Root CA, CRLs, TCB Info, QE Identity, signatures"
-    )
+    chain = (entry or PLATFORMS[PLATFORM_TDX]).chain(r)
     lines.append(f"  verified     {yes if r.verified else no}" + (f"   {chain}" if r.verified else ""))
     if r.tcb_status:
         adv = ", ".join(r.advisory_ids) or "none"

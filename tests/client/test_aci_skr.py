@@ -18,6 +18,7 @@ from verifier.client.errors import ProviderError, ProviderUnavailable
 from verifier.client.keys import EnclaveKeyPair
 from verifier.client.providers import AciSkrProvider, Binding
 from verifier.client.providers.aci_skr import skr_report_data, skr_runtime_data
+from verifier.platforms.item import EvidenceItem
 from verifier.testing.amd_pki import ReportOptions, default_amd_pki
 
 ACI_VECTORS = VECTORS / "amd" / "microsoft-confidential-sidecar-containers"
@@ -60,7 +61,7 @@ def test_aci_skr_raw_item_passes_server_binding(sidecar: FakeSidecar, binding: B
     assert sidecar.requests[0][0] == "/attest/raw"
     assert sidecar.requests[0][1] == {"runtime_data": item["runtime_data"]}
     # The server's own binding check accepts it, and the report verifies with that binding.
-    expected = binding_for(item, NONCE, key.public, key.report_data(NONCE))
+    expected = binding_for(EvidenceItem.model_validate(item), NONCE, key.public, key.report_data(NONCE))
     assert expected == skr_report_data(base64.b64decode(item["runtime_data"]))
     ev = default_amd_pki().build(ReportOptions(report_data=expected))
     result = evaluate_snp_report(

@@ -12,6 +12,7 @@ from verifier.attestation.evaluation import evaluate_intel_quote, evaluate_snp_r
 from verifier.attestation.items import binding_for
 from verifier.client.keys import EnclaveKeyPair
 from verifier.client.providers import Binding, SimulatedProvider
+from verifier.platforms.item import EvidenceItem
 from verifier.testing.amd_pki import default_amd_pki
 from verifier.testing.intel_pki import SIM_NOW, default_pki
 from verifier.testing.intel_quote_builder import TD_ATTR_DEBUG, TdReport
@@ -76,7 +77,7 @@ def test_simulated_snp_accepted_under_simulated_roots(binding: Binding, certs: s
 
 def test_simulated_snp_aci_binding_matches_server(binding: Binding, key: EnclaveKeyPair) -> None:
     [item] = SimulatedProvider(platform="amd-sev-snp", aci=True).collect(binding)
-    expected = binding_for(item, NONCE, key.public, binding.report_data)
+    expected = binding_for(EvidenceItem.model_validate(item), NONCE, key.public, binding.report_data)
     assert expected != binding.report_data
     assert expected[32:] == bytes(32)
 

@@ -31,11 +31,12 @@ from verifier.collateral.cache import (
     intel_collateral_from_cache,
     put_document,
 )
+from verifier.collateral.documents import IntelKeys, intel_keys, snp_crl_target
 from verifier.collateral.selection import IssuedCrl, SignedJson
 from verifier.db.models import CachedCollateral
 from verifier.errors import Code, KeywardError
 from verifier.evidence.dcap import parse_quote
-from verifier.evidence.snp import parse_snp_report
+from verifier.evidence.snp import Product, SigningKeyName, parse_snp_report
 from verifier.platforms.amd_snp import verify_snp_report
 from verifier.platforms.intel_dcap import verify_quote
 from verifier.testing.amd_pki import SERIALS, AmdEvidence, CrlOptions, ReportOptions, default_amd_pki
@@ -167,6 +168,21 @@ def test_put_document_amd_crl_older_refused_vcek_always_replaced(session: Sessio
 # intel_collateral_for
 
 
+def _keys(quote: bytes) -> IntelKeys | None:
+    """The keys the decision has for a quote: None when it does not parse (its parsed item says so)."""
+    try:
+        return intel_keys(parse_quote(quote))
+    except KeywardError:
+        return None
+
+
+def _target(report: bytes, leaf: bytes | None) -> tuple[Product, SigningKeyName] | None:
+    try:
+        return snp_crl_target(parse_snp_report(report), leaf, None)
+    except KeywardError:
+        return None
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_intel_collateral_for_older_supplied_loses_to_cache(session: Session, ev: Evidence, kind: str) -> None:
     own = supplied(ev)
@@ -174,9 +190,9 @@ def test_intel_collateral_for_older_supplied_loses_to_cache(session: Session, ev
     newer = _docs(ev, issued=NOW - DAY, number=18)[kind]
     _put_intel(session, ev, kind, newer)
 
-    chosen = intel_collateral_for(session, ev.quote, own)
+    chosen = intel_collateral_for(session, _keys(ev.quote), own)
 
-    assert chosen == intel_collateral_from_cache(session, ev.quote)
+    assert chosen == intel_collateral_from_cache(session, intel_keys(parse_quote(ev.quote)))
     assert chosen != own
 
 
@@ -188,22 +204,22 @@ def test_intel_collateral_for_newer_supplied_wins(session: Session, ev: Evidence
     change = {"tcb_info": "tcb", "qe_identity": "qe", "pck_crl": "pck", "root_ca_crl": "root"}[kind]
     newer = with_documents(own, **{change: doc})  # type: ignore[arg-type]
 
-    assert intel_collateral_for(session, ev.quote, newer) == newer
+    assert intel_collateral_for(session, _keys(ev.quote), newer) == newer
 
 
 def test_intel_collateral_for_cache_empty_uses_supplied(session: Session, ev: Evidence) -> None:
-    assert intel_collateral_for(session, ev.quote, supplied(ev)) == supplied(ev)
+    assert intel_collateral_for(session, _keys(ev.quote), supplied(ev)) == supplied(ev)
 
 
 def test_intel_collateral_for_nothing_supplied_reads_cache(session: Session, ev: Evidence) -> None:
-    assert intel_collateral_for(session, ev.quote, None) is None
+    assert intel_collateral_for(session, _keys(ev.quote), None) is None
     _cache_all(session, ev, supplied(ev))
-    assert intel_collateral_for(session, ev.quote, None) == supplied(ev)
+    assert intel_collateral_for(session, _keys(ev.quote), None) == supplied(ev)
 
 
 def test_intel_collateral_for_malformed_quote_keeps_supplied(session: Session, ev: Evidence) -> None:
     _cache_all(session, ev, with_documents(supplied(ev), pck=pck_crl(ev, issued=NOW - DAY, number=2)))
-    assert intel_collateral_for(session, ev.quote[:600], supplied(ev)) == supplied(ev)
+    assert intel_collateral_for(session, _keys(ev.quote[:600]), supplied(ev)) == supplied(ev)
 
 
 def test_intel_collateral_for_unreadable_cached_document_replaced_by_supplied(session: Session, ev: Evidence) -> None:
@@ -212,7 +228,7 @@ def test_intel_collateral_for_unreadable_cached_document_replaced_by_supplied(se
     session.scalars(select(CachedCollateral).where(CachedCollateral.kind == "tcb_info")).one().body = b"garbage"
     session.flush()
 
-    chosen = intel_collateral_for(session, ev.quote, supplied(ev))
+    chosen = intel_collateral_for(session, _keys(ev.quote), supplied(ev))
 
     assert chosen is not None
     assert chosen.tcb_info_raw == supplied(ev).tcb_info_raw
@@ -224,7 +240,7 @@ def test_intel_collateral_for_cached_revocation_not_hidden(session: Session, ev:
     revoked = pck_crl(ev, issued=NOW - DAY, number=2, revoked=(ev.pck_chain[0].serial_number,))
     _cache_all(session, ev, with_documents(supplied(ev), pck=revoked))
 
-    chosen = intel_collateral_for(session, ev.quote, supplied(ev))
+    chosen = intel_collateral_for(session, _keys(ev.quote), supplied(ev))
 
     assert chosen is not None
     with pytest.raises(KeywardError) as e:
@@ -251,7 +267,7 @@ def _cache_crl(session: Session, chain: str, crl: bytes) -> None:
 
 
 def _crl_for(session: Session, ev: AmdEvidence, crl: bytes | None) -> bytes | None:
-    return amd_crl_for(session, ev.report, ev.leaf_der, None, crl, ev.trust_store)
+    return amd_crl_for(session, _target(ev.report, ev.leaf_der), crl, ev.trust_store)
 
 
 def test_amd_crl_for_older_supplied_loses_to_cache(session: Session, vlek: AmdEvidence) -> None:
@@ -285,7 +301,7 @@ def test_amd_crl_for_nothing_supplied_reads_cache(session: Session, vlek: AmdEvi
     assert vlek.crl_der is not None
     assert _crl_for(session, vlek, None) is None
     _cache_crl(session, "vlek", vlek.crl_der)
-    assert _crl_for(session, vlek, None) == vlek.crl_der == amd_crl_from_cache(session, vlek.report, None, None)
+    assert _crl_for(session, vlek, None) == vlek.crl_der == amd_crl_from_cache(session, _target(vlek.report, None))
     assert amd_crl_key("genoa", "vlek") == "vlek:genoa"
 
 
@@ -293,4 +309,4 @@ def test_amd_crl_for_malformed_report_keeps_supplied(session: Session, vlek: Amd
     assert vlek.crl_der is not None
     _cache_crl(session, "vlek", vlek.crl_der)
     crl = amd_crl("genoa", issued=NOW - 20 * DAY, lifetime=21 * DAY)
-    assert amd_crl_for(session, vlek.report[:100], vlek.leaf_der, None, crl, vlek.trust_store) == crl
+    assert amd_crl_for(session, _target(vlek.report[:100], vlek.leaf_der), crl, vlek.trust_store) == crl

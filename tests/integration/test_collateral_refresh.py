@@ -16,6 +16,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from tests.support.factories import make_entitlement, make_model, make_model_version
+from verifier.attestation.flows import lock_attestation
 from verifier.collateral.cache import (
     AMD,
     INTEL,
@@ -25,6 +26,7 @@ from verifier.collateral.cache import (
     vcek_from_cache,
     vcek_key,
 )
+from verifier.collateral.documents import intel_keys, snp_crl_target
 from verifier.collateral.freshness import Freshness
 from verifier.config import Settings
 from verifier.db.models import Attestation, AttestationStatus, CachedCollateral
@@ -32,12 +34,13 @@ from verifier.errors import Code
 from verifier.evidence.dcap import parse_quote
 from verifier.evidence.snp import parse_snp_report
 from verifier.platforms.intel_dcap import verify_quote
+from verifier.platforms.registry import parse_evidence
 from verifier.testing.amd_pki import AmdEvidence, ReportOptions, default_amd_pki
 from verifier.testing.fake_vendor_services import FakeVendorServices
 from verifier.testing.intel_pki import SIM_NOW, CollateralOptions, Evidence, QuoteOptions, default_pki
 from verifier.trust.amd_certs import load_leaf
 from verifier.worker import vendor_documents
-from verifier.worker.refresh import prefetch, prefetch_for, prefetch_locked_or_retry, refresh_cache, retry_delay
+from verifier.worker.refresh import prefetch_locked, prefetch_locked_or_retry, refresh_cache, retry_delay
 from verifier.worker.vendor_documents import (
     FetchReport,
     VendorClients,
@@ -121,6 +124,23 @@ def _pending(session: Session, *items: object, status: AttestationStatus = Attes
     return att
 
 
+def _prefetch(
+    session: Session, attestation_id: uuid.UUID, clients: VendorClients, now: Any, freshness: Freshness
+) -> FetchReport:
+    """The decide task's prefetch (:func:`prefetch_locked`, under :func:`prefetch_locked_or_retry`) on the
+    attestation committed and locked as the task finds it; an empty report when nothing was needed."""
+    session.commit()
+    return prefetch_locked(session, lock_attestation(session, attestation_id), clients, now, freshness) or FetchReport()
+
+
+def _intel_path_keys(ev: Evidence) -> Any:
+    return intel_keys(parse_quote(ev.quote))
+
+
+def _crl_target(ev: AmdEvidence) -> Any:
+    return snp_crl_target(parse_snp_report(ev.report), None, None)
+
+
 def _intel_paths(ev: Evidence) -> list[str]:
     fmspc, ca = ev.platform.fmspc.hex().upper(), ev.pcs.ca
     return [
@@ -171,7 +191,7 @@ def test_prefetch_for_intel_fills_cache_that_verifies(
     server.add_intel(ev)
     att = _pending(session, _intel_item(ev))
 
-    report = prefetch_for(session, att.id, clients, NOW, RULE)
+    report = _prefetch(session, att.id, clients, NOW, RULE)
 
     assert report == FetchReport(stored=_intel_rows(ev))
     assert server.requests == _intel_paths(ev)
@@ -181,7 +201,7 @@ def test_prefetch_for_intel_fills_cache_that_verifies(
         assert row.next_update == document_next_update(kind, row.body)
         assert row.next_update is not None
         assert row.next_update > NOW
-    collateral = intel_collateral_from_cache(session, ev.quote)
+    collateral = intel_collateral_from_cache(session, _intel_path_keys(ev))
     assert collateral is not None
     assert verify_quote(parse_quote(ev.quote), collateral, ev.trust_store, NOW).tcb.status == "UpToDate"
 
@@ -194,17 +214,17 @@ def test_prefetch_for_snp_fetches_vcek_from_kds(
     report_fields = parse_snp_report(ev.report)
     att = _pending(session, _snp_item(ev))
 
-    report = prefetch_for(session, att.id, clients, NOW, RULE)
+    report = _prefetch(session, att.id, clients, NOW, RULE)
 
     key = vcek_key(report_fields.chip_id, report_fields.reported_tcb)
     assert report == FetchReport(stored=("amd/crl/vcek:genoa", f"amd/vcek/{key}"))
     assert server.requests[0] == "/vcek/v1/Genoa/crl"
     assert server.requests[1].startswith(f"/vcek/v1/Genoa/{report_fields.chip_id.hex()}?")
     assert len(server.requests) == 2
-    assert vcek_from_cache(session, ev.report) == ev.leaf_der
+    assert vcek_from_cache(session, vcek_key(*_chip_and_tcb(ev))) == ev.leaf_der
     assert _row(session, "vcek").next_update == load_leaf(ev.leaf_der).not_after
     assert ev.crl_der is not None
-    assert amd_crl_from_cache(session, ev.report, None, None) == ev.crl_der
+    assert amd_crl_from_cache(session, _crl_target(ev)) == ev.crl_der
     assert _row(session, "crl").next_update == x509.load_der_x509_crl(ev.crl_der).next_update_utc
 
 
@@ -214,10 +234,10 @@ def test_prefetch_for_fresh_cache_asks_nothing(
     ev, amd = _tdx(), _snp()
     server.add_intel(ev)
     server.add_amd(amd)
-    prefetch_for(session, _pending(session, _intel_item(ev), _snp_item(amd)).id, clients, NOW, RULE)
+    _prefetch(session, _pending(session, _intel_item(ev), _snp_item(amd)).id, clients, NOW, RULE)
     asked = list(server.requests)
 
-    again = prefetch_for(session, _pending(session, _intel_item(ev), _snp_item(amd)).id, clients, NOW, RULE)
+    again = _prefetch(session, _pending(session, _intel_item(ev), _snp_item(amd)).id, clients, NOW, RULE)
 
     assert again == FetchReport()
     assert server.requests == asked
@@ -231,7 +251,7 @@ def test_prefetch_for_document_past_next_update_fetched_again(
     server.add_intel(ev)
     _cache_intel(session, ev, **{kind: NOW - timedelta(minutes=1)})
 
-    report = prefetch_for(session, _pending(session, _intel_item(ev)).id, clients, NOW, RULE)
+    report = _prefetch(session, _pending(session, _intel_item(ev)).id, clients, NOW, RULE)
 
     index = ["tcb_info", "qe_identity", "pck_crl", "root_ca_crl"].index(kind)
     assert report.stored == (_intel_rows(ev)[index],)
@@ -244,12 +264,12 @@ def test_prefetch_for_crl_without_stored_next_update_read_from_body(
 ) -> None:
     ev = _tdx()
     server.add_intel(ev)
-    _cache_intel(session, ev, pck_crl=None, root_ca_crl=None)  # as refresh_intel stores CRLs
+    _cache_intel(session, ev, pck_crl=None, root_ca_crl=None)  # as rows stored without a next update
 
-    assert prefetch_for(session, _pending(session, _intel_item(ev)).id, clients, NOW, RULE) == FetchReport()
+    assert _prefetch(session, _pending(session, _intel_item(ev)).id, clients, NOW, RULE) == FetchReport()
     assert server.requests == []
     # Past the PCK CRL's own nextUpdate (25 days after SIM_NOW) it is due again.
-    later = prefetch_for(session, _pending(session, _intel_item(ev)).id, clients, NOW + 26 * DAY, RULE)
+    later = _prefetch(session, _pending(session, _intel_item(ev)).id, clients, NOW + 26 * DAY, RULE)
     assert f"intel/pck_crl/{ev.pcs.ca}" in later.stored
 
 
@@ -279,7 +299,7 @@ def test_prefetch_for_evidence_with_own_collateral_fetches_cached_copy_too(
     """The decision verifies the newer of the supplied and the cached copy, so the cache is filled for it too."""
     server.add_intel(_tdx())
     server.add_amd(_snp())
-    assert prefetch_for(session, _pending(session, item()).id, clients, NOW, RULE) == FetchReport(stored=rows())
+    assert _prefetch(session, _pending(session, item()).id, clients, NOW, RULE) == FetchReport(stored=rows())
 
 
 @pytest.mark.parametrize(("item", "rows"), OWN_COLLATERAL)
@@ -290,7 +310,7 @@ def test_prefetch_for_evidence_with_own_collateral_outage_never_delays(
     server.add_amd(_snp())
     server.fail_next(503, retry_after="7")
 
-    report = prefetch_for(session, _pending(session, item()).id, clients, NOW, RULE)
+    report = _prefetch(session, _pending(session, item()).id, clients, NOW, RULE)
 
     assert report.retryable is None
     assert report.failures == ()
@@ -306,18 +326,18 @@ def test_prefetch_for_evidence_with_own_collateral_after_outage_backs_off(
     server.add_intel(_tdx())
     server.add_amd(_snp())
     server.fail_next(503)
-    (_failed,) = prefetch_for(session, _pending(session, item()).id, clients, NOW, RULE).optional_failures
+    (_failed,) = _prefetch(session, _pending(session, item()).id, clients, NOW, RULE).optional_failures
     failed_url = server.requests[0]
 
     # Within the back-off the failed document is not asked for again (the others, skipped after the failure in
     # the first run, are fetched now).
-    second = prefetch_for(session, _pending(session, item()).id, clients, NOW, RULE)
+    second = _prefetch(session, _pending(session, item()).id, clients, NOW, RULE)
     assert second.optional_failures == ()
     assert failed_url not in server.requests[1:]
     assert set(second.stored) < set(rows())
 
     vendor_documents._optional_backoff.clear()  # the back-off has passed
-    third = prefetch_for(session, _pending(session, item()).id, clients, NOW, RULE)
+    third = _prefetch(session, _pending(session, item()).id, clients, NOW, RULE)
     assert set(third.stored) == set(rows()) - set(second.stored)
 
 
@@ -325,7 +345,7 @@ def test_collateral_needs_needed_before_optional_and_needed_wins(session: Sessio
     ev, amd = _tdx(), _snp()
     own = _intel_item(ev, collateral=ev.collateral_json)
 
-    needs = collateral_needs(session, [own, _snp_item(amd, crl=_crl(amd)), _intel_item(ev)], NOW, RULE)
+    needs = collateral_needs(session, parse_evidence([own, _snp_item(amd, crl=_crl(amd)), _intel_item(ev)]), NOW, RULE)
 
     assert [(str(w), w.optional) for w in needs] == [
         *((row, False) for row in _intel_rows(ev)),  # the third item needs what the first brings
@@ -351,7 +371,7 @@ def test_collateral_needs_needed_before_optional_and_needed_wins(session: Sessio
 def test_prefetch_for_malformed_or_unfetchable_evidence_asks_nothing(
     session: Session, server: FakeVendorServices, clients: VendorClients, item: Any
 ) -> None:
-    assert prefetch_for(session, _pending(session, item()).id, clients, NOW, RULE) == FetchReport()
+    assert _prefetch(session, _pending(session, item()).id, clients, NOW, RULE) == FetchReport()
     assert server.requests == []
 
 
@@ -367,7 +387,7 @@ def test_prefetch_for_snp_bringing_its_leaf_fetches_only_the_crl(
     ev = _snp()
     server.add_amd(ev)
     item = _snp_item(ev, **{own: _b64(ev.leaf_der if own == "vcek" else ev.cert_table)})
-    report = prefetch_for(session, _pending(session, item).id, clients, NOW, RULE)
+    report = _prefetch(session, _pending(session, item).id, clients, NOW, RULE)
     assert report == FetchReport(stored=("amd/crl/vcek:genoa",))
     assert server.requests == ["/vcek/v1/Genoa/crl"]
 
@@ -378,10 +398,10 @@ def test_prefetch_for_vlek_report_fetches_the_vlek_chain_crl(
     """A VLEK is not on KDS (it comes with the evidence or from the CSP); its chain's CRL is."""
     ev = _snp(signing_key="vlek")
     server.add_amd(ev)
-    report = prefetch_for(session, _pending(session, _snp_item(ev)).id, clients, NOW, RULE)
+    report = _prefetch(session, _pending(session, _snp_item(ev)).id, clients, NOW, RULE)
     assert report == FetchReport(stored=("amd/crl/vlek:genoa",))
     assert server.requests == ["/vlek/v1/Genoa/crl"]
-    assert amd_crl_from_cache(session, ev.report, None, None) == ev.crl_der
+    assert amd_crl_from_cache(session, _crl_target(ev)) == ev.crl_der
 
 
 def test_prefetch_for_decided_attestation_asks_nothing(
@@ -390,7 +410,7 @@ def test_prefetch_for_decided_attestation_asks_nothing(
     ev = _tdx()
     server.add_intel(ev)
     att = _pending(session, _intel_item(ev), status=AttestationStatus.REJECTED)
-    assert prefetch_for(session, att.id, clients, NOW, RULE) == FetchReport()
+    assert _prefetch(session, att.id, clients, NOW, RULE) == FetchReport()
     assert server.requests == []
 
 
@@ -399,7 +419,7 @@ def test_prefetch_for_unknown_fmspc_not_retryable(
 ) -> None:
     ev = _tdx()  # not registered: PCS answers 404 for the FMSPC (and the rest)
 
-    report = prefetch_for(session, _pending(session, _intel_item(ev)).id, clients, NOW, RULE)
+    report = _prefetch(session, _pending(session, _intel_item(ev)).id, clients, NOW, RULE)
 
     assert report.stored == ()
     assert [f.status for f in report.failures] == [404, 404, 404, 404]
@@ -416,7 +436,7 @@ def test_prefetch_for_outage_retryable_and_vendor_asked_once(
     server.fail_next(503, retry_after="7")
     att = _pending(session, _intel_item(ev), _snp_item(amd))
 
-    report = prefetch_for(session, att.id, clients, NOW, RULE)
+    report = _prefetch(session, att.id, clients, NOW, RULE)
 
     # PCS is asked nothing more after its 503; KDS is another vendor and still answers (CRL, then VCEK).
     assert server.requests[0] == _intel_paths(ev)[0]
@@ -428,7 +448,7 @@ def test_prefetch_for_outage_retryable_and_vendor_asked_once(
     assert (failure.status, failure.retry_after) == (503, 7.0)
     assert report.stored == ("amd/crl/vcek:genoa", f"amd/vcek/{vcek_key(*_chip_and_tcb(amd))}")
     # The outage ends: the next attempt fetches only what is still missing.
-    again = prefetch_for(session, att.id, clients, NOW, RULE)
+    again = _prefetch(session, att.id, clients, NOW, RULE)
     assert again == FetchReport(stored=_intel_rows(ev))
 
 
@@ -437,10 +457,13 @@ def _chip_and_tcb(ev: AmdEvidence) -> tuple[bytes, bytes]:
     return report.chip_id, report.reported_tcb
 
 
-def test_prefetch_disabled_decides_at_once(server: FakeVendorServices) -> None:
+def test_prefetch_disabled_decides_at_once(session: Session, server: FakeVendorServices) -> None:
+    server.add_intel(ev := _tdx())
+    att = _pending(session, _intel_item(ev))
     settings = Settings(collateral_fetch=False, pcs_base_url=server.base_url, database_url="postgresql://unused/x")
-    assert prefetch(str(uuid.uuid4()), 0, settings) is None
+    assert prefetch_locked_or_retry(object(), session, att, settings) is False
     assert server.requests == []
+    assert session.in_transaction()
 
 
 @pytest.mark.parametrize(
@@ -660,7 +683,7 @@ def test_prefetch_for_document_fetched_over_max_age_ago_fetched_again(
     _cache_intel(session, ev)
     _only_aged(session, kind, NOW - 25 * HOUR)
 
-    report = prefetch_for(session, _pending(session, _intel_item(ev)).id, clients, NOW, Freshness())
+    report = _prefetch(session, _pending(session, _intel_item(ev)).id, clients, NOW, Freshness())
 
     index = INTEL_KINDS.index(kind)
     assert report == FetchReport(stored=(_intel_rows(ev)[index],))
@@ -682,7 +705,7 @@ def test_prefetch_for_amd_crl_fetched_over_max_age_ago_fetched_again(
     assert next_update is not None
     assert next_update > NOW + 20 * DAY
 
-    report = prefetch_for(session, _pending(session, item).id, clients, NOW, Freshness())
+    report = _prefetch(session, _pending(session, item).id, clients, NOW, Freshness())
 
     assert report == FetchReport(stored=("amd/crl/vcek:genoa",))
     assert _row(session, "crl").fetched_at == NOW
@@ -703,7 +726,7 @@ def test_prefetch_for_document_in_window_fetched_once(
     _cache_intel(session, ev, tcb_info=NOW + 2 * HOUR)
     _only_aged(session, "tcb_info", NOW - fetched_ago)
 
-    report = prefetch_for(session, _pending(session, _intel_item(ev)).id, clients, NOW, Freshness())
+    report = _prefetch(session, _pending(session, _intel_item(ev)).id, clients, NOW, Freshness())
 
     assert report == FetchReport(stored=(_intel_rows(ev)[0],) if fetched else ())
 
@@ -763,7 +786,7 @@ def test_prefetch_for_stale_vendor_document_never_rolls_cache_back(
     _cache_intel(session, newer)
     _only_aged(session, "tcb_info", NOW - 25 * HOUR)
 
-    report = prefetch_for(session, _pending(session, _intel_item(stale)).id, clients, NOW, Freshness())
+    report = _prefetch(session, _pending(session, _intel_item(stale)).id, clients, NOW, Freshness())
 
     assert report == FetchReport()
     assert server.requests == [_intel_paths(stale)[0]]
@@ -778,7 +801,7 @@ def test_prefetch_locked_or_retry_keeps_the_lock_while_optional_fetches_back_off
     decides at once, instead of rolling back and locking the row again for nothing."""
     ev = _tdx()
     att = _pending(session, _intel_item(ev, collateral=ev.collateral_json))
-    wanted = collateral_needs(session, att.evidence, NOW, RULE)
+    wanted = collateral_needs(session, parse_evidence(att.evidence), NOW, RULE)
     assert wanted
     assert all(w.optional for w in wanted)
     for w in wanted:

@@ -1,7 +1,10 @@
-"""Worker-side collateral fetchers against a real local HTTP server speaking the PCS/PCCS and KDS API shapes."""
+"""Worker-side collateral fetchers against a real local HTTP server speaking the PCS/PCCS and KDS API shapes, on the
+production path: an item's needs (its platform's rule) -> ``fetch_document``/``fetch_documents`` ->
+``store_documents``."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -12,15 +15,19 @@ from sqlalchemy.orm import Session
 
 from verifier.collateral import fetchers
 from verifier.collateral.cache import intel_collateral_from_cache, vcek_from_cache, vcek_key
-from verifier.collateral.fetchers import AmdKdsClient, FetchError, IntelPcsClient, refresh_intel, refresh_vcek
+from verifier.collateral.documents import AMD, Wanted, intel_keys
+from verifier.collateral.fetchers import AmdKdsClient, FetchError, IntelPcsClient
 from verifier.db.models import CachedCollateral
-from verifier.errors import Code, KeywardError
+from verifier.errors import Code
 from verifier.evidence.dcap import parse_quote
 from verifier.evidence.snp import decode_tcb, parse_snp_report
 from verifier.platforms.intel_dcap import verify_quote
+from verifier.platforms.item import EvidenceItem
+from verifier.platforms.registry import ParsedItem, parse_item
 from verifier.testing.amd_pki import ReportOptions, default_amd_pki
 from verifier.testing.fake_vendor_services import FakeVendorServices
 from verifier.testing.intel_pki import QuoteOptions, default_pki
+from verifier.worker.vendor_documents import VendorClients, fetch_document, fetch_documents, store_documents
 
 FETCHED_AT = datetime(2026, 1, 15, 12, 0, 0, tzinfo=UTC)
 
@@ -41,21 +48,38 @@ def _rows(session: Session) -> int:
     return session.scalar(select(func.count()).select_from(CachedCollateral)) or 0
 
 
+def _clients(server: FakeVendorServices, http: httpx.Client) -> VendorClients:
+    return VendorClients(IntelPcsClient(server.base_url, http), AmdKdsClient(server.base_url, http))
+
+
+def _parsed(kind: str, evidence: bytes) -> ParsedItem[object]:
+    return parse_item(EvidenceItem(type=kind, evidence=base64.b64encode(evidence).decode()))
+
+
+def _vcek_wanted(report: bytes) -> Wanted:
+    (wanted,) = (w for w in _parsed("amd-sev-snp", report).needs if w.kind == "vcek")
+    return wanted
+
+
 @pytest.mark.parametrize(
     ("tee", "version", "ca"), [("tdx", 4, "platform"), ("sgx", 3, "processor"), ("tdx", 5, "processor")]
 )
-def test_refresh_intel_fills_cache_and_verifies(
+def test_fetch_intel_documents_fill_cache_and_verify(
     session: Session, server: FakeVendorServices, http: httpx.Client, tee: str, version: int, ca: str
 ) -> None:
     ev = default_pki().build(QuoteOptions(tee=tee, version=version, pck_ca=ca))  # type: ignore[arg-type]
     server.add_intel(ev)
-    pcs = IntelPcsClient(server.base_url, http)
-    assert intel_collateral_from_cache(session, ev.quote) is None
+    keys = intel_keys(parse_quote(ev.quote))
+    assert intel_collateral_from_cache(session, keys) is None
 
-    written = refresh_intel(session, pcs, ev.quote, FETCHED_AT)
+    fetched, failures = fetch_documents(_clients(server, http), _parsed(f"intel-{tee}", ev.quote).needs)
+    written = store_documents(session, fetched, FETCHED_AT)
 
     fmspc = ev.platform.fmspc.hex()
-    assert written == [f"tcb_info/{tee}:{fmspc}", f"qe_identity/{tee}", f"pck_crl/{ca}", "root_ca_crl/root"]
+    assert failures == []
+    assert written == tuple(
+        f"intel/{row}" for row in (f"tcb_info/{tee}:{fmspc}", f"qe_identity/{tee}", f"pck_crl/{ca}", "root_ca_crl/root")
+    )
     assert _rows(session) == 4
     assert server.requests == [
         f"/{tee}/certification/v4/tcb?fmspc={fmspc.upper()}",
@@ -71,7 +95,7 @@ def test_refresh_intel_fills_cache_and_verifies(
     root_row = session.scalars(select(CachedCollateral).where(CachedCollateral.kind == "root_ca_crl")).one()
     assert root_row.body == ev.pcs.root_ca_crl  # PCCS hex decoded to DER
 
-    collateral = intel_collateral_from_cache(session, ev.quote)
+    collateral = intel_collateral_from_cache(session, keys)
     assert collateral is not None
     v = verify_quote(parse_quote(ev.quote), collateral, ev.trust_store, ev.now)
     assert v.tcb.status == "UpToDate"
@@ -89,12 +113,13 @@ def test_intel_429_raises_and_stores_nothing(session: Session, server: FakeVendo
     ev = default_pki().build(QuoteOptions(tee="tdx", version=4))
     server.add_intel(ev)
     server.status_override = 429
-    with pytest.raises(FetchError) as info:
-        refresh_intel(session, IntelPcsClient(server.base_url, http), ev.quote, FETCHED_AT)
-    assert info.value.code is Code.INTEL_COLLATERAL_MISSING
-    assert info.value.status == 429
-    assert info.value.retryable
-    assert info.value.retry_after == 60.0
+    fetched, failures = fetch_documents(_clients(server, http), _parsed("intel-tdx", ev.quote).needs)
+    assert store_documents(session, fetched, FETCHED_AT) == ()
+    [(_, error)] = failures  # a vendor answering 429 is asked nothing more this time
+    assert error.code is Code.INTEL_COLLATERAL_MISSING
+    assert error.status == 429
+    assert error.retryable
+    assert error.retry_after == 60.0
     assert _rows(session) == 0
 
 
@@ -102,8 +127,9 @@ def test_intel_unknown_fmspc_is_404_and_stores_nothing(
     session: Session, server: FakeVendorServices, http: httpx.Client
 ) -> None:
     ev = default_pki().build(QuoteOptions(tee="tdx", version=4))  # not registered
+    (tcb_info, *_) = _parsed("intel-tdx", ev.quote).needs
     with pytest.raises(FetchError) as info:
-        refresh_intel(session, IntelPcsClient(server.base_url, http), ev.quote, FETCHED_AT)
+        fetch_document(_clients(server, http), tcb_info)
     assert info.value.status == 404
     assert not info.value.retryable
     assert _rows(session) == 0
@@ -125,18 +151,20 @@ def test_oversized_and_unreachable(server: FakeVendorServices) -> None:
 
 
 @pytest.mark.parametrize(("product", "hwid_len"), [("genoa", 128), ("turin", 16), ("milan", 128)])
-def test_refresh_vcek_stores_kds_answer(
+def test_fetch_vcek_stores_kds_answer(
     session: Session, server: FakeVendorServices, http: httpx.Client, product: str, hwid_len: int
 ) -> None:
     ev = default_amd_pki().build(ReportOptions(product=product, version=5))  # type: ignore[arg-type]
     server.add_amd(ev)
     report = parse_snp_report(ev.report)
-    assert vcek_from_cache(session, ev.report) is None
+    key = vcek_key(report.chip_id, report.reported_tcb)
+    assert vcek_from_cache(session, key) is None
 
-    key = refresh_vcek(session, AmdKdsClient(server.base_url, http), ev.report, FETCHED_AT)
+    wanted = _vcek_wanted(ev.report)
+    stored = store_documents(session, [fetch_document(_clients(server, http), wanted)], FETCHED_AT)
 
-    assert key == vcek_key(report.chip_id, report.reported_tcb)
-    assert vcek_from_cache(session, ev.report) == ev.leaf_der
+    assert (wanted.key, wanted.product, stored) == (key, product, (f"amd/vcek/{key}",))
+    assert vcek_from_cache(session, key) == ev.leaf_der
     tcb = decode_tcb(report.reported_tcb, ev.options.product)
     name = product.capitalize()
     hwid = report.chip_id.hex()[:hwid_len]
@@ -147,29 +175,31 @@ def test_refresh_vcek_stores_kds_answer(
     assert len(server.requests[0].split("/")[4].split("?")[0]) == hwid_len
 
 
-def test_refresh_vcek_v2_needs_hint(session: Session, server: FakeVendorServices, http: httpx.Client) -> None:
+def test_fetch_vcek_v2_needs_a_product(session: Session, server: FakeVendorServices, http: httpx.Client) -> None:
+    """A v2 report has no CPUID: its VCEK is read from the cache but KDS cannot be asked for it, until a product is
+    known (the periodic refresh takes it from a cached leaf)."""
     ev = default_amd_pki().build(ReportOptions(product="milan", version=2))
     server.add_amd(ev)
-    kds = AmdKdsClient(server.base_url, http)
-    with pytest.raises(KeywardError) as info:
-        refresh_vcek(session, kds, ev.report, FETCHED_AT)
-    assert info.value.code is Code.SNP_LEAF_MISSING
-    assert server.requests == []
-    assert _rows(session) == 0
-    refresh_vcek(session, kds, ev.report, FETCHED_AT, product_hint="milan")
-    assert vcek_from_cache(session, ev.report) == ev.leaf_der
+    wanted = _vcek_wanted(ev.report)
+    assert (wanted.product, wanted.fetchable) == (None, False)
+    fetched, failures = fetch_documents(_clients(server, http), [wanted])
+    assert (fetched, failures, server.requests, _rows(session)) == ([], [], [], 0)
+    with_product = Wanted(AMD, "vcek", wanted.key, "milan")
+    store_documents(session, [fetch_document(_clients(server, http), with_product)], FETCHED_AT)
+    assert vcek_from_cache(session, wanted.key) == ev.leaf_der
 
 
 def test_kds_429_raises_and_stores_nothing(session: Session, server: FakeVendorServices, http: httpx.Client) -> None:
     ev = default_amd_pki().build(ReportOptions(product="genoa", version=5))
     server.add_amd(ev)
     server.status_override = 429
+    wanted = _vcek_wanted(ev.report)
     with pytest.raises(FetchError) as info:
-        refresh_vcek(session, AmdKdsClient(server.base_url, http), ev.report, FETCHED_AT)
+        fetch_document(_clients(server, http), wanted)
     assert info.value.code is Code.SNP_LEAF_MISSING
     assert info.value.status == 429
     assert _rows(session) == 0
-    assert vcek_from_cache(session, ev.report) is None
+    assert vcek_from_cache(session, wanted.key) is None
 
 
 @pytest.mark.parametrize(("product", "chain"), [("genoa", "vcek"), ("milan", "vlek"), ("turin", "vcek")])

@@ -633,7 +633,7 @@ def test_decide_attestation_unexpected_error_is_a_stored_rejection(
     def crash(*_: object, **__: object) -> None:
         raise IndexError("parser bug")
 
-    monkeypatch.setattr("verifier.attestation.items.evaluate_intel_quote", crash)
+    monkeypatch.setattr("verifier.platforms.intel_evidence.evaluate_quote", crash)
     att, _ = _submit(session, world)
     decided = decide_attestation(session, att.id, world.ctx, NOW)
     assert decided.status == AttestationStatus.REJECTED
@@ -669,3 +669,30 @@ def test_decide_attestation_reference_values_that_pin_nothing_rejected(session: 
     att, _ = _submit(session, world)
     decided = decide_attestation(session, att.id, world.ctx, NOW)
     assert _codes(decided) == ["attestation.reference_values_unconstrained"]
+
+
+def test_decide_attestation_parses_each_item_once(
+    session: Session, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The decision parses each stored item once (the cache reads take its keys, not its bytes); handed the items
+    the task already parsed for the prefetch, it parses nothing."""
+    from verifier.evidence import dcap
+    from verifier.platforms import intel_evidence
+    from verifier.platforms.registry import parse_evidence
+
+    calls: list[bytes] = []
+
+    def counting(data: bytes) -> Any:
+        calls.append(data)
+        return dcap.parse_quote(data)
+
+    monkeypatch.setattr(intel_evidence, "parse_quote", counting)
+    att, _ = _submit(session, world)
+    assert decide_attestation(session, att.id, world.ctx, NOW).status == AttestationStatus.ACCEPTED
+    assert len(calls) == 1
+    again, _ = _submit(session, world, deployment="prod-eu-2")
+    parsed = parse_evidence(again.evidence)
+    calls.clear()
+    decided = decide_attestation(session, again.id, world.ctx, NOW, evidence=parsed)
+    assert decided.status == AttestationStatus.ACCEPTED, _codes(decided)
+    assert calls == []

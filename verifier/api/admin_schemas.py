@@ -21,11 +21,12 @@ from verifier.db.models import (
     LeaseStatus,
     RecordStatus,
 )
+from verifier.platforms.registry import PlatformName, PolicyScope
 
-#: Evidence platforms (reference values, entitlements, attestation filters).
-Platform = Literal["intel-tdx", "intel-sgx", "amd-sev-snp"]
+#: Evidence platforms (reference values, entitlements, attestation filters): the registry's.
+Platform = PlatformName
 #: A policy may also name a whole family ("intel" covers TDX and SGX), as the decision flow accepts.
-PolicyPlatform = Literal["intel-tdx", "intel-sgx", "amd-sev-snp", "intel", "snp"]
+PolicyPlatform = PolicyScope
 
 NameStr = Annotated[str, Field(min_length=1, max_length=200)]
 

@@ -15,7 +15,7 @@ import re
 import time
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Response
 from kombu.exceptions import KombuError
@@ -41,6 +41,7 @@ from verifier.db.models import (
 )
 from verifier.errors import Code, EvidenceMalformed, Forbidden, NotFound
 from verifier.keywrap.enclave import parse_enclave_jwk
+from verifier.platforms.item import EvidenceItem
 from verifier.worker.context import keyring_for
 from verifier.worker.notify import supports_pubsub, waiter_for
 
@@ -49,43 +50,15 @@ from .deps import EnclaveDep, SessionDep, SettingsDep, read_session
 router = APIRouter(tags=["enclave"])
 log = logging.getLogger(__name__)
 
-EvidenceType = Literal["intel-tdx", "intel-sgx", "amd-sev-snp"]
-
 
 class ChallengeOut(BaseModel):
     nonce: str = Field(description="base64url, no padding; single use")
     expires_at: datetime
 
 
-class EvidenceIn(ApiInput):
-    """One piece of evidence. Every string is length-limited (verifier.limits; the whole body is too)."""
-
-    type: EvidenceType
-    evidence: str = Field(description="base64 of the quote / report", max_length=limits.MAX_HEX_EVIDENCE_CHARS)
-    collateral: str | None = Field(
-        None, description="Intel: QuoteCollateralV3 JSON text", max_length=limits.MAX_COLLATERAL_JSON_CHARS
-    )
-    vcek: str | None = Field(None, description="AMD: base64 DER of the VCEK/VLEK", max_length=limits.MAX_VCEK_B64_CHARS)
-    runtime_data: str | None = Field(
-        None,
-        description="AMD confidential ACI SKR binding: base64 of the runtime-data JSON {nonce, keys}; "
-        "REPORT_DATA = SHA-256(runtime data) || 32 zero bytes",
-        max_length=limits.MAX_RUNTIME_DATA_B64_CHARS,
-    )
-    cert_table: str | None = Field(
-        None, description="AMD: base64 extended-report certificate table", max_length=limits.MAX_CERT_TABLE_B64_CHARS
-    )
-    crl: str | None = Field(
-        None,
-        description="AMD: base64 DER CRL of the report's chain from KDS (else the worker fetches it)",
-        max_length=limits.MAX_CRL_B64_CHARS,
-    )
-    uvm_endorsement: str | None = Field(
-        None,
-        description="AMD confidential ACI: base64 of Microsoft's UVM endorsement (COSE_Sign1, the container group's "
-        "reference-info), vouching for the utility VM's launch measurement",
-        max_length=limits.MAX_UVM_ENDORSEMENT_B64_CHARS,
-    )
+class EvidenceIn(EvidenceItem, ApiInput):
+    """One piece of evidence: the :class:`~verifier.platforms.item.EvidenceItem` the worker decides on, with the
+    API's input checks. Every string is length-limited (verifier.limits; the whole body is too)."""
 
 
 class RenewIn(ApiInput):

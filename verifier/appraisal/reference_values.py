@@ -15,8 +15,10 @@ The values are parsed by the same parser the appraisal uses, so they also have t
 measurement the platform never reports (MRTD in an SGX set) is refused too, since it would reject every quote.
 ``expected_report_data`` is never an identity: the decision sets the binding itself.
 
-The admin API calls :func:`reference_values_problem` before it stores or activates a set; the decision calls
-:func:`require_identifying_reference_values` on the active set, so rows stored before this check fail closed.
+Each platform's rule is one function here; the platform registry (:mod:`verifier.platforms.registry`) names it
+in the platform's entry. The admin API calls ``registry.reference_values_problem`` before it stores or activates a
+set; the decision calls ``registry.require_identifying_reference_values`` on the active set, so rows stored before
+this check fail closed.
 """
 
 from __future__ import annotations
@@ -26,58 +28,48 @@ from typing import Any, Final
 
 from verifier.appraisal.intel import SGX_MEASUREMENTS, TDX_MEASUREMENTS, parse_intel_policy
 from verifier.appraisal.snp import parse_snp_policy
-from verifier.errors import Code, KeywardError
 from verifier.platforms.amd_snp import PLATFORM_SNP
 from verifier.platforms.intel_dcap import PLATFORM_SGX, PLATFORM_TDX
 
 #: What each platform's set must pin, for messages.
-REQUIRED: Final = {
-    PLATFORM_TDX: "allowed_measurements.mrtd (MRTD)",
-    PLATFORM_SGX: "allowed_measurements.mrenclave (MRENCLAVE)",
-    PLATFORM_SNP: (
-        "one of allowed_measurements (MEASUREMENT), allowed_host_data or cce_policies (HOST_DATA), "
-        "allowed_id_key_digests (ID_KEY_DIGEST)"
-    ),
-}
+TDX_REQUIRED: Final = "allowed_measurements.mrtd (MRTD)"
+SGX_REQUIRED: Final = "allowed_measurements.mrenclave (MRENCLAVE)"
+SNP_REQUIRED: Final = (
+    "one of allowed_measurements (MEASUREMENT), allowed_host_data or cce_policies (HOST_DATA), "
+    "allowed_id_key_digests (ID_KEY_DIGEST)"
+)
 
 
-def reference_values_problem(platform: str, values: Any) -> str | None:
-    """Why ``values`` cannot be ``platform``'s reference values, or None when they identify a workload.
+def snp_reference_values_problem(values: Any) -> str | None:
+    """Why ``values`` cannot be SEV-SNP reference values, or None when they pin MEASUREMENT, HOST_DATA or
+    ID_KEY_DIGEST. Raises :class:`~verifier.errors.UsageError` (``policy.invalid``) when they do not parse."""
+    snp = parse_snp_policy(values)
+    if snp.allowed_measurements or snp.allowed_host_data or snp.cce_policies or snp.allowed_id_key_digests:
+        return None
+    return f"{PLATFORM_SNP} reference values pin no guest identity: they must list {SNP_REQUIRED}"
 
-    Raises :class:`~verifier.errors.UsageError` (``policy.invalid``) when they do not parse as policy fields.
-    """
-    if platform not in REQUIRED:
-        return f"unknown platform {platform!r}"
-    if platform == PLATFORM_SNP:
-        snp = parse_snp_policy(values)
-        if snp.allowed_measurements or snp.allowed_host_data or snp.cce_policies or snp.allowed_id_key_digests:
-            return None
-        return f"{platform} reference values pin no guest identity: they must list {REQUIRED[platform]}"
+
+def tdx_reference_values_problem(values: Any) -> str | None:
+    """Why ``values`` cannot be TDX reference values, or None when they pin MRTD (``policy.invalid`` as above)."""
+    return _intel_problem(PLATFORM_TDX, values, TDX_MEASUREMENTS, "mrtd", TDX_REQUIRED)
+
+
+def sgx_reference_values_problem(values: Any) -> str | None:
+    """Why ``values`` cannot be SGX reference values, or None when they pin MRENCLAVE (``policy.invalid`` as
+    above)."""
+    return _intel_problem(PLATFORM_SGX, values, SGX_MEASUREMENTS, "mrenclave", SGX_REQUIRED)
+
+
+def _intel_problem(platform: str, values: Any, reported: frozenset[str], identity: str, required: str) -> str | None:
     named = parse_intel_policy(json.dumps(values)).allowed_measurements  # parse_intel_policy refuses empty lists
-    reported = SGX_MEASUREMENTS if platform == PLATFORM_SGX else TDX_MEASUREMENTS
     foreign = sorted(set(named) - reported)
     if foreign:
         return f"{platform} does not report {', '.join(foreign)}: a set listing it would reject every quote"
-    if platform == PLATFORM_TDX and "mrtd" in named:
-        return None
-    if platform == PLATFORM_SGX and "mrenclave" in named:
+    if identity in named:
         return None
     hint = (
         " (MRSIGNER alone admits every enclave its signer built; ISVPRODID and a minimum ISVSVN cannot be pinned yet)"
         if "mrsigner" in named
         else ""
     )
-    return f"{platform} reference values pin no guest identity: they must list {REQUIRED[platform]}{hint}"
-
-
-def require_identifying_reference_values(platform: str, values: Any) -> None:
-    """Fail closed at decision time on a stored set that identifies no workload
-    (``attestation.reference_values_unconstrained``); values that do not parse raise ``policy.invalid``."""
-    problem = reference_values_problem(platform, values)
-    if problem is not None:
-        raise KeywardError(
-            Code.ATTESTATION_REFERENCE_VALUES_UNCONSTRAINED,
-            problem,
-            expected=REQUIRED.get(platform, " | ".join(REQUIRED)),
-            actual=platform,
-        )
+    return f"{platform} reference values pin no guest identity: they must list {required}{hint}"

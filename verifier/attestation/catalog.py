@@ -15,7 +15,6 @@ from typing import Any
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from verifier.appraisal.reference_values import require_identifying_reference_values
 from verifier.db.models import (
     AppraisalPolicy,
     Attestation,
@@ -27,7 +26,7 @@ from verifier.db.models import (
     ReferenceValueSet,
 )
 from verifier.errors import Code, KeywardError
-from verifier.platforms.amd_snp import PLATFORM_SNP
+from verifier.platforms.registry import PLATFORMS, require_identifying_reference_values
 
 _log = logging.getLogger(__name__)
 
@@ -90,7 +89,8 @@ def load_catalog(session: Session, att: Attestation, now: datetime) -> Catalog:
 def policy_document(catalog: Catalog, platform: str, now: datetime, *, production: bool) -> dict[str, Any]:
     """The entitlement's appraisal policy for the platform, overlaid with the active reference values; in
     production, without any allowance for debug TEEs."""
-    family = "snp" if platform == PLATFORM_SNP else "intel"
+    entry = PLATFORMS.get(platform)
+    family = None if entry is None else entry.family
     rv = catalog.reference_values.get(platform)
     if rv is None or (rv.valid_until is not None and rv.valid_until <= now):
         raise KeywardError(

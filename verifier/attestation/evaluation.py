@@ -1,8 +1,10 @@
 """Evidence in, Attestation Result out: parse -> verify -> appraise for one piece of evidence (Intel or AMD).
 
 The one place that strings the pure stages together and turns any :class:`~verifier.errors.KeywardError` into
-a structured rejection, so every caller (CLI today, the worker later) gets the same result shape. Pure: the
-trust store, collateral, policy and ``now`` are arguments.
+a structured rejection, so every caller (the CLI, and the worker through the platform registry) gets the same
+result shape. ``evaluate_intel_quote`` / ``evaluate_snp_report`` take bytes and parse them; the worker parses each
+item once (:mod:`verifier.platforms.registry`) and calls ``evaluate_quote`` / ``evaluate_report`` on the parsed
+value. Pure: the trust store, collateral, policy and ``now`` are arguments.
 """
 
 from __future__ import annotations
@@ -63,6 +65,20 @@ class Evaluation:
         }
 
 
+def unverified(platform: str | None, claims: dict[str, object], error: KeywardError, trust: TrustStore) -> Evaluation:
+    """The result for evidence that did not parse or verify: the claims read from it (unverified), and why."""
+    return Evaluation(
+        platform=platform,
+        verified=False,
+        accepted=False,
+        tcb_status=None,
+        advisory_ids=(),
+        claims=claims,
+        reasons=(error.to_reason(),),
+        simulated=trust.simulated,
+    )
+
+
 def evaluate_intel_quote(
     evidence: bytes,
     collateral: Collateral | None,
@@ -72,23 +88,32 @@ def evaluate_intel_quote(
     cache: IntelVerificationCache | None = None,
 ) -> Evaluation:
     """Parse, verify and appraise an Intel quote. Never raises for bad evidence or collateral."""
-    quote: Quote | None = None
     try:
         quote = parse_quote(evidence)
+    except KeywardError as e:
+        return unverified(None, {}, e, trust)
+    return evaluate_quote(quote, collateral, trust, now, policy, cache)
+
+
+def quote_platform(quote: Quote) -> str:
+    return PLATFORM_TDX if quote.is_tdx else PLATFORM_SGX
+
+
+def evaluate_quote(
+    quote: Quote,
+    collateral: Collateral | None,
+    trust: TrustStore,
+    now: datetime,
+    policy: IntelPolicy,
+    cache: IntelVerificationCache | None = None,
+) -> Evaluation:
+    """Verify and appraise a parsed Intel quote. Never raises for bad evidence or collateral."""
+    try:
         if collateral is None:
             raise KeywardError(Code.INTEL_COLLATERAL_MISSING, "no collateral supplied; cannot verify the quote")
         v = verify_quote(quote, collateral, trust, now, cache)
     except KeywardError as e:
-        return Evaluation(
-            platform=None if quote is None else (PLATFORM_TDX if quote.is_tdx else PLATFORM_SGX),
-            verified=False,
-            accepted=False,
-            tcb_status=None,
-            advisory_ids=(),
-            claims={} if quote is None else dict(quote_claims(quote)),
-            reasons=(e.to_reason(),),
-            simulated=trust.simulated,
-        )
+        return unverified(quote_platform(quote), dict(quote_claims(quote)), e, trust)
     verdict = appraise_intel(v, policy)
     return Evaluation(
         platform=v.platform,
@@ -116,26 +141,48 @@ def evaluate_snp_report(
     cache: SnpVerificationCache | None = None,
     uvm_endorsements: Sequence[bytes] = (),
 ) -> Evaluation:
-    """Parse, verify and appraise an SEV-SNP report. The leaf comes from ``leaf_der`` or the certificate table
-    (VCEK or VLEK entry, as SIGNING_KEY says). Never raises for bad evidence or certificates."""
-    report: SnpReport | None = None
+    """Parse, verify and appraise an SEV-SNP report (:func:`evaluate_report`). Never raises for bad evidence or
+    certificates."""
     try:
         report = parse_snp_report(evidence)
+    except KeywardError as e:
+        return unverified(PLATFORM_SNP, {}, e, trust)
+    return evaluate_report(
+        report,
+        leaf_der=leaf_der,
+        cert_table=cert_table,
+        trust=trust,
+        now=now,
+        policy=policy,
+        product=product,
+        crl_der=crl_der,
+        cache=cache,
+        uvm_endorsements=uvm_endorsements,
+    )
+
+
+def evaluate_report(
+    report: SnpReport,
+    *,
+    leaf_der: bytes | None,
+    cert_table: bytes | None,
+    trust: TrustStore,
+    now: datetime,
+    policy: SnpPolicy,
+    product: Product | None = None,
+    crl_der: bytes | None = None,
+    cache: SnpVerificationCache | None = None,
+    uvm_endorsements: Sequence[bytes] = (),
+) -> Evaluation:
+    """Verify and appraise a parsed SEV-SNP report. The leaf comes from ``leaf_der`` or the certificate table
+    (VCEK or VLEK entry, as SIGNING_KEY says). Never raises for bad evidence or certificates."""
+    try:
         if leaf_der is None and cert_table is not None:
             table = parse_cert_table(cert_table)
             leaf_der = table.get(GUID_VLEK if report.signing_key == SIGNING_KEY_VLEK else GUID_VCEK)
         v = verify_snp_report(report, leaf_der, trust, now, product=product, crl_der=crl_der, cache=cache)
     except KeywardError as e:
-        return Evaluation(
-            platform=PLATFORM_SNP,
-            verified=False,
-            accepted=False,
-            tcb_status=None,
-            advisory_ids=(),
-            claims={} if report is None else dict(report_claims(report)),
-            reasons=(e.to_reason(),),
-            simulated=trust.simulated,
-        )
+        return unverified(PLATFORM_SNP, dict(report_claims(report)), e, trust)
     # Confidential ACI: verified Microsoft UVM endorsements vouch for the UVM launch measurement.
     endorsed: list[UvmEndorsement] = []
     endorsement_reasons: list[Reason] = []

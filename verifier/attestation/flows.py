@@ -37,6 +37,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -47,13 +48,14 @@ from verifier.attestation.catalog import load_catalog
 from verifier.attestation.challenges import redeem_challenge
 from verifier.attestation.context import DecisionContext
 from verifier.attestation.evaluation import Evaluation
-from verifier.attestation.items import binding_for, evaluate_item
+from verifier.attestation.items import evaluate_item, read_needs
 from verifier.audit.log import AuditTag, Entry, record_events
 from verifier.db.models import Attestation, AttestationStatus, Lease, LeaseStatus
 from verifier.entitlement.service import Seat, check_entitlement_rules, lock_entitlement, reserve_seat, take_seat
 from verifier.errors import Code, KeywardError, Reason
 from verifier.keywrap.ear import issue_ear
 from verifier.keywrap.enclave import expected_report_data, parse_enclave_jwk, wrap_for_enclave
+from verifier.platforms.registry import Parsed, parse_evidence
 
 __all__ = ["DecisionContext", "decide_attestation", "decide_locked", "lock_attestation", "model_key_context"]
 
@@ -72,10 +74,17 @@ def model_key_context(model_version_id: str) -> bytes:
 
 
 def decide_attestation(
-    session: Session, attestation_id: Any, ctx: DecisionContext, now: datetime, *, received_at: datetime | None = None
+    session: Session,
+    attestation_id: Any,
+    ctx: DecisionContext,
+    now: datetime,
+    *,
+    received_at: datetime | None = None,
+    evidence: Sequence[Parsed] | None = None,
 ) -> Attestation:
     """Lock the attestation row and decide it (:func:`decide_locked`)."""
-    return decide_locked(session, lock_attestation(session, attestation_id), ctx, now, received_at=received_at)
+    att = lock_attestation(session, attestation_id)
+    return decide_locked(session, att, ctx, now, received_at=received_at, evidence=evidence)
 
 
 def lock_attestation(session: Session, attestation_id: Any) -> Attestation:
@@ -87,13 +96,21 @@ def lock_attestation(session: Session, attestation_id: Any) -> Attestation:
 
 
 def decide_locked(
-    session: Session, att: Attestation, ctx: DecisionContext, now: datetime, *, received_at: datetime | None = None
+    session: Session,
+    att: Attestation,
+    ctx: DecisionContext,
+    now: datetime,
+    *,
+    received_at: datetime | None = None,
+    evidence: Sequence[Parsed] | None = None,
 ) -> Attestation:
     """Decide ``att``, whose row the caller has locked (``SELECT ... FOR UPDATE``) in this transaction.
 
     Every check that can reject runs before anything is written except the redeemed nonce: a rejection adds only
     its verdict and audit event, and an accepted decision writes its deployment, lease and attestation once.
     ``received_at``: when the request arrived, on the clock of ``now`` (default: its ``created_at``).
+    ``evidence``: ``att.evidence`` already parsed (:func:`~verifier.platforms.registry.parse_evidence`; the task
+    parses once for the prefetch and the decision); parsed here when not given.
     """
     if att.status != AttestationStatus.PENDING:
         return att  # idempotent: already decided
@@ -109,11 +126,11 @@ def decide_locked(
         key = parse_enclave_jwk(att.enclave_jwk)
         binding = expected_report_data(att.nonce, key)
         catalog = load_catalog(session, att, now)
-        # 3. Every evidence item, appraised against reference values + policy + binding.
-        evaluations.extend(
-            evaluate_item(session, item, binding_for(item, att.nonce, key, binding), catalog, ctx, now)
-            for item in att.evidence
-        )
+        # 3. Every evidence item, parsed once, appraised against reference values + policy + binding with the
+        #    cached documents its platform says it needs (one statement for all items).
+        items = parse_evidence(att.evidence) if evidence is None else evidence
+        documents = read_needs(session, items)
+        evaluations.extend(evaluate_item(item, documents, att.nonce, key, binding, catalog, ctx, now) for item in items)
         failed = [r for e in evaluations for r in e.reasons]
         if failed or not evaluations:
             raise _Rejected(failed or [Reason(Code.ATTESTATION_EVIDENCE_MALFORMED, "no evidence")])

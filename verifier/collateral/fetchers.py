@@ -1,7 +1,8 @@
 """Worker-side fetchers for vendor collateral: Intel PCS v4 / PCCS and AMD KDS (the only network code).
 
-Each fetch returns the document *as served* (body bytes plus the issuer-chain header where Intel sends one) and
-the ``refresh_*`` helpers store it in the cache with :func:`verifier.collateral.cache.put_document`. Nothing is
+Each fetch returns the document *as served* (body bytes plus the issuer-chain header where Intel sends one);
+:mod:`verifier.worker.vendor_documents` says what to fetch and stores it with
+:func:`verifier.collateral.cache.put_document`. Nothing is
 verified here: verification re-checks every signature, chain and validity window when it reads the cache. A
 non-200 answer, a timeout, a transport error or an oversized body raises :class:`FetchError` and stores nothing.
 Timeouts come from the ``httpx.Client`` the caller passes; the body is read in chunks and cut off at
@@ -17,18 +18,13 @@ from datetime import UTC, datetime
 from typing import Final, Literal
 
 import httpx
-from sqlalchemy.orm import Session
 
 from verifier import limits
-from verifier.collateral.cache import AMD, INTEL, intel_keys, put_document, vcek_key
-from verifier.errors import Code, CollateralError, KeywardError
+from verifier.errors import Code, CollateralError
 from verifier.evidence.snp import (
     Product,
     SigningKeyName,
     TcbVersion,
-    decode_tcb,
-    parse_snp_report,
-    product_from_cpuid,
 )
 
 Tee = Literal["sgx", "tdx"]
@@ -205,30 +201,6 @@ def _next_update(body: bytes, member: str, url: str) -> datetime:
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
-def refresh_intel(session: Session, client: IntelPcsClient, quote_bytes: bytes, now: datetime) -> list[str]:
-    """Fetch exactly what this quote needs (TCB Info and QE Identity for its TEE/FMSPC, the CRL of its PCK CA,
-    the Root CA CRL) and store each. Everything is fetched before anything is stored, so a failure stores
-    nothing. Returns the cache rows written as ``"<kind>/<key>"``."""
-    k = intel_keys(quote_bytes)
-    tee: Tee = "tdx" if k.tee == "tdx" else "sgx"
-    ca: CaKind = "platform" if k.ca == "platform" else "processor"
-    tcb_body, tcb_chain = client.fetch_tcb_info(tee, k.fmspc)
-    tcb_next = _next_update(tcb_body, "tcbInfo", client.tcb_info_url(tee, k.fmspc))
-    qe_body, qe_chain = client.fetch_qe_identity(tee)
-    qe_next = _next_update(qe_body, "enclaveIdentity", client.qe_identity_url(tee))
-    pck_crl, pck_chain = client.fetch_pck_crl(ca)
-    root_crl = client.fetch_root_ca_crl()
-    fetched: list[tuple[bytes, str | None, datetime | None]] = [
-        (tcb_body, tcb_chain, tcb_next),
-        (qe_body, qe_chain, qe_next),
-        (pck_crl, pck_chain, None),
-        (root_crl, None, None),
-    ]
-    for (kind, key), (body, chain, next_update) in zip(k.rows(), fetched, strict=True):
-        put_document(session, INTEL, kind, key, body, issuer_chain=chain, fetched_at=now, next_update=next_update)
-    return [f"{kind}/{key}" for kind, key in k.rows()]
-
-
 # ----------------------------------------------------------------------------------------------------------
 # AMD KDS
 
@@ -276,33 +248,3 @@ class AmdKdsClient:
         if not _is_der_sequence(body):
             raise FetchError(Code.SNP_CRL_MISSING, "KDS CRL: body is not a DER CRL", url=url, status=200)
         return body
-
-
-def refresh_vcek(
-    session: Session,
-    client: AmdKdsClient,
-    report_bytes: bytes,
-    now: datetime,
-    product_hint: Product | None = None,
-) -> str:
-    """Fetch the VCEK for this report's CHIP_ID and REPORTED_TCB and store it under :func:`vcek_key`.
-    The product comes from CPUID (v3+; a hint must agree) or from ``product_hint`` (v2). Returns the key."""
-    report = parse_snp_report(report_bytes)
-    if report.signing_key_name != "vcek":
-        raise KeywardError(
-            Code.SNP_LEAF_MISSING, "only VCEK-signed reports have a KDS certificate", actual=report.signing_key_name
-        )
-    product = product_from_cpuid(report)
-    if product is None:
-        product = product_hint
-    elif product_hint is not None and product_hint != product:
-        raise KeywardError(
-            Code.SNP_CHAIN_PRODUCT_MISMATCH, "product hint disagrees with CPUID", expected=product, actual=product_hint
-        )
-    if product is None:
-        raise KeywardError(Code.SNP_LEAF_MISSING, "report v2 has no CPUID: a product hint is needed to ask KDS")
-    tcb = decode_tcb(report.reported_tcb, product)
-    der = client.fetch_vcek(product, report.chip_id, tcb)
-    key = vcek_key(report.chip_id, report.reported_tcb)
-    put_document(session, AMD, "vcek", key, der, issuer_chain=None, fetched_at=now, next_update=None)
-    return key

@@ -3,10 +3,11 @@
 Two entry points, both in the worker, neither fetching inside a decision's transaction:
 
 * :func:`prefetch_locked_or_retry`, called by the decide task before it decides, on the attestation row it has locked.
-  For every evidence item it finds the cache rows verification will read (Intel: TCB Info, QE Identity, CRLs; AMD:
-  the chain's CRL, the VCEK without ``vcek`` or ``cert_table``, exactly as :mod:`verifier.attestation.flows` reads
-  them). Rows the item brings its own copy of (``collateral``, ``crl``) are read too, since the decision verifies
-  the newer copy; failing to fetch those never puts a decision off. When all are there and fresh the decision goes
+  For every evidence item, parsed once for the prefetch and the decision, it takes the cache rows its platform says
+  verification will read (:attr:`verifier.platforms.registry.ParsedItem.needs`, the one rule the decision reads by;
+  Intel: TCB Info, QE Identity, CRLs; AMD: the chain's CRL, the VCEK without ``vcek`` or ``cert_table``). Rows the
+  item brings its own copy of (``collateral``, ``crl``) are read too, since the decision verifies the newer copy;
+  failing to fetch those never puts a decision off. When all are there and fresh the decision goes
   on in the same transaction; otherwise the transaction is ended, the missing, unreadable or due documents are
   fetched from Intel PCS/PCCS or AMD KDS and stored in a transaction of their own. A fetch failure is never a
   decision: while a vendor answers 429/5xx or cannot be reached the task is retried later (exponential back-off,
@@ -30,7 +31,7 @@ vendor is asked (the embedded SQLite profile takes its write lock per transactio
 from __future__ import annotations
 
 import logging
-import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -38,17 +39,17 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from verifier.api.deps import engine_for
-from verifier.collateral.cache import AMD, leaf_product
+from verifier.collateral.documents import AMD, Wanted, leaf_product
 from verifier.collateral.freshness import AGEING_KINDS, Freshness, is_due
 from verifier.config import Settings, current_time, get_settings
 from verifier.db.models import Attestation, AttestationStatus, CachedCollateral
 from verifier.evidence.snp import PRODUCTS
+from verifier.platforms.registry import Parsed, parse_evidence
 from verifier.worker.celery_app import celery_app
 from verifier.worker.vendor_documents import (
     REFRESHABLE,
     FetchReport,
     VendorClients,
-    Wanted,
     collateral_needs,
     document_next_update,
     due,
@@ -64,41 +65,11 @@ DEFAULT_FRESHNESS = Freshness()
 # Before a decision
 
 
-def prefetch_for(
-    session: Session,
-    attestation_id: uuid.UUID,
-    clients: VendorClients,
-    now: datetime,
-    freshness: Freshness = DEFAULT_FRESHNESS,
-) -> FetchReport:
-    """Fetch and store what a pending attestation's evidence needs and the cache lacks (or holds due). Owns
-    ``session``'s transactions: the read is committed before any vendor is asked, the documents are stored and
-    committed."""
-    att = session.get(Attestation, attestation_id)
-    pending = att is not None and att.status == AttestationStatus.PENDING
-    needs = collateral_needs(session, att.evidence, now, freshness) if att is not None and pending else []
-    session.commit()
-    return fetch_and_store(session, clients, needs, now)
-
-
 def retry_delay(attempt: int, retry_after: float | None, settings: Settings) -> float:
     """Seconds before retry ``attempt`` (0 first): exponential back-off, never less than the vendor's Retry-After,
     at most ``collateral_retry_max_delay``."""
     backoff = settings.collateral_retry_delay * 2.0 ** min(attempt, 30)
     return min(settings.collateral_retry_max_delay, max(backoff, retry_after or 0.0))
-
-
-def prefetch(attestation_id: str, attempt: int, settings: Settings) -> float | None:
-    """Prefetch for one attestation in its own transactions. Returns the seconds to wait before trying again
-    (a vendor is unavailable and retries are left), or None: decide now."""
-    if not settings.collateral_fetch:
-        return None
-    factory = sessionmaker(bind=engine_for(settings.database_url), expire_on_commit=False)
-    with factory() as session, vendor_clients(settings) as clients:
-        report = prefetch_for(
-            session, uuid.UUID(attestation_id), clients, current_time(settings), Freshness.from_settings(settings)
-        )
-    return _retry_delay_for(report, attestation_id, attempt, settings)
 
 
 def _retry_delay_for(report: FetchReport, attestation_id: str, attempt: int, settings: Settings) -> float | None:
@@ -115,24 +86,47 @@ def _retry_delay_for(report: FetchReport, attestation_id: str, attempt: int, set
     return retry_delay(attempt, failure.retry_after, settings)
 
 
-def prefetch_locked_or_retry(task: Any, session: Session, att: Attestation, settings: Settings) -> bool:
-    """For the decide task (``bind=True``), which holds ``att``'s row lock in ``session``'s transaction: what the
-    pending attestation's evidence needs and the cache lacks. Nothing (evidence that brings its collateral, or a
-    warm cache): False, and the transaction goes on to the decision (no second read of the attestation).
-    Otherwise the transaction is rolled back, since no transaction stays open while a vendor is asked, the
-    documents are fetched and stored, and True says the caller must lock the row again; Celery's ``Retry`` is
-    raised instead when the decision should wait for a vendor (``task.request.retries`` counts the attempts)."""
-    if not settings.collateral_fetch or att.status != AttestationStatus.PENDING:
-        return False
-    now = current_time(settings)
-    # Optional documents whose fetch just failed are left out here, so a verifier without egress does not give up
-    # its row lock (and read the row again) before every decision for nothing.
-    needs = fetchable(collateral_needs(session, att.evidence, now, Freshness.from_settings(settings)))
+def prefetch_locked(
+    session: Session,
+    att: Attestation,
+    clients: VendorClients,
+    now: datetime,
+    freshness: Freshness = DEFAULT_FRESHNESS,
+    evidence: Sequence[Parsed] | None = None,
+) -> FetchReport | None:
+    """What the pending ``att`` (its row locked in ``session``'s transaction) needs and the cache lacks, fetched and
+    stored. None when nothing is (evidence that brings its collateral, a warm cache, a decided attestation): the
+    transaction goes on. Otherwise the transaction is rolled back first, since no transaction stays open while a
+    vendor is asked, and the report says what was stored and what failed. Optional documents whose fetch just
+    failed are left out, so a verifier without egress does not give up its row lock (and read the row again)
+    before every decision for nothing. ``evidence``: ``att.evidence`` already parsed."""
+    if att.status != AttestationStatus.PENDING:
+        return None
+    items = parse_evidence(att.evidence) if evidence is None else evidence
+    needs = fetchable(collateral_needs(session, items, now, freshness))
     if not needs:
-        return False
+        return None
     session.rollback()
+    return fetch_and_store(session, clients, needs, now)
+
+
+def prefetch_locked_or_retry(
+    task: Any, session: Session, att: Attestation, settings: Settings, evidence: Sequence[Parsed] | None = None
+) -> bool:
+    """For the decide task (``bind=True``), which holds ``att``'s row lock in ``session``'s transaction:
+    :func:`prefetch_locked` with the configured vendors, clock and freshness rule. False: nothing was fetched, and
+    the transaction goes on to the decision (no second read of the attestation). True: the transaction was ended
+    and the caller must lock the row again; Celery's ``Retry`` is raised instead when the decision should wait for
+    a vendor (``task.request.retries`` counts the attempts). ``evidence``: ``att.evidence`` already parsed (the
+    decide task parses once for this and the decision)."""
+    if not settings.collateral_fetch:
+        return False
     with vendor_clients(settings) as clients:
-        report = fetch_and_store(session, clients, needs, now)
+        report = prefetch_locked(
+            session, att, clients, current_time(settings), Freshness.from_settings(settings), evidence
+        )
+    if report is None:
+        return False
     delay = _retry_delay_for(report, str(att.id), task.request.retries, settings)
     if delay is not None:
         raise task.retry(countdown=delay, max_retries=settings.collateral_fetch_retries)

@@ -25,6 +25,7 @@ from verifier.config import Settings, current_time, get_settings
 from verifier.db.models import Attestation, AttestationStatus
 from verifier.observability.metrics import WORKER_METRICS
 from verifier.observability.worker import connect_worker_signals
+from verifier.platforms.registry import parse_evidence
 from verifier.worker.celery_app import celery_app
 from verifier.worker.context import decision_context
 from verifier.worker.notify import publish_decided
@@ -45,14 +46,16 @@ def decide(attestation_id: str, task: Any = None) -> str:
         # Locked until the commit, so "was pending" is exact: a redelivered, already decided task is not counted.
         # The row is read once: the prefetch check and the decision both use it.
         att = lock_attestation(session, key)
-        if task is not None and prefetch_locked_or_retry(task, session, att, settings):
+        # Parsed once: the prefetch and the decision read the same parsed items (nothing to parse once decided).
+        evidence = parse_evidence(att.evidence) if att.status == AttestationStatus.PENDING else ()
+        if task is not None and prefetch_locked_or_retry(task, session, att, settings, evidence):
             att = lock_attestation(session, key)  # the prefetch ended the transaction: lock and read the row again
         was_pending = att.status == AttestationStatus.PENDING
         now = current_time(settings)
         # When the request arrived, on the decision clock (the simulation clock in development runs apart from
         # the real time that created_at holds): the nonce's expiry is checked as of then.
         received_at = now - max(timedelta(0), datetime.now(UTC) - att.created_at)
-        att = decide_locked(session, att, decision_context(settings), now, received_at=received_at)
+        att = decide_locked(session, att, decision_context(settings), now, received_at=received_at, evidence=evidence)
         session.commit()
     # Wakes an API request waiting with Prefer: wait.
     publish_decided(settings.broker_url, attestation_id, key_prefix=settings.broker_key_prefix)

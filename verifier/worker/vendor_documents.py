@@ -1,5 +1,6 @@
-"""Vendor documents for verification: which cached collateral an evidence item needs, when a document is due,
-fetching it from Intel PCS/PCCS or AMD KDS, and storing it as served (worker side: this is where the network is).
+"""Vendor documents for verification: which of the cache rows parsed evidence needs (its platform's rule,
+:attr:`verifier.platforms.registry.ParsedItem.needs`) are missing or due, fetching them from Intel PCS/PCCS or AMD
+KDS, and storing them as served (worker side: this is where the network is).
 
 Nothing is verified here: a fetched document is stored as served and verified when a decision reads it, so a bad
 document can only cause a rejection; storing never rolls a cached document back
@@ -10,8 +11,6 @@ document can only cause a rejection; storing never rolls a cached document back
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import logging
 import time
@@ -20,31 +19,22 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any, Final
+from typing import Final
 
 import httpx
 from cryptography import x509
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from verifier.attestation.items import INTEL_PLATFORMS
-from verifier.collateral.cache import (
-    AMD,
-    INTEL,
-    amd_crl_key,
-    cached_documents,
-    intel_keys,
-    put_document,
-    snp_crl_target,
-    vcek_key,
-)
+from verifier.collateral.cache import cached_documents, put_document
+from verifier.collateral.documents import AMD, INTEL, Wanted
 from verifier.collateral.fetchers import AmdKdsClient, CaKind, FetchError, IntelPcsClient, Tee
 from verifier.collateral.freshness import Freshness, is_due
 from verifier.config import Settings
 from verifier.db.models import CachedCollateral
 from verifier.errors import Code, KeywardError
-from verifier.evidence.snp import Product, SigningKeyName, decode_tcb, parse_snp_report, product_from_cpuid
-from verifier.platforms.amd_snp import PLATFORM_SNP
+from verifier.evidence.snp import SigningKeyName, decode_tcb
+from verifier.platforms.registry import Parsed, ParsedItem
 from verifier.trust.amd_certs import load_leaf
 
 log = logging.getLogger(__name__)
@@ -93,23 +83,6 @@ def vendor_clients(settings: Settings) -> Iterator[VendorClients]:
         IntelPcsClient(settings.pcs_base_url, http, root_ca_crl_url=root_crl),
         AmdKdsClient(settings.kds_base_url, http),
     )
-
-
-@dataclass(frozen=True, slots=True)
-class Wanted:
-    """One cache row to fetch. Intel keys say everything (``tdx:<fmspc>``, ``tdx``, ``platform``, ``root``); a
-    VCEK key (``<chip_id>:<reported_tcb>``) also needs the product, which KDS URLs name; so does an AMD CRL key
-    (``vcek:<product>``, ``vlek:<product>``). ``optional``: the evidence brings its own copy, so the cached one
-    is only weighed against it (the newer is verified) and a failure to fetch it never puts the decision off."""
-
-    vendor: str
-    kind: str
-    key: str
-    product: Product | None = None
-    optional: bool = False
-
-    def __str__(self) -> str:
-        return f"{self.vendor}/{self.kind}/{self.key}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,59 +137,17 @@ def due(row: CachedCollateral, now: datetime, freshness: Freshness) -> bool:
     return is_due(row.kind, row.fetched_at, expires, now, freshness)
 
 
-def _decoded(value: object) -> bytes | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        return None
-
-
-def _item_wants(item: object) -> tuple[Wanted, ...]:
-    """The cache rows the decision will read for one evidence item; () if it is malformed. Rows the item brings
-    its own copy of are wanted too (``optional``): the decision verifies the newer of the two."""
-    if not isinstance(item, dict):
-        return ()
-    kind = item.get("type")
-    evidence = _decoded(item.get("evidence"))
-    if evidence is None:
-        return ()
-    try:
-        if kind in INTEL_PLATFORMS:
-            own = bool(item.get("collateral"))
-            return tuple(Wanted(INTEL, kind, key, optional=own) for kind, key in intel_keys(evidence).rows())
-        if kind == PLATFORM_SNP:
-            return _snp_wants(item, evidence)
-    except (KeywardError, ValueError):
-        return ()
-    return ()
-
-
-def _snp_wants(item: dict[str, Any], evidence: bytes) -> tuple[Wanted, ...]:
-    """An SEV-SNP item needs its chain's AMD CRL (``optional`` when it brings one), and its VCEK from KDS unless it
-    brings a leaf (``vcek`` or ``cert_table``). VLEKs are not on KDS; a v2 report has no CPUID to name the
-    product KDS wants, unless the leaf it brings names it."""
-    report = parse_snp_report(evidence)
-    wants: list[Wanted] = []
-    leaf, table = _decoded(item.get("vcek")), _decoded(item.get("cert_table"))
-    target = snp_crl_target(report, leaf, table)
-    if target is not None:
-        wants.append(Wanted(AMD, "crl", amd_crl_key(*target), target[0], optional=bool(item.get("crl"))))
-    product = product_from_cpuid(report)
-    if not item.get("vcek") and not item.get("cert_table") and report.signing_key_name == "vcek" and product:
-        decode_tcb(report.reported_tcb, product)  # reserved bytes checked before any URL is built
-        wants.append(Wanted(AMD, "vcek", vcek_key(report.chip_id, report.reported_tcb), product))
-    return tuple(wants)
-
-
-def collateral_needs(session: Session, evidence: Iterable[object], now: datetime, freshness: Freshness) -> list[Wanted]:
-    """The cache rows ``evidence`` will be verified with that are missing, unreadable or due at ``now``
-    (:func:`due`), each once: those the decision needs first, then the optional ones, each in evidence order
-    (a row one item needs and another brings is needed)."""
+def collateral_needs(session: Session, evidence: Iterable[Parsed], now: datetime, freshness: Freshness) -> list[Wanted]:
+    """The cache rows the parsed ``evidence`` will be verified with (each item's
+    :attr:`~verifier.platforms.registry.ParsedItem.needs`, the rule the decision reads by) that a vendor can serve
+    and that are missing, unreadable or due at ``now`` (:func:`due`), each once: those the decision needs first,
+    then the optional ones, each in evidence order (a row one item needs and another brings is needed). Items too
+    malformed to evaluate need nothing; the decision rejects them."""
     wants: dict[str, Wanted] = {}
     for item in evidence:
-        for wanted in _item_wants(item):
+        if not isinstance(item, ParsedItem):
+            continue
+        for wanted in (w for w in item.needs if w.fetchable):
             seen = wants.get(str(wanted))
             if seen is None or (seen.optional and not wanted.optional):
                 wants[str(wanted)] = wanted

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from verifier.appraisal.reference_values import (
+from verifier.errors import Code, KeywardError, UsageError
+from verifier.platforms.registry import (
     reference_values_problem,
     require_identifying_reference_values,
 )
-from verifier.errors import Code, KeywardError, UsageError
 
 MR48 = ["ab" * 48]
 MR32 = ["cd" * 32]

@@ -37,7 +37,6 @@ from verifier.api.admin_schemas import (
     ReferenceValuePatch,
 )
 from verifier.api.deps import AdminDep, SessionDep, SettingsDep
-from verifier.appraisal.reference_values import REQUIRED, reference_values_problem
 from verifier.db.models import (
     AppraisalPolicy,
     Customer,
@@ -48,6 +47,7 @@ from verifier.db.models import (
     ReferenceValueSet,
 )
 from verifier.errors import Code, Conflict, NotFound, UsageError
+from verifier.platforms.registry import reference_values_problem, required_reference_values
 
 router = APIRouter()
 
@@ -230,7 +230,7 @@ def _check_identifies(platform: str, values: dict[str, Any]) -> None:
             actual=e.actual,
         ) from e
     if problem is not None:
-        raise UsageError(Code.REQUEST_INVALID, problem, expected=REQUIRED.get(platform), actual=platform)
+        raise UsageError(Code.REQUEST_INVALID, problem, expected=required_reference_values(platform), actual=platform)
 
 
 # -- policies --------------------------------------------------------------------------------------------------

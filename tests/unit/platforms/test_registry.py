@@ -1,0 +1,138 @@
+"""The platform registry: every platform name the API and admin schemas accept comes from it, each entry's parse and
+needs on the real vectors of tests/vectors, and a stored item parsed once into the value the prefetch and the
+decision both read."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any, get_args
+
+import pytest
+
+from tests.support.vectors import AMD_CASES, INTEL_CASES, AmdCase, IntelCase
+from verifier.api.admin_schemas import EntitlementCreate, Platform, PolicyCreate, PolicyPlatform, ReferenceValueCreate
+from verifier.api.enclave import EvidenceIn
+from verifier.collateral.documents import AMD, INTEL, Wanted, amd_crl_key, vcek_key
+from verifier.errors import Code, KeywardError
+from verifier.evidence.dcap import parse_quote
+from verifier.evidence.snp import parse_snp_report
+from verifier.platforms import intel_evidence, snp_evidence
+from verifier.platforms.item import PLATFORM_NAMES, EvidenceItem, stored_item
+from verifier.platforms.registry import PLATFORMS, ParsedItem, Unparsed, parse_evidence, parse_item, platform
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def test_registry_names_every_platform_the_schemas_accept() -> None:
+    names = tuple(PLATFORMS)
+    assert names == PLATFORM_NAMES == ("intel-tdx", "intel-sgx", "amd-sev-snp")
+    assert get_args(EvidenceIn.model_fields["type"].annotation) == names
+    assert get_args(Platform) == names
+    assert get_args(ReferenceValueCreate.model_fields["platform"].annotation) == names
+    assert get_args(get_args(EntitlementCreate.model_fields["allowed_platforms"].annotation)[0]) == names
+    families = {e.family for e in PLATFORMS.values()}
+    assert set(get_args(PolicyPlatform)) == set(get_args(PolicyCreate.model_fields["platform"].annotation))
+    assert set(get_args(PolicyPlatform)) == {*names, *families}
+
+
+def test_registry_evidence_in_is_the_stored_item_type() -> None:
+    """The API's evidence model is the worker's: what the API stores validates back into the same type."""
+    assert issubclass(EvidenceIn, EvidenceItem)
+    sent = EvidenceIn(type="amd-sev-snp", evidence="AAAA", crl="AAAA")
+    assert stored_item(sent.model_dump(exclude_none=True)) == EvidenceItem(
+        type="amd-sev-snp", evidence="AAAA", crl="AAAA"
+    )
+
+
+def test_registry_unknown_type_unsupported() -> None:
+    with pytest.raises(KeywardError) as e:
+        platform("nvidia-h100")
+    assert e.value.code is Code.ATTESTATION_EVIDENCE_TYPE_UNSUPPORTED
+
+
+@pytest.mark.parametrize(
+    ("raw", "code"),
+    [
+        ("not an object", Code.ATTESTATION_EVIDENCE_MALFORMED),
+        ({"type": "intel-tdx"}, Code.ATTESTATION_EVIDENCE_MALFORMED),
+        ({"type": "intel-tdx", "evidence": 7}, Code.ATTESTATION_EVIDENCE_MALFORMED),
+        ({"type": "intel-tdx", "evidence": "not base64!"}, Code.ATTESTATION_EVIDENCE_MALFORMED),
+        ({"type": "amd-sev-snp", "evidence": "AAAA", "crl": "not base64!"}, Code.ATTESTATION_EVIDENCE_MALFORMED),
+        ({"type": "nvidia-h100", "evidence": "AAAA"}, Code.ATTESTATION_EVIDENCE_TYPE_UNSUPPORTED),
+    ],
+    ids=["not-object", "no-evidence", "evidence-not-string", "evidence-not-base64", "crl-not-base64", "unknown-type"],
+)
+def test_parse_evidence_malformed_item_is_unparsed_with_its_code(raw: object, code: Code) -> None:
+    (parsed,) = parse_evidence([raw])
+    assert isinstance(parsed, Unparsed)
+    assert isinstance(parsed.error, KeywardError)
+    assert parsed.error.code is code
+
+
+@pytest.mark.parametrize("case", INTEL_CASES, ids=lambda c: c.id)
+def test_intel_needs_on_real_quotes(case: IntelCase) -> None:
+    tee = "sgx" if case.raw["body_type"] == 1 else "tdx"
+    own = {"collateral": case.collateral.read_text()}
+    for extra, optional in (({}, False), (own, True)):
+        item = EvidenceItem.model_validate({"type": f"intel-{tee}", "evidence": _b64(case.quote.read_bytes()), **extra})
+        parsed = parse_item(item)
+        keys = parsed.value.keys
+        assert keys is not None
+        assert parsed.needs == (
+            Wanted(INTEL, "tcb_info", f"{tee}:{case.raw['fmspc']}", optional=optional),
+            Wanted(INTEL, "qe_identity", tee, optional=optional),
+            Wanted(INTEL, "pck_crl", keys.ca, optional=optional),
+            Wanted(INTEL, "root_ca_crl", "root", optional=optional),
+        )
+        assert all(w.fetchable for w in parsed.needs)
+
+
+@pytest.mark.parametrize("case", AMD_CASES, ids=lambda c: c.id)
+def test_snp_needs_on_real_reports(case: AmdCase) -> None:
+    raw = case.report.read_bytes()
+    report = parse_snp_report(raw)
+    product, chain, version = case.raw["product"], case.raw["signing_key"], case.raw["version"]
+    alone = parse_item(EvidenceItem(type="amd-sev-snp", evidence=_b64(raw)))
+    with_leaf = parse_item(EvidenceItem(type="amd-sev-snp", evidence=_b64(raw), vcek=_b64(case.leaf_der())))
+    vcek = vcek_key(report.chip_id, report.reported_tcb)
+    kds = product if version >= 3 and chain == "vcek" else None  # KDS needs CPUID's product; VLEKs are not on KDS
+    crl_alone = [Wanted(AMD, "crl", amd_crl_key(product, chain), product)] if version >= 3 else []
+    assert alone.needs == (*crl_alone, Wanted(AMD, "vcek", vcek, kds))
+    # A leaf that rides along names a v2 report's product; no VCEK is read or fetched for it.
+    assert with_leaf.needs == (Wanted(AMD, "crl", amd_crl_key(product, chain), product),)
+
+
+def test_snp_needs_crl_that_rides_along_is_optional() -> None:
+    case = next(c for c in AMD_CASES if c.raw["version"] >= 3 and c.raw["signing_key"] == "vcek")
+    parsed = parse_item(EvidenceItem(type="amd-sev-snp", evidence=_b64(case.report.read_bytes()), crl="AAAA"))
+    assert [(w.kind, w.optional) for w in parsed.needs] == [("crl", True), ("vcek", False)]
+
+
+def test_parse_evidence_parses_each_item_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One parse per item: the parsed value carries the quote/report and its needs, so neither the prefetch nor the
+    decision (which read ``needs`` and ``value``) parses again."""
+    calls: dict[str, int] = {"quote": 0, "report": 0}
+
+    def counting(name: str, parse: Any) -> Any:
+        def wrapper(data: bytes) -> Any:
+            calls[name] += 1
+            return parse(data)
+
+        return wrapper
+
+    monkeypatch.setattr(intel_evidence, "parse_quote", counting("quote", parse_quote))
+    monkeypatch.setattr(snp_evidence, "parse_snp_report", counting("report", parse_snp_report))
+    intel, amd = INTEL_CASES[0], AMD_CASES[0]
+    stored = [
+        {
+            "type": "intel-sgx" if intel.raw["body_type"] == 1 else "intel-tdx",
+            "evidence": _b64(intel.quote.read_bytes()),
+        },
+        {"type": "amd-sev-snp", "evidence": _b64(amd.report.read_bytes())},
+    ]
+    parsed = parse_evidence(json.loads(json.dumps(stored)))
+    assert all(isinstance(p, ParsedItem) for p in parsed)
+    assert calls == {"quote": 1, "report": 1}

@@ -1,0 +1,268 @@
+"""Cached vendor documents as data: the key of each cache row an evidence item needs, and the collateral a decision
+verifies with, assembled from the rows read for those keys.
+
+The keys are made here and nowhere else: Intel rows by TEE, FMSPC and PCK CA (:class:`IntelKeys`), an AMD VCEK by
+CHIP_ID and REPORTED_TCB (:func:`vcek_key`), an AMD CRL by chain and product (:func:`amd_crl_key`). Which rows one
+parsed item needs is said once, by its platform (:mod:`verifier.platforms.registry`), and read by both the
+prefetch and the decision. Assembling collateral from rows follows the selection rules of
+:mod:`verifier.collateral.selection` (the newer of a supplied and a cached document is verified).
+
+Pure: no I/O, no clock. Reading and writing the rows is :mod:`verifier.collateral.cache`; nothing here verifies.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final
+
+from cryptography import x509
+
+from verifier.collateral.selection import (
+    IntelDocuments,
+    IssuedCrl,
+    SignedJson,
+    Source,
+    select_amd_crl,
+    select_intel_collateral,
+)
+from verifier.errors import Code, EvidenceMalformed, KeywardError
+from verifier.evidence.dcap import Quote
+from verifier.evidence.snp import (
+    GUID_VCEK,
+    GUID_VLEK,
+    PRODUCTS,
+    Product,
+    SigningKeyName,
+    SnpReport,
+    parse_cert_table,
+    product_from_cpuid,
+)
+from verifier.trust.amd_certs import load_leaf, parse_amd_extensions
+from verifier.trust.chains import common_name, load_der_certificate
+from verifier.trust.intel_collateral import (
+    Collateral,
+    collateral_from_pcs,
+    crl_der,
+    issuer_chain_header,
+    pem_certificates,
+    signed_member,
+)
+from verifier.trust.intel_pck import parse_pck_extensions
+from verifier.trust.store import TrustStore
+
+log = logging.getLogger(__name__)
+
+INTEL: Final = "intel"
+AMD: Final = "amd"
+
+#: A cache row's identity: (vendor, kind, key).
+RowKey = tuple[str, str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Wanted:
+    """One cache row an evidence item is verified with. Intel keys say everything (``tdx:<fmspc>``, ``tdx``,
+    ``platform``, ``root``); a VCEK key (``<chip_id>:<reported_tcb>``) also needs the product, which KDS URLs name;
+    so does an AMD CRL key (``vcek:<product>``, ``vlek:<product>``): an AMD row without a product is read but
+    cannot be fetched. ``optional``: the evidence brings its own copy, so the cached one is only weighed against
+    it (the newer is verified) and a failure to fetch it never puts the decision off."""
+
+    vendor: str
+    kind: str
+    key: str
+    product: Product | None = None
+    optional: bool = False
+
+    @property
+    def row(self) -> RowKey:
+        return (self.vendor, self.kind, self.key)
+
+    @property
+    def fetchable(self) -> bool:
+        """Whether a vendor service can be asked for it (KDS URLs name the product)."""
+        return self.vendor != AMD or self.product is not None
+
+    def __str__(self) -> str:
+        return f"{self.vendor}/{self.kind}/{self.key}"
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """A cached document as stored: the body as served and the issuer chain header that came with it."""
+
+    body: bytes
+    issuer_chain: str | None
+
+
+#: The rows read for an item's needs, by :attr:`Wanted.row`; absent rows are left out.
+Documents = Mapping[RowKey, Document]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Intel
+
+
+@dataclass(frozen=True, slots=True)
+class IntelKeys:
+    tee: str  # "sgx" | "tdx"
+    fmspc: str  # 12 lower-case hex
+    ca: str  # "platform" | "processor"
+
+    @property
+    def tcb_info(self) -> str:
+        return f"{self.tee}:{self.fmspc}"
+
+    def rows(self) -> tuple[tuple[str, str], ...]:
+        """The (kind, key) of the four cached documents a quote is verified with; the one place keys are made."""
+        return (("tcb_info", self.tcb_info), ("qe_identity", self.tee), ("pck_crl", self.ca), ("root_ca_crl", "root"))
+
+
+def intel_keys(quote: Quote) -> IntelKeys:
+    """Which collateral a parsed quote needs, read from the quote and its PCK certificate (nothing verified here).
+    Raises :class:`~verifier.errors.KeywardError` or ValueError when the PCK chain cannot say."""
+    ders = pem_certificates(quote.signature_data.certification.pck_chain_pem, what="PCK chain")
+    leaf, inter = (
+        load_der_certificate(d, Code.INTEL_PCK_CHAIN_MALFORMED, "PCK chain certificate", EvidenceMalformed)
+        for d in ders[:2]
+    )
+    platform = common_name(inter.subject).endswith("Platform CA")
+    ext = parse_pck_extensions(leaf, platform_ca=platform)
+    return IntelKeys("tdx" if quote.is_tdx else "sgx", ext.fmspc.hex(), "platform" if platform else "processor")
+
+
+def intel_collateral(keys: IntelKeys | None, documents: Documents, supplied: Collateral | None) -> Collateral | None:
+    """The collateral to verify a quote with, from the rows read for ``keys`` and the collateral sent with it
+    (already parsed; None when none was sent): per document, the newer of the supplied and the cached copy
+    (:func:`~verifier.collateral.selection.select_intel_collateral`), each with its own issuer chain. Without
+    supplied collateral, the cached documents, or None if any is missing. A supplied document that cannot be read
+    is kept, so verification rejects it with its code; so is everything supplied for a quote too malformed to say
+    which rows it needs (``keys`` None)."""
+    if keys is None:
+        return supplied
+    tcb, qe, pck_crl, root_crl = (documents.get((INTEL, kind, key)) for kind, key in keys.rows())
+    if supplied is None:
+        if tcb is None or qe is None or pck_crl is None or root_crl is None:
+            return None
+        return collateral_from_pcs(
+            tcb_info_body=tcb.body,
+            tcb_info_issuer_chain=tcb.issuer_chain or "",
+            qe_identity_body=qe.body,
+            qe_identity_issuer_chain=qe.issuer_chain or "",
+            pck_crl=pck_crl.body,
+            root_ca_crl=root_crl.body,
+            pck_crl_issuer_chain=pck_crl.issuer_chain,
+        )
+    cached = IntelDocuments(
+        tcb_info=_cached_signed(tcb, "tcbInfo"),
+        qe_identity=_cached_signed(qe, "enclaveIdentity"),
+        pck_crl=_cached_crl(pck_crl, "pck_crl", with_chain=True),
+        root_ca_crl=_cached_crl(root_crl, "root_ca_crl", with_chain=False),
+    )
+    selection = select_intel_collateral(supplied, cached)
+    for choice in selection.choices:
+        if choice.source is Source.CACHED:
+            log.info("quote collateral: %s from the cache, not as supplied: %s", choice.slot, choice.reason)
+    return selection.collateral
+
+
+def _cached_signed(doc: Document | None, member: str) -> SignedJson | None:
+    """A cached PCS JSON response as the signed bytes, signature and issuer chain; None if absent or unreadable."""
+    if doc is None:
+        return None
+    try:
+        raw, signature = signed_member(doc.body, member)
+        chain = issuer_chain_header(doc.issuer_chain or "", what=f"{member} issuer chain")
+    except KeywardError:
+        return None
+    return SignedJson(raw, signature, chain)
+
+
+def _cached_crl(doc: Document | None, kind: str, *, with_chain: bool) -> IssuedCrl | None:
+    """A cached CRL as DER with its issuer chain (PCK CRL; empty when not stored); None if absent or unreadable."""
+    if doc is None:
+        return None
+    try:
+        der = crl_der(doc.body, what=f"cached {kind}")
+        chain = (
+            issuer_chain_header(doc.issuer_chain, what="PCK CRL issuer chain")
+            if with_chain and doc.issuer_chain
+            else ()
+        )
+    except KeywardError:
+        return None
+    return IssuedCrl(der, chain)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# AMD
+
+
+def vcek_key(chip_id: bytes, reported_tcb: bytes) -> str:
+    """Cache key of a VCEK: KDS issues one per (chip, REPORTED_TCB); never key by certificate hash (re-issued)."""
+    return f"{chip_id.hex()}:{reported_tcb.hex()}"
+
+
+def amd_crl_key(product: Product, signing_key: SigningKeyName) -> str:
+    """Cache key of an AMD CRL: KDS serves one per product for each chain (``vcek:milan``, ``vlek:genoa``)."""
+    return f"{signing_key}:{product}"
+
+
+def leaf_product(leaf_der: bytes) -> Product | None:
+    """The product a VCEK/VLEK names in its productName extension (``Milan-B0`` -> ``milan``); None if unreadable
+    or unknown. Nothing is verified here."""
+    try:
+        name = parse_amd_extensions(load_leaf(leaf_der)).product_name.split("-")[0].lower()
+    except KeywardError:
+        return None
+    return next((p for p in PRODUCTS if p == name), None)
+
+
+def snp_crl_target(
+    report: SnpReport, leaf_der: bytes | None, cert_table: bytes | None
+) -> tuple[Product, SigningKeyName] | None:
+    """Which AMD CRL a report is checked with: its product (CPUID, or for a v2 report the productName of the leaf
+    supplied directly or in the certificate table) and its signing-key chain. None when that cannot be said; the
+    verification then rejects the report for its own reason, or for the missing CRL."""
+    kind: SigningKeyName
+    if report.signing_key_name == "vcek":
+        kind, guid = "vcek", GUID_VCEK
+    elif report.signing_key_name == "vlek":
+        kind, guid = "vlek", GUID_VLEK
+    else:
+        return None
+    try:
+        product = product_from_cpuid(report)
+        if product is None and leaf_der is None and cert_table is not None:
+            leaf_der = parse_cert_table(cert_table).get(guid)
+    except KeywardError:
+        return None
+    if product is None and leaf_der is not None:
+        product = leaf_product(leaf_der)
+    return None if product is None else (product, kind)
+
+
+def amd_crl(
+    target: tuple[Product, SigningKeyName] | None, documents: Documents, supplied: bytes | None, trust: TrustStore
+) -> bytes | None:
+    """The AMD CRL to verify a report with, given the CRL sent with it (DER; None when none was sent): the cached
+    CRL of the report's product and chain (``target``, :func:`snp_crl_target`) unless the supplied one wins by the
+    rules of :func:`~verifier.collateral.selection.select_amd_crl` (it must be the ARK's, not name the other chain,
+    and beat the cached one, or the cache must have none). Without a supplied CRL, the cache's. When the report
+    is too malformed to say its product and chain, the supplied CRL as it is (verification rejects the report)."""
+    if target is None:
+        return supplied
+    product, chain = target
+    row = documents.get((AMD, "crl", amd_crl_key(product, chain)))
+    cached = None if row is None else row.body
+    if supplied is None:
+        return cached
+    try:
+        ark_subject: x509.Name | None = trust.root(f"amd.{product}.ark").certificate.subject
+    except KeywardError:
+        ark_subject = None  # no pinned ARK: verification rejects the report whatever the CRL
+    choice = select_amd_crl(supplied, cached, chain=chain, ark_subject=ark_subject)
+    if choice.source is Source.CACHED:
+        log.info("AMD CRL for %s/%s from the cache, not as supplied: %s", chain, product, choice.reason)
+    return choice.value

@@ -1,0 +1,79 @@
+"""An Intel TDX or SGX evidence item, parsed once: its quote, the collateral sent with it and the cache rows it is
+verified with (:func:`intel_needs`); and its evaluation from those rows (:func:`evaluate_intel`).
+
+The registry (:mod:`verifier.platforms.registry`) names these functions for ``intel-tdx`` and ``intel-sgx``. Pure:
+no I/O, no clock; the cached documents, the policy, the roots and ``now`` are arguments.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from verifier.appraisal.intel import IntelPolicy, parse_intel_policy
+from verifier.attestation.evaluation import Evaluation, evaluate_quote, quote_platform, unverified
+from verifier.collateral.documents import INTEL, Documents, IntelKeys, Wanted, intel_collateral, intel_keys
+from verifier.errors import Code, KeywardError
+from verifier.evidence.dcap import Quote, parse_quote
+from verifier.platforms.item import EvidenceItem, Verifying, b64
+from verifier.trust.intel_collateral import Collateral, parse_collateral_json
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedQuote:
+    """An Intel item decoded and parsed: the quote, or why it does not parse (the evaluation reports it); the
+    collateral sent with it; the keys of the cache rows the quote names (None when its PCK chain cannot say)."""
+
+    item: EvidenceItem
+    quote: Quote | KeywardError
+    supplied: Collateral | None
+    keys: IntelKeys | None
+
+
+def parse_intel_item(item: EvidenceItem) -> ParsedQuote:
+    """Decode and parse an Intel item. Raises ``attestation.evidence_malformed`` (base64) or the collateral's code
+    for an item that cannot be evaluated at all; a quote that does not parse is kept as the item's ``problem``."""
+    evidence = b64(item.evidence, "evidence")
+    supplied = parse_collateral_json(item.collateral) if item.collateral else None
+    try:
+        quote = parse_quote(evidence)
+    except KeywardError as e:
+        return ParsedQuote(item, e, supplied, None)
+    try:
+        keys: IntelKeys | None = intel_keys(quote)
+    except (KeywardError, ValueError):
+        keys = None  # verification rejects the PCK chain with its own code
+    return ParsedQuote(item, quote, supplied, keys)
+
+
+def intel_needs(parsed: ParsedQuote) -> tuple[Wanted, ...]:
+    """TCB Info and QE Identity for the quote's TEE and FMSPC, the CRL of its PCK CA and the Root CA CRL; each
+    ``optional`` when the item brings its own collateral (the decision verifies the newer copy)."""
+    if parsed.keys is None:
+        return ()
+    own = parsed.supplied is not None
+    return tuple(Wanted(INTEL, kind, key, optional=own) for kind, key in parsed.keys.rows())
+
+
+def intel_policy(document: dict[str, Any]) -> IntelPolicy:
+    """The Intel appraisal policy of a merged policy document (``policy.invalid`` when it is not one)."""
+    return parse_intel_policy(json.dumps(document))
+
+
+def evaluate_intel(parsed: ParsedQuote, documents: Documents, policy: IntelPolicy, env: Verifying) -> Evaluation:
+    """Verify and appraise the quote with the newer of the supplied and the cached collateral. Raises
+    ``attestation.evidence_type_unsupported`` for a quote that is not of its declared type."""
+    quote = parsed.quote
+    if isinstance(quote, KeywardError):
+        return unverified(None, {}, quote, env.trust)
+    platform = quote_platform(quote)
+    if platform != parsed.item.type:
+        raise KeywardError(
+            Code.ATTESTATION_EVIDENCE_TYPE_UNSUPPORTED,
+            "evidence is not of its declared type",
+            expected=parsed.item.type,
+            actual=platform,
+        )
+    collateral = intel_collateral(parsed.keys, documents, parsed.supplied)
+    return evaluate_quote(quote, collateral, env.trust, env.now, policy, env.intel_cache)

@@ -1,0 +1,228 @@
+"""The platform registry: one entry per evidence type, naming everything the service does differently per platform.
+
+An entry (:class:`Platform`) says the platform's name and policy family, how an item is decoded and parsed
+(``parse``, once per decision), which cached vendor documents the parsed item is verified with (``needs``: the one
+rule, read by the worker's prefetch and by the decision), how the merged policy document is parsed (``policy``),
+how the parsed item is verified and appraised with the documents read for its needs (``evaluate``), what its
+reference values must pin (``reference_values_problem``), whether it may bind REPORTDATA through runtime data, and
+how the CLI describes its chain. The API schemas, the admin API, the prefetch, the decision and the CLI read the
+entries; adding a platform is adding its entry and its modules.
+
+Pure: no I/O, no clock, no database. A need for cached documents is data (:class:`~verifier.collateral.documents.
+Wanted` keys); reading them is the caller's. This module sits at the top of the pure core: it wires evidence
+parsing, platform verification and appraisal, so nothing below it imports it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Generic, Literal, TypeVar, get_args
+
+from verifier.appraisal.reference_values import (
+    SGX_REQUIRED,
+    SNP_REQUIRED,
+    TDX_REQUIRED,
+    sgx_reference_values_problem,
+    snp_reference_values_problem,
+    tdx_reference_values_problem,
+)
+from verifier.attestation.evaluation import Evaluation
+from verifier.collateral.documents import Documents, Wanted
+from verifier.errors import Code, KeywardError
+from verifier.platforms.amd_snp import PLATFORM_SNP
+from verifier.platforms.intel_dcap import PLATFORM_SGX, PLATFORM_TDX
+from verifier.platforms.intel_evidence import evaluate_intel, intel_needs, intel_policy, parse_intel_item
+from verifier.platforms.item import PLATFORM_NAMES, EvidenceItem, PlatformName, Verifying, stored_item
+from verifier.platforms.snp_evidence import evaluate_snp, parse_snp_item, snp_needs, snp_policy
+
+__all__ = [
+    "PLATFORMS",
+    "Parsed",
+    "ParsedItem",
+    "Platform",
+    "PlatformFamily",
+    "PlatformName",
+    "PolicyScope",
+    "Unparsed",
+    "parse_evidence",
+    "parse_item",
+    "platform",
+    "reference_values_problem",
+    "require_identifying_reference_values",
+]
+
+P = TypeVar("P")
+Q = TypeVar("Q")
+
+#: A policy may name a platform or its whole family ("intel" covers TDX and SGX).
+PlatformFamily = Literal["intel", "snp"]
+PolicyScope = Literal[PlatformName, PlatformFamily]
+
+
+@dataclass(frozen=True, slots=True)
+class Platform(Generic[P, Q]):
+    """One evidence type. ``P``: its parsed item; ``Q``: its appraisal policy."""
+
+    name: str
+    family: str
+    #: Decode and parse an item once (raises for an item that cannot be evaluated at all; a quote or report that
+    #: does not parse is kept in the value and reported by ``evaluate``).
+    parse: Callable[[EvidenceItem], P]
+    #: The cache rows the parsed item is verified with, ``optional`` where it brings its own copy.
+    needs: Callable[[P], tuple[Wanted, ...]]
+    #: The appraisal policy of a merged policy document (``policy.invalid``).
+    policy: Callable[[dict[str, Any]], Q]
+    #: Verify and appraise the parsed item with the documents read for its needs.
+    evaluate: Callable[[P, Documents, Q, Verifying], Evaluation]
+    #: Why a set cannot be this platform's reference values (None: it pins a guest identity).
+    reference_values_problem: Callable[[Any], str | None]
+    #: What a reference value set must pin, for messages.
+    required_reference_values: str
+    #: Whether REPORTDATA may be bound through ``runtime_data`` (confidential ACI's SKR sidecar).
+    runtime_data_binding: bool
+    #: The CLI's one-line description of the verified chain.
+    chain: Callable[[Evaluation], str]
+
+
+def _intel_chain(_: Evaluation) -> str:
+    return "PCK chain -> pinned Intel SGX Root CA, CRLs, TCB Info, QE Identity, signatures"
+
+
+def _snp_chain(result: Evaluation) -> str:
+    return f"{str(result.collateral.get('signing_key', '')).upper()} -> pinned ASK/ASVK -> ARK, TCB binding, signature"
+
+
+def _intel(name: str, rule: Callable[[Any], str | None], required: str) -> Platform[Any, Any]:
+    return Platform(
+        name=name,
+        family="intel",
+        parse=parse_intel_item,
+        needs=intel_needs,
+        policy=intel_policy,
+        evaluate=evaluate_intel,
+        reference_values_problem=rule,
+        required_reference_values=required,
+        runtime_data_binding=False,
+        chain=_intel_chain,
+    )
+
+
+_ENTRIES: Final[tuple[Platform[Any, Any], ...]] = (
+    _intel(PLATFORM_TDX, tdx_reference_values_problem, TDX_REQUIRED),
+    _intel(PLATFORM_SGX, sgx_reference_values_problem, SGX_REQUIRED),
+    Platform(
+        name=PLATFORM_SNP,
+        family="snp",
+        parse=parse_snp_item,
+        needs=snp_needs,
+        policy=snp_policy,
+        evaluate=evaluate_snp,
+        reference_values_problem=snp_reference_values_problem,
+        required_reference_values=SNP_REQUIRED,
+        runtime_data_binding=True,
+        chain=_snp_chain,
+    ),
+)
+#: Every platform by name, in the order the API documents them.
+PLATFORMS: Final[Mapping[str, Platform[Any, Any]]] = {e.name: e for e in _ENTRIES}
+if tuple(PLATFORMS) != PLATFORM_NAMES or {e.family for e in _ENTRIES} != set(get_args(PlatformFamily)):
+    raise RuntimeError("the registry's entries and the PlatformName / PlatformFamily types disagree")
+
+
+def platform(name: object) -> Platform[Any, Any]:
+    """The entry for an evidence type; ``attestation.evidence_type_unsupported`` for an unknown one."""
+    entry = PLATFORMS.get(name) if isinstance(name, str) else None
+    if entry is None:
+        raise KeywardError(
+            Code.ATTESTATION_EVIDENCE_TYPE_UNSUPPORTED,
+            f"unsupported evidence type {name!r}",
+            expected=" | ".join(PLATFORMS),
+            actual=str(name),
+        )
+    return entry
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Parsed items
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedItem(Generic[P]):
+    """One evidence item parsed once, with its platform's entry and the cache rows it needs (the one rule, read by
+    the prefetch and the decision alike)."""
+
+    item: EvidenceItem
+    platform: Platform[P, Any]
+    value: P
+    needs: tuple[Wanted, ...]
+
+    def evaluate(self, documents: Documents, policy_document: dict[str, Any], env: Verifying) -> Evaluation:
+        """Parse the policy document, then verify and appraise with ``documents`` (read for :attr:`needs`)."""
+        return self.platform.evaluate(self.value, documents, self.platform.policy(policy_document), env)
+
+
+@dataclass(frozen=True, slots=True)
+class Unparsed:
+    """An item too malformed to evaluate: the decision rejects with ``error`` where it reaches the item (an
+    unexpected exception becomes its ``internal.error`` rejection); the prefetch skips it."""
+
+    error: Exception
+
+
+#: One stored item after :func:`parse_evidence`.
+Parsed = ParsedItem[Any] | Unparsed
+
+
+def parse_item(item: EvidenceItem) -> ParsedItem[Any]:
+    entry = platform(item.type)
+    value = entry.parse(item)
+    return ParsedItem(item, entry, value, entry.needs(value))
+
+
+def parse_evidence(stored: Sequence[object]) -> tuple[Parsed, ...]:
+    """Every stored item (the JSON the API stored) as its typed item, parsed once. Never raises: an item that
+    cannot be evaluated is :class:`Unparsed`, so the prefetch can go on and the decision rejects it in turn."""
+    parsed: list[Parsed] = []
+    for raw in stored:
+        try:
+            parsed.append(parse_item(stored_item(raw)))
+        except Exception as e:  # a parser bug on hostile bytes: the decision's internal.error
+            parsed.append(Unparsed(e))
+    return tuple(parsed)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Reference values
+
+
+def reference_values_problem(name: str, values: Any) -> str | None:
+    """Why ``values`` cannot be ``name``'s reference values, or None when they identify a workload.
+
+    Raises :class:`~verifier.errors.UsageError` (``policy.invalid``) when they do not parse as policy fields.
+    """
+    entry = PLATFORMS.get(name)
+    if entry is None:
+        return f"unknown platform {name!r}"
+    return entry.reference_values_problem(values)
+
+
+def required_reference_values(name: str) -> str:
+    """What ``name``'s reference values must pin (every platform's requirement for an unknown one)."""
+    entry = PLATFORMS.get(name)
+    if entry is None:
+        return " | ".join(e.required_reference_values for e in _ENTRIES)
+    return entry.required_reference_values
+
+
+def require_identifying_reference_values(name: str, values: Any) -> None:
+    """Fail closed at decision time on a stored set that identifies no workload
+    (``attestation.reference_values_unconstrained``); values that do not parse raise ``policy.invalid``."""
+    problem = reference_values_problem(name, values)
+    if problem is not None:
+        raise KeywardError(
+            Code.ATTESTATION_REFERENCE_VALUES_UNCONSTRAINED,
+            problem,
+            expected=required_reference_values(name),
+            actual=name,
+        )
