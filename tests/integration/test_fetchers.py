@@ -91,7 +91,7 @@ def test_intel_429_raises_and_stores_nothing(session: Session, server: FakeVendo
     server.status_override = 429
     with pytest.raises(FetchError) as info:
         refresh_intel(session, IntelPcsClient(server.base_url, http), ev.quote, FETCHED_AT)
-    assert info.value.code is Code.INTEL_COLLATERAL_MISSING
+    assert info.value.code is Code.INTEL_COLLATERAL_UNAVAILABLE
     assert info.value.status == 429
     assert info.value.retryable
     assert info.value.retry_after == 60.0
@@ -114,9 +114,11 @@ def test_oversized_and_unreachable(server: FakeVendorServices) -> None:
     server.add_intel(ev)
     with httpx.Client(timeout=5.0) as c:
         pcs = IntelPcsClient(server.base_url, c)
-        body, _ = fetchers._get(c, pcs.qe_identity_url("sgx"), Code.INTEL_COLLATERAL_MISSING, "x")
+        body, _ = fetchers._get(c, pcs.qe_identity_url("sgx"), Code.INTEL_COLLATERAL_UNAVAILABLE, "x")
         with pytest.raises(FetchError, match="larger than"):
-            fetchers._get(c, pcs.qe_identity_url("sgx"), Code.INTEL_COLLATERAL_MISSING, "x", max_bytes=len(body) - 1)
+            fetchers._get(
+                c, pcs.qe_identity_url("sgx"), Code.INTEL_COLLATERAL_UNAVAILABLE, "x", max_bytes=len(body) - 1
+            )
     server.close()
     with httpx.Client(timeout=1.0) as c, pytest.raises(FetchError) as info:
         IntelPcsClient(server.base_url, c).fetch_qe_identity("sgx")
@@ -166,7 +168,7 @@ def test_kds_429_raises_and_stores_nothing(session: Session, server: FakeVendorS
     server.status_override = 429
     with pytest.raises(FetchError) as info:
         refresh_vcek(session, AmdKdsClient(server.base_url, http), ev.report, FETCHED_AT)
-    assert info.value.code is Code.SNP_LEAF_MISSING
+    assert info.value.code is Code.SNP_LEAF_UNAVAILABLE
     assert info.value.status == 429
     assert _rows(session) == 0
     assert vcek_from_cache(session, ev.report) is None
@@ -192,5 +194,5 @@ def test_kds_fetch_crl_missing_or_not_der(
         server.add_amd_crl("genoa", "vcek", body)
     with pytest.raises(FetchError) as info:
         AmdKdsClient(server.base_url, http).fetch_crl("genoa", "vcek")
-    assert info.value.code is Code.SNP_CRL_MISSING
+    assert info.value.code is Code.SNP_CRL_UNAVAILABLE
     assert info.value.status == status

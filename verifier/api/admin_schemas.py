@@ -10,7 +10,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from verifier.api.inputs import ApiInput
 from verifier.db.models import (
@@ -21,6 +21,7 @@ from verifier.db.models import (
     LeaseStatus,
     RecordStatus,
 )
+from verifier.errors import with_fault
 
 #: Evidence platforms (reference values, entitlements, attestation filters).
 Platform = Literal["intel-tdx", "intel-sgx", "amd-sev-snp"]
@@ -278,3 +279,14 @@ class AttestationDetail(AttestationSummary):
     collateral: dict[str, Any] | None
     timings: dict[str, Any] | None
     result_token: str | None
+
+    @field_validator("verdict")
+    @classmethod
+    def _reason_faults(cls, verdict: dict[str, Any] | None) -> dict[str, Any] | None:
+        """Every reason with its fault, also in verdicts stored before reasons carried one."""
+        if verdict is None:
+            return None
+        evaluations = [
+            {**e, "reasons": [with_fault(r) for r in e.get("reasons") or ()]} for e in verdict.get("evaluations") or ()
+        ]
+        return {**verdict, "reasons": [with_fault(r) for r in verdict.get("reasons") or ()], "evaluations": evaluations}

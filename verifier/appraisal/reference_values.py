@@ -26,7 +26,7 @@ from typing import Any, Final
 
 from verifier.appraisal.intel import SGX_MEASUREMENTS, TDX_MEASUREMENTS, parse_intel_policy
 from verifier.appraisal.snp import parse_snp_policy
-from verifier.errors import Code, KeywardError
+from verifier.errors import Code, PolicyRejected
 from verifier.platforms.amd_snp import PLATFORM_SNP
 from verifier.platforms.intel_dcap import PLATFORM_SGX, PLATFORM_TDX
 
@@ -75,7 +75,7 @@ def require_identifying_reference_values(platform: str, values: Any) -> None:
     (``attestation.reference_values_unconstrained``); values that do not parse raise ``policy.invalid``."""
     problem = reference_values_problem(platform, values)
     if problem is not None:
-        raise KeywardError(
+        raise PolicyRejected(
             Code.ATTESTATION_REFERENCE_VALUES_UNCONSTRAINED,
             problem,
             expected=REQUIRED.get(platform, " | ".join(REQUIRED)),

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from verifier import limits
 from verifier.collateral.cache import AMD, INTEL, intel_keys, put_document, vcek_key
-from verifier.errors import Code, CollateralError, KeywardError
+from verifier.errors import Code, CollateralUnavailable, VerificationFailed
 from verifier.evidence.snp import (
     Product,
     SigningKeyName,
@@ -42,10 +42,21 @@ _FMSPC_RE: Final = re.compile(r"\A[0-9a-fA-F]{12}\Z")
 _HEX_RE: Final = re.compile(rb"\A[0-9a-fA-F]+\Z")
 
 
-class FetchError(CollateralError):
+#: A caller that names the code a decision rejects with while the document is missing (as
+#: ``worker/vendor_documents.py`` still does) gets the code for failing to fetch it.
+_UNAVAILABLE: Final[dict[Code, Code]] = {
+    Code.INTEL_COLLATERAL_MISSING: Code.INTEL_COLLATERAL_UNAVAILABLE,
+    Code.SNP_LEAF_MISSING: Code.SNP_LEAF_UNAVAILABLE,
+    Code.SNP_CRL_MISSING: Code.SNP_CRL_UNAVAILABLE,
+}
+
+
+class FetchError(CollateralUnavailable):
     """A vendor service did not deliver a document: HTTP error status, timeout, transport error, oversized or
-    unusable body. ``status`` is the HTTP status (None for transport errors); ``retryable`` is True for 429,
-    5xx and transport errors (back off and retry); ``retry_after`` is the server's Retry-After in seconds."""
+    unusable body. A transport failure, not a judgement of any collateral (fault ``unavailable``; python-tuf's
+    ``DownloadError`` beside its ``RepositoryError``). ``status`` is the HTTP status (None for transport errors);
+    ``retryable`` is True for 429, 5xx and transport errors (back off and retry), False for an answer that will
+    not change (404: an unknown FMSPC or chip); ``retry_after`` is the server's Retry-After in seconds."""
 
     def __init__(
         self,
@@ -56,7 +67,7 @@ class FetchError(CollateralError):
         status: int | None = None,
         retry_after: float | None = None,
     ) -> None:
-        super().__init__(code, message, actual=status)
+        super().__init__(_UNAVAILABLE.get(code, code), message, actual=status)
         self.url = url
         self.status = status
         self.retry_after = retry_after
@@ -108,7 +119,9 @@ def _get(
 def _header(headers: httpx.Headers, name: str, url: str, what: str) -> str:
     value = headers.get(name)
     if not value:
-        raise FetchError(Code.INTEL_COLLATERAL_MISSING, f"{what}: response has no {name} header", url=url, status=200)
+        raise FetchError(
+            Code.INTEL_COLLATERAL_UNAVAILABLE, f"{what}: response has no {name} header", url=url, status=200
+        )
     return str(value)
 
 
@@ -146,25 +159,25 @@ class IntelPcsClient:
     def fetch_tcb_info(self, tee: Tee, fmspc: str) -> tuple[bytes, str]:
         """(TCB Info JSON body, ``TCB-Info-Issuer-Chain`` header value)."""
         url = self.tcb_info_url(tee, fmspc)
-        body, headers = _get(self.client, url, Code.INTEL_COLLATERAL_MISSING, "TCB Info")
+        body, headers = _get(self.client, url, Code.INTEL_COLLATERAL_UNAVAILABLE, "TCB Info")
         return body, _header(headers, TCB_INFO_CHAIN_HEADER, url, "TCB Info")
 
     def fetch_qe_identity(self, tee: Tee) -> tuple[bytes, str]:
         """(QE Identity JSON body, ``SGX-Enclave-Identity-Issuer-Chain`` header value)."""
         url = self.qe_identity_url(tee)
-        body, headers = _get(self.client, url, Code.INTEL_COLLATERAL_MISSING, "QE Identity")
+        body, headers = _get(self.client, url, Code.INTEL_COLLATERAL_UNAVAILABLE, "QE Identity")
         return body, _header(headers, QE_IDENTITY_CHAIN_HEADER, url, "QE Identity")
 
     def fetch_pck_crl(self, ca: CaKind) -> tuple[bytes, str]:
         """(PCK CRL DER, ``SGX-PCK-CRL-Issuer-Chain`` header value)."""
         url = self.pck_crl_url(ca)
-        body, headers = _get(self.client, url, Code.INTEL_COLLATERAL_MISSING, "PCK CRL")
+        body, headers = _get(self.client, url, Code.INTEL_COLLATERAL_UNAVAILABLE, "PCK CRL")
         return _crl_der(body, url, "PCK CRL"), _header(headers, PCK_CRL_CHAIN_HEADER, url, "PCK CRL")
 
     def fetch_root_ca_crl(self) -> bytes:
         """The Root CA CRL as DER (a PCCS serves the hex text of the DER; Intel serves DER)."""
         url = self.root_ca_crl_url
-        body, _headers = _get(self.client, url, Code.INTEL_COLLATERAL_MISSING, "Root CA CRL")
+        body, _headers = _get(self.client, url, Code.INTEL_COLLATERAL_UNAVAILABLE, "Root CA CRL")
         return _crl_der(body, url, "Root CA CRL")
 
 
@@ -190,7 +203,7 @@ def _crl_der(body: bytes, url: str, what: str) -> bytes:
         der = binascii.unhexlify(text)
         if _is_der_sequence(der):
             return der
-    raise FetchError(Code.INTEL_COLLATERAL_MISSING, f"{what}: body is neither DER nor hex DER", url=url, status=200)
+    raise FetchError(Code.INTEL_COLLATERAL_UNAVAILABLE, f"{what}: body is neither DER nor hex DER", url=url, status=200)
 
 
 def _next_update(body: bytes, member: str, url: str) -> datetime:
@@ -200,7 +213,7 @@ def _next_update(body: bytes, member: str, url: str) -> datetime:
         parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except (ValueError, KeyError, TypeError) as exc:
         raise FetchError(
-            Code.INTEL_COLLATERAL_MISSING, f"{member}: body is not a signed {member} document", url=url, status=200
+            Code.INTEL_COLLATERAL_UNAVAILABLE, f"{member}: body is not a signed {member} document", url=url, status=200
         ) from exc
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
@@ -258,11 +271,11 @@ class AmdKdsClient:
         return f"{self.base_url}/vcek/v1/{name}/{hwid}?{query}"
 
     def fetch_vcek(self, product: Product, chip_id: bytes, reported_tcb: TcbVersion) -> bytes:
-        """The VCEK (DER) for this chip at this TCB. Raises :class:`FetchError` (``snp.leaf.missing``)."""
+        """The VCEK (DER) for this chip at this TCB. Raises :class:`FetchError` (``snp.leaf.unavailable``)."""
         url = self.vcek_url(product, chip_id, reported_tcb)
-        body, _headers = _get(self.client, url, Code.SNP_LEAF_MISSING, "KDS VCEK")
+        body, _headers = _get(self.client, url, Code.SNP_LEAF_UNAVAILABLE, "KDS VCEK")
         if not _is_der_sequence(body):  # parsed for real at verification (KDS VCEKs have serial 0)
-            raise FetchError(Code.SNP_LEAF_MISSING, "KDS VCEK: body is not a DER certificate", url=url, status=200)
+            raise FetchError(Code.SNP_LEAF_UNAVAILABLE, "KDS VCEK: body is not a DER certificate", url=url, status=200)
         return body
 
     def crl_url(self, product: Product, signing_key: SigningKeyName) -> str:
@@ -270,11 +283,11 @@ class AmdKdsClient:
 
     def fetch_crl(self, product: Product, signing_key: SigningKeyName) -> bytes:
         """The CRL (DER, issued and signed by the product's ARK) of the ``vcek`` or ``vlek`` chain. Raises
-        :class:`FetchError` (``snp.crl.missing``); its signature and window are checked at verification."""
+        :class:`FetchError` (``snp.crl.unavailable``); its signature and window are checked at verification."""
         url = self.crl_url(product, signing_key)
-        body, _headers = _get(self.client, url, Code.SNP_CRL_MISSING, "KDS CRL")
+        body, _headers = _get(self.client, url, Code.SNP_CRL_UNAVAILABLE, "KDS CRL")
         if not _is_der_sequence(body):
-            raise FetchError(Code.SNP_CRL_MISSING, "KDS CRL: body is not a DER CRL", url=url, status=200)
+            raise FetchError(Code.SNP_CRL_UNAVAILABLE, "KDS CRL: body is not a DER CRL", url=url, status=200)
         return body
 
 
@@ -289,18 +302,18 @@ def refresh_vcek(
     The product comes from CPUID (v3+; a hint must agree) or from ``product_hint`` (v2). Returns the key."""
     report = parse_snp_report(report_bytes)
     if report.signing_key_name != "vcek":
-        raise KeywardError(
+        raise VerificationFailed(
             Code.SNP_LEAF_MISSING, "only VCEK-signed reports have a KDS certificate", actual=report.signing_key_name
         )
     product = product_from_cpuid(report)
     if product is None:
         product = product_hint
     elif product_hint is not None and product_hint != product:
-        raise KeywardError(
+        raise VerificationFailed(
             Code.SNP_CHAIN_PRODUCT_MISMATCH, "product hint disagrees with CPUID", expected=product, actual=product_hint
         )
     if product is None:
-        raise KeywardError(Code.SNP_LEAF_MISSING, "report v2 has no CPUID: a product hint is needed to ask KDS")
+        raise VerificationFailed(Code.SNP_LEAF_MISSING, "report v2 has no CPUID: a product hint is needed to ask KDS")
     tcb = decode_tcb(report.reported_tcb, product)
     der = client.fetch_vcek(product, report.chip_id, tcb)
     key = vcek_key(report.chip_id, report.reported_tcb)
