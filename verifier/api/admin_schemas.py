@@ -286,7 +286,9 @@ class AttestationDetail(AttestationSummary):
         """Every reason with its fault, also in verdicts stored before reasons carried one."""
         if verdict is None:
             return None
-        evaluations = [
-            {**e, "reasons": [with_fault(r) for r in e.get("reasons") or ()]} for e in verdict.get("evaluations") or ()
-        ]
-        return {**verdict, "reasons": [with_fault(r) for r in verdict.get("reasons") or ()], "evaluations": evaluations}
+        out = {**verdict, "reasons": [with_fault(r) for r in verdict.get("reasons") or ()]}
+        if "evaluations" in verdict:
+            out["evaluations"] = [
+                {**e, "reasons": [with_fault(r) for r in e.get("reasons") or ()]} for e in verdict["evaluations"]
+            ]
+        return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Annotated, Any
 
@@ -37,7 +38,9 @@ from verifier.api.admin_schemas import (
     ReferenceValuePatch,
 )
 from verifier.api.deps import AdminDep, SessionDep, SettingsDep
+from verifier.appraisal.intel import parse_intel_policy
 from verifier.appraisal.reference_values import REQUIRED, reference_values_problem
+from verifier.appraisal.snp import parse_snp_policy
 from verifier.db.models import (
     AppraisalPolicy,
     Customer,
@@ -48,6 +51,7 @@ from verifier.db.models import (
     ReferenceValueSet,
 )
 from verifier.errors import Code, Conflict, NotFound, UsageError
+from verifier.platforms.amd_snp import PLATFORM_SNP
 
 router = APIRouter()
 
@@ -236,8 +240,19 @@ def _check_identifies(platform: str, values: dict[str, Any]) -> None:
 # -- policies --------------------------------------------------------------------------------------------------
 
 
+def _check_policy(platform: str, document: dict[str, Any]) -> None:
+    """Parse ``document`` with the parser the decision uses for ``platform`` (a family names its parser too)."""
+    if platform in (PLATFORM_SNP, "snp"):
+        parse_snp_policy(document)
+    else:
+        parse_intel_policy(json.dumps(document))  # the decision's parser reads JSON text
+
+
 @router.post("/policies", status_code=status.HTTP_201_CREATED)
 def create_policy(body: PolicyCreate, session: SessionDep, _: AdminDep) -> PolicyOut:
+    """400 ``policy.invalid`` for a document the decision could not parse (an unknown key, a wrong type): the admin
+    who wrote it hears of a typo once, instead of every customer's decision being rejected for it."""
+    _check_policy(body.platform, body.document)
     policy = AppraisalPolicy(name=body.name, platform=body.platform, document=body.document, created_at=_now())
     _insert(session, policy, "a policy with this name")
     out = PolicyOut.model_validate(policy)
