@@ -760,4 +760,7 @@ def error_for(
     code: Code, message: str, *, expected: object | None = None, actual: object | None = None
 ) -> KeywardError:
     """The error for ``code``, of the code's class: for raise sites whose code is a variable."""
-    return error_class(code)(code, message, expected=expected, actual=actual)
+    cls = error_class(code)
+    if issubclass(cls, EarError):  # one code per EAR class: it takes the message only
+        return cls(message)
+    return cls(code, message, expected=expected, actual=actual)
