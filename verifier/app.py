@@ -126,10 +126,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # The database cannot be reached or answer right now (down, restarting, the pool exhausted): a clear,
         # retryable 503 instead of a bare 500. Nothing half-done stays: the request's transaction was rolled back.
         log.warning("database unavailable", extra={"error": type(exc).__name__})
-        error = {"code": Code.SERVICE_UNAVAILABLE.value, "message": "the database is unavailable; try again shortly"}
-        return JSONResponse(
-            {"error": {**error, "expected": None, "actual": None}}, status_code=503, headers={"Retry-After": "1"}
-        )
+        error = Reason(Code.SERVICE_UNAVAILABLE, "the database is unavailable; try again shortly")
+        return JSONResponse({"error": error.to_json()}, status_code=503, headers={"Retry-After": "1"})
 
     for unavailable in (OperationalError, InterfaceError, SQLAlchemyTimeoutError):
         app.add_exception_handler(unavailable, database_unavailable)
@@ -142,8 +140,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             {"loc": ".".join(str(p) for p in e.get("loc", ())), "msg": str(e.get("msg", ""))}
             for e in list(exc.errors())[:10]
         ]
-        error = {"code": Code.REQUEST_INVALID.value, "message": "the request does not match the API schema"}
-        return JSONResponse({"error": {**error, "expected": None, "actual": problems}}, status_code=400)
+        error = Reason(Code.REQUEST_INVALID, "the request does not match the API schema").to_json()
+        return JSONResponse({"error": {**error, "actual": problems}}, status_code=400)
 
     from verifier.api import admin, billing, enclave, health  # noqa: PLC0415 - routers import services
 

@@ -4,27 +4,45 @@ Every failure Keyward can report has a :class:`Code`: a dotted, lower_snake_case
 (``"intel.quote.truncated"``) that never changes meaning once released. Tests, the CLI's JSON, the API and the
 audit log all carry the code; messages are for people and may change.
 
-The exception classes group codes by *who is at fault*, which decides the HTTP status and whether retrying helps:
+Each code belongs to exactly one exception class (:data:`CODE_CLASS`, checked when the error is made and, for every
+raise site, by ``tests/unit/test_errors.py``), and each class to one :class:`Fault`, which decides the HTTP status
+and whether retrying helps (python-tuf's exceptions by fault, sigstore's ``InvalidBundle`` vs ``VerificationError``):
 
-* :class:`EvidenceMalformed`: the evidence bytes do not parse (the attester sent garbage).
-* :class:`VerificationFailed`: the evidence parses but a signature, chain, binding or identity check fails.
-* :class:`CollateralError`: the vendor endorsements (CRLs, TCB Info, QE Identity) are bad, expired or missing.
-* :class:`TrustStoreError`: the pinned vendor roots are missing or do not match their manifest (start-up).
-* :class:`UsageError`: the caller asked for something impossible (bad flag, unreadable file).
+* :class:`EvidenceMalformed` (``malformed``, 400): the evidence bytes do not parse (the attester sent garbage).
+* :class:`VerificationFailed` (``failed``, 403): the evidence parses but a signature, chain, binding or identity
+  check fails.
+* :class:`CollateralError` (``collateral``, 403): the vendor endorsements (CRLs, TCB Info, QE Identity) are bad,
+  expired or missing.
+* :class:`PolicyRejected` (``policy``): the appraisal policy or reference values do not accept genuine evidence.
+  Policy outcomes are not raised: appraisal returns a Verdict whose reasons carry these codes.
+* :class:`NotEntitled` (``entitlement``, 403): the licence does not cover the request.
+* :class:`Unavailable` (``unavailable``, 503, retryable): the database, or a vendor service
+  (:class:`CollateralUnavailable`, a root of its own: not bad collateral, only none delivered).
+* :class:`InternalError` (``internal``, 500): Keyward's bug or configuration; :class:`TrustStoreError` (the pinned
+  vendor roots are missing or do not match their manifest) is one.
+* :class:`UsageError`, :class:`NotFound`, :class:`Conflict` (``request``, 400/404/409): the API caller's request.
+* :class:`AuthError`, :class:`Forbidden` (``auth``, 401/403): credentials.
+* :class:`EarError` (``failed``, 401): an attestation-result token that does not verify.
 
-Policy outcomes are *not* exceptions: appraisal returns a Verdict whose reasons carry policy codes
-(``intel.policy.*``). This module does no I/O.
+A :class:`Reason` (one failed check, as stored with a decision) carries its code's fault. This module does no I/O.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import ClassVar
+from types import MappingProxyType
+from typing import Any, ClassVar, Final
 
 
 class Code(StrEnum):
-    """Stable reason codes. Append only; never reuse or rename a value."""
+    """Stable reason codes. Append only; never reuse or rename a value, never move one to another class."""
+
+    @property
+    def fault(self) -> Fault:
+        """The code's fault, fixed by its class (:data:`CODE_CLASS`)."""
+        return CODE_CLASS[self].fault
 
     # -- Intel quote parsing (intel-dcap.md §1) --------------------------------------------------------------
     INTEL_QUOTE_ENCODING = "intel.quote.encoding"
@@ -83,7 +101,7 @@ class Code(StrEnum):
     INTEL_COLLATERAL_QE_IDENTITY_WRONG_TEE = "intel.collateral.qe_identity_wrong_tee"
     INTEL_COLLATERAL_TCB_STATUS_UNRECOGNIZED = "intel.collateral.tcb_status_unrecognized"
 
-    INTEL_COLLATERAL_MISSING = "intel.collateral.missing"
+    INTEL_COLLATERAL_MISSING = "intel.collateral.missing"  # the decision has no collateral for the quote
 
     # -- TCB evaluation (§5) --------------------------------------------------------------------------------------
     INTEL_TCB_NOT_SUPPORTED = "intel.tcb.not_supported"
@@ -241,28 +259,95 @@ class Code(StrEnum):
     TRUST_ROOT_UNPINNED = "trust.root_unpinned"  # a root that is not the genuine vendor root pinned in code
     TRUST_ROOT_MISSING = "trust.root_missing"  # a root pinned in code is absent from vendor_roots_dir
 
+    # -- Vendor services that did not deliver (collateral/fetchers.py; the worker retries, nothing is decided)
+    INTEL_COLLATERAL_UNAVAILABLE = "intel.collateral.unavailable"  # Intel PCS/PCCS
+    SNP_LEAF_UNAVAILABLE = "snp.leaf.unavailable"  # AMD KDS, a VCEK
+    SNP_CRL_UNAVAILABLE = "snp.crl.unavailable"  # AMD KDS, a chain's CRL
+
+    # -- Records the enclave API names (attestation.not_found is for attestations only)
+    LEASE_NOT_FOUND = "lease.not_found"
+    MODEL_VERSION_NOT_FOUND = "model_version.not_found"
+
+
+class Fault(StrEnum):
+    """Whose fault a failure is, and so what helps: the one question a caller, the EAR and staff ask of a code."""
+
+    MALFORMED = "malformed"  # the evidence (or the enclave key) does not parse: the attester sent garbage
+    FAILED = "failed"  # it parses but is not genuine, bound, fresh or of the right kind
+    COLLATERAL = "collateral"  # the vendor endorsements are malformed, not genuine, expired or missing
+    POLICY = "policy"  # genuine, but the appraisal policy or the reference values do not accept it
+    ENTITLEMENT = "entitlement"  # the licence does not cover it
+    UNAVAILABLE = "unavailable"  # a service Keyward needs (a vendor, the database) cannot answer now: retry later
+    INTERNAL = "internal"  # Keyward's own bug or misconfiguration
+    REQUEST = "request"  # the API caller's request: unusable input, an unknown record, a clash with current state
+    AUTH = "auth"  # no credential, an invalid one, or one that may not do this
+
+    @property
+    def retryable(self) -> bool:
+        """Whether the same request may succeed later unchanged."""
+        return self is Fault.UNAVAILABLE
+
 
 @dataclass(frozen=True, slots=True)
 class Reason:
-    """One failed check: which check (code), what it means, and expected vs actual where that makes sense."""
+    """One failed check: which check (code), what it means, and expected vs actual where that makes sense.
+
+    Its :attr:`fault` is the code's (:func:`error_class`); it is written into the JSON so that the API, the EAR and
+    staff can read it, and recomputed when a stored reason is read back (reasons stored before faults have none).
+    """
 
     code: Code
     message: str
     expected: str | None = None
     actual: str | None = None
 
+    @property
+    def fault(self) -> Fault:
+        return self.code.fault
+
     def to_json(self) -> dict[str, str | None]:
         return {
             "code": self.code.value,
+            "fault": self.fault.value,
             "message": self.message,
             "expected": self.expected,
             "actual": self.actual,
         }
 
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> Reason:
+        """A stored reason (``to_json``), with or without its fault."""
+        expected, actual = doc.get("expected"), doc.get("actual")
+        return cls(
+            Code(doc["code"]),
+            str(doc.get("message", "")),
+            None if expected is None else str(expected),
+            None if actual is None else str(actual),
+        )
+
+
+def fault_of(code: str) -> Fault:
+    """The fault of a code as stored (a string); a code this version does not know is :attr:`Fault.INTERNAL`."""
+    try:
+        return Code(code).fault
+    except ValueError:
+        return Fault.INTERNAL
+
+
+def with_fault(reason: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored reason's JSON with its ``fault`` (derived from the code where it was stored without one)."""
+    return {**reason, "fault": reason.get("fault") or fault_of(str(reason.get("code"))).value}
+
 
 class KeywardError(Exception):
-    """Base of every error Keyward raises on purpose. Carries a stable :class:`Code`."""
+    """Base of every error Keyward raises on purpose. Carries a stable :class:`Code`.
 
+    The class is the code's (:data:`CODE_CLASS`), which fixes the fault and the HTTP status: constructing a code
+    under another class raises TypeError. Raise a subclass (or :func:`error_for` where the code is a variable), never
+    this base class itself; ``tests/unit/test_errors.py`` checks every raise site.
+    """
+
+    fault: ClassVar[Fault] = Fault.INTERNAL
     http_status: ClassVar[int] = 500
 
     def __init__(
@@ -273,11 +358,18 @@ class KeywardError(Exception):
         expected: object | None = None,
         actual: object | None = None,
     ) -> None:
+        owner = error_class(code)
+        if type(self) is not KeywardError and not isinstance(self, owner):
+            raise TypeError(f"{code.value} is a {owner.__name__}, not a {type(self).__name__}")
         super().__init__(f"{code.value}: {message}")
         self.code = code
         self.message = message
         self.expected = None if expected is None else _render(expected)
         self.actual = None if actual is None else _render(actual)
+
+    @property
+    def retryable(self) -> bool:
+        return self.fault.retryable
 
     def to_reason(self) -> Reason:
         return Reason(self.code, self.message, self.expected, self.actual)
@@ -292,58 +384,383 @@ def _render(value: object) -> str:
 class EvidenceMalformed(KeywardError):
     """The evidence does not parse: wrong size, unknown version, a length field out of range."""
 
+    fault = Fault.MALFORMED
     http_status = 400
 
 
 class VerificationFailed(KeywardError):
     """The evidence parses but is not genuine or not bound as claimed (signature, chain, identity)."""
 
+    fault = Fault.FAILED
     http_status = 403
 
 
 class CollateralError(KeywardError):
     """The vendor collateral is malformed, not genuine, expired, or does not belong to this evidence."""
 
+    fault = Fault.COLLATERAL
     http_status = 403
 
 
-class TrustStoreError(KeywardError):
-    """The pinned vendor roots are missing or differ from the manifest. Keyward refuses to start."""
+class PolicyRejected(KeywardError):
+    """Genuine evidence the appraisal policy or the reference values do not accept. Appraisal returns these codes
+    as a Verdict's reasons; only a missing or unusable reference value set is raised."""
 
-    http_status = 500
-
-
-class UsageError(KeywardError):
-    """The caller's request is unusable (a missing file, a bad time string, an invalid policy file)."""
-
-    http_status = 400
+    fault = Fault.POLICY
+    http_status = 403
 
 
 class NotEntitled(KeywardError):
     """The licence does not cover the request: unknown, inactive, outside its validity, or out of seats."""
 
+    fault = Fault.ENTITLEMENT
     http_status = 403
+
+
+class Unavailable(KeywardError):
+    """A service Keyward depends on cannot answer right now (the database); the same request may succeed later."""
+
+    fault = Fault.UNAVAILABLE
+    http_status = 503
+
+
+class CollateralUnavailable(Unavailable):
+    """A vendor service (Intel PCS/PCCS, AMD KDS) did not deliver a document. Not a judgement of any collateral:
+    :class:`verifier.collateral.fetchers.FetchError` carries the HTTP status and whether retrying helps."""
+
+
+class InternalError(KeywardError):
+    """Keyward's own fault: a bug, or a provider configuration it cannot work with (a model version with no key)."""
+
+    fault = Fault.INTERNAL
+    http_status = 500
+
+
+class TrustStoreError(InternalError):
+    """The pinned vendor roots are missing or differ from the manifest. Keyward refuses to start."""
+
+
+class UsageError(KeywardError):
+    """The caller's request is unusable (a missing file, a bad time string, an invalid policy file)."""
+
+    fault = Fault.REQUEST
+    http_status = 400
+
+
+class RequestTooLarge(UsageError):
+    """The request body is over :data:`verifier.limits.MAX_REQUEST_BODY_BYTES`."""
+
+    http_status = 413
+
+
+class NotFound(KeywardError):
+    """The addressed (or referenced) record does not exist."""
+
+    fault = Fault.REQUEST
+    http_status = 404
+
+
+class Conflict(KeywardError):
+    """The request clashes with the current state (a duplicate name, a forbidden status change, a lease that is
+    no longer renewable)."""
+
+    fault = Fault.REQUEST
+    http_status = 409
 
 
 class AuthError(KeywardError):
     """No credential, or one that does not authenticate."""
 
+    fault = Fault.AUTH
     http_status = 401
 
 
 class Forbidden(KeywardError):
     """An authenticated credential of a kind that may not do this."""
 
+    fault = Fault.AUTH
     http_status = 403
 
 
-class NotFound(KeywardError):
-    """The addressed (or referenced) record does not exist."""
+class EarError(KeywardError):
+    """Base of the EAR (attestation-result token) errors; each subclass fixes its code, the message is for people."""
 
-    http_status = 404
+    default_code: ClassVar[Code] = Code.EAR_INVALID
+    fault = Fault.FAILED
+    http_status = 401
+
+    def __init__(self, message: str) -> None:
+        super().__init__(self.default_code, message)
 
 
-class Conflict(KeywardError):
-    """The request clashes with the current state (a duplicate name, a forbidden status change)."""
+class EarInvalid(EarError):
+    """The token is malformed, not signed by a published key, uses a refused algorithm, or has bad claims."""
 
-    http_status = 409
+    default_code = Code.EAR_INVALID
+
+
+class EarKeyUnknown(EarInvalid):
+    """The token's ``kid`` is not in the JWKS (the relying party may refetch the JWKS once)."""
+
+    default_code = Code.EAR_KEY_UNKNOWN
+
+
+class EarExpired(EarInvalid):
+    """The token's ``exp`` has passed (beyond the leeway)."""
+
+    default_code = Code.EAR_EXPIRED
+
+
+class EarSigningKeyInvalid(EarError):
+    """The provider signing key is not an EC P-256 private key (configuration)."""
+
+    default_code = Code.EAR_SIGNING_KEY_INVALID
+    fault = Fault.INTERNAL
+    http_status = 500
+
+
+_C = Code
+#: Every code under the one class that raises it, and so its fault and HTTP status. A new code goes here too.
+_CODES_BY_CLASS: Final[Mapping[type[KeywardError], tuple[Code, ...]]] = {
+    EvidenceMalformed: (
+        _C.INTEL_QUOTE_ENCODING,
+        _C.INTEL_QUOTE_TOO_LARGE,
+        _C.INTEL_QUOTE_TRUNCATED,
+        _C.INTEL_QUOTE_UNSUPPORTED_VERSION,
+        _C.INTEL_QUOTE_UNSUPPORTED_KEY_TYPE,
+        _C.INTEL_QUOTE_UNSUPPORTED_TEE_TYPE,
+        _C.INTEL_QUOTE_VENDOR_MISMATCH,
+        _C.INTEL_QUOTE_BODY_TYPE_INVALID,
+        _C.INTEL_QUOTE_BODY_SIZE_INVALID,
+        _C.INTEL_QUOTE_LENGTH_INVALID,
+        _C.INTEL_QUOTE_RESERVED_NONZERO,
+        _C.INTEL_QUOTE_CERT_TYPE_UNSUPPORTED,
+        _C.INTEL_PCK_CHAIN_MALFORMED,
+        _C.SNP_REPORT_ENCODING,
+        _C.SNP_REPORT_TRUNCATED,
+        _C.SNP_REPORT_TRAILING_DATA,
+        _C.SNP_REPORT_UNSUPPORTED_VERSION,
+        _C.SNP_REPORT_SIGNATURE_ALGO,
+        _C.SNP_REPORT_RESERVED_NONZERO,
+        _C.SNP_REPORT_SIGNING_KEY_INVALID,
+        _C.SNP_REPORT_MASK_CHIP_KEY,
+        _C.SNP_REPORT_CPUID_INVALID,
+        _C.SNP_REPORT_AUTHOR_KEY_INCONSISTENT,
+        _C.SNP_CERT_TABLE_MALFORMED,
+        _C.SNP_SIGNATURE_MALFORMED,
+        _C.KEYWRAP_JWK_INVALID,
+        _C.KEYWRAP_JWK_WEAK,
+        _C.ATTESTATION_EVIDENCE_TYPE_UNSUPPORTED,
+        _C.ATTESTATION_EVIDENCE_MALFORMED,
+        _C.AZURE_UVM_COSE_MALFORMED,
+        _C.AZURE_UVM_ALGORITHM_UNSUPPORTED,
+        _C.AZURE_UVM_CHAIN_MALFORMED,
+    ),
+    VerificationFailed: (
+        _C.INTEL_QUOTE_SIGNATURE_INVALID,
+        _C.INTEL_QUOTE_ATTESTATION_KEY_INVALID,
+        _C.INTEL_PCK_CHAIN_UNTRUSTED,
+        _C.INTEL_PCK_SUBJECT_INVALID,
+        _C.INTEL_PCK_ISSUER_MISMATCH,
+        _C.INTEL_PCK_SIGNATURE_INVALID,
+        _C.INTEL_PCK_EXPIRED,
+        _C.INTEL_PCK_NOT_YET_VALID,
+        _C.INTEL_PCK_REVOKED,
+        _C.INTEL_PCK_INTERMEDIATE_REVOKED,
+        _C.INTEL_PCK_EXTENSIONS_INVALID,
+        _C.INTEL_QE_REPORT_SIGNATURE_INVALID,
+        _C.INTEL_QE_REPORT_AK_BINDING,
+        _C.INTEL_QE_IDENTITY_MISMATCH,
+        _C.INTEL_TDX_MODULE_MISMATCH,
+        _C.INTEL_TCB_NOT_SUPPORTED,
+        _C.SNP_CHAIN_MALFORMED,
+        _C.SNP_CHAIN_UNTRUSTED,
+        _C.SNP_CHAIN_SIGNATURE_INVALID,
+        _C.SNP_CHAIN_PSS_PARAMETERS,
+        _C.SNP_CHAIN_EXPIRED,
+        _C.SNP_CHAIN_NOT_YET_VALID,
+        _C.SNP_CHAIN_PRODUCT_MISMATCH,
+        _C.SNP_CHAIN_REVOKED,
+        _C.SNP_LEAF_MISSING,
+        _C.SNP_LEAF_MALFORMED,
+        _C.SNP_LEAF_KEY_INVALID,
+        _C.SNP_LEAF_EXPIRED,
+        _C.SNP_LEAF_NOT_YET_VALID,
+        _C.SNP_LEAF_REVOKED,
+        _C.SNP_LEAF_KEY_TYPE_MISMATCH,
+        _C.SNP_LEAF_EXTENSIONS_INVALID,
+        _C.SNP_LEAF_TCB_MISMATCH,
+        _C.SNP_LEAF_HWID_MISMATCH,
+        _C.SNP_SIGNATURE_INVALID,
+        _C.ATTESTATION_BINDING_MISMATCH,
+        _C.AZURE_UVM_CHAIN_UNTRUSTED,
+        _C.AZURE_UVM_CHAIN_SIGNATURE_INVALID,
+        _C.AZURE_UVM_EXPIRED,
+        _C.AZURE_UVM_NOT_YET_VALID,
+        _C.AZURE_UVM_ISSUER_MISMATCH,
+        _C.AZURE_UVM_EKU_MISSING,
+        _C.AZURE_UVM_FEED_MISMATCH,
+        _C.AZURE_UVM_SIGNATURE_INVALID,
+        _C.AZURE_UVM_PAYLOAD_INVALID,
+        _C.CHALLENGE_EXPIRED,
+        _C.CHALLENGE_INVALID,
+        _C.CHALLENGE_REPLAYED,
+    ),
+    CollateralError: (
+        _C.INTEL_COLLATERAL_MALFORMED,
+        _C.INTEL_COLLATERAL_CRL_SIGNATURE_INVALID,
+        _C.INTEL_COLLATERAL_CRL_WRONG_ISSUER,
+        _C.INTEL_COLLATERAL_CRL_EXPIRED,
+        _C.INTEL_COLLATERAL_CRL_NOT_YET_VALID,
+        _C.INTEL_COLLATERAL_CRL_EXTENSIONS_MISSING,
+        _C.INTEL_COLLATERAL_SIGNING_CHAIN_UNTRUSTED,
+        _C.INTEL_COLLATERAL_SIGNING_CERT_REVOKED,
+        _C.INTEL_COLLATERAL_SIGNING_CERT_EXPIRED,
+        _C.INTEL_COLLATERAL_TCB_INFO_SIGNATURE_INVALID,
+        _C.INTEL_COLLATERAL_TCB_INFO_EXPIRED,
+        _C.INTEL_COLLATERAL_TCB_INFO_NOT_YET_VALID,
+        _C.INTEL_COLLATERAL_TCB_INFO_WRONG_TEE,
+        _C.INTEL_COLLATERAL_TCB_INFO_UNSUPPORTED,
+        _C.INTEL_COLLATERAL_FMSPC_MISMATCH,
+        _C.INTEL_COLLATERAL_PCE_ID_MISMATCH,
+        _C.INTEL_COLLATERAL_QE_IDENTITY_SIGNATURE_INVALID,
+        _C.INTEL_COLLATERAL_QE_IDENTITY_EXPIRED,
+        _C.INTEL_COLLATERAL_QE_IDENTITY_NOT_YET_VALID,
+        _C.INTEL_COLLATERAL_QE_IDENTITY_WRONG_TEE,
+        _C.INTEL_COLLATERAL_TCB_STATUS_UNRECOGNIZED,
+        _C.INTEL_COLLATERAL_MISSING,
+        _C.SNP_CRL_MALFORMED,
+        _C.SNP_CRL_WRONG_ISSUER,
+        _C.SNP_CRL_SIGNATURE_INVALID,
+        _C.SNP_CRL_EXPIRED,
+        _C.SNP_CRL_NOT_YET_VALID,
+    ),
+    PolicyRejected: (
+        _C.INTEL_POLICY_SGX_DEBUG,
+        _C.INTEL_POLICY_TD_DEBUG,
+        _C.INTEL_POLICY_TD_RESERVED_ATTRIBUTES,
+        _C.INTEL_POLICY_TD_SEPT_VE_DISABLE_OFF,
+        _C.INTEL_POLICY_TD_MIGRATABLE,
+        _C.INTEL_POLICY_MRSERVICETD_NONZERO,
+        _C.INTEL_POLICY_TCB_STATUS_NOT_ACCEPTED,
+        _C.INTEL_POLICY_ADVISORY_DENIED,
+        _C.INTEL_POLICY_TCB_EVAL_NUMBER_TOO_LOW,
+        _C.INTEL_POLICY_REPORT_DATA_MISMATCH,
+        _C.INTEL_POLICY_MEASUREMENT_NOT_ALLOWED,
+        _C.SNP_CRL_MISSING,
+        _C.SNP_POLICY_DEBUG,
+        _C.SNP_POLICY_MIGRATE_MA,
+        _C.SNP_POLICY_RESERVED_BITS,
+        _C.SNP_POLICY_SMT,
+        _C.SNP_POLICY_SINGLE_SOCKET,
+        _C.SNP_POLICY_CXL,
+        _C.SNP_POLICY_MEM_AES_256_XTS,
+        _C.SNP_POLICY_RAPL_DIS,
+        _C.SNP_POLICY_CIPHERTEXT_HIDING,
+        _C.SNP_POLICY_VMPL,
+        _C.SNP_POLICY_PLATFORM_INFO,
+        _C.SNP_POLICY_TCB_TOO_LOW,
+        _C.SNP_POLICY_FIRMWARE_TOO_LOW,
+        _C.SNP_POLICY_GUEST_SVN_TOO_LOW,
+        _C.SNP_POLICY_MEASUREMENT,
+        _C.SNP_POLICY_HOST_DATA,
+        _C.SNP_POLICY_ID_KEY_DIGEST,
+        _C.SNP_POLICY_AUTHOR_KEY_DIGEST,
+        _C.SNP_POLICY_FAMILY_ID,
+        _C.SNP_POLICY_IMAGE_ID,
+        _C.SNP_POLICY_REPORT_DATA,
+        _C.SNP_POLICY_SIGNING_KEY,
+        _C.SNP_POLICY_CSP_ID,
+        _C.ATTESTATION_REFERENCE_VALUES_MISSING,
+        _C.ATTESTATION_REFERENCE_VALUES_UNCONSTRAINED,
+    ),
+    NotEntitled: (
+        _C.ENTITLEMENT_NOT_FOUND,
+        _C.ENTITLEMENT_INACTIVE,
+        _C.ENTITLEMENT_NOT_YET_VALID,
+        _C.ENTITLEMENT_EXPIRED,
+        _C.ENTITLEMENT_PLATFORM_NOT_ALLOWED,
+        _C.ENTITLEMENT_VERSION_NOT_ALLOWED,
+        _C.ENTITLEMENT_GPUS_EXCEEDED,
+        _C.ENTITLEMENT_SEATS_EXHAUSTED,
+        _C.ENTITLEMENT_CUSTOMER_SUSPENDED,
+    ),
+    CollateralUnavailable: (
+        _C.INTEL_COLLATERAL_UNAVAILABLE,
+        _C.SNP_LEAF_UNAVAILABLE,
+        _C.SNP_CRL_UNAVAILABLE,
+    ),
+    Unavailable: (_C.SERVICE_UNAVAILABLE,),
+    InternalError: (
+        _C.KEYWRAP_UNWRAP_FAILED,
+        _C.ATTESTATION_MODEL_KEY_MISSING,
+        _C.INTERNAL_ERROR,
+    ),
+    TrustStoreError: (
+        _C.TRUST_MANIFEST_INVALID,
+        _C.TRUST_ROOT_MISMATCH,
+        _C.TRUST_ROOT_UNPINNED,
+        _C.TRUST_ROOT_MISSING,
+    ),
+    UsageError: (
+        _C.POLICY_INVALID,
+        _C.USAGE_INVALID,
+        _C.REQUEST_INVALID,
+        _C.BILLING_QUERY_INVALID,
+        _C.BILLING_CURSOR_INVALID,
+    ),
+    RequestTooLarge: (_C.REQUEST_TOO_LARGE,),
+    NotFound: (
+        _C.ATTESTATION_NOT_FOUND,
+        _C.RESOURCE_NOT_FOUND,
+        _C.LEASE_NOT_FOUND,
+        _C.MODEL_VERSION_NOT_FOUND,
+    ),
+    Conflict: (
+        _C.LEASE_NOT_RENEWABLE,
+        _C.RESOURCE_CONFLICT,
+    ),
+    AuthError: (
+        _C.AUTH_MISSING,
+        _C.AUTH_INVALID,
+    ),
+    Forbidden: (
+        _C.AUTH_FORBIDDEN,
+        _C.AUTH_CUSTOMER_SUSPENDED,
+    ),
+    EarInvalid: (_C.EAR_INVALID,),
+    EarKeyUnknown: (_C.EAR_KEY_UNKNOWN,),
+    EarExpired: (_C.EAR_EXPIRED,),
+    EarSigningKeyInvalid: (_C.EAR_SIGNING_KEY_INVALID,),
+}
+
+
+def _by_code() -> dict[Code, type[KeywardError]]:
+    table: dict[Code, type[KeywardError]] = {}
+    for cls, codes in _CODES_BY_CLASS.items():
+        for code in codes:
+            if code in table:
+                raise AssertionError(f"{code.value} is under both {table[code].__name__} and {cls.__name__}")
+            table[code] = cls
+    if missing := [c.value for c in Code if c not in table]:
+        raise AssertionError(f"codes under no class: {', '.join(missing)}")
+    return table
+
+
+#: The class of each code: ``CODE_CLASS[code].fault`` and ``.http_status`` are the code's.
+CODE_CLASS: Final[Mapping[Code, type[KeywardError]]] = MappingProxyType(_by_code())
+
+
+def error_class(code: Code) -> type[KeywardError]:
+    """The one class a code is raised under."""
+    return CODE_CLASS[code]
+
+
+def error_for(
+    code: Code, message: str, *, expected: object | None = None, actual: object | None = None
+) -> KeywardError:
+    """The error for ``code``, of the code's class: for raise sites whose code is a variable."""
+    cls = error_class(code)
+    if issubclass(cls, EarError):  # one code per EAR class: it takes the message only
+        return cls(message)
+    return cls(code, message, expected=expected, actual=actual)

@@ -41,7 +41,7 @@ from verifier.db.models import (
     RecordStatus,
     ReferenceValueSet,
 )
-from verifier.errors import KeywardError
+from verifier.errors import Code, KeywardError
 from verifier.keywrap.kek import LocalAesKek
 
 ADMIN = "/v1/admin"
@@ -243,10 +243,12 @@ def test_model_version_with_imported_dek_is_stored_wrapped(api: Api, engine: Eng
     assert str(key.id) == version["active_key"]["id"]
     assert dek not in key.wrapped_dek
     assert kek.unwrap(key.wrapped_dek, context=model_key_context(version["id"])) == dek
-    with pytest.raises(KeywardError):  # bound to its own model version: no other context opens it
+    with pytest.raises(KeywardError) as exc:  # bound to its own model version: no other context opens it
         kek.unwrap(key.wrapped_dek, context=model_key_context(str(uuid.uuid4())))
+    assert exc.value.code == Code.KEYWRAP_UNWRAP_FAILED
 
-    assert api.post(f"/models/{model['id']}/versions", {"version": "1.0"}, expect=409)["error"]["code"]
+    duplicate = api.post(f"/models/{model['id']}/versions", {"version": "1.0"}, expect=409)["error"]
+    assert (duplicate["code"], duplicate["fault"]) == ("resource.conflict", "request")
     for bad in (base64.b64encode(os.urandom(16)).decode(), "not base64!"):
         error = api.post(f"/models/{model['id']}/versions", {"version": "2.0", "dek_b64": bad}, expect=400)
         assert error["error"]["code"] == "usage.invalid"
@@ -397,13 +399,41 @@ def test_reference_values_stored_unconstrained_cannot_be_activated(api: Api, eng
 
 def test_policies(api: Api) -> None:
     name = _unique("tdx-strict")
-    document = {"accepted_tcb_status": ["UpToDate"], "allow_debug": False}
+    document = {"accepted_tcb_statuses": ["UpToDate"], "allow_debug": False}
     policy = api.post("/policies", {"name": name, "platform": "intel-tdx", "document": document})
     assert policy["name"] == name
     assert policy["document"] == document
     assert policy in api.get("/policies", limit=200)
     api.post("/policies", {"name": name, "platform": "intel-tdx", "document": {}}, expect=409)
     api.post("/policies", {"name": _unique("p"), "platform": "arm-cca", "document": {}}, expect=400)
+
+
+@pytest.mark.parametrize(
+    ("platform", "document"),
+    [
+        ("intel-tdx", {"accepted_tcb_status": ["UpToDate"]}),  # typo: accepted_tcb_statuses
+        ("intel", {"allow_debug": "no"}),
+        ("intel-sgx", {"allowed_measurements": {"mrenclave": "not a list"}}),
+        ("amd-sev-snp", {"alow_debug": False}),
+        ("snp", {"min_guest_svn": "high"}),
+        ("amd-sev-snp", {"allowed_measurements": ["zz"]}),
+    ],
+    ids=[
+        "intel-tdx-unknown-key",
+        "intel-wrong-type",
+        "intel-sgx-bad-measurements",
+        "snp-unknown-key",
+        "snp-wrong-type",
+        "snp-bad-hex",
+    ],
+)
+def test_policy_create_invalid_document_400(api: Api, platform: str, document: dict[str, Any]) -> None:
+    """A policy the decision could not parse is refused to the admin who writes it, not stored to reject every
+    customer's decision."""
+    name = _unique("bad-policy")
+    error = api.post("/policies", {"name": name, "platform": platform, "document": document}, expect=400)["error"]
+    assert (error["code"], error["fault"]) == ("policy.invalid", "request")
+    assert all(p["name"] != name for p in api.get("/policies", limit=200))
 
 
 # -- entitlements and credentials ------------------------------------------------------------------------------
@@ -476,7 +506,7 @@ def test_licence_key_is_an_enclave_credential_shown_once(
     assert second["token"] != token
     assert second["credential"]["label"] == "licence key"
     error = api.post(f"/entitlements/{uuid.uuid4()}/licence-keys", expect=404)
-    assert error["error"]["code"] == "entitlement.not_found"
+    assert error["error"]["code"] == "resource.not_found"  # entitlement.not_found is the licence check's (403)
 
 
 def test_billing_and_admin_credentials(api: Api, client: TestClient, engine: Engine, pepper: bytes) -> None:
@@ -649,7 +679,7 @@ def test_entitlement_status_transitions(api: Api, engine: Engine) -> None:
     assert (error["code"], error["expected"], error["actual"]) == ("resource.conflict", "(none)", "active")
     api.patch(f"/entitlements/{eid}", {"status": "paused"}, expect=400)
     assert api.patch(f"/entitlements/{uuid.uuid4()}", {"status": "active"}, expect=404)["error"]["code"] == (
-        "entitlement.not_found"
+        "resource.not_found"
     )
 
 
@@ -756,7 +786,8 @@ def test_attestation_list_filters_and_detail(api: Api, engine: Engine) -> None:
     summary = api.get("/attestations", **(window | {"status": "rejected"}))[0]
     assert "verdict" not in summary
     detail = api.get(f"/attestations/{b.id}")
-    assert detail["verdict"] == {"ok": False, "reasons": [{"code": "intel.pck.revoked"}]}
+    # Stored before reasons carried their fault: staff see it all the same, derived from the code.
+    assert detail["verdict"] == {"ok": False, "reasons": [{"code": "intel.pck.revoked", "fault": "failed"}]}
     assert detail["claims"] == {"platform": "amd-sev-snp"}
     assert detail["timings"] == {"total_ms": 12.5}
     assert detail["status"] == "rejected"

@@ -168,7 +168,7 @@ def test_client_sdk_unknown_model_version_refused(stack: Stack) -> None:
         stack.client().attest(
             model=stack.seeded.model, deployment="sdk-5", provider=SimulatedProvider(), model_version="9.9"
         )
-    assert exc.value.codes == ["attestation.not_found"]
+    assert exc.value.codes == ["model_version.not_found"]
 
 
 @pytest.mark.parametrize("endpoint", ["raw", "combined"])
@@ -228,7 +228,7 @@ def test_client_cli_refused_and_provider_failure(stack: Stack, served: str, tmp_
         main, [*base, "--deployment", "x", "--provider", "simulated", "--model-version", "9", "--json"]
     )
     assert result.exit_code == EXIT_REJECTED, result.output
-    assert json.loads(result.stdout)["reasons"][0]["code"] == "attestation.not_found"
+    assert json.loads(result.stdout)["reasons"][0]["code"] == "model_version.not_found"
     no_tsm = ["--deployment", "x", "--provider", "configfs-tsm", "--tsm-root", str(tmp_path / "none"), "--json"]
     result = runner.invoke(main, [*base, *no_tsm])
     assert result.exit_code == EXIT_TRANSPORT, result.output

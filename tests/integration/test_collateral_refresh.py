@@ -423,7 +423,7 @@ def test_prefetch_for_unknown_fmspc_not_retryable(
 
     assert report.stored == ()
     assert [f.status for f in report.failures] == [404, 404, 404, 404]
-    assert {f.code for f in report.failures} == {Code.INTEL_COLLATERAL_MISSING}
+    assert {f.code for f in report.failures} == {Code.INTEL_COLLATERAL_UNAVAILABLE}
     assert report.retryable is None
 
 

@@ -134,7 +134,7 @@ def test_enclave_api_wrong_binding_rejected_with_safe_reasons(stack: Stack) -> N
     reasons = out["reasons"]
     assert isinstance(reasons, list)
     assert [r["code"] for r in reasons] == ["intel.policy.report_data_mismatch"]
-    assert set(reasons[0]) == {"code", "message"}  # expected/actual stay for staff
+    assert set(reasons[0]) == {"code", "fault", "message"}  # expected/actual stay for staff
     assert out["wrapped_key"] is None
 
 
@@ -179,8 +179,8 @@ def test_enclave_api_weak_enclave_key_400(stack: Stack) -> None:
     ("method", "path", "code"),
     [
         ("GET", "/v1/attestations/{id}", "attestation.not_found"),
-        ("DELETE", "/v1/leases/{id}", "attestation.not_found"),
-        ("POST", "/v1/leases/{id}/renew", "lease.not_renewable"),
+        ("DELETE", "/v1/leases/{id}", "lease.not_found"),
+        ("POST", "/v1/leases/{id}/renew", "lease.not_found"),
     ],
     ids=["attestation", "release", "renew"],
 )

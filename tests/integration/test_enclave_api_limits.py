@@ -75,7 +75,7 @@ def test_enclave_api_limits_oversized_body_413_not_stored(api: Api) -> None:
     r = api.client.post("/v1/attestations", json=body, headers=api.headers)
     assert r.status_code == 413
     error = r.json()["error"]
-    assert set(error) == {"code", "message", "expected", "actual"}
+    assert set(error) == {"code", "fault", "message", "expected", "actual"}
     assert error["code"] == "request.too_large"
     assert _stored(api) == before
 

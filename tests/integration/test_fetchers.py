@@ -116,7 +116,7 @@ def test_intel_429_raises_and_stores_nothing(session: Session, server: FakeVendo
     fetched, failures = fetch_documents(_clients(server, http), _parsed("intel-tdx", ev.quote).needs)
     assert store_documents(session, fetched, FETCHED_AT) == ()
     [(_, error)] = failures  # a vendor answering 429 is asked nothing more this time
-    assert error.code is Code.INTEL_COLLATERAL_MISSING
+    assert error.code is Code.INTEL_COLLATERAL_UNAVAILABLE
     assert error.status == 429
     assert error.retryable
     assert error.retry_after == 60.0
@@ -140,9 +140,11 @@ def test_oversized_and_unreachable(server: FakeVendorServices) -> None:
     server.add_intel(ev)
     with httpx.Client(timeout=5.0) as c:
         pcs = IntelPcsClient(server.base_url, c)
-        body, _ = fetchers._get(c, pcs.qe_identity_url("sgx"), Code.INTEL_COLLATERAL_MISSING, "x")
+        body, _ = fetchers._get(c, pcs.qe_identity_url("sgx"), Code.INTEL_COLLATERAL_UNAVAILABLE, "x")
         with pytest.raises(FetchError, match="larger than"):
-            fetchers._get(c, pcs.qe_identity_url("sgx"), Code.INTEL_COLLATERAL_MISSING, "x", max_bytes=len(body) - 1)
+            fetchers._get(
+                c, pcs.qe_identity_url("sgx"), Code.INTEL_COLLATERAL_UNAVAILABLE, "x", max_bytes=len(body) - 1
+            )
     server.close()
     with httpx.Client(timeout=1.0) as c, pytest.raises(FetchError) as info:
         IntelPcsClient(server.base_url, c).fetch_qe_identity("sgx")
@@ -196,7 +198,7 @@ def test_kds_429_raises_and_stores_nothing(session: Session, server: FakeVendorS
     wanted = _vcek_wanted(ev.report)
     with pytest.raises(FetchError) as info:
         fetch_document(_clients(server, http), wanted)
-    assert info.value.code is Code.SNP_LEAF_MISSING
+    assert info.value.code is Code.SNP_LEAF_UNAVAILABLE
     assert info.value.status == 429
     assert _rows(session) == 0
     assert vcek_from_cache(session, wanted.key) is None
@@ -222,5 +224,5 @@ def test_kds_fetch_crl_missing_or_not_der(
         server.add_amd_crl("genoa", "vcek", body)
     with pytest.raises(FetchError) as info:
         AmdKdsClient(server.base_url, http).fetch_crl("genoa", "vcek")
-    assert info.value.code is Code.SNP_CRL_MISSING
+    assert info.value.code is Code.SNP_CRL_UNAVAILABLE
     assert info.value.status == status

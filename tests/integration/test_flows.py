@@ -150,6 +150,12 @@ def _codes(att: Attestation) -> list[str]:
     return [r["code"] for r in att.verdict["reasons"]]
 
 
+def _faults(att: Attestation) -> list[str]:
+    """The stored reasons' faults, in order (each is its code's)."""
+    assert att.verdict is not None
+    return [r["fault"] for r in att.verdict["reasons"]]
+
+
 def test_decide_attestation_accepts_and_releases_key(session: Session, world: World) -> None:
     att, enclave = _submit(session, world)
     decided = decide_attestation(session, att.id, world.ctx, NOW)
@@ -193,6 +199,7 @@ def test_decide_attestation_replayed_nonce_rejected(session: Session, world: Wor
     decided = decide_attestation(session, second.id, world.ctx, NOW)
     assert decided.status == AttestationStatus.REJECTED
     assert _codes(decided) == ["challenge.replayed"]
+    assert _faults(decided) == ["failed"]
     assert decided.wrapped_key is None
 
 
@@ -217,6 +224,7 @@ def test_decide_attestation_rejections_stored_and_audited(
     decided = decide_attestation(session, att.id, world.ctx, NOW)
     assert decided.status == AttestationStatus.REJECTED
     assert code in _codes(decided)
+    assert set(_faults(decided)) == {"policy"}
     assert decided.wrapped_key is None
     assert decided.lease_id is None
     event = session.scalars(select(AuditEvent).where(AuditEvent.subject_id == str(decided.id))).one()
@@ -246,7 +254,8 @@ def test_decide_attestation_expired_entitlement_rejected(session: Session, world
     world.entitlement.valid_until = NOW - timedelta(seconds=1)
     session.flush()
     att, _ = _submit(session, world)
-    assert _codes(decide_attestation(session, att.id, world.ctx, NOW)) == ["entitlement.expired"]
+    decided = decide_attestation(session, att.id, world.ctx, NOW)
+    assert (_codes(decided), _faults(decided)) == (["entitlement.expired"], ["entitlement"])
 
 
 def test_decide_attestation_customer_suspended_rejected(session: Session, world: World) -> None:
@@ -306,7 +315,7 @@ def test_decide_attestation_renewal_from_another_key_rejected(session: Session, 
     att, enclave = _submit(session, world)
     first = decide_attestation(session, att.id, world.ctx, NOW)
     renewal = decide_attestation(session, _renew(session, world, first, enclave, same_key=False).id, world.ctx, NOW)
-    assert _codes(renewal) == ["lease.not_renewable"]
+    assert (_codes(renewal), _faults(renewal)) == (["lease.not_renewable"], ["request"])
 
 
 def test_decide_attestation_revoked_lease_never_renews(session: Session, world: World) -> None:
@@ -637,7 +646,7 @@ def test_decide_attestation_unexpected_error_is_a_stored_rejection(
     att, _ = _submit(session, world)
     decided = decide_attestation(session, att.id, world.ctx, NOW)
     assert decided.status == AttestationStatus.REJECTED
-    assert _codes(decided) == ["internal.error"]
+    assert (_codes(decided), _faults(decided)) == (["internal.error"], ["internal"])
     assert decided.wrapped_key is None
     assert "parser bug" not in str(decided.verdict)  # the customer sees the code, staff see the log
     assert "parser bug" in caplog.text

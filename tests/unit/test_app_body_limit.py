@@ -41,8 +41,8 @@ def _chunks(data: bytes, size: int = 256) -> Iterator[bytes]:
 def _assert_too_large(r: Any) -> None:
     assert r.status_code == 413
     error = r.json()["error"]
-    assert set(error) == {"code", "message", "expected", "actual"}
-    assert error["code"] == "request.too_large"
+    assert set(error) == {"code", "fault", "message", "expected", "actual"}
+    assert (error["code"], error["fault"]) == ("request.too_large", "request")
     assert error["expected"] == f"<= {LIMIT} bytes"
 
 

@@ -10,7 +10,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from verifier.api.inputs import ApiInput
 from verifier.db.models import (
@@ -21,6 +21,7 @@ from verifier.db.models import (
     LeaseStatus,
     RecordStatus,
 )
+from verifier.errors import with_fault
 from verifier.platforms.registry import PlatformName, PolicyScope
 
 #: Evidence platforms (reference values, entitlements, attestation filters): the registry's.
@@ -279,3 +280,16 @@ class AttestationDetail(AttestationSummary):
     collateral: dict[str, Any] | None
     timings: dict[str, Any] | None
     result_token: str | None
+
+    @field_validator("verdict")
+    @classmethod
+    def _reason_faults(cls, verdict: dict[str, Any] | None) -> dict[str, Any] | None:
+        """Every reason with its fault, also in verdicts stored before reasons carried one."""
+        if verdict is None:
+            return None
+        out = {**verdict, "reasons": [with_fault(r) for r in verdict.get("reasons") or ()]}
+        if "evaluations" in verdict:
+            out["evaluations"] = [
+                {**e, "reasons": [with_fault(r) for r in e.get("reasons") or ()]} for e in verdict["evaluations"]
+            ]
+        return out

@@ -39,7 +39,7 @@ from verifier.db.models import (
     Model,
     ModelVersion,
 )
-from verifier.errors import Code, EvidenceMalformed, Forbidden, NotFound
+from verifier.errors import Code, EvidenceMalformed, Fault, Forbidden, NotEntitled, NotFound, with_fault
 from verifier.keywrap.enclave import parse_enclave_jwk
 from verifier.platforms.item import EvidenceItem
 from verifier.worker.context import keyring_for
@@ -86,6 +86,7 @@ class LeaseOut(BaseModel):
 
 class ReasonOut(BaseModel):
     code: str
+    fault: Fault = Field(description="whose fault: malformed evidence, a failed check, policy, entitlement, ...")
     message: str
 
 
@@ -221,7 +222,7 @@ def renew_lease(
     """Fresh nonce + fresh evidence from the same enclave key extend a live lease (revoked leases never renew)."""
     lease = session.get(Lease, lease_id)
     if lease is None or lease.entitlement_id != credential.entitlement_id:
-        raise NotFound(Code.LEASE_NOT_RENEWABLE, "no such lease for this licence")
+        raise NotFound(Code.LEASE_NOT_FOUND, "no such lease for this licence")
     deployment = session.get(Deployment, lease.deployment_id)
     name = deployment.name if deployment else ""
     att = _pending(body, "renew", lease.entitlement_id, lease.model_version_id, name, lease_id=lease.id)
@@ -242,7 +243,7 @@ def release_lease(lease_id: uuid.UUID, credential: EnclaveDep, session: SessionD
     """Give a seat back (the enclave shuts down). Idempotent for an already ended lease."""
     lease = session.get(Lease, lease_id, with_for_update=True)
     if lease is None or lease.entitlement_id != credential.entitlement_id:
-        raise NotFound(Code.ATTESTATION_NOT_FOUND, "no such lease for this licence")
+        raise NotFound(Code.LEASE_NOT_FOUND, "no such lease for this licence")
     if lease.status == LeaseStatus.LIVE:
         now = datetime.now(UTC)
         lease.status, lease.ended_at = LeaseStatus.RELEASED, now
@@ -296,12 +297,12 @@ def _model_version(
         params["version"] = version
     found = session.execute(_NAMED_VERSION if version else _NEWEST_VERSION, params).one_or_none()
     if found is None:
-        raise Forbidden(Code.AUTH_FORBIDDEN, "licence key is not bound to an entitlement")
+        raise NotEntitled(Code.ENTITLEMENT_NOT_FOUND, "the licence's entitlement does not exist")
     licensed_model, model_id, version_id = found[1], found[2], found[3]
     if model_id != licensed_model:  # no such model (None), or not the licensed one
         raise Forbidden(Code.AUTH_FORBIDDEN, "this licence does not cover that model", actual=model)
     if version_id is None:
-        raise NotFound(Code.ATTESTATION_NOT_FOUND, "no such model version", actual=version)
+        raise NotFound(Code.MODEL_VERSION_NOT_FOUND, "no such model version", actual=version)
     return found[0], version_id
 
 
@@ -338,6 +339,9 @@ def _render(att: Attestation, lease: Lease | None) -> AttestationOut:
             out.lease = LeaseOut(id=lease.id, expires_at=lease.expires_at, renew_after=lease.renew_after)
         out.wrapped_key, out.result_token = att.wrapped_key, att.result_token
     if att.status == AttestationStatus.REJECTED and att.verdict:
-        # Customer-safe: which check failed (code + message); expected/actual values stay for staff.
-        out.reasons = [ReasonOut(code=r["code"], message=r["message"]) for r in att.verdict.get("reasons", [])]
+        # Customer-safe: which check failed (code, its fault, message); expected/actual values stay for staff.
+        out.reasons = [
+            ReasonOut(code=r["code"], fault=Fault(with_fault(r)["fault"]), message=r["message"])
+            for r in att.verdict.get("reasons", [])
+        ]
     return out

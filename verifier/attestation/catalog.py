@@ -25,7 +25,7 @@ from verifier.db.models import (
     RecordStatus,
     ReferenceValueSet,
 )
-from verifier.errors import Code, KeywardError
+from verifier.errors import Code, NotFound, PolicyRejected
 from verifier.platforms.registry import PLATFORMS, require_identifying_reference_values
 
 _log = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ def load_catalog(session: Session, att: Attestation, now: datetime) -> Catalog:
     one statement; the active reference values for the attestation's platforms in a second."""
     row = session.execute(_CATALOG, {"version": att.model_version_id, "entitlement": att.entitlement_id}).one_or_none()
     if row is None:
-        raise KeywardError(Code.ATTESTATION_NOT_FOUND, "model version or entitlement vanished")
+        raise NotFound(Code.MODEL_VERSION_NOT_FOUND, "model version or entitlement vanished")
     version, model, entitlement, policy, model_key = row
     platforms = sorted({str(i.get("type")) for i in att.evidence})
     reference_values: dict[str, ReferenceValueSet] = {}
@@ -93,7 +93,7 @@ def policy_document(catalog: Catalog, platform: str, now: datetime, *, productio
     family = None if entry is None else entry.family
     rv = catalog.reference_values.get(platform)
     if rv is None or (rv.valid_until is not None and rv.valid_until <= now):
-        raise KeywardError(
+        raise PolicyRejected(
             Code.ATTESTATION_REFERENCE_VALUES_MISSING,
             f"no active reference values for {platform} on this model version",
             actual=platform,

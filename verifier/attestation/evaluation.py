@@ -16,7 +16,7 @@ from typing import Any
 
 from verifier.appraisal.intel import IntelPolicy, appraise_intel
 from verifier.appraisal.snp import SnpPolicy, appraise_snp, matched_cce_policy
-from verifier.errors import Code, KeywardError, Reason
+from verifier.errors import Code, CollateralError, KeywardError, Reason
 from verifier.evidence.dcap import Quote, parse_quote
 from verifier.evidence.snp import (
     GUID_VCEK,
@@ -110,7 +110,7 @@ def evaluate_quote(
     """Verify and appraise a parsed Intel quote. Never raises for bad evidence or collateral."""
     try:
         if collateral is None:
-            raise KeywardError(Code.INTEL_COLLATERAL_MISSING, "no collateral supplied; cannot verify the quote")
+            raise CollateralError(Code.INTEL_COLLATERAL_MISSING, "no collateral supplied; cannot verify the quote")
         v = verify_quote(quote, collateral, trust, now, cache)
     except KeywardError as e:
         return unverified(quote_platform(quote), dict(quote_claims(quote)), e, trust)

@@ -52,7 +52,7 @@ from verifier.attestation.items import evaluate_item, read_needs
 from verifier.audit.log import AuditTag, Entry, record_events
 from verifier.db.models import Attestation, AttestationStatus, Lease, LeaseStatus
 from verifier.entitlement.service import Seat, check_entitlement_rules, lock_entitlement, reserve_seat, take_seat
-from verifier.errors import Code, KeywardError, Reason
+from verifier.errors import Code, Conflict, InternalError, KeywardError, NotFound, Reason
 from verifier.keywrap.ear import issue_ear
 from verifier.keywrap.enclave import expected_report_data, parse_enclave_jwk, wrap_for_enclave
 from verifier.platforms.registry import Parsed, parse_evidence
@@ -91,7 +91,7 @@ def lock_attestation(session: Session, attestation_id: Any) -> Attestation:
     """The attestation, its row locked until the transaction ends and read afresh (``SELECT ... FOR UPDATE``)."""
     att = session.get(Attestation, attestation_id, with_for_update=True, populate_existing=True)
     if att is None:
-        raise KeywardError(Code.ATTESTATION_NOT_FOUND, f"no attestation {attestation_id}")
+        raise NotFound(Code.ATTESTATION_NOT_FOUND, f"no attestation {attestation_id}")
     return att
 
 
@@ -142,7 +142,7 @@ def decide_locked(
             entitlement, platform=list(att.platforms), model_version=version.version, gpus=0, now=now
         )
         if catalog.model_key is None:
-            raise KeywardError(Code.ATTESTATION_MODEL_KEY_MISSING, "the model version has no active key")
+            raise InternalError(Code.ATTESTATION_MODEL_KEY_MISSING, "the model version has no active key")
         ttl = timedelta(seconds=entitlement.lease_ttl_seconds)
         expires_at, renew_after = now + ttl, now + ttl * 2 / 3
         renewed: Lease | None = None
@@ -269,16 +269,16 @@ def decide_locked(
 def _renewable_lease(session: Session, att: Attestation, thumbprint: str, now: datetime) -> Lease:
     lease = session.get(Lease, att.lease_id, with_for_update=True) if att.lease_id else None
     if lease is None or lease.entitlement_id != att.entitlement_id:
-        raise KeywardError(Code.LEASE_NOT_RENEWABLE, "no such lease")
+        raise Conflict(Code.LEASE_NOT_RENEWABLE, "no such lease")
     if lease.status != LeaseStatus.LIVE or lease.expires_at <= now:
-        raise KeywardError(
+        raise Conflict(
             Code.LEASE_NOT_RENEWABLE,
             "the lease is not live (revoked, released or expired)",
             expected="live",
             actual=lease.status.value,
         )
     if lease.enclave_key_thumbprint != thumbprint:
-        raise KeywardError(
+        raise Conflict(
             Code.LEASE_NOT_RENEWABLE,
             "renewal must come from the lease's enclave key",
             expected=lease.enclave_key_thumbprint,

@@ -22,7 +22,7 @@ from verifier.attestation.context import DecisionContext
 from verifier.attestation.evaluation import Evaluation
 from verifier.collateral.cache import read_documents
 from verifier.collateral.documents import Document, RowKey
-from verifier.errors import Code, KeywardError
+from verifier.errors import Code, EvidenceMalformed, VerificationFailed
 from verifier.keywrap.enclave import EnclaveKey, parse_enclave_jwk
 from verifier.platforms.item import EvidenceItem, Verifying, b64
 from verifier.platforms.registry import PLATFORMS, Parsed, ParsedItem, Unparsed, platform
@@ -40,16 +40,20 @@ def binding_for(item: EvidenceItem, nonce: bytes, key: EnclaveKey, default: byte
         return default
     if not platform(item.type).runtime_data_binding:
         names = " | ".join(p.name for p in PLATFORMS.values() if p.runtime_data_binding)
-        raise KeywardError(Code.ATTESTATION_EVIDENCE_MALFORMED, f"runtime_data binding is for {names} evidence")
+        raise EvidenceMalformed(Code.ATTESTATION_EVIDENCE_MALFORMED, f"runtime_data binding is for {names} evidence")
     data = b64(item.runtime_data, "runtime_data")
     try:
         doc = json.loads(data)
         claimed_nonce = base64.urlsafe_b64decode(doc["nonce"] + "=" * (-len(doc["nonce"]) % 4))
         thumbprints = {parse_enclave_jwk(k).thumbprint for k in doc["keys"]}
     except (ValueError, KeyError, TypeError, binascii.Error, RecursionError) as e:
-        raise KeywardError(Code.ATTESTATION_EVIDENCE_MALFORMED, f"runtime_data is not the expected JSON: {e}") from e
+        raise EvidenceMalformed(
+            Code.ATTESTATION_EVIDENCE_MALFORMED, f"runtime_data is not the expected JSON: {e}"
+        ) from e
     if claimed_nonce != nonce or key.thumbprint not in thumbprints:
-        raise KeywardError(Code.ATTESTATION_BINDING_MISMATCH, "runtime data does not name this nonce and enclave key")
+        raise VerificationFailed(
+            Code.ATTESTATION_BINDING_MISMATCH, "runtime data does not name this nonce and enclave key"
+        )
     return hashlib.sha256(data).digest() + bytes(32)
 
 

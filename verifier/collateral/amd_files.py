@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 
 from verifier.encoding import pem_blocks, strip_whitespace
-from verifier.errors import Code, EvidenceMalformed, KeywardError
+from verifier.errors import Code, EvidenceMalformed, KeywardError, VerificationFailed
 from verifier.trust.amd_certs import der_element, load_leaf
 
 
@@ -26,7 +26,7 @@ def leaf_from_certificates(data: bytes) -> bytes:
         except KeywardError:
             continue
         return der
-    raise EvidenceMalformed(Code.SNP_LEAF_MISSING, "no VCEK/VLEK (EC certificate) found in the supplied certificates")
+    raise VerificationFailed(Code.SNP_LEAF_MISSING, "no VCEK/VLEK (EC certificate) found in the supplied certificates")
 
 
 def split_der_certificates(data: bytes) -> list[bytes]:

@@ -20,7 +20,7 @@ from typing import Final, Literal
 import httpx
 
 from verifier import limits
-from verifier.errors import Code, CollateralError
+from verifier.errors import Code, CollateralUnavailable
 from verifier.evidence.snp import (
     Product,
     SigningKeyName,
@@ -38,10 +38,12 @@ _FMSPC_RE: Final = re.compile(r"\A[0-9a-fA-F]{12}\Z")
 _HEX_RE: Final = re.compile(rb"\A[0-9a-fA-F]+\Z")
 
 
-class FetchError(CollateralError):
+class FetchError(CollateralUnavailable):
     """A vendor service did not deliver a document: HTTP error status, timeout, transport error, oversized or
-    unusable body. ``status`` is the HTTP status (None for transport errors); ``retryable`` is True for 429,
-    5xx and transport errors (back off and retry); ``retry_after`` is the server's Retry-After in seconds."""
+    unusable body. A transport failure, not a judgement of any collateral (fault ``unavailable``; python-tuf's
+    ``DownloadError`` beside its ``RepositoryError``). ``status`` is the HTTP status (None for transport errors);
+    ``retryable`` is True for 429, 5xx and transport errors (back off and retry), False for an answer that will
+    not change (404: an unknown FMSPC or chip); ``retry_after`` is the server's Retry-After in seconds."""
 
     def __init__(
         self,
@@ -104,7 +106,9 @@ def _get(
 def _header(headers: httpx.Headers, name: str, url: str, what: str) -> str:
     value = headers.get(name)
     if not value:
-        raise FetchError(Code.INTEL_COLLATERAL_MISSING, f"{what}: response has no {name} header", url=url, status=200)
+        raise FetchError(
+            Code.INTEL_COLLATERAL_UNAVAILABLE, f"{what}: response has no {name} header", url=url, status=200
+        )
     return str(value)
 
 
@@ -142,25 +146,25 @@ class IntelPcsClient:
     def fetch_tcb_info(self, tee: Tee, fmspc: str) -> tuple[bytes, str]:
         """(TCB Info JSON body, ``TCB-Info-Issuer-Chain`` header value)."""
         url = self.tcb_info_url(tee, fmspc)
-        body, headers = _get(self.client, url, Code.INTEL_COLLATERAL_MISSING, "TCB Info")
+        body, headers = _get(self.client, url, Code.INTEL_COLLATERAL_UNAVAILABLE, "TCB Info")
         return body, _header(headers, TCB_INFO_CHAIN_HEADER, url, "TCB Info")
 
     def fetch_qe_identity(self, tee: Tee) -> tuple[bytes, str]:
         """(QE Identity JSON body, ``SGX-Enclave-Identity-Issuer-Chain`` header value)."""
         url = self.qe_identity_url(tee)
-        body, headers = _get(self.client, url, Code.INTEL_COLLATERAL_MISSING, "QE Identity")
+        body, headers = _get(self.client, url, Code.INTEL_COLLATERAL_UNAVAILABLE, "QE Identity")
         return body, _header(headers, QE_IDENTITY_CHAIN_HEADER, url, "QE Identity")
 
     def fetch_pck_crl(self, ca: CaKind) -> tuple[bytes, str]:
         """(PCK CRL DER, ``SGX-PCK-CRL-Issuer-Chain`` header value)."""
         url = self.pck_crl_url(ca)
-        body, headers = _get(self.client, url, Code.INTEL_COLLATERAL_MISSING, "PCK CRL")
+        body, headers = _get(self.client, url, Code.INTEL_COLLATERAL_UNAVAILABLE, "PCK CRL")
         return _crl_der(body, url, "PCK CRL"), _header(headers, PCK_CRL_CHAIN_HEADER, url, "PCK CRL")
 
     def fetch_root_ca_crl(self) -> bytes:
         """The Root CA CRL as DER (a PCCS serves the hex text of the DER; Intel serves DER)."""
         url = self.root_ca_crl_url
-        body, _headers = _get(self.client, url, Code.INTEL_COLLATERAL_MISSING, "Root CA CRL")
+        body, _headers = _get(self.client, url, Code.INTEL_COLLATERAL_UNAVAILABLE, "Root CA CRL")
         return _crl_der(body, url, "Root CA CRL")
 
 
@@ -186,7 +190,7 @@ def _crl_der(body: bytes, url: str, what: str) -> bytes:
         der = binascii.unhexlify(text)
         if _is_der_sequence(der):
             return der
-    raise FetchError(Code.INTEL_COLLATERAL_MISSING, f"{what}: body is neither DER nor hex DER", url=url, status=200)
+    raise FetchError(Code.INTEL_COLLATERAL_UNAVAILABLE, f"{what}: body is neither DER nor hex DER", url=url, status=200)
 
 
 def _next_update(body: bytes, member: str, url: str) -> datetime:
@@ -196,7 +200,7 @@ def _next_update(body: bytes, member: str, url: str) -> datetime:
         parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except (ValueError, KeyError, TypeError) as exc:
         raise FetchError(
-            Code.INTEL_COLLATERAL_MISSING, f"{member}: body is not a signed {member} document", url=url, status=200
+            Code.INTEL_COLLATERAL_UNAVAILABLE, f"{member}: body is not a signed {member} document", url=url, status=200
         ) from exc
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
@@ -230,11 +234,11 @@ class AmdKdsClient:
         return f"{self.base_url}/vcek/v1/{name}/{hwid}?{query}"
 
     def fetch_vcek(self, product: Product, chip_id: bytes, reported_tcb: TcbVersion) -> bytes:
-        """The VCEK (DER) for this chip at this TCB. Raises :class:`FetchError` (``snp.leaf.missing``)."""
+        """The VCEK (DER) for this chip at this TCB. Raises :class:`FetchError` (``snp.leaf.unavailable``)."""
         url = self.vcek_url(product, chip_id, reported_tcb)
-        body, _headers = _get(self.client, url, Code.SNP_LEAF_MISSING, "KDS VCEK")
+        body, _headers = _get(self.client, url, Code.SNP_LEAF_UNAVAILABLE, "KDS VCEK")
         if not _is_der_sequence(body):  # parsed for real at verification (KDS VCEKs have serial 0)
-            raise FetchError(Code.SNP_LEAF_MISSING, "KDS VCEK: body is not a DER certificate", url=url, status=200)
+            raise FetchError(Code.SNP_LEAF_UNAVAILABLE, "KDS VCEK: body is not a DER certificate", url=url, status=200)
         return body
 
     def crl_url(self, product: Product, signing_key: SigningKeyName) -> str:
@@ -242,9 +246,9 @@ class AmdKdsClient:
 
     def fetch_crl(self, product: Product, signing_key: SigningKeyName) -> bytes:
         """The CRL (DER, issued and signed by the product's ARK) of the ``vcek`` or ``vlek`` chain. Raises
-        :class:`FetchError` (``snp.crl.missing``); its signature and window are checked at verification."""
+        :class:`FetchError` (``snp.crl.unavailable``); its signature and window are checked at verification."""
         url = self.crl_url(product, signing_key)
-        body, _headers = _get(self.client, url, Code.SNP_CRL_MISSING, "KDS CRL")
+        body, _headers = _get(self.client, url, Code.SNP_CRL_UNAVAILABLE, "KDS CRL")
         if not _is_der_sequence(body):
-            raise FetchError(Code.SNP_CRL_MISSING, "KDS CRL: body is not a DER CRL", url=url, status=200)
+            raise FetchError(Code.SNP_CRL_UNAVAILABLE, "KDS CRL: body is not a DER CRL", url=url, status=200)
         return body

@@ -28,8 +28,11 @@ Trustworthiness vector (draft-ietf-rats-ar4si §2.3; tiers: 2-31 affirming, 32-9
 The top-level ``ear.status`` is the worst submod status. Simulated evidence (development only) is never hidden:
 ``keyward.simulated`` is true and ``ear.verifier-id.build`` ends with ``+simulated``; the status is not changed.
 
-Errors: :class:`EarError` (a :class:`~verifier.errors.KeywardError`) subclasses with ``ear.*`` codes. This module
-does no I/O and reads no clock.
+Each submod's ``keyward.faults`` maps every reason code to its fault (``malformed``, ``failed``, ``policy``, ...; see
+:mod:`verifier.errors`), so a relying party can tell malformed evidence from a failed check without Keyward's table.
+
+Errors: :class:`~verifier.errors.EarError` subclasses with ``ear.*`` codes, in :mod:`verifier.errors` with every
+other error. This module does no I/O and reads no clock.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar, Final
+from typing import Any, Final
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -47,43 +50,7 @@ from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey
 
-from verifier.errors import Code, KeywardError
-
-
-class EarError(KeywardError):
-    """Base of the EAR errors; each subclass fixes its stable code, the message is for people."""
-
-    default_code: ClassVar[Code] = Code.EAR_INVALID
-    http_status = 401
-
-    def __init__(self, message: str) -> None:
-        super().__init__(self.default_code, message)
-
-
-class EarInvalid(EarError):
-    """The token is malformed, not signed by a published key, uses a refused algorithm, or has bad claims."""
-
-    default_code = Code.EAR_INVALID
-
-
-class EarKeyUnknown(EarInvalid):
-    """The token's ``kid`` is not in the JWKS (the relying party may refetch the JWKS once)."""
-
-    default_code = Code.EAR_KEY_UNKNOWN
-
-
-class EarExpired(EarInvalid):
-    """The token's ``exp`` has passed (beyond the leeway)."""
-
-    default_code = Code.EAR_EXPIRED
-
-
-class EarSigningKeyInvalid(EarError):
-    """The provider signing key is not an EC P-256 private key."""
-
-    default_code = Code.EAR_SIGNING_KEY_INVALID
-    http_status = 500
-
+from verifier.errors import Code, EarExpired, EarInvalid, EarKeyUnknown, EarSigningKeyInvalid, fault_of
 
 EAR_PROFILE: Final = "tag:github.com,2023:veraison/ear"
 EAR_ALG: Final = "ES256"
@@ -250,6 +217,18 @@ def _reason_codes(evaluation: Mapping[str, Any]) -> list[str]:
     return codes
 
 
+def _reason_faults(evaluation: Mapping[str, Any]) -> dict[str, str]:
+    """Each reason code of one evaluation with its fault (as stored, or the code's where it was stored without)."""
+    faults: dict[str, str] = {}
+    for reason in evaluation.get("reasons") or ():
+        if isinstance(reason, Mapping):
+            code = str(reason.get("code"))
+            faults[code] = str(reason.get("fault") or fault_of(code).value)
+        else:
+            faults[str(reason)] = fault_of(str(reason)).value
+    return faults
+
+
 def trustworthiness_vector(evaluation: Mapping[str, Any]) -> dict[str, int]:
     """The AR4SI vector for one evaluation (the mapping is in the module docstring)."""
     if not evaluation.get("verified"):
@@ -315,11 +294,14 @@ def issue_ear(
 
     submods: dict[str, dict[str, Any]] = {}
     all_codes: list[str] = []
+    all_faults: dict[str, str] = {}
     simulated = False
     for evaluation in evaluations:
         platform = evaluation.get("platform")
         codes = _reason_codes(evaluation)
         all_codes.extend(c for c in codes if c not in all_codes)
+        faults = _reason_faults(evaluation)
+        all_faults.update(faults)
         simulated = simulated or bool(evaluation.get("simulated"))
         accepted = bool(evaluation.get("verified")) and bool(evaluation.get("accepted"))
         submods[_submod_name(platform, submods)] = {
@@ -331,6 +313,7 @@ def issue_ear(
                 "simulated": bool(evaluation.get("simulated")),
                 "tcb_status": evaluation.get("tcb_status"),
                 "reasons": codes,
+                "faults": faults,
             },
         }
     status = max((s["ear.status"] for s in submods.values()), key=_STATUS_RANK.__getitem__)
@@ -356,6 +339,7 @@ def issue_ear(
             "enclave_key_thumbprint": enclave_key_thumbprint,
             "simulated": simulated,
             "reasons": all_codes,
+            "faults": all_faults,
         },
     }
     signer = keyring.active

@@ -22,7 +22,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, RSAKey
 
 from verifier import limits
-from verifier.errors import Code, EvidenceMalformed, KeywardError
+from verifier.errors import Code, EvidenceMalformed, InternalError, KeywardError
 
 MIN_RSA_BITS: Final = 3072
 EC_CURVES: Final = ("P-256", "P-384")
@@ -125,4 +125,4 @@ def unwrap_in_enclave(token: str, private_jwk: dict[str, Any]) -> bytes:
     try:
         return jwe.decrypt_compact(token, key, registry=_REGISTRY).plaintext or b""
     except (JoseError, ValueError) as e:
-        raise KeywardError(Code.KEYWRAP_UNWRAP_FAILED, f"JWE does not open: {e}") from e
+        raise InternalError(Code.KEYWRAP_UNWRAP_FAILED, f"JWE does not open: {e}") from e

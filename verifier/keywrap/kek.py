@@ -14,7 +14,7 @@ from typing import Protocol
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from verifier.errors import Code, KeywardError
+from verifier.errors import Code, InternalError
 
 _NONCE = 12
 
@@ -49,4 +49,4 @@ class LocalAesKek:
         try:
             return self._aead.decrypt(wrapped[:_NONCE], wrapped[_NONCE:], context)
         except (InvalidTag, ValueError) as e:
-            raise KeywardError(Code.KEYWRAP_UNWRAP_FAILED, "wrapped DEK does not open under this KEK") from e
+            raise InternalError(Code.KEYWRAP_UNWRAP_FAILED, "wrapped DEK does not open under this KEK") from e

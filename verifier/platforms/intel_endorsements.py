@@ -19,7 +19,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from verifier import limits
-from verifier.errors import Code, CollateralError, KeywardError, VerificationFailed
+from verifier.errors import Code, CollateralError, EvidenceMalformed, KeywardError, VerificationFailed
 from verifier.platforms.intel_tcb import sgx_matching_levels
 from verifier.trust.chains import (
     ContentCache,
@@ -151,9 +151,9 @@ def _verify_pck_chain(chain_pem: bytes, trust: TrustStore) -> PckChain:
     try:
         ders = pem_certificates(chain_pem, what="PCK certificate chain")
     except CollateralError as e:
-        raise VerificationFailed(Code.INTEL_PCK_CHAIN_MALFORMED, e.message) from e
+        raise EvidenceMalformed(Code.INTEL_PCK_CHAIN_MALFORMED, e.message) from e
     if len(ders) != limits.PCK_CHAIN_LENGTH:
-        raise VerificationFailed(
+        raise EvidenceMalformed(
             Code.INTEL_PCK_CHAIN_MALFORMED,
             "PCK chain must be leaf, intermediate and root",
             expected=limits.PCK_CHAIN_LENGTH,
@@ -163,7 +163,7 @@ def _verify_pck_chain(chain_pem: bytes, trust: TrustStore) -> PckChain:
     _check_pinned(ders[2], trust, Code.INTEL_PCK_CHAIN_UNTRUSTED, "PCK chain", VerificationFailed)
     root, root_view = _pinned_root(trust)
     leaf, inter = (
-        load_der_certificate(d, Code.INTEL_PCK_CHAIN_MALFORMED, "PCK chain certificate", VerificationFailed)
+        load_der_certificate(d, Code.INTEL_PCK_CHAIN_MALFORMED, "PCK chain certificate", EvidenceMalformed)
         for d in ders[:2]
     )
     leaf_view, inter_view = certificate_view(ders[0]), certificate_view(ders[1])
@@ -201,7 +201,7 @@ def _verify_pck_chain(chain_pem: bytes, trust: TrustStore) -> PckChain:
             )
     key = leaf.public_key()
     if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
-        raise VerificationFailed(Code.INTEL_PCK_CHAIN_MALFORMED, "PCK leaf key is not P-256")
+        raise EvidenceMalformed(Code.INTEL_PCK_CHAIN_MALFORMED, "PCK leaf key is not P-256")
     windows = tuple(
         cert_window(c, what, Code.INTEL_PCK_EXPIRED, Code.INTEL_PCK_NOT_YET_VALID, VerificationFailed)
         for c, what in ((root, "Intel SGX Root CA"), (inter, "PCK intermediate CA"), (leaf, "PCK certificate"))
@@ -409,7 +409,7 @@ def verify_pck_chain(chain_pem: bytes, trust: TrustStore) -> PckChain:
     try:
         return _verify_pck_chain(chain_pem, trust)
     except _LIBRARY_ERRORS as e:
-        raise VerificationFailed(Code.INTEL_PCK_CHAIN_MALFORMED, f"PCK chain does not parse: {e}") from e
+        raise EvidenceMalformed(Code.INTEL_PCK_CHAIN_MALFORMED, f"PCK chain does not parse: {e}") from e
 
 
 def verify_signed_collateral(c: Collateral, trust: TrustStore) -> SignedCollateral:

@@ -14,7 +14,7 @@ from typing import Any
 from verifier.appraisal.intel import IntelPolicy, parse_intel_policy
 from verifier.attestation.evaluation import Evaluation, evaluate_quote, quote_platform, unverified
 from verifier.collateral.documents import INTEL, Documents, IntelKeys, Wanted, intel_collateral, intel_keys
-from verifier.errors import Code, KeywardError
+from verifier.errors import Code, EvidenceMalformed, KeywardError
 from verifier.evidence.dcap import Quote, parse_quote
 from verifier.platforms.item import EvidenceItem, Verifying, b64
 from verifier.trust.intel_collateral import Collateral, parse_collateral_json
@@ -69,7 +69,7 @@ def evaluate_intel(parsed: ParsedQuote, documents: Documents, policy: IntelPolic
         return unverified(None, {}, quote, env.trust)
     platform = quote_platform(quote)
     if platform != parsed.item.type:
-        raise KeywardError(
+        raise EvidenceMalformed(
             Code.ATTESTATION_EVIDENCE_TYPE_UNSUPPORTED,
             "evidence is not of its declared type",
             expected=parsed.item.type,

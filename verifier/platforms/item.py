@@ -20,7 +20,7 @@ from typing import Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from verifier import limits
-from verifier.errors import Code, KeywardError
+from verifier.errors import Code, EvidenceMalformed
 from verifier.platforms.amd_snp import SnpVerificationCache
 from verifier.platforms.intel_dcap import IntelVerificationCache
 from verifier.trust.store import TrustStore
@@ -70,7 +70,7 @@ def stored_item(raw: object) -> EvidenceItem:
     ``attestation.evidence_malformed``."""
     kind = raw.get("type") if isinstance(raw, dict) else None
     if isinstance(raw, dict) and kind not in PLATFORM_NAMES:
-        raise KeywardError(
+        raise EvidenceMalformed(
             Code.ATTESTATION_EVIDENCE_TYPE_UNSUPPORTED,
             f"unsupported evidence type {kind!r}",
             expected=" | ".join(PLATFORM_NAMES),
@@ -81,7 +81,7 @@ def stored_item(raw: object) -> EvidenceItem:
     except ValidationError as e:
         first = e.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "item"
-        raise KeywardError(Code.ATTESTATION_EVIDENCE_MALFORMED, f"evidence item {where}: {first['msg']}") from e
+        raise EvidenceMalformed(Code.ATTESTATION_EVIDENCE_MALFORMED, f"evidence item {where}: {first['msg']}") from e
 
 
 def b64(value: str, what: str) -> bytes:
@@ -89,7 +89,7 @@ def b64(value: str, what: str) -> bytes:
     try:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError) as e:
-        raise KeywardError(Code.ATTESTATION_EVIDENCE_MALFORMED, f"{what} is not base64") from e
+        raise EvidenceMalformed(Code.ATTESTATION_EVIDENCE_MALFORMED, f"{what} is not base64") from e
 
 
 def optional_b64(value: str | None, what: str) -> bytes | None:

@@ -29,7 +29,7 @@ from verifier.appraisal.reference_values import (
 )
 from verifier.attestation.evaluation import Evaluation
 from verifier.collateral.documents import Documents, Wanted
-from verifier.errors import Code, KeywardError
+from verifier.errors import Code, EvidenceMalformed, PolicyRejected
 from verifier.platforms.amd_snp import PLATFORM_SNP
 from verifier.platforms.intel_dcap import PLATFORM_SGX, PLATFORM_TDX
 from verifier.platforms.intel_evidence import evaluate_intel, intel_needs, intel_policy, parse_intel_item
@@ -134,7 +134,7 @@ def platform(name: object) -> Platform[Any, Any]:
     """The entry for an evidence type; ``attestation.evidence_type_unsupported`` for an unknown one."""
     entry = PLATFORMS.get(name) if isinstance(name, str) else None
     if entry is None:
-        raise KeywardError(
+        raise EvidenceMalformed(
             Code.ATTESTATION_EVIDENCE_TYPE_UNSUPPORTED,
             f"unsupported evidence type {name!r}",
             expected=" | ".join(PLATFORMS),
@@ -220,7 +220,7 @@ def require_identifying_reference_values(name: str, values: Any) -> None:
     (``attestation.reference_values_unconstrained``); values that do not parse raise ``policy.invalid``."""
     problem = reference_values_problem(name, values)
     if problem is not None:
-        raise KeywardError(
+        raise PolicyRejected(
             Code.ATTESTATION_REFERENCE_VALUES_UNCONSTRAINED,
             problem,
             expected=required_reference_values(name),

@@ -192,7 +192,7 @@ def fetch_document(clients: VendorClients, wanted: Wanted) -> Fetched:
     pcs, kds = clients.intel, clients.amd
     what = (wanted.vendor, wanted.kind)
     chain: str | None = None
-    code = Code.INTEL_COLLATERAL_MISSING
+    code = Code.INTEL_COLLATERAL_UNAVAILABLE
     if what == (INTEL, "tcb_info"):
         tee, fmspc = wanted.key.split(":", 1)
         url = pcs.tcb_info_url(_tee(tee), fmspc)
@@ -207,12 +207,12 @@ def fetch_document(clients: VendorClients, wanted: Wanted) -> Fetched:
         url = pcs.root_ca_crl_url
         body = pcs.fetch_root_ca_crl()
     elif what == (AMD, "crl") and wanted.product is not None:
-        url, code = kds.crl_url(wanted.product, _signing_key(wanted.key)), Code.SNP_CRL_MISSING
+        url, code = kds.crl_url(wanted.product, _signing_key(wanted.key)), Code.SNP_CRL_UNAVAILABLE
         body = kds.fetch_crl(wanted.product, _signing_key(wanted.key))
     elif what == (AMD, "vcek") and wanted.product is not None:
         chip_hex, tcb_hex = wanted.key.split(":", 1)
         chip_id, tcb = bytes.fromhex(chip_hex), decode_tcb(bytes.fromhex(tcb_hex), wanted.product)
-        url, code = kds.vcek_url(wanted.product, chip_id, tcb), Code.SNP_LEAF_MISSING
+        url, code = kds.vcek_url(wanted.product, chip_id, tcb), Code.SNP_LEAF_UNAVAILABLE
         body = kds.fetch_vcek(wanted.product, chip_id, tcb)
     else:
         raise ValueError(f"no vendor service serves {wanted}")

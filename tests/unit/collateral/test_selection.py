@@ -38,7 +38,7 @@ from verifier.collateral.selection import (
     served_document_version,
     tcb_info_version,
 )
-from verifier.errors import Code, KeywardError
+from verifier.errors import Code, Fault, KeywardError
 from verifier.evidence.dcap import parse_quote
 from verifier.evidence.snp import parse_snp_report
 from verifier.platforms.amd_snp import verify_snp_report
@@ -171,6 +171,14 @@ UNREADABLE: dict[str, Change] = {
     "root_ca_crl": lambda ev, c: with_documents(c, root=IssuedCrl(b"not a crl")),
 }
 
+#: What verification rejects each unreadable document with.
+UNREADABLE_CODE: dict[str, Code] = {
+    "tcb_info": Code.INTEL_COLLATERAL_SIGNING_CHAIN_UNTRUSTED,  # no issuer chain: checked before the body
+    "qe_identity": Code.INTEL_COLLATERAL_SIGNING_CHAIN_UNTRUSTED,
+    "pck_crl": Code.INTEL_COLLATERAL_MALFORMED,
+    "root_ca_crl": Code.INTEL_COLLATERAL_MALFORMED,
+}
+
 
 @pytest.mark.parametrize("slot", SLOTS)
 def test_select_intel_collateral_unreadable_supplied_kept_for_verification_to_reject(ev: Evidence, slot: str) -> None:
@@ -183,8 +191,9 @@ def test_select_intel_collateral_unreadable_supplied_kept_for_verification_to_re
 
     assert _slot(selection.collateral, slot) == _slot(bad, slot)
     assert selection.sources()[slot] is Source.SUPPLIED
-    with pytest.raises(KeywardError):
+    with pytest.raises(KeywardError) as exc:
         verify_quote(parse_quote(ev.quote), selection.collateral, ev.trust_store, NOW)
+    assert (exc.value.code, exc.value.fault) == (UNREADABLE_CODE[slot], Fault.COLLATERAL)
 
 
 @pytest.mark.parametrize(

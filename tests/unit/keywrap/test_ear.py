@@ -15,14 +15,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from joserfc import jwt
 from joserfc.jwk import ECKey
 
-from verifier.errors import Code
+from verifier.errors import Code, EarError, EarExpired, EarInvalid, EarKeyUnknown, EarSigningKeyInvalid, Fault
 from verifier.keywrap.ear import (
     EAR_PROFILE,
-    EarError,
-    EarExpired,
-    EarInvalid,
-    EarKeyUnknown,
-    EarSigningKeyInvalid,
     ProviderKeyring,
     ProviderSigningKey,
     issue_ear,
@@ -139,6 +134,7 @@ def test_issue_ear_two_accepted_affirming(keyring: ProviderKeyring, key1: Provid
         "enclave_key_thumbprint": "thumb_abc",
         "simulated": False,
         "reasons": [],
+        "faults": {},
     }
 
 
@@ -163,7 +159,27 @@ def test_issue_ear_one_rejected_contraindicated_with_codes(keyring: ProviderKeyr
     codes = ["snp.policy.measurement_not_allowed", "snp.policy.tcb_too_low"]
     assert snp["keyward"]["reasons"] == codes
     assert claims["keyward"]["reasons"] == codes  # codes only: no messages, expected or actual values
+    faults = dict.fromkeys(codes, "policy")  # evaluations stored without faults: derived from the codes
+    assert snp["keyward"]["faults"] == claims["keyward"]["faults"] == faults
     assert claims["keyward"]["lease_id"] is None
+
+
+@pytest.mark.parametrize(
+    ("code", "fault"),
+    [
+        (Code.SNP_REPORT_TRUNCATED, "malformed"),
+        (Code.SNP_SIGNATURE_INVALID, "failed"),
+        (Code.SNP_CRL_EXPIRED, "collateral"),
+        (Code.SNP_POLICY_DEBUG, "policy"),
+    ],
+    ids=["malformed", "failed", "collateral", "policy"],
+)
+def test_issue_ear_reason_faults_tell_malformed_from_failed(keyring: ProviderKeyring, code: Code, fault: str) -> None:
+    rejected = _evaluation("amd-sev-snp", verified=fault == "policy", accepted=False, codes=(code.value,))
+    rejected["reasons"][0]["fault"] = code.fault.value  # as flows stores it
+    claims = verify_ear(_issue(keyring, [rejected], lease_id=None), keyring.public_jwks(), now=NOW)
+    assert claims["submods"]["amd-sev-snp"]["keyward"]["faults"] == {code.value: fault}
+    assert claims["keyward"]["faults"] == {code.value: fault}
 
 
 @pytest.mark.parametrize(
@@ -471,10 +487,16 @@ def test_verify_ear_unsuitable_jwks_key_rejected(
         verify_ear(_issue(keyring, ACCEPTED_PAIR), jwks, now=NOW)
 
 
-def test_ear_errors_are_keyward_errors_with_codes() -> None:
-    from verifier.errors import KeywardError
-
-    assert issubclass(EarError, KeywardError)
-    assert issubclass(EarExpired, EarInvalid)
-    assert EarExpired("x").code == Code.EAR_EXPIRED
-    assert EarInvalid("x").code == Code.EAR_INVALID
+@pytest.mark.parametrize(
+    ("error", "code", "fault", "status"),
+    [
+        (EarInvalid("x"), Code.EAR_INVALID, Fault.FAILED, 401),
+        (EarKeyUnknown("x"), Code.EAR_KEY_UNKNOWN, Fault.FAILED, 401),
+        (EarExpired("x"), Code.EAR_EXPIRED, Fault.FAILED, 401),
+        (EarSigningKeyInvalid("x"), Code.EAR_SIGNING_KEY_INVALID, Fault.INTERNAL, 500),
+    ],
+    ids=["invalid", "key-unknown", "expired", "signing-key-invalid"],
+)
+def test_ear_error_code_fault_and_status(error: EarError, code: Code, fault: Fault, status: int) -> None:
+    assert (error.code, error.fault, error.http_status) == (code, fault, status)
+    assert error.to_reason().fault == fault

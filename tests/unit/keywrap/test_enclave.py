@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from joserfc import jwk
 
-from verifier.errors import Code, KeywardError
+from verifier.errors import Code, Fault, KeywardError
 from verifier.keywrap.enclave import (
     expected_report_data,
     parse_enclave_jwk,
@@ -114,8 +114,9 @@ def test_local_kek_round_trip_and_context_binding() -> None:
     with pytest.raises(KeywardError) as exc:
         kek.unwrap(wrapped, context=b"model-version:2")
     assert exc.value.code == Code.KEYWRAP_UNWRAP_FAILED
-    with pytest.raises(KeywardError):
+    with pytest.raises(KeywardError) as other:  # another KEK
         LocalAesKek(os.urandom(32)).unwrap(wrapped, context=b"model-version:1")
+    assert (other.value.code, other.value.fault) == (Code.KEYWRAP_UNWRAP_FAILED, Fault.INTERNAL)
     assert kek.kek_id.startswith("local-aes256gcm:")
     with pytest.raises(ValueError, match="32 bytes"):
         LocalAesKek(b"short")

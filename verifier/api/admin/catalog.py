@@ -47,7 +47,7 @@ from verifier.db.models import (
     ReferenceValueSet,
 )
 from verifier.errors import Code, Conflict, NotFound, UsageError
-from verifier.platforms.registry import reference_values_problem, required_reference_values
+from verifier.platforms.registry import PLATFORMS, reference_values_problem, required_reference_values
 
 router = APIRouter()
 
@@ -236,8 +236,19 @@ def _check_identifies(platform: str, values: dict[str, Any]) -> None:
 # -- policies --------------------------------------------------------------------------------------------------
 
 
+def _check_policy(scope: str, document: dict[str, Any]) -> None:
+    """Parse ``document`` with the registry's parser for ``scope``, a platform or its family: the decision's own."""
+    for entry in PLATFORMS.values():
+        if scope in (entry.name, entry.family):
+            entry.policy(document)
+            return
+
+
 @router.post("/policies", status_code=status.HTTP_201_CREATED)
 def create_policy(body: PolicyCreate, session: SessionDep, _: AdminDep) -> PolicyOut:
+    """400 ``policy.invalid`` for a document the decision could not parse (an unknown key, a wrong type): the admin
+    who wrote it hears of a typo once, instead of every customer's decision being rejected for it."""
+    _check_policy(body.platform, body.document)
     policy = AppraisalPolicy(name=body.name, platform=body.platform, document=body.document, created_at=_now())
     _insert(session, policy, "a policy with this name")
     out = PolicyOut.model_validate(policy)

@@ -128,7 +128,7 @@ def update_entitlement(
     anything but ``active`` revokes its live leases now. Audited ``admin:entitlement:status_changed`` with the
     revoked leases. Repeating the current status records nothing, unless it finds a live lease left to revoke."""
     now = _now()
-    entitlement = _get(session, Entitlement, entitlement_id, "entitlement", Code.ENTITLEMENT_NOT_FOUND, lock=True)
+    entitlement = _get(session, Entitlement, entitlement_id, "entitlement", lock=True)
     before = entitlement.status
     if body.status != before and body.status not in _ENTITLEMENT_TRANSITIONS[before]:
         raise Conflict(
@@ -236,7 +236,7 @@ def issue_licence_key(
 ) -> IssuedCredential:
     """An ``enclave`` credential bound to the entitlement. The token is in this response only."""
     now = _now()
-    entitlement = _get(session, Entitlement, entitlement_id, "entitlement", Code.ENTITLEMENT_NOT_FOUND)
+    entitlement = _get(session, Entitlement, entitlement_id, "entitlement")
     row, token = issue_credential(
         session,
         settings.credential_pepper.get_secret_value().encode(),
