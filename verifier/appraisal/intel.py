@@ -37,6 +37,7 @@ from verifier.platforms.intel_tcb import (
     TD_RELAUNCH_ADVISED,
     TD_RELAUNCH_ADVISED_CONFIGURATION_NEEDED,
     UP_TO_DATE,
+    TcbEvaluation,
 )
 
 #: Statuses a policy may list as acceptable. "Revoked" can never be accepted.
@@ -147,49 +148,53 @@ def parse_intel_policy(text: bytes | str) -> IntelPolicy:
 
 
 def appraise_intel(v: IntelVerification, policy: IntelPolicy) -> Verdict:
-    """Check every policy rule and return all failures (not just the first)."""
-    reasons: list[Reason] = []
+    """Check every policy rule, group by group, and return all failures (not just the first) in this order."""
     body = v.quote.body
+    reasons = [
+        *_attribute_reasons(body, policy),
+        *_tcb_reasons(v.tcb, v.collateral.tcb_eval_number, policy),
+        *_binding_reasons(body, policy),
+        *_measurement_reasons(_measurements(body), policy),
+    ]
+    return Verdict.of(reasons, simulated=v.simulated)
+
+
+def _attribute_reasons(body: SgxReportBody | TdReportBody, policy: IntelPolicy) -> list[Reason]:
+    """SGX: ATTRIBUTES.DEBUG. TDX: TDATTRIBUTES and MRSERVICETD."""
     if isinstance(body, SgxReportBody):
         if body.debug and not policy.allow_debug:
-            reasons.append(
-                Reason(Code.INTEL_POLICY_SGX_DEBUG, "SGX enclave is in DEBUG mode (ATTRIBUTES.DEBUG)", "0", "1")
-            )
-        measured = {"mrenclave": body.mrenclave, "mrsigner": body.mrsigner}
-    else:
-        reasons.extend(_td_attribute_reasons(body, policy))
-        if body.mrservicetd is not None and any(body.mrservicetd) and not policy.allow_service_td:
-            reasons.append(
-                Reason(
-                    Code.INTEL_POLICY_MRSERVICETD_NONZERO,
-                    "TD is bound to a service TD (MRSERVICETD)",
-                    bytes(48).hex(),
-                    body.mrservicetd.hex(),
-                )
-            )
-        measured = {
-            "mrtd": body.mrtd,
-            "rtmr0": body.rtmr0,
-            "rtmr1": body.rtmr1,
-            "rtmr2": body.rtmr2,
-            "rtmr3": body.rtmr3,
-            "mrconfigid": body.mrconfigid,
-            "mrowner": body.mrowner,
-            "mrownerconfig": body.mrownerconfig,
-            "mrseam": body.mrseam,
-        }
+            return [Reason(Code.INTEL_POLICY_SGX_DEBUG, "SGX enclave is in DEBUG mode (ATTRIBUTES.DEBUG)", "0", "1")]
+        return []
+    return [*_td_attribute_reasons(body, policy), *_service_td_reasons(body, policy)]
 
-    status = v.tcb.status
-    if status not in policy.accepted_tcb_statuses:
+
+def _service_td_reasons(body: TdReportBody, policy: IntelPolicy) -> list[Reason]:
+    """A TD 1.5 bound to a service TD (non-zero MRSERVICETD), unless the policy allows it."""
+    if body.mrservicetd is None or not any(body.mrservicetd) or policy.allow_service_td:
+        return []
+    return [
+        Reason(
+            Code.INTEL_POLICY_MRSERVICETD_NONZERO,
+            "TD is bound to a service TD (MRSERVICETD)",
+            bytes(48).hex(),
+            body.mrservicetd.hex(),
+        )
+    ]
+
+
+def _tcb_reasons(tcb: TcbEvaluation, tcb_eval_number: int, policy: IntelPolicy) -> list[Reason]:
+    """The merged TCB status, the advisory deny-list, and the collateral's TCB evaluation data number."""
+    reasons = []
+    if tcb.status not in policy.accepted_tcb_statuses:
         reasons.append(
             Reason(
                 Code.INTEL_POLICY_TCB_STATUS_NOT_ACCEPTED,
                 "TCB status is not accepted by policy",
                 " | ".join(sorted(policy.accepted_tcb_statuses)),
-                status,
+                tcb.status,
             )
         )
-    denied = sorted(set(v.tcb.advisory_ids) & policy.denied_advisory_ids)
+    denied = sorted(set(tcb.advisory_ids) & policy.denied_advisory_ids)
     if denied:
         reasons.append(
             Reason(
@@ -199,25 +204,52 @@ def appraise_intel(v: IntelVerification, policy: IntelPolicy) -> Verdict:
                 ", ".join(denied),
             )
         )
-    eval_number = v.collateral.tcb_eval_number
-    if policy.min_tcb_eval_number is not None and eval_number < policy.min_tcb_eval_number:
+    if policy.min_tcb_eval_number is not None and tcb_eval_number < policy.min_tcb_eval_number:
         reasons.append(
             Reason(
                 Code.INTEL_POLICY_TCB_EVAL_NUMBER_TOO_LOW,
                 "collateral TCB evaluation number too low",
                 f">= {policy.min_tcb_eval_number}",
-                str(eval_number),
+                str(tcb_eval_number),
             )
         )
-    if policy.expected_report_data is not None and body.reportdata != policy.expected_report_data:
-        reasons.append(
-            Reason(
-                Code.INTEL_POLICY_REPORT_DATA_MISMATCH,
-                "REPORTDATA is not the expected binding",
-                policy.expected_report_data.hex(),
-                body.reportdata.hex(),
-            )
+    return reasons
+
+
+def _binding_reasons(body: SgxReportBody | TdReportBody, policy: IntelPolicy) -> list[Reason]:
+    """REPORTDATA against the expected binding (all 64 bytes)."""
+    if policy.expected_report_data is None or body.reportdata == policy.expected_report_data:
+        return []
+    return [
+        Reason(
+            Code.INTEL_POLICY_REPORT_DATA_MISMATCH,
+            "REPORTDATA is not the expected binding",
+            policy.expected_report_data.hex(),
+            body.reportdata.hex(),
         )
+    ]
+
+
+def _measurements(body: SgxReportBody | TdReportBody) -> dict[str, bytes]:
+    """The measurements this TEE type reports, by the names allow-lists use."""
+    if isinstance(body, SgxReportBody):
+        return {"mrenclave": body.mrenclave, "mrsigner": body.mrsigner}
+    return {
+        "mrtd": body.mrtd,
+        "rtmr0": body.rtmr0,
+        "rtmr1": body.rtmr1,
+        "rtmr2": body.rtmr2,
+        "rtmr3": body.rtmr3,
+        "mrconfigid": body.mrconfigid,
+        "mrowner": body.mrowner,
+        "mrownerconfig": body.mrownerconfig,
+        "mrseam": body.mrseam,
+    }
+
+
+def _measurement_reasons(measured: Mapping[str, bytes], policy: IntelPolicy) -> list[Reason]:
+    """Each measurement the policy lists is reported by this TEE type and is on its allow-list."""
+    reasons = []
     for name, allowed in sorted(policy.allowed_measurements.items()):
         value = measured.get(name)
         if value is None:
@@ -234,14 +266,15 @@ def appraise_intel(v: IntelVerification, policy: IntelPolicy) -> Verdict:
                 Reason(
                     Code.INTEL_POLICY_MEASUREMENT_NOT_ALLOWED,
                     f"{name} is not in the allow-list",
-                    "one of " + ", ".join(sorted(a.hex() for a in allowed)),
+                    "one of " + ", ".join(sorted(allowed_value.hex() for allowed_value in allowed)),
                     value.hex(),
                 )
             )
-    return Verdict.of(reasons, simulated=v.simulated)
+    return reasons
 
 
 def _td_attribute_reasons(body: TdReportBody, policy: IntelPolicy) -> list[Reason]:
+    """TDATTRIBUTES: the TD-under-debug group, reserved bits, SEPT_VE_DISABLE and MIGRATABLE."""
     reasons = []
     attrs = body.tdattributes_int
     tud = attrs & TD_ATTR_TUD_MASK & ~TD_ATTR_RESERVED_MASK  # DEBUG (bit 0) and profiling (bits 4-6)

@@ -43,6 +43,7 @@ from verifier.evidence.snp import (
     POLICY_SINGLE_SOCKET,
     POLICY_SMT,
     PRODUCTS,
+    SnpReport,
     TcbVersion,
 )
 from verifier.platforms.amd_snp import SnpVerification
@@ -151,32 +152,53 @@ class SnpPolicy:
 def appraise_snp(
     v: SnpVerification, policy: SnpPolicy, *, endorsed_measurements: frozenset[bytes] = frozenset()
 ) -> Verdict:
-    """Check every rule. ``endorsed_measurements``: launch measurements from *verified* UVM endorsements; a
-    MEASUREMENT among them satisfies the measurement allow-list."""
-    r = v.report
-    reasons: list[Reason] = []
+    """Check every rule, area by area (as go-sev-guest's ``validate``), and list every failure in this order.
 
-    def fail(code: Code, message: str, expected: object, actual: object) -> None:
-        reasons.append(Reason(code, message, str(expected), str(actual)))
+    ``endorsed_measurements``: launch measurements from *verified* UVM endorsements; a MEASUREMENT among them
+    satisfies the measurement allow-list.
+    """
+    report = v.report
+    reasons = [
+        *_guest_policy_reasons(report.policy, policy),
+        *_vmpl_and_platform_reasons(report, policy),
+        *_signing_key_reasons(v, policy),
+        *_tcb_floor_reasons(v, policy),
+        *_firmware_reasons(report, policy),
+        *_measurement_and_identity_reasons(report, policy, endorsed_measurements),
+        *_host_data_reasons(v, policy),
+        *_guest_svn_reasons(report, policy),
+        *_binding_reasons(report, policy),
+    ]
+    return Verdict.of(reasons, simulated=v.simulated)
 
-    # Guest policy bits (§2).
-    p = r.policy
-    if p & POLICY_DEBUG and not policy.allow_debug:
-        fail(Code.SNP_POLICY_DEBUG, "guest POLICY.DEBUG is set (bit 19): the host can read guest memory", 0, 1)
-    if p & POLICY_MIGRATE_MA and not policy.allow_migrate_ma:
-        fail(Code.SNP_POLICY_MIGRATE_MA, "guest POLICY.MIGRATE_MA is set (bit 18)", 0, 1)
-    if not p & POLICY_RESERVED_MBO or p & POLICY_RESERVED_MASK:
-        fail(
-            Code.SNP_POLICY_RESERVED_BITS,
-            "guest POLICY reserved bits: bit 17 must be 1, bits 26-63 must be 0",
-            "bit17=1, bits26-63=0",
-            hex(p),
+
+def _reason(code: Code, message: str, expected: object, actual: object) -> Reason:
+    return Reason(code, message, str(expected), str(actual))
+
+
+def _guest_policy_reasons(guest_policy: int, policy: SnpPolicy) -> list[Reason]:
+    """The report's guest POLICY field (§2): forbidden bits, reserved bits, and bits the policy requires."""
+    reasons = []
+    if guest_policy & POLICY_DEBUG and not policy.allow_debug:
+        reasons.append(
+            _reason(Code.SNP_POLICY_DEBUG, "guest POLICY.DEBUG is set (bit 19): the host can read guest memory", 0, 1)
         )
-    if p & POLICY_SMT and not policy.allow_smt:
-        fail(Code.SNP_POLICY_SMT, "guest POLICY allows SMT", 0, 1)
-    if p & POLICY_CXL_ALLOW and not policy.allow_cxl:
-        fail(Code.SNP_POLICY_CXL, "guest POLICY allows CXL memory (bit 21)", 0, 1)
-    for required, bit, code, name in (
+    if guest_policy & POLICY_MIGRATE_MA and not policy.allow_migrate_ma:
+        reasons.append(_reason(Code.SNP_POLICY_MIGRATE_MA, "guest POLICY.MIGRATE_MA is set (bit 18)", 0, 1))
+    if not guest_policy & POLICY_RESERVED_MBO or guest_policy & POLICY_RESERVED_MASK:
+        reasons.append(
+            _reason(
+                Code.SNP_POLICY_RESERVED_BITS,
+                "guest POLICY reserved bits: bit 17 must be 1, bits 26-63 must be 0",
+                "bit17=1, bits26-63=0",
+                hex(guest_policy),
+            )
+        )
+    if guest_policy & POLICY_SMT and not policy.allow_smt:
+        reasons.append(_reason(Code.SNP_POLICY_SMT, "guest POLICY allows SMT", 0, 1))
+    if guest_policy & POLICY_CXL_ALLOW and not policy.allow_cxl:
+        reasons.append(_reason(Code.SNP_POLICY_CXL, "guest POLICY allows CXL memory (bit 21)", 0, 1))
+    required_bits = (
         (policy.require_single_socket, POLICY_SINGLE_SOCKET, Code.SNP_POLICY_SINGLE_SOCKET, "SINGLE_SOCKET"),
         (policy.require_mem_aes_256_xts, POLICY_MEM_AES_256_XTS, Code.SNP_POLICY_MEM_AES_256_XTS, "MEM_AES_256_XTS"),
         (policy.require_rapl_dis, POLICY_RAPL_DIS, Code.SNP_POLICY_RAPL_DIS, "RAPL_DIS"),
@@ -186,116 +208,198 @@ def appraise_snp(
             Code.SNP_POLICY_CIPHERTEXT_HIDING,
             "CIPHERTEXT_HIDING_DRAM",
         ),
-    ):
-        if required and not p & bit:
-            fail(code, f"guest POLICY.{name} is required", 1, 0)
-    if r.vmpl not in policy.allowed_vmpls:
-        fail(
-            Code.SNP_POLICY_VMPL,
-            "report was requested from a VMPL that is not allowed",
-            sorted(policy.allowed_vmpls),
-            r.vmpl,
-        )
-    if policy.require_alias_check_complete and r.version >= 3 and not r.platform_info & PLATFORM_ALIAS_CHECK_COMPLETE:
-        fail(Code.SNP_POLICY_PLATFORM_INFO, "PLATFORM_INFO.ALIAS_CHECK_COMPLETE is not set (BadRAM mitigation)", 1, 0)
-    if policy.require_crl and not v.crl_checked:
-        fail(
-            Code.SNP_CRL_MISSING,
-            "no AMD CRL was available to check the ASK/ASVK and the leaf for revocation",
-            "a current CRL signed by the ARK",
-            "none",
-        )
-    if v.signing_key not in policy.allowed_signing_keys:
-        fail(
-            Code.SNP_POLICY_SIGNING_KEY,
-            "signing key type is not allowed",
-            sorted(policy.allowed_signing_keys),
-            v.signing_key,
-        )
-    if (v.signing_key == "vlek" or v.leaf.csp_id is not None) and v.leaf.csp_id not in policy.allowed_csp_ids:
-        if policy.allowed_csp_ids:
-            fail(Code.SNP_POLICY_CSP_ID, "VLEK cspID is not allowed", sorted(policy.allowed_csp_ids), v.leaf.csp_id)
-        else:
-            fail(
-                Code.SNP_POLICY_CSP_ID,
-                "VLEK-signed report, but the policy allows no cloud provider (allowed_csp_ids is empty)",
-                "a cspID listed in allowed_csp_ids",
-                v.leaf.csp_id,
-            )
+    )
+    reasons.extend(
+        _reason(code, f"guest POLICY.{name} is required", 1, 0)
+        for required, bit, code, name in required_bits
+        if required and not guest_policy & bit
+    )
+    return reasons
 
-    # TCB floor per product, component-wise, for every TCB the report carries.
-    minimum = policy.tcb_floor(v.product)
-    built_in = v.product not in policy.min_tcb_override and bool(DEFAULT_MIN_TCB.get(v.product))
+
+def _vmpl_and_platform_reasons(report: SnpReport, policy: SnpPolicy) -> list[Reason]:
+    """The VMPL the report was requested from, and PLATFORM_INFO.ALIAS_CHECK_COMPLETE (BadRAM) on v3+ reports."""
+    reasons = []
+    if report.vmpl not in policy.allowed_vmpls:
+        reasons.append(
+            _reason(
+                Code.SNP_POLICY_VMPL,
+                "report was requested from a VMPL that is not allowed",
+                sorted(policy.allowed_vmpls),
+                report.vmpl,
+            )
+        )
+    alias_check_complete = report.platform_info & PLATFORM_ALIAS_CHECK_COMPLETE
+    if policy.require_alias_check_complete and report.version >= 3 and not alias_check_complete:
+        reasons.append(
+            _reason(
+                Code.SNP_POLICY_PLATFORM_INFO, "PLATFORM_INFO.ALIAS_CHECK_COMPLETE is not set (BadRAM mitigation)", 1, 0
+            )
+        )
+    return reasons
+
+
+def _signing_key_reasons(verification: SnpVerification, policy: SnpPolicy) -> list[Reason]:
+    """Revocation checked, the signing key kind (VCEK/VLEK), and a VLEK's cspID on the allow-list (§3.1)."""
+    reasons = []
+    if policy.require_crl and not verification.crl_checked:
+        reasons.append(
+            _reason(
+                Code.SNP_CRL_MISSING,
+                "no AMD CRL was available to check the ASK/ASVK and the leaf for revocation",
+                "a current CRL signed by the ARK",
+                "none",
+            )
+        )
+    signing_key, csp_id = verification.signing_key, verification.leaf.csp_id
+    if signing_key not in policy.allowed_signing_keys:
+        reasons.append(
+            _reason(
+                Code.SNP_POLICY_SIGNING_KEY,
+                "signing key type is not allowed",
+                sorted(policy.allowed_signing_keys),
+                signing_key,
+            )
+        )
+    if (signing_key == "vlek" or csp_id is not None) and csp_id not in policy.allowed_csp_ids:
+        if policy.allowed_csp_ids:
+            reasons.append(
+                _reason(Code.SNP_POLICY_CSP_ID, "VLEK cspID is not allowed", sorted(policy.allowed_csp_ids), csp_id)
+            )
+        else:
+            reasons.append(
+                _reason(
+                    Code.SNP_POLICY_CSP_ID,
+                    "VLEK-signed report, but the policy allows no cloud provider (allowed_csp_ids is empty)",
+                    "a cspID listed in allowed_csp_ids",
+                    csp_id,
+                )
+            )
+    return reasons
+
+
+def _tcb_floor_reasons(verification: SnpVerification, policy: SnpPolicy) -> list[Reason]:
+    """The TCB floor for the product (:meth:`SnpPolicy.tcb_floor`), component-wise, on every TCB the report carries."""
+    product = verification.product
+    minimum = policy.tcb_floor(product)
+    built_in = product not in policy.min_tcb_override and bool(DEFAULT_MIN_TCB.get(product))
+    reasons = []
     for label, tcb in (
-        ("REPORTED", v.reported_tcb),
-        ("COMMITTED", v.committed_tcb),
-        ("CURRENT", v.current_tcb),
-        ("LAUNCH", v.launch_tcb),
+        ("REPORTED", verification.reported_tcb),
+        ("COMMITTED", verification.committed_tcb),
+        ("CURRENT", verification.current_tcb),
+        ("LAUNCH", verification.launch_tcb),
     ):
         low = _below(tcb, minimum)
         if low:
-            fail(
-                Code.SNP_POLICY_TCB_TOO_LOW,
-                f"{label}_TCB is below the minimum for {v.product}"
-                + (" (includes the built-in AMD-SB-3019 floor; see min_tcb_override)" if built_in else ""),
-                ", ".join(f"{c}>={minimum[c]}" for c in low),
-                ", ".join(f"{c}={tcb.components().get(c)}" for c in low),
-            )
-    if policy.min_firmware is not None:
-        for label, version in (("current", r.current_version), ("committed", r.committed_version)):
-            if version < policy.min_firmware:
-                fail(
-                    Code.SNP_POLICY_FIRMWARE_TOO_LOW,
-                    f"{label} SNP firmware is older than the minimum",
-                    ">= " + ".".join(map(str, policy.min_firmware)),
-                    ".".join(map(str, version)),
+            reasons.append(
+                _reason(
+                    Code.SNP_POLICY_TCB_TOO_LOW,
+                    f"{label}_TCB is below the minimum for {product}"
+                    + (" (includes the built-in AMD-SB-3019 floor; see min_tcb_override)" if built_in else ""),
+                    ", ".join(f"{component}>={minimum[component]}" for component in low),
+                    ", ".join(f"{component}={tcb.components().get(component)}" for component in low),
                 )
+            )
+    return reasons
 
-    # Reference values (measurements and identities); an empty allow-list means "not constrained".
-    checks = (
-        (policy.allowed_measurements, r.measurement, Code.SNP_POLICY_MEASUREMENT, "MEASUREMENT"),
-        (policy.allowed_id_key_digests, r.id_key_digest, Code.SNP_POLICY_ID_KEY_DIGEST, "ID_KEY_DIGEST"),
+
+def _firmware_reasons(report: SnpReport, policy: SnpPolicy) -> list[Reason]:
+    """The current and committed SNP firmware versions against ``min_firmware``."""
+    if policy.min_firmware is None:
+        return []
+    minimum = ".".join(map(str, policy.min_firmware))
+    return [
+        _reason(
+            Code.SNP_POLICY_FIRMWARE_TOO_LOW,
+            f"{label} SNP firmware is older than the minimum",
+            ">= " + minimum,
+            ".".join(map(str, version)),
+        )
+        for label, version in (("current", report.current_version), ("committed", report.committed_version))
+        if version < policy.min_firmware
+    ]
+
+
+def _measurement_and_identity_reasons(
+    report: SnpReport, policy: SnpPolicy, endorsed_measurements: frozenset[bytes]
+) -> list[Reason]:
+    """MEASUREMENT (or a verified UVM endorsement), ID and author key digests, FAMILY_ID and IMAGE_ID.
+
+    An empty allow-list means "not constrained"; an endorsed MEASUREMENT satisfies the measurement allow-list.
+    """
+    endorsed = report.measurement in endorsed_measurements
+    reasons = []
+    if policy.require_uvm_endorsement and not endorsed:
+        reasons.append(
+            _reason(
+                Code.SNP_POLICY_MEASUREMENT,
+                "MEASUREMENT is not endorsed by a verified UVM endorsement",
+                _one_of(endorsed_measurements) if endorsed_measurements else "an endorsed UVM measurement",
+                report.measurement.hex(),
+            )
+        )
+    allow_lists = (
+        (policy.allowed_measurements, report.measurement, Code.SNP_POLICY_MEASUREMENT, "MEASUREMENT"),
+        (policy.allowed_id_key_digests, report.id_key_digest, Code.SNP_POLICY_ID_KEY_DIGEST, "ID_KEY_DIGEST"),
         (
             policy.allowed_author_key_digests,
-            r.author_key_digest,
+            report.author_key_digest,
             Code.SNP_POLICY_AUTHOR_KEY_DIGEST,
             "AUTHOR_KEY_DIGEST",
         ),
-        (policy.allowed_family_ids, r.family_id, Code.SNP_POLICY_FAMILY_ID, "FAMILY_ID"),
-        (policy.allowed_image_ids, r.image_id, Code.SNP_POLICY_IMAGE_ID, "IMAGE_ID"),
+        (policy.allowed_family_ids, report.family_id, Code.SNP_POLICY_FAMILY_ID, "FAMILY_ID"),
+        (policy.allowed_image_ids, report.image_id, Code.SNP_POLICY_IMAGE_ID, "IMAGE_ID"),
     )
-    endorsed = r.measurement in endorsed_measurements
-    if policy.require_uvm_endorsement and not endorsed:
-        fail(
-            Code.SNP_POLICY_MEASUREMENT,
-            "MEASUREMENT is not endorsed by a verified UVM endorsement",
-            _one_of(endorsed_measurements) if endorsed_measurements else "an endorsed UVM measurement",
-            r.measurement.hex(),
+    reasons.extend(
+        _reason(code, f"{name} is not an allowed reference value", _one_of(allowed), value.hex())
+        for allowed, value, code, name in allow_lists
+        if not (name == "MEASUREMENT" and endorsed) and allowed and value not in allowed
+    )
+    return reasons
+
+
+def _host_data_reasons(verification: SnpVerification, policy: SnpPolicy) -> list[Reason]:
+    """HOST_DATA equals an allowed value or the digest of a CCE policy (confidential ACI, §7), when constrained."""
+    host_data = verification.report.host_data
+    if not (policy.allowed_host_data or policy.cce_policies):
+        return []
+    if host_data in policy.allowed_host_data or matched_cce_policy(verification, policy) is not None:
+        return []
+    expected = _one_of(policy.allowed_host_data | frozenset(policy.cce_policies.values()))
+    return [
+        _reason(
+            Code.SNP_POLICY_HOST_DATA, "HOST_DATA matches no allowed value or CCE policy", expected, host_data.hex()
         )
-    for allowed, value, code, name in checks:
-        if name == "MEASUREMENT" and endorsed:
-            continue
-        if allowed and value not in allowed:
-            fail(code, f"{name} is not an allowed reference value", _one_of(allowed), value.hex())
-    host_data_constrained = bool(policy.allowed_host_data or policy.cce_policies)
-    if host_data_constrained and r.host_data not in policy.allowed_host_data and matched_cce_policy(v, policy) is None:
-        expected = _one_of(policy.allowed_host_data | frozenset(policy.cce_policies.values()))
-        fail(Code.SNP_POLICY_HOST_DATA, "HOST_DATA matches no allowed value or CCE policy", expected, r.host_data.hex())
-    if policy.min_guest_svn is not None and r.guest_svn < policy.min_guest_svn:
-        fail(
+    ]
+
+
+def _guest_svn_reasons(report: SnpReport, policy: SnpPolicy) -> list[Reason]:
+    """GUEST_SVN against ``min_guest_svn``."""
+    if policy.min_guest_svn is None or report.guest_svn >= policy.min_guest_svn:
+        return []
+    return [
+        _reason(
             Code.SNP_POLICY_GUEST_SVN_TOO_LOW,
             "GUEST_SVN is below the minimum",
             f">= {policy.min_guest_svn}",
-            r.guest_svn,
+            report.guest_svn,
         )
-    if policy.expected_report_data is not None and r.report_data != policy.expected_report_data:
-        fail(
+    ]
+
+
+def _binding_reasons(report: SnpReport, policy: SnpPolicy) -> list[Reason]:
+    """REPORT_DATA against the expected binding (all 64 bytes)."""
+    if policy.expected_report_data is None or report.report_data == policy.expected_report_data:
+        return []
+    return [
+        _reason(
             Code.SNP_POLICY_REPORT_DATA,
             "REPORT_DATA is not the expected binding",
             policy.expected_report_data.hex(),
-            r.report_data.hex(),
+            report.report_data.hex(),
         )
-    return Verdict.of(reasons, simulated=v.simulated)
+    ]
 
 
 def matched_cce_policy(v: SnpVerification, policy: SnpPolicy) -> str | None:

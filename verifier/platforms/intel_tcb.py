@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from verifier.errors import Code, VerificationFailed
-from verifier.trust.intel_tcb_info import IdentityLevel, TcbInfo
+from verifier.trust.intel_tcb_info import IdentityLevel, TcbInfo, TcbLevel
 
 UP_TO_DATE: Final = "UpToDate"
 SW_HARDENING_NEEDED: Final = "SWHardeningNeeded"
@@ -105,79 +105,100 @@ def evaluate_tcb(
     if not sgx_levels:
         raise _not_supported("platform", f"SGX components {list(pck_components)}, PCESVN {pck_pcesvn}")
     sgx_level = tcb_info.levels[sgx_levels[0]]
-    advisories = set(qe_level.advisory_ids)
-
-    if tee_tcb_svn is None:  # SGX
-        platform_status = sgx_level.status
-        advisories.update(sgx_level.advisory_ids)
-        status = merge(platform_status, qe_level.status)
+    if tee_tcb_svn is None:  # SGX: the platform level merged with the QE
         return TcbEvaluation(
-            status,
-            platform_status,
+            merge(sgx_level.status, qe_level.status),
+            sgx_level.status,
             qe_level.status,
             None,
             sgx_level.tcb_date,
-            tuple(sorted(advisories)),
+            _advisory_ids(qe_level, sgx_level),
             sgx_level.status,
         )
+    tdx_level = _match_tdx_level(tcb_info, sgx_levels, tee_tcb_svn)
+    module_level = _match_module_level(tcb_info, tee_tcb_svn)
+    module_status = None if module_level is None else module_level.status
+    status = merge(merge(tdx_level.status, module_status), qe_level.status)  # §5: module first, then QE
+    if tee_tcb_svn2 is not None:  # TD 1.5 (body types 3/4)
+        status = _td_relaunch_status(
+            status,
+            tcb_info=tcb_info,
+            sgx_status=sgx_level.status,
+            platform_status=tdx_level.status,
+            module_status=module_status,
+            qe_status=qe_level.status,
+            tee_tcb_svn2=tee_tcb_svn2,
+        )
+    return TcbEvaluation(
+        status,
+        tdx_level.status,
+        qe_level.status,
+        module_status,
+        tdx_level.tcb_date,
+        _advisory_ids(qe_level, tdx_level, module_level),
+        sgx_level.status,
+    )
 
-    # TDX level: from the SGX level on, the first that the TEE_TCB_SVN also meets. Indices 0-1 are delegated
-    # to the module identity when the module major (TEE_TCB_SVN[1]) is non-zero.
-    major = tee_tcb_svn[1]
-    first = 2 if major > 0 else 0
-    tdx_level = None
+
+def _match_tdx_level(tcb_info: TcbInfo, sgx_levels: tuple[int, ...], tee_tcb_svn: bytes) -> TcbLevel:
+    """From the SGX level on, the first level whose TDX components the TEE_TCB_SVN also meets.
+
+    Components 0-1 are delegated to the module identity when the module major (TEE_TCB_SVN[1]) is non-zero.
+    """
+    first = 2 if tee_tcb_svn[1] > 0 else 0
     svn = tee_tcb_svn[first:16]
     for index in sgx_levels:
         level = tcb_info.levels[index]
-        tc = level.tdx_components
-        if tc is None:
+        components = level.tdx_components
+        if components is None:
             raise _not_supported("TDX", "TCB level without tdxtcbcomponents")
-        if all(map(operator.ge, svn, tc[first:])):
-            tdx_level = level
-            break
-    if tdx_level is None:
-        raise _not_supported("TDX", f"TEE_TCB_SVN {tee_tcb_svn.hex()}")
-    platform_status = tdx_level.status
-    advisories.update(tdx_level.advisory_ids)
+        if all(map(operator.ge, svn, components[first:])):
+            return level
+    raise _not_supported("TDX", f"TEE_TCB_SVN {tee_tcb_svn.hex()}")
 
-    module_status: str | None = None
-    status = platform_status
-    if major > 0:
-        ident = tcb_info.module_identity(major)
-        if ident is None:  # step 9 already rejects this; kept so the function is safe on its own
-            raise VerificationFailed(
-                Code.INTEL_TDX_MODULE_MISMATCH,
-                "no TDX module identity for this module",
-                expected=f"TDX_{major:02X}",
-                actual="absent",
-            )
-        mlevel = match_identity_level(ident.levels, tee_tcb_svn[0], "TDX module")
-        module_status = mlevel.status
-        advisories.update(mlevel.advisory_ids)
-        status = merge(status, module_status)
-    status = merge(status, qe_level.status)
 
-    # TD 1.5 relaunch (body types 3/4): a TD-preserving module update already fixed what made it OutOfDate.
+def _match_module_level(tcb_info: TcbInfo, tee_tcb_svn: bytes) -> IdentityLevel | None:
+    """The TDX module identity level for TEE_TCB_SVN[0], or None when the module major is 0 (not delegated)."""
+    major = tee_tcb_svn[1]
+    if major == 0:
+        return None
+    identity = tcb_info.module_identity(major)
+    if identity is None:  # step 9 already rejects this; kept so the function is safe on its own
+        raise VerificationFailed(
+            Code.INTEL_TDX_MODULE_MISMATCH,
+            "no TDX module identity for this module",
+            expected=f"TDX_{major:02X}",
+            actual="absent",
+        )
+    return match_identity_level(identity.levels, tee_tcb_svn[0], "TDX module")
+
+
+def _td_relaunch_status(
+    status: str,
+    *,
+    tcb_info: TcbInfo,
+    sgx_status: str,
+    platform_status: str,
+    module_status: str | None,
+    qe_status: str,
+    tee_tcb_svn2: bytes,
+) -> str:
+    """TD 1.5 relaunch: a TD-preserving module update already fixed what made it OutOfDate; else ``status``."""
     if (
-        tee_tcb_svn2 is not None
-        and qe_level.status not in (OUT_OF_DATE, REVOKED)
-        and sgx_level.status
-        in (UP_TO_DATE, SW_HARDENING_NEEDED, CONFIGURATION_NEEDED, CONFIGURATION_AND_SW_HARDENING_NEEDED)
+        qe_status not in (OUT_OF_DATE, REVOKED)
+        and sgx_status in (UP_TO_DATE, SW_HARDENING_NEEDED, CONFIGURATION_NEEDED, CONFIGURATION_AND_SW_HARDENING_NEEDED)
         and platform_status in (OUT_OF_DATE, OUT_OF_DATE_CONFIGURATION_NEEDED)
         and module_status == OUT_OF_DATE
         and _relaunch_fixes(tcb_info, tee_tcb_svn2)
     ):
-        config = sgx_level.status in _CONFIG or platform_status in _CONFIG
-        status = TD_RELAUNCH_ADVISED_CONFIGURATION_NEEDED if config else TD_RELAUNCH_ADVISED
-    return TcbEvaluation(
-        status,
-        platform_status,
-        qe_level.status,
-        module_status,
-        tdx_level.tcb_date,
-        tuple(sorted(advisories)),
-        sgx_level.status,
-    )
+        config = sgx_status in _CONFIG or platform_status in _CONFIG
+        return TD_RELAUNCH_ADVISED_CONFIGURATION_NEEDED if config else TD_RELAUNCH_ADVISED
+    return status
+
+
+def _advisory_ids(*levels: TcbLevel | IdentityLevel | None) -> tuple[str, ...]:
+    """The sorted union of the matched levels' advisory IDs (None: a level that does not apply)."""
+    return tuple(sorted({advisory for level in levels if level is not None for advisory in level.advisory_ids}))
 
 
 def _relaunch_fixes(tcb_info: TcbInfo, svn2: bytes) -> bool:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from tests.support.vectors import INTEL_CASES, IntelCase
 from verifier.appraisal.intel import IntelPolicy, appraise_intel, parse_intel_policy
 from verifier.errors import Code, UsageError
 from verifier.evidence.dcap import parse_quote
+from verifier.evidence.tdx import TD_ATTR_DEBUG, TD_ATTR_MIGRATABLE, TD_ATTR_SEPT_VE_DISABLE
 from verifier.platforms.intel_dcap import IntelVerification, verify_quote
 from verifier.trust.intel_collateral import parse_collateral_json
 from verifier.trust.store import TrustStore
@@ -107,6 +110,57 @@ def test_appraise_intel_migratable_opt_out(trust: TrustStore) -> None:
     v = _verified("P2", trust)
     assert not v.quote.td_body.tdattributes_int & (1 << 29)
     assert _codes(v, IntelPolicy(allow_migratable=False)) == []
+
+
+@pytest.mark.parametrize(
+    ("tdattributes", "policy", "code"),
+    [
+        (TD_ATTR_SEPT_VE_DISABLE | TD_ATTR_DEBUG, IntelPolicy(), Code.INTEL_POLICY_TD_DEBUG),
+        (TD_ATTR_SEPT_VE_DISABLE | 1 << 1, IntelPolicy(), Code.INTEL_POLICY_TD_RESERVED_ATTRIBUTES),
+        (0, IntelPolicy(), Code.INTEL_POLICY_TD_SEPT_VE_DISABLE_OFF),
+        (
+            TD_ATTR_SEPT_VE_DISABLE | TD_ATTR_MIGRATABLE,
+            IntelPolicy(allow_migratable=False),
+            Code.INTEL_POLICY_TD_MIGRATABLE,
+        ),
+    ],
+    ids=["debug", "reserved-bit", "sept-ve-disable-off", "migratable"],
+)
+def test_appraise_intel_single_td_attribute_defect_rejects(
+    trust: TrustStore, tdattributes: int, policy: IntelPolicy, code: Code
+) -> None:
+    v = _verified("P2", trust)
+    assert v.quote.td_body.tdattributes_int == TD_ATTR_SEPT_VE_DISABLE
+    body = replace(v.quote.td_body, tdattributes=tdattributes.to_bytes(8, "little"))
+    assert _codes(replace(v, quote=replace(v.quote, body=body)), policy) == [code]
+
+
+def test_appraise_intel_reports_every_rule_group_in_order(trust: TrustStore) -> None:
+    # One defect per rule group, all at once: attributes and service TD first, measurements last.
+    v = _verified("P2", trust)  # TD 1.0, UpToDate, no advisories, evaluation data number 17
+    assert v.quote.body.reportdata != bytes(64)
+    body = replace(
+        v.quote.td_body,
+        tdattributes=(TD_ATTR_SEPT_VE_DISABLE | TD_ATTR_DEBUG).to_bytes(8, "little"),
+        mrservicetd=b"\x01" * 48,
+    )
+    v = replace(v, quote=replace(v.quote, body=body), tcb=replace(v.tcb, advisory_ids=("INTEL-SA-00615",)))
+    policy = IntelPolicy(
+        accepted_tcb_statuses=frozenset({"SWHardeningNeeded"}),
+        denied_advisory_ids=frozenset({"INTEL-SA-00615"}),
+        min_tcb_eval_number=18,
+        expected_report_data=bytes(64),
+        allowed_measurements={"mrtd": frozenset({bytes(48)})},
+    )
+    assert _codes(v, policy) == [
+        Code.INTEL_POLICY_TD_DEBUG,
+        Code.INTEL_POLICY_MRSERVICETD_NONZERO,
+        Code.INTEL_POLICY_TCB_STATUS_NOT_ACCEPTED,
+        Code.INTEL_POLICY_ADVISORY_DENIED,
+        Code.INTEL_POLICY_TCB_EVAL_NUMBER_TOO_LOW,
+        Code.INTEL_POLICY_REPORT_DATA_MISMATCH,
+        Code.INTEL_POLICY_MEASUREMENT_NOT_ALLOWED,
+    ]
 
 
 def test_parse_intel_policy_round_trip() -> None:

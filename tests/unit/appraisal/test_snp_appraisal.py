@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from dataclasses import replace
 
 import pytest
 
@@ -23,7 +24,14 @@ from verifier.appraisal.snp import (
 )
 from verifier.attestation.evaluation import evaluate_snp_report
 from verifier.errors import Code, UsageError
-from verifier.evidence.snp import parse_snp_report
+from verifier.evidence.snp import (
+    PLATFORM_ALIAS_CHECK_COMPLETE,
+    POLICY_CXL_ALLOW,
+    POLICY_DEBUG,
+    POLICY_MIGRATE_MA,
+    POLICY_RESERVED_MBO,
+    parse_snp_report,
+)
 from verifier.platforms.amd_snp import SnpVerification, verify_snp_report
 from verifier.testing.amd_pki import DEFAULT_CSP_ID, ReportOptions, default_amd_pki
 from verifier.testing.amd_report_builder import DEFAULT_TCB, Tcb
@@ -99,6 +107,53 @@ def test_appraise_snp_single_rule_rejects(o2: SnpVerification, policy: SnpPolicy
     assert {r.code for r in reasons} == {code}  # only this rule (firmware: current and committed both listed)
     assert reasons[0].expected is not None
     assert reasons[0].actual is not None
+
+
+@pytest.mark.parametrize(
+    ("report_changes", "policy", "code"),
+    [
+        ({"policy": 0x30000 | POLICY_DEBUG}, SnpPolicy(), Code.SNP_POLICY_DEBUG),
+        ({"policy": 0x30000 | POLICY_MIGRATE_MA}, SnpPolicy(), Code.SNP_POLICY_MIGRATE_MA),
+        ({"policy": 0x30000 & ~POLICY_RESERVED_MBO}, SnpPolicy(), Code.SNP_POLICY_RESERVED_BITS),
+        ({"policy": 0x30000 | 1 << 40}, SnpPolicy(), Code.SNP_POLICY_RESERVED_BITS),
+        ({"policy": 0x30000 | POLICY_CXL_ALLOW}, SnpPolicy(), Code.SNP_POLICY_CXL),
+        ({"platform_info": 0}, SnpPolicy(), Code.SNP_POLICY_PLATFORM_INFO),
+        ({}, SnpPolicy(require_uvm_endorsement=True), Code.SNP_POLICY_MEASUREMENT),
+    ],
+    ids=["debug", "migrate-ma", "reserved-bit-17-clear", "reserved-high-bit", "cxl", "alias-check", "uvm-endorsement"],
+)
+def test_appraise_snp_single_report_defect_rejects(
+    o2: SnpVerification, report_changes: dict[str, int], policy: SnpPolicy, code: Code
+) -> None:
+    assert o2.report.policy == 0x30000
+    assert o2.report.platform_info & PLATFORM_ALIAS_CHECK_COMPLETE
+    v = replace(o2, report=replace(o2.report, **report_changes))  # type: ignore[arg-type]
+    assert _codes(v, policy) == [code]
+
+
+def test_appraise_snp_reports_every_rule_group_in_order(o2: SnpVerification) -> None:
+    # One defect per rule group, all at once: every group reports, guest policy first, binding last.
+    report = replace(o2.report, policy=o2.report.policy | POLICY_DEBUG, vmpl=1)
+    policy = SnpPolicy(
+        allowed_signing_keys=frozenset({"vlek"}),
+        min_tcb={"genoa": {"snp": o2.reported_tcb.snp + 1}},
+        min_firmware=(255, 0, 0),
+        allowed_measurements=frozenset({bytes(48)}),
+        allowed_host_data=frozenset({b"\x01" * 32}),
+        min_guest_svn=o2.report.guest_svn + 1,
+        expected_report_data=b"\x01" * 64,
+    )
+    assert _codes(replace(o2, report=report), policy) == [
+        Code.SNP_POLICY_DEBUG,
+        Code.SNP_POLICY_VMPL,
+        Code.SNP_POLICY_SIGNING_KEY,
+        *[Code.SNP_POLICY_TCB_TOO_LOW] * 4,
+        *[Code.SNP_POLICY_FIRMWARE_TOO_LOW] * 2,
+        Code.SNP_POLICY_MEASUREMENT,
+        Code.SNP_POLICY_HOST_DATA,
+        Code.SNP_POLICY_GUEST_SVN_TOO_LOW,
+        Code.SNP_POLICY_REPORT_DATA,
+    ]
 
 
 @pytest.mark.parametrize("component", ["bootloader", "tee", "snp", "microcode"])
