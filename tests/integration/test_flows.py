@@ -400,7 +400,7 @@ def _snp_world(session: Session, w: World) -> DecisionContext:
     """Extend the world to SEV-SNP: reference values, the platform allowed, and both simulated PKIs trusted."""
     from verifier.config import Settings
     from verifier.testing.amd_pki import ReportOptions
-    from verifier.worker.context import trust_store_for
+    from verifier.wiring import trust_store_for
 
     session.add(
         ReferenceValueSet(

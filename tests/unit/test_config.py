@@ -29,8 +29,8 @@ from verifier.config import (
 )
 from verifier.testing.intel_pki import default_pki
 from verifier.trust.store import DEFAULT_VENDOR_ROOTS, INTEL_SGX_ROOT
+from verifier.wiring import keyring_for
 from verifier.worker import celery_app
-from verifier.worker.context import keyring_for
 
 
 def _pem(key: ec.EllipticCurvePrivateKey, fmt: serialization.PrivateFormat) -> str:

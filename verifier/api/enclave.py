@@ -42,7 +42,7 @@ from verifier.db.models import (
 from verifier.db.session import read_session
 from verifier.errors import Code, EvidenceMalformed, Forbidden, NotFound
 from verifier.keywrap.enclave import parse_enclave_jwk
-from verifier.worker.context import keyring_for
+from verifier.wiring import keyring_for
 from verifier.worker.notify import supports_pubsub, waiter_for
 
 from .deps import EnclaveDep, SessionDep, SettingsDep

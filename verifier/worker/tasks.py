@@ -24,8 +24,8 @@ from verifier.db.models import Attestation, AttestationStatus
 from verifier.db.session import session_factory
 from verifier.observability.metrics import WORKER_METRICS
 from verifier.observability.worker import connect_worker_signals
+from verifier.wiring import decision_context
 from verifier.worker.celery_app import celery_app
-from verifier.worker.context import decision_context
 from verifier.worker.notify import publish_decided
 from verifier.worker.refresh import prefetch_locked_or_retry
 

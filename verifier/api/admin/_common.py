@@ -23,7 +23,7 @@ from verifier.db.models import (
     RecordStatus,
 )
 from verifier.errors import Code, Conflict, NotFound, UsageError
-from verifier.worker.context import kek_for
+from verifier.wiring import kek_for
 
 _T = TypeVar("_T")
 Limit = Annotated[int, Query(ge=1, le=200)]
