@@ -17,7 +17,6 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from verifier.attestation.flows import model_key_context
 from verifier.auth.credentials import issue_credential
 from verifier.config import Settings
 from verifier.db.models import (
@@ -34,7 +33,7 @@ from verifier.db.models import (
     RecordStatus,
     ReferenceValueSet,
 )
-from verifier.keywrap.kek import LocalAesKek
+from verifier.keywrap.kek import LocalAesKek, model_key_context
 from verifier.testing.databases import purge_keys
 from verifier.testing.intel_pki import SIM_NOW
 from verifier.testing.intel_quote_builder import TdReport

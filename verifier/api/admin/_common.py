@@ -14,7 +14,6 @@ from sqlalchemy import Select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from verifier.attestation.flows import model_key_context
 from verifier.config import Settings
 from verifier.db.models import (
     ApiCredential,
@@ -23,6 +22,7 @@ from verifier.db.models import (
     RecordStatus,
 )
 from verifier.errors import Code, Conflict, NotFound, UsageError
+from verifier.keywrap.kek import model_key_context
 from verifier.wiring import kek_for
 
 _T = TypeVar("_T")
