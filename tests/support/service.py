@@ -54,7 +54,8 @@ def purge_test_broker() -> None:
 def service_settings(database_url: str, **overrides: Any) -> Settings:
     """Development settings for a service test (simulated roots, the simulation clock, the test broker), with the
     test broker emptied and the in-process Celery app (the API side) publishing to it."""
-    from verifier.worker.celery_app import celery_app, transport_options
+    from verifier.broker.app import celery_app
+    from verifier.broker.transport import transport_options
 
     purge_test_broker()
     celery_app.conf.broker_url = TEST_BROKER

@@ -19,6 +19,8 @@ from verifier.attestation.challenges import purge_used_nonces
 from verifier.attestation.flows import decide_locked, lock_attestation
 from verifier.attestation.leases import expire_leases
 from verifier.attestation.pending import claim_stale_pending
+from verifier.broker.app import DECIDE_TASK
+from verifier.broker.notify import publish_decided
 from verifier.config import Settings, current_time, get_settings
 from verifier.db.models import Attestation, AttestationStatus
 from verifier.db.session import session_factory
@@ -26,7 +28,6 @@ from verifier.observability.metrics import WORKER_METRICS
 from verifier.observability.worker import connect_worker_signals
 from verifier.wiring import decision_context
 from verifier.worker.celery_app import celery_app
-from verifier.worker.notify import publish_decided
 from verifier.worker.refresh import prefetch_locked_or_retry
 
 log = logging.getLogger(__name__)
@@ -98,7 +99,7 @@ def decide_after_prefetch(task: Any, attestation_id: str) -> str:
 TRANSIENT_ERRORS: Final = (OperationalError, InterfaceError)
 
 decide_task = celery_app.task(
-    name="keyward.decide_attestation",
+    name=DECIDE_TASK,
     acks_late=True,
     bind=True,
     autoretry_for=TRANSIENT_ERRORS,
