@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 import pytest
+from celery import Celery
 from kombu.transport import TRANSPORT_ALIASES
 
 from tests.support.tools import ROOT
@@ -40,15 +41,16 @@ def test_broker_and_worker_modules_import_without_reading_settings() -> None:
     assert result.returncode == 0, result.stderr
 
 
-def test_celery_defaults_come_from_settings_and_register_the_transport(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_celery_broker_from_settings_when_first_configured(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = Settings(broker_url="redis://h:6379/0", broker_key_prefix="p:")
     monkeypatch.setattr(broker_app, "get_settings", lambda: settings)
     monkeypatch.delitem(TRANSPORT_ALIASES, "sqla", raising=False)
+    app = Celery("test")
+    app.on_configure.connect(broker_app._configure, weak=False)
+    app.conf.broker_url = "redis://mine:6379/0"  # set before the configuration is read: it wins
 
-    defaults = broker_app._from_settings()
-
-    assert defaults["broker_url"] == "redis://h:6379/0"
-    assert defaults["broker_transport_options"]["global_keyprefix"] == "p:"
+    assert app.conf.broker_transport_options["global_keyprefix"] == "p:"
+    assert app.conf.broker_url == "redis://mine:6379/0"
     assert TRANSPORT_ALIASES["sqla"] == SQLA_TRANSPORT
 
 

@@ -3,10 +3,10 @@
 Brokers: Redis in production; in the embedded development profile kombu's SQLAlchemy transport on a SQLite file
 (``sqla+sqlite:///...``), which needs no server and is polled every 50 ms.
 
-Importing this module reads no settings and changes no global: the broker URL and its transport options are Celery
-defaults computed when Celery first reads its configuration (:func:`_from_settings`), so whatever is set on
-``celery_app.conf`` before or after that wins (tests point the app at their own broker). Keyward's transport aliases
-(:mod:`verifier.broker.transport`) are registered then too.
+Importing this module reads no settings and changes no global: the broker URL and its transport options are read from
+Settings when Celery first reads its configuration (its ``on_configure`` signal, :func:`_configure`), and whatever is
+set on ``celery_app.conf`` before or after that wins (tests point the app at their own broker). Keyward's transport
+aliases (:mod:`verifier.broker.transport`) are registered then too.
 
 The API sends the decision by name (:func:`send_decide`), so it needs neither the task modules nor Celery's task
 registry. Not here: the tasks and the worker's own options and beat schedule (:mod:`verifier.worker.celery_app`).
@@ -25,21 +25,21 @@ from verifier.config import get_settings
 DECIDE_TASK: Final = "keyward.decide_attestation"
 
 
-def _from_settings() -> dict[str, Any]:
-    """Celery's lazy defaults: read from Settings when the configuration is first needed, never at import."""
+def _configure(sender: Celery, **_: Any) -> None:
+    """``on_configure``: the broker from Settings, when Celery first reads its configuration (never at import).
+    Values already set on ``conf`` win."""
     register_transports()
     settings = get_settings()
-    return {
-        "broker_url": settings.broker_url,
-        "broker_transport_options": transport_options(
-            settings.broker_url, settings.broker_visibility_timeout, settings.broker_key_prefix
-        ),
-    }
+    sender.conf.setdefault("broker_url", settings.broker_url)
+    sender.conf.setdefault(
+        "broker_transport_options",
+        transport_options(settings.broker_url, settings.broker_visibility_timeout, settings.broker_key_prefix),
+    )
 
 
 celery_app = Celery("keyward")
 celery_app.conf.task_ignore_result = True  # no result backend: the database holds every outcome
-celery_app.add_defaults(_from_settings)
+celery_app.on_configure.connect(_configure, weak=False)
 
 
 def send_decide(attestation_id: str, headers: dict[str, str] | None = None) -> None:
