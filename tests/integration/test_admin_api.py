@@ -22,7 +22,6 @@ from sqlalchemy.orm import Session
 
 from tests.support.factories import make_customer, make_entitlement, make_lease, make_model_version
 from verifier.app import create_app
-from verifier.attestation.flows import model_key_context
 from verifier.auth.credentials import authenticate, issue_credential
 from verifier.config import Settings
 from verifier.db.models import (
@@ -42,7 +41,7 @@ from verifier.db.models import (
     ReferenceValueSet,
 )
 from verifier.errors import Code, KeywardError
-from verifier.keywrap.kek import LocalAesKek
+from verifier.keywrap.kek import LocalAesKek, model_key_context
 
 ADMIN = "/v1/admin"
 

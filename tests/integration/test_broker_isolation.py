@@ -8,9 +8,9 @@ import redis
 from celery import Celery
 
 from tests.support.service import TEST_BROKER, TEST_KEY_PREFIX
+from verifier.broker.transport import transport_options
 from verifier.observability.health import broker_queue_depth
 from verifier.testing.databases import purge_keys
-from verifier.worker.celery_app import transport_options
 
 
 def _app(prefix: str) -> Celery:

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from tests.support.service import pending_tdx_attestation
 from verifier.attestation.challenges import issue_challenge
-from verifier.attestation.flows import DecisionContext, decide_attestation, model_key_context
+from verifier.attestation.flows import DecisionContext, decide_attestation
 from verifier.audit.log import verify_chain
 from verifier.db.models import (
     AppraisalPolicy,
@@ -42,7 +42,7 @@ from verifier.db.models import (
 )
 from verifier.keywrap.ear import ProviderKeyring, ProviderSigningKey, verify_ear
 from verifier.keywrap.enclave import expected_report_data, parse_enclave_jwk, unwrap_in_enclave
-from verifier.keywrap.kek import LocalAesKek
+from verifier.keywrap.kek import LocalAesKek, model_key_context
 from verifier.testing.amd_pki import AmdEvidence, Defect, ReportOptions, default_amd_pki
 from verifier.testing.intel_pki import Evidence, QuoteOptions, default_pki
 from verifier.testing.intel_quote_builder import TdReport
@@ -409,7 +409,7 @@ def _snp_world(session: Session, w: World) -> DecisionContext:
     """Extend the world to SEV-SNP: reference values, the platform allowed, and both simulated PKIs trusted."""
     from verifier.config import Settings
     from verifier.testing.amd_pki import ReportOptions
-    from verifier.worker.context import trust_store_for
+    from verifier.wiring import trust_store_for
 
     session.add(
         ReferenceValueSet(

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 
 from tests.support.service import TEST_BROKER, TEST_KEY_PREFIX
-from verifier.worker.notify import DecisionWaiter, publish_decided, supports_pubsub
+from verifier.broker.notify import DecisionWaiter, publish_decided, supports_pubsub
 
 
 def _publish_until_woken(waiter_id: str, event_is_set: Callable[[], bool], timeout: float = 5.0) -> None:

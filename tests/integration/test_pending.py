@@ -113,7 +113,7 @@ def test_claim_stale_pending_skips_a_row_a_worker_holds(engine: Engine) -> None:
 def _use_broker(url: str) -> None:
     """Point the API process's Celery app at ``url``, dropping its pooled connections (Celery has no public call
     for this: ``close()`` also deregisters the app)."""
-    from verifier.worker.celery_app import celery_app
+    from verifier.broker.app import celery_app
 
     celery_app.conf.broker_url = url
     celery_app._pool = None
@@ -123,7 +123,7 @@ def _use_broker(url: str) -> None:
 @contextmanager
 def _broker_down() -> Iterator[None]:
     """The API publishes to a port nothing listens on, as when Redis is down."""
-    from verifier.worker.celery_app import celery_app
+    from verifier.broker.app import celery_app
 
     good = celery_app.conf.broker_url
     _use_broker("redis://127.0.0.1:1/0")

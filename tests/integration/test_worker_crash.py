@@ -88,7 +88,8 @@ def test_worker_killed_mid_task_decides_once_after_redelivery(database_url: str,
     att_id = _pending(engine, settings, seeded.entitlement_id)
     extra = {"KEYWARD_BROKER_VISIBILITY_TIMEOUT": str(VISIBILITY)}
 
-    from verifier.worker.celery_app import celery_app, transport_options
+    from verifier.broker.app import celery_app
+    from verifier.broker.transport import transport_options
 
     celery_app.conf.broker_transport_options = transport_options(broker, VISIBILITY, TEST_KEY_PREFIX)
     blocker = engine.connect()

@@ -17,7 +17,6 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from verifier.attestation.flows import model_key_context
 from verifier.auth.credentials import issue_credential
 from verifier.config import Settings
 from verifier.db.models import (
@@ -34,7 +33,7 @@ from verifier.db.models import (
     RecordStatus,
     ReferenceValueSet,
 )
-from verifier.keywrap.kek import LocalAesKek
+from verifier.keywrap.kek import LocalAesKek, model_key_context
 from verifier.testing.databases import purge_keys
 from verifier.testing.intel_pki import SIM_NOW
 from verifier.testing.intel_quote_builder import TdReport
@@ -55,7 +54,8 @@ def purge_test_broker() -> None:
 def service_settings(database_url: str, **overrides: Any) -> Settings:
     """Development settings for a service test (simulated roots, the simulation clock, the test broker), with the
     test broker emptied and the in-process Celery app (the API side) publishing to it."""
-    from verifier.worker.celery_app import celery_app, transport_options
+    from verifier.broker.app import celery_app
+    from verifier.broker.transport import transport_options
 
     purge_test_broker()
     celery_app.conf.broker_url = TEST_BROKER

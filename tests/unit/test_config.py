@@ -29,8 +29,8 @@ from verifier.config import (
 )
 from verifier.testing.intel_pki import default_pki
 from verifier.trust.store import DEFAULT_VENDOR_ROOTS, INTEL_SGX_ROOT
+from verifier.wiring import keyring_for
 from verifier.worker import celery_app
-from verifier.worker.context import keyring_for
 
 
 def _pem(key: ec.EllipticCurvePrivateKey, fmt: serialization.PrivateFormat) -> str:
@@ -271,7 +271,7 @@ def test_settings_broker_key_prefix_refuses_unsafe_text(prefix: str) -> None:
 
 
 def test_transport_options_put_the_key_prefix_on_redis_only() -> None:
-    from verifier.worker.celery_app import transport_options
+    from verifier.broker.transport import transport_options
 
     assert transport_options("redis://h:6379/0", 60, "acme:")["global_keyprefix"] == "acme:"
     assert "global_keyprefix" not in transport_options("sqla+sqlite:///x.db", 60, "acme:")

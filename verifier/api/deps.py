@@ -3,48 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from functools import lru_cache
 from typing import Annotated
 
 from fastapi import Depends, Header
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from verifier.auth.credentials import authenticate
 from verifier.config import Settings, get_settings
-from verifier.db.engine import is_sqlite, make_engine
 from verifier.db.models import ApiCredential, CredentialKind
+from verifier.db.session import read_session, session_factory
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-@lru_cache(maxsize=4)
-def engine_for(url: str) -> Engine:
-    return make_engine(url)
-
-
 def get_session(settings: SettingsDep) -> Iterator[Session]:
     """One session per request. Endpoints commit explicitly before answering; anything else is rolled back."""
-    factory = sessionmaker(bind=engine_for(settings.database_url), expire_on_commit=False)
-    with factory() as session:
+    with session_factory(settings)() as session:
         yield session
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
-
-
-@lru_cache(maxsize=4)
-def _autocommit_engine(url: str) -> Engine:
-    return engine_for(url).execution_options(isolation_level="AUTOCOMMIT")
-
-
-def read_session(settings: Settings) -> Session:
-    """A session for reads that need no transaction of their own (authentication, a decision's answer). On
-    PostgreSQL its statements run in autocommit mode: no BEGIN and ROLLBACK round trips, each statement sees what
-    is committed when it runs, and the connection goes back to the pool when the session closes. SQLite (the
-    embedded profile, whose transactions take the write lock) keeps its usual transactions."""
-    url = settings.database_url
-    return Session(bind=engine_for(url) if is_sqlite(url) else _autocommit_engine(url), expire_on_commit=False)
 
 
 def require(*kinds: CredentialKind) -> Callable[..., ApiCredential]:

@@ -28,6 +28,7 @@ from verifier import limits
 from verifier.api.inputs import ApiInput
 from verifier.attestation.challenges import issue_challenge
 from verifier.audit.log import AuditTag, record_event
+from verifier.broker.notify import supports_pubsub, waiter_for
 from verifier.config import Settings, current_time
 from verifier.db.models import (
     Attestation,
@@ -39,13 +40,13 @@ from verifier.db.models import (
     Model,
     ModelVersion,
 )
+from verifier.db.session import read_session
 from verifier.errors import Code, EvidenceMalformed, Fault, Forbidden, NotEntitled, NotFound, with_fault
 from verifier.keywrap.enclave import parse_enclave_jwk
 from verifier.platforms.item import EvidenceItem
-from verifier.worker.context import keyring_for
-from verifier.worker.notify import supports_pubsub, waiter_for
+from verifier.wiring import keyring_for
 
-from .deps import EnclaveDep, SessionDep, SettingsDep, read_session
+from .deps import EnclaveDep, SessionDep, SettingsDep
 
 router = APIRouter(tags=["enclave"])
 log = logging.getLogger(__name__)
@@ -163,21 +164,20 @@ def _dispatch(
     session.add(att)
     session.commit()  # the request is durable before any worker can see the task; the connection goes back
     from verifier.observability.logging import CELERY_REQUEST_ID_HEADER, current_request_id  # noqa: PLC0415
-    from verifier.worker.tasks import decide_task  # noqa: PLC0415 - keeps Celery out of API import time
 
     # The request id travels in the message headers, so the worker's log lines for this decision carry it too.
     request_id = current_request_id()
     headers = {CELERY_REQUEST_ID_HEADER: request_id} if request_id else None
     wait = _wait_seconds(prefer, settings.max_wait_seconds)
     if wait <= 0:
-        _send(decide_task, att.id, headers)
+        _send(att.id, headers)
         return _render(att, None)
     # Listen for the worker's "decided" notification before sending the task, so it cannot be missed; the database
     # stays the only source of truth (read after every wake-up, and polled in case a notification is lost).
     waiter = waiter_for(settings.broker_url, settings.broker_key_prefix)
     poll = 0.5 if supports_pubsub(settings.broker_url) else 0.02  # with notifications, polling is a fallback
     with waiter.waiting(str(att.id)) as decided:
-        if not _send(decide_task, att.id, headers):
+        if not _send(att.id, headers):
             return _render(att, None)  # nothing will decide it before the requeue: do not wait
         deadline = time.monotonic() + wait
         while True:
@@ -194,12 +194,14 @@ def _dispatch(
                 return current or _render(att, None)
 
 
-def _send(task: Any, attestation_id: uuid.UUID, headers: dict[str, str] | None) -> bool:
+def _send(attestation_id: uuid.UUID, headers: dict[str, str] | None) -> bool:
     """Send the decide task; False if the broker cannot take it. The request is already stored, so it is not
     lost: the answer is 202 pending, and beat sends the task again once the request has been pending for
     ``pending_requeue_seconds`` (verifier/attestation/pending.py)."""
+    from verifier.broker.app import send_decide  # noqa: PLC0415 - keeps Celery out of API import time
+
     try:
-        task.apply_async(args=[str(attestation_id)], headers=headers)
+        send_decide(str(attestation_id), headers)
     except (KombuError, RedisError, OSError) as e:
         log.warning(
             "decide task not sent; the request stays pending until it is requeued",

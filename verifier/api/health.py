@@ -20,19 +20,15 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
-from sqlalchemy.orm import Session, sessionmaker
 
+from verifier.db.session import session_factory
 from verifier.errors import AuthError, Code
 from verifier.observability.health import broker_queue_depth, readiness
 from verifier.observability.metrics import ServiceCollector, exposition
 
-from .deps import SettingsDep, engine_for
+from .deps import SettingsDep
 
 router = APIRouter(tags=["operations"])
-
-
-def _sessions(database_url: str) -> sessionmaker[Session]:
-    return sessionmaker(bind=engine_for(database_url))
 
 
 @router.get("/healthz")
@@ -45,7 +41,7 @@ def healthz() -> dict[str, str]:
 def readyz(settings: SettingsDep) -> JSONResponse:
     """Readiness: the database answers, the broker accepts a connection, and a worker beat recently."""
     result = readiness(
-        _sessions(settings.database_url),
+        session_factory(settings),
         settings.broker_url,
         max_heartbeat_age=settings.heartbeat_max_age_seconds,
         now=datetime.now(UTC),
@@ -58,7 +54,7 @@ def metrics(settings: SettingsDep, authorization: Annotated[str | None, Header()
     if settings.metrics_token is not None:
         _check_metrics_token(settings.metrics_token.get_secret_value(), authorization)
     collector = ServiceCollector(
-        _sessions(settings.database_url),
+        session_factory(settings),
         partial(broker_queue_depth, settings.broker_url, key_prefix=settings.broker_key_prefix),
         now=datetime.now(UTC),
     )

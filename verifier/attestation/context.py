@@ -1,5 +1,5 @@
 """What a decision needs besides the database: trust, keys, secrets and verification caches (built once per
-process from settings by :mod:`verifier.worker.context`)."""
+process from settings by :mod:`verifier.wiring`)."""
 
 from __future__ import annotations
 

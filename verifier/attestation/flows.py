@@ -55,9 +55,10 @@ from verifier.entitlement.service import Seat, check_entitlement_rules, lock_ent
 from verifier.errors import Code, Conflict, InternalError, KeywardError, NotFound, Reason
 from verifier.keywrap.ear import issue_ear
 from verifier.keywrap.enclave import expected_report_data, parse_enclave_jwk, wrap_for_enclave
+from verifier.keywrap.kek import model_key_context
 from verifier.platforms.registry import Parsed, parse_evidence
 
-__all__ = ["DecisionContext", "decide_attestation", "decide_locked", "lock_attestation", "model_key_context"]
+__all__ = ["DecisionContext", "decide_attestation", "decide_locked", "lock_attestation"]
 
 _log = logging.getLogger(__name__)
 
@@ -66,11 +67,6 @@ class _Rejected(Exception):
     def __init__(self, reasons: list[Reason]) -> None:
         super().__init__(", ".join(r.code.value for r in reasons))
         self.reasons = reasons
-
-
-def model_key_context(model_version_id: str) -> bytes:
-    """AES-GCM associated data binding a wrapped DEK to its model version."""
-    return f"keyward:model-version:{model_version_id}".encode()
 
 
 def decide_attestation(

@@ -19,6 +19,11 @@ from verifier.errors import Code, InternalError
 _NONCE = 12
 
 
+def model_key_context(model_version_id: str) -> bytes:
+    """AES-GCM associated data binding a wrapped DEK to its model version."""
+    return f"keyward:model-version:{model_version_id}".encode()
+
+
 class KeyEncryptionKey(Protocol):
     @property
     def kek_id(self) -> str: ...

@@ -26,12 +26,13 @@ from kombu.connection import Connection
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from verifier.broker.transport import register_transports
 from verifier.observability import repository
 from verifier.observability.heartbeat import heartbeat_freshness
 
 log = logging.getLogger(__name__)
 
-#: Celery's default queue (``task_default_queue``), which verifier.worker.celery_app keeps.
+#: Celery's default queue (``task_default_queue``), which the shared app (verifier.broker.app) keeps.
 DEFAULT_QUEUE = "celery"
 #: Seconds a readiness probe or a scrape waits for the broker.
 BROKER_TIMEOUT = 2.0
@@ -53,8 +54,7 @@ def _failure(what: str, e: Exception) -> dict[str, Any]:
 
 def broker_connection(broker_url: str, key_prefix: str = "") -> Connection:
     """A kombu connection with a short connect timeout, through Keyward's transport aliases."""
-    import verifier.worker.celery_app  # noqa: F401, PLC0415 - registers Keyward's ``sqla+`` transport alias
-
+    register_transports()
     options = {"global_keyprefix": key_prefix} if key_prefix else {}
     return Connection(  # type: ignore[no-untyped-call]
         broker_url, connect_timeout=BROKER_TIMEOUT, transport_options=options

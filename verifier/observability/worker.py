@@ -29,9 +29,9 @@ from contextvars import Token
 from typing import Any
 
 from celery import signals
-from sqlalchemy import Engine
 
-from verifier.config import Settings, get_settings
+from verifier.config import get_settings
+from verifier.db.session import engine_for
 from verifier.observability import logging as obs_logging
 from verifier.observability.heartbeat import Heartbeat
 from verifier.observability.metrics import WORKER_METRICS
@@ -42,16 +42,10 @@ _task_tokens: dict[str, Token[Mapping[str, str]]] = {}
 _connected = False
 
 
-def _engine(settings: Settings) -> Engine:
-    from verifier.api.deps import engine_for  # noqa: PLC0415 - the one engine cache the tasks use too
-
-    return engine_for(settings.database_url)
-
-
 def start_heartbeat(role: str, *, after_fork: bool = False) -> Heartbeat:
     """Start this process's heartbeat (idempotent per process)."""
     settings = get_settings()
-    engine = _engine(settings)
+    engine = engine_for(settings.database_url)  # the one engine cache the tasks use too
     with _lock:
         pid = os.getpid()
         current = _heartbeats.get(pid)

@@ -36,13 +36,13 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, or_, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
-from verifier.api.deps import engine_for
 from verifier.collateral.documents import AMD, Wanted, leaf_product
 from verifier.collateral.freshness import AGEING_KINDS, Freshness, is_due
 from verifier.config import Settings, current_time, get_settings
 from verifier.db.models import Attestation, AttestationStatus, CachedCollateral
+from verifier.db.session import session_factory
 from verifier.evidence.snp import PRODUCTS
 from verifier.platforms.registry import Parsed, parse_evidence
 from verifier.worker.celery_app import celery_app
@@ -190,7 +190,7 @@ def refresh_collateral() -> int:
     settings = get_settings()
     if not settings.collateral_fetch:
         return 0
-    factory = sessionmaker(bind=engine_for(settings.database_url), expire_on_commit=False)
+    factory = session_factory(settings)
     with factory() as session, vendor_clients(settings) as clients:
         report = refresh_cache(
             session,

@@ -14,21 +14,21 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from sqlalchemy.exc import InterfaceError, OperationalError
-from sqlalchemy.orm import sessionmaker
 
-from verifier.api.deps import engine_for
 from verifier.attestation.challenges import purge_used_nonces
 from verifier.attestation.flows import decide_locked, lock_attestation
 from verifier.attestation.leases import expire_leases
 from verifier.attestation.pending import claim_stale_pending
+from verifier.broker.app import DECIDE_TASK
+from verifier.broker.notify import publish_decided
 from verifier.config import Settings, current_time, get_settings
 from verifier.db.models import Attestation, AttestationStatus
+from verifier.db.session import session_factory
 from verifier.observability.metrics import WORKER_METRICS
 from verifier.observability.worker import connect_worker_signals
 from verifier.platforms.registry import parse_evidence
+from verifier.wiring import decision_context
 from verifier.worker.celery_app import celery_app
-from verifier.worker.context import decision_context
-from verifier.worker.notify import publish_decided
 from verifier.worker.refresh import prefetch_locked_or_retry
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ def decide(attestation_id: str, task: Any = None) -> str:
     """Decide one pending attestation in its own transaction; returns the resulting status. With the bound Celery
     ``task``, missing vendor collateral is fetched first (:func:`prefetch_locked_or_retry`)."""
     settings = get_settings()
-    factory = sessionmaker(bind=engine_for(settings.database_url), expire_on_commit=False)
+    factory = session_factory(settings)
     started = time.perf_counter()
     key = uuid.UUID(attestation_id)
     with factory() as session:
@@ -102,7 +102,7 @@ def decide_after_prefetch(task: Any, attestation_id: str) -> str:
 TRANSIENT_ERRORS: Final = (OperationalError, InterfaceError)
 
 decide_task = celery_app.task(
-    name="keyward.decide_attestation",
+    name=DECIDE_TASK,
     acks_late=True,
     bind=True,
     autoretry_for=TRANSIENT_ERRORS,
@@ -116,7 +116,7 @@ decide_task = celery_app.task(
 def expire() -> int:
     """Beat task body: expire due leases in one transaction."""
     settings = get_settings()
-    factory = sessionmaker(bind=engine_for(settings.database_url), expire_on_commit=False)
+    factory = session_factory(settings)
     with factory() as session:
         count = expire_leases(session, current_time(settings))
         session.commit()
@@ -130,7 +130,7 @@ def requeue(settings: Settings | None = None) -> int:
     """Beat task body: send the decide task again for requests pending too long (verifier/attestation/pending.py);
     returns how many. Claimed and committed first, then sent: a crash between the two only delays them a period."""
     settings = settings or get_settings()
-    factory = sessionmaker(bind=engine_for(settings.database_url), expire_on_commit=False)
+    factory = session_factory(settings)
     with factory() as session:
         ids = claim_stale_pending(
             session,
@@ -156,7 +156,7 @@ requeue_task = celery_app.task(name="keyward.requeue_pending")(requeue_pending)
 def purge_nonces(settings: Settings | None = None) -> int:
     """Beat task body: delete consumed nonces no request can still replay (``purge_used_nonces``); returns how many."""
     settings = settings or get_settings()
-    factory = sessionmaker(bind=engine_for(settings.database_url), expire_on_commit=False)
+    factory = session_factory(settings)
     with factory() as session:
         count = purge_used_nonces(session, datetime.now(UTC))  # real time, as the created_at it is measured from
         session.commit()

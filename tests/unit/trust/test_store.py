@@ -24,7 +24,7 @@ from verifier.trust.store import (
     load_trust_store,
     trust_store_from_certificates,
 )
-from verifier.worker.context import trust_store_for
+from verifier.wiring import trust_store_for
 
 INTEL_ROOT_SHA256 = "44a0196b2b99f889b8e149e95b807a350e7424964399e885a7cbb8ccfab674d3"
 

@@ -14,7 +14,6 @@ from sqlalchemy import Select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from verifier.attestation.flows import model_key_context
 from verifier.config import Settings
 from verifier.db.models import (
     ApiCredential,
@@ -23,7 +22,8 @@ from verifier.db.models import (
     RecordStatus,
 )
 from verifier.errors import Code, Conflict, NotFound, UsageError
-from verifier.worker.context import kek_for
+from verifier.keywrap.kek import model_key_context
+from verifier.wiring import kek_for
 
 _T = TypeVar("_T")
 Limit = Annotated[int, Query(ge=1, le=200)]

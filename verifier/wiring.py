@@ -1,4 +1,9 @@
-"""Build the DecisionContext (trust store, KEK, result-signing keyring) from Settings, once per process."""
+"""The composition root: the trust store, the KEK, the result-signing keyring and the DecisionContext, built from
+Settings (the context once per process and configuration).
+
+Both services build what they need here: the worker its DecisionContext, the API the KEK (admin model keys) and the
+keyring (JWKS). Nothing here touches the database or the broker (:mod:`verifier.db.session`, :mod:`verifier.broker`).
+"""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@
   file without "database is locked" errors. kombu manages its own transactions (``BEGIN IMMEDIATE`` when it takes
   a message), so the driver's transaction handling is left as it is.
 
-:mod:`verifier.worker.celery_app` points the ``sqla+`` URL prefix at this module.
+:func:`verifier.broker.transport.register_transports` points the ``sqla+`` URL prefix at this module.
 """
 
 from __future__ import annotations

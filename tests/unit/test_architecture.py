@@ -1,0 +1,155 @@
+"""Import rules between Keyward's packages, read from the source: every ``import`` and ``from ... import`` in every
+module under verifier/, function-local and ``TYPE_CHECKING`` ones included, relative ones resolved.
+
+* ``api`` and ``worker`` stand side by side on the top layer: neither imports the other.
+* What both use (``observability``, ``db``, ``wiring``, ``broker``) imports neither.
+* The pure core (``evidence``, ``trust``, ``platforms``, ``appraisal`` and the collateral modules that only model and
+  choose documents) imports no service package, no module doing I/O and no I/O library.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import cache
+
+import pytest
+
+from tests.support.tools import ROOT
+
+IO_LIBRARIES = ("sqlalchemy", "httpx", "redis", "celery", "kombu", "fastapi")
+SERVICES = ("verifier.api", "verifier.worker")
+#: collateral/ holds the database cache and the vendor clients, and beside them pure modules: the cache keys and
+#: documents a decision reads, the choice between supplied and cached copies, the file formats, freshness rules.
+PURE_COLLATERAL = tuple(
+    f"verifier.collateral.{name}" for name in ("documents", "selection", "files", "amd_files", "freshness")
+)
+
+
+@dataclass(frozen=True)
+class Import:
+    line: int
+    target: str  # the imported module, or module.name for ``from module import name`` (name may be a module)
+
+
+@dataclass(frozen=True)
+class Contract:
+    name: str
+    sources: tuple[str, ...]
+    forbidden: tuple[str, ...]
+    allowed: tuple[str, ...] = ()  # inside ``forbidden``, yet allowed
+
+
+CONTRACTS = (
+    Contract("api-never-imports-worker", ("verifier.api",), ("verifier.worker",)),
+    Contract("worker-never-imports-api", ("verifier.worker",), ("verifier.api",)),
+    Contract("observability-below-services", ("verifier.observability",), SERVICES),
+    Contract("db-below-services", ("verifier.db",), SERVICES),
+    Contract("wiring-below-services", ("verifier.wiring",), SERVICES),
+    Contract("broker-below-services", ("verifier.broker",), SERVICES),
+    Contract(
+        "pure-core-no-services-no-io",
+        ("verifier.evidence", "verifier.trust", "verifier.platforms", "verifier.appraisal", *PURE_COLLATERAL),
+        (
+            *SERVICES,
+            "verifier.db",
+            "verifier.attestation",
+            "verifier.collateral",
+            "verifier.observability",
+            "verifier.wiring",
+            "verifier.broker",
+            *IO_LIBRARIES,
+        ),
+        # TODO(issue 13): attestation/evaluation.py (pure: one item's parse, verify, appraise) moves into platforms/.
+        allowed=(*PURE_COLLATERAL, "verifier.attestation.evaluation"),
+    ),
+)
+
+
+def _within(name: str, prefixes: Iterable[str]) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
+def imports_in(module: str, source: str, *, is_package: bool = False) -> list[Import]:
+    """Every import in ``source`` (the text of ``module``), relative ones resolved against ``module``."""
+    found: list[Import] = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found += [Import(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                package = module.split(".") if is_package else module.split(".")[:-1]
+                base = ".".join([*package[: len(package) - node.level + 1], *([node.module] if node.module else [])])
+            found.append(Import(node.lineno, base))
+            found += [Import(node.lineno, f"{base}.{alias.name}") for alias in node.names]
+    return found
+
+
+@cache
+def verifier_modules() -> Mapping[str, list[Import]]:
+    modules: dict[str, list[Import]] = {}
+    for path in sorted((ROOT / "verifier").rglob("*.py")):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        is_package = parts[-1] == "__init__"
+        module = ".".join(parts[:-1] if is_package else parts)
+        modules[module] = imports_in(module, path.read_text(encoding="utf-8"), is_package=is_package)
+    return modules
+
+
+def violations(contract: Contract, modules: Mapping[str, list[Import]]) -> list[str]:
+    """``module:line -> import`` for each import statement of a source module that reaches a forbidden one."""
+    found: dict[tuple[str, int], str] = {}
+    for module, imports in modules.items():
+        if not _within(module, contract.sources):
+            continue
+        for imp in imports:
+            if _within(imp.target, contract.forbidden) and not _within(imp.target, contract.allowed):
+                found.setdefault((module, imp.line), imp.target)
+    return [f"{module}:{line} -> {target}" for (module, line), target in sorted(found.items())]
+
+
+@pytest.mark.parametrize("contract", CONTRACTS, ids=[c.name for c in CONTRACTS])
+def test_architecture_import_contract_holds(contract: Contract) -> None:
+    bad = violations(contract, verifier_modules())
+    forbidden = ", ".join(contract.forbidden)
+    assert not bad, f"{contract.name}: {', '.join(contract.sources)} must not import {forbidden}:\n" + "\n".join(bad)
+
+
+def test_architecture_walk_sees_the_whole_package() -> None:
+    modules = verifier_modules()
+    assert {"verifier", "verifier.api.enclave", "verifier.worker.tasks", "verifier.wiring"} <= modules.keys()
+    for contract in CONTRACTS:  # a contract naming a package that is not there would pass for nothing
+        for source in contract.sources:
+            assert any(_within(m, [source]) for m in modules), f"{contract.name}: no module {source}"
+
+
+_SYNTHETIC = """\
+import verifier.worker.tasks
+from verifier import worker
+from ..worker.notify import publish_decided
+from .deps import SessionDep
+
+
+def send() -> None:
+    from verifier.worker.tasks import decide_task  # function-local
+"""
+
+
+def test_architecture_violations_found_in_a_synthetic_module() -> None:
+    modules = {"verifier.api.fake": imports_in("verifier.api.fake", _SYNTHETIC)}
+    api_never_imports_worker = CONTRACTS[0]
+
+    assert violations(api_never_imports_worker, modules) == [
+        "verifier.api.fake:1 -> verifier.worker.tasks",
+        "verifier.api.fake:2 -> verifier.worker",
+        "verifier.api.fake:3 -> verifier.worker.notify",
+        "verifier.api.fake:8 -> verifier.worker.tasks",
+    ]
+    assert Import(4, "verifier.api.deps") in modules["verifier.api.fake"]
+
+
+def test_architecture_relative_import_in_a_package_resolves_against_itself() -> None:
+    assert Import(1, "verifier.api.deps") in imports_in("verifier.api", "from .deps import x\n", is_package=True)
+    assert Import(1, "sqlalchemy") in imports_in("verifier.trust.x", "from sqlalchemy import select\n")

@@ -1,0 +1,46 @@
+"""The process's engines and sessions: one engine per database URL, the session factory every request and task
+opens its session from, and the autocommit reader.
+
+Here: caching and binding. Not here: engine options (:mod:`verifier.db.engine`), and who commits (the caller: one
+session per request or task, which the endpoint or task body commits).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from verifier.config import Settings
+from verifier.db.engine import is_sqlite, make_engine
+
+
+@lru_cache(maxsize=4)
+def engine_for(url: str) -> Engine:
+    """The process-wide engine (and so connection pool) for ``url``."""
+    return make_engine(url)
+
+
+@lru_cache(maxsize=4)
+def _factory(url: str) -> sessionmaker[Session]:
+    return sessionmaker(bind=engine_for(url), expire_on_commit=False)
+
+
+def session_factory(settings: Settings) -> sessionmaker[Session]:
+    """Sessions on the service database; objects stay readable after the commit (``expire_on_commit=False``)."""
+    return _factory(settings.database_url)
+
+
+@lru_cache(maxsize=4)
+def _autocommit_engine(url: str) -> Engine:
+    return engine_for(url).execution_options(isolation_level="AUTOCOMMIT")
+
+
+def read_session(settings: Settings) -> Session:
+    """A session for reads that need no transaction of their own (authentication, a decision's answer). On
+    PostgreSQL its statements run in autocommit mode: no BEGIN and ROLLBACK round trips, each statement sees what
+    is committed when it runs, and the connection goes back to the pool when the session closes. SQLite (the
+    embedded profile, whose transactions take the write lock) keeps its usual transactions."""
+    url = settings.database_url
+    return Session(bind=engine_for(url) if is_sqlite(url) else _autocommit_engine(url), expire_on_commit=False)
