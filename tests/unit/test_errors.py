@@ -175,16 +175,14 @@ def test_fetch_error_is_unavailable_not_bad_collateral(status: int | None, retry
 
 
 @pytest.mark.parametrize(
-    ("named", "code"),
-    [
-        (Code.INTEL_COLLATERAL_MISSING, Code.INTEL_COLLATERAL_UNAVAILABLE),
-        (Code.SNP_LEAF_MISSING, Code.SNP_LEAF_UNAVAILABLE),
-        (Code.SNP_CRL_MISSING, Code.SNP_CRL_UNAVAILABLE),
-    ],
+    "missing",
+    [Code.INTEL_COLLATERAL_MISSING, Code.SNP_LEAF_MISSING, Code.SNP_CRL_MISSING],
     ids=["intel", "vcek", "amd-crl"],
 )
-def test_fetch_error_naming_the_missing_document_gets_its_unavailable_code(named: Code, code: Code) -> None:
-    assert FetchError(named, "x", url="https://pcs.example", status=404).code is code
+def test_fetch_error_refuses_the_missing_document_code(missing: Code) -> None:
+    """A fetch that fails is ``unavailable``; "missing" is the decision's judgement, of another class."""
+    with pytest.raises(TypeError):
+        FetchError(missing, "x", url="https://pcs.example", status=404)
 
 
 def test_reason_json_carries_fault_and_old_reasons_load() -> None:
