@@ -95,13 +95,16 @@ def _from_cryptography(der: bytes) -> LeafCert:
     with warnings.catch_warnings():
         # Real VCEKs/VLEKs have serial 0; this is the one warning we expect and accept (see module docstring).
         warnings.filterwarnings("ignore", category=CryptographyDeprecationWarning, message=".*serial number.*")
+        # A name attribute outside its X.520 length is the sender's problem, not a log line per request: the name
+        # is only ever compared as the DER received.
+        warnings.filterwarnings("ignore", category=UserWarning, message="Attribute's length must be")
         cert = x509.load_der_x509_certificate(der)
         serial = cert.serial_number
-    # cryptography parses names, keys and validity lazily: read every field here, so a malformed one raises from
-    # this function (and load_leaf falls back or maps it) rather than from a later attribute access.
-    key = cert.public_key()
-    _ = cert.subject
-    tbs, signature, issuer_der = cert.tbs_certificate_bytes, cert.signature, cert.issuer.public_bytes()
+        # cryptography parses names, keys and validity lazily: read every field here, so a malformed one raises
+        # from this function (and load_leaf falls back or maps it) rather than from a later attribute access.
+        key = cert.public_key()
+        _ = cert.subject
+        tbs, signature, issuer_der = cert.tbs_certificate_bytes, cert.signature, cert.issuer.public_bytes()
     not_before, not_after = cert.not_valid_before_utc, cert.not_valid_after_utc
     if not isinstance(key, ec.EllipticCurvePublicKey):
         raise _bad(Code.SNP_LEAF_KEY_INVALID, "VCEK/VLEK key is not an EC key")

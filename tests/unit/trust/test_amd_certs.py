@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509.oid import ExtensionOID
+from cryptography.x509.oid import ExtensionOID, NameOID
 
 from verifier.appraisal.snp import SnpPolicy
 from verifier.attestation.evaluation import evaluate_snp_report
@@ -129,3 +130,27 @@ def test_load_leaf_genuine_leaf_still_loads(ev: AmdEvidence) -> None:
     leaf = load_leaf(ev.leaf_der)
     assert leaf.parsed_by == "cryptography"
     assert leaf.serial == 0
+
+
+def test_load_leaf_overlong_name_attribute_loads_without_a_warning() -> None:
+    """A CN longer than X.520 allows makes cryptography warn when the name is read; hostile input must not reach
+    the logs (or, under the suite's -W error, escape as an exception). The name is compared as DER anyway."""
+    key = ec.generate_private_key(ec.SECP384R1())
+    with warnings.catch_warnings():  # building such a name warns too
+        warnings.simplefilter("ignore", UserWarning)
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "V" * 100, _validate=False)])
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + timedelta(days=1))
+        .sign(key, hashes.SHA384())
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        leaf = load_leaf(cert.public_bytes(Encoding.DER))
+    assert leaf.parsed_by == "cryptography"
