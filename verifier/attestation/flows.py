@@ -47,7 +47,6 @@ from sqlalchemy.orm import Session
 from verifier.attestation.catalog import load_catalog
 from verifier.attestation.challenges import redeem_challenge
 from verifier.attestation.context import DecisionContext
-from verifier.attestation.evaluation import Evaluation
 from verifier.attestation.items import evaluate_item, read_needs
 from verifier.audit.log import AuditTag, Entry, record_events
 from verifier.db.models import Attestation, AttestationStatus, Lease, LeaseStatus
@@ -55,6 +54,7 @@ from verifier.entitlement.service import Seat, check_entitlement_rules, lock_ent
 from verifier.errors import Code, Conflict, InternalError, KeywardError, NotFound, Reason
 from verifier.keywrap.ear import issue_ear
 from verifier.keywrap.enclave import expected_report_data, parse_enclave_jwk, wrap_for_enclave
+from verifier.platforms.evaluation import Evaluation
 from verifier.platforms.registry import Parsed, parse_evidence
 
 __all__ = ["DecisionContext", "decide_attestation", "decide_locked", "lock_attestation", "model_key_context"]
