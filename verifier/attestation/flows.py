@@ -164,7 +164,7 @@ def decide_locked(
             attestation_id=str(att.id),
             lease_id=str(lease_id),
             expires_at=expires_at,
-            evaluations=[e.to_json() for e in evaluations],
+            evaluations=evaluations,
             nonce=att.nonce,
             enclave_key_thumbprint=key.thumbprint_b64,
             model=catalog.model.name,
