@@ -22,12 +22,12 @@ import click
 from verifier import limits, service_cli
 from verifier.appraisal.intel import IntelPolicy, parse_intel_policy
 from verifier.appraisal.snp import SnpPolicy, cce_policy_digest, parse_snp_policy
-from verifier.attestation.evaluation import Evaluation, evaluate_intel_quote, evaluate_snp_report
 from verifier.collateral.amd_files import cert_table_bytes, leaf_from_certificates, parse_tsm_dump
 from verifier.collateral.files import load_intel_collateral
 from verifier.errors import Code, KeywardError, Reason, UsageError
 from verifier.evidence.snp import REPORT_SIZE, Product, decode_report_bytes
 from verifier.platforms.amd_snp import PLATFORM_SNP
+from verifier.platforms.evaluation import Evaluation, evaluate_intel_quote, evaluate_snp_report
 from verifier.platforms.intel_dcap import PLATFORM_TDX
 from verifier.platforms.registry import PLATFORMS
 from verifier.trust.intel_collateral import Collateral

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Final, Literal
@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import SecretStr, StringConstraints, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from verifier.clock import Clock, DecisionTime
 from verifier.errors import TrustStoreError
 from verifier.trust.store import DEFAULT_VENDOR_ROOTS, load_trust_store
 
@@ -230,10 +231,6 @@ def warn_development_profile(settings: Settings) -> None:
     )
 
 
-def current_time(settings: Settings) -> datetime:
-    """The decision clock: the real time, or the development simulation time."""
-    if settings.simulation_time is not None and settings.environment == "development":
-        if settings.simulation_anchor is not None:
-            return settings.simulation_time + (datetime.now(UTC) - settings.simulation_anchor)
-        return settings.simulation_time
-    return datetime.now(UTC)
+def current_time(settings: Settings) -> DecisionTime:
+    """The decision clock now: the real time, or the development simulation time (:class:`~verifier.clock.Clock`)."""
+    return Clock.from_settings(settings).decision_time()

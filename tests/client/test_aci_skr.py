@@ -12,12 +12,12 @@ import pytest
 from tests.client.fake_skr import FakeSidecar, running_sidecar
 from tests.support.vectors import VECTORS
 from verifier.appraisal.snp import SnpPolicy
-from verifier.attestation.evaluation import evaluate_snp_report
 from verifier.attestation.items import binding_for
 from verifier.client.errors import ProviderError, ProviderUnavailable
 from verifier.client.keys import EnclaveKeyPair
 from verifier.client.providers import AciSkrProvider, Binding
 from verifier.client.providers.aci_skr import skr_report_data, skr_runtime_data
+from verifier.platforms.evaluation import evaluate_snp_report
 from verifier.platforms.item import EvidenceItem
 from verifier.testing.amd_pki import ReportOptions, default_amd_pki
 

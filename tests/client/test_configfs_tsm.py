@@ -11,10 +11,10 @@ import pytest
 from tests.client.fake_tsm import FakeTsmKernel, Respond
 from verifier.appraisal.intel import IntelPolicy
 from verifier.appraisal.snp import SnpPolicy
-from verifier.attestation.evaluation import evaluate_intel_quote, evaluate_snp_report
 from verifier.client.errors import ProviderError, ProviderUnavailable
 from verifier.client.keys import EnclaveKeyPair
 from verifier.client.providers import Binding, ConfigfsTsmProvider
+from verifier.platforms.evaluation import evaluate_intel_quote, evaluate_snp_report
 from verifier.testing.amd_pki import ReportOptions, default_amd_pki
 from verifier.testing.intel_pki import QuoteOptions, default_pki
 from verifier.testing.intel_quote_builder import TdReport

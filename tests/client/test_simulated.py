@@ -8,10 +8,10 @@ import pytest
 
 from verifier.appraisal.intel import IntelPolicy
 from verifier.appraisal.snp import SnpPolicy
-from verifier.attestation.evaluation import evaluate_intel_quote, evaluate_snp_report
 from verifier.attestation.items import binding_for
 from verifier.client.keys import EnclaveKeyPair
 from verifier.client.providers import Binding, SimulatedProvider
+from verifier.platforms.evaluation import evaluate_intel_quote, evaluate_snp_report
 from verifier.platforms.item import EvidenceItem
 from verifier.testing.amd_pki import default_amd_pki
 from verifier.testing.intel_pki import SIM_NOW, default_pki

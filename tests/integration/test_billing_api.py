@@ -164,11 +164,15 @@ def test_usage_closed_periods_identical_twice_and_after_later_activity(engine: E
     try:
         first = snapshot(NOW)
         assert snapshot(NOW) == first
-        # Later: the enclave releases the live lease L4 (issued 09:00; the API stamps the real time, months on),
-        # and beat finally expires L5 (expires_at 03-01 06:00) on 03-20.
+        # Later: the enclave releases the live lease L4 (issued 09:00) on 03-20, on the decision clock it was issued
+        # on, and beat finally expires L5 (expires_at 03-01 06:00) on 03-20.
         client = _client_at(settings, at(20, 0))
         released = client.delete(f"/v1/leases/{scenario.live_lease.id}", headers=_auth(world.tokens["enclave"]))
         assert released.status_code == 204
+        with Session(engine) as s:
+            lease = s.get(Lease, scenario.live_lease.id)
+            assert lease is not None
+            assert lease.ended_at == at(20, 0)
         with Session(engine) as s:  # what beat's expire_leases does, for L5 only (other tests' leases stay live)
             s.execute(
                 update(Lease)

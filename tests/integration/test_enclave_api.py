@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,10 +18,12 @@ import pytest
 from fastapi.testclient import TestClient
 from joserfc import jwk
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
 from tests.support.service import TEST_BROKER, seed, service_settings, start_worker, stop_worker
 from verifier.app import create_app
 from verifier.config import Settings
+from verifier.db.models import Lease, LeaseStatus
 from verifier.keywrap.ear import verify_ear
 from verifier.keywrap.enclave import expected_report_data, parse_enclave_jwk, unwrap_in_enclave
 from verifier.testing.intel_pki import SIM_NOW, QuoteOptions, default_pki
@@ -95,7 +98,7 @@ def _renew(stack: Stack, lease_id: str, enclave: jwk.ECKey) -> dict[str, object]
     return result
 
 
-def test_enclave_api_attest_through_real_worker(stack: Stack) -> None:
+def test_enclave_api_attest_through_real_worker(stack: Stack, engine: Engine) -> None:
     out, enclave, status = _attest(stack, deployment="eu-1")
     assert status == 200, out  # decided within the wait
     assert out["status"] == "accepted", out
@@ -124,6 +127,10 @@ def test_enclave_api_attest_through_real_worker(stack: Stack) -> None:
     stolen = _renew(stack, str(lease["id"]), jwk.ECKey.generate_key("P-384"))
     assert [r["code"] for r in stolen["reasons"]] == ["lease.not_renewable"]  # type: ignore[attr-defined]
     assert stack.client.delete(f"/v1/leases/{lease['id']}", headers=_headers(stack)).status_code == 204
+    with Session(engine) as s:  # released on the clock it was issued on (the simulation clock), not the real time
+        released = s.get(Lease, uuid.UUID(str(lease["id"])))
+        assert released is not None
+        assert (released.status, released.ended_at) == (LeaseStatus.RELEASED, SIM_NOW)
     third, _, _ = _attest(stack, deployment="eu-2")
     assert third["status"] == "accepted", third
 

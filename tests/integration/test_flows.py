@@ -23,6 +23,7 @@ from tests.support.service import pending_tdx_attestation
 from verifier.attestation.challenges import issue_challenge
 from verifier.attestation.flows import DecisionContext, decide_attestation
 from verifier.audit.log import verify_chain
+from verifier.clock import Clock
 from verifier.db.models import (
     AppraisalPolicy,
     Attestation,
@@ -158,7 +159,7 @@ def _faults(att: Attestation) -> list[str]:
 
 def test_decide_attestation_accepts_and_releases_key(session: Session, world: World) -> None:
     att, enclave = _submit(session, world)
-    decided = decide_attestation(session, att.id, world.ctx, NOW)
+    decided = decide_attestation(session, att.id, world.ctx, Clock.fixed(NOW))
     assert decided.status == AttestationStatus.ACCEPTED, _codes(decided)
     assert decided.simulated is True  # the fake PKI: always marked
     # The enclave opens the JWE and decrypts the sample model file with the released DEK.
@@ -183,9 +184,9 @@ def test_decide_attestation_accepts_and_releases_key(session: Session, world: Wo
 
 def test_decide_attestation_is_idempotent(session: Session, world: World) -> None:
     att, _ = _submit(session, world)
-    first = decide_attestation(session, att.id, world.ctx, NOW)
+    first = decide_attestation(session, att.id, world.ctx, Clock.fixed(NOW))
     token = first.wrapped_key
-    again = decide_attestation(session, att.id, world.ctx, NOW + timedelta(seconds=5))
+    again = decide_attestation(session, att.id, world.ctx, Clock.fixed(NOW + timedelta(seconds=5)))
     assert again.wrapped_key == token
     live = select(func.count()).select_from(Lease).where(Lease.deployment_id == first.deployment_id)
     assert session.scalar(live) == 1
@@ -194,9 +195,9 @@ def test_decide_attestation_is_idempotent(session: Session, world: World) -> Non
 def test_decide_attestation_replayed_nonce_rejected(session: Session, world: World) -> None:
     nonce = issue_challenge(SECRET, NOW).nonce
     first, _ = _submit(session, world, nonce=nonce)
-    assert decide_attestation(session, first.id, world.ctx, NOW).status == AttestationStatus.ACCEPTED
+    assert decide_attestation(session, first.id, world.ctx, Clock.fixed(NOW)).status == AttestationStatus.ACCEPTED
     second, _ = _submit(session, world, nonce=nonce, deployment="prod-eu-2")
-    decided = decide_attestation(session, second.id, world.ctx, NOW)
+    decided = decide_attestation(session, second.id, world.ctx, Clock.fixed(NOW))
     assert decided.status == AttestationStatus.REJECTED
     assert _codes(decided) == ["challenge.replayed"]
     assert _faults(decided) == ["failed"]
@@ -205,7 +206,7 @@ def test_decide_attestation_replayed_nonce_rejected(session: Session, world: Wor
 
 def test_decide_attestation_expired_nonce_rejected(session: Session, world: World) -> None:
     att, _ = _submit(session, world, nonce=issue_challenge(SECRET, NOW - timedelta(hours=1)).nonce)
-    assert _codes(decide_attestation(session, att.id, world.ctx, NOW)) == ["challenge.expired"]
+    assert _codes(decide_attestation(session, att.id, world.ctx, Clock.fixed(NOW))) == ["challenge.expired"]
 
 
 @pytest.mark.parametrize(
@@ -221,7 +222,7 @@ def test_decide_attestation_rejections_stored_and_audited(
     session: Session, world: World, kwargs: dict[str, object], code: str
 ) -> None:
     att, _ = _submit(session, world, **kwargs)  # type: ignore[arg-type]
-    decided = decide_attestation(session, att.id, world.ctx, NOW)
+    decided = decide_attestation(session, att.id, world.ctx, Clock.fixed(NOW))
     assert decided.status == AttestationStatus.REJECTED
     assert code in _codes(decided)
     assert set(_faults(decided)) == {"policy"}
@@ -244,7 +245,7 @@ def test_decide_attestation_tcb_status_not_accepted(session: Session, world: Wor
     )
     session.add(att)
     session.flush()
-    decided = decide_attestation(session, att.id, world.ctx, NOW)
+    decided = decide_attestation(session, att.id, world.ctx, Clock.fixed(NOW))
     assert _codes(decided) == ["intel.policy.tcb_status_not_accepted"]
     assert decided.verdict is not None
     assert decided.verdict["evaluations"][0]["tcb_status"] == "OutOfDate"
@@ -254,7 +255,7 @@ def test_decide_attestation_expired_entitlement_rejected(session: Session, world
     world.entitlement.valid_until = NOW - timedelta(seconds=1)
     session.flush()
     att, _ = _submit(session, world)
-    decided = decide_attestation(session, att.id, world.ctx, NOW)
+    decided = decide_attestation(session, att.id, world.ctx, Clock.fixed(NOW))
     assert (_codes(decided), _faults(decided)) == (["entitlement.expired"], ["entitlement"])
 
 
@@ -263,7 +264,7 @@ def test_decide_attestation_customer_suspended_rejected(session: Session, world:
     customer.status = CustomerStatus.SUSPENDED
     session.flush()
     att, _ = _submit(session, world)
-    decided = decide_attestation(session, att.id, world.ctx, NOW)
+    decided = decide_attestation(session, att.id, world.ctx, Clock.fixed(NOW))
     assert decided.status == AttestationStatus.REJECTED
     assert _codes(decided) == ["entitlement.customer_suspended"]
     assert decided.wrapped_key is None
@@ -276,7 +277,9 @@ def test_decide_attestation_wrong_platform_rejected(session: Session, world: Wor
     world.entitlement.allowed_platforms = ["amd-sev-snp"]
     session.flush()
     att, _ = _submit(session, world)
-    assert _codes(decide_attestation(session, att.id, world.ctx, NOW)) == ["entitlement.platform_not_allowed"]
+    assert _codes(decide_attestation(session, att.id, world.ctx, Clock.fixed(NOW))) == [
+        "entitlement.platform_not_allowed"
+    ]
 
 
 def _renew(
@@ -299,9 +302,11 @@ def _renew(
 
 def test_decide_attestation_renewal_extends_the_same_lease(session: Session, world: World) -> None:
     att, enclave = _submit(session, world)
-    first = decide_attestation(session, att.id, world.ctx, NOW)
+    first = decide_attestation(session, att.id, world.ctx, Clock.fixed(NOW))
     later = NOW + timedelta(minutes=8)
-    renewal = decide_attestation(session, _renew(session, world, first, enclave, at=later).id, world.ctx, later)
+    renewal = decide_attestation(
+        session, _renew(session, world, first, enclave, at=later).id, world.ctx, Clock.fixed(later)
+    )
     assert renewal.status == AttestationStatus.ACCEPTED, _codes(renewal)
     assert renewal.lease_id == first.lease_id
     lease = session.get(Lease, first.lease_id)
@@ -313,8 +318,10 @@ def test_decide_attestation_renewal_extends_the_same_lease(session: Session, wor
 
 def test_decide_attestation_renewal_from_another_key_rejected(session: Session, world: World) -> None:
     att, enclave = _submit(session, world)
-    first = decide_attestation(session, att.id, world.ctx, NOW)
-    renewal = decide_attestation(session, _renew(session, world, first, enclave, same_key=False).id, world.ctx, NOW)
+    first = decide_attestation(session, att.id, world.ctx, Clock.fixed(NOW))
+    renewal = decide_attestation(
+        session, _renew(session, world, first, enclave, same_key=False).id, world.ctx, Clock.fixed(NOW)
+    )
     assert (_codes(renewal), _faults(renewal)) == (["lease.not_renewable"], ["request"])
 
 
@@ -322,12 +329,12 @@ def test_decide_attestation_revoked_lease_never_renews(session: Session, world: 
     from verifier.db.models import LeaseStatus
 
     att, enclave = _submit(session, world)
-    first = decide_attestation(session, att.id, world.ctx, NOW)
+    first = decide_attestation(session, att.id, world.ctx, Clock.fixed(NOW))
     lease = session.get(Lease, first.lease_id)
     assert lease is not None
     lease.status = LeaseStatus.REVOKED
     session.flush()
-    renewal = decide_attestation(session, _renew(session, world, first, enclave).id, world.ctx, NOW)
+    renewal = decide_attestation(session, _renew(session, world, first, enclave).id, world.ctx, Clock.fixed(NOW))
     assert renewal.status == AttestationStatus.REJECTED
     assert _codes(renewal) == ["lease.not_renewable"]
 
@@ -340,10 +347,10 @@ def test_decide_attestation_new_lease_supersedes_the_deployments_lease(session: 
     world.entitlement.seats = 1
     session.flush()
     first_att, first_key = _submit(session, world, deployment="same")
-    first = decide_attestation(session, first_att.id, world.ctx, NOW)
+    first = decide_attestation(session, first_att.id, world.ctx, Clock.fixed(NOW))
     later = NOW + timedelta(minutes=1)
     second_att, second_key = _submit(session, world, deployment="same")
-    second = decide_attestation(session, second_att.id, world.ctx, later)
+    second = decide_attestation(session, second_att.id, world.ctx, Clock.fixed(later))
     assert (first.status, second.status) == (AttestationStatus.ACCEPTED, AttestationStatus.ACCEPTED), _codes(second)
     assert first.deployment_id == second.deployment_id
     old = session.get_one(Lease, first.lease_id)
@@ -353,12 +360,18 @@ def test_decide_attestation_new_lease_supersedes_the_deployments_lease(session: 
         select(Lease.id).where(Lease.entitlement_id == world.entitlement.id, Lease.status == LeaseStatus.LIVE)
     )
     assert list(live) == [second.lease_id]
-    renewal = decide_attestation(session, _renew(session, world, first, first_key, at=later).id, world.ctx, later)
+    renewal = decide_attestation(
+        session, _renew(session, world, first, first_key, at=later).id, world.ctx, Clock.fixed(later)
+    )
     assert _codes(renewal) == ["lease.not_renewable"]
-    renewal = decide_attestation(session, _renew(session, world, second, second_key, at=later).id, world.ctx, later)
+    renewal = decide_attestation(
+        session, _renew(session, world, second, second_key, at=later).id, world.ctx, Clock.fixed(later)
+    )
     assert renewal.status == AttestationStatus.ACCEPTED, _codes(renewal)
     other, _ = _submit(session, world, deployment="other")
-    assert _codes(decide_attestation(session, other.id, world.ctx, later)) == ["entitlement.seats_exhausted"]
+    assert _codes(decide_attestation(session, other.id, world.ctx, Clock.fixed(later))) == [
+        "entitlement.seats_exhausted"
+    ]
     event = session.scalars(
         select(AuditEvent).where(
             AuditEvent.tag == "worker:lease:superseded", AuditEvent.subject_id == str(first.lease_id)
@@ -373,10 +386,54 @@ def test_decide_attestation_failure_after_seat_leaves_no_lease(session: Session,
 
     session.execute(update(ModelKey).where(ModelKey.model_version_id == world.version.id).values(retired_at=NOW))
     att, _ = _submit(session, world)
-    decided = decide_attestation(session, att.id, world.ctx, NOW)
+    decided = decide_attestation(session, att.id, world.ctx, Clock.fixed(NOW))
     assert _codes(decided) == ["attestation.model_key_missing"]
     leases = session.scalar(select(func.count()).select_from(Lease).where(Lease.entitlement_id == world.entitlement.id))
     assert leases == 0
+
+
+def _live_leases(session: Session, world: World) -> int | None:
+    return session.scalar(select(func.count()).select_from(Lease).where(Lease.entitlement_id == world.entitlement.id))
+
+
+def test_decide_attestation_release_failure_is_a_stored_rejection(session: Session, world: World) -> None:
+    """The DEK does not open under this worker's KEK (step 5): rejected with the code, the evaluations kept."""
+    att, _ = _submit(session, world)
+    ctx = replace(world.ctx, kek=LocalAesKek(os.urandom(32)))
+    decided = decide_attestation(session, att.id, ctx, Clock.fixed(NOW))
+    assert (decided.status, _codes(decided)) == (AttestationStatus.REJECTED, ["keywrap.unwrap_failed"])
+    assert decided.verdict is not None
+    assert [e["accepted"] for e in decided.verdict["evaluations"]] == [True]
+    assert (decided.wrapped_key, decided.result_token, _live_leases(session, world)) == (None, None, 0)
+    event = session.scalars(select(AuditEvent).where(AuditEvent.subject_id == str(decided.id))).one()
+    assert (event.tag, event.data["reasons"]) == ("worker:attestation:rejected", ["keywrap.unwrap_failed"])
+
+
+def test_decide_attestation_release_unexpected_error_is_internal_error(
+    session: Session, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def crash(*_: object, **__: object) -> str:
+        raise KeyError("signer bug")
+
+    monkeypatch.setattr("verifier.attestation.flows.issue_ear", crash)
+    att, _ = _submit(session, world)
+    decided = decide_attestation(session, att.id, world.ctx, Clock.fixed(NOW))
+    assert (decided.status, _codes(decided)) == (AttestationStatus.REJECTED, ["internal.error"])
+    assert _live_leases(session, world) == 0
+
+
+def test_decide_attestation_error_while_recording_propagates(
+    session: Session, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once the key is released, nothing is turned into a rejection: the task fails, its transaction rolls back."""
+
+    def crash(*_: object, **__: object) -> list[uuid.UUID]:
+        raise RuntimeError("seat write bug")
+
+    monkeypatch.setattr("verifier.attestation.flows.take_seat", crash)
+    att, _ = _submit(session, world)
+    with pytest.raises(RuntimeError, match="seat write bug"):
+        decide_attestation(session, att.id, world.ctx, Clock.fixed(NOW))
 
 
 def _pending_snp(
@@ -461,7 +518,7 @@ def test_decide_attestation_aci_skr_runtime_data_binding(session: Session, world
             }
         ],
     )
-    decided = decide_attestation(session, att.id, ctx, NOW)
+    decided = decide_attestation(session, att.id, ctx, Clock.fixed(NOW))
     if variant == "matching":
         assert decided.status == AttestationStatus.ACCEPTED, _codes(decided)
         assert decided.wrapped_key is not None
@@ -498,7 +555,7 @@ def test_decide_attestation_reads_intel_collateral_from_cache(session: Session, 
     session.execute(delete(CachedCollateral))
     att, ev = _submit_without_collateral(session, world)
     # Nothing cached yet: fail closed.
-    assert _codes(decide_attestation(session, att.id, world.ctx, NOW)) == ["intel.collateral.missing"]
+    assert _codes(decide_attestation(session, att.id, world.ctx, Clock.fixed(NOW))) == ["intel.collateral.missing"]
     pcs = ev.pcs
     fmspc = json.loads(signed_member(pcs.tcb_info_body, "tcbInfo")[0])["fmspc"].lower()
     for kind, key, body, chain in (
@@ -509,7 +566,7 @@ def test_decide_attestation_reads_intel_collateral_from_cache(session: Session, 
     ):
         put_document(session, INTEL, kind, key, body, issuer_chain=chain, fetched_at=NOW, next_update=None)
     again, _ = _submit_without_collateral(session, world)
-    decided = decide_attestation(session, again.id, world.ctx, NOW)
+    decided = decide_attestation(session, again.id, world.ctx, Clock.fixed(NOW))
     assert decided.status == AttestationStatus.ACCEPTED, _codes(decided)
 
 
@@ -543,7 +600,7 @@ def test_decide_attestation_reads_vcek_from_cache(session: Session, world: World
         deployment="snp",
         evidence=[{"type": "amd-sev-snp", "evidence": base64.b64encode(ev.report).decode()}],
     )
-    decided = decide_attestation(session, att.id, ctx, NOW)
+    decided = decide_attestation(session, att.id, ctx, Clock.fixed(NOW))
     assert decided.status == AttestationStatus.ACCEPTED, _codes(decided)  # the VCEK came from the cache
     assert decided.collateral is not None
     assert decided.collateral["amd-sev-snp"]["crl_checked"] is True  # and the CRL too
@@ -580,7 +637,7 @@ def test_decide_attestation_snp_without_crl_rejected(session: Session, world: Wo
     """Fail closed: no CRL rides along and none is cached, so revocation cannot be checked."""
     ctx = _snp_world(session, world)
     att, _ = _snp_attestation(session, world)
-    decided = decide_attestation(session, att.id, ctx, NOW)
+    decided = decide_attestation(session, att.id, ctx, Clock.fixed(NOW))
     assert _codes(decided) == ["snp.crl.missing"]
     assert decided.lease_id is None
 
@@ -589,7 +646,7 @@ def test_decide_attestation_snp_crl_from_cache_accepts(session: Session, world: 
     ctx = _snp_world(session, world)
     att, ev = _snp_attestation(session, world)
     _cache_amd_crl(session, ev)
-    decided = decide_attestation(session, att.id, ctx, NOW)
+    decided = decide_attestation(session, att.id, ctx, Clock.fixed(NOW))
     assert decided.status == AttestationStatus.ACCEPTED, _codes(decided)
 
 
@@ -605,7 +662,7 @@ def test_decide_attestation_snp_crl_from_cache_accepts(session: Session, world: 
 def test_decide_attestation_snp_crl_defect_rejected(session: Session, world: World, defect: Defect, code: str) -> None:
     ctx = _snp_world(session, world)
     att, _ = _snp_attestation(session, world, defect=defect, crl=True)
-    decided = decide_attestation(session, att.id, ctx, NOW)
+    decided = decide_attestation(session, att.id, ctx, Clock.fixed(NOW))
     assert _codes(decided) == [code]
 
 
@@ -620,7 +677,7 @@ def test_decide_attestation_snp_policy_may_waive_crl(session: Session, world: Wo
     world.entitlement.policy_id = policy.id
     session.flush()
     att, _ = _snp_attestation(session, world)
-    decided = decide_attestation(session, att.id, ctx, NOW)
+    decided = decide_attestation(session, att.id, ctx, Clock.fixed(NOW))
     assert decided.status == AttestationStatus.ACCEPTED, _codes(decided)
     assert decided.collateral is not None
     assert decided.collateral["amd-sev-snp"]["crl_checked"] is False
@@ -629,7 +686,7 @@ def test_decide_attestation_snp_policy_may_waive_crl(session: Session, world: Wo
 def test_decide_attestation_nonce_expiry_counts_from_arrival(session: Session, world: World) -> None:
     """Received a minute before its nonce expired, decided 20 minutes later (vendor fetch, requeue): accepted."""
     att, _ = _submit(session, world, nonce=issue_challenge(SECRET, NOW - timedelta(minutes=4)).nonce)
-    decided = decide_attestation(session, att.id, world.ctx, NOW + timedelta(minutes=20))
+    decided = decide_attestation(session, att.id, world.ctx, Clock.fixed(NOW + timedelta(minutes=20)))
     assert decided.status == AttestationStatus.ACCEPTED, _codes(decided)
 
 
@@ -644,7 +701,7 @@ def test_decide_attestation_unexpected_error_is_a_stored_rejection(
 
     monkeypatch.setattr("verifier.platforms.intel_evidence.evaluate_quote", crash)
     att, _ = _submit(session, world)
-    decided = decide_attestation(session, att.id, world.ctx, NOW)
+    decided = decide_attestation(session, att.id, world.ctx, Clock.fixed(NOW))
     assert decided.status == AttestationStatus.REJECTED
     assert (_codes(decided), _faults(decided)) == (["internal.error"], ["internal"])
     assert decided.wrapped_key is None
@@ -664,7 +721,7 @@ def test_decide_attestation_debug_allowance_only_outside_production(
     session.flush()
     ctx = replace(world.ctx, production=production)
     att, _ = _submit(session, world, td=TdReport(tdattributes=((1 << 28) | 1).to_bytes(8, "little")))
-    decided = decide_attestation(session, att.id, ctx, NOW)
+    decided = decide_attestation(session, att.id, ctx, Clock.fixed(NOW))
     assert (decided.status == AttestationStatus.ACCEPTED) is accepted, _codes(decided)
     if not accepted:
         assert _codes(decided) == ["intel.policy.td_debug"]
@@ -676,7 +733,7 @@ def test_decide_attestation_reference_values_that_pin_nothing_rejected(session: 
     rv.values = {"allow_migratable": False}
     session.flush()
     att, _ = _submit(session, world)
-    decided = decide_attestation(session, att.id, world.ctx, NOW)
+    decided = decide_attestation(session, att.id, world.ctx, Clock.fixed(NOW))
     assert _codes(decided) == ["attestation.reference_values_unconstrained"]
 
 
@@ -697,11 +754,11 @@ def test_decide_attestation_parses_each_item_once(
 
     monkeypatch.setattr(intel_evidence, "parse_quote", counting)
     att, _ = _submit(session, world)
-    assert decide_attestation(session, att.id, world.ctx, NOW).status == AttestationStatus.ACCEPTED
+    assert decide_attestation(session, att.id, world.ctx, Clock.fixed(NOW)).status == AttestationStatus.ACCEPTED
     assert len(calls) == 1
     again, _ = _submit(session, world, deployment="prod-eu-2")
     parsed = parse_evidence(again.evidence)
     calls.clear()
-    decided = decide_attestation(session, again.id, world.ctx, NOW, evidence=parsed)
+    decided = decide_attestation(session, again.id, world.ctx, Clock.fixed(NOW), evidence=parsed)
     assert decided.status == AttestationStatus.ACCEPTED, _codes(decided)
     assert calls == []

@@ -19,6 +19,7 @@ from tests.support.factories import make_entitlement, make_model_version
 from tests.support.vectors import AMD_CASES, VECTORS
 from verifier.attestation.challenges import issue_challenge
 from verifier.attestation.flows import DecisionContext, decide_attestation
+from verifier.clock import Clock
 from verifier.db.models import (
     Attestation,
     AttestationStatus,
@@ -98,7 +99,7 @@ def test_decide_attestation_aci_uvm_endorsement_vouches_for_measurement(
     )
     session.add(att)
     session.flush()
-    decided = decide_attestation(session, att.id, ctx, NOW)
+    decided = decide_attestation(session, att.id, ctx, Clock.fixed(NOW))
     assert decided.verdict is not None
     reasons = {(r["code"], r["message"]) for r in decided.verdict["reasons"]}
     codes = {code for code, _ in reasons}

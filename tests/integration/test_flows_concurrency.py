@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from tests.support.service import pending_tdx_attestation, seed
 from verifier.attestation.challenges import issue_challenge
 from verifier.attestation.flows import decide_attestation
+from verifier.clock import Clock
 from verifier.config import Settings
 from verifier.db.models import Attestation, AttestationStatus, Entitlement, Lease, LeaseStatus, ModelVersion
 from verifier.testing.intel_pki import SIM_NOW
@@ -51,7 +52,7 @@ def test_concurrent_decisions_never_exceed_seats(database_url: str, engine: Engi
         try:
             with Session(engine) as s:
                 barrier.wait()
-                decide_attestation(s, att_id, ctx, SIM_NOW + timedelta(seconds=1))
+                decide_attestation(s, att_id, ctx, Clock.fixed(SIM_NOW + timedelta(seconds=1)))
                 s.commit()
         except BaseException as e:
             errors.append(e)

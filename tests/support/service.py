@@ -235,8 +235,8 @@ def pending_tdx_attestation(
 ) -> Attestation:
     """An unsaved pending attestation carrying a simulated TDX quote (fields from ``td``), with REPORTDATA bound to
     (nonce, enclave key) unless ``bind`` is False (then all zero). ``created_at`` is on the clock of whoever decides
-    it: the simulation clock for direct ``decide_attestation`` calls; for a real worker, the real time (as the API
-    stores it: the worker maps it onto its simulation clock)."""
+    it: the ``Clock.fixed`` time given to direct ``decide_attestation`` calls; for a real worker, the real time (as
+    the API stores it: the worker's clock maps it onto its simulation clock)."""
     from verifier.keywrap.enclave import expected_report_data, parse_enclave_jwk
     from verifier.testing.intel_pki import QuoteOptions, default_pki
 

@@ -61,8 +61,7 @@ CONTRACTS = (
             "verifier.broker",
             *IO_LIBRARIES,
         ),
-        # TODO(issue 13): attestation/evaluation.py (pure: one item's parse, verify, appraise) moves into platforms/.
-        allowed=(*PURE_COLLATERAL, "verifier.attestation.evaluation"),
+        allowed=PURE_COLLATERAL,
     ),
 )
 

@@ -34,9 +34,9 @@ from hypothesis import strategies as st
 
 from verifier import limits
 from verifier.appraisal.intel import IntelPolicy
-from verifier.attestation.evaluation import Evaluation, evaluate_intel_quote
 from verifier.errors import Code, CollateralError, EvidenceMalformed, KeywardError
 from verifier.evidence.dcap import parse_quote
+from verifier.platforms.evaluation import Evaluation, evaluate_intel_quote
 from verifier.trust.intel_collateral import Collateral, parse_collateral_json, pem_certificates
 from verifier.trust.intel_tcb_info import parse_qe_identity, parse_tcb_info
 from verifier.trust.store import load_trust_store

@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 
 from tests.support.vectors import AMD_CASES
 from verifier.appraisal.snp import SnpPolicy
-from verifier.attestation.evaluation import evaluate_snp_report
 from verifier.errors import EvidenceMalformed, VerificationFailed
 from verifier.evidence.snp import REPORT_SIZE, SIGNED_SIZE, parse_cert_table, parse_snp_report
+from verifier.platforms.evaluation import evaluate_snp_report
 from verifier.trust.amd_certs import load_leaf, parse_amd_extensions
 from verifier.trust.store import load_trust_store
 

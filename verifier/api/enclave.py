@@ -14,7 +14,7 @@ import logging
 import re
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Response
@@ -29,7 +29,8 @@ from verifier.api.inputs import ApiInput
 from verifier.attestation.challenges import issue_challenge
 from verifier.audit.log import AuditTag, record_event
 from verifier.broker.notify import supports_pubsub, waiter_for
-from verifier.config import Settings, current_time
+from verifier.clock import Clock
+from verifier.config import Settings
 from verifier.db.models import (
     Attestation,
     AttestationStatus,
@@ -104,7 +105,8 @@ class AttestationOut(BaseModel):
 
 @router.post("/v1/challenges", response_model=ChallengeOut)
 def create_challenge(credential: EnclaveDep, settings: SettingsDep) -> ChallengeOut:
-    c = issue_challenge(settings.challenge_secret.get_secret_value().encode(), current_time(settings))
+    now = Clock.from_settings(settings).decision_time()
+    c = issue_challenge(settings.challenge_secret.get_secret_value().encode(), now)
     return ChallengeOut(nonce=c.nonce_b64, expires_at=c.expires_at)
 
 
@@ -128,7 +130,7 @@ def submit_attestation(
     if credential.entitlement_id is None:
         raise Forbidden(Code.AUTH_FORBIDDEN, "licence key is not bound to an entitlement")
     entitlement_id, version_id = _model_version(session, credential.entitlement_id, body.model, body.model_version)
-    att = _pending(body, "attest", entitlement_id, version_id, body.deployment)
+    att = _pending(body, "attest", entitlement_id, version_id, body.deployment, Clock.from_settings(settings))
     return _dispatch(session, att, prefer, settings, response)
 
 
@@ -138,9 +140,11 @@ def _pending(
     entitlement_id: uuid.UUID,
     model_version_id: uuid.UUID,
     deployment_name: str,
+    clock: Clock,
     lease_id: uuid.UUID | None = None,
 ) -> Attestation:
-    """The stored request. Malformed or weak enclave keys are refused here, before anything is queued (400)."""
+    """The stored request, ``created_at`` on the wall clock (the worker places it on its decision clock). Malformed
+    or weak enclave keys are refused here, before anything is queued (400)."""
     parse_enclave_jwk(body.enclave_key)
     return Attestation(
         entitlement_id=entitlement_id,
@@ -153,7 +157,7 @@ def _pending(
         nonce=_nonce(body.nonce),
         enclave_jwk=body.enclave_key,
         evidence=[e.model_dump(exclude_none=True) for e in body.evidence],
-        created_at=datetime.now(UTC),
+        created_at=clock.wall_time(),
     )
 
 
@@ -227,7 +231,8 @@ def renew_lease(
         raise NotFound(Code.LEASE_NOT_FOUND, "no such lease for this licence")
     deployment = session.get(Deployment, lease.deployment_id)
     name = deployment.name if deployment else ""
-    att = _pending(body, "renew", lease.entitlement_id, lease.model_version_id, name, lease_id=lease.id)
+    clock = Clock.from_settings(settings)
+    att = _pending(body, "renew", lease.entitlement_id, lease.model_version_id, name, clock, lease_id=lease.id)
     return _dispatch(session, att, prefer, settings, response)
 
 
@@ -241,13 +246,14 @@ def get_attestation(attestation_id: uuid.UUID, credential: EnclaveDep, settings:
 
 
 @router.delete("/v1/leases/{lease_id}", status_code=204)
-def release_lease(lease_id: uuid.UUID, credential: EnclaveDep, session: SessionDep) -> Response:
-    """Give a seat back (the enclave shuts down). Idempotent for an already ended lease."""
+def release_lease(lease_id: uuid.UUID, credential: EnclaveDep, session: SessionDep, settings: SettingsDep) -> Response:
+    """Give a seat back (the enclave shuts down). Idempotent for an already ended lease. The lease ends on the
+    decision clock, the clock it was issued and renewed on (in development, the simulation clock)."""
     lease = session.get(Lease, lease_id, with_for_update=True)
     if lease is None or lease.entitlement_id != credential.entitlement_id:
         raise NotFound(Code.LEASE_NOT_FOUND, "no such lease for this licence")
     if lease.status == LeaseStatus.LIVE:
-        now = datetime.now(UTC)
+        now = Clock.from_settings(settings).decision_time()
         lease.status, lease.ended_at = LeaseStatus.RELEASED, now
         record_event(
             session,

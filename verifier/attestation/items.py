@@ -19,11 +19,11 @@ from sqlalchemy.orm import Session
 
 from verifier.attestation.catalog import Catalog, policy_document
 from verifier.attestation.context import DecisionContext
-from verifier.attestation.evaluation import Evaluation
 from verifier.collateral.cache import read_documents
 from verifier.collateral.documents import Document, RowKey
 from verifier.errors import Code, EvidenceMalformed, VerificationFailed
 from verifier.keywrap.enclave import EnclaveKey, parse_enclave_jwk
+from verifier.platforms.evaluation import Evaluation
 from verifier.platforms.item import EvidenceItem, Verifying, b64
 from verifier.platforms.registry import PLATFORMS, Parsed, ParsedItem, Unparsed, platform
 

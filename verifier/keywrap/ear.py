@@ -3,9 +3,10 @@
 * :class:`ProviderSigningKey` is an EC P-256 private key whose ``kid`` is its RFC 7638 thumbprint;
   :class:`ProviderKeyring` holds the active key (it signs) and previous ones (still published, for rotation).
   ``public_jwks()`` is the ``/.well-known/jwks.json`` document: public members only.
-* :func:`issue_ear` turns the per-evidence results (``Evaluation.to_json()``) into a JWT (ES256, ``typ`` JWT)
-  shaped as draft-fv-rats-ear (profile ``tag:github.com,2023:veraison/ear``): one ``submods`` entry per evidence
-  platform with an AR4SI ``ear.status`` and ``ear.trustworthiness-vector``, Keyward's own claims under ``keyward``.
+* :func:`issue_ear` turns the per-evidence results (:class:`~verifier.platforms.evaluation.Evaluation`) into a
+  JWT (ES256, ``typ`` JWT) shaped as draft-fv-rats-ear (profile ``tag:github.com,2023:veraison/ear``): one
+  ``submods`` entry per evidence platform with an AR4SI ``ear.status`` and ``ear.trustworthiness-vector``,
+  Keyward's own claims under ``keyward``.
 * :func:`verify_ear` is what a relying party (and the tests) run: ES256 only, the key chosen by ``kid`` from a
   JWKS, ``exp`` / ``iat`` / ``nbf`` checked against the caller's ``now``.
 
@@ -50,7 +51,8 @@ from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey
 
-from verifier.errors import Code, EarExpired, EarInvalid, EarKeyUnknown, EarSigningKeyInvalid, fault_of
+from verifier.errors import Code, EarExpired, EarInvalid, EarKeyUnknown, EarSigningKeyInvalid
+from verifier.platforms.evaluation import Evaluation
 
 EAR_PROFILE: Final = "tag:github.com,2023:veraison/ear"
 EAR_ALG: Final = "ES256"
@@ -209,32 +211,21 @@ def _aware_ts(name: str, value: datetime) -> int:
     return math.floor(value.timestamp())
 
 
-def _reason_codes(evaluation: Mapping[str, Any]) -> list[str]:
-    codes: list[str] = []
-    for reason in evaluation.get("reasons") or ():
-        code = reason.get("code") if isinstance(reason, Mapping) else reason
-        codes.append(str(code))
-    return codes
+def _reason_codes(evaluation: Evaluation) -> list[str]:
+    return [reason.code.value for reason in evaluation.reasons]
 
 
-def _reason_faults(evaluation: Mapping[str, Any]) -> dict[str, str]:
-    """Each reason code of one evaluation with its fault (as stored, or the code's where it was stored without)."""
-    faults: dict[str, str] = {}
-    for reason in evaluation.get("reasons") or ():
-        if isinstance(reason, Mapping):
-            code = str(reason.get("code"))
-            faults[code] = str(reason.get("fault") or fault_of(code).value)
-        else:
-            faults[str(reason)] = fault_of(str(reason)).value
-    return faults
+def _reason_faults(evaluation: Evaluation) -> dict[str, str]:
+    """Each reason code of one evaluation with its fault."""
+    return {reason.code.value: reason.fault.value for reason in evaluation.reasons}
 
 
-def trustworthiness_vector(evaluation: Mapping[str, Any]) -> dict[str, int]:
+def trustworthiness_vector(evaluation: Evaluation) -> dict[str, int]:
     """The AR4SI vector for one evaluation (the mapping is in the module docstring)."""
-    if not evaluation.get("verified"):
+    if not evaluation.verified:
         return dict.fromkeys(_COMPONENTS, TC_CRYPTO_FAILED)
     vector = dict.fromkeys(_COMPONENTS, TC_AFFIRMING)
-    if evaluation.get("accepted"):
+    if evaluation.accepted:
         return vector
     for code in _reason_codes(evaluation):
         if code in _INSTANCE_CODES:
@@ -253,8 +244,8 @@ def trustworthiness_vector(evaluation: Mapping[str, Any]) -> dict[str, int]:
     return vector
 
 
-def _submod_name(platform: object, taken: Mapping[str, object]) -> str:
-    base = str(platform) if platform else "unknown"
+def _submod_name(platform: str | None, taken: Mapping[str, object]) -> str:
+    base = platform or "unknown"
     name, n = base, 1
     while name in taken:
         n += 1
@@ -269,7 +260,7 @@ def issue_ear(
     attestation_id: str,
     lease_id: str | None,
     expires_at: datetime,
-    evaluations: Sequence[Mapping[str, Any]],
+    evaluations: Sequence[Evaluation],
     nonce: bytes,
     enclave_key_thumbprint: str,
     model: str,
@@ -280,9 +271,9 @@ def issue_ear(
 ) -> str:
     """Sign an EAR (compact JWS, ES256, header ``typ`` JWT and ``kid``) with the keyring's active key.
 
-    ``evaluations`` are ``Evaluation.to_json()`` documents (platform, verified, accepted, simulated, tcb_status,
-    claims, reasons). Raises ``ValueError`` for an empty list, naive datetimes, ``expires_at <= now`` or a nonce
-    outside 8-64 bytes.
+    ``evaluations``: one per evidence item (platform, verified, accepted, simulated, tcb_status and reasons are
+    read; claims and collateral stay out of the token). Raises ``ValueError`` for an empty list, naive datetimes,
+    ``expires_at <= now`` or a nonce outside 8-64 bytes.
     """
     if not evaluations:
         raise ValueError("an EAR needs at least one evaluation")
@@ -297,21 +288,21 @@ def issue_ear(
     all_faults: dict[str, str] = {}
     simulated = False
     for evaluation in evaluations:
-        platform = evaluation.get("platform")
+        platform = evaluation.platform
         codes = _reason_codes(evaluation)
         all_codes.extend(c for c in codes if c not in all_codes)
         faults = _reason_faults(evaluation)
         all_faults.update(faults)
-        simulated = simulated or bool(evaluation.get("simulated"))
-        accepted = bool(evaluation.get("verified")) and bool(evaluation.get("accepted"))
+        simulated = simulated or evaluation.simulated
+        accepted = evaluation.verified and evaluation.accepted
         submods[_submod_name(platform, submods)] = {
             "ear.status": STATUS_AFFIRMING if accepted else STATUS_CONTRAINDICATED,
             "ear.trustworthiness-vector": trustworthiness_vector(evaluation),
             "ear.appraisal-policy-id": f"policy:keyward/{platform or 'unknown'}",
             "keyward": {
-                "verified": bool(evaluation.get("verified")),
-                "simulated": bool(evaluation.get("simulated")),
-                "tcb_status": evaluation.get("tcb_status"),
+                "verified": evaluation.verified,
+                "simulated": evaluation.simulated,
+                "tcb_status": evaluation.tcb_status,
                 "reasons": codes,
                 "faults": faults,
             },

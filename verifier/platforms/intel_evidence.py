@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from verifier.appraisal.intel import IntelPolicy, parse_intel_policy
-from verifier.attestation.evaluation import Evaluation, evaluate_quote, quote_platform, unverified
 from verifier.collateral.documents import INTEL, Documents, IntelKeys, Wanted, intel_collateral, intel_keys
 from verifier.errors import Code, EvidenceMalformed, KeywardError
 from verifier.evidence.dcap import Quote, parse_quote
+from verifier.platforms.evaluation import Evaluation, evaluate_quote, quote_platform, unverified
 from verifier.platforms.item import EvidenceItem, Verifying, b64
 from verifier.trust.intel_collateral import Collateral, parse_collateral_json
 

@@ -27,10 +27,10 @@ from verifier.appraisal.reference_values import (
     snp_reference_values_problem,
     tdx_reference_values_problem,
 )
-from verifier.attestation.evaluation import Evaluation
 from verifier.collateral.documents import Documents, Wanted
 from verifier.errors import Code, EvidenceMalformed, PolicyRejected
 from verifier.platforms.amd_snp import PLATFORM_SNP
+from verifier.platforms.evaluation import Evaluation
 from verifier.platforms.intel_dcap import PLATFORM_SGX, PLATFORM_TDX
 from verifier.platforms.intel_evidence import evaluate_intel, intel_needs, intel_policy, parse_intel_item
 from verifier.platforms.item import PLATFORM_NAMES, EvidenceItem, PlatformName, Verifying, stored_item

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from verifier.appraisal.snp import SnpPolicy, parse_snp_policy
-from verifier.attestation.evaluation import Evaluation, evaluate_report, unverified
 from verifier.collateral.documents import AMD, Documents, Wanted, amd_crl, amd_crl_key, snp_crl_target, vcek_key
 from verifier.errors import KeywardError
 from verifier.evidence.snp import Product, SigningKeyName, SnpReport, decode_tcb, parse_snp_report, product_from_cpuid
 from verifier.platforms.amd_snp import PLATFORM_SNP
+from verifier.platforms.evaluation import Evaluation, evaluate_report, unverified
 from verifier.platforms.item import EvidenceItem, Verifying, b64, optional_b64
 
 

@@ -21,6 +21,7 @@ from verifier.attestation.leases import expire_leases
 from verifier.attestation.pending import claim_stale_pending
 from verifier.broker.app import DECIDE_TASK
 from verifier.broker.notify import publish_decided
+from verifier.clock import Clock
 from verifier.config import Settings, current_time, get_settings
 from verifier.db.models import Attestation, AttestationStatus
 from verifier.db.session import session_factory
@@ -51,11 +52,8 @@ def decide(attestation_id: str, task: Any = None) -> str:
         if task is not None and prefetch_locked_or_retry(task, session, att, settings, evidence):
             att = lock_attestation(session, key)  # the prefetch ended the transaction: lock and read the row again
         was_pending = att.status == AttestationStatus.PENDING
-        now = current_time(settings)
-        # When the request arrived, on the decision clock (the simulation clock in development runs apart from
-        # the real time that created_at holds): the nonce's expiry is checked as of then.
-        received_at = now - max(timedelta(0), datetime.now(UTC) - att.created_at)
-        att = decide_locked(session, att, decision_context(settings), now, received_at=received_at, evidence=evidence)
+        # The decision clock (the simulation clock in development) also places created_at (real time) on it.
+        att = decide_locked(session, att, decision_context(settings), Clock.from_settings(settings), evidence=evidence)
         session.commit()
     # Wakes an API request waiting with Prefer: wait.
     publish_decided(settings.broker_url, attestation_id, key_prefix=settings.broker_key_prefix)

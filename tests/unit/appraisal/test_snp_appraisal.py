@@ -22,7 +22,6 @@ from verifier.appraisal.snp import (
     matched_cce_policy,
     parse_snp_policy,
 )
-from verifier.attestation.evaluation import evaluate_snp_report
 from verifier.errors import Code, UsageError
 from verifier.evidence.snp import (
     PLATFORM_ALIAS_CHECK_COMPLETE,
@@ -33,6 +32,7 @@ from verifier.evidence.snp import (
     parse_snp_report,
 )
 from verifier.platforms.amd_snp import SnpVerification, verify_snp_report
+from verifier.platforms.evaluation import evaluate_snp_report
 from verifier.testing.amd_pki import DEFAULT_CSP_ID, ReportOptions, default_amd_pki
 from verifier.testing.amd_report_builder import DEFAULT_TCB, Tcb
 from verifier.trust.store import TrustStore

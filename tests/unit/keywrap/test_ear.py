@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from joserfc import jwt
 from joserfc.jwk import ECKey
 
-from verifier.errors import Code, EarError, EarExpired, EarInvalid, EarKeyUnknown, EarSigningKeyInvalid, Fault
+from verifier.errors import Code, EarError, EarExpired, EarInvalid, EarKeyUnknown, EarSigningKeyInvalid, Fault, Reason
 from verifier.keywrap.ear import (
     EAR_PROFILE,
     ProviderKeyring,
@@ -24,6 +24,7 @@ from verifier.keywrap.ear import (
     trustworthiness_vector,
     verify_ear,
 )
+from verifier.platforms.evaluation import Evaluation
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 EXPIRES = NOW + timedelta(minutes=15)
@@ -51,23 +52,22 @@ def _evaluation(
     verified: bool = True,
     accepted: bool = True,
     simulated: bool = False,
-    codes: tuple[str, ...] = (),
+    codes: tuple[Code, ...] = (),
     tcb_status: str | None = None,
-) -> dict[str, Any]:
-    return {
-        "platform": platform,
-        "verified": verified,
-        "accepted": accepted,
-        "simulated": simulated,
-        "tcb_status": tcb_status,
-        "advisory_ids": [],
-        "claims": {"measurement": "ab" * 48},
-        "reasons": [{"code": c, "message": f"message for {c}", "expected": "x", "actual": "y"} for c in codes],
-        "collateral": {},
-    }
+) -> Evaluation:
+    return Evaluation(
+        platform=platform,
+        verified=verified,
+        accepted=accepted,
+        tcb_status=tcb_status,
+        advisory_ids=(),
+        claims={"measurement": "ab" * 48},
+        reasons=tuple(Reason(c, f"message for {c.value}", expected="x", actual="y") for c in codes),
+        simulated=simulated,
+    )
 
 
-def _issue(keyring: ProviderKeyring, evaluations: list[dict[str, Any]] | None = None, **overrides: Any) -> str:
+def _issue(keyring: ProviderKeyring, evaluations: list[Evaluation] | None = None, **overrides: Any) -> str:
     kwargs: dict[str, Any] = {
         "now": NOW,
         "attestation_id": "att_01",
@@ -140,7 +140,7 @@ def test_issue_ear_two_accepted_affirming(keyring: ProviderKeyring, key1: Provid
 
 def test_issue_ear_one_rejected_contraindicated_with_codes(keyring: ProviderKeyring) -> None:
     rejected = _evaluation(
-        "amd-sev-snp", accepted=False, codes=(Code.SNP_POLICY_MEASUREMENT.value, Code.SNP_POLICY_TCB_TOO_LOW.value)
+        "amd-sev-snp", accepted=False, codes=(Code.SNP_POLICY_MEASUREMENT, Code.SNP_POLICY_TCB_TOO_LOW)
     )
     token = _issue(keyring, [_evaluation("intel-tdx"), rejected], lease_id=None)
     claims = verify_ear(token, keyring.public_jwks(), now=NOW)
@@ -159,9 +159,34 @@ def test_issue_ear_one_rejected_contraindicated_with_codes(keyring: ProviderKeyr
     codes = ["snp.policy.measurement_not_allowed", "snp.policy.tcb_too_low"]
     assert snp["keyward"]["reasons"] == codes
     assert claims["keyward"]["reasons"] == codes  # codes only: no messages, expected or actual values
-    faults = dict.fromkeys(codes, "policy")  # evaluations stored without faults: derived from the codes
+    faults = dict.fromkeys(codes, "policy")  # each code's fault
     assert snp["keyward"]["faults"] == claims["keyward"]["faults"] == faults
     assert claims["keyward"]["lease_id"] is None
+
+
+def test_issue_ear_submods_agree_with_the_stored_evaluations(keyring: ProviderKeyring) -> None:
+    """The token reads the typed evaluations; each submod says what the verdict stores (``Evaluation.to_json()``)."""
+    evaluations = [
+        _evaluation("intel-tdx", tcb_status="OutOfDate", simulated=True),
+        _evaluation("amd-sev-snp", accepted=False, codes=(Code.SNP_POLICY_DEBUG, Code.AZURE_UVM_SIGNATURE_INVALID)),
+        _evaluation(None, verified=False, accepted=False, codes=(Code.INTEL_QUOTE_TRUNCATED,)),
+    ]
+    claims = verify_ear(_issue(keyring, evaluations, lease_id=None), keyring.public_jwks(), now=NOW)
+    assert list(claims["submods"]) == ["intel-tdx", "amd-sev-snp", "unknown"]
+    for submod, stored in zip(claims["submods"].values(), (e.to_json() for e in evaluations), strict=True):
+        assert submod["keyward"] == {
+            "verified": stored["verified"],
+            "simulated": stored["simulated"],
+            "tcb_status": stored["tcb_status"],
+            "reasons": [r["code"] for r in stored["reasons"]],
+            "faults": {r["code"]: r["fault"] for r in stored["reasons"]},
+        }
+    assert claims["keyward"]["reasons"] == [
+        Code.SNP_POLICY_DEBUG.value,
+        Code.AZURE_UVM_SIGNATURE_INVALID.value,
+        Code.INTEL_QUOTE_TRUNCATED.value,
+    ]
+    assert claims["keyward"]["simulated"] is True
 
 
 @pytest.mark.parametrize(
@@ -175,8 +200,7 @@ def test_issue_ear_one_rejected_contraindicated_with_codes(keyring: ProviderKeyr
     ids=["malformed", "failed", "collateral", "policy"],
 )
 def test_issue_ear_reason_faults_tell_malformed_from_failed(keyring: ProviderKeyring, code: Code, fault: str) -> None:
-    rejected = _evaluation("amd-sev-snp", verified=fault == "policy", accepted=False, codes=(code.value,))
-    rejected["reasons"][0]["fault"] = code.fault.value  # as flows stores it
+    rejected = _evaluation("amd-sev-snp", verified=fault == "policy", accepted=False, codes=(code,))
     claims = verify_ear(_issue(keyring, [rejected], lease_id=None), keyring.public_jwks(), now=NOW)
     assert claims["submods"]["amd-sev-snp"]["keyward"]["faults"] == {code.value: fault}
     assert claims["keyward"]["faults"] == {code.value: fault}
@@ -197,7 +221,7 @@ def test_issue_ear_reason_faults_tell_malformed_from_failed(keyring: ProviderKey
     ids=["tdx-report-data", "snp-report-data", "tcb-status", "advisory", "measurement", "uvm", "debug", "smt"],
 )
 def test_trustworthiness_vector_rejection_lowers_component(code: Code, lowered: set[str]) -> None:
-    vector = trustworthiness_vector(_evaluation("intel-tdx", accepted=False, codes=(code.value,)))
+    vector = trustworthiness_vector(_evaluation("intel-tdx", accepted=False, codes=(code,)))
     assert {k for k, v in vector.items() if v == 96} == lowered
     assert all(v == 2 for k, v in vector.items() if k not in lowered)
 
@@ -208,7 +232,7 @@ def test_trustworthiness_vector_rejected_without_reasons_is_contraindicated() ->
 
 
 def test_issue_ear_unverified_evidence_crypto_failed(keyring: ProviderKeyring) -> None:
-    broken = _evaluation(None, verified=False, accepted=False, codes=(Code.INTEL_QUOTE_TRUNCATED.value,))
+    broken = _evaluation(None, verified=False, accepted=False, codes=(Code.INTEL_QUOTE_TRUNCATED,))
     claims = verify_ear(_issue(keyring, [broken]), keyring.public_jwks(), now=NOW)
     submod = claims["submods"]["unknown"]
     assert submod["ear.status"] == "contraindicated"

@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 
 from verifier.appraisal.snp import SnpPolicy
-from verifier.attestation.evaluation import evaluate_snp_report
 from verifier.errors import Code
+from verifier.platforms.evaluation import evaluate_snp_report
 from verifier.testing.amd_pki import (
     DEFAULT_CSP_ID,
     AmdEvidence,

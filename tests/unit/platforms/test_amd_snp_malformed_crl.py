@@ -10,10 +10,10 @@ import pytest
 from cryptography import x509
 
 from verifier.appraisal.snp import SnpPolicy
-from verifier.attestation.evaluation import evaluate_snp_report
 from verifier.errors import Code, CollateralError
 from verifier.evidence.snp import parse_snp_report
 from verifier.platforms.amd_snp import verify_snp_report
+from verifier.platforms.evaluation import evaluate_snp_report
 from verifier.testing.amd_pki import AmdEvidence, ReportOptions, default_amd_pki
 
 

@@ -12,9 +12,9 @@ from datetime import timedelta
 import pytest
 
 from verifier.appraisal.intel import IntelPolicy, appraise_intel
-from verifier.attestation.evaluation import evaluate_intel_quote
 from verifier.errors import Code, EvidenceMalformed, KeywardError
 from verifier.evidence.dcap import parse_quote
+from verifier.platforms.evaluation import evaluate_intel_quote
 from verifier.platforms.intel_dcap import IntelVerificationCache, verify_quote
 from verifier.testing.intel_pki import Defect, Evidence, QuoteOptions, default_pki, defect_applies
 from verifier.testing.intel_quote_builder import patch_u16, patch_u32
