@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from celery import Task
+from celery.exceptions import Retry
 from joserfc import jwk
 from sqlalchemy import Engine, delete, event, select
 from sqlalchemy.orm import Session
@@ -72,6 +73,17 @@ def test_task_transaction_rolled_back_sends_nothing(database_url: str, engine: E
         body()
     assert not _committed(engine, nonce)
     assert (sent, seen) == ([], [])
+
+
+def test_retry_inside_a_task_transaction_is_sent_at_once(database_url: str, sent: list[Any]) -> None:
+    """Retry is raised out of the transaction, which rolls back: a deferred retry would never be sent."""
+    tasks.decide_task.push_request(id="t-retry", args=["again"], kwargs={}, retries=0, called_directly=False)
+    try:
+        with pytest.raises(Retry), task_transaction(service_settings(database_url)):
+            tasks.decide_task.retry(countdown=1)
+    finally:
+        tasks.decide_task.pop_request()
+    assert sent == [("again",)]
 
 
 def test_apply_async_outside_a_task_transaction_sends_at_once(sent: list[Any]) -> None:

@@ -6,7 +6,8 @@ the task base owns the task's transactions, and nothing a task calls commits or 
   decide task fetches vendor collateral between two, outside either); never one inside another.
 * Follow-up work waits for the commit. A task sent inside the block (:meth:`KeywardTask.apply_async`, so ``delay``
   too) is sent once it has committed, and so is whatever the body hands to :func:`after_commit` (the "decided"
-  notification, the decision's metrics), in the order given. After a rollback none of it happens.
+  notification, the decision's metrics), in the order given. After a rollback none of it happens. A retry
+  (:meth:`KeywardTask.retry`) is sent at once: it is raised out of the transaction.
 * Metrics: a task that fails for good (its retries spent, or none allowed) is counted per task name
   (:meth:`~verifier.observability.metrics.WorkerMetrics.record_task_error`); the decide task counts each decision
   after its commit (:mod:`verifier.worker.tasks`).
@@ -73,6 +74,15 @@ class KeywardTask(Task):  # type: ignore[misc]  # celery ships no type hints: Ta
             return super().apply_async(args, kwargs, **options)
         hooks.append(functools.partial(super().apply_async, args, kwargs, **options))
         return None
+
+    def retry(self, *args: Any, **kwargs: Any) -> Any:
+        """Celery's ``retry``, whose message is sent at once even inside a task transaction: the ``Retry`` it raises
+        rolls that transaction back, which would drop a deferred send and lose the task."""
+        token = _after_commit.set(None)
+        try:
+            return super().retry(*args, **kwargs)
+        finally:
+            _after_commit.reset(token)
 
     def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
         """Celery's hook when the task has failed for good: counted per task name."""
