@@ -9,12 +9,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import click
-from sqlalchemy.orm import Session
 
 from verifier.auth.credentials import issue_credential
 from verifier.config import get_settings
 from verifier.db.engine import make_engine, upgrade_database
 from verifier.db.models import CredentialKind
+from verifier.db.session import session_scope
 
 
 @click.group("db")
@@ -40,10 +40,9 @@ def admin_bootstrap(label: str) -> None:
     settings = get_settings()
     engine = make_engine(settings.database_url)
     try:
-        with Session(engine) as session:
+        with session_scope(engine) as session:  # this command owns its one transaction
             pepper = settings.credential_pepper.get_secret_value().encode()
             _, token = issue_credential(session, pepper, CredentialKind.ADMIN, label=label, now=datetime.now(UTC))
-            session.commit()
     finally:
         engine.dispose()
     click.echo(token)

@@ -7,6 +7,7 @@ import base64
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -30,6 +31,7 @@ from verifier.collateral.documents import intel_keys, snp_crl_target
 from verifier.collateral.freshness import Freshness
 from verifier.config import Settings
 from verifier.db.models import Attestation, AttestationStatus, CachedCollateral
+from verifier.db.session import Transaction
 from verifier.errors import Code
 from verifier.evidence.dcap import parse_quote
 from verifier.evidence.snp import parse_snp_report
@@ -40,12 +42,13 @@ from verifier.testing.fake_vendor_services import FakeVendorServices
 from verifier.testing.intel_pki import SIM_NOW, CollateralOptions, Evidence, QuoteOptions, default_pki
 from verifier.trust.amd_certs import load_leaf
 from verifier.worker import vendor_documents
-from verifier.worker.refresh import prefetch_locked, prefetch_locked_or_retry, refresh_cache, retry_delay
+from verifier.worker.refresh import collateral_to_fetch, prefetch_needs, refresh_cache, retry_delay
 from verifier.worker.vendor_documents import (
     FetchReport,
     VendorClients,
     collateral_needs,
     document_next_update,
+    fetch_and_store,
     vendor_clients,
 )
 
@@ -124,13 +127,34 @@ def _pending(session: Session, *items: object, status: AttestationStatus = Attes
     return att
 
 
+def _transactions(session: Session) -> Transaction:
+    """The task base's transactions, as savepoints of the test's session (its outer transaction is rolled back)."""
+
+    @contextmanager
+    def transaction() -> Iterator[Session]:
+        try:
+            yield session
+        except BaseException:
+            session.rollback()
+            raise
+        session.commit()
+
+    return transaction
+
+
 def _prefetch(
     session: Session, attestation_id: uuid.UUID, clients: VendorClients, now: Any, freshness: Freshness
 ) -> FetchReport:
-    """The decide task's prefetch (:func:`prefetch_locked`, under :func:`prefetch_locked_or_retry`) on the
-    attestation committed and locked as the task finds it; an empty report when nothing was needed."""
+    """The decide task's prefetch on the attestation committed and locked as the task finds it: the check in the
+    decision's transaction (:func:`prefetch_needs`); when something is needed, that transaction ends and what is
+    fetched is stored in one of its own (:func:`fetch_and_store`, as :func:`~verifier.worker.refresh.prefetch`
+    does). An empty report when nothing was needed."""
     session.commit()
-    return prefetch_locked(session, lock_attestation(session, attestation_id), clients, now, freshness) or FetchReport()
+    needs = prefetch_needs(session, lock_attestation(session, attestation_id), now, freshness)
+    if not needs:
+        return FetchReport()
+    session.commit()
+    return fetch_and_store(_transactions(session), clients, needs, now)
 
 
 def _intel_path_keys(ev: Evidence) -> Any:
@@ -461,7 +485,7 @@ def test_prefetch_disabled_decides_at_once(session: Session, server: FakeVendorS
     server.add_intel(ev := _tdx())
     att = _pending(session, _intel_item(ev))
     settings = Settings(collateral_fetch=False, pcs_base_url=server.base_url, database_url="postgresql://unused/x")
-    assert prefetch_locked_or_retry(object(), session, att, settings) is False
+    assert collateral_to_fetch(session, att, settings, NOW, parse_evidence(att.evidence)) == []
     assert server.requests == []
     assert session.in_transaction()
 
@@ -518,7 +542,7 @@ def test_refresh_cache_replaces_ageing_document_only(
     server.add_intel(new)
     _cache_intel(session, old, tcb_info=next_update)  # the other documents are fresh (20+ days)
 
-    report = refresh_cache(session, clients, NOW, freshness=RULE, limit=100)
+    report = refresh_cache(_transactions(session), clients, NOW, freshness=RULE, limit=100)
 
     row = _row(session, "tcb_info")
     if refreshed:
@@ -545,7 +569,7 @@ def test_refresh_cache_failure_keeps_cached_copy(
     _cache_intel(session, ev, tcb_info=NOW + timedelta(hours=1), qe_identity=NOW + timedelta(hours=1))
     server.fail_next(503)
 
-    report = refresh_cache(session, clients, NOW, freshness=RULE, limit=100)
+    report = refresh_cache(_transactions(session), clients, NOW, freshness=RULE, limit=100)
 
     assert report.stored == ()
     assert [f.status for f in report.failures] == [503]
@@ -562,10 +586,10 @@ def test_refresh_cache_bounded_soonest_first(
     server.add_intel(ev)
     _cache_intel(session, ev, tcb_info=NOW + timedelta(hours=3), qe_identity=NOW + timedelta(hours=1))
 
-    report = refresh_cache(session, clients, NOW, freshness=RULE, limit=1)
+    report = refresh_cache(_transactions(session), clients, NOW, freshness=RULE, limit=1)
 
     assert report.stored == ("intel/qe_identity/tdx",)
-    assert refresh_cache(session, clients, NOW, freshness=RULE, limit=1).stored == (_intel_rows(ev)[0],)
+    assert refresh_cache(_transactions(session), clients, NOW, freshness=RULE, limit=1).stored == (_intel_rows(ev)[0],)
 
 
 def test_refresh_cache_reads_missing_next_update_from_body_once(
@@ -578,7 +602,7 @@ def test_refresh_cache_reads_missing_next_update_from_body_once(
         session, AMD, "vcek", vcek_key(chip, tcb), amd.leaf_der, issuer_chain=None, fetched_at=NOW, next_update=None
     )
 
-    assert refresh_cache(session, clients, NOW, freshness=RULE, limit=100) == FetchReport()
+    assert refresh_cache(_transactions(session), clients, NOW, freshness=RULE, limit=100) == FetchReport()
 
     assert server.requests == []
     assert _row(session, "pck_crl").next_update == NOW + 25 * DAY
@@ -596,7 +620,7 @@ def test_refresh_cache_ageing_vcek_fetched_again(
     )
     not_after = load_leaf(amd.leaf_der).not_after
 
-    report = refresh_cache(session, clients, not_after - timedelta(hours=1), freshness=RULE, limit=100)
+    report = refresh_cache(_transactions(session), clients, not_after - timedelta(hours=1), freshness=RULE, limit=100)
 
     assert report.stored == (f"amd/vcek/{vcek_key(chip, tcb)}",)
     assert len(server.requests) == 1
@@ -610,7 +634,7 @@ def test_refresh_cache_drops_unreadable_vcek(
         session, AMD, "vcek", "00:00", b"not a certificate", issuer_chain=None, fetched_at=NOW, next_update=None
     )
 
-    assert refresh_cache(session, clients, NOW, freshness=RULE, limit=100) == FetchReport()
+    assert refresh_cache(_transactions(session), clients, NOW, freshness=RULE, limit=100) == FetchReport()
 
     assert session.scalars(select(CachedCollateral)).all() == []
     assert server.requests == []
@@ -626,7 +650,7 @@ def test_refresh_cache_unreadable_intel_document_fetched_again(
     row.body, row.next_update = b"garbage", None
     session.flush()
 
-    report = refresh_cache(session, clients, NOW, freshness=RULE, limit=100)
+    report = refresh_cache(_transactions(session), clients, NOW, freshness=RULE, limit=100)
 
     assert report.stored == ("intel/qe_identity/tdx",)
     assert _row(session, "qe_identity").body == ev.pcs.qe_identity_body
@@ -650,7 +674,7 @@ def test_refresh_cache_refetches_an_ageing_amd_crl(
         next_update=NOW + timedelta(hours=1),
     )
 
-    report = refresh_cache(session, clients, NOW, freshness=RULE, limit=100)
+    report = refresh_cache(_transactions(session), clients, NOW, freshness=RULE, limit=100)
 
     assert report == FetchReport(stored=("amd/crl/vcek:genoa",))
     assert server.requests == ["/vcek/v1/Genoa/crl"]
@@ -739,7 +763,7 @@ def test_refresh_cache_document_fetched_over_max_age_ago_fetched_again(
     _cache_intel(session, old)  # every nextUpdate 20 days or more away
     _only_aged(session, "tcb_info", NOW - 25 * HOUR)
 
-    report = refresh_cache(session, clients, NOW, freshness=Freshness(), limit=100)
+    report = refresh_cache(_transactions(session), clients, NOW, freshness=Freshness(), limit=100)
 
     assert report == FetchReport(stored=(_intel_rows(old)[0],))
     assert _row(session, "tcb_info").body == new.pcs.tcb_info_body
@@ -753,7 +777,7 @@ def test_refresh_cache_document_fetched_inside_window_left_alone(
     _cache_intel(session, ev, tcb_info=NOW + 2 * HOUR, qe_identity=NOW + 3 * HOUR)
     _only_aged(session, "qe_identity", NOW - 23 * HOUR)  # tcb_info fetched an hour ago, inside its window
 
-    report = refresh_cache(session, clients, NOW, freshness=Freshness(), limit=1)
+    report = refresh_cache(_transactions(session), clients, NOW, freshness=Freshness(), limit=1)
 
     assert report == FetchReport(stored=("intel/qe_identity/tdx",))  # the batch's place is not taken by tcb_info
 
@@ -773,7 +797,7 @@ def test_refresh_cache_vcek_never_aged(session: Session, server: FakeVendorServi
         next_update=None,
     )
 
-    assert refresh_cache(session, clients, NOW, freshness=Freshness(), limit=100) == FetchReport()
+    assert refresh_cache(_transactions(session), clients, NOW, freshness=Freshness(), limit=100) == FetchReport()
     assert server.requests == []
 
 
@@ -794,11 +818,11 @@ def test_prefetch_for_stale_vendor_document_never_rolls_cache_back(
     assert (row.body, row.fetched_at) == (newer.pcs.tcb_info_body, NOW - 25 * HOUR)
 
 
-def test_prefetch_locked_or_retry_keeps_the_lock_while_optional_fetches_back_off(
+def test_collateral_to_fetch_while_optional_fetches_back_off_is_nothing(
     session: Session, server: FakeVendorServices
 ) -> None:
     """Evidence that brings its collateral, every copy's fetch just failed: the decide task keeps its row lock and
-    decides at once, instead of rolling back and locking the row again for nothing."""
+    decides at once in that transaction, instead of ending it and locking the row again for nothing."""
     ev = _tdx()
     att = _pending(session, _intel_item(ev, collateral=ev.collateral_json))
     wanted = collateral_needs(session, parse_evidence(att.evidence), NOW, RULE)
@@ -808,7 +832,7 @@ def test_prefetch_locked_or_retry_keeps_the_lock_while_optional_fetches_back_off
         vendor_documents._optional_backoff[str(w)] = time.monotonic() + 60
     settings = Settings(pcs_base_url=server.base_url, kds_base_url=server.base_url)
 
-    assert prefetch_locked_or_retry(object(), session, att, settings) is False
+    assert collateral_to_fetch(session, att, settings, NOW, parse_evidence(att.evidence)) == []
     assert server.requests == []
     assert att in session
     assert session.in_transaction()

@@ -134,6 +134,7 @@ def _broker_down() -> Iterator[None]:
 
 
 def test_broker_down_at_submission_then_requeued_and_decided(database_url: str, engine: Engine, tmp_path: Path) -> None:
+    from verifier.worker.base import task_transaction
     from verifier.worker.tasks import requeue
 
     settings = service_settings(database_url, pending_requeue_seconds=0)
@@ -149,7 +150,9 @@ def test_broker_down_at_submission_then_requeued_and_decided(database_url: str, 
     attestation_id = uuid.UUID(r.json()["id"])
     worker = start_logged_worker(tmp_path / "worker.log", database_url, TEST_BROKER)
     try:
-        assert requeue(settings) >= 1  # beat's run: the broker is back
+        with task_transaction(settings) as session:  # beat's run: the broker is back
+            requeued = requeue(session, settings)
+        assert requeued >= 1  # sent once the claim committed
         deadline = time.monotonic() + 30
         status = "pending"
         while status == "pending" and time.monotonic() < deadline:
@@ -200,6 +203,7 @@ def test_beat_schedule_names_registered_tasks() -> None:
 def test_purge_nonces_task_deletes_only_unreplayable_rows(database_url: str, engine: Engine) -> None:
     from verifier.attestation.challenges import MAX_DECISION_DELAY
     from verifier.db.models import UsedNonce
+    from verifier.worker.base import task_transaction
     from verifier.worker.tasks import purge_nonces
 
     now = datetime.now(UTC)
@@ -207,7 +211,8 @@ def test_purge_nonces_task_deletes_only_unreplayable_rows(database_url: str, eng
     with Session(engine) as s, s.begin():
         s.add(UsedNonce(nonce=gone, used_at=now, expires_at=now - MAX_DECISION_DELAY - timedelta(seconds=5)))
         s.add(UsedNonce(nonce=kept, used_at=now, expires_at=now - MAX_DECISION_DELAY + timedelta(minutes=5)))
-    assert purge_nonces(service_settings(database_url)) >= 1
+    with task_transaction(service_settings(database_url)) as session:
+        assert purge_nonces(session) >= 1
     with Session(engine) as s:
         assert s.get(UsedNonce, gone) is None
         assert s.get(UsedNonce, kept) is not None

@@ -1,6 +1,6 @@
 """The Celery signal receivers: the task's log context from the message headers, the id carried on to tasks sent
-from a task, failures counted. Called directly with Celery's keyword arguments (the real worker path is in
-tests/integration/test_health.py)."""
+from a task; and failures, counted by the task base. Called directly with Celery's keyword arguments (the real worker
+path is in tests/integration/test_health.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 from verifier.observability import worker as wiring
 from verifier.observability.logging import CELERY_REQUEST_ID_HEADER, context_fields, log_context
 from verifier.observability.metrics import WORKER_METRICS
+from verifier.worker.base import KeywardTask
 
 
 def _task(**request: Any) -> Any:
@@ -53,6 +54,9 @@ def test_task_failure_is_counted() -> None:
         found = [e["count"] for e in WORKER_METRICS.snapshot()["task_errors"] if e["task"] == "keyward.test_failure"]
         return int(found[0]) if found else 0
 
+    class Failing(KeywardTask):
+        name = "keyward.test_failure"
+
     before = errors()
-    wiring._task_failure(sender=SimpleNamespace(name="keyward.test_failure"))
+    Failing().on_failure(RuntimeError("boom"), "t-3", (), {}, None)
     assert errors() == before + 1

@@ -1,12 +1,18 @@
 """The process's engines and sessions: one engine per database URL, the session factory every request and task
-opens its session from, and the autocommit reader.
+opens its session from, :func:`session_scope` (one transaction, committed when its block ends), and the autocommit
+reader.
 
-Here: caching and binding. Not here: engine options (:mod:`verifier.db.engine`), and who commits (the caller: one
-session per request or task, which the endpoint or task body commits).
+Here: caching, binding, and the one place outside the API's endpoints that commits or rolls back
+(:func:`session_scope`, which the Celery task base, the heartbeat and the CLI open). Not here: engine options
+(:mod:`verifier.db.engine`), and where a transaction begins and ends (its owner: the request for the API, the task
+base :class:`verifier.worker.base.KeywardTask` for Celery). Services and repositories take a session and never
+commit or roll back.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from functools import lru_cache
 
 from sqlalchemy import Engine
@@ -30,6 +36,30 @@ def _factory(url: str) -> sessionmaker[Session]:
 def session_factory(settings: Settings) -> sessionmaker[Session]:
     """Sessions on the service database; objects stay readable after the commit (``expire_on_commit=False``)."""
     return _factory(settings.database_url)
+
+
+#: Opens one transaction (:func:`session_scope` with its arguments bound): a helper that stores in transactions of
+#: its own, such as the collateral prefetch, is given one of these by the transaction's owner and never commits.
+Transaction = Callable[[], AbstractContextManager[Session]]
+
+
+@contextmanager
+def session_scope(source: Settings | Engine) -> Iterator[Session]:
+    """One unit of work on the service database (``Settings``) or on ``engine``: the session's transaction commits
+    when the block ends and rolls back if it raises; the session is closed either way. Objects stay readable after
+    the commit (``expire_on_commit=False``)."""
+    factory = session_factory(source) if isinstance(source, Settings) else _bound(source)
+    with factory() as session:
+        try:
+            yield session
+        except BaseException:
+            session.rollback()
+            raise
+        session.commit()
+
+
+def _bound(engine: Engine) -> Callable[[], Session]:
+    return lambda: Session(bind=engine, expire_on_commit=False)
 
 
 @lru_cache(maxsize=4)

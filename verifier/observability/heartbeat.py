@@ -2,8 +2,9 @@
 
 A daemon thread upserts the process's row (hostname, pid, role, started_at, last_seen, and the process's metrics
 snapshot) at once and then every ``interval`` seconds, each in its own short transaction, and prunes rows that
-stopped beating more than :data:`STALE_ROW_RETENTION` ago. :meth:`Heartbeat.stop` ends the thread and deletes the
-row, so a cleanly stopped worker disappears from /readyz at once; a killed one goes stale after
+stopped beating more than :data:`STALE_ROW_RETENTION` ago. Each beat owns its transaction
+(:func:`~verifier.db.session.session_scope`); the repository never commits. :meth:`Heartbeat.stop` ends the thread
+and deletes the row, so a cleanly stopped worker disappears from /readyz at once; a killed one goes stale after
 ``heartbeat_max_age_seconds``. A failed write (database briefly away, SQLite busy) is logged and retried at the
 next beat; it never stops the thread or the worker.
 
@@ -29,6 +30,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from verifier.db.session import session_scope
 from verifier.observability import repository
 
 log = logging.getLogger(__name__)
@@ -70,7 +72,7 @@ class Heartbeat:
         """Write the row once (and prune stale ones); False if the database refused."""
         now = self.clock()
         try:
-            with Session(self.engine) as session:
+            with session_scope(self.engine) as session:
                 repository.write_heartbeat(
                     session,
                     hostname=self.hostname,
@@ -81,7 +83,6 @@ class Heartbeat:
                     metrics=self.metrics() if self.metrics else None,
                 )
                 repository.prune_heartbeats(session, older_than=now - STALE_ROW_RETENTION)
-                session.commit()
         except SQLAlchemyError as e:
             log.warning("heartbeat not written", extra={"error": type(e).__name__, "role": self.role})
             return False
@@ -107,9 +108,8 @@ class Heartbeat:
             self._thread.join(timeout=self.interval + 5)
             self._thread = None
         try:
-            with Session(self.engine) as session:
+            with session_scope(self.engine) as session:
                 repository.delete_heartbeat(session, hostname=self.hostname, pid=self.pid)
-                session.commit()
         except SQLAlchemyError as e:
             log.warning("heartbeat row not deleted", extra={"error": type(e).__name__, "role": self.role})
 

@@ -6,7 +6,6 @@
   ``request_id`` the API put in the message headers (sanitised again: anyone who can publish can set it).
 * ``before_task_publish``: a task sent while a request id is bound (a retry, or a task a task sends) carries it
   on; Celery does not copy custom headers into a retry's message by itself.
-* ``task_failure``: counts the failure in :data:`~verifier.observability.metrics.WORKER_METRICS`.
 * Heartbeats: each process that runs tasks beats, and beat does. ``worker_process_init`` fires in each prefork
   child and in the solo pool's only process; ``worker_ready`` starts it in the main process of the other pools
   (threads, gevent, eventlet), but not under prefork, whose main process stays off the database so that a child
@@ -14,7 +13,8 @@
   never starts two and a child never inherits its parent's; a forked child first drops the pooled connections it
   inherited. ``worker_process_shutdown``, ``worker_shutdown`` and exit stop it and delete the row.
 
-Not here: what the tasks record (:mod:`verifier.worker.tasks`), the table (:mod:`verifier.db.models.ops`).
+Not here: what the tasks record (the task base :mod:`verifier.worker.base` counts failures, :mod:`verifier.worker.tasks`
+decisions), the table (:mod:`verifier.db.models.ops`).
 """
 
 from __future__ import annotations
@@ -103,10 +103,6 @@ def _before_task_publish(headers: dict[str, Any] | None = None, **_: Any) -> Non
         headers.setdefault(obs_logging.CELERY_REQUEST_ID_HEADER, request_id)
 
 
-def _task_failure(sender: Any = None, **_: Any) -> None:
-    WORKER_METRICS.record_task_error(str(getattr(sender, "name", "unknown")))
-
-
 def _worker_process_init(**_: Any) -> None:
     start_heartbeat("worker", after_fork=True)
 
@@ -136,7 +132,6 @@ def connect_worker_signals() -> None:
     signals.task_prerun.connect(_task_prerun, weak=False)
     signals.task_postrun.connect(_task_postrun, weak=False)
     signals.before_task_publish.connect(_before_task_publish, weak=False)
-    signals.task_failure.connect(_task_failure, weak=False)
     signals.worker_process_init.connect(_worker_process_init, weak=False)
     signals.worker_ready.connect(_worker_ready, weak=False)
     signals.beat_init.connect(_beat_init, weak=False)

@@ -1,19 +1,21 @@
 """Worker-side collateral refresh: fill the vendor-collateral cache before a decision, and keep it fresh.
 
-Two entry points, both in the worker, neither fetching inside a decision's transaction:
+Two entry points, both in the worker, neither fetching inside a transaction (nothing here commits or rolls back:
+the task base :class:`~verifier.worker.base.KeywardTask` opens and ends every transaction):
 
-* :func:`prefetch_locked_or_retry`, called by the decide task before it decides, on the attestation row it has locked.
-  For every evidence item, parsed once for the prefetch and the decision, it takes the cache rows its platform says
-  verification will read (:attr:`verifier.platforms.registry.ParsedItem.needs`, the one rule the decision reads by;
-  Intel: TCB Info, QE Identity, CRLs; AMD: the chain's CRL, the VCEK without ``vcek`` or ``cert_table``). Rows the
-  item brings its own copy of (``collateral``, ``crl``) are read too, since the decision verifies the newer copy;
-  failing to fetch those never puts a decision off. When all are there and fresh the decision goes
-  on in the same transaction; otherwise the transaction is ended, the missing, unreadable or due documents are
-  fetched from Intel PCS/PCCS or AMD KDS and stored in a transaction of their own. A fetch failure is never a
-  decision: while a vendor answers 429/5xx or cannot be reached the task is retried later (exponential back-off,
-  never sooner than Retry-After, at most ``collateral_fetch_retries`` times) and then decided with what the cache
-  holds; any other failure (404: an unknown FMSPC or chip) is decided at once, and the decision rejects with its
-  stable collateral-missing code.
+* The prefetch, the decide task's step before its decision (:mod:`verifier.worker.tasks`). For every evidence item,
+  parsed once for the prefetch and the decision, it takes the cache rows its platform says verification will read
+  (:attr:`verifier.platforms.registry.ParsedItem.needs`, the one rule the decision reads by; Intel: TCB Info, QE
+  Identity, CRLs; AMD: the chain's CRL, the VCEK without ``vcek`` or ``cert_table``). Rows the item brings its own
+  copy of (``collateral``, ``crl``) are read too, since the decision verifies the newer copy; failing to fetch those
+  never puts a decision off. :func:`collateral_to_fetch` asks the cache in one statement, inside the decision's
+  transaction on the row the task has locked: when all are there and fresh the decision goes on in that
+  transaction. Otherwise the task ends it and :func:`prefetch` fetches the missing, unreadable or due documents from
+  Intel PCS/PCCS or AMD KDS and stores them in a transaction of their own, before the task opens the decision's
+  again. A fetch failure is never a decision: while a vendor answers 429/5xx or cannot be reached the task is
+  retried later (exponential back-off, never sooner than Retry-After, at most ``collateral_fetch_retries`` times)
+  and then decided with what the cache holds; any other failure (404: an unknown FMSPC or chip) is decided at once,
+  and the decision rejects with its stable collateral-missing code.
 * :func:`refresh_collateral`, the ``keyward.refresh_collateral`` beat task: cached documents that are due are fetched
   again, a bounded number per run, soonest nextUpdate first. A failure is logged and the cached copy kept;
   verification re-checks every validity window anyway.
@@ -33,7 +35,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
@@ -42,9 +43,10 @@ from verifier.collateral.documents import AMD, Wanted, leaf_product
 from verifier.collateral.freshness import AGEING_KINDS, Freshness, is_due
 from verifier.config import Settings, current_time, get_settings
 from verifier.db.models import Attestation, AttestationStatus, CachedCollateral
-from verifier.db.session import session_factory
+from verifier.db.session import Transaction
 from verifier.evidence.snp import PRODUCTS
 from verifier.platforms.registry import Parsed, parse_evidence
+from verifier.worker.base import KeywardTask
 from verifier.worker.celery_app import celery_app
 from verifier.worker.vendor_documents import (
     REFRESHABLE,
@@ -86,51 +88,47 @@ def _retry_delay_for(report: FetchReport, attestation_id: str, attempt: int, set
     return retry_delay(attempt, failure.retry_after, settings)
 
 
-def prefetch_locked(
+def prefetch_needs(
     session: Session,
     att: Attestation,
-    clients: VendorClients,
     now: datetime,
     freshness: Freshness = DEFAULT_FRESHNESS,
     evidence: Sequence[Parsed] | None = None,
-) -> FetchReport | None:
-    """What the pending ``att`` (its row locked in ``session``'s transaction) needs and the cache lacks, fetched and
-    stored. None when nothing is (evidence that brings its collateral, a warm cache, a decided attestation): the
-    transaction goes on. Otherwise the transaction is rolled back first, since no transaction stays open while a
-    vendor is asked, and the report says what was stored and what failed. Optional documents whose fetch just
-    failed are left out, so a verifier without egress does not give up its row lock (and read the row again)
-    before every decision for nothing. ``evidence``: ``att.evidence`` already parsed."""
+) -> list[Wanted]:
+    """Step 1 of the prefetch, in the decision's transaction (``att``'s row locked in ``session``): what the pending
+    ``att`` needs that the cache lacks or holds due, read in one statement. Empty when nothing is (evidence that
+    brings its collateral, a warm cache, a decided attestation): the decision goes on in that transaction. Optional
+    documents whose fetch just failed are left out, so a verifier without egress does not give up its row lock (and
+    read the row again) before every decision for nothing. ``evidence``: ``att.evidence`` already parsed."""
     if att.status != AttestationStatus.PENDING:
-        return None
+        return []
     items = parse_evidence(att.evidence) if evidence is None else evidence
-    needs = fetchable(collateral_needs(session, items, now, freshness))
-    if not needs:
-        return None
-    session.rollback()
-    return fetch_and_store(session, clients, needs, now)
+    return fetchable(collateral_needs(session, items, now, freshness))
 
 
-def prefetch_locked_or_retry(
-    task: Any, session: Session, att: Attestation, settings: Settings, evidence: Sequence[Parsed] | None = None
-) -> bool:
-    """For the decide task (``bind=True``), which holds ``att``'s row lock in ``session``'s transaction:
-    :func:`prefetch_locked` with the configured vendors, clock and freshness rule. False: nothing was fetched, and
-    the transaction goes on to the decision (no second read of the attestation). True: the transaction was ended
-    and the caller must lock the row again; Celery's ``Retry`` is raised instead when the decision should wait for
-    a vendor (``task.request.retries`` counts the attempts). ``evidence``: ``att.evidence`` already parsed (the
-    decide task parses once for this and the decision)."""
+def collateral_to_fetch(
+    session: Session, att: Attestation, settings: Settings, now: datetime, evidence: Sequence[Parsed]
+) -> list[Wanted]:
+    """:func:`prefetch_needs` with the configured freshness rule, for the decide task; empty when collateral
+    fetching is off (``collateral_fetch``: nothing is read then)."""
     if not settings.collateral_fetch:
-        return False
+        return []
+    return prefetch_needs(session, att, now, Freshness.from_settings(settings), evidence)
+
+
+def prefetch(
+    task: KeywardTask, needs: Sequence[Wanted], now: datetime, settings: Settings, attestation_id: str
+) -> FetchReport:
+    """Step 2, after the transaction that found ``needs`` has ended and before the decision's opens: fetch them from
+    the configured vendors (no transaction open meanwhile) and store them in a transaction of the ``task``'s own.
+    Raises Celery's ``Retry`` when the decision should wait for a vendor: a retryable failure, and fewer than
+    ``collateral_fetch_retries`` attempts so far (``task.request.retries``)."""
     with vendor_clients(settings) as clients:
-        report = prefetch_locked(
-            session, att, clients, current_time(settings), Freshness.from_settings(settings), evidence
-        )
-    if report is None:
-        return False
-    delay = _retry_delay_for(report, str(att.id), task.request.retries, settings)
+        report = fetch_and_store(task.transaction, clients, needs, now)
+    delay = _retry_delay_for(report, attestation_id, task.request.retries, settings)
     if delay is not None:
         raise task.retry(countdown=delay, max_retries=settings.collateral_fetch_retries)
-    return True
+    return report
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -148,13 +146,11 @@ def _wanted_for_row(row: CachedCollateral) -> Wanted | None:
     return None if product is None else Wanted(row.vendor, row.kind, row.key, product)
 
 
-def refresh_cache(
-    session: Session, clients: VendorClients, now: datetime, *, freshness: Freshness, limit: int
-) -> FetchReport:
-    """Fetch again the cached documents due at ``now`` (:func:`~verifier.worker.vendor_documents.due`), at most
-    ``limit``, soonest nextUpdate first. Rows stored without a next update get it from their body (read once). A
-    cached VCEK that is not a readable certificate is dropped: it can never verify, and the next attestation from
-    that chip fetches it again. Failures keep the cached copy. Owns ``session``'s transactions.
+def due_documents(session: Session, now: datetime, *, freshness: Freshness, limit: int) -> list[Wanted]:
+    """The cached documents due at ``now`` (:func:`~verifier.worker.vendor_documents.due`), at most ``limit``,
+    soonest nextUpdate first, in ``session``'s transaction. Rows stored without a next update get it from their body
+    (read once). A cached VCEK that is not a readable certificate is dropped: it can never verify, and the next
+    attestation from that chip fetches it again.
 
     The candidates are narrowed in SQL (no next update, one within ``freshness.ahead``, or revocation/TCB data
     fetched ``freshness.max_age`` ago), reading no bodies; the exact rule is applied to them before any body is
@@ -181,19 +177,28 @@ def refresh_cache(
             session.delete(row)
             continue
         wanted_rows.append(wanted)
-    session.commit()
-    return fetch_and_store(session, clients, wanted_rows, now)
+    return wanted_rows
 
 
-def refresh_collateral() -> int:
-    """Beat task body: refresh ageing cached collateral; returns how many documents were stored."""
+def refresh_cache(
+    transaction: Transaction, clients: VendorClients, now: datetime, *, freshness: Freshness, limit: int
+) -> FetchReport:
+    """Fetch again the cached documents due at ``now`` (:func:`due_documents`, in a ``transaction`` of its own),
+    and store what came back in another (none is open while a vendor is asked). Failures keep the cached copy."""
+    with transaction() as session:
+        wanted = due_documents(session, now, freshness=freshness, limit=limit)
+    return fetch_and_store(transaction, clients, wanted, now)
+
+
+def refresh_collateral(task: KeywardTask) -> int:
+    """Beat task body: refresh ageing cached collateral in the task's transactions; returns how many documents were
+    stored."""
     settings = get_settings()
     if not settings.collateral_fetch:
         return 0
-    factory = session_factory(settings)
-    with factory() as session, vendor_clients(settings) as clients:
+    with vendor_clients(settings) as clients:
         report = refresh_cache(
-            session,
+            task.transaction,
             clients,
             current_time(settings),
             freshness=Freshness.from_settings(settings),
@@ -203,4 +208,6 @@ def refresh_collateral() -> int:
     return len(report.stored)
 
 
-refresh_collateral_task = celery_app.task(name="keyward.refresh_collateral")(refresh_collateral)
+refresh_collateral_task = celery_app.task(base=KeywardTask, bind=True, name="keyward.refresh_collateral")(
+    refresh_collateral
+)

@@ -1,4 +1,6 @@
-"""Thin tasks: ids in, a service call, one commit. Sent only after the commit that made their input visible.
+"""Thin tasks: ids in, a service call, in transactions the task base owns (:class:`~verifier.worker.base.KeywardTask`:
+it commits, and sends follow-up tasks and notifications after the commit). Sent only after the commit that made their
+input visible.
 
 Each decision is counted in this process's metrics (platform, outcome, verification time, time since the request
 was stored) and logged as one ``attestation decided`` line, which carries the API's request id
@@ -10,10 +12,12 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Final
 
 from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.orm import Session
 
 from verifier.attestation.challenges import purge_used_nonces
 from verifier.attestation.flows import decide_locked, lock_attestation
@@ -24,45 +28,59 @@ from verifier.broker.notify import publish_decided
 from verifier.clock import Clock
 from verifier.config import Settings, current_time, get_settings
 from verifier.db.models import Attestation, AttestationStatus
-from verifier.db.session import session_factory
 from verifier.observability.metrics import WORKER_METRICS
 from verifier.observability.worker import connect_worker_signals
-from verifier.platforms.registry import parse_evidence
+from verifier.platforms.registry import Parsed, parse_evidence
 from verifier.wiring import decision_context
+from verifier.worker.base import KeywardTask, after_commit
 from verifier.worker.celery_app import celery_app
-from verifier.worker.refresh import prefetch_locked_or_retry
+from verifier.worker.refresh import collateral_to_fetch, prefetch
 
 log = logging.getLogger(__name__)
 connect_worker_signals()
 
 
-def decide(attestation_id: str, task: Any = None) -> str:
-    """Decide one pending attestation in its own transaction; returns the resulting status. With the bound Celery
-    ``task``, missing vendor collateral is fetched first (:func:`prefetch_locked_or_retry`)."""
+def decide_attestation(task: KeywardTask, attestation_id: str) -> str:
+    """Task body: decide one pending attestation; returns the resulting status. Its transactions are the task base's:
+
+    1. The decision's transaction: lock the row (read once, for the prefetch check and the decision; locked until
+       the commit, so "was pending" is exact and a redelivered, already decided task is not counted), parse the
+       evidence once, and ask the cache in one statement for the vendor collateral the evidence needs
+       (:func:`collateral_to_fetch`). Nothing missing or due: decide in this transaction (step 3).
+    2. Otherwise that transaction ends (it changed nothing) and :func:`prefetch` fetches the documents, with no
+       transaction open, and stores them in one of its own; while a vendor is unavailable the task is retried later
+       instead.
+    3. Decide in a new transaction, with the row locked again. After the commit, a request waiting with
+       ``Prefer: wait`` is woken and the decision is counted and logged."""
     settings = get_settings()
-    factory = session_factory(settings)
     started = time.perf_counter()
     key = uuid.UUID(attestation_id)
-    with factory() as session:
-        # Locked until the commit, so "was pending" is exact: a redelivered, already decided task is not counted.
-        # The row is read once: the prefetch check and the decision both use it.
+    with task.transaction() as session:
         att = lock_attestation(session, key)
-        # Parsed once: the prefetch and the decision read the same parsed items (nothing to parse once decided).
         evidence = parse_evidence(att.evidence) if att.status == AttestationStatus.PENDING else ()
-        if task is not None and prefetch_locked_or_retry(task, session, att, settings, evidence):
-            att = lock_attestation(session, key)  # the prefetch ended the transaction: lock and read the row again
-        was_pending = att.status == AttestationStatus.PENDING
-        # The decision clock (the simulation clock in development) also places created_at (real time) on it.
-        att = decide_locked(session, att, decision_context(settings), Clock.from_settings(settings), evidence=evidence)
-        session.commit()
+        now = current_time(settings)
+        needs = collateral_to_fetch(session, att, settings, now, evidence)
+        if not needs:
+            return _decide(session, att, evidence, settings, started)
+    prefetch(task, needs, now, settings, attestation_id)
+    with task.transaction() as session:
+        return _decide(session, lock_attestation(session, key), evidence, settings, started)
+
+
+def _decide(session: Session, att: Attestation, evidence: Sequence[Parsed], settings: Settings, started: float) -> str:
+    """Step 3 of :func:`decide_attestation`, in the transaction that locked ``att``."""
+    was_pending = att.status == AttestationStatus.PENDING
+    # The decision clock (the simulation clock in development) also places created_at (real time) on it.
+    att = decide_locked(session, att, decision_context(settings), Clock.from_settings(settings), evidence=evidence)
     # Wakes an API request waiting with Prefer: wait.
-    publish_decided(settings.broker_url, attestation_id, key_prefix=settings.broker_key_prefix)
+    after_commit(publish_decided, settings.broker_url, str(att.id), key_prefix=settings.broker_key_prefix)
     if was_pending:
-        _record_decision(att, time.perf_counter() - started)
+        after_commit(_record_decision, att, started)
     return att.status.value
 
 
-def _record_decision(att: Attestation, elapsed: float) -> None:
+def _record_decision(att: Attestation, started: float) -> None:
+    elapsed = time.perf_counter() - started
     platform = "+".join(att.platforms) or "none"
     # The decision's own timing as stored on the attestation (flows.py), else this task's wall time.
     decide_ms = (att.timings or {}).get("decide_ms")
@@ -87,12 +105,6 @@ def _record_decision(att: Attestation, elapsed: float) -> None:
     )
 
 
-def decide_after_prefetch(task: Any, attestation_id: str) -> str:
-    """Task body: fetch missing vendor collateral first (the task is retried later while a vendor is unavailable),
-    then decide."""
-    return decide(attestation_id, task)
-
-
 #: Failures of the database connection mid-decision (a restart, a dropped connection, a deadlock):
 #: the transaction is rolled back, nothing was decided, and the task is tried again with exponential back-off
 #: (the decision is idempotent). Without this Celery would acknowledge the failed task and the attestation would
@@ -100,6 +112,7 @@ def decide_after_prefetch(task: Any, attestation_id: str) -> str:
 TRANSIENT_ERRORS: Final = (OperationalError, InterfaceError)
 
 decide_task = celery_app.task(
+    base=KeywardTask,
     name=DECIDE_TASK,
     acks_late=True,
     bind=True,
@@ -108,62 +121,53 @@ decide_task = celery_app.task(
     retry_backoff_max=60,
     retry_jitter=True,
     max_retries=20,
-)(decide_after_prefetch)
+)(decide_attestation)
 
 
-def expire() -> int:
+def expire(task: KeywardTask) -> int:
     """Beat task body: expire due leases in one transaction."""
     settings = get_settings()
-    factory = session_factory(settings)
-    with factory() as session:
-        count = expire_leases(session, current_time(settings))
-        session.commit()
-        return count
+    with task.transaction() as session:
+        return expire_leases(session, current_time(settings))
 
 
-expire_task = celery_app.task(name="keyward.expire_leases")(expire)
+expire_task = celery_app.task(base=KeywardTask, bind=True, name="keyward.expire_leases")(expire)
 
 
-def requeue(settings: Settings | None = None) -> int:
-    """Beat task body: send the decide task again for requests pending too long (verifier/attestation/pending.py);
-    returns how many. Claimed and committed first, then sent: a crash between the two only delays them a period."""
-    settings = settings or get_settings()
-    factory = session_factory(settings)
-    with factory() as session:
-        ids = claim_stale_pending(
-            session,
-            datetime.now(UTC),  # real time, as created_at
-            older_than=timedelta(seconds=settings.pending_requeue_seconds),
-            limit=settings.pending_requeue_batch,
-        )
-        session.commit()
+def requeue(session: Session, settings: Settings) -> int:
+    """Send the decide task again for requests pending too long (verifier/attestation/pending.py); returns how many.
+    Claimed in ``session``'s task transaction, whose commit the sends wait for (:class:`KeywardTask`): a crash
+    between the two only delays them a period."""
+    ids = claim_stale_pending(
+        session,
+        datetime.now(UTC),  # real time, as created_at
+        older_than=timedelta(seconds=settings.pending_requeue_seconds),
+        limit=settings.pending_requeue_batch,
+    )
     for attestation_id in ids:
         log.warning("requeueing an attestation still pending", extra={"attestation_id": str(attestation_id)})
         decide_task.apply_async(args=[str(attestation_id)])
     return len(ids)
 
 
-def requeue_pending() -> int:
-    """Beat task body (settings from the environment)."""
-    return requeue()
+def requeue_pending(task: KeywardTask) -> int:
+    """Beat task body: :func:`requeue` in one transaction (settings from the environment)."""
+    with task.transaction() as session:
+        return requeue(session, get_settings())
 
 
-requeue_task = celery_app.task(name="keyward.requeue_pending")(requeue_pending)
+requeue_task = celery_app.task(base=KeywardTask, bind=True, name="keyward.requeue_pending")(requeue_pending)
 
 
-def purge_nonces(settings: Settings | None = None) -> int:
-    """Beat task body: delete consumed nonces no request can still replay (``purge_used_nonces``); returns how many."""
-    settings = settings or get_settings()
-    factory = session_factory(settings)
-    with factory() as session:
-        count = purge_used_nonces(session, datetime.now(UTC))  # real time, as the created_at it is measured from
-        session.commit()
-        return count
+def purge_nonces(session: Session) -> int:
+    """Delete consumed nonces no request can still replay (``purge_used_nonces``); returns how many."""
+    return purge_used_nonces(session, datetime.now(UTC))  # real time, as the created_at it is measured from
 
 
-def purge_used_nonces_task() -> int:
-    """Beat task body (settings from the environment)."""
-    return purge_nonces()
+def purge_used_nonces_task(task: KeywardTask) -> int:
+    """Beat task body: :func:`purge_nonces` in one transaction."""
+    with task.transaction() as session:
+        return purge_nonces(session)
 
 
-purge_task = celery_app.task(name="keyward.purge_used_nonces")(purge_used_nonces_task)
+purge_task = celery_app.task(base=KeywardTask, bind=True, name="keyward.purge_used_nonces")(purge_used_nonces_task)

@@ -1,6 +1,8 @@
 """Vendor documents for verification: which of the cache rows parsed evidence needs (its platform's rule,
 :attr:`verifier.platforms.registry.ParsedItem.needs`) are missing or due, fetching them from Intel PCS/PCCS or AMD
-KDS, and storing them as served (worker side: this is where the network is).
+KDS, and storing them as served (worker side: this is where the network is). Storing runs in the caller's
+transaction, or in one the caller's transaction owner opens (:data:`~verifier.db.session.Transaction`): nothing
+here commits or rolls back.
 
 Nothing is verified here: a fetched document is stored as served and verified when a decision reads it, so a bad
 document can only cause a rejection; storing never rolls a cached document back
@@ -15,7 +17,7 @@ import json
 import logging
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -32,6 +34,7 @@ from verifier.collateral.fetchers import AmdKdsClient, CaKind, FetchError, Intel
 from verifier.collateral.freshness import Freshness, is_due
 from verifier.config import Settings
 from verifier.db.models import CachedCollateral
+from verifier.db.session import Transaction
 from verifier.errors import Code, KeywardError
 from verifier.evidence.snp import SigningKeyName, decode_tcb
 from verifier.platforms.registry import Parsed, ParsedItem
@@ -246,33 +249,37 @@ def fetch_documents(
 
 
 def store_documents(session: Session, fetched: Sequence[Fetched], now: datetime) -> tuple[str, ...]:
-    """Store the fetched documents and commit; returns those stored. A row another worker inserted meanwhile is
-    replaced instead; a document older than the cached one is not stored (:func:`put_document` logs it)."""
+    """Store the fetched documents in ``session``'s transaction (the caller's: nothing here commits); returns those
+    stored. A document older than the cached one is not stored (:func:`put_document` logs it). IntegrityError: a
+    row another worker inserted meanwhile (:func:`store_fetched` stores again in a new transaction)."""
     stored: list[str] = []
-    for attempt in range(2):
-        stored.clear()
-        try:
-            for f in fetched:
-                w = f.wanted
-                row = put_document(
-                    session,
-                    w.vendor,
-                    w.kind,
-                    w.key,
-                    f.body,
-                    issuer_chain=f.issuer_chain,
-                    fetched_at=now,
-                    next_update=f.next_update,
-                )
-                if row.body == f.body:
-                    stored.append(str(w))
-            session.commit()
-            break
-        except IntegrityError:  # the same (vendor, kind, key) inserted concurrently: now it updates
-            session.rollback()
-            if attempt:
-                raise
+    for f in fetched:
+        w = f.wanted
+        row = put_document(
+            session,
+            w.vendor,
+            w.kind,
+            w.key,
+            f.body,
+            issuer_chain=f.issuer_chain,
+            fetched_at=now,
+            next_update=f.next_update,
+        )
+        if row.body == f.body:
+            stored.append(str(w))
     return tuple(stored)
+
+
+def store_fetched(transaction: Transaction, fetched: Sequence[Fetched], now: datetime) -> tuple[str, ...]:
+    """:func:`store_documents` in a ``transaction`` of its own, opened by its owner; a row another worker inserted
+    meanwhile makes it store again in a new one, where that row is replaced instead."""
+    if not fetched:
+        return ()
+    # IntegrityError: the same (vendor, kind, key) inserted concurrently; stored again below, where it updates.
+    with suppress(IntegrityError), transaction() as session:
+        return store_documents(session, fetched, now)
+    with transaction() as session:
+        return store_documents(session, fetched, now)
 
 
 def fetchable(wanted: Sequence[Wanted]) -> list[Wanted]:
@@ -282,8 +289,11 @@ def fetchable(wanted: Sequence[Wanted]) -> list[Wanted]:
     return [w for w in wanted if not w.optional or _optional_backoff.get(str(w), 0.0) <= clock]
 
 
-def fetch_and_store(session: Session, clients: VendorClients, wanted: Sequence[Wanted], now: datetime) -> FetchReport:
-    """Fetch ``wanted`` and store (and commit) what came back; the report says what was stored and what failed."""
+def fetch_and_store(
+    transaction: Transaction, clients: VendorClients, wanted: Sequence[Wanted], now: datetime
+) -> FetchReport:
+    """Fetch ``wanted`` (no transaction is open meanwhile) and store what came back in a ``transaction`` of its own
+    (:func:`store_fetched`); the report says what was stored and what failed."""
     wanted = fetchable(wanted)
     if not wanted:
         return FetchReport()
@@ -294,7 +304,7 @@ def fetch_and_store(session: Session, clients: VendorClients, wanted: Sequence[W
     for f in fetched:
         _optional_backoff.pop(str(f.wanted), None)
     return FetchReport(
-        store_documents(session, fetched, now),
+        store_fetched(transaction, fetched, now),
         tuple(e for w, e in failures if not w.optional),
         tuple(e for w, e in failures if w.optional),
     )
