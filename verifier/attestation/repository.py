@@ -235,6 +235,12 @@ def get_attestation(session: Session, attestation_id: uuid.UUID) -> Attestation 
     return session.get(Attestation, attestation_id)
 
 
+def lock_attestation(session: Session, attestation_id: uuid.UUID) -> Attestation | None:
+    """The attestation, its row locked ``FOR UPDATE`` until the transaction ends and read afresh (the decision's
+    first read; :func:`verifier.attestation.flows.lock_attestation` raises for a missing one)."""
+    return session.get(Attestation, attestation_id, with_for_update=True, populate_existing=True)
+
+
 # -- leases ------------------------------------------------------------------------------------------------------
 
 
