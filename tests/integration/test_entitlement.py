@@ -1,5 +1,7 @@
-"""Entitlement rules and seat accounting on real PostgreSQL, including 100 concurrent seat requests, a seat being
-one live lease per deployment (a new lease supersedes the old), and a customer's suspension racing a decision."""
+"""Entitlement rules and seat accounting on real PostgreSQL, through the functions the decision runs
+(:func:`lock_entitlement`, :func:`check_entitlement_rules`, :func:`reserve_seat`, :func:`take_seat` and the lease
+service's :func:`issue_lease`), including 100 concurrent seat requests, a seat being one live lease per deployment
+(a new lease supersedes the old), and a customer's suspension racing a decision."""
 
 from __future__ import annotations
 
@@ -26,11 +28,19 @@ from tests.support.factories import (
     make_model,
     make_model_version,
 )
-from verifier.attestation.leases import revoke_live_leases
+from verifier.attestation.leases import issue_lease, lease_times, revoke_live_leases
 from verifier.db.engine import make_engine, upgrade_database
-from verifier.db.models import Customer, CustomerStatus, Deployment, Entitlement, EntitlementStatus, Lease, LeaseStatus
-from verifier.entitlement import acquire_seat, check_entitlement
-from verifier.entitlement.service import lock_entitlement, reserve_seat, take_seat
+from verifier.db.models import (
+    Customer,
+    CustomerStatus,
+    Deployment,
+    Entitlement,
+    EntitlementStatus,
+    Lease,
+    LeaseStatus,
+    ModelVersion,
+)
+from verifier.entitlement.service import check_entitlement_rules, lock_entitlement, reserve_seat, take_seat
 from verifier.errors import Code, NotEntitled
 
 
@@ -42,42 +52,67 @@ class Request:
 
 
 def _check(session: Session, entitlement: Entitlement, request: Request) -> Entitlement:
-    return check_entitlement(
-        session,
-        entitlement.id,
-        platform=request.platform,
-        model_version=request.model_version,
-        gpus=request.gpus,
-        now=T0,
+    """What a decision does: lock the entitlement (its customer's status checked), then apply the rules."""
+    locked = lock_entitlement(session, entitlement.id)
+    check_entitlement_rules(
+        locked, platform=request.platform, model_version=request.model_version, gpus=request.gpus, now=T0
     )
+    return locked
 
 
-# -- check_entitlement ------------------------------------------------------------------------------------------
+def _seat(session: Session, entitlement: Entitlement, name: str, *, now: Any = T0) -> Deployment:
+    """What a decision does for a new lease's seat: lock, reserve, take; the deployment as stored now."""
+    locked = lock_entitlement(session, entitlement.id)
+    seat = reserve_seat(session, locked, name, now=now)
+    take_seat(session, locked.id, name, seat, now=now)
+    return session.get_one(Deployment, seat.deployment_id, populate_existing=True)
 
 
-def test_check_entitlement_accepts_covered_request(session: Session) -> None:
+def _issue(session: Session, entitlement: Entitlement, name: str, version: ModelVersion, *, now: Any = T0) -> Lease:
+    """A decision's whole seat step with the lease service: lock, reserve, issue the lease (taking the seat)."""
+    locked = lock_entitlement(session, entitlement.id)
+    seat = reserve_seat(session, locked, name, now=now)
+    expires_at, renew_after = lease_times(now, locked.lease_ttl_seconds)
+    return issue_lease(
+        session,
+        lease_id=uuid.uuid4(),
+        entitlement_id=locked.id,
+        deployment_name=name,
+        seat=seat,
+        model_version_id=version.id,
+        thumbprint=uuid.uuid4().hex,
+        now=now,
+        expires_at=expires_at,
+        renew_after=renew_after,
+    ).lease
+
+
+# -- lock_entitlement + check_entitlement_rules -----------------------------------------------------------------
+
+
+def test_entitlement_rules_accept_covered_request(session: Session) -> None:
     entitlement = make_entitlement(session, allowed_versions=["1.0", "1.1"], max_gpus=8)
     assert _check(session, entitlement, Request(platform=["tdx", "nvidia"], gpus=8)) is entitlement
 
 
-def test_check_entitlement_empty_versions_allow_every_version(session: Session) -> None:
+def test_entitlement_rules_empty_versions_allow_every_version(session: Session) -> None:
     entitlement = make_entitlement(session, allowed_versions=[])
     assert _check(session, entitlement, Request(model_version="9.9-anything")) is entitlement
 
 
-def test_check_entitlement_valid_until_none_never_expires(session: Session) -> None:
+def test_entitlement_rules_valid_until_none_never_expires(session: Session) -> None:
     entitlement = make_entitlement(session, valid_until=None)
     assert _check(session, entitlement, Request()) is entitlement
 
 
-def test_check_entitlement_not_found(session: Session) -> None:
+def test_lock_entitlement_not_found(session: Session) -> None:
     with pytest.raises(NotEntitled) as exc:
-        check_entitlement(session, uuid.uuid4(), platform="tdx", model_version="1.0", gpus=0, now=T0)
+        lock_entitlement(session, uuid.uuid4())
     assert exc.value.code is Code.ENTITLEMENT_NOT_FOUND
     assert exc.value.http_status == 403
 
 
-def test_check_entitlement_customer_suspended(session: Session) -> None:
+def test_lock_entitlement_customer_suspended(session: Session) -> None:
     customer = make_customer(session)
     entitlement = make_entitlement(session, customer=customer)
     customer.status = CustomerStatus.SUSPENDED
@@ -121,7 +156,7 @@ _DEFECTS: list[tuple[dict[str, Any], Request, Code]] = [
         "gpus-none-allowed",
     ],
 )
-def test_check_entitlement_rejects(
+def test_entitlement_rules_reject(
     session: Session, entitlement_kwargs: dict[str, Any], request_: Request, code: Code
 ) -> None:
     base: dict[str, Any] = {"allowed_platforms": ["tdx", "nvidia"], "allowed_versions": ["1.0"], "max_gpus": 8}
@@ -131,39 +166,38 @@ def test_check_entitlement_rejects(
     assert exc.value.code is code
 
 
-# -- acquire_seat (one session) ---------------------------------------------------------------------------------
+# -- reserve_seat + take_seat (one session) ---------------------------------------------------------------------
 
 
 @pytest.fixture
 def seat_setup(session: Session) -> tuple[Session, Entitlement, Callable[..., Lease]]:
-    """A 2-seat entitlement and a helper that acquires a seat for a deployment and gives it a lease."""
+    """A 2-seat entitlement and a helper that takes a seat for a deployment and gives it a lease."""
     model = make_model(session)
     mv = make_model_version(session, model)
     entitlement = make_entitlement(session, model=model, seats=2)
 
     def lease(name: str, **kwargs: Any) -> Lease:
-        deployment = acquire_seat(session, entitlement, name, now=T0)
-        return make_lease(session, deployment, mv, **kwargs)
+        return make_lease(session, _seat(session, entitlement, name), mv, **kwargs)
 
     return session, entitlement, lease
 
 
 def _seats_exhausted(session: Session, entitlement: Entitlement, name: str) -> None:
     with pytest.raises(NotEntitled) as exc:
-        acquire_seat(session, entitlement, name, now=T0)
+        _seat(session, entitlement, name)
     assert exc.value.code is Code.ENTITLEMENT_SEATS_EXHAUSTED
 
 
-def test_acquire_seat_creates_then_touches_deployment(seat_setup: tuple[Session, Entitlement, Any]) -> None:
+def test_seat_creates_then_touches_deployment(seat_setup: tuple[Session, Entitlement, Any]) -> None:
     session, entitlement, _ = seat_setup
-    first = acquire_seat(session, entitlement, "edge-1", now=T0)
+    first = _seat(session, entitlement, "edge-1")
     assert (first.first_attested_at, first.last_attested_at) == (T0, T0)
-    again = acquire_seat(session, entitlement, "edge-1", now=T0 + timedelta(minutes=1))
+    again = _seat(session, entitlement, "edge-1", now=T0 + timedelta(minutes=1))
     assert again.id == first.id
     assert (again.first_attested_at, again.last_attested_at) == (T0, T0 + timedelta(minutes=1))
 
 
-def test_acquire_seat_exhausted_when_every_seat_is_held(seat_setup: tuple[Session, Entitlement, Any]) -> None:
+def test_seat_exhausted_when_every_seat_is_held(seat_setup: tuple[Session, Entitlement, Any]) -> None:
     session, entitlement, lease = seat_setup
     lease("a")
     lease("b")
@@ -173,11 +207,11 @@ def test_acquire_seat_exhausted_when_every_seat_is_held(seat_setup: tuple[Sessio
     assert session.scalar(mine) is None  # (other tests commit deployments of their own named "c")
 
 
-def test_acquire_seat_holder_keeps_its_seat(seat_setup: tuple[Session, Entitlement, Any]) -> None:
+def test_seat_holder_keeps_its_seat(seat_setup: tuple[Session, Entitlement, Any]) -> None:
     session, entitlement, lease = seat_setup
     lease("a")
     lease("b")
-    assert acquire_seat(session, entitlement, "a", now=T0).name == "a"
+    assert _seat(session, entitlement, "a").name == "a"
 
 
 def _status(session: Session, lease: Lease) -> tuple[LeaseStatus, Any]:
@@ -185,7 +219,7 @@ def _status(session: Session, lease: Lease) -> tuple[LeaseStatus, Any]:
     return lease.status, lease.ended_at
 
 
-def test_acquire_seat_new_lease_supersedes_the_deployments_lease(
+def test_seat_new_lease_supersedes_the_deployments_lease(
     seat_setup: tuple[Session, Entitlement, Any],
 ) -> None:
     session, entitlement, lease = seat_setup
@@ -224,8 +258,8 @@ def test_take_seat_returns_superseded_leases_only_of_its_deployment(
     assert take_seat(session, entitlement.id, "z", fresh, now=T0) == []
 
 
-def test_acquire_seat_supersedes_on_sqlite(tmp_path: Path) -> None:
-    """The embedded profile: take_seat's two statements in place of PostgreSQL's one."""
+def test_seat_supersedes_on_sqlite(tmp_path: Path) -> None:
+    """The embedded profile: take_seat's two statements in place of PostgreSQL's one (through issue_lease)."""
     url = f"sqlite:///{tmp_path / 'keyward.db'}"
     upgrade_database(url)
     engine = make_engine(url)
@@ -234,17 +268,17 @@ def test_acquire_seat_supersedes_on_sqlite(tmp_path: Path) -> None:
             model = make_model(s)
             mv = make_model_version(s, model)
             entitlement = make_entitlement(s, model=model, seats=1)
-            first = make_lease(s, acquire_seat(s, entitlement, "a", now=T0), mv)
-            second = make_lease(s, acquire_seat(s, entitlement, "a", now=T0 + timedelta(minutes=1)), mv)
+            first = _issue(s, entitlement, "a", mv)
+            second = _issue(s, entitlement, "a", mv, now=T0 + timedelta(minutes=1))
             s.refresh(first)
             assert first.status is LeaseStatus.REVOKED
             assert second.status is LeaseStatus.LIVE
             with pytest.raises(NotEntitled) as exc:
-                acquire_seat(s, entitlement, "b", now=T0)
+                _seat(s, entitlement, "b")
             assert exc.value.code is Code.ENTITLEMENT_SEATS_EXHAUSTED
             s.get_one(Customer, entitlement.customer_id).status = CustomerStatus.SUSPENDED
             with pytest.raises(NotEntitled) as exc:
-                acquire_seat(s, entitlement, "a", now=T0)
+                _seat(s, entitlement, "a")
             assert exc.value.code is Code.ENTITLEMENT_CUSTOMER_SUSPENDED
     finally:
         engine.dispose()
@@ -261,34 +295,34 @@ def test_acquire_seat_supersedes_on_sqlite(tmp_path: Path) -> None:
     ],
     ids=["expired-by-time", "expires-now", "released", "revoked", "expired-status"],
 )
-def test_acquire_seat_ignores_dead_leases(seat_setup: tuple[Session, Entitlement, Any], kwargs: Any) -> None:
+def test_seat_ignores_dead_leases(seat_setup: tuple[Session, Entitlement, Any], kwargs: Any) -> None:
     session, entitlement, lease = seat_setup
     lease("a")
     lease("b", **kwargs)
-    assert acquire_seat(session, entitlement, "c", now=T0).name == "c"
+    assert _seat(session, entitlement, "c").name == "c"
 
 
-def test_acquire_seat_rejects_suspended_entitlement(seat_setup: tuple[Session, Entitlement, Any]) -> None:
+def test_seat_rejects_suspended_entitlement(seat_setup: tuple[Session, Entitlement, Any]) -> None:
     session, entitlement, _ = seat_setup
     entitlement.status = EntitlementStatus.SUSPENDED
     with pytest.raises(NotEntitled) as exc:
-        acquire_seat(session, entitlement, "a", now=T0)
+        _seat(session, entitlement, "a")
     assert exc.value.code is Code.ENTITLEMENT_INACTIVE
 
 
-# -- acquire_seat under concurrency ----------------------------------------------------------------------------
+# -- the seat step under concurrency ----------------------------------------------------------------------------
 
 
-def test_acquire_seat_rejects_suspended_customer(seat_setup: tuple[Session, Entitlement, Any]) -> None:
+def test_seat_rejects_suspended_customer(seat_setup: tuple[Session, Entitlement, Any]) -> None:
     session, entitlement, _ = seat_setup
     session.get_one(Customer, entitlement.customer_id).status = CustomerStatus.SUSPENDED
     with pytest.raises(NotEntitled) as exc:
-        acquire_seat(session, entitlement, "a", now=T0)
+        _seat(session, entitlement, "a")
     assert exc.value.code is Code.ENTITLEMENT_CUSTOMER_SUSPENDED
     assert session.scalar(select(Deployment).where(Deployment.entitlement_id == entitlement.id)) is None
 
 
-def test_acquire_seat_concurrent_100_requests_10_seats(engine: Engine) -> None:
+def test_seat_concurrent_100_requests_10_seats(engine: Engine) -> None:
     """100 workers, each with its own connection, race for 10 seats: exactly 10 win and hold live leases."""
     workers, seats = 100, 10
     with Session(engine, expire_on_commit=False) as s, s.begin():
@@ -303,8 +337,7 @@ def test_acquire_seat_concurrent_100_requests_10_seats(engine: Engine) -> None:
             with Session(engine, expire_on_commit=False) as s:
                 try:
                     with s.begin():
-                        deployment = acquire_seat(s, entitlement, f"deployment-{i:03d}", now=T0)
-                        make_lease(s, deployment, mv)
+                        _issue(s, entitlement, f"deployment-{i:03d}", mv)
                 except NotEntitled as e:
                     return e.code.value
             return "ok"
@@ -331,7 +364,7 @@ def test_acquire_seat_concurrent_100_requests_10_seats(engine: Engine) -> None:
             delete_entitlement_tree(s, entitlement, mv)
 
 
-def test_acquire_seat_concurrent_enclaves_of_one_deployment_leave_one_live_lease(engine: Engine) -> None:
+def test_seat_concurrent_enclaves_of_one_deployment_leave_one_live_lease(engine: Engine) -> None:
     """10 enclaves of one deployment race for a 1-seat entitlement: each takes the seat from the one before, and
     exactly one live lease is left."""
     workers = 10
@@ -347,7 +380,7 @@ def test_acquire_seat_concurrent_enclaves_of_one_deployment_leave_one_live_lease
             with Session(engine, expire_on_commit=False) as s:
                 try:
                     with s.begin():
-                        make_lease(s, acquire_seat(s, entitlement, "same", now=T0), mv)
+                        _issue(s, entitlement, "same", mv)
                 except NotEntitled as e:
                     return e.code.value
             return "ok"
@@ -387,8 +420,8 @@ def test_lock_entitlement_customer_suspension_races_a_decision(engine: Engine) -
                 select(Customer).where(Customer.id == customer_id).with_for_update()
             ).one().status = CustomerStatus.SUSPENDED
             s.flush()
-            scope = Lease.entitlement_id == entitlement.id
-            revoked.extend(e.subject_id for e in revoke_live_leases(s, scope, now=T0, actor="test", reason="test"))
+            entries = revoke_live_leases(s, entitlement_id=entitlement.id, now=T0, actor="test", reason="test")
+            revoked.extend(e.subject_id for e in entries)
 
     def decide() -> None:
         with Session(engine) as s, s.begin():
@@ -406,7 +439,7 @@ def test_lock_entitlement_customer_suspension_races_a_decision(engine: Engine) -
                 suspender = threading.Thread(target=suspend)
                 suspender.start()
                 assert _blocked(suspender)
-                lease = make_lease(s, acquire_seat(s, entitlement, "a", now=T0), mv)
+                lease = _issue(s, entitlement, "a", mv)
             suspender.join(timeout=10)
         assert revoked == [str(lease.id)]
         # 2. Reinstated; a suspension holds the customer row uncommitted while a decision starts: the decision

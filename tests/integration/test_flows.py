@@ -430,7 +430,7 @@ def test_decide_attestation_error_while_recording_propagates(
     def crash(*_: object, **__: object) -> list[uuid.UUID]:
         raise RuntimeError("seat write bug")
 
-    monkeypatch.setattr("verifier.attestation.flows.take_seat", crash)
+    monkeypatch.setattr("verifier.attestation.leases.take_seat", crash)
     att, _ = _submit(session, world)
     with pytest.raises(RuntimeError, match="seat write bug"):
         decide_attestation(session, att.id, world.ctx, Clock.fixed(NOW))

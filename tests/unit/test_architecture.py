@@ -2,6 +2,7 @@
 module under verifier/, function-local and ``TYPE_CHECKING`` ones included, relative ones resolved.
 
 * ``api`` and ``worker`` stand side by side on the top layer: neither imports the other.
+* ``api`` holds no SQL: it never imports SQLAlchemy; its queries are in the domain repositories (conventions §7).
 * What both use (``observability``, ``db``, ``wiring``, ``broker``) imports neither.
 * The pure core (``evidence``, ``trust``, ``platforms``, ``appraisal`` and the collateral modules that only model and
   choose documents) imports no service package, no module doing I/O and no I/O library.
@@ -44,6 +45,7 @@ class Contract:
 CONTRACTS = (
     Contract("api-never-imports-worker", ("verifier.api",), ("verifier.worker",)),
     Contract("worker-never-imports-api", ("verifier.worker",), ("verifier.api",)),
+    Contract("api-never-imports-sqlalchemy", ("verifier.api",), ("sqlalchemy",)),
     Contract("observability-below-services", ("verifier.observability",), SERVICES),
     Contract("db-below-services", ("verifier.db",), SERVICES),
     Contract("wiring-below-services", ("verifier.wiring",), SERVICES),
@@ -152,3 +154,14 @@ def test_architecture_violations_found_in_a_synthetic_module() -> None:
 def test_architecture_relative_import_in_a_package_resolves_against_itself() -> None:
     assert Import(1, "verifier.api.deps") in imports_in("verifier.api", "from .deps import x\n", is_package=True)
     assert Import(1, "sqlalchemy") in imports_in("verifier.trust.x", "from sqlalchemy import select\n")
+
+
+def test_architecture_sqlalchemy_in_an_api_module_is_found() -> None:
+    source = "from sqlalchemy import select\nimport sqlalchemy.orm\nfrom verifier.db.session import Session\n"
+    modules = {"verifier.api.fake": imports_in("verifier.api.fake", source)}
+    [contract] = [c for c in CONTRACTS if c.name == "api-never-imports-sqlalchemy"]
+
+    assert violations(contract, modules) == [
+        "verifier.api.fake:1 -> sqlalchemy",
+        "verifier.api.fake:2 -> sqlalchemy.orm",
+    ]

@@ -28,7 +28,6 @@ OWNERS = {
 #: Endpoint commits to move to the request dependency (the admin/enclave API's owner), and the development stack's
 #: bootstrap (as ``keyward admin bootstrap``, which opens session_scope): calls per module today.
 PENDING = {
-    "verifier/api/admin/_common.py": 1,  # _insert rolls back on IntegrityError
     "verifier/api/admin/catalog.py": 7,
     "verifier/api/admin/licensing.py": 6,
     "verifier/api/admin/records.py": 1,

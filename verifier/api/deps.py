@@ -6,12 +6,11 @@ from collections.abc import Callable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Header
-from sqlalchemy.orm import Session
 
 from verifier.auth.credentials import authenticate
 from verifier.config import Settings, get_settings
 from verifier.db.models import ApiCredential, CredentialKind
-from verifier.db.session import read_session, session_factory
+from verifier.db.session import Session, read_session, session_factory
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 

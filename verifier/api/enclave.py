@@ -21,28 +21,19 @@ from fastapi import APIRouter, Header, Response
 from kombu.exceptions import KombuError
 from pydantic import BaseModel, Field
 from redis.exceptions import RedisError
-from sqlalchemy import bindparam, select
-from sqlalchemy.orm import Session
 
 from verifier import limits
 from verifier.api.inputs import ApiInput
+from verifier.attestation import leases
+from verifier.attestation import repository as attestations
 from verifier.attestation.challenges import issue_challenge
-from verifier.audit.log import AuditTag, record_event
+from verifier.attestation.requests import licensed_model_version, store_request
 from verifier.broker.notify import supports_pubsub, waiter_for
 from verifier.clock import Clock
 from verifier.config import Settings
-from verifier.db.models import (
-    Attestation,
-    AttestationStatus,
-    Deployment,
-    Entitlement,
-    Lease,
-    LeaseStatus,
-    Model,
-    ModelVersion,
-)
+from verifier.db.models import Attestation, AttestationStatus, Lease
 from verifier.db.session import read_session
-from verifier.errors import Code, EvidenceMalformed, Fault, Forbidden, NotEntitled, NotFound, with_fault
+from verifier.errors import Code, EvidenceMalformed, Fault, Forbidden, NotFound, with_fault
 from verifier.keywrap.enclave import parse_enclave_jwk
 from verifier.platforms.item import EvidenceItem
 from verifier.wiring import keyring_for
@@ -129,7 +120,9 @@ def submit_attestation(
     """Store the request, commit, send it to a worker; answer 202 (or wait up to ``Prefer: wait=N`` seconds)."""
     if credential.entitlement_id is None:
         raise Forbidden(Code.AUTH_FORBIDDEN, "licence key is not bound to an entitlement")
-    entitlement_id, version_id = _model_version(session, credential.entitlement_id, body.model, body.model_version)
+    entitlement_id, version_id = licensed_model_version(
+        session, credential.entitlement_id, body.model, body.model_version
+    )
     att = _pending(body, "attest", entitlement_id, version_id, body.deployment, Clock.from_settings(settings))
     return _dispatch(session, att, prefer, settings, response)
 
@@ -165,7 +158,7 @@ def _dispatch(
     session: SessionDep, att: Attestation, prefer: str | None, settings: Settings, response: Response
 ) -> AttestationOut:
     """Commit the request, then (and only then) send it to a worker; optionally wait for the decision."""
-    session.add(att)
+    store_request(session, att)
     session.commit()  # the request is durable before any worker can see the task; the connection goes back
     from verifier.observability.logging import CELERY_REQUEST_ID_HEADER, current_request_id  # noqa: PLC0415
 
@@ -189,8 +182,7 @@ def _dispatch(
             if left > 0:
                 decided.wait(min(poll, left))
                 decided.clear()
-            with read_session(settings) as reader:
-                current = _read(reader, att.id)
+            current = _read(settings, att.id)
             if current is not None and current.status != AttestationStatus.PENDING:
                 response.status_code = 200
                 return current
@@ -226,20 +218,17 @@ def renew_lease(
     prefer: Annotated[str | None, Header()] = None,
 ) -> AttestationOut:
     """Fresh nonce + fresh evidence from the same enclave key extend a live lease (revoked leases never renew)."""
-    lease = session.get(Lease, lease_id)
-    if lease is None or lease.entitlement_id != credential.entitlement_id:
-        raise NotFound(Code.LEASE_NOT_FOUND, "no such lease for this licence")
-    deployment = session.get(Deployment, lease.deployment_id)
-    name = deployment.name if deployment else ""
+    lease = leases.lease_for_renewal(session, lease_id, entitlement_id=credential.entitlement_id)
     clock = Clock.from_settings(settings)
-    att = _pending(body, "renew", lease.entitlement_id, lease.model_version_id, name, clock, lease_id=lease.id)
+    version_id, name = lease.model_version_id, lease.deployment_name
+    att = _pending(body, "renew", lease.entitlement_id, version_id, name, clock, lease_id=lease.lease_id)
     return _dispatch(session, att, prefer, settings, response)
 
 
 @router.get("/v1/attestations/{attestation_id}", response_model=AttestationOut)
 def get_attestation(attestation_id: uuid.UUID, credential: EnclaveDep, settings: SettingsDep) -> AttestationOut:
     with read_session(settings) as reader:
-        found = _answer(reader, attestation_id)
+        found = attestations.attestation_with_lease(reader, attestation_id)
     if found is None or found[0].entitlement_id != credential.entitlement_id:
         raise NotFound(Code.ATTESTATION_NOT_FOUND, "no such attestation for this licence")
     return _render(*found)
@@ -249,21 +238,13 @@ def get_attestation(attestation_id: uuid.UUID, credential: EnclaveDep, settings:
 def release_lease(lease_id: uuid.UUID, credential: EnclaveDep, session: SessionDep, settings: SettingsDep) -> Response:
     """Give a seat back (the enclave shuts down). Idempotent for an already ended lease. The lease ends on the
     decision clock, the clock it was issued and renewed on (in development, the simulation clock)."""
-    lease = session.get(Lease, lease_id, with_for_update=True)
-    if lease is None or lease.entitlement_id != credential.entitlement_id:
-        raise NotFound(Code.LEASE_NOT_FOUND, "no such lease for this licence")
-    if lease.status == LeaseStatus.LIVE:
-        now = Clock.from_settings(settings).decision_time()
-        lease.status, lease.ended_at = LeaseStatus.RELEASED, now
-        record_event(
-            session,
-            tag=AuditTag.LEASE_RELEASED,
-            actor=f"credential:{credential.key_id}",
-            subject_type="lease",
-            subject_id=str(lease.id),
-            data={},
-            at=now,
-        )
+    leases.release_lease(
+        session,
+        lease_id,
+        entitlement_id=credential.entitlement_id,
+        actor=f"credential:{credential.key_id}",
+        now=Clock.from_settings(settings).decision_time(),
+    )
     session.commit()
     return Response(status_code=204)
 
@@ -274,46 +255,6 @@ def jwks(settings: SettingsDep) -> dict[str, Any]:
     return keyring_for(settings).public_jwks()
 
 
-def _licensed_version_query(*, named: bool) -> Any:
-    """(entitlement id, its model id, the named model's id, the version's id) for the licence's entitlement and a
-    model name: the newest version, or the named one. Built once per shape (parameters: entitlement, model[,
-    version])."""
-    version_matches = ModelVersion.model_id == Model.id
-    if named:
-        version_matches &= ModelVersion.version == bindparam("version")
-    return (
-        select(Entitlement.id, Entitlement.model_id, Model.id, ModelVersion.id)
-        .select_from(Entitlement)
-        .outerjoin(Model, Model.name == bindparam("model"))
-        .outerjoin(ModelVersion, version_matches)
-        .where(Entitlement.id == bindparam("entitlement"))
-        .order_by(ModelVersion.created_at.desc())
-        .limit(1)
-    )
-
-
-_NEWEST_VERSION, _NAMED_VERSION = _licensed_version_query(named=False), _licensed_version_query(named=True)
-
-
-def _model_version(
-    session: SessionDep, entitlement_id: uuid.UUID, model: str, version: str | None
-) -> tuple[uuid.UUID, uuid.UUID]:
-    """(entitlement id, model version id) for the licence's entitlement and the named model (the newest version
-    unless one is named), in one statement."""
-    params: dict[str, object] = {"entitlement": entitlement_id, "model": model}
-    if version:
-        params["version"] = version
-    found = session.execute(_NAMED_VERSION if version else _NEWEST_VERSION, params).one_or_none()
-    if found is None:
-        raise NotEntitled(Code.ENTITLEMENT_NOT_FOUND, "the licence's entitlement does not exist")
-    licensed_model, model_id, version_id = found[1], found[2], found[3]
-    if model_id != licensed_model:  # no such model (None), or not the licensed one
-        raise Forbidden(Code.AUTH_FORBIDDEN, "this licence does not cover that model", actual=model)
-    if version_id is None:
-        raise NotFound(Code.MODEL_VERSION_NOT_FOUND, "no such model version", actual=version)
-    return found[0], version_id
-
-
 _WAIT = re.compile(r"wait=(\d+(?:\.\d+)?)")
 
 
@@ -322,21 +263,10 @@ def _wait_seconds(prefer: str | None, cap: float) -> float:
     return min(float(m.group(1)), cap) if m else 0.0
 
 
-_ANSWER = (
-    select(Attestation, Lease)
-    .outerjoin(Lease, Lease.id == Attestation.lease_id)
-    .where(Attestation.id == bindparam("id"))
-)
-
-
-def _answer(reader: Session, attestation_id: uuid.UUID) -> tuple[Attestation, Lease | None] | None:
-    """The attestation and its lease, in one statement."""
-    found = reader.execute(_ANSWER, {"id": attestation_id}).one_or_none()
-    return None if found is None else (found[0], found[1])
-
-
-def _read(reader: Session, attestation_id: uuid.UUID) -> AttestationOut | None:
-    found = _answer(reader, attestation_id)
+def _read(settings: Settings, attestation_id: uuid.UUID) -> AttestationOut | None:
+    """The answer as committed now, from a read session of its own."""
+    with read_session(settings) as reader:
+        found = attestations.attestation_with_lease(reader, attestation_id)
     return None if found is None else _render(*found)
 
 

@@ -2,7 +2,8 @@
 appraisal policy, the newest model key) and the active reference values, in two statements; and the appraisal
 policy document one evidence item is appraised against.
 
-Reads only; nothing here writes or commits.
+Reads only; nothing here writes or commits. The two statements are built once, in
+:mod:`verifier.attestation.repository`.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
+from verifier.attestation import repository
 from verifier.db.models import (
     AppraisalPolicy,
     Attestation,
@@ -22,7 +23,6 @@ from verifier.db.models import (
     Model,
     ModelKey,
     ModelVersion,
-    RecordStatus,
     ReferenceValueSet,
 )
 from verifier.errors import Code, NotFound, PolicyRejected
@@ -43,45 +43,16 @@ class Catalog:
     reference_values: dict[str, ReferenceValueSet]  # per platform: the newest active set with valid_from <= now
 
 
-#: The decision's two catalog reads, built once (statement construction and its cache key cost more than the
-#: round trip on this path); parameters: version, entitlement, platforms, now.
-_NEWEST_KEY = (
-    select(ModelKey.id)
-    .where(ModelKey.model_version_id == bindparam("version"), ModelKey.retired_at.is_(None))
-    .order_by(ModelKey.created_at.desc())
-    .limit(1)
-    .scalar_subquery()
-)
-_CATALOG = (
-    select(ModelVersion, Model, Entitlement, AppraisalPolicy, ModelKey)
-    .join(Model, Model.id == ModelVersion.model_id)
-    .join(Entitlement, Entitlement.id == bindparam("entitlement"))
-    .outerjoin(AppraisalPolicy, AppraisalPolicy.id == Entitlement.policy_id)
-    .outerjoin(ModelKey, ModelKey.id == _NEWEST_KEY)
-    .where(ModelVersion.id == bindparam("version"))
-)
-_REFERENCE_VALUES = (
-    select(ReferenceValueSet)
-    .where(
-        ReferenceValueSet.model_version_id == bindparam("version"),
-        ReferenceValueSet.platform.in_(bindparam("platforms", expanding=True)),
-        ReferenceValueSet.status == RecordStatus.ACTIVE,
-        ReferenceValueSet.valid_from <= bindparam("now"),
-    )
-    .order_by(ReferenceValueSet.valid_from.desc())
-)
-
-
 def load_catalog(session: Session, att: Attestation, now: datetime) -> Catalog:
     """The model version, its model, the entitlement, the entitlement's policy and the newest unretired model key in
     one statement; the active reference values for the attestation's platforms in a second."""
-    row = session.execute(_CATALOG, {"version": att.model_version_id, "entitlement": att.entitlement_id}).one_or_none()
+    row = repository.catalog_row(session, att.model_version_id, att.entitlement_id)
     if row is None:
         raise NotFound(Code.MODEL_VERSION_NOT_FOUND, "model version or entitlement vanished")
     version, model, entitlement, policy, model_key = row
     platforms = sorted({str(i.get("type")) for i in att.evidence})
     reference_values: dict[str, ReferenceValueSet] = {}
-    for rv in session.scalars(_REFERENCE_VALUES, {"version": version.id, "platforms": platforms, "now": now}):
+    for rv in repository.active_reference_values(session, version.id, platforms, now):
         reference_values.setdefault(rv.platform, rv)
     return Catalog(version, model, entitlement, policy, model_key, reference_values)
 

@@ -16,7 +16,8 @@ collateral, or the request was requeued after a lost dispatch), and that the dec
 after a restart, and even while the first redemption's transaction is still open (the second insert waits for it,
 then fails).
 
-The caller owns the session and commits; nothing here commits. Consuming the nonce is part of the caller's
+The caller owns the session and commits; nothing here commits. The SQL is in
+:mod:`verifier.attestation.repository`. Consuming the nonce is part of the caller's
 transaction, so a rolled-back attestation leaves its nonce unused. Errors are
 :class:`~verifier.errors.VerificationFailed` with ``challenge.*`` codes.
 """
@@ -31,14 +32,11 @@ import os
 import struct
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, cast
+from typing import Final
 
-from sqlalchemy import CursorResult, bindparam, delete
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from verifier.db.models import UsedNonce
+from verifier.attestation import repository
 from verifier.errors import Code, VerificationFailed
 
 NONCE_BYTES: Final = 32
@@ -144,30 +142,8 @@ def redeem_challenge(
     # 4. Single use: the primary key on used_nonces.nonce, in one round trip. ON CONFLICT DO NOTHING inserts no row
     #    for a nonce already there (or waits for an open transaction that inserted it, then inserts nothing if that
     #    one commits); the caller's transaction stays usable either way, so no SAVEPOINT is needed.
-    if not _insert_used_nonce(session, bytes(nonce), now, expires_at):
+    if not repository.insert_used_nonce(session, bytes(nonce), now, expires_at):
         raise VerificationFailed(Code.CHALLENGE_REPLAYED, "nonce has already been used")
-
-
-def _insert_used_nonce(session: Session, nonce: bytes, now: datetime, expires_at: datetime) -> bool:
-    """Insert the used-nonce row unless one exists; True if this call inserted it."""
-    statement = _INSERT_SQLITE if session.get_bind().dialect.name == "sqlite" else _INSERT_POSTGRESQL
-    values = {"nonce": nonce, "used_at": now, "expires_at": expires_at}
-    return session.execute(statement, values).scalar_one_or_none() is not None
-
-
-def _insert(insert: Any) -> Any:
-    """INSERT ... ON CONFLICT (nonce) DO NOTHING RETURNING nonce, built once per dialect: a row comes back only if
-    this statement inserted it (rowcount is not portable here)."""
-    return (
-        insert(UsedNonce)
-        .values(nonce=bindparam("nonce"), used_at=bindparam("used_at"), expires_at=bindparam("expires_at"))
-        .on_conflict_do_nothing(index_elements=[UsedNonce.nonce])
-        .returning(UsedNonce.nonce)
-    )
-
-
-_INSERT_POSTGRESQL: Final = _insert(postgresql_insert)
-_INSERT_SQLITE: Final = _insert(sqlite_insert)
 
 
 def purge_used_nonces(session: Session, now: datetime) -> int:
@@ -176,11 +152,4 @@ def purge_used_nonces(session: Session, now: datetime) -> int:
     A row is kept until :data:`MAX_DECISION_DELAY` after its nonce's expiry: a copy of the nonce received after
     the expiry fails step 3 anyway, and one received before it must be decided within the delay, while the row
     that catches it as a replay still exists."""
-    result = cast(
-        "CursorResult[Any]",
-        session.execute(
-            delete(UsedNonce).where(UsedNonce.expires_at <= now - MAX_DECISION_DELAY),
-            execution_options={"synchronize_session": False},
-        ),
-    )
-    return result.rowcount
+    return repository.delete_used_nonces(session, expired_before=now - MAX_DECISION_DELAY)

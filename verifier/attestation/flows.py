@@ -51,21 +51,22 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from verifier.attestation import repository
 from verifier.attestation.catalog import Catalog, load_catalog
 from verifier.attestation.challenges import redeem_challenge
 from verifier.attestation.context import DecisionContext
 from verifier.attestation.items import evaluate_item, read_needs
+from verifier.attestation.leases import issue_lease, lease_times, renew_lease, renewable_lease
 from verifier.audit.log import AuditTag, Entry, record_events
 from verifier.clock import Clock, DecisionTime, WallTime
-from verifier.db.models import Attestation, AttestationStatus, Entitlement, Lease, LeaseStatus, ModelKey
-from verifier.entitlement.service import Seat, check_entitlement_rules, lock_entitlement, reserve_seat, take_seat
-from verifier.errors import Code, Conflict, KeywardError, NotFound, Reason
+from verifier.db.models import Attestation, AttestationStatus, Entitlement, Lease, ModelKey
+from verifier.entitlement.service import Seat, check_entitlement_rules, lock_entitlement, reserve_seat
+from verifier.errors import Code, KeywardError, NotFound, Reason
 from verifier.keywrap.ear import issue_ear
 from verifier.keywrap.enclave import EnclaveKey, expected_report_data, parse_enclave_jwk, wrap_for_enclave
 from verifier.keywrap.kek import model_key_context
@@ -138,7 +139,7 @@ def decide_attestation(
 
 def lock_attestation(session: Session, attestation_id: Any) -> Attestation:
     """The attestation, its row locked until the transaction ends and read afresh (``SELECT ... FOR UPDATE``)."""
-    att = session.get(Attestation, attestation_id, with_for_update=True, populate_existing=True)
+    att = repository.lock_attestation(session, attestation_id)
     if att is None:
         raise NotFound(Code.ATTESTATION_NOT_FOUND, f"no attestation {attestation_id}")
     return att
@@ -225,12 +226,14 @@ def _check(
         )
     tenure: Lease | Seat
     if att.kind == "renew":  # the same enclave key, on a lease that is still live (revoked leases never renew)
-        tenure = _renewable_lease(session, att, key.thumbprint_b64, now)
+        tenure = renewable_lease(
+            session, att.lease_id, entitlement_id=att.entitlement_id, thumbprint=key.thumbprint_b64, now=now
+        )
         lease_id, deployment_id = tenure.id, tenure.deployment_id
     else:  # a new lease takes a seat (race-free: the entitlement row is locked until commit)
         tenure = reserve_seat(session, entitlement, att.deployment_name, now=now)
         lease_id, deployment_id = uuid.uuid4(), tenure.deployment_id
-    ttl = timedelta(seconds=entitlement.lease_ttl_seconds)
+    expires_at, renew_after = lease_times(now, entitlement.lease_ttl_seconds)
     return Accepted(
         evaluations=tuple(evaluations),
         key=key,
@@ -240,30 +243,9 @@ def _check(
         tenure=tenure,
         lease_id=lease_id,
         deployment_id=deployment_id,
-        expires_at=now + ttl,
-        renew_after=now + ttl * 2 / 3,
+        expires_at=DecisionTime(expires_at),
+        renew_after=DecisionTime(renew_after),
     )
-
-
-def _renewable_lease(session: Session, att: Attestation, thumbprint: str, now: DecisionTime) -> Lease:
-    lease = session.get(Lease, att.lease_id, with_for_update=True) if att.lease_id else None
-    if lease is None or lease.entitlement_id != att.entitlement_id:
-        raise Conflict(Code.LEASE_NOT_RENEWABLE, "no such lease")
-    if lease.status != LeaseStatus.LIVE or lease.expires_at <= now:
-        raise Conflict(
-            Code.LEASE_NOT_RENEWABLE,
-            "the lease is not live (revoked, released or expired)",
-            expected="live",
-            actual=lease.status.value,
-        )
-    if lease.enclave_key_thumbprint != thumbprint:
-        raise Conflict(
-            Code.LEASE_NOT_RENEWABLE,
-            "renewal must come from the lease's enclave key",
-            expected=lease.enclave_key_thumbprint,
-            actual=thumbprint,
-        )
-    return lease
 
 
 def _reasons_for(error: Exception, att: Attestation) -> tuple[Reason, ...]:
@@ -354,34 +336,25 @@ def _write_lease(
     session: Session, att: Attestation, accepted: Accepted, now: DecisionTime
 ) -> tuple[Lease, list[uuid.UUID]]:
     """The renewed lease extended, or the seat taken (superseding the deployment's live leases) and a new lease
-    added; flushed, so the rows the attestation's foreign keys name go first (no relationship() tells the unit of
-    work the order). Returns the lease and the ids of the leases it superseded."""
-    superseded: list[uuid.UUID] = []
+    issued, through the lease service; flushed, so the rows the attestation's foreign keys name go first. Returns
+    the lease and the ids of the leases it superseded."""
     if isinstance(accepted.tenure, Lease):
-        lease = accepted.tenure
-        lease.expires_at, lease.renew_after = accepted.expires_at, accepted.renew_after
-    else:
-        superseded = take_seat(session, accepted.entitlement.id, att.deployment_name, accepted.tenure, now=now)
-        lease = _new_lease(accepted, now)
-        session.add(lease)
-    session.flush()
-    return lease, superseded
-
-
-def _new_lease(accepted: Accepted, now: DecisionTime) -> Lease:
-    """A live lease on the accepted seat for the enclave key, issued ``now``."""
-    return Lease(
-        id=accepted.lease_id,
+        lease = renew_lease(accepted.tenure, expires_at=accepted.expires_at, renew_after=accepted.renew_after)
+        session.flush()
+        return lease, []
+    issued = issue_lease(
+        session,
+        lease_id=accepted.lease_id,
         entitlement_id=accepted.entitlement.id,
-        deployment_id=accepted.deployment_id,
+        deployment_name=att.deployment_name,
+        seat=accepted.tenure,
         model_version_id=accepted.catalog.version.id,
-        enclave_key_thumbprint=accepted.key.thumbprint_b64,
-        gpus=0,
-        status=LeaseStatus.LIVE,
-        issued_at=now,
+        thumbprint=accepted.key.thumbprint_b64,
+        now=now,
         expires_at=accepted.expires_at,
         renew_after=accepted.renew_after,
     )
+    return issued.lease, issued.superseded
 
 
 def _decision_entry(

@@ -7,7 +7,7 @@ minute: pending requests last sent (created, or requeued) longer than ``pending_
 again, a bounded number per run, oldest first. Rows a worker holds locked right now (it is deciding them) are
 skipped (``SKIP LOCKED``), and each claimed row gets ``requeued_at = now``, so a request is sent again at most
 once per period. Deciding twice is harmless: the decision is idempotent. Times are real time, as ``created_at``.
-Takes the caller's session; never commits.
+Takes the caller's session; never commits (the SQL is in :mod:`verifier.attestation.repository`).
 """
 
 from __future__ import annotations
@@ -15,23 +15,15 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from verifier.db.models import Attestation, AttestationStatus
+from verifier.attestation import repository
 
 
 def claim_stale_pending(session: Session, now: datetime, *, older_than: timedelta, limit: int) -> list[uuid.UUID]:
     """The ids of pending attestations last sent before ``now - older_than`` (at most ``limit``, oldest first),
     marked ``requeued_at = now``; the caller commits, then sends their decide tasks."""
-    last_sent = func.coalesce(Attestation.requeued_at, Attestation.created_at)
-    stale = session.scalars(
-        select(Attestation)
-        .where(Attestation.status == AttestationStatus.PENDING, last_sent <= now - older_than)
-        .order_by(Attestation.created_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    ).all()
+    stale = repository.lock_stale_pending(session, sent_before=now - older_than, limit=limit)
     for att in stale:
         att.requeued_at = now
     session.flush()

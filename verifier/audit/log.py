@@ -3,7 +3,8 @@
 ``hash = SHA-256(prev_hash || canonical JSON of {at, tag, actor, subject_type, subject_id, data})``. Editing or
 deleting any stored event breaks every later link, which :func:`verify_chain` detects. Appends serialise on a
 transaction-scoped PostgreSQL advisory lock so concurrent writers cannot fork the chain. The caller owns the
-session and commits (the event is part of the same transaction as the decision it records).
+session and commits (the event is part of the same transaction as the decision it records). The SQL is in
+:mod:`verifier.audit.repository`.
 """
 
 from __future__ import annotations
@@ -16,15 +17,12 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Final
 
-from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from verifier.audit import repository
 from verifier.db.models import AuditEvent
 
 GENESIS: Final = bytes(32)
-_LOCK_KEY: Final = 0x6B657977  # "keyw": the advisory lock that orders audit appends
-_ADVISORY_LOCK: Final = text("SELECT pg_advisory_xact_lock(:k)")
-_TAIL: Final = select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)  # the chain's head
 
 
 class AuditTag(StrEnum):
@@ -93,9 +91,8 @@ def record_events(session: Session, entries: Sequence[Entry], *, at: datetime) -
     """Append ``entries`` in order, linked to each other, under one lock and one read of the chain's tail
     (a decision records two events; each append used to take the lock and read the tail again). Flushes; never
     commits: the events belong to the caller's transaction, which holds the lock until it ends."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(_ADVISORY_LOCK, {"k": _LOCK_KEY})
-    prev = session.scalar(_TAIL) or GENESIS
+    repository.lock_appends(session)
+    prev = repository.head_hash(session) or GENESIS
     events = []
     for e in entries:
         data = json.loads(json.dumps(e.data, default=str))  # store exactly what was hashed
@@ -109,10 +106,9 @@ def record_events(session: Session, entries: Sequence[Entry], *, at: datetime) -
             prev_hash=prev,
             hash=_digest(prev, at, e.tag.value, e.actor, e.subject_type, e.subject_id, data),
         )
-        session.add(event)
         events.append(event)
         prev = event.hash
-    session.flush()
+    repository.add_events(session, events)
     return events
 
 
@@ -130,7 +126,7 @@ def verify_chain(session: Session) -> ChainCheck:
     """Recompute every link in id order; report the first event whose link or hash does not hold."""
     prev = GENESIS
     count = 0
-    for event in session.scalars(select(AuditEvent).order_by(AuditEvent.id)):
+    for event in repository.events_in_order(session):
         count += 1
         want = _digest(prev, event.at, event.tag, event.actor, event.subject_type, event.subject_id, event.data)
         if event.prev_hash != prev or event.hash != want:

@@ -5,7 +5,8 @@ characters, 256 bits). Kinds: ``enclave`` (a licence key bound to one entitlemen
 A credential of one kind can never act as another. A revoked credential (``revoked_at`` set) never authenticates,
 and a licence key whose customer is suspended is refused (``auth.customer_suspended``); staff kinds bound to a
 customer (``admin``, ``billing-read``) keep working, so a suspended customer's usage can still be read and billed.
-Takes the caller's session; never commits.
+Staff issue and revoke credentials here too, each audited (``admin:credential:issued`` / ``revoked``).
+Takes the caller's session; never commits. The SQL is in :mod:`verifier.auth.repository`.
 """
 
 from __future__ import annotations
@@ -17,19 +18,15 @@ import uuid
 from collections.abc import Collection
 from datetime import datetime
 
-from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from verifier.db.models import ApiCredential, CredentialKind, Customer, CustomerStatus
-from verifier.errors import AuthError, Code, Forbidden
+from verifier.audit.log import AuditTag, record_event
+from verifier.auth import repository
+from verifier.db.models import ApiCredential, CredentialKind, Customer, CustomerStatus, Entitlement
+from verifier.db.queries import get_or_404
+from verifier.errors import AuthError, Code, Conflict, Forbidden
 
 PREFIX = "kw_"
-#: (the credential, its customer's status or NULL) in one round trip; built once: every request runs it.
-_BY_KEY_ID = (
-    select(ApiCredential, Customer.status)
-    .outerjoin(Customer, Customer.id == ApiCredential.customer_id)
-    .where(ApiCredential.key_id == bindparam("key_id"))
-)
 
 
 def _hash(pepper: bytes, secret: str) -> bytes:
@@ -61,8 +58,7 @@ def issue_credential(
         created_at=now,
         revoked_at=None,
     )
-    session.add(row)
-    session.flush()
+    repository.add_credential(session, row)
     return row, f"{PREFIX}{key_id}_{secret}"
 
 
@@ -80,8 +76,7 @@ def authenticate(
     parts = token.split("_", 2)
     if len(parts) != 3 or parts[0] != PREFIX[:-1] or len(parts[1]) != 16:
         raise AuthError(Code.AUTH_INVALID, "malformed API credential")
-    found = session.execute(_BY_KEY_ID, {"key_id": parts[1]}).first()
-    row, customer_status = found if found is not None else (None, None)
+    row, customer_status = repository.by_key_id(session, parts[1])
     if row is None or row.revoked_at is not None or not hmac.compare_digest(row.secret_hash, _hash(pepper, parts[2])):
         raise AuthError(Code.AUTH_INVALID, "unknown, revoked or wrong API credential")
     if row.kind not in kinds:
@@ -96,6 +91,96 @@ def authenticate(
             Code.AUTH_CUSTOMER_SUSPENDED,
             "the customer this licence key belongs to is suspended",
             expected=CustomerStatus.ACTIVE.value,
-            actual=customer_status.value,
+            actual=customer_status.value if customer_status else None,
         )
+    return row
+
+
+# -- staff: issue and revoke -------------------------------------------------------------------------------------
+
+
+def issue_licence_key(
+    session: Session, pepper: bytes, entitlement_id: uuid.UUID, *, label: str, actor: str, now: datetime
+) -> tuple[ApiCredential, str]:
+    """An ``enclave`` credential bound to the entitlement (404 if there is none), audited; the token is returned
+    here only."""
+    entitlement = get_or_404(session, Entitlement, entitlement_id, "entitlement")
+    row, token = issue_credential(
+        session,
+        pepper,
+        CredentialKind.ENCLAVE,
+        label=label,
+        now=now,
+        customer_id=entitlement.customer_id,
+        entitlement_id=entitlement.id,
+    )
+    _record_issued(session, row, actor, now)
+    return row, token
+
+
+def issue_staff_credential(
+    session: Session,
+    pepper: bytes,
+    kind: CredentialKind,
+    *,
+    label: str,
+    customer_id: uuid.UUID | None,
+    actor: str,
+    now: datetime,
+) -> tuple[ApiCredential, str]:
+    """An ``admin`` or ``billing-read`` credential, of one (existing) customer if given, audited; the token is
+    returned here only."""
+    if customer_id is not None:
+        get_or_404(session, Customer, customer_id, "customer")
+    row, token = issue_credential(session, pepper, kind, label=label, now=now, customer_id=customer_id)
+    _record_issued(session, row, actor, now)
+    return row, token
+
+
+def _record_issued(session: Session, row: ApiCredential, actor: str, now: datetime) -> None:
+    record_event(
+        session,
+        tag=AuditTag.CREDENTIAL_ISSUED,
+        actor=actor,
+        subject_type="credential",
+        subject_id=str(row.id),
+        data={
+            "kind": row.kind.value,
+            "key_id": row.key_id,
+            "label": row.label,
+            "customer_id": row.customer_id,
+            "entitlement_id": row.entitlement_id,
+        },
+        at=now,
+    )
+
+
+def revoke_credential(session: Session, credential_id: uuid.UUID, *, actor: str, now: datetime) -> ApiCredential:
+    """Revoke a credential of any kind now (``revoked_at``), its row locked; it never authenticates again. One
+    already revoked is ``resource.conflict``. Leases issued under a licence key stay until they expire, are released
+    or revoked: they cannot be renewed without a live credential. Audited ``admin:credential:revoked``."""
+    row = get_or_404(session, ApiCredential, credential_id, "credential", lock=True)
+    if row.revoked_at is not None:
+        raise Conflict(
+            Code.RESOURCE_CONFLICT,
+            "the credential is already revoked",
+            expected="not revoked",
+            actual=row.revoked_at.isoformat(),
+        )
+    row.revoked_at = now
+    session.flush()
+    record_event(
+        session,
+        tag=AuditTag.CREDENTIAL_REVOKED,
+        actor=actor,
+        subject_type="credential",
+        subject_id=str(row.id),
+        data={
+            "kind": row.kind.value,
+            "key_id": row.key_id,
+            "customer_id": row.customer_id,
+            "entitlement_id": row.entitlement_id,
+        },
+        at=now,
+    )
     return row

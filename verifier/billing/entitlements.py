@@ -1,18 +1,20 @@
 """Entitlement summaries for billing: customer, model, seats, validity, status and live leases, in id order.
 
-Read-only: takes the caller's session and ``now``; never writes or commits.
+Read-only: takes the caller's session and ``now``; never writes or commits. The SQL is in
+:mod:`verifier.billing.repository`.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
-from verifier.db.models import Customer, Entitlement, EntitlementStatus, Lease, LeaseStatus, Model
+from verifier.billing import repository
+from verifier.db.models import Entitlement, EntitlementStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,35 +47,23 @@ def list_entitlements(
     limit: int,
 ) -> list[EntitlementSummary]:
     """Up to ``limit`` entitlements with ids greater than ``after``, in id order, of one customer if given."""
-    where = []
-    if customer_id is not None:
-        where.append(Entitlement.customer_id == customer_id)
-    if after is not None:
-        where.append(Entitlement.id > after)
-    return _summaries(session, now, *where, limit=limit)
+    rows = repository.entitlements_with_names(session, customer_id=customer_id, after=after, limit=limit)
+    return _summaries(session, now, rows)
 
 
 def get_entitlement(
     session: Session, entitlement_id: uuid.UUID, *, now: datetime, customer_id: uuid.UUID | None = None
 ) -> EntitlementSummary | None:
     """The entitlement ``entitlement_id`` (only if it belongs to ``customer_id`` when given), else None."""
-    where = [Entitlement.id == entitlement_id]
-    if customer_id is not None:
-        where.append(Entitlement.customer_id == customer_id)
-    found = _summaries(session, now, *where, limit=1)
+    rows = repository.entitlements_with_names(session, entitlement_id=entitlement_id, customer_id=customer_id, limit=1)
+    found = _summaries(session, now, rows)
     return found[0] if found else None
 
 
-def _summaries(session: Session, now: datetime, *where: ColumnElement[bool], limit: int) -> list[EntitlementSummary]:
-    rows = session.execute(
-        select(Entitlement, Customer.name, Model.name)
-        .join(Customer, Customer.id == Entitlement.customer_id)
-        .join(Model, Model.id == Entitlement.model_id)
-        .where(*where)
-        .order_by(Entitlement.id)
-        .limit(limit)
-    ).all()
-    live = _live_leases(session, [e.id for e, _, _ in rows], now)
+def _summaries(
+    session: Session, now: datetime, rows: Sequence[tuple[Entitlement, str, str]]
+) -> list[EntitlementSummary]:
+    live = repository.live_lease_counts(session, [e.id for e, _, _ in rows], now)
     return [
         EntitlementSummary(
             id=e.id,
@@ -90,14 +80,3 @@ def _summaries(session: Session, now: datetime, *where: ColumnElement[bool], lim
         )
         for e, customer_name, model_name in rows
     ]
-
-
-def _live_leases(session: Session, ids: list[uuid.UUID], now: datetime) -> dict[uuid.UUID, int]:
-    if not ids:
-        return {}
-    counts = session.execute(
-        select(Lease.entitlement_id, func.count())
-        .where(Lease.entitlement_id.in_(ids), Lease.status == LeaseStatus.LIVE, Lease.expires_at > now)
-        .group_by(Lease.entitlement_id)
-    )
-    return dict(counts.all())

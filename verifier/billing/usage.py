@@ -18,7 +18,8 @@ sets ``decided_at = t``. A closed period ends before any such later ``t``, so it
 before and after the write, and clipping at ``now`` no longer reaches it. ``SETTLE`` covers the gap between the
 time a transaction records and its commit (and clock skew between hosts).
 
-Read-only: takes the caller's session and ``now``; never writes or commits, never reads the clock.
+Read-only: takes the caller's session and ``now``; never writes or commits, never reads the clock. The SQL is in
+:mod:`verifier.billing.repository`.
 """
 
 from __future__ import annotations
@@ -32,10 +33,10 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
-from verifier.db.models import Attestation, AttestationStatus, Entitlement, Lease
+from verifier.billing import repository
+from verifier.db.models import AttestationStatus
 from verifier.errors import Code, UsageError
 
 SETTLE = timedelta(minutes=5)
@@ -211,46 +212,17 @@ class _Tally:
             row.attestations_rejected += 1 - accepted
 
 
-def _filters(usage: UsageQuery) -> list[ColumnElement[bool]]:
-    where = []
-    if usage.customer_id is not None:
-        where.append(Entitlement.customer_id == usage.customer_id)
-    if usage.entitlement_id is not None:
-        where.append(Entitlement.id == usage.entitlement_id)
-    return where
-
-
 def _leases(session: Session, usage: UsageQuery, start: datetime, end: datetime, now: datetime) -> Iterable[Any]:
     """Leases whose attested time may overlap ``[start, end)``."""
-    return session.execute(
-        select(
-            Lease.entitlement_id,
-            Entitlement.customer_id,
-            Lease.deployment_id,
-            Lease.gpus,
-            Lease.issued_at,
-            Lease.expires_at,
-            Lease.ended_at,
-        )
-        .join(Entitlement, Entitlement.id == Lease.entitlement_id)
-        .where(Lease.issued_at < end, Lease.issued_at < now, Lease.expires_at > start, *_filters(usage))
-        .where(or_(Lease.ended_at.is_(None), Lease.ended_at > start))
+    return repository.leases_overlapping(
+        session, customer_id=usage.customer_id, entitlement_id=usage.entitlement_id, start=start, end=end, now=now
     )
 
 
 def _decisions(session: Session, usage: UsageQuery, start: datetime, end: datetime) -> Iterable[Any]:
     """Accepted and rejected attestations and renewals decided in ``[start, end)``."""
-    return session.execute(
-        select(
-            Attestation.entitlement_id,
-            Entitlement.customer_id,
-            Attestation.kind,
-            Attestation.status,
-            Attestation.decided_at,
-        )
-        .join(Entitlement, Entitlement.id == Attestation.entitlement_id)
-        .where(Attestation.decided_at >= start, Attestation.decided_at < end, *_filters(usage))
-        .where(Attestation.status.in_([AttestationStatus.ACCEPTED, AttestationStatus.REJECTED]))
+    return repository.decisions_between(
+        session, customer_id=usage.customer_id, entitlement_id=usage.entitlement_id, start=start, end=end
     )
 
 

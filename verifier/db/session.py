@@ -21,6 +21,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from verifier.config import Settings
 from verifier.db.engine import is_sqlite, make_engine
 
+#: ``Session`` is re-exported for the API's request dependency: the layers above the services name the type
+#: without importing SQLAlchemy.
+__all__ = ["Session", "engine_for", "read_session", "session_factory"]
+
 
 @lru_cache(maxsize=4)
 def engine_for(url: str) -> Engine:

@@ -1,5 +1,2 @@
-"""Licences: whether an entitlement covers a request, and seat accounting (see :mod:`.service`)."""
-
-from verifier.entitlement.service import acquire_seat, check_entitlement
-
-__all__ = ["acquire_seat", "check_entitlement"]
+"""Licences: whether an entitlement covers a request, and seat accounting (:mod:`.service`); staff changes to
+customers and entitlements, with their status rules (:mod:`.licensing`); their SQL (:mod:`.repository`)."""

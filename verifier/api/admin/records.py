@@ -1,4 +1,8 @@
-"""Admin: leases (list, revoke), deployments, and the attestation record (staff view)."""
+"""Admin: leases (list, revoke), deployments, and the attestation record (staff view).
+
+HTTP only: a revocation is :func:`verifier.attestation.leases.revoke_lease`; the reads are the attestation and
+licensing repositories'.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +11,8 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from sqlalchemy import String, select
-from sqlalchemy.sql.expression import cast
 
-from verifier.api.admin._common import (
-    Limit,
-    Offset,
-    _actor,
-    _aware,
-    _get,
-    _now,
-    _page,
-)
+from verifier.api.admin.common import Limit, Offset, actor, aware, now
 from verifier.api.admin_schemas import (
     AttestationDetail,
     AttestationSummary,
@@ -27,17 +21,11 @@ from verifier.api.admin_schemas import (
     Platform,
 )
 from verifier.api.deps import AdminDep, SessionDep
-from verifier.audit.log import AuditTag, record_event
-from verifier.db.models import (
-    Attestation,
-    AttestationStatus,
-    Deployment,
-    Entitlement,
-    Lease,
-    LeaseStatus,
-    ModelVersion,
-)
-from verifier.errors import Code, Conflict
+from verifier.attestation import leases
+from verifier.attestation import repository as attestations
+from verifier.db.models import AttestationStatus, LeaseStatus
+from verifier.entitlement import repository as licensing_repository
+from verifier.errors import Code, NotFound
 
 router = APIRouter()
 
@@ -54,35 +42,14 @@ def list_leases(
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> list[LeaseOut]:
-    query = select(Lease).order_by(Lease.issued_at.desc(), Lease.id)
-    if entitlement_id is not None:
-        query = query.where(Lease.entitlement_id == entitlement_id)
-    if status_ is not None:
-        query = query.where(Lease.status == status_)
-    return [LeaseOut.model_validate(r) for r in _page(session, query, limit, offset)]
+    rows = attestations.list_leases(session, entitlement_id=entitlement_id, status=status_, limit=limit, offset=offset)
+    return [LeaseOut.model_validate(r) for r in rows]
 
 
 @router.post("/leases/{lease_id}/revoke")
 def revoke_lease(lease_id: uuid.UUID, session: SessionDep, admin: AdminDep) -> LeaseOut:
     """End a live lease now; its seat frees and it cannot be renewed."""
-    now = _now()
-    lease = _get(session, Lease, lease_id, "lease", lock=True)
-    if lease.status != LeaseStatus.LIVE:
-        raise Conflict(
-            Code.RESOURCE_CONFLICT, "only a live lease can be revoked", expected="live", actual=lease.status.value
-        )
-    lease.status = LeaseStatus.REVOKED
-    lease.ended_at = now
-    session.flush()
-    record_event(
-        session,
-        tag=AuditTag.LEASE_REVOKED,
-        actor=_actor(admin),
-        subject_type="lease",
-        subject_id=str(lease.id),
-        data={"entitlement_id": lease.entitlement_id, "deployment_id": lease.deployment_id},
-        at=now,
-    )
+    lease = leases.revoke_lease(session, lease_id, actor=actor(admin), now=now())
     out = LeaseOut.model_validate(lease)
     session.commit()
     return out
@@ -96,10 +63,8 @@ def list_deployments(
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> list[DeploymentOut]:
-    query = select(Deployment).order_by(Deployment.name, Deployment.id)
-    if entitlement_id is not None:
-        query = query.where(Deployment.entitlement_id == entitlement_id)
-    return [DeploymentOut.model_validate(r) for r in _page(session, query, limit, offset)]
+    rows = licensing_repository.list_deployments(session, entitlement_id=entitlement_id, limit=limit, offset=offset)
+    return [DeploymentOut.model_validate(r) for r in rows]
 
 
 @router.get("/attestations")
@@ -116,29 +81,23 @@ def list_attestations(
     offset: Offset = 0,
 ) -> list[AttestationSummary]:
     """Newest first. ``from`` is inclusive, ``to`` exclusive (both on ``created_at``)."""
-    query = select(Attestation).order_by(Attestation.created_at.desc(), Attestation.id)
-    if customer_id is not None:
-        query = query.join(Entitlement, Entitlement.id == Attestation.entitlement_id).where(
-            Entitlement.customer_id == customer_id
-        )
-    if model_id is not None:
-        query = query.join(ModelVersion, ModelVersion.id == Attestation.model_version_id).where(
-            ModelVersion.model_id == model_id
-        )
-    if status_ is not None:
-        query = query.where(Attestation.status == status_)
-    if platform is not None:
-        # Portable (PostgreSQL and the SQLite profile): the JSON list's text holds the quoted platform name; the
-        # names come from a fixed set without quotes or wildcards, so the match is exact.
-        query = query.where(cast(Attestation.platforms, String).like(f'%"{platform}"%'))
-    if from_ is not None:
-        query = query.where(Attestation.created_at >= _aware(from_, "from"))
-    if to is not None:
-        query = query.where(Attestation.created_at < _aware(to, "to"))
-    return [AttestationSummary.model_validate(r) for r in _page(session, query, limit, offset)]
+    rows = attestations.list_attestations(
+        session,
+        customer_id=customer_id,
+        model_id=model_id,
+        status=status_,
+        platform=platform,
+        created_from=None if from_ is None else aware(from_, "from"),
+        created_to=None if to is None else aware(to, "to"),
+        limit=limit,
+        offset=offset,
+    )
+    return [AttestationSummary.model_validate(r) for r in rows]
 
 
 @router.get("/attestations/{attestation_id}")
 def get_attestation(attestation_id: uuid.UUID, session: SessionDep, _: AdminDep) -> AttestationDetail:
-    att = _get(session, Attestation, attestation_id, "attestation", Code.ATTESTATION_NOT_FOUND)
+    att = attestations.get_attestation(session, attestation_id)
+    if att is None:
+        raise NotFound(Code.ATTESTATION_NOT_FOUND, "attestation not found", actual=attestation_id)
     return AttestationDetail.model_validate(att)

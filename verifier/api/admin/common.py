@@ -1,0 +1,32 @@
+"""What every admin router shares: the paging parameters, the endpoint's clock, the acting staff member's audit
+name, and the timezone check of a time parameter. HTTP only: the rules and the SQL are in the domain services."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import Query
+
+from verifier.db.models import ApiCredential
+from verifier.errors import Code, UsageError
+
+Limit = Annotated[int, Query(ge=1, le=200)]
+Offset = Annotated[int, Query(ge=0, le=2**31 - 1)]  # bounded: the database takes a 64-bit OFFSET at most
+
+
+def now() -> datetime:
+    """The endpoint's clock, read once per request."""
+    return datetime.now(UTC)
+
+
+def actor(admin: ApiCredential) -> str:
+    """How the audit log names the staff member behind ``admin``."""
+    return f"admin:{admin.key_id}"
+
+
+def aware(value: datetime, name: str) -> datetime:
+    """``value``, unless it lacks a timezone (``usage.invalid``)."""
+    if value.tzinfo is None:
+        raise UsageError(Code.USAGE_INVALID, f"{name} needs a timezone (e.g. 2026-01-01T00:00:00Z)", actual=value)
+    return value

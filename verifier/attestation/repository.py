@@ -1,0 +1,304 @@
+"""All SQL of the attestation domain: attestation requests, consumed nonces, leases, and what a decision and a
+submission read about the licence and the model.
+
+The hot-path statements (a decision's two catalog reads, the submission's licensed-version read, the answer read,
+the nonce insert) are built once at import: statement construction and its cache key cost more than the round trip
+on these paths (README bench). The caller owns the session and the transaction; writers flush at most and nothing
+here commits. Rules (what may renew, who may release, what a scope revokes) are in the services:
+:mod:`verifier.attestation.leases`, :mod:`verifier.attestation.challenges`, :mod:`verifier.attestation.catalog`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Final, cast
+
+from sqlalchemy import CursorResult, Row, String, bindparam, delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.expression import cast as sql_cast
+
+from verifier.db.models import (
+    AppraisalPolicy,
+    Attestation,
+    AttestationStatus,
+    Entitlement,
+    Lease,
+    LeaseStatus,
+    Model,
+    ModelKey,
+    ModelVersion,
+    RecordStatus,
+    ReferenceValueSet,
+    UsedNonce,
+)
+from verifier.db.queries import equals, page
+
+# -- a decision's catalog reads (built once; parameters: version, entitlement, platforms, now) ------------------
+
+_NEWEST_KEY = (
+    select(ModelKey.id)
+    .where(ModelKey.model_version_id == bindparam("version"), ModelKey.retired_at.is_(None))
+    .order_by(ModelKey.created_at.desc())
+    .limit(1)
+    .scalar_subquery()
+)
+_CATALOG = (
+    select(ModelVersion, Model, Entitlement, AppraisalPolicy, ModelKey)
+    .join(Model, Model.id == ModelVersion.model_id)
+    .join(Entitlement, Entitlement.id == bindparam("entitlement"))
+    .outerjoin(AppraisalPolicy, AppraisalPolicy.id == Entitlement.policy_id)
+    .outerjoin(ModelKey, ModelKey.id == _NEWEST_KEY)
+    .where(ModelVersion.id == bindparam("version"))
+)
+_REFERENCE_VALUES = (
+    select(ReferenceValueSet)
+    .where(
+        ReferenceValueSet.model_version_id == bindparam("version"),
+        ReferenceValueSet.platform.in_(bindparam("platforms", expanding=True)),
+        ReferenceValueSet.status == RecordStatus.ACTIVE,
+        ReferenceValueSet.valid_from <= bindparam("now"),
+    )
+    .order_by(ReferenceValueSet.valid_from.desc())
+)
+
+
+def catalog_row(
+    session: Session, version_id: uuid.UUID, entitlement_id: uuid.UUID
+) -> tuple[ModelVersion, Model, Entitlement, AppraisalPolicy | None, ModelKey | None] | None:
+    """(model version, model, entitlement, its policy, the newest unretired model key), in one statement."""
+    row = session.execute(_CATALOG, {"version": version_id, "entitlement": entitlement_id}).one_or_none()
+    return None if row is None else (row[0], row[1], row[2], row[3], row[4])
+
+
+def active_reference_values(
+    session: Session, version_id: uuid.UUID, platforms: Sequence[str], now: datetime
+) -> list[ReferenceValueSet]:
+    """The active sets of the version for ``platforms`` with ``valid_from <= now``, newest ``valid_from`` first."""
+    return list(session.scalars(_REFERENCE_VALUES, {"version": version_id, "platforms": list(platforms), "now": now}))
+
+
+# -- a submission's reads (built once per shape) -----------------------------------------------------------------
+
+
+def _licensed_version_query(*, named: bool) -> Any:
+    """(entitlement id, its model id, the named model's id, the version's id) for the licence's entitlement and a
+    model name: the newest version, or the named one (parameters: entitlement, model[, version])."""
+    version_matches = ModelVersion.model_id == Model.id
+    if named:
+        version_matches &= ModelVersion.version == bindparam("version")
+    return (
+        select(Entitlement.id, Entitlement.model_id, Model.id, ModelVersion.id)
+        .select_from(Entitlement)
+        .outerjoin(Model, Model.name == bindparam("model"))
+        .outerjoin(ModelVersion, version_matches)
+        .where(Entitlement.id == bindparam("entitlement"))
+        .order_by(ModelVersion.created_at.desc())
+        .limit(1)
+    )
+
+
+_NEWEST_VERSION: Final = _licensed_version_query(named=False)
+_NAMED_VERSION: Final = _licensed_version_query(named=True)
+
+
+def licensed_version(
+    session: Session, entitlement_id: uuid.UUID, model: str, version: str | None
+) -> tuple[uuid.UUID, uuid.UUID, uuid.UUID | None, uuid.UUID | None] | None:
+    """(entitlement id, its licensed model id, the named model's id or None, the version's id or None), the newest
+    version unless one is named, in one statement; None if there is no such entitlement."""
+    params: dict[str, object] = {"entitlement": entitlement_id, "model": model}
+    if version:
+        params["version"] = version
+    found = session.execute(_NAMED_VERSION if version else _NEWEST_VERSION, params).one_or_none()
+    return None if found is None else (found[0], found[1], found[2], found[3])
+
+
+def add_attestation(session: Session, att: Attestation) -> None:
+    """Stage a new request; the caller's commit writes it."""
+    session.add(att)
+
+
+_ANSWER: Final = (
+    select(Attestation, Lease)
+    .outerjoin(Lease, Lease.id == Attestation.lease_id)
+    .where(Attestation.id == bindparam("id"))
+)
+
+
+def attestation_with_lease(session: Session, attestation_id: uuid.UUID) -> tuple[Attestation, Lease | None] | None:
+    """The attestation and its lease, in one statement."""
+    found = session.execute(_ANSWER, {"id": attestation_id}).one_or_none()
+    return None if found is None else (found[0], found[1])
+
+
+# -- consumed nonces ---------------------------------------------------------------------------------------------
+
+
+def _insert_nonce(insert: Any) -> Any:
+    """INSERT ... ON CONFLICT (nonce) DO NOTHING RETURNING nonce, built once per dialect: a row comes back only if
+    this statement inserted it (rowcount is not portable here)."""
+    return (
+        insert(UsedNonce)
+        .values(nonce=bindparam("nonce"), used_at=bindparam("used_at"), expires_at=bindparam("expires_at"))
+        .on_conflict_do_nothing(index_elements=[UsedNonce.nonce])
+        .returning(UsedNonce.nonce)
+    )
+
+
+_INSERT_NONCE_POSTGRESQL: Final = _insert_nonce(postgresql_insert)
+_INSERT_NONCE_SQLITE: Final = _insert_nonce(sqlite_insert)
+
+
+def insert_used_nonce(session: Session, nonce: bytes, now: datetime, expires_at: datetime) -> bool:
+    """Insert the used-nonce row unless one exists; True if this call inserted it. One round trip; the caller's
+    transaction stays usable either way (no SAVEPOINT needed)."""
+    statement = _INSERT_NONCE_SQLITE if session.get_bind().dialect.name == "sqlite" else _INSERT_NONCE_POSTGRESQL
+    values = {"nonce": nonce, "used_at": now, "expires_at": expires_at}
+    return session.execute(statement, values).scalar_one_or_none() is not None
+
+
+def delete_used_nonces(session: Session, *, expired_before: datetime) -> int:
+    """Delete consumed nonces whose expiry is at or before ``expired_before``; how many."""
+    result = cast(
+        "CursorResult[Any]",
+        session.execute(
+            delete(UsedNonce).where(UsedNonce.expires_at <= expired_before),
+            execution_options={"synchronize_session": False},
+        ),
+    )
+    return result.rowcount
+
+
+# -- pending requests --------------------------------------------------------------------------------------------
+
+
+def lock_stale_pending(session: Session, *, sent_before: datetime, limit: int) -> list[Attestation]:
+    """Pending attestations last sent (created or requeued) at or before ``sent_before``, oldest first, at most
+    ``limit``, locked ``FOR UPDATE SKIP LOCKED`` (rows a worker is deciding right now are skipped)."""
+    last_sent = func.coalesce(Attestation.requeued_at, Attestation.created_at)
+    return list(
+        session.scalars(
+            select(Attestation)
+            .where(Attestation.status == AttestationStatus.PENDING, last_sent <= sent_before)
+            .order_by(Attestation.created_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    )
+
+
+# -- the staff view of attestations ------------------------------------------------------------------------------
+
+
+def list_attestations(
+    session: Session,
+    *,
+    customer_id: uuid.UUID | None,
+    model_id: uuid.UUID | None,
+    status: AttestationStatus | None,
+    platform: str | None,
+    created_from: datetime | None,
+    created_to: datetime | None,
+    limit: int,
+    offset: int,
+) -> list[Attestation]:
+    """Newest first; ``created_from`` inclusive, ``created_to`` exclusive."""
+    query = select(Attestation).order_by(Attestation.created_at.desc(), Attestation.id)
+    if customer_id is not None:
+        query = query.join(Entitlement, Entitlement.id == Attestation.entitlement_id)
+    if model_id is not None:
+        query = query.join(ModelVersion, ModelVersion.id == Attestation.model_version_id)
+    # Portable (PostgreSQL and the SQLite profile): the JSON list's text holds the quoted platform name; the names
+    # come from a fixed set without quotes or wildcards, so the match is exact.
+    on_platform = None if platform is None else sql_cast(Attestation.platforms, String).like(f'%"{platform}"%')
+    return page(
+        session,
+        query,
+        where=(
+            equals(Entitlement.customer_id, customer_id),
+            equals(ModelVersion.model_id, model_id),
+            equals(Attestation.status, status),
+            on_platform,
+            None if created_from is None else Attestation.created_at >= created_from,
+            None if created_to is None else Attestation.created_at < created_to,
+        ),
+        limit=limit,
+        offset=offset,
+    )
+
+
+def get_attestation(session: Session, attestation_id: uuid.UUID) -> Attestation | None:
+    return session.get(Attestation, attestation_id)
+
+
+def lock_attestation(session: Session, attestation_id: uuid.UUID) -> Attestation | None:
+    """The attestation, its row locked ``FOR UPDATE`` until the transaction ends and read afresh (the decision's
+    first read; :func:`verifier.attestation.flows.lock_attestation` raises for a missing one)."""
+    return session.get(Attestation, attestation_id, with_for_update=True, populate_existing=True)
+
+
+# -- leases ------------------------------------------------------------------------------------------------------
+
+
+def get_lease(session: Session, lease_id: uuid.UUID, *, lock: bool = False) -> Lease | None:
+    """The lease; ``lock``: its row locked ``FOR UPDATE`` until the transaction ends (kept as loaded, as before)."""
+    return session.get(Lease, lease_id, with_for_update=lock or None)
+
+
+def lock_lease_afresh(session: Session, lease_id: uuid.UUID) -> Lease | None:
+    """The lease, its row locked ``FOR UPDATE`` and read afresh."""
+    return session.get(Lease, lease_id, with_for_update=True, populate_existing=True)
+
+
+def add_lease(session: Session, lease: Lease) -> None:
+    """Stage a new lease; the caller's next flush writes it (after the deployment it names)."""
+    session.add(lease)
+
+
+def list_leases(
+    session: Session, *, entitlement_id: uuid.UUID | None, status: LeaseStatus | None, limit: int, offset: int
+) -> list[Lease]:
+    """Newest issued first."""
+    return page(
+        session,
+        select(Lease).order_by(Lease.issued_at.desc(), Lease.id),
+        where=(equals(Lease.entitlement_id, entitlement_id), equals(Lease.status, status)),
+        limit=limit,
+        offset=offset,
+    )
+
+
+def lock_due_leases(session: Session, now: datetime, *, batch: int) -> list[Lease]:
+    """Live leases with ``expires_at <= now``, soonest first, at most ``batch``, locked ``SKIP LOCKED``."""
+    return list(
+        session.scalars(
+            select(Lease)
+            .where(Lease.status == LeaseStatus.LIVE, Lease.expires_at <= now)
+            .order_by(Lease.expires_at)
+            .limit(batch)
+            .with_for_update(skip_locked=True)
+        )
+    )
+
+
+def revoke_live(
+    session: Session, *, entitlement_id: uuid.UUID | None, customer_id: uuid.UUID | None, now: datetime
+) -> Sequence[Row[uuid.UUID, uuid.UUID, uuid.UUID]]:
+    """Revoke (``ended_at = now``) every live lease of the entitlement, or of every entitlement of the customer, in
+    one UPDATE; (lease id, entitlement id, deployment id) of each."""
+    scope = (
+        Lease.entitlement_id == entitlement_id
+        if entitlement_id is not None
+        else Lease.entitlement_id.in_(select(Entitlement.id).where(Entitlement.customer_id == customer_id))
+    )
+    return session.execute(
+        update(Lease)
+        .where(scope, Lease.status == LeaseStatus.LIVE)
+        .values(status=LeaseStatus.REVOKED, ended_at=now)
+        .returning(Lease.id, Lease.entitlement_id, Lease.deployment_id)
+        .execution_options(synchronize_session="fetch")
+    ).all()

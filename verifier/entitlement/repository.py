@@ -1,0 +1,147 @@
+"""All SQL of the licensing domain: customers, entitlements and deployments, including the seat path's statements.
+
+The seat statements are built once at import: a decision runs them every time, and building them cost more than
+running them (README bench). They are the entitlement lock (``FOR UPDATE``, its customer ``FOR SHARE``), the seat
+count, and the deployment touch with the supersession of its live leases (one round trip on PostgreSQL). The
+caller owns the session and the transaction; nothing here commits. Rules (what a status may become, who may hold
+a seat) are in :mod:`verifier.entitlement.service` and :mod:`verifier.entitlement.licensing`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import bindparam, distinct, exists, func, select, update
+from sqlalchemy.orm import Session
+
+from verifier.db.models import Customer, CustomerStatus, Deployment, Entitlement, Lease, LeaseStatus
+from verifier.db.queries import equals, page
+
+# -- the seat path (built once) ---------------------------------------------------------------------------------
+
+#: (the entitlement, its customer's status), the entitlement row locked ``FOR UPDATE`` and the customer row
+#: ``FOR SHARE``, both read afresh; parameter: entitlement. The share lock makes a customer's suspension (an UPDATE
+#: of its row) wait for decisions in flight and the decisions after it see the new status (PostgreSQL re-reads a
+#: locked row that changed while it waited; a column of a row merely joined would come from the statement's
+#: snapshot, taken before the wait). SQLite ignores both: its transactions take the database's write lock when
+#: they begin.
+_LOCK = (
+    select(Entitlement, Customer.status)
+    .join(Customer, Customer.id == Entitlement.customer_id)
+    .where(Entitlement.id == bindparam("entitlement"))
+    .with_for_update(of=Entitlement)
+    .suffix_with("FOR SHARE OF customers", dialect="postgresql")
+    .execution_options(populate_existing=True)
+)
+_NAMED = (
+    select(Deployment.id)
+    .where(Deployment.entitlement_id == bindparam("entitlement"), Deployment.name == bindparam("name"))
+    .scalar_subquery()
+)
+_HOLDING = (
+    Lease.entitlement_id == bindparam("entitlement"),
+    Lease.status == LeaseStatus.LIVE,
+    Lease.expires_at > bindparam("now"),
+)
+#: (the deployment's id or NULL, distinct deployments holding a live lease, whether this one holds one)
+_SEAT = select(
+    _NAMED,
+    select(func.count(distinct(Lease.deployment_id))).where(*_HOLDING).scalar_subquery(),
+    exists().where(*_HOLDING, Lease.deployment_id == _NAMED),
+)
+#: Touch an existing deployment; parameters: deployment, now. These UPDATEs leave rows already loaded in the session
+#: as they are (``synchronize_session=False``: the ORM cannot evaluate bind parameters; a decision loads none).
+_TOUCH = (
+    update(Deployment)
+    .where(Deployment.id == bindparam("deployment"))
+    .values(
+        last_attested_at=bindparam("now"),
+        first_attested_at=func.coalesce(Deployment.first_attested_at, bindparam("now")),
+    )
+    .execution_options(synchronize_session=False)
+)
+#: Supersede the deployment's live, unexpired leases: revoked, ended now; returns their ids. Leases already past
+#: ``expires_at`` are left to the expiry job (they are ``expired``, not superseded).
+_SUPERSEDE = (
+    update(Lease)
+    .where(
+        Lease.deployment_id == bindparam("deployment"),
+        Lease.status == LeaseStatus.LIVE,
+        Lease.expires_at > bindparam("now"),
+    )
+    .values(status=LeaseStatus.REVOKED, ended_at=bindparam("now"))
+    .returning(Lease.id)
+    .execution_options(synchronize_session=False)
+)
+#: Both in one round trip on PostgreSQL (a data-modifying CTE runs whether or not the statement reads it).
+_TOUCH_AND_SUPERSEDE = _SUPERSEDE.add_cte(_TOUCH.cte("touched"))
+
+
+def lock_entitlement(session: Session, entitlement_id: uuid.UUID) -> tuple[Entitlement, CustomerStatus] | None:
+    """(the entitlement, its customer's status), locked as :data:`_LOCK` says; None if there is no entitlement."""
+    row = session.execute(_LOCK, {"entitlement": entitlement_id}).one_or_none()
+    return None if row is None else (row[0], row[1])
+
+
+def seat_holders(
+    session: Session, entitlement_id: uuid.UUID, deployment_name: str, now: datetime
+) -> tuple[uuid.UUID | None, int, bool]:
+    """(the named deployment's id or None, distinct deployments holding a live unexpired lease, whether the named
+    one holds one), in one statement."""
+    existing, in_use, holds = session.execute(
+        _SEAT, {"entitlement": entitlement_id, "name": deployment_name, "now": now}
+    ).one()
+    return existing, int(in_use or 0), bool(holds)
+
+
+def add_deployment(session: Session, deployment: Deployment) -> None:
+    """Insert ``deployment`` now (rows that name it may follow in the same flush)."""
+    session.add(deployment)
+    session.flush()
+
+
+def touch_and_supersede(session: Session, deployment_id: uuid.UUID, now: datetime) -> list[uuid.UUID]:
+    """Touch the deployment (``last_attested_at = now``) and supersede its live, unexpired leases (``revoked``,
+    ``ended_at = now``); the superseded ids. One UPDATE with a CTE on PostgreSQL, two UPDATEs on SQLite."""
+    params = {"deployment": deployment_id, "now": now}
+    if session.get_bind().dialect.name == "postgresql":
+        return list(session.scalars(_TOUCH_AND_SUPERSEDE, params))
+    session.execute(_TOUCH, params)
+    return list(session.scalars(_SUPERSEDE, params))
+
+
+# -- staff reads and writes -------------------------------------------------------------------------------------
+
+
+def list_customers(session: Session, *, limit: int, offset: int) -> list[Customer]:
+    return page(session, select(Customer).order_by(Customer.created_at, Customer.id), limit=limit, offset=offset)
+
+
+def list_entitlements(
+    session: Session, *, customer_id: uuid.UUID | None, model_id: uuid.UUID | None, limit: int, offset: int
+) -> list[Entitlement]:
+    return page(
+        session,
+        select(Entitlement).order_by(Entitlement.created_at, Entitlement.id),
+        where=(equals(Entitlement.customer_id, customer_id), equals(Entitlement.model_id, model_id)),
+        limit=limit,
+        offset=offset,
+    )
+
+
+def list_deployments(
+    session: Session, *, entitlement_id: uuid.UUID | None, limit: int, offset: int
+) -> list[Deployment]:
+    return page(
+        session,
+        select(Deployment).order_by(Deployment.name, Deployment.id),
+        where=(equals(Deployment.entitlement_id, entitlement_id),),
+        limit=limit,
+        offset=offset,
+    )
+
+
+def deployment_name(session: Session, deployment_id: uuid.UUID) -> str | None:
+    return session.scalar(select(Deployment.name).where(Deployment.id == deployment_id))
+
