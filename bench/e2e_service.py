@@ -35,10 +35,10 @@ from sqlalchemy.orm import Session
 from bench._harness import machine
 from verifier.db.models import Attestation, AttestationStatus, Lease
 from verifier.keywrap.enclave import expected_report_data, parse_enclave_jwk
+from verifier.simulation.intel_pki import Evidence, QuoteOptions, default_pki
 from verifier.testing.databases import purge_keys, scratch_database
 from verifier.testing.demo_data import seed_demo
 from verifier.testing.devstack import DevStack, StackConfig
-from verifier.testing.intel_pki import Evidence, QuoteOptions, default_pki
 
 BROKER = os.environ.get("KEYWARD_BENCH_BROKER", "redis://127.0.0.1:6379/9")
 KEYS = 64  # enclave keys reused round-robin (key generation is the enclave's cost, not Keyward's)

@@ -19,9 +19,9 @@ import httpx
 
 from verifier.client import AttestationRejected, EnclaveKeyPair, EnclaveSession, KeywardClient, SimulatedProvider
 from verifier.keywrap.ear import verify_ear
+from verifier.simulation.intel_quote_builder import TD_ATTR_DEBUG, TdReport
 from verifier.testing.demo_data import decrypt_model, seed_demo
 from verifier.testing.devstack import DevStack, StackConfig
-from verifier.testing.intel_quote_builder import TD_ATTR_DEBUG, TdReport
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = 7

@@ -97,7 +97,7 @@ class Settings(BaseSettings):
     metrics_token: SecretStr | None = None
     #: PEM of the EC P-256 key that signs attestation results; development derives one from a fixed seed.
     result_signing_key_pem: SecretStr | None = None
-    #: Trust the fake vendor PKIs of verifier.testing (development demo only; results are marked simulated).
+    #: Trust the fake vendor PKIs of verifier.simulation (development demo only; results are marked simulated).
     allow_simulated_roots: bool = False
     #: Development only: decide (and issue challenges) as if the time were this. Simulated evidence from the fake
     #: vendor PKIs is built for a fixed instant; the demo and worker tests set this to it. Refused in production.

@@ -18,8 +18,8 @@ def trust_store_for(settings: Settings) -> TrustStore:
     """Genuine roots from vendor_roots/; in development with allow_simulated_roots, the fake PKIs' roots instead
     (everything verified under them is marked simulated)."""
     if settings.allow_simulated_roots and settings.environment == "development":
-        from verifier.testing.amd_pki import default_amd_pki  # noqa: PLC0415 - development only
-        from verifier.testing.intel_pki import default_pki  # noqa: PLC0415
+        from verifier.simulation.amd_pki import default_amd_pki  # noqa: PLC0415 - development only
+        from verifier.simulation.intel_pki import default_pki  # noqa: PLC0415
 
         intel = default_pki().build().trust_store
         amd = default_amd_pki().build().trust_store

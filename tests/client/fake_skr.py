@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from verifier.testing.amd_pki import ReportOptions, default_amd_pki
+from verifier.simulation.amd_pki import ReportOptions, default_amd_pki
 
 
 @dataclass

@@ -19,7 +19,7 @@ from verifier.client.providers import AciSkrProvider, Binding
 from verifier.client.providers.aci_skr import skr_report_data, skr_runtime_data
 from verifier.platforms.evaluation import evaluate_snp_report
 from verifier.platforms.item import EvidenceItem
-from verifier.testing.amd_pki import ReportOptions, default_amd_pki
+from verifier.simulation.amd_pki import ReportOptions, default_amd_pki
 
 ACI_VECTORS = VECTORS / "amd" / "microsoft-confidential-sidecar-containers"
 NONCE = bytes(range(100, 132))

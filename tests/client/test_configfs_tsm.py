@@ -15,9 +15,9 @@ from verifier.client.errors import ProviderError, ProviderUnavailable
 from verifier.client.keys import EnclaveKeyPair
 from verifier.client.providers import Binding, ConfigfsTsmProvider
 from verifier.platforms.evaluation import evaluate_intel_quote, evaluate_snp_report
-from verifier.testing.amd_pki import ReportOptions, default_amd_pki
-from verifier.testing.intel_pki import QuoteOptions, default_pki
-from verifier.testing.intel_quote_builder import TdReport
+from verifier.simulation.amd_pki import ReportOptions, default_amd_pki
+from verifier.simulation.intel_pki import QuoteOptions, default_pki
+from verifier.simulation.intel_quote_builder import TdReport
 from verifier.trust.intel_collateral import parse_collateral_json
 
 NONCE = bytes(range(32))

@@ -13,9 +13,9 @@ from verifier.client.keys import EnclaveKeyPair
 from verifier.client.providers import Binding, SimulatedProvider
 from verifier.platforms.evaluation import evaluate_intel_quote, evaluate_snp_report
 from verifier.platforms.item import EvidenceItem
-from verifier.testing.amd_pki import default_amd_pki
-from verifier.testing.intel_pki import SIM_NOW, default_pki
-from verifier.testing.intel_quote_builder import TD_ATTR_DEBUG, TdReport
+from verifier.simulation.amd_pki import default_amd_pki
+from verifier.simulation.intel_pki import SIM_NOW, default_pki
+from verifier.simulation.intel_quote_builder import TD_ATTR_DEBUG, TdReport
 from verifier.trust.intel_collateral import parse_collateral_json
 
 NONCE = bytes(range(7, 39))

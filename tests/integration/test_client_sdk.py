@@ -44,9 +44,9 @@ from verifier.client.cli import EXIT_OK, EXIT_REJECTED, EXIT_TRANSPORT, main
 from verifier.collateral.cache import AMD, amd_crl_key, put_document, vcek_key
 from verifier.evidence.snp import parse_snp_report
 from verifier.keywrap.ear import verify_ear
-from verifier.testing.amd_pki import default_amd_pki
-from verifier.testing.intel_pki import SIM_NOW
-from verifier.testing.intel_quote_builder import TD_ATTR_DEBUG, TdReport
+from verifier.simulation.amd_pki import default_amd_pki
+from verifier.simulation.intel_pki import SIM_NOW
+from verifier.simulation.intel_quote_builder import TD_ATTR_DEBUG, TdReport
 
 
 @dataclass

@@ -39,8 +39,8 @@ from verifier.evidence.dcap import parse_quote
 from verifier.evidence.snp import Product, SigningKeyName, parse_snp_report
 from verifier.platforms.amd_snp import verify_snp_report
 from verifier.platforms.intel_dcap import verify_quote
-from verifier.testing.amd_pki import SERIALS, AmdEvidence, CrlOptions, ReportOptions, default_amd_pki
-from verifier.testing.intel_pki import SIM_NOW, Evidence, QuoteOptions, default_pki
+from verifier.simulation.amd_pki import SERIALS, AmdEvidence, CrlOptions, ReportOptions, default_amd_pki
+from verifier.simulation.intel_pki import SIM_NOW, Evidence, QuoteOptions, default_pki
 from verifier.trust.intel_collateral import Collateral
 
 NOW = SIM_NOW

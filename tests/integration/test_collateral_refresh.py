@@ -37,9 +37,9 @@ from verifier.evidence.dcap import parse_quote
 from verifier.evidence.snp import parse_snp_report
 from verifier.platforms.intel_dcap import verify_quote
 from verifier.platforms.registry import parse_evidence
-from verifier.testing.amd_pki import AmdEvidence, ReportOptions, default_amd_pki
+from verifier.simulation.amd_pki import AmdEvidence, ReportOptions, default_amd_pki
+from verifier.simulation.intel_pki import SIM_NOW, CollateralOptions, Evidence, QuoteOptions, default_pki
 from verifier.testing.fake_vendor_services import FakeVendorServices
-from verifier.testing.intel_pki import SIM_NOW, CollateralOptions, Evidence, QuoteOptions, default_pki
 from verifier.trust.amd_certs import load_leaf
 from verifier.worker import vendor_documents
 from verifier.worker.refresh import collateral_to_fetch, prefetch_needs, refresh_cache, retry_delay

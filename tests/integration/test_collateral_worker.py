@@ -38,9 +38,9 @@ from verifier.db.models import (
     CachedCollateral,
 )
 from verifier.keywrap.enclave import expected_report_data, parse_enclave_jwk
-from verifier.testing.amd_pki import ReportOptions, default_amd_pki
+from verifier.simulation.amd_pki import ReportOptions, default_amd_pki
+from verifier.simulation.intel_pki import SIM_NOW, CollateralOptions, QuoteOptions, default_pki
 from verifier.testing.fake_vendor_services import FakeVendorServices
-from verifier.testing.intel_pki import SIM_NOW, CollateralOptions, QuoteOptions, default_pki
 
 RETRIES = 2
 DEADLINE = 30.0  # seconds for any one decision (a few short retries included)

@@ -26,8 +26,8 @@ from verifier.config import Settings
 from verifier.db.models import Lease, LeaseStatus
 from verifier.keywrap.ear import verify_ear
 from verifier.keywrap.enclave import expected_report_data, parse_enclave_jwk, unwrap_in_enclave
-from verifier.testing.intel_pki import SIM_NOW, QuoteOptions, default_pki
-from verifier.testing.intel_quote_builder import TdReport
+from verifier.simulation.intel_pki import SIM_NOW, QuoteOptions, default_pki
+from verifier.simulation.intel_quote_builder import TdReport
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -19,8 +19,8 @@ from verifier import limits
 from verifier.app import create_app
 from verifier.db.models import Attestation
 from verifier.keywrap.enclave import expected_report_data, parse_enclave_jwk
-from verifier.testing.intel_pki import QuoteOptions, default_pki
-from verifier.testing.intel_quote_builder import TdReport
+from verifier.simulation.intel_pki import QuoteOptions, default_pki
+from verifier.simulation.intel_quote_builder import TdReport
 
 
 @dataclass

@@ -24,9 +24,9 @@ from verifier.evidence.snp import decode_tcb, parse_snp_report
 from verifier.platforms.intel_dcap import verify_quote
 from verifier.platforms.item import EvidenceItem
 from verifier.platforms.registry import ParsedItem, parse_item
-from verifier.testing.amd_pki import ReportOptions, default_amd_pki
+from verifier.simulation.amd_pki import ReportOptions, default_amd_pki
+from verifier.simulation.intel_pki import QuoteOptions, default_pki
 from verifier.testing.fake_vendor_services import FakeVendorServices
-from verifier.testing.intel_pki import QuoteOptions, default_pki
 from verifier.worker.vendor_documents import VendorClients, fetch_document, fetch_documents, store_documents
 
 FETCHED_AT = datetime(2026, 1, 15, 12, 0, 0, tzinfo=UTC)

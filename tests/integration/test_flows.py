@@ -44,9 +44,9 @@ from verifier.db.models import (
 from verifier.keywrap.ear import ProviderKeyring, ProviderSigningKey, verify_ear
 from verifier.keywrap.enclave import expected_report_data, parse_enclave_jwk, unwrap_in_enclave
 from verifier.keywrap.kek import LocalAesKek, model_key_context
-from verifier.testing.amd_pki import AmdEvidence, Defect, ReportOptions, default_amd_pki
-from verifier.testing.intel_pki import Evidence, QuoteOptions, default_pki
-from verifier.testing.intel_quote_builder import TdReport
+from verifier.simulation.amd_pki import AmdEvidence, Defect, ReportOptions, default_amd_pki
+from verifier.simulation.intel_pki import Evidence, QuoteOptions, default_pki
+from verifier.simulation.intel_quote_builder import TdReport
 
 NOW = default_pki().build(QuoteOptions()).now
 SECRET = b"challenge-secret-for-tests-only!"
@@ -465,7 +465,7 @@ def _pending_snp(
 def _snp_world(session: Session, w: World) -> DecisionContext:
     """Extend the world to SEV-SNP: reference values, the platform allowed, and both simulated PKIs trusted."""
     from verifier.config import Settings
-    from verifier.testing.amd_pki import ReportOptions
+    from verifier.simulation.amd_pki import ReportOptions
     from verifier.wiring import trust_store_for
 
     session.add(
@@ -490,7 +490,7 @@ def test_decide_attestation_aci_skr_runtime_data_binding(session: Session, world
     import hashlib
     import json as _json
 
-    from verifier.testing.amd_pki import ReportOptions, default_amd_pki
+    from verifier.simulation.amd_pki import ReportOptions, default_amd_pki
 
     ctx = _snp_world(session, world)
     enclave = jwk.ECKey.generate_key("P-256")
@@ -573,7 +573,7 @@ def test_decide_attestation_reads_intel_collateral_from_cache(session: Session, 
 def test_decide_attestation_reads_vcek_from_cache(session: Session, world: World) -> None:
     from verifier.collateral.cache import AMD, put_document, vcek_key
     from verifier.evidence.snp import parse_snp_report
-    from verifier.testing.amd_pki import ReportOptions, default_amd_pki
+    from verifier.simulation.amd_pki import ReportOptions, default_amd_pki
 
     ctx = _snp_world(session, world)
     enclave = jwk.ECKey.generate_key("P-256")

@@ -17,7 +17,7 @@ from verifier.attestation.flows import decide_attestation
 from verifier.clock import Clock
 from verifier.config import Settings
 from verifier.db.models import Attestation, AttestationStatus, Entitlement, Lease, LeaseStatus, ModelVersion
-from verifier.testing.intel_pki import SIM_NOW
+from verifier.simulation.intel_pki import SIM_NOW
 from verifier.wiring import decision_context
 
 N, SEATS = 100, 10

@@ -21,8 +21,8 @@ from verifier.attestation.challenges import issue_challenge
 from verifier.config import Settings
 from verifier.db.models import Attestation, AttestationStatus, CachedCollateral, Entitlement, ModelVersion, UsedNonce
 from verifier.db.session import engine_for
+from verifier.simulation.intel_pki import SIM_NOW, QuoteOptions, default_pki
 from verifier.testing.fake_vendor_services import FakeVendorServices
-from verifier.testing.intel_pki import SIM_NOW, QuoteOptions, default_pki
 from verifier.worker import base, refresh, tasks, vendor_documents
 from verifier.worker.base import KeywardTask, after_commit, task_transaction
 from verifier.worker.celery_app import celery_app

@@ -25,10 +25,10 @@ import pytest
 from tests.support.service import TEST_BROKER, TEST_KEY_PREFIX
 from tests.support.tools import ROOT, uv_executable
 from tests.support.vectors import INTEL_CASES
+from verifier.simulation.intel_pki import SIM_NOW
 from verifier.testing.databases import purge_keys, scratch_database
 from verifier.testing.demo_data import SAMPLE_MODEL, decrypt_model, seed_demo
 from verifier.testing.devstack import free_port
-from verifier.testing.intel_pki import SIM_NOW
 
 P2 = next(c for c in INTEL_CASES if c.id == "P2")
 

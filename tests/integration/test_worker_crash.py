@@ -31,7 +31,7 @@ from tests.support.service import (
 from verifier.attestation.challenges import issue_challenge
 from verifier.config import Settings
 from verifier.db.models import Attestation, AttestationStatus, Entitlement, Lease, ModelVersion
-from verifier.testing.intel_pki import SIM_NOW
+from verifier.simulation.intel_pki import SIM_NOW
 
 VISIBILITY = 3  # seconds before an unacknowledged task is delivered again
 

@@ -16,9 +16,9 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from verifier.collateral.selection import IssuedCrl, SignedJson
 from verifier.evidence.snp import Product
-from verifier.testing.amd_pki import TITLE, Kind, default_amd_pki
-from verifier.testing.intel_pki import QE_PROFILES, CollateralOptions, Evidence, default_pki
-from verifier.testing.intel_quote_builder import sign_raw
+from verifier.simulation.amd_pki import TITLE, Kind, default_amd_pki
+from verifier.simulation.intel_pki import QE_PROFILES, CollateralOptions, Evidence, default_pki
+from verifier.simulation.intel_quote_builder import sign_raw
 from verifier.trust.intel_collateral import Collateral
 
 DAY = timedelta(days=1)

@@ -34,9 +34,9 @@ from verifier.db.models import (
     ReferenceValueSet,
 )
 from verifier.keywrap.kek import LocalAesKek, model_key_context
+from verifier.simulation.intel_pki import SIM_NOW
+from verifier.simulation.intel_quote_builder import TdReport
 from verifier.testing.databases import purge_keys
-from verifier.testing.intel_pki import SIM_NOW
-from verifier.testing.intel_quote_builder import TdReport
 
 ROOT = Path(__file__).resolve().parents[2]
 #: The one Redis database every service test uses (the in-process Celery app keeps its first broker connection,
@@ -142,7 +142,7 @@ def allow_snp(engine: Engine, entitlement_id: uuid.UUID) -> uuid.UUID:
     measurement; returns the model version id."""
     from sqlalchemy import select
 
-    from verifier.testing.amd_pki import ReportOptions
+    from verifier.simulation.amd_pki import ReportOptions
 
     with Session(engine) as s:
         entitlement = s.get(Entitlement, entitlement_id)
@@ -238,7 +238,7 @@ def pending_tdx_attestation(
     it: the ``Clock.fixed`` time given to direct ``decide_attestation`` calls; for a real worker, the real time (as
     the API stores it: the worker's clock maps it onto its simulation clock)."""
     from verifier.keywrap.enclave import expected_report_data, parse_enclave_jwk
-    from verifier.testing.intel_pki import QuoteOptions, default_pki
+    from verifier.simulation.intel_pki import QuoteOptions, default_pki
 
     reportdata = expected_report_data(nonce, parse_enclave_jwk(enclave_jwk)) if bind else bytes(64)
     report = replace(td or TdReport(), reportdata=reportdata)
@@ -267,7 +267,7 @@ def tdx_submission(client: Any, licence: str, *, model: str, deployment: str, cu
     from joserfc import jwk
 
     from verifier.keywrap.enclave import expected_report_data, parse_enclave_jwk
-    from verifier.testing.intel_pki import QuoteOptions, default_pki
+    from verifier.simulation.intel_pki import QuoteOptions, default_pki
 
     nonce_b64 = client.post("/v1/challenges", headers={"Authorization": f"Bearer {licence}"}).json()["nonce"]
     nonce = base64.urlsafe_b64decode(nonce_b64 + "=" * (-len(nonce_b64) % 4))

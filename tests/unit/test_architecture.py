@@ -4,6 +4,7 @@ module under verifier/, function-local and ``TYPE_CHECKING`` ones included, rela
 * ``api`` and ``worker`` stand side by side on the top layer: neither imports the other.
 * ``api`` holds no SQL: it never imports SQLAlchemy; its queries are in the domain repositories (conventions §7).
 * What both use (``observability``, ``db``, ``wiring``, ``broker``) imports neither.
+* Nothing but the test harness itself imports ``verifier.testing`` (the simulated platform is ``verifier.simulation``).
 * The pure core (``evidence``, ``trust``, ``platforms``, ``appraisal`` and the collateral modules that only model and
   choose documents) imports no service package, no module doing I/O and no I/O library.
 """
@@ -21,6 +22,16 @@ from tests.support.tools import ROOT
 
 IO_LIBRARIES = ("sqlalchemy", "httpx", "redis", "celery", "kombu", "fastapi")
 SERVICES = ("verifier.api", "verifier.worker")
+#: Every top-level module and package of verifier/ but the test harness (verifier.testing): the server, the SDK and
+#: the simulated platform (verifier.simulation) alike.
+PRODUCTION = tuple(
+    sorted(
+        f"verifier.{path.stem}"
+        for path in (ROOT / "verifier").iterdir()
+        if path.stem not in ("__init__", "testing")
+        and (path.suffix == ".py" or (path.is_dir() and (path / "__init__.py").exists()))
+    )
+)
 #: collateral/ holds the database cache and the vendor clients, and beside them pure modules: the cache keys and
 #: documents a decision reads, the choice between supplied and cached copies, the file formats, freshness rules.
 PURE_COLLATERAL = tuple(
@@ -50,6 +61,7 @@ CONTRACTS = (
     Contract("db-below-services", ("verifier.db",), SERVICES),
     Contract("wiring-below-services", ("verifier.wiring",), SERVICES),
     Contract("broker-below-services", ("verifier.broker",), SERVICES),
+    Contract("production-never-imports-the-test-harness", PRODUCTION, ("verifier.testing",)),
     Contract(
         "pure-core-no-services-no-io",
         ("verifier.evidence", "verifier.trust", "verifier.platforms", "verifier.appraisal", *PURE_COLLATERAL),

@@ -27,7 +27,7 @@ from verifier.config import (
     dev_result_signing_key_pem,
     warn_development_profile,
 )
-from verifier.testing.intel_pki import default_pki
+from verifier.simulation.intel_pki import default_pki
 from verifier.trust.store import DEFAULT_VENDOR_ROOTS, INTEL_SGX_ROOT
 from verifier.wiring import keyring_for
 from verifier.worker import celery_app

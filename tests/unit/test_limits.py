@@ -12,7 +12,7 @@ import pytest
 from tests.support.vectors import AMD_VECTORS, INTEL_CASES, INTEL_VECTORS
 from verifier import limits
 from verifier.encoding import pem_blocks
-from verifier.testing.amd_pki import ReportOptions, default_amd_pki
+from verifier.simulation.amd_pki import ReportOptions, default_amd_pki
 
 HEADROOM = 4
 

@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from verifier.testing.intel_pki import SIM_NOW
-from verifier.testing.intel_quote_builder import TdReport
+from verifier.simulation.intel_pki import SIM_NOW
+from verifier.simulation.intel_quote_builder import TdReport
 
 SAMPLE_MODEL = b"keyward demo model: layer0.weight=[0.12, -0.53, 0.98]; layer1.weight=[0.44, 0.07, -0.61]\n"
 NONCE_BYTES = 12

@@ -29,7 +29,7 @@ from verifier.auth.credentials import issue_credential
 from verifier.config import Settings
 from verifier.db.engine import make_engine, upgrade_database
 from verifier.db.models import CredentialKind
-from verifier.testing.intel_pki import SIM_NOW
+from verifier.simulation.intel_pki import SIM_NOW
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,7 +1,7 @@
 """A real local HTTP server that answers like Intel PCS v4 / PCCS and AMD KDS, from SIMULATED evidence.
 
-SIMULATION ONLY: it serves documents built by :mod:`verifier.testing.intel_pki` and
-:mod:`verifier.testing.amd_pki`, never anything of Intel's or AMD's. It listens on ``127.0.0.1`` on a free port
+SIMULATION ONLY: it serves documents built by :mod:`verifier.simulation.intel_pki` and
+:mod:`verifier.simulation.amd_pki`, never anything of Intel's or AMD's. It listens on ``127.0.0.1`` on a free port
 (``http.server.ThreadingHTTPServer`` in a daemon thread) and speaks the vendors' API shapes:
 
 * ``GET /{sgx,tdx}/certification/v4/tcb?fmspc=<hex12>`` → TCB Info JSON, header ``TCB-Info-Issuer-Chain``
@@ -35,8 +35,8 @@ from types import TracebackType
 from typing import Final
 
 from verifier.evidence.snp import Product, decode_tcb, parse_snp_report
-from verifier.testing.amd_pki import AmdEvidence
-from verifier.testing.intel_pki import Evidence
+from verifier.simulation.amd_pki import AmdEvidence
+from verifier.simulation.intel_pki import Evidence
 
 _KDS_NAMES: Final = {"milan": "Milan", "genoa": "Genoa", "turin": "Turin"}
 

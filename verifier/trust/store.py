@@ -10,7 +10,7 @@ pin (``trust.root_unpinned``), or a pinned root the directory lacks (``trust.roo
 is refused. To add or rotate a root, change the file, its manifest entry and its pin here in one reviewed commit.
 
 A :class:`TrustStore` that is not ``simulated`` holds only roots the code pins (checked on construction). One built
-from test roots (the fake vendor PKIs of :mod:`verifier.testing`, trusted only in development with
+from test roots (the fake vendor PKIs of :mod:`verifier.simulation`, trusted only in development with
 ``allow_simulated_roots``) must say so with ``simulated=True``; every verification result computed under it is
 marked simulated. This module does file I/O only in :func:`load_trust_store`; verifiers receive a finished
 ``TrustStore``.

@@ -33,8 +33,8 @@ from verifier.evidence.snp import (
 )
 from verifier.platforms.amd_snp import SnpVerification, verify_snp_report
 from verifier.platforms.evaluation import evaluate_snp_report
-from verifier.testing.amd_pki import DEFAULT_CSP_ID, ReportOptions, default_amd_pki
-from verifier.testing.amd_report_builder import DEFAULT_TCB, Tcb
+from verifier.simulation.amd_pki import DEFAULT_CSP_ID, ReportOptions, default_amd_pki
+from verifier.simulation.amd_report_builder import DEFAULT_TCB, Tcb
 from verifier.trust.store import TrustStore
 
 ACI = AMD_VECTORS / "microsoft-confidential-sidecar-containers"

@@ -1,6 +1,6 @@
 """Single-defect simulated SEV-SNP evidence: each defect, injected alone, is rejected with its own stable code.
 
-The fake AMD PKI (verifier/testing/amd_pki.py) builds byte-exact reports, VCEK/VLEK certificates (serial 0, the
+The fake AMD PKI (verifier/simulation/amd_pki.py) builds byte-exact reports, VCEK/VLEK certificates (serial 0, the
 real extension set), certificate tables and ARK-signed CRLs under test roots. The genuine build of every variant is
 accepted, so each rejection below is caused by its defect alone. Expected codes are written out here.
 """
@@ -12,7 +12,7 @@ import pytest
 from verifier.appraisal.snp import SnpPolicy
 from verifier.errors import Code
 from verifier.platforms.evaluation import evaluate_snp_report
-from verifier.testing.amd_pki import (
+from verifier.simulation.amd_pki import (
     DEFAULT_CSP_ID,
     AmdEvidence,
     Defect,

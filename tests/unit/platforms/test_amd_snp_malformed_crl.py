@@ -14,7 +14,7 @@ from verifier.errors import Code, CollateralError
 from verifier.evidence.snp import parse_snp_report
 from verifier.platforms.amd_snp import verify_snp_report
 from verifier.platforms.evaluation import evaluate_snp_report
-from verifier.testing.amd_pki import AmdEvidence, ReportOptions, default_amd_pki
+from verifier.simulation.amd_pki import AmdEvidence, ReportOptions, default_amd_pki
 
 
 @pytest.fixture(scope="module")

@@ -16,8 +16,8 @@ from verifier.errors import Code, EvidenceMalformed, KeywardError
 from verifier.evidence.dcap import parse_quote
 from verifier.platforms.evaluation import evaluate_intel_quote
 from verifier.platforms.intel_dcap import IntelVerificationCache, verify_quote
-from verifier.testing.intel_pki import Defect, Evidence, QuoteOptions, default_pki, defect_applies
-from verifier.testing.intel_quote_builder import patch_u16, patch_u32
+from verifier.simulation.intel_pki import Defect, Evidence, QuoteOptions, default_pki, defect_applies
+from verifier.simulation.intel_quote_builder import patch_u16, patch_u32
 from verifier.trust.intel_collateral import parse_collateral_json
 
 C = Code

@@ -16,7 +16,7 @@ from tests.support.vectors import INTEL_CASES, IntelCase
 from verifier.appraisal.intel import IntelPolicy
 from verifier.evidence.dcap import decode_quote_bytes
 from verifier.platforms.evaluation import evaluate_intel_quote
-from verifier.testing.intel_pki import Defect, QuoteOptions, default_pki
+from verifier.simulation.intel_pki import Defect, QuoteOptions, default_pki
 from verifier.trust.intel_collateral import parse_collateral_json
 from verifier.trust.store import TrustStore
 

@@ -21,7 +21,7 @@ from cryptography.x509.oid import ExtensionOID, NameOID
 from verifier.appraisal.snp import SnpPolicy
 from verifier.errors import Code, VerificationFailed
 from verifier.platforms.evaluation import evaluate_snp_report
-from verifier.testing.amd_pki import AmdEvidence, ReportOptions, default_amd_pki
+from verifier.simulation.amd_pki import AmdEvidence, ReportOptions, default_amd_pki
 from verifier.trust.amd_certs import load_leaf
 from verifier.trust.der import elements, read_tlv
 

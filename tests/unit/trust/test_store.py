@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from verifier.config import Settings
 from verifier.errors import Code, TrustStoreError
-from verifier.testing.intel_pki import default_pki
+from verifier.simulation.intel_pki import default_pki
 from verifier.trust.store import (
     DEFAULT_VENDOR_ROOTS,
     GENUINE_ROOTS,

@@ -1,4 +1,4 @@
-"""SIMULATED evidence for development: the fake vendor PKIs of :mod:`verifier.testing` sign it, not Intel or AMD.
+"""SIMULATED evidence for development: the fake vendor PKIs of :mod:`verifier.simulation` sign it, not Intel or AMD.
 
 Only a Keyward server in development with ``allow_simulated_roots`` accepts it, and every result it gets is marked
 simulated. The binding is real: the quote's REPORTDATA (or the SNP report's REPORT_DATA) is the binding the
@@ -20,8 +20,8 @@ from verifier.client.providers.aci_skr import skr_report_data, skr_runtime_data
 from verifier.client.providers.base import Binding, EvidenceItem, b64
 
 if TYPE_CHECKING:
-    from verifier.testing.amd_pki import ReportOptions
-    from verifier.testing.intel_quote_builder import TdReport
+    from verifier.simulation.amd_pki import ReportOptions
+    from verifier.simulation.intel_quote_builder import TdReport
 
 NAME: Final = "simulated"
 
@@ -45,15 +45,15 @@ class SimulatedProvider:
         raise ValueError(f"simulated platform must be intel-tdx or amd-sev-snp, got {self.platform!r}")
 
     def _tdx(self, report_data: bytes) -> EvidenceItem:
-        from verifier.testing.intel_pki import QuoteOptions, default_pki  # noqa: PLC0415 - development only
-        from verifier.testing.intel_quote_builder import TdReport  # noqa: PLC0415
+        from verifier.simulation.intel_pki import QuoteOptions, default_pki  # noqa: PLC0415 - development only
+        from verifier.simulation.intel_quote_builder import TdReport  # noqa: PLC0415
 
         td = replace(self.td or TdReport(), reportdata=report_data)
         ev = default_pki().build(QuoteOptions(td=td))
         return {"type": "intel-tdx", "evidence": b64(ev.quote), "collateral": ev.collateral_json}
 
     def _snp(self, binding: Binding) -> EvidenceItem:
-        from verifier.testing.amd_pki import ReportOptions, default_amd_pki  # noqa: PLC0415 - development only
+        from verifier.simulation.amd_pki import ReportOptions, default_amd_pki  # noqa: PLC0415 - development only
 
         runtime = skr_runtime_data(binding) if self.aci else None
         report_data = skr_report_data(runtime) if runtime is not None else binding.report_data

@@ -11,7 +11,7 @@ marked simulated.
 What it does: mirrors AMD's PKI shape (amd-snp.md §3) for Milan, Genoa and Turin: a self-signed RSA-4096 ARK,
 the ASK (VCEK issuer) and ASVK (VLEK issuer) under it, all RSASSA-PSS SHA-384 / MGF1-SHA-384 / salt 48;
 VCEK/VLEK leaves with a P-384 key, serial number 0 and only the AMD extensions (§3.1, built by hand below); the
-ARK-signed CRL (§3.2); reports of versions 2, 3 and 5 via :mod:`verifier.testing.amd_report_builder`; and the
+ARK-signed CRL (§3.2); reports of versions 2, 3 and 5 via :mod:`verifier.simulation.amd_report_builder`; and the
 extended-report certificate table (§4.1). One :class:`Defect` at a time can be injected; each one makes the
 evidence fail exactly one check of an exact verifier (suggested code: :func:`expected_code`).
 
@@ -24,8 +24,8 @@ Usage::
 
 Everything is deterministic: RSA primes and EC keys are derived from the seed, ECDSA signatures use RFC 6979 and
 RSASSA-PSS salts are derived from the signed message, so the same options give the same bytes (RSA keys:
-:mod:`verifier.testing.rsa_keys`; DER surgery for what cryptography will not build: :mod:`verifier.testing.der`;
-the options and the defect catalogue: :mod:`verifier.testing.amd_options`, re-exported here).
+:mod:`verifier.simulation.rsa_keys`; DER surgery for what cryptography will not build: :mod:`verifier.simulation.der`;
+the options and the defect catalogue: :mod:`verifier.simulation.amd_options`, re-exported here).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
-from verifier.testing.amd_options import (
+from verifier.simulation.amd_options import (
     DECOY_REVOKED_SERIAL,
     DEFAULT_CSP_ID,
     KINDS,
@@ -57,7 +57,7 @@ from verifier.testing.amd_options import (
     expected_code,
     sim_bytes,
 )
-from verifier.testing.amd_report_builder import (
+from verifier.simulation.amd_report_builder import (
     CPUID,
     DEFAULT_FIRMWARE,
     DEFAULT_PLATFORM_INFO,
@@ -83,7 +83,7 @@ from verifier.testing.amd_report_builder import (
     sign_report,
     signer_info,
 )
-from verifier.testing.der import (
+from verifier.simulation.der import (
     assemble_signed,
     der_ia5,
     der_int,
@@ -91,7 +91,7 @@ from verifier.testing.der import (
     tbs_crl_serial_to_zero,
     tbs_with_serial_zero,
 )
-from verifier.testing.rsa_keys import HINTED_SEED, PSS_SALT, RsaKey
+from verifier.simulation.rsa_keys import HINTED_SEED, PSS_SALT, RsaKey
 from verifier.trust.store import TrustStore, trust_store_from_certificates
 
 #: The verification time every simulated item is valid around.

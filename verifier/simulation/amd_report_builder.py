@@ -1,7 +1,7 @@
 """Byte-exact builders for SIMULATED AMD SEV-SNP ATTESTATION_REPORTs (v2, v3, v5) and certificate tables.
 
 SIMULATION ONLY. Everything this module produces is simulated: reports are signed by keys the caller passes
-(the fake PKI of :mod:`verifier.testing.amd_pki`), never by an AMD secure processor. Evidence built with it is
+(the fake PKI of :mod:`verifier.simulation.amd_pki`), never by an AMD secure processor. Evidence built with it is
 trusted only when a developer explicitly enables the simulated AMD roots for development; a production trust
 store never accepts it, and results computed under the simulated store are marked simulated.
 
@@ -225,7 +225,7 @@ class ReportBody:
     """Every signed field of an ATTESTATION_REPORT as it is written (raw TCB bytes, raw CPUID).
 
     This is the layout level: no defaults are derived from the product and nothing is validated beyond
-    sizes. :class:`verifier.testing.amd_pki.ReportOptions` is the friendly level above it.
+    sizes. :class:`verifier.simulation.amd_pki.ReportOptions` is the friendly level above it.
     """
 
     version: int

@@ -9,7 +9,7 @@ body, signature data with the QE report certification data and the PCK chain) pe
 with the keys the caller passes. It also locates the sections of a quote (:func:`quote_layout`) and patches
 integers in place, so tests can derive structural defects (truncation, oversize lengths, unknown versions)
 from a good quote. What it does not do: certificates, CRLs or collateral (that is
-:mod:`verifier.testing.intel_pki`), and it never checks that the QE report matches anything.
+:mod:`verifier.simulation.intel_pki`), and it never checks that the QE report matches anything.
 
 Layouts are declared independently of the parsers in :mod:`verifier.evidence` on purpose, so a layout bug in
 either shows up as a parse failure in the tests instead of cancelling out.
@@ -60,7 +60,7 @@ CERT_TYPE_QE_REPORT: Final = 6
 BODY_SIZES: Final = {1: 384, 2: 584, 3: 648, 4: 885}
 
 #: Simulated TDX module: SVN 4, major version 1 (identity "TDX_01"), late microcode SVN 3. The TDX TCB Info of
-#: :mod:`verifier.testing.intel_pki` is built from these so a default TD evaluates to UpToDate.
+#: :mod:`verifier.simulation.intel_pki` is built from these so a default TD evaluates to UpToDate.
 SIM_TDX_MODULE_SVN: Final = 4
 SIM_TDX_MODULE_MAJOR: Final = 1
 SIM_TDX_LATE_MICROCODE_SVN: Final = 3

@@ -1,4 +1,4 @@
-"""What can vary in simulated AMD SEV-SNP evidence (verifier.testing.amd_pki): genuine :class:`ReportOptions`
+"""What can vary in simulated AMD SEV-SNP evidence (verifier.simulation.amd_pki): genuine :class:`ReportOptions`
 and :class:`CrlOptions`, and the :class:`Defect` catalogue, one defect at a time, with the stable code an exact
 verifier must answer each with (:func:`expected_code`). SIMULATION ONLY; no keys or certificates here.
 """
@@ -12,7 +12,7 @@ from enum import StrEnum
 from typing import Final, Literal
 
 from verifier.errors import Code
-from verifier.testing.amd_report_builder import (
+from verifier.simulation.amd_report_builder import (
     DEFAULT_POLICY,
     POLICY_DEBUG,
     POLICY_MIGRATE_MA,

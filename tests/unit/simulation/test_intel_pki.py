@@ -24,7 +24,7 @@ from verifier.errors import Code, EvidenceMalformed
 from verifier.evidence.dcap import Quote, parse_quote
 from verifier.evidence.sgx import SgxReportBody
 from verifier.evidence.tdx import TdReportBody
-from verifier.testing.intel_pki import (
+from verifier.simulation.intel_pki import (
     SGX_EXTENSION_OID,
     SIM_FMSPC,
     SIM_NOW,
@@ -41,7 +41,7 @@ from verifier.testing.intel_pki import (
     expected_code,
     sgx_extension_der,
 )
-from verifier.testing.intel_quote_builder import (
+from verifier.simulation.intel_quote_builder import (
     TdReport,
     patch_u16,
     patch_u32,

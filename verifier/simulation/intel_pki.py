@@ -9,9 +9,9 @@ What it does: mirrors Intel's PKI shape (intel-dcap.md §2-3): a self-signed roo
 CAs, a PCK leaf carrying the SGX extension (OID 1.2.840.113741.1.13.1, DER built by hand below), a TCB Signing
 cert, the Root CA CRL and PCK CRLs (CRL Number + AKI), TCB Info v3 ("SGX"/"TDX") and QE Identity v2
 ("QE"/"TD_QE") signed over their exact compact JSON bytes, and quotes via
-:mod:`verifier.testing.intel_quote_builder` (options and the defect catalogue: :mod:`verifier.testing.intel_options`,
-re-exported here). One :class:`Defect` at a time can be injected; each one makes the
-evidence fail exactly one check of an exact verifier (suggested code: :func:`expected_code`).
+:mod:`verifier.simulation.intel_quote_builder` (options and the defect catalogue:
+:mod:`verifier.simulation.intel_options`, re-exported here). One :class:`Defect` at a time can be injected;
+each one makes the evidence fail exactly one check of an exact verifier (suggested code: :func:`expected_code`).
 
 Usage::
 
@@ -40,8 +40,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
-from verifier.testing.der import der_bool, der_enum, der_int, der_octets, der_oid, der_seq
-from verifier.testing.intel_options import (
+from verifier.simulation.der import der_bool, der_enum, der_int, der_octets, der_oid, der_seq
+from verifier.simulation.intel_options import (
     CaKind,
     CollateralOptions,
     Defect,
@@ -52,7 +52,7 @@ from verifier.testing.intel_options import (
     defect_applies,
     expected_code,
 )
-from verifier.testing.intel_quote_builder import (
+from verifier.simulation.intel_quote_builder import (
     SGX_ATTR_DEBUG,
     SIM_TDX_LATE_MICROCODE_SVN,
     SIM_TDX_MODULE_MAJOR,

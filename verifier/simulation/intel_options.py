@@ -1,4 +1,4 @@
-"""What can vary in simulated Intel DCAP evidence (verifier.testing.intel_pki): genuine :class:`QuoteOptions` and
+"""What can vary in simulated Intel DCAP evidence (verifier.simulation.intel_pki): genuine :class:`QuoteOptions` and
 :class:`CollateralOptions`, and the :class:`Defect` catalogue, one defect at a time, with the stable code an exact
 verifier must answer each with (:func:`expected_code`). SIMULATION ONLY; no keys or certificates here.
 """
@@ -12,7 +12,7 @@ from enum import StrEnum
 from typing import Final, Literal
 
 from verifier.errors import Code
-from verifier.testing.intel_quote_builder import SgxReport, TdReport
+from verifier.simulation.intel_quote_builder import SgxReport, TdReport
 
 Tee = Literal["sgx", "tdx"]
 CaKind = Literal["platform", "processor"]

@@ -33,7 +33,7 @@ from verifier.appraisal.snp import SnpPolicy, appraise_snp
 from verifier.errors import Code, KeywardError
 from verifier.evidence.snp import parse_cert_table, parse_snp_report
 from verifier.platforms.amd_snp import verify_snp_report
-from verifier.testing.amd_pki import (
+from verifier.simulation.amd_pki import (
     DEFAULT_CSP_ID,
     POLICY_DEFECTS,
     SIM_NOW,
@@ -48,7 +48,7 @@ from verifier.testing.amd_pki import (
     defect_applies,
     expected_code,
 )
-from verifier.testing.amd_report_builder import CertFormat, Product, Tcb
+from verifier.simulation.amd_report_builder import CertFormat, Product, Tcb
 
 #: NIST P-384 group order (FIPS 186-4 D.1.2.4), written out here rather than imported.
 N384 = int("ffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973", 16)
