@@ -5,8 +5,8 @@ module under verifier/, function-local and ``TYPE_CHECKING`` ones included, rela
 * ``api`` holds no SQL: it never imports SQLAlchemy; its queries are in the domain repositories (conventions §7).
 * What both use (``observability``, ``db``, ``wiring``, ``broker``) imports neither.
 * Nothing but the test harness itself imports ``verifier.testing`` (the simulated platform is ``verifier.simulation``).
-* The pure core (``evidence``, ``trust``, ``platforms``, ``appraisal`` and the collateral modules that only model and
-  choose documents) imports no service package, no module doing I/O and no I/O library.
+* The pure core (``evidence``, ``trust``, ``platforms``, ``appraisal``, ``keywrap`` and the collateral modules that
+  only model and choose documents) imports no service package, no module doing I/O and no I/O library.
 """
 
 from __future__ import annotations
@@ -64,7 +64,14 @@ CONTRACTS = (
     Contract("production-never-imports-the-test-harness", PRODUCTION, ("verifier.testing",)),
     Contract(
         "pure-core-no-services-no-io",
-        ("verifier.evidence", "verifier.trust", "verifier.platforms", "verifier.appraisal", *PURE_COLLATERAL),
+        (
+            "verifier.evidence",
+            "verifier.trust",
+            "verifier.platforms",
+            "verifier.appraisal",
+            "verifier.keywrap",
+            *PURE_COLLATERAL,
+        ),
         (
             *SERVICES,
             "verifier.db",
