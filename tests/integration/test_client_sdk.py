@@ -41,7 +41,7 @@ from verifier.client import (
     SimulatedProvider,
 )
 from verifier.client.cli import EXIT_OK, EXIT_REJECTED, EXIT_TRANSPORT, main
-from verifier.collateral.cache import AMD, amd_crl_key, put_document, vcek_key
+from verifier.collateral.repository import AMD, amd_crl_key, put_document, vcek_key
 from verifier.evidence.snp import parse_snp_report
 from verifier.keywrap.ear import verify_ear
 from verifier.simulation.amd_pki import default_amd_pki

@@ -21,7 +21,8 @@ from tests.support.dated_collateral import (
     tcb_info,
     with_documents,
 )
-from verifier.collateral.cache import (
+from verifier.collateral.documents import IntelKeys, intel_keys, snp_crl_target
+from verifier.collateral.repository import (
     AMD,
     INTEL,
     amd_crl_for,
@@ -31,7 +32,6 @@ from verifier.collateral.cache import (
     intel_collateral_from_cache,
     put_document,
 )
-from verifier.collateral.documents import IntelKeys, intel_keys, snp_crl_target
 from verifier.collateral.selection import IssuedCrl, SignedJson
 from verifier.db.models import CachedCollateral
 from verifier.errors import Code, KeywardError
@@ -114,7 +114,7 @@ def test_put_document_older_refused(
     stored = _put_intel(session, ev, kind, newer, fetched_at=NOW - DAY)
     body = stored.body
 
-    with caplog.at_level(logging.WARNING, logger="verifier.collateral.cache"):
+    with caplog.at_level(logging.WARNING, logger="verifier.collateral.repository"):
         row = _put_intel(session, ev, kind, older, fetched_at=NOW)
 
     assert (row.body, row.fetched_at) == (body, NOW - DAY)

@@ -18,7 +18,9 @@ from sqlalchemy.orm import Session
 
 from tests.support.factories import make_entitlement, make_model, make_model_version
 from verifier.attestation.flows import lock_attestation
-from verifier.collateral.cache import (
+from verifier.collateral.documents import intel_keys, snp_crl_target
+from verifier.collateral.freshness import Freshness
+from verifier.collateral.repository import (
     AMD,
     INTEL,
     amd_crl_from_cache,
@@ -27,8 +29,6 @@ from verifier.collateral.cache import (
     vcek_from_cache,
     vcek_key,
 )
-from verifier.collateral.documents import intel_keys, snp_crl_target
-from verifier.collateral.freshness import Freshness
 from verifier.config import Settings
 from verifier.db.models import Attestation, AttestationStatus, CachedCollateral
 from verifier.db.session import Transaction

@@ -30,7 +30,7 @@ from tests.support.service import (
     stop_worker,
 )
 from verifier.attestation.challenges import issue_challenge
-from verifier.collateral.cache import INTEL, put_document
+from verifier.collateral.repository import INTEL, put_document
 from verifier.config import Settings
 from verifier.db.models import (
     Attestation,

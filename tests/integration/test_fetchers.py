@@ -14,9 +14,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from verifier.collateral import fetchers
-from verifier.collateral.cache import intel_collateral_from_cache, vcek_from_cache, vcek_key
 from verifier.collateral.documents import AMD, Wanted, intel_keys
 from verifier.collateral.fetchers import AmdKdsClient, FetchError, IntelPcsClient
+from verifier.collateral.repository import intel_collateral_from_cache, vcek_from_cache, vcek_key
 from verifier.db.models import CachedCollateral
 from verifier.errors import Code
 from verifier.evidence.dcap import parse_quote

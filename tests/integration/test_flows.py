@@ -548,7 +548,7 @@ def test_decide_attestation_reads_intel_collateral_from_cache(session: Session, 
 
     from sqlalchemy import delete
 
-    from verifier.collateral.cache import INTEL, put_document
+    from verifier.collateral.repository import INTEL, put_document
     from verifier.db.models import CachedCollateral
     from verifier.trust.intel_collateral import signed_member
 
@@ -571,7 +571,7 @@ def test_decide_attestation_reads_intel_collateral_from_cache(session: Session, 
 
 
 def test_decide_attestation_reads_vcek_from_cache(session: Session, world: World) -> None:
-    from verifier.collateral.cache import AMD, put_document, vcek_key
+    from verifier.collateral.repository import AMD, put_document, vcek_key
     from verifier.evidence.snp import parse_snp_report
     from verifier.simulation.amd_pki import ReportOptions, default_amd_pki
 
@@ -607,7 +607,7 @@ def test_decide_attestation_reads_vcek_from_cache(session: Session, world: World
 
 
 def _cache_amd_crl(session: Session, ev: AmdEvidence) -> None:
-    from verifier.collateral.cache import AMD, amd_crl_key, put_document
+    from verifier.collateral.repository import AMD, amd_crl_key, put_document
 
     assert ev.crl_der is not None
     key = amd_crl_key(ev.options.product, ev.options.signing_key)

@@ -3,6 +3,9 @@ module under verifier/, function-local and ``TYPE_CHECKING`` ones included, rela
 
 * ``api`` and ``worker`` stand side by side on the top layer: neither imports the other.
 * ``api`` holds no SQL: it never imports SQLAlchemy; its queries are in the domain repositories (conventions §7).
+* SQL is written only where it lives: SQLAlchemy's statement builders (``select``, ``insert``, ``func``, ``text``, a
+  dialect's ``insert``, ...) are imported only by the repositories (``*/repository.py``), ``db``, the broker's SQL
+  transport and the test harness. Naming ``Session`` or an exception elsewhere is fine.
 * What both use (``observability``, ``db``, ``wiring``, ``broker``) imports neither.
 * Nothing but the test harness itself imports ``verifier.testing`` (the simulated platform is ``verifier.simulation``).
 * The pure core (``evidence``, ``trust``, ``platforms``, ``appraisal``, ``keywrap`` and the collateral modules that
@@ -12,7 +15,7 @@ module under verifier/, function-local and ``TYPE_CHECKING`` ones included, rela
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
 
@@ -37,6 +40,18 @@ PRODUCTION = tuple(
 PURE_COLLATERAL = tuple(
     f"verifier.collateral.{name}" for name in ("documents", "selection", "files", "amd_files", "freshness")
 )
+
+
+#: SQLAlchemy's statement builders: a module that imports one writes SQL.
+SQL_BUILDERS = frozenset(
+    {
+        "select", "insert", "update", "delete", "text", "func", "exists", "and_", "or_", "not_", "tuple_",
+        "bindparam", "case", "cast", "distinct", "literal", "literal_column", "union", "union_all", "*",
+    }
+)  # fmt: skip
+#: Where SQL may be written, beside every ``repository`` module: the database package, the broker's SQL transport
+#: (Kombu's tables) and the test harness.
+SQL_HOMES = ("verifier.db", "verifier.broker.sqla_transport", "verifier.observability.repository", "verifier.testing")
 
 
 @dataclass(frozen=True)
@@ -107,15 +122,46 @@ def imports_in(module: str, source: str, *, is_package: bool = False) -> list[Im
     return found
 
 
-@cache
-def verifier_modules() -> Mapping[str, list[Import]]:
-    modules: dict[str, list[Import]] = {}
+def sql_builders_in(source: str) -> list[Import]:
+    """The SQL statement builders ``source`` imports: ``from sqlalchemy[...] import select`` and the like (a
+    dialect's ``insert`` too), and every ``import sqlalchemy...``, whose name reaches them all
+    (``sqlalchemy.select``)."""
+    found: list[Import] = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and not node.level and _within(node.module or "", ["sqlalchemy"]):
+            found += [Import(node.lineno, f"{node.module}.{a.name}") for a in node.names if a.name in SQL_BUILDERS]
+        elif isinstance(node, ast.Import):
+            found += [Import(node.lineno, a.name) for a in node.names if _within(a.name, ["sqlalchemy"])]
+    return found
+
+
+def _module_sources() -> Iterator[tuple[str, bool, str]]:
+    """(module, is_package, source) for every module under verifier/."""
     for path in sorted((ROOT / "verifier").rglob("*.py")):
         parts = path.relative_to(ROOT).with_suffix("").parts
         is_package = parts[-1] == "__init__"
-        module = ".".join(parts[:-1] if is_package else parts)
-        modules[module] = imports_in(module, path.read_text(encoding="utf-8"), is_package=is_package)
-    return modules
+        yield ".".join(parts[:-1] if is_package else parts), is_package, path.read_text(encoding="utf-8")
+
+
+@cache
+def verifier_modules() -> Mapping[str, list[Import]]:
+    return {module: imports_in(module, source, is_package=pkg) for module, pkg, source in _module_sources()}
+
+
+@cache
+def sql_builder_imports() -> Mapping[str, list[Import]]:
+    return {module: sql_builders_in(source) for module, _, source in _module_sources()}
+
+
+def sql_outside_repositories(modules: Mapping[str, list[Import]]) -> list[str]:
+    """``module:line -> builder`` for each builder imported outside a repository and :data:`SQL_HOMES`."""
+    found = {
+        (module, imp.line, imp.target)
+        for module, imports in modules.items()
+        if not (module.endswith(".repository") or _within(module, SQL_HOMES))
+        for imp in imports
+    }
+    return [f"{module}:{line} -> {target}" for module, line, target in sorted(found)]
 
 
 def violations(contract: Contract, modules: Mapping[str, list[Import]]) -> list[str]:
@@ -184,3 +230,58 @@ def test_architecture_sqlalchemy_in_an_api_module_is_found() -> None:
         "verifier.api.fake:1 -> sqlalchemy",
         "verifier.api.fake:2 -> sqlalchemy.orm",
     ]
+
+
+def test_architecture_sql_builders_only_in_repositories() -> None:
+    bad = sql_outside_repositories(sql_builder_imports())
+    assert not bad, "SQL outside a repository (move the statement into the domain's repository.py):\n" + "\n".join(bad)
+
+
+def test_architecture_sql_walk_sees_the_repositories() -> None:
+    modules = sql_builder_imports()
+    for module, builder in [
+        ("verifier.attestation.repository", "sqlalchemy.dialects.postgresql.insert"),
+        ("verifier.collateral.repository", "sqlalchemy.select"),
+        ("verifier.observability.repository", "sqlalchemy.text"),
+    ]:
+        assert builder in {imp.target for imp in modules[module]}, module
+    for home in SQL_HOMES:  # a home that is not there would excuse nothing, and hide a typo
+        assert any(_within(m, [home]) for m in modules), home
+
+
+_SYNTHETIC_SQL = """\
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+import sqlalchemy as sa
+
+
+def count() -> None:
+    from sqlalchemy.sql.expression import text  # function-local
+"""
+
+
+_SYNTHETIC_SQL_FOUND = [
+    "1 -> sqlalchemy.func",
+    "1 -> sqlalchemy.select",
+    "4 -> sqlalchemy.dialects.postgresql.insert",
+    "5 -> sqlalchemy",
+    "9 -> sqlalchemy.sql.expression.text",
+]
+
+
+@pytest.mark.parametrize(
+    ("module", "flagged"),
+    [
+        ("verifier.worker.fake", True),
+        ("verifier.repository_helpers", True),
+        ("verifier.billing.repository", False),
+        ("verifier.db.fake", False),
+        ("verifier.testing.fake", False),
+    ],
+    ids=["service", "named-like-a-repository", "repository", "db", "test-harness"],
+)
+def test_architecture_sql_builders_found_in_a_synthetic_module(module: str, flagged: bool) -> None:
+    found = sql_outside_repositories({module: sql_builders_in(_SYNTHETIC_SQL)})
+    assert found == ([f"{module}:{line}" for line in _SYNTHETIC_SQL_FOUND] if flagged else [])

@@ -2,8 +2,9 @@
 except the owners below. Services, repositories and helpers take a session and never end its transaction; a helper
 that stores in transactions of its own is handed :data:`verifier.db.session.Transaction` by its owner.
 
-``PENDING`` lists the commits still to move to their owner, with how many each module has now: a module may lose
-calls (remove its entry when it has none left) but never gain one.
+The API's owner may end the request's transaction once early (``commit_now``) only where ``COMMIT_NOW`` says.
+``PENDING`` lists commits still to move to their owner, with how many each module has now (none left): a module
+may lose calls (remove its entry when it has none left) but never gain one.
 """
 
 from __future__ import annotations
@@ -21,35 +22,42 @@ OWNERS = {
     # session_scope(): the one unit of work outside the API, which the Celery task base (worker/base.py), the
     # heartbeat and the CLI open.
     "verifier/db/session.py": "session_scope",
-    # The request's session (the endpoint commits before answering; see PENDING).
+    # The request's transaction (get_transaction): committed when the endpoint returns, rolled back when it raises,
+    # before the answer; RequestTransaction.commit_now() is the one mid-request commit (before the decide task).
     "verifier/api/deps.py": "the API request dependency",
 }
 
-#: Endpoint commits to move to the request dependency (the admin/enclave API's owner), and the development stack's
-#: bootstrap (as ``keyward admin bootstrap``, which opens session_scope): calls per module today.
-PENDING = {
-    "verifier/api/admin/catalog.py": 7,
-    "verifier/api/admin/licensing.py": 6,
-    "verifier/api/admin/records.py": 1,
-    "verifier/api/enclave.py": 2,
-    "verifier/testing/devstack.py": 1,
-}
+#: Commits still to move to their owner: calls per module today (empty: every transaction has its owner).
+PENDING: dict[str, int] = {}
+
+
+#: Who ends the request's transaction early (RequestTransaction.commit_now), and how often: the enclave submission,
+#: whose stored request must be committed before the decide task is sent.
+COMMIT_NOW = {"verifier/api/enclave.py": 1}
+
+
+def calls_in(source: str, names: frozenset[str]) -> Counter[str]:
+    """The ``.name()`` method calls in ``source`` with a name among ``names``, as ``line:name``."""
+    return Counter(
+        f"{node.lineno}:{node.func.attr}"
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in names
+    )
 
 
 @cache
-def _ending_calls() -> dict[str, Counter[str]]:
-    """Per module (path from the repository root): the ``.commit()`` / ``.rollback()`` calls, by line."""
+def _calls(names: frozenset[str]) -> dict[str, Counter[str]]:
+    """Per module (path from the repository root): its calls to methods named in ``names``, by line."""
     found: dict[str, Counter[str]] = {}
     for path in sorted((ROOT / "verifier").rglob("*.py")):
-        tree = ast.parse(path.read_text(), filename=str(path))
-        calls = Counter(
-            f"{node.lineno}:{node.func.attr}"
-            for node in ast.walk(tree)
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in ENDING
-        )
+        calls = calls_in(path.read_text(), names)
         if calls:
             found[path.relative_to(ROOT).as_posix()] = calls
     return found
+
+
+def _ending_calls() -> dict[str, Counter[str]]:
+    return _calls(ENDING)
 
 
 def test_only_owners_commit_or_roll_back() -> None:
@@ -77,3 +85,19 @@ def test_pending_list_is_current() -> None:
 
 def test_owners_exist() -> None:
     assert all((ROOT / module).is_file() for module in OWNERS)
+
+
+def test_owners_end_their_transactions() -> None:
+    for module in OWNERS:  # an owner that neither commits nor rolls back owns nothing: the rule above would be empty
+        assert {call.split(":")[1] for call in _ending_calls().get(module, Counter())} == ENDING, module
+
+
+def test_commit_now_only_before_an_after_commit_send() -> None:
+    calls = {module: sum(found.values()) for module, found in _calls(frozenset({"commit_now"})).items()}
+    assert calls == COMMIT_NOW, "the request's one mid-request commit is for sending after it; else let it end"
+
+
+def test_ending_calls_found_in_a_synthetic_module() -> None:
+    source = "session.commit()\n\ndef f(self):\n    self.session.rollback()\n    tx.commit_now()\n    commit()\n"
+    assert calls_in(source, ENDING) == Counter({"1:commit": 1, "4:rollback": 1})
+    assert calls_in(source, frozenset({"commit_now"})) == Counter({"5:commit_now": 1})

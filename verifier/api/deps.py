@@ -1,4 +1,10 @@
-"""FastAPI dependencies: settings, a database session per request (the endpoint commits), and credentials."""
+"""FastAPI dependencies: settings, the request's transaction (its owner), and credentials.
+
+The request's transaction is owned here, by :func:`get_transaction`: it commits when the endpoint returns and rolls
+back when it raises, before the answer is sent (``scope="function"``: the dependency ends right after the endpoint,
+inside the app's error handling), so a 2xx means committed and a commit that fails is a structured error, never a
+success. Endpoints never commit; the one mid-request commit is :meth:`RequestTransaction.commit_now`.
+"""
 
 from __future__ import annotations
 
@@ -10,15 +16,56 @@ from fastapi import Depends, Header
 from verifier.auth.credentials import authenticate
 from verifier.config import Settings, get_settings
 from verifier.db.models import ApiCredential, CredentialKind
+from verifier.db.queries import clash_is_conflict
 from verifier.db.session import Session, read_session, session_factory
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
+_CLASH = "the request clashes with data stored meanwhile"
 
-def get_session(settings: SettingsDep) -> Iterator[Session]:
-    """One session per request. Endpoints commit explicitly before answering; anything else is rolled back."""
+
+class RequestTransaction:
+    """The request's session and its one transaction, which :func:`get_transaction` ends."""
+
+    __slots__ = ("_committed", "session")
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._committed = False
+
+    def commit_now(self) -> None:
+        """The one mid-request commit, before an after-commit send: the enclave submission commits the stored
+        request here, then sends the decide task (its worker must see the row) and may wait for the decision. The
+        connection goes back to the pool. A second call is a bug (RuntimeError): whatever the endpoint writes after
+        this is committed when it returns, like any request's writes."""
+        if self._committed:
+            raise RuntimeError("commit_now() is the request's one mid-request commit")
+        self._committed = True
+        _commit(self.session)
+
+
+def _commit(session: Session) -> None:
+    with clash_is_conflict(_CLASH):  # a constraint checked only at COMMIT: 409, not a 500
+        session.commit()
+
+
+def get_transaction(settings: SettingsDep) -> Iterator[RequestTransaction]:
+    """One session and transaction per request: committed when the endpoint returns, rolled back if it raises."""
     with session_factory(settings)() as session:
-        yield session
+        try:
+            yield RequestTransaction(session)
+        except BaseException:
+            session.rollback()
+            raise
+        _commit(session)  # after commit_now() and no write since: no statement, no round trip
+
+
+TransactionDep = Annotated[RequestTransaction, Depends(get_transaction, scope="function")]
+
+
+def get_session(transaction: TransactionDep) -> Session:
+    """The request's session (the same one for every dependency and the endpoint); the request commits it."""
+    return transaction.session
 
 
 SessionDep = Annotated[Session, Depends(get_session)]

@@ -38,7 +38,7 @@ from verifier.keywrap.enclave import parse_enclave_jwk
 from verifier.platforms.item import EvidenceItem
 from verifier.wiring import keyring_for
 
-from .deps import EnclaveDep, SessionDep, SettingsDep
+from .deps import EnclaveDep, RequestTransaction, SessionDep, SettingsDep, TransactionDep
 
 router = APIRouter(tags=["enclave"])
 log = logging.getLogger(__name__)
@@ -112,7 +112,7 @@ def _nonce(text: str) -> bytes:
 def submit_attestation(
     body: AttestationIn,
     credential: EnclaveDep,
-    session: SessionDep,
+    transaction: TransactionDep,
     settings: SettingsDep,
     response: Response,
     prefer: Annotated[str | None, Header()] = None,
@@ -121,10 +121,10 @@ def submit_attestation(
     if credential.entitlement_id is None:
         raise Forbidden(Code.AUTH_FORBIDDEN, "licence key is not bound to an entitlement")
     entitlement_id, version_id = licensed_model_version(
-        session, credential.entitlement_id, body.model, body.model_version
+        transaction.session, credential.entitlement_id, body.model, body.model_version
     )
     att = _pending(body, "attest", entitlement_id, version_id, body.deployment, Clock.from_settings(settings))
-    return _dispatch(session, att, prefer, settings, response)
+    return _dispatch(transaction, att, prefer, settings, response)
 
 
 def _pending(
@@ -155,11 +155,11 @@ def _pending(
 
 
 def _dispatch(
-    session: SessionDep, att: Attestation, prefer: str | None, settings: Settings, response: Response
+    transaction: RequestTransaction, att: Attestation, prefer: str | None, settings: Settings, response: Response
 ) -> AttestationOut:
     """Commit the request, then (and only then) send it to a worker; optionally wait for the decision."""
-    store_request(session, att)
-    session.commit()  # the request is durable before any worker can see the task; the connection goes back
+    store_request(transaction.session, att)
+    transaction.commit_now()  # the request is durable before any worker can see the task; the connection goes back
     from verifier.observability.logging import CELERY_REQUEST_ID_HEADER, current_request_id  # noqa: PLC0415
 
     # The request id travels in the message headers, so the worker's log lines for this decision carry it too.
@@ -212,17 +212,17 @@ def renew_lease(
     lease_id: uuid.UUID,
     body: RenewIn,
     credential: EnclaveDep,
-    session: SessionDep,
+    transaction: TransactionDep,
     settings: SettingsDep,
     response: Response,
     prefer: Annotated[str | None, Header()] = None,
 ) -> AttestationOut:
     """Fresh nonce + fresh evidence from the same enclave key extend a live lease (revoked leases never renew)."""
-    lease = leases.lease_for_renewal(session, lease_id, entitlement_id=credential.entitlement_id)
+    lease = leases.lease_for_renewal(transaction.session, lease_id, entitlement_id=credential.entitlement_id)
     clock = Clock.from_settings(settings)
     version_id, name = lease.model_version_id, lease.deployment_name
     att = _pending(body, "renew", lease.entitlement_id, version_id, name, clock, lease_id=lease.lease_id)
-    return _dispatch(session, att, prefer, settings, response)
+    return _dispatch(transaction, att, prefer, settings, response)
 
 
 @router.get("/v1/attestations/{attestation_id}", response_model=AttestationOut)
@@ -245,7 +245,6 @@ def release_lease(lease_id: uuid.UUID, credential: EnclaveDep, session: SessionD
         actor=f"credential:{credential.key_id}",
         now=Clock.from_settings(settings).decision_time(),
     )
-    session.commit()
     return Response(status_code=204)
 
 

@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session
 
 from verifier.attestation.catalog import Catalog, policy_document
 from verifier.attestation.context import DecisionContext
-from verifier.collateral.cache import read_documents
 from verifier.collateral.documents import Document, RowKey
+from verifier.collateral.repository import read_documents
 from verifier.errors import Code, EvidenceMalformed, VerificationFailed
 from verifier.keywrap.enclave import EnclaveKey, parse_enclave_jwk
 from verifier.platforms.evaluation import Evaluation

@@ -1,8 +1,8 @@
 """What the enclave API checks and stores before a worker decides: the licensed model version a request names,
 and the stored pending request.
 
-Runs in the API's request session; never commits (the endpoint commits, then sends the decide task). The SQL is
-in :mod:`verifier.attestation.repository`; the decision itself is :mod:`verifier.attestation.flows`.
+Runs in the API's request session; never commits (the request's transaction commits, then the decide task is
+sent). The SQL is in :mod:`verifier.attestation.repository`; the decision itself is :mod:`verifier.attestation.flows`.
 """
 
 from __future__ import annotations

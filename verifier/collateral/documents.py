@@ -7,7 +7,7 @@ parsed item needs is said once, by its platform (:mod:`verifier.platforms.regist
 prefetch and the decision. Assembling collateral from rows follows the selection rules of
 :mod:`verifier.collateral.selection` (the newer of a supplied and a cached document is verified).
 
-Pure: no I/O, no clock. Reading and writing the rows is :mod:`verifier.collateral.cache`; nothing here verifies.
+Pure: no I/O, no clock. Reading and writing the rows is :mod:`verifier.collateral.repository`; nothing here verifies.
 """
 
 from __future__ import annotations

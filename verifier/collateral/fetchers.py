@@ -2,7 +2,7 @@
 
 Each fetch returns the document *as served* (body bytes plus the issuer-chain header where Intel sends one);
 :mod:`verifier.worker.vendor_documents` says what to fetch and stores it with
-:func:`verifier.collateral.cache.put_document`. Nothing is
+:func:`verifier.collateral.repository.put_document`. Nothing is
 verified here: verification re-checks every signature, chain and validity window when it reads the cache. A
 non-200 answer, a timeout, a transport error or an oversized body raises :class:`FetchError` and stores nothing.
 Timeouts come from the ``httpx.Client`` the caller passes; the body is read in chunks and cut off at

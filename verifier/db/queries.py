@@ -2,14 +2,16 @@
 is a 409, and the one list shape (optional filters -> WHERE -> ORDER BY -> LIMIT/OFFSET page).
 
 Every helper takes the caller's session and flushes at most: none commits or rolls back the caller's transaction.
-An insert that clashes is undone with its own SAVEPOINT, so the request's transaction stays usable. Not here: any
-table's statements (each domain's ``repository.py``) and rendering rows (the API's schemas).
+An insert that clashes is undone with its own SAVEPOINT, so the request's transaction stays usable; a clash found
+only when the owner commits is a 409 too (:func:`clash_is_conflict`, which the API's request dependency commits in).
+Not here: any table's statements (each domain's ``repository.py``) and rendering rows (the API's schemas).
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Select
@@ -37,14 +39,21 @@ def get_or_404(
     return row
 
 
+@contextmanager
+def clash_is_conflict(message: str) -> Iterator[None]:
+    """An integrity violation (a unique or foreign-key constraint) raised in the block becomes a 409
+    ``resource.conflict`` with ``message``."""
+    try:
+        yield
+    except IntegrityError as e:
+        raise Conflict(Code.RESOURCE_CONFLICT, message) from e
+
+
 def insert_unique(session: Session, row: object, what: str) -> None:
     """Add and flush ``row`` inside a SAVEPOINT; a unique-constraint clash undoes only that savepoint and becomes a
     409 ``resource.conflict`` (``what`` already exists). The caller's transaction and its earlier writes stay."""
-    try:
-        with session.begin_nested():
-            session.add(row)
-    except IntegrityError as e:
-        raise Conflict(Code.RESOURCE_CONFLICT, f"{what} already exists") from e
+    with clash_is_conflict(f"{what} already exists"), session.begin_nested():
+        session.add(row)
 
 
 def equals(column: InstrumentedAttribute[Any], value: object | None) -> ColumnElement[bool] | None:

@@ -2,10 +2,11 @@
 opens its session from, :func:`session_scope` (one transaction, committed when its block ends), and the autocommit
 reader.
 
-Here: caching, binding, and the one place outside the API's endpoints that commits or rolls back
+Here: caching, binding, and the one place outside the API's request dependency that commits or rolls back
 (:func:`session_scope`, which the Celery task base, the heartbeat and the CLI open). Not here: engine options
-(:mod:`verifier.db.engine`), and where a transaction begins and ends (its owner: the request for the API, the task
-base :class:`verifier.worker.base.KeywardTask` for Celery). Services and repositories take a session and never
+(:mod:`verifier.db.engine`), and where a transaction begins and ends (its owner: the request dependency
+:func:`verifier.api.deps.get_transaction` for the API, the task base :class:`verifier.worker.base.KeywardTask` for
+Celery). Services and repositories take a session and never
 commit or roll back.
 """
 

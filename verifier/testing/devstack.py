@@ -23,12 +23,12 @@ from types import TracebackType
 from typing import IO, Self
 
 import httpx
-from sqlalchemy.orm import Session
 
 from verifier.auth.credentials import issue_credential
 from verifier.config import Settings
 from verifier.db.engine import make_engine, upgrade_database
 from verifier.db.models import CredentialKind
+from verifier.db.session import session_scope
 from verifier.simulation.intel_pki import SIM_NOW
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -103,10 +103,9 @@ class DevStack:
         """The first admin credential (what ``keyward admin bootstrap`` does), returned instead of printed."""
         engine = make_engine(self.config.database_url)
         try:
-            with Session(engine) as session:
+            with session_scope(engine) as session:  # as the CLI: one transaction, committed when the block ends
                 pepper = self.settings().credential_pepper.get_secret_value().encode()
                 _, token = issue_credential(session, pepper, CredentialKind.ADMIN, label="dev", now=datetime.now(UTC))
-                session.commit()
         finally:
             engine.dispose()
         return token

@@ -36,9 +36,9 @@ import logging
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
+from verifier.collateral import repository as cache
 from verifier.collateral.documents import AMD, Wanted, leaf_product
 from verifier.collateral.freshness import AGEING_KINDS, Freshness, is_due
 from verifier.config import Settings, current_time, get_settings
@@ -155,16 +155,15 @@ def due_documents(session: Session, now: datetime, *, freshness: Freshness, limi
     The candidates are narrowed in SQL (no next update, one within ``freshness.ahead``, or revocation/TCB data
     fetched ``freshness.max_age`` ago), reading no bodies; the exact rule is applied to them before any body is
     loaded, so rows not due (fetched again inside the window already) do not take the batch's places."""
-    horizon = now + freshness.ahead
-    kinds = or_(*(and_(CachedCollateral.vendor == v, CachedCollateral.kind == k) for v, k in sorted(REFRESHABLE)))
-    aged = and_(CachedCollateral.kind.in_(sorted(AGEING_KINDS)), CachedCollateral.fetched_at <= now - freshness.max_age)
-    candidates = session.execute(
-        select(CachedCollateral.id, CachedCollateral.kind, CachedCollateral.fetched_at, CachedCollateral.next_update)
-        .where(kinds, or_(CachedCollateral.next_update.is_(None), CachedCollateral.next_update <= horizon, aged))
-        .order_by(CachedCollateral.next_update.asc().nulls_first(), CachedCollateral.fetched_at)
-    ).all()
+    candidates = cache.refresh_candidates(
+        session,
+        REFRESHABLE,
+        next_update_by=now + freshness.ahead,
+        ageing_kinds=AGEING_KINDS,
+        fetched_by=now - freshness.max_age,
+    )
     ids = [c.id for c in candidates if is_due(c.kind, c.fetched_at, c.next_update, now, freshness)][:limit]
-    rows = {r.id: r for r in session.scalars(select(CachedCollateral).where(CachedCollateral.id.in_(ids)))}
+    rows = cache.documents_by_id(session, ids)
     wanted_rows: list[Wanted] = []
     for row in (rows[i] for i in ids if i in rows):
         if row.next_update is None:
@@ -174,7 +173,7 @@ def due_documents(session: Session, now: datetime, *, freshness: Freshness, limi
         wanted = _wanted_for_row(row)
         if wanted is None:
             log.warning("dropping cached %s/%s/%s: no product to fetch it for", row.vendor, row.kind, row.key)
-            session.delete(row)
+            cache.drop_document(session, row)
             continue
         wanted_rows.append(wanted)
     return wanted_rows

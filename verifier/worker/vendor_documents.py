@@ -6,7 +6,7 @@ here commits or rolls back.
 
 Nothing is verified here: a fetched document is stored as served and verified when a decision reads it, so a bad
 document can only cause a rejection; storing never rolls a cached document back
-(:func:`verifier.collateral.cache.put_document`). Whether a cached document is due follows one rule,
+(:func:`verifier.collateral.repository.put_document`). Whether a cached document is due follows one rule,
 :func:`verifier.collateral.freshness.is_due`, for the prefetch before a decision and for the periodic refresh
 (:mod:`verifier.worker.refresh`).
 """
@@ -28,10 +28,10 @@ from cryptography import x509
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from verifier.collateral.cache import cached_documents, put_document
 from verifier.collateral.documents import AMD, INTEL, Wanted
 from verifier.collateral.fetchers import AmdKdsClient, CaKind, FetchError, IntelPcsClient, Tee
 from verifier.collateral.freshness import Freshness, is_due
+from verifier.collateral.repository import cached_documents, put_document
 from verifier.config import Settings
 from verifier.db.models import CachedCollateral
 from verifier.db.session import Transaction

@@ -3,7 +3,8 @@ leases and the attestation record. Every endpoint needs an ``admin`` credential.
 
 Model DEKs are generated (or imported) here and stored only wrapped under the provider KEK, bound to their model
 version; no response ever carries a DEK. A new credential's token is returned once, in the issuing response.
-Each endpoint reads the clock once (``datetime.now(UTC)``) and commits its own transaction before answering.
+Each endpoint reads the clock once (``datetime.now(UTC)``); the request's dependency commits its transaction before
+the answer (:mod:`verifier.api.deps`).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Admin: customers, models, versions and their keys, reference values, policies.
 
 HTTP only: the rules (key wrapping and rotation, reference-value status transitions, policy and reference-value
-checks) are in :mod:`verifier.catalog.service` and :mod:`verifier.entitlement.licensing`; each endpoint commits
-its transaction before answering.
+checks) are in :mod:`verifier.catalog.service` and :mod:`verifier.entitlement.licensing`; the request's
+dependency (:mod:`verifier.api.deps`) commits each endpoint's transaction before answering.
 """
 
 from __future__ import annotations
@@ -47,9 +47,7 @@ router = APIRouter()
 @router.post("/customers", status_code=status.HTTP_201_CREATED)
 def create_customer(body: CustomerCreate, session: SessionDep, _: AdminDep) -> CustomerOut:
     customer = licensing.create_customer(session, name=body.name, status=body.status, now=now())
-    out = CustomerOut.model_validate(customer)
-    session.commit()
-    return out
+    return CustomerOut.model_validate(customer)
 
 
 @router.get("/customers")
@@ -69,9 +67,7 @@ def get_customer(customer_id: uuid.UUID, session: SessionDep, _: AdminDep) -> Cu
 @router.post("/models", status_code=status.HTTP_201_CREATED)
 def create_model(body: ModelCreate, session: SessionDep, _: AdminDep) -> ModelOut:
     model = catalog.create_model(session, name=body.name, description=body.description, now=now())
-    out = ModelOut.model_validate(model)
-    session.commit()
-    return out
+    return ModelOut.model_validate(model)
 
 
 @router.get("/models")
@@ -87,15 +83,13 @@ def create_model_version(
     version, key = catalog.create_model_version(
         session, kek_for(settings), model_id, version=body.version, dek_b64=body.dek_b64, now=now()
     )
-    out = ModelVersionOut(
+    return ModelVersionOut(
         id=version.id,
         model_id=version.model_id,
         version=version.version,
         created_at=version.created_at,
         active_key=ModelKeyOut.model_validate(key),
     )
-    session.commit()
-    return out
 
 
 @router.post("/models/{model_id}/versions/{version_id}/rotate-key")
@@ -111,13 +105,11 @@ def rotate_model_key(
     rotation = catalog.rotate_model_key(
         session, kek_for(settings), model_id, version_id, dek_b64=body.dek_b64 if body else None, now=now()
     )
-    out = KeyRotated(
+    return KeyRotated(
         model_version_id=rotation.version.id,
         active_key=ModelKeyOut.model_validate(rotation.active_key),
         retired_key_ids=[k.id for k in rotation.retired],
     )
-    session.commit()
-    return out
 
 
 # -- reference values ------------------------------------------------------------------------------------------
@@ -136,9 +128,7 @@ def create_reference_values(body: ReferenceValueCreate, session: SessionDep, _: 
         valid_until=body.valid_until,
         now=now(),
     )
-    out = ReferenceValueOut.model_validate(rv)
-    session.commit()
-    return out
+    return ReferenceValueOut.model_validate(rv)
 
 
 @router.get("/reference-values")
@@ -164,9 +154,7 @@ def update_reference_values(
     """Change the status: draft -> active -> retired (or draft -> retired). Values themselves are immutable; a set
     stored before values had to pin a guest identity can be retired but not activated."""
     rv = catalog.change_reference_values_status(session, rv_id, body.status)
-    out = ReferenceValueOut.model_validate(rv)
-    session.commit()
-    return out
+    return ReferenceValueOut.model_validate(rv)
 
 
 # -- policies --------------------------------------------------------------------------------------------------
@@ -177,9 +165,7 @@ def create_policy(body: PolicyCreate, session: SessionDep, _: AdminDep) -> Polic
     """400 ``policy.invalid`` for a document the decision could not parse (an unknown key, a wrong type): the admin
     who wrote it hears of a typo once, instead of every customer's decision being rejected for it."""
     policy = catalog.create_policy(session, name=body.name, platform=body.platform, document=body.document, now=now())
-    out = PolicyOut.model_validate(policy)
-    session.commit()
-    return out
+    return PolicyOut.model_validate(policy)
 
 
 @router.get("/policies")

@@ -2,8 +2,8 @@
 customer off: credential revocation, entitlement and customer status changes.
 
 HTTP only: the status rules and the lease revocations they bring are in :mod:`verifier.entitlement.licensing`,
-issuing and revoking credentials in :mod:`verifier.auth.credentials`; each endpoint commits its transaction
-before answering.
+issuing and revoking credentials in :mod:`verifier.auth.credentials`; the request's dependency
+(:mod:`verifier.api.deps`) commits each endpoint's transaction before answering.
 """
 
 from __future__ import annotations
@@ -55,9 +55,7 @@ def create_entitlement(body: EntitlementCreate, session: SessionDep, admin: Admi
         actor=actor(admin),
         now=now(),
     )
-    out = EntitlementOut.model_validate(entitlement)
-    session.commit()
-    return out
+    return EntitlementOut.model_validate(entitlement)
 
 
 @router.get("/entitlements")
@@ -85,9 +83,7 @@ def update_entitlement(
     entitlement = licensing.change_entitlement_status(
         session, entitlement_id, body.status, actor=actor(admin), now=now()
     )
-    out = EntitlementOut.model_validate(entitlement)
-    session.commit()
-    return out
+    return EntitlementOut.model_validate(entitlement)
 
 
 @router.patch("/customers/{customer_id}")
@@ -96,9 +92,7 @@ def update_customer(customer_id: uuid.UUID, body: CustomerPatch, session: Sessio
     decisions for its entitlements are rejected (``entitlement.customer_suspended``) and the live leases of all its
     entitlements are revoked now. Audited ``admin:customer:status_changed`` with the revoked leases."""
     customer = licensing.change_customer_status(session, customer_id, body.status, actor=actor(admin), now=now())
-    out = CustomerOut.model_validate(customer)
-    session.commit()
-    return out
+    return CustomerOut.model_validate(customer)
 
 
 # -- credentials -----------------------------------------------------------------------------------------------
@@ -125,9 +119,7 @@ def issue_licence_key(
         actor=actor(admin),
         now=now(),
     )
-    out = _issued(row, token)
-    session.commit()
-    return out
+    return _issued(row, token)
 
 
 @router.post("/credentials", status_code=status.HTTP_201_CREATED)
@@ -144,9 +136,7 @@ def issue_staff_credential(
         actor=actor(admin),
         now=now(),
     )
-    out = _issued(row, token)
-    session.commit()
-    return out
+    return _issued(row, token)
 
 
 @router.get("/credentials")
@@ -172,6 +162,4 @@ def revoke_credential(credential_id: uuid.UUID, session: SessionDep, admin: Admi
     credential already revoked is a 409. Leases issued under a licence key stay until they expire, are released or
     revoked: they cannot be renewed without a live credential."""
     row = credentials.revoke_credential(session, credential_id, actor=actor(admin), now=now())
-    out = CredentialOut.model_validate(row)
-    session.commit()
-    return out
+    return CredentialOut.model_validate(row)

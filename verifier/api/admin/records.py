@@ -50,9 +50,7 @@ def list_leases(
 def revoke_lease(lease_id: uuid.UUID, session: SessionDep, admin: AdminDep) -> LeaseOut:
     """End a live lease now; its seat frees and it cannot be renewed."""
     lease = leases.revoke_lease(session, lease_id, actor=actor(admin), now=now())
-    out = LeaseOut.model_validate(lease)
-    session.commit()
-    return out
+    return LeaseOut.model_validate(lease)
 
 
 @router.get("/deployments")

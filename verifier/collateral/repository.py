@@ -8,7 +8,8 @@ back). Verification reads them here and still verifies every signature, chain an
 cache can only cause a rejection, never an acceptance. Collateral sent with the evidence is weighed against the
 cache document by document (:func:`intel_collateral_for`, :func:`amd_crl_for`; the rules are
 :mod:`verifier.collateral.selection`): the newer copy is verified, so an attester cannot hide a revocation or a
-TCB recovery the cache already holds behind an older, still valid document.
+TCB recovery the cache already holds behind an older, still valid document. The periodic refresh's candidates
+(:func:`refresh_candidates`) are read here too; the rule for "due" is :mod:`verifier.collateral.freshness`.
 Takes keys, never evidence: the keys come from the parsed item (:mod:`verifier.collateral.documents`, which also
 assembles collateral from the rows). Takes the caller's session; never commits.
 """
@@ -16,10 +17,11 @@ assembles collateral from the rows). Takes the caller's session; never commits.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import Row, and_, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from verifier.collateral.documents import (
@@ -51,11 +53,14 @@ __all__ = [
     "amd_crl_key",
     "cached_document",
     "cached_documents",
+    "documents_by_id",
+    "drop_document",
     "intel_collateral_for",
     "intel_collateral_from_cache",
     "leaf_product",
     "put_document",
     "read_documents",
+    "refresh_candidates",
     "snp_crl_target",
     "vcek_from_cache",
     "vcek_key",
@@ -200,3 +205,34 @@ def amd_crl_for(
     """The AMD CRL to verify a report with: :func:`~verifier.collateral.documents.amd_crl` on the cached CRL of
     ``target`` (the report's product and chain, :func:`snp_crl_target`; None when it cannot be said)."""
     return amd_crl(target, _crl_documents(session, target), supplied, trust)
+
+
+def refresh_candidates(
+    session: Session,
+    kinds: Iterable[tuple[str, str]],
+    *,
+    next_update_by: datetime,
+    ageing_kinds: Iterable[str],
+    fetched_by: datetime,
+) -> Sequence[Row[uuid.UUID, str, datetime, datetime | None]]:
+    """The rows of the (vendor, kind) pairs ``kinds`` that may be due, reading no bodies: ``(id, kind, fetched_at,
+    next_update)`` of those with no next update, one by ``next_update_by``, or of ``ageing_kinds`` fetched by
+    ``fetched_by``; those without a next update first, then soonest next update, then oldest fetch."""
+    of_kind = or_(*(and_(CachedCollateral.vendor == v, CachedCollateral.kind == k) for v, k in sorted(kinds)))
+    aged = and_(CachedCollateral.kind.in_(sorted(ageing_kinds)), CachedCollateral.fetched_at <= fetched_by)
+    due = or_(CachedCollateral.next_update.is_(None), CachedCollateral.next_update <= next_update_by, aged)
+    return session.execute(
+        select(CachedCollateral.id, CachedCollateral.kind, CachedCollateral.fetched_at, CachedCollateral.next_update)
+        .where(of_kind, due)
+        .order_by(CachedCollateral.next_update.asc().nulls_first(), CachedCollateral.fetched_at)
+    ).all()
+
+
+def documents_by_id(session: Session, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, CachedCollateral]:
+    """The cached rows with these ids, in one statement; absent ones are left out."""
+    return {r.id: r for r in session.scalars(select(CachedCollateral).where(CachedCollateral.id.in_(ids)))}
+
+
+def drop_document(session: Session, row: CachedCollateral) -> None:
+    """Delete a cached row (one that can never verify; the next attestation that needs it fetches it again)."""
+    session.delete(row)
