@@ -6,31 +6,39 @@
 
 Exit status: 0 accepted, 1 rejected (malformed evidence included: a clean rejection, never a traceback),
 2 usage error (missing file, bad flag, bad time, invalid policy file).
+
+The platform-specific options, how evidence is recognised and how it is verified come from the platform registry's
+CLI descriptors (:data:`~verifier.platforms.registry.CLI_FAMILIES`); nothing here dispatches on a platform.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from dataclasses import replace
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import click
 
 from verifier import limits, service_cli
-from verifier.appraisal.intel import IntelPolicy, parse_intel_policy
-from verifier.appraisal.snp import SnpPolicy, cce_policy_digest, parse_snp_policy
-from verifier.collateral.amd_files import cert_table_bytes, leaf_from_certificates, parse_tsm_dump
-from verifier.collateral.files import load_intel_collateral
+from verifier.collateral.files import read_file
 from verifier.errors import Code, KeywardError, Reason, UsageError
-from verifier.evidence.snp import REPORT_SIZE, Product, decode_report_bytes
-from verifier.platforms.amd_snp import PLATFORM_SNP
-from verifier.platforms.evaluation import Evaluation, evaluate_intel_quote, evaluate_snp_report
+from verifier.platforms.cli_inputs import (
+    CliFamily,
+    CliInput,
+    InputDir,
+    InputFile,
+    Inputs,
+    InputValue,
+    choose_family,
+    policy_section,
+)
+from verifier.platforms.evaluation import Evaluation, rejected
 from verifier.platforms.intel_dcap import PLATFORM_TDX
-from verifier.platforms.registry import PLATFORMS
-from verifier.trust.intel_collateral import Collateral
+from verifier.platforms.item import Verifying
+from verifier.platforms.registry import CLI_FAMILIES, PLATFORMS
 from verifier.trust.store import load_trust_store
 
 EXIT_ACCEPTED, EXIT_REJECTED, EXIT_USAGE = 0, 1, 2
@@ -63,113 +71,101 @@ def main() -> None:
     """Keyward: verify hardware attestation evidence against genuine vendor roots."""
 
 
-@main.command()
-@click.argument("evidence", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
-    "--collateral",
-    "collateral_path",
-    type=click.Path(exists=True, path_type=Path),
-    help="Intel: dcap-qvl QuoteCollateralV3 JSON, or a directory of raw Intel PCS responses.",
+#: ``keyward verify``'s one-line description (its ``--help``).
+VERIFY_HELP = (
+    "Verify EVIDENCE (an SGX/TDX quote, an SEV-SNP report or a configfs-tsm dump; binary or hex) and appraise it."
 )
-@click.option(
-    "--certs",
-    "certs_path",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="AMD: the VCEK/VLEK, PEM or DER, alone or with its chain (a supplied ARK/ASK is ignored).",
-)
-@click.option(
-    "--cert-table",
-    "cert_table_path",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="AMD: extended-report certificate table / configfs-tsm auxblob (raw or base64).",
-)
-@click.option(
-    "--crl",
-    "crl_path",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="AMD: the KDS CRL for the product (DER), checked against the pinned ARK.",
-)
-@click.option(
-    "--product",
-    type=click.Choice(["milan", "genoa", "turin"]),
-    help="AMD: product line (needed only to pin v2 reports, which carry no CPUID).",
-)
-@click.option(
-    "--cce-policy",
-    "cce_policy_paths",
-    multiple=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="AMD confidential ACI: a CCE policy (rego or base64); HOST_DATA must be its SHA-256. Repeatable.",
-)
-@click.option(
-    "--uvm-endorsement",
-    "uvm_paths",
-    multiple=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="AMD confidential ACI: Microsoft's UVM reference-info COSE_Sign1; MEASUREMENT must be endorsed.",
-)
-@click.option("--at", "at", type=_Time(), help="Verification time: ISO 8601 or unix seconds (default: now).")
-@click.option(
-    "--policy",
-    "policy_path",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help='Appraisal policy JSON: flat for the evidence\'s platform, or {"intel": {...}, "snp": {...}}.',
-)
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a report.")
-def verify(
-    evidence: Path,
-    collateral_path: Path | None,
-    certs_path: Path | None,
-    cert_table_path: Path | None,
-    crl_path: Path | None,
-    product: Product | None,
-    cce_policy_paths: tuple[Path, ...],
-    uvm_paths: tuple[Path, ...],
-    at: datetime | None,
-    policy_path: Path | None,
-    as_json: bool,
-) -> None:
-    """Verify EVIDENCE (an SGX/TDX quote, an SEV-SNP report or a configfs-tsm dump; binary or hex) and appraise it."""
-    now = at or datetime.now(UTC)
-    with evidence.open("rb") as f:
-        data = f.read(limits.MAX_HEX_EVIDENCE_CHARS + 1)
-    amd_inputs = any((certs_path, cert_table_path, crl_path, product, cce_policy_paths, uvm_paths))
-    policy_doc = _policy_doc(policy_path)
-    try:
-        if amd_inputs or is_snp_evidence(data):
-            snp_policy = _snp_policy(policy_doc, cce_policy_paths)
-            if uvm_paths:
-                snp_policy = replace(snp_policy, require_uvm_endorsement=True)
-            uvm = tuple(p.read_bytes() for p in uvm_paths)
-            result = _evaluate_snp(data, certs_path, cert_table_path, crl_path, product, now, snp_policy, uvm)
+
+
+def verify_command(families: Sequence[CliFamily[Any]]) -> click.Command:
+    """``keyward verify`` for the registry's CLI families (:data:`~verifier.platforms.registry.CLI_FAMILIES`):
+    their input options, then ``--at``, ``--policy`` and ``--json``. Nothing here names a platform."""
+
+    def verify(evidence: Path, at: datetime | None, policy_path: Path | None, as_json: bool, **given: object) -> None:
+        now = at or datetime.now(UTC)
+        with evidence.open("rb") as f:
+            data = f.read(limits.MAX_HEX_EVIDENCE_CHARS + 1)
+        policy_doc = _policy_doc(policy_path)
+        try:
+            result = evaluate_evidence(families, data, given, policy_doc, now)
+        except click.BadParameter:
+            raise
+        except KeywardError as e:  # trust store problems, inputs that cannot be read: nothing can be verified
+            result = rejected(e.to_reason())
+        except Exception as e:
+            result = rejected(Reason(Code.INTERNAL_ERROR, f"unexpected {type(e).__name__}: {e}"))
+        if as_json:
+            click.echo(json.dumps(result.to_json(), indent=2))
         else:
-            result = _evaluate(data, collateral_path, now, _intel_policy(policy_doc))
-    except click.BadParameter:
-        raise
-    except KeywardError as e:  # trust store problems: nothing can be verified
-        result = _rejection(e.to_reason())
-    except Exception as e:
-        result = _rejection(Reason(Code.INTERNAL_ERROR, f"unexpected {type(e).__name__}: {e}"))
-    if as_json:
-        click.echo(json.dumps(result.to_json(), indent=2))
-    else:
-        click.echo(render_report(evidence.name, now, result))
-    sys.exit(EXIT_ACCEPTED if result.accepted else EXIT_REJECTED)
+            click.echo(render_report(evidence.name, now, result))
+        sys.exit(EXIT_ACCEPTED if result.accepted else EXIT_REJECTED)
+
+    params: list[click.Parameter] = [
+        click.Argument(["evidence"], type=click.Path(exists=True, dir_okay=False, path_type=Path)),
+        *(_option(spec) for family in families for spec in family.inputs),
+        click.Option(["--at", "at"], type=_Time(), help="Verification time: ISO 8601 or unix seconds (default: now)."),
+        click.Option(
+            ["--policy", "policy_path"],
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            help=_policy_help(families),
+        ),
+        click.Option(["--json", "as_json"], is_flag=True, help="Print one JSON object instead of a report."),
+    ]
+    return click.Command("verify", callback=verify, params=params, help=VERIFY_HELP)
 
 
-def is_snp_evidence(data: bytes) -> bool:
-    """SNP reports are 0x4A0 bytes with a u32 version (bytes 2-3 zero); Intel quotes carry key type 2 there."""
-    if parse_tsm_dump_safe(data):
-        return True
-    raw = decode_report_bytes(data)
-    return len(raw) == REPORT_SIZE and raw[2:4] == b"\x00\x00"
-
-
-def parse_tsm_dump_safe(data: bytes) -> bool:
+def evaluate_evidence(
+    families: Sequence[CliFamily[Any]],
+    data: bytes,
+    given: Mapping[str, object],
+    policy_doc: dict[str, Any] | None,
+    now: datetime,
+) -> Evaluation:
+    """Pick the family (:func:`~verifier.platforms.cli_inputs.choose_family`: its options given, else sniffing),
+    parse its policy (``click.BadParameter`` for an invalid one), read its input files and evaluate. Raises
+    :class:`~verifier.errors.KeywardError` when the trust store or an input cannot be read."""
+    values = {dest: value for dest, value in given.items() if value is not None and value != ()}
+    family = choose_family(families, values, data)
+    section = policy_section(policy_doc, family.family, (f.family for f in families))
     try:
-        return parse_tsm_dump(data) is not None
-    except KeywardError:
-        return True  # looks like a dump; the SNP path reports the decoding error
+        policy = family.policy(section)
+    except UsageError as e:
+        raise click.BadParameter(e.message, param_hint="--policy") from e
+    trust = load_trust_store()
+    inputs = Inputs({spec.dest: _read_input(spec, values.get(spec.dest)) for spec in family.inputs})
+    return family.evaluate(data, inputs, policy, Verifying(trust, now))
+
+
+def _option(spec: CliInput) -> click.Option:
+    if spec.kind == "choice":
+        return click.Option([spec.flag, spec.dest], type=click.Choice(list(spec.choices)), help=spec.help)
+    path = click.Path(exists=True, dir_okay=spec.kind == "file_or_dir", path_type=Path)
+    return click.Option([spec.flag, spec.dest], type=path, multiple=spec.multiple, help=spec.help)
+
+
+def _policy_help(families: Sequence[CliFamily[Any]]) -> str:
+    sections = ", ".join(f'"{f.family}": {{...}}' for f in families)
+    return f"Appraisal policy JSON: flat for the evidence's platform, or {{{sections}}}."
+
+
+def _read_input(spec: CliInput, value: object) -> InputValue:
+    if value is None:
+        return None
+    if spec.kind == "choice":
+        return str(value)
+    if spec.multiple:
+        return tuple(_read_file(spec, Path(str(p))) for p in cast(tuple[object, ...], value))
+    path = Path(str(value))
+    if spec.kind == "file_or_dir" and path.is_dir():
+        names = (n for n in spec.dir_files if (path / n).exists())
+        return InputDir(str(path), {n: _read_file(spec, path / n).data for n in names})
+    return _read_file(spec, path)
+
+
+def _read_file(spec: CliInput, path: Path) -> InputFile:
+    if spec.read_error is None:
+        return InputFile(path.name, path.read_bytes())
+    return InputFile(path.name, read_file(path, max_bytes=spec.max_bytes, code=spec.read_error))
 
 
 def _policy_doc(path: Path | None) -> dict[str, Any] | None:
@@ -182,80 +178,6 @@ def _policy_doc(path: Path | None) -> dict[str, Any] | None:
     if not isinstance(doc, dict):
         raise click.BadParameter("policy must be a JSON object", param_hint="--policy")
     return doc
-
-
-def _section(doc: dict[str, Any] | None, name: str) -> dict[str, Any] | None:
-    if doc is None:
-        return None
-    if set(doc) & {"intel", "snp"}:
-        section = doc.get(name)
-        return section if isinstance(section, dict) else {}
-    return doc
-
-
-def _intel_policy(doc: dict[str, Any] | None) -> IntelPolicy:
-    section = _section(doc, "intel")
-    try:
-        return IntelPolicy() if section is None else parse_intel_policy(json.dumps(section))
-    except UsageError as e:
-        raise click.BadParameter(e.message, param_hint="--policy") from e
-
-
-def _snp_policy(doc: dict[str, Any] | None, cce_paths: tuple[Path, ...]) -> SnpPolicy:
-    cce = {p.name: cce_policy_digest(p.read_bytes()) for p in cce_paths}
-    try:
-        return parse_snp_policy(_section(doc, "snp") or {}, cce_policies=cce)
-    except UsageError as e:
-        raise click.BadParameter(e.message, param_hint="--policy") from e
-
-
-def _rejection(reason: Reason, platform: str | None = None) -> Evaluation:
-    return Evaluation(platform, False, False, None, (), {}, (reason,))
-
-
-def _evaluate(data: bytes, collateral_path: Path | None, now: datetime, policy: IntelPolicy) -> Evaluation:
-    trust = load_trust_store()
-    collateral: Collateral | None = None
-    if collateral_path is not None:
-        try:
-            collateral = load_intel_collateral(collateral_path)
-        except KeywardError as e:
-            return _rejection(e.to_reason())
-    return evaluate_intel_quote(data, collateral, trust, now, policy)
-
-
-def _evaluate_snp(
-    data: bytes,
-    certs_path: Path | None,
-    cert_table_path: Path | None,
-    crl_path: Path | None,
-    product: Product | None,
-    now: datetime,
-    policy: SnpPolicy,
-    uvm: tuple[bytes, ...] = (),
-) -> Evaluation:
-    trust = load_trust_store()
-    try:
-        dump = parse_tsm_dump(data)
-        report = dump.report if dump else data
-        table = (
-            cert_table_bytes(cert_table_path.read_bytes()) if cert_table_path else (dump.cert_table if dump else None)
-        )
-        leaf = leaf_from_certificates(certs_path.read_bytes()) if certs_path else None
-    except KeywardError as e:
-        return _rejection(e.to_reason(), PLATFORM_SNP)
-    crl = crl_path.read_bytes() if crl_path else None
-    return evaluate_snp_report(
-        report,
-        leaf_der=leaf,
-        cert_table=table,
-        trust=trust,
-        now=now,
-        policy=policy,
-        product=product,
-        crl_der=crl,
-        uvm_endorsements=uvm,
-    )
 
 
 _REPORT_CLAIMS = (
@@ -333,6 +255,8 @@ def _short(value: str | None) -> str:
     return value if len(value) <= 40 else value[:37] + "..."
 
 
+verify = verify_command(CLI_FAMILIES)
+main.add_command(verify)
 main.add_command(service_cli.db)
 main.add_command(service_cli.admin)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -149,3 +150,100 @@ def test_cli_verify_human_report_mentions_status_and_reason() -> None:
 )
 def test_parse_time_formats(text: str, unix: int) -> None:
     assert int(parse_time(text).timestamp()) == unix
+
+
+#: ``keyward verify --help`` before its options came from the registry's CLI descriptors: (flags, metavar, help).
+VERIFY_OPTIONS = [
+    (["--collateral"], "PATH", "Intel: dcap-qvl QuoteCollateralV3 JSON, or a directory of raw Intel PCS responses."),
+    (
+        ["--certs"],
+        "FILE",
+        "AMD: the VCEK/VLEK, PEM or DER, alone or with its chain (a supplied ARK/ASK is ignored).",
+    ),
+    (["--cert-table"], "FILE", "AMD: extended-report certificate table / configfs-tsm auxblob (raw or base64)."),
+    (["--crl"], "FILE", "AMD: the KDS CRL for the product (DER), checked against the pinned ARK."),
+    (["--product"], "[milan|genoa|turin]", "AMD: product line (needed only to pin v2 reports, which carry no CPUID)."),
+    (
+        ["--cce-policy"],
+        "FILE",
+        "AMD confidential ACI: a CCE policy (rego or base64); HOST_DATA must be its SHA-256. Repeatable.",
+    ),
+    (
+        ["--uvm-endorsement"],
+        "FILE",
+        "AMD confidential ACI: Microsoft's UVM reference-info COSE_Sign1; MEASUREMENT must be endorsed.",
+    ),
+    (["--at"], "TIME", "Verification time: ISO 8601 or unix seconds (default: now)."),
+    (
+        ["--policy"],
+        "FILE",
+        'Appraisal policy JSON: flat for the evidence\'s platform, or {"intel": {...}, "snp": {...}}.',
+    ),
+    (["--json"], None, "Print one JSON object instead of a report."),
+    (["-h", "--help"], None, "Show this message and exit."),
+]
+
+
+def test_cli_verify_help_lists_the_same_options() -> None:
+    command = main.commands["verify"]
+    sub = click.Context(command, parent=click.Context(main, info_name="keyward"), info_name="verify")
+    records = [p.get_help_record(sub) for p in command.get_params(sub) if isinstance(p, click.Option)]
+    want = [
+        (" ".join([", ".join(flags), *([metavar] if metavar else [])]), text) for flags, metavar, text in VERIFY_OPTIONS
+    ]
+    assert records == want
+    code, out = _run("verify", "--help")
+    assert code == 0
+    assert "Verify EVIDENCE (an SGX/TDX quote, an SEV-SNP report or a configfs-tsm dump;" in out
+
+
+def _pcs_directory(tmp_path: Path) -> Path:
+    from tests.unit.trust.test_intel_collateral import _pcs_collateral_g4
+
+    kwargs, _ = _pcs_collateral_g4()
+    (tmp_path / "tcb_info.json").write_bytes(kwargs["tcb_info_body"])
+    (tmp_path / "tcb_info.issuer_chain").write_text(str(kwargs["tcb_info_issuer_chain"]))
+    (tmp_path / "qe_identity.json").write_bytes(kwargs["qe_identity_body"])
+    (tmp_path / "qe_identity.issuer_chain").write_text(str(kwargs["qe_identity_issuer_chain"]))
+    (tmp_path / "pck_crl.der").write_text(str(kwargs["pck_crl"]))
+    (tmp_path / "root_ca_crl.der").write_text(kwargs["root_ca_crl"].hex())
+    return tmp_path
+
+
+def test_cli_verify_pcs_collateral_directory(tmp_path: Path) -> None:
+    from tests.unit.trust.test_intel_collateral import G4
+
+    pcs = _pcs_directory(tmp_path)
+    code, out = _run("verify", str(G4.quote), "--collateral", str(pcs), "--at", G4.now.isoformat(), "--json")
+    assert json.loads(out)["tcb_status"] == "UpToDate"
+    (pcs / "root_ca_crl.der").unlink()
+    code, out = _run("verify", str(G4.quote), "--collateral", str(pcs), "--at", G4.now.isoformat(), "--json")
+    assert code == 1
+    (reason,) = json.loads(out)["reasons"]
+    assert reason["code"] == "intel.collateral.malformed"
+    assert reason["message"] == f"cannot read {pcs / 'root_ca_crl.der'}: No such file or directory"
+
+
+def test_cli_verify_dispatches_a_synthetic_family_without_cli_changes(tmp_path: Path) -> None:
+    """A third family (test only) gets its option and its evidence from ``verify_command``: no edit to cli.py."""
+    from tests.unit.platforms.test_registry import _fake_entries
+    from verifier.cli import verify_command
+    from verifier.platforms.cli_inputs import families_of
+
+    command = verify_command(families_of(_fake_entries().values()))
+    evidence = tmp_path / "fake.bin"
+    evidence.write_bytes(b"FAKE evidence")
+    token = tmp_path / "token"
+    token.write_text("t0k")
+    policy = tmp_path / "policy.json"
+    policy.write_text(json.dumps({"intel": {}, "fake": {"accept": False}}))
+    runner = CliRunner()
+    ok = runner.invoke(command, [str(evidence), "--fake-token", str(token), "--json"])
+    assert ok.exit_code == 0, ok.output
+    assert json.loads(ok.output)["claims"] == {"token": "t0k"}
+    assert '"fake": {...}' in runner.invoke(command, ["--help"]).output
+    no = runner.invoke(command, [str(evidence), "--policy", str(policy), "--json"])
+    assert no.exit_code == 1
+    assert json.loads(no.output)["platform"] == "fake-tee"
+    quote = runner.invoke(command, [str(P2.quote), "--collateral", str(P2.collateral), "--at", "1750332747"])
+    assert quote.exit_code == 0  # the real families still dispatch

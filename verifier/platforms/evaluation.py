@@ -65,6 +65,11 @@ class Evaluation:
         }
 
 
+def rejected(reason: Reason, platform: str | None = None) -> Evaluation:
+    """The result for evidence that could not be evaluated at all (its inputs, the trust store): ``reason``."""
+    return Evaluation(platform, False, False, None, (), {}, (reason,))
+
+
 def unverified(platform: str | None, claims: dict[str, object], error: KeywardError, trust: TrustStore) -> Evaluation:
     """The result for evidence that did not parse or verify: the claims read from it (unverified), and why."""
     return Evaluation(

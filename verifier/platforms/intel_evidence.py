@@ -1,21 +1,33 @@
 """An Intel TDX or SGX evidence item, parsed once: its quote, the collateral sent with it and the cache rows it is
 verified with (:func:`intel_needs`); and its evaluation from those rows (:func:`evaluate_intel`).
 
-The registry (:mod:`verifier.platforms.registry`) names these functions for ``intel-tdx`` and ``intel-sgx``. Pure:
-no I/O, no clock; the cached documents, the policy, the roots and ``now`` are arguments.
+The registry (:mod:`verifier.platforms.registry`) names these functions for ``intel-tdx`` and ``intel-sgx``, and
+:data:`INTEL_CLI` for ``keyward verify`` (raw quote bytes, ``--collateral``). Pure: no I/O, no clock; the cached
+documents, the files read, the policy, the roots and ``now`` are arguments.
 """
 
 from __future__ import annotations
 
 import json
+import struct
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
+from verifier import limits
 from verifier.appraisal.intel import IntelPolicy, parse_intel_policy
 from verifier.collateral.documents import INTEL, Documents, IntelKeys, Wanted, intel_collateral, intel_keys
+from verifier.collateral.files import PCS_FILES, collateral_from_pcs_files
 from verifier.errors import Code, EvidenceMalformed, KeywardError
-from verifier.evidence.dcap import Quote, parse_quote
-from verifier.platforms.evaluation import Evaluation, evaluate_quote, quote_platform, unverified
+from verifier.evidence.dcap import HEADER_SIZE, Quote, decode_quote_bytes, parse_quote
+from verifier.platforms.cli_inputs import CliFamily, CliInput, InputDir, Inputs
+from verifier.platforms.evaluation import (
+    Evaluation,
+    evaluate_intel_quote,
+    evaluate_quote,
+    quote_platform,
+    rejected,
+    unverified,
+)
 from verifier.platforms.item import EvidenceItem, Verifying, b64
 from verifier.trust.intel_collateral import Collateral, parse_collateral_json
 
@@ -77,3 +89,57 @@ def evaluate_intel(parsed: ParsedQuote, documents: Documents, policy: IntelPolic
         )
     collateral = intel_collateral(parsed.keys, documents, parsed.supplied)
     return evaluate_quote(quote, collateral, env.trust, env.now, policy, env.intel_cache)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# keyward verify
+
+
+def sniff_intel(data: bytes) -> bool:
+    """A DCAP quote header (binary or hex): version 3, 4 or 5 and an ECDSA attestation key type (2 or 3)."""
+    try:
+        raw = decode_quote_bytes(data)
+    except KeywardError:
+        return False
+    if len(raw) < HEADER_SIZE:
+        return False
+    version, key_type = struct.unpack_from("<HH", raw, 0)
+    return version in (3, 4, 5) and key_type in (2, 3)
+
+
+def evaluate_intel_cli(data: bytes, inputs: Inputs, policy: IntelPolicy, env: Verifying) -> Evaluation:
+    """Parse, verify and appraise a quote with the collateral given (``--collateral``: QuoteCollateralV3 JSON or
+    a directory of raw PCS responses). Never raises for bad evidence or collateral."""
+    given = inputs.file_or_dir("collateral")
+    try:
+        if given is None:
+            collateral = None
+        elif isinstance(given, InputDir):
+            collateral = collateral_from_pcs_files(given.files, given.path)
+        else:
+            collateral = parse_collateral_json(given.data)
+    except KeywardError as e:
+        return rejected(e.to_reason())
+    return evaluate_intel_quote(data, collateral, env.trust, env.now, policy)
+
+
+#: TDX and SGX on the command line. The fallback: evidence no family recognises is parsed as a quote, whose
+#: parser says what is wrong with it.
+INTEL_CLI: Final[CliFamily[IntelPolicy]] = CliFamily(
+    family="intel",
+    inputs=(
+        CliInput(
+            "--collateral",
+            "collateral",
+            "Intel: dcap-qvl QuoteCollateralV3 JSON, or a directory of raw Intel PCS responses.",
+            kind="file_or_dir",
+            dir_files=PCS_FILES,
+            max_bytes=limits.MAX_COLLATERAL_ITEM_BYTES,
+            read_error=Code.INTEL_COLLATERAL_MALFORMED,
+        ),
+    ),
+    sniff=sniff_intel,
+    policy=intel_policy,
+    evaluate=evaluate_intel_cli,
+    fallback=True,
+)

@@ -5,7 +5,9 @@ An entry (:class:`Platform`) says the platform's name and policy family, how an 
 rule, read by the worker's prefetch and by the decision), how the merged policy document is parsed (``policy``),
 how the parsed item is verified and appraised with the documents read for its needs (``evaluate``), what its
 reference values must pin (``reference_values_problem``), whether it may bind REPORTDATA through runtime data, and
-how the CLI describes its chain. The API schemas, the admin API, the prefetch, the decision and the CLI read the
+what ``keyward verify`` does with its raw evidence (``cli``: how it is recognised, the input files it takes, how
+it is verified and appraised from them; one :class:`~verifier.platforms.cli_inputs.CliFamily` per family) and how
+the CLI describes its chain. The API schemas, the admin API, the prefetch, the decision and the CLI read the
 entries; adding a platform is adding its entry and its modules.
 
 Pure: no I/O, no clock, no database. A need for cached documents is data (:class:`~verifier.collateral.documents.
@@ -30,13 +32,15 @@ from verifier.appraisal.reference_values import (
 from verifier.collateral.documents import Documents, Wanted
 from verifier.errors import Code, EvidenceMalformed, PolicyRejected
 from verifier.platforms.amd_snp import PLATFORM_SNP
+from verifier.platforms.cli_inputs import CliFamily, families_of
 from verifier.platforms.evaluation import Evaluation
 from verifier.platforms.intel_dcap import PLATFORM_SGX, PLATFORM_TDX
-from verifier.platforms.intel_evidence import evaluate_intel, intel_needs, intel_policy, parse_intel_item
+from verifier.platforms.intel_evidence import INTEL_CLI, evaluate_intel, intel_needs, intel_policy, parse_intel_item
 from verifier.platforms.item import PLATFORM_NAMES, EvidenceItem, PlatformName, Verifying, stored_item
-from verifier.platforms.snp_evidence import evaluate_snp, parse_snp_item, snp_needs, snp_policy
+from verifier.platforms.snp_evidence import SNP_CLI, evaluate_snp, parse_snp_item, snp_needs, snp_policy
 
 __all__ = [
+    "CLI_FAMILIES",
     "PLATFORMS",
     "Parsed",
     "ParsedItem",
@@ -83,6 +87,8 @@ class Platform(Generic[P, Q]):
     runtime_data_binding: bool
     #: The CLI's one-line description of the verified chain.
     chain: Callable[[Evaluation], str]
+    #: ``keyward verify`` for its family: sniffing raw evidence, the input options, verifying from the files read.
+    cli: CliFamily[Any]
 
 
 def _intel_chain(_: Evaluation) -> str:
@@ -105,6 +111,7 @@ def _intel(name: str, rule: Callable[[Any], str | None], required: str) -> Platf
         required_reference_values=required,
         runtime_data_binding=False,
         chain=_intel_chain,
+        cli=INTEL_CLI,
     )
 
 
@@ -122,12 +129,17 @@ _ENTRIES: Final[tuple[Platform[Any, Any], ...]] = (
         required_reference_values=SNP_REQUIRED,
         runtime_data_binding=True,
         chain=_snp_chain,
+        cli=SNP_CLI,
     ),
 )
 #: Every platform by name, in the order the API documents them.
 PLATFORMS: Final[Mapping[str, Platform[Any, Any]]] = {e.name: e for e in _ENTRIES}
 if tuple(PLATFORMS) != PLATFORM_NAMES or {e.family for e in _ENTRIES} != set(get_args(PlatformFamily)):
     raise RuntimeError("the registry's entries and the PlatformName / PlatformFamily types disagree")
+if any(e.cli.family != e.family for e in _ENTRIES):
+    raise RuntimeError("a registry entry's CLI descriptor is for another family")
+#: ``keyward verify``'s families, one descriptor each, in entry order (the order of their ``--help`` options).
+CLI_FAMILIES: Final[tuple[CliFamily[Any], ...]] = families_of(_ENTRIES)
 
 
 def platform(name: object) -> Platform[Any, Any]:

@@ -1,16 +1,19 @@
 """The platform registry: every platform name the API and admin schemas accept comes from it, each entry's parse and
-needs on the real vectors of tests/vectors, and a stored item parsed once into the value the prefetch and the
-decision both read."""
+needs on the real vectors of tests/vectors, a stored item parsed once into the value the prefetch and the
+decision both read, and the CLI descriptors (``keyward verify``): sniffing real vectors, and a synthetic third
+family dispatched with no change to the CLI."""
 
 from __future__ import annotations
 
 import base64
 import json
+from dataclasses import replace
+from pathlib import Path
 from typing import Any, get_args
 
 import pytest
 
-from tests.support.vectors import AMD_CASES, INTEL_CASES, AmdCase, IntelCase
+from tests.support.vectors import AMD_CASES, AMD_VECTORS, INTEL_CASES, INTEL_VECTORS, AmdCase, IntelCase
 from verifier.api.admin_schemas import EntitlementCreate, Platform, PolicyCreate, PolicyPlatform, ReferenceValueCreate
 from verifier.api.enclave import EvidenceIn
 from verifier.collateral.documents import AMD, INTEL, Wanted, amd_crl_key, vcek_key
@@ -18,8 +21,18 @@ from verifier.errors import Code, KeywardError
 from verifier.evidence.dcap import parse_quote
 from verifier.evidence.snp import parse_snp_report
 from verifier.platforms import intel_evidence, snp_evidence
+from verifier.platforms.cli_inputs import CliFamily, CliInput, choose_family, families_of, policy_section
+from verifier.platforms.evaluation import Evaluation
 from verifier.platforms.item import PLATFORM_NAMES, EvidenceItem, stored_item
-from verifier.platforms.registry import PLATFORMS, ParsedItem, Unparsed, parse_evidence, parse_item, platform
+from verifier.platforms.registry import (
+    CLI_FAMILIES,
+    PLATFORMS,
+    ParsedItem,
+    Unparsed,
+    parse_evidence,
+    parse_item,
+    platform,
+)
 
 
 def _b64(data: bytes) -> str:
@@ -136,3 +149,99 @@ def test_parse_evidence_parses_each_item_once(monkeypatch: pytest.MonkeyPatch) -
     parsed = parse_evidence(json.loads(json.dumps(stored)))
     assert all(isinstance(p, ParsedItem) for p in parsed)
     assert calls == {"quote": 1, "report": 1}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# keyward verify: the CLI descriptors
+
+
+def test_registry_every_entry_has_its_family_cli_descriptor() -> None:
+    for entry in PLATFORMS.values():
+        assert isinstance(entry.cli, CliFamily)
+        assert entry.cli.family == entry.family
+        assert entry.cli.inputs, entry.name
+    assert PLATFORMS["intel-tdx"].cli is PLATFORMS["intel-sgx"].cli  # one Intel family on the command line
+    assert [f.family for f in CLI_FAMILIES] == ["intel", "snp"]
+    assert [f.family for f in CLI_FAMILIES if f.fallback] == ["intel"]
+
+
+def _intel_evidence() -> list[Path]:
+    return sorted({*(c.quote for c in INTEL_CASES), *INTEL_VECTORS.rglob("*.hex")})
+
+
+def _snp_evidence() -> list[Path]:
+    return sorted({*(c.report for c in AMD_CASES), *AMD_VECTORS.rglob("*.hex"), *AMD_VECTORS.rglob("*tsm*.json")})
+
+
+@pytest.mark.parametrize("path", _intel_evidence() + _snp_evidence(), ids=lambda p: p.name)
+def test_cli_sniffing_real_vectors_picks_their_family(path: Path) -> None:
+    family = "snp" if path in _snp_evidence() else "intel"
+    data = path.read_bytes()
+    assert [f.family for f in CLI_FAMILIES if f.sniff(data)] == [family]
+    assert choose_family(CLI_FAMILIES, (), data).family == family
+
+
+def test_cli_sniffing_covers_every_kind_of_vector() -> None:
+    assert any(p.suffix == ".hex" for p in _intel_evidence())
+    assert any(p.suffix == ".hex" for p in _snp_evidence())
+    assert any("tsm" in p.name for p in _snp_evidence())
+
+
+def test_cli_platform_options_win_over_sniffing() -> None:
+    quote = INTEL_CASES[0].quote.read_bytes()
+    report = AMD_CASES[0].report.read_bytes()
+    assert choose_family(CLI_FAMILIES, {"certs"}, quote).family == "snp"
+    # The fallback's own option does not claim evidence another family recognises (as before the registry).
+    assert choose_family(CLI_FAMILIES, {"collateral"}, report).family == "snp"
+    assert choose_family(CLI_FAMILIES, (), b"neither").family == "intel"
+
+
+def _fake_entries() -> dict[str, Any]:
+    """The real entries plus a synthetic third platform (test only): a family with its own option and sniffer."""
+    fake_cli: CliFamily[dict[str, Any]] = CliFamily(
+        family="fake",
+        inputs=(CliInput("--fake-token", "fake_token", "Fake: a token file."),),
+        sniff=lambda data: data.startswith(b"FAKE"),
+        policy=lambda doc: doc,
+        evaluate=lambda data, inputs, policy, env: Evaluation(
+            "fake-tee",
+            True,
+            policy.get("accept", True),
+            None,
+            (),
+            {"token": None if (t := inputs.file("fake_token")) is None else t.data.decode()},
+            (),
+        ),
+    )
+    return {**PLATFORMS, "fake-tee": replace(PLATFORMS["amd-sev-snp"], name="fake-tee", family="fake", cli=fake_cli)}
+
+
+def test_cli_dispatch_reaches_a_synthetic_third_family() -> None:
+    families = families_of(_fake_entries().values())
+    assert [f.family for f in families] == ["intel", "snp", "fake"]
+    assert choose_family(families, (), b"FAKE evidence").family == "fake"
+    assert choose_family(families, {"fake_token"}, b"anything").family == "fake"
+    assert choose_family(families, (), AMD_CASES[0].report.read_bytes()).family == "snp"
+    assert choose_family(families, (), INTEL_CASES[0].quote.read_bytes()).family == "intel"
+
+
+def test_cli_families_reject_clashing_options() -> None:
+    entries = _fake_entries()
+    clash = replace(entries["fake-tee"].cli, inputs=(CliInput("--certs", "certs", "clash"),))
+    with pytest.raises(ValueError, match="unique"):
+        families_of([*PLATFORMS.values(), replace(entries["fake-tee"], cli=clash)])
+
+
+@pytest.mark.parametrize(
+    ("document", "family", "section"),
+    [
+        (None, "intel", {}),
+        ({"allow_debug": True}, "snp", {"allow_debug": True}),
+        ({"intel": {"allow_debug": True}, "snp": {"allowed_vmpls": [1]}}, "snp", {"allowed_vmpls": [1]}),
+        ({"intel": {"allow_debug": True}}, "snp", {}),
+        ({"snp": []}, "snp", {}),
+    ],
+    ids=["none", "flat", "keyed", "keyed-absent", "keyed-not-object"],
+)
+def test_cli_policy_section(document: dict[str, Any] | None, family: str, section: dict[str, Any]) -> None:
+    assert policy_section(document, family, [f.family for f in CLI_FAMILIES]) == section
