@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.client.fake_skr import FakeSidecar, running_sidecar
 from tests.support.vectors import VECTORS
+from tests.unit.client.fake_skr import FakeSidecar, running_sidecar
 from verifier.appraisal.snp import SnpPolicy
 from verifier.attestation.items import binding_for
 from verifier.client.errors import ProviderError, ProviderUnavailable

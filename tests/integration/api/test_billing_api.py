@@ -1,5 +1,5 @@
 """The billing API (/v1/billing) over HTTP against real PostgreSQL: the hand-computed scenario of
-tests/billing/scenario.py as JSON, closed-period reproducibility, cursor pagination, 400s with stable codes, and
+tests/unit/billing/scenario.py as JSON, closed-period reproducibility, cursor pagination, 400s with stable codes, and
 credential scoping (billing reads billing only; admin and enclave credentials cannot read billing).
 
 Rows are committed (the app's sessions are its own) and deleted again when the module or test ends.
@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, delete, update
 from sqlalchemy.orm import Session
 
-from tests.billing.scenario import NOW, Scenario, at, remove, seed
 from tests.support.factories import make_entitlement
+from tests.unit.billing.scenario import NOW, Scenario, at, remove, seed
 from verifier.app import create_app
 from verifier.auth.credentials import issue_credential
 from verifier.config import Settings

@@ -1,5 +1,5 @@
 """keyward-enclave: usage errors exit 2, an unreachable server exits 3, secrets never printed. The full run against
-the real service is in tests/integration/test_client_sdk.py."""
+the real service is in tests/integration/client/test_client_sdk.py."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""KeywardClient against an in-memory Keyward (tests/client/fake_keyward.py): the flow, polling and error kinds."""
+"""KeywardClient against an in-memory Keyward (tests/unit/client/fake_keyward.py): the flow, polling and error kinds."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import httpx
 import pytest
 
-from tests.client.fake_keyward import LICENCE, EchoProvider, FakeKeyward
+from tests.unit.client.fake_keyward import LICENCE, EchoProvider, FakeKeyward
 from verifier.client import (
     AttestationRejected,
     ClientError,

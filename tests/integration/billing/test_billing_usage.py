@@ -1,5 +1,5 @@
 """Billing figures from real PostgreSQL rows (verifier.billing): the hand-computed scenario of
-tests/billing/scenario.py, clipping, closed-period reproducibility, filters, pagination and entitlement summaries."""
+tests/unit/billing/scenario.py, clipping, closed-period reproducibility, filters, pagination and entitlement summaries."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session
 
-from tests.billing.scenario import NOW, Scenario, at, decision, seed
 from tests.support.factories import make_lease
+from tests.unit.billing.scenario import NOW, Scenario, at, decision, seed
 from verifier.attestation.leases import expire_leases
 from verifier.billing.entitlements import get_entitlement, list_entitlements
 from verifier.billing.usage import SETTLE, Granularity, UsageQuery, UsageRow, compute_usage, exact_seconds

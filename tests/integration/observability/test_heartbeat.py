@@ -1,5 +1,5 @@
 """Heartbeats, readiness and the database-derived metrics on SQLite (the embedded development profile's database);
-tests/integration/test_health.py runs the same against PostgreSQL with a real worker."""
+tests/integration/api/test_health.py runs the same against PostgreSQL with a real worker."""
 
 from __future__ import annotations
 

@@ -29,7 +29,7 @@ from verifier.keywrap.enclave import expected_report_data, parse_enclave_jwk, un
 from verifier.simulation.intel_pki import SIM_NOW, QuoteOptions, default_pki
 from verifier.simulation.intel_quote_builder import TdReport
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @dataclass

@@ -7,7 +7,7 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from tests.client.fake_keyward import LICENCE, TTL, EchoProvider, FakeClock, FakeKeyward
+from tests.unit.client.fake_keyward import LICENCE, TTL, EchoProvider, FakeClock, FakeKeyward
 from verifier.client import (
     AttestationRejected,
     ClientError,

@@ -1,4 +1,4 @@
-"""The configfs-tsm provider against a fake kernel over a real directory tree (tests/client/fake_tsm.py)."""
+"""The configfs-tsm provider against a fake kernel over a real directory tree (tests/unit/client/fake_tsm.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.client.fake_tsm import FakeTsmKernel, Respond
+from tests.unit.client.fake_tsm import FakeTsmKernel, Respond
 from verifier.appraisal.intel import IntelPolicy
 from verifier.appraisal.snp import SnpPolicy
 from verifier.client.errors import ProviderError, ProviderUnavailable

@@ -2,7 +2,7 @@
 
 The SDK and the CLI talk HTTP to the app served by uvicorn on a local port. Evidence is simulated (fake Intel and
 AMD PKIs), trusted only because this development profile says so. The SKR path runs through a local stand-in for
-the confidential ACI sidecar (tests/client/fake_skr.py).
+the confidential ACI sidecar (tests/unit/client/fake_skr.py).
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from tests.client.fake_skr import running_sidecar
 from tests.support.service import TEST_BROKER, Seeded, allow_snp, seed, service_settings, start_worker, stop_worker
+from tests.unit.client.fake_skr import running_sidecar
 from verifier.app import create_app
 from verifier.client import (
     AciSkrProvider,

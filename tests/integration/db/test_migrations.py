@@ -12,7 +12,7 @@ from sqlalchemy import create_engine, inspect
 
 from verifier.testing.databases import scratch_database
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture

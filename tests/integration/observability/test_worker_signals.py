@@ -1,6 +1,6 @@
 """The Celery signal receivers: the task's log context from the message headers, the id carried on to tasks sent
 from a task; and failures, counted by the task base. Called directly with Celery's keyword arguments (the real worker
-path is in tests/integration/test_health.py)."""
+path is in tests/integration/api/test_health.py)."""
 
 from __future__ import annotations
 
