@@ -1,5 +1,6 @@
 """Billing figures from real PostgreSQL rows (verifier.billing): the hand-computed scenario of
-tests/unit/billing/scenario.py, clipping, closed-period reproducibility, filters, pagination and entitlement summaries."""
+tests/unit/billing/scenario.py, clipping, closed-period reproducibility, filters, pagination and entitlement
+summaries."""
 
 from __future__ import annotations
 
