@@ -30,6 +30,13 @@ def _flip(data: bytes, index: int) -> bytes:
     return data[:index] + bytes([data[index] ^ 0x01]) + data[index + 1 :]
 
 
+@pytest.fixture(autouse=True)
+def no_used_nonces(session: Session) -> None:
+    """Each test starts from an empty ``used_nonces``: suites that run before this one commit real redemptions
+    through the API and the worker. Deleted inside the test's transaction, so rolled back with it."""
+    session.execute(delete(UsedNonce))
+
+
 @pytest.fixture
 def committed_nonces(engine: Engine) -> Iterator[list[bytes]]:
     """Nonces a test commits through its own connections; deleted afterwards."""

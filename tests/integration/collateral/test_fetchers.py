@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from verifier.collateral import fetchers
@@ -30,6 +30,13 @@ from verifier.testing.fake_vendor_services import FakeVendorServices
 from verifier.worker.vendor_documents import VendorClients, fetch_document, fetch_documents, store_documents
 
 FETCHED_AT = datetime(2026, 1, 15, 12, 0, 0, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def empty_cache(session: Session) -> None:
+    """Each test starts from an empty collateral cache: suites that run before this one commit documents (and the
+    cache never rolls back to an older one). Deleted inside the test's transaction, so rolled back with it."""
+    session.execute(delete(CachedCollateral))
 
 
 @pytest.fixture
