@@ -144,3 +144,4 @@ def list_deployments(
 
 def deployment_name(session: Session, deployment_id: uuid.UUID) -> str | None:
     return session.scalar(select(Deployment.name).where(Deployment.id == deployment_id))
+
