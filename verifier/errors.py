@@ -268,6 +268,18 @@ class Code(StrEnum):
     LEASE_NOT_FOUND = "lease.not_found"
     MODEL_VERSION_NOT_FOUND = "model_version.not_found"
 
+    # -- NVIDIA GPU / NVSwitch evidence parsing (nvidia-gpu.md §1-§3; evidence/nvidia.py)
+    NVIDIA_REPORT_ENCODING = "nvidia.report.encoding"  # hex text that does not decode
+    NVIDIA_REPORT_TOO_LARGE = "nvidia.report.too_large"  # over limits.MAX_NVIDIA_REPORT_BYTES
+    NVIDIA_REPORT_TRUNCATED = "nvidia.report.truncated"  # the buffer ends before a field the lengths promise
+    NVIDIA_REPORT_UNSUPPORTED = "nvidia.report.unsupported"  # SPDM version, request/response code, parameters
+    NVIDIA_REPORT_MALFORMED = "nvidia.report.malformed"  # lengths disagree, bad measurement blocks, reserved bits
+    NVIDIA_REPORT_OPAQUE_MALFORMED = "nvidia.report.opaque_malformed"  # NVIDIA's opaque-data TLVs
+    NVIDIA_REPORT_SIGNATURE_MALFORMED = "nvidia.report.signature_malformed"  # r or s outside [1, n-1]
+    NVIDIA_REPORT_TRAILING_DATA = "nvidia.report.trailing_data"  # non-zero bytes after the signature
+    NVIDIA_CHAIN_MALFORMED = "nvidia.chain.malformed"  # the device certificate chain PEM text
+    NVIDIA_EVIDENCE_MALFORMED = "nvidia.evidence.malformed"  # NVIDIA's serialized-evidence JSON
+
 
 class Fault(StrEnum):
     """Whose fault a failure is, and so what helps: the one question a caller, the EAR and staff ask of a code."""
@@ -555,6 +567,16 @@ _CODES_BY_CLASS: Final[Mapping[type[KeywardError], tuple[Code, ...]]] = {
         _C.AZURE_UVM_COSE_MALFORMED,
         _C.AZURE_UVM_ALGORITHM_UNSUPPORTED,
         _C.AZURE_UVM_CHAIN_MALFORMED,
+        _C.NVIDIA_REPORT_ENCODING,
+        _C.NVIDIA_REPORT_TOO_LARGE,
+        _C.NVIDIA_REPORT_TRUNCATED,
+        _C.NVIDIA_REPORT_UNSUPPORTED,
+        _C.NVIDIA_REPORT_MALFORMED,
+        _C.NVIDIA_REPORT_OPAQUE_MALFORMED,
+        _C.NVIDIA_REPORT_SIGNATURE_MALFORMED,
+        _C.NVIDIA_REPORT_TRAILING_DATA,
+        _C.NVIDIA_CHAIN_MALFORMED,
+        _C.NVIDIA_EVIDENCE_MALFORMED,
     ),
     VerificationFailed: (
         _C.INTEL_QUOTE_SIGNATURE_INVALID,

@@ -67,3 +67,21 @@ MAX_NONCE_CHARS: Final = 256
 MAX_NAME_CHARS: Final = 200
 #: Model version label (as in the admin API).
 MAX_VERSION_CHARS: Final = 64
+
+# -- NVIDIA GPU / NVSwitch evidence (evidence/nvidia.py; nvidia-gpu.md §1-§3) ----------------------------------
+#: Largest GPU/NVSwitch attestation report (raw bytes): NVML's ``attestationReport`` buffer is 0x2000 bytes. Real
+#: reports are 4049-4274 bytes (Hopper), 4140 (Blackwell), 2168-2172 (NVSwitch).
+MAX_NVIDIA_REPORT_BYTES: Final = 0x2000
+#: Hex text of a report: twice the binary limit plus a little whitespace.
+MAX_NVIDIA_REPORT_HEX_CHARS: Final = 2 * MAX_NVIDIA_REPORT_BYTES + 64
+#: Device certificate chain PEM text (NVML's ``attestationCertChain`` buffer is 0x1000 + 0x1400; real chains are
+#: ~4.8-4.9 KiB).
+MAX_NVIDIA_CHAIN_PEM_BYTES: Final = 16 * 1024
+#: Certificates in a device chain: NVIDIA's chains have exactly 5 (leaf ... root); the verifier checks exactness.
+MAX_NVIDIA_CHAIN_CERTS: Final = 5
+#: DER size of one device-chain certificate (real ones are 0.6-1.1 KiB).
+MAX_NVIDIA_CERT_DER_BYTES: Final = 4096
+#: Serialized-evidence JSON text (one item is ~12 KiB; an 8-GPU list ~100 KiB).
+MAX_NVIDIA_EVIDENCE_JSON_BYTES: Final = 512 * 1024
+#: Devices in one serialized-evidence list (8 GPUs, or 4 NVSwitches, per HGX board; room for both at once).
+MAX_NVIDIA_EVIDENCE_ITEMS: Final = 16
