@@ -9,7 +9,7 @@ import subprocess
 import sys
 import uuid
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -284,3 +284,32 @@ def tdx_submission(client: Any, licence: str, *, model: str, deployment: str, cu
             {"type": "intel-tdx", "evidence": base64.b64encode(ev.quote).decode(), "collateral": ev.collateral_json}
         ],
     }
+
+
+def store_pending_tdx(
+    engine: Engine, settings: Settings, entitlement_id: uuid.UUID, *, deployment: str, with_collateral: bool = True
+) -> uuid.UUID:
+    """A committed pending TDX attestation for the entitlement's model version, stored as the API stores it (real
+    time in ``created_at``; a worker decides on the simulation clock): what a real worker is then handed."""
+    from joserfc import jwk
+    from sqlalchemy import select
+
+    from verifier.attestation.challenges import issue_challenge
+
+    nonce = issue_challenge(settings.challenge_secret.get_secret_value().encode(), SIM_NOW).nonce
+    with Session(engine) as s:
+        entitlement = s.get(Entitlement, entitlement_id)
+        assert entitlement is not None
+        version = s.scalars(select(ModelVersion).where(ModelVersion.model_id == entitlement.model_id)).one()
+        att = pending_tdx_attestation(
+            entitlement_id,
+            version.id,
+            nonce=nonce,
+            enclave_jwk=dict(jwk.ECKey.generate_key("P-256").as_dict(private=False)),
+            deployment=deployment,
+            with_collateral=with_collateral,
+            created_at=datetime.now(UTC),
+        )
+        s.add(att)
+        s.commit()
+        return att.id

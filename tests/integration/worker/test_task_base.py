@@ -12,16 +12,14 @@ from typing import Any
 import pytest
 from celery import Task
 from celery.exceptions import Retry
-from joserfc import jwk
-from sqlalchemy import Engine, delete, event, select
+from sqlalchemy import Engine, delete, event
 from sqlalchemy.orm import Session
 
-from tests.support.service import pending_tdx_attestation, seed, service_settings
-from verifier.attestation.challenges import issue_challenge
+from tests.support.service import seed, service_settings, store_pending_tdx
 from verifier.config import Settings
-from verifier.db.models import Attestation, AttestationStatus, CachedCollateral, Entitlement, ModelVersion, UsedNonce
+from verifier.db.models import Attestation, AttestationStatus, CachedCollateral, UsedNonce
 from verifier.db.session import engine_for
-from verifier.simulation.intel_pki import SIM_NOW, QuoteOptions, default_pki
+from verifier.simulation.intel_pki import QuoteOptions, default_pki
 from verifier.testing.fake_vendor_services import FakeVendorServices
 from verifier.worker import base, refresh, tasks, vendor_documents
 from verifier.worker.base import KeywardTask, after_commit, task_transaction
@@ -120,27 +118,6 @@ def transactions(database_url: str) -> Iterator[list[str]]:
         event.remove(worker_engine, name, fn)
 
 
-def _stored_pending(engine: Engine, settings: Settings, entitlement_id: uuid.UUID) -> str:
-    """A committed pending TDX attestation without its collateral, stored as the API stores it."""
-    nonce = issue_challenge(settings.challenge_secret.get_secret_value().encode(), SIM_NOW).nonce
-    with Session(engine) as s:
-        ent = s.get(Entitlement, entitlement_id)
-        assert ent is not None
-        version = s.scalars(select(ModelVersion).where(ModelVersion.model_id == ent.model_id)).one()
-        att = pending_tdx_attestation(
-            entitlement_id,
-            version.id,
-            nonce=nonce,
-            enclave_jwk=dict(jwk.ECKey.generate_key("P-256").as_dict(private=False)),
-            deployment=f"task-base-{uuid.uuid4().hex[:8]}",
-            with_collateral=False,
-            created_at=datetime.now(UTC),  # real time; the worker decides on the simulation clock
-        )
-        s.add(att)
-        s.commit()
-        return str(att.id)
-
-
 def _status(engine: Engine, attestation_id: str) -> AttestationStatus:
     with Session(engine) as s:
         att = s.get(Attestation, uuid.UUID(attestation_id))
@@ -164,8 +141,24 @@ def test_decide_task_fetches_between_the_check_and_the_decision_then_warm_cache_
         server.add_intel(default_pki().build(QuoteOptions()))
         settings = service_settings(database_url, pcs_base_url=server.base_url, kds_base_url=server.base_url)
         seeded = seed(engine, settings, seats=2)
-        first = _stored_pending(engine, settings, seeded.entitlement_id)
-        second = _stored_pending(engine, settings, seeded.entitlement_id)
+        first = str(
+            store_pending_tdx(
+                engine,
+                settings,
+                seeded.entitlement_id,
+                deployment=f"task-base-{uuid.uuid4().hex[:8]}",
+                with_collateral=False,
+            )
+        )
+        second = str(
+            store_pending_tdx(
+                engine,
+                settings,
+                seeded.entitlement_id,
+                deployment=f"task-base-{uuid.uuid4().hex[:8]}",
+                with_collateral=False,
+            )
+        )
         open_when_asked: list[list[str]] = []
         monkeypatch.setattr(
             refresh,

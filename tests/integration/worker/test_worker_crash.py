@@ -12,47 +12,23 @@ from __future__ import annotations
 import signal
 import time
 import uuid
-from datetime import UTC, datetime
 
 import redis
-from joserfc import jwk
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
 from tests.support.service import (
     TEST_BROKER,
     TEST_KEY_PREFIX,
-    pending_tdx_attestation,
     seed,
     service_settings,
     start_worker,
     stop_worker,
+    store_pending_tdx,
 )
-from verifier.attestation.challenges import issue_challenge
-from verifier.config import Settings
-from verifier.db.models import Attestation, AttestationStatus, Entitlement, Lease, ModelVersion
-from verifier.simulation.intel_pki import SIM_NOW
+from verifier.db.models import Attestation, AttestationStatus, Lease
 
 VISIBILITY = 3  # seconds before an unacknowledged task is delivered again
-
-
-def _pending(engine: Engine, settings: Settings, entitlement_id: uuid.UUID) -> uuid.UUID:
-    nonce = issue_challenge(settings.challenge_secret.get_secret_value().encode(), SIM_NOW).nonce
-    with Session(engine) as s:
-        ent = s.get(Entitlement, entitlement_id)
-        assert ent is not None
-        version = s.scalars(select(ModelVersion).where(ModelVersion.model_id == ent.model_id)).one()
-        att = pending_tdx_attestation(
-            entitlement_id,
-            version.id,
-            nonce=nonce,
-            enclave_jwk=dict(jwk.ECKey.generate_key("P-256").as_dict(private=False)),
-            deployment="crash",
-            created_at=datetime.now(UTC),  # as the API stores it; the worker decides on the simulation clock
-        )
-        s.add(att)
-        s.commit()
-        return att.id
 
 
 def _wait_for(predicate: object, timeout: float) -> bool:
@@ -85,7 +61,7 @@ def test_worker_killed_mid_task_decides_once_after_redelivery(database_url: str,
     r = redis.Redis.from_url(broker)
     settings = service_settings(database_url, broker_visibility_timeout=VISIBILITY)
     seeded = seed(engine, settings, seats=1)
-    att_id = _pending(engine, settings, seeded.entitlement_id)
+    att_id = store_pending_tdx(engine, settings, seeded.entitlement_id, deployment="crash")
     extra = {"KEYWARD_BROKER_VISIBILITY_TIMEOUT": str(VISIBILITY)}
 
     from verifier.broker.app import celery_app
@@ -132,7 +108,7 @@ def test_worker_database_connection_lost_mid_task_is_retried(database_url: str, 
     (not acknowledged as failed, which would leave the attestation pending for good) and decides exactly once."""
     settings = service_settings(database_url)
     seeded = seed(engine, settings, seats=1)
-    att_id = _pending(engine, settings, seeded.entitlement_id)
+    att_id = store_pending_tdx(engine, settings, seeded.entitlement_id, deployment="crash")
     blocker = engine.connect()
     tx = blocker.begin()
     blocker.execute(text("SELECT id FROM attestations WHERE id = :i FOR UPDATE"), {"i": att_id})
