@@ -279,6 +279,42 @@ class Code(StrEnum):
     NVIDIA_REPORT_TRAILING_DATA = "nvidia.report.trailing_data"  # non-zero bytes after the signature
     NVIDIA_CHAIN_MALFORMED = "nvidia.chain.malformed"  # the device certificate chain PEM text
     NVIDIA_EVIDENCE_MALFORMED = "nvidia.evidence.malformed"  # NVIDIA's serialized-evidence JSON
+    # -- NVIDIA verification (nvidia-gpu.md §2-§4; platforms/nvidia_gpu.py, trust/nvidia_rim.py, trust/ocsp.py)
+    NVIDIA_CHAIN_UNTRUSTED = "nvidia.chain.untrusted"  # not 5 certs, a link that does not verify, not the pinned root
+    NVIDIA_CHAIN_EXPIRED = "nvidia.chain.expired"  # a device certificate outside its validity at the decision time
+    NVIDIA_CHAIN_EXTENSIONS_INVALID = "nvidia.chain.extensions_invalid"  # CA/pathlen/key usage/FWID extension
+    NVIDIA_FWID_MISMATCH = "nvidia.fwid.mismatch"  # the report's FWID is not the leaf certificate's
+    NVIDIA_FWID_MISSING = "nvidia.fwid.missing"  # policy requires an FWID the report or the leaf lacks
+    NVIDIA_REPORT_SIGNATURE_INVALID = "nvidia.report.signature_invalid"  # ECDSA P-384 by the leaf key fails
+    NVIDIA_NONCE_MISMATCH = "nvidia.nonce.mismatch"  # the SPDM request nonce is not this device's binding
+    NVIDIA_RIM_MALFORMED = "nvidia.rim.malformed"  # not well-formed, DTD/entity, not a SWID tag, bad measurements
+    NVIDIA_RIM_TOO_LARGE = "nvidia.rim.too_large"  # over limits.MAX_NVIDIA_RIM_BYTES
+    NVIDIA_RIM_UNSIGNED = "nvidia.rim.unsigned"  # no enveloped XML-DSig signature
+    NVIDIA_RIM_SIGNATURE_INVALID = "nvidia.rim.signature_invalid"  # digest or ECDSA over SignedInfo fails; wrapping
+    NVIDIA_RIM_CHAIN_UNTRUSTED = "nvidia.rim.chain_untrusted"  # the RIM signing chain does not reach the pinned root
+    NVIDIA_RIM_CHAIN_EXPIRED = "nvidia.rim.chain_expired"  # a RIM signing certificate outside its validity
+    NVIDIA_RIM_MISMATCH = "nvidia.rim.mismatch"  # a RIM for another driver/VBIOS version, product, chip or SKU
+    NVIDIA_RIM_MISSING = "nvidia.rim.missing"  # policy requires a RIM (require_rims) and none is available
+    NVIDIA_RIM_INDEX_CONFLICT = "nvidia.rim.index_conflict"  # one index active in both the driver and VBIOS RIM
+    NVIDIA_RIM_UNAVAILABLE = "nvidia.rim.unavailable"  # the RIM service could not be reached / answered an error
+    NVIDIA_MEASUREMENT_MISMATCH = "nvidia.measurement.mismatch"  # a runtime measurement matches no RIM alternative
+    NVIDIA_OCSP_MALFORMED = "nvidia.ocsp.malformed"  # not a DER OCSPResponse, not successful, not basic
+    NVIDIA_OCSP_SIGNATURE_INVALID = "nvidia.ocsp.signature_invalid"  # responder signature or delegation fails
+    NVIDIA_OCSP_WRONG_CERTIFICATE = "nvidia.ocsp.wrong_certificate"  # the response is for another CertID
+    NVIDIA_OCSP_STALE = "nvidia.ocsp.stale"  # outside thisUpdate..nextUpdate (+ policy grace) or over max age
+    NVIDIA_OCSP_REVOKED = "nvidia.ocsp.revoked"  # a certificate is revoked (certificateHold unless allowed)
+    NVIDIA_OCSP_UNKNOWN = "nvidia.ocsp.unknown"  # the responder does not know the certificate
+    NVIDIA_OCSP_MISSING = "nvidia.ocsp.missing"  # policy requires OCSP (require_ocsp) and no response is available
+    NVIDIA_OCSP_UNAVAILABLE = "nvidia.ocsp.unavailable"  # the OCSP service could not be reached / answered an error
+    NVIDIA_TOPOLOGY_MISMATCH = "nvidia.topology.mismatch"  # protected PCIe: GPUs and NVSwitches do not agree
+    NVIDIA_DEVICE_DUPLICATE = "nvidia.device.duplicate"  # one device (UEID) or device index twice in one attestation
+    NVIDIA_POLICY_GPU_COUNT = "nvidia.policy.gpu_count"  # fewer or more GPUs than policy allows
+    NVIDIA_POLICY_ARCHITECTURE = "nvidia.policy.architecture"  # architecture not allowed
+    NVIDIA_POLICY_SKU = "nvidia.policy.sku"  # project / project SKU / chip SKU not allowed
+    NVIDIA_POLICY_DRIVER_VERSION = "nvidia.policy.driver_version"  # driver older than the policy's minimum
+    NVIDIA_POLICY_VBIOS_VERSION = "nvidia.policy.vbios_version"  # VBIOS older than the policy's minimum
+    NVIDIA_POLICY_PPCIE_REQUIRED = "nvidia.policy.ppcie_required"  # protected PCIe (NVSwitch) evidence required
+    NVIDIA_POLICY_CPU_REQUIRED = "nvidia.policy.cpu_required"  # GPU evidence without CPU evidence to bind it to
 
 
 class Fault(StrEnum):
@@ -577,6 +613,8 @@ _CODES_BY_CLASS: Final[Mapping[type[KeywardError], tuple[Code, ...]]] = {
         _C.NVIDIA_REPORT_TRAILING_DATA,
         _C.NVIDIA_CHAIN_MALFORMED,
         _C.NVIDIA_EVIDENCE_MALFORMED,
+        _C.NVIDIA_RIM_MALFORMED,
+        _C.NVIDIA_RIM_TOO_LARGE,
     ),
     VerificationFailed: (
         _C.INTEL_QUOTE_SIGNATURE_INVALID,
@@ -624,6 +662,17 @@ _CODES_BY_CLASS: Final[Mapping[type[KeywardError], tuple[Code, ...]]] = {
         _C.AZURE_UVM_FEED_MISMATCH,
         _C.AZURE_UVM_SIGNATURE_INVALID,
         _C.AZURE_UVM_PAYLOAD_INVALID,
+        _C.NVIDIA_CHAIN_UNTRUSTED,
+        _C.NVIDIA_CHAIN_EXPIRED,
+        _C.NVIDIA_CHAIN_EXTENSIONS_INVALID,
+        _C.NVIDIA_FWID_MISMATCH,
+        _C.NVIDIA_REPORT_SIGNATURE_INVALID,
+        _C.NVIDIA_NONCE_MISMATCH,
+        _C.NVIDIA_MEASUREMENT_MISMATCH,
+        _C.NVIDIA_TOPOLOGY_MISMATCH,
+        _C.NVIDIA_DEVICE_DUPLICATE,
+        _C.NVIDIA_OCSP_REVOKED,
+        _C.NVIDIA_OCSP_UNKNOWN,
         _C.CHALLENGE_EXPIRED,
         _C.CHALLENGE_INVALID,
         _C.CHALLENGE_REPLAYED,
@@ -656,6 +705,16 @@ _CODES_BY_CLASS: Final[Mapping[type[KeywardError], tuple[Code, ...]]] = {
         _C.SNP_CRL_SIGNATURE_INVALID,
         _C.SNP_CRL_EXPIRED,
         _C.SNP_CRL_NOT_YET_VALID,
+        _C.NVIDIA_RIM_UNSIGNED,
+        _C.NVIDIA_RIM_SIGNATURE_INVALID,
+        _C.NVIDIA_RIM_CHAIN_UNTRUSTED,
+        _C.NVIDIA_RIM_CHAIN_EXPIRED,
+        _C.NVIDIA_RIM_MISMATCH,
+        _C.NVIDIA_RIM_INDEX_CONFLICT,
+        _C.NVIDIA_OCSP_MALFORMED,
+        _C.NVIDIA_OCSP_SIGNATURE_INVALID,
+        _C.NVIDIA_OCSP_WRONG_CERTIFICATE,
+        _C.NVIDIA_OCSP_STALE,
     ),
     PolicyRejected: (
         _C.INTEL_POLICY_SGX_DEBUG,
@@ -695,6 +754,16 @@ _CODES_BY_CLASS: Final[Mapping[type[KeywardError], tuple[Code, ...]]] = {
         _C.SNP_POLICY_CSP_ID,
         _C.ATTESTATION_REFERENCE_VALUES_MISSING,
         _C.ATTESTATION_REFERENCE_VALUES_UNCONSTRAINED,
+        _C.NVIDIA_FWID_MISSING,
+        _C.NVIDIA_RIM_MISSING,
+        _C.NVIDIA_OCSP_MISSING,
+        _C.NVIDIA_POLICY_GPU_COUNT,
+        _C.NVIDIA_POLICY_ARCHITECTURE,
+        _C.NVIDIA_POLICY_SKU,
+        _C.NVIDIA_POLICY_DRIVER_VERSION,
+        _C.NVIDIA_POLICY_VBIOS_VERSION,
+        _C.NVIDIA_POLICY_PPCIE_REQUIRED,
+        _C.NVIDIA_POLICY_CPU_REQUIRED,
     ),
     NotEntitled: (
         _C.ENTITLEMENT_NOT_FOUND,
@@ -711,6 +780,8 @@ _CODES_BY_CLASS: Final[Mapping[type[KeywardError], tuple[Code, ...]]] = {
         _C.INTEL_COLLATERAL_UNAVAILABLE,
         _C.SNP_LEAF_UNAVAILABLE,
         _C.SNP_CRL_UNAVAILABLE,
+        _C.NVIDIA_RIM_UNAVAILABLE,
+        _C.NVIDIA_OCSP_UNAVAILABLE,
     ),
     Unavailable: (_C.SERVICE_UNAVAILABLE,),
     InternalError: (

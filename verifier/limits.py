@@ -85,3 +85,16 @@ MAX_NVIDIA_CERT_DER_BYTES: Final = 4096
 MAX_NVIDIA_EVIDENCE_JSON_BYTES: Final = 512 * 1024
 #: Devices in one serialized-evidence list (8 GPUs, or 4 NVSwitches, per HGX board; room for both at once).
 MAX_NVIDIA_EVIDENCE_ITEMS: Final = 16
+#: A RIM (signed SWID XML): real ones are 18-26 KiB.
+MAX_NVIDIA_RIM_BYTES: Final = 256 * 1024
+#: Element depth of a RIM document (real ones nest 4 deep); deeper XML is refused before any use.
+MAX_NVIDIA_RIM_DEPTH: Final = 16
+#: Measurement entries in one RIM (real ones: 64 GPU, 31 NVSwitch) and alternatives per entry (real: up to 4).
+MAX_NVIDIA_RIM_MEASUREMENTS: Final = 256
+MAX_NVIDIA_RIM_ALTERNATIVES: Final = 16
+#: Certificates embedded in a RIM's KeyInfo (real: 4, L4 signer .. root).
+MAX_NVIDIA_RIM_CERTS: Final = 8
+#: A DER OCSPResponse (real ones are ~1 KiB).
+MAX_OCSP_RESPONSE_BYTES: Final = 16 * 1024
+#: Base64 characters of an evidence item's NVIDIA device chain (the PEM text, base64).
+MAX_NVIDIA_CHAIN_B64_CHARS: Final = (MAX_NVIDIA_CHAIN_PEM_BYTES + 2) // 3 * 4

@@ -111,6 +111,28 @@ def expected_report_data(nonce: bytes, key: EnclaveKey) -> bytes:
     return hashlib.sha512(nonce + key.thumbprint).digest()
 
 
+#: Domain separation for :func:`gpu_nonce`: a GPU nonce can never equal a hash computed for another purpose.
+GPU_NONCE_LABEL: Final = b"keyward/nvidia-gpu-nonce/v1"
+#: Devices an attestation may name (GPUs and NVSwitches together): device indices are 0 .. MAX_NVIDIA_DEVICES - 1.
+MAX_NVIDIA_DEVICES: Final = 16
+
+
+def gpu_nonce(nonce: bytes, thumbprint: bytes, device_index: int) -> bytes:
+    """The 32-byte SPDM nonce NVIDIA device ``device_index`` of an attestation must have signed:
+
+    ``SHA-256("keyward/nvidia-gpu-nonce/v1" || nonce || thumbprint || uint8(device_index))``
+
+    ``nonce``: the challenge the CPU evidence's REPORTDATA binds too; ``thumbprint``: the raw RFC 7638 thumbprint
+    of the enclave key; ``device_index``: the device's position among the attestation's NVIDIA devices (GPUs and
+    NVSwitches, 0-based, each once). A report made for another challenge, another enclave key or another slot, so
+    on another machine or in another session, carries another nonce and is rejected (``nvidia.nonce.mismatch``).
+    The enclave SDK (:mod:`verifier.client.providers.nvml`) computes the same value with this function.
+    """
+    if not 0 <= device_index < MAX_NVIDIA_DEVICES:
+        raise ValueError(f"device index {device_index} outside 0..{MAX_NVIDIA_DEVICES - 1}")
+    return hashlib.sha256(GPU_NONCE_LABEL + nonce + thumbprint + bytes([device_index])).digest()
+
+
 def wrap_for_enclave(dek: bytes, key: EnclaveKey, *, kid: str | None = None) -> str:
     """Compact JWE of ``dek`` that only the holder of the enclave's private key can open."""
     header = {"alg": key.alg, "enc": "A256GCM", "cty": "application/octet-stream"}

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from verifier import limits
 from verifier.errors import Code, EvidenceMalformed
+from verifier.keywrap.enclave import MAX_NVIDIA_DEVICES
 from verifier.platforms.amd_snp import SnpVerificationCache
 from verifier.platforms.intel_dcap import IntelVerificationCache
 from verifier.trust.store import TrustStore
@@ -61,6 +62,20 @@ class EvidenceItem(BaseModel):
         description="AMD confidential ACI: base64 of Microsoft's UVM endorsement (COSE_Sign1, the container group's "
         "reference-info), vouching for the utility VM's launch measurement",
         max_length=limits.MAX_UVM_ENDORSEMENT_B64_CHARS,
+    )
+    certs: str | None = Field(
+        None,
+        description="NVIDIA: base64 of the device certificate chain as NVML returns it (concatenated PEM, leaf "
+        "first, five certificates)",
+        max_length=limits.MAX_NVIDIA_CHAIN_B64_CHARS,
+    )
+    device_index: int | None = Field(
+        None,
+        ge=0,
+        lt=MAX_NVIDIA_DEVICES,
+        description="NVIDIA: this device's index among the attestation's NVIDIA devices (GPUs and NVSwitches, "
+        "0-based, each once); its SPDM nonce must be SHA-256('keyward/nvidia-gpu-nonce/v1' || nonce || key "
+        "thumbprint || uint8(device_index))",
     )
 
 
