@@ -697,7 +697,9 @@ class NvidiaPki:
         )
         nonce = sim_bytes("nvidia/wrong-nonce", 32) if d is Defect.WRONG_NONCE else o.nonce
         signed = signed_part(nonce=nonce, values=runtime, responder_nonce=o.responder_nonce, opaque=opaque)
-        key = self.key("rogue") if d is Defect.REPORT_SIGNATURE_BAD else self.leaf_key(o.device_index, o.boot)
+        key = self.leaf_key(o.device_index, o.boot, ns="alt/" if d is Defect.WRONG_ROOT else "")
+        if d is Defect.REPORT_SIGNATURE_BAD:
+            key = self.key("rogue")
         report = sign_report(signed, key)
         if d is Defect.TRAILING_BYTES:
             return report + b"\x01"
