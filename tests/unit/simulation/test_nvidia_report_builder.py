@@ -22,7 +22,12 @@ N1 = Path(__file__).parents[2] / "vectors" / "nvidia" / "hopperAttestationReport
 def test_report_builder_rebuilds_real_n1_signed_bytes() -> None:
     real = parse_gpu_report(N1.read_bytes())
     o = real.response.opaque
-    assert o.driver_version and o.vbios_version and o.project and o.project_sku and o.chip_sku and o.msrscnt
+    assert o.driver_version
+    assert o.vbios_version
+    assert o.project
+    assert o.project_sku
+    assert o.chip_sku
+    assert o.msrscnt
     opaque = hopper_opaque(
         driver_version=o.driver_version,
         vbios_version=o.vbios_version,

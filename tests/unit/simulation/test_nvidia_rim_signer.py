@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import itertools
 from pathlib import Path
 
 import pytest
@@ -99,7 +100,7 @@ def test_rim_signer_key_info_holds_l4_l3_l2_root(rim: bytes) -> None:
     texts = _tree(rim).findall(f"{DS}Signature/{DS}KeyInfo/{DS}X509Data/{DS}X509Certificate")
     certs = [x509.load_der_x509_certificate(base64.b64decode(t.text or "")) for t in texts]
     assert certs == list(pki.rim_chain("driver"))
-    for cert, issuer in zip(certs, certs[1:], strict=False):
+    for cert, issuer in itertools.pairwise(certs):
         cert.verify_directly_issued_by(issuer)
     certs[3].verify_directly_issued_by(certs[3])
     assert certs[3] == pki.rim_root()
@@ -109,7 +110,9 @@ def test_rim_signer_l4_is_an_end_entity_signing_key() -> None:
     l4 = default_nvidia_pki().rim_signer("driver")
     assert l4.extensions.get_extension_for_class(x509.BasicConstraints).value.ca is False
     ku = l4.extensions.get_extension_for_class(x509.KeyUsage)
-    assert ku.critical and ku.value.digital_signature and not ku.value.key_cert_sign
+    assert ku.critical
+    assert ku.value.digital_signature
+    assert not ku.value.key_cert_sign
 
 
 def test_rim_signer_shape_matches_real_rim(rim: bytes) -> None:
@@ -121,10 +124,13 @@ def test_rim_signer_shape_matches_real_rim(rim: bytes) -> None:
     assert list(sim.attrib) == list(real.attrib)
     for path in (f"{SWID}Entity", f"{SWID}Meta", f"{SWID}Payload"):
         s, r = sim.find(path), real.find(path)
-        assert s is not None and r is not None
-        assert list(s.attrib) == list(r.attrib) and s.nsmap == r.nsmap
+        assert s is not None
+        assert r is not None
+        assert list(s.attrib) == list(r.attrib)
+        assert s.nsmap == r.nsmap
     sim_res, real_res = sim.find(f"{SWID}Payload/{SWID}Resource"), real.find(f"{SWID}Payload/{SWID}Resource")
-    assert sim_res is not None and real_res is not None
+    assert sim_res is not None
+    assert real_res is not None
     assert list(sim_res.attrib) == list(real_res.attrib)
     sig_paths = [e.tag for e in sim.iter(f"{DS}*") if e.tag != f"{DS}X509Certificate"]
     assert sig_paths == [e.tag for e in real.iter(f"{DS}*") if e.tag != f"{DS}X509Certificate"]
@@ -145,14 +151,17 @@ def test_rim_signer_meta_and_measurements(rim: bytes) -> None:
     assert active == HOPPER_DRIVER_ACTIVE
     assert all(r.get("size") == "48" and r.get("type") == "Measurement" for r in resources)
     r35 = root.find(f"{SWID}Payload/{SWID}Resource[@index='35']")
-    assert r35 is not None and r35.get("alternatives") == "2" and r35.get(f"{SHA384_NS}Hash1") is not None
+    assert r35 is not None
+    assert r35.get("alternatives") == "2"
+    assert r35.get(f"{SHA384_NS}Hash1") is not None
 
 
 def test_rim_signer_vbios_rim_active_set() -> None:
     root = _tree(default_nvidia_pki().build().rims[1].xml)
     active = {int(r.get("index") or -1) for r in root.iter(f"{SWID}Resource") if r.get("active") == "True"}
     assert active == HOPPER_VBIOS_ACTIVE
-    assert _digest_ok(etree.tostring(root)) and _signature_ok(etree.tostring(root))
+    assert _digest_ok(etree.tostring(root))
+    assert _signature_ok(etree.tostring(root))
 
 
 def test_rim_signer_hash_values_are_the_report_measurements() -> None:
