@@ -1,0 +1,903 @@
+"""A SIMULATED NVIDIA PKI: device identity chains, RIM signing chains, OCSP responders, and complete Hopper GPU
+evidence (report, NVML chain text, driver + VBIOS RIMs, OCSP responses), byte-exact.
+
+SIMULATION ONLY. Nothing here is NVIDIA's: every key is derived from a fixed seed in this module. The certificates
+use NVIDIA's names, name encodings, validity shapes and extensions (nvidia-gpu.md §3-§4, compared with the real
+H100 chain of vector N1 and the real RIM chains) so that name handling is exercised, but the two roots are ours:
+they never enter ``vendor_roots/`` and are trusted only under :attr:`NvidiaPki.trust_store` (``simulated=True``),
+which development uses only with simulated roots explicitly enabled.
+
+What it mirrors:
+
+* device chain (§3): ``NVIDIA Device Identity CA`` -> ``NVIDIA GH100 Identity`` -> ``NVIDIA GH100 Provisioner ICA
+  1`` -> per-GPU ``GH100 A01 GSP BROM`` -> per-boot ``GH100 A01 GSP FMC LF``, all P-384 ecdsa-with-SHA384; the leaf
+  carries the Hopper FWID extension 2.23.133.5.4.1 ``SEQUENCE { INTEGER 1, SPKI of the BROM key, SEQUENCE { sha384,
+  OCTET STRING fwid } }`` and the SAN otherName 1.3.6.1.4.1.412.274.1 ``NVIDIA:GH100:<PDI hex>``;
+* RIM chain (§4): ``NVIDIA CoRIM signing Root CA`` -> ``NVIDIA Reference Value GH100 CA`` -> ``NVIDIA Reference
+  Value L3 GH100 001`` -> ``HCC RIM L4 Signer`` (one per RIM role, two-year validity);
+* delegated OCSP responders, one per issuing CA (EKU OCSPSigning), answering with CertID SHA-384 (§3);
+* reports via :mod:`verifier.simulation.nvidia_report_builder`, RIMs via :mod:`verifier.simulation.nvidia_rim_signer`;
+  options and the defect catalogue in :mod:`verifier.simulation.nvidia_options` (re-exported here).
+
+Usage::
+
+    pki = default_nvidia_pki()
+    ev = pki.build(GpuOptions(device_index=1, nonce=n))
+    bad = pki.build(defect=Defect.OCSP_STALE)
+    ev.report, ev.chain_pem, ev.rims, ev.ocsp, ev.now, ev.trust_store, ev.evidence_item()
+
+Everything is deterministic (derived keys, RFC 6979 signatures everywhere, OCSP producedAt = thisUpdate instead of
+the wall clock): the same options give the same bytes. Not mirrored yet: Blackwell (GB100) and NVSwitch (LS10).
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Final, Literal
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from cryptography.x509 import ocsp
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
+
+from verifier.simulation.amd_options import sim_bytes
+from verifier.simulation.der import der_int, der_octets, der_oid, der_seq, read_element, tlv
+from verifier.simulation.nvidia_options import (
+    DEFAULT_CHANGED_INDEX,
+    EXPECTED_CODES,
+    FEATURE_MPT,
+    FEATURE_PPCIE,
+    FEATURE_SPT,
+    PARSER_DEFECTS,
+    Defect,
+    GpuOptions,
+    defect_applies,
+    expected_code,
+)
+from verifier.simulation.nvidia_report_builder import GPU_BLOCKS, hopper_opaque, sign_report, signed_part
+from verifier.simulation.nvidia_rim_signer import (
+    HOPPER_DRIVER_ACTIVE,
+    HOPPER_VBIOS_ACTIVE,
+    RimDocument,
+    RimEntry,
+    driver_rim_id,
+    sign_rim,
+    unsigned_rim_xml,
+    vbios_rim_id,
+)
+from verifier.trust.store import NVIDIA_DEVICE_ROOT, NVIDIA_RIM_ROOT, TrustStore, trust_store_from_certificates
+
+#: The verification time every simulated item is valid around (the same as the Intel and AMD simulations).
+SIM_NOW: Final = datetime(2026, 1, 15, 12, 0, 0, tzinfo=UTC)
+DEFAULT_SEED: Final = "keyward-simulated-nvidia-pki/1"
+FWID_OID: Final = "2.23.133.5.4.1"
+SAN_OTHER_NAME_OID: Final = "1.3.6.1.4.1.412.274.1"
+SHA384_OID: Final = "2.16.840.1.101.3.4.2.2"
+#: The OID NVIDIA's responder certificates list in EKU next to OCSPSigning (id-pkix-ocsp-nocheck).
+OCSP_NOCHECK_OID: Final = x509.ObjectIdentifier("1.3.6.1.5.5.7.48.1.5")
+CHIP: Final = "GH100"
+LEAF_CN: Final = "GH100 A01 GSP FMC LF"
+BROM_CN: Final = "GH100 A01 GSP BROM"
+ICA_CN: Final = "NVIDIA GH100 Provisioner ICA 1"
+IDENTITY_CN: Final = "NVIDIA GH100 Identity"
+DEVICE_ROOT_CN: Final = "NVIDIA Device Identity CA"
+RIM_ROOT_CN: Final = "NVIDIA CoRIM signing Root CA"
+RIM_CA_CN: Final = "NVIDIA Reference Value GH100 CA"
+RIM_L3_CN: Final = "NVIDIA Reference Value L3 GH100 001"
+RIM_SIGNER_CN: Final = "HCC RIM L4 Signer"
+#: A driver version no default evidence uses (Defect.DRIVER_VERSION_CHANGED).
+OTHER_DRIVER_VERSION: Final = "550.127.05"
+# Deliberately not nvidia.com: nothing should ever fetch anything for a simulated certificate.
+_URL: Final = "http://sim.keyward.invalid/nvidia"
+_P384_ORDER: Final = int(
+    "ffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973", 16
+)
+_FOREVER: Final = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+_DAY: Final = timedelta(days=1)
+_ORG: Final = "NVIDIA Corporation"
+
+OcspStatus = Literal["good", "revoked", "hold", "unknown"]
+RimRole = Literal["driver", "vbios"]
+Window = tuple[datetime, datetime]
+
+
+def _utc(y: int, m: int, d: int) -> datetime:
+    return datetime(y, m, d, tzinfo=UTC)
+
+
+def _name(*attrs: tuple[x509.ObjectIdentifier, str]) -> x509.Name:
+    """A name with one attribute per RDN in wire order (serialNumber and C PrintableString, the rest UTF8)."""
+    return x509.Name([x509.NameAttribute(oid, value) for oid, value in attrs])
+
+
+def _ca_name(cn: str, *, country: bool = True, org: str = _ORG) -> x509.Name:
+    attrs = [(NameOID.COMMON_NAME, cn), (NameOID.ORGANIZATION_NAME, org)]
+    return _name(*attrs, (NameOID.COUNTRY_NAME, "US")) if country else _name(*attrs)
+
+
+def _device_name(cn: str, serial_hex: str) -> x509.Name:
+    """BROM / leaf subject: serialNumber, C, O, CN (the real GPU-minted order)."""
+    return _name(
+        (NameOID.SERIAL_NUMBER, serial_hex),
+        (NameOID.COUNTRY_NAME, "US"),
+        (NameOID.ORGANIZATION_NAME, _ORG),
+        (NameOID.COMMON_NAME, cn),
+    )
+
+
+def _key_usage(*, digital_signature: bool = False, cert_sign: bool = False, crl_sign: bool = False) -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=digital_signature,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=cert_sign,
+        crl_sign=crl_sign,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
+def _ski(cert: x509.Certificate) -> bytes:
+    return cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+
+
+def _aia() -> x509.AuthorityInformationAccess:
+    return x509.AuthorityInformationAccess(
+        [x509.AccessDescription(AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(f"{_URL}/ocsp"))]
+    )
+
+
+def _crl_dp(path: str) -> x509.CRLDistributionPoints:
+    uri = x509.UniformResourceIdentifier(f"{_URL}/{path}")
+    return x509.CRLDistributionPoints([x509.DistributionPoint([uri], None, None, None)])
+
+
+def fwid_extension_der(brom_public_key: ec.EllipticCurvePublicKey, fwid: bytes) -> bytes:
+    """extnValue of the Hopper FWID extension: ``SEQUENCE { INTEGER 1, SubjectPublicKeyInfo (BROM key),
+    SEQUENCE { OID sha384, OCTET STRING fwid } }`` (nvidia-gpu.md §3)."""
+    spki = brom_public_key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    return der_seq(der_int(1), spki, der_seq(der_oid(SHA384_OID), der_octets(fwid)))
+
+
+def pem_chain(certs: Sequence[x509.Certificate]) -> bytes:
+    """NVML's chain text: the PEM blocks concatenated, leaf first."""
+    return b"".join(c.public_bytes(Encoding.PEM) for c in certs)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Results
+
+
+@dataclass(frozen=True, slots=True)
+class OcspEntry:
+    """One OCSP response with the certificate it answers for and that certificate's issuer (the CertID inputs).
+    ``label``: "device/brom", "device/ica", "device/identity", "rim/driver-l4", "rim/vbios-l4", "rim/l3",
+    "rim/l2"."""
+
+    label: str
+    cert: x509.Certificate
+    issuer: x509.Certificate
+    response: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RimFile:
+    """A signed (or, with a defect, broken) RIM with the id the RIM service files it under."""
+
+    role: RimRole
+    rim_id: str
+    xml: bytes
+    signer_chain: tuple[x509.Certificate, ...]  # as embedded: L4, L3, L2, root
+
+
+@dataclass(frozen=True, slots=True)
+class NvidiaEvidence:
+    """One simulated GPU's evidence and collateral, the time it is valid at and the trust store."""
+
+    report: bytes
+    chain: tuple[x509.Certificate, ...]  # leaf, BROM, Provisioner ICA, Identity, root
+    chain_pem: bytes  # NVML's text
+    rims: tuple[RimFile, ...]  # driver RIM, VBIOS RIM
+    ocsp: tuple[OcspEntry, ...]
+    nonce: bytes  # the expected request nonce (options.nonce, also under Defect.WRONG_NONCE)
+    fwid: bytes  # the FWID this GPU's firmware reports
+    now: datetime
+    trust_store: TrustStore
+    options: GpuOptions
+    defect: Defect | None
+
+    @property
+    def simulated(self) -> bool:
+        return self.trust_store.simulated
+
+    @property
+    def rim_xml(self) -> tuple[bytes, ...]:
+        return tuple(r.xml for r in self.rims)
+
+    def evidence_item(self) -> dict[str, object]:
+        """The ``nvidia-gpu`` evidence item (verifier/platforms/item.py)."""
+        return {
+            "type": "nvidia-gpu",
+            "evidence": base64.b64encode(self.report).decode("ascii"),
+            "certs": base64.b64encode(self.chain_pem).decode("ascii"),
+            "device_index": self.options.device_index,
+        }
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The PKI
+
+_GENUINE: Final = GpuOptions()
+#: Responder CNs per issuing CA (the real responders' names, nvidia-gpu.md §3).
+_RESPONDER_CN: Final[Mapping[str, str]] = {
+    DEVICE_ROOT_CN: "NVIDIA OCSP Responder L1-A 02",
+    IDENTITY_CN: "NVIDIA OCSP Responder L2 GH100 Identity",
+    ICA_CN: "NVIDIA OCSP Responder L3 GH100 ICA1 Identity",
+    RIM_ROOT_CN: "NVIDIA OCSP Responder L1 CoRIM Root",
+    RIM_CA_CN: "NVIDIA OCSP Responder L2 Reference Value GH100",
+    RIM_L3_CN: "NVIDIA OCSP Responder L3 GH100 001",
+}
+
+
+class NvidiaPki:
+    """A simulated NVIDIA PKI with deterministic keys (see module docstring). Use :func:`default_nvidia_pki`.
+
+    Key labels take a namespace prefix: ``""`` is the genuine (simulated) PKI, ``"alt/"`` a forger's twin with the
+    same names and another key at every level."""
+
+    def __init__(self, seed: str = DEFAULT_SEED) -> None:
+        self._seed = seed
+        self._keys: dict[str, ec.EllipticCurvePrivateKey] = {}
+        self._certs: dict[tuple[object, ...], x509.Certificate] = {}
+        #: issuing CA DER -> its key label (to delegate OCSP responders).
+        self._ca_labels: dict[bytes, str] = {}
+        self.trust_store = trust_store_from_certificates(
+            {NVIDIA_DEVICE_ROOT: self.device_root(), NVIDIA_RIM_ROOT: self.rim_root()}, simulated=True
+        )
+
+    # -- keys and identifiers ------------------------------------------------------------------------------
+
+    def key(self, label: str) -> ec.EllipticCurvePrivateKey:
+        """The P-384 key ``label``, derived from the seed (test use only)."""
+        if label not in self._keys:
+            digest = hashlib.sha512(f"{self._seed}/key/{label}".encode()).digest()
+            self._keys[label] = ec.derive_private_key(
+                int.from_bytes(digest, "big") % (_P384_ORDER - 1) + 1, ec.SECP384R1()
+            )
+        return self._keys[label]
+
+    def _serial(self, label: str, size: int = 16) -> int:
+        raw = bytearray(hashlib.sha256(f"{self._seed}/serial/{label}".encode()).digest()[:size])
+        raw[0] = (raw[0] & 0x7F) | 0x40  # positive, full length
+        return int.from_bytes(raw, "big")
+
+    def pdi(self, device_index: int) -> bytes:
+        """GPU ``device_index``'s 8-byte PDI (in the leaf's SAN as 16 hex digits)."""
+        return sim_bytes(f"nvidia/{self._seed}/pdi/{device_index}", 8)
+
+    def fwid(self, device_index: int) -> bytes:
+        """The FWID GPU ``device_index``'s firmware reports (48 bytes)."""
+        return sim_bytes(f"nvidia/{self._seed}/fwid/{device_index}", 48)
+
+    @staticmethod
+    def default_measurements() -> dict[int, bytes]:
+        """Runtime values of a simulated H100, SPDM block index (1-based) -> 48 bytes: a distinct digest at every
+        index a real H100's driver or VBIOS RIM has active (RIM index + 1), zeros elsewhere (like real reports)."""
+        active = HOPPER_DRIVER_ACTIVE | HOPPER_VBIOS_ACTIVE
+        return {i + 1: sim_bytes(f"nvidia/gh100/msr/{i}", 48) if i in active else bytes(48) for i in range(GPU_BLOCKS)}
+
+    # -- certificates --------------------------------------------------------------------------------------
+
+    def _issue(
+        self,
+        cache_key: tuple[object, ...],
+        *,
+        subject: x509.Name,
+        issuer: x509.Name,
+        subject_key: str,
+        signer_key: str,
+        serial: int,
+        validity: Window,
+        extensions: Sequence[tuple[x509.ExtensionType, bool]],
+        is_ca: bool = False,
+    ) -> x509.Certificate:
+        if cache_key not in self._certs:
+            b = (
+                x509.CertificateBuilder()
+                .subject_name(subject)
+                .issuer_name(issuer)
+                .public_key(self.key(subject_key).public_key())
+                .serial_number(serial)
+                .not_valid_before(validity[0])
+                .not_valid_after(validity[1])
+            )
+            for ext, critical in extensions:
+                b = b.add_extension(ext, critical=critical)
+            cert = b.sign(self.key(signer_key), hashes.SHA384(), ecdsa_deterministic=True)
+            self._certs[cache_key] = cert
+            if is_ca:
+                self._ca_labels[cert.public_bytes(Encoding.DER)] = subject_key
+        return self._certs[cache_key]
+
+    def _aki(self, issuer_key: str) -> x509.AuthorityKeyIdentifier:
+        return x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key(issuer_key).public_key())
+
+    def _ski(self, key: str) -> x509.SubjectKeyIdentifier:
+        return x509.SubjectKeyIdentifier.from_public_key(self.key(key).public_key())
+
+    def device_root(self, ns: str = "") -> x509.Certificate:
+        """NVIDIA Device Identity CA (CN, O=NVIDIA): self-signed, CA, keyCertSign+cRLSign, 2021-11-05 -> 9999."""
+        k = f"{ns}device-root"
+        return self._issue(
+            ("device-root", ns),
+            subject=_ca_name(DEVICE_ROOT_CN, country=False, org="NVIDIA"),
+            issuer=_ca_name(DEVICE_ROOT_CN, country=False, org="NVIDIA"),
+            subject_key=k,
+            signer_key=k,
+            serial=self._serial(k),
+            validity=(_utc(2021, 11, 5), _FOREVER),
+            extensions=[
+                (x509.BasicConstraints(ca=True, path_length=None), True),
+                (_key_usage(cert_sign=True, crl_sign=True), True),
+                (self._ski(k), False),
+                (self._aki(k), False),
+            ],
+            is_ca=True,
+        )
+
+    def _device_ca(self, ns: str, level: Literal["identity", "ica"]) -> x509.Certificate:
+        if level == "identity":
+            k, signer, name = f"{ns}gh100-identity", f"{ns}device-root", _ca_name(IDENTITY_CN, country=False)
+            issuer, validity, crl = self.device_root(ns).subject, (_utc(2022, 1, 12), _FOREVER), "crl/l1-root.crl"
+        else:
+            k, signer, name = f"{ns}gh100-ica1", f"{ns}gh100-identity", _ca_name(ICA_CN)
+            issuer, validity, crl = self.identity(ns).subject, (_utc(2022, 3, 1), _FOREVER), "crl/l2-gh100.crl"
+        return self._issue(
+            (level, ns),
+            subject=name,
+            issuer=issuer,
+            subject_key=k,
+            signer_key=signer,
+            serial=self._serial(k),
+            validity=validity,
+            extensions=[
+                (x509.BasicConstraints(ca=True, path_length=None), True),
+                (_key_usage(cert_sign=True, crl_sign=True), True),
+                (_crl_dp(crl), False),
+                (_aia(), False),
+                (self._ski(k), False),
+                (self._aki(signer), False),
+            ],
+            is_ca=True,
+        )
+
+    def identity(self, ns: str = "") -> x509.Certificate:
+        """NVIDIA GH100 Identity (CN, O): CA under the root, CRL DP + AIA OCSP, 2022-01-12 -> 9999."""
+        return self._device_ca(ns, "identity")
+
+    def provisioner_ica(self, ns: str = "") -> x509.Certificate:
+        """NVIDIA GH100 Provisioner ICA 1 (CN, O, C): CA under the Identity, CRL DP + AIA OCSP."""
+        return self._device_ca(ns, "ica")
+
+    def brom(self, device_index: int, ns: str = "") -> x509.Certificate:
+        """GPU ``device_index``'s GH100 A01 GSP BROM: 9-byte serial (also in the subject), CA, keyCertSign."""
+        k = f"{ns}gh100-brom/{device_index}"
+        serial = self._serial(k, 9)
+        return self._issue(
+            ("brom", ns, device_index),
+            subject=_device_name(BROM_CN, f"{serial:018X}"),
+            issuer=self.provisioner_ica(ns).subject,
+            subject_key=k,
+            signer_key=f"{ns}gh100-ica1",
+            serial=serial,
+            validity=(_utc(2020, 10, 17), _FOREVER),
+            extensions=[
+                (x509.BasicConstraints(ca=True, path_length=None), True),
+                (_key_usage(cert_sign=True), True),
+                (self._ski(k), False),
+                (self._aki(f"{ns}gh100-ica1"), False),
+            ],
+            is_ca=True,
+        )
+
+    def leaf_key(self, device_index: int, boot: int = 0, ns: str = "") -> ec.EllipticCurvePrivateKey:
+        """The attestation key GPU ``device_index`` minted at ``boot``."""
+        return self.key(f"{ns}gh100-ak/{device_index}/{boot}")
+
+    def leaf(
+        self,
+        device_index: int,
+        boot: int = 0,
+        *,
+        fwid: bytes | None,
+        signer_index: int | None = None,
+        ns: str = "",
+    ) -> x509.Certificate:
+        """GPU ``device_index``'s GH100 A01 GSP FMC LF for ``boot``: serial = SKI (20 bytes, also in the subject),
+        KU digitalSignature (critical), SAN otherName ``NVIDIA:GH100:<PDI>``, the FWID extension for ``fwid``
+        (None: left out). ``signer_index``: whose BROM key signs it (default: its own)."""
+        k = f"{ns}gh100-ak/{device_index}/{boot}"
+        signer = f"{ns}gh100-brom/{signer_index if signer_index is not None else device_index}"
+        ski = bytearray(self._ski(k).digest)
+        ski[0] &= 0x7F  # a positive 20-byte serial
+        serial_hex = bytes(ski).hex().upper()
+        other_name = x509.OtherName(
+            x509.ObjectIdentifier(SAN_OTHER_NAME_OID),
+            tlv(0x0C, f"NVIDIA:{CHIP}:{self.pdi(device_index).hex().upper()}".encode()),
+        )
+        extensions: list[tuple[x509.ExtensionType, bool]] = [
+            (_key_usage(digital_signature=True), True),
+            (x509.SubjectKeyIdentifier(bytes(ski)), False),
+            (self._aki(f"{ns}gh100-brom/{device_index}"), False),
+            (x509.SubjectAlternativeName([other_name]), False),
+        ]
+        if fwid is not None:
+            brom_public = self.key(f"{ns}gh100-brom/{device_index}").public_key()
+            ext = x509.UnrecognizedExtension(x509.ObjectIdentifier(FWID_OID), fwid_extension_der(brom_public, fwid))
+            extensions.append((ext, False))
+        return self._issue(
+            ("leaf", ns, device_index, boot, fwid, signer),
+            subject=_device_name(LEAF_CN, serial_hex),
+            issuer=self.brom(device_index, ns).subject,
+            subject_key=k,
+            signer_key=signer,
+            serial=int.from_bytes(ski, "big"),
+            validity=(_utc(2020, 10, 17), _FOREVER),
+            extensions=extensions,
+        )
+
+    def device_chain(
+        self, device_index: int, boot: int = 0, *, fwid: bytes | None, signer_index: int | None = None, ns: str = ""
+    ) -> tuple[x509.Certificate, ...]:
+        """The five certificates NVML returns, leaf first, root last."""
+        return (
+            self.leaf(device_index, boot, fwid=fwid, signer_index=signer_index, ns=ns),
+            self.brom(device_index, ns),
+            self.provisioner_ica(ns),
+            self.identity(ns),
+            self.device_root(ns),
+        )
+
+    def rim_root(self, ns: str = "") -> x509.Certificate:
+        """NVIDIA CoRIM signing Root CA (C, O=NVIDIA, CN): self-signed, 2023-03-16 -> 2053-03-08."""
+        k = f"{ns}rim-root"
+        name = _name(
+            (NameOID.COUNTRY_NAME, "US"), (NameOID.ORGANIZATION_NAME, "NVIDIA"), (NameOID.COMMON_NAME, RIM_ROOT_CN)
+        )
+        return self._issue(
+            ("rim-root", ns),
+            subject=name,
+            issuer=name,
+            subject_key=k,
+            signer_key=k,
+            serial=self._serial(k),
+            validity=(_utc(2023, 3, 16), _utc(2053, 3, 8)),
+            extensions=[
+                (self._ski(k), False),
+                (self._aki(k), False),
+                (x509.BasicConstraints(ca=True, path_length=None), True),
+                (_key_usage(cert_sign=True, crl_sign=True), True),
+            ],
+            is_ca=True,
+        )
+
+    def rim_ca(self, ns: str = "") -> x509.Certificate:
+        """NVIDIA Reference Value GH100 CA (L2): CA under the CoRIM root, 2023-05-11 -> 2033-05-11."""
+        k = f"{ns}rim-l2"
+        return self._issue(
+            ("rim-l2", ns),
+            subject=_ca_name(RIM_CA_CN),
+            issuer=self.rim_root(ns).subject,
+            subject_key=k,
+            signer_key=f"{ns}rim-root",
+            serial=self._serial(k),
+            validity=(_utc(2023, 5, 11), _utc(2033, 5, 11)),
+            extensions=[
+                (x509.BasicConstraints(ca=True, path_length=None), True),
+                (_key_usage(cert_sign=True, crl_sign=True), True),
+                (_crl_dp("crl-corim/l1-corim"), False),
+                (_aia(), False),
+                (self._ski(k), False),
+                (self._aki(f"{ns}rim-root"), False),
+            ],
+            is_ca=True,
+        )
+
+    def rim_l3(self, ns: str = "") -> x509.Certificate:
+        """NVIDIA Reference Value L3 GH100 001: CA pathlen 0 under L2, 2023-10-31 -> 2027-04-30."""
+        k = f"{ns}rim-l3"
+        return self._issue(
+            ("rim-l3", ns),
+            subject=_ca_name(RIM_L3_CN),
+            issuer=self.rim_ca(ns).subject,
+            subject_key=k,
+            signer_key=f"{ns}rim-l2",
+            serial=self._serial(k),
+            validity=(_utc(2023, 10, 31), _utc(2027, 4, 30)),
+            extensions=[
+                (x509.BasicConstraints(ca=True, path_length=0), True),
+                (_key_usage(cert_sign=True, crl_sign=True), True),
+                (_aia(), False),
+                (self._ski(k), False),
+                (self._aki(f"{ns}rim-l2"), False),
+            ],
+            is_ca=True,
+        )
+
+    def rim_signer(self, role: RimRole, ns: str = "", *, validity: Window | None = None) -> x509.Certificate:
+        """HCC RIM L4 Signer for ``role`` (C, ST, L, O, CN): CA:FALSE, KU digitalSignature, AIA OCSP; two years
+        from 200 days before :data:`SIM_NOW` unless ``validity`` is given."""
+        k = f"{ns}rim-l4/{role}"
+        start = SIM_NOW - 200 * _DAY
+        window = validity or (start, start.replace(year=start.year + 2))
+        subject = _name(
+            (NameOID.COUNTRY_NAME, "US"),
+            (NameOID.STATE_OR_PROVINCE_NAME, "CA"),
+            (NameOID.LOCALITY_NAME, "Santa Clara"),
+            (NameOID.ORGANIZATION_NAME, _ORG),
+            (NameOID.COMMON_NAME, RIM_SIGNER_CN),
+        )
+        return self._issue(
+            ("rim-l4", ns, role, window),
+            subject=subject,
+            issuer=self.rim_l3(ns).subject,
+            subject_key=k,
+            signer_key=f"{ns}rim-l3",
+            serial=self._serial(k, 8),
+            validity=window,
+            extensions=[
+                (self._ski(k), False),
+                (self._aki(f"{ns}rim-l3"), False),
+                (x509.BasicConstraints(ca=False, path_length=None), True),
+                (_key_usage(digital_signature=True), True),
+                (_aia(), False),
+            ],
+        )
+
+    def rim_chain(self, role: RimRole, ns: str = "", *, validity: Window | None = None) -> tuple[x509.Certificate, ...]:
+        """What a RIM embeds in KeyInfo: L4 signer, L3, L2 CA, root."""
+        return (self.rim_signer(role, ns, validity=validity), self.rim_l3(ns), self.rim_ca(ns), self.rim_root(ns))
+
+    # -- OCSP ----------------------------------------------------------------------------------------------
+
+    def responder(self, issuer: x509.Certificate, *, delegated: bool = True) -> tuple[x509.Certificate, str]:
+        """The OCSP responder certificate ``issuer`` delegated to (EKU OCSPSigning + id-pkix-ocsp-nocheck, as
+        NVIDIA's list it; critical KU digitalSignature) and its key label. ``delegated=False``: the same name and
+        issuer, but no EKU, so it is not a delegated responder."""
+        issuer_label = self._ca_labels.get(issuer.public_bytes(Encoding.DER))
+        if issuer_label is None:
+            raise ValueError(f"{issuer.subject.rfc4514_string()} is not a CA of this PKI")
+        cn = str(issuer.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value)
+        k = f"{issuer_label}/ocsp-responder" + ("" if delegated else "/undelegated")
+        extensions: list[tuple[x509.ExtensionType, bool]] = [
+            (x509.BasicConstraints(ca=False, path_length=None), False),
+            (_key_usage(digital_signature=True), True),
+        ]
+        if delegated:
+            extensions.append((x509.ExtendedKeyUsage([ExtendedKeyUsageOID.OCSP_SIGNING, OCSP_NOCHECK_OID]), True))
+        extensions += [(self._ski(k), False), (self._aki(issuer_label), False)]
+        cert = self._issue(
+            ("responder", k),
+            subject=_ca_name(_RESPONDER_CN.get(cn, f"NVIDIA OCSP Responder {cn}")),
+            issuer=issuer.subject,
+            subject_key=k,
+            signer_key=issuer_label,
+            serial=self._serial(k),
+            validity=(SIM_NOW - 365 * _DAY, SIM_NOW + 2 * 365 * _DAY),
+            extensions=extensions,
+        )
+        return cert, k
+
+    def ocsp_response(
+        self,
+        cert: x509.Certificate,
+        issuer: x509.Certificate,
+        *,
+        status: OcspStatus = "good",
+        this_update: datetime | None = None,
+        next_update: datetime | None = None,
+        nonce: bytes | None = None,
+        delegated: bool = True,
+    ) -> bytes:
+        """DER OCSPResponse (successful, basic) for ``cert``: CertID SHA-384, signed ecdsa-with-SHA384 by the
+        responder ``issuer`` delegated to (in ``certs``, ResponderID by key hash). Defaults: thisUpdate = now - 1 h,
+        nextUpdate = thisUpdate + 24 h (like NVIDIA's), producedAt = thisUpdate. ``revoked``: keyCompromise one
+        day before thisUpdate; ``hold``: revoked with reason certificateHold. ``nonce``: echoed as the nonce
+        extension."""
+        this = this_update or SIM_NOW - timedelta(hours=1)
+        nxt = next_update or this + _DAY
+        responder, key_label = self.responder(issuer, delegated=delegated)
+        cert_status = {
+            "good": ocsp.OCSPCertStatus.GOOD,
+            "revoked": ocsp.OCSPCertStatus.REVOKED,
+            "hold": ocsp.OCSPCertStatus.REVOKED,
+            "unknown": ocsp.OCSPCertStatus.UNKNOWN,
+        }[status]
+        reason = {"revoked": x509.ReasonFlags.key_compromise, "hold": x509.ReasonFlags.certificate_hold}.get(status)
+        b = (
+            ocsp.OCSPResponseBuilder()
+            .add_response(
+                cert=cert,
+                issuer=issuer,
+                algorithm=hashes.SHA384(),
+                cert_status=cert_status,
+                this_update=this,
+                next_update=nxt,
+                revocation_time=this - _DAY if reason is not None else None,
+                revocation_reason=reason,
+            )
+            .responder_id(ocsp.OCSPResponderEncoding.HASH, responder)
+            .certificates([responder])
+        )
+        if nonce is not None:
+            b = b.add_extension(x509.OCSPNonce(nonce), critical=False)
+        scratch = b.sign(self.key(key_label), hashes.SHA384()).public_bytes(Encoding.DER)
+        return _resign_ocsp(scratch, self.key(key_label), produced_at=this)
+
+    # -- the one entry point -------------------------------------------------------------------------------
+
+    def build(self, options: GpuOptions = _GENUINE, defect: Defect | None = None) -> NvidiaEvidence:
+        """Build one GPU's report, chain, driver and VBIOS RIMs and OCSP responses, genuine unless ``defect`` is
+        given. Raises ValueError for impossible options or a defect that does not apply."""
+        options.check()
+        if defect is not None and not defect_applies(defect, options):
+            raise ValueError(f"defect {defect.value!r} does not apply to {options}")
+        d, idx = defect, options.device_index
+        fwid = options.fwid or self.fwid(idx)
+        values = self.default_measurements() | dict(options.measurements or {})
+        rims = (self._driver_rim(options, values, d), self._vbios_rim(options, values))
+        chain = self._chain(options, fwid, d)
+        report = self._report(options, values, fwid, d)
+        return NvidiaEvidence(
+            report=report,
+            chain=chain,
+            chain_pem=pem_chain(chain),
+            rims=rims,
+            ocsp=self._ocsp(chain, rims, d),
+            nonce=options.nonce,
+            fwid=fwid,
+            now=SIM_NOW,
+            trust_store=self.trust_store,
+            options=options,
+            defect=d,
+        )
+
+    def _report(self, o: GpuOptions, values: Mapping[int, bytes], fwid: bytes, d: Defect | None) -> bytes:
+        """1. The report (§2) with the defects in its signed bytes, its signature and its framing."""
+        runtime = dict(values)
+        if d is Defect.MEASUREMENT_CHANGED:
+            runtime[DEFAULT_CHANGED_INDEX + 1] = sim_bytes("nvidia/changed-measurement", 48)
+        driver = o.driver_version
+        if d is Defect.DRIVER_VERSION_CHANGED:
+            driver = OTHER_DRIVER_VERSION if driver != OTHER_DRIVER_VERSION else "550.90.07"
+        msrscnt = [1 if any(v) else 0 for _, v in sorted(runtime.items())]
+        opaque = hopper_opaque(
+            driver_version=driver,
+            vbios_version=o.vbios_version,
+            project=o.project,
+            project_sku=o.project_sku,
+            chip_sku=o.chip_sku,
+            fwid=fwid if o.include_fwid and d is not Defect.FWID_MISSING else None,
+            nvdec0_status=o.nvdec0_status,
+            protected_pcie_status=o.protected_pcie_status,
+            msrscnt=msrscnt,
+            board_id=o.board_id,
+            switch_pdis=o.switch_pdis,
+            opaque_data_version=o.opaque_data_version,
+            feature_flag=o.feature_flag,
+        )
+        nonce = sim_bytes("nvidia/wrong-nonce", 32) if d is Defect.WRONG_NONCE else o.nonce
+        signed = signed_part(nonce=nonce, values=runtime, responder_nonce=o.responder_nonce, opaque=opaque)
+        key = self.leaf_key(o.device_index, o.boot, ns="alt/" if d is Defect.WRONG_ROOT else "")
+        if d is Defect.REPORT_SIGNATURE_BAD:
+            key = self.key("rogue")
+        report = sign_report(signed, key)
+        if d is Defect.TRAILING_BYTES:
+            return report + b"\x01"
+        if d is Defect.TRAILING_ZERO_BYTE:
+            return report + b"\x00"
+        if d is Defect.TRUNCATED:
+            return report[:-1]
+        return report
+
+    def _chain(self, o: GpuOptions, fwid: bytes, d: Defect | None) -> tuple[x509.Certificate, ...]:
+        """2. The device chain (§3) with its defects."""
+        leaf_fwid: bytes | None = fwid if o.include_fwid else None
+        if d is Defect.FWID_MISMATCH:
+            leaf_fwid = sim_bytes("nvidia/other-fwid", 48)
+        elif d is Defect.LEAF_FWID_EXTENSION_MISSING:
+            leaf_fwid = None
+        return self.device_chain(
+            o.device_index,
+            o.boot,
+            fwid=leaf_fwid,
+            signer_index=(o.device_index + 1) % 256 if d is Defect.LEAF_WRONG_BROM else None,
+            ns="alt/" if d is Defect.WRONG_ROOT else "",
+        )
+
+    def rim_document(self, role: RimRole, o: GpuOptions, values: Mapping[int, bytes]) -> RimDocument:
+        """The genuine driver or VBIOS RIM for a GPU measuring ``values``: the real H100 active sets (§4), each
+        active entry's Hash0 = the runtime value of block index + 1 (driver index 35 gets a second alternative,
+        like real driver RIMs); inactive entries carry one zero hash."""
+        active = HOPPER_DRIVER_ACTIVE if role == "driver" else HOPPER_VBIOS_ACTIVE
+        entries = []
+        for i in range(GPU_BLOCKS):
+            if i not in active:
+                entries.append(RimEntry(i, False, (bytes(48),)))
+                continue
+            alternatives: tuple[bytes, ...] = (values[i + 1],)
+            if role == "driver" and i == 35:
+                alternatives += (sim_bytes("nvidia/gh100/msr/35/alt", 48),)
+            entries.append(RimEntry(i, True, alternatives))
+        version = o.driver_version if role == "driver" else o.vbios_version
+        return RimDocument(product=CHIP, colloquial_version=version, entries=tuple(entries))
+
+    def rim_id(self, role: RimRole, o: GpuOptions) -> str:
+        if role == "driver":
+            return driver_rim_id(CHIP, o.driver_version)
+        return vbios_rim_id(o.project, o.project_sku, o.chip_sku, o.vbios_version)
+
+    def sign_rim(self, doc: RimDocument, role: RimRole, ns: str = "", *, validity: Window | None = None) -> bytes:
+        """``doc`` signed by the L4 signer of ``role`` with its chain in KeyInfo."""
+        chain = self.rim_chain(role, ns, validity=validity)
+        return sign_rim(doc, self.key(f"{ns}rim-l4/{role}"), [c.public_bytes(Encoding.DER) for c in chain])
+
+    def _vbios_rim(self, o: GpuOptions, values: Mapping[int, bytes]) -> RimFile:
+        xml = self.sign_rim(self.rim_document("vbios", o, values), "vbios")
+        return RimFile("vbios", self.rim_id("vbios", o), xml, self.rim_chain("vbios"))
+
+    def _driver_rim(self, o: GpuOptions, values: Mapping[int, bytes], d: Defect | None) -> RimFile:
+        """3. The driver RIM (§4) with its defects (the VBIOS RIM is always genuine)."""
+        doc = self.rim_document("driver", o, values)
+        ns = "alt/" if d is Defect.RIM_WRONG_ROOT else ""
+        validity = (SIM_NOW - 2 * 365 * _DAY, SIM_NOW - _DAY) if d is Defect.RIM_SIGNER_EXPIRED else None
+        chain = self.rim_chain("driver", ns, validity=validity)
+        certs = [c.public_bytes(Encoding.DER) for c in chain]
+        if d is Defect.RIM_UNSIGNED:
+            xml = unsigned_rim_xml(doc).encode()
+        elif d is Defect.RIM_WRONG_KEY:
+            xml = sign_rim(doc, self.key("rogue"), certs)
+        else:
+            xml = sign_rim(doc, self.key(f"{ns}rim-l4/driver"), certs)
+        if d is Defect.RIM_TAMPERED:
+            genuine = f'ns2:Hash0="{values[8].hex()}"'.encode()  # RIM index 7, the first active driver entry
+            forged = f'ns2:Hash0="{sim_bytes("nvidia/tampered", 48).hex()}"'.encode()
+            if xml.count(genuine) != 1:  # pragma: no cover - the default table has distinct values
+                raise ValueError("cannot tamper: RIM index 7's value is not unique")
+            xml = xml.replace(genuine, forged)
+        if d is Defect.RIM_DOCTYPE:
+            xml = b'<!DOCTYPE SoftwareIdentity [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>\n' + xml
+        return RimFile("driver", self.rim_id("driver", o), xml, chain)
+
+    def _ocsp(
+        self, chain: Sequence[x509.Certificate], rims: Sequence[RimFile], d: Defect | None
+    ) -> tuple[OcspEntry, ...]:
+        """4. OCSP responses (§3) for device certs 1..3 and every RIM signing chain (L4s, L3, L2)."""
+        brom = _OcspAnswer()
+        if d is Defect.DEVICE_CERT_REVOKED:
+            brom = _OcspAnswer(status="revoked")
+        elif d is Defect.DEVICE_CERT_HOLD:
+            brom = _OcspAnswer(status="hold")
+        elif d is Defect.OCSP_UNKNOWN:
+            brom = _OcspAnswer(status="unknown")
+        elif d is Defect.OCSP_STALE:
+            brom = _OcspAnswer(window=(SIM_NOW - 2 * _DAY, SIM_NOW - _DAY))
+        elif d is Defect.OCSP_NOT_DELEGATED:
+            brom = _OcspAnswer(delegated=False)
+        good = _OcspAnswer()
+        targets: list[tuple[str, x509.Certificate, x509.Certificate, _OcspAnswer]] = [
+            ("device/brom", chain[1], chain[2], brom),
+            ("device/ica", chain[2], chain[3], good),
+            ("device/identity", chain[3], chain[4], good),
+        ]
+        seen: set[str] = set()
+        for rim in rims:
+            l4, l3, l2, root = rim.signer_chain
+            revoked = d is Defect.RIM_SIGNER_REVOKED and rim.role == "driver"
+            for label, cert, issuer, answer in (
+                (f"rim/{rim.role}-l4", l4, l3, _OcspAnswer(status="revoked") if revoked else good),
+                ("rim/l3", l3, l2, good),
+                ("rim/l2", l2, root, good),
+            ):
+                if label not in seen:
+                    seen.add(label)
+                    targets.append((label, cert, issuer, answer))
+        return tuple(
+            OcspEntry(
+                label,
+                cert,
+                issuer,
+                self.ocsp_response(
+                    cert,
+                    issuer,
+                    status=a.status,
+                    this_update=a.window[0] if a.window else None,
+                    next_update=a.window[1] if a.window else None,
+                    delegated=a.delegated,
+                ),
+            )
+            for label, cert, issuer, a in targets
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _OcspAnswer:
+    status: OcspStatus = "good"
+    window: Window | None = None
+    delegated: bool = True
+
+
+def _resign_ocsp(der: bytes, key: ec.EllipticCurvePrivateKey, *, produced_at: datetime) -> bytes:
+    """Set producedAt (cryptography writes the wall clock) and re-sign the tbsResponseData deterministically.
+
+    OCSPResponse ::= SEQUENCE { status ENUMERATED, [0] EXPLICIT SEQUENCE { OID, OCTET STRING BasicOCSPResponse } };
+    BasicOCSPResponse ::= SEQUENCE { tbsResponseData, signatureAlgorithm, signature BIT STRING, [0] certs };
+    ResponseData ::= SEQUENCE { [0] version OPTIONAL, responderID ([1] | [2]), producedAt GeneralizedTime, ... }.
+    """
+    _, outer, _ = read_element(der, 0)
+    _, _, status_end = read_element(der, outer)
+    _, wrap, _ = read_element(der, status_end)
+    _, rb, _ = read_element(der, wrap)
+    _, _, oid_end = read_element(der, rb)
+    _, b_start, b_end = read_element(der, oid_end)
+    basic = der[b_start:b_end]
+    _, tbs_start, basic_end = read_element(basic, 0)
+    _, tbs_content, tbs_end = read_element(basic, tbs_start)
+    _, _, alg_end = read_element(basic, tbs_end)
+    _, _, sig_end = read_element(basic, alg_end)
+    tbs = basic[tbs_start:tbs_end]
+    off = tbs_content - tbs_start
+    tag, _, end = read_element(tbs, off)
+    if tag == 0xA0:  # explicit version
+        off = end
+        tag, _, end = read_element(tbs, off)
+    tag, t_start, t_end = read_element(tbs, end)  # producedAt
+    if tag != 0x18 or t_end - t_start != 15:
+        raise ValueError("unexpected ResponseData layout")
+    stamp = produced_at.astimezone(UTC).strftime("%Y%m%d%H%M%SZ").encode()
+    tbs = tbs[:t_start] + stamp + tbs[t_end:]
+    signature = key.sign(tbs, ec.ECDSA(hashes.SHA384(), deterministic_signing=True))
+    new_basic = tlv(0x30, tbs + basic[tbs_end:alg_end] + tlv(0x03, b"\x00" + signature) + basic[sig_end:basic_end])
+    response_bytes = tlv(0x30, der[rb:oid_end] + tlv(0x04, new_basic))
+    return tlv(0x30, der[outer:status_end] + tlv(0xA0, response_bytes))
+
+
+@functools.cache
+def default_nvidia_pki() -> NvidiaPki:
+    """The process-wide simulated NVIDIA PKI (deterministic, built once)."""
+    return NvidiaPki()
+
+
+__all__ = [
+    "CHIP",
+    "DEFAULT_CHANGED_INDEX",
+    "EXPECTED_CODES",
+    "FEATURE_MPT",
+    "FEATURE_PPCIE",
+    "FEATURE_SPT",
+    "FWID_OID",
+    "OTHER_DRIVER_VERSION",
+    "PARSER_DEFECTS",
+    "SAN_OTHER_NAME_OID",
+    "SIM_NOW",
+    "Defect",
+    "GpuOptions",
+    "NvidiaEvidence",
+    "NvidiaPki",
+    "OcspEntry",
+    "RimFile",
+    "default_nvidia_pki",
+    "defect_applies",
+    "expected_code",
+    "fwid_extension_der",
+    "pem_chain",
+]
