@@ -20,10 +20,12 @@ def trust_store_for(settings: Settings) -> TrustStore:
     if settings.allow_simulated_roots and settings.environment == "development":
         from verifier.simulation.amd_pki import default_amd_pki  # noqa: PLC0415 - development only
         from verifier.simulation.intel_pki import default_pki  # noqa: PLC0415
+        from verifier.simulation.nvidia_pki import default_nvidia_pki  # noqa: PLC0415
 
         intel = default_pki().build().trust_store
         amd = default_amd_pki().build().trust_store
-        roots = {k: r.certificate for store in (intel, amd) for k, r in store.roots.items()}
+        nvidia = default_nvidia_pki().trust_store
+        roots = {k: r.certificate for store in (intel, amd, nvidia) for k, r in store.roots.items()}
         return trust_store_from_certificates(roots, simulated=True)
     return load_trust_store(settings.vendor_roots_dir)
 
