@@ -202,9 +202,22 @@ class _OldApiNvml(FakeNvml):
         return c_attest_report
 
 
-def test_nvml_provider_unexpected_binding_api(binding: Binding) -> None:
-    nvml = _OldApiNvml.with_gpus(1)
-    with pytest.raises(ProviderError, match="expected API"):
+class _PreCcNvml(FakeNvml):
+    """A binding from before confidential computing (nvidia-ml-py < 12.535): no CC calls at all."""
+
+    @property
+    def nvmlSystemGetConfComputeState(self) -> Callable[[], fake_nvml.ConfComputeSystemState]:  # noqa: N802
+        raise AttributeError("module 'pynvml' has no attribute 'nvmlSystemGetConfComputeState'")
+
+
+@pytest.mark.parametrize(
+    ("binding_class", "message"),
+    [(_OldApiNvml, "expected API"), (_PreCcNvml, "no nvmlSystemGetConfComputeState")],
+    ids=["old-report-call-form", "no-cc-calls"],
+)
+def test_nvml_provider_unexpected_binding_api(binding: Binding, binding_class: type[FakeNvml], message: str) -> None:
+    nvml = binding_class.with_gpus(1)
+    with pytest.raises(ProviderError, match=message):
         NvmlGpuProvider(nvml=nvml).collect(binding)
     assert not nvml.live
 

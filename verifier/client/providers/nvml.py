@@ -23,7 +23,8 @@ GPUs' ready state is the host's or the runtime's job, not this provider's. ``nvm
 
 API: nvidia-ml-py 13.615 (the report call takes the nonce as bytes and returns the structure; the structure fields
 ``attestationReportSize``/``attestationReport`` and ``attestationCertChainSize``/``attestationCertChain``). A binding
-with other call forms fails as a :class:`ProviderError` naming the call. Every failure is a
+without one of the calls (:data:`CALLS`, checked first) or with other call forms fails as a :class:`ProviderError`
+naming the call. Every failure is a
 :class:`~verifier.client.errors.ProviderError` (no NVML library, driver or GPU:
 :class:`~verifier.client.errors.ProviderUnavailable`), never a bare ``NVMLError``. NVSwitches (NSCQ) are not
 collected here.
@@ -65,6 +66,16 @@ NVML_CC_SYSTEM_FEATURE_ENABLED: Final = 1
 NVML_CC_SYSTEM_DEVTOOLS_MODE_ON: Final = 1
 
 T = TypeVar("T")
+#: The NVML calls made, checked up front: a binding from before CC support lacks some.
+CALLS: Final = (
+    "nvmlInit",
+    "nvmlShutdown",
+    "nvmlDeviceGetCount",
+    "nvmlDeviceGetHandleByIndex",
+    "nvmlSystemGetConfComputeState",
+    "nvmlDeviceGetConfComputeGpuAttestationReport",
+    "nvmlDeviceGetConfComputeGpuCertificate",
+)
 
 
 class ConfComputeState(Protocol):
@@ -144,6 +155,9 @@ class NvmlGpuProvider:
             raise ValueError(f"the challenge nonce must be {NONCE_SIZE} bytes")
         thumbprint = binding.thumbprint
         nvml = self.nvml if self.nvml is not None else load_pynvml()
+        missing = [call for call in CALLS if not callable(getattr(nvml, call, None))]
+        if missing:
+            raise ProviderError(self.name, f"this nvidia-ml-py has no {missing[0]} (CC needs nvidia-ml-py >= 12.535)")
         self._call(nvml, "nvmlInit", nvml.nvmlInit)
         try:
             self._check_cc_mode(nvml)
