@@ -10,10 +10,16 @@
             ...                          # session.keep_alive() in a thread renews before each renew_after
 
 Layers: :mod:`~verifier.client.keys` (the enclave key pair and the binding), :mod:`~verifier.client.providers`
-(evidence: configfs-tsm, the confidential ACI SKR sidecar, simulated), :mod:`~verifier.client.api` (the HTTP
-flow) with :mod:`~verifier.client.models` (its documents, the Lease), :mod:`~verifier.client.session` (lease
-lifetime), :mod:`~verifier.client.errors`; ``keyward-enclave`` (:mod:`~verifier.client.cli`) is the same as a
-command.
+(evidence: configfs-tsm, the confidential ACI SKR sidecar, simulated, NVIDIA GPUs), :mod:`~verifier.client.api`
+(the HTTP flow) with :mod:`~verifier.client.models` (its documents, the Lease), :mod:`~verifier.client.session`
+(lease lifetime), :mod:`~verifier.client.errors`; ``keyward-enclave`` (:mod:`~verifier.client.cli`) is the same as
+a command.
+
+NVIDIA GPUs (Hopper, Blackwell in CC mode; ``pip install 'keyward[gpu]'`` for nvidia-ml-py) are attested with the
+CPU TEE they are attached to, never alone: wrap the CPU provider,
+``CpuWithGpus(ConfigfsTsmProvider(), NvmlGpuProvider())`` (all GPUs; ``NvmlGpuProvider(gpus=[0, 1])`` for some),
+or ``keyward-enclave ... --gpus all|0,1``. Each GPU's report carries its own nonce, derived from the challenge,
+the enclave key and its position in the request (:mod:`verifier.client.providers.nvml`).
 """
 
 from verifier.client.api import KeywardClient
@@ -35,8 +41,10 @@ from verifier.client.providers import (
     AciSkrProvider,
     Binding,
     ConfigfsTsmProvider,
+    CpuWithGpus,
     EvidenceItem,
     EvidenceProvider,
+    NvmlGpuProvider,
     SimulatedProvider,
 )
 from verifier.client.session import EnclaveSession
@@ -49,6 +57,7 @@ __all__ = [
     "Challenge",
     "ClientError",
     "ConfigfsTsmProvider",
+    "CpuWithGpus",
     "Decision",
     "DecisionTimeout",
     "EnclaveKeyPair",
@@ -59,6 +68,7 @@ __all__ = [
     "KeyKind",
     "KeywardClient",
     "Lease",
+    "NvmlGpuProvider",
     "ProviderError",
     "ProviderUnavailable",
     "ReasonInfo",

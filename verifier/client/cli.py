@@ -1,15 +1,21 @@
 """``keyward-enclave``: the enclave SDK as a command line, for runtimes that are not written in Python.
 
-    keyward-enclave attest  --url URL --licence KEY --model M --deployment D --provider P [--model-version V]
-                            [--key FILE | --key-type P-384|P-256|RSA-3072] [--key-out FILE] [--dek-out FILE] [--json]
-    keyward-enclave renew   --url URL --licence KEY --lease ID --key FILE --provider P [--dek-out FILE] [--json]
+    keyward-enclave attest  --url URL --licence KEY --model M --deployment D --provider P [--gpus G]
+                            [--model-version V] [--key FILE | --key-type P-384|P-256|RSA-3072] [--key-out FILE]
+                            [--dek-out FILE] [--json]
+    keyward-enclave renew   --url URL --licence KEY --lease ID --key FILE --provider P [--gpus G] [--dek-out FILE]
+                            [--json]
     keyward-enclave release --url URL --licence KEY --lease ID [--json]
-    keyward-enclave run     --url URL --licence KEY --model M --deployment D --provider P [--dek-out FILE]
-                            [--max-renewals N] [--json]      (attest, keep renewing, release on SIGTERM/SIGINT)
+    keyward-enclave run     --url URL --licence KEY --model M --deployment D --provider P [--gpus G]
+                            [--dek-out FILE] [--max-renewals N] [--json]
+                            (attest, keep renewing, release on SIGTERM/SIGINT)
 
 ``--url`` and ``--licence`` may come from ``KEYWARD_URL`` and ``KEYWARD_LICENCE``. Providers: ``configfs-tsm``
 (``--tsm-root``, ``--privlevel``), ``aci-skr`` (``--skr-url``, ``--skr-endpoint raw|combined``) and ``simulated``
-(``--simulated-platform``; development servers only). Progress goes to stderr, the result to stdout; ``--json``
+(``--simulated-platform``; development servers only). ``--gpus all`` or ``--gpus 0,1`` (NVML indices, sent in
+that order) adds NVIDIA GPU evidence from NVML (CC mode; ``keyward[gpu]``) after the CPU provider's evidence, for
+every attestation and renewal; ``--gpus none`` (the default) sends none. The CPU evidence is always required: the
+server refuses GPU evidence alone. Progress goes to stderr, the result to stdout; ``--json``
 prints one object and nothing else. The DEK and the private key are only ever written to the files named
 (mode 0600), never printed.
 
@@ -19,11 +25,12 @@ Exit status: 0 success, 1 rejected (with reason codes), 2 usage error, 3 transpo
 from __future__ import annotations
 
 import json
+import re
 import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, Literal, NoReturn, TypeVar, cast
 
 import click
 
@@ -31,13 +38,45 @@ from verifier.client.api import KeywardClient
 from verifier.client.errors import AttestationRejected, ClientError, Rejected, RequestRefused
 from verifier.client.keys import KEY_KINDS, EnclaveKeyPair, KeyFileError, write_secret
 from verifier.client.models import Lease
-from verifier.client.providers import AciSkrProvider, ConfigfsTsmProvider, EvidenceProvider, SimulatedProvider
+from verifier.client.providers import (
+    AciSkrProvider,
+    ConfigfsTsmProvider,
+    CpuWithGpus,
+    EvidenceProvider,
+    NvmlGpuProvider,
+    SimulatedProvider,
+)
 from verifier.client.session import EnclaveSession
+from verifier.keywrap.enclave import MAX_NVIDIA_DEVICES
 
 EXIT_OK, EXIT_REJECTED, EXIT_USAGE, EXIT_TRANSPORT = 0, 1, 2, 3
 PROVIDERS = ("configfs-tsm", "aci-skr", "simulated")
 F = Callable[..., Any]
 T = TypeVar("T")
+#: ``--gpus``: None (none), every GPU, or NVML indices in the order to send them.
+GpuChoice = Literal["all"] | tuple[int, ...] | None
+
+
+class GpuSelection(click.ParamType[GpuChoice, Any]):
+    """``none``, ``all`` or comma-separated NVML indices (``0,1``): distinct, at most MAX_NVIDIA_DEVICES."""
+
+    name = "none|all|N[,N...]"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> GpuChoice:
+        if isinstance(value, tuple):
+            return cast(GpuChoice, value)  # already converted
+        text = str(value).strip().lower()
+        if text in ("none", "all"):
+            return None if text == "none" else "all"
+        parts = [part.strip() for part in text.split(",")]
+        if not all(re.fullmatch(r"[0-9]{1,3}", part) for part in parts):
+            self.fail(f"{value!r} is not none, all or comma-separated GPU indices such as 0,1", param, ctx)
+        indices = tuple(int(part) for part in parts)
+        if len(set(indices)) != len(indices):
+            self.fail(f"{value!r} names a GPU twice", param, ctx)
+        if len(indices) > MAX_NVIDIA_DEVICES:
+            self.fail(f"at most {MAX_NVIDIA_DEVICES} GPUs per attestation", param, ctx)
+        return indices
 
 
 def _options(*options: Callable[[F], F]) -> Callable[[F], F]:
@@ -82,6 +121,14 @@ _provider_options = _options(
         show_default=True,
         help="simulated: which fake vendor PKI signs the evidence (development servers only).",
     ),
+    click.option(
+        "--gpus",
+        type=GpuSelection(),
+        default="none",
+        show_default=True,
+        help="NVIDIA GPUs to attest with the CPU (NVML, CC mode, the keyward[gpu] extra): none, all, or NVML "
+        "indices such as 0,1 (sent in that order). Their evidence follows the --provider evidence.",
+    ),
     click.option("--dek-out", type=click.Path(dir_okay=False, path_type=Path), help="Write the DEK here (0600)."),
 )
 
@@ -96,6 +143,15 @@ _target_options = _options(
 
 
 def _provider(params: dict[str, Any]) -> EvidenceProvider:
+    """The --provider's CPU evidence, followed by the --gpus' NVIDIA evidence when any are asked for."""
+    cpu = _cpu_provider(params)
+    gpus: GpuChoice = params["gpus"]
+    if gpus is None:
+        return cpu
+    return CpuWithGpus(cpu, NvmlGpuProvider(gpus=None if gpus == "all" else gpus))
+
+
+def _cpu_provider(params: dict[str, Any]) -> EvidenceProvider:
     name = params["provider"]
     if name == "configfs-tsm":
         return ConfigfsTsmProvider(root=params["tsm_root"], privlevel=params["privlevel"])

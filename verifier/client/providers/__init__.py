@@ -1,17 +1,22 @@
-"""Evidence providers: configfs-tsm (Linux TDX / SEV-SNP guests), the confidential ACI SKR sidecar, and the
-simulated platform for development. Each turns a :class:`Binding` into evidence items for the API."""
+"""Evidence providers: configfs-tsm (Linux TDX / SEV-SNP guests), the confidential ACI SKR sidecar, the simulated
+platform for development, and NVIDIA GPUs through NVML (added to a CPU provider with :class:`CpuWithGpus`). Each
+turns a :class:`Binding` into evidence items for the API."""
 
 from verifier.client.providers.aci_skr import AciSkrProvider
 from verifier.client.providers.base import Binding, EvidenceItem, EvidenceProvider
 from verifier.client.providers.configfs_tsm import ConfigfsTsmProvider, TsmFs
+from verifier.client.providers.nvml import CpuWithGpus, Nvml, NvmlGpuProvider
 from verifier.client.providers.simulated import SimulatedProvider
 
 __all__ = [
     "AciSkrProvider",
     "Binding",
     "ConfigfsTsmProvider",
+    "CpuWithGpus",
     "EvidenceItem",
     "EvidenceProvider",
+    "Nvml",
+    "NvmlGpuProvider",
     "SimulatedProvider",
     "TsmFs",
 ]

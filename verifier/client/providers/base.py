@@ -8,6 +8,12 @@ REPORTDATA = SHA-512(nonce || RFC 7638 thumbprint)) and returns a list of items 
      "crl"?: "<base64 DER AMD CRL>",
      "runtime_data"?: "<base64 of the exact runtime-data bytes (confidential ACI SKR binding)>"}
 
+    {"type": "nvidia-gpu", "evidence": "<base64 SPDM report>", "certs": "<base64 PEM chain>", "device_index": 0}
+
+An NVIDIA item goes with the CPU items, never alone: its SPDM nonce is
+:func:`verifier.keywrap.enclave.gpu_nonce` of the challenge nonce, :attr:`Binding.thumbprint` and ``device_index``
+(see :mod:`verifier.client.providers.nvml`). Item values are strings, except ``device_index`` (an int).
+
 Most providers put ``report_data`` into the hardware report; the SKR sidecar hashes runtime data itself, so it
 uses ``nonce`` and ``public_jwk`` instead (see :mod:`verifier.client.providers.aci_skr`). Providers raise
 :class:`~verifier.client.errors.ProviderError`, never bare OS or HTTP errors.
@@ -18,9 +24,12 @@ from __future__ import annotations
 import base64
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
-EvidenceItem = dict[str, str]
+from verifier.keywrap.enclave import parse_enclave_jwk
+
+#: One item of ``POST /v1/attestations``; ``Any`` because ``device_index`` is an int among strings.
+EvidenceItem = dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +44,12 @@ class Binding:
     def nonce_b64url(self) -> str:
         """The nonce as the API writes it: base64url without padding."""
         return base64.urlsafe_b64encode(self.nonce).rstrip(b"=").decode("ascii")
+
+    @property
+    def thumbprint(self) -> bytes:
+        """The raw 32-byte RFC 7638 thumbprint of ``public_jwk``, by the server's own JWK parser (raises its
+        ``keywrap.jwk_invalid`` / ``keywrap.jwk_weak`` for a key the server would refuse)."""
+        return parse_enclave_jwk(dict(self.public_jwk)).thumbprint
 
 
 class EvidenceProvider(Protocol):
