@@ -107,9 +107,9 @@ class Settings(BaseSettings):
     simulation_anchor: datetime | None = None
     #: Upper bound for ``Prefer: wait=N`` on POST /v1/attestations.
     max_wait_seconds: float = 10.0
-    #: The worker fetches vendor collateral (Intel PCS/PCCS, AMD KDS) that evidence needs and the cache lacks, and
-    #: refreshes cached documents before their next update. Off: only collateral sent with the evidence or
-    #: already cached is used.
+    #: The worker fetches vendor collateral (Intel PCS/PCCS, AMD KDS, NVIDIA's RIM and OCSP services) that evidence
+    #: needs and the cache lacks, and refreshes cached documents before their next update. Off: only collateral
+    #: sent with the evidence or already cached is used.
     collateral_fetch: bool = True
     #: Intel PCS v4, or a PCCS serving the same paths.
     pcs_base_url: str = "https://api.trustedservices.intel.com"
@@ -117,6 +117,12 @@ class Settings(BaseSettings):
     #: ``<pcs_base_url>/sgx/certification/v4/rootcacrl``.
     pcs_root_ca_crl_url: str | None = None
     kds_base_url: str = "https://kdsintf.amd.com"
+    #: NVIDIA's RIM service (``GET /v1/rim/<id>``), or a mirror serving the same paths.
+    nvidia_rim_url: str = "https://rim.attestation.nvidia.com"
+    #: NVIDIA's OCSP service (``POST /``, DER requests), or a proxy answering the same way.
+    nvidia_ocsp_url: str = "https://ocsp.ndis.nvidia.com"
+    #: An NVIDIA service key: sent as ``Authorization: Bearer <key>`` to the RIM and OCSP services when set.
+    nvidia_api_key: SecretStr | None = None
     #: Seconds each vendor request may take (connect, read, write and pool, each).
     collateral_fetch_timeout: float = 10.0
     #: Times a decision is put off while a vendor service answers 429/5xx or cannot be reached; after the last it

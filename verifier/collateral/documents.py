@@ -2,18 +2,23 @@
 verifies with, assembled from the rows read for those keys.
 
 The keys are made here and nowhere else: Intel rows by TEE, FMSPC and PCK CA (:class:`IntelKeys`), an AMD VCEK by
-CHIP_ID and REPORTED_TCB (:func:`vcek_key`), an AMD CRL by chain and product (:func:`amd_crl_key`). Which rows one
-parsed item needs is said once, by its platform (:mod:`verifier.platforms.registry`), and read by both the
-prefetch and the decision. Assembling collateral from rows follows the selection rules of
-:mod:`verifier.collateral.selection` (the newer of a supplied and a cached document is verified).
+CHIP_ID and REPORTED_TCB (:func:`vcek_key`), an AMD CRL by chain and product (:func:`amd_crl_key`), an NVIDIA RIM by
+id (:func:`wanted_rim`), one certificate's OCSP response by CertID (:func:`wanted_ocsp`) and the responses for a
+RIM's signing chain by RIM id (:func:`wanted_rim_ocsp`). Which rows one parsed item needs is said once, by its
+platform (:mod:`verifier.platforms.registry`), and read by both the prefetch and the decision. Assembling
+collateral from rows follows the selection rules of :mod:`verifier.collateral.selection` (the newer of a supplied
+and a cached document is verified).
 
 Pure: no I/O, no clock. Reading and writing the rows is :mod:`verifier.collateral.repository`; nothing here verifies.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
@@ -56,6 +61,7 @@ log = logging.getLogger(__name__)
 
 INTEL: Final = "intel"
 AMD: Final = "amd"
+NVIDIA: Final = "nvidia"
 
 #: A cache row's identity: (vendor, kind, key).
 RowKey = tuple[str, str, str]
@@ -266,3 +272,98 @@ def amd_crl(
     if choice.source is Source.CACHED:
         log.info("AMD CRL for %s/%s from the cache, not as supplied: %s", chain, product, choice.reason)
     return choice.value
+
+
+# ----------------------------------------------------------------------------------------------------------
+# NVIDIA
+
+#: Cache row kinds: a RIM by id (body: the XML as the RIM service serves it, decoded), one certificate's OCSP
+#: response by CertID key (body: DER ``OCSPResponse``), and the OCSP responses of a RIM's signing chain by RIM id
+#: (body: :func:`rim_ocsp_bundle`).
+NVIDIA_RIM: Final = "rim"
+NVIDIA_OCSP: Final = "ocsp"
+NVIDIA_RIM_OCSP: Final = "rim-ocsp"
+#: The body of a RIM row for an id the RIM service does not know (its HTTP 404 answer): NVIDIA's definitive
+#: "no such RIM", kept for a short while (:data:`verifier.worker.vendor_documents.NVIDIA_RIM_MISSING_TTL`). Never
+#: XML, so never taken for a RIM.
+NVIDIA_RIM_MISSING_BODY: Final = b'{"message":"RIM_NOT_FOUND"}'
+
+
+def wanted_rim(rim_id: str) -> Wanted:
+    """The cache row of the RIM ``rim_id`` (``NV_GPU_DRIVER_GH100_550.90.07``)."""
+    return Wanted(NVIDIA, NVIDIA_RIM, rim_id)
+
+
+def wanted_ocsp(key: str) -> Wanted:
+    """The cache row of one certificate's OCSP response; ``key`` is its CertID key
+    (:func:`verifier.trust.ocsp.cert_id_key`: ``sha384:<issuer name hash>:<issuer key hash>:<serial hex>``)."""
+    return Wanted(NVIDIA, NVIDIA_OCSP, key)
+
+
+def wanted_rim_ocsp(rim_id: str) -> Wanted:
+    """The cache row of the OCSP responses for the signing chain of the RIM ``rim_id`` (L4, L3, L2)."""
+    return Wanted(NVIDIA, NVIDIA_RIM_OCSP, rim_id)
+
+
+@dataclass(frozen=True, slots=True)
+class CachedRim:
+    """What the cache says of one RIM id: its XML (``xml``; not verified), NVIDIA's definitive "no such RIM"
+    (``missing``: the decision reports ``nvidia.rim.missing``), or neither: never fetched, or the service could
+    not be asked (``nvidia.rim.unavailable``)."""
+
+    rim_id: str
+    xml: bytes | None
+    missing: bool
+
+    @property
+    def unavailable(self) -> bool:
+        return self.xml is None and not self.missing
+
+
+def nvidia_rim(rim_id: str, documents: Documents) -> CachedRim:
+    """The cached RIM ``rim_id`` among the rows read for an item's needs."""
+    row = documents.get(wanted_rim(rim_id).row)
+    if row is None:
+        return CachedRim(rim_id, None, missing=False)
+    if row.body == NVIDIA_RIM_MISSING_BODY:
+        return CachedRim(rim_id, None, missing=True)
+    return CachedRim(rim_id, row.body, missing=False)
+
+
+def rim_ocsp_bundle(responses: Mapping[str, bytes]) -> bytes:
+    """The body of a ``rim-ocsp`` row: JSON ``{cert_id_key: base64(DER OCSPResponse)}``, keys sorted."""
+    return json.dumps(
+        {key: base64.b64encode(der).decode() for key, der in sorted(responses.items())}, separators=(",", ":")
+    ).encode()
+
+
+def parse_rim_ocsp_bundle(body: bytes) -> dict[str, bytes]:
+    """The responses of a ``rim-ocsp`` row by CertID key; empty when the body is not such a bundle (an unreadable
+    row then counts as no responses: the decision reports them missing). Nothing is verified."""
+    try:
+        value = json.loads(body)
+        if not isinstance(value, dict):
+            return {}
+        return {
+            str(key): base64.b64decode(der, validate=True)
+            for key, der in value.items()
+            if isinstance(key, str) and isinstance(der, str)
+        }
+    except (ValueError, RecursionError, binascii.Error):
+        return {}
+
+
+def nvidia_ocsp(keys: Iterable[str], rim_ids: Iterable[str], documents: Documents) -> dict[str, bytes]:
+    """The cached OCSP responses (DER, unverified) by CertID key, from the rows read for an item's needs: each
+    ``ocsp`` row among ``keys`` (device certificates) and every response in the ``rim-ocsp`` rows of ``rim_ids``
+    (RIM signing chains). A key with no cached response is left out."""
+    found: dict[str, bytes] = {}
+    for rim_id in rim_ids:
+        row = documents.get(wanted_rim_ocsp(rim_id).row)
+        if row is not None:
+            found.update(parse_rim_ocsp_bundle(row.body))
+    for key in keys:
+        row = documents.get(wanted_ocsp(key).row)
+        if row is not None:
+            found[key] = row.body
+    return found

@@ -12,11 +12,19 @@ SIMULATION ONLY: it serves documents built by :mod:`verifier.simulation.intel_pk
 * ``GET /vcek/v1/<Milan|Genoa|Turin>/<hwid>?[fmcSPL=&]blSPL=&teeSPL=&snpSPL=&ucodeSPL=`` → VCEK DER (the query
   must carry exactly the SPLs KDS wants, in decimal; anything else is 400 like KDS)
 * ``GET /{vcek,vlek}/v1/<Milan|Genoa|Turin>/crl`` → the fake ARK's CRL of that chain (DER)
+* ``GET /v1/rim/<id>`` → NVIDIA RIM service JSON ``{"id", "rim": base64(XML), "sha256"}``; an unknown id → 404
+  ``{"message": "RIM_NOT_FOUND"}``; ``GET /v1/rim/ids`` → ``{"ids": [...]}``
+* ``POST /`` with a DER ``OCSPRequest`` (``application/ocsp-request``) → the DER ``OCSPResponse`` registered for its
+  CertID (``application/ocsp-response``); a CertID nobody registered → an unsigned ``unauthorized`` OCSPResponse
+  (RFC 6960's answer for a certificate the responder does not serve), a body that is not one request →
+  ``malformedRequest``. Register with ``add_nvidia_rim`` / ``add_nvidia_ocsp`` (test RIMs and responses, which may
+  be real NVIDIA data: the server verifies nothing)
 
 Unknown documents are 404. ``server.status_override = 429`` answers every request with that status (KDS/PCS
 throttling); ``server.fail_next(503, count=2, retry_after="1")`` answers only the next ``count`` requests so (an
-outage that ends). ``server.requests`` records each request path (with query) in order; ``server.reset()``
-forgets everything. Usage::
+outage that ends). ``server.requests`` records each request path (with query) in order, ``server.ocsp_requests``
+each OCSP request body (DER), ``server.authorizations`` each ``Authorization`` header (None when absent);
+``server.reset()`` forgets everything. Usage::
 
     with FakeVendorServices() as server:
         server.add_intel(ev)
@@ -27,6 +35,8 @@ forgets everything. Usage::
 from __future__ import annotations
 
 import base64
+import hashlib
+import json
 import threading
 import urllib.parse
 from http import HTTPStatus
@@ -34,6 +44,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Final
 
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509 import ocsp
+
+from verifier.collateral.nvidia_fetchers import RIM_NOT_FOUND, ocsp_key
 from verifier.evidence.snp import Product, decode_tcb, parse_snp_report
 from verifier.simulation.amd_pki import AmdEvidence
 from verifier.simulation.intel_pki import Evidence
@@ -57,7 +72,11 @@ class FakeVendorServices:
         self._lock = threading.Lock()
         self._docs: dict[tuple[str, tuple[tuple[str, str], ...]], _Document] = {}
         self._vceks: dict[tuple[str, str], tuple[dict[str, str], bytes]] = {}
+        self._rims: dict[str, tuple[bytes, str | None]] = {}
+        self._ocsp: dict[tuple[bytes, bytes, int], bytes] = {}
         self.requests: list[str] = []
+        self.ocsp_requests: list[bytes] = []
+        self.authorizations: list[str | None] = []
         self.status_override: int | None = None
         self._failures: list[tuple[int, str | None]] = []
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
@@ -135,6 +154,26 @@ class FakeVendorServices:
         """Serve ``crl_der`` at ``/{chain}/v1/<Product>/crl`` (``chain``: ``vcek`` or ``vlek``)."""
         self._put(f"/{chain}/v1/{_KDS_NAMES[product]}/crl", {}, _Document(crl_der, "application/pkix-crl"))
 
+    def add_nvidia_rim(self, rim_id: str, xml: bytes, *, sha256: str | None = None) -> None:
+        """Serve ``xml`` as the RIM ``rim_id``; the answer's ``sha256`` is the XML's unless given (a wrong one)."""
+        with self._lock:
+            self._rims[rim_id] = (xml, hashlib.sha256(xml).hexdigest() if sha256 is None else sha256)
+
+    def add_nvidia_ocsp(
+        self, key_or_cert: str | x509.Certificate, der: bytes, issuer: x509.Certificate | None = None
+    ) -> None:
+        """Answer OCSP requests for a CertID with ``der``: the CertID by its cache key (``ocsp_key``), or as the
+        certificate and its ``issuer``."""
+        if isinstance(key_or_cert, str):
+            key = key_or_cert
+        elif issuer is not None:
+            key = ocsp_key(key_or_cert, issuer)
+        else:
+            raise ValueError("a certificate needs its issuer")
+        _, name_hash, key_hash, serial = key.split(":")
+        with self._lock:
+            self._ocsp[(bytes.fromhex(name_hash), bytes.fromhex(key_hash), int(serial, 16))] = der
+
     def fail_next(self, status: int, count: int = 1, *, retry_after: str | None = None) -> None:
         """Answer the next ``count`` requests (any document) with ``status`` and, when given, ``Retry-After``
         (seconds), as PCS and KDS do while overloaded or down; then serve normally again."""
@@ -146,8 +185,12 @@ class FakeVendorServices:
         with self._lock:
             self._docs.clear()
             self._vceks.clear()
+            self._rims.clear()
+            self._ocsp.clear()
             self._failures.clear()
             self.requests.clear()
+            self.ocsp_requests.clear()
+            self.authorizations.clear()
             self.status_override = None
 
     # -- serving -------------------------------------------------------------------------------------------
@@ -176,17 +219,63 @@ class FakeVendorServices:
                 if query != wanted:
                     return 404, not_found
                 return 200, _Document(der, "application/pkix-cert")
+            if parts.path == "/v1/rim/ids":
+                ids = json.dumps({"ids": sorted(self._rims)}).encode()
+                return 200, _Document(ids, "application/json")
+            if len(segs) == 4 and segs[1:3] == ["v1", "rim"]:
+                return self._rim_answer(urllib.parse.unquote(segs[3]))
             if "fmspc" in query:
                 query["fmspc"] = query["fmspc"].upper()  # PCS accepts either case
             doc = self._docs.get((parts.path, tuple(sorted(query.items()))))
         return (404, not_found) if doc is None else (200, doc)
+
+    def _rim_answer(self, rim_id: str) -> tuple[int, _Document]:
+        entry = self._rims.get(rim_id)
+        if entry is None:
+            return 404, _Document(json.dumps({"message": RIM_NOT_FOUND}).encode(), "application/json")
+        xml, digest = entry
+        answer = {"id": rim_id, "rim": base64.b64encode(xml).decode(), "sha256": digest}
+        return 200, _Document(json.dumps(answer).encode(), "application/json")
+
+    def _answer_post(self, raw_path: str, body: bytes, content_type: str | None) -> tuple[int, _Document]:
+        """An OCSP request (NVIDIA's OCSP service answers at ``POST /``)."""
+        response_type = "application/ocsp-response"
+        with self._lock:
+            self.requests.append(raw_path)
+            self.ocsp_requests.append(body)
+            if self.status_override is not None:
+                return self.status_override, _Document(b"Too Many Requests", "text/plain", {"Retry-After": "60"})
+            if self._failures:
+                status, retry_after = self._failures.pop(0)
+                headers = {"Retry-After": retry_after} if retry_after is not None else {}
+                return status, _Document(HTTPStatus(status).phrase.encode(), "text/plain", headers)
+            if urllib.parse.urlsplit(raw_path).path != "/" or content_type != "application/ocsp-request":
+                return 404, _Document(b'{"error":"not found"}', "application/json")
+            try:
+                request = ocsp.load_der_ocsp_request(body)
+                cert_id = (request.issuer_name_hash, request.issuer_key_hash, request.serial_number)
+            except ValueError:
+                return 200, _Document(_unsuccessful(ocsp.OCSPResponseStatus.MALFORMED_REQUEST), response_type)
+            der = self._ocsp.get(cert_id)
+        if der is None:
+            return 200, _Document(_unsuccessful(ocsp.OCSPResponseStatus.UNAUTHORIZED), response_type)
+        return 200, _Document(der, response_type)
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         services = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                status, doc = services._answer(self.path)
+                services.authorizations.append(self.headers.get("Authorization"))
+                self._send(*services._answer(self.path))
+
+            def do_POST(self) -> None:
+                services.authorizations.append(self.headers.get("Authorization"))
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(min(length, 1 << 20))
+                self._send(*services._answer_post(self.path, body, self.headers.get("Content-Type")))
+
+            def _send(self, status: int, doc: _Document) -> None:
                 self.send_response(status)
                 self.send_header("Content-Type", doc.content_type)
                 self.send_header("Content-Length", str(len(doc.body)))
@@ -215,3 +304,7 @@ class FakeVendorServices:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+def _unsuccessful(status: ocsp.OCSPResponseStatus) -> bytes:
+    return ocsp.OCSPResponseBuilder.build_unsuccessful(status).public_bytes(Encoding.DER)

@@ -16,21 +16,41 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Final
 
 import httpx
 from cryptography import x509
+from cryptography.x509 import ocsp
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from verifier.collateral.documents import AMD, INTEL, Wanted
+from verifier.collateral.documents import (
+    AMD,
+    INTEL,
+    NVIDIA,
+    NVIDIA_OCSP,
+    NVIDIA_RIM,
+    NVIDIA_RIM_MISSING_BODY,
+    NVIDIA_RIM_OCSP,
+    Wanted,
+    parse_rim_ocsp_bundle,
+    rim_ocsp_bundle,
+)
 from verifier.collateral.fetchers import AmdKdsClient, CaKind, FetchError, IntelPcsClient, Tee
 from verifier.collateral.freshness import Freshness, is_due
+from verifier.collateral.nvidia_fetchers import (
+    NvidiaOcspClient,
+    NvidiaRimClient,
+    RimNotFound,
+    ocsp_key,
+    rim_chain_pairs,
+    rim_signing_certificates,
+)
 from verifier.collateral.repository import cached_documents, put_document
 from verifier.config import Settings
 from verifier.db.models import CachedCollateral
@@ -52,7 +72,17 @@ REFRESHABLE: Final = {
     (INTEL, "root_ca_crl"),
     (AMD, "vcek"),
     (AMD, "crl"),
+    (NVIDIA, NVIDIA_RIM),
+    (NVIDIA, NVIDIA_OCSP),
+    (NVIDIA, NVIDIA_RIM_OCSP),
 }
+#: A cached RIM is asked for again this long after it was fetched (or when its signing certificate expires, if
+#: sooner): RIM ids are not content (nvidia-gpu.md P6), and NVIDIA re-signs RIMs whose L4 signer expires.
+NVIDIA_RIM_REFRESH: Final = timedelta(days=7)
+#: The RIM service's "no such RIM" is kept this long (:data:`~verifier.collateral.documents.NVIDIA_RIM_MISSING_BODY`):
+#: decisions meanwhile report the RIM missing at once; after it, the next one asks again (NVIDIA publishes RIMs
+#: for shipped versions late, nvidia-gpu.md P8).
+NVIDIA_RIM_MISSING_TTL: Final = timedelta(hours=1)
 #: The signed member of a PCS JSON document whose ``nextUpdate`` says when the document is due.
 _SIGNED_MEMBER: Final = {"tcb_info": "tcbInfo", "qe_identity": "enclaveIdentity"}
 #: After a failed fetch of a document the evidence also brings (``optional``), this process does not ask for it
@@ -66,6 +96,8 @@ _optional_backoff: dict[str, float] = {}  # str(Wanted) -> time.monotonic() befo
 class VendorClients:
     intel: IntelPcsClient
     amd: AmdKdsClient
+    nvidia_rim: NvidiaRimClient | None = None  # None: NVIDIA rows cannot be fetched (ValueError)
+    nvidia_ocsp: NvidiaOcspClient | None = None
 
 
 @lru_cache(maxsize=4)
@@ -77,14 +109,18 @@ def _shared_http(timeout: float) -> httpx.Client:
 
 @contextmanager
 def vendor_clients(settings: Settings) -> Iterator[VendorClients]:
-    """PCS/PCCS and KDS clients on the process's shared HTTP client with the configured timeout."""
+    """PCS/PCCS, KDS and NVIDIA RIM/OCSP clients on the process's shared HTTP client with the configured
+    timeout."""
     root_crl = settings.pcs_root_ca_crl_url
     if root_crl is None and settings.pcs_base_url.rstrip("/") == INTEL_PCS_URL:
         root_crl = INTEL_ROOT_CA_CRL_URL  # Intel PCS has no rootcacrl path (PCCS has); Intel's CDP serves DER
     http = _shared_http(settings.collateral_fetch_timeout)
+    api_key = None if settings.nvidia_api_key is None else settings.nvidia_api_key.get_secret_value()
     yield VendorClients(
         IntelPcsClient(settings.pcs_base_url, http, root_ca_crl_url=root_crl),
         AmdKdsClient(settings.kds_base_url, http),
+        NvidiaRimClient(settings.nvidia_rim_url, http, api_key=api_key),
+        NvidiaOcspClient(settings.nvidia_ocsp_url, http, api_key=api_key),
     )
 
 
@@ -118,9 +154,18 @@ class FetchReport:
 
 def document_next_update(kind: str, body: bytes) -> datetime | None:
     """When a document is due for replacement, read from the document itself: TCB Info / QE Identity
-    ``nextUpdate``, a CRL's (Intel or AMD) nextUpdate, a VCEK's notAfter. None when the body does not say
-    (unreadable)."""
+    ``nextUpdate``, a CRL's (Intel or AMD) nextUpdate, a VCEK's notAfter; an NVIDIA OCSP response's nextUpdate,
+    the earliest nextUpdate of a RIM's chain responses, the earliest notAfter of the certificates a RIM embeds.
+    None when the body does not say (unreadable; a stored "no such RIM", whose row says its own)."""
     try:
+        if kind == NVIDIA_RIM:
+            return _rim_not_after(body)
+        if kind == NVIDIA_OCSP:
+            return _ocsp_next_update(body)
+        if kind == NVIDIA_RIM_OCSP:
+            responses = parse_rim_ocsp_bundle(body)
+            updates = [_ocsp_next_update(der) for der in responses.values()]
+            return None if not updates or None in updates else min(u for u in updates if u is not None)
         if kind in _SIGNED_MEMBER:
             value = datetime.fromisoformat(str(json.loads(body)[_SIGNED_MEMBER[kind]]["nextUpdate"]))
             return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
@@ -131,6 +176,20 @@ def document_next_update(kind: str, body: bytes) -> datetime | None:
     except (ValueError, KeyError, TypeError, RecursionError, KeywardError):
         return None
     return None
+
+
+def _rim_not_after(xml: bytes) -> datetime | None:
+    """The earliest notAfter of the certificates a RIM embeds (nothing trusted); None for a stored "no such RIM"."""
+    if xml == NVIDIA_RIM_MISSING_BODY:
+        return None
+    return min(c.not_valid_after_utc for c in rim_signing_certificates(xml))
+
+
+def _ocsp_next_update(der: bytes) -> datetime | None:
+    response = ocsp.load_der_ocsp_response(der)
+    if response.response_status != ocsp.OCSPResponseStatus.SUCCESSFUL:
+        return None
+    return response.next_update_utc
 
 
 def due(row: CachedCollateral, now: datetime, freshness: Freshness) -> bool:
@@ -189,9 +248,15 @@ def _signing_key(crl_key: str) -> SigningKeyName:
     raise ValueError(f"unknown AMD chain {kind!r}")
 
 
-def fetch_document(clients: VendorClients, wanted: Wanted) -> Fetched:
+def fetch_document(
+    clients: VendorClients, wanted: Wanted, *, now: datetime | None = None, rims: Mapping[str, bytes] | None = None
+) -> Fetched:
     """GET one document from its vendor service and read when it is due. Raises :class:`FetchError` (also for a
-    body that does not say when it expires, which would never verify), or ValueError for a key it cannot ask for."""
+    body that does not say when it expires, which would never verify), or ValueError for a key it cannot ask for.
+    NVIDIA rows (:func:`_fetch_nvidia`) take ``now`` (a RIM's refresh, a "no such RIM" kept) and ``rims``: RIM
+    bodies at hand by id (cached, or fetched earlier in the same run), read before the RIM service is asked."""
+    if wanted.vendor == NVIDIA:
+        return _fetch_nvidia(clients, wanted, now, rims or {})
     pcs, kds = clients.intel, clients.amd
     what = (wanted.vendor, wanted.kind)
     chain: str | None = None
@@ -225,19 +290,91 @@ def fetch_document(clients: VendorClients, wanted: Wanted) -> Fetched:
     return Fetched(wanted, body, chain, next_update)
 
 
+def _fetch_nvidia(clients: VendorClients, wanted: Wanted, now: datetime | None, rims: Mapping[str, bytes]) -> Fetched:
+    """One NVIDIA row (nvidia-gpu.md §3-§4), next update as follows:
+
+    * ``rim``: the RIM XML, fetched again after :data:`NVIDIA_RIM_REFRESH` or when its earliest signing certificate
+      expires, whichever is sooner (an already expired signer: after the refresh period). An unknown id
+      (:class:`RimNotFound`) is stored as :data:`~verifier.collateral.documents.NVIDIA_RIM_MISSING_BODY` for
+      :data:`NVIDIA_RIM_MISSING_TTL` when ``now`` is given; without ``now`` it is raised.
+    * ``ocsp``: the DER response for the CertID key, until its nextUpdate.
+    * ``rim-ocsp``: the responses for each link of the RIM's embedded chain (L4-L3, L3-L2, L2-root), read from
+      ``rims`` or else from the RIM service, until the earliest nextUpdate; all or nothing.
+    """
+    rim_client, ocsp_client, kind, key = clients.nvidia_rim, clients.nvidia_ocsp, wanted.kind, wanted.key
+    if kind == NVIDIA_RIM and rim_client is not None:
+        url = rim_client.rim_url(key)
+        try:
+            xml = rim_client.fetch_rim(key)
+        except RimNotFound:
+            if now is None:
+                raise
+            return Fetched(wanted, NVIDIA_RIM_MISSING_BODY, None, now + NVIDIA_RIM_MISSING_TTL)
+        expires = document_next_update(kind, xml)
+        if expires is None:
+            raise FetchError(
+                Code.NVIDIA_RIM_UNAVAILABLE,
+                f"{wanted}: the served RIM embeds no readable signing chain",
+                url=url,
+                status=200,
+            )
+        if now is not None:
+            expires = min(expires, now + NVIDIA_RIM_REFRESH) if expires > now else now + NVIDIA_RIM_REFRESH
+        return Fetched(wanted, xml, None, expires)
+    if kind == NVIDIA_OCSP and ocsp_client is not None:
+        der = ocsp_client.fetch(key)
+        return Fetched(wanted, der, None, _expiring(kind, der, ocsp_client.url, wanted))
+    if kind == NVIDIA_RIM_OCSP and rim_client is not None and ocsp_client is not None:
+        url = rim_client.rim_url(key)
+        cached = rims.get(key)
+        xml = rim_client.fetch_rim(key) if cached is None else cached
+        if xml == NVIDIA_RIM_MISSING_BODY:
+            raise RimNotFound(key, url=url)
+        try:
+            keys = [ocsp_key(cert, issuer) for cert, issuer in rim_chain_pairs(rim_signing_certificates(xml))]
+        except (KeywardError, ValueError) as e:
+            raise FetchError(
+                Code.NVIDIA_OCSP_UNAVAILABLE, f"{wanted}: the RIM's signing chain cannot be read", url=url, status=200
+            ) from e
+        body = rim_ocsp_bundle({k: ocsp_client.fetch(k) for k in keys})
+        return Fetched(wanted, body, None, _expiring(kind, body, ocsp_client.url, wanted))
+    raise ValueError(f"no vendor service serves {wanted}")
+
+
+def _expiring(kind: str, body: bytes, url: str, wanted: Wanted) -> datetime:
+    next_update = document_next_update(kind, body)
+    if next_update is None:
+        raise FetchError(
+            Code.NVIDIA_OCSP_UNAVAILABLE,
+            f"{wanted}: the served response does not say when it expires",
+            url=url,
+            status=200,
+        )
+    return next_update
+
+
 def fetch_documents(
-    clients: VendorClients, wanted: Sequence[Wanted]
+    clients: VendorClients,
+    wanted: Sequence[Wanted],
+    *,
+    now: datetime | None = None,
+    rims: Mapping[str, bytes] | None = None,
 ) -> tuple[list[Fetched], list[tuple[Wanted, FetchError]]]:
     """Fetch each document; a vendor that answers 429/5xx or cannot be reached is asked nothing more this time.
-    Returns what was fetched and, for each failed fetch, what was wanted and why it failed."""
+    Returns what was fetched and, for each failed fetch, what was wanted and why it failed. The OCSP responses of
+    RIM signing chains come last, read from ``rims`` (cached RIM bodies by id) or from the RIMs fetched before."""
     fetched: list[Fetched] = []
     failures: list[tuple[Wanted, FetchError]] = []
     unavailable: set[str] = set()
-    for w in wanted:
+    known = dict(rims or {})
+    for w in sorted(wanted, key=lambda w: w.vendor == NVIDIA and w.kind == NVIDIA_RIM_OCSP):  # stable
         if w.vendor in unavailable:
             continue
         try:
-            fetched.append(fetch_document(clients, w))
+            got = fetch_document(clients, w, now=now, rims=known)
+            fetched.append(got)
+            if (w.vendor, w.kind) == (NVIDIA, NVIDIA_RIM):
+                known[w.key] = got.body
         except FetchError as e:
             log.warning("collateral fetch failed: %s: %s", w, e)
             failures.append((w, e))
@@ -282,6 +419,17 @@ def store_fetched(transaction: Transaction, fetched: Sequence[Fetched], now: dat
         return store_documents(session, fetched, now)
 
 
+def _cached_rims(transaction: Transaction, wanted: Sequence[Wanted]) -> dict[str, bytes]:
+    """The cached RIMs whose signing chains' OCSP responses are ``wanted`` (read in a ``transaction`` of its own,
+    ended before any vendor is asked), so those are asked for the chain of the RIM the decision reads."""
+    ids = [w.key for w in wanted if (w.vendor, w.kind) == (NVIDIA, NVIDIA_RIM_OCSP)]
+    if not ids:
+        return {}
+    with transaction() as session:
+        rows = cached_documents(session, [(NVIDIA, NVIDIA_RIM, rim_id) for rim_id in ids])
+        return {key: row.body for (_v, _k, key), row in rows.items()}
+
+
 def fetchable(wanted: Sequence[Wanted]) -> list[Wanted]:
     """``wanted`` less the optional documents whose last fetch failed within :data:`OPTIONAL_FETCH_BACKOFF_SECONDS`
     (in this process)."""
@@ -297,7 +445,7 @@ def fetch_and_store(
     wanted = fetchable(wanted)
     if not wanted:
         return FetchReport()
-    fetched, failures = fetch_documents(clients, wanted)
+    fetched, failures = fetch_documents(clients, wanted, now=now, rims=_cached_rims(transaction, wanted))
     for w, _ in failures:
         if w.optional:
             _optional_backoff[str(w)] = time.monotonic() + OPTIONAL_FETCH_BACKOFF_SECONDS
