@@ -60,11 +60,6 @@ RIM_CHAIN_OCSP = [
 #: While the real RIM-chain responses were current (thisUpdate 2025-10-24T11:32:21Z, 24 h).
 NOW = datetime(2025, 10, 24, 12, 0, tzinfo=UTC)
 RULE = Freshness(ahead=timedelta(hours=1), max_age=timedelta(days=1))
-#: A CertID key is 7 + 97 + 97 + up to 40 characters (~240), collateral_cache.key is VARCHAR(200): the rows of
-#: device certificates' OCSP responses cannot be stored until a migration widens it (strict: remove when it lands).
-KEY_COLUMN_TOO_SHORT = pytest.mark.xfail(
-    strict=True, reason="collateral_cache.key is VARCHAR(200); OCSP CertID keys are ~240 characters"
-)
 
 
 def _name(cn: str) -> x509.Name:
@@ -245,7 +240,6 @@ def test_fetch_and_store_rim_with_wrong_sha256_stores_nothing(
     assert cached_document(session, *wanted_rim(DRIVER_RIM_ID).row) is None
 
 
-@KEY_COLUMN_TOO_SHORT
 def test_fetch_and_store_device_ocsp_by_certid_key(
     session: Session, server: FakeVendorServices, clients: VendorClients
 ) -> None:
@@ -315,7 +309,6 @@ def test_fetch_and_store_rim_chain_ocsp_for_missing_rim_not_retryable(
     assert server.ocsp_requests == []
 
 
-@KEY_COLUMN_TOO_SHORT
 def test_refresh_cache_fetches_due_nvidia_rows_only(
     session: Session, server: FakeVendorServices, clients: VendorClients
 ) -> None:

@@ -20,7 +20,7 @@ class CachedCollateral(Base):
     id: Mapped[UuidPk]
     vendor: Mapped[str] = mapped_column(String(16))
     kind: Mapped[str] = mapped_column(String(32))
-    key: Mapped[str] = mapped_column(String(200))
+    key: Mapped[str] = mapped_column(String(400))  # NVIDIA OCSP CertID keys are ~240 characters
     body: Mapped[bytes] = mapped_column(LargeBinary)
     issuer_chain: Mapped[str | None] = mapped_column(String(20000))
     fetched_at: Mapped[Timestamp]
