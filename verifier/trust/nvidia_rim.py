@@ -338,8 +338,12 @@ def _signature_parts(signature: etree._Element) -> _SignatureParts:
 
 
 def _c14n(node: etree._Element) -> bytes:
-    """Inclusive C14N 1.0 without comments of ``node``'s subtree (in-scope namespaces included at its apex)."""
-    return bytes(etree.tostring(node, method="c14n", exclusive=False, with_comments=False))
+    """Inclusive C14N 1.0 without comments of ``node``'s subtree (in-scope namespaces included at its apex).
+    C14N refuses some well-formed documents (a relative namespace URI): those are ``nvidia.rim.malformed``."""
+    try:
+        return bytes(etree.tostring(node, method="c14n", exclusive=False, with_comments=False))
+    except (etree.C14NError, etree.SerialisationError, ValueError) as e:
+        raise _malformed(f"RIM cannot be canonicalised: {e}") from e
 
 
 def _digest_input(root: etree._Element) -> bytes:

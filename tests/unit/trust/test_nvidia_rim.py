@@ -287,6 +287,10 @@ _EDITS: Final[dict[str, tuple[Callable[[], bytes], Code]]] = {
         lambda: _edit(b"</SoftwareIdentity>", b" " * limits.MAX_NVIDIA_RIM_BYTES + b"</SoftwareIdentity>"),
         Code.NVIDIA_RIM_TOO_LARGE,
     ),
+    "relative-namespace-uri": (
+        lambda: _edit(b'xmlns:ns2="http://www.w3.org/2001/04/xmlenc#sha384"', b'xmlns:ns2="www.w3.org/sha384"'),
+        Code.NVIDIA_RIM_MALFORMED,
+    ),
     "wrong-root-element": (
         lambda: _rim(DRIVER).replace(b"<SoftwareIdentity ", b"<Other ", 1).replace(b"</SoftwareIdentity>", b"</Other>"),
         Code.NVIDIA_RIM_MALFORMED,
