@@ -163,8 +163,8 @@ def test_check_ocsp_real_response_flipped_byte_rejected(position: int) -> None:
     )
 
 
-def test_check_ocsp_real_response_wrong_issuer_is_no_delegator() -> None:
-    # the right CertID cannot be computed with another issuer; the L2 response checked under the GH100 Identity
+def test_check_ocsp_real_response_under_another_issuer() -> None:
+    # the CertID hashes the issuer: the L2 response checked with the Provisioner ICA as issuer matches nothing
     cert, _, now = _pair("test_gpu_certificate_l2")
     other_issuer = _device_chain()[2]
     assert _code(_response("test_gpu_certificate_l2"), cert, other_issuer, now) is Code.NVIDIA_OCSP_WRONG_CERTIFICATE
