@@ -7,7 +7,7 @@ code for vendor collateral.
   :class:`RimNotFound` (a definitive answer, never retried) apart from every other failure (:class:`FetchError`).
 * OCSP service: ``POST {url}/`` with one DER ``OCSPRequest`` (CertID hash SHA-384, a fresh nonce; Content-Type
   ``application/ocsp-request``) -> DER ``OCSPResponse``. The request is built from a cache key alone
-  (:func:`ocsp_key`, :func:`parse_ocsp_key`), so a cached status can be fetched again without its certificates.
+  (:func:`cert_id_key`, :func:`parse_ocsp_key`), so a cached status can be fetched again without its certificates.
 * Both send ``Authorization: Bearer <key>`` when an NVIDIA service key is configured.
 
 Nothing is verified here: the RIM's signature and chain, and each OCSP response's signature, responder and window,
@@ -40,6 +40,7 @@ from lxml import etree
 from verifier import limits
 from verifier.collateral.fetchers import FetchError
 from verifier.errors import Code, error_for
+from verifier.trust.nvidia_rim import parse_rim_document
 
 NVIDIA_RIM_URL: Final = "https://rim.attestation.nvidia.com"
 NVIDIA_OCSP_URL: Final = "https://ocsp.ndis.nvidia.com"
@@ -216,20 +217,12 @@ def _not_found(body: bytes) -> bool:
 # OCSP: cache keys and requests
 
 
-def ocsp_key(cert: x509.Certificate, issuer: x509.Certificate) -> str:
-    """The cache key of ``cert``'s status: ``"sha384:<issuer name hash>:<issuer key hash>:<serial>"``, lower-case
-    hex, the serial without leading zeros (RFC 6960 CertID with SHA-384, as NVIDIA's responders answer). Nothing
-    is verified. The same rule as :func:`verifier.trust.ocsp.cert_id_key` (to be deduplicated)."""
-    request = ocsp.OCSPRequestBuilder().add_certificate(cert, issuer, hashes.SHA384()).build()
-    return _key(request.issuer_name_hash, request.issuer_key_hash, request.serial_number)
-
-
 def _key(name_hash: bytes, key_hash: bytes, serial: int) -> str:
     return f"sha384:{name_hash.hex()}:{key_hash.hex()}:{serial:x}"
 
 
 def parse_ocsp_key(key: str) -> tuple[bytes, bytes, int]:
-    """(issuer name hash, issuer key hash, serial) of an :func:`ocsp_key`. Raises ValueError for anything else."""
+    """(issuer name hash, issuer key hash, serial) of an :func:`cert_id_key`. Raises ValueError for anything else."""
     match = _OCSP_KEY_RE.match(key)
     if match is None:
         raise ValueError(f"not an OCSP cache key: {key[:120]!r}")
@@ -238,7 +231,7 @@ def parse_ocsp_key(key: str) -> tuple[bytes, bytes, int]:
 
 
 def ocsp_request_for_key(key: str, nonce: bytes | None = None) -> bytes:
-    """A DER OCSPRequest for the certificate an :func:`ocsp_key` names, with a nonce extension when given."""
+    """A DER OCSPRequest for the certificate an :func:`cert_id_key` names, with a nonce extension when given."""
     name_hash, key_hash, serial = parse_ocsp_key(key)
     builder = ocsp.OCSPRequestBuilder().add_certificate_by_hash(name_hash, key_hash, serial, hashes.SHA384())
     if nonce is not None:
@@ -260,7 +253,7 @@ class NvidiaOcspClient:
         self.api_key = api_key
 
     def fetch(self, key: str, *, nonce: bytes | None = None) -> bytes:
-        """The DER response for the certificate ``key`` names (:func:`ocsp_key`), asked with ``nonce`` (default: a
+        """The DER response for the certificate ``key`` names (:func:`cert_id_key`), asked with ``nonce`` (default: a
         fresh random one). Refused (:class:`FetchError`, ``nvidia.ocsp.unavailable``, never stored): an HTTP error,
         a body that is not a DER OCSPResponse of at most :data:`~verifier.limits.MAX_OCSP_RESPONSE_BYTES`, a status
         other than successful (NVIDIA's answer for a certificate it does not know), a response without exactly one
@@ -313,7 +306,7 @@ def _nonce(extensions: x509.Extensions) -> bytes | None:
 
 
 def ocsp_response_key(der: bytes) -> str | None:
-    """The :func:`ocsp_key` a DER OCSPResponse answers for (its one single response, SHA-384 CertID); None when
+    """The :func:`cert_id_key` a DER OCSPResponse answers for (its one single response, SHA-384 CertID); None when
     it is not such a response. Nothing is verified."""
     try:
         response = ocsp.load_der_ocsp_response(der)
@@ -331,23 +324,13 @@ def ocsp_response_key(der: bytes) -> str | None:
 # A RIM's signing certificates (to ask for their status; nothing trusted)
 
 
-def _parser() -> etree.XMLParser:
-    return etree.XMLParser(
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        dtd_validation=False,
-        huge_tree=False,
-    )
-
-
 def rim_signing_certificates(xml: bytes) -> tuple[x509.Certificate, ...]:
     """The certificates a RIM embeds in ``ds:Signature/ds:KeyInfo/ds:X509Data`` (L4 signer first, root last),
     parsed without trusting any: the RIM's signature and chain are verified at decision time
-    (:func:`verifier.trust.nvidia_rim.verify_rim`). Parsed with lxml hardened (no DTD, no entities, no network, no
-    huge trees); a document with a DOCTYPE is refused. Raises ``nvidia.rim.too_large`` over
-    :data:`~verifier.limits.MAX_NVIDIA_RIM_BYTES`, ``nvidia.rim.malformed`` for anything that is not such a
-    document with 2 to :data:`~verifier.limits.MAX_NVIDIA_RIM_CERTS` certificates."""
+    (:func:`verifier.trust.nvidia_rim.verify_rim`). Parsed as the verifier parses RIMs (:func:`~verifier.trust.
+    nvidia_rim.parse_rim_document`: no DTD, entity, processing instruction or network). Raises
+    ``nvidia.rim.too_large`` over :data:`~verifier.limits.MAX_NVIDIA_RIM_BYTES`, ``nvidia.rim.malformed`` for
+    anything that is not such a document with 2 to :data:`~verifier.limits.MAX_NVIDIA_RIM_CERTS` certificates."""
     if len(xml) > limits.MAX_NVIDIA_RIM_BYTES:
         raise error_for(
             Code.NVIDIA_RIM_TOO_LARGE,
@@ -355,12 +338,7 @@ def rim_signing_certificates(xml: bytes) -> tuple[x509.Certificate, ...]:
             expected=limits.MAX_NVIDIA_RIM_BYTES,
             actual=len(xml),
         )
-    try:
-        root = etree.fromstring(xml, _parser())
-    except (etree.XMLSyntaxError, ValueError) as exc:
-        raise error_for(Code.NVIDIA_RIM_MALFORMED, "RIM is not well-formed XML") from exc
-    if root.getroottree().docinfo.internalDTD is not None:  # any DOCTYPE, internal subset or not
-        raise error_for(Code.NVIDIA_RIM_MALFORMED, "RIM has a document type declaration")
+    root = parse_rim_document(xml)
     signatures = _RIM_SIGNATURES(root)
     if not isinstance(signatures, list) or len(signatures) != 1 or not isinstance(signatures[0], etree._Element):
         raise error_for(Code.NVIDIA_RIM_MALFORMED, "RIM has not exactly one ds:Signature under its root")

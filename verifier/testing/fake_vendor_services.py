@@ -48,10 +48,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
 
-from verifier.collateral.nvidia_fetchers import RIM_NOT_FOUND, ocsp_key
+from verifier.collateral.nvidia_fetchers import RIM_NOT_FOUND
 from verifier.evidence.snp import Product, decode_tcb, parse_snp_report
 from verifier.simulation.amd_pki import AmdEvidence
 from verifier.simulation.intel_pki import Evidence
+from verifier.trust.ocsp import cert_id_key
 
 _KDS_NAMES: Final = {"milan": "Milan", "genoa": "Genoa", "turin": "Turin"}
 
@@ -162,12 +163,12 @@ class FakeVendorServices:
     def add_nvidia_ocsp(
         self, key_or_cert: str | x509.Certificate, der: bytes, issuer: x509.Certificate | None = None
     ) -> None:
-        """Answer OCSP requests for a CertID with ``der``: the CertID by its cache key (``ocsp_key``), or as the
+        """Answer OCSP requests for a CertID with ``der``: the CertID by its cache key (``cert_id_key``), or as the
         certificate and its ``issuer``."""
         if isinstance(key_or_cert, str):
             key = key_or_cert
         elif issuer is not None:
-            key = ocsp_key(key_or_cert, issuer)
+            key = cert_id_key(key_or_cert, issuer)
         else:
             raise ValueError("a certificate needs its issuer")
         _, name_hash, key_hash, serial = key.split(":")

@@ -137,7 +137,7 @@ def verify_rim(xml: bytes, trust: TrustStore, now: datetime) -> VerifiedRim:
             expected=f"<= {limits.MAX_NVIDIA_RIM_BYTES} bytes",
             actual=len(xml),
         )
-    root = _parse(xml)
+    root = parse_rim_document(xml)
     # (2) the one enveloped signature and its exact shape
     signature = _signature_element(root)
     parts = _signature_parts(signature)
@@ -151,7 +151,7 @@ def verify_rim(xml: bytes, trust: TrustStore, now: datetime) -> VerifiedRim:
     root_cert = trust.root(NVIDIA_RIM_ROOT).certificate
     chain = _check_chain(certs, root_cert, now)
     # (5) read the verified bytes only
-    verified = _parse(canonical)
+    verified = parse_rim_document(canonical)
     return _read_rim(verified, chain, root_cert, hashlib.sha256(xml).hexdigest())
 
 
@@ -176,7 +176,7 @@ def _parser() -> etree.XMLParser:
     )
 
 
-def _parse(data: bytes) -> etree._Element:
+def parse_rim_document(data: bytes) -> etree._Element:
     """The root of ``data`` read as UTF-8 XML with no DTD, entity or processing instruction, within the depth limit,
     rooted at a SWID ``SoftwareIdentity``."""
     if b"<!DOCTYPE" in data or b"<!ENTITY" in data:

@@ -47,7 +47,6 @@ from verifier.collateral.nvidia_fetchers import (
     NvidiaOcspClient,
     NvidiaRimClient,
     RimNotFound,
-    ocsp_key,
     rim_chain_pairs,
     rim_signing_certificates,
 )
@@ -59,6 +58,7 @@ from verifier.errors import Code, KeywardError
 from verifier.evidence.snp import SigningKeyName, decode_tcb
 from verifier.platforms.registry import Parsed, ParsedItem
 from verifier.trust.amd_certs import load_leaf
+from verifier.trust.ocsp import cert_id_key
 
 log = logging.getLogger(__name__)
 
@@ -331,7 +331,7 @@ def _fetch_nvidia(clients: VendorClients, wanted: Wanted, now: datetime | None, 
         if xml == NVIDIA_RIM_MISSING_BODY:
             raise RimNotFound(key, url=url)
         try:
-            keys = [ocsp_key(cert, issuer) for cert, issuer in rim_chain_pairs(rim_signing_certificates(xml))]
+            keys = [cert_id_key(cert, issuer) for cert, issuer in rim_chain_pairs(rim_signing_certificates(xml))]
         except (KeywardError, ValueError) as e:
             raise FetchError(
                 Code.NVIDIA_OCSP_UNAVAILABLE, f"{wanted}: the RIM's signing chain cannot be read", url=url, status=200

@@ -31,13 +31,14 @@ from verifier.collateral.documents import (
     wanted_rim_ocsp,
 )
 from verifier.collateral.freshness import Freshness
-from verifier.collateral.nvidia_fetchers import ocsp_key, ocsp_response_key
+from verifier.collateral.nvidia_fetchers import ocsp_response_key
 from verifier.collateral.repository import cached_document, put_document, read_documents
 from verifier.config import Settings
 from verifier.db.models import CachedCollateral
 from verifier.db.session import Transaction
 from verifier.errors import Code
 from verifier.testing.fake_vendor_services import FakeVendorServices
+from verifier.trust.ocsp import cert_id_key
 from verifier.worker import vendor_documents
 from verifier.worker.refresh import refresh_cache
 from verifier.worker.vendor_documents import (
@@ -245,7 +246,7 @@ def test_fetch_and_store_device_ocsp_by_certid_key(
 ) -> None:
     der = _device_response()
     server.add_nvidia_ocsp(DEVICE, der, CA)
-    key = ocsp_key(DEVICE, CA)
+    key = cert_id_key(DEVICE, CA)
     report = fetch_and_store(_transactions(session), clients, [wanted_ocsp(key)], NOW)
     assert report.stored == (str(wanted_ocsp(key)),)
     assert _row(session, wanted_ocsp(key)).next_update == NOW + timedelta(hours=24)
@@ -258,7 +259,7 @@ def test_fetch_and_store_device_ocsp_by_certid_key(
 def test_fetch_and_store_unknown_certificate_unauthorized_stores_nothing(
     session: Session, server: FakeVendorServices, clients: VendorClients
 ) -> None:
-    key = ocsp_key(DEVICE, CA)
+    key = cert_id_key(DEVICE, CA)
     report = fetch_and_store(_transactions(session), clients, [wanted_ocsp(key)], NOW)
     assert report.stored == ()
     assert [(f.code, f.retryable) for f in report.failures] == [(Code.NVIDIA_OCSP_UNAVAILABLE, False)]
@@ -312,7 +313,7 @@ def test_fetch_and_store_rim_chain_ocsp_for_missing_rim_not_retryable(
 def test_refresh_cache_fetches_due_nvidia_rows_only(
     session: Session, server: FakeVendorServices, clients: VendorClients
 ) -> None:
-    key = ocsp_key(DEVICE, CA)
+    key = cert_id_key(DEVICE, CA)
     old, fresh = _device_response(NOW - timedelta(hours=23)), _device_response(NOW)
     put_document(
         session,

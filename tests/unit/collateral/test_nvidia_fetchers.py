@@ -37,7 +37,6 @@ from verifier.collateral.nvidia_fetchers import (
     NvidiaOcspClient,
     NvidiaRimClient,
     RimNotFound,
-    ocsp_key,
     ocsp_request_for_key,
     ocsp_response_key,
     parse_ocsp_key,
@@ -45,6 +44,7 @@ from verifier.collateral.nvidia_fetchers import (
     rim_signing_certificates,
 )
 from verifier.errors import Code, KeywardError
+from verifier.trust.ocsp import cert_id_key
 from verifier.worker.vendor_documents import document_next_update
 
 VECTORS = Path(__file__).resolve().parents[2] / "vectors" / "nvidia" / "collateral"
@@ -141,11 +141,11 @@ def _rim_answer(rim_id: str = DRIVER_RIM_ID, xml: bytes = DRIVER_RIM, **override
 
 def test_ocsp_key_real_rim_chain_matches_real_nvidia_responses() -> None:
     pairs = rim_chain_pairs(rim_signing_certificates(DRIVER_RIM))
-    assert [ocsp_key(cert, issuer) for cert, issuer in pairs] == [ocsp_response_key(d) for d in REAL_OCSP.values()]
+    assert [cert_id_key(cert, issuer) for cert, issuer in pairs] == [ocsp_response_key(d) for d in REAL_OCSP.values()]
 
 
 def test_ocsp_request_for_key_names_the_certid_and_nonce() -> None:
-    key = ocsp_key(LEAF, CA)
+    key = cert_id_key(LEAF, CA)
     request = ocsp.load_der_ocsp_request(ocsp_request_for_key(key, b"n" * 32))
     assert (request.issuer_name_hash, request.issuer_key_hash, request.serial_number) == parse_ocsp_key(key)
     assert isinstance(request.hash_algorithm, hashes.SHA384)
@@ -153,7 +153,7 @@ def test_ocsp_request_for_key_names_the_certid_and_nonce() -> None:
 
 
 def test_ocsp_request_for_key_without_nonce_has_no_extension() -> None:
-    request = ocsp.load_der_ocsp_request(ocsp_request_for_key(ocsp_key(LEAF, CA)))
+    request = ocsp.load_der_ocsp_request(ocsp_request_for_key(cert_id_key(LEAF, CA)))
     assert len(request.extensions) == 0
 
 
@@ -205,7 +205,8 @@ def _rim(certs: bytes, *, prolog: bytes = b"", signatures: int = 1) -> bytes:
         + certs
         + b"</ds:X509Data></ds:KeyInfo></ds:Signature>"
     )
-    return prolog + b"<SoftwareIdentity>" + signature * signatures + b"</SoftwareIdentity>"
+    swid = b'<SoftwareIdentity xmlns="http://standards.iso.org/iso/19770/-2/2015/schema.xsd">'
+    return prolog + swid + signature * signatures + b"</SoftwareIdentity>"
 
 
 TWO_CERTS = _cert_element(LEAF.public_bytes(Encoding.DER)) + _cert_element(CA.public_bytes(Encoding.DER))
@@ -381,7 +382,7 @@ def test_ocsp_fetch_posts_der_request_with_nonce_and_returns_response() -> None:
     seen: list[httpx.Request] = []
     der = _response()
     with _http(_ocsp_handler(lambda _q: der, seen)) as http:
-        assert NvidiaOcspClient(OCSP_URL, http, api_key="k").fetch(ocsp_key(LEAF, CA), nonce=b"z" * 32) == der
+        assert NvidiaOcspClient(OCSP_URL, http, api_key="k").fetch(cert_id_key(LEAF, CA), nonce=b"z" * 32) == der
     (request,) = seen
     assert (request.method, str(request.url)) == ("POST", OCSP_URL + "/")
     assert request.headers["Content-Type"] == "application/ocsp-request"
@@ -399,15 +400,15 @@ def test_ocsp_fetch_fresh_random_nonce_each_time() -> None:
 
     with _http(_ocsp_handler(answer)) as http:
         client = NvidiaOcspClient(OCSP_URL, http)
-        client.fetch(ocsp_key(LEAF, CA))
-        client.fetch(ocsp_key(LEAF, CA))
+        client.fetch(cert_id_key(LEAF, CA))
+        client.fetch(cert_id_key(LEAF, CA))
     assert len(nonces[0]) == 32
     assert nonces[0] != nonces[1]
 
 
 def test_ocsp_fetch_echoed_nonce_accepted() -> None:
     with _http(_ocsp_handler(lambda _q: _response(nonce=b"e" * 32))) as http:
-        assert NvidiaOcspClient(OCSP_URL, http).fetch(ocsp_key(LEAF, CA), nonce=b"e" * 32)
+        assert NvidiaOcspClient(OCSP_URL, http).fetch(cert_id_key(LEAF, CA), nonce=b"e" * 32)
 
 
 @pytest.mark.parametrize(
@@ -425,20 +426,20 @@ def test_ocsp_fetch_echoed_nonce_accepted() -> None:
 def test_ocsp_fetch_unusable_response_refused(answer: Callable[[], bytes]) -> None:
     body = answer()
     with _http(_ocsp_handler(lambda _q: body)) as http, pytest.raises(FetchError) as info:
-        NvidiaOcspClient(OCSP_URL, http).fetch(ocsp_key(LEAF, CA), nonce=b"n" * 32)
+        NvidiaOcspClient(OCSP_URL, http).fetch(cert_id_key(LEAF, CA), nonce=b"n" * 32)
     assert (info.value.code, info.value.status, info.value.retryable) == (Code.NVIDIA_OCSP_UNAVAILABLE, 200, False)
 
 
 def test_ocsp_fetch_http_error_retryable() -> None:
     with _http(lambda _r: httpx.Response(502)) as http, pytest.raises(FetchError) as info:
-        NvidiaOcspClient(OCSP_URL, http).fetch(ocsp_key(LEAF, CA))
+        NvidiaOcspClient(OCSP_URL, http).fetch(cert_id_key(LEAF, CA))
     assert (info.value.status, info.value.retryable) == (502, True)
 
 
 def test_ocsp_fetch_oversized_refused() -> None:
     big = b"\x30" * (limits.MAX_OCSP_RESPONSE_BYTES + 1)
     with _http(lambda _r: httpx.Response(200, content=big)) as http, pytest.raises(FetchError, match="larger"):
-        NvidiaOcspClient(OCSP_URL, http).fetch(ocsp_key(LEAF, CA))
+        NvidiaOcspClient(OCSP_URL, http).fetch(cert_id_key(LEAF, CA))
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -471,7 +472,7 @@ def test_parse_rim_ocsp_bundle_unreadable_is_empty(body: bytes) -> None:
 
 
 def test_nvidia_ocsp_merges_device_rows_and_rim_bundles() -> None:
-    device_key, bundle_key = ocsp_key(LEAF, CA), "sha384:" + "11" * 48 + ":" + "22" * 48 + ":3"
+    device_key, bundle_key = cert_id_key(LEAF, CA), "sha384:" + "11" * 48 + ":" + "22" * 48 + ":3"
     documents = {
         wanted_ocsp(device_key).row: Document(b"device", None),
         wanted_rim_ocsp(DRIVER_RIM_ID).row: Document(rim_ocsp_bundle({bundle_key: b"rim"}), None),
