@@ -1,0 +1,389 @@
+"""Appraisal of NVIDIA GPU / NVSwitch evidence: the policy document, the measurement comparison against RIMs
+(nvidia-gpu.md §4 "Appraisal") and the policy rules on signed report fields (architecture, SKUs, versions, mode).
+
+Pure: verified RIMs, parsed reports and the policy are arguments; nothing here verifies a signature (that is
+:mod:`verifier.platforms.nvidia_gpu` and :mod:`verifier.trust.nvidia_rim`).
+
+Measurement indices: :class:`MeasurementResult.index` is the **RIM index** (0-based), as in NVIDIA's mismatch
+records (``x-nvidia-mismatch-measurement-records``); the SPDM measurement block it is compared with is
+``index + 1`` (:attr:`MeasurementResult.block`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Final, Literal
+
+from verifier.appraisal.documents import policy_object
+from verifier.errors import Code, Reason, UsageError
+from verifier.evidence.nvidia import ARCHES, STATUS_DISABLED, STATUS_ENABLED, GpuReport
+from verifier.trust.nvidia_rim import VerifiedRim
+from verifier.trust.ocsp import OcspPolicy
+
+#: RIM index of the NVDEC0 measurement, skipped when NVDEC0_STATUS says the engine is disabled (0x55; C++ SDK rule,
+#: spec §4 step 2 and pitfall P2).
+NVDEC0_RIM_INDEX: Final = 35
+#: Driver versions: decimal dot-separated ("550.90.07", "590.12").
+_DRIVER_VERSION: Final = re.compile(r"[0-9]{1,6}(\.[0-9]{1,6}){1,4}")
+#: VBIOS / NVSwitch BIOS versions: five dot-separated hex bytes ("96.00.9F.00.01").
+_VBIOS_VERSION: Final = re.compile(r"[0-9A-Fa-f]{2}(\.[0-9A-Fa-f]{2}){4}")
+#: FWID is required by default from this driver on (spec §3: "required when OPAQUE_DATA_VERSION >= 1 or driver >= 550").
+FWID_DEFAULT_MIN_DRIVER: Final = (550,)
+
+MeasurementSource = Literal["driver", "vbios"]
+MeasurementOutcome = Literal["match", "mismatch", "not_in_rim", "skipped"]
+
+
+@dataclass(frozen=True, slots=True)
+class NvidiaPolicy:
+    """What an NVIDIA device must satisfy beyond genuineness. Defaults fail closed: RIMs and OCSP are required."""
+
+    require_rims: bool = True
+    require_ocsp: bool = True
+    ocsp: OcspPolicy = OcspPolicy()  # noqa: RUF009 - frozen, so one shared default instance is safe
+    #: None: required when the report's OPAQUE_DATA_VERSION >= 1 or its driver >= 550 (:func:`fwid_required`).
+    require_fwid: bool | None = None
+    architectures: frozenset[str] | None = None  # {"HOPPER", "BLACKWELL", "LS10"}; None: any
+    projects: frozenset[str] | None = None
+    project_skus: frozenset[str] | None = None
+    chip_skus: frozenset[str] | None = None
+    min_driver_version: str | None = None  # dotted decimal, "550.90.07"
+    min_vbios_version: str | None = None  # dotted hex, "96.00.9F.00.01" (GPUs only)
+    min_gpus: int = 0
+    max_gpus: int | None = None
+    require_ppcie: bool = False
+    expected_nonce: bytes | None = None  # 32 bytes; None: the request nonce is not checked (the claims say so)
+    #: Zero bytes after the report signature (pitfall P3): rejected unless allowed.
+    allow_trailing_zeros: bool = False
+
+    def __post_init__(self) -> None:
+        if self.expected_nonce is not None and len(self.expected_nonce) != 32:
+            raise UsageError(
+                Code.POLICY_INVALID, "expected_report_data must be 32 bytes", actual=len(self.expected_nonce)
+            )
+        if self.architectures is not None and not self.architectures <= frozenset(ARCHES):
+            raise UsageError(
+                Code.POLICY_INVALID,
+                "architectures: unknown architecture",
+                expected=", ".join(ARCHES),
+                actual=", ".join(sorted(self.architectures)),
+            )
+        if self.min_driver_version is not None and not _DRIVER_VERSION.fullmatch(self.min_driver_version):
+            raise UsageError(Code.POLICY_INVALID, "min_driver_version is not a dotted decimal version")
+        if self.min_vbios_version is not None and not _VBIOS_VERSION.fullmatch(self.min_vbios_version):
+            raise UsageError(Code.POLICY_INVALID, "min_vbios_version is not five dotted hex bytes")
+        if self.min_gpus < 0 or (self.max_gpus is not None and self.max_gpus < max(self.min_gpus, 0)):
+            raise UsageError(Code.POLICY_INVALID, "min_gpus/max_gpus: 0 <= min_gpus <= max_gpus")
+
+
+_BOOLS: Final = ("require_rims", "require_ocsp", "allow_cert_hold", "require_ppcie", "allow_trailing_zeros")
+_STRING_SETS: Final = ("architectures", "projects", "project_skus", "chip_skus")
+_KEYS: Final = frozenset(
+    (
+        *_BOOLS,
+        *_STRING_SETS,
+        "require_fwid",
+        "ocsp_grace_seconds",
+        "ocsp_max_age_seconds",
+        "min_driver_version",
+        "min_vbios_version",
+        "min_gpus",
+        "max_gpus",
+        "expected_report_data",
+    )
+)
+
+
+def _int(doc: dict[str, Any], key: str) -> int:
+    value = doc[key]
+    if type(value) is not int or value < 0:
+        raise TypeError(f"{key} must be a non-negative integer")
+    return value
+
+
+def parse_nvidia_policy(document: Any) -> NvidiaPolicy:
+    """Build an :class:`NvidiaPolicy` from a JSON object (or its text). Unknown keys and bad values raise
+    ``policy.invalid`` (a typo must never weaken policy)."""
+    doc = policy_object(document, _KEYS, what="NVIDIA policy")
+    kw: dict[str, Any] = {}
+    try:
+        for key in _BOOLS:
+            if key in doc and not isinstance(doc[key], bool):
+                raise TypeError(f"{key} must be true or false")
+        for key in ("require_rims", "require_ocsp", "require_ppcie", "allow_trailing_zeros"):
+            if key in doc:
+                kw[key] = doc[key]
+        if "require_fwid" in doc:
+            if doc["require_fwid"] is not None and not isinstance(doc["require_fwid"], bool):
+                raise TypeError("require_fwid must be true, false or null")
+            kw["require_fwid"] = doc["require_fwid"]
+        grace = _int(doc, "ocsp_grace_seconds") if "ocsp_grace_seconds" in doc else 0
+        max_age = None
+        if doc.get("ocsp_max_age_seconds") is not None:
+            max_age = timedelta(seconds=_int(doc, "ocsp_max_age_seconds"))
+        kw["ocsp"] = OcspPolicy(
+            grace=timedelta(seconds=grace), max_age=max_age, allow_hold=doc.get("allow_cert_hold", False)
+        )
+        for key in _STRING_SETS:
+            if doc.get(key) is not None:
+                values = doc[key]
+                if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+                    raise TypeError(f"{key} must be a list of strings")
+                kw[key] = frozenset(v.upper() if key == "architectures" else v for v in values)
+        for key in ("min_driver_version", "min_vbios_version"):
+            if doc.get(key) is not None:
+                if not isinstance(doc[key], str):
+                    raise TypeError(f"{key} must be a string")
+                kw[key] = doc[key]
+        if "min_gpus" in doc:
+            kw["min_gpus"] = _int(doc, "min_gpus")
+        if doc.get("max_gpus") is not None:
+            kw["max_gpus"] = _int(doc, "max_gpus")
+        if doc.get("expected_report_data") is not None:
+            if not isinstance(doc["expected_report_data"], str):
+                raise TypeError("expected_report_data must be hex text")
+            kw["expected_nonce"] = bytes.fromhex(doc["expected_report_data"])
+    except (TypeError, ValueError) as e:
+        raise UsageError(Code.POLICY_INVALID, f"invalid NVIDIA policy: {e}") from e
+    return NvidiaPolicy(**kw)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Versions
+
+
+def driver_version_key(version: str) -> tuple[int, ...]:
+    """``"550.90.07"`` -> ``(550, 90, 7)``. Raises ValueError for anything but a dotted decimal version."""
+    if not _DRIVER_VERSION.fullmatch(version):
+        raise ValueError(f"not a driver version: {version[:32]!r}")
+    return tuple(int(p) for p in version.split("."))
+
+
+def vbios_version_key(version: str) -> tuple[int, ...]:
+    """``"96.00.9F.00.01"`` -> ``(0x96, 0, 0x9F, 0, 1)``. Raises ValueError for anything but five hex bytes."""
+    if not _VBIOS_VERSION.fullmatch(version):
+        raise ValueError(f"not a VBIOS version: {version[:32]!r}")
+    return tuple(int(p, 16) for p in version.split("."))
+
+
+def is_driver_version(version: str) -> bool:
+    return _DRIVER_VERSION.fullmatch(version) is not None and not _VBIOS_VERSION.fullmatch(version)
+
+
+def is_vbios_version(version: str) -> bool:
+    return _VBIOS_VERSION.fullmatch(version) is not None
+
+
+def fwid_required(report: GpuReport, policy: NvidiaPolicy) -> bool:
+    """The policy's ``require_fwid``, or by default: OPAQUE_DATA_VERSION >= 1 or driver >= 550 (spec §3)."""
+    if policy.require_fwid is not None:
+        return policy.require_fwid
+    opaque = report.response.opaque
+    if opaque.opaque_data_version is not None and opaque.opaque_data_version >= 1:
+        return True
+    driver = opaque.driver_version
+    return driver is not None and is_driver_version(driver) and driver_version_key(driver) >= FWID_DEFAULT_MIN_DRIVER
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Measurements (spec §4 "Appraisal")
+
+
+@dataclass(frozen=True, slots=True)
+class MeasurementResult:
+    """One RIM index compared. ``index`` is the RIM index (0-based); the report's SPDM block is ``index + 1``.
+
+    ``result``: ``match`` (the runtime value is one of the alternatives, of the RIM's size), ``mismatch`` (none,
+    or the block is missing: ``actual`` None), ``skipped`` (index 35 with NVDEC0 disabled), ``not_in_rim`` (a
+    non-zero report block no active RIM entry covers: ``source`` None, informational).
+    """
+
+    index: int
+    source: MeasurementSource | None
+    result: MeasurementOutcome
+    expected: tuple[bytes, ...]
+    actual: bytes | None
+
+    @property
+    def block(self) -> int:
+        return self.index + 1
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "index": self.index,
+            "block": self.block,
+            "source": self.source,
+            "result": self.result,
+            "expected": [e.hex() for e in self.expected],
+            "actual": None if self.actual is None else self.actual.hex(),
+        }
+
+
+def _active(rim: VerifiedRim | None) -> dict[int, tuple[bytes, ...]]:
+    if rim is None:
+        return {}
+    return {m.index: tuple(a for a in m.alternatives if len(a) == m.size) for m in rim.measurements if m.active}
+
+
+def index_conflicts(driver_rim: VerifiedRim | None, vbios_rim: VerifiedRim | None) -> tuple[int, ...]:
+    """RIM indices active in both the driver and the VBIOS RIM (NVIDIA: ``vbios-index-no-conflict`` false)."""
+    return tuple(sorted(_active(driver_rim).keys() & _active(vbios_rim).keys()))
+
+
+def msr35_skipped(report: GpuReport) -> bool:
+    """Index 35 is skipped when NVDEC0_STATUS is 0x55 (disabled); C++ SDK rule, not the Python one (P2)."""
+    return report.response.opaque.nvdec0_status == STATUS_DISABLED
+
+
+def compare_measurements(
+    report: GpuReport, driver_rim: VerifiedRim | None, vbios_rim: VerifiedRim | None
+) -> tuple[MeasurementResult, ...]:
+    """Compare every active golden index of the RIMs (driver entries first, then VBIOS/BIOS ones) with the report.
+
+    For a switch pass its BIOS RIM as ``vbios_rim``. An index active in both RIMs is compared against each (and
+    is an :func:`index_conflicts` failure besides). Results are sorted by RIM index; report blocks no RIM covers
+    and whose value is not all zero follow as ``not_in_rim`` (only when at least one RIM is given).
+    """
+    blocks = report.measurements
+    skip35 = msr35_skipped(report)
+    results: list[MeasurementResult] = []
+    covered: set[int] = set()
+    for source, rim in (("driver", driver_rim), ("vbios", vbios_rim)):
+        for index, alternatives in _active(rim).items():
+            covered.add(index)
+            src: MeasurementSource = "driver" if source == "driver" else "vbios"
+            actual = blocks.get(index + 1)
+            if index == NVDEC0_RIM_INDEX and skip35:
+                outcome: MeasurementOutcome = "skipped"
+            elif actual is not None and actual in alternatives:
+                outcome = "match"
+            else:
+                outcome = "mismatch"
+            results.append(MeasurementResult(index, src, outcome, alternatives, actual))
+    results.sort(key=lambda r: (r.index, r.source or ""))
+    if driver_rim is not None or vbios_rim is not None:
+        results.extend(
+            MeasurementResult(block - 1, None, "not_in_rim", (), value)
+            for block, value in sorted(blocks.items())
+            if block - 1 not in covered and any(value)
+        )
+    return tuple(results)
+
+
+def measurement_reasons(results: Sequence[MeasurementResult]) -> tuple[Reason, ...]:
+    """One ``nvidia.measurement.mismatch`` per mismatching index, naming it with expected vs actual."""
+    return tuple(
+        Reason(
+            Code.NVIDIA_MEASUREMENT_MISMATCH,
+            f"measurement index {r.index} (SPDM block {r.block}, {r.source} RIM) matches no reference value",
+            " | ".join(e.hex() for e in r.expected),
+            "missing" if r.actual is None else r.actual.hex(),
+        )
+        for r in results
+        if r.result == "mismatch"
+    )
+
+
+def conflict_reasons(conflicts: Sequence[int]) -> tuple[Reason, ...]:
+    if not conflicts:
+        return ()
+    return (
+        Reason(
+            Code.NVIDIA_RIM_INDEX_CONFLICT,
+            "measurement indices active in both the driver and the VBIOS RIM",
+            "none",
+            ", ".join(str(i) for i in conflicts),
+        ),
+    )
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Policy on signed report fields
+
+
+def policy_reasons(
+    report: GpuReport, architecture: str, kind: Literal["gpu", "switch"], policy: NvidiaPolicy
+) -> tuple[Reason, ...]:
+    """Architecture, project / SKU / chip SKU, minimum driver and VBIOS versions, protected PCIe — all read from the
+    signed opaque data. NVSwitch reports carry no project fields, driver or VBIOS: those rules apply to GPUs."""
+    opaque = report.response.opaque
+    reasons: list[Reason] = []
+    if policy.architectures is not None and architecture not in policy.architectures:
+        reasons.append(
+            Reason(
+                Code.NVIDIA_POLICY_ARCHITECTURE,
+                "architecture is not allowed",
+                " | ".join(sorted(policy.architectures)),
+                architecture,
+            )
+        )
+    if kind == "switch":
+        return tuple(reasons)
+    for name, allowed, actual in (
+        ("project", policy.projects, opaque.project),
+        ("project SKU", policy.project_skus, opaque.project_sku),
+        ("chip SKU", policy.chip_skus, opaque.chip_sku),
+    ):
+        if allowed is not None and actual not in allowed:
+            reasons.append(
+                Reason(Code.NVIDIA_POLICY_SKU, f"{name} is not allowed", " | ".join(sorted(allowed)), str(actual))
+            )
+    if policy.min_driver_version is not None:
+        driver = opaque.driver_version
+        if (
+            driver is None
+            or not is_driver_version(driver)
+            or driver_version_key(driver) < driver_version_key(policy.min_driver_version)
+        ):
+            reasons.append(
+                Reason(
+                    Code.NVIDIA_POLICY_DRIVER_VERSION,
+                    "driver is older than the policy's minimum",
+                    f">= {policy.min_driver_version}",
+                    str(driver),
+                )
+            )
+    if policy.min_vbios_version is not None:
+        vbios = opaque.vbios_version
+        if (
+            vbios is None
+            or not is_vbios_version(vbios)
+            or vbios_version_key(vbios) < vbios_version_key(policy.min_vbios_version)
+        ):
+            reasons.append(
+                Reason(
+                    Code.NVIDIA_POLICY_VBIOS_VERSION,
+                    "VBIOS is older than the policy's minimum",
+                    f">= {policy.min_vbios_version}",
+                    str(vbios),
+                )
+            )
+    if policy.require_ppcie and opaque.protected_pcie_status != STATUS_ENABLED:
+        status = opaque.protected_pcie_status
+        reasons.append(
+            Reason(
+                Code.NVIDIA_POLICY_PPCIE_REQUIRED,
+                "protected PCIe is required but the GPU is not in PPCIe mode",
+                "0xaa",
+                "absent" if status is None else f"0x{status:02x}",
+            )
+        )
+    return tuple(reasons)
+
+
+def gpu_count_reasons(gpus: int, policy: NvidiaPolicy) -> tuple[Reason, ...]:
+    """``min_gpus`` <= number of GPUs <= ``max_gpus`` (for the caller that attests several devices together)."""
+    if gpus < policy.min_gpus or (policy.max_gpus is not None and gpus > policy.max_gpus):
+        upper = "" if policy.max_gpus is None else f" and <= {policy.max_gpus}"
+        return (
+            Reason(
+                Code.NVIDIA_POLICY_GPU_COUNT,
+                "number of GPUs is outside the policy",
+                f">= {policy.min_gpus}{upper}",
+                str(gpus),
+            ),
+        )
+    return ()

@@ -1,0 +1,878 @@
+"""NVIDIA GPU / NVSwitch verification (nvidia-gpu.md §2-§4, §7): one device's report + certificate chain + RIMs +
+OCSP responses + policy -> an :class:`~verifier.platforms.evaluation.Evaluation` with every failed check as its own
+reason and the claims of §6. Pure: the trust store, the collateral (RIM XML, DER OCSP responses) and ``now`` are
+arguments; the worker fetches them (RIM ids from :func:`rim_ids`, OCSP targets from :func:`ocsp_targets` /
+:func:`rim_ocsp_targets`).
+
+:func:`evaluate_device` runs, keeping going where a later check still tells something:
+
+1. Device chain (§3): exactly 5 certificates; the supplied 5th equals the pinned NVIDIA Device Identity CA byte
+   for byte, but only the pinned one is trusted; each certificate issued (name and ECDSA P-384/SHA-384 signature)
+   by the next; certs 1..3 CA with keyCertSign and pathLen respected; the leaf digitalSignature and not a CA;
+   every certificate valid at ``now``.
+2. FWID (§3): the report's opaque FWID equals the leaf's (Hopper / NVSwitch ``2.23.133.5.4.1``: the digest that
+   ends the extension; Blackwell ``2.23.133.5.4.1.1``: ``fwids[0]`` of the TcbInfo-like SEQUENCE), required by
+   policy (:func:`verifier.appraisal.nvidia.fwid_required`).
+3. Report signature (§2): ECDSA P-384 / SHA-384 over ``report.signed`` with the leaf key, raw r‖s as DER. Zero
+   bytes after the signature are refused unless the policy allows them (P3).
+4. Request nonce == ``policy.expected_nonce`` (constant time); not checked when the policy names none.
+5. RIMs (§4): each candidate verified (:func:`verifier.trust.nvidia_rim.verify_rim`), then chosen per role by
+   its version and product; driver and VBIOS indices must not conflict; measurements compared
+   (:func:`verifier.appraisal.nvidia.compare_measurements`).
+6. OCSP (§3): device certs 1..3 and each chosen RIM's signing chain; missing responses are a reason when the
+   policy requires OCSP, and a claim otherwise (never silent).
+7. Policy on the signed fields (:func:`verifier.appraisal.nvidia.policy_reasons`).
+
+:func:`check_topology` is the protected-PCIe (8 GPUs + 4 NVSwitches) cross-check of §7.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Final, Literal
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509 import ocsp as x509_ocsp
+from cryptography.x509.oid import ExtensionOID, NameOID
+
+from verifier.appraisal.nvidia import (
+    MeasurementResult,
+    NvidiaPolicy,
+    compare_measurements,
+    conflict_reasons,
+    fwid_required,
+    index_conflicts,
+    is_driver_version,
+    is_vbios_version,
+    measurement_reasons,
+    msr35_skipped,
+    policy_reasons,
+)
+from verifier.errors import Code, EvidenceMalformed, KeywardError, Reason, VerificationFailed
+from verifier.evidence.nvidia import (
+    GpuReport,
+    decode_report_bytes,
+    parse_device_chain,
+    parse_gpu_report,
+)
+from verifier.platforms.evaluation import Evaluation, unverified
+from verifier.trust import der
+from verifier.trust.nvidia_rim import VerifiedRim, verify_rim
+from verifier.trust.ocsp import OcspResult, cert_id_key, check_ocsp
+from verifier.trust.store import NVIDIA_DEVICE_ROOT, NVIDIA_RIM_ROOT, TrustStore
+
+PLATFORM_NVIDIA: Final = "nvidia-gpu"
+DeviceKind = Literal["gpu", "switch"]
+Role = Literal["driver", "vbios", "bios"]
+
+#: Certificates in a device chain (§3: NVIDIA requires exactly 5, root included).
+CHAIN_LENGTH: Final = 5
+#: FWID extensions of the leaf (§3).
+OID_FWID_HOPPER: Final = x509.ObjectIdentifier("2.23.133.5.4.1")
+OID_FWID_BLACKWELL: Final = x509.ObjectIdentifier("2.23.133.5.4.1.1")
+#: DER content of the sha384 object identifier 2.16.840.1.101.3.4.2.2.
+_OID_SHA384: Final = bytes.fromhex("608648016503040202")
+_FWID_SIZE: Final = 48
+#: Context tag [6] (constructed) of the TcbInfo-like SEQUENCE: ``fwids``.
+_TAG_FWIDS: Final = 0xA6
+#: GPU_INFO (opaque type 4, uint64 little-endian) -> architecture (§2 table).
+_GPU_INFO_ARCH: Final = {0x180: "HOPPER", 0x1A0: "BLACKWELL"}
+#: Leaf certificate CN prefix -> architecture (§3).
+_LEAF_ARCH: Final = (("GH100 ", "HOPPER"), ("GB100 ", "BLACKWELL"), ("LS_10 ", "LS10"))
+#: RIM product (SoftwareIdentity/@name) per architecture; Blackwell uses CHIP_INFO (GB100 when absent, §4).
+_PRODUCT: Final = {"HOPPER": "GH100", "BLACKWELL": "GB100", "LS10": "LS10"}
+#: FEATURE_FLAG -> mode (§2 table).
+_MODES: Final = {0: "SPT", 1: "MPT", 2: "PPCIE"}
+_SWITCH_BIOS_PREFIX: Final = "NV_SWITCH_BIOS_5612_0002_890_"  # LS10 constants of the C++ SDK (§4)
+_ECDSA_SHA384: Final = ec.ECDSA(hashes.SHA384())
+_OCSP_HASHES: Final = (hashes.SHA1, hashes.SHA256, hashes.SHA384, hashes.SHA512)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Device identity from the signed report
+
+
+def device_kind(report: GpuReport) -> DeviceKind:
+    """``gpu`` (opaque GPU_INFO, no SWITCH_GPU_PDIS) or ``switch`` (an LS10 NVSwitch: SWITCH_GPU_PDIS, no GPU_INFO).
+    Raises ``nvidia.report.opaque_malformed`` for a report that is neither."""
+    opaque = report.response.opaque
+    if opaque.gpu_info is not None and opaque.switch_gpu_pdis is None:
+        return "gpu"
+    if opaque.gpu_info is None and opaque.switch_gpu_pdis is not None:
+        return "switch"
+    raise EvidenceMalformed(
+        Code.NVIDIA_REPORT_OPAQUE_MALFORMED,
+        "report is neither a GPU's (GPU_INFO) nor an NVSwitch's (SWITCH_GPU_PDIS)",
+    )
+
+
+def _leaf_architecture(chain: Sequence[x509.Certificate] | None) -> str | None:
+    if not chain:
+        return None
+    cn = _cn(chain[0].subject)
+    return next((arch for prefix, arch in _LEAF_ARCH if cn.startswith(prefix)), None)
+
+
+def architecture(report: GpuReport, chain: Sequence[x509.Certificate] | None) -> str:
+    """``HOPPER`` / ``BLACKWELL`` (from the signed GPU_INFO, else the leaf CN) or ``LS10`` (NVSwitch). When both
+    the report and the chain say, they must agree (``nvidia.chain.untrusted``); neither knowing raises
+    ``nvidia.report.unsupported``."""
+    from_chain = _leaf_architecture(chain)
+    if device_kind(report) == "switch":
+        from_report: str | None = "LS10"
+    else:
+        info = report.response.opaque.gpu_info or b""
+        from_report = _GPU_INFO_ARCH.get(int.from_bytes(info, "little"))
+    if from_report is not None and from_chain is not None and from_report != from_chain:
+        raise VerificationFailed(
+            Code.NVIDIA_CHAIN_UNTRUSTED,
+            "the device certificate is for another architecture than the report",
+            expected=from_report,
+            actual=from_chain,
+        )
+    arch = from_report or from_chain
+    if arch is None:
+        raise EvidenceMalformed(Code.NVIDIA_REPORT_UNSUPPORTED, "unknown GPU architecture (GPU_INFO)")
+    return arch
+
+
+@dataclass(frozen=True, slots=True)
+class RimIds:
+    """The RIM ids of one device (§4 "Which RIMs"): a GPU's driver + VBIOS RIM, an NVSwitch's BIOS RIM only."""
+
+    driver: str | None
+    firmware: str
+
+
+def _id_part(value: str | None, what: str) -> str:
+    if not value or not all(c.isascii() and (c.isalnum() or c in "._-") for c in value):
+        raise EvidenceMalformed(
+            Code.NVIDIA_REPORT_OPAQUE_MALFORMED, f"report {what} is absent or unusable in a RIM id", actual=value
+        )
+    return value
+
+
+def rim_ids(report: GpuReport) -> RimIds:
+    """RIM ids from the SIGNED opaque data (never NVML's strings). Hopper ``NV_GPU_DRIVER_GH100_<driver>``,
+    Blackwell ``NV_GPU_CC_DRIVER_<CHIP_INFO|GB100>_<driver>``, VBIOS ``NV_GPU_VBIOS_<project>_<sku>_<chip sku>_<vbios
+    without dots, upper-case>``, NVSwitch ``NV_SWITCH_BIOS_5612_0002_890_<bios without dots>``."""
+    opaque = report.response.opaque
+    arch = architecture(report, None)
+    version = _id_part(opaque.vbios_version, "VBIOS version").replace(".", "").upper()
+    if arch == "LS10":
+        return RimIds(None, _SWITCH_BIOS_PREFIX + version)
+    driver = _id_part(opaque.driver_version, "driver version")
+    if arch == "BLACKWELL":
+        chip = _id_part(opaque.chip_info or "GB100", "CHIP_INFO")
+        driver_id = f"NV_GPU_CC_DRIVER_{chip}_{driver}"
+    else:
+        driver_id = f"NV_GPU_DRIVER_GH100_{driver}"
+    project = _id_part(opaque.project, "PROJECT")
+    sku = _id_part(opaque.project_sku, "PROJECT_SKU")
+    chip_sku = _id_part(opaque.chip_sku, "CHIP_SKU")
+    return RimIds(driver_id, f"NV_GPU_VBIOS_{project}_{sku}_{chip_sku}_{version}")
+
+
+def _rim_product(report: GpuReport, arch: str) -> str:
+    if arch == "BLACKWELL" and report.response.opaque.chip_info:
+        return report.response.opaque.chip_info
+    return _PRODUCT[arch]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Certificates
+
+
+def _cn(name: x509.Name) -> str:
+    attrs = name.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(attrs[0].value) if len(attrs) == 1 else ""
+
+
+def _load_chain(chain_der: Sequence[bytes]) -> tuple[x509.Certificate, ...]:
+    certs = []
+    for i, d in enumerate(chain_der):
+        try:
+            certs.append(x509.load_der_x509_certificate(d))
+        except ValueError as e:
+            raise EvidenceMalformed(Code.NVIDIA_CHAIN_MALFORMED, f"device certificate {i} is not X.509") from e
+    return tuple(certs)
+
+
+def _path(certs: Sequence[x509.Certificate], trust: TrustStore) -> tuple[x509.Certificate, ...]:
+    """The supplied chain with its 5th certificate replaced by the pinned root (raises unless exactly 5)."""
+    if len(certs) != CHAIN_LENGTH:
+        raise VerificationFailed(
+            Code.NVIDIA_CHAIN_UNTRUSTED, "device chain is not 5 certificates", expected=CHAIN_LENGTH, actual=len(certs)
+        )
+    return (*certs[:-1], trust.root(NVIDIA_DEVICE_ROOT).certificate)
+
+
+def ocsp_targets(
+    chain_der: Sequence[bytes], trust: TrustStore
+) -> tuple[tuple[x509.Certificate, x509.Certificate], ...]:
+    """(certificate, issuer) for device certs 1..3 (BROM, Provisioner ICA, Identity); the issuer of cert 3 is the
+    pinned root. Raises ``nvidia.chain.malformed`` / ``nvidia.chain.untrusted`` for a chain of the wrong shape."""
+    path = _path(_load_chain(chain_der), trust)
+    return tuple((path[i], path[i + 1]) for i in range(1, CHAIN_LENGTH - 1))
+
+
+def rim_ocsp_targets(rim: VerifiedRim, trust: TrustStore) -> tuple[tuple[x509.Certificate, x509.Certificate], ...]:
+    """(L4, L3), (L3, L2), (L2, pinned CoRIM root) of a verified RIM's signing chain."""
+    path = (*rim.signer_chain, trust.root(NVIDIA_RIM_ROOT).certificate)
+    return tuple((path[i], path[i + 1]) for i in range(len(path) - 1))
+
+
+@dataclass(slots=True)
+class _Checks:
+    """What :func:`evaluate_device` found, check by check."""
+
+    reasons: list[Reason] = field(default_factory=list)
+    claims: dict[str, object] = field(default_factory=dict)
+
+    def fail(self, code: Code, message: str, expected: object = None, actual: object = None) -> None:
+        self.reasons.append(
+            Reason(code, message, None if expected is None else str(expected), None if actual is None else str(actual))
+        )
+
+    def error(self, e: KeywardError, prefix: str = "") -> None:
+        r = e.to_reason()
+        self.reasons.append(Reason(r.code, f"{prefix}{r.message}", r.expected, r.actual))
+
+
+def _check_link(cert: x509.Certificate, issuer: x509.Certificate, i: int) -> str | None:
+    """Why ``cert`` (chain position ``i``) is not issued by ``issuer``, or None."""
+    if cert.issuer != issuer.subject:
+        return f"certificate {i} names issuer {cert.issuer.rfc4514_string()}, not {issuer.subject.rfc4514_string()}"
+    key = issuer.public_key()
+    if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP384R1):
+        return f"issuer of certificate {i} has no P-384 key"
+    if not isinstance(cert.signature_hash_algorithm, hashes.SHA384):
+        return f"certificate {i} is not signed with ECDSA-SHA384"
+    try:
+        key.verify(cert.signature, cert.tbs_certificate_bytes, _ECDSA_SHA384)
+    except (InvalidSignature, ValueError, UnsupportedAlgorithm):
+        return f"certificate {i}'s signature does not verify with its issuer's key"
+    return None
+
+
+def _basic_constraints(cert: x509.Certificate) -> x509.BasicConstraints | None:
+    try:
+        value = cert.extensions.get_extension_for_oid(ExtensionOID.BASIC_CONSTRAINTS).value
+    except x509.ExtensionNotFound:
+        return None
+    return value if isinstance(value, x509.BasicConstraints) else None
+
+
+def _key_usage(cert: x509.Certificate) -> x509.KeyUsage | None:
+    try:
+        value = cert.extensions.get_extension_for_oid(ExtensionOID.KEY_USAGE).value
+    except x509.ExtensionNotFound:
+        return None
+    return value if isinstance(value, x509.KeyUsage) else None
+
+
+def _check_chain(certs: Sequence[x509.Certificate], trust: TrustStore, now: datetime, checks: _Checks) -> bool:
+    """Step 1. Appends a reason per failure; True when the chain is trusted at ``now``."""
+    ok = True
+    try:
+        path = _path(certs, trust)
+    except KeywardError as e:
+        checks.error(e)
+        checks.claims["chain"] = {"status": "invalid", "earliest_expiry": None}
+        return False
+    pinned_der = trust.root(NVIDIA_DEVICE_ROOT).der
+    if certs[-1].public_bytes(Encoding.DER) != pinned_der:
+        checks.fail(
+            Code.NVIDIA_CHAIN_UNTRUSTED,
+            "the chain's root is not the pinned NVIDIA Device Identity CA",
+            trust.root(NVIDIA_DEVICE_ROOT).sha256,
+            certs[-1].subject.rfc4514_string(),
+        )
+        ok = False
+    for i in range(CHAIN_LENGTH - 1):
+        problem = _check_link(path[i], path[i + 1], i)
+        if problem is not None:
+            checks.fail(Code.NVIDIA_CHAIN_UNTRUSTED, problem)
+            ok = False
+    try:
+        for i, cert in enumerate(path):
+            bc, ku = _basic_constraints(cert), _key_usage(cert)
+            if i == 0:
+                if (bc is not None and bc.ca) or ku is None or not ku.digital_signature:
+                    checks.fail(
+                        Code.NVIDIA_CHAIN_EXTENSIONS_INVALID,
+                        "the leaf must be an end entity with keyUsage digitalSignature",
+                    )
+                    ok = False
+                continue
+            if bc is None or not bc.ca or ku is None or not ku.key_cert_sign:
+                checks.fail(Code.NVIDIA_CHAIN_EXTENSIONS_INVALID, f"certificate {i} is not a CA with keyCertSign")
+                ok = False
+            elif bc.path_length is not None and bc.path_length < i - 1:
+                checks.fail(
+                    Code.NVIDIA_CHAIN_EXTENSIONS_INVALID,
+                    f"certificate {i}'s pathLenConstraint is exceeded",
+                    f">= {i - 1}",
+                    bc.path_length,
+                )
+                ok = False
+    except ValueError as e:  # an unparsable or duplicate extension
+        checks.fail(Code.NVIDIA_CHAIN_EXTENSIONS_INVALID, f"device certificate extensions do not parse: {e}")
+        ok = False
+    expired = False
+    for i, cert in enumerate(path):
+        if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
+            checks.fail(
+                Code.NVIDIA_CHAIN_EXPIRED,
+                f"device certificate {i} ({_cn(cert.subject)}) is not valid at the decision time",
+                f"{cert.not_valid_before_utc.isoformat()} .. {cert.not_valid_after_utc.isoformat()}",
+                now.isoformat(),
+            )
+            expired = True
+    earliest = min(c.not_valid_after_utc for c in path)
+    status = "valid" if ok and not expired else ("expired" if ok else "invalid")
+    checks.claims["chain"] = {"status": status, "earliest_expiry": earliest.strftime("%Y-%m-%dT%H:%M:%SZ")}
+    return ok and not expired
+
+
+# ----------------------------------------------------------------------------------------------------------
+# FWID (§3)
+
+
+def _sha384_fwid(data: bytes, start: int, end: int) -> bytes:
+    """``SEQUENCE { OID sha384, OCTET STRING(48) }`` filling ``data[start:end]`` -> the digest."""
+    tag, vs, ve = der.read_tlv(data, start, end)
+    if tag != der.TAG_SEQUENCE or ve != end:
+        raise der.DerError("FWID is not one SEQUENCE")
+    parts = der.children(data, vs, ve)
+    if len(parts) != 2 or parts[0][0] != der.TAG_OID or parts[1][0] != der.TAG_OCTET_STRING:
+        raise der.DerError("FWID is not {OID, OCTET STRING}")
+    if data[parts[0][1] : parts[0][2]] != _OID_SHA384 or parts[1][2] - parts[1][1] != _FWID_SIZE:
+        raise der.DerError("FWID is not a SHA-384 digest")
+    return data[parts[1][1] : parts[1][2]]
+
+
+def hopper_fwid(value: bytes) -> bytes:
+    """Extension 2.23.133.5.4.1: ``SEQUENCE { INTEGER, SubjectPublicKeyInfo, SEQUENCE { sha384, OCTET STRING(48) } }``;
+    the FWID is that last digest, i.e. the extension's last 48 bytes (as NVIDIA reads it), checked structurally."""
+    tag, vs, ve = der.read_tlv(value, 0, len(value))
+    if tag != der.TAG_SEQUENCE or ve != len(value):
+        raise der.DerError("FWID extension is not one SEQUENCE")
+    parts = der.elements(value, vs, ve)
+    if len(parts) != 3 or parts[0][0] != der.TAG_INTEGER or parts[1][0] != der.TAG_SEQUENCE:
+        raise der.DerError("FWID extension is not {INTEGER, SubjectPublicKeyInfo, FWID}")
+    fwid = _sha384_fwid(value, parts[2][1], ve)
+    if fwid != value[-_FWID_SIZE:]:  # cannot differ once parsed; kept as the statement of NVIDIA's rule
+        raise der.DerError("FWID is not the extension's last 48 bytes")
+    return fwid
+
+
+def blackwell_fwid(value: bytes) -> bytes:
+    """Extension 2.23.133.5.4.1.1, a DICE TcbInfo-like ``SEQUENCE`` of context-tagged fields in increasing tag order
+    ([0] vendor, [1] model, ... [6] fwids ...); the FWID is the SHA-384 digest of ``fwids[0]``."""
+    tag, vs, ve = der.read_tlv(value, 0, len(value))
+    if tag != der.TAG_SEQUENCE or ve != len(value):
+        raise der.DerError("TcbInfo extension is not one SEQUENCE")
+    last = -1
+    fwids: tuple[int, int] | None = None
+    for ftag, fs, fe in der.children(value, vs, ve):
+        number = ftag & 0x1F
+        if ftag & 0xC0 != 0x80 or number <= last:
+            raise der.DerError("TcbInfo fields are not context-tagged in increasing order")
+        last = number
+        if ftag == _TAG_FWIDS:
+            fwids = (fs, fe)
+    if fwids is None:
+        raise der.DerError("TcbInfo has no fwids")
+    entries = der.elements(value, *fwids)
+    if not entries:
+        raise der.DerError("TcbInfo fwids is empty")
+    first_end = entries[0][3]
+    return _sha384_fwid(value, entries[0][1], first_end)
+
+
+def leaf_fwid(leaf: x509.Certificate, arch: str) -> bytes | None:
+    """The leaf's FWID for ``arch`` (Blackwell: 2.23.133.5.4.1.1, else 2.23.133.5.4.1), None when it has no such
+    extension. Raises ``nvidia.chain.extensions_invalid`` when it does not parse."""
+    oid = OID_FWID_BLACKWELL if arch == "BLACKWELL" else OID_FWID_HOPPER
+    try:
+        ext = leaf.extensions.get_extension_for_oid(oid).value
+    except x509.ExtensionNotFound:
+        return None
+    except ValueError as e:
+        raise VerificationFailed(Code.NVIDIA_CHAIN_EXTENSIONS_INVALID, "leaf extensions do not parse") from e
+    if not isinstance(ext, x509.UnrecognizedExtension):
+        raise VerificationFailed(Code.NVIDIA_CHAIN_EXTENSIONS_INVALID, "leaf FWID extension has an unexpected type")
+    try:
+        return blackwell_fwid(ext.value) if arch == "BLACKWELL" else hopper_fwid(ext.value)
+    except der.DerError as e:
+        raise VerificationFailed(
+            Code.NVIDIA_CHAIN_EXTENSIONS_INVALID, f"leaf FWID extension {oid.dotted_string}: {e}"
+        ) from e
+
+
+def _check_fwid(
+    report: GpuReport, leaf: x509.Certificate, arch: str, policy: NvidiaPolicy, checks: _Checks
+) -> bool | None:
+    """Step 2: True/False when compared, None when not (no FWID in the report and not required)."""
+    reported = report.response.opaque.fwid
+    checks.claims["fwid"] = None if reported is None else reported.hex()
+    try:
+        certified = leaf_fwid(leaf, arch)
+    except KeywardError as e:
+        checks.error(e)
+        return False
+    if reported is None or certified is None:
+        if fwid_required(report, policy):
+            checks.fail(
+                Code.NVIDIA_FWID_MISSING,
+                "policy requires an FWID binding, but the " + ("report" if reported is None else "leaf") + " has none",
+            )
+            return False
+        return None
+    if not hmac.compare_digest(reported, certified):
+        checks.fail(
+            Code.NVIDIA_FWID_MISMATCH,
+            "the report's FWID is not the leaf certificate's",
+            certified.hex(),
+            reported.hex(),
+        )
+        return False
+    return True
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Report signature and nonce (§2)
+
+
+def report_signature_ok(report: GpuReport, leaf: x509.Certificate) -> bool:
+    """ECDSA P-384 / SHA-384 over ``report.signed`` with the leaf's key (raw r‖s as DER). Never raises."""
+    key = leaf.public_key()
+    if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP384R1):
+        return False
+    try:
+        key.verify(encode_dss_signature(report.signature_r, report.signature_s), report.signed, _ECDSA_SHA384)
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+# ----------------------------------------------------------------------------------------------------------
+# RIMs (§4)
+
+
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    rim: VerifiedRim
+    role: Role
+
+
+def _role(rim: VerifiedRim) -> Role | None:
+    """A verified RIM's role from its own content: an NVSwitch BIOS (edition SWITCH / product LS10), a VBIOS
+    (five hex bytes) or a driver (dotted decimal) version."""
+    if rim.edition == "SWITCH" or rim.name == "LS10":
+        return "bios"
+    if is_vbios_version(rim.colloquial_version):
+        return "vbios"
+    if is_driver_version(rim.colloquial_version):
+        return "driver"
+    return None
+
+
+def _rim_claim(rim: VerifiedRim, rim_id: str | None) -> dict[str, object]:
+    return {
+        "id": rim_id,
+        "version": rim.colloquial_version,
+        "product": rim.name,
+        "sha256": rim.sha256,
+        "signer_not_after": rim.not_after.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+def _select_rims(
+    report: GpuReport,
+    kind: DeviceKind,
+    arch: str,
+    rims: Sequence[bytes],
+    policy: NvidiaPolicy,
+    trust: TrustStore,
+    now: datetime,
+    checks: _Checks,
+) -> dict[Role, VerifiedRim]:
+    """Verify every candidate, then choose one RIM per role whose version and product are this device's. A role
+    with candidates but no match: ``nvidia.rim.mismatch`` per candidate; none at all: ``nvidia.rim.missing`` when
+    required. Two different matching RIMs for one role (pitfall P6) are refused as ambiguous."""
+    opaque = report.response.opaque
+    try:
+        ids: RimIds | None = rim_ids(report)
+    except KeywardError as e:
+        checks.error(e)
+        ids = None
+    product = _rim_product(report, arch)
+    wanted: dict[Role, tuple[str | None, str | None]] = (
+        {"bios": (None if ids is None else ids.firmware, opaque.vbios_version)}
+        if kind == "switch"
+        else {
+            "driver": (None if ids is None else ids.driver, opaque.driver_version),
+            "vbios": (None if ids is None else ids.firmware, opaque.vbios_version),
+        }
+    )
+    candidates: list[_Candidate] = []
+    for i, xml in enumerate(rims):
+        try:
+            rim = verify_rim(xml, trust, now)
+        except KeywardError as e:
+            checks.error(e, f"RIM {i}: ")
+            continue
+        role = _role(rim)
+        if role not in wanted:
+            checks.fail(
+                Code.NVIDIA_RIM_MISMATCH,
+                f"RIM {i} is not a RIM this {kind} uses",
+                " | ".join(wanted),
+                f"{rim.name} {rim.colloquial_version}",
+            )
+            continue
+        candidates.append(_Candidate(rim, role))
+    chosen: dict[Role, VerifiedRim] = {}
+    claims: dict[str, object] = {}
+    for role, (rim_id, version) in wanted.items():
+        of_role = [c.rim for c in candidates if c.role == role]
+        matching = [
+            r
+            for r in of_role
+            if version is not None and r.colloquial_version.upper() == version.upper() and r.name == product
+        ]
+        distinct = {r.sha256: r for r in matching}
+        if len(distinct) > 1:
+            checks.fail(
+                Code.NVIDIA_RIM_MISMATCH,
+                f"several different {role} RIMs for {rim_id}",
+                "one",
+                ", ".join(sorted(distinct)),
+            )
+        elif distinct:
+            chosen[role] = next(iter(distinct.values()))
+            claims[role] = _rim_claim(chosen[role], rim_id)
+        elif of_role:
+            for r in of_role:
+                checks.fail(
+                    Code.NVIDIA_RIM_MISMATCH,
+                    f"the {role} RIM is for another version or product",
+                    f"{product} {version}",
+                    f"{r.name} {r.colloquial_version}",
+                )
+        elif policy.require_rims:
+            checks.fail(Code.NVIDIA_RIM_MISSING, f"no {role} RIM", rim_id, "none")
+        if role not in claims:
+            claims[role] = {"id": rim_id, "status": "missing"}
+    checks.claims["rims"] = claims
+    return chosen
+
+
+# ----------------------------------------------------------------------------------------------------------
+# OCSP (§3)
+
+
+def _cert_id_matches(single: x509_ocsp.OCSPSingleResponse, cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    algorithm = single.hash_algorithm
+    if not isinstance(algorithm, _OCSP_HASHES):
+        return False
+    request = x509_ocsp.OCSPRequestBuilder().add_certificate(cert, issuer, algorithm).build()
+    return (
+        single.serial_number == request.serial_number
+        and hmac.compare_digest(single.issuer_name_hash, request.issuer_name_hash)
+        and hmac.compare_digest(single.issuer_key_hash, request.issuer_key_hash)
+    )
+
+
+def _responses_by_target(
+    targets: Sequence[tuple[x509.Certificate, x509.Certificate]], ocsp: Sequence[bytes] | Mapping[str, bytes]
+) -> list[bytes | None]:
+    """The response for each target: by ``cert_id_key`` from a mapping, by matching CertID from a sequence (a
+    response that does not load or matches nothing is ignored: its target stays missing)."""
+    if not ocsp:
+        return [None] * len(targets)
+    if isinstance(ocsp, Mapping):
+        return [ocsp.get(cert_id_key(cert, issuer)) for cert, issuer in targets]
+    found: list[bytes | None] = [None] * len(targets)
+    for response in ocsp:
+        try:
+            loaded = x509_ocsp.load_der_ocsp_response(response)
+            if loaded.response_status != x509_ocsp.OCSPResponseStatus.SUCCESSFUL:
+                continue
+            singles = list(loaded.responses)
+        except ValueError:
+            continue
+        for i, (cert, issuer) in enumerate(targets):
+            if found[i] is None and any(_cert_id_matches(s, cert, issuer) for s in singles):
+                found[i] = response
+    return found
+
+
+def _check_ocsp_targets(
+    labelled: Sequence[tuple[str, x509.Certificate, x509.Certificate]],
+    ocsp: Sequence[bytes] | Mapping[str, bytes],
+    policy: NvidiaPolicy,
+    now: datetime,
+    checks: _Checks,
+) -> None:
+    """Step 6: every target's response verified, its status judged; "skipped" only when none is required or given."""
+    if not ocsp and not policy.require_ocsp:
+        checks.claims["ocsp"] = "skipped"
+        return
+    responses = _responses_by_target([(c, i) for _, c, i in labelled], ocsp)
+    entries: list[dict[str, object]] = []
+    for (level, cert, issuer), response in zip(labelled, responses, strict=True):
+        subject = cert.subject.rfc4514_string()
+        entry: dict[str, object] = {"level": level, "subject": subject}
+        if response is None:
+            entry["status"] = "missing"
+            if policy.require_ocsp:
+                checks.fail(Code.NVIDIA_OCSP_MISSING, f"no OCSP response for {level} ({subject})")
+            entries.append(entry)
+            continue
+        try:
+            result: OcspResult = check_ocsp(response, cert, issuer, now, policy.ocsp)
+        except KeywardError as e:
+            checks.error(e, f"OCSP {level}: ")
+            entry["status"] = "invalid"
+            entries.append(entry)
+            continue
+        entry.update(
+            status=result.status,
+            revocation_reason=result.revocation_reason,
+            age_seconds=result.age_seconds,
+            responder=result.responder,
+            next_update=None if result.next_update is None else result.next_update.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        )
+        if result.status == "revoked":
+            checks.fail(
+                Code.NVIDIA_OCSP_REVOKED,
+                f"{level} ({subject}) is revoked",
+                "good",
+                result.revocation_reason or "revoked",
+            )
+        elif result.status == "unknown":
+            checks.fail(
+                Code.NVIDIA_OCSP_UNKNOWN, f"the OCSP responder does not know {level} ({subject})", "good", "unknown"
+            )
+        entries.append(entry)
+    checks.claims["ocsp"] = entries
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Evaluation
+
+
+def report_claims(report: GpuReport) -> dict[str, object]:
+    """The report's own fields (unverified until the evaluation says so)."""
+    opaque = report.response.opaque
+    switch_pdis = opaque.switch_pdis
+    return {
+        "driver_version": opaque.driver_version,
+        "vbios_version": opaque.vbios_version,
+        "project": opaque.project,
+        "project_sku": opaque.project_sku,
+        "chip_sku": opaque.chip_sku,
+        "chip_info": opaque.chip_info,
+        "request_nonce": report.nonce.hex(),
+        "mode": None
+        if opaque.feature_flag is None
+        else _MODES.get(opaque.feature_flag, f"unknown({opaque.feature_flag})"),
+        "protected_pcie": None if opaque.protected_pcie_status is None else opaque.protected_pcie_status == 0xAA,
+        "nvdec0_status": None if opaque.nvdec0_status is None else f"0x{opaque.nvdec0_status:02x}",
+        "switch_pdis": None if switch_pdis is None else [p.hex() for p in switch_pdis],
+        "switch_gpu_pdis": None if opaque.switch_gpu_pdis is None else [p.hex() for p in opaque.switch_gpu_pdis],
+        "fwid": None if opaque.fwid is None else opaque.fwid.hex(),
+    }
+
+
+def evaluate_device(
+    report: GpuReport,
+    chain_der: Sequence[bytes],
+    rims: Sequence[bytes],
+    ocsp: Sequence[bytes] | Mapping[str, bytes],
+    policy: NvidiaPolicy,
+    trust: TrustStore,
+    now: datetime,
+) -> Evaluation:
+    """Verify and appraise one device (module docstring, steps 1-7). Never raises for bad input: every failure is
+    a reason of the returned :class:`Evaluation`; ``verified`` says whether the report is genuine, fresh and bound
+    (chain, FWID, signature, nonce), ``accepted`` whether nothing at all failed."""
+    checks = _Checks(claims=report_claims(report))
+    claims = checks.claims
+    try:
+        trust.root(NVIDIA_DEVICE_ROOT)
+        trust.root(NVIDIA_RIM_ROOT)
+        kind = device_kind(report)
+        certs = _load_chain(chain_der)
+        if not certs:
+            raise EvidenceMalformed(Code.NVIDIA_CHAIN_MALFORMED, "no device certificate")
+        arch = architecture(report, certs)
+    except KeywardError as e:
+        return unverified(PLATFORM_NVIDIA, claims, e, trust)
+    claims.update(device_kind=kind, architecture=arch)
+    if certs:
+        claims["ueid"] = str(certs[0].serial_number)
+        claims["hwmodel"] = _cn(certs[1].subject) if len(certs) > 1 else None
+
+    chain_ok = _check_chain(certs, trust, now, checks)  # 1
+    fwid_ok = _check_fwid(report, certs[0], arch, policy, checks)  # 2
+    claims["fwid_match"] = fwid_ok
+    signature_ok = report_signature_ok(report, certs[0])  # 3
+    claims["signature_verified"] = signature_ok
+    if not signature_ok:
+        checks.fail(Code.NVIDIA_REPORT_SIGNATURE_INVALID, "the report signature does not verify with the leaf key")
+    trailing_ok = not report.trailing or policy.allow_trailing_zeros
+    if not trailing_ok:
+        checks.fail(Code.NVIDIA_REPORT_TRAILING_DATA, "zero bytes after the report signature", 0, len(report.trailing))
+    nonce_ok: bool | None = None  # 4
+    if policy.expected_nonce is not None:
+        nonce_ok = hmac.compare_digest(report.nonce, policy.expected_nonce)
+        if not nonce_ok:
+            checks.fail(
+                Code.NVIDIA_NONCE_MISMATCH,
+                "the SPDM request nonce is not this device's binding",
+                policy.expected_nonce.hex(),
+                report.nonce.hex(),
+            )
+    claims["nonce_match"] = "not_checked" if nonce_ok is None else nonce_ok
+
+    chosen = _select_rims(report, kind, arch, rims, policy, trust, now, checks)  # 5
+    driver_rim = chosen.get("driver")
+    firmware_rim = chosen.get("bios" if kind == "switch" else "vbios")
+    conflicts = index_conflicts(driver_rim, firmware_rim)
+    checks.reasons.extend(conflict_reasons(conflicts))
+    results: tuple[MeasurementResult, ...] = compare_measurements(report, driver_rim, firmware_rim)
+    mismatches = measurement_reasons(results)
+    checks.reasons.extend(mismatches)
+    complete = firmware_rim is not None and (kind == "switch" or driver_rim is not None)
+    claims["measres"] = "unavailable" if not complete else ("fail" if mismatches or conflicts else "success")
+    claims["msr35_skipped"] = msr35_skipped(report)
+    claims["index_conflicts"] = list(conflicts)
+    claims["measurements"] = [r.to_json() for r in results]
+    if driver_rim is not None:
+        claims["oemid"] = driver_rim.firmware_manufacturer_id
+
+    labelled: list[tuple[str, x509.Certificate, x509.Certificate]] = []  # 6
+    if len(certs) == CHAIN_LENGTH:
+        path = _path(certs, trust)
+        labelled += [(f"device-L{CHAIN_LENGTH - i}", path[i], path[i + 1]) for i in range(1, CHAIN_LENGTH - 1)]
+    for role, rim in chosen.items():
+        targets = rim_ocsp_targets(rim, trust)
+        labelled += [(f"{role}-rim-L{4 - j}", cert, issuer) for j, (cert, issuer) in enumerate(targets)]
+    _check_ocsp_targets(labelled, ocsp, policy, now, checks)
+
+    checks.reasons.extend(policy_reasons(report, arch, kind, policy))  # 7
+
+    verified = chain_ok and signature_ok and fwid_ok is not False and nonce_ok is not False and trailing_ok
+    return Evaluation(
+        platform=PLATFORM_NVIDIA,
+        verified=verified,
+        accepted=verified and not checks.reasons,
+        tcb_status=None,
+        advisory_ids=(),
+        claims=claims,
+        reasons=tuple(checks.reasons),
+        collateral={
+            "rims": {role: {"sha256": rim.sha256, "tag_id": rim.tag_id} for role, rim in chosen.items()},
+            "ocsp_responses": len(ocsp),
+        },
+        simulated=trust.simulated,
+    )
+
+
+def evaluate_gpu_report(
+    report_bytes: bytes,
+    chain_pem: bytes,
+    rims: Sequence[bytes],
+    ocsp: Sequence[bytes] | Mapping[str, bytes],
+    policy: NvidiaPolicy,
+    trust: TrustStore,
+    now: datetime,
+) -> Evaluation:
+    """Parse the report (raw or hex) and the PEM chain, then :func:`evaluate_device`. Never raises for bad input."""
+    try:
+        report = parse_gpu_report(decode_report_bytes(report_bytes))
+    except KeywardError as e:
+        return unverified(PLATFORM_NVIDIA, {}, e, trust)
+    try:
+        chain = parse_device_chain(chain_pem)
+    except KeywardError as e:
+        return unverified(PLATFORM_NVIDIA, report_claims(report), e, trust)
+    return evaluate_device(report, chain, rims, ocsp, policy, trust, now)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Protected PCIe topology (§7)
+
+PPCIE_GPUS: Final = 8
+PPCIE_SWITCHES: Final = 4
+
+
+def _topology(message: str, expected: object, actual: object) -> Reason:
+    return Reason(Code.NVIDIA_TOPOLOGY_MISMATCH, message, str(expected), str(actual))
+
+
+def _hexes(values: object) -> str:
+    if isinstance(values, set | frozenset | list | tuple):
+        return ", ".join(sorted(v.hex() for v in values if isinstance(v, bytes)))
+    return str(values)
+
+
+def check_topology(gpus: Sequence[GpuReport], switches: Sequence[GpuReport]) -> tuple[Reason, ...]:
+    """Protected PCIe (§7): 8 GPUs and 4 NVSwitches; the switches' DEVICE_PDIs are distinct; every GPU's non-zero
+    SWITCH_PDI entries, byte-reversed, are exactly the set of the switches' DEVICE_PDIs; each switch lists 8 unique
+    GPU PDIs, the same set on every switch (the order differs between switches on real systems). Reports must be
+    verified first; this only cross-checks them."""
+    reasons: list[Reason] = []
+    if len(gpus) != PPCIE_GPUS or len(switches) != PPCIE_SWITCHES:
+        reasons.append(
+            _topology(
+                "protected PCIe needs 8 GPUs and 4 NVSwitches",
+                f"{PPCIE_GPUS} GPUs, {PPCIE_SWITCHES} NVSwitches",
+                f"{len(gpus)} GPUs, {len(switches)} NVSwitches",
+            )
+        )
+    device_pdis: list[bytes] = []
+    for i, switch in enumerate(switches):
+        own = switch.response.opaque.switch_pdis
+        if own is None or len(own) != 1:
+            reasons.append(
+                _topology(f"NVSwitch {i} does not report exactly one DEVICE_PDI", 1, 0 if own is None else len(own))
+            )
+        else:
+            device_pdis.append(own[0])
+    want = set(device_pdis)
+    if len(want) != len(device_pdis):
+        reasons.append(_topology("two NVSwitches report the same DEVICE_PDI", "distinct", _hexes(device_pdis)))
+    for i, gpu in enumerate(gpus):
+        got = {p[::-1] for p in gpu.response.opaque.switch_pdis or () if any(p)}
+        if got != want:
+            reasons.append(
+                _topology(f"GPU {i}'s NVLink switch PDIs are not the NVSwitches' PDIs", _hexes(want), _hexes(got))
+            )
+    lists: list[frozenset[bytes]] = []
+    for i, switch in enumerate(switches):
+        gpu_pdis = switch.response.opaque.switch_gpu_pdis
+        if gpu_pdis is None or len(set(gpu_pdis)) != len(gpu_pdis):
+            reasons.append(
+                _topology(f"NVSwitch {i}'s GPU PDIs are absent or not unique", "unique", _hexes(gpu_pdis or ()))
+            )
+        else:
+            lists.append(frozenset(gpu_pdis))
+    for i, listed in enumerate(lists[1:], start=1):
+        if listed != lists[0]:
+            reasons.append(
+                _topology(f"NVSwitch {i} lists other GPU PDIs than NVSwitch 0", _hexes(lists[0]), _hexes(listed))
+            )
+    return tuple(reasons)
