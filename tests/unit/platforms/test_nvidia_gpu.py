@@ -560,18 +560,28 @@ def _at(text: str) -> datetime:
 
 
 N1_NOW = _at(EXPECTED["N1"]["pinned_now"]) if "N1" in EXPECTED else DEVICE_NOW
-#: The device OCSP responses are from 2025-08-21 (24 h), the RIM ones from 2025-10-24: one decision time covers
-#: both only with a grace past nextUpdate, which is what a policy's ``ocsp_grace_seconds`` states.
-N1_GRACE = OcspPolicy(grace=N1_NOW - _at(EXPECTED["N1"]["pinned_now_device_ocsp"]) + timedelta(days=1))
+#: The real device OCSP responses are from 2025-08-21 and the RIM ones from 2025-10-24 (24 h each; the device L2
+#: responder certificate expired 2025-09-21): no one instant has all seven fresh. Each evaluation below is made at
+#: one of the two pinned times with all seven, and must fail exactly on the other time's responses.
+N1_DEVICE_OCSP_NOW = _at(EXPECTED["N1"]["pinned_now_device_ocsp"]) if "N1" in EXPECTED else DEVICE_NOW
+
+
+def _ocsp_by_level(ev: Evaluation) -> dict[str, str]:
+    entries = _claim(ev, "ocsp")
+    assert isinstance(entries, list)
+    return {e["level"]: e["status"] for e in entries}
 
 
 @needs_ocsp
-def test_evaluate_n1_complete_offline_verification(trust: TrustStore) -> None:
+def test_evaluate_n1_complete_offline_verification_at_rim_time(trust: TrustStore) -> None:
     nonce = bytes.fromhex(DEVICE_ROWS[0]["request_nonce"])
-    policy = NvidiaPolicy(expected_nonce=nonce, ocsp=N1_GRACE)
-    ev = _evaluate("N1-hopper", policy, N1_NOW, trust=trust, rims=_n1_rims(), ocsp=_n1_ocsp())
-    assert ev.reasons == ()
-    assert ev.accepted
+    ev = _evaluate(
+        "N1-hopper", NvidiaPolicy(expected_nonce=nonce), N1_NOW, trust=trust, rims=_n1_rims(), ocsp=_n1_ocsp()
+    )
+    assert ev.verified
+    failed = {r.message.split(":", 1)[0] for r in ev.reasons}
+    assert failed == {"OCSP device-L2", "OCSP device-L3", "OCSP device-L4"}  # the 2025-08-21 answers only
+    assert {r.code for r in ev.reasons} <= {Code.NVIDIA_OCSP_STALE, Code.NVIDIA_OCSP_SIGNATURE_INVALID}
     appraisal = EXPECTED["N1"]["appraisal"]
     assert _claim(ev, "measres") == appraisal["measres"]
     assert _claim(ev, "msr35_skipped") is appraisal["msr35_skipped"]
@@ -583,10 +593,22 @@ def test_evaluate_n1_complete_offline_verification(trust: TrustStore) -> None:
     rims = _claim(ev, "rims")
     assert rims["driver"]["id"] == "NV_GPU_DRIVER_GH100_550.90.07"
     assert rims["vbios"]["version"] == "96.00.9F.00.01"
-    ocsp = _claim(ev, "ocsp")
-    assert isinstance(ocsp, list)
-    assert len(ocsp) == 9  # device L4..L2, driver RIM L4..L2, VBIOS RIM L4..L2 (L3/L2 responses shared)
-    assert {e["status"] for e in ocsp} == {"good"}
+    levels = _ocsp_by_level(ev)
+    assert len(levels) == 9  # device L4..L2, driver RIM L4..L2, VBIOS RIM L4..L2 (L3/L2 responses shared)
+    assert {s for level, s in levels.items() if "rim" in level} == {"good"}
+
+
+@needs_ocsp
+def test_evaluate_n1_complete_offline_verification_at_device_ocsp_time(trust: TrustStore) -> None:
+    nonce = bytes.fromhex(DEVICE_ROWS[0]["request_nonce"])
+    policy = NvidiaPolicy(expected_nonce=nonce)
+    ev = _evaluate("N1-hopper", policy, N1_DEVICE_OCSP_NOW, trust=trust, rims=_n1_rims(), ocsp=_n1_ocsp())
+    assert ev.verified
+    failed = {r.message.split(":", 1)[0] for r in ev.reasons}
+    assert failed and all("rim" in f for f in failed)  # only the 2025-10-24 answers (not yet issued)
+    assert {r.code for r in ev.reasons} == {Code.NVIDIA_OCSP_STALE}
+    assert _claim(ev, "measres") == "success"
+    assert {s for level, s in _ocsp_by_level(ev).items() if level.startswith("device")} == {"good"}
 
 
 @needs_rims
