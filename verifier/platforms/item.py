@@ -28,7 +28,7 @@ from verifier.trust.store import TrustStore
 
 #: The evidence types the registry has an entry for (:data:`verifier.platforms.registry.PLATFORMS` checks it names
 #: exactly these). API schemas use this type; nothing else spells the names out.
-PlatformName = Literal["intel-tdx", "intel-sgx", "amd-sev-snp"]
+PlatformName = Literal["intel-tdx", "intel-sgx", "amd-sev-snp", "nvidia-gpu"]
 PLATFORM_NAMES: tuple[str, ...] = get_args(PlatformName)
 
 
