@@ -99,3 +99,9 @@ MAX_NVIDIA_RIM_CERTS: Final = 8
 MAX_OCSP_RESPONSE_BYTES: Final = 16 * 1024
 #: Base64 characters of an evidence item's NVIDIA device chain (the PEM text, base64).
 MAX_NVIDIA_CHAIN_B64_CHARS: Final = (MAX_NVIDIA_CHAIN_PEM_BYTES + 2) // 3 * 4
+#: RIMs and OCSP responses an NVIDIA evidence item may carry (its driver and VBIOS RIMs; the OCSP answers for its
+#: device chain and both RIM signing chains: 3 + 3 + 3), and the base64 characters of each.
+MAX_NVIDIA_ITEM_RIMS: Final = 4
+MAX_NVIDIA_ITEM_OCSP: Final = 12
+MAX_NVIDIA_RIM_B64_CHARS: Final = (MAX_NVIDIA_RIM_BYTES + 2) // 3 * 4
+MAX_OCSP_RESPONSE_B64_CHARS: Final = (MAX_OCSP_RESPONSE_BYTES + 2) // 3 * 4

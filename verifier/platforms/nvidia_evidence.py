@@ -69,6 +69,8 @@ class ParsedDevice:
     chain: tuple[bytes, ...] | KeywardError
     rims: RimIds | None
     ocsp_keys: tuple[str, ...]
+    carried_rims: tuple[bytes, ...] = ()  # RIMs the item brings (verified like fetched ones)
+    carried_ocsp: tuple[bytes, ...] = ()  # OCSP responses the item brings (matched to certificates by CertID)
 
 
 def _malformed(message: str) -> EvidenceMalformed:
@@ -80,11 +82,13 @@ def parse_nvidia_item(item: EvidenceItem) -> ParsedDevice:
     ``device_index``, or whose fields are not base64; a report or chain that does not parse is kept in the value."""
     if item.certs is None or item.device_index is None:
         raise _malformed("an nvidia-gpu item needs 'certs' (the device certificate chain) and 'device_index'")
-    for field in ("vcek", "cert_table", "crl", "collateral", "runtime_data", "uvm_endorsement"):
+    for field in ("vcek", "cert_table", "crl", "collateral", "runtime_data", "uvm_endorsement"):  # other platforms'
         if getattr(item, field) is not None:
             raise _malformed(f"an nvidia-gpu item takes no {field!r}")
     evidence = b64(item.evidence, "evidence")
     pem = b64(item.certs, "certs")
+    carried_rims = tuple(b64(r, f"rims[{i}]") for i, r in enumerate(item.rims or ()))
+    carried_ocsp = tuple(b64(r, f"ocsp[{i}]") for i, r in enumerate(item.ocsp or ()))
     report: GpuReport | KeywardError
     chain: tuple[bytes, ...] | KeywardError
     try:
@@ -101,7 +105,7 @@ def parse_nvidia_item(item: EvidenceItem) -> ParsedDevice:
             ids = rim_ids(report)
         except KeywardError:
             ids = None  # the evaluation says why (it derives them again)
-    return ParsedDevice(item, item.device_index, report, chain, ids, _ocsp_keys(chain))
+    return ParsedDevice(item, item.device_index, report, chain, ids, _ocsp_keys(chain), carried_rims, carried_ocsp)
 
 
 def _ocsp_keys(chain: tuple[bytes, ...] | KeywardError) -> tuple[str, ...]:
@@ -127,12 +131,14 @@ def _rim_list(ids: RimIds | None) -> tuple[str, ...]:
 
 def nvidia_needs(parsed: ParsedDevice) -> tuple[Wanted, ...]:
     """Each RIM the report names (driver and VBIOS, or the NVSwitch BIOS) and the OCSP answers for its signing
-    chain, and the OCSP answers for the device chain."""
+    chain, and the OCSP answers for the device chain; ``optional`` where the item brings its own (the cached copy
+    is then only read, never waited for)."""
+    rims, ocsp = bool(parsed.carried_rims), bool(parsed.carried_ocsp)
     wants: list[Wanted] = []
     for rim_id in _rim_list(parsed.rims):
-        wants.append(Wanted(NVIDIA, "rim", rim_id))
-        wants.append(Wanted(NVIDIA, "rim-ocsp", rim_id))
-    wants.extend(Wanted(NVIDIA, "ocsp", key) for key in parsed.ocsp_keys)
+        wants.append(Wanted(NVIDIA, "rim", rim_id, optional=rims))
+        wants.append(Wanted(NVIDIA, "rim-ocsp", rim_id, optional=ocsp))
+    wants.extend(Wanted(NVIDIA, "ocsp", key, optional=ocsp) for key in parsed.ocsp_keys)
     return tuple(wants)
 
 
@@ -201,9 +207,11 @@ def evaluate_nvidia(parsed: ParsedDevice, documents: Documents, policy: NvidiaPo
         return _named(unverified(PLATFORM_NVIDIA, {}, parsed.report, env.trust), label)
     if isinstance(parsed.chain, KeywardError):
         return _named(unverified(PLATFORM_NVIDIA, {}, parsed.chain, env.trust), label)
-    rims = [row.body for i in _rim_list(parsed.rims) if (row := documents.get((NVIDIA, "rim", i))) is not None]
+    cached = [row.body for i in _rim_list(parsed.rims) if (row := documents.get((NVIDIA, "rim", i))) is not None]
+    rims = [*parsed.carried_rims, *(r for r in cached if r not in parsed.carried_rims)]
+    ocsp = _ocsp_answers(parsed, documents)
     result = evaluate_device(
-        parsed.report, parsed.chain, rims, _ocsp_answers(parsed, documents), policy, env.trust, env.now
+        parsed.report, parsed.chain, rims, [*parsed.carried_ocsp, *ocsp.values()], policy, env.trust, env.now
     )
     return _named(result, label)
 
