@@ -73,7 +73,8 @@ def main() -> None:
 
 #: ``keyward verify``'s one-line description (its ``--help``).
 VERIFY_HELP = (
-    "Verify EVIDENCE (an SGX/TDX quote, an SEV-SNP report or a configfs-tsm dump; binary or hex) and appraise it."
+    "Verify EVIDENCE (an SGX/TDX quote, an SEV-SNP report or a configfs-tsm dump, an NVIDIA GPU or NVSwitch "
+    "attestation report; binary or hex) and appraise it."
 )
 
 
@@ -102,7 +103,7 @@ def verify_command(families: Sequence[CliFamily[Any]]) -> click.Command:
 
     params: list[click.Parameter] = [
         click.Argument(["evidence"], type=click.Path(exists=True, dir_okay=False, path_type=Path)),
-        *(_option(spec) for family in families for spec in family.inputs),
+        *_options(families),
         click.Option(["--at", "at"], type=_Time(), help="Verification time: ISO 8601 or unix seconds (default: now)."),
         click.Option(
             ["--policy", "policy_path"],
@@ -136,11 +137,24 @@ def evaluate_evidence(
     return family.evaluate(data, inputs, policy, Verifying(trust, now))
 
 
-def _option(spec: CliInput) -> click.Option:
+def _options(families: Sequence[CliFamily[Any]]) -> list[click.Option]:
+    """One click option per input; an input several families share gets their help texts joined."""
+    specs: dict[str, CliInput] = {}
+    helps: dict[str, list[str]] = {}
+    for family in families:
+        for spec in family.inputs:
+            specs.setdefault(spec.dest, spec)
+            helps.setdefault(spec.dest, []).append(spec.help)
+    return [_option(spec, " ".join(helps[dest])) for dest, spec in specs.items()]
+
+
+def _option(spec: CliInput, help_text: str) -> click.Option:
     if spec.kind == "choice":
-        return click.Option([spec.flag, spec.dest], type=click.Choice(list(spec.choices)), help=spec.help)
+        return click.Option([spec.flag, spec.dest], type=click.Choice(list(spec.choices)), help=help_text)
+    if spec.kind == "text":
+        return click.Option([spec.flag, spec.dest], type=str, help=help_text)
     path = click.Path(exists=True, dir_okay=spec.kind == "file_or_dir", path_type=Path)
-    return click.Option([spec.flag, spec.dest], type=path, multiple=spec.multiple, help=spec.help)
+    return click.Option([spec.flag, spec.dest], type=path, multiple=spec.multiple, help=help_text)
 
 
 def _policy_help(families: Sequence[CliFamily[Any]]) -> str:
@@ -151,7 +165,7 @@ def _policy_help(families: Sequence[CliFamily[Any]]) -> str:
 def _read_input(spec: CliInput, value: object) -> InputValue:
     if value is None:
         return None
-    if spec.kind == "choice":
+    if spec.kind in ("choice", "text"):
         return str(value)
     if spec.multiple:
         return tuple(_read_file(spec, Path(str(p))) for p in cast(tuple[object, ...], value))

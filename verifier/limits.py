@@ -46,8 +46,9 @@ MAX_JWK_MEMBER_CHARS: Final = 1024
 #: Whole HTTP request body (bytes), refused with 413 ``request.too_large`` before it is read. A real TDX quote plus
 #: its collateral JSON is ~30 KiB in the body; eight such items fit more than four times over.
 MAX_REQUEST_BODY_BYTES: Final = 1024 * 1024
-#: Evidence items in one attestation request (one per TEE/device of the workload).
-MAX_EVIDENCE_ITEMS: Final = 8
+#: Evidence items in one attestation request (one per TEE/device of the workload): CPU evidence and up to 16
+#: NVIDIA devices (an HGX board: 8 GPUs and 4 NVSwitches; a GPU item is ~12 KiB of JSON).
+MAX_EVIDENCE_ITEMS: Final = 24
 #: Intel collateral JSON text per item (dcap-qvl QuoteCollateralV3; real ones are 14-24 KiB).
 MAX_COLLATERAL_JSON_CHARS: Final = 256 * 1024
 #: base64 DER of a VCEK/VLEK (real ones are ~1.3 KiB, ~1.8 KiB as base64).
@@ -98,3 +99,9 @@ MAX_NVIDIA_RIM_CERTS: Final = 8
 MAX_OCSP_RESPONSE_BYTES: Final = 16 * 1024
 #: Base64 characters of an evidence item's NVIDIA device chain (the PEM text, base64).
 MAX_NVIDIA_CHAIN_B64_CHARS: Final = (MAX_NVIDIA_CHAIN_PEM_BYTES + 2) // 3 * 4
+#: RIMs and OCSP responses an NVIDIA evidence item may carry (its driver and VBIOS RIMs; the OCSP answers for its
+#: device chain and both RIM signing chains: 3 + 3 + 3), and the base64 characters of each.
+MAX_NVIDIA_ITEM_RIMS: Final = 4
+MAX_NVIDIA_ITEM_OCSP: Final = 12
+MAX_NVIDIA_RIM_B64_CHARS: Final = (MAX_NVIDIA_RIM_BYTES + 2) // 3 * 4
+MAX_OCSP_RESPONSE_B64_CHARS: Final = (MAX_OCSP_RESPONSE_BYTES + 2) // 3 * 4

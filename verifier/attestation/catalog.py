@@ -50,7 +50,11 @@ def load_catalog(session: Session, att: Attestation, now: datetime) -> Catalog:
     if row is None:
         raise NotFound(Code.MODEL_VERSION_NOT_FOUND, "model version or entitlement vanished")
     version, model, entitlement, policy, model_key = row
-    platforms = sorted({str(i.get("type")) for i in att.evidence})
+    # The attestation's platforms, and those whose rules run on every attestation (a model version's NVIDIA policy
+    # can require GPUs of evidence that brings none).
+    platforms = sorted(
+        {str(i.get("type")) for i in att.evidence} | {e.name for e in PLATFORMS.values() if e.attestation_rules}
+    )
     reference_values: dict[str, ReferenceValueSet] = {}
     for rv in repository.active_reference_values(session, version.id, platforms, now):
         reference_values.setdefault(rv.platform, rv)

@@ -60,7 +60,7 @@ from verifier.attestation import repository
 from verifier.attestation.catalog import Catalog, load_catalog
 from verifier.attestation.challenges import redeem_challenge
 from verifier.attestation.context import DecisionContext
-from verifier.attestation.items import evaluate_item, read_needs
+from verifier.attestation.items import attestation_rules, attested_gpus, evaluate_item, read_needs
 from verifier.attestation.leases import issue_lease, lease_times, renew_lease, renewable_lease
 from verifier.audit.log import AuditTag, Entry, record_events
 from verifier.clock import Clock, DecisionTime, WallTime
@@ -71,7 +71,7 @@ from verifier.keywrap.ear import issue_ear
 from verifier.keywrap.enclave import EnclaveKey, expected_report_data, parse_enclave_jwk, wrap_for_enclave
 from verifier.keywrap.kek import model_key_context
 from verifier.platforms.evaluation import Evaluation
-from verifier.platforms.registry import Parsed, parse_evidence
+from verifier.platforms.registry import Parsed, cpu_platforms, parse_evidence
 
 __all__ = [
     "Accepted",
@@ -113,6 +113,7 @@ class Accepted:
     deployment_id: uuid.UUID
     expires_at: DecisionTime
     renew_after: DecisionTime
+    gpus: int = 0  # attested GPUs: the lease's, billed as GPU time
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,11 +215,17 @@ def _check(
     failed = tuple(r for e in evaluations for r in e.reasons)
     if failed or not evaluations:
         return Rejected(failed or (Reason(Code.ATTESTATION_EVIDENCE_MALFORMED, "no evidence"),), tuple(evaluations))
+    #    The items together: each platform's rules over the whole attestation (GPUs bound to CPU evidence, each
+    #    device once, the GPU count, protected PCIe).
+    together = attestation_rules(items, evaluations, catalog, ctx, now)
+    if together:
+        return Rejected(together, tuple(evaluations))
+    gpus = attested_gpus(items)
     # 4. Licence and seat, on the entitlement locked and read afresh: every seat decision for one entitlement is
-    #    made one at a time, until this transaction ends.
+    #    made one at a time, until this transaction ends. GPUs are licensed by count (``max_gpus``), not platform.
     entitlement = lock_entitlement(session, catalog.entitlement.id)
     check_entitlement_rules(
-        entitlement, platform=list(att.platforms), model_version=catalog.version.version, gpus=0, now=now
+        entitlement, platform=cpu_platforms(att.platforms), model_version=catalog.version.version, gpus=gpus, now=now
     )
     if catalog.model_key is None:
         return Rejected(
@@ -229,6 +236,18 @@ def _check(
         tenure = renewable_lease(
             session, att.lease_id, entitlement_id=att.entitlement_id, thumbprint=key.thumbprint_b64, now=now
         )
+        if tenure.gpus != gpus:  # billed as the lease's GPUs x its time: a renewal attests the same GPUs
+            return Rejected(
+                (
+                    Reason(
+                        Code.NVIDIA_POLICY_GPU_COUNT,
+                        "a renewal must attest as many GPUs as its lease holds; attest for a new lease instead",
+                        expected=str(tenure.gpus),
+                        actual=str(gpus),
+                    ),
+                ),
+                tuple(evaluations),
+            )
         lease_id, deployment_id = tenure.id, tenure.deployment_id
     else:  # a new lease takes a seat (race-free: the entitlement row is locked until commit)
         tenure = reserve_seat(session, entitlement, att.deployment_name, now=now)
@@ -245,6 +264,7 @@ def _check(
         deployment_id=deployment_id,
         expires_at=DecisionTime(expires_at),
         renew_after=DecisionTime(renew_after),
+        gpus=gpus,
     )
 
 
@@ -353,6 +373,7 @@ def _write_lease(
         now=now,
         expires_at=accepted.expires_at,
         renew_after=accepted.renew_after,
+        gpus=accepted.gpus,
     )
     return issued.lease, issued.superseded
 

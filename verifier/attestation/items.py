@@ -12,8 +12,9 @@ import base64
 import binascii
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -21,7 +22,7 @@ from verifier.attestation.catalog import Catalog, policy_document
 from verifier.attestation.context import DecisionContext
 from verifier.collateral.documents import Document, RowKey
 from verifier.collateral.repository import read_documents
-from verifier.errors import Code, EvidenceMalformed, VerificationFailed
+from verifier.errors import Code, EvidenceMalformed, PolicyRejected, Reason, VerificationFailed
 from verifier.keywrap.enclave import EnclaveKey, parse_enclave_jwk
 from verifier.platforms.evaluation import Evaluation
 from verifier.platforms.item import EvidenceItem, Verifying, b64
@@ -31,14 +32,18 @@ from verifier.platforms.registry import PLATFORMS, Parsed, ParsedItem, Unparsed,
 def binding_for(item: EvidenceItem, nonce: bytes, key: EnclaveKey, default: bytes) -> bytes:
     """The REPORTDATA an evidence item must carry.
 
-    Default: SHA-512(nonce || thumbprint). Confidential ACI (SEV-SNP only): the SKR sidecar reports
-    SHA-256(runtime data) in REPORT_DATA[0:32] and zeros after; the item then carries ``runtime_data`` (base64 of
-    the exact JSON bytes), which must name this nonce (``"nonce"``, base64url) and this enclave key (one JWK in
-    ``"keys"`` with the same RFC 7638 thumbprint).
+    Default: SHA-512(nonce || thumbprint). A platform with its own binding (NVIDIA devices: the SPDM nonce
+    :func:`~verifier.keywrap.enclave.gpu_nonce`) says so in its registry entry. Confidential ACI (SEV-SNP only): the
+    SKR sidecar reports SHA-256(runtime data) in REPORT_DATA[0:32] and zeros after; the item then carries
+    ``runtime_data`` (base64 of the exact JSON bytes), which must name this nonce (``"nonce"``, base64url) and this
+    enclave key (one JWK in ``"keys"`` with the same RFC 7638 thumbprint).
     """
+    entry = platform(item.type)
+    if entry.binding is not None:
+        return entry.binding(item, nonce, key)
     if item.runtime_data is None:
         return default
-    if not platform(item.type).runtime_data_binding:
+    if not entry.runtime_data_binding:
         names = " | ".join(p.name for p in PLATFORMS.values() if p.runtime_data_binding)
         raise EvidenceMalformed(Code.ATTESTATION_EVIDENCE_MALFORMED, f"runtime_data binding is for {names} evidence")
     data = b64(item.runtime_data, "runtime_data")
@@ -80,3 +85,29 @@ def evaluate_item(
     document = policy_document(catalog, parsed.item.type, now, production=ctx.production)
     document["expected_report_data"] = binding.hex()
     return parsed.evaluate(documents, document, Verifying(ctx.trust, now, ctx.intel_cache, ctx.snp_cache))
+
+
+def attestation_rules(
+    items: Sequence[Parsed], evaluations: Sequence[Evaluation], catalog: Catalog, ctx: DecisionContext, now: datetime
+) -> tuple[Reason, ...]:
+    """Every registry entry's rules over the whole attestation (NVIDIA: CPU evidence to bind to, each device once,
+    the GPU count and protected PCIe), each with its platform's policy document for the model version, or None
+    when the model version has no reference values for it."""
+    reasons: list[Reason] = []
+    for entry in PLATFORMS.values():
+        if entry.attestation_rules is None:
+            continue
+        try:
+            document: dict[str, Any] | None = policy_document(catalog, entry.name, now, production=ctx.production)
+        except PolicyRejected as e:
+            if e.code != Code.ATTESTATION_REFERENCE_VALUES_MISSING:
+                raise
+            document = None
+        reasons.extend(entry.attestation_rules(items, evaluations, document))
+    return tuple(reasons)
+
+
+def attested_gpus(items: Sequence[Parsed]) -> int:
+    """The GPUs the attestation's items attest (what the entitlement caps and billing counts)."""
+    return sum(p.platform.gpus(p.value) for p in items if isinstance(p, ParsedItem))
+

@@ -5,7 +5,8 @@
   ``public_jwks()`` is the ``/.well-known/jwks.json`` document: public members only.
 * :func:`issue_ear` turns the per-evidence results (:class:`~verifier.platforms.evaluation.Evaluation`) into a
   JWT (ES256, ``typ`` JWT) shaped as draft-fv-rats-ear (profile ``tag:github.com,2023:veraison/ear``): one
-  ``submods`` entry per evidence platform with an AR4SI ``ear.status`` and ``ear.trustworthiness-vector``,
+  ``submods`` entry per evidence platform (per device for NVIDIA: ``nvidia-gpu:GPU-0``, ``nvidia-gpu:NVSwitch-8``)
+  with an AR4SI ``ear.status`` and ``ear.trustworthiness-vector``,
   Keyward's own claims under ``keyward``.
 * :func:`verify_ear` is what a relying party (and the tests) run: ES256 only, the key chosen by ``kid`` from a
   JWKS, ``exp`` / ``iat`` / ``nbf`` checked against the caller's ``now``.
@@ -244,6 +245,13 @@ def trustworthiness_vector(evaluation: Evaluation) -> dict[str, int]:
     return vector
 
 
+def _device_name(evaluation: Evaluation) -> str | None:
+    """A submodule per device where a platform has several ("nvidia-gpu:GPU-0"), else per platform."""
+    if evaluation.device is None:
+        return evaluation.platform
+    return f"{evaluation.platform or 'unknown'}:{evaluation.device}"
+
+
 def _submod_name(platform: str | None, taken: Mapping[str, object]) -> str:
     base = platform or "unknown"
     name, n = base, 1
@@ -295,7 +303,7 @@ def issue_ear(
         all_faults.update(faults)
         simulated = simulated or evaluation.simulated
         accepted = evaluation.verified and evaluation.accepted
-        submods[_submod_name(platform, submods)] = {
+        submods[_submod_name(_device_name(evaluation), submods)] = {
             "ear.status": STATUS_AFFIRMING if accepted else STATUS_CONTRAINDICATED,
             "ear.trustworthiness-vector": trustworthiness_vector(evaluation),
             "ear.appraisal-policy-id": f"policy:keyward/{platform or 'unknown'}",

@@ -29,6 +29,7 @@ __all__ = [
     "Inputs",
     "choose_family",
     "policy_section",
+    "shared_inputs",
 ]
 
 Q = TypeVar("Q")
@@ -45,8 +46,8 @@ class CliInput:
     #: The ``--help`` text.
     help: str
     #: ``file``: one file's bytes; ``file_or_dir``: a file, or a directory whose :attr:`dir_files` are read;
-    #: ``choice``: one of :attr:`choices`, as text.
-    kind: Literal["file", "file_or_dir", "choice"] = "file"
+    #: ``choice``: one of :attr:`choices`, as text; ``text``: a string as given.
+    kind: Literal["file", "file_or_dir", "choice", "text"] = "file"
     #: Repeatable (files only): every file given, in order.
     multiple: bool = False
     choices: tuple[str, ...] = ()
@@ -99,6 +100,10 @@ class Inputs:
         value = self.values.get(dest)
         return value if isinstance(value, InputFile | InputDir) else None
 
+    def text(self, dest: str) -> str | None:
+        value = self.values.get(dest)
+        return value if isinstance(value, str) else None
+
     def choice(self, dest: str) -> str | None:
         value = self.values.get(dest)
         return value if isinstance(value, str) else None
@@ -110,7 +115,8 @@ class CliFamily(Generic[Q]):
 
     #: The registry entries' ``family``, and the policy document's section for it.
     family: str
-    #: Its input options, in ``--help`` order. Giving one picks this family (unless it is the ``fallback``).
+    #: Its input options, in ``--help`` order. Giving one picks this family (unless it is the ``fallback``, or
+    #: another family takes the same option: a shared option, such as ``--certs``, leaves the choice to the bytes).
     inputs: tuple[CliInput, ...]
     #: Whether raw evidence bytes (binary or hex, or a dump) look like this family's. May raise a
     #: :class:`~verifier.errors.KeywardError` for bytes that claim to be its evidence but do not decode.
@@ -127,7 +133,9 @@ class CliFamily(Generic[Q]):
 def families_of(entries: Iterable[Any]) -> tuple[CliFamily[Any], ...]:
     """The distinct CLI families of registry entries (anything with a ``cli`` attribute), in entry order.
 
-    Raises :class:`ValueError` when two families share a flag or dest, or the fallback is not exactly one.
+    Families may share an option (the same flag and dest, read the same way: one click option, whose meaning
+    follows the evidence). Raises :class:`ValueError` when a flag or dest is used two different ways, or the
+    fallback is not exactly one.
     """
     found: dict[str, CliFamily[Any]] = {}
     for entry in entries:
@@ -135,20 +143,34 @@ def families_of(entries: Iterable[Any]) -> tuple[CliFamily[Any], ...]:
         if found.setdefault(cli.family, cli) is not cli:
             raise ValueError(f"two CLI descriptors for family {cli.family!r}")
     families = tuple(found.values())
-    flags = [i.flag for f in families for i in f.inputs]
-    dests = [i.dest for f in families for i in f.inputs]
-    if len(set(flags)) != len(flags) or len(set(dests)) != len(dests):
-        raise ValueError("CLI input flags and dests must be unique across families")
+    shapes: dict[str, tuple[str, str, bool]] = {}
+    flags: dict[str, str] = {}
+    for f in families:
+        for i in f.inputs:
+            if shapes.setdefault(i.dest, (i.flag, i.kind, i.multiple)) != (i.flag, i.kind, i.multiple):
+                raise ValueError(f"CLI input {i.dest!r} is declared two different ways")
+            if flags.setdefault(i.flag, i.dest) != i.dest:
+                raise ValueError(f"CLI flag {i.flag!r} names two inputs")
     if sum(f.fallback for f in families) != 1:
         raise ValueError("exactly one CLI family must be the fallback")
     return families
 
 
+def shared_inputs(families: Iterable[CliFamily[Any]]) -> frozenset[str]:
+    """The dests more than one family takes (they do not pick a family)."""
+    seen: dict[str, int] = {}
+    for f in families:
+        for i in f.inputs:
+            seen[i.dest] = seen.get(i.dest, 0) + 1
+    return frozenset(d for d, n in seen.items() if n > 1)
+
+
 def choose_family(families: Iterable[CliFamily[Any]], given: Iterable[str], data: bytes) -> CliFamily[Any]:
-    """The family that verifies ``data``: the first whose options were given (the fallback's do not count), else
-    the first that recognises the bytes (the fallback last), else the fallback. A sniffer's error propagates."""
+    """The family that verifies ``data``: the first whose own options were given (the fallback's and shared ones do
+    not count), else the first that recognises the bytes (the fallback last), else the fallback. A sniffer's error
+    propagates."""
     ordered = sorted(families, key=lambda f: f.fallback)
-    named = set(given)
+    named = set(given) - shared_inputs(ordered)
     for f in ordered:
         if not f.fallback and any(i.dest in named for i in f.inputs):
             return f

@@ -50,10 +50,14 @@ class Evaluation:
     reasons: tuple[Reason, ...]
     collateral: dict[str, object] = field(default_factory=dict)
     simulated: bool = False
+    #: Which of several devices of one platform this is ("GPU-3", "NVSwitch-8"): its EAR submodule's name.
+    device: str | None = None
 
     def to_json(self) -> dict[str, Any]:
+        device = {} if self.device is None else {"device": self.device}
         return {
             "platform": self.platform,
+            **device,
             "verified": self.verified,
             "accepted": self.accepted,
             "simulated": self.simulated,

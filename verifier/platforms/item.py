@@ -15,7 +15,7 @@ import base64
 import binascii
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, get_args
+from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -28,7 +28,7 @@ from verifier.trust.store import TrustStore
 
 #: The evidence types the registry has an entry for (:data:`verifier.platforms.registry.PLATFORMS` checks it names
 #: exactly these). API schemas use this type; nothing else spells the names out.
-PlatformName = Literal["intel-tdx", "intel-sgx", "amd-sev-snp"]
+PlatformName = Literal["intel-tdx", "intel-sgx", "amd-sev-snp", "nvidia-gpu"]
 PLATFORM_NAMES: tuple[str, ...] = get_args(PlatformName)
 
 
@@ -68,6 +68,17 @@ class EvidenceItem(BaseModel):
         description="NVIDIA: base64 of the device certificate chain as NVML returns it (concatenated PEM, leaf "
         "first, five certificates)",
         max_length=limits.MAX_NVIDIA_CHAIN_B64_CHARS,
+    )
+    rims: list[Annotated[str, Field(max_length=limits.MAX_NVIDIA_RIM_B64_CHARS)]] | None = Field(
+        None,
+        max_length=limits.MAX_NVIDIA_ITEM_RIMS,
+        description="NVIDIA: base64 of RIMs (signed SWID XML) the enclave brings; else the worker fetches them",
+    )
+    ocsp: list[Annotated[str, Field(max_length=limits.MAX_OCSP_RESPONSE_B64_CHARS)]] | None = Field(
+        None,
+        max_length=limits.MAX_NVIDIA_ITEM_OCSP,
+        description="NVIDIA: base64 DER OCSP responses the enclave brings (device and RIM signing chains); else the "
+        "worker fetches them",
     )
     device_index: int | None = Field(
         None,

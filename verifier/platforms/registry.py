@@ -30,13 +30,26 @@ from verifier.appraisal.reference_values import (
     tdx_reference_values_problem,
 )
 from verifier.collateral.documents import Documents, Wanted
-from verifier.errors import Code, EvidenceMalformed, PolicyRejected
+from verifier.errors import Code, EvidenceMalformed, PolicyRejected, Reason
+from verifier.keywrap.enclave import EnclaveKey
 from verifier.platforms.amd_snp import PLATFORM_SNP
 from verifier.platforms.cli_inputs import CliFamily, families_of
 from verifier.platforms.evaluation import Evaluation
 from verifier.platforms.intel_dcap import PLATFORM_SGX, PLATFORM_TDX
 from verifier.platforms.intel_evidence import INTEL_CLI, evaluate_intel, intel_needs, intel_policy, parse_intel_item
 from verifier.platforms.item import PLATFORM_NAMES, EvidenceItem, PlatformName, Verifying, stored_item
+from verifier.platforms.nvidia_evidence import (
+    NVIDIA_CLI,
+    ParsedDevice,
+    evaluate_nvidia,
+    nvidia_attestation_rules,
+    nvidia_binding,
+    nvidia_gpus,
+    nvidia_needs,
+    nvidia_policy,
+    parse_nvidia_item,
+)
+from verifier.platforms.nvidia_gpu import PLATFORM_NVIDIA
 from verifier.platforms.snp_evidence import SNP_CLI, evaluate_snp, parse_snp_item, snp_needs, snp_policy
 
 __all__ = [
@@ -49,6 +62,7 @@ __all__ = [
     "PlatformName",
     "PolicyScope",
     "Unparsed",
+    "cpu_platforms",
     "parse_evidence",
     "parse_item",
     "platform",
@@ -60,7 +74,12 @@ P = TypeVar("P")
 Q = TypeVar("Q")
 
 #: A policy may name a platform or its whole family ("intel" covers TDX and SGX).
-PlatformFamily = Literal["intel", "snp"]
+PlatformFamily = Literal["intel", "snp", "nvidia"]
+
+#: An entry's rules over one whole attestation: every item (parsed, in request order), each one's evaluation (same
+#: order) and the entry's policy document for the model version (None when it has no reference values for the
+#: platform) -> the reasons the attestation is rejected for.
+AttestationRules = Callable[[Sequence["Parsed"], Sequence[Evaluation], Mapping[str, Any] | None], tuple[Reason, ...]]
 PolicyScope = Literal[PlatformName, PlatformFamily]
 
 
@@ -89,6 +108,15 @@ class Platform(Generic[P, Q]):
     chain: Callable[[Evaluation], str]
     #: ``keyward verify`` for its family: sniffing raw evidence, the input options, verifying from the files read.
     cli: CliFamily[Any]
+    #: The value an item must carry for the challenge nonce and enclave key, when not REPORTDATA (None: the default
+    #: SHA-512(nonce || thumbprint), or the runtime-data binding).
+    binding: Callable[[EvidenceItem, bytes, EnclaveKey], bytes] | None = None
+    #: GPUs a parsed item attests (entitlements cap them, billing counts their time).
+    gpus: Callable[[P], int] = lambda _: 0
+    #: Rules over a whole attestation (run on every attestation, with or without this platform's items).
+    attestation_rules: AttestationRules | None = None
+    #: An accelerator attested beside CPU evidence: licensed by count (``max_gpus``), not by ``allowed_platforms``.
+    accelerator: bool = False
 
 
 def _intel_chain(_: Evaluation) -> str:
@@ -97,6 +125,35 @@ def _intel_chain(_: Evaluation) -> str:
 
 def _snp_chain(result: Evaluation) -> str:
     return f"{str(result.collateral.get('signing_key', '')).upper()} -> pinned ASK/ASVK -> ARK, TCB binding, signature"
+
+
+def _nvidia_chain(result: Evaluation) -> str:
+    return "device chain -> pinned NVIDIA Device Identity CA, FWID, SPDM signature, RIMs -> pinned CoRIM root, OCSP"
+
+
+def _nvidia_reference_values_problem(values: Any) -> str | None:
+    """NVIDIA's signed RIMs are the devices' reference values: the model version's set is its GPU policy (how many
+    GPUs, which architectures and SKUs, minimum versions, protected PCIe), which must parse (``policy.invalid``)
+    and may be empty (RIMs, OCSP and the FWID binding are then required)."""
+    nvidia_policy(dict(values) if isinstance(values, Mapping) else {"": values})
+    return None
+
+
+def _nvidia_rules(
+    items: Sequence[Parsed], evaluations: Sequence[Evaluation], document: Mapping[str, Any] | None
+) -> tuple[Reason, ...]:
+    """The NVIDIA devices of an attestation together (:func:`~verifier.platforms.nvidia_evidence.
+    nvidia_attestation_rules`); every other item is CPU evidence they bind to."""
+    devices: list[ParsedDevice] = []
+    device_evaluations: list[Evaluation] = []
+    cpu = 0
+    for item, evaluation in zip(items, evaluations, strict=True):
+        if isinstance(item, ParsedItem) and isinstance(item.value, ParsedDevice):
+            devices.append(item.value)
+            device_evaluations.append(evaluation)
+        else:
+            cpu += 1
+    return nvidia_attestation_rules(devices, cpu, device_evaluations, document)
 
 
 def _intel(name: str, rule: Callable[[Any], str | None], required: str) -> Platform[Any, Any]:
@@ -131,6 +188,23 @@ _ENTRIES: Final[tuple[Platform[Any, Any], ...]] = (
         chain=_snp_chain,
         cli=SNP_CLI,
     ),
+    Platform(
+        name=PLATFORM_NVIDIA,
+        family="nvidia",
+        parse=parse_nvidia_item,
+        needs=nvidia_needs,
+        policy=nvidia_policy,
+        evaluate=evaluate_nvidia,
+        reference_values_problem=_nvidia_reference_values_problem,
+        required_reference_values="an NVIDIA GPU policy (may be empty: RIMs, OCSP and FWID are then required)",
+        runtime_data_binding=False,
+        chain=_nvidia_chain,
+        cli=NVIDIA_CLI,
+        binding=nvidia_binding,
+        gpus=nvidia_gpus,
+        attestation_rules=_nvidia_rules,
+        accelerator=True,
+    ),
 )
 #: Every platform by name, in the order the API documents them.
 PLATFORMS: Final[Mapping[str, Platform[Any, Any]]] = {e.name: e for e in _ENTRIES}
@@ -140,6 +214,11 @@ if any(e.cli.family != e.family for e in _ENTRIES):
     raise RuntimeError("a registry entry's CLI descriptor is for another family")
 #: ``keyward verify``'s families, one descriptor each, in entry order (the order of their ``--help`` options).
 CLI_FAMILIES: Final[tuple[CliFamily[Any], ...]] = families_of(_ENTRIES)
+
+
+def cpu_platforms(names: Sequence[str]) -> list[str]:
+    """The platforms among ``names`` an entitlement's ``allowed_platforms`` must cover (accelerators are counted)."""
+    return [n for n in names if not (n in PLATFORMS and PLATFORMS[n].accelerator)]
 
 
 def platform(name: object) -> Platform[Any, Any]:

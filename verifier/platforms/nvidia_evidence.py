@@ -1,0 +1,384 @@
+"""An NVIDIA GPU or NVSwitch evidence item, parsed once: its attestation report and device certificate chain, the
+cache rows it is verified with (:func:`nvidia_needs`: its RIMs, their signing chains' OCSP answers and the device
+chain's), its evaluation from those rows (:func:`evaluate_nvidia`), and the rules one attestation's devices obey
+together (:func:`nvidia_attestation_rules`: CPU evidence to bind to, each device once, the GPU count, protected PCIe).
+
+The registry (:mod:`verifier.platforms.registry`) names these functions for ``nvidia-gpu``, and :data:`NVIDIA_CLI`
+for ``keyward verify`` (a report with ``--certs``, ``--rim``, ``--ocsp``, ``--nonce``). Pure: no I/O, no clock; the
+cached documents, the files read, the policy, the roots and ``now`` are arguments.
+
+Binding (nvidia-gpu.md §7, README "GPU attestation"): device ``i`` of an attestation must have signed the SPDM
+nonce :func:`~verifier.keywrap.enclave.gpu_nonce` ``(nonce, thumbprint, i)``, derived from the same challenge and
+enclave key as the CPU evidence's REPORTDATA, so a GPU report cannot be relayed from another machine or session.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from verifier.appraisal.nvidia import NvidiaPolicy, parse_nvidia_policy
+from verifier.collateral.documents import Documents, Wanted
+from verifier.errors import Code, EvidenceMalformed, KeywardError, Reason
+from verifier.evidence.nvidia import GpuReport, decode_report_bytes, parse_device_chain, parse_gpu_report
+from verifier.keywrap.enclave import EnclaveKey, gpu_nonce
+from verifier.platforms.cli_inputs import CliFamily, CliInput, Inputs
+from verifier.platforms.evaluation import Evaluation, rejected, unverified
+from verifier.platforms.item import EvidenceItem, Verifying, b64
+from verifier.platforms.nvidia_gpu import (
+    PLATFORM_NVIDIA,
+    RimIds,
+    check_topology,
+    device_kind,
+    evaluate_device,
+    evaluate_gpu_report,
+    rim_ids,
+)
+from verifier.trust.ocsp import cert_id_key
+
+__all__ = [
+    "NVIDIA",
+    "NVIDIA_CLI",
+    "ParsedDevice",
+    "evaluate_nvidia",
+    "nvidia_attestation_rules",
+    "nvidia_binding",
+    "nvidia_gpus",
+    "nvidia_needs",
+    "nvidia_policy",
+    "parse_nvidia_item",
+]
+
+#: The collateral cache's vendor name for NVIDIA rows (``rim``, ``ocsp``, ``rim-ocsp``).
+NVIDIA: Final = "nvidia"
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedDevice:
+    """An NVIDIA item decoded and parsed: the report and the device chain (DER, leaf first), or why either does not
+    parse (the evaluation reports it); the RIM ids its signed opaque data names; the OCSP cache keys of its chain."""
+
+    item: EvidenceItem
+    device_index: int
+    report: GpuReport | KeywardError
+    chain: tuple[bytes, ...] | KeywardError
+    rims: RimIds | None
+    ocsp_keys: tuple[str, ...]
+    carried_rims: tuple[bytes, ...] = ()  # RIMs the item brings (verified like fetched ones)
+    carried_ocsp: tuple[bytes, ...] = ()  # OCSP responses the item brings (matched to certificates by CertID)
+
+
+def _malformed(message: str) -> EvidenceMalformed:
+    return EvidenceMalformed(Code.ATTESTATION_EVIDENCE_MALFORMED, message)
+
+
+def parse_nvidia_item(item: EvidenceItem) -> ParsedDevice:
+    """Decode and parse an NVIDIA item. Raises ``attestation.evidence_malformed`` for an item without ``certs`` or
+    ``device_index``, or whose fields are not base64; a report or chain that does not parse is kept in the value."""
+    if item.certs is None or item.device_index is None:
+        raise _malformed("an nvidia-gpu item needs 'certs' (the device certificate chain) and 'device_index'")
+    for field in ("vcek", "cert_table", "crl", "collateral", "runtime_data", "uvm_endorsement"):  # other platforms'
+        if getattr(item, field) is not None:
+            raise _malformed(f"an nvidia-gpu item takes no {field!r}")
+    evidence = b64(item.evidence, "evidence")
+    pem = b64(item.certs, "certs")
+    carried_rims = tuple(b64(r, f"rims[{i}]") for i, r in enumerate(item.rims or ()))
+    carried_ocsp = tuple(b64(r, f"ocsp[{i}]") for i, r in enumerate(item.ocsp or ()))
+    report: GpuReport | KeywardError
+    chain: tuple[bytes, ...] | KeywardError
+    try:
+        report = parse_gpu_report(evidence)
+    except KeywardError as e:
+        report = e
+    try:
+        chain = parse_device_chain(pem)
+    except KeywardError as e:
+        chain = e
+    ids: RimIds | None = None
+    if isinstance(report, GpuReport):
+        try:
+            ids = rim_ids(report)
+        except KeywardError:
+            ids = None  # the evaluation says why (it derives them again)
+    return ParsedDevice(item, item.device_index, report, chain, ids, _ocsp_keys(chain), carried_rims, carried_ocsp)
+
+
+def _ocsp_keys(chain: tuple[bytes, ...] | KeywardError) -> tuple[str, ...]:
+    """The cache keys of the device chain's OCSP answers: certificates 1..3 (BROM, Provisioner ICA, Identity), each
+    against the next (the supplied fifth is compared with the pinned root when verifying; a chain whose fifth is
+    not the root fails there, so keys computed from it are harmless)."""
+    from cryptography import x509  # noqa: PLC0415 - only for items that parsed
+
+    if isinstance(chain, KeywardError) or len(chain) != 5:
+        return ()
+    try:
+        certs = [x509.load_der_x509_certificate(d) for d in chain]
+        return tuple(cert_id_key(certs[i], certs[i + 1]) for i in (1, 2, 3))
+    except (ValueError, KeywardError):
+        return ()
+
+
+def _rim_list(ids: RimIds | None) -> tuple[str, ...]:
+    if ids is None:
+        return ()
+    return tuple(i for i in (ids.driver, ids.firmware) if i)
+
+
+def nvidia_needs(parsed: ParsedDevice) -> tuple[Wanted, ...]:
+    """Each RIM the report names (driver and VBIOS, or the NVSwitch BIOS) and the OCSP answers for its signing
+    chain, and the OCSP answers for the device chain; ``optional`` where the item brings its own (the cached copy
+    is then only read, never waited for)."""
+    rims, ocsp = bool(parsed.carried_rims), bool(parsed.carried_ocsp)
+    wants: list[Wanted] = []
+    for rim_id in _rim_list(parsed.rims):
+        wants.append(Wanted(NVIDIA, "rim", rim_id, optional=rims))
+        wants.append(Wanted(NVIDIA, "rim-ocsp", rim_id, optional=ocsp))
+    wants.extend(Wanted(NVIDIA, "ocsp", key, optional=ocsp) for key in parsed.ocsp_keys)
+    return tuple(wants)
+
+
+def nvidia_policy(document: dict[str, Any]) -> NvidiaPolicy:
+    """The NVIDIA appraisal policy of a merged policy document (RIMs and OCSP required unless it says otherwise)."""
+    return parse_nvidia_policy(document)
+
+
+def nvidia_binding(item: EvidenceItem, nonce: bytes, key: EnclaveKey) -> bytes:
+    """The 32-byte SPDM request nonce the item's device must have signed (:func:`~verifier.keywrap.enclave.
+    gpu_nonce`)."""
+    if item.device_index is None:
+        raise _malformed("an nvidia-gpu item needs 'device_index'")
+    return gpu_nonce(nonce, key.thumbprint, item.device_index)
+
+
+def _ocsp_answers(parsed: ParsedDevice, documents: Documents) -> dict[str, bytes]:
+    """Every cached OCSP answer the item's needs read: the device chain's rows and each RIM's bundle."""
+    answers: dict[str, bytes] = {}
+    for key in parsed.ocsp_keys:
+        row = documents.get((NVIDIA, "ocsp", key))
+        if row is not None:
+            answers[key] = row.body
+    for rim_id in _rim_list(parsed.rims):
+        row = documents.get((NVIDIA, "rim-ocsp", rim_id))
+        if row is None:
+            continue
+        try:
+            bundle = json.loads(row.body)
+            answers.update({str(k): base64.b64decode(v, validate=True) for k, v in bundle.items()})
+        except (ValueError, TypeError, AttributeError, binascii.Error):
+            continue  # a damaged bundle is as good as none: the OCSP rule reports what is missing
+    return answers
+
+
+def _label(parsed: ParsedDevice) -> str:
+    kind = device_kind(parsed.report) if isinstance(parsed.report, GpuReport) else "device"
+    return f"{'NVSwitch' if kind == 'switch' else 'GPU' if kind == 'gpu' else 'device'} {parsed.device_index}"
+
+
+def _named(evaluation: Evaluation, label: str) -> Evaluation:
+    """The evaluation with every reason naming the device (the whole attestation is rejected for any one)."""
+    reasons = tuple(
+        Reason(r.code, f"{label}: {r.message}", expected=r.expected, actual=r.actual) for r in evaluation.reasons
+    )
+    claims = {"device_index": int(label.rsplit(" ", 1)[1]), **evaluation.claims}
+    return Evaluation(
+        platform=evaluation.platform,
+        verified=evaluation.verified,
+        accepted=evaluation.accepted,
+        tcb_status=evaluation.tcb_status,
+        advisory_ids=evaluation.advisory_ids,
+        claims=claims,
+        reasons=reasons,
+        collateral=evaluation.collateral,
+        simulated=evaluation.simulated,
+        device=label.replace(" ", "-"),
+    )
+
+
+def evaluate_nvidia(parsed: ParsedDevice, documents: Documents, policy: NvidiaPolicy, env: Verifying) -> Evaluation:
+    """Verify and appraise the device with the RIMs and OCSP answers read for its needs; every reason names the
+    device (``GPU 3: ...``)."""
+    label = _label(parsed)
+    if isinstance(parsed.report, KeywardError):
+        return _named(unverified(PLATFORM_NVIDIA, {}, parsed.report, env.trust), label)
+    if isinstance(parsed.chain, KeywardError):
+        return _named(unverified(PLATFORM_NVIDIA, {}, parsed.chain, env.trust), label)
+    cached = [row.body for i in _rim_list(parsed.rims) if (row := documents.get((NVIDIA, "rim", i))) is not None]
+    rims = [*parsed.carried_rims, *(r for r in cached if r not in parsed.carried_rims)]
+    ocsp = _ocsp_answers(parsed, documents)
+    result = evaluate_device(
+        parsed.report, parsed.chain, rims, [*parsed.carried_ocsp, *ocsp.values()], policy, env.trust, env.now
+    )
+    return _named(result, label)
+
+
+def nvidia_gpus(parsed: ParsedDevice) -> int:
+    """GPUs this item attests (1 for a GPU, 0 for an NVSwitch or a report that did not parse): billed and capped."""
+    return int(isinstance(parsed.report, GpuReport) and device_kind(parsed.report) == "gpu")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# One attestation's devices together
+
+
+def nvidia_attestation_rules(
+    devices: Sequence[ParsedDevice],
+    cpu_items: int,
+    evaluations: Sequence[Evaluation],
+    document: Mapping[str, Any] | None,
+) -> tuple[Reason, ...]:
+    """What an attestation's NVIDIA devices must satisfy together, given its CPU items' count, each device's
+    evaluation (same order as ``devices``) and the model version's NVIDIA policy document (None: the model version
+    has no NVIDIA reference values, so it asks for no GPU).
+
+    1. NVIDIA evidence needs CPU evidence to be bound with (``nvidia.policy.cpu_required``).
+    2. Each device index and each device (UEID) once (``nvidia.device.duplicate``).
+    3. The number of GPUs within the policy's ``min_gpus`` .. ``max_gpus`` (``nvidia.policy.gpu_count``).
+    4. Protected PCIe: required by policy, or claimed by any GPU, means every GPU in PPCIe mode and the NVSwitches'
+       topology agreeing with the GPUs' (``nvidia.policy.ppcie_required``, ``nvidia.topology.mismatch``).
+    """
+    reasons: list[Reason] = []
+    if devices and cpu_items == 0:
+        reasons.append(
+            Reason(
+                Code.NVIDIA_POLICY_CPU_REQUIRED,
+                "GPU evidence must come with the CPU evidence of the confidential VM it is bound to",
+                expected="at least one CPU evidence item",
+                actual="0",
+            )
+        )
+    seen_index: set[int] = set()
+    seen_ueid: dict[str, int] = {}
+    for device, evaluation in zip(devices, evaluations, strict=True):
+        if device.device_index in seen_index:
+            reasons.append(Reason(Code.NVIDIA_DEVICE_DUPLICATE, f"device index {device.device_index} sent twice"))
+        seen_index.add(device.device_index)
+        ueid = evaluation.claims.get("ueid")
+        if isinstance(ueid, str):
+            if ueid in seen_ueid:
+                reasons.append(
+                    Reason(
+                        Code.NVIDIA_DEVICE_DUPLICATE,
+                        f"{_label(device)}: the same device as device {seen_ueid[ueid]} (UEID {ueid})",
+                    )
+                )
+            seen_ueid.setdefault(ueid, device.device_index)
+    gpus = [d.report for d in devices if isinstance(d.report, GpuReport) and device_kind(d.report) == "gpu"]
+    switches = [d.report for d in devices if isinstance(d.report, GpuReport) and device_kind(d.report) == "switch"]
+    policy = parse_nvidia_policy(dict(document)) if document is not None else None
+    low = policy.min_gpus if policy is not None else 0
+    high = policy.max_gpus if policy is not None else None
+    if len(gpus) < low or (high is not None and len(gpus) > high):
+        reasons.append(
+            Reason(
+                Code.NVIDIA_POLICY_GPU_COUNT,
+                f"{len(gpus)} attested GPUs; the model version's policy asks for {low}..{'' if high is None else high}",
+                expected=f"{low}..{'' if high is None else high}",
+                actual=str(len(gpus)),
+            )
+        )
+    ppcie_claimed = any(g.response.opaque.protected_pcie_status == 0xAA for g in gpus)
+    if (
+        policy is not None
+        and policy.require_ppcie
+        and not (switches and gpus and all(g.response.opaque.protected_pcie_status == 0xAA for g in gpus))
+    ):
+        reasons.append(
+            Reason(
+                Code.NVIDIA_POLICY_PPCIE_REQUIRED,
+                "the policy requires protected PCIe: every GPU in PPCIe mode and the NVSwitches' evidence",
+                expected="GPUs with PROTECTED_PCIE_STATUS 0xAA and NVSwitch reports",
+                actual=f"{len(gpus)} GPUs, {len(switches)} NVSwitches",
+            )
+        )
+    elif switches or ppcie_claimed:
+        reasons.extend(check_topology(gpus, switches))
+    return tuple(reasons)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# keyward verify
+
+
+def sniff_nvidia(data: bytes) -> bool:
+    """An SPDM 1.1 GET_MEASUREMENTS request followed by its MEASUREMENTS response (binary or hex)."""
+    try:
+        raw = decode_report_bytes(data)
+    except KeywardError:
+        return False
+    return len(raw) > 39 and raw[0] == 0x11 and raw[1] == 0xE0 and raw[37] == 0x11 and raw[38] == 0x60
+
+
+def nvidia_cli_policy(document: dict[str, Any]) -> NvidiaPolicy:
+    return parse_nvidia_policy(document)
+
+
+def evaluate_nvidia_cli(data: bytes, inputs: Inputs, policy: NvidiaPolicy, env: Verifying) -> Evaluation:
+    """Verify and appraise a report with ``--certs`` (the device chain), the ``--rim`` and ``--ocsp`` files and
+    ``--nonce`` (the expected SPDM request nonce, hex). Never raises for bad evidence or inputs."""
+    certs = inputs.file("certs")
+    if certs is None:
+        return rejected(
+            Reason(Code.NVIDIA_CHAIN_MALFORMED, "an NVIDIA report needs its device certificate chain (--certs)"),
+            PLATFORM_NVIDIA,
+        )
+    nonce_hex = inputs.text("nonce")
+    if nonce_hex is not None:
+        try:
+            nonce = bytes.fromhex(nonce_hex)
+        except ValueError:
+            nonce = b""
+        if len(nonce) != 32:
+            return rejected(
+                Reason(Code.NVIDIA_NONCE_MISMATCH, "--nonce must be 32 bytes of hex", expected=64, actual=nonce_hex),
+                PLATFORM_NVIDIA,
+            )
+        if policy.expected_nonce is not None and not hmac.compare_digest(policy.expected_nonce, nonce):
+            return rejected(
+                Reason(Code.NVIDIA_NONCE_MISMATCH, "--nonce and the policy's expected_report_data disagree"),
+                PLATFORM_NVIDIA,
+            )
+        policy = _with_nonce(policy, nonce)
+    rims = [f.data for f in inputs.files("rim")]
+    ocsp = [f.data for f in inputs.files("ocsp")]
+    return evaluate_gpu_report(data, certs.data, rims, ocsp, policy, env.trust, env.now)
+
+
+def _with_nonce(policy: NvidiaPolicy, nonce: bytes) -> NvidiaPolicy:
+    from dataclasses import replace  # noqa: PLC0415
+
+    return replace(policy, expected_nonce=nonce)
+
+
+#: NVIDIA GPUs and NVSwitches on the command line. ``--certs`` is shared with AMD (its meaning follows the
+#: evidence); ``--rim``, ``--ocsp`` and ``--nonce`` pick NVIDIA.
+NVIDIA_CLI: Final[CliFamily[NvidiaPolicy]] = CliFamily(
+    family="nvidia",
+    inputs=(
+        CliInput(
+            "--certs",
+            "certs",
+            "NVIDIA: the device certificate chain as NVML returns it (five PEM certificates, leaf first).",
+        ),
+        CliInput(
+            "--rim",
+            "rim",
+            "NVIDIA: a Reference Integrity Manifest (driver, VBIOS or NVSwitch BIOS; signed SWID XML). Repeatable.",
+            multiple=True,
+        ),
+        CliInput(
+            "--ocsp",
+            "ocsp",
+            "NVIDIA: a DER OCSP response for a device or RIM signing certificate. Repeatable.",
+            multiple=True,
+        ),
+        CliInput("--nonce", "nonce", "NVIDIA: the expected SPDM request nonce (64 hex digits).", kind="text"),
+    ),
+    sniff=sniff_nvidia,
+    policy=nvidia_cli_policy,
+    evaluate=evaluate_nvidia_cli,
+)
