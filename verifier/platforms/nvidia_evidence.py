@@ -14,16 +14,21 @@ enclave key as the CPU evidence's REPORTDATA, so a GPU report cannot be relayed 
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hmac
-import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from verifier.appraisal.nvidia import NvidiaPolicy, parse_nvidia_policy
-from verifier.collateral.documents import Documents, Wanted
+from verifier.collateral.documents import (
+    Documents,
+    Wanted,
+    nvidia_ocsp,
+    nvidia_rim,
+    wanted_ocsp,
+    wanted_rim,
+    wanted_rim_ocsp,
+)
 from verifier.errors import Code, EvidenceMalformed, KeywardError, Reason
 from verifier.evidence.nvidia import GpuReport, decode_report_bytes, parse_device_chain, parse_gpu_report
 from verifier.keywrap.enclave import EnclaveKey, gpu_nonce
@@ -42,7 +47,6 @@ from verifier.platforms.nvidia_gpu import (
 from verifier.trust.ocsp import cert_id_key
 
 __all__ = [
-    "NVIDIA",
     "NVIDIA_CLI",
     "ParsedDevice",
     "evaluate_nvidia",
@@ -53,9 +57,6 @@ __all__ = [
     "nvidia_policy",
     "parse_nvidia_item",
 ]
-
-#: The collateral cache's vendor name for NVIDIA rows (``rim``, ``ocsp``, ``rim-ocsp``).
-NVIDIA: Final = "nvidia"
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,9 +137,9 @@ def nvidia_needs(parsed: ParsedDevice) -> tuple[Wanted, ...]:
     rims, ocsp = bool(parsed.carried_rims), bool(parsed.carried_ocsp)
     wants: list[Wanted] = []
     for rim_id in _rim_list(parsed.rims):
-        wants.append(Wanted(NVIDIA, "rim", rim_id, optional=rims))
-        wants.append(Wanted(NVIDIA, "rim-ocsp", rim_id, optional=ocsp))
-    wants.extend(Wanted(NVIDIA, "ocsp", key, optional=ocsp) for key in parsed.ocsp_keys)
+        wants.append(replace(wanted_rim(rim_id), optional=rims))
+        wants.append(replace(wanted_rim_ocsp(rim_id), optional=ocsp))
+    wants.extend(replace(wanted_ocsp(key), optional=ocsp) for key in parsed.ocsp_keys)
     return tuple(wants)
 
 
@@ -153,25 +154,6 @@ def nvidia_binding(item: EvidenceItem, nonce: bytes, key: EnclaveKey) -> bytes:
     if item.device_index is None:
         raise _malformed("an nvidia-gpu item needs 'device_index'")
     return gpu_nonce(nonce, key.thumbprint, item.device_index)
-
-
-def _ocsp_answers(parsed: ParsedDevice, documents: Documents) -> dict[str, bytes]:
-    """Every cached OCSP answer the item's needs read: the device chain's rows and each RIM's bundle."""
-    answers: dict[str, bytes] = {}
-    for key in parsed.ocsp_keys:
-        row = documents.get((NVIDIA, "ocsp", key))
-        if row is not None:
-            answers[key] = row.body
-    for rim_id in _rim_list(parsed.rims):
-        row = documents.get((NVIDIA, "rim-ocsp", rim_id))
-        if row is None:
-            continue
-        try:
-            bundle = json.loads(row.body)
-            answers.update({str(k): base64.b64decode(v, validate=True) for k, v in bundle.items()})
-        except (ValueError, TypeError, AttributeError, binascii.Error):
-            continue  # a damaged bundle is as good as none: the OCSP rule reports what is missing
-    return answers
 
 
 def _label(parsed: ParsedDevice) -> str:
@@ -207,13 +189,28 @@ def evaluate_nvidia(parsed: ParsedDevice, documents: Documents, policy: NvidiaPo
         return _named(unverified(PLATFORM_NVIDIA, {}, parsed.report, env.trust), label)
     if isinstance(parsed.chain, KeywardError):
         return _named(unverified(PLATFORM_NVIDIA, {}, parsed.chain, env.trust), label)
-    cached = [row.body for i in _rim_list(parsed.rims) if (row := documents.get((NVIDIA, "rim", i))) is not None]
-    rims = [*parsed.carried_rims, *(r for r in cached if r not in parsed.carried_rims)]
-    ocsp = _ocsp_answers(parsed, documents)
-    result = evaluate_device(
-        parsed.report, parsed.chain, rims, [*parsed.carried_ocsp, *ocsp.values()], policy, env.trust, env.now
-    )
+    ids = _rim_list(parsed.rims)
+    cached = [nvidia_rim(i, documents) for i in ids]
+    rims = [*parsed.carried_rims, *(c.xml for c in cached if c.xml is not None and c.xml not in parsed.carried_rims)]
+    ocsp = [*parsed.carried_ocsp, *nvidia_ocsp(parsed.ocsp_keys, ids, documents).values()]
+    result = evaluate_device(parsed.report, parsed.chain, rims, ocsp, policy, env.trust, env.now)
+    if not parsed.carried_rims:  # a RIM the worker could not fetch is unavailable, not missing at NVIDIA
+        unfetched = {c.rim_id for c in cached if c.unavailable}
+        result = replace(result, reasons=tuple(_unfetched(r, unfetched) for r in result.reasons))
     return _named(result, label)
+
+
+def _unfetched(reason: Reason, unfetched: set[str]) -> Reason:
+    """``nvidia.rim.missing`` for a RIM the cache has no answer for (never fetched, or NVIDIA's service could not be
+    reached) is ``nvidia.rim.unavailable``: only NVIDIA's own "RIM_NOT_FOUND" makes it missing."""
+    if reason.code != Code.NVIDIA_RIM_MISSING or reason.expected not in unfetched:
+        return reason
+    return Reason(
+        Code.NVIDIA_RIM_UNAVAILABLE,
+        f"RIM {reason.expected} could not be fetched from NVIDIA's RIM service",
+        expected=reason.expected,
+        actual="not fetched",
+    )
 
 
 def nvidia_gpus(parsed: ParsedDevice) -> int:
@@ -334,7 +331,12 @@ def evaluate_nvidia_cli(data: bytes, inputs: Inputs, policy: NvidiaPolicy, env: 
             nonce = b""
         if len(nonce) != 32:
             return rejected(
-                Reason(Code.NVIDIA_NONCE_MISMATCH, "--nonce must be 32 bytes of hex", expected=64, actual=nonce_hex),
+                Reason(
+                    Code.NVIDIA_NONCE_MISMATCH,
+                    "--nonce must be 32 bytes of hex",
+                    expected="64 hex digits",
+                    actual=nonce_hex,
+                ),
                 PLATFORM_NVIDIA,
             )
         if policy.expected_nonce is not None and not hmac.compare_digest(policy.expected_nonce, nonce):
@@ -349,8 +351,6 @@ def evaluate_nvidia_cli(data: bytes, inputs: Inputs, policy: NvidiaPolicy, env: 
 
 
 def _with_nonce(policy: NvidiaPolicy, nonce: bytes) -> NvidiaPolicy:
-    from dataclasses import replace  # noqa: PLC0415
-
     return replace(policy, expected_nonce=nonce)
 
 
