@@ -41,7 +41,7 @@ def _b64(data: bytes) -> str:
 
 def test_registry_names_every_platform_the_schemas_accept() -> None:
     names = tuple(PLATFORMS)
-    assert names == PLATFORM_NAMES == ("intel-tdx", "intel-sgx", "amd-sev-snp")
+    assert names == PLATFORM_NAMES == ("intel-tdx", "intel-sgx", "amd-sev-snp", "nvidia-gpu")
     assert get_args(EvidenceIn.model_fields["type"].annotation) == names
     assert get_args(Platform) == names
     assert get_args(ReferenceValueCreate.model_fields["platform"].annotation) == names
