@@ -335,6 +335,7 @@ __all__ = [
     "FEATURE_MPT",
     "FEATURE_PPCIE",
     "FEATURE_SPT",
+    "HGX_BOARD_ID",
     "HGX_CHIP_SKU",
     "HGX_DRIVER_VERSION",
     "HGX_GPUS",
