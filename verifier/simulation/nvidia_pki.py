@@ -1,5 +1,6 @@
-"""A SIMULATED NVIDIA PKI: device identity chains, RIM signing chains, OCSP responders, and complete Hopper GPU
-evidence (report, NVML chain text, driver + VBIOS RIMs, OCSP responses), byte-exact.
+"""A SIMULATED NVIDIA PKI: device identity chains, RIM signing chains, OCSP responders, and complete evidence
+(report, NVML/NSCQ chain text, RIMs, OCSP responses), byte-exact, for Hopper (GH100) and Blackwell (GB100) GPUs and
+NVSwitches (LS10); a protected-PCIe HGX board of 8 GPUs + 4 switches is in :mod:`verifier.simulation.nvidia_hgx`.
 
 SIMULATION ONLY. Nothing here is NVIDIA's: every key is derived from a fixed seed in this module. The certificates
 use NVIDIA's names, name encodings, validity shapes and extensions (nvidia-gpu.md §3-§4, compared with the real
@@ -12,9 +13,15 @@ What it mirrors:
 * device chain (§3): ``NVIDIA Device Identity CA`` -> ``NVIDIA GH100 Identity`` -> ``NVIDIA GH100 Provisioner ICA
   1`` -> per-GPU ``GH100 A01 GSP BROM`` -> per-boot ``GH100 A01 GSP FMC LF``, all P-384 ecdsa-with-SHA384; the leaf
   carries the Hopper FWID extension 2.23.133.5.4.1 ``SEQUENCE { INTEGER 1, SPKI of the BROM key, SEQUENCE { sha384,
-  OCTET STRING fwid } }`` and the SAN otherName 1.3.6.1.4.1.412.274.1 ``NVIDIA:GH100:<PDI hex>``;
+  OCTET STRING fwid } }`` and the SAN otherName 1.3.6.1.4.1.412.274.1 ``NVIDIA:GH100:<hex>``; the BROM serial is
+  0x41 ‖ the GPU's PDI (the value switches list). NVSwitch (:data:`LS10`): ``LS_10 A01 FSP FMC LF`` -> ``LS_10 A01
+  FSP BROM`` (serial 0x50 ‖ DEVICE_PDI) -> ``NVIDIA LS_10 Provisioner ICA 1`` -> the same GH100 Identity. Blackwell
+  (:data:`BLACKWELL`): ``GB100 A01 GSP FMC LF`` (FWID in the TcbInfo-like 2.23.133.5.4.1.1) -> ``GB100 A01 GSP
+  BROM`` -> ``NVIDIA GB100 Provisioner ICA 00000`` -> ``NVIDIA GB100 Identity``;
 * RIM chain (§4): ``NVIDIA CoRIM signing Root CA`` -> ``NVIDIA Reference Value GH100 CA`` -> ``NVIDIA Reference
-  Value L3 GH100 001`` -> ``HCC RIM L4 Signer`` (one per RIM role, two-year validity);
+  Value L3 GH100 001`` -> ``HCC RIM L4 Signer`` (one per RIM role, two-year validity); for LS10 ``NVIDIA Reference
+  Value LS10 CA`` -> ``… L3 LS10 001`` -> ``NVIDIA Reference Value L4 LS10``; for GB100 ``… GB1XX CA 001`` -> ``… L3
+  GB100-CC 001`` -> ``RIM L4 Signer``;
 * delegated OCSP responders, one per issuing CA (EKU OCSPSigning), answering with CertID SHA-384 (§3);
 * reports via :mod:`verifier.simulation.nvidia_report_builder`, RIMs via :mod:`verifier.simulation.nvidia_rim_signer`;
   options and the defect catalogue in :mod:`verifier.simulation.nvidia_options` (re-exported here).
@@ -24,10 +31,12 @@ Usage::
     pki = default_nvidia_pki()
     ev = pki.build(GpuOptions(device_index=1, nonce=n))
     bad = pki.build(defect=Defect.OCSP_STALE)
-    ev.report, ev.chain_pem, ev.rims, ev.ocsp, ev.now, ev.trust_store, ev.evidence_item()
+    ev.report, ev.chain_pem, ev.rims, ev.ocsp, ev.now, ev.trust_store, ev.evidence_item(carry_collateral=True)
+    b200 = pki.build(blackwell_options(nonce=n))
+    switch = pki.build_switch(SwitchOptions(device_index=2, nonce=n))
 
 Everything is deterministic (derived keys, RFC 6979 signatures everywhere, OCSP producedAt = thisUpdate instead of
-the wall clock): the same options give the same bytes. Not mirrored yet: Blackwell (GB100) and NVSwitch (LS10).
+the wall clock): the same options give the same bytes.
 """
 
 from __future__ import annotations
