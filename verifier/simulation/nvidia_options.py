@@ -5,14 +5,22 @@ must answer each with (:func:`expected_code`). SIMULATION ONLY; no keys or certi
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import Final
+from typing import Final, Literal
 
 from verifier.errors import Code
 from verifier.simulation.amd_options import sim_bytes
-from verifier.simulation.nvidia_report_builder import GPU_BLOCKS, STATUS_DISABLED
+from verifier.simulation.nvidia_report_builder import (
+    GPU_BLOCKS,
+    STATUS_DISABLED,
+    STATUS_ENABLED,
+    SWITCH_BLOCKS,
+    SWITCH_GPUS,
+    SWITCH_PORTS,
+    UNUSED_PORT,
+)
 
 #: Values of the real H100 PCIe report N1 (nvidia-gpu.md; shared vectors PROVENANCE "N1").
 DEFAULT_DRIVER_VERSION: Final = "550.90.07"
@@ -26,6 +34,57 @@ NVLINK_PORTS: Final = 18
 FEATURE_SPT: Final = 0
 FEATURE_MPT: Final = 1
 FEATURE_PPCIE: Final = 2
+#: Values of the real B200 reports (M3): HGX B200 G525/0220/886, CHIP_INFO GB100, SYS_ENABLE_STATUS 0x0707.
+BLACKWELL_DRIVER_VERSION: Final = "590.48.01"
+BLACKWELL_VBIOS_VERSION: Final = "97.00.D9.00.35"
+BLACKWELL_PROJECT: Final = "G525"
+BLACKWELL_PROJECT_SKU: Final = "0220"
+BLACKWELL_CHIP_SKU: Final = "886"
+BLACKWELL_BOARD_ID: Final = 0x66F
+BLACKWELL_CHIP_INFO: Final = "GB100"
+BLACKWELL_SYS_ENABLE_STATUS: Final = 0x0707
+#: Values of the real HGX H100 PPCIe set (M1): G520/0200/885, driver 590.12, VBIOS 96.00.A5.00.01.
+HGX_DRIVER_VERSION: Final = "590.12"
+HGX_VBIOS_VERSION: Final = "96.00.A5.00.01"
+HGX_PROJECT: Final = "G520"
+HGX_PROJECT_SKU: Final = "0200"
+HGX_CHIP_SKU: Final = "885"
+HGX_BOARD_ID: Final = 0x437
+#: Values of the real NVSwitch report S1: LS10 BIOS 96.10.55.00.01, FLOORSWEPT_PORTS 0x00EC, LOCK_SWITCH_STATUS 1,
+#: and its per-index measurement counts (26 entries, as S1 carries them).
+DEFAULT_SWITCH_BIOS_VERSION: Final = "96.10.55.00.01"
+DEFAULT_FLOORSWEPT_PORTS: Final = 0x00EC
+DEFAULT_LOCK_SWITCH_STATUS: Final = 1
+LS10_MSRSCNT: Final = (1, 4, 1, 1, 1, 0, 1, 0, 110, 1, 1, 1, 0, 0, 1, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1)
+Architecture = Literal["HOPPER", "BLACKWELL"]
+#: The HGX board: 8 GPUs, 4 NVSwitches. GPU g's NVLink port p reaches switch ``(HGX_PORT_PATTERN[p] + g) % 4``;
+#: the pattern is GPU 0's of the real M1 set (5, 4, 5, 4 links to its four switches).
+HGX_GPUS: Final = 8
+HGX_SWITCHES: Final = 4
+HGX_PORT_PATTERN: Final = (0, 0, 1, 1, 0, 0, 2, 2, 1, 1, 0, 2, 3, 3, 2, 2, 3, 3)
+
+
+def gpu_port_switches(gpu: int) -> tuple[int, ...]:
+    """The switch each of GPU ``gpu``'s :data:`NVLINK_PORTS` ports reaches on the simulated HGX board."""
+    return tuple((s + gpu) % HGX_SWITCHES for s in HGX_PORT_PATTERN)
+
+
+def switch_port_slots(switch: int, unconnected: Collection[tuple[int, int]] = ()) -> bytes:
+    """SWITCH_GPU_PDIS' port bytes of switch ``switch`` on the simulated HGX board: its ports, from port 0, take
+    GPU 0's links to it in GPU port order, then GPU 1's, …; each holds the GPU's slot (0..7). A link listed in
+    ``unconnected`` as (gpu, gpu port) keeps its port but reads :data:`UNUSED_PORT`, like every port after the
+    last link."""
+    slots = bytearray([UNUSED_PORT]) * SWITCH_PORTS
+    port = 0
+    for gpu in range(HGX_GPUS):
+        for gpu_port, target in enumerate(gpu_port_switches(gpu)):
+            if target == switch:
+                if (gpu, gpu_port) not in unconnected:
+                    slots[port] = gpu
+                port += 1
+    return bytes(slots)
+
+
 #: The RIM index (0-based, SPDM block index - 1) :attr:`Defect.MEASUREMENT_CHANGED` changes by default: index 9,
 #: the VBIOS index real GPUs fail most (pitfall P7).
 DEFAULT_CHANGED_INDEX: Final = 9
@@ -41,6 +100,10 @@ class GpuOptions:
     ``measurements`` overrides runtime values (SPDM block index, 1-based -> 48 bytes); the others come from
     :meth:`verifier.simulation.nvidia_pki.NvidiaPki.default_measurements`. ``fwid`` None: this GPU's FWID.
     ``boot`` names the boot: the leaf (attestation key) is minted per boot, the BROM is per GPU.
+    ``architecture`` "BLACKWELL" builds a GB100 GPU (GB100 chain and FWID extension, Blackwell opaque TLVs with
+    ``sys_enable_status`` and ``chip_info``, ``NV_GPU_CC_DRIVER_<chip_info>_…`` driver RIM): start from
+    :func:`blackwell_options`, which sets the B200 values. ``protected_pcie_status`` None leaves the TLV out
+    (Blackwell reports have none); ``sys_enable_status`` and ``chip_info`` are Blackwell-only.
     """
 
     device_index: int = 0
@@ -57,10 +120,13 @@ class GpuOptions:
     fwid: bytes | None = None
     include_fwid: bool = True
     nvdec0_status: int = STATUS_DISABLED
-    protected_pcie_status: int = STATUS_DISABLED
+    protected_pcie_status: int | None = STATUS_DISABLED
     switch_pdis: tuple[bytes, ...] | None = (bytes(8),) * NVLINK_PORTS
     opaque_data_version: int | None = 1
     feature_flag: int | None = FEATURE_SPT
+    architecture: Architecture = "HOPPER"
+    sys_enable_status: int = BLACKWELL_SYS_ENABLE_STATUS
+    chip_info: str = BLACKWELL_CHIP_INFO
 
     def check(self) -> None:
         """Raise ValueError for options no genuine GPU produces (use a :class:`Defect` instead)."""
@@ -76,6 +142,74 @@ class GpuOptions:
             raise ValueError(f"measurements: block indices 1..{GPU_BLOCKS}, 48-byte values")
         if self.switch_pdis is not None and any(len(p) != 8 for p in self.switch_pdis):
             raise ValueError("switch PDIs are 8 bytes each")
+        if self.architecture == "BLACKWELL" and (self.opaque_data_version is None or self.feature_flag is None):
+            raise ValueError("Blackwell reports always carry OPAQUE_DATA_VERSION and FEATURE_FLAG")
+
+
+def blackwell_options(**changes: object) -> GpuOptions:
+    """:class:`GpuOptions` of the real B200 (M3: G525/0220/886, driver 590.48.01, VBIOS 97.00.D9.00.35, NVDEC0
+    enabled, no PPCIe or switch fields, FEATURE_FLAG MPT) with ``changes`` applied."""
+    base = GpuOptions(
+        architecture="BLACKWELL",
+        driver_version=BLACKWELL_DRIVER_VERSION,
+        vbios_version=BLACKWELL_VBIOS_VERSION,
+        project=BLACKWELL_PROJECT,
+        project_sku=BLACKWELL_PROJECT_SKU,
+        chip_sku=BLACKWELL_CHIP_SKU,
+        board_id=BLACKWELL_BOARD_ID,
+        nvdec0_status=STATUS_ENABLED,
+        protected_pcie_status=None,
+        switch_pdis=None,
+        feature_flag=FEATURE_MPT,
+    )
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class SwitchOptions:
+    """Genuine variations of one simulated NVSwitch (LS10). Defaults: the real S1 report's fields (BIOS
+    96.10.55.00.01, FLOORSWEPT_PORTS 0x00EC, LOCK_SWITCH_STATUS 1, its measurement counts).
+
+    ``device_index`` picks the switch (its BROM and attestation keys, PDI and FWID); ``pdi`` None: this switch's
+    PDI (:meth:`verifier.simulation.nvidia_pki.NvidiaPki.switch_pdi`). ``gpu_pdis`` None: the PDIs of simulated GPUs
+    0..7 (:meth:`~verifier.simulation.nvidia_pki.NvidiaPki.gpu_pdi`); ``port_gpu_slots`` None: this switch's
+    ports on the simulated HGX board (:func:`switch_port_slots`).
+    ``position_id`` None: ``device_index``. ``measurements``: SPDM block index 1..31 -> 48 bytes.
+    """
+
+    device_index: int = 0
+    boot: int = 0
+    nonce: bytes = sim_bytes("nvidia/nonce", 32)
+    responder_nonce: bytes = sim_bytes("nvidia/switch-responder-nonce", 32)
+    bios_version: str = DEFAULT_SWITCH_BIOS_VERSION
+    pdi: bytes | None = None
+    gpu_pdis: tuple[bytes, ...] | None = None
+    port_gpu_slots: bytes | None = None
+    floorswept_ports: int = DEFAULT_FLOORSWEPT_PORTS
+    position_id: int | None = None
+    lock_switch_status: int = DEFAULT_LOCK_SWITCH_STATUS
+    msrscnt: tuple[int, ...] = LS10_MSRSCNT
+    measurements: Mapping[int, bytes] | None = None
+    fwid: bytes | None = None
+
+    def check(self) -> None:
+        """Raise ValueError for options no genuine NVSwitch produces."""
+        if not 0 <= self.device_index < 256:
+            raise ValueError("device_index must be in 0..255")
+        if len(self.nonce) != 32 or len(self.responder_nonce) != 32:
+            raise ValueError("nonces are 32 bytes")
+        if self.fwid is not None and len(self.fwid) != 48:
+            raise ValueError("fwid is 48 bytes")
+        if self.pdi is not None and len(self.pdi) != 8:
+            raise ValueError("a switch PDI is 8 bytes")
+        if self.gpu_pdis is not None and (len(self.gpu_pdis) != SWITCH_GPUS or any(len(p) != 8 for p in self.gpu_pdis)):
+            raise ValueError(f"a switch lists {SWITCH_GPUS} GPU PDIs of 8 bytes each")
+        if self.port_gpu_slots is not None and len(self.port_gpu_slots) != SWITCH_PORTS:
+            raise ValueError(f"a switch has {SWITCH_PORTS} port slots (bytes)")
+        if self.measurements is not None and any(
+            not 1 <= i <= SWITCH_BLOCKS or len(v) != 48 for i, v in self.measurements.items()
+        ):
+            raise ValueError(f"measurements: block indices 1..{SWITCH_BLOCKS}, 48-byte values")
 
 
 class Defect(StrEnum):
@@ -178,23 +312,48 @@ def expected_code(defect: Defect) -> Code:
     return EXPECTED_CODES[defect]
 
 
-def defect_applies(defect: Defect, options: GpuOptions) -> bool:
-    """Whether ``defect`` can be injected into evidence built with ``options`` without being a no-op."""
-    return not (
-        (defect in (Defect.FWID_MISSING, Defect.FWID_MISMATCH, Defect.LEAF_FWID_EXTENSION_MISSING))
-        and not options.include_fwid
-    )
+_FWID_DEFECTS: Final = frozenset((Defect.FWID_MISSING, Defect.FWID_MISMATCH, Defect.LEAF_FWID_EXTENSION_MISSING))
+#: Defects that have no meaning for an NVSwitch: its report carries no FWID and no driver version.
+NOT_FOR_SWITCHES: Final = _FWID_DEFECTS | {Defect.DRIVER_VERSION_CHANGED}
+
+
+def defect_applies(defect: Defect, options: GpuOptions | SwitchOptions) -> bool:
+    """Whether ``defect`` can be injected into evidence built with ``options`` without being a no-op. On an
+    NVSwitch the RIM defects hit its BIOS RIM (on a GPU: the driver RIM)."""
+    if isinstance(options, SwitchOptions):
+        return defect not in NOT_FOR_SWITCHES
+    return not (defect in _FWID_DEFECTS and not options.include_fwid)
 
 
 __all__ = [
+    "BLACKWELL_CHIP_INFO",
+    "BLACKWELL_DRIVER_VERSION",
+    "BLACKWELL_VBIOS_VERSION",
     "DEFAULT_CHANGED_INDEX",
+    "DEFAULT_SWITCH_BIOS_VERSION",
     "EXPECTED_CODES",
     "FEATURE_MPT",
     "FEATURE_PPCIE",
     "FEATURE_SPT",
+    "HGX_BOARD_ID",
+    "HGX_CHIP_SKU",
+    "HGX_DRIVER_VERSION",
+    "HGX_GPUS",
+    "HGX_PORT_PATTERN",
+    "HGX_PROJECT",
+    "HGX_PROJECT_SKU",
+    "HGX_SWITCHES",
+    "HGX_VBIOS_VERSION",
+    "LS10_MSRSCNT",
+    "NOT_FOR_SWITCHES",
     "PARSER_DEFECTS",
+    "Architecture",
     "Defect",
     "GpuOptions",
+    "SwitchOptions",
+    "blackwell_options",
     "defect_applies",
     "expected_code",
+    "gpu_port_switches",
+    "switch_port_slots",
 ]

@@ -1,5 +1,6 @@
-"""A SIMULATED NVIDIA PKI: device identity chains, RIM signing chains, OCSP responders, and complete Hopper GPU
-evidence (report, NVML chain text, driver + VBIOS RIMs, OCSP responses), byte-exact.
+"""A SIMULATED NVIDIA PKI: device identity chains, RIM signing chains, OCSP responders, and complete evidence
+(report, NVML/NSCQ chain text, RIMs, OCSP responses), byte-exact, for Hopper (GH100) and Blackwell (GB100) GPUs and
+NVSwitches (LS10); a protected-PCIe HGX board of 8 GPUs + 4 switches is in :mod:`verifier.simulation.nvidia_hgx`.
 
 SIMULATION ONLY. Nothing here is NVIDIA's: every key is derived from a fixed seed in this module. The certificates
 use NVIDIA's names, name encodings, validity shapes and extensions (nvidia-gpu.md §3-§4, compared with the real
@@ -12,9 +13,15 @@ What it mirrors:
 * device chain (§3): ``NVIDIA Device Identity CA`` -> ``NVIDIA GH100 Identity`` -> ``NVIDIA GH100 Provisioner ICA
   1`` -> per-GPU ``GH100 A01 GSP BROM`` -> per-boot ``GH100 A01 GSP FMC LF``, all P-384 ecdsa-with-SHA384; the leaf
   carries the Hopper FWID extension 2.23.133.5.4.1 ``SEQUENCE { INTEGER 1, SPKI of the BROM key, SEQUENCE { sha384,
-  OCTET STRING fwid } }`` and the SAN otherName 1.3.6.1.4.1.412.274.1 ``NVIDIA:GH100:<PDI hex>``;
+  OCTET STRING fwid } }`` and the SAN otherName 1.3.6.1.4.1.412.274.1 ``NVIDIA:GH100:<hex>``; the BROM serial is
+  0x41 ‖ the GPU's PDI (the value switches list). NVSwitch (:data:`LS10`): ``LS_10 A01 FSP FMC LF`` -> ``LS_10 A01
+  FSP BROM`` (serial 0x50 ‖ DEVICE_PDI) -> ``NVIDIA LS_10 Provisioner ICA 1`` -> the same GH100 Identity. Blackwell
+  (:data:`BLACKWELL`): ``GB100 A01 GSP FMC LF`` (FWID in the TcbInfo-like 2.23.133.5.4.1.1) -> ``GB100 A01 GSP
+  BROM`` -> ``NVIDIA GB100 Provisioner ICA 00000`` -> ``NVIDIA GB100 Identity``;
 * RIM chain (§4): ``NVIDIA CoRIM signing Root CA`` -> ``NVIDIA Reference Value GH100 CA`` -> ``NVIDIA Reference
-  Value L3 GH100 001`` -> ``HCC RIM L4 Signer`` (one per RIM role, two-year validity);
+  Value L3 GH100 001`` -> ``HCC RIM L4 Signer`` (one per RIM role, two-year validity); for LS10 ``NVIDIA Reference
+  Value LS10 CA`` -> ``… L3 LS10 001`` -> ``NVIDIA Reference Value L4 LS10``; for GB100 ``… GB1XX CA 001`` -> ``… L3
+  GB100-CC 001`` -> ``RIM L4 Signer``;
 * delegated OCSP responders, one per issuing CA (EKU OCSPSigning), answering with CertID SHA-384 (§3);
 * reports via :mod:`verifier.simulation.nvidia_report_builder`, RIMs via :mod:`verifier.simulation.nvidia_rim_signer`;
   options and the defect catalogue in :mod:`verifier.simulation.nvidia_options` (re-exported here).
@@ -24,10 +31,12 @@ Usage::
     pki = default_nvidia_pki()
     ev = pki.build(GpuOptions(device_index=1, nonce=n))
     bad = pki.build(defect=Defect.OCSP_STALE)
-    ev.report, ev.chain_pem, ev.rims, ev.ocsp, ev.now, ev.trust_store, ev.evidence_item()
+    ev.report, ev.chain_pem, ev.rims, ev.ocsp, ev.now, ev.trust_store, ev.evidence_item(carry_collateral=True)
+    b200 = pki.build(blackwell_options(nonce=n))
+    switch = pki.build_switch(SwitchOptions(device_index=2, nonce=n))
 
 Everything is deterministic (derived keys, RFC 6979 signatures everywhere, OCSP producedAt = thisUpdate instead of
-the wall clock): the same options give the same bytes. Not mirrored yet: Blackwell (GB100) and NVSwitch (LS10).
+the wall clock): the same options give the same bytes.
 """
 
 from __future__ import annotations
@@ -55,20 +64,39 @@ from verifier.simulation.nvidia_options import (
     FEATURE_MPT,
     FEATURE_PPCIE,
     FEATURE_SPT,
+    NOT_FOR_SWITCHES,
     PARSER_DEFECTS,
+    Architecture,
     Defect,
     GpuOptions,
+    SwitchOptions,
+    blackwell_options,
     defect_applies,
     expected_code,
+    switch_port_slots,
 )
-from verifier.simulation.nvidia_report_builder import GPU_BLOCKS, hopper_opaque, sign_report, signed_part
+from verifier.simulation.nvidia_report_builder import (
+    GPU_BLOCKS,
+    SWITCH_GPUS,
+    OpaqueTlv,
+    blackwell_opaque,
+    hopper_opaque,
+    sign_report,
+    signed_part,
+    switch_opaque,
+)
 from verifier.simulation.nvidia_rim_signer import (
+    BLACKWELL_DRIVER_ACTIVE,
+    BLACKWELL_VBIOS_ACTIVE,
     HOPPER_DRIVER_ACTIVE,
     HOPPER_VBIOS_ACTIVE,
+    LS10_BIOS_ACTIVE,
     RimDocument,
     RimEntry,
+    cc_driver_rim_id,
     driver_rim_id,
     sign_rim,
+    switch_bios_rim_id,
     unsigned_rim_xml,
     vbios_rim_id,
 )
@@ -78,6 +106,8 @@ from verifier.trust.store import NVIDIA_DEVICE_ROOT, NVIDIA_RIM_ROOT, TrustStore
 SIM_NOW: Final = datetime(2026, 1, 15, 12, 0, 0, tzinfo=UTC)
 DEFAULT_SEED: Final = "keyward-simulated-nvidia-pki/1"
 FWID_OID: Final = "2.23.133.5.4.1"
+#: Blackwell's FWID extension: a DICE TcbInfo-like SEQUENCE (nvidia-gpu.md §3).
+TCB_INFO_FWID_OID: Final = "2.23.133.5.4.1.1"
 SAN_OTHER_NAME_OID: Final = "1.3.6.1.4.1.412.274.1"
 SHA384_OID: Final = "2.16.840.1.101.3.4.2.2"
 #: The OID NVIDIA's responder certificates list in EKU next to OCSPSigning (id-pkix-ocsp-nocheck).
@@ -104,12 +134,129 @@ _DAY: Final = timedelta(days=1)
 _ORG: Final = "NVIDIA Corporation"
 
 OcspStatus = Literal["good", "revoked", "hold", "unknown"]
-RimRole = Literal["driver", "vbios"]
+RimRole = Literal["driver", "vbios", "bios"]
 Window = tuple[datetime, datetime]
 
 
 def _utc(y: int, m: int, d: int) -> datetime:
     return datetime(y, m, d, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceFamily:
+    """The names and shapes of one device chain (nvidia-gpu.md §3). ``label`` prefixes the key labels (the Hopper
+    labels are ``gh100-ica1``, ``gh100-brom/<i>``, ``gh100-ak/<i>/<boot>``); ``identity`` picks the Identity CA
+    (``gh100``: NVIDIA GH100 Identity, which also issues the LS_10 Provisioner ICA; ``gb100``: NVIDIA GB100
+    Identity); ``brom_prefix`` is the first byte of the 9-byte BROM serial, whose other 8 bytes are the device's
+    PDI (0x41 GPUs, 0x50 NVSwitches, as on the real M1/M2 sets)."""
+
+    chip: str  # in the leaf's SAN: NVIDIA:<chip>:<hex>
+    label: str
+    leaf_cn: str
+    brom_cn: str
+    ica_cn: str
+    ica_crl: str
+    ica_start: datetime
+    device_start: datetime  # BROM and leaf notBefore
+    identity: Literal["gh100", "gb100"]
+    brom_prefix: int
+    brom_aia: bool  # Blackwell BROMs carry AIA OCSP
+    tcb_info_fwid: bool  # Blackwell: FWID in the DICE TcbInfo-like extension 2.23.133.5.4.1.1
+
+
+HOPPER: Final = DeviceFamily(
+    chip="GH100",
+    label="gh100",
+    leaf_cn="GH100 A01 GSP FMC LF",
+    brom_cn="GH100 A01 GSP BROM",
+    ica_cn="NVIDIA GH100 Provisioner ICA 1",
+    ica_crl="crl/l2-gh100.crl",
+    ica_start=datetime(2022, 3, 1, tzinfo=UTC),
+    device_start=datetime(2020, 10, 17, tzinfo=UTC),
+    identity="gh100",
+    brom_prefix=0x41,
+    brom_aia=False,
+    tcb_info_fwid=False,
+)
+#: NVSwitch LS10: its ICA hangs under the GH100 Identity and lists the GH100 CRL, like the real S1 chain.
+LS10: Final = DeviceFamily(
+    chip="LS_10",
+    label="ls10",
+    leaf_cn="LS_10 A01 FSP FMC LF",
+    brom_cn="LS_10 A01 FSP BROM",
+    ica_cn="NVIDIA LS_10 Provisioner ICA 1",
+    ica_crl="crl/l2-gh100.crl",
+    ica_start=datetime(2022, 3, 1, tzinfo=UTC),
+    device_start=datetime(2020, 10, 17, tzinfo=UTC),
+    identity="gh100",
+    brom_prefix=0x50,
+    brom_aia=False,
+    tcb_info_fwid=False,
+)
+BLACKWELL: Final = DeviceFamily(
+    chip="GB100",
+    label="gb100",
+    leaf_cn="GB100 A01 GSP FMC LF",
+    brom_cn="GB100 A01 GSP BROM",
+    ica_cn="NVIDIA GB100 Provisioner ICA 00000",
+    ica_crl="crl/l2-gb100.crl",
+    ica_start=datetime(2023, 6, 20, tzinfo=UTC),
+    device_start=datetime(2023, 6, 20, tzinfo=UTC),
+    identity="gb100",
+    brom_prefix=0x41,
+    brom_aia=True,
+    tcb_info_fwid=True,
+)
+#: Identity CAs: key label, CN, notBefore.
+_IDENTITIES: Final[Mapping[str, tuple[str, str, datetime]]] = {
+    "gh100": ("gh100-identity", "NVIDIA GH100 Identity", datetime(2022, 1, 12, tzinfo=UTC)),
+    "gb100": ("gb100-identity", "NVIDIA GB100 Identity", datetime(2023, 1, 1, tzinfo=UTC)),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RimFamily:
+    """The names and validity of one RIM signing chain (nvidia-gpu.md §4): L2 CA, L3 CA, L4 signer under the CoRIM
+    root. ``label`` suffixes the key labels (empty for GH100: ``rim-l2``, ``rim-l3``, ``rim-l4/<role>``)."""
+
+    product: str  # SoftwareIdentity/@name: GH100, LS10, GB100
+    label: str
+    ca_cn: str
+    l3_cn: str
+    signer_cn: str
+    ca_validity: Window
+    l3_validity: Window
+
+
+GH100_RIMS: Final = RimFamily(
+    product="GH100",
+    label="",
+    ca_cn="NVIDIA Reference Value GH100 CA",
+    l3_cn="NVIDIA Reference Value L3 GH100 001",
+    signer_cn="HCC RIM L4 Signer",
+    ca_validity=(datetime(2023, 5, 11, tzinfo=UTC), datetime(2033, 5, 11, tzinfo=UTC)),
+    l3_validity=(datetime(2023, 10, 31, tzinfo=UTC), datetime(2027, 4, 30, tzinfo=UTC)),
+)
+#: The real LS10 chain: L2 2024-05-02 -> 2034-05-02, L3 2024-05-02 -> 2027-11-02 (both to 23:59:59).
+LS10_RIMS: Final = RimFamily(
+    product="LS10",
+    label="/ls10",
+    ca_cn="NVIDIA Reference Value LS10 CA",
+    l3_cn="NVIDIA Reference Value L3 LS10 001",
+    signer_cn="NVIDIA Reference Value L4 LS10",
+    ca_validity=(datetime(2024, 5, 2, tzinfo=UTC), datetime(2034, 5, 2, 23, 59, 59, tzinfo=UTC)),
+    l3_validity=(datetime(2024, 5, 2, tzinfo=UTC), datetime(2027, 11, 2, 23, 59, 59, tzinfo=UTC)),
+)
+#: Blackwell names from the spec (§4); validity: our choice (no real Blackwell RIM among the vectors).
+GB100_RIMS: Final = RimFamily(
+    product="GB100",
+    label="/gb100",
+    ca_cn="NVIDIA Reference Value GB1XX CA 001",
+    l3_cn="NVIDIA Reference Value L3 GB100-CC 001",
+    signer_cn="RIM L4 Signer",
+    ca_validity=(datetime(2024, 5, 2, tzinfo=UTC), datetime(2034, 5, 2, 23, 59, 59, tzinfo=UTC)),
+    l3_validity=(datetime(2024, 11, 1, tzinfo=UTC), datetime(2028, 5, 1, 23, 59, 59, tzinfo=UTC)),
+)
 
 
 def _name(*attrs: tuple[x509.ObjectIdentifier, str]) -> x509.Name:
@@ -168,6 +315,26 @@ def fwid_extension_der(brom_public_key: ec.EllipticCurvePublicKey, fwid: bytes) 
     return der_seq(der_int(1), spki, der_seq(der_oid(SHA384_OID), der_octets(fwid)))
 
 
+def tcb_info_fwid_der(fwid: bytes) -> bytes:
+    """extnValue of the Blackwell FWID extension 2.23.133.5.4.1.1, field for field like the real B200 leaf (M3):
+    ``SEQUENCE { [0] "NVIDIA", [1] "GB100 A01 GSP", [2] "01", [3] svn 1, [4] layer 0, [5] index 0, [6] fwids {
+    SEQUENCE { sha384, OCTET STRING fwid }, SEQUENCE { sha384, OCTET STRING 48 zero bytes } }, [7] flags
+    00 80 00 00 01, [8] c0, [9] 00 }`` (implicit context tags). The FWID a verifier compares is fwids[0]."""
+    fwids = der_seq(der_oid(SHA384_OID), der_octets(fwid)) + der_seq(der_oid(SHA384_OID), der_octets(bytes(48)))
+    return der_seq(
+        tlv(0x80, b"NVIDIA"),
+        tlv(0x81, b"GB100 A01 GSP"),
+        tlv(0x82, b"01"),
+        tlv(0x83, b"\x01"),
+        tlv(0x84, b"\x00"),
+        tlv(0x85, b"\x00"),
+        tlv(0xA6, fwids),
+        tlv(0x87, bytes.fromhex("0080000001")),
+        tlv(0x88, b"\xc0"),
+        tlv(0x89, b"\x00"),
+    )
+
+
 def pem_chain(certs: Sequence[x509.Certificate]) -> bytes:
     """NVML's chain text: the PEM blocks concatenated, leaf first."""
     return b"".join(c.public_bytes(Encoding.PEM) for c in certs)
@@ -180,8 +347,8 @@ def pem_chain(certs: Sequence[x509.Certificate]) -> bytes:
 @dataclass(frozen=True, slots=True)
 class OcspEntry:
     """One OCSP response with the certificate it answers for and that certificate's issuer (the CertID inputs).
-    ``label``: "device/brom", "device/ica", "device/identity", "rim/driver-l4", "rim/vbios-l4", "rim/l3",
-    "rim/l2"."""
+    ``label``: "device/brom", "device/ica", "device/identity", "rim/driver-l4", "rim/vbios-l4" (a switch:
+    "rim/bios-l4"), "rim/l3", "rim/l2"."""
 
     label: str
     cert: x509.Certificate
@@ -223,25 +390,96 @@ class NvidiaEvidence:
     def rim_xml(self) -> tuple[bytes, ...]:
         return tuple(r.xml for r in self.rims)
 
-    def evidence_item(self) -> dict[str, object]:
-        """The ``nvidia-gpu`` evidence item (verifier/platforms/item.py)."""
-        return {
-            "type": "nvidia-gpu",
-            "evidence": base64.b64encode(self.report).decode("ascii"),
-            "certs": base64.b64encode(self.chain_pem).decode("ascii"),
-            "device_index": self.options.device_index,
-        }
+    @property
+    def arch(self) -> str:
+        """NVIDIA's name for the architecture (serialized evidence ``arch``): HOPPER or BLACKWELL."""
+        return self.options.architecture
+
+    def evidence_item(self, device_index: int | None = None, *, carry_collateral: bool = False) -> dict[str, object]:
+        """The ``nvidia-gpu`` evidence item (verifier/platforms/item.py); ``device_index`` None: the GPU's own
+        ``options.device_index``. ``carry_collateral``: also ``rims`` (base64 XML of this GPU's RIMs) and ``ocsp``
+        (base64 DER responses for device certs 1..3 and the RIMs' chains)."""
+        index = self.options.device_index if device_index is None else device_index
+        return _item(self.report, self.chain_pem, index, self.rims, self.ocsp, carry_collateral=carry_collateral)
+
+
+@dataclass(frozen=True, slots=True)
+class SwitchEvidence:
+    """One simulated NVSwitch's (LS10) evidence and collateral: report, NSCQ chain text, BIOS RIM, OCSP."""
+
+    report: bytes
+    chain: tuple[x509.Certificate, ...]  # LS_10 FMC LF, LS_10 BROM, LS_10 Provisioner ICA 1, GH100 Identity, root
+    chain_pem: bytes
+    rims: tuple[RimFile, ...]  # the BIOS RIM
+    ocsp: tuple[OcspEntry, ...]
+    nonce: bytes  # the expected request nonce (options.nonce, also under Defect.WRONG_NONCE)
+    pdi: bytes  # DEVICE_PDI (type 22); GPUs list it byte-reversed
+    gpu_pdis: tuple[bytes, ...]  # SWITCH_GPU_PDIS' 8 GPU PDIs as reported
+    fwid: bytes  # in the leaf's FWID extension only: switch reports carry no FWID TLV (like S1)
+    now: datetime
+    trust_store: TrustStore
+    options: SwitchOptions
+    defect: Defect | None
+
+    @property
+    def simulated(self) -> bool:
+        return self.trust_store.simulated
+
+    @property
+    def arch(self) -> str:
+        return "LS10"
+
+    def evidence_item(self, device_index: int | None = None, *, carry_collateral: bool = False) -> dict[str, object]:
+        """The ``nvidia-gpu`` evidence item (NVSwitches use the same type); see
+        :meth:`NvidiaEvidence.evidence_item`."""
+        index = self.options.device_index if device_index is None else device_index
+        return _item(self.report, self.chain_pem, index, self.rims, self.ocsp, carry_collateral=carry_collateral)
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _item(
+    report: bytes,
+    chain_pem: bytes,
+    device_index: int,
+    rims: Sequence[RimFile],
+    ocsp_entries: Sequence[OcspEntry],
+    *,
+    carry_collateral: bool,
+) -> dict[str, object]:
+    item: dict[str, object] = {
+        "type": "nvidia-gpu",
+        "evidence": _b64(report),
+        "certs": _b64(chain_pem),
+        "device_index": device_index,
+    }
+    if carry_collateral:
+        item["rims"] = [_b64(r.xml) for r in rims]
+        item["ocsp"] = [_b64(e.response) for e in ocsp_entries]
+    return item
 
 
 # ----------------------------------------------------------------------------------------------------------
 # The PKI
 
 _GENUINE: Final = GpuOptions()
+_GENUINE_SWITCH: Final = SwitchOptions()
+#: RIM indices an LS10 measures as zero (the real S1 report; its BIOS RIM lists them active with a zero hash).
+LS10_ZERO_INDICES: Final = frozenset((5, 7, 12, 13, 15, 16, 17))
 #: Responder CNs per issuing CA (the real responders' names, nvidia-gpu.md §3).
 _RESPONDER_CN: Final[Mapping[str, str]] = {
     DEVICE_ROOT_CN: "NVIDIA OCSP Responder L1-A 02",
     IDENTITY_CN: "NVIDIA OCSP Responder L2 GH100 Identity",
     ICA_CN: "NVIDIA OCSP Responder L3 GH100 ICA1 Identity",
+    LS10.ica_cn: "NVIDIA OCSP Responder L3 LS_10 ICA1 Identity",
+    "NVIDIA GB100 Identity": "NVIDIA OCSP Responder L2 GB100 Identity",
+    BLACKWELL.ica_cn: "NVIDIA OCSP Responder L3 GB100 ICA Identity",
+    LS10_RIMS.ca_cn: "NVIDIA OCSP Responder L2 Reference Value LS10",
+    LS10_RIMS.l3_cn: "NVIDIA OCSP Responder L3 LS10 001",
+    GB100_RIMS.ca_cn: "NVIDIA OCSP Responder L2 Reference Value GB1XX",
+    GB100_RIMS.l3_cn: "NVIDIA OCSP Responder L3 GB100-CC 001",
     RIM_ROOT_CN: "NVIDIA OCSP Responder L1 CoRIM Root",
     RIM_CA_CN: "NVIDIA OCSP Responder L2 Reference Value GH100",
     RIM_L3_CN: "NVIDIA OCSP Responder L3 GH100 001",
@@ -281,19 +519,52 @@ class NvidiaPki:
         return int.from_bytes(raw, "big")
 
     def pdi(self, device_index: int) -> bytes:
-        """GPU ``device_index``'s 8-byte PDI (in the leaf's SAN as 16 hex digits)."""
+        """Hopper GPU ``device_index``'s 8-byte SAN identifier (in the leaf's SAN as 16 hex digits; see
+        :meth:`san_id`). Not the topology PDI (:meth:`gpu_pdi`)."""
         return sim_bytes(f"nvidia/{self._seed}/pdi/{device_index}", 8)
 
-    def fwid(self, device_index: int) -> bytes:
-        """The FWID GPU ``device_index``'s firmware reports (48 bytes)."""
-        return sim_bytes(f"nvidia/{self._seed}/fwid/{device_index}", 48)
+    def san_id(self, device_index: int, family: DeviceFamily = HOPPER) -> bytes:
+        """The 8 bytes after ``NVIDIA:<chip>:`` in the leaf's SAN (on real devices unrelated to the PDI)."""
+        if family is HOPPER:
+            return self.pdi(device_index)
+        return sim_bytes(f"nvidia/{self._seed}/{family.label}-san/{device_index}", 8)
+
+    def device_pdi(self, device_index: int, family: DeviceFamily = HOPPER) -> bytes:
+        """Device ``device_index``'s 8-byte PDI: the tail of its BROM serial, what NVSwitches list for a GPU
+        (SWITCH_GPU_PDIS) and what a switch reports as its own DEVICE_PDI (as on the real M1/M2 sets)."""
+        return sim_bytes(f"nvidia/{self._seed}/{family.label}-pdi/{device_index}", 8)
+
+    def gpu_pdi(self, device_index: int) -> bytes:
+        """Hopper GPU ``device_index``'s PDI (:meth:`device_pdi`)."""
+        return self.device_pdi(device_index, HOPPER)
+
+    def switch_pdi(self, device_index: int) -> bytes:
+        """NVSwitch ``device_index``'s PDI: its DEVICE_PDI field (GPUs list it byte-reversed)."""
+        return self.device_pdi(device_index, LS10)
+
+    def fwid(self, device_index: int, family: DeviceFamily = HOPPER) -> bytes:
+        """The FWID device ``device_index``'s firmware reports (48 bytes)."""
+        if family is HOPPER:
+            return sim_bytes(f"nvidia/{self._seed}/fwid/{device_index}", 48)
+        return sim_bytes(f"nvidia/{self._seed}/{family.label}-fwid/{device_index}", 48)
 
     @staticmethod
-    def default_measurements() -> dict[int, bytes]:
-        """Runtime values of a simulated H100, SPDM block index (1-based) -> 48 bytes: a distinct digest at every
-        index a real H100's driver or VBIOS RIM has active (RIM index + 1), zeros elsewhere (like real reports)."""
-        active = HOPPER_DRIVER_ACTIVE | HOPPER_VBIOS_ACTIVE
-        return {i + 1: sim_bytes(f"nvidia/gh100/msr/{i}", 48) if i in active else bytes(48) for i in range(GPU_BLOCKS)}
+    def default_measurements(architecture: Architecture = "HOPPER") -> dict[int, bytes]:
+        """Runtime values of a simulated H100 (or B200), SPDM block index (1-based) -> 48 bytes: a distinct digest
+        at every index its driver or VBIOS RIM has active (RIM index + 1), zeros elsewhere (like real reports)."""
+        if architecture == "BLACKWELL":
+            active, tag = BLACKWELL_DRIVER_ACTIVE | BLACKWELL_VBIOS_ACTIVE, "gb100"
+        else:
+            active, tag = HOPPER_DRIVER_ACTIVE | HOPPER_VBIOS_ACTIVE, "gh100"
+        return {i + 1: sim_bytes(f"nvidia/{tag}/msr/{i}", 48) if i in active else bytes(48) for i in range(GPU_BLOCKS)}
+
+    @staticmethod
+    def switch_measurements() -> dict[int, bytes]:
+        """Runtime values of a simulated LS10 (31 blocks): a distinct digest per index, zeros where the real S1
+        report has zeros (RIM indices 5, 7, 12, 13, 15, 16, 17: its BIOS RIM lists them active with a zero hash)."""
+        return {
+            i + 1: bytes(48) if i in LS10_ZERO_INDICES else sim_bytes(f"nvidia/ls10/msr/{i}", 48) for i in range(31)
+        }
 
     # -- certificates --------------------------------------------------------------------------------------
 
@@ -354,25 +625,45 @@ class NvidiaPki:
             is_ca=True,
         )
 
-    def _device_ca(self, ns: str, level: Literal["identity", "ica"]) -> x509.Certificate:
-        if level == "identity":
-            k, signer, name = f"{ns}gh100-identity", f"{ns}device-root", _ca_name(IDENTITY_CN, country=False)
-            issuer, validity, crl = self.device_root(ns).subject, (_utc(2022, 1, 12), _FOREVER), "crl/l1-root.crl"
-        else:
-            k, signer, name = f"{ns}gh100-ica1", f"{ns}gh100-identity", _ca_name(ICA_CN)
-            issuer, validity, crl = self.identity(ns).subject, (_utc(2022, 3, 1), _FOREVER), "crl/l2-gh100.crl"
+    def identity(self, ns: str = "", family: DeviceFamily = HOPPER) -> x509.Certificate:
+        """The Identity CA of ``family`` (NVIDIA GH100 Identity for Hopper and LS10, NVIDIA GB100 Identity for
+        Blackwell; CN, O): CA under the root, CRL DP + AIA OCSP, valid to 9999."""
+        k, cn, start = _IDENTITIES[family.identity]
         return self._issue(
-            (level, ns),
-            subject=name,
-            issuer=issuer,
-            subject_key=k,
-            signer_key=signer,
-            serial=self._serial(k),
-            validity=validity,
+            ("identity", ns, family.identity),
+            subject=_ca_name(cn, country=False),
+            issuer=self.device_root(ns).subject,
+            subject_key=f"{ns}{k}",
+            signer_key=f"{ns}device-root",
+            serial=self._serial(f"{ns}{k}"),
+            validity=(start, _FOREVER),
             extensions=[
                 (x509.BasicConstraints(ca=True, path_length=None), True),
                 (_key_usage(cert_sign=True, crl_sign=True), True),
-                (_crl_dp(crl), False),
+                (_crl_dp("crl/l1-root.crl"), False),
+                (_aia(), False),
+                (self._ski(f"{ns}{k}"), False),
+                (self._aki(f"{ns}device-root"), False),
+            ],
+            is_ca=True,
+        )
+
+    def provisioner_ica(self, ns: str = "", family: DeviceFamily = HOPPER) -> x509.Certificate:
+        """The Provisioner ICA of ``family`` (NVIDIA GH100 Provisioner ICA 1, NVIDIA LS_10 Provisioner ICA 1,
+        NVIDIA GB100 Provisioner ICA 00000; CN, O, C): CA under its Identity, CRL DP + AIA OCSP."""
+        k, signer = f"{ns}{family.label}-ica1", f"{ns}{_IDENTITIES[family.identity][0]}"
+        return self._issue(
+            ("ica", ns, family.label),
+            subject=_ca_name(family.ica_cn),
+            issuer=self.identity(ns, family).subject,
+            subject_key=k,
+            signer_key=signer,
+            serial=self._serial(k),
+            validity=(family.ica_start, _FOREVER),
+            extensions=[
+                (x509.BasicConstraints(ca=True, path_length=None), True),
+                (_key_usage(cert_sign=True, crl_sign=True), True),
+                (_crl_dp(family.ica_crl), False),
                 (_aia(), False),
                 (self._ski(k), False),
                 (self._aki(signer), False),
@@ -380,38 +671,37 @@ class NvidiaPki:
             is_ca=True,
         )
 
-    def identity(self, ns: str = "") -> x509.Certificate:
-        """NVIDIA GH100 Identity (CN, O): CA under the root, CRL DP + AIA OCSP, 2022-01-12 -> 9999."""
-        return self._device_ca(ns, "identity")
-
-    def provisioner_ica(self, ns: str = "") -> x509.Certificate:
-        """NVIDIA GH100 Provisioner ICA 1 (CN, O, C): CA under the Identity, CRL DP + AIA OCSP."""
-        return self._device_ca(ns, "ica")
-
-    def brom(self, device_index: int, ns: str = "") -> x509.Certificate:
-        """GPU ``device_index``'s GH100 A01 GSP BROM: 9-byte serial (also in the subject), CA, keyCertSign."""
-        k = f"{ns}gh100-brom/{device_index}"
-        serial = self._serial(k, 9)
+    def brom(self, device_index: int, ns: str = "", family: DeviceFamily = HOPPER) -> x509.Certificate:
+        """Device ``device_index``'s BROM certificate (``GH100 A01 GSP BROM``, ``LS_10 A01 FSP BROM``, ``GB100 A01
+        GSP BROM``): 9-byte serial = ``family.brom_prefix`` ‖ the device's PDI (also in the subject), CA,
+        keyCertSign; Blackwell's also AIA OCSP."""
+        k = f"{ns}{family.label}-brom/{device_index}"
+        signer = f"{ns}{family.label}-ica1"
+        serial = int.from_bytes(bytes((family.brom_prefix,)) + self.device_pdi(device_index, family), "big")
+        extensions: list[tuple[x509.ExtensionType, bool]] = [
+            (x509.BasicConstraints(ca=True, path_length=None), True),
+            (_key_usage(cert_sign=True), True),
+        ]
+        if family.brom_aia:
+            extensions.append((_aia(), False))
+        extensions += [(self._ski(k), False), (self._aki(signer), False)]
         return self._issue(
-            ("brom", ns, device_index),
-            subject=_device_name(BROM_CN, f"{serial:018X}"),
-            issuer=self.provisioner_ica(ns).subject,
+            ("brom", ns, family.label, device_index),
+            subject=_device_name(family.brom_cn, f"{serial:018X}"),
+            issuer=self.provisioner_ica(ns, family).subject,
             subject_key=k,
-            signer_key=f"{ns}gh100-ica1",
+            signer_key=signer,
             serial=serial,
-            validity=(_utc(2020, 10, 17), _FOREVER),
-            extensions=[
-                (x509.BasicConstraints(ca=True, path_length=None), True),
-                (_key_usage(cert_sign=True), True),
-                (self._ski(k), False),
-                (self._aki(f"{ns}gh100-ica1"), False),
-            ],
+            validity=(family.device_start, _FOREVER),
+            extensions=extensions,
             is_ca=True,
         )
 
-    def leaf_key(self, device_index: int, boot: int = 0, ns: str = "") -> ec.EllipticCurvePrivateKey:
-        """The attestation key GPU ``device_index`` minted at ``boot``."""
-        return self.key(f"{ns}gh100-ak/{device_index}/{boot}")
+    def leaf_key(
+        self, device_index: int, boot: int = 0, ns: str = "", family: DeviceFamily = HOPPER
+    ) -> ec.EllipticCurvePrivateKey:
+        """The attestation key device ``device_index`` minted at ``boot``."""
+        return self.key(f"{ns}{family.label}-ak/{device_index}/{boot}")
 
     def leaf(
         self,
@@ -421,49 +711,62 @@ class NvidiaPki:
         fwid: bytes | None,
         signer_index: int | None = None,
         ns: str = "",
+        family: DeviceFamily = HOPPER,
     ) -> x509.Certificate:
-        """GPU ``device_index``'s GH100 A01 GSP FMC LF for ``boot``: serial = SKI (20 bytes, also in the subject),
-        KU digitalSignature (critical), SAN otherName ``NVIDIA:GH100:<PDI>``, the FWID extension for ``fwid``
-        (None: left out). ``signer_index``: whose BROM key signs it (default: its own)."""
-        k = f"{ns}gh100-ak/{device_index}/{boot}"
-        signer = f"{ns}gh100-brom/{signer_index if signer_index is not None else device_index}"
+        """Device ``device_index``'s FMC LF leaf for ``boot``: serial = SKI (20 bytes, also in the subject), KU
+        digitalSignature (critical), SAN otherName ``NVIDIA:<chip>:<hex>``, the FWID extension for ``fwid`` (None:
+        left out; Hopper and LS10: 2.23.133.5.4.1, Blackwell: the TcbInfo-like 2.23.133.5.4.1.1).
+        ``signer_index``: whose BROM key signs it (default: its own)."""
+        p = family.label
+        k = f"{ns}{p}-ak/{device_index}/{boot}"
+        signer = f"{ns}{p}-brom/{signer_index if signer_index is not None else device_index}"
         ski = bytearray(self._ski(k).digest)
         ski[0] &= 0x7F  # a positive 20-byte serial
         serial_hex = bytes(ski).hex().upper()
         other_name = x509.OtherName(
             x509.ObjectIdentifier(SAN_OTHER_NAME_OID),
-            tlv(0x0C, f"NVIDIA:{CHIP}:{self.pdi(device_index).hex().upper()}".encode()),
+            tlv(0x0C, f"NVIDIA:{family.chip}:{self.san_id(device_index, family).hex().upper()}".encode()),
         )
         extensions: list[tuple[x509.ExtensionType, bool]] = [
             (_key_usage(digital_signature=True), True),
             (x509.SubjectKeyIdentifier(bytes(ski)), False),
-            (self._aki(f"{ns}gh100-brom/{device_index}"), False),
+            (self._aki(f"{ns}{p}-brom/{device_index}"), False),
             (x509.SubjectAlternativeName([other_name]), False),
         ]
-        if fwid is not None:
-            brom_public = self.key(f"{ns}gh100-brom/{device_index}").public_key()
+        if fwid is not None and family.tcb_info_fwid:
+            ext = x509.UnrecognizedExtension(x509.ObjectIdentifier(TCB_INFO_FWID_OID), tcb_info_fwid_der(fwid))
+            extensions.append((ext, False))
+        elif fwid is not None:
+            brom_public = self.key(f"{ns}{p}-brom/{device_index}").public_key()
             ext = x509.UnrecognizedExtension(x509.ObjectIdentifier(FWID_OID), fwid_extension_der(brom_public, fwid))
             extensions.append((ext, False))
         return self._issue(
-            ("leaf", ns, device_index, boot, fwid, signer),
-            subject=_device_name(LEAF_CN, serial_hex),
-            issuer=self.brom(device_index, ns).subject,
+            ("leaf", ns, p, device_index, boot, fwid, signer),
+            subject=_device_name(family.leaf_cn, serial_hex),
+            issuer=self.brom(device_index, ns, family).subject,
             subject_key=k,
             signer_key=signer,
             serial=int.from_bytes(ski, "big"),
-            validity=(_utc(2020, 10, 17), _FOREVER),
+            validity=(family.device_start, _FOREVER),
             extensions=extensions,
         )
 
     def device_chain(
-        self, device_index: int, boot: int = 0, *, fwid: bytes | None, signer_index: int | None = None, ns: str = ""
+        self,
+        device_index: int,
+        boot: int = 0,
+        *,
+        fwid: bytes | None,
+        signer_index: int | None = None,
+        ns: str = "",
+        family: DeviceFamily = HOPPER,
     ) -> tuple[x509.Certificate, ...]:
-        """The five certificates NVML returns, leaf first, root last."""
+        """The five certificates NVML (or NSCQ, for a switch) returns, leaf first, root last."""
         return (
-            self.leaf(device_index, boot, fwid=fwid, signer_index=signer_index, ns=ns),
-            self.brom(device_index, ns),
-            self.provisioner_ica(ns),
-            self.identity(ns),
+            self.leaf(device_index, boot, fwid=fwid, signer_index=signer_index, ns=ns, family=family),
+            self.brom(device_index, ns, family),
+            self.provisioner_ica(ns, family),
+            self.identity(ns, family),
             self.device_root(ns),
         )
 
@@ -490,17 +793,21 @@ class NvidiaPki:
             is_ca=True,
         )
 
-    def rim_ca(self, ns: str = "") -> x509.Certificate:
-        """NVIDIA Reference Value GH100 CA (L2): CA under the CoRIM root, 2023-05-11 -> 2033-05-11."""
-        k = f"{ns}rim-l2"
+    def _rim_key(self, level: str, ns: str, family: RimFamily) -> str:
+        return f"{ns}rim-{level}{family.label}"
+
+    def rim_ca(self, ns: str = "", family: RimFamily = GH100_RIMS) -> x509.Certificate:
+        """The L2 CA of ``family`` (NVIDIA Reference Value GH100 CA, … LS10 CA, … GB1XX CA 001): CA under the CoRIM
+        root, CRL DP + AIA OCSP."""
+        k = self._rim_key("l2", ns, family)
         return self._issue(
-            ("rim-l2", ns),
-            subject=_ca_name(RIM_CA_CN),
+            ("rim-l2", ns, family.product),
+            subject=_ca_name(family.ca_cn),
             issuer=self.rim_root(ns).subject,
             subject_key=k,
             signer_key=f"{ns}rim-root",
             serial=self._serial(k),
-            validity=(_utc(2023, 5, 11), _utc(2033, 5, 11)),
+            validity=family.ca_validity,
             extensions=[
                 (x509.BasicConstraints(ca=True, path_length=None), True),
                 (_key_usage(cert_sign=True, crl_sign=True), True),
@@ -512,31 +819,36 @@ class NvidiaPki:
             is_ca=True,
         )
 
-    def rim_l3(self, ns: str = "") -> x509.Certificate:
-        """NVIDIA Reference Value L3 GH100 001: CA pathlen 0 under L2, 2023-10-31 -> 2027-04-30."""
-        k = f"{ns}rim-l3"
+    def rim_l3(self, ns: str = "", family: RimFamily = GH100_RIMS) -> x509.Certificate:
+        """The L3 CA of ``family`` (NVIDIA Reference Value L3 GH100 001, … L3 LS10 001, … L3 GB100-CC 001): CA
+        pathlen 0 under L2, AIA OCSP."""
+        k, signer = self._rim_key("l3", ns, family), self._rim_key("l2", ns, family)
         return self._issue(
-            ("rim-l3", ns),
-            subject=_ca_name(RIM_L3_CN),
-            issuer=self.rim_ca(ns).subject,
+            ("rim-l3", ns, family.product),
+            subject=_ca_name(family.l3_cn),
+            issuer=self.rim_ca(ns, family).subject,
             subject_key=k,
-            signer_key=f"{ns}rim-l2",
+            signer_key=signer,
             serial=self._serial(k),
-            validity=(_utc(2023, 10, 31), _utc(2027, 4, 30)),
+            validity=family.l3_validity,
             extensions=[
                 (x509.BasicConstraints(ca=True, path_length=0), True),
                 (_key_usage(cert_sign=True, crl_sign=True), True),
                 (_aia(), False),
                 (self._ski(k), False),
-                (self._aki(f"{ns}rim-l2"), False),
+                (self._aki(signer), False),
             ],
             is_ca=True,
         )
 
-    def rim_signer(self, role: RimRole, ns: str = "", *, validity: Window | None = None) -> x509.Certificate:
-        """HCC RIM L4 Signer for ``role`` (C, ST, L, O, CN): CA:FALSE, KU digitalSignature, AIA OCSP; two years
-        from 200 days before :data:`SIM_NOW` unless ``validity`` is given."""
-        k = f"{ns}rim-l4/{role}"
+    def rim_signer(
+        self, role: RimRole, ns: str = "", *, validity: Window | None = None, family: RimFamily = GH100_RIMS
+    ) -> x509.Certificate:
+        """The L4 signer for ``role`` (HCC RIM L4 Signer, NVIDIA Reference Value L4 LS10, RIM L4 Signer; C, ST, L,
+        O, CN): CA:FALSE, KU digitalSignature, AIA OCSP; two years from 200 days before :data:`SIM_NOW` unless
+        ``validity`` is given."""
+        k = f"{ns}rim-l4{family.label}/{role}"
+        signer = self._rim_key("l3", ns, family)
         start = SIM_NOW - 200 * _DAY
         window = validity or (start, start.replace(year=start.year + 2))
         subject = _name(
@@ -544,28 +856,38 @@ class NvidiaPki:
             (NameOID.STATE_OR_PROVINCE_NAME, "CA"),
             (NameOID.LOCALITY_NAME, "Santa Clara"),
             (NameOID.ORGANIZATION_NAME, _ORG),
-            (NameOID.COMMON_NAME, RIM_SIGNER_CN),
+            (NameOID.COMMON_NAME, family.signer_cn),
         )
         return self._issue(
-            ("rim-l4", ns, role, window),
+            ("rim-l4", ns, family.product, role, window),
             subject=subject,
-            issuer=self.rim_l3(ns).subject,
+            issuer=self.rim_l3(ns, family).subject,
             subject_key=k,
-            signer_key=f"{ns}rim-l3",
+            signer_key=signer,
             serial=self._serial(k, 8),
             validity=window,
             extensions=[
                 (self._ski(k), False),
-                (self._aki(f"{ns}rim-l3"), False),
+                (self._aki(signer), False),
                 (x509.BasicConstraints(ca=False, path_length=None), True),
                 (_key_usage(digital_signature=True), True),
                 (_aia(), False),
             ],
         )
 
-    def rim_chain(self, role: RimRole, ns: str = "", *, validity: Window | None = None) -> tuple[x509.Certificate, ...]:
+    def rim_signer_key(self, role: RimRole, ns: str = "", family: RimFamily = GH100_RIMS) -> ec.EllipticCurvePrivateKey:
+        return self.key(f"{ns}rim-l4{family.label}/{role}")
+
+    def rim_chain(
+        self, role: RimRole, ns: str = "", *, validity: Window | None = None, family: RimFamily = GH100_RIMS
+    ) -> tuple[x509.Certificate, ...]:
         """What a RIM embeds in KeyInfo: L4 signer, L3, L2 CA, root."""
-        return (self.rim_signer(role, ns, validity=validity), self.rim_l3(ns), self.rim_ca(ns), self.rim_root(ns))
+        return (
+            self.rim_signer(role, ns, validity=validity, family=family),
+            self.rim_l3(ns, family),
+            self.rim_ca(ns, family),
+            self.rim_root(ns),
+        )
 
     # -- OCSP ----------------------------------------------------------------------------------------------
 
@@ -643,50 +965,127 @@ class NvidiaPki:
         scratch = b.sign(self.key(key_label), hashes.SHA384()).public_bytes(Encoding.DER)
         return _resign_ocsp(scratch, self.key(key_label), produced_at=this)
 
-    # -- the one entry point -------------------------------------------------------------------------------
+    # -- building evidence ---------------------------------------------------------------------------------
 
     def build(self, options: GpuOptions = _GENUINE, defect: Defect | None = None) -> NvidiaEvidence:
         """Build one GPU's report, chain, driver and VBIOS RIMs and OCSP responses, genuine unless ``defect`` is
-        given. Raises ValueError for impossible options or a defect that does not apply."""
+        given (Hopper, or Blackwell with ``options.architecture``). Raises ValueError for impossible options or a
+        defect that does not apply."""
         options.check()
         if defect is not None and not defect_applies(defect, options):
             raise ValueError(f"defect {defect.value!r} does not apply to {options}")
-        d, idx = defect, options.device_index
-        fwid = options.fwid or self.fwid(idx)
-        values = self.default_measurements() | dict(options.measurements or {})
-        rims = (self._driver_rim(options, values, d), self._vbios_rim(options, values))
-        chain = self._chain(options, fwid, d)
-        report = self._report(options, values, fwid, d)
+        d, o = defect, options
+        family, rim_family = (BLACKWELL, GB100_RIMS) if o.architecture == "BLACKWELL" else (HOPPER, GH100_RIMS)
+        fwid = o.fwid or self.fwid(o.device_index, family)
+        values = self.default_measurements(o.architecture) | dict(o.measurements or {})
+        rims = (
+            self._primary_rim(
+                "driver", self.rim_id("driver", o), self.rim_document("driver", o, values), rim_family, d
+            ),
+            self._rim_file("vbios", self.rim_id("vbios", o), self.rim_document("vbios", o, values), rim_family),
+        )
+        chain = self._chain(o.device_index, o.boot, fwid if o.include_fwid else None, family, d)
+        runtime = _runtime(values, d)
+        report = self._signed_report(
+            family,
+            o.device_index,
+            o.boot,
+            o.nonce,
+            o.responder_nonce,
+            runtime,
+            self._gpu_opaque(o, runtime, fwid, d),
+            d,
+        )
         return NvidiaEvidence(
             report=report,
             chain=chain,
             chain_pem=pem_chain(chain),
             rims=rims,
             ocsp=self._ocsp(chain, rims, d),
-            nonce=options.nonce,
+            nonce=o.nonce,
             fwid=fwid,
             now=SIM_NOW,
             trust_store=self.trust_store,
-            options=options,
+            options=o,
             defect=d,
         )
 
-    def _report(self, o: GpuOptions, values: Mapping[int, bytes], fwid: bytes, d: Defect | None) -> bytes:
-        """1. The report (§2) with the defects in its signed bytes, its signature and its framing."""
-        runtime = dict(values)
-        if d is Defect.MEASUREMENT_CHANGED:
-            runtime[DEFAULT_CHANGED_INDEX + 1] = sim_bytes("nvidia/changed-measurement", 48)
+    def build_switch(self, options: SwitchOptions = _GENUINE_SWITCH, defect: Defect | None = None) -> SwitchEvidence:
+        """Build one NVSwitch's (LS10) report, chain, BIOS RIM and OCSP responses, genuine unless ``defect`` is
+        given (the RIM defects hit the BIOS RIM; :data:`NOT_FOR_SWITCHES` do not apply). Defaults: the switch of
+        the simulated HGX board at ``options.device_index``, listing GPUs 0..7."""
+        options.check()
+        if defect is not None and not defect_applies(defect, options):
+            raise ValueError(f"defect {defect.value!r} does not apply to NVSwitches")
+        d, o = defect, options
+        fwid = o.fwid or self.fwid(o.device_index, LS10)
+        pdi = o.pdi or self.switch_pdi(o.device_index)
+        gpu_pdis = o.gpu_pdis or tuple(self.gpu_pdi(g) for g in range(SWITCH_GPUS))
+        values = self.switch_measurements() | dict(o.measurements or {})
+        rim = self._primary_rim(
+            "bios", switch_bios_rim_id(o.bios_version), self.switch_rim_document(o, values), LS10_RIMS, d
+        )
+        chain = self._chain(o.device_index, o.boot, fwid, LS10, d)
+        opaque = switch_opaque(
+            bios_version=o.bios_version,
+            device_pdi=pdi,
+            msrscnt=o.msrscnt,
+            gpu_pdis=gpu_pdis,
+            port_gpu_slots=o.port_gpu_slots or switch_port_slots(o.device_index),
+            floorswept_ports=o.floorswept_ports,
+            position_id=o.device_index if o.position_id is None else o.position_id,
+            lock_switch_status=o.lock_switch_status,
+        )
+        runtime = _runtime(values, d)
+        report = self._signed_report(LS10, o.device_index, o.boot, o.nonce, o.responder_nonce, runtime, opaque, d)
+        return SwitchEvidence(
+            report=report,
+            chain=chain,
+            chain_pem=pem_chain(chain),
+            rims=(rim,),
+            ocsp=self._ocsp(chain, (rim,), d),
+            nonce=o.nonce,
+            pdi=pdi,
+            gpu_pdis=gpu_pdis,
+            fwid=fwid,
+            now=SIM_NOW,
+            trust_store=self.trust_store,
+            options=o,
+            defect=d,
+        )
+
+    def _gpu_opaque(
+        self, o: GpuOptions, runtime: Mapping[int, bytes], fwid: bytes, d: Defect | None
+    ) -> tuple[OpaqueTlv, ...]:
+        """A GPU's opaque TLVs (§2) with the defects in them."""
         driver = o.driver_version
         if d is Defect.DRIVER_VERSION_CHANGED:
             driver = OTHER_DRIVER_VERSION if driver != OTHER_DRIVER_VERSION else "550.90.07"
         msrscnt = [1 if any(v) else 0 for _, v in sorted(runtime.items())]
-        opaque = hopper_opaque(
+        report_fwid = fwid if o.include_fwid and d is not Defect.FWID_MISSING else None
+        if o.architecture == "BLACKWELL":
+            return blackwell_opaque(
+                driver_version=driver,
+                vbios_version=o.vbios_version,
+                project=o.project,
+                project_sku=o.project_sku,
+                chip_sku=o.chip_sku,
+                fwid=report_fwid,
+                nvdec0_status=o.nvdec0_status,
+                msrscnt=msrscnt,
+                board_id=o.board_id,
+                sys_enable_status=o.sys_enable_status,
+                chip_info=o.chip_info,
+                opaque_data_version=o.opaque_data_version or 0,  # GpuOptions.check: never None on Blackwell
+                feature_flag=o.feature_flag or 0,
+            )
+        return hopper_opaque(
             driver_version=driver,
             vbios_version=o.vbios_version,
             project=o.project,
             project_sku=o.project_sku,
             chip_sku=o.chip_sku,
-            fwid=fwid if o.include_fwid and d is not Defect.FWID_MISSING else None,
+            fwid=report_fwid,
             nvdec0_status=o.nvdec0_status,
             protected_pcie_status=o.protected_pcie_status,
             msrscnt=msrscnt,
@@ -695,9 +1094,23 @@ class NvidiaPki:
             opaque_data_version=o.opaque_data_version,
             feature_flag=o.feature_flag,
         )
-        nonce = sim_bytes("nvidia/wrong-nonce", 32) if d is Defect.WRONG_NONCE else o.nonce
-        signed = signed_part(nonce=nonce, values=runtime, responder_nonce=o.responder_nonce, opaque=opaque)
-        key = self.leaf_key(o.device_index, o.boot, ns="alt/" if d is Defect.WRONG_ROOT else "")
+
+    def _signed_report(
+        self,
+        family: DeviceFamily,
+        device_index: int,
+        boot: int,
+        nonce: bytes,
+        responder_nonce: bytes,
+        runtime: Mapping[int, bytes],
+        opaque: Sequence[OpaqueTlv],
+        d: Defect | None,
+    ) -> bytes:
+        """1. The report (§2) with the defects in its request nonce, its signature and its framing."""
+        if d is Defect.WRONG_NONCE:
+            nonce = sim_bytes("nvidia/wrong-nonce", 32)
+        signed = signed_part(nonce=nonce, values=runtime, responder_nonce=responder_nonce, opaque=opaque)
+        key = self.leaf_key(device_index, boot, ns="alt/" if d is Defect.WRONG_ROOT else "", family=family)
         if d is Defect.REPORT_SIGNATURE_BAD:
             key = self.key("rogue")
         report = sign_report(signed, key)
@@ -709,79 +1122,121 @@ class NvidiaPki:
             return report[:-1]
         return report
 
-    def _chain(self, o: GpuOptions, fwid: bytes, d: Defect | None) -> tuple[x509.Certificate, ...]:
-        """2. The device chain (§3) with its defects."""
-        leaf_fwid: bytes | None = fwid if o.include_fwid else None
+    def _chain(
+        self, device_index: int, boot: int, fwid: bytes | None, family: DeviceFamily, d: Defect | None
+    ) -> tuple[x509.Certificate, ...]:
+        """2. The device chain (§3) with its defects; ``fwid`` None: the leaf has no FWID extension."""
+        leaf_fwid = fwid
         if d is Defect.FWID_MISMATCH:
             leaf_fwid = sim_bytes("nvidia/other-fwid", 48)
         elif d is Defect.LEAF_FWID_EXTENSION_MISSING:
             leaf_fwid = None
         return self.device_chain(
-            o.device_index,
-            o.boot,
+            device_index,
+            boot,
             fwid=leaf_fwid,
-            signer_index=(o.device_index + 1) % 256 if d is Defect.LEAF_WRONG_BROM else None,
+            signer_index=(device_index + 1) % 256 if d is Defect.LEAF_WRONG_BROM else None,
             ns="alt/" if d is Defect.WRONG_ROOT else "",
+            family=family,
         )
 
     def rim_document(self, role: RimRole, o: GpuOptions, values: Mapping[int, bytes]) -> RimDocument:
-        """The genuine driver or VBIOS RIM for a GPU measuring ``values``: the real H100 active sets (§4), each
-        active entry's Hash0 = the runtime value of block index + 1 (driver index 35 gets a second alternative,
-        like real driver RIMs); inactive entries carry one zero hash."""
-        active = HOPPER_DRIVER_ACTIVE if role == "driver" else HOPPER_VBIOS_ACTIVE
+        """The genuine driver or VBIOS RIM for a GPU measuring ``values``: the real H100 active sets (§4; Blackwell:
+        :data:`BLACKWELL_DRIVER_ACTIVE` / :data:`BLACKWELL_VBIOS_ACTIVE`), each active entry's Hash0 = the runtime
+        value of block index + 1 (driver index 35 gets a second alternative, like real driver RIMs); inactive
+        entries carry one zero hash."""
+        blackwell = o.architecture == "BLACKWELL"
+        if blackwell:
+            active = BLACKWELL_DRIVER_ACTIVE if role == "driver" else BLACKWELL_VBIOS_ACTIVE
+        else:
+            active = HOPPER_DRIVER_ACTIVE if role == "driver" else HOPPER_VBIOS_ACTIVE
         entries = []
         for i in range(GPU_BLOCKS):
             if i not in active:
                 entries.append(RimEntry(i, False, (bytes(48),)))
                 continue
             alternatives: tuple[bytes, ...] = (values[i + 1],)
-            if role == "driver" and i == 35:
+            if role == "driver" and i == 35 and not blackwell:
                 alternatives += (sim_bytes("nvidia/gh100/msr/35/alt", 48),)
             entries.append(RimEntry(i, True, alternatives))
         version = o.driver_version if role == "driver" else o.vbios_version
-        return RimDocument(product=CHIP, colloquial_version=version, entries=tuple(entries))
+        product = o.chip_info if blackwell else CHIP
+        return RimDocument(product=product, colloquial_version=version, entries=tuple(entries))
+
+    @staticmethod
+    def switch_rim_document(o: SwitchOptions, values: Mapping[int, bytes]) -> RimDocument:
+        """The genuine BIOS RIM of an LS10 measuring ``values`` (shaped like the real
+        ``NV_SWITCH_BIOS_5612_0002_890_9610550001``): product LS10, edition SWITCH, indices 0..30 active (zero
+        hashes included), 31..63 inactive; indices 9..25 carry 4 alternatives with the runtime value at position
+        ``index % 4`` (so a verifier must match any alternative); names ``HashedMeasurement_<i>_FSP`` at 0-3 and
+        27."""
+        entries = []
+        for i in range(GPU_BLOCKS):
+            name = f"HashedMeasurement_{i}_FSP" if i in (0, 1, 2, 3, 27) else ""
+            if i not in LS10_BIOS_ACTIVE:
+                entries.append(RimEntry(i, False, (bytes(48),), name))
+                continue
+            alternatives: tuple[bytes, ...] = (values[i + 1],)
+            if 9 <= i <= 25:
+                others = [sim_bytes(f"nvidia/ls10/msr/{i}/alt{j}", 48) for j in range(3)]
+                others.insert(i % 4, values[i + 1])
+                alternatives = tuple(others)
+            entries.append(RimEntry(i, True, alternatives, name))
+        return RimDocument(product="LS10", colloquial_version=o.bios_version, entries=tuple(entries), edition="SWITCH")
 
     def rim_id(self, role: RimRole, o: GpuOptions) -> str:
+        if role == "driver" and o.architecture == "BLACKWELL":
+            return cc_driver_rim_id(o.chip_info, o.driver_version)
         if role == "driver":
             return driver_rim_id(CHIP, o.driver_version)
         return vbios_rim_id(o.project, o.project_sku, o.chip_sku, o.vbios_version)
 
-    def sign_rim(self, doc: RimDocument, role: RimRole, ns: str = "", *, validity: Window | None = None) -> bytes:
+    def sign_rim(
+        self,
+        doc: RimDocument,
+        role: RimRole,
+        ns: str = "",
+        *,
+        validity: Window | None = None,
+        family: RimFamily = GH100_RIMS,
+    ) -> bytes:
         """``doc`` signed by the L4 signer of ``role`` with its chain in KeyInfo."""
-        chain = self.rim_chain(role, ns, validity=validity)
-        return sign_rim(doc, self.key(f"{ns}rim-l4/{role}"), [c.public_bytes(Encoding.DER) for c in chain])
+        chain = self.rim_chain(role, ns, validity=validity, family=family)
+        return sign_rim(doc, self.rim_signer_key(role, ns, family), [c.public_bytes(Encoding.DER) for c in chain])
 
-    def _vbios_rim(self, o: GpuOptions, values: Mapping[int, bytes]) -> RimFile:
-        xml = self.sign_rim(self.rim_document("vbios", o, values), "vbios")
-        return RimFile("vbios", self.rim_id("vbios", o), xml, self.rim_chain("vbios"))
+    def _rim_file(self, role: RimRole, rim_id: str, doc: RimDocument, family: RimFamily) -> RimFile:
+        return RimFile(role, rim_id, self.sign_rim(doc, role, family=family), self.rim_chain(role, family=family))
 
-    def _driver_rim(self, o: GpuOptions, values: Mapping[int, bytes], d: Defect | None) -> RimFile:
-        """3. The driver RIM (§4) with its defects (the VBIOS RIM is always genuine)."""
-        doc = self.rim_document("driver", o, values)
+    def _primary_rim(
+        self, role: RimRole, rim_id: str, doc: RimDocument, family: RimFamily, d: Defect | None
+    ) -> RimFile:
+        """3. The RIM the RIM defects hit (a GPU's driver RIM, a switch's BIOS RIM; §4) with its defects."""
         ns = "alt/" if d is Defect.RIM_WRONG_ROOT else ""
         validity = (SIM_NOW - 2 * 365 * _DAY, SIM_NOW - _DAY) if d is Defect.RIM_SIGNER_EXPIRED else None
-        chain = self.rim_chain("driver", ns, validity=validity)
+        chain = self.rim_chain(role, ns, validity=validity, family=family)
         certs = [c.public_bytes(Encoding.DER) for c in chain]
         if d is Defect.RIM_UNSIGNED:
             xml = unsigned_rim_xml(doc).encode()
         elif d is Defect.RIM_WRONG_KEY:
             xml = sign_rim(doc, self.key("rogue"), certs)
         else:
-            xml = sign_rim(doc, self.key(f"{ns}rim-l4/driver"), certs)
-        if d is Defect.RIM_TAMPERED:
-            genuine = f'ns2:Hash0="{values[8].hex()}"'.encode()  # RIM index 7, the first active driver entry
+            xml = sign_rim(doc, self.rim_signer_key(role, ns, family), certs)
+        if d is Defect.RIM_TAMPERED:  # the first active entry's Hash0 (a Hopper driver RIM: index 7)
+            first = next(e for e in sorted(doc.entries, key=lambda e: e.index) if e.active)
+            genuine = f'ns2:Hash0="{first.alternatives[0].hex()}"'.encode()
             forged = f'ns2:Hash0="{sim_bytes("nvidia/tampered", 48).hex()}"'.encode()
-            if xml.count(genuine) != 1:  # pragma: no cover - the default table has distinct values
-                raise ValueError("cannot tamper: RIM index 7's value is not unique")
+            if xml.count(genuine) != 1:  # pragma: no cover - the default tables have distinct values
+                raise ValueError(f"cannot tamper: RIM index {first.index}'s value is not unique")
             xml = xml.replace(genuine, forged)
         if d is Defect.RIM_DOCTYPE:
             xml = b'<!DOCTYPE SoftwareIdentity [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>\n' + xml
-        return RimFile("driver", self.rim_id("driver", o), xml, chain)
+        return RimFile(role, rim_id, xml, chain)
 
     def _ocsp(
         self, chain: Sequence[x509.Certificate], rims: Sequence[RimFile], d: Defect | None
     ) -> tuple[OcspEntry, ...]:
-        """4. OCSP responses (§3) for device certs 1..3 and every RIM signing chain (L4s, L3, L2)."""
+        """4. OCSP responses (§3) for device certs 1..3 and every RIM signing chain (L4s, L3, L2); the revocation
+        defects hit the BROM and the first RIM's L4."""
         brom = _OcspAnswer()
         if d is Defect.DEVICE_CERT_REVOKED:
             brom = _OcspAnswer(status="revoked")
@@ -802,7 +1257,7 @@ class NvidiaPki:
         seen: set[str] = set()
         for rim in rims:
             l4, l3, l2, root = rim.signer_chain
-            revoked = d is Defect.RIM_SIGNER_REVOKED and rim.role == "driver"
+            revoked = d is Defect.RIM_SIGNER_REVOKED and rim is rims[0]
             for label, cert, issuer, answer in (
                 (f"rim/{rim.role}-l4", l4, l3, _OcspAnswer(status="revoked") if revoked else good),
                 ("rim/l3", l3, l2, good),
@@ -827,6 +1282,14 @@ class NvidiaPki:
             )
             for label, cert, issuer, a in targets
         )
+
+
+def _runtime(values: Mapping[int, bytes], d: Defect | None) -> dict[int, bytes]:
+    """The runtime measurements with :attr:`Defect.MEASUREMENT_CHANGED` applied."""
+    runtime = dict(values)
+    if d is Defect.MEASUREMENT_CHANGED:
+        runtime[DEFAULT_CHANGED_INDEX + 1] = sim_bytes("nvidia/changed-measurement", 48)
+    return runtime
 
 
 @dataclass(frozen=True, slots=True)
@@ -878,6 +1341,7 @@ def default_nvidia_pki() -> NvidiaPki:
 
 
 __all__ = [
+    "BLACKWELL",
     "CHIP",
     "DEFAULT_CHANGED_INDEX",
     "EXPECTED_CODES",
@@ -885,19 +1349,32 @@ __all__ = [
     "FEATURE_PPCIE",
     "FEATURE_SPT",
     "FWID_OID",
+    "GB100_RIMS",
+    "GH100_RIMS",
+    "HOPPER",
+    "LS10",
+    "LS10_RIMS",
+    "NOT_FOR_SWITCHES",
     "OTHER_DRIVER_VERSION",
     "PARSER_DEFECTS",
     "SAN_OTHER_NAME_OID",
     "SIM_NOW",
+    "TCB_INFO_FWID_OID",
     "Defect",
+    "DeviceFamily",
     "GpuOptions",
     "NvidiaEvidence",
     "NvidiaPki",
     "OcspEntry",
+    "RimFamily",
     "RimFile",
+    "SwitchEvidence",
+    "SwitchOptions",
+    "blackwell_options",
     "default_nvidia_pki",
     "defect_applies",
     "expected_code",
     "fwid_extension_der",
     "pem_chain",
+    "tcb_info_fwid_der",
 ]

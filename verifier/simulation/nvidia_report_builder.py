@@ -5,7 +5,8 @@ SIMULATION ONLY. Layout (nvidia-gpu.md §2; the parser is :mod:`verifier.evidenc
 offset table): request ``11 E0 01 FF nonce(32) 00`` ‖ response ``11 60 00 00 N L1(3) blocks nonce(32) L2(2)
 opaque(L2) r(48) s(48)``; each block ``index 01 33 00 01 30 00 digest(48)``. The signature covers every byte before
 it. The opaque TLVs of a Hopper GPU come in the order of the real H100 reports (vector N1, then the fields newer
-drivers append: SWITCH_PDI, OPAQUE_DATA_VERSION, FEATURE_FLAG).
+drivers append: SWITCH_PDI, OPAQUE_DATA_VERSION, FEATURE_FLAG); those of a Blackwell GPU and of an NVSwitch (LS10)
+in the order of the real B200 (M3) and LS10 (S1) reports.
 
 What it does not do: choose keys, certificates or defaults for a device (:mod:`verifier.simulation.nvidia_pki`).
 Signatures are deterministic (RFC 6979), so the same inputs give the same bytes.
@@ -47,12 +48,27 @@ T_PROJECT_SKU_MOD: Final = 19
 T_FWID: Final = 20
 T_PROTECTED_PCIE_STATUS: Final = 21
 T_SWITCH_PDI: Final = 22
+T_FLOORSWEPT_PORTS: Final = 23
+T_POSITION_ID: Final = 24
+T_LOCK_SWITCH_STATUS: Final = 25
+T_SWITCH_GPU_PDIS: Final = 26
+T_SYS_ENABLE_STATUS: Final = 33
 T_OPAQUE_DATA_VERSION: Final = 34
+T_CHIP_INFO: Final = 35
 T_FEATURE_FLAG: Final = 36
+#: NVSwitch (LS10) reports carry 31 blocks; an LS10 has 64 ports, an HGX board 8 GPUs per switch.
+SWITCH_BLOCKS: Final = 31
+SWITCH_PORTS: Final = 64
+SWITCH_GPUS: Final = 8
+#: SWITCH_GPU_PDIS port slot of an unused switch port.
+UNUSED_PORT: Final = 0xFF
 #: GPU_INFO of a Hopper GPU (0x180, 8 bytes little-endian) as every real H100/H200 report carries it.
 HOPPER_GPU_INFO: Final = (0x180).to_bytes(8, "little")
-#: CPRINFO of the real H100 PCIe report (N1).
+#: GPU_INFO of a Blackwell GPU (0x1a0), as the real B200 reports (M3) carry it.
+BLACKWELL_GPU_INFO: Final = (0x1A0).to_bytes(8, "little")
+#: CPRINFO of the real H100 PCIe report (N1) and of the real B200 reports (M3).
 DEFAULT_CPRINFO: Final = bytes.fromhex("00c00100")
+BLACKWELL_CPRINFO: Final = bytes.fromhex("00000400")
 
 OpaqueTlv = tuple[int, bytes]
 
@@ -88,7 +104,7 @@ def hopper_opaque(
     chip_sku: str,
     fwid: bytes | None,
     nvdec0_status: int,
-    protected_pcie_status: int,
+    protected_pcie_status: int | None,
     msrscnt: Sequence[int],
     board_id: int,
     switch_pdis: Sequence[bytes] | None,
@@ -113,7 +129,8 @@ def hopper_opaque(
     ]
     if fwid is not None:
         tlvs.append((T_FWID, fwid))
-    tlvs.append((T_PROTECTED_PCIE_STATUS, bytes((protected_pcie_status,))))
+    if protected_pcie_status is not None:
+        tlvs.append((T_PROTECTED_PCIE_STATUS, bytes((protected_pcie_status,))))
     if switch_pdis is not None:
         tlvs.append((T_SWITCH_PDI, b"".join(switch_pdis)))
     if opaque_data_version is not None:
@@ -121,6 +138,79 @@ def hopper_opaque(
     if feature_flag is not None:
         tlvs.append((T_FEATURE_FLAG, feature_flag.to_bytes(2, "little")))
     return tuple(tlvs)
+
+
+def blackwell_opaque(
+    *,
+    driver_version: str,
+    vbios_version: str,
+    project: str,
+    project_sku: str,
+    chip_sku: str,
+    fwid: bytes | None,
+    nvdec0_status: int,
+    msrscnt: Sequence[int],
+    board_id: int,
+    sys_enable_status: int,
+    chip_info: str,
+    opaque_data_version: int,
+    feature_flag: int,
+) -> tuple[OpaqueTlv, ...]:
+    """A Blackwell GPU's opaque TLVs in the order of the real B200 reports (M3: 6 14 15 16 17 18 19 3 4 12 13 11
+    20 33 35 34 36; no PROTECTED_PCIE_STATUS, no SWITCH_PDI). ``fwid`` None leaves the FWID out."""
+    tlvs: list[OpaqueTlv] = [
+        (T_VBIOS_VERSION, vbios_bytes(vbios_version)),
+        (T_BOARD_ID, board_id.to_bytes(4, "little")),
+        (T_CHIP_SKU, ascii_field(chip_sku, 9)),
+        (T_CHIP_SKU_MOD, ascii_field("0", 5)),
+        (T_PROJECT, ascii_field(project, 5)),
+        (T_PROJECT_SKU, ascii_field(project_sku, 5)),
+        (T_PROJECT_SKU_MOD, ascii_field("0", 2)),
+        (T_DRIVER_VERSION, ascii_field(driver_version)),
+        (T_GPU_INFO, BLACKWELL_GPU_INFO),
+        (T_MSRSCNT, b"".join(n.to_bytes(4, "little") for n in msrscnt)),
+        (T_CPRINFO, BLACKWELL_CPRINFO),
+        (T_NVDEC0_STATUS, bytes((nvdec0_status,))),
+    ]
+    if fwid is not None:
+        tlvs.append((T_FWID, fwid))
+    tlvs += [
+        (T_SYS_ENABLE_STATUS, sys_enable_status.to_bytes(2, "little")),
+        (T_CHIP_INFO, ascii_field(chip_info)),
+        (T_OPAQUE_DATA_VERSION, opaque_data_version.to_bytes(2, "little")),
+        (T_FEATURE_FLAG, feature_flag.to_bytes(2, "little")),
+    ]
+    return tuple(tlvs)
+
+
+def switch_opaque(
+    *,
+    bios_version: str,
+    device_pdi: bytes,
+    msrscnt: Sequence[int],
+    gpu_pdis: Sequence[bytes],
+    port_gpu_slots: bytes,
+    floorswept_ports: int,
+    position_id: int,
+    lock_switch_status: int,
+) -> tuple[OpaqueTlv, ...]:
+    """An NVSwitch's (LS10) opaque TLVs in the order of the real reports (S1, M1, M2: 6 22 12 26 23 24 25): the
+    BIOS version as ASCII without NUL (``96.10.55.00.01``), its own 8-byte PDI (type 22, DEVICE_PDI), the
+    measurement counts, SWITCH_GPU_PDIS (type 26: :data:`SWITCH_GPUS` GPU PDIs, then one GPU slot byte per port,
+    :data:`UNUSED_PORT` for none), FLOORSWEPT_PORTS, POSITION_ID and LOCK_SWITCH_STATUS (uint16 each)."""
+    if len(device_pdi) != 8 or len(gpu_pdis) != SWITCH_GPUS or any(len(p) != 8 for p in gpu_pdis):
+        raise ValueError(f"a switch has one 8-byte PDI and lists {SWITCH_GPUS} 8-byte GPU PDIs")
+    if len(port_gpu_slots) != SWITCH_PORTS:
+        raise ValueError(f"a switch has {SWITCH_PORTS} port slots")
+    return (
+        (T_VBIOS_VERSION, bios_version.encode("ascii")),
+        (T_SWITCH_PDI, device_pdi),
+        (T_MSRSCNT, b"".join(n.to_bytes(4, "little") for n in msrscnt)),
+        (T_SWITCH_GPU_PDIS, b"".join(gpu_pdis) + port_gpu_slots),
+        (T_FLOORSWEPT_PORTS, floorswept_ports.to_bytes(2, "little")),
+        (T_POSITION_ID, position_id.to_bytes(2, "little")),
+        (T_LOCK_SWITCH_STATUS, lock_switch_status.to_bytes(2, "little")),
+    )
 
 
 def encode_opaque(tlvs: Sequence[OpaqueTlv]) -> bytes:
@@ -174,14 +264,20 @@ def sign_report(signed: bytes, key: ec.EllipticCurvePrivateKey) -> bytes:
 
 
 __all__ = [
+    "BLACKWELL_GPU_INFO",
     "DIGEST_SIZE",
     "GPU_BLOCKS",
     "HOPPER_GPU_INFO",
     "SIGNATURE_SIZE",
     "STATUS_DISABLED",
     "STATUS_ENABLED",
+    "SWITCH_BLOCKS",
+    "SWITCH_GPUS",
+    "SWITCH_PORTS",
+    "UNUSED_PORT",
     "OpaqueTlv",
     "ascii_field",
+    "blackwell_opaque",
     "ecdsa_raw",
     "encode_opaque",
     "hopper_opaque",
@@ -189,5 +285,6 @@ __all__ = [
     "replace_tlv",
     "sign_report",
     "signed_part",
+    "switch_opaque",
     "vbios_bytes",
 ]

@@ -43,6 +43,15 @@ NVIDIA_PEN: Final = "5703"  # NVIDIA's IANA enterprise number: FirmwareManufactu
 #: Driver RIM / VBIOS RIM active indices (0-based) of a real H100 (nvidia-gpu.md §4).
 HOPPER_DRIVER_ACTIVE: Final = frozenset((7, *range(21, 41)))
 HOPPER_VBIOS_ACTIVE: Final = frozenset((*range(7), *range(8, 13)))
+#: An NVSwitch (LS10) BIOS RIM: indices 0..30 active (the real ``NV_SWITCH_BIOS_5612_0002_890_9610550001``).
+LS10_BIOS_ACTIVE: Final = frozenset(range(31))
+#: Blackwell driver / VBIOS RIM active indices: SIMULATION CHOICE. No real Blackwell RIM is among the vectors; these
+#: are the indices the real B200 report M3 measures (non-zero blocks, minus 1), split at 40 (index 52, which NVIDIA's
+#: issue #150 calls a driver index, lands in the driver RIM).
+BLACKWELL_VBIOS_ACTIVE: Final = frozenset((1, 2, 3, 4, 6, 8, 11, 12, 13, 14, 17, 18, 19, 20))
+BLACKWELL_DRIVER_ACTIVE: Final = frozenset((40, 41, *range(45, 51), *range(52, 57), *range(58, 62), 63))
+#: The constant project / SKU / chip of every LS10 BIOS RIM id (nvidia-gpu.md §4 "Which RIMs").
+LS10_RIM_PREFIX: Final = "NV_SWITCH_BIOS_5612_0002_890"
 _SIGNATURE_TAG: Final = f"{{{DSIG_NS}}}Signature"
 _SIGNED_INFO_TAG: Final = f"{{{DSIG_NS}}}SignedInfo"
 
@@ -64,8 +73,9 @@ class RimEntry:
 
 @dataclass(frozen=True, slots=True)
 class RimDocument:
-    """What a RIM says. ``product`` is SoftwareIdentity/@name and Meta/@product ("GH100"); ``colloquial_version``
-    the driver version or the dotted VBIOS version."""
+    """What a RIM says. ``product`` is SoftwareIdentity/@name and Meta/@product ("GH100", "GB100", "LS10");
+    ``colloquial_version`` the driver version or the dotted VBIOS / switch BIOS version; ``edition`` "GPU" or
+    "SWITCH"."""
 
     product: str
     colloquial_version: str
@@ -85,6 +95,17 @@ class RimDocument:
 def driver_rim_id(chip: str, driver_version: str) -> str:
     """``NV_GPU_DRIVER_GH100_550.90.07`` (Hopper) — the RIM service id of a driver RIM (§4 "Which RIMs")."""
     return f"NV_GPU_DRIVER_{chip}_{driver_version}"
+
+
+def cc_driver_rim_id(chip_info: str, driver_version: str) -> str:
+    """``NV_GPU_CC_DRIVER_GB100_590.48.01`` (Blackwell) — the RIM service id of a Blackwell driver RIM (§4)."""
+    return f"NV_GPU_CC_DRIVER_{chip_info}_{driver_version}"
+
+
+def switch_bios_rim_id(bios_version: str) -> str:
+    """``NV_SWITCH_BIOS_5612_0002_890_9610550001`` — an LS10 NVSwitch BIOS RIM id (§4; pitfall P15: dots stripped,
+    upper-case)."""
+    return f"{LS10_RIM_PREFIX}_{bios_version.replace('.', '').upper()}"
 
 
 def vbios_rim_id(project: str, project_sku: str, chip_sku: str, vbios_version: str) -> str:
@@ -179,16 +200,22 @@ def sign_rim(doc: RimDocument, key: ec.EllipticCurvePrivateKey, certs_der: Seque
 
 
 __all__ = [
+    "BLACKWELL_DRIVER_ACTIVE",
+    "BLACKWELL_VBIOS_ACTIVE",
     "HOPPER_DRIVER_ACTIVE",
     "HOPPER_VBIOS_ACTIVE",
+    "LS10_BIOS_ACTIVE",
+    "LS10_RIM_PREFIX",
     "NVIDIA_PEN",
     "RimDocument",
     "RimEntry",
     "c14n",
+    "cc_driver_rim_id",
     "digest_value",
     "driver_rim_id",
     "sign_rim",
     "sign_rim_text",
+    "switch_bios_rim_id",
     "unsigned_rim_xml",
     "vbios_rim_id",
 ]
