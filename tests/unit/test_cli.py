@@ -158,7 +158,8 @@ VERIFY_OPTIONS = [
     (
         ["--certs"],
         "FILE",
-        "AMD: the VCEK/VLEK, PEM or DER, alone or with its chain (a supplied ARK/ASK is ignored).",
+        "AMD: the VCEK/VLEK, PEM or DER, alone or with its chain (a supplied ARK/ASK is ignored). NVIDIA: the device "
+        "certificate chain as NVML returns it (five PEM certificates, leaf first).",
     ),
     (["--cert-table"], "FILE", "AMD: extended-report certificate table / configfs-tsm auxblob (raw or base64)."),
     (["--crl"], "FILE", "AMD: the KDS CRL for the product (DER), checked against the pinned ARK."),
@@ -173,11 +174,18 @@ VERIFY_OPTIONS = [
         "FILE",
         "AMD confidential ACI: Microsoft's UVM reference-info COSE_Sign1; MEASUREMENT must be endorsed.",
     ),
+    (
+        ["--rim"],
+        "FILE",
+        "NVIDIA: a Reference Integrity Manifest (driver, VBIOS or NVSwitch BIOS; signed SWID XML). Repeatable.",
+    ),
+    (["--ocsp"], "FILE", "NVIDIA: a DER OCSP response for a device or RIM signing certificate. Repeatable."),
+    (["--nonce"], "TEXT", "NVIDIA: the expected SPDM request nonce (64 hex digits)."),
     (["--at"], "TIME", "Verification time: ISO 8601 or unix seconds (default: now)."),
     (
         ["--policy"],
         "FILE",
-        'Appraisal policy JSON: flat for the evidence\'s platform, or {"intel": {...}, "snp": {...}}.',
+        'Appraisal policy JSON: flat for the evidence\'s platform, or {"intel": {...}, "snp": {...}, "nvidia": {...}}.',
     ),
     (["--json"], None, "Print one JSON object instead of a report."),
     (["-h", "--help"], None, "Show this message and exit."),
@@ -194,7 +202,7 @@ def test_cli_verify_help_lists_the_same_options() -> None:
     assert records == want
     code, out = _run("verify", "--help")
     assert code == 0
-    assert "Verify EVIDENCE (an SGX/TDX quote, an SEV-SNP report or a configfs-tsm dump;" in out
+    assert "Verify EVIDENCE (an SGX/TDX quote, an SEV-SNP report or a configfs-tsm dump, an NVIDIA GPU" in " ".join(out.split())
 
 
 def _pcs_directory(tmp_path: Path) -> Path:

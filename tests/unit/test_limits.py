@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.tools import ROOT
 from tests.support.vectors import AMD_VECTORS, INTEL_CASES, INTEL_VECTORS
 from verifier import limits
 from verifier.encoding import pem_blocks
+from verifier.keywrap.enclave import MAX_NVIDIA_DEVICES
 from verifier.simulation.amd_pki import ReportOptions, default_amd_pki
 
 HEADROOM = 4
@@ -48,11 +50,22 @@ def test_limits_amd_leaf_table_and_crl_headroom() -> None:
     assert _b64_len(uvm.read_bytes()) * HEADROOM <= limits.MAX_UVM_ENDORSEMENT_B64_CHARS
 
 
+NVIDIA_VECTORS = ROOT / "tests" / "vectors" / "nvidia"
+
+
 @pytest.mark.parametrize("items", [1, limits.MAX_EVIDENCE_ITEMS], ids=["one-item", "max-items"])
 def test_limits_request_body_headroom(items: int) -> None:
+    """One Intel item with the largest real collateral fits many times over; a full request (CPU items and the most
+    NVIDIA devices, each the largest real report and chain) fits once."""
     quote = _largest([c.quote for c in INTEL_CASES])
     collateral = _largest(sorted(INTEL_VECTORS.rglob("*.collateral.json"))).decode()
     item = {"type": "intel-tdx", "evidence": base64.b64encode(quote).decode(), "collateral": collateral}
+    report = _largest(sorted(NVIDIA_VECTORS.glob("devices/*.bin")))
+    chain = _largest(sorted(NVIDIA_VECTORS.glob("devices/*.pem")))
+    gpu = {"type": "nvidia-gpu", "evidence": base64.b64encode(report).decode()}
+    gpu["certs"] = base64.b64encode(chain).decode()
+    gpus = min(MAX_NVIDIA_DEVICES, items - 1)
     body = {"nonce": "n" * 43, "model": "m" * 64, "deployment": "d" * 64, "enclave_key": {"kty": "RSA", "n": "n" * 683}}
-    size = len(json.dumps({**body, "evidence": [item] * items}))
+    size = len(json.dumps({**body, "evidence": [item] * (items - gpus) + [{**gpu, "device_index": 15}] * gpus}))
     assert size * (HEADROOM if items == 1 else 1) <= limits.MAX_REQUEST_BODY_BYTES
+    assert limits.MAX_EVIDENCE_ITEMS > MAX_NVIDIA_DEVICES  # every device and its CPU evidence

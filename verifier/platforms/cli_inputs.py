@@ -166,17 +166,26 @@ def shared_inputs(families: Iterable[CliFamily[Any]]) -> frozenset[str]:
 
 
 def choose_family(families: Iterable[CliFamily[Any]], given: Iterable[str], data: bytes) -> CliFamily[Any]:
-    """The family that verifies ``data``: the first whose own options were given (the fallback's and shared ones do
-    not count), else the first that recognises the bytes (the fallback last), else the fallback. A sniffer's error
-    propagates."""
+    """The family that verifies ``data``:
+
+    1. the first whose own options were given (the fallback's and shared ones do not count);
+    2. else, when shared options were given, the first of the families taking them all that recognises the bytes,
+       or the first of them (``--certs`` with a truncated SEV-SNP report is still SEV-SNP's to refuse);
+    3. else the first that recognises the bytes (the fallback last), else the fallback.
+
+    A sniffer's error propagates."""
     ordered = sorted(families, key=lambda f: f.fallback)
-    named = set(given) - shared_inputs(ordered)
+    shared = shared_inputs(ordered)
+    named = set(given)
     for f in ordered:
-        if not f.fallback and any(i.dest in named for i in f.inputs):
+        if not f.fallback and any(i.dest in named - shared for i in f.inputs):
             return f
-    for f in ordered:
+    candidates = [f for f in ordered if named & shared <= {i.dest for i in f.inputs}] if named & shared else ordered
+    for f in candidates:
         if f.sniff(data):
             return f
+    if named & shared and candidates:
+        return candidates[0]
     fallback = [f for f in ordered if f.fallback]
     if len(fallback) != 1:
         raise ValueError("exactly one CLI family must be the fallback")

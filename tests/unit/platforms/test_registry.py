@@ -13,6 +13,7 @@ from typing import Any, get_args
 
 import pytest
 
+from tests.support.tools import ROOT
 from tests.support.vectors import AMD_CASES, AMD_VECTORS, INTEL_CASES, INTEL_VECTORS, AmdCase, IntelCase
 from verifier.api.admin_schemas import EntitlementCreate, Platform, PolicyCreate, PolicyPlatform, ReferenceValueCreate
 from verifier.api.enclave import EvidenceIn
@@ -21,7 +22,14 @@ from verifier.errors import Code, KeywardError
 from verifier.evidence.dcap import parse_quote
 from verifier.evidence.snp import parse_snp_report
 from verifier.platforms import intel_evidence, snp_evidence
-from verifier.platforms.cli_inputs import CliFamily, CliInput, choose_family, families_of, policy_section
+from verifier.platforms.cli_inputs import (
+    CliFamily,
+    CliInput,
+    choose_family,
+    families_of,
+    policy_section,
+    shared_inputs,
+)
 from verifier.platforms.evaluation import Evaluation
 from verifier.platforms.item import PLATFORM_NAMES, EvidenceItem, stored_item
 from verifier.platforms.registry import (
@@ -161,7 +169,7 @@ def test_registry_every_entry_has_its_family_cli_descriptor() -> None:
         assert entry.cli.family == entry.family
         assert entry.cli.inputs, entry.name
     assert PLATFORMS["intel-tdx"].cli is PLATFORMS["intel-sgx"].cli  # one Intel family on the command line
-    assert [f.family for f in CLI_FAMILIES] == ["intel", "snp"]
+    assert [f.family for f in CLI_FAMILIES] == ["intel", "snp", "nvidia"]
     assert [f.family for f in CLI_FAMILIES if f.fallback] == ["intel"]
 
 
@@ -218,18 +226,37 @@ def _fake_entries() -> dict[str, Any]:
 
 def test_cli_dispatch_reaches_a_synthetic_third_family() -> None:
     families = families_of(_fake_entries().values())
-    assert [f.family for f in families] == ["intel", "snp", "fake"]
+    assert [f.family for f in families] == ["intel", "snp", "nvidia", "fake"]
     assert choose_family(families, (), b"FAKE evidence").family == "fake"
     assert choose_family(families, {"fake_token"}, b"anything").family == "fake"
     assert choose_family(families, (), AMD_CASES[0].report.read_bytes()).family == "snp"
     assert choose_family(families, (), INTEL_CASES[0].quote.read_bytes()).family == "intel"
 
 
-def test_cli_families_reject_clashing_options() -> None:
+def test_cli_families_reject_an_option_declared_two_ways() -> None:
     entries = _fake_entries()
-    clash = replace(entries["fake-tee"].cli, inputs=(CliInput("--certs", "certs", "clash"),))
-    with pytest.raises(ValueError, match="unique"):
+    clash = replace(entries["fake-tee"].cli, inputs=(CliInput("--certs", "certs", "clash", multiple=True),))
+    with pytest.raises(ValueError, match="two different ways"):
         families_of([*PLATFORMS.values(), replace(entries["fake-tee"], cli=clash)])
+
+
+def test_cli_families_reject_a_flag_naming_two_inputs() -> None:
+    entries = _fake_entries()
+    clash = replace(entries["fake-tee"].cli, inputs=(CliInput("--certs", "fake_certs", "clash"),))
+    with pytest.raises(ValueError, match="names two inputs"):
+        families_of([*PLATFORMS.values(), replace(entries["fake-tee"], cli=clash)])
+
+
+def test_cli_shared_option_leaves_the_choice_to_the_bytes() -> None:
+    quote = INTEL_CASES[0].quote.read_bytes()
+    report = AMD_CASES[0].report.read_bytes()
+    gpu = (ROOT / "tests" / "vectors" / "nvidia" / "hopperAttestationReport.bin").read_bytes()
+    assert "certs" in shared_inputs(CLI_FAMILIES)
+    assert choose_family(CLI_FAMILIES, {"certs"}, gpu).family == "nvidia"
+    assert choose_family(CLI_FAMILIES, {"certs"}, report).family == "snp"
+    # Evidence neither family taking --certs recognises (a truncated report): the first of them says why.
+    assert choose_family(CLI_FAMILIES, {"certs"}, quote).family == "snp"
+    assert choose_family(CLI_FAMILIES, {"rim"}, report).family == "nvidia"  # an option of its own picks NVIDIA
 
 
 @pytest.mark.parametrize(
