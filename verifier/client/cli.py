@@ -12,12 +12,12 @@
 
 ``--url`` and ``--licence`` may come from ``KEYWARD_URL`` and ``KEYWARD_LICENCE``. Providers: ``configfs-tsm``
 (``--tsm-root``, ``--privlevel``), ``aci-skr`` (``--skr-url``, ``--skr-endpoint raw|combined``) and ``simulated``
-(``--simulated-platform``; development servers only). ``--gpus all`` or ``--gpus 0,1`` (NVML indices, sent in
-that order) adds NVIDIA GPU evidence from NVML (CC mode; ``keyward[gpu]``) after the CPU provider's evidence, for
-every attestation and renewal; ``--gpus none`` (the default) sends none. The CPU evidence is always required: the
-server refuses GPU evidence alone. Progress goes to stderr, the result to stdout; ``--json``
-prints one object and nothing else. The DEK and the private key are only ever written to the files named
-(mode 0600), never printed.
+(``--simulated-platform``; development servers only). ``--gpus all`` or ``--gpus 0,1`` (NVML indices, sent in that
+order) adds NVIDIA GPU evidence from NVML (CC mode; ``keyward[gpu]``) after the CPU provider's evidence, for every
+attestation and renewal; ``--simulated-gpus N`` adds N simulated H100s to ``--provider simulated``.
+``--gpus none`` (the default) sends none. The CPU evidence is always required: the server refuses GPU evidence
+alone. Progress goes to stderr, the result to stdout; ``--json`` prints one object and nothing else. The DEK and the
+private key are only ever written to the files named (mode 0600), never printed.
 
 Exit status: 0 success, 1 rejected (with reason codes), 2 usage error, 3 transport or evidence-provider failure.
 """
@@ -122,6 +122,13 @@ _provider_options = _options(
         help="simulated: which fake vendor PKI signs the evidence (development servers only).",
     ),
     click.option(
+        "--simulated-gpus",
+        type=click.IntRange(0, MAX_NVIDIA_DEVICES),
+        default=0,
+        show_default=True,
+        help="simulated: that many simulated NVIDIA H100s after the CPU evidence (development servers only).",
+    ),
+    click.option(
         "--gpus",
         type=GpuSelection(),
         default="none",
@@ -157,7 +164,7 @@ def _cpu_provider(params: dict[str, Any]) -> EvidenceProvider:
         return ConfigfsTsmProvider(root=params["tsm_root"], privlevel=params["privlevel"])
     if name == "aci-skr":
         return AciSkrProvider(url=params["skr_url"], endpoint=params["skr_endpoint"])
-    return SimulatedProvider(platform=params["simulated_platform"])
+    return SimulatedProvider(platform=params["simulated_platform"], gpus=params["simulated_gpus"])
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -49,7 +49,7 @@ def server(monkeypatch: pytest.MonkeyPatch) -> FakeKeyward:
     monkeypatch.setattr(
         cli, "_client", lambda params: KeywardClient(params["url"], params["licence"], http=fake.client())
     )
-    monkeypatch.setattr(cli, "SimulatedProvider", lambda platform: EchoProvider())
+    monkeypatch.setattr(cli, "SimulatedProvider", lambda platform, gpus: EchoProvider())
     monkeypatch.delenv("KEYWARD_URL", raising=False)
     monkeypatch.delenv("KEYWARD_LICENCE", raising=False)
     return fake

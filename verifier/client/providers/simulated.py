@@ -9,6 +9,10 @@ server expects, so a development run exercises the same nonce, key and JWE path 
 * ``amd-sev-snp``: a report with the VCEK (``certs="vcek"``) or the extended-report certificate table, and the
   fake ARK's CRL (a real enclave leaves the CRL to the server's KDS fetch); ``aci`` binds like the confidential
   ACI SKR sidecar (runtime data, SHA-256 || zeros) instead of the default binding.
+* ``gpus``: that many simulated H100 GPUs after the CPU item, GPU ``i`` signing the SPDM nonce
+  :func:`~verifier.keywrap.enclave.gpu_nonce` ``(nonce, thumbprint, i)`` as :class:`~verifier.client.providers.nvml.
+  NvmlGpuProvider` asks a real one to; each item carries its RIMs and OCSP answers (a development server has no
+  NVIDIA service to fetch them from).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import TYPE_CHECKING, Final, Literal
 
 from verifier.client.providers.aci_skr import skr_report_data, skr_runtime_data
 from verifier.client.providers.base import Binding, EvidenceItem, b64
+from verifier.keywrap.enclave import gpu_nonce
 
 if TYPE_CHECKING:
     from verifier.simulation.amd_pki import ReportOptions
@@ -35,14 +40,25 @@ class SimulatedProvider:
     snp: ReportOptions | None = None
     certs: Literal["vcek", "cert_table"] = "vcek"
     aci: bool = False
+    gpus: int = 0
     name: str = NAME
 
     def collect(self, binding: Binding) -> list[EvidenceItem]:
         if self.platform == "intel-tdx":
-            return [self._tdx(binding.report_data)]
-        if self.platform == "amd-sev-snp":
-            return [self._snp(binding)]
-        raise ValueError(f"simulated platform must be intel-tdx or amd-sev-snp, got {self.platform!r}")
+            cpu = self._tdx(binding.report_data)
+        elif self.platform == "amd-sev-snp":
+            cpu = self._snp(binding)
+        else:
+            raise ValueError(f"simulated platform must be intel-tdx or amd-sev-snp, got {self.platform!r}")
+        return [cpu, *(self._gpu(binding, i) for i in range(self.gpus))]
+
+    def _gpu(self, binding: Binding, index: int) -> EvidenceItem:
+        from verifier.simulation.nvidia_options import GpuOptions  # noqa: PLC0415 - development only
+        from verifier.simulation.nvidia_pki import default_nvidia_pki  # noqa: PLC0415
+
+        nonce = gpu_nonce(binding.nonce, binding.thumbprint, index)
+        ev = default_nvidia_pki().build(GpuOptions(device_index=index, nonce=nonce))
+        return ev.evidence_item(index, carry_collateral=True)
 
     def _tdx(self, report_data: bytes) -> EvidenceItem:
         from verifier.simulation.intel_pki import QuoteOptions, default_pki  # noqa: PLC0415 - development only
