@@ -164,6 +164,31 @@ def allow_snp(engine: Engine, entitlement_id: uuid.UUID) -> uuid.UUID:
         return version.id
 
 
+def allow_gpus(engine: Engine, entitlement_id: uuid.UUID, *, max_gpus: int, policy: dict[str, Any]) -> uuid.UUID:
+    """Let a seeded entitlement attest up to ``max_gpus`` NVIDIA GPUs, with ``policy`` as the model version's
+    ``nvidia-gpu`` reference values (its GPU policy); returns the model version id."""
+    from sqlalchemy import select
+
+    with Session(engine) as s:
+        entitlement = s.get(Entitlement, entitlement_id)
+        assert entitlement is not None
+        version = s.scalars(select(ModelVersion).where(ModelVersion.model_id == entitlement.model_id)).one()
+        entitlement.max_gpus = max_gpus
+        s.add(
+            ReferenceValueSet(
+                model_version_id=version.id,
+                platform="nvidia-gpu",
+                status=RecordStatus.ACTIVE,
+                values=policy,
+                valid_from=SIM_NOW - timedelta(days=1),
+                valid_until=None,
+                created_at=SIM_NOW,
+            )
+        )
+        s.commit()
+        return version.id
+
+
 def start_worker(database_url: str, broker: str, **extra_env: str) -> subprocess.Popen[bytes]:
     """A ``celery worker`` process (solo pool); its output is discarded."""
     return _popen_worker(_worker_env(database_url, broker, extra_env), None)
