@@ -20,7 +20,7 @@ import httpx
 from verifier.client import AttestationRejected, EnclaveKeyPair, EnclaveSession, KeywardClient, SimulatedProvider
 from verifier.keywrap.ear import verify_ear
 from verifier.simulation.intel_quote_builder import TD_ATTR_DEBUG, TdReport
-from verifier.testing.demo_data import decrypt_model, seed_demo
+from verifier.testing.demo_data import GPUS, decrypt_model, seed_demo
 from verifier.testing.devstack import DevStack, StackConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,16 +66,21 @@ def run(stack: DevStack, workdir: Path) -> int:
         demo = seed_demo(http, admin, workdir)
     say(f"customer {demo.customer!r}, model {demo.model} {demo.version}: DEK imported, wrapped under the KEK")
     say(f"sample model encrypted with that DEK: {demo.encrypted_model.name} ({demo.encrypted_model.stat().st_size} B)")
-    say(f"reference values: the simulated TD's MRTD; entitlement: intel-tdx, {demo.seats} seats; licence key issued")
+    say(
+        f"reference values: the simulated TD's MRTD and a GPU policy (NVIDIA H100s); entitlement: intel-tdx, "
+        f"{demo.seats} seats, up to {GPUS} GPUs; licence key issued"
+    )
 
     with KeywardClient(stack.base_url, demo.licence, poll_interval=0.05) as client:
-        step(4, "A confidential VM attests (enclave SDK, simulated TDX)")
+        step(4, "A confidential VM with two GPUs attests (enclave SDK, simulated TDX + 2 simulated NVIDIA H100s)")
         key = EnclaveKeyPair.generate("P-384")
         say(f"enclave key generated inside the TD: EC P-384, thumbprint {key.thumbprint.hex()[:16]}...")
-        session = EnclaveSession(client, SimulatedProvider(), model=demo.model, deployment="acme-eu-1", key=key)
+        provider = SimulatedProvider(gpus=2)
+        session = EnclaveSession(client, provider, model=demo.model, deployment="acme-eu-1", key=key)
         started = time.monotonic()
         lease = session.start()
-        say("challenge -> quote with REPORTDATA = SHA-512(nonce || thumbprint) -> POST /v1/attestations")
+        say("challenge -> quote with REPORTDATA = SHA-512(nonce || thumbprint); GPU i's SPDM report signs")
+        say("nonce_i = SHA-256('keyward/nvidia-gpu-nonce/v1' || nonce || thumbprint || i) -> POST /v1/attestations")
         elapsed_ms = (time.monotonic() - started) * 1000
         say(f"accepted in {elapsed_ms:.0f} ms; lease {lease.id[:8]}... until {lease.expires_at}")
         claims = verify_ear(lease.result_token, client.jwks(), now=lease.renew_after)
@@ -83,6 +88,7 @@ def run(stack: DevStack, workdir: Path) -> int:
             f"result token verified against /.well-known/jwks.json: ear.status {claims['ear.status']}, "
             f"simulated={claims['keyward']['simulated']}"
         )
+        say(f"one submodule per device: {', '.join(sorted(claims['submods']))}")
 
         step(5, "The VM opens its model")
         plaintext = decrypt_model(session.dek, demo.encrypted_model.read_bytes())

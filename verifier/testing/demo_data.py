@@ -1,7 +1,8 @@
 """Demo data, created the way provider staff would: through the admin API with an admin credential.
 
 A customer, a model whose version 1.0 has a DEK that encrypts a sample model file (AES-256-GCM, ``nonce || ciphertext
-|| tag``), reference values for the simulated TDX platform, an entitlement with a few seats and its licence key.
+|| tag``), reference values for the simulated TDX platform and the model version's GPU policy (NVIDIA H100s, up to
+eight), an entitlement with a few seats and up to eight GPUs, and its licence key.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from verifier.simulation.intel_quote_builder import TdReport
 
 SAMPLE_MODEL = b"keyward demo model: layer0.weight=[0.12, -0.53, 0.98]; layer1.weight=[0.44, 0.07, -0.61]\n"
 NONCE_BYTES = 12
+#: GPUs the demo entitlement and GPU policy allow (one HGX board).
+GPUS = 8
 
 
 @dataclass(frozen=True)
@@ -71,12 +74,23 @@ def seed_demo(http: httpx.Client, admin_token: str, workdir: Path, *, seats: int
             "valid_from": valid_from,
         },
     )
+    post(
+        "/reference-values",
+        {
+            "model_version_id": version["id"],
+            "platform": "nvidia-gpu",
+            "status": "active",
+            "values": {"architectures": ["HOPPER"], "max_gpus": GPUS},
+            "valid_from": valid_from,
+        },
+    )
     entitlement = post(
         "/entitlements",
         {
             "customer_id": customer["id"],
             "model_id": model["id"],
             "allowed_platforms": ["intel-tdx"],
+            "max_gpus": GPUS,
             "seats": seats,
             "lease_ttl_seconds": 900,
             "valid_from": valid_from,

@@ -24,6 +24,7 @@ def test_demo_runs_the_embedded_service_end_to_end(tmp_path: Path) -> None:
     out = result.stdout
     assert result.returncode == 0, out + result.stderr
     assert "ear.status affirming, simulated=True" in out
+    assert "one submodule per device: intel-tdx, nvidia-gpu:GPU-0, nvidia-gpu:GPU-1" in out  # CPU + 2 GPUs
     assert "keyward demo model: layer0.weight" in out  # the sample model decrypted with the released DEK
     assert "renewed: same lease" in out
     assert "rejected, stored and audited: intel.policy.td_debug" in out
