@@ -39,7 +39,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from verifier.collateral import repository as cache
-from verifier.collateral.documents import AMD, Wanted, leaf_product
+from verifier.collateral.documents import AMD, NVIDIA, NVIDIA_RIM_MISSING_BODY, Wanted, leaf_product
 from verifier.collateral.freshness import AGEING_KINDS, Freshness, is_due
 from verifier.config import Settings, current_time, get_settings
 from verifier.db.models import Attestation, AttestationStatus, CachedCollateral
@@ -150,7 +150,8 @@ def due_documents(session: Session, now: datetime, *, freshness: Freshness, limi
     """The cached documents due at ``now`` (:func:`~verifier.worker.vendor_documents.due`), at most ``limit``,
     soonest nextUpdate first, in ``session``'s transaction. Rows stored without a next update get it from their body
     (read once). A cached VCEK that is not a readable certificate is dropped: it can never verify, and the next
-    attestation from that chip fetches it again.
+    attestation from that chip fetches it again. So is NVIDIA's "no such RIM" once due (the next attestation naming
+    that RIM asks again).
 
     The candidates are narrowed in SQL (no next update, one within ``freshness.ahead``, or revocation/TCB data
     fetched ``freshness.max_age`` ago), reading no bodies; the exact rule is applied to them before any body is
@@ -169,6 +170,11 @@ def due_documents(session: Session, now: datetime, *, freshness: Freshness, limi
         if row.next_update is None:
             row.next_update = document_next_update(row.kind, row.body)
         if not due(row, now, freshness):
+            continue
+        if row.vendor == NVIDIA and row.body == NVIDIA_RIM_MISSING_BODY:
+            # NVIDIA's "no such RIM", due: dropped rather than asked again forever. RIM ids come from reports not
+            # yet verified, so anyone may make the cache hold some; the next attestation naming one fetches it.
+            cache.drop_document(session, row)
             continue
         wanted = _wanted_for_row(row)
         if wanted is None:
