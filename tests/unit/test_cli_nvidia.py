@@ -422,3 +422,15 @@ def test_cli_verify_nvidia_human_report_rejected_lists_reasons() -> None:
     assert code == 1
     assert "nvidia.ocsp.missing: no OCSP response for device-L4" in out
     assert "ocsp         6 of 9 good; device-L4 missing, device-L3 missing, device-L2 missing" in out
+
+
+def test_cli_verify_nvidia_docs_worked_example_is_the_output(tmp_path: Path) -> None:
+    """docs/nvidia.md shows this run's report verbatim."""
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "nvidia.md").read_text()
+    shown = docs.split("```\nkeyward verify hopperAttestationReport.bin\n", 1)[1].split("```", 1)[0]
+    code, out = _run(
+        *_n1("binary", *_n1_rims(), "--nonce", N1_NONCE, "--at", N1_RIM_TIME),
+        *_policy(tmp_path, {"require_ocsp": False}),
+    )
+    assert code == 0
+    assert out == "keyward verify hopperAttestationReport.bin\n" + shown
