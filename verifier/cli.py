@@ -227,10 +227,12 @@ def render_report(name: str, now: datetime, r: Evaluation) -> str:
     c = r.claims
     lines = [click.style(f"keyward verify {name}", bold=True)]
     entry = PLATFORMS.get(r.platform or "")
-    snp = entry is not None and entry.family == "snp"
+    family = entry.family if entry is not None else None
     kind = f" (quote v{c['quote_version']}, body type {c['body_type']})" if "quote_version" in c else ""
-    if snp and "version" in c:
+    if family == "snp" and "version" in c:
         kind = f" (report v{c['version']}{', ' + str(c['product']) if 'product' in c else ''})"
+    if family == "nvidia" and "device_kind" in c:
+        kind = f" ({'NVSwitch' if c['device_kind'] == 'switch' else 'GPU'}, {c.get('architecture')})"
     lines.append(f"  platform     {r.platform or 'unknown'}{kind}{'  [SIMULATED]' if r.simulated else ''}")
     lines.append(f"  at           {now.strftime('%Y-%m-%dT%H:%M:%SZ')}")
     chain = (entry or PLATFORMS[PLATFORM_TDX]).chain(r)
@@ -248,10 +250,15 @@ def render_report(name: str, now: datetime, r: Evaluation) -> str:
         if reason.expected is not None or reason.actual is not None:
             detail = f"  (expected {_short(reason.expected)}, actual {_short(reason.actual)})"
         lines.append(f"    {click.style('x', fg='red')} {reason.code.value}: {reason.message}{detail}")
-    shown = [(k, c[k]) for k in _REPORT_CLAIMS if k in c]
+    if family == "nvidia":
+        shown = [(k, c[k]) for k in _NVIDIA_CLAIMS if c.get(k) is not None]
+    else:
+        shown = [(k, c[k]) for k in _REPORT_CLAIMS if k in c]
     if shown:
         lines.append("  claims" + ("" if r.verified else " (unverified: read from the evidence)"))
         lines.extend(f"    {k:<17}{v}" for k, v in shown)
+    if family == "nvidia":
+        lines.extend(_nvidia_lines(c))
     col = r.collateral
     if "latest_issue" in col:
         lines.append(f"  collateral   valid {col['latest_issue']} .. {col['earliest_expiry']}")
@@ -261,6 +268,59 @@ def render_report(name: str, now: datetime, r: Evaluation) -> str:
             f"{', CRL checked' if col.get('crl_checked') else ', no CRL supplied'}"
         )
     return "\n".join(lines)
+
+
+#: NVIDIA claims shown in the report (those a device has; an NVSwitch has no driver, project or SKUs).
+_NVIDIA_CLAIMS = (
+    "architecture",
+    "driver_version",
+    "vbios_version",
+    "project",
+    "project_sku",
+    "chip_sku",
+    "chip_info",
+    "mode",
+    "request_nonce",
+    "nonce_match",
+    "ueid",
+    "hwmodel",
+    "fwid",
+)
+
+
+def _nvidia_lines(c: Mapping[str, object]) -> list[str]:
+    """The device chain, the RIMs used, the measurement comparison and the OCSP answers of an NVIDIA device."""
+    lines: list[str] = []
+    chain = c.get("chain")
+    if isinstance(chain, Mapping):
+        lines.append(
+            f"  certificates device chain {chain.get('status')}, earliest expiry {chain.get('earliest_expiry')}"
+        )
+    rims = c.get("rims")
+    if isinstance(rims, Mapping):
+        for role, rim in rims.items():
+            if isinstance(rim, Mapping):
+                state = rim.get("status") or f"signer valid until {rim.get('signer_not_after')}"
+                lines.append(f"  {role + ' RIM':<13}{rim.get('id')}  ({state})")
+    measurements = c.get("measurements")
+    if isinstance(measurements, list):
+        results = [m for m in measurements if isinstance(m, Mapping)]
+        count = {o: sum(1 for m in results if m.get("result") == o) for o in ("match", "mismatch", "skipped")}
+        mismatched = ", ".join(str(m.get("index")) for m in results if m.get("result") == "mismatch")
+        lines.append(
+            f"  measurements {c.get('measres')}: {count['match']} match, {count['mismatch']} mismatch"
+            + (f" (index {mismatched})" if mismatched else "")
+            + (f", {count['skipped']} skipped (NVDEC0 disabled)" if count["skipped"] else "")
+        )
+    ocsp = c.get("ocsp")
+    if ocsp == "skipped":
+        lines.append("  ocsp         skipped (the policy does not require OCSP and none was given)")
+    elif isinstance(ocsp, list):
+        entries = [e for e in ocsp if isinstance(e, Mapping)]
+        good = [str(e.get("level")) for e in entries if e.get("status") == "good"]
+        other = [f"{e.get('level')} {e.get('status')}" for e in entries if e.get("status") != "good"]
+        lines.append(f"  ocsp         {len(good)} of {len(entries)} good" + (f"; {', '.join(other)}" if other else ""))
+    return lines
 
 
 def _short(value: str | None) -> str:
