@@ -101,6 +101,11 @@ _HARDWARE_CODES: Final = frozenset(
         Code.INTEL_POLICY_TCB_EVAL_NUMBER_TOO_LOW,
         Code.SNP_POLICY_TCB_TOO_LOW,
         Code.SNP_POLICY_FIRMWARE_TOO_LOW,
+        Code.NVIDIA_POLICY_ARCHITECTURE,  # the GPU itself: which chip, board and SKU, its VBIOS, its revocation
+        Code.NVIDIA_POLICY_SKU,
+        Code.NVIDIA_POLICY_VBIOS_VERSION,
+        Code.NVIDIA_OCSP_REVOKED,
+        Code.NVIDIA_OCSP_UNKNOWN,
     }
 )
 _EXECUTABLES_CODES: Final = frozenset(
@@ -114,6 +119,10 @@ _EXECUTABLES_CODES: Final = frozenset(
         Code.SNP_POLICY_FAMILY_ID,
         Code.SNP_POLICY_IMAGE_ID,
         Code.SNP_POLICY_GUEST_SVN_TOO_LOW,
+        Code.NVIDIA_MEASUREMENT_MISMATCH,  # the GPU's firmware and driver against NVIDIA's signed RIMs
+        Code.NVIDIA_RIM_MISMATCH,
+        Code.NVIDIA_RIM_INDEX_CONFLICT,
+        Code.NVIDIA_POLICY_DRIVER_VERSION,
     }
 )
 _EXECUTABLES_PREFIXES: Final = ("azure.uvm.",)  # UVM endorsements vouch for the launch measurement

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -217,8 +218,27 @@ def test_issue_ear_reason_faults_tell_malformed_from_failed(keyring: ProviderKey
         (Code.AZURE_UVM_SIGNATURE_INVALID, {"executables"}),
         (Code.INTEL_POLICY_TD_DEBUG, {"configuration", "runtime-opaque"}),
         (Code.SNP_POLICY_SMT, {"configuration"}),
+        (Code.NVIDIA_MEASUREMENT_MISMATCH, {"executables"}),
+        (Code.NVIDIA_POLICY_DRIVER_VERSION, {"executables"}),
+        (Code.NVIDIA_POLICY_VBIOS_VERSION, {"hardware"}),
+        (Code.NVIDIA_OCSP_REVOKED, {"hardware"}),
+        (Code.NVIDIA_POLICY_GPU_COUNT, {"configuration"}),
     ],
-    ids=["tdx-report-data", "snp-report-data", "tcb-status", "advisory", "measurement", "uvm", "debug", "smt"],
+    ids=[
+        "tdx-report-data",
+        "snp-report-data",
+        "tcb-status",
+        "advisory",
+        "measurement",
+        "uvm",
+        "debug",
+        "smt",
+        "gpu-measurement",
+        "gpu-driver",
+        "gpu-vbios",
+        "gpu-revoked",
+        "gpu-count",
+    ],
 )
 def test_trustworthiness_vector_rejection_lowers_component(code: Code, lowered: set[str]) -> None:
     vector = trustworthiness_vector(_evaluation("intel-tdx", accepted=False, codes=(code,)))
@@ -524,3 +544,10 @@ def test_verify_ear_unsuitable_jwks_key_rejected(
 def test_ear_error_code_fault_and_status(error: EarError, code: Code, fault: Fault, status: int) -> None:
     assert (error.code, error.fault, error.http_status) == (code, fault, status)
     assert error.to_reason().fault == fault
+
+
+def test_issue_ear_one_submodule_per_device(keyring: ProviderKeyring) -> None:
+    cpu = _evaluation("intel-tdx", accepted=True)
+    gpus = [replace(_evaluation("nvidia-gpu", accepted=True), device=f"GPU-{i}") for i in range(2)]
+    claims = verify_ear(_issue(keyring, [cpu, *gpus]), keyring.public_jwks(), now=NOW)
+    assert set(claims["submods"]) == {"intel-tdx", "nvidia-gpu:GPU-0", "nvidia-gpu:GPU-1"}
