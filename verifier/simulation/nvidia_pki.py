@@ -59,6 +59,7 @@ from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsag
 from verifier.simulation.amd_options import sim_bytes
 from verifier.simulation.der import der_int, der_octets, der_oid, der_seq, read_element, tlv
 from verifier.simulation.nvidia_options import (
+    BLACKWELL_CHANGED_INDEX,
     DEFAULT_CHANGED_INDEX,
     EXPECTED_CODES,
     FEATURE_MPT,
@@ -985,7 +986,8 @@ class NvidiaPki:
             self._rim_file("vbios", self.rim_id("vbios", o), self.rim_document("vbios", o, values), rim_family),
         )
         chain = self._chain(o.device_index, o.boot, fwid if o.include_fwid else None, family, d)
-        runtime = _runtime(values, d)
+        changed = BLACKWELL_CHANGED_INDEX if o.architecture == "BLACKWELL" else DEFAULT_CHANGED_INDEX
+        runtime = _runtime(values, d, changed)
         report = self._signed_report(
             family,
             o.device_index,
@@ -1284,11 +1286,11 @@ class NvidiaPki:
         )
 
 
-def _runtime(values: Mapping[int, bytes], d: Defect | None) -> dict[int, bytes]:
-    """The runtime measurements with :attr:`Defect.MEASUREMENT_CHANGED` applied."""
+def _runtime(values: Mapping[int, bytes], d: Defect | None, changed: int = DEFAULT_CHANGED_INDEX) -> dict[int, bytes]:
+    """The runtime measurements with :attr:`Defect.MEASUREMENT_CHANGED` applied at RIM index ``changed``."""
     runtime = dict(values)
     if d is Defect.MEASUREMENT_CHANGED:
-        runtime[DEFAULT_CHANGED_INDEX + 1] = sim_bytes("nvidia/changed-measurement", 48)
+        runtime[changed + 1] = sim_bytes("nvidia/changed-measurement", 48)
     return runtime
 
 
@@ -1342,6 +1344,7 @@ def default_nvidia_pki() -> NvidiaPki:
 
 __all__ = [
     "BLACKWELL",
+    "BLACKWELL_CHANGED_INDEX",
     "CHIP",
     "DEFAULT_CHANGED_INDEX",
     "EXPECTED_CODES",
