@@ -88,6 +88,9 @@ def switch_port_slots(switch: int, unconnected: Collection[tuple[int, int]] = ()
 #: The RIM index (0-based, SPDM block index - 1) :attr:`Defect.MEASUREMENT_CHANGED` changes by default: index 9,
 #: the VBIOS index real GPUs fail most (pitfall P7).
 DEFAULT_CHANGED_INDEX: Final = 9
+#: The RIM index :attr:`Defect.MEASUREMENT_CHANGED` changes on a Blackwell GPU: the B200 RIMs do not cover index 9
+#: (a changed value there would only be "not in RIM"), so the VBIOS index 8 next to it.
+BLACKWELL_CHANGED_INDEX: Final = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,7 +239,8 @@ class Defect(StrEnum):
     """The report's request nonce is another 32 bytes than ``options.nonce`` (:attr:`NvidiaEvidence.nonce`).
     Reject: request nonce != the expected binding."""
     MEASUREMENT_CHANGED = "measurement_changed"
-    """One runtime value (RIM index :data:`DEFAULT_CHANGED_INDEX`, block index + 1) differs from the RIM.
+    """One runtime value (RIM index :data:`DEFAULT_CHANGED_INDEX`, block index + 1; Blackwell:
+    :data:`BLACKWELL_CHANGED_INDEX`) differs from the RIM.
     Reject: measurement mismatch at that index."""
     DRIVER_VERSION_CHANGED = "driver_version_changed"
     """The report's signed driver version is another one; the driver RIM supplied is for ``options``' version.
@@ -326,6 +330,7 @@ def defect_applies(defect: Defect, options: GpuOptions | SwitchOptions) -> bool:
 
 
 __all__ = [
+    "BLACKWELL_CHANGED_INDEX",
     "BLACKWELL_CHIP_INFO",
     "BLACKWELL_DRIVER_VERSION",
     "BLACKWELL_VBIOS_VERSION",

@@ -59,6 +59,7 @@ from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsag
 from verifier.simulation.amd_options import sim_bytes
 from verifier.simulation.der import der_int, der_octets, der_oid, der_seq, read_element, tlv
 from verifier.simulation.nvidia_options import (
+    BLACKWELL_CHANGED_INDEX,
     DEFAULT_CHANGED_INDEX,
     EXPECTED_CODES,
     FEATURE_MPT,
@@ -985,7 +986,8 @@ class NvidiaPki:
             self._rim_file("vbios", self.rim_id("vbios", o), self.rim_document("vbios", o, values), rim_family),
         )
         chain = self._chain(o.device_index, o.boot, fwid if o.include_fwid else None, family, d)
-        runtime = _runtime(values, d)
+        changed = BLACKWELL_CHANGED_INDEX if o.architecture == "BLACKWELL" else DEFAULT_CHANGED_INDEX
+        runtime = _runtime(values, d, changed)
         report = self._signed_report(
             family,
             o.device_index,
@@ -1235,8 +1237,10 @@ class NvidiaPki:
     def _ocsp(
         self, chain: Sequence[x509.Certificate], rims: Sequence[RimFile], d: Defect | None
     ) -> tuple[OcspEntry, ...]:
-        """4. OCSP responses (§3) for device certs 1..3 and every RIM signing chain (L4s, L3, L2); the revocation
-        defects hit the BROM and the first RIM's L4."""
+        """4. OCSP responses (§3) for device certs 1..3 and every RIM signing chain (each L4; the L3 and L2 they
+        share); the revocation defects hit the BROM and the first RIM's L4. The L3 and L2 answers are for the
+        chain under the genuine CoRIM root when there is one: under :attr:`Defect.RIM_WRONG_ROOT` a GPU's VBIOS RIM
+        still needs them (the forged driver RIM is refused, so nothing asks about its L3 and L2)."""
         brom = _OcspAnswer()
         if d is Defect.DEVICE_CERT_REVOKED:
             brom = _OcspAnswer(status="revoked")
@@ -1255,13 +1259,15 @@ class NvidiaPki:
             ("device/identity", chain[3], chain[4], good),
         ]
         seen: set[str] = set()
+        genuine_root = self.rim_root()
+        shared = next((r for r in rims if r.signer_chain[-1] == genuine_root), rims[0]).signer_chain
         for rim in rims:
-            l4, l3, l2, root = rim.signer_chain
+            l4, l3 = rim.signer_chain[:2]
             revoked = d is Defect.RIM_SIGNER_REVOKED and rim is rims[0]
             for label, cert, issuer, answer in (
                 (f"rim/{rim.role}-l4", l4, l3, _OcspAnswer(status="revoked") if revoked else good),
-                ("rim/l3", l3, l2, good),
-                ("rim/l2", l2, root, good),
+                ("rim/l3", shared[1], shared[2], good),
+                ("rim/l2", shared[2], shared[3], good),
             ):
                 if label not in seen:
                     seen.add(label)
@@ -1284,11 +1290,11 @@ class NvidiaPki:
         )
 
 
-def _runtime(values: Mapping[int, bytes], d: Defect | None) -> dict[int, bytes]:
-    """The runtime measurements with :attr:`Defect.MEASUREMENT_CHANGED` applied."""
+def _runtime(values: Mapping[int, bytes], d: Defect | None, changed: int = DEFAULT_CHANGED_INDEX) -> dict[int, bytes]:
+    """The runtime measurements with :attr:`Defect.MEASUREMENT_CHANGED` applied at RIM index ``changed``."""
     runtime = dict(values)
     if d is Defect.MEASUREMENT_CHANGED:
-        runtime[DEFAULT_CHANGED_INDEX + 1] = sim_bytes("nvidia/changed-measurement", 48)
+        runtime[changed + 1] = sim_bytes("nvidia/changed-measurement", 48)
     return runtime
 
 
@@ -1342,6 +1348,7 @@ def default_nvidia_pki() -> NvidiaPki:
 
 __all__ = [
     "BLACKWELL",
+    "BLACKWELL_CHANGED_INDEX",
     "CHIP",
     "DEFAULT_CHANGED_INDEX",
     "EXPECTED_CODES",

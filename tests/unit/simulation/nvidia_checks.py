@@ -145,7 +145,8 @@ def touches(defect: Defect, primary: str) -> set[str]:
         Defect.RIM_TAMPERED: {f"rim:{primary}"},
         Defect.RIM_UNSIGNED: {f"rim:{primary}"},
         Defect.RIM_WRONG_KEY: {f"rim:{primary}"},
-        Defect.RIM_WRONG_ROOT: rim_chain,
+        # a GPU's VBIOS RIM keeps the genuine L3/L2 (and their answers); a switch's only RIM is the forged one
+        Defect.RIM_WRONG_ROOT: rim_chain if primary == "bios" else {f"rim:{primary}", f"ocsp:rim/{primary}-l4"},
         Defect.RIM_DOCTYPE: {f"rim:{primary}"},
         Defect.RIM_SIGNER_EXPIRED: {f"rim:{primary}"},
         Defect.DEVICE_CERT_REVOKED: {"ocsp:device/brom"},

@@ -311,7 +311,7 @@ def _differs(a: NvidiaEvidence, b: NvidiaEvidence) -> set[str]:
     return out
 
 
-_RIM_CHAIN_CHANGED = {"rim:driver", "ocsp:rim/driver-l4", "ocsp:rim/l3", "ocsp:rim/l2"}
+_RIM_CHAIN_CHANGED = {"rim:driver", "ocsp:rim/driver-l4"}
 #: The parts each defect changes (an alt chain brings its own OCSP responses and the leaf key signs the report).
 TOUCHES = {
     Defect.WRONG_ROOT: {"report", "chain", "ocsp:device/brom", "ocsp:device/ica", "ocsp:device/identity"},
@@ -326,7 +326,7 @@ TOUCHES = {
     Defect.RIM_TAMPERED: {"rim:driver"},
     Defect.RIM_UNSIGNED: {"rim:driver"},
     Defect.RIM_WRONG_KEY: {"rim:driver"},
-    Defect.RIM_WRONG_ROOT: _RIM_CHAIN_CHANGED,
+    Defect.RIM_WRONG_ROOT: _RIM_CHAIN_CHANGED,  # the VBIOS RIM keeps the genuine L3/L2 and their answers
     Defect.RIM_DOCTYPE: {"rim:driver"},
     Defect.RIM_SIGNER_EXPIRED: {"rim:driver"},  # same key, serial and issuer: the same CertID and response
     Defect.DEVICE_CERT_REVOKED: {"ocsp:device/brom"},
