@@ -91,6 +91,8 @@ def verify_command(families: Sequence[CliFamily[Any]]) -> click.Command:
             result = evaluate_evidence(families, data, given, policy_doc, now)
         except click.BadParameter:
             raise
+        except UsageError as e:  # an input option that is not what it must be: exit 2, like a bad --at
+            raise click.UsageError(e.message) from e
         except KeywardError as e:  # trust store problems, inputs that cannot be read: nothing can be verified
             result = rejected(e.to_reason())
         except Exception as e:

@@ -202,7 +202,8 @@ def test_cli_verify_help_lists_the_same_options() -> None:
     assert records == want
     code, out = _run("verify", "--help")
     assert code == 0
-    assert "Verify EVIDENCE (an SGX/TDX quote, an SEV-SNP report or a configfs-tsm dump, an NVIDIA GPU" in " ".join(out.split())
+    text = " ".join(out.split())
+    assert "Verify EVIDENCE (an SGX/TDX quote, an SEV-SNP report or a configfs-tsm dump, an NVIDIA GPU" in text
 
 
 def _pcs_directory(tmp_path: Path) -> Path:

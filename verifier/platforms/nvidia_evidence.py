@@ -29,7 +29,7 @@ from verifier.collateral.documents import (
     wanted_rim,
     wanted_rim_ocsp,
 )
-from verifier.errors import Code, EvidenceMalformed, KeywardError, Reason
+from verifier.errors import Code, EvidenceMalformed, KeywardError, Reason, UsageError
 from verifier.evidence.nvidia import GpuReport, decode_report_bytes, parse_device_chain, parse_gpu_report
 from verifier.keywrap.enclave import EnclaveKey, gpu_nonce
 from verifier.platforms.cli_inputs import CliFamily, CliInput, Inputs
@@ -316,7 +316,8 @@ def nvidia_cli_policy(document: dict[str, Any]) -> NvidiaPolicy:
 
 def evaluate_nvidia_cli(data: bytes, inputs: Inputs, policy: NvidiaPolicy, env: Verifying) -> Evaluation:
     """Verify and appraise a report with ``--certs`` (the device chain), the ``--rim`` and ``--ocsp`` files and
-    ``--nonce`` (the expected SPDM request nonce, hex). Never raises for bad evidence or inputs."""
+    ``--nonce`` (the expected SPDM request nonce, hex). Never raises for bad evidence or files; a ``--nonce`` that
+    is not 32 bytes of hex, or disagrees with the policy's, is ``usage.invalid``."""
     certs = inputs.file("certs")
     if certs is None:
         return rejected(
@@ -325,29 +326,24 @@ def evaluate_nvidia_cli(data: bytes, inputs: Inputs, policy: NvidiaPolicy, env: 
         )
     nonce_hex = inputs.text("nonce")
     if nonce_hex is not None:
-        try:
-            nonce = bytes.fromhex(nonce_hex)
-        except ValueError:
-            nonce = b""
-        if len(nonce) != 32:
-            return rejected(
-                Reason(
-                    Code.NVIDIA_NONCE_MISMATCH,
-                    "--nonce must be 32 bytes of hex",
-                    expected="64 hex digits",
-                    actual=nonce_hex,
-                ),
-                PLATFORM_NVIDIA,
-            )
+        nonce = _nonce_option(nonce_hex)
         if policy.expected_nonce is not None and not hmac.compare_digest(policy.expected_nonce, nonce):
-            return rejected(
-                Reason(Code.NVIDIA_NONCE_MISMATCH, "--nonce and the policy's expected_report_data disagree"),
-                PLATFORM_NVIDIA,
-            )
+            raise UsageError(Code.USAGE_INVALID, "--nonce and the policy's expected_report_data disagree")
         policy = _with_nonce(policy, nonce)
     rims = [f.data for f in inputs.files("rim")]
     ocsp = [f.data for f in inputs.files("ocsp")]
     return evaluate_gpu_report(data, certs.data, rims, ocsp, policy, env.trust, env.now)
+
+
+def _nonce_option(text: str) -> bytes:
+    """``--nonce``: 32 bytes as 64 hex digits; anything else is a usage error (exit 2), like a bad ``--at``."""
+    try:
+        nonce = bytes.fromhex(text)
+    except ValueError:
+        nonce = b""
+    if len(nonce) != 32:
+        raise UsageError(Code.USAGE_INVALID, f"--nonce must be 64 hex digits (32 bytes), got {text[:80]!r}")
+    return nonce
 
 
 def _with_nonce(policy: NvidiaPolicy, nonce: bytes) -> NvidiaPolicy:
