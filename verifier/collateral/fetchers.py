@@ -74,20 +74,21 @@ def _retry_after(response: httpx.Response) -> float | None:
         return None
 
 
-def _get(
-    client: httpx.Client, url: str, code: Code, what: str, max_bytes: int = limits.MAX_COLLATERAL_ITEM_BYTES
-) -> tuple[bytes, httpx.Headers]:
-    """GET ``url``; return (body, headers) only when the status is 200 and the body is at most ``max_bytes``."""
+def exchange(
+    client: httpx.Client,
+    method: str,
+    url: str,
+    *,
+    code: Code,
+    what: str,
+    max_bytes: int,
+    headers: dict[str, str] | None = None,
+    content: bytes | None = None,
+) -> tuple[int, bytes, httpx.Headers, float | None]:
+    """One request: (status, body of at most ``max_bytes``, headers, Retry-After) whatever the status. A body over
+    the limit (declared or read), a timeout or a transport error raises :class:`FetchError` with ``code``."""
     try:
-        with client.stream("GET", url) as response:
-            if response.status_code != 200:
-                raise FetchError(
-                    code,
-                    f"{what}: HTTP {response.status_code} from {url}",
-                    url=url,
-                    status=response.status_code,
-                    retry_after=_retry_after(response),
-                )
+        with client.stream(method, url, headers=headers, content=content) as response:
             declared = response.headers.get("Content-Length")
             if declared is not None and declared.isdigit() and int(declared) > max_bytes:
                 raise FetchError(code, f"{what}: response larger than {max_bytes} bytes", url=url, status=200)
@@ -96,11 +97,21 @@ def _get(
                 body += chunk
                 if len(body) > max_bytes:
                     raise FetchError(code, f"{what}: response larger than {max_bytes} bytes", url=url, status=200)
-            return bytes(body), response.headers
+            return response.status_code, bytes(body), response.headers, _retry_after(response)
     except httpx.TimeoutException as exc:
         raise FetchError(code, f"{what}: timed out fetching {url}", url=url) from exc
     except httpx.HTTPError as exc:
         raise FetchError(code, f"{what}: {type(exc).__name__} fetching {url}", url=url) from exc
+
+
+def _get(
+    client: httpx.Client, url: str, code: Code, what: str, max_bytes: int = limits.MAX_COLLATERAL_ITEM_BYTES
+) -> tuple[bytes, httpx.Headers]:
+    """GET ``url``; return (body, headers) only when the status is 200 and the body is at most ``max_bytes``."""
+    status, body, headers, retry_after = exchange(client, "GET", url, code=code, what=what, max_bytes=max_bytes)
+    if status != 200:
+        raise FetchError(code, f"{what}: HTTP {status} from {url}", url=url, status=status, retry_after=retry_after)
+    return body, headers
 
 
 def _header(headers: httpx.Headers, name: str, url: str, what: str) -> str:

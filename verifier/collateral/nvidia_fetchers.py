@@ -38,7 +38,7 @@ from cryptography.x509 import ocsp
 from lxml import etree
 
 from verifier import limits
-from verifier.collateral.fetchers import FetchError
+from verifier.collateral.fetchers import FetchError, exchange
 from verifier.errors import Code, error_for
 from verifier.trust.nvidia_rim import parse_rim_document
 
@@ -83,44 +83,6 @@ def _headers(api_key: str | None, extra: dict[str, str] | None = None) -> dict[s
     return headers
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    try:
-        return None if value is None else max(0.0, float(value))
-    except ValueError:
-        return None
-
-
-def _exchange(
-    client: httpx.Client,
-    method: str,
-    url: str,
-    *,
-    code: Code,
-    what: str,
-    max_bytes: int,
-    headers: dict[str, str],
-    content: bytes | None = None,
-) -> tuple[int, bytes, float | None]:
-    """One request: (status, body of at most ``max_bytes``, Retry-After) whatever the status; a body over the
-    limit, a timeout or a transport error raises :class:`FetchError`."""
-    try:
-        with client.stream(method, url, headers=headers, content=content) as response:
-            declared = response.headers.get("Content-Length")
-            if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-                raise FetchError(code, f"{what}: response larger than {max_bytes} bytes", url=url, status=200)
-            body = bytearray()
-            for chunk in response.iter_bytes():
-                body += chunk
-                if len(body) > max_bytes:
-                    raise FetchError(code, f"{what}: response larger than {max_bytes} bytes", url=url, status=200)
-            return response.status_code, bytes(body), _retry_after(response)
-    except httpx.TimeoutException as exc:
-        raise FetchError(code, f"{what}: timed out asking {url}", url=url) from exc
-    except httpx.HTTPError as exc:
-        raise FetchError(code, f"{what}: {type(exc).__name__} asking {url}", url=url) from exc
-
-
 def _http_error(code: Code, what: str, url: str, status: int, retry_after: float | None) -> FetchError:
     return FetchError(code, f"{what}: HTTP {status} from {url}", url=url, status=status, retry_after=retry_after)
 
@@ -161,7 +123,7 @@ class NvidiaRimClient:
         answer carries ``sha256``, that must be the SHA-256 of the XML. Raises :class:`RimNotFound` for HTTP 404
         ``RIM_NOT_FOUND``, :class:`FetchError` (``nvidia.rim.unavailable``) for anything else."""
         url, code, what = self.rim_url(rim_id), Code.NVIDIA_RIM_UNAVAILABLE, f"RIM {rim_id}"
-        status, body, retry_after = _exchange(
+        status, body, _, retry_after = exchange(
             self.client,
             "GET",
             url,
@@ -194,7 +156,7 @@ class NvidiaRimClient:
     def fetch_ids(self) -> tuple[str, ...]:
         """Every RIM id the service lists (``/v1/rim/ids``)."""
         url, code, what = self.ids_url, Code.NVIDIA_RIM_UNAVAILABLE, "RIM ids"
-        status, body, retry_after = _exchange(
+        status, body, _, retry_after = exchange(
             self.client, "GET", url, code=code, what=what, max_bytes=MAX_RIM_IDS_BYTES, headers=_headers(self.api_key)
         )
         if status != 200:
@@ -261,7 +223,7 @@ class NvidiaOcspClient:
         code, what = Code.NVIDIA_OCSP_UNAVAILABLE, f"OCSP {key[:40]}..."
         name_hash, key_hash, serial = parse_ocsp_key(key)
         nonce = os.urandom(OCSP_NONCE_BYTES) if nonce is None else nonce
-        status, body, retry_after = _exchange(
+        status, body, _, retry_after = exchange(
             self.client,
             "POST",
             self.url,
