@@ -235,8 +235,9 @@ def nvidia_attestation_rules(
     1. NVIDIA evidence needs CPU evidence to be bound with (``nvidia.policy.cpu_required``).
     2. Each device index and each device (UEID) once (``nvidia.device.duplicate``).
     3. The number of GPUs within the policy's ``min_gpus`` .. ``max_gpus`` (``nvidia.policy.gpu_count``).
-    4. Protected PCIe: required by policy, or claimed by any GPU, means every GPU in PPCIe mode and the NVSwitches'
-       topology agreeing with the GPUs' (``nvidia.policy.ppcie_required``, ``nvidia.topology.mismatch``).
+    4. Protected PCIe: required by policy means NVSwitch evidence (each GPU's PPCIe mode is checked with the GPU);
+       NVSwitches, or a GPU in PPCIe mode, mean the switches' topology agreeing with the GPUs'
+       (``nvidia.policy.ppcie_required``, ``nvidia.topology.mismatch``).
     """
     reasons: list[Reason] = []
     if devices and cpu_items == 0:
@@ -279,17 +280,13 @@ def nvidia_attestation_rules(
             )
         )
     ppcie_claimed = any(g.response.opaque.protected_pcie_status == 0xAA for g in gpus)
-    if (
-        policy is not None
-        and policy.require_ppcie
-        and not (switches and gpus and all(g.response.opaque.protected_pcie_status == 0xAA for g in gpus))
-    ):
+    if policy is not None and policy.require_ppcie and not switches:  # each GPU's own mode is its evaluation's
         reasons.append(
             Reason(
                 Code.NVIDIA_POLICY_PPCIE_REQUIRED,
-                "the policy requires protected PCIe: every GPU in PPCIe mode and the NVSwitches' evidence",
-                expected="GPUs with PROTECTED_PCIE_STATUS 0xAA and NVSwitch reports",
-                actual=f"{len(gpus)} GPUs, {len(switches)} NVSwitches",
+                "the policy requires protected PCIe: the NVSwitches' evidence must come with the GPUs'",
+                expected="NVSwitch reports",
+                actual=f"{len(gpus)} GPUs, no NVSwitch",
             )
         )
     elif switches or ppcie_claimed:

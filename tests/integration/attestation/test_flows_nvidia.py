@@ -43,6 +43,7 @@ from verifier.keywrap.enclave import gpu_nonce, parse_enclave_jwk
 from verifier.keywrap.kek import LocalAesKek, model_key_context
 from verifier.simulation.intel_pki import SIM_NOW, QuoteOptions, default_pki
 from verifier.simulation.intel_quote_builder import TdReport
+from verifier.simulation.nvidia_hgx import HgxDefect, build_hgx
 from verifier.simulation.nvidia_options import Defect, GpuOptions
 from verifier.simulation.nvidia_pki import default_nvidia_pki
 from verifier.trust.store import trust_store_from_certificates
@@ -291,3 +292,51 @@ def test_decide_renewal_with_the_same_gpus_accepted_and_other_count_rejected(ses
     lease = session.get(Lease, first.lease_id)
     assert lease is not None
     assert lease.gpus == 2
+
+
+def _hgx_items(att: Attestation, defect: HgxDefect | None = None) -> list[Any]:
+    thumbprint = parse_enclave_jwk(att.enclave_jwk).thumbprint
+    nonces = [gpu_nonce(att.nonce, thumbprint, i) for i in range(12)]
+    return build_hgx(nonces, defect=defect).items(carry_collateral=True)
+
+
+def test_decide_hgx_board_protected_pcie_accepted(session: Session) -> None:
+    w = _world(session, gpu_policy={"require_ppcie": True, "min_gpus": 8, "max_gpus": 8})
+    att = _submit(session, w, 0)
+    att.evidence = [*att.evidence, *_hgx_items(att)]  # 8 GPUs in PPCIe mode and their 4 NVSwitches
+    session.flush()
+    decided = _decide(session, w, att)
+    assert decided.status == AttestationStatus.ACCEPTED, decided.verdict
+    lease = session.get(Lease, decided.lease_id)
+    assert lease is not None
+    assert lease.gpus == 8  # NVSwitches are attested, not counted
+    assert decided.result_token is not None
+    submods = verify_ear(decided.result_token, w.ctx.keyring.public_jwks(), now=NOW)["submods"]
+    assert {"nvidia-gpu:NVSwitch-8", "nvidia-gpu:NVSwitch-11", "nvidia-gpu:GPU-7"} <= set(submods)
+
+
+def test_decide_hgx_board_topology_mismatch_rejected(session: Session) -> None:
+    w = _world(session, gpu_policy={"require_ppcie": True})
+    att = _submit(session, w, 0)
+    att.evidence = [*att.evidence, *_hgx_items(att, HgxDefect.SWITCH_GPU_LIST_DIFFERS)]
+    session.flush()
+    assert _codes(_decide(session, w, att)) == ["nvidia.topology.mismatch"]
+
+
+def test_decide_ppcie_required_gpus_not_in_ppcie_mode_rejected_each_named(session: Session) -> None:
+    w = _world(session, gpu_policy={"require_ppcie": True})
+    decided = _decide(session, w, _submit(session, w, 2))
+    assert _codes(decided) == ["nvidia.policy.ppcie_required"] * 2
+    assert decided.verdict is not None
+    assert [r["message"][:6] for r in decided.verdict["reasons"]] == ["GPU 0:", "GPU 1:"]
+
+
+def test_decide_ppcie_required_gpus_without_their_switches_rejected(session: Session) -> None:
+    w = _world(session, gpu_policy={"require_ppcie": True})
+    att = _submit(session, w, 0)
+    att.evidence = [*att.evidence, *_hgx_items(att)[:8]]  # the board's GPUs, in PPCIe mode, without the NVSwitches
+    session.flush()
+    decided = _decide(session, w, att)
+    assert _codes(decided) == ["nvidia.policy.ppcie_required"]
+    assert decided.verdict is not None
+    assert "NVSwitch" in decided.verdict["reasons"][0]["message"]
