@@ -28,12 +28,13 @@ arguments; the worker fetches them (RIM ids from :func:`rim_ids`, OCSP targets f
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from threading import Lock
 from typing import Final, Literal
 
@@ -157,6 +158,7 @@ class RimIds:
     firmware: str
 
 
+@functools.lru_cache(maxsize=1024)
 def _id_part(value: str | None, what: str) -> str:
     if not value or not all(c.isascii() and (c.isalnum() or c in "._-") for c in value):
         raise EvidenceMalformed(
@@ -194,6 +196,13 @@ def _rim_product(report: GpuReport, arch: str) -> str:
 
 # ----------------------------------------------------------------------------------------------------------
 # Certificates
+
+
+@functools.lru_cache(maxsize=4096)
+def _utc_text(when: datetime) -> str:
+    """``2026-01-15T12:00:00Z`` of an aware datetime (memoised: the same few certificate and OCSP dates come back on
+    every call; equal instants are equal keys, so the text is of the instant in UTC)."""
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _cn(name: x509.Name) -> str:
@@ -370,7 +379,7 @@ def _check_chain(shape: _ChainShape, now: datetime, checks: _Checks) -> bool:
     earliest = min(not_after for _, not_after in shape.windows)
     ok = shape.ok
     status = "valid" if ok and not expired else ("expired" if ok else "invalid")
-    checks.claims["chain"] = {"status": status, "earliest_expiry": earliest.strftime("%Y-%m-%dT%H:%M:%SZ")}
+    checks.claims["chain"] = {"status": status, "earliest_expiry": _utc_text(earliest)}
     return ok and not expired
 
 
@@ -540,7 +549,7 @@ def _rim_claim(rim: VerifiedRim, rim_id: str | None) -> dict[str, object]:
         "version": rim.colloquial_version,
         "product": rim.name,
         "sha256": rim.sha256,
-        "signer_not_after": rim.not_after.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "signer_not_after": _utc_text(rim.not_after),
     }
 
 
@@ -717,7 +726,7 @@ def _check_ocsp_targets(
             revocation_reason=result.revocation_reason,
             age_seconds=result.age_seconds,
             responder=result.responder,
-            next_update=None if result.next_update is None else result.next_update.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            next_update=None if result.next_update is None else _utc_text(result.next_update),
         )
         if result.status == "revoked":
             checks.fail(
