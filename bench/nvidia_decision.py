@@ -71,7 +71,7 @@ ROWS = ("cpu", "gpus-warm", "gpus-cold")
 LABELS = {
     "cpu": "CPU only: TDX quote + collateral",
     "gpus-warm": f"CPU + {GPUS} GPUs (2 RIMs + 7 OCSP each), process cache warm",
-    "gpus-cold": f"CPU + {GPUS} GPUs, fresh NvidiaVerificationCache per decision",
+    "gpus-cold": f"CPU + {GPUS} GPUs, fresh NvidiaVerificationCache per decision (shared by its GPUs)",
 }
 
 
