@@ -9,6 +9,7 @@ from verifier.keywrap.ear import ProviderKeyring
 from verifier.keywrap.kek import KeyEncryptionKey
 from verifier.platforms.amd_snp import SnpVerificationCache
 from verifier.platforms.intel_dcap import IntelVerificationCache
+from verifier.platforms.nvidia_gpu import NvidiaVerificationCache
 from verifier.trust.store import TrustStore
 
 
@@ -22,4 +23,5 @@ class DecisionContext:
     challenge_secret: bytes
     intel_cache: IntelVerificationCache = field(default_factory=IntelVerificationCache)
     snp_cache: SnpVerificationCache = field(default_factory=SnpVerificationCache)
+    nvidia_cache: NvidiaVerificationCache = field(default_factory=NvidiaVerificationCache)
     production: bool = False  # the production profile: debug TEEs are never accepted, whatever a policy says

@@ -84,7 +84,8 @@ def evaluate_item(
     binding = binding_for(parsed.item, nonce, key, default_binding)
     document = policy_document(catalog, parsed.item.type, now, production=ctx.production)
     document["expected_report_data"] = binding.hex()
-    return parsed.evaluate(documents, document, Verifying(ctx.trust, now, ctx.intel_cache, ctx.snp_cache))
+    env = Verifying(ctx.trust, now, ctx.intel_cache, ctx.snp_cache, ctx.nvidia_cache)
+    return parsed.evaluate(documents, document, env)
 
 
 def attestation_rules(
@@ -110,4 +111,3 @@ def attestation_rules(
 def attested_gpus(items: Sequence[Parsed]) -> int:
     """The GPUs the attestation's items attest (what the entitlement caps and billing counts)."""
     return sum(p.platform.gpus(p.value) for p in items if isinstance(p, ParsedItem))
-

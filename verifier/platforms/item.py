@@ -24,6 +24,7 @@ from verifier.errors import Code, EvidenceMalformed
 from verifier.keywrap.enclave import MAX_NVIDIA_DEVICES
 from verifier.platforms.amd_snp import SnpVerificationCache
 from verifier.platforms.intel_dcap import IntelVerificationCache
+from verifier.platforms.nvidia_gpu import NvidiaVerificationCache
 from verifier.trust.store import TrustStore
 
 #: The evidence types the registry has an entry for (:data:`verifier.platforms.registry.PLATFORMS` checks it names
@@ -132,3 +133,4 @@ class Verifying:
     now: datetime
     intel_cache: IntelVerificationCache | None = None
     snp_cache: SnpVerificationCache | None = None
+    nvidia_cache: NvidiaVerificationCache | None = None

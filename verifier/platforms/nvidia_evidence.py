@@ -193,7 +193,9 @@ def evaluate_nvidia(parsed: ParsedDevice, documents: Documents, policy: NvidiaPo
     cached = [nvidia_rim(i, documents) for i in ids]
     rims = [*parsed.carried_rims, *(c.xml for c in cached if c.xml is not None and c.xml not in parsed.carried_rims)]
     ocsp = [*parsed.carried_ocsp, *nvidia_ocsp(parsed.ocsp_keys, ids, documents).values()]
-    result = evaluate_device(parsed.report, parsed.chain, rims, ocsp, policy, env.trust, env.now)
+    result = evaluate_device(
+        parsed.report, parsed.chain, rims, ocsp, policy, env.trust, env.now, cache=env.nvidia_cache
+    )
     if not parsed.carried_rims:  # a RIM the worker could not fetch is unavailable, not missing at NVIDIA
         unfetched = {c.rim_id for c in cached if c.unavailable}
         result = replace(result, reasons=tuple(_unfetched(r, unfetched) for r in result.reasons))

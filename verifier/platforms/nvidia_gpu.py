@@ -28,10 +28,14 @@ arguments; the worker fetches them (RIM ids from :func:`rim_ids`, OCSP targets f
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import hmac
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+from threading import Lock
 from typing import Final, Literal
 
 from cryptography import x509
@@ -43,6 +47,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp as x509_ocsp
 from cryptography.x509.oid import ExtensionOID, NameOID
 
+from verifier import limits
 from verifier.appraisal.nvidia import (
     MeasurementResult,
     NvidiaPolicy,
@@ -65,8 +70,9 @@ from verifier.evidence.nvidia import (
 )
 from verifier.platforms.evaluation import Evaluation, unverified
 from verifier.trust import der
+from verifier.trust.chains import ContentCache
 from verifier.trust.nvidia_rim import VerifiedRim, verify_rim
-from verifier.trust.ocsp import OcspResult, cert_id_key, check_ocsp
+from verifier.trust.ocsp import OcspPolicy, OcspResult, cert_id_key, check_ocsp
 from verifier.trust.store import NVIDIA_DEVICE_ROOT, NVIDIA_RIM_ROOT, TrustStore
 
 PLATFORM_NVIDIA: Final = "nvidia-gpu"
@@ -152,6 +158,7 @@ class RimIds:
     firmware: str
 
 
+@functools.lru_cache(maxsize=1024)
 def _id_part(value: str | None, what: str) -> str:
     if not value or not all(c.isascii() and (c.isalnum() or c in "._-") for c in value):
         raise EvidenceMalformed(
@@ -189,6 +196,13 @@ def _rim_product(report: GpuReport, arch: str) -> str:
 
 # ----------------------------------------------------------------------------------------------------------
 # Certificates
+
+
+@functools.lru_cache(maxsize=4096)
+def _utc_text(when: datetime) -> str:
+    """``2026-01-15T12:00:00Z`` of an aware datetime (memoised: the same few certificate and OCSP dates come back on
+    every call; equal instants are equal keys, so the text is of the instant in UTC)."""
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _cn(name: x509.Name) -> str:
@@ -279,15 +293,26 @@ def _key_usage(cert: x509.Certificate) -> x509.KeyUsage | None:
     return value if isinstance(value, x509.KeyUsage) else None
 
 
-def _check_chain(certs: Sequence[x509.Certificate], trust: TrustStore, now: datetime, checks: _Checks) -> bool:
-    """Step 1. Appends a reason per failure; True when the chain is trusted at ``now``."""
+@dataclass(frozen=True, slots=True)
+class _ChainShape:
+    """Step 1 up to the dates, for one chain under one trust store: what does not depend on ``now``. ``path`` (the
+    chain with the pinned root as 5th) is None when the chain is not 5 certificates."""
+
+    path: tuple[x509.Certificate, ...] | None
+    reasons: tuple[Reason, ...]
+    ok: bool
+    windows: tuple[tuple[datetime, datetime], ...]  # (notBefore, notAfter) of each certificate of ``path``
+
+
+def _chain_shape(certs: Sequence[x509.Certificate], trust: TrustStore) -> _ChainShape:
+    """Step 1 but the validity dates: pinned root, links, CA flags and key usages. Never raises."""
+    checks = _Checks()
     ok = True
     try:
         path = _path(certs, trust)
     except KeywardError as e:
         checks.error(e)
-        checks.claims["chain"] = {"status": "invalid", "earliest_expiry": None}
-        return False
+        return _ChainShape(None, tuple(checks.reasons), False, ())
     pinned_der = trust.root(NVIDIA_DEVICE_ROOT).der
     if certs[-1].public_bytes(Encoding.DER) != pinned_der:
         checks.fail(
@@ -327,19 +352,34 @@ def _check_chain(certs: Sequence[x509.Certificate], trust: TrustStore, now: date
     except ValueError as e:  # an unparsable or duplicate extension
         checks.fail(Code.NVIDIA_CHAIN_EXTENSIONS_INVALID, f"device certificate extensions do not parse: {e}")
         ok = False
+    return _ChainShape(
+        path,
+        tuple(checks.reasons),
+        ok,
+        tuple((c.not_valid_before_utc, c.not_valid_after_utc) for c in path),
+    )
+
+
+def _check_chain(shape: _ChainShape, now: datetime, checks: _Checks) -> bool:
+    """Step 1: the shape's reasons, then each certificate's validity at ``now``; True when the chain is trusted."""
+    checks.reasons.extend(shape.reasons)
+    if shape.path is None:
+        checks.claims["chain"] = {"status": "invalid", "earliest_expiry": None}
+        return False
     expired = False
-    for i, cert in enumerate(path):
-        if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
+    for i, (cert, (not_before, not_after)) in enumerate(zip(shape.path, shape.windows, strict=True)):
+        if not not_before <= now <= not_after:
             checks.fail(
                 Code.NVIDIA_CHAIN_EXPIRED,
                 f"device certificate {i} ({_cn(cert.subject)}) is not valid at the decision time",
-                f"{cert.not_valid_before_utc.isoformat()} .. {cert.not_valid_after_utc.isoformat()}",
+                f"{not_before.isoformat()} .. {not_after.isoformat()}",
                 now.isoformat(),
             )
             expired = True
-    earliest = min(c.not_valid_after_utc for c in path)
+    earliest = min(not_after for _, not_after in shape.windows)
+    ok = shape.ok
     status = "valid" if ok and not expired else ("expired" if ok else "invalid")
-    checks.claims["chain"] = {"status": status, "earliest_expiry": earliest.strftime("%Y-%m-%dT%H:%M:%SZ")}
+    checks.claims["chain"] = {"status": status, "earliest_expiry": _utc_text(earliest)}
     return ok and not expired
 
 
@@ -420,13 +460,19 @@ def leaf_fwid(leaf: x509.Certificate, arch: str) -> bytes | None:
 
 
 def _check_fwid(
-    report: GpuReport, leaf: x509.Certificate, arch: str, policy: NvidiaPolicy, checks: _Checks
+    report: GpuReport,
+    leaf: x509.Certificate,
+    arch: str,
+    policy: NvidiaPolicy,
+    checks: _Checks,
+    cached: tuple[NvidiaVerificationCache, bytes] | None = None,
 ) -> bool | None:
-    """Step 2: True/False when compared, None when not (no FWID in the report and not required)."""
+    """Step 2: True/False when compared, None when not (no FWID in the report and not required). ``cached``: the
+    cache and the leaf's DER."""
     reported = report.response.opaque.fwid
     checks.claims["fwid"] = None if reported is None else reported.hex()
     try:
-        certified = leaf_fwid(leaf, arch)
+        certified = leaf_fwid(leaf, arch) if cached is None else cached[0].leaf_fwid(cached[1], leaf, arch)
     except KeywardError as e:
         checks.error(e)
         return False
@@ -453,10 +499,20 @@ def _check_fwid(
 # Report signature and nonce (§2)
 
 
-def report_signature_ok(report: GpuReport, leaf: x509.Certificate) -> bool:
-    """ECDSA P-384 / SHA-384 over ``report.signed`` with the leaf's key (raw r‖s as DER). Never raises."""
+def _p384_key(leaf: x509.Certificate) -> ec.EllipticCurvePublicKey | None:
     key = leaf.public_key()
     if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP384R1):
+        return None
+    return key
+
+
+def report_signature_ok(report: GpuReport, leaf: x509.Certificate) -> bool:
+    """ECDSA P-384 / SHA-384 over ``report.signed`` with the leaf's key (raw r‖s as DER). Never raises."""
+    return _signature_ok(report, _p384_key(leaf))
+
+
+def _signature_ok(report: GpuReport, key: ec.EllipticCurvePublicKey | None) -> bool:
+    if key is None:
         return False
     try:
         key.verify(encode_dss_signature(report.signature_r, report.signature_s), report.signed, _ECDSA_SHA384)
@@ -493,7 +549,7 @@ def _rim_claim(rim: VerifiedRim, rim_id: str | None) -> dict[str, object]:
         "version": rim.colloquial_version,
         "product": rim.name,
         "sha256": rim.sha256,
-        "signer_not_after": rim.not_after.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "signer_not_after": _utc_text(rim.not_after),
     }
 
 
@@ -506,6 +562,7 @@ def _select_rims(
     trust: TrustStore,
     now: datetime,
     checks: _Checks,
+    cache: NvidiaVerificationCache | None = None,
 ) -> dict[Role, VerifiedRim]:
     """Verify every candidate, then choose one RIM per role whose version and product are this device's. A role
     with candidates but no match: ``nvidia.rim.mismatch`` per candidate; none at all: ``nvidia.rim.missing`` when
@@ -528,7 +585,7 @@ def _select_rims(
     candidates: list[_Candidate] = []
     for i, xml in enumerate(rims):
         try:
-            rim = verify_rim(xml, trust, now)
+            rim = verify_rim(xml, trust, now) if cache is None else cache.verify_rim(xml, trust, now)
         except KeywardError as e:
             checks.error(e, f"RIM {i}: ")
             continue
@@ -595,12 +652,22 @@ def _cert_id_matches(single: x509_ocsp.OCSPSingleResponse, cert: x509.Certificat
 
 
 def _responses_by_target(
-    targets: Sequence[tuple[x509.Certificate, x509.Certificate]], ocsp: Sequence[bytes] | Mapping[str, bytes]
+    targets: Sequence[tuple[x509.Certificate, x509.Certificate]],
+    ocsp: Sequence[bytes] | Mapping[str, bytes],
+    cache: NvidiaVerificationCache | None = None,
 ) -> list[bytes | None]:
     """The response for each target: by ``cert_id_key`` from a mapping, by matching CertID from a sequence (a
     response that does not load or matches nothing is ignored: its target stays missing)."""
     if not ocsp:
         return [None] * len(targets)
+    if cache is not None:
+        return cache.responses_by_target(targets, ocsp)
+    return _match_responses(targets, ocsp)
+
+
+def _match_responses(
+    targets: Sequence[tuple[x509.Certificate, x509.Certificate]], ocsp: Sequence[bytes] | Mapping[str, bytes]
+) -> list[bytes | None]:
     if isinstance(ocsp, Mapping):
         return [ocsp.get(cert_id_key(cert, issuer)) for cert, issuer in targets]
     found: list[bytes | None] = [None] * len(targets)
@@ -624,35 +691,42 @@ def _check_ocsp_targets(
     policy: NvidiaPolicy,
     now: datetime,
     checks: _Checks,
+    cache: NvidiaVerificationCache | None = None,
 ) -> None:
     """Step 6: every target's response verified, its status judged; "skipped" only when none is required or given."""
     if not ocsp and not policy.require_ocsp:
         checks.claims["ocsp"] = "skipped"
         return
-    responses = _responses_by_target([(c, i) for _, c, i in labelled], ocsp)
+    responses = _responses_by_target([(c, i) for _, c, i in labelled], ocsp, cache)
     entries: list[dict[str, object]] = []
     for (level, cert, issuer), response in zip(labelled, responses, strict=True):
-        subject = cert.subject.rfc4514_string()
-        entry: dict[str, object] = {"level": level, "subject": subject}
+        entry: dict[str, object] = {"level": level, "subject": None}  # filled below (RFC 4514 costs)
         if response is None:
-            entry["status"] = "missing"
+            subject = cert.subject.rfc4514_string()
+            entry.update(subject=subject, status="missing")
             if policy.require_ocsp:
                 checks.fail(Code.NVIDIA_OCSP_MISSING, f"no OCSP response for {level} ({subject})")
             entries.append(entry)
             continue
         try:
-            result: OcspResult = check_ocsp(response, cert, issuer, now, policy.ocsp)
+            result: OcspResult = (
+                check_ocsp(response, cert, issuer, now, policy.ocsp)
+                if cache is None
+                else cache.check_ocsp(response, cert, issuer, now, policy.ocsp)
+            )
         except KeywardError as e:
             checks.error(e, f"OCSP {level}: ")
-            entry["status"] = "invalid"
+            entry.update(subject=cert.subject.rfc4514_string(), status="invalid")
             entries.append(entry)
             continue
+        subject = result.subject  # cert.subject.rfc4514_string()
         entry.update(
+            subject=subject,
             status=result.status,
             revocation_reason=result.revocation_reason,
             age_seconds=result.age_seconds,
             responder=result.responder,
-            next_update=None if result.next_update is None else result.next_update.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            next_update=None if result.next_update is None else _utc_text(result.next_update),
         )
         if result.status == "revoked":
             checks.fail(
@@ -667,6 +741,199 @@ def _check_ocsp_targets(
             )
         entries.append(entry)
     checks.claims["ocsp"] = entries
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Verification cache
+
+
+@dataclass(frozen=True, slots=True)
+class _DeviceChain:
+    """A device chain's certificates, loaded, and its shape under one trust store (step 1 but the dates)."""
+
+    certs: tuple[x509.Certificate, ...]
+    shape: _ChainShape
+
+
+@dataclass(frozen=True, slots=True)
+class _CachedRim:
+    """A RIM that verified once, and the window in which every certificate of its chain (pinned root included) is
+    valid: inside it :func:`verify_rim` gives this same value, outside it fails on the dates."""
+
+    rim: VerifiedRim
+    not_before: datetime
+    not_after: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class _CachedOcsp:
+    """A response that :func:`check_ocsp` accepted once for one (certificate, issuer), with what its answer at
+    another ``now`` or under another policy depends on: the validity of each certificate the response carries (it
+    decides which responder is chosen) at the time it was accepted, thisUpdate / nextUpdate, and whether the status
+    is a revocation (certificateHold turns "good" only when the policy allows holds)."""
+
+    result: OcspResult
+    carried: tuple[tuple[datetime, datetime], ...]
+    carried_valid: tuple[bool, ...]
+    revoked: bool
+
+
+def _within(window: tuple[datetime, datetime], now: datetime) -> bool:
+    return window[0] <= now <= window[1]
+
+
+def _ocsp_fresh(result: OcspResult, now: datetime, policy: OcspPolicy) -> bool:
+    """Whether :func:`check_ocsp`'s freshness rule (step 4) passes: ``this_update <= now <= next_update + grace``,
+    no nextUpdate only under ``max_age``, and ``now - this_update <= max_age`` when set."""
+    if now < result.this_update:
+        return False
+    if result.next_update is None:
+        if policy.max_age is None:
+            return False
+    elif now > result.next_update + policy.grace:
+        return False
+    return policy.max_age is None or now - result.this_update <= policy.max_age
+
+
+class NvidiaVerificationCache:
+    """Process-wide, thread-safe, bounded (LRU) memo of what an NVIDIA evaluation computes from bytes and the trust
+    store alone; whatever depends on ``now`` or on the policy is checked again on every use.
+
+    * device chains, by the chain DER and the trust store's fingerprint: the certificates and step 1 but the dates
+      (links, pinned root, CA flags); the validity windows are compared with ``now`` each time;
+    * leaf public keys and leaf FWIDs, by the leaf DER (and the architecture);
+    * verified RIMs, by SHA-256 of the RIM bytes and the trust store's fingerprint: used only while ``now`` is inside
+      every signing certificate's validity; outside it the RIM is verified again (and fails exactly as uncached);
+    * OCSP responses accepted for a (certificate, issuer), by the response, certificate and issuer DER: used only
+      while the responder choice is unchanged and the response is fresh at ``now`` under the policy, the status
+      re-read under the policy (certificateHold) and the age recomputed; otherwise checked again;
+    * which supplied response answers which certificate, by all of their bytes.
+
+    Failures are never stored: a RIM or response that fails is verified again on every use. Step results that
+    are stored as they are (a chain's shape, an FWID) are pure functions of the key, a failure included.
+    """
+
+    def __init__(self, max_entries: int = limits.VERIFICATION_CACHE_ENTRIES) -> None:
+        self.chains: ContentCache[_DeviceChain] = ContentCache(max_entries)
+        self.leaf_keys: ContentCache[tuple[ec.EllipticCurvePublicKey | None]] = ContentCache(max_entries)
+        self.fwids: ContentCache[tuple[bytes | None]] = ContentCache(max_entries)
+        self.rims: ContentCache[_CachedRim] = ContentCache(max_entries)
+        self.ocsp: ContentCache[_CachedOcsp] = ContentCache(max_entries)
+        self.matches: ContentCache[tuple[int | None, ...]] = ContentCache(max_entries)
+        #: DER of certificate objects the entries above hold, by identity (each entry keeps its certificate alive,
+        #: so no other object can have its id while it is there): re-encoding costs more than a verification step.
+        self._ders: OrderedDict[int, tuple[x509.Certificate, bytes]] = OrderedDict()
+        self._ders_max = max_entries
+        self._ders_lock = Lock()
+
+    def der(self, cert: x509.Certificate) -> bytes:
+        """``cert.public_bytes(DER)``, remembered for the certificate object (first in, first out)."""
+        hit = self._ders.get(id(cert))  # one atomic read; writers hold the lock
+        if hit is not None and hit[0] is cert:
+            return hit[1]
+        value = cert.public_bytes(Encoding.DER)
+        with self._ders_lock:
+            self._ders[id(cert)] = (cert, value)
+            if len(self._ders) > self._ders_max:
+                self._ders.popitem(last=False)
+        return value
+
+    def chain(self, chain_der: Sequence[bytes], trust: TrustStore) -> _DeviceChain:
+        """The loaded chain and its shape (raises ``nvidia.chain.malformed`` like :func:`_load_chain`)."""
+
+        def compute() -> _DeviceChain:
+            certs = _load_chain(chain_der)
+            return _DeviceChain(certs, _chain_shape(certs, trust))
+
+        return self.chains.get_or_compute((trust.fingerprint, *chain_der), compute)
+
+    def leaf_key(self, leaf_der: bytes, leaf: x509.Certificate) -> ec.EllipticCurvePublicKey | None:
+        return self.leaf_keys.get_or_compute((leaf_der,), lambda: (_p384_key(leaf),))[0]
+
+    def leaf_fwid(self, leaf_der: bytes, leaf: x509.Certificate, arch: str) -> bytes | None:
+        return self.fwids.get_or_compute((leaf_der, arch.encode()), lambda: (leaf_fwid(leaf, arch),))[0]
+
+    def verify_rim(self, xml: bytes, trust: TrustStore, now: datetime) -> VerifiedRim:
+        """:func:`verify_rim`, the signature and chain links verified once per RIM and trust store."""
+
+        def compute() -> _CachedRim:
+            rim = verify_rim(xml, trust, now)
+            certs = (*rim.signer_chain, trust.root(NVIDIA_RIM_ROOT).certificate)
+            return _CachedRim(
+                rim, max(c.not_valid_before_utc for c in certs), min(c.not_valid_after_utc for c in certs)
+            )
+
+        cached = self.rims.get_or_compute((trust.fingerprint, hashlib.sha256(xml).digest()), compute)
+        if _within((cached.not_before, cached.not_after), now):
+            return cached.rim
+        return verify_rim(xml, trust, now)  # outside the window: the uncached check says exactly why
+
+    def check_ocsp(
+        self, response: bytes, cert: x509.Certificate, issuer: x509.Certificate, now: datetime, policy: OcspPolicy
+    ) -> OcspResult:
+        """:func:`check_ocsp` (without a nonce), the response's signature and responder verified once."""
+
+        def compute() -> _CachedOcsp:
+            result = check_ocsp(response, cert, issuer, now, policy)
+            carried = tuple(
+                (c.not_valid_before_utc, c.not_valid_after_utc)
+                for c in x509_ocsp.load_der_ocsp_response(response).certificates
+            )
+            return _CachedOcsp(
+                result, carried, tuple(_within(w, now) for w in carried), result.revocation_time is not None
+            )
+
+        cached = self.ocsp.get_or_compute((response, self.der(cert), self.der(issuer)), compute)
+        same_responder = all(_within(w, now) == v for w, v in zip(cached.carried, cached.carried_valid, strict=True))
+        if not same_responder or not _ocsp_fresh(cached.result, now, policy):
+            return check_ocsp(response, cert, issuer, now, policy)  # the uncached check says exactly why
+        r = cached.result
+        status = r.status
+        if cached.revoked:
+            hold = r.revocation_reason == x509.ReasonFlags.certificate_hold.name
+            status = "good" if hold and policy.allow_hold else "revoked"
+        return OcspResult(
+            subject=r.subject,
+            serial=r.serial,
+            status=status,
+            revocation_reason=r.revocation_reason,
+            revocation_time=r.revocation_time,
+            this_update=r.this_update,
+            next_update=r.next_update,
+            produced_at=r.produced_at,
+            responder=r.responder,
+            nonce_matches=r.nonce_matches,
+            age_seconds=int((now - r.this_update).total_seconds()),
+        )
+
+    def responses_by_target(
+        self, targets: Sequence[tuple[x509.Certificate, x509.Certificate]], ocsp: Sequence[bytes] | Mapping[str, bytes]
+    ) -> list[bytes | None]:
+        """:func:`_match_responses`, memoised by the targets' and the responses' bytes (and keys)."""
+        if isinstance(ocsp, Mapping):
+            items = sorted(ocsp.items())
+            responses = [r for _, r in items]
+            names = tuple(k.encode() for k, _ in items)
+        else:
+            responses, names = list(ocsp), ()
+        target_der = tuple(self.der(c) for pair in targets for c in pair)
+        key = (
+            len(target_der).to_bytes(4, "big"),
+            *target_der,
+            len(names).to_bytes(4, "big"),
+            *names,
+            *responses,
+        )
+
+        def compute() -> tuple[int | None, ...]:
+            found = _match_responses(targets, ocsp)
+            return tuple(None if r is None else _index_of(responses, r) for r in found)
+
+        return [None if i is None else responses[i] for i in self.matches.get_or_compute(key, compute)]
+
+
+def _index_of(responses: Sequence[bytes], response: bytes) -> int:
+    return next(i for i, r in enumerate(responses) if r is response or r == response)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -704,17 +971,21 @@ def evaluate_device(
     policy: NvidiaPolicy,
     trust: TrustStore,
     now: datetime,
+    *,
+    cache: NvidiaVerificationCache | None = None,
 ) -> Evaluation:
     """Verify and appraise one device (module docstring, steps 1-7). Never raises for bad input: every failure is
     a reason of the returned :class:`Evaluation`; ``verified`` says whether the report is genuine, fresh and bound
-    (chain, FWID, signature, nonce), ``accepted`` whether nothing at all failed."""
+    (chain, FWID, signature, nonce), ``accepted`` whether nothing at all failed. ``cache``: a process-wide
+    :class:`NvidiaVerificationCache`; the evaluation is the same with or without it."""
     checks = _Checks(claims=report_claims(report))
     claims = checks.claims
     try:
         trust.root(NVIDIA_DEVICE_ROOT)
         trust.root(NVIDIA_RIM_ROOT)
         kind = device_kind(report)
-        certs = _load_chain(chain_der)
+        chain = None if cache is None else cache.chain(chain_der, trust)
+        certs = _load_chain(chain_der) if chain is None else chain.certs
         if not certs:
             raise EvidenceMalformed(Code.NVIDIA_CHAIN_MALFORMED, "no device certificate")
         arch = architecture(report, certs)
@@ -725,10 +996,12 @@ def evaluate_device(
         claims["ueid"] = str(certs[0].serial_number)
         claims["hwmodel"] = _cn(certs[1].subject) if len(certs) > 1 else None
 
-    chain_ok = _check_chain(certs, trust, now, checks)  # 1
-    fwid_ok = _check_fwid(report, certs[0], arch, policy, checks)  # 2
+    shape = _chain_shape(certs, trust) if chain is None else chain.shape
+    chain_ok = _check_chain(shape, now, checks)  # 1
+    fwid_ok = _check_fwid(report, certs[0], arch, policy, checks, None if cache is None else (cache, chain_der[0]))  # 2
     claims["fwid_match"] = fwid_ok
-    signature_ok = report_signature_ok(report, certs[0])  # 3
+    leaf_key = _p384_key(certs[0]) if cache is None else cache.leaf_key(chain_der[0], certs[0])
+    signature_ok = _signature_ok(report, leaf_key)  # 3
     claims["signature_verified"] = signature_ok
     if not signature_ok:
         checks.fail(Code.NVIDIA_REPORT_SIGNATURE_INVALID, "the report signature does not verify with the leaf key")
@@ -747,7 +1020,7 @@ def evaluate_device(
             )
     claims["nonce_match"] = "not_checked" if nonce_ok is None else nonce_ok
 
-    chosen = _select_rims(report, kind, arch, rims, policy, trust, now, checks)  # 5
+    chosen = _select_rims(report, kind, arch, rims, policy, trust, now, checks, cache)  # 5
     driver_rim = chosen.get("driver")
     firmware_rim = chosen.get("bios" if kind == "switch" else "vbios")
     conflicts = index_conflicts(driver_rim, firmware_rim)
@@ -764,13 +1037,13 @@ def evaluate_device(
         claims["oemid"] = driver_rim.firmware_manufacturer_id
 
     labelled: list[tuple[str, x509.Certificate, x509.Certificate]] = []  # 6
-    if len(certs) == CHAIN_LENGTH:
-        path = _path(certs, trust)
+    if shape.path is not None:
+        path = shape.path
         labelled += [(f"device-L{CHAIN_LENGTH - i}", path[i], path[i + 1]) for i in range(1, CHAIN_LENGTH - 1)]
     for role, rim in chosen.items():
         targets = rim_ocsp_targets(rim, trust)
         labelled += [(f"{role}-rim-L{4 - j}", cert, issuer) for j, (cert, issuer) in enumerate(targets)]
-    _check_ocsp_targets(labelled, ocsp, policy, now, checks)
+    _check_ocsp_targets(labelled, ocsp, policy, now, checks, cache)
 
     checks.reasons.extend(policy_reasons(report, arch, kind, policy))  # 7
 
@@ -799,6 +1072,8 @@ def evaluate_gpu_report(
     policy: NvidiaPolicy,
     trust: TrustStore,
     now: datetime,
+    *,
+    cache: NvidiaVerificationCache | None = None,
 ) -> Evaluation:
     """Parse the report (raw or hex) and the PEM chain, then :func:`evaluate_device`. Never raises for bad input."""
     try:
@@ -809,7 +1084,7 @@ def evaluate_gpu_report(
         chain = parse_device_chain(chain_pem)
     except KeywardError as e:
         return unverified(PLATFORM_NVIDIA, report_claims(report), e, trust)
-    return evaluate_device(report, chain, rims, ocsp, policy, trust, now)
+    return evaluate_device(report, chain, rims, ocsp, policy, trust, now, cache=cache)
 
 
 # ----------------------------------------------------------------------------------------------------------
