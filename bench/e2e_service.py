@@ -9,6 +9,11 @@ At the end every request is checked against the database: none lost, none pendin
     .venv/bin/python -m bench.e2e_service                     # 1 and 2 worker processes, 20 s each
     .venv/bin/python -m bench.e2e_service --quick             # 5 s each
     .venv/bin/python -m bench.e2e_service --workers 2 --concurrency 16 --seconds 30 --json
+    .venv/bin/python -m bench.e2e_service --workers 1 --gpus 0,8 --quick   # CPU only, then CPU + 8 simulated H100s
+
+With ``--gpus N`` each attestation also carries N simulated H100 reports (GPU ``i`` re-signed by its attestation key
+over ``gpu_nonce(nonce, thumbprint, i)``), each with its two RIMs and seven OCSP answers, decided in one composite
+decision.
 """
 
 from __future__ import annotations
@@ -34,8 +39,10 @@ from sqlalchemy.orm import Session
 
 from bench._harness import machine
 from verifier.db.models import Attestation, AttestationStatus, Lease
-from verifier.keywrap.enclave import expected_report_data, parse_enclave_jwk
+from verifier.keywrap.enclave import expected_report_data, gpu_nonce, parse_enclave_jwk
 from verifier.simulation.intel_pki import Evidence, QuoteOptions, default_pki
+from verifier.simulation.nvidia_options import GpuOptions
+from verifier.simulation.nvidia_pki import default_nvidia_pki
 from verifier.testing.databases import purge_keys, scratch_database
 from verifier.testing.demo_data import seed_demo
 from verifier.testing.devstack import DevStack, StackConfig
@@ -46,6 +53,7 @@ KEYS = 64  # enclave keys reused round-robin (key generation is the enclave's co
 
 @dataclass(frozen=True)
 class Result:
+    gpus: int
     workers: int
     api_workers: int
     concurrency: int
@@ -64,18 +72,31 @@ class Result:
 
 
 class Enclaves:
-    """Keys and a genuine template quote; each attestation re-binds the quote to (nonce, key)."""
+    """Keys and genuine template evidence (a quote, ``gpus`` GPU reports); each attestation re-binds them to (nonce,
+    key)."""
 
-    def __init__(self) -> None:
+    def __init__(self, gpus: int = 0) -> None:
         self.pki = default_pki()
         self.template: Evidence = self.pki.build(QuoteOptions())
         self.keys = [jwk.ECKey.generate_key("P-256", private=True).as_dict(private=False) for _ in range(KEYS)]
         self.parsed = [parse_enclave_jwk(k) for k in self.keys]
+        self.gpu_pki = default_nvidia_pki()
+        self.gpus = [self.gpu_pki.build(GpuOptions(device_index=i)) for i in range(gpus)]
+        self.gpu_items = [g.evidence_item(i, carry_collateral=True) for i, g in enumerate(self.gpus)]
 
     def request(self, i: int, nonce: str, model: str) -> dict[str, object]:
         k = i % KEYS
         raw_nonce = base64.urlsafe_b64decode(nonce + "=" * (-len(nonce) % 4))
         quote = self.pki.rebind(self.template, expected_report_data(raw_nonce, self.parsed[k]))
+        gpus = [
+            {
+                **item,
+                "evidence": base64.b64encode(
+                    self.gpu_pki.rebind(ev, gpu_nonce(raw_nonce, self.parsed[k].thumbprint, i))
+                ).decode(),
+            }
+            for i, (ev, item) in enumerate(zip(self.gpus, self.gpu_items, strict=True))
+        ]
         return {
             "nonce": nonce,
             "model": model,
@@ -86,7 +107,8 @@ class Enclaves:
                     "type": "intel-tdx",
                     "evidence": base64.b64encode(quote).decode(),
                     "collateral": self.template.collateral_json,
-                }
+                },
+                *gpus,
             ],
         }
 
@@ -138,9 +160,15 @@ def cpu_by_role(stack: DevStack) -> dict[str, float]:
 
 
 async def load(
-    base_url: str, licence: str, model: str, concurrency: int, seconds: float, probe: Callable[[], dict[str, float]]
+    base_url: str,
+    licence: str,
+    model: str,
+    concurrency: int,
+    seconds: float,
+    probe: Callable[[], dict[str, float]],
+    gpus: int = 0,
 ) -> tuple[list[float], int, dict[str, float]]:
-    enclaves = Enclaves()
+    enclaves = Enclaves(gpus)
     headers = {"Authorization": f"Bearer {licence}"}
     latencies: list[float] = []
     failed = 0
@@ -178,16 +206,16 @@ async def load(
     return latencies, failed, {role: after[role] - before[role] for role in after}
 
 
-def run(workers: int, api_workers: int, concurrency: int, seconds: float) -> Result:
+def run(workers: int, api_workers: int, concurrency: int, seconds: float, gpus: int = 0) -> Result:
     # This run's own broker keys: another benchmark or a test suite may share the Redis database.
     prefix = f"keyward-bench-{uuid.uuid4().hex[:12]}:"
     try:
-        return _run(workers, api_workers, concurrency, seconds, prefix)
+        return _run(workers, api_workers, concurrency, seconds, prefix, gpus)
     finally:
         purge_keys(BROKER, prefix)
 
 
-def _run(workers: int, api_workers: int, concurrency: int, seconds: float, prefix: str) -> Result:
+def _run(workers: int, api_workers: int, concurrency: int, seconds: float, prefix: str, gpus: int) -> Result:
     with scratch_database("keyward_bench") as url, tempfile.TemporaryDirectory(prefix="keyward-bench-") as tmp:
         config = StackConfig(
             workdir=Path(tmp),
@@ -204,7 +232,7 @@ def _run(workers: int, api_workers: int, concurrency: int, seconds: float, prefi
                 demo = seed_demo(http, stack.bootstrap_admin(), Path(tmp), seats=10**6)
             started = time.perf_counter()
             lat, failed, cpu = asyncio.run(
-                load(stack.base_url, demo.licence, demo.model, concurrency, seconds, lambda: cpu_by_role(stack))
+                load(stack.base_url, demo.licence, demo.model, concurrency, seconds, lambda: cpu_by_role(stack), gpus)
             )
             elapsed = time.perf_counter() - started - 1.0
         engine = create_engine(url)
@@ -215,6 +243,7 @@ def _run(workers: int, api_workers: int, concurrency: int, seconds: float, prefi
     accepted = by_status.pop(AttestationStatus.ACCEPTED, 0)
     q = statistics.quantiles(lat, n=100) if len(lat) >= 2 else [float("nan")] * 99
     return Result(
+        gpus=gpus,
         workers=workers,
         api_workers=api_workers,
         concurrency=concurrency,
@@ -233,11 +262,13 @@ def _run(workers: int, api_workers: int, concurrency: int, seconds: float, prefi
 
 
 def table(results: list[Result]) -> str:
-    head = "| worker procs | API workers | concurrent enclaves | attest+release/s | p50 ms | p95 ms | p99 ms | failed "
+    head = "| GPUs | worker procs | API workers | concurrent enclaves | attest+release/s | p50 ms | p95 ms | p99 ms "
+    head += "| failed "
     head += "| DB: accepted / other / leases | CPU ms per op: API / workers / PostgreSQL / load |\n"
-    head += "|---:|---:|---:|---:|---:|---:|---:|---:|---|---|\n"
+    head += "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|\n"
     rows = [
-        f"| {r.workers} | {r.api_workers} | {r.concurrency} | {r.ops_s:,.0f} | {r.p50_ms:.1f} | {r.p95_ms:.1f} "
+        f"| {r.gpus} | {r.workers} | {r.api_workers} | {r.concurrency} | {r.ops_s:,.0f} | {r.p50_ms:.1f} "
+        f"| {r.p95_ms:.1f} "
         f"| {r.p99_ms:.1f} | {r.failed} | {r.db_accepted} / {r.db_other} / {r.leases} "
         f"| {' / '.join(f'{r.cpu_ms_per_op[k]:.1f}' for k in ('api', 'workers', 'postgres', 'load'))} |"
         for r in results
@@ -252,10 +283,15 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=8, help="simulated enclaves attesting at once")
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--quick", action="store_true", help="5 s per row")
+    ap.add_argument("--gpus", default="0", help="simulated H100s per attestation, comma separated (one row each)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     seconds = 5.0 if args.quick else args.seconds
-    results = [run(int(w), args.api_workers, args.concurrency, seconds) for w in args.workers.split(",")]
+    results = [
+        run(int(w), args.api_workers, args.concurrency, seconds, int(g))
+        for g in args.gpus.split(",")
+        for w in args.workers.split(",")
+    ]
     info = machine(["fastapi", "uvicorn", "celery", "sqlalchemy", "psycopg"])
     if args.json:
         print(json.dumps({"machine": info, "results": [asdict(r) for r in results]}, indent=2))

@@ -968,6 +968,18 @@ class NvidiaPki:
 
     # -- building evidence ---------------------------------------------------------------------------------
 
+    def rebind(self, ev: NvidiaEvidence, nonce: bytes) -> bytes:
+        """``ev.report`` with its SPDM request nonce replaced and signed again by the GPU's attestation key: the
+        genuine report the GPU would give for a new nonce, in ~1 ms instead of a whole build (load generators).
+        Only for genuine evidence of this PKI (the report signature is all that covers the nonce)."""
+        if ev.defect is not None or len(nonce) != 32:
+            raise ValueError("rebind needs genuine evidence and a 32-byte nonce")
+        family = BLACKWELL if ev.options.architecture == "BLACKWELL" else HOPPER
+        signed = bytearray(ev.report[:-96])  # genuine reports end with their signature
+        signed[4:36] = nonce  # the request's Nonce (nvidia-gpu.md §2)
+        key = self.leaf_key(ev.options.device_index, ev.options.boot, family=family)
+        return sign_report(bytes(signed), key)
+
     def build(self, options: GpuOptions = _GENUINE, defect: Defect | None = None) -> NvidiaEvidence:
         """Build one GPU's report, chain, driver and VBIOS RIMs and OCSP responses, genuine unless ``defect`` is
         given (Hopper, or Blackwell with ``options.architecture``). Raises ValueError for impossible options or a

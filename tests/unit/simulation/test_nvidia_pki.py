@@ -497,3 +497,21 @@ def test_nvidia_pki_fwid_defect_needs_fwid() -> None:
 
 def test_nvidia_pki_options_are_frozen() -> None:
     assert {f.name for f in fields(GpuOptions)} >= {"device_index", "nonce", "driver_version", "vbios_version"}
+
+
+def test_rebind_signs_the_new_nonce_with_the_gpu_attestation_key() -> None:
+    pki = default_nvidia_pki()
+    ev = pki.build(GpuOptions(device_index=2))
+    report = parse_gpu_report(pki.rebind(ev, bytes(range(32))))
+    assert report.request.nonce == bytes(range(32))
+    leaf_key = ev.chain[0].public_key()
+    assert isinstance(leaf_key, ec.EllipticCurvePublicKey)
+    signature = encode_dss_signature(report.signature_r, report.signature_s)
+    leaf_key.verify(signature, report.signed, ec.ECDSA(hashes.SHA384()))
+    assert report.signed[36:] == parse_gpu_report(ev.report).signed[36:]  # only the nonce changed
+
+
+def test_rebind_refuses_defective_evidence() -> None:
+    pki = default_nvidia_pki()
+    with pytest.raises(ValueError, match="genuine"):
+        pki.rebind(pki.build(defect=Defect.WRONG_NONCE), bytes(32))
