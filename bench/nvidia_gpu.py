@@ -48,8 +48,8 @@ from verifier.trust.store import load_trust_store
 VECTORS = Path(__file__).resolve().parent.parent / "tests" / "vectors" / "nvidia"
 N1_REPORT, N1_CHAIN = VECTORS / "devices" / "N1-hopper.bin", VECTORS / "devices" / "N1-hopper.pem"
 N1_RIMS = (
-    VECTORS / "rims-verify" / "NV_GPU_DRIVER_GH100_550.90.07.xml",
-    VECTORS / "rims-verify" / "NV_GPU_VBIOS_1010_0200_882_96009F0001.xml",
+    VECTORS / "rim" / "NV_GPU_DRIVER_GH100_550.90.07.xml",
+    VECTORS / "rim" / "NV_GPU_VBIOS_1010_0200_882_96009F0001.xml",
 )
 N1_NOW = datetime(2025, 10, 24, 12, 0, 0, tzinfo=UTC)  # both N1 RIMs' signers valid (PROVENANCE-rim-ocsp.md)
 NONCE = bytes.fromhex("4cff7f5380ead8fad8ec2c531c110aca4302a88f603792801a8ca29ee151af2e")

@@ -33,8 +33,8 @@ from verifier.trust.store import (
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "nvidia"
 DEVICES = VECTORS / "devices"
-RIMS = VECTORS / "rims-verify"
-OCSP = VECTORS / "ocsp-verify"
+RIMS = VECTORS / "rim"
+OCSP = VECTORS / "ocsp"
 EXPECTED: dict[str, Any] = json.loads((DEVICES / "expected-verify.json").read_text())
 N1 = EXPECTED["N1"]
 S1 = EXPECTED["S1"]

@@ -1,7 +1,7 @@
 """NVIDIA collateral in the worker on the production path, against a real local HTTP server speaking the RIM
 service and OCSP API shapes (FakeVendorServices) and real PostgreSQL: Wanted rows -> ``fetch_and_store`` (the
 prefetch's and the refresh's fetch) -> cache rows -> the data a decision reads (``nvidia_rim``, ``nvidia_ocsp``).
-RIM and RIM-chain OCSP responses are real NVIDIA data (tests/vectors/nvidia/collateral/PROVENANCE.md)."""
+RIM and RIM-chain OCSP responses are real NVIDIA data (tests/vectors/nvidia/PROVENANCE-rim-ocsp.md)."""
 
 from __future__ import annotations
 
@@ -49,13 +49,13 @@ from verifier.worker.vendor_documents import (
     vendor_clients,
 )
 
-VECTORS = Path(__file__).resolve().parents[2] / "vectors" / "nvidia" / "collateral"
+VECTORS = Path(__file__).resolve().parents[2] / "vectors" / "nvidia"
 DRIVER_RIM_ID = "NV_GPU_DRIVER_GH100_550.90.07"
 VBIOS_RIM_ID = "NV_GPU_VBIOS_1010_0200_882_96009F0001"
-DRIVER_RIM = (VECTORS / f"{DRIVER_RIM_ID}.xml").read_bytes()
-VBIOS_RIM = (VECTORS / f"{VBIOS_RIM_ID}.xml").read_bytes()
+DRIVER_RIM = (VECTORS / "rim" / f"{DRIVER_RIM_ID}.xml").read_bytes()
+VBIOS_RIM = (VECTORS / "rim" / f"{VBIOS_RIM_ID}.xml").read_bytes()
 RIM_CHAIN_OCSP = [
-    (VECTORS / f"{name}.ocsp.der").read_bytes()
+    (VECTORS / "ocsp" / f"{name}.ocsp.der").read_bytes()
     for name in ("test_gpu_driver_rim_l4", "test_gpu_driver_rim_l3", "test_gpu_rim_l2")
 ]
 #: While the real RIM-chain responses were current (thisUpdate 2025-10-24T11:32:21Z, 24 h).

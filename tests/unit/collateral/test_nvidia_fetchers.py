@@ -1,6 +1,6 @@
 """NVIDIA collateral fetchers without a network: CertID cache keys and OCSP requests, a RIM's signing certificates
 read untrusted, the RIM service and OCSP clients against an in-process transport (httpx.MockTransport), and the
-cache rows' data helpers. Real NVIDIA data from tests/vectors/nvidia/collateral/ (see its PROVENANCE.md)."""
+cache rows' data helpers. Real NVIDIA data from tests/vectors/nvidia/rim/ and ocsp/ (see PROVENANCE-rim-ocsp.md)."""
 
 from __future__ import annotations
 
@@ -47,11 +47,11 @@ from verifier.errors import Code, KeywardError
 from verifier.trust.ocsp import cert_id_key
 from verifier.worker.vendor_documents import document_next_update
 
-VECTORS = Path(__file__).resolve().parents[2] / "vectors" / "nvidia" / "collateral"
+VECTORS = Path(__file__).resolve().parents[2] / "vectors" / "nvidia"
 DRIVER_RIM_ID = "NV_GPU_DRIVER_GH100_550.90.07"
-DRIVER_RIM = (VECTORS / f"{DRIVER_RIM_ID}.xml").read_bytes()
+DRIVER_RIM = (VECTORS / "rim" / f"{DRIVER_RIM_ID}.xml").read_bytes()
 REAL_OCSP = {
-    name: (VECTORS / f"{name}.ocsp.der").read_bytes()
+    name: (VECTORS / "ocsp" / f"{name}.ocsp.der").read_bytes()
     for name in ("test_gpu_driver_rim_l4", "test_gpu_driver_rim_l3", "test_gpu_rim_l2")
 }
 NOW = datetime(2026, 1, 15, 12, tzinfo=UTC)

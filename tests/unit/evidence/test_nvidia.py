@@ -36,8 +36,8 @@ N1: Final = (NVIDIA / "hopperAttestationReport.bin").read_bytes()
 N1_HEX: Final = (NVIDIA / "hopperAttestationReport.txt").read_bytes()
 N1_CHAIN: Final = (NVIDIA / "hopperCertChain.pem").read_bytes()
 S1_JSON: Final = (NVIDIA / "switch_evidence_ls10.json").read_bytes()
-REPORT_FILES: Final = {"N1": N1, "M2-gpu0": (NVIDIA / "h200-ppcie-gpu0.bin").read_bytes()}
-REPORT_FILES["M3-gpu0"] = (NVIDIA / "b200-mpt-gpu0.bin").read_bytes()
+REPORT_FILES: Final = {"N1": N1, "M2-gpu0": (NVIDIA / "devices" / "M2-ppcie-gpu0.bin").read_bytes()}
+REPORT_FILES["M3-gpu0"] = (NVIDIA / "devices" / "M3-blackwell-mpt-gpu0.bin").read_bytes()
 
 # ------------------------------------------------------------------------------------------------------------
 # Spec-offset helpers (nvidia-gpu.md §2), independent of the parser under test.

@@ -338,8 +338,8 @@ def _at(text: str) -> datetime:
 def _n1(cache: NvidiaVerificationCache | None, now: datetime, policy: NvidiaPolicy, trust: TrustStore) -> Evaluation:
     """N1 with its two real RIMs, and its seven real OCSP answers unless the policy does not require OCSP."""
     n1 = EXPECTED["N1"]
-    rims = tuple((VECTORS / "rims-verify" / n1[k]).read_bytes() for k in ("driver_rim", "vbios_rim"))
-    ocsp = tuple((VECTORS / "ocsp-verify" / f).read_bytes() for f in n1["ocsp"].values() if policy.require_ocsp)
+    rims = tuple((VECTORS / "rim" / n1[k]).read_bytes() for k in ("driver_rim", "vbios_rim"))
+    ocsp = tuple((VECTORS / "ocsp" / f).read_bytes() for f in n1["ocsp"].values() if policy.require_ocsp)
     return evaluate_gpu_report(
         (DEVICES / "N1-hopper.bin").read_bytes(),
         (DEVICES / "N1-hopper.pem").read_bytes(),

@@ -46,8 +46,8 @@ from verifier.trust.store import INTEL_SGX_ROOT, TrustStore, trust_store_from_ce
 
 VECTORS = Path(__file__).resolve().parents[2] / "vectors" / "nvidia"
 DEVICES = VECTORS / "devices"
-RIMS = VECTORS / "rims-verify"
-OCSP = VECTORS / "ocsp-verify"
+RIMS = VECTORS / "rim"
+OCSP = VECTORS / "ocsp"
 EXPECTED: dict[str, Any] = json.loads((DEVICES / "expected-verify.json").read_text())
 DEVICE_ROWS: list[dict[str, Any]] = EXPECTED["devices"]
 IDS = [f"{d['case']}-{d['name']}" for d in DEVICE_ROWS]

@@ -36,8 +36,8 @@ from verifier.simulation.nvidia_pki import (
 from verifier.trust.store import NVIDIA_DEVICE_ROOT, NVIDIA_RIM_ROOT
 
 VECTORS = Path(__file__).parents[2] / "vectors" / "nvidia"
-REAL_REPORT = VECTORS / "b200-mpt-gpu0.bin"
-REAL_CHAIN = VECTORS / "simulation" / "b200-mpt-gpu0.pem"
+REAL_REPORT = VECTORS / "devices" / "M3-blackwell-mpt-gpu0.bin"
+REAL_CHAIN = VECTORS / "devices" / "M3-blackwell-mpt-gpu0.pem"
 
 
 @functools.cache

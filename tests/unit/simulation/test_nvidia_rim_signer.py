@@ -29,7 +29,7 @@ from verifier.simulation.nvidia_rim_signer import (
     vbios_rim_id,
 )
 
-REAL_RIM = Path(__file__).parents[2] / "vectors" / "nvidia" / "simulation" / "NV_GPU_DRIVER_GH100_550.90.07.xml"
+REAL_RIM = Path(__file__).parents[2] / "vectors" / "nvidia" / "rim" / "NV_GPU_DRIVER_GH100_550.90.07.xml"
 DS = "{http://www.w3.org/2000/09/xmldsig#}"
 SWID = "{http://standards.iso.org/iso/19770/-2/2015/schema.xsd}"
 SHA384_NS = "{http://www.w3.org/2001/04/xmlenc#sha384}"

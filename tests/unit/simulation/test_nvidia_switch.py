@@ -40,7 +40,7 @@ from verifier.trust.store import NVIDIA_DEVICE_ROOT, NVIDIA_RIM_ROOT
 
 VECTORS = Path(__file__).parents[2] / "vectors" / "nvidia"
 S1 = VECTORS / "switch_evidence_ls10.json"
-REAL_RIM = VECTORS / "simulation" / "NV_SWITCH_BIOS_5612_0002_890_9610550001.xml"
+REAL_RIM = VECTORS / "rim" / "NV_SWITCH_BIOS_5612_0002_890_9610550001.xml"
 SWITCH_DEFECTS = [d for d in Defect if d not in NOT_FOR_SWITCHES]
 
 
