@@ -29,7 +29,11 @@ _S = settings(
 NVIDIA: Final = Path(__file__).resolve().parents[1] / "vectors" / "nvidia"
 REPORTS: Final = {
     p.name: p.read_bytes()
-    for p in (NVIDIA / "hopperAttestationReport.bin", NVIDIA / "devices" / "M2-ppcie-gpu0.bin", NVIDIA / "devices" / "M3-blackwell-mpt-gpu0.bin")
+    for p in (
+        NVIDIA / "hopperAttestationReport.bin",
+        NVIDIA / "devices" / "M2-ppcie-gpu0.bin",
+        NVIDIA / "devices" / "M3-blackwell-mpt-gpu0.bin",
+    )
 }
 CHAIN: Final = (NVIDIA / "hopperCertChain.pem").read_bytes()
 SERIALIZED: Final = (NVIDIA / "switch_evidence_ls10.json").read_bytes()
