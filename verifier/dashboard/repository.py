@@ -106,16 +106,6 @@ def live_counts(session: Session, now: datetime) -> tuple[int, int]:
     return int(deployments), int(leases)
 
 
-def decisions_by_status(session: Session, start: datetime, end: datetime) -> dict[str, int]:
-    """Decisions made in ``[start, end)`` by status (accepted, rejected), from the ``(decided_at, status)`` index."""
-    rows = session.execute(
-        select(Attestation.status, func.count())
-        .where(Attestation.decided_at >= start, Attestation.decided_at < end)
-        .group_by(Attestation.status)
-    ).all()
-    return {AttestationStatus(status).value: int(n) for status, n in rows}
-
-
 def _epoch_seconds(session: Session, column: Any) -> ColumnElement[int]:
     if session.get_bind().dialect.name == "sqlite":
         return extract("epoch", column)  # CAST(STRFTIME('%s', ...) AS INTEGER): whole seconds already
@@ -128,7 +118,7 @@ def decisions_by_bucket(
     """(bucket, status, count) of the decisions made in ``[start, end)``, bucket ``n`` holding those made
     ``[start + n * width, start + (n + 1) * width)``; empty buckets are absent."""
     offset = _epoch_seconds(session, Attestation.decided_at) - int(start.timestamp())
-    bucket = (offset / width_seconds).label("bucket")  # integer division: both operands are integers
+    bucket = (offset // width_seconds).label("bucket")  # offset >= 0: floor division is integer division
     rows = session.execute(
         select(bucket, Attestation.status, func.count())
         .where(Attestation.decided_at >= start, Attestation.decided_at < end)

@@ -205,9 +205,10 @@ def overview(
     today = _day_start(now)
     hour = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     live_deployments, live_leases = repository.live_counts(session, now)
-    by_status = repository.decisions_by_status(session, today, today + timedelta(days=1))
-    accepted = by_status.get(AttestationStatus.ACCEPTED.value, 0)
-    rejected = by_status.get(AttestationStatus.REJECTED.value, 0)
+    # The last 24 hours hold all of today up to the current hour's end: today's counts are their sum.
+    hourly = _buckets(session, hour - timedelta(hours=23), timedelta(hours=1), 24)
+    accepted = sum(b.accepted for b in hourly if b.start >= today)
+    rejected = sum(b.rejected for b in hourly if b.start >= today)
     return Overview(
         now=now,
         live_deployments=live_deployments,
@@ -215,7 +216,7 @@ def overview(
         accepted_today=accepted,
         rejected_today=rejected,
         rejection_rate=rejected / (accepted + rejected) if accepted + rejected else None,
-        hourly=_buckets(session, hour - timedelta(hours=23), timedelta(hours=1), 24),
+        hourly=hourly,
         daily=_buckets(session, today - timedelta(days=29), timedelta(days=1), 30),
         rejection_reasons=_top_reasons(session, now - reasons_window, now, top_reasons),
         tcb_statuses=tuple(
