@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -17,7 +18,7 @@ NOW = datetime(2031, 3, 10, 12, 30, tzinfo=UTC)
 TODAY = datetime(2031, 3, 10, tzinfo=UTC)
 
 
-def _world(session: Session) -> dict[str, object]:
+def _world(session: Session) -> dict[str, Any]:
     model = make_model(session)
     version = make_model_version(session, model)
     expiring = make_entitlement(session, model=model, seats=3, valid_until=NOW + timedelta(days=5))
