@@ -86,7 +86,7 @@ def test_migration_backfills_the_deployment_summary(config: Config) -> None:
         dep = conn.execute(select(meta.tables["deployments"])).mappings().one()
         attestations = meta.tables["attestations"]
         rows = conn.execute(select(attestations.c.id, attestations.c.reason_codes)).all()
-        codes: dict[uuid.UUID, str | None] = {ident: value for ident, value in rows}
+        codes: dict[uuid.UUID, str | None] = {row.id: row.reason_codes for row in rows}
     engine.dispose()
     assert (dep["lease_id"], dep["last_attestation_id"], dep["last_status"]) == (ids["l2"], ids["a3"], "rejected")
     assert dep["last_decided_at"] == T + timedelta(hours=3)
