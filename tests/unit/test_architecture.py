@@ -6,7 +6,8 @@ module under verifier/, function-local and ``TYPE_CHECKING`` ones included, rela
 * SQL is written only where it lives: SQLAlchemy's statement builders (``select``, ``insert``, ``func``, ``text``, a
   dialect's ``insert``, ...) are imported only by the repositories (``*/repository.py``), ``db``, the broker's SQL
   transport and the test harness. Naming ``Session`` or an exception elsewhere is fine.
-* What both use (``observability``, ``db``, ``wiring``, ``broker``) imports neither.
+* What both use (``observability``, ``db``, ``wiring``, ``broker``) imports neither, nor does the domain package
+  of the staff dashboard's reads (``dashboard``).
 * Nothing but the test harness itself imports ``verifier.testing`` (the simulated platform is ``verifier.simulation``).
 * The pure core (``evidence``, ``trust``, ``platforms``, ``appraisal``, ``keywrap`` and the collateral modules that
   only model and choose documents) imports no service package, no module doing I/O and no I/O library.
@@ -76,6 +77,8 @@ CONTRACTS = (
     Contract("db-below-services", ("verifier.db",), SERVICES),
     Contract("wiring-below-services", ("verifier.wiring",), SERVICES),
     Contract("broker-below-services", ("verifier.broker",), SERVICES),
+    # The staff dashboard's reads are a domain: the API's views call them, they never call the API or the worker.
+    Contract("dashboard-below-services", ("verifier.dashboard",), SERVICES),
     Contract("production-never-imports-the-test-harness", PRODUCTION, ("verifier.testing",)),
     Contract(
         "pure-core-no-services-no-io",

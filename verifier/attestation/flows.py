@@ -343,13 +343,41 @@ def record(
         "evaluations": [e.to_json() for e in evaluations],
     }
     att.simulated = any(e.simulated for e in evaluations) or ctx.trust.simulated
+    att.reason_codes = " ".join(sorted({r.code.value for r in reasons})) or None
     att.decided_at = now
     att.timings = {"decide_ms": round((time.perf_counter() - started) * 1000, 3)}
+    _note_deployment(session, att, lease, evaluations, now)
     entries = [_decision_entry(att, lease, reasons, superseded)]
     if lease is not None:
         entries.append(_lease_entry(att, lease))
         entries.extend(_superseded_entry(att, lease, i) for i in superseded)
     record_events(session, entries, at=now)  # flushes the attestation's changes with the events
+
+
+def _note_deployment(
+    session: Session, att: Attestation, lease: Lease | None, evaluations: Sequence[Evaluation], now: DecisionTime
+) -> None:
+    """The deployment's summary for the staff dashboard: an acceptance's lease, platforms, TCB status (the first
+    evaluation that has one: the CPU evidence's) and simulated flag; the last decision naming it, pass or fail."""
+    if lease is not None:
+        repository.note_accepted(
+            session,
+            deployment_id=lease.deployment_id,
+            lease_id=lease.id,
+            attestation_id=att.id,
+            platforms=",".join(sorted(set(att.platforms))) or None,
+            tcb_status=next((e.tcb_status for e in evaluations if e.tcb_status), None),
+            simulated=att.simulated,
+            now=now,
+        )
+    else:
+        repository.note_rejected(
+            session,
+            entitlement_id=att.entitlement_id,
+            deployment_name=att.deployment_name,
+            attestation_id=att.id,
+            now=now,
+        )
 
 
 def _write_lease(

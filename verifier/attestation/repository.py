@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Final, cast
 
-from sqlalchemy import CursorResult, Row, String, bindparam, delete, func, select, update
+from sqlalchemy import CursorResult, Row, String, bindparam, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -25,6 +25,7 @@ from verifier.db.models import (
     AppraisalPolicy,
     Attestation,
     AttestationStatus,
+    Deployment,
     Entitlement,
     Lease,
     LeaseStatus,
@@ -115,6 +116,80 @@ def licensed_version(
         params["version"] = version
     found = session.execute(_NAMED_VERSION if version else _NEWEST_VERSION, params).one_or_none()
     return None if found is None else (found[0], found[1], found[2], found[3])
+
+
+# -- the deployment summary a decision keeps (the staff dashboard reads it; built once) ---------------------------
+
+#: An acceptance (new lease or renewal), under the entitlement lock: its lease, platforms, TCB status, simulated
+#: flag, and the last decision. Parameters: deployment, lease, platforms, tcb, simulated, attestation, now.
+_NOTE_ACCEPTED = (
+    update(Deployment)
+    .where(Deployment.id == bindparam("deployment"))
+    .values(
+        lease_id=bindparam("lease"),
+        platforms=bindparam("platforms"),
+        tcb_status=bindparam("tcb"),
+        simulated=bindparam("simulated"),
+        last_attestation_id=bindparam("attestation"),
+        last_status=AttestationStatus.ACCEPTED.value,
+        last_decided_at=bindparam("now"),
+        last_attested_at=bindparam("now"),
+        first_attested_at=func.coalesce(Deployment.first_attested_at, bindparam("now")),
+    )
+    .execution_options(synchronize_session=False)
+)
+#: A rejection names its deployment only by (entitlement, name), and takes no lock: it never replaces a later
+#: decision that committed first. Parameters: entitlement, deployment_name, attestation, now.
+_NOTE_REJECTED = (
+    update(Deployment)
+    .where(
+        Deployment.entitlement_id == bindparam("entitlement"),
+        Deployment.name == bindparam("deployment_name"),
+        or_(Deployment.last_decided_at.is_(None), Deployment.last_decided_at <= bindparam("now")),
+    )
+    .values(
+        last_attestation_id=bindparam("attestation"),
+        last_status=AttestationStatus.REJECTED.value,
+        last_decided_at=bindparam("now"),
+    )
+    .execution_options(synchronize_session=False)
+)
+
+
+def note_accepted(
+    session: Session,
+    *,
+    deployment_id: uuid.UUID,
+    lease_id: uuid.UUID,
+    attestation_id: uuid.UUID,
+    platforms: str | None,
+    tcb_status: str | None,
+    simulated: bool,
+    now: datetime,
+) -> None:
+    """Write an acceptance into its deployment's summary (:data:`_NOTE_ACCEPTED`)."""
+    session.execute(
+        _NOTE_ACCEPTED,
+        {
+            "deployment": deployment_id,
+            "lease": lease_id,
+            "platforms": platforms,
+            "tcb": tcb_status,
+            "simulated": simulated,
+            "attestation": attestation_id,
+            "now": now,
+        },
+    )
+
+
+def note_rejected(
+    session: Session, *, entitlement_id: uuid.UUID, deployment_name: str, attestation_id: uuid.UUID, now: datetime
+) -> None:
+    """Write a rejection into the summary of the deployment it names, if there is one (:data:`_NOTE_REJECTED`)."""
+    session.execute(
+        _NOTE_REJECTED,
+        {"entitlement": entitlement_id, "deployment_name": deployment_name, "attestation": attestation_id, "now": now},
+    )
 
 
 def add_attestation(session: Session, att: Attestation) -> None:

@@ -26,6 +26,11 @@ class Attestation(Base):
         Index(None, "entitlement_id", "created_at"),
         Index(None, "status", "created_at"),
         Index(None, "decided_at"),  # billing usage by period
+        # The staff dashboard: a deployment's accepted attestations, every decision naming a deployment (a rejection
+        # has no deployment_id), and the overview's counts by period and outcome (read from the index alone).
+        Index("ix_attestations_deployment_decided", "deployment_id", "decided_at"),
+        Index("ix_attestations_named_decided", "entitlement_id", "deployment_name", "decided_at"),
+        Index("ix_attestations_decided_status", "decided_at", "status"),
     )
 
     id: Mapped[UuidPk]
@@ -42,6 +47,9 @@ class Attestation(Base):
     evidence: Mapped[list[dict[str, Any]]] = mapped_column(JSON)  # as received (base64 fields)
     claims: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     verdict: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # every reason, full detail (staff)
+    #: A rejection's distinct reason codes, sorted, space-separated (the dashboard counts rejections by reason
+    #: without reading ``verdict``); NULL for an acceptance.
+    reason_codes: Mapped[str | None] = mapped_column(Text)
     collateral: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     timings: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     simulated: Mapped[bool] = mapped_column(default=False)
@@ -64,6 +72,7 @@ class Lease(Base):
     __tablename__ = "leases"
     __table_args__ = (
         Index(None, "entitlement_id", "status"),
+        Index("ix_leases_deployment_issued", "deployment_id", "issued_at"),  # a deployment's leases (dashboard)
         Index(None, "expires_at"),  # lease expiry (beat) and billing usage by period
         Index(None, "issued_at"),
     )

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import JSON, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, UniqueConstraint, Uuid, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from verifier.db.base import Base, str_enum
@@ -38,13 +38,32 @@ class Entitlement(Base):
 
 
 class Deployment(Base):
-    """A customer-named deployment (one attested TEE, or a set of them sharing a name) under an entitlement."""
+    """A customer-named deployment (one attested TEE, or a set of them sharing a name) under an entitlement.
+
+    Beside its name it carries a summary the staff dashboard lists, filters and sorts by without reading the
+    attestations (:mod:`verifier.dashboard`), kept by the decision that records an attestation naming it
+    (:func:`verifier.attestation.flows.record`): ``first_attested_at`` / ``last_attested_at`` (accepted, new lease
+    or renewal), its newest lease, and the platforms, TCB status and simulated flag of its last acceptance; and the
+    last decision naming it, accepted or rejected. ``lease_id`` and ``last_attestation_id`` have no foreign key:
+    leases and attestations name the deployment, and a cycle would order every insert and delete.
+    """
 
     __tablename__ = "deployments"
-    __table_args__ = (UniqueConstraint("entitlement_id", "name"),)
+    __table_args__ = (
+        UniqueConstraint("entitlement_id", "name"),
+        Index("ix_deployments_last_attested", "last_attested_at", "id"),  # the dashboard's default order
+        Index("ix_deployments_name_id", "name", "id"),
+    )
 
     id: Mapped[UuidPk]
     entitlement_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("entitlements.id"))
     name: Mapped[str] = mapped_column(String(200))
     first_attested_at: Mapped[datetime | None]
     last_attested_at: Mapped[datetime | None]
+    lease_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)  # its newest lease
+    platforms: Mapped[str | None] = mapped_column(String(200))  # of its last acceptance: sorted, comma-separated
+    tcb_status: Mapped[str | None] = mapped_column(String(40))  # of its last acceptance (the CPU evidence's)
+    simulated: Mapped[bool] = mapped_column(default=False, server_default=false())  # its last acceptance was
+    last_attestation_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)  # the last decision naming it
+    last_status: Mapped[str | None] = mapped_column(String(16))  # that decision's AttestationStatus
+    last_decided_at: Mapped[datetime | None]
