@@ -214,7 +214,7 @@ class Code(StrEnum):
 
     # -- Staff accounts (the dashboard's users) ---------------------------------------------------------------
     STAFF_USERNAME_INVALID = "staff.username_invalid"
-    STAFF_PASSWORD_WEAK = "staff.password_weak"
+    STAFF_PASSWORD_WEAK = "staff.password_weak"  # noqa: S105 - an error code, not a password
 
     # -- Trust store, policy files, usage ---------------------------------------------------------------------
     TRUST_MANIFEST_INVALID = "trust.manifest_invalid"
