@@ -59,7 +59,8 @@ def delete_expired_sessions(
 
 
 def address_failures_since(session: Session, address: str, since: datetime) -> int:
-    query = select(func.count()).where(StaffLoginFailure.address == address, StaffLoginFailure.at >= since)
+    """Failures from ``address`` after ``since`` (one exactly ``since`` old is out of the window)."""
+    query = select(func.count()).where(StaffLoginFailure.address == address, StaffLoginFailure.at > since)
     return int(session.scalar(query) or 0)
 
 

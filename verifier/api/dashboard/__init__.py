@@ -4,7 +4,7 @@
 ``/dashboard``: its own error handling (every error is an HTML page, never JSON and never a traceback), its own
 security headers on every response (:class:`~verifier.api.dashboard.rendering.SecurityHeadersMiddleware`), its
 static files under ``/dashboard/static/``, and no OpenAPI document. Views are HTTP only; they call the same
-services as the admin API. A new page adds its router in :func:`create_dashboard` and its entry in
+services as the admin API. A new page adds its router to :data:`ROUTERS` and its entry in
 :mod:`verifier.api.dashboard.navigation`, and guards itself with :func:`~verifier.api.dashboard.deps.staff_user`.
 """
 
@@ -29,6 +29,9 @@ from verifier.errors import KeywardError
 from verifier.shipped import shipped_dir
 
 log = logging.getLogger(__name__)
+
+#: The dashboard's routers, in order: a new page adds its own here.
+ROUTERS: Final = (access.router,)
 
 TITLES: Final = {
     400: "Bad request",
@@ -89,5 +92,6 @@ def create_dashboard(settings: Settings | None = None) -> FastAPI:
 
     app.add_middleware(SecurityHeadersMiddleware, secure=secure)
     app.mount("/static", StaticFiles(directory=shipped_dir("web") / "static"), name="static")
-    app.include_router(access.router)
+    for router in ROUTERS:
+        app.include_router(router)
     return app
