@@ -36,7 +36,8 @@ SCREENSHOTS: Final = ROOT / "var" / "screenshots"
 #: script of the page runs; Playwright's init scripts are not subject to the page's CSP).
 _CSP_LISTENER: Final = """
 document.addEventListener("securitypolicyviolation", (e) => {
-  console.error(`CSP violation: ${e.violatedDirective} blocked ${e.blockedURI || "inline"} at ${e.sourceFile}:${e.lineNumber}`);
+  const where = `${e.sourceFile}:${e.lineNumber}`;
+  console.error(`CSP violation: ${e.violatedDirective} blocked ${e.blockedURI || "inline"} at ${where}`);
 });
 """
 

@@ -57,9 +57,7 @@ def test_browser_login_lands_on_the_dashboard(browser: Browser, served: str, adm
     watch.assert_clean()
 
 
-def test_browser_locked_out_login_shows_the_lockout_message(
-    browser: Browser, served: str, engine: Engine
-) -> None:
+def test_browser_locked_out_login_shows_the_lockout_message(browser: Browser, served: str, engine: Engine) -> None:
     login = create_staff(engine, StaffRole.VIEWER, prefix="locked")
     page, watch = open_page(browser)
     for i in range(MAX_FAILURES):
