@@ -6,7 +6,9 @@ over :data:`~verifier.limits.MAX_REQUEST_BODY_BYTES` is a 413 ``request.too_larg
 (:class:`BodySizeLimitMiddleware`); anything unexpected is a plain 500 without a traceback in the body.
 
 Every request passes :class:`~verifier.observability.middleware.RequestContextMiddleware` (request id, access log
-line, HTTP metrics); ``/healthz``, ``/readyz`` and ``/metrics`` come from :mod:`verifier.api.health`. Processes
+line, HTTP metrics); ``/healthz``, ``/readyz`` and ``/metrics`` come from :mod:`verifier.api.health`. The staff
+dashboard is an application of its own mounted at ``/dashboard`` (:mod:`verifier.api.dashboard`), whose errors are
+HTML pages. Processes
 start from :func:`create_server_app` (``uvicorn --factory verifier.app:create_server_app``), which also sets up
 logging; tests call :func:`create_app`, which leaves logging alone.
 """
@@ -144,6 +146,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse({"error": {**error, "actual": problems}}, status_code=400)
 
     from verifier.api import admin, billing, enclave, health  # noqa: PLC0415 - routers import services
+    from verifier.api.dashboard import create_dashboard  # noqa: PLC0415 - the dashboard's views import services
 
     app.add_middleware(BodySizeLimitMiddleware)  # inside the request context, so a 413 is logged and counted
     app.add_middleware(RequestContextMiddleware)
@@ -151,6 +154,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(enclave.router)
     app.include_router(admin.router)
     app.include_router(billing.router)
+    app.mount("/dashboard", create_dashboard(settings))  # HTML pages, their own error pages and headers
     return app
 
 

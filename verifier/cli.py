@@ -335,6 +335,7 @@ verify = verify_command(CLI_FAMILIES)
 main.add_command(verify)
 main.add_command(service_cli.db)
 main.add_command(service_cli.admin)
+main.add_command(service_cli.staff)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -19,7 +19,7 @@ from typing import Annotated, Final, Literal
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from pydantic import SecretStr, StringConstraints, model_validator
+from pydantic import PositiveInt, SecretStr, StringConstraints, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from verifier.clock import Clock, DecisionTime
@@ -154,6 +154,19 @@ class Settings(BaseSettings):
     heartbeat_interval_seconds: float = 10.0
     #: A heartbeat older than this is stale: /readyz and the worker healthcheck then fail.
     heartbeat_max_age_seconds: float = 30.0
+    #: Staff dashboard sessions end after this many seconds without a request (idle expiry) ...
+    staff_session_idle_seconds: PositiveInt = 1800
+    #: ... and this many seconds after sign-in whatever the activity (absolute expiry).
+    staff_session_max_seconds: PositiveInt = 43200
+    #: A staff account is locked for staff_lockout_seconds after this many failed sign-ins within
+    #: staff_login_failure_window_seconds.
+    staff_login_max_failures: PositiveInt = 5
+    staff_login_failure_window_seconds: PositiveInt = 900
+    staff_lockout_seconds: PositiveInt = 900
+    #: Sign-ins from one client address are refused for a while once it has this many failures within
+    #: staff_login_address_window_seconds, whichever usernames they named (a password spray).
+    staff_login_address_max_failures: PositiveInt = 30
+    staff_login_address_window_seconds: PositiveInt = 900
 
     def development_secrets_in_use(self) -> tuple[str, ...]:
         """The secret settings that hold a public development value (the defaults, or those values set again)."""

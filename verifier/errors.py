@@ -210,6 +210,11 @@ class Code(StrEnum):
     AUTH_INVALID = "auth.invalid"
     AUTH_FORBIDDEN = "auth.forbidden"
     AUTH_CUSTOMER_SUSPENDED = "auth.customer_suspended"  # a licence key of a suspended customer (403)
+    AUTH_CSRF_INVALID = "auth.csrf_invalid"  # a dashboard form without its session's CSRF token (403)
+
+    # -- Staff accounts (the dashboard's users) ---------------------------------------------------------------
+    STAFF_USERNAME_INVALID = "staff.username_invalid"
+    STAFF_PASSWORD_WEAK = "staff.password_weak"  # noqa: S105 - an error code, not a password
 
     # -- Trust store, policy files, usage ---------------------------------------------------------------------
     TRUST_MANIFEST_INVALID = "trust.manifest_invalid"
@@ -801,6 +806,8 @@ _CODES_BY_CLASS: Final[Mapping[type[KeywardError], tuple[Code, ...]]] = {
         _C.REQUEST_INVALID,
         _C.BILLING_QUERY_INVALID,
         _C.BILLING_CURSOR_INVALID,
+        _C.STAFF_USERNAME_INVALID,
+        _C.STAFF_PASSWORD_WEAK,
     ),
     RequestTooLarge: (_C.REQUEST_TOO_LARGE,),
     NotFound: (
@@ -820,6 +827,7 @@ _CODES_BY_CLASS: Final[Mapping[type[KeywardError], tuple[Code, ...]]] = {
     Forbidden: (
         _C.AUTH_FORBIDDEN,
         _C.AUTH_CUSTOMER_SUSPENDED,
+        _C.AUTH_CSRF_INVALID,
     ),
     EarInvalid: (_C.EAR_INVALID,),
     EarKeyUnknown: (_C.EAR_KEY_UNKNOWN,),

@@ -41,6 +41,11 @@ class AuditTag(StrEnum):
     ENTITLEMENT_STATUS_CHANGED = "admin:entitlement:status_changed"
     CUSTOMER_STATUS_CHANGED = "admin:customer:status_changed"
     CREDENTIAL_REVOKED = "admin:credential:revoked"
+    STAFF_CREATED = "cli:staff:created"
+    STAFF_LOGIN_SUCCEEDED = "dashboard:staff:login_succeeded"
+    STAFF_LOGIN_FAILED = "dashboard:staff:login_failed"
+    STAFF_LOCKED_OUT = "dashboard:staff:locked_out"
+    STAFF_LOGGED_OUT = "dashboard:staff:logged_out"
 
 
 def _digest(

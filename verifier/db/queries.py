@@ -15,12 +15,18 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from verifier.errors import Code, Conflict, NotFound
 
 _T = TypeVar("_T")
+
+#: What SQLAlchemy raises when the database cannot be reached or answer right now (down, restarting, the pool
+#: exhausted): the API and the dashboard answer these with a retryable 503 (named here so that neither imports
+#: SQLAlchemy for it).
+DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (OperationalError, InterfaceError, SQLAlchemyTimeoutError)
 
 
 def get_or_404(

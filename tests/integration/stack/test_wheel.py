@@ -190,3 +190,13 @@ def test_wheel_beat_writes_heartbeats(service: Service) -> None:
             break
         time.sleep(0.5)
     assert probe.returncode == 0, service.log("beat")
+
+
+def test_wheel_serves_the_dashboard(service: Service) -> None:
+    """web/ ships in the wheel: the sign-in page renders from its templates and its stylesheet is served."""
+    base_url = f"http://127.0.0.1:{service.port}/dashboard"
+    login = httpx.get(f"{base_url}/login", timeout=10.0)
+    assert login.status_code == 200, login.text
+    assert 'name="csrf_token"' in login.text
+    css = httpx.get(f"{base_url}/static/dashboard.css", timeout=10.0)
+    assert (css.status_code, css.headers["content-type"].split(";")[0]) == (200, "text/css")

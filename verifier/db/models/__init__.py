@@ -6,6 +6,7 @@ from verifier.db.models.catalog import AppraisalPolicy, Model, ModelKey, ModelVe
 from verifier.db.models.collateral import CachedCollateral
 from verifier.db.models.licensing import Deployment, Entitlement, EntitlementStatus
 from verifier.db.models.ops import WorkerHeartbeat
+from verifier.db.models.staff import StaffLoginFailure, StaffRole, StaffSession, StaffStatus, StaffUser
 from verifier.db.models.tenancy import ApiCredential, CredentialKind, Customer, CustomerStatus
 
 __all__ = [
@@ -28,6 +29,11 @@ __all__ = [
     "ModelVersion",
     "RecordStatus",
     "ReferenceValueSet",
+    "StaffLoginFailure",
+    "StaffRole",
+    "StaffSession",
+    "StaffStatus",
+    "StaffUser",
     "UsedNonce",
     "WorkerHeartbeat",
 ]
