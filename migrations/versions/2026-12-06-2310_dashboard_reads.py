@@ -11,7 +11,7 @@ decision once (the rejections' verdicts, and each deployment's newest acceptance
 
 Revision ID: b15dash00001
 Revises: 7c3f9e2a1b64
-Create Date: 2026-12-20 09:00:00.000000
+Create Date: 2026-12-06 23:10:00.000000
 """
 
 import json

@@ -4,8 +4,8 @@ Staff accounts are separate from API credentials: an Argon2id password hash and 
 sessions stored by the SHA-256 of their cookie token, and failed sign-ins per client address for the throttle.
 
 Revision ID: a15staff0001
-Revises: 7c3f9e2a1b64
-Create Date: 2026-12-20 10:00:00.000000
+Revises: b15dash00001
+Create Date: 2026-12-06 23:20:00.000000
 """
 
 from collections.abc import Sequence
@@ -15,7 +15,7 @@ from alembic import op
 
 
 revision: str = 'a15staff0001'
-down_revision: str | None = '7c3f9e2a1b64'
+down_revision: str | None = 'b15dash00001'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
