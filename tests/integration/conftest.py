@@ -7,23 +7,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session
 
-from verifier.testing.databases import scratch_database
+from tests.support.databases import migrated_database
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
-    with scratch_database("keyward_test") as url:
-        cfg = Config(str(ROOT / "alembic.ini"))
-        cfg.set_main_option("script_location", str(ROOT / "migrations"))
-        cfg.set_main_option("sqlalchemy.url", url)
-        command.upgrade(cfg, "head")
+    with migrated_database("keyward_test") as url:
         yield url
 
 

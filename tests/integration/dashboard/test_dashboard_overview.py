@@ -1,20 +1,35 @@
-"""The overview on PostgreSQL, on a known world dated years away from every other test's rows (counts over the
-fleet are compared before and after the world is added)."""
+"""The overview on PostgreSQL, on a known world in a database of its own: the overview counts the whole fleet, and
+other tests (real workers among them) commit rows to the shared test database."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session
 
 from tests.integration.dashboard.world import make_attestation, make_deployment
+from tests.support.databases import migrated_database
 from tests.support.factories import make_entitlement, make_lease, make_model, make_model_version
 from verifier.dashboard.service import Bucket, Count, overview
 from verifier.db.models import CachedCollateral, LeaseStatus
 
 NOW = datetime(2031, 3, 10, 12, 30, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[Engine]:
+    """This module's own database (the ``session`` fixture runs on it)."""
+    with migrated_database("keyward_overview") as url:
+        eng = create_engine(url)
+        yield eng
+        eng.dispose()
+
+
 TODAY = datetime(2031, 3, 10, tzinfo=UTC)
 
 
