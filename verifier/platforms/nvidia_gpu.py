@@ -29,14 +29,13 @@ arguments; the worker fetches them (RIM ids from :func:`rim_ids`, OCSP targets f
 from __future__ import annotations
 
 import functools
-import hashlib
 import hmac
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from threading import Lock
-from typing import Final, Literal
+from typing import Final, Literal, NamedTuple
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -49,15 +48,14 @@ from cryptography.x509.oid import ExtensionOID, NameOID
 
 from verifier import limits
 from verifier.appraisal.nvidia import (
-    MeasurementResult,
+    MeasurementPlan,
     NvidiaPolicy,
-    compare_measurements,
+    appraise_measurements,
     conflict_reasons,
     fwid_required,
-    index_conflicts,
     is_driver_version,
     is_vbios_version,
-    measurement_reasons,
+    measurement_plan,
     msr35_skipped,
     policy_reasons,
 )
@@ -72,7 +70,7 @@ from verifier.platforms.evaluation import Evaluation, unverified
 from verifier.trust import der
 from verifier.trust.chains import ContentCache
 from verifier.trust.nvidia_rim import VerifiedRim, verify_rim
-from verifier.trust.ocsp import OcspPolicy, OcspResult, cert_id_key, check_ocsp
+from verifier.trust.ocsp import OcspPolicy, OcspResult, OcspStatus, cert_id_key, check_ocsp
 from verifier.trust.store import NVIDIA_DEVICE_ROOT, NVIDIA_RIM_ROOT, TrustStore
 
 PLATFORM_NVIDIA: Final = "nvidia-gpu"
@@ -131,7 +129,11 @@ def architecture(report: GpuReport, chain: Sequence[x509.Certificate] | None) ->
     """``HOPPER`` / ``BLACKWELL`` (from the signed GPU_INFO, else the leaf CN) or ``LS10`` (NVSwitch). When both
     the report and the chain say, they must agree (``nvidia.chain.untrusted``); neither knowing raises
     ``nvidia.report.unsupported``."""
-    from_chain = _leaf_architecture(chain)
+    return _architecture(report, _leaf_architecture(chain))
+
+
+def _architecture(report: GpuReport, from_chain: str | None) -> str:
+    """:func:`architecture` with the leaf's (:func:`_leaf_architecture`) already read."""
     if device_kind(report) == "switch":
         from_report: str | None = "LS10"
     else:
@@ -685,61 +687,96 @@ def _match_responses(
     return found
 
 
-def _check_ocsp_targets(
-    labelled: Sequence[tuple[str, x509.Certificate, x509.Certificate]],
+class _OcspTarget(NamedTuple):
+    """One OCSP check of an evaluation: the level's label, the certificate and its issuer, the response that
+    answers it (None: none does). ``subject``: the certificate's RFC 4514 subject where the entry needs it without a
+    verified response (missing), else None."""
+
+    level: str
+    cert: x509.Certificate
+    issuer: x509.Certificate
+    response: bytes | None
+    subject: str | None
+    cache_key: tuple[bytes, bytes, bytes] | None = None  # response, cert and issuer DER: the cache's OCSP key
+
+
+def _ocsp_targets(
+    shape: _ChainShape,
+    chosen: Mapping[Role, VerifiedRim],
     ocsp: Sequence[bytes] | Mapping[str, bytes],
+    trust: TrustStore,
+    cache: NvidiaVerificationCache | None = None,
+) -> tuple[_OcspTarget, ...]:
+    """Step 6's targets: device certs 1..3 (issuer of cert 3: the pinned root), then each chosen RIM's signing
+    chain, each with its response."""
+    labelled: list[tuple[str, x509.Certificate, x509.Certificate]] = []
+    if shape.path is not None:
+        path = shape.path
+        labelled += [(f"device-L{CHAIN_LENGTH - i}", path[i], path[i + 1]) for i in range(1, CHAIN_LENGTH - 1)]
+    for role, rim in chosen.items():
+        targets = rim_ocsp_targets(rim, trust)
+        labelled += [(f"{role}-rim-L{4 - j}", cert, issuer) for j, (cert, issuer) in enumerate(targets)]
+    responses = _responses_by_target([(c, i) for _, c, i in labelled], ocsp, cache)
+    return tuple(
+        _OcspTarget(
+            level,
+            cert,
+            issuer,
+            response,
+            cert.subject.rfc4514_string() if response is None else None,
+        )
+        for (level, cert, issuer), response in zip(labelled, responses, strict=True)
+    )
+
+
+def _check_ocsp_targets(
+    targets: Sequence[_OcspTarget],
     policy: NvidiaPolicy,
     now: datetime,
     checks: _Checks,
     cache: NvidiaVerificationCache | None = None,
 ) -> None:
-    """Step 6: every target's response verified, its status judged; "skipped" only when none is required or given."""
-    if not ocsp and not policy.require_ocsp:
-        checks.claims["ocsp"] = "skipped"
-        return
-    responses = _responses_by_target([(c, i) for _, c, i in labelled], ocsp, cache)
+    """Step 6: every target's response verified, its status judged."""
     entries: list[dict[str, object]] = []
-    for (level, cert, issuer), response in zip(labelled, responses, strict=True):
-        entry: dict[str, object] = {"level": level, "subject": None}  # filled below (RFC 4514 costs)
+    for level, cert, issuer, response, known_subject, key in targets:
         if response is None:
-            subject = cert.subject.rfc4514_string()
-            entry.update(subject=subject, status="missing")
+            entries.append({"level": level, "subject": known_subject, "status": "missing"})
             if policy.require_ocsp:
-                checks.fail(Code.NVIDIA_OCSP_MISSING, f"no OCSP response for {level} ({subject})")
-            entries.append(entry)
+                checks.fail(Code.NVIDIA_OCSP_MISSING, f"no OCSP response for {level} ({known_subject})")
             continue
         try:
-            result: OcspResult = (
-                check_ocsp(response, cert, issuer, now, policy.ocsp)
-                if cache is None
-                else cache.check_ocsp(response, cert, issuer, now, policy.ocsp)
-            )
+            if cache is None or key is None:
+                result = check_ocsp(response, cert, issuer, now, policy.ocsp)
+                status, age = result.status, result.age_seconds
+            else:
+                result, status, age = cache.ocsp_status(key, cert, issuer, now, policy.ocsp)
         except KeywardError as e:
             checks.error(e, f"OCSP {level}: ")
-            entry.update(subject=cert.subject.rfc4514_string(), status="invalid")
-            entries.append(entry)
+            entries.append({"level": level, "subject": cert.subject.rfc4514_string(), "status": "invalid"})
             continue
         subject = result.subject  # cert.subject.rfc4514_string()
-        entry.update(
-            subject=subject,
-            status=result.status,
-            revocation_reason=result.revocation_reason,
-            age_seconds=result.age_seconds,
-            responder=result.responder,
-            next_update=None if result.next_update is None else _utc_text(result.next_update),
+        entries.append(
+            {
+                "level": level,
+                "subject": subject,
+                "status": status,
+                "revocation_reason": result.revocation_reason,
+                "age_seconds": age,
+                "responder": result.responder,
+                "next_update": None if result.next_update is None else _utc_text(result.next_update),
+            }
         )
-        if result.status == "revoked":
+        if status == "revoked":
             checks.fail(
                 Code.NVIDIA_OCSP_REVOKED,
                 f"{level} ({subject}) is revoked",
                 "good",
                 result.revocation_reason or "revoked",
             )
-        elif result.status == "unknown":
+        elif status == "unknown":
             checks.fail(
                 Code.NVIDIA_OCSP_UNKNOWN, f"the OCSP responder does not know {level} ({subject})", "good", "unknown"
             )
-        entries.append(entry)
     checks.claims["ocsp"] = entries
 
 
@@ -749,10 +786,24 @@ def _check_ocsp_targets(
 
 @dataclass(frozen=True, slots=True)
 class _DeviceChain:
-    """A device chain's certificates, loaded, and its shape under one trust store (step 1 but the dates)."""
+    """A device chain's certificates, loaded, its shape under one trust store (step 1 but the dates), and what the
+    claims read from it: the leaf's architecture (its CN), ``ueid`` (leaf serial) and ``hwmodel`` (CN of cert 1)."""
 
     certs: tuple[x509.Certificate, ...]
     shape: _ChainShape
+    leaf_architecture: str | None
+    ueid: str | None
+    hwmodel: str | None
+
+
+def _device_chain(certs: tuple[x509.Certificate, ...], trust: TrustStore) -> _DeviceChain:
+    return _DeviceChain(
+        certs,
+        _chain_shape(certs, trust),
+        _leaf_architecture(certs),
+        str(certs[0].serial_number) if certs else None,
+        _cn(certs[1].subject) if len(certs) > 1 else None,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -820,6 +871,8 @@ class NvidiaVerificationCache:
         self.rims: ContentCache[_CachedRim] = ContentCache(max_entries)
         self.ocsp: ContentCache[_CachedOcsp] = ContentCache(max_entries)
         self.matches: ContentCache[tuple[int | None, ...]] = ContentCache(max_entries)
+        self.plans: ContentCache[MeasurementPlan] = ContentCache(max_entries)
+        self.targets: ContentCache[tuple[_OcspTarget, ...]] = ContentCache(max_entries)
         #: DER of certificate objects the entries above hold, by identity (each entry keeps its certificate alive,
         #: so no other object can have its id while it is there): re-encoding costs more than a verification step.
         self._ders: OrderedDict[int, tuple[x509.Certificate, bytes]] = OrderedDict()
@@ -841,11 +894,9 @@ class NvidiaVerificationCache:
     def chain(self, chain_der: Sequence[bytes], trust: TrustStore) -> _DeviceChain:
         """The loaded chain and its shape (raises ``nvidia.chain.malformed`` like :func:`_load_chain`)."""
 
-        def compute() -> _DeviceChain:
-            certs = _load_chain(chain_der)
-            return _DeviceChain(certs, _chain_shape(certs, trust))
-
-        return self.chains.get_or_compute((trust.fingerprint, *chain_der), compute)
+        return self.chains.get_or_compute(
+            (trust.fingerprint, *chain_der), lambda: _device_chain(_load_chain(chain_der), trust)
+        )
 
     def leaf_key(self, leaf_der: bytes, leaf: x509.Certificate) -> ec.EllipticCurvePublicKey | None:
         return self.leaf_keys.get_or_compute((leaf_der,), lambda: (_p384_key(leaf),))[0]
@@ -863,7 +914,8 @@ class NvidiaVerificationCache:
                 rim, max(c.not_valid_before_utc for c in certs), min(c.not_valid_after_utc for c in certs)
             )
 
-        cached = self.rims.get_or_compute((trust.fingerprint, hashlib.sha256(xml).digest()), compute)
+        # Keyed by the bytes themselves (a bytes object hashes once in its life; equal keys compare in full).
+        cached = self.rims.get_or_compute((trust.fingerprint, xml if type(xml) is bytes else bytes(xml)), compute)
         if _within((cached.not_before, cached.not_after), now):
             return cached.rim
         return verify_rim(xml, trust, now)  # outside the window: the uncached check says exactly why
@@ -872,26 +924,7 @@ class NvidiaVerificationCache:
         self, response: bytes, cert: x509.Certificate, issuer: x509.Certificate, now: datetime, policy: OcspPolicy
     ) -> OcspResult:
         """:func:`check_ocsp` (without a nonce), the response's signature and responder verified once."""
-
-        def compute() -> _CachedOcsp:
-            result = check_ocsp(response, cert, issuer, now, policy)
-            carried = tuple(
-                (c.not_valid_before_utc, c.not_valid_after_utc)
-                for c in x509_ocsp.load_der_ocsp_response(response).certificates
-            )
-            return _CachedOcsp(
-                result, carried, tuple(_within(w, now) for w in carried), result.revocation_time is not None
-            )
-
-        cached = self.ocsp.get_or_compute((response, self.der(cert), self.der(issuer)), compute)
-        same_responder = all(_within(w, now) == v for w, v in zip(cached.carried, cached.carried_valid, strict=True))
-        if not same_responder or not _ocsp_fresh(cached.result, now, policy):
-            return check_ocsp(response, cert, issuer, now, policy)  # the uncached check says exactly why
-        r = cached.result
-        status = r.status
-        if cached.revoked:
-            hold = r.revocation_reason == x509.ReasonFlags.certificate_hold.name
-            status = "good" if hold and policy.allow_hold else "revoked"
+        r, status, age = self.ocsp_status((response, self.der(cert), self.der(issuer)), cert, issuer, now, policy)
         return OcspResult(
             subject=r.subject,
             serial=r.serial,
@@ -903,8 +936,89 @@ class NvidiaVerificationCache:
             produced_at=r.produced_at,
             responder=r.responder,
             nonce_matches=r.nonce_matches,
-            age_seconds=int((now - r.this_update).total_seconds()),
+            age_seconds=age,
         )
+
+    def ocsp_status(
+        self,
+        key: tuple[bytes, bytes, bytes],
+        cert: x509.Certificate,
+        issuer: x509.Certificate,
+        now: datetime,
+        policy: OcspPolicy,
+    ) -> tuple[OcspResult, OcspStatus, int]:
+        """:meth:`check_ocsp` as ``(result, status, age_seconds)``: ``status`` and ``age_seconds`` are the answer's
+        at ``now`` under ``policy``; take every other field from ``result`` (whose own status and age may be those
+        of the time it was stored). ``key``: (response, certificate DER, issuer DER)."""
+        response = key[0]
+
+        def compute() -> _CachedOcsp:
+            result = check_ocsp(response, cert, issuer, now, policy)
+            carried = tuple(
+                (c.not_valid_before_utc, c.not_valid_after_utc)
+                for c in x509_ocsp.load_der_ocsp_response(response).certificates
+            )
+            return _CachedOcsp(
+                result, carried, tuple(_within(w, now) for w in carried), result.revocation_time is not None
+            )
+
+        cached = self.ocsp.get_or_compute(key, compute)
+        same_responder = all(_within(w, now) == v for w, v in zip(cached.carried, cached.carried_valid, strict=True))
+        if not same_responder or not _ocsp_fresh(cached.result, now, policy):
+            result = check_ocsp(response, cert, issuer, now, policy)  # the uncached check says exactly why
+            return result, result.status, result.age_seconds
+        r = cached.result
+        status = r.status
+        if cached.revoked:
+            hold = r.revocation_reason == x509.ReasonFlags.certificate_hold.name
+            status = "good" if hold and policy.allow_hold else "revoked"
+        return r, status, int((now - r.this_update).total_seconds())
+
+    def measurement_plan(self, driver_rim: VerifiedRim | None, vbios_rim: VerifiedRim | None) -> MeasurementPlan:
+        """:func:`~verifier.appraisal.nvidia.measurement_plan`, once per pair of RIMs (keyed by their SHA-256: the
+        plan is read from the RIM bytes alone)."""
+        key = (
+            b"" if driver_rim is None else driver_rim.sha256.encode(),
+            b"" if vbios_rim is None else vbios_rim.sha256.encode(),
+        )
+        return self.plans.get_or_compute(key, lambda: measurement_plan(driver_rim, vbios_rim))
+
+    def ocsp_targets(
+        self,
+        shape: _ChainShape,
+        chain_der: Sequence[bytes],
+        chosen: Mapping[Role, VerifiedRim],
+        ocsp: Sequence[bytes] | Mapping[str, bytes],
+        trust: TrustStore,
+    ) -> tuple[_OcspTarget, ...]:
+        """:func:`_ocsp_targets` with each target's cache key, memoised by what decides them: the trust store, device
+        certs 1..3 (with the pinned root they are the device targets; ``shape`` is theirs), each chosen RIM's role
+        and SHA-256 (its signing chain), and the supplied responses (and their keys)."""
+        if isinstance(ocsp, Mapping):
+            items = sorted(ocsp.items())
+            names, responses = [k.encode() for k, _ in items], [r for _, r in items]
+        else:
+            names, responses = [], list(ocsp)
+        device = () if shape.path is None else chain_der[1 : CHAIN_LENGTH - 1]
+        rims = [part for role, rim in chosen.items() for part in (role.encode(), rim.sha256.encode())]
+        key = (
+            trust.fingerprint,
+            b"-" if shape.path is None else b"+",  # then 0 or 3 device certificates
+            *device,
+            b"%d" % len(rims),
+            *rims,
+            b"%d" % len(names),
+            *names,
+            *responses,
+        )
+
+        def compute() -> tuple[_OcspTarget, ...]:
+            return tuple(
+                t if t.response is None else t._replace(cache_key=(t.response, self.der(t.cert), self.der(t.issuer)))
+                for t in _ocsp_targets(shape, chosen, ocsp, trust)
+            )
+
+        return self.targets.get_or_compute(key, compute)
 
     def responses_by_target(
         self, targets: Sequence[tuple[x509.Certificate, x509.Certificate]], ocsp: Sequence[bytes] | Mapping[str, bytes]
@@ -984,19 +1098,16 @@ def evaluate_device(
         trust.root(NVIDIA_DEVICE_ROOT)
         trust.root(NVIDIA_RIM_ROOT)
         kind = device_kind(report)
-        chain = None if cache is None else cache.chain(chain_der, trust)
-        certs = _load_chain(chain_der) if chain is None else chain.certs
+        chain = _device_chain(_load_chain(chain_der), trust) if cache is None else cache.chain(chain_der, trust)
+        certs = chain.certs
         if not certs:
             raise EvidenceMalformed(Code.NVIDIA_CHAIN_MALFORMED, "no device certificate")
-        arch = architecture(report, certs)
+        arch = _architecture(report, chain.leaf_architecture)
     except KeywardError as e:
         return unverified(PLATFORM_NVIDIA, claims, e, trust)
-    claims.update(device_kind=kind, architecture=arch)
-    if certs:
-        claims["ueid"] = str(certs[0].serial_number)
-        claims["hwmodel"] = _cn(certs[1].subject) if len(certs) > 1 else None
+    claims.update(device_kind=kind, architecture=arch, ueid=chain.ueid, hwmodel=chain.hwmodel)
 
-    shape = _chain_shape(certs, trust) if chain is None else chain.shape
+    shape = chain.shape
     chain_ok = _check_chain(shape, now, checks)  # 1
     fwid_ok = _check_fwid(report, certs[0], arch, policy, checks, None if cache is None else (cache, chain_der[0]))  # 2
     claims["fwid_match"] = fwid_ok
@@ -1023,27 +1134,32 @@ def evaluate_device(
     chosen = _select_rims(report, kind, arch, rims, policy, trust, now, checks, cache)  # 5
     driver_rim = chosen.get("driver")
     firmware_rim = chosen.get("bios" if kind == "switch" else "vbios")
-    conflicts = index_conflicts(driver_rim, firmware_rim)
+    plan = (
+        measurement_plan(driver_rim, firmware_rim)
+        if cache is None
+        else cache.measurement_plan(driver_rim, firmware_rim)
+    )
+    conflicts = plan.conflicts
     checks.reasons.extend(conflict_reasons(conflicts))
-    results: tuple[MeasurementResult, ...] = compare_measurements(report, driver_rim, firmware_rim)
-    mismatches = measurement_reasons(results)
+    measured, mismatches = appraise_measurements(report, plan)
     checks.reasons.extend(mismatches)
     complete = firmware_rim is not None and (kind == "switch" or driver_rim is not None)
     claims["measres"] = "unavailable" if not complete else ("fail" if mismatches or conflicts else "success")
     claims["msr35_skipped"] = msr35_skipped(report)
     claims["index_conflicts"] = list(conflicts)
-    claims["measurements"] = [r.to_json() for r in results]
+    claims["measurements"] = measured
     if driver_rim is not None:
         claims["oemid"] = driver_rim.firmware_manufacturer_id
 
-    labelled: list[tuple[str, x509.Certificate, x509.Certificate]] = []  # 6
-    if shape.path is not None:
-        path = shape.path
-        labelled += [(f"device-L{CHAIN_LENGTH - i}", path[i], path[i + 1]) for i in range(1, CHAIN_LENGTH - 1)]
-    for role, rim in chosen.items():
-        targets = rim_ocsp_targets(rim, trust)
-        labelled += [(f"{role}-rim-L{4 - j}", cert, issuer) for j, (cert, issuer) in enumerate(targets)]
-    _check_ocsp_targets(labelled, ocsp, policy, now, checks, cache)
+    if not ocsp and not policy.require_ocsp:  # 6
+        claims["ocsp"] = "skipped"
+    else:
+        targets = (
+            _ocsp_targets(shape, chosen, ocsp, trust)
+            if cache is None
+            else cache.ocsp_targets(shape, chain_der, chosen, ocsp, trust)
+        )
+        _check_ocsp_targets(targets, policy, now, checks, cache)
 
     checks.reasons.extend(policy_reasons(report, arch, kind, policy))  # 7
 
