@@ -20,7 +20,10 @@ arguments; the worker fetches them (RIM ids from :func:`rim_ids`, OCSP targets f
    its version and product; driver and VBIOS indices must not conflict; measurements compared
    (:func:`verifier.appraisal.nvidia.compare_measurements`).
 6. OCSP (§3): device certs 1..3 and each chosen RIM's signing chain; missing responses are a reason when the
-   policy requires OCSP, and a claim otherwise (never silent).
+   policy requires OCSP, and a claim otherwise (never silent). Device levels at or above a failed chain link (link
+   i: certificate i not issued by i+1; levels of certificates 1..i, e.g. all three under a forged root) are not
+   known to chain to the pinned root: their OCSP is ``not_checked`` (a response could only be checked against
+   untrusted issuers) and adds no reason, the chain failure being the reason.
 7. Policy on the signed fields (:func:`verifier.appraisal.nvidia.policy_reasons`).
 
 :func:`check_topology` is the protected-PCIe (8 GPUs + 4 NVSwitches) cross-check of §7.
@@ -304,6 +307,10 @@ class _ChainShape:
     reasons: tuple[Reason, ...]
     ok: bool
     windows: tuple[tuple[datetime, datetime], ...]  # (notBefore, notAfter) of each certificate of ``path``
+    #: The highest ``i`` whose link (certificate ``i`` issued by ``i + 1``, the 5th being the pinned root) fails,
+    #: -1 when none does: certificates 0..i are not known to chain to the pinned root, so OCSP is not checked for
+    #: them (their responses could only be checked against untrusted issuers).
+    last_failed_link: int = -1
 
 
 def _chain_shape(certs: Sequence[x509.Certificate], trust: TrustStore) -> _ChainShape:
@@ -324,11 +331,13 @@ def _chain_shape(certs: Sequence[x509.Certificate], trust: TrustStore) -> _Chain
             certs[-1].subject.rfc4514_string(),
         )
         ok = False
+    last_failed_link = -1
     for i in range(CHAIN_LENGTH - 1):
         problem = _check_link(path[i], path[i + 1], i)
         if problem is not None:
             checks.fail(Code.NVIDIA_CHAIN_UNTRUSTED, problem)
             ok = False
+            last_failed_link = i
     try:
         for i, cert in enumerate(path):
             bc, ku = _basic_constraints(cert), _key_usage(cert)
@@ -359,6 +368,7 @@ def _chain_shape(certs: Sequence[x509.Certificate], trust: TrustStore) -> _Chain
         tuple(checks.reasons),
         ok,
         tuple((c.not_valid_before_utc, c.not_valid_after_utc) for c in path),
+        last_failed_link,
     )
 
 
@@ -689,13 +699,15 @@ def _match_responses(
 
 class _OcspTarget(NamedTuple):
     """One OCSP check of an evaluation: the level's label, the certificate and its issuer, the response that
-    answers it (None: none does). ``subject``: the certificate's RFC 4514 subject where the entry needs it without a
-    verified response (missing), else None."""
+    answers it (None: none does), and whether it is checked at all (not when the certificate is not known to chain
+    to the pinned root). ``subject``: the certificate's RFC 4514 subject where the entry needs it without a
+    verified response (missing, not checked), else None."""
 
     level: str
     cert: x509.Certificate
     issuer: x509.Certificate
     response: bytes | None
+    checked: bool
     subject: str | None
     cache_key: tuple[bytes, bytes, bytes] | None = None  # response, cert and issuer DER: the cache's OCSP key
 
@@ -708,24 +720,29 @@ def _ocsp_targets(
     cache: NvidiaVerificationCache | None = None,
 ) -> tuple[_OcspTarget, ...]:
     """Step 6's targets: device certs 1..3 (issuer of cert 3: the pinned root), then each chosen RIM's signing
-    chain, each with its response."""
-    labelled: list[tuple[str, x509.Certificate, x509.Certificate]] = []
+    chain, each with its response. Device levels at or above a failed chain link are not checked
+    (:attr:`_ChainShape.last_failed_link`)."""
+    labelled: list[tuple[str, x509.Certificate, x509.Certificate, bool]] = []
     if shape.path is not None:
         path = shape.path
-        labelled += [(f"device-L{CHAIN_LENGTH - i}", path[i], path[i + 1]) for i in range(1, CHAIN_LENGTH - 1)]
+        labelled += [
+            (f"device-L{CHAIN_LENGTH - i}", path[i], path[i + 1], i > shape.last_failed_link)
+            for i in range(1, CHAIN_LENGTH - 1)
+        ]
     for role, rim in chosen.items():
         targets = rim_ocsp_targets(rim, trust)
-        labelled += [(f"{role}-rim-L{4 - j}", cert, issuer) for j, (cert, issuer) in enumerate(targets)]
-    responses = _responses_by_target([(c, i) for _, c, i in labelled], ocsp, cache)
+        labelled += [(f"{role}-rim-L{4 - j}", cert, issuer, True) for j, (cert, issuer) in enumerate(targets)]
+    responses = _responses_by_target([(c, i) for _, c, i, _ in labelled], ocsp, cache)
     return tuple(
         _OcspTarget(
             level,
             cert,
             issuer,
-            response,
-            cert.subject.rfc4514_string() if response is None else None,
+            response if checked else None,
+            checked,
+            cert.subject.rfc4514_string() if response is None or not checked else None,
         )
-        for (level, cert, issuer), response in zip(labelled, responses, strict=True)
+        for (level, cert, issuer, checked), response in zip(labelled, responses, strict=True)
     )
 
 
@@ -736,9 +753,12 @@ def _check_ocsp_targets(
     checks: _Checks,
     cache: NvidiaVerificationCache | None = None,
 ) -> None:
-    """Step 6: every target's response verified, its status judged."""
+    """Step 6: every checked target's response verified, its status judged; unchecked ones only reported."""
     entries: list[dict[str, object]] = []
-    for level, cert, issuer, response, known_subject, key in targets:
+    for level, cert, issuer, response, checked, known_subject, key in targets:
+        if not checked:
+            entries.append({"level": level, "subject": known_subject, "status": "not_checked"})
+            continue
         if response is None:
             entries.append({"level": level, "subject": known_subject, "status": "missing"})
             if policy.require_ocsp:
@@ -1003,7 +1023,7 @@ class NvidiaVerificationCache:
         rims = [part for role, rim in chosen.items() for part in (role.encode(), rim.sha256.encode())]
         key = (
             trust.fingerprint,
-            b"-" if shape.path is None else b"+",  # then 0 or 3 device certificates
+            b"-" if shape.path is None else b"%d" % shape.last_failed_link,  # with it: 0 or 3 device certificates
             *device,
             b"%d" % len(rims),
             *rims,
