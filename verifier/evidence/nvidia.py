@@ -44,6 +44,7 @@ import base64
 import binascii
 import functools
 import json
+import operator
 import struct
 from dataclasses import dataclass
 from typing import Final, Literal, NamedTuple, Protocol
@@ -142,6 +143,11 @@ SWITCH_GPU_PDI_COUNT: Final = 8
 STATUS_ENABLED: Final = 0xAA
 STATUS_DISABLED: Final = 0x55
 
+#: Parse memos (measurement records, opaque data, PEM chains): the parts of a report that only change with the
+#: device's firmware and software are parsed once per distinct content, per process; each holds this many entries.
+#: Results are immutable; bad input is never remembered (it raises again, identically). :func:`clear_parse_memos`.
+PARSE_MEMO_ENTRIES: Final = 256
+
 Arch = Literal["HOPPER", "BLACKWELL", "LS10"]
 ARCHES: Final[tuple[Arch, ...]] = ("HOPPER", "BLACKWELL", "LS10")
 
@@ -178,6 +184,9 @@ class MeasurementBlock(NamedTuple):
     def is_digest(self) -> bool:
         """ValueType bit 7 clear: a digest, not a raw bit stream."""
         return not self.value_type & 0x80
+
+
+_INDEX_AND_VALUE: Final = operator.itemgetter(0, 5)  # (MeasurementBlock.index, MeasurementBlock.value)
 
 
 class OpaqueField(NamedTuple):
@@ -264,7 +273,7 @@ class GpuReport:
     @property
     def measurements(self) -> dict[int, bytes]:
         """Block index -> digest."""
-        return {b.index: b.value for b in self.response.blocks}
+        return dict(map(_INDEX_AND_VALUE, self.response.blocks))
 
 
 @dataclass(frozen=True, slots=True)
@@ -365,7 +374,13 @@ _new_field: Final = functools.partial(tuple.__new__, OpaqueField)
 
 
 def parse_opaque_data(data: bytes) -> OpaqueData:
-    """Parse the opaque-data TLVs, which must exactly fill ``data``. Raises ``nvidia.report.opaque_malformed``."""
+    """Parse the opaque-data TLVs, which must exactly fill ``data``. Raises ``nvidia.report.opaque_malformed``.
+    Memoised by content (a device's opaque data is the same in each of its reports until its firmware changes)."""
+    return _parse_opaque_data(bytes(data))
+
+
+@functools.lru_cache(maxsize=PARSE_MEMO_ENTRIES)
+def _parse_opaque_data(data: bytes) -> OpaqueData:
     fields: list[OpaqueField] = []
     seen: set[int] = set()
     end = len(data)
@@ -479,8 +494,10 @@ _ZERO: Final = b"\x00"
 _new_block: Final = functools.partial(tuple.__new__, MeasurementBlock)
 
 
+@functools.lru_cache(maxsize=PARSE_MEMO_ENTRIES)
 def _parse_blocks(record: bytes, count: int) -> tuple[MeasurementBlock, ...]:
-    """The ``count`` blocks that exactly fill ``record``. A record of ``count`` well-formed 55-byte blocks (spec 1,
+    """The ``count`` blocks that exactly fill ``record`` (memoised by content: a device measures the same values
+    in each report until its software changes). A record of ``count`` well-formed 55-byte blocks (spec 1,
     MeasurementSize 51, ValueSize 48, distinct non-zero indices: checked column by column) is unpacked in one pass;
     anything else goes through :func:`_parse_blocks_one_by_one`, which says what is wrong (same result, same error
     as it would give for a well-formed record)."""
@@ -672,8 +689,12 @@ def _der_length_ok(der: bytes) -> bool:
 def parse_device_chain(pem: bytes) -> tuple[bytes, ...]:
     """The device certificate chain as NVML/NSCQ return it (concatenated PEM, leaf first) -> DER certificates, in
     order. Checks sizes and PEM/DER framing only; the verifier builds and checks the chain (§3).
-    Raises ``nvidia.chain.malformed``."""
+    Raises ``nvidia.chain.malformed``. Memoised by content (a device sends the same chain every time)."""
+    return _parse_device_chain(bytes(pem))
 
+
+@functools.lru_cache(maxsize=PARSE_MEMO_ENTRIES)
+def _parse_device_chain(pem: bytes) -> tuple[bytes, ...]:
     def bad(message: str, *, expected: object | None = None, actual: object | None = None) -> EvidenceMalformed:
         return _err(
             Code.NVIDIA_CHAIN_MALFORMED, f"device certificate chain: {message}", expected=expected, actual=actual
@@ -681,7 +702,7 @@ def parse_device_chain(pem: bytes) -> tuple[bytes, ...]:
 
     if len(pem) > limits.MAX_NVIDIA_CHAIN_PEM_BYTES:
         raise bad("too large", expected=limits.MAX_NVIDIA_CHAIN_PEM_BYTES, actual=len(pem))
-    data = bytes(pem)
+    data = pem
     out: list[bytes] = []
     pos = 0
     while True:
@@ -790,3 +811,10 @@ def _b64(text: str, max_bytes: int, what: str, bad: _Bad) -> bytes:
         return base64.b64decode(text.encode("ascii"), validate=True)
     except (UnicodeEncodeError, binascii.Error) as e:
         raise bad(f"{what} is not base64") from e
+
+
+def clear_parse_memos() -> None:
+    """Forget every memoised parse (:data:`PARSE_MEMO_ENTRIES`): a first-sight parse, for benchmarks and tests."""
+    _parse_blocks.cache_clear()
+    _parse_opaque_data.cache_clear()
+    _parse_device_chain.cache_clear()
