@@ -238,14 +238,16 @@ class MeasurementPlan:
     alone (:func:`measurement_plan`), so that a verifier holding verified RIMs derives it once per pair.
 
     ``entries``: every active golden index, driver entries before VBIOS ones at equal index, sorted by index;
-    ``covered``: their indices; ``conflicts``: :func:`index_conflicts`; ``has_rim``: whether a RIM was given at all
-    (only then are uncovered non-zero blocks reported as ``not_in_rim``).
+    ``covered``: their indices (``covered_blocks``: the same as SPDM block numbers); ``conflicts``:
+    :func:`index_conflicts`; ``has_rim``: whether a RIM was given at all (only then are uncovered non-zero blocks
+    reported as ``not_in_rim``).
     """
 
     entries: tuple[PlannedEntry, ...]
     covered: frozenset[int]
     conflicts: tuple[int, ...]
     has_rim: bool
+    covered_blocks: frozenset[int]  # the SPDM block numbers of ``covered`` (RIM index + 1)
 
 
 def measurement_plan(driver_rim: VerifiedRim | None, vbios_rim: VerifiedRim | None) -> MeasurementPlan:
@@ -259,6 +261,7 @@ def measurement_plan(driver_rim: VerifiedRim | None, vbios_rim: VerifiedRim | No
         covered=frozenset(driver.keys() | vbios.keys()),
         conflicts=tuple(sorted(driver.keys() & vbios.keys())),
         has_rim=driver_rim is not None or vbios_rim is not None,
+        covered_blocks=frozenset(i + 1 for i in driver.keys() | vbios.keys()),
     )
 
 
@@ -291,12 +294,7 @@ def _compare(report: GpuReport, plan: MeasurementPlan) -> list[_Compared]:
             outcome = "mismatch"
         out.append((index, source, outcome, alternatives, texts, actual))
     if plan.has_rim:
-        covered = plan.covered
-        out.extend(
-            (block - 1, None, "not_in_rim", (), (), value)
-            for block, value in sorted(blocks.items())
-            if block - 1 not in covered and any(value)
-        )
+        out.extend((block - 1, None, "not_in_rim", (), (), value) for block, value in _not_in_rim(blocks, plan))
     return out
 
 
@@ -323,10 +321,20 @@ def appraise_measurements(
     report: GpuReport, plan: MeasurementPlan
 ) -> tuple[list[dict[str, object]], tuple[Reason, ...]]:
     """``[r.to_json() for r in results]`` and :func:`measurement_reasons` ``(results)`` of
-    ``results = compare_planned(report, plan)``, without building the results: what a verification reports."""
+    ``results = compare_planned(report, plan)``, without building the results: what a verification reports (the
+    same comparison as :func:`_compare`, in one pass)."""
+    blocks = report.measurements
+    skip35 = msr35_skipped(report)
     claims: list[dict[str, object]] = []
     reasons: list[Reason] = []
-    for index, source, outcome, _, texts, actual in _compare(report, plan):
+    for index, source, alternatives, texts in plan.entries:
+        actual = blocks.get(index + 1)
+        if index == NVDEC0_RIM_INDEX and skip35:
+            outcome: MeasurementOutcome = "skipped"
+        elif actual is not None and actual in alternatives:
+            outcome = "match"
+        else:
+            outcome = "mismatch"
         actual_hex = None if actual is None else actual.hex()
         claims.append(
             {
@@ -340,7 +348,25 @@ def appraise_measurements(
         )
         if outcome == "mismatch":
             reasons.append(_mismatch(index, source, texts, actual_hex))
+    if plan.has_rim:
+        claims.extend(
+            {
+                "index": block - 1,
+                "block": block,
+                "source": None,
+                "result": "not_in_rim",
+                "expected": [],
+                "actual": value.hex(),
+            }
+            for block, value in _not_in_rim(blocks, plan)
+        )
     return claims, tuple(reasons)
+
+
+def _not_in_rim(blocks: dict[int, bytes], plan: MeasurementPlan) -> list[tuple[int, bytes]]:
+    """(block, value) of the report's blocks no active entry covers and whose value is not all zero, by block."""
+    uncovered = sorted(blocks.keys() - plan.covered_blocks)
+    return [(b, v) for b in uncovered if (v := blocks[b]).count(0) != len(v)]
 
 
 def _mismatch(index: int, source: MeasurementSource | None, texts: Sequence[str], actual_hex: str | None) -> Reason:
