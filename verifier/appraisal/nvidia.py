@@ -317,15 +317,33 @@ def compare_planned(report: GpuReport, plan: MeasurementPlan) -> tuple[Measureme
     )
 
 
-def appraise_measurements(
-    report: GpuReport, plan: MeasurementPlan
-) -> tuple[list[dict[str, object]], tuple[Reason, ...]]:
-    """``[r.to_json() for r in results]`` and :func:`measurement_reasons` ``(results)`` of
-    ``results = compare_planned(report, plan)``, without building the results: what a verification reports (the
-    same comparison as :func:`_compare`, in one pass)."""
+#: One comparison as reported: RIM index, SPDM block, source, outcome, expected values (hex), actual value (hex).
+MeasurementRow = tuple[int, int, MeasurementSource | None, MeasurementOutcome, tuple[str, ...], str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class MeasuredRows:
+    """A report compared with a :class:`MeasurementPlan`, as reported (:func:`measured_rows`): immutable, it
+    depends only on the report's blocks, its NVDEC0 status and the plan, so a verifier may reuse it for a later
+    report with the same blocks. :meth:`claims` gives fresh claim objects each time."""
+
+    rows: tuple[MeasurementRow, ...]
+    reasons: tuple[Reason, ...]  # one nvidia.measurement.mismatch per mismatching row
+
+    def claims(self) -> list[dict[str, object]]:
+        """``[r.to_json() for r in compare_planned(report, plan)]``: new dicts and lists on every call."""
+        return [
+            {"index": i, "block": b, "source": s, "result": o, "expected": list(e), "actual": a}
+            for i, b, s, o, e, a in self.rows
+        ]
+
+
+def measured_rows(report: GpuReport, plan: MeasurementPlan) -> MeasuredRows:
+    """:func:`compare_planned` as rows (the same comparison as :func:`_compare`, in one pass) and
+    :func:`measurement_reasons` of it."""
     blocks = report.measurements
     skip35 = msr35_skipped(report)
-    claims: list[dict[str, object]] = []
+    rows: list[MeasurementRow] = []
     reasons: list[Reason] = []
     for index, source, alternatives, texts in plan.entries:
         actual = blocks.get(index + 1)
@@ -336,31 +354,23 @@ def appraise_measurements(
         else:
             outcome = "mismatch"
         actual_hex = None if actual is None else actual.hex()
-        claims.append(
-            {
-                "index": index,
-                "block": index + 1,
-                "source": source,
-                "result": outcome,
-                "expected": list(texts),
-                "actual": actual_hex,
-            }
-        )
+        rows.append((index, index + 1, source, outcome, texts, actual_hex))
         if outcome == "mismatch":
             reasons.append(_mismatch(index, source, texts, actual_hex))
     if plan.has_rim:
-        claims.extend(
-            {
-                "index": block - 1,
-                "block": block,
-                "source": None,
-                "result": "not_in_rim",
-                "expected": [],
-                "actual": value.hex(),
-            }
-            for block, value in _not_in_rim(blocks, plan)
+        rows.extend(
+            (block - 1, block, None, "not_in_rim", (), value.hex()) for block, value in _not_in_rim(blocks, plan)
         )
-    return claims, tuple(reasons)
+    return MeasuredRows(tuple(rows), tuple(reasons))
+
+
+def appraise_measurements(
+    report: GpuReport, plan: MeasurementPlan
+) -> tuple[list[dict[str, object]], tuple[Reason, ...]]:
+    """``[r.to_json() for r in results]`` and :func:`measurement_reasons` ``(results)`` of
+    ``results = compare_planned(report, plan)``, without building the results: what a verification reports."""
+    measured = measured_rows(report, plan)
+    return measured.claims(), measured.reasons
 
 
 def _not_in_rim(blocks: dict[int, bytes], plan: MeasurementPlan) -> list[tuple[int, bytes]]:

@@ -51,13 +51,14 @@ from cryptography.x509.oid import ExtensionOID, NameOID
 
 from verifier import limits
 from verifier.appraisal.nvidia import (
+    MeasuredRows,
     MeasurementPlan,
     NvidiaPolicy,
-    appraise_measurements,
     conflict_reasons,
     fwid_required,
     is_driver_version,
     is_vbios_version,
+    measured_rows,
     measurement_plan,
     msr35_skipped,
     policy_reasons,
@@ -898,6 +899,10 @@ class NvidiaVerificationCache:
         self._ders: OrderedDict[int, tuple[x509.Certificate, bytes]] = OrderedDict()
         self._ders_max = max_entries
         self._ders_lock = Lock()
+        #: Measurement rows by the identity of the report's blocks tuple and of the plan (the parser memoises
+        #: blocks by content, so later reports of a device carry the same tuple); each entry holds both objects.
+        self._measured: OrderedDict[tuple[int, int, bool], tuple[object, MeasurementPlan, MeasuredRows]] = OrderedDict()
+        self._measured_lock = Lock()
 
     def der(self, cert: x509.Certificate) -> bytes:
         """``cert.public_bytes(DER)``, remembered for the certificate object (first in, first out)."""
@@ -909,6 +914,22 @@ class NvidiaVerificationCache:
             self._ders[id(cert)] = (cert, value)
             if len(self._ders) > self._ders_max:
                 self._ders.popitem(last=False)
+        return value
+
+    def measured(self, report: GpuReport, plan: MeasurementPlan) -> MeasuredRows:
+        """:func:`~verifier.appraisal.nvidia.measured_rows`, a pure function of the report's blocks, its NVDEC0
+        status and the plan: remembered for the blocks and plan objects (first in, first out). The entry keeps both
+        alive, so while it is there no other object can have their ids."""
+        blocks = report.response.blocks
+        key = (id(blocks), id(plan), msr35_skipped(report))
+        hit = self._measured.get(key)  # one atomic read; writers hold the lock
+        if hit is not None and hit[0] is blocks and hit[1] is plan:
+            return hit[2]
+        value = measured_rows(report, plan)
+        with self._measured_lock:
+            self._measured[key] = (blocks, plan, value)
+            if len(self._measured) > self._ders_max:
+                self._measured.popitem(last=False)
         return value
 
     def chain(self, chain_der: Sequence[bytes], trust: TrustStore) -> _DeviceChain:
@@ -1161,13 +1182,14 @@ def evaluate_device(
     )
     conflicts = plan.conflicts
     checks.reasons.extend(conflict_reasons(conflicts))
-    measured, mismatches = appraise_measurements(report, plan)
+    measured = measured_rows(report, plan) if cache is None else cache.measured(report, plan)
+    mismatches = measured.reasons
     checks.reasons.extend(mismatches)
     complete = firmware_rim is not None and (kind == "switch" or driver_rim is not None)
     claims["measres"] = "unavailable" if not complete else ("fail" if mismatches or conflicts else "success")
     claims["msr35_skipped"] = msr35_skipped(report)
     claims["index_conflicts"] = list(conflicts)
-    claims["measurements"] = measured
+    claims["measurements"] = measured.claims()
     if driver_rim is not None:
         claims["oemid"] = driver_rim.firmware_manufacturer_id
 
