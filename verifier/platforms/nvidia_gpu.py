@@ -748,15 +748,18 @@ def _ocsp_targets(
 
 
 def _check_ocsp_targets(
-    targets: Sequence[_OcspTarget],
+    targets: tuple[_OcspTarget, ...],
     policy: NvidiaPolicy,
     now: datetime,
     checks: _Checks,
     cache: NvidiaVerificationCache | None = None,
 ) -> None:
-    """Step 6: every checked target's response verified, its status judged; unchecked ones only reported."""
+    """Step 6: every checked target's response verified, its status judged; unchecked ones only reported. With a
+    cache, each response's stored acceptance answers while it holds (:meth:`_CachedOcsp.answer`)."""
     entries: list[dict[str, object]] = []
-    for level, cert, issuer, response, checked, known_subject, key in targets:
+    known = None if cache is None else cache.known_answers(targets)
+    used: list[_CachedOcsp | None] = [None] * len(targets)
+    for k, (level, cert, issuer, response, checked, known_subject, key) in enumerate(targets):
         if not checked:
             entries.append({"level": level, "subject": known_subject, "status": "not_checked"})
             continue
@@ -766,11 +769,17 @@ def _check_ocsp_targets(
                 checks.fail(Code.NVIDIA_OCSP_MISSING, f"no OCSP response for {level} ({known_subject})")
             continue
         try:
-            if cache is None or key is None:
+            stored = known[k] if known is not None else None
+            if stored is None and cache is not None and key is not None:
+                stored = cache.cached_ocsp(key, cert, issuer, now, policy.ocsp)
+            used[k] = stored
+            answer = None if stored is None else stored.answer(now, policy.ocsp)
+            if stored is None or answer is None:  # uncached, or the acceptance does not hold: the full check says why
                 result = check_ocsp(response, cert, issuer, now, policy.ocsp)
                 status, age = result.status, result.age_seconds
             else:
-                result, status, age = cache.ocsp_status(key, cert, issuer, now, policy.ocsp)
+                result = stored.result
+                status, age = answer
         except KeywardError as e:
             checks.error(e, f"OCSP {level}: ")
             entries.append({"level": level, "subject": cert.subject.rfc4514_string(), "status": "invalid"})
@@ -799,6 +808,10 @@ def _check_ocsp_targets(
                 Code.NVIDIA_OCSP_UNKNOWN, f"the OCSP responder does not know {level} ({subject})", "good", "unknown"
             )
     checks.claims["ocsp"] = entries
+    if cache is not None and (
+        known is None or any(u is not None and n is None for u, n in zip(used, known, strict=True))
+    ):
+        cache.remember_answers(targets, tuple(used))
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -848,6 +861,41 @@ class _CachedOcsp:
     carried: tuple[tuple[datetime, datetime], ...]
     carried_valid: tuple[bool, ...]
     revoked: bool
+    #: When every carried certificate was valid: the window in which they all still are (the responder choice
+    #: is unchanged exactly inside it); None otherwise (each is compared).
+    steady: tuple[datetime, datetime] | None
+
+    def answer(self, now: datetime, policy: OcspPolicy) -> tuple[OcspStatus, int] | None:
+        """(status, age in seconds) at ``now`` under ``policy``, or None when :func:`check_ocsp` must run again
+        (another responder would be chosen, or the response is not fresh)."""
+        steady = self.steady
+        if steady is not None:
+            if not steady[0] <= now <= steady[1]:
+                return None
+        elif not all(_within(w, now) == v for w, v in zip(self.carried, self.carried_valid, strict=True)):
+            return None
+        r = self.result
+        if not _ocsp_fresh(r, now, policy):
+            return None
+        status = r.status
+        if self.revoked:
+            hold = r.revocation_reason == x509.ReasonFlags.certificate_hold.name
+            status = "good" if hold and policy.allow_hold else "revoked"
+        return status, int((now - r.this_update).total_seconds())
+
+
+def _cached_ocsp(result: OcspResult, response: bytes, now: datetime) -> _CachedOcsp:
+    carried = tuple(
+        (c.not_valid_before_utc, c.not_valid_after_utc) for c in x509_ocsp.load_der_ocsp_response(response).certificates
+    )
+    valid = tuple(_within(w, now) for w in carried)
+    steady = None
+    if all(valid):
+        steady = (max((w[0] for w in carried), default=_EVER[0]), min((w[1] for w in carried), default=_EVER[1]))
+    return _CachedOcsp(result, carried, valid, result.revocation_time is not None, steady)
+
+
+_EVER: Final = (datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC))
 
 
 def _within(window: tuple[datetime, datetime], now: datetime) -> bool:
@@ -903,6 +951,9 @@ class NvidiaVerificationCache:
         #: blocks by content, so later reports of a device carry the same tuple); each entry holds both objects.
         self._measured: OrderedDict[tuple[int, int, bool], tuple[object, MeasurementPlan, MeasuredRows]] = OrderedDict()
         self._measured_lock = Lock()
+        #: The OCSP acceptances used for a targets tuple (from :meth:`ocsp_targets`), by its identity.
+        self._answers: OrderedDict[int, tuple[tuple[_OcspTarget, ...], tuple[_CachedOcsp | None, ...]]] = OrderedDict()
+        self._answers_lock = Lock()
 
     def der(self, cert: x509.Certificate) -> bytes:
         """``cert.public_bytes(DER)``, remembered for the certificate object (first in, first out)."""
@@ -991,29 +1042,39 @@ class NvidiaVerificationCache:
         """:meth:`check_ocsp` as ``(result, status, age_seconds)``: ``status`` and ``age_seconds`` are the answer's
         at ``now`` under ``policy``; take every other field from ``result`` (whose own status and age may be those
         of the time it was stored). ``key``: (response, certificate DER, issuer DER)."""
-        response = key[0]
-
-        def compute() -> _CachedOcsp:
-            result = check_ocsp(response, cert, issuer, now, policy)
-            carried = tuple(
-                (c.not_valid_before_utc, c.not_valid_after_utc)
-                for c in x509_ocsp.load_der_ocsp_response(response).certificates
-            )
-            return _CachedOcsp(
-                result, carried, tuple(_within(w, now) for w in carried), result.revocation_time is not None
-            )
-
-        cached = self.ocsp.get_or_compute(key, compute)
-        same_responder = all(_within(w, now) == v for w, v in zip(cached.carried, cached.carried_valid, strict=True))
-        if not same_responder or not _ocsp_fresh(cached.result, now, policy):
-            result = check_ocsp(response, cert, issuer, now, policy)  # the uncached check says exactly why
+        cached = self.cached_ocsp(key, cert, issuer, now, policy)
+        answer = cached.answer(now, policy)
+        if answer is None:
+            result = check_ocsp(key[0], cert, issuer, now, policy)  # the uncached check says exactly why
             return result, result.status, result.age_seconds
-        r = cached.result
-        status = r.status
-        if cached.revoked:
-            hold = r.revocation_reason == x509.ReasonFlags.certificate_hold.name
-            status = "good" if hold and policy.allow_hold else "revoked"
-        return r, status, int((now - r.this_update).total_seconds())
+        return cached.result, answer[0], answer[1]
+
+    def cached_ocsp(
+        self,
+        key: tuple[bytes, bytes, bytes],
+        cert: x509.Certificate,
+        issuer: x509.Certificate,
+        now: datetime,
+        policy: OcspPolicy,
+    ) -> _CachedOcsp:
+        """The stored acceptance of ``key`` (response, certificate DER, issuer DER), checking it first if there is
+        none (raises as :func:`check_ocsp` does)."""
+        response = key[0]
+        return self.ocsp.get_or_compute(
+            key, lambda: _cached_ocsp(check_ocsp(response, cert, issuer, now, policy), response, now)
+        )
+
+    def known_answers(self, targets: tuple[_OcspTarget, ...]) -> tuple[_CachedOcsp | None, ...] | None:
+        """The stored acceptances :func:`_check_ocsp_targets` last used for this targets object (by identity; the
+        entry holds it), one per target (None where there was none), or None."""
+        hit = self._answers.get(id(targets))  # one atomic read; writers hold the lock
+        return hit[1] if hit is not None and hit[0] is targets else None
+
+    def remember_answers(self, targets: tuple[_OcspTarget, ...], answers: tuple[_CachedOcsp | None, ...]) -> None:
+        with self._answers_lock:
+            self._answers[id(targets)] = (targets, answers)
+            if len(self._answers) > self._ders_max:
+                self._answers.popitem(last=False)
 
     def measurement_plan(self, driver_rim: VerifiedRim | None, vbios_rim: VerifiedRim | None) -> MeasurementPlan:
         """:func:`~verifier.appraisal.nvidia.measurement_plan`, once per pair of RIMs (keyed by their SHA-256: the

@@ -1,17 +1,22 @@
 """NVIDIA warm-path memos: what NvidiaVerificationCache and the parser remember by identity or content gives the
 same answers as computing afresh, and follows every input it depends on (the report's blocks, its NVDEC0 status,
-the RIM pair). Real reports from tests/vectors/nvidia/devices/ (PROVENANCE-verify.md), RIM entries built here."""
+the RIM pair, the time and the OCSP policy). Real reports from tests/vectors/nvidia/devices/ (PROVENANCE-verify.md)
+with RIM entries built here, and the simulated H100 (verifier/simulation/nvidia_pki.py)."""
 
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from verifier.appraisal.nvidia import NVDEC0_RIM_INDEX, measured_rows, measurement_plan
+import pytest
+
+from verifier.appraisal.nvidia import NVDEC0_RIM_INDEX, NvidiaPolicy, measured_rows, measurement_plan
 from verifier.evidence.nvidia import clear_parse_memos, parse_device_chain, parse_gpu_report
-from verifier.platforms.nvidia_gpu import NvidiaVerificationCache
+from verifier.platforms.nvidia_gpu import NvidiaVerificationCache, evaluate_gpu_report
+from verifier.simulation.nvidia_pki import SIM_NOW, Defect, GpuOptions, default_nvidia_pki
 from verifier.trust.nvidia_rim import RimMeasurement, VerifiedRim
+from verifier.trust.ocsp import OcspPolicy
 
 DEVICES = Path(__file__).resolve().parents[2] / "vectors" / "nvidia" / "devices"
 N1_BYTES = (DEVICES / "N1-hopper.bin").read_bytes()  # NVDEC0 disabled (0x55): index 35 skipped
@@ -95,3 +100,39 @@ def test_cache_measured_follows_the_blocks() -> None:
     cache = NvidiaVerificationCache()
     assert cache.measured(report, plan).reasons == ()
     assert [r[0] for r in cache.measured(changed, plan).rows if r[3] == "mismatch"] == [21]
+
+
+_TIMES = (
+    timedelta(hours=-2),  # before the OCSP answers' thisUpdate (SIM_NOW - 1 h)
+    timedelta(0),
+    timedelta(hours=23),  # exactly nextUpdate
+    timedelta(hours=23, seconds=1),
+    timedelta(days=3),
+    timedelta(days=800),  # past the OCSP responder certificates (SIM_NOW + 730 days)
+)
+_OCSP_POLICIES = (
+    OcspPolicy(),
+    OcspPolicy(grace=timedelta(days=1000)),
+    OcspPolicy(max_age=timedelta(minutes=30)),
+    OcspPolicy(allow_hold=True),
+)
+
+
+@pytest.mark.parametrize("defect", [None, Defect.DEVICE_CERT_HOLD, Defect.OCSP_STALE])
+def test_nvidia_warm_evaluation_per_time_and_policy_equals_cold(defect: Defect | None) -> None:
+    ev = default_nvidia_pki().build(GpuOptions(), defect)
+    ocsp = tuple(e.response for e in ev.ocsp)
+    cache = NvidiaVerificationCache()
+    for delta in _TIMES:
+        for ocsp_policy in _OCSP_POLICIES:
+            policy = NvidiaPolicy(expected_nonce=ev.nonce, ocsp=ocsp_policy)
+            now = SIM_NOW + delta
+            cold = evaluate_gpu_report(ev.report, ev.chain_pem, ev.rim_xml, ocsp, policy, ev.trust_store, now)
+            for _ in range(2):  # the first may store, the second reads what is stored
+                warm = evaluate_gpu_report(
+                    ev.report, ev.chain_pem, ev.rim_xml, ocsp, policy, ev.trust_store, now, cache=cache
+                )
+                assert (warm.claims, warm.reasons, warm.accepted) == (cold.claims, cold.reasons, cold.accepted), (
+                    delta,
+                    ocsp_policy,
+                )
