@@ -598,11 +598,14 @@ def _select_rims(
     candidates: list[_Candidate] = []
     for i, xml in enumerate(rims):
         try:
-            rim = verify_rim(xml, trust, now) if cache is None else cache.verify_rim(xml, trust, now)
+            if cache is None:
+                rim = verify_rim(xml, trust, now)
+                role = _role(rim)
+            else:
+                rim, role = cache.verified_rim(xml, trust, now)
         except KeywardError as e:
             checks.error(e, f"RIM {i}: ")
             continue
-        role = _role(rim)
         if role not in wanted:
             checks.fail(
                 Code.NVIDIA_RIM_MISMATCH,
@@ -848,6 +851,7 @@ class _CachedRim:
     rim: VerifiedRim
     not_before: datetime
     not_after: datetime
+    role: Role | None  # :func:`_role`
 
 
 @dataclass(frozen=True, slots=True)
@@ -998,19 +1002,27 @@ class NvidiaVerificationCache:
 
     def verify_rim(self, xml: bytes, trust: TrustStore, now: datetime) -> VerifiedRim:
         """:func:`verify_rim`, the signature and chain links verified once per RIM and trust store."""
+        return self.verified_rim(xml, trust, now)[0]
+
+    def verified_rim(self, xml: bytes, trust: TrustStore, now: datetime) -> tuple[VerifiedRim, Role | None]:
+        """:meth:`verify_rim` and the RIM's role (:func:`_role`, read once)."""
 
         def compute() -> _CachedRim:
             rim = verify_rim(xml, trust, now)
             certs = (*rim.signer_chain, trust.root(NVIDIA_RIM_ROOT).certificate)
             return _CachedRim(
-                rim, max(c.not_valid_before_utc for c in certs), min(c.not_valid_after_utc for c in certs)
+                rim,
+                max(c.not_valid_before_utc for c in certs),
+                min(c.not_valid_after_utc for c in certs),
+                _role(rim),
             )
 
         # Keyed by the bytes themselves (a bytes object hashes once in its life; equal keys compare in full).
         cached = self.rims.get_or_compute((trust.fingerprint, xml if type(xml) is bytes else bytes(xml)), compute)
-        if _within((cached.not_before, cached.not_after), now):
-            return cached.rim
-        return verify_rim(xml, trust, now)  # outside the window: the uncached check says exactly why
+        if cached.not_before <= now <= cached.not_after:
+            return cached.rim, cached.role
+        rim = verify_rim(xml, trust, now)  # outside the window: the uncached check says exactly why
+        return rim, _role(rim)
 
     def check_ocsp(
         self, response: bytes, cert: x509.Certificate, issuer: x509.Certificate, now: datetime, policy: OcspPolicy
