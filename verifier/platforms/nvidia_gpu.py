@@ -923,16 +923,24 @@ class NvidiaVerificationCache:
     """Process-wide, thread-safe, bounded (LRU) memo of what an NVIDIA evaluation computes from bytes and the trust
     store alone; whatever depends on ``now`` or on the policy is checked again on every use.
 
-    * device chains, by the chain DER and the trust store's fingerprint: the certificates and step 1 but the dates
-      (links, pinned root, CA flags); the validity windows are compared with ``now`` each time;
+    * device chains, by the chain DER and the trust store's fingerprint: the certificates, step 1 but the dates
+      (links, pinned root, CA flags) and the claims read from the chain; the validity windows are compared with
+      ``now`` each time;
     * leaf public keys and leaf FWIDs, by the leaf DER (and the architecture);
-    * verified RIMs, by SHA-256 of the RIM bytes and the trust store's fingerprint: used only while ``now`` is inside
-      every signing certificate's validity; outside it the RIM is verified again (and fails exactly as uncached);
-    * OCSP responses accepted for a (certificate, issuer), by the response, certificate and issuer DER: used only
-      while the responder choice is unchanged and the response is fresh at ``now`` under the policy, the status
-      re-read under the policy (certificateHold) and the age recomputed; otherwise checked again;
-    * which supplied response answers which certificate, by all of their bytes.
+    * verified RIMs (and their role), by the RIM bytes themselves (a bytes object hashes once; an equal copy is
+      compared in full) and the trust store's fingerprint: used only while ``now`` is inside every signing
+      certificate's validity; outside it the RIM is verified again (and fails exactly as uncached);
+    * measurement plans, by the two RIMs' SHA-256; measurement rows, by the identity of the report's blocks tuple
+      and of the plan, and the NVDEC0 status (the parser shares the blocks of equal records);
+    * OCSP targets (certificate, issuer, matching response, cache key, checked or not), by the trust store, device
+      certificates 1..3, each chosen RIM's role and SHA-256, and the supplied responses;
+    * OCSP responses accepted for a (certificate, issuer), by the response, certificate and issuer DER (and, per
+      targets tuple, by its identity): used only while the responder choice is unchanged and the response is
+      fresh at ``now`` under the policy, the status re-read under the policy (certificateHold) and the age
+      recomputed; otherwise checked again;
+    * which supplied response answers which certificate, by all of their bytes (:meth:`responses_by_target`).
 
+    Memos by identity hold the objects whose ids they use, so no other object can take those ids meanwhile.
     Failures are never stored: a RIM or response that fails is verified again on every use. Step results that
     are stored as they are (a chain's shape, an FWID) are pure functions of the key, a failure included.
     """
