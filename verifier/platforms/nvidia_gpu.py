@@ -780,8 +780,9 @@ def _check_ocsp_targets(
             if stored is None or answer is None:  # uncached, or the acceptance does not hold: the full check says why
                 result = check_ocsp(response, cert, issuer, now, policy.ocsp)
                 status, age = result.status, result.age_seconds
+                next_update = None if result.next_update is None else _utc_text(result.next_update)
             else:
-                result = stored.result
+                result, next_update = stored.result, stored.next_update_text
                 status, age = answer
         except KeywardError as e:
             checks.error(e, f"OCSP {level}: ")
@@ -796,7 +797,7 @@ def _check_ocsp_targets(
                 "revocation_reason": result.revocation_reason,
                 "age_seconds": age,
                 "responder": result.responder,
-                "next_update": None if result.next_update is None else _utc_text(result.next_update),
+                "next_update": next_update,
             }
         )
         if status == "revoked":
@@ -868,6 +869,7 @@ class _CachedOcsp:
     #: When every carried certificate was valid: the window in which they all still are (the responder choice
     #: is unchanged exactly inside it); None otherwise (each is compared).
     steady: tuple[datetime, datetime] | None
+    next_update_text: str | None  # the claim's text of ``result.next_update``
 
     def answer(self, now: datetime, policy: OcspPolicy) -> tuple[OcspStatus, int] | None:
         """(status, age in seconds) at ``now`` under ``policy``, or None when :func:`check_ocsp` must run again
@@ -896,7 +898,8 @@ def _cached_ocsp(result: OcspResult, response: bytes, now: datetime) -> _CachedO
     steady = None
     if all(valid):
         steady = (max((w[0] for w in carried), default=_EVER[0]), min((w[1] for w in carried), default=_EVER[1]))
-    return _CachedOcsp(result, carried, valid, result.revocation_time is not None, steady)
+    next_update = None if result.next_update is None else _utc_text(result.next_update)
+    return _CachedOcsp(result, carried, valid, result.revocation_time is not None, steady, next_update)
 
 
 _EVER: Final = (datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC))
