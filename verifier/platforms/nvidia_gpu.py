@@ -762,6 +762,7 @@ def _check_ocsp_targets(
     entries: list[dict[str, object]] = []
     known = None if cache is None else cache.known_answers(targets)
     used: list[_CachedOcsp | None] = [None] * len(targets)
+    learnt = False  # an acceptance that ``known`` lacks
     for k, (level, cert, issuer, response, checked, known_subject, key) in enumerate(targets):
         if not checked:
             entries.append({"level": level, "subject": known_subject, "status": "not_checked"})
@@ -775,6 +776,7 @@ def _check_ocsp_targets(
             stored = known[k] if known is not None else None
             if stored is None and cache is not None and key is not None:
                 stored = cache.cached_ocsp(key, cert, issuer, now, policy.ocsp)
+                learnt = True
             used[k] = stored
             answer = None if stored is None else stored.answer(now, policy.ocsp)
             if stored is None or answer is None:  # uncached, or the acceptance does not hold: the full check says why
@@ -812,9 +814,7 @@ def _check_ocsp_targets(
                 Code.NVIDIA_OCSP_UNKNOWN, f"the OCSP responder does not know {level} ({subject})", "good", "unknown"
             )
     checks.claims["ocsp"] = entries
-    if cache is not None and (
-        known is None or any(u is not None and n is None for u, n in zip(used, known, strict=True))
-    ):
+    if cache is not None and (known is None or learnt):
         cache.remember_answers(targets, tuple(used))
 
 
