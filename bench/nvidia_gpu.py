@@ -39,7 +39,7 @@ from bench._harness import (
     wanted_rows,
 )
 from verifier.appraisal.nvidia import NvidiaPolicy, parse_nvidia_policy
-from verifier.evidence.nvidia import GpuReport, parse_device_chain, parse_gpu_report
+from verifier.evidence.nvidia import GpuReport, clear_parse_memos, parse_device_chain, parse_gpu_report
 from verifier.platforms.evaluation import Evaluation
 from verifier.platforms.nvidia_gpu import NvidiaVerificationCache, evaluate_gpu_report
 from verifier.simulation.nvidia_pki import SIM_NOW, GpuOptions, default_nvidia_pki
@@ -55,12 +55,14 @@ N1_NOW = datetime(2025, 10, 24, 12, 0, 0, tzinfo=UTC)  # both N1 RIMs' signers v
 NONCE = bytes.fromhex("4cff7f5380ead8fad8ec2c531c110aca4302a88f603792801a8ca29ee151af2e")
 SIGNATURE_SIZE = 96  # raw r || s, 48 bytes each, big-endian, at the very end of the report
 EXPECTED = "accepted"
-ROWS = ("floor", "parse", "cold", "warm", "policy", "n1-cold", "n1-warm")
+ROWS = ("floor", "parse-cold", "parse", "cold", "warm", "warm-copies", "policy", "n1-cold", "n1-warm")
 LABELS = {
     "floor": "floor: 1 ECDSA P-384/SHA-384 verify (report sig, leaf key loaded)",
-    "parse": "parse only: parse_gpu_report + parse_device_chain (part of every row below)",
+    "parse-cold": "parse, first sight: parse_gpu_report + parse_device_chain, parse memos emptied",
+    "parse": "parse: the same, a device's record, opaque data and chain parsed before (memo hits)",
     "cold": "Keyward cold (parse; chain, FWID, sig, 2 RIMs XML-DSig + chains, 9 OCSP checks, measurements; no cache)",
     "warm": "Keyward warm (the same, shared NvidiaVerificationCache)",
+    "warm-copies": "Keyward warm, every input a new bytes object (report, PEM, RIMs, OCSP; the copy included)",
     "policy": "Keyward warm + policy (parse_nvidia_policy of a full document, then warm)",
     "n1-cold": "real N1 H100 cold (2 real RIMs, no OCSP: no one instant has all its answers fresh)",
     "n1-warm": "real N1 H100 warm (the same, shared cache)",
@@ -113,21 +115,35 @@ def build_ops() -> tuple[dict[str, Op], dict[str, Reader]]:
     n1_cache = NvidiaVerificationCache()
 
     def verify(c: NvidiaVerificationCache | None, p: NvidiaPolicy = policy) -> Evaluation:
+        if c is None:
+            clear_parse_memos()  # cold: nothing remembered, the parse included
         return evaluate_gpu_report(raw, pem, rims, ocsp, p, trust, now, cache=c)
 
+    def verify_copies() -> Evaluation:
+        """Warm, with inputs as a service gets them per decision: equal bytes, new objects (none has its hash yet)."""
+        return evaluate_gpu_report(
+            _copy(raw), _copy(pem), tuple(map(_copy, rims)), tuple(map(_copy, ocsp)), policy, trust, now, cache=cache
+        )
+
     def n1(c: NvidiaVerificationCache | None) -> Evaluation:
+        if c is None:
+            clear_parse_memos()
         return evaluate_gpu_report(n1_raw, n1_pem, n1_rims, (), n1_policy, n1_trust, N1_NOW, cache=c)
 
-    def parse() -> bool:
+    def parse(first_sight: bool) -> bool:
+        if first_sight:
+            clear_parse_memos()
         parse_gpu_report(raw)
         parse_device_chain(pem)
         return True
 
     ops: dict[str, Op] = {
         "floor": _signature_floor(raw, report, leaf_key),
-        "parse": parse,
+        "parse-cold": lambda: parse(True),
+        "parse": lambda: parse(False),
         "cold": lambda: verify(None),
         "warm": lambda: verify(cache),
+        "warm-copies": verify_copies,
         "policy": lambda: verify(cache, parse_nvidia_policy(json.loads(document_text))),
         "n1-cold": lambda: n1(None),
         "n1-warm": lambda: n1(n1_cache),
@@ -143,7 +159,12 @@ def build_ops() -> tuple[dict[str, Op], dict[str, Reader]]:
             return f"rejected: {[x.code.value for x in r.reasons]}"
         return EXPECTED
 
-    return ops, {k: boolean if k in ("floor", "parse") else verdict for k in ops}
+    return ops, {k: boolean if k in ("floor", "parse-cold", "parse") else verdict for k in ops}
+
+
+def _copy(data: bytes) -> bytes:
+    """Equal bytes in a new object (``bytes(b)`` of a bytes object is that object)."""
+    return bytes(memoryview(data))
 
 
 def targets(rows: Mapping[str, Row]) -> dict[str, dict[str, object]]:
@@ -157,18 +178,35 @@ def targets(rows: Mapping[str, Row]) -> dict[str, dict[str, object]]:
         }
         beyond = warm.p50_us - floor.p50_us
         # Informational: where the time beyond the one signature goes.
-        out["warm beyond the floor, µs (p50)"] = {"value": beyond, "met": None}
+        out[f"warm beyond the floor, µs (p50; the target allows {WARM_TARGET_RATIO - 1:.2f} {X} floor)"] = {
+            "value": beyond,
+            "met": None,
+        }
         if parse:
-            out["  of which parsing, µs (p50)"] = {"value": parse.p50_us, "met": None}
-            out["  the rest (cache look-ups, dates, OCSP freshness, measurements, claims), µs"] = {
-                "value": beyond - parse.p50_us,
+            out["  of which parsing (memo hits: the request, nonces and signature are read afresh), µs (p50)"] = {
+                "value": parse.p50_us,
+                "met": None,
+            }
+            out[
+                "  the rest (chain/RIM/OCSP memo look-ups, validity dates, OCSP freshness and age, nonce, "
+                "measurement rows, claims), µs"
+            ] = {"value": beyond - parse.p50_us, "met": None}
+        copies = rows.get("warm-copies")
+        if copies:
+            out["warm with new input objects beyond warm (hashing the inputs' bytes once, and the copy), µs"] = {
+                "value": copies.p50_us - warm.p50_us,
                 "met": None,
             }
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = parser("python -m bench.nvidia_gpu", __doc__ or "", ROWS, profiled=("warm", "cold", "n1-warm", "parse"))
+    ap = parser(
+        "python -m bench.nvidia_gpu",
+        __doc__ or "",
+        ROWS,
+        profiled=("warm", "warm-copies", "cold", "n1-warm", "parse", "parse-cold"),
+    )
     args = ap.parse_args(argv)
     wanted = wanted_rows(ap, args, ROWS)
     pinned = pin()

@@ -228,6 +228,43 @@ def _active(rim: VerifiedRim | None) -> dict[int, tuple[bytes, ...]]:
     return {m.index: tuple(a for a in m.alternatives if len(a) == m.size) for m in rim.measurements if m.active}
 
 
+#: One active golden entry: RIM index, the RIM it is from, its alternatives (of the RIM's size), their hex texts.
+PlannedEntry = tuple[int, MeasurementSource, tuple[bytes, ...], tuple[str, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class MeasurementPlan:
+    """What comparing any report with one driver RIM and one VBIOS (or BIOS) RIM needs, derived from the two RIMs
+    alone (:func:`measurement_plan`), so that a verifier holding verified RIMs derives it once per pair.
+
+    ``entries``: every active golden index, driver entries before VBIOS ones at equal index, sorted by index;
+    ``covered``: their indices (``covered_blocks``: the same as SPDM block numbers); ``conflicts``:
+    :func:`index_conflicts`; ``has_rim``: whether a RIM was given at all (only then are uncovered non-zero blocks
+    reported as ``not_in_rim``).
+    """
+
+    entries: tuple[PlannedEntry, ...]
+    covered: frozenset[int]
+    conflicts: tuple[int, ...]
+    has_rim: bool
+    covered_blocks: frozenset[int]  # the SPDM block numbers of ``covered`` (RIM index + 1)
+
+
+def measurement_plan(driver_rim: VerifiedRim | None, vbios_rim: VerifiedRim | None) -> MeasurementPlan:
+    """The :class:`MeasurementPlan` of a driver RIM and a VBIOS/BIOS RIM (either may be None)."""
+    driver, vbios = _active(driver_rim), _active(vbios_rim)
+    entries: list[PlannedEntry] = [(i, "driver", alts, tuple(a.hex() for a in alts)) for i, alts in driver.items()]
+    entries += [(i, "vbios", alts, tuple(a.hex() for a in alts)) for i, alts in vbios.items()]
+    entries.sort(key=lambda e: (e[0], e[1]))
+    return MeasurementPlan(
+        entries=tuple(entries),
+        covered=frozenset(driver.keys() | vbios.keys()),
+        conflicts=tuple(sorted(driver.keys() & vbios.keys())),
+        has_rim=driver_rim is not None or vbios_rim is not None,
+        covered_blocks=frozenset(i + 1 for i in driver.keys() | vbios.keys()),
+    )
+
+
 def index_conflicts(driver_rim: VerifiedRim | None, vbios_rim: VerifiedRim | None) -> tuple[int, ...]:
     """RIM indices active in both the driver and the VBIOS RIM (NVIDIA: ``vbios-index-no-conflict`` false)."""
     return tuple(sorted(_active(driver_rim).keys() & _active(vbios_rim).keys()))
@@ -236,6 +273,29 @@ def index_conflicts(driver_rim: VerifiedRim | None, vbios_rim: VerifiedRim | Non
 def msr35_skipped(report: GpuReport) -> bool:
     """Index 35 is skipped when NVDEC0_STATUS is 0x55 (disabled); C++ SDK rule, not the Python one (P2)."""
     return report.response.opaque.nvdec0_status == STATUS_DISABLED
+
+
+#: One comparison: RIM index, source (None: not in any RIM), outcome, expected values and their hex, actual value.
+_Compared = tuple[int, MeasurementSource | None, MeasurementOutcome, tuple[bytes, ...], tuple[str, ...], bytes | None]
+
+
+def _compare(report: GpuReport, plan: MeasurementPlan) -> list[_Compared]:
+    """The comparisons of :func:`compare_measurements`, in its order (one implementation for both of its views)."""
+    blocks = report.measurements
+    skip35 = msr35_skipped(report)
+    out: list[_Compared] = []
+    for index, source, alternatives, texts in plan.entries:
+        actual = blocks.get(index + 1)
+        if index == NVDEC0_RIM_INDEX and skip35:
+            outcome: MeasurementOutcome = "skipped"
+        elif actual is not None and actual in alternatives:
+            outcome = "match"
+        else:
+            outcome = "mismatch"
+        out.append((index, source, outcome, alternatives, texts, actual))
+    if plan.has_rim:
+        out.extend((block - 1, None, "not_in_rim", (), (), value) for block, value in _not_in_rim(blocks, plan))
+    return out
 
 
 def compare_measurements(
@@ -247,41 +307,91 @@ def compare_measurements(
     is an :func:`index_conflicts` failure besides). Results are sorted by RIM index; report blocks no RIM covers
     and whose value is not all zero follow as ``not_in_rim`` (only when at least one RIM is given).
     """
+    return compare_planned(report, measurement_plan(driver_rim, vbios_rim))
+
+
+def compare_planned(report: GpuReport, plan: MeasurementPlan) -> tuple[MeasurementResult, ...]:
+    """:func:`compare_measurements` with the RIMs' :class:`MeasurementPlan` already derived."""
+    return tuple(
+        MeasurementResult(i, src, outcome, exp, actual) for i, src, outcome, exp, _, actual in _compare(report, plan)
+    )
+
+
+#: One comparison as reported: RIM index, SPDM block, source, outcome, expected values (hex), actual value (hex).
+MeasurementRow = tuple[int, int, MeasurementSource | None, MeasurementOutcome, tuple[str, ...], str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class MeasuredRows:
+    """A report compared with a :class:`MeasurementPlan`, as reported (:func:`measured_rows`): immutable, it
+    depends only on the report's blocks, its NVDEC0 status and the plan, so a verifier may reuse it for a later
+    report with the same blocks. :meth:`claims` gives fresh claim objects each time."""
+
+    rows: tuple[MeasurementRow, ...]
+    reasons: tuple[Reason, ...]  # one nvidia.measurement.mismatch per mismatching row
+
+    def claims(self) -> list[dict[str, object]]:
+        """``[r.to_json() for r in compare_planned(report, plan)]``: new dicts and lists on every call."""
+        return [
+            {"index": i, "block": b, "source": s, "result": o, "expected": list(e), "actual": a}
+            for i, b, s, o, e, a in self.rows
+        ]
+
+
+def measured_rows(report: GpuReport, plan: MeasurementPlan) -> MeasuredRows:
+    """:func:`compare_planned` as rows (the same comparison as :func:`_compare`, in one pass) and
+    :func:`measurement_reasons` of it."""
     blocks = report.measurements
     skip35 = msr35_skipped(report)
-    results: list[MeasurementResult] = []
-    covered: set[int] = set()
-    for source, rim in (("driver", driver_rim), ("vbios", vbios_rim)):
-        for index, alternatives in _active(rim).items():
-            covered.add(index)
-            src: MeasurementSource = "driver" if source == "driver" else "vbios"
-            actual = blocks.get(index + 1)
-            if index == NVDEC0_RIM_INDEX and skip35:
-                outcome: MeasurementOutcome = "skipped"
-            elif actual is not None and actual in alternatives:
-                outcome = "match"
-            else:
-                outcome = "mismatch"
-            results.append(MeasurementResult(index, src, outcome, alternatives, actual))
-    results.sort(key=lambda r: (r.index, r.source or ""))
-    if driver_rim is not None or vbios_rim is not None:
-        results.extend(
-            MeasurementResult(block - 1, None, "not_in_rim", (), value)
-            for block, value in sorted(blocks.items())
-            if block - 1 not in covered and any(value)
+    rows: list[MeasurementRow] = []
+    reasons: list[Reason] = []
+    for index, source, alternatives, texts in plan.entries:
+        actual = blocks.get(index + 1)
+        if index == NVDEC0_RIM_INDEX and skip35:
+            outcome: MeasurementOutcome = "skipped"
+        elif actual is not None and actual in alternatives:
+            outcome = "match"
+        else:
+            outcome = "mismatch"
+        actual_hex = None if actual is None else actual.hex()
+        rows.append((index, index + 1, source, outcome, texts, actual_hex))
+        if outcome == "mismatch":
+            reasons.append(_mismatch(index, source, texts, actual_hex))
+    if plan.has_rim:
+        rows.extend(
+            (block - 1, block, None, "not_in_rim", (), value.hex()) for block, value in _not_in_rim(blocks, plan)
         )
-    return tuple(results)
+    return MeasuredRows(tuple(rows), tuple(reasons))
+
+
+def appraise_measurements(
+    report: GpuReport, plan: MeasurementPlan
+) -> tuple[list[dict[str, object]], tuple[Reason, ...]]:
+    """``[r.to_json() for r in results]`` and :func:`measurement_reasons` ``(results)`` of
+    ``results = compare_planned(report, plan)``, without building the results: what a verification reports."""
+    measured = measured_rows(report, plan)
+    return measured.claims(), measured.reasons
+
+
+def _not_in_rim(blocks: dict[int, bytes], plan: MeasurementPlan) -> list[tuple[int, bytes]]:
+    """(block, value) of the report's blocks no active entry covers and whose value is not all zero, by block."""
+    uncovered = sorted(blocks.keys() - plan.covered_blocks)
+    return [(b, v) for b in uncovered if (v := blocks[b]).count(0) != len(v)]
+
+
+def _mismatch(index: int, source: MeasurementSource | None, texts: Sequence[str], actual_hex: str | None) -> Reason:
+    return Reason(
+        Code.NVIDIA_MEASUREMENT_MISMATCH,
+        f"measurement index {index} (SPDM block {index + 1}, {source} RIM) matches no reference value",
+        " | ".join(texts),
+        "missing" if actual_hex is None else actual_hex,
+    )
 
 
 def measurement_reasons(results: Sequence[MeasurementResult]) -> tuple[Reason, ...]:
     """One ``nvidia.measurement.mismatch`` per mismatching index, naming it with expected vs actual."""
     return tuple(
-        Reason(
-            Code.NVIDIA_MEASUREMENT_MISMATCH,
-            f"measurement index {r.index} (SPDM block {r.block}, {r.source} RIM) matches no reference value",
-            " | ".join(e.hex() for e in r.expected),
-            "missing" if r.actual is None else r.actual.hex(),
-        )
+        _mismatch(r.index, r.source, [e.hex() for e in r.expected], None if r.actual is None else r.actual.hex())
         for r in results
         if r.result == "mismatch"
     )

@@ -20,7 +20,10 @@ arguments; the worker fetches them (RIM ids from :func:`rim_ids`, OCSP targets f
    its version and product; driver and VBIOS indices must not conflict; measurements compared
    (:func:`verifier.appraisal.nvidia.compare_measurements`).
 6. OCSP (§3): device certs 1..3 and each chosen RIM's signing chain; missing responses are a reason when the
-   policy requires OCSP, and a claim otherwise (never silent).
+   policy requires OCSP, and a claim otherwise (never silent). Device levels at or above a failed chain link (link
+   i: certificate i not issued by i+1; levels of certificates 1..i, e.g. all three under a forged root) are not
+   known to chain to the pinned root: their OCSP is ``not_checked`` (a response could only be checked against
+   untrusted issuers) and adds no reason, the chain failure being the reason.
 7. Policy on the signed fields (:func:`verifier.appraisal.nvidia.policy_reasons`).
 
 :func:`check_topology` is the protected-PCIe (8 GPUs + 4 NVSwitches) cross-check of §7.
@@ -29,14 +32,13 @@ arguments; the worker fetches them (RIM ids from :func:`rim_ids`, OCSP targets f
 from __future__ import annotations
 
 import functools
-import hashlib
 import hmac
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from threading import Lock
-from typing import Final, Literal
+from typing import Final, Literal, NamedTuple
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -49,15 +51,15 @@ from cryptography.x509.oid import ExtensionOID, NameOID
 
 from verifier import limits
 from verifier.appraisal.nvidia import (
-    MeasurementResult,
+    MeasuredRows,
+    MeasurementPlan,
     NvidiaPolicy,
-    compare_measurements,
     conflict_reasons,
     fwid_required,
-    index_conflicts,
     is_driver_version,
     is_vbios_version,
-    measurement_reasons,
+    measured_rows,
+    measurement_plan,
     msr35_skipped,
     policy_reasons,
 )
@@ -72,7 +74,7 @@ from verifier.platforms.evaluation import Evaluation, unverified
 from verifier.trust import der
 from verifier.trust.chains import ContentCache
 from verifier.trust.nvidia_rim import VerifiedRim, verify_rim
-from verifier.trust.ocsp import OcspPolicy, OcspResult, cert_id_key, check_ocsp
+from verifier.trust.ocsp import OcspPolicy, OcspResult, OcspStatus, cert_id_key, check_ocsp
 from verifier.trust.store import NVIDIA_DEVICE_ROOT, NVIDIA_RIM_ROOT, TrustStore
 
 PLATFORM_NVIDIA: Final = "nvidia-gpu"
@@ -131,7 +133,11 @@ def architecture(report: GpuReport, chain: Sequence[x509.Certificate] | None) ->
     """``HOPPER`` / ``BLACKWELL`` (from the signed GPU_INFO, else the leaf CN) or ``LS10`` (NVSwitch). When both
     the report and the chain say, they must agree (``nvidia.chain.untrusted``); neither knowing raises
     ``nvidia.report.unsupported``."""
-    from_chain = _leaf_architecture(chain)
+    return _architecture(report, _leaf_architecture(chain))
+
+
+def _architecture(report: GpuReport, from_chain: str | None) -> str:
+    """:func:`architecture` with the leaf's (:func:`_leaf_architecture`) already read."""
     if device_kind(report) == "switch":
         from_report: str | None = "LS10"
     else:
@@ -302,6 +308,10 @@ class _ChainShape:
     reasons: tuple[Reason, ...]
     ok: bool
     windows: tuple[tuple[datetime, datetime], ...]  # (notBefore, notAfter) of each certificate of ``path``
+    #: The highest ``i`` whose link (certificate ``i`` issued by ``i + 1``, the 5th being the pinned root) fails,
+    #: -1 when none does: certificates 0..i are not known to chain to the pinned root, so OCSP is not checked for
+    #: them (their responses could only be checked against untrusted issuers).
+    last_failed_link: int = -1
 
 
 def _chain_shape(certs: Sequence[x509.Certificate], trust: TrustStore) -> _ChainShape:
@@ -322,11 +332,13 @@ def _chain_shape(certs: Sequence[x509.Certificate], trust: TrustStore) -> _Chain
             certs[-1].subject.rfc4514_string(),
         )
         ok = False
+    last_failed_link = -1
     for i in range(CHAIN_LENGTH - 1):
         problem = _check_link(path[i], path[i + 1], i)
         if problem is not None:
             checks.fail(Code.NVIDIA_CHAIN_UNTRUSTED, problem)
             ok = False
+            last_failed_link = i
     try:
         for i, cert in enumerate(path):
             bc, ku = _basic_constraints(cert), _key_usage(cert)
@@ -357,6 +369,7 @@ def _chain_shape(certs: Sequence[x509.Certificate], trust: TrustStore) -> _Chain
         tuple(checks.reasons),
         ok,
         tuple((c.not_valid_before_utc, c.not_valid_after_utc) for c in path),
+        last_failed_link,
     )
 
 
@@ -585,11 +598,14 @@ def _select_rims(
     candidates: list[_Candidate] = []
     for i, xml in enumerate(rims):
         try:
-            rim = verify_rim(xml, trust, now) if cache is None else cache.verify_rim(xml, trust, now)
+            if cache is None:
+                rim = verify_rim(xml, trust, now)
+                role = _role(rim)
+            else:
+                rim, role = cache.verified_rim(xml, trust, now)
         except KeywardError as e:
             checks.error(e, f"RIM {i}: ")
             continue
-        role = _role(rim)
         if role not in wanted:
             checks.fail(
                 Code.NVIDIA_RIM_MISMATCH,
@@ -685,62 +701,121 @@ def _match_responses(
     return found
 
 
-def _check_ocsp_targets(
-    labelled: Sequence[tuple[str, x509.Certificate, x509.Certificate]],
+class _OcspTarget(NamedTuple):
+    """One OCSP check of an evaluation: the level's label, the certificate and its issuer, the response that
+    answers it (None: none does), and whether it is checked at all (not when the certificate is not known to chain
+    to the pinned root). ``subject``: the certificate's RFC 4514 subject where the entry needs it without a
+    verified response (missing, not checked), else None."""
+
+    level: str
+    cert: x509.Certificate
+    issuer: x509.Certificate
+    response: bytes | None
+    checked: bool
+    subject: str | None
+    cache_key: tuple[bytes, bytes, bytes] | None = None  # response, cert and issuer DER: the cache's OCSP key
+
+
+def _ocsp_targets(
+    shape: _ChainShape,
+    chosen: Mapping[Role, VerifiedRim],
     ocsp: Sequence[bytes] | Mapping[str, bytes],
+    trust: TrustStore,
+    cache: NvidiaVerificationCache | None = None,
+) -> tuple[_OcspTarget, ...]:
+    """Step 6's targets: device certs 1..3 (issuer of cert 3: the pinned root), then each chosen RIM's signing
+    chain, each with its response. Device levels at or above a failed chain link are not checked
+    (:attr:`_ChainShape.last_failed_link`)."""
+    labelled: list[tuple[str, x509.Certificate, x509.Certificate, bool]] = []
+    if shape.path is not None:
+        path = shape.path
+        labelled += [
+            (f"device-L{CHAIN_LENGTH - i}", path[i], path[i + 1], i > shape.last_failed_link)
+            for i in range(1, CHAIN_LENGTH - 1)
+        ]
+    for role, rim in chosen.items():
+        targets = rim_ocsp_targets(rim, trust)
+        labelled += [(f"{role}-rim-L{4 - j}", cert, issuer, True) for j, (cert, issuer) in enumerate(targets)]
+    responses = _responses_by_target([(c, i) for _, c, i, _ in labelled], ocsp, cache)
+    return tuple(
+        _OcspTarget(
+            level,
+            cert,
+            issuer,
+            response if checked else None,
+            checked,
+            cert.subject.rfc4514_string() if response is None or not checked else None,
+        )
+        for (level, cert, issuer, checked), response in zip(labelled, responses, strict=True)
+    )
+
+
+def _check_ocsp_targets(
+    targets: tuple[_OcspTarget, ...],
     policy: NvidiaPolicy,
     now: datetime,
     checks: _Checks,
     cache: NvidiaVerificationCache | None = None,
 ) -> None:
-    """Step 6: every target's response verified, its status judged; "skipped" only when none is required or given."""
-    if not ocsp and not policy.require_ocsp:
-        checks.claims["ocsp"] = "skipped"
-        return
-    responses = _responses_by_target([(c, i) for _, c, i in labelled], ocsp, cache)
+    """Step 6: every checked target's response verified, its status judged; unchecked ones only reported. With a
+    cache, each response's stored acceptance answers while it holds (:meth:`_CachedOcsp.answer`)."""
     entries: list[dict[str, object]] = []
-    for (level, cert, issuer), response in zip(labelled, responses, strict=True):
-        entry: dict[str, object] = {"level": level, "subject": None}  # filled below (RFC 4514 costs)
+    known = None if cache is None else cache.known_answers(targets)
+    used: list[_CachedOcsp | None] = [None] * len(targets)
+    learnt = False  # an acceptance that ``known`` lacks
+    for k, (level, cert, issuer, response, checked, known_subject, key) in enumerate(targets):
+        if not checked:
+            entries.append({"level": level, "subject": known_subject, "status": "not_checked"})
+            continue
         if response is None:
-            subject = cert.subject.rfc4514_string()
-            entry.update(subject=subject, status="missing")
+            entries.append({"level": level, "subject": known_subject, "status": "missing"})
             if policy.require_ocsp:
-                checks.fail(Code.NVIDIA_OCSP_MISSING, f"no OCSP response for {level} ({subject})")
-            entries.append(entry)
+                checks.fail(Code.NVIDIA_OCSP_MISSING, f"no OCSP response for {level} ({known_subject})")
             continue
         try:
-            result: OcspResult = (
-                check_ocsp(response, cert, issuer, now, policy.ocsp)
-                if cache is None
-                else cache.check_ocsp(response, cert, issuer, now, policy.ocsp)
-            )
+            stored = known[k] if known is not None else None
+            if stored is None and cache is not None and key is not None:
+                stored = cache.cached_ocsp(key, cert, issuer, now, policy.ocsp)
+                learnt = True
+            used[k] = stored
+            answer = None if stored is None else stored.answer(now, policy.ocsp)
+            if stored is None or answer is None:  # uncached, or the acceptance does not hold: the full check says why
+                result = check_ocsp(response, cert, issuer, now, policy.ocsp)
+                status, age = result.status, result.age_seconds
+                next_update = None if result.next_update is None else _utc_text(result.next_update)
+            else:
+                result, next_update = stored.result, stored.next_update_text
+                status, age = answer
         except KeywardError as e:
             checks.error(e, f"OCSP {level}: ")
-            entry.update(subject=cert.subject.rfc4514_string(), status="invalid")
-            entries.append(entry)
+            entries.append({"level": level, "subject": cert.subject.rfc4514_string(), "status": "invalid"})
             continue
         subject = result.subject  # cert.subject.rfc4514_string()
-        entry.update(
-            subject=subject,
-            status=result.status,
-            revocation_reason=result.revocation_reason,
-            age_seconds=result.age_seconds,
-            responder=result.responder,
-            next_update=None if result.next_update is None else _utc_text(result.next_update),
+        entries.append(
+            {
+                "level": level,
+                "subject": subject,
+                "status": status,
+                "revocation_reason": result.revocation_reason,
+                "age_seconds": age,
+                "responder": result.responder,
+                "next_update": next_update,
+            }
         )
-        if result.status == "revoked":
+        if status == "revoked":
             checks.fail(
                 Code.NVIDIA_OCSP_REVOKED,
                 f"{level} ({subject}) is revoked",
                 "good",
                 result.revocation_reason or "revoked",
             )
-        elif result.status == "unknown":
+        elif status == "unknown":
             checks.fail(
                 Code.NVIDIA_OCSP_UNKNOWN, f"the OCSP responder does not know {level} ({subject})", "good", "unknown"
             )
-        entries.append(entry)
     checks.claims["ocsp"] = entries
+    if cache is not None and (known is None or learnt):
+        cache.remember_answers(targets, tuple(used))
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -749,10 +824,24 @@ def _check_ocsp_targets(
 
 @dataclass(frozen=True, slots=True)
 class _DeviceChain:
-    """A device chain's certificates, loaded, and its shape under one trust store (step 1 but the dates)."""
+    """A device chain's certificates, loaded, its shape under one trust store (step 1 but the dates), and what the
+    claims read from it: the leaf's architecture (its CN), ``ueid`` (leaf serial) and ``hwmodel`` (CN of cert 1)."""
 
     certs: tuple[x509.Certificate, ...]
     shape: _ChainShape
+    leaf_architecture: str | None
+    ueid: str | None
+    hwmodel: str | None
+
+
+def _device_chain(certs: tuple[x509.Certificate, ...], trust: TrustStore) -> _DeviceChain:
+    return _DeviceChain(
+        certs,
+        _chain_shape(certs, trust),
+        _leaf_architecture(certs),
+        str(certs[0].serial_number) if certs else None,
+        _cn(certs[1].subject) if len(certs) > 1 else None,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -763,6 +852,7 @@ class _CachedRim:
     rim: VerifiedRim
     not_before: datetime
     not_after: datetime
+    role: Role | None  # :func:`_role`
 
 
 @dataclass(frozen=True, slots=True)
@@ -776,6 +866,43 @@ class _CachedOcsp:
     carried: tuple[tuple[datetime, datetime], ...]
     carried_valid: tuple[bool, ...]
     revoked: bool
+    #: When every carried certificate was valid: the window in which they all still are (the responder choice
+    #: is unchanged exactly inside it); None otherwise (each is compared).
+    steady: tuple[datetime, datetime] | None
+    next_update_text: str | None  # the claim's text of ``result.next_update``
+
+    def answer(self, now: datetime, policy: OcspPolicy) -> tuple[OcspStatus, int] | None:
+        """(status, age in seconds) at ``now`` under ``policy``, or None when :func:`check_ocsp` must run again
+        (another responder would be chosen, or the response is not fresh)."""
+        steady = self.steady
+        if steady is not None:
+            if not steady[0] <= now <= steady[1]:
+                return None
+        elif not all(_within(w, now) == v for w, v in zip(self.carried, self.carried_valid, strict=True)):
+            return None
+        r = self.result
+        if not _ocsp_fresh(r, now, policy):
+            return None
+        status = r.status
+        if self.revoked:
+            hold = r.revocation_reason == x509.ReasonFlags.certificate_hold.name
+            status = "good" if hold and policy.allow_hold else "revoked"
+        return status, int((now - r.this_update).total_seconds())
+
+
+def _cached_ocsp(result: OcspResult, response: bytes, now: datetime) -> _CachedOcsp:
+    carried = tuple(
+        (c.not_valid_before_utc, c.not_valid_after_utc) for c in x509_ocsp.load_der_ocsp_response(response).certificates
+    )
+    valid = tuple(_within(w, now) for w in carried)
+    steady = None
+    if all(valid):
+        steady = (max((w[0] for w in carried), default=_EVER[0]), min((w[1] for w in carried), default=_EVER[1]))
+    next_update = None if result.next_update is None else _utc_text(result.next_update)
+    return _CachedOcsp(result, carried, valid, result.revocation_time is not None, steady, next_update)
+
+
+_EVER: Final = (datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC))
 
 
 def _within(window: tuple[datetime, datetime], now: datetime) -> bool:
@@ -799,16 +926,24 @@ class NvidiaVerificationCache:
     """Process-wide, thread-safe, bounded (LRU) memo of what an NVIDIA evaluation computes from bytes and the trust
     store alone; whatever depends on ``now`` or on the policy is checked again on every use.
 
-    * device chains, by the chain DER and the trust store's fingerprint: the certificates and step 1 but the dates
-      (links, pinned root, CA flags); the validity windows are compared with ``now`` each time;
+    * device chains, by the chain DER and the trust store's fingerprint: the certificates, step 1 but the dates
+      (links, pinned root, CA flags) and the claims read from the chain; the validity windows are compared with
+      ``now`` each time;
     * leaf public keys and leaf FWIDs, by the leaf DER (and the architecture);
-    * verified RIMs, by SHA-256 of the RIM bytes and the trust store's fingerprint: used only while ``now`` is inside
-      every signing certificate's validity; outside it the RIM is verified again (and fails exactly as uncached);
-    * OCSP responses accepted for a (certificate, issuer), by the response, certificate and issuer DER: used only
-      while the responder choice is unchanged and the response is fresh at ``now`` under the policy, the status
-      re-read under the policy (certificateHold) and the age recomputed; otherwise checked again;
-    * which supplied response answers which certificate, by all of their bytes.
+    * verified RIMs (and their role), by the RIM bytes themselves (a bytes object hashes once; an equal copy is
+      compared in full) and the trust store's fingerprint: used only while ``now`` is inside every signing
+      certificate's validity; outside it the RIM is verified again (and fails exactly as uncached);
+    * measurement plans, by the two RIMs' SHA-256; measurement rows, by the identity of the report's blocks tuple
+      and of the plan, and the NVDEC0 status (the parser shares the blocks of equal records);
+    * OCSP targets (certificate, issuer, matching response, cache key, checked or not), by the trust store, device
+      certificates 1..3, each chosen RIM's role and SHA-256, and the supplied responses;
+    * OCSP responses accepted for a (certificate, issuer), by the response, certificate and issuer DER (and, per
+      targets tuple, by its identity): used only while the responder choice is unchanged and the response is
+      fresh at ``now`` under the policy, the status re-read under the policy (certificateHold) and the age
+      recomputed; otherwise checked again;
+    * which supplied response answers which certificate, by all of their bytes (:meth:`responses_by_target`).
 
+    Memos by identity hold the objects whose ids they use, so no other object can take those ids meanwhile.
     Failures are never stored: a RIM or response that fails is verified again on every use. Step results that
     are stored as they are (a chain's shape, an FWID) are pure functions of the key, a failure included.
     """
@@ -820,11 +955,20 @@ class NvidiaVerificationCache:
         self.rims: ContentCache[_CachedRim] = ContentCache(max_entries)
         self.ocsp: ContentCache[_CachedOcsp] = ContentCache(max_entries)
         self.matches: ContentCache[tuple[int | None, ...]] = ContentCache(max_entries)
+        self.plans: ContentCache[MeasurementPlan] = ContentCache(max_entries)
+        self.targets: ContentCache[tuple[_OcspTarget, ...]] = ContentCache(max_entries)
         #: DER of certificate objects the entries above hold, by identity (each entry keeps its certificate alive,
         #: so no other object can have its id while it is there): re-encoding costs more than a verification step.
         self._ders: OrderedDict[int, tuple[x509.Certificate, bytes]] = OrderedDict()
         self._ders_max = max_entries
         self._ders_lock = Lock()
+        #: Measurement rows by the identity of the report's blocks tuple and of the plan (the parser memoises
+        #: blocks by content, so later reports of a device carry the same tuple); each entry holds both objects.
+        self._measured: OrderedDict[tuple[int, int, bool], tuple[object, MeasurementPlan, MeasuredRows]] = OrderedDict()
+        self._measured_lock = Lock()
+        #: The OCSP acceptances used for a targets tuple (from :meth:`ocsp_targets`), by its identity.
+        self._answers: OrderedDict[int, tuple[tuple[_OcspTarget, ...], tuple[_CachedOcsp | None, ...]]] = OrderedDict()
+        self._answers_lock = Lock()
 
     def der(self, cert: x509.Certificate) -> bytes:
         """``cert.public_bytes(DER)``, remembered for the certificate object (first in, first out)."""
@@ -838,14 +982,28 @@ class NvidiaVerificationCache:
                 self._ders.popitem(last=False)
         return value
 
+    def measured(self, report: GpuReport, plan: MeasurementPlan) -> MeasuredRows:
+        """:func:`~verifier.appraisal.nvidia.measured_rows`, a pure function of the report's blocks, its NVDEC0
+        status and the plan: remembered for the blocks and plan objects (first in, first out). The entry keeps both
+        alive, so while it is there no other object can have their ids."""
+        blocks = report.response.blocks
+        key = (id(blocks), id(plan), msr35_skipped(report))
+        hit = self._measured.get(key)  # one atomic read; writers hold the lock
+        if hit is not None and hit[0] is blocks and hit[1] is plan:
+            return hit[2]
+        value = measured_rows(report, plan)
+        with self._measured_lock:
+            self._measured[key] = (blocks, plan, value)
+            if len(self._measured) > self._ders_max:
+                self._measured.popitem(last=False)
+        return value
+
     def chain(self, chain_der: Sequence[bytes], trust: TrustStore) -> _DeviceChain:
         """The loaded chain and its shape (raises ``nvidia.chain.malformed`` like :func:`_load_chain`)."""
 
-        def compute() -> _DeviceChain:
-            certs = _load_chain(chain_der)
-            return _DeviceChain(certs, _chain_shape(certs, trust))
-
-        return self.chains.get_or_compute((trust.fingerprint, *chain_der), compute)
+        return self.chains.get_or_compute(
+            (trust.fingerprint, *chain_der), lambda: _device_chain(_load_chain(chain_der), trust)
+        )
 
     def leaf_key(self, leaf_der: bytes, leaf: x509.Certificate) -> ec.EllipticCurvePublicKey | None:
         return self.leaf_keys.get_or_compute((leaf_der,), lambda: (_p384_key(leaf),))[0]
@@ -855,43 +1013,33 @@ class NvidiaVerificationCache:
 
     def verify_rim(self, xml: bytes, trust: TrustStore, now: datetime) -> VerifiedRim:
         """:func:`verify_rim`, the signature and chain links verified once per RIM and trust store."""
+        return self.verified_rim(xml, trust, now)[0]
+
+    def verified_rim(self, xml: bytes, trust: TrustStore, now: datetime) -> tuple[VerifiedRim, Role | None]:
+        """:meth:`verify_rim` and the RIM's role (:func:`_role`, read once)."""
 
         def compute() -> _CachedRim:
             rim = verify_rim(xml, trust, now)
             certs = (*rim.signer_chain, trust.root(NVIDIA_RIM_ROOT).certificate)
             return _CachedRim(
-                rim, max(c.not_valid_before_utc for c in certs), min(c.not_valid_after_utc for c in certs)
+                rim,
+                max(c.not_valid_before_utc for c in certs),
+                min(c.not_valid_after_utc for c in certs),
+                _role(rim),
             )
 
-        cached = self.rims.get_or_compute((trust.fingerprint, hashlib.sha256(xml).digest()), compute)
-        if _within((cached.not_before, cached.not_after), now):
-            return cached.rim
-        return verify_rim(xml, trust, now)  # outside the window: the uncached check says exactly why
+        # Keyed by the bytes themselves (a bytes object hashes once in its life; equal keys compare in full).
+        cached = self.rims.get_or_compute((trust.fingerprint, xml if type(xml) is bytes else bytes(xml)), compute)
+        if cached.not_before <= now <= cached.not_after:
+            return cached.rim, cached.role
+        rim = verify_rim(xml, trust, now)  # outside the window: the uncached check says exactly why
+        return rim, _role(rim)
 
     def check_ocsp(
         self, response: bytes, cert: x509.Certificate, issuer: x509.Certificate, now: datetime, policy: OcspPolicy
     ) -> OcspResult:
         """:func:`check_ocsp` (without a nonce), the response's signature and responder verified once."""
-
-        def compute() -> _CachedOcsp:
-            result = check_ocsp(response, cert, issuer, now, policy)
-            carried = tuple(
-                (c.not_valid_before_utc, c.not_valid_after_utc)
-                for c in x509_ocsp.load_der_ocsp_response(response).certificates
-            )
-            return _CachedOcsp(
-                result, carried, tuple(_within(w, now) for w in carried), result.revocation_time is not None
-            )
-
-        cached = self.ocsp.get_or_compute((response, self.der(cert), self.der(issuer)), compute)
-        same_responder = all(_within(w, now) == v for w, v in zip(cached.carried, cached.carried_valid, strict=True))
-        if not same_responder or not _ocsp_fresh(cached.result, now, policy):
-            return check_ocsp(response, cert, issuer, now, policy)  # the uncached check says exactly why
-        r = cached.result
-        status = r.status
-        if cached.revoked:
-            hold = r.revocation_reason == x509.ReasonFlags.certificate_hold.name
-            status = "good" if hold and policy.allow_hold else "revoked"
+        r, status, age = self.ocsp_status((response, self.der(cert), self.der(issuer)), cert, issuer, now, policy)
         return OcspResult(
             subject=r.subject,
             serial=r.serial,
@@ -903,8 +1051,99 @@ class NvidiaVerificationCache:
             produced_at=r.produced_at,
             responder=r.responder,
             nonce_matches=r.nonce_matches,
-            age_seconds=int((now - r.this_update).total_seconds()),
+            age_seconds=age,
         )
+
+    def ocsp_status(
+        self,
+        key: tuple[bytes, bytes, bytes],
+        cert: x509.Certificate,
+        issuer: x509.Certificate,
+        now: datetime,
+        policy: OcspPolicy,
+    ) -> tuple[OcspResult, OcspStatus, int]:
+        """:meth:`check_ocsp` as ``(result, status, age_seconds)``: ``status`` and ``age_seconds`` are the answer's
+        at ``now`` under ``policy``; take every other field from ``result`` (whose own status and age may be those
+        of the time it was stored). ``key``: (response, certificate DER, issuer DER)."""
+        cached = self.cached_ocsp(key, cert, issuer, now, policy)
+        answer = cached.answer(now, policy)
+        if answer is None:
+            result = check_ocsp(key[0], cert, issuer, now, policy)  # the uncached check says exactly why
+            return result, result.status, result.age_seconds
+        return cached.result, answer[0], answer[1]
+
+    def cached_ocsp(
+        self,
+        key: tuple[bytes, bytes, bytes],
+        cert: x509.Certificate,
+        issuer: x509.Certificate,
+        now: datetime,
+        policy: OcspPolicy,
+    ) -> _CachedOcsp:
+        """The stored acceptance of ``key`` (response, certificate DER, issuer DER), checking it first if there is
+        none (raises as :func:`check_ocsp` does)."""
+        response = key[0]
+        return self.ocsp.get_or_compute(
+            key, lambda: _cached_ocsp(check_ocsp(response, cert, issuer, now, policy), response, now)
+        )
+
+    def known_answers(self, targets: tuple[_OcspTarget, ...]) -> tuple[_CachedOcsp | None, ...] | None:
+        """The stored acceptances :func:`_check_ocsp_targets` last used for this targets object (by identity; the
+        entry holds it), one per target (None where there was none), or None."""
+        hit = self._answers.get(id(targets))  # one atomic read; writers hold the lock
+        return hit[1] if hit is not None and hit[0] is targets else None
+
+    def remember_answers(self, targets: tuple[_OcspTarget, ...], answers: tuple[_CachedOcsp | None, ...]) -> None:
+        with self._answers_lock:
+            self._answers[id(targets)] = (targets, answers)
+            if len(self._answers) > self._ders_max:
+                self._answers.popitem(last=False)
+
+    def measurement_plan(self, driver_rim: VerifiedRim | None, vbios_rim: VerifiedRim | None) -> MeasurementPlan:
+        """:func:`~verifier.appraisal.nvidia.measurement_plan`, once per pair of RIMs (keyed by their SHA-256: the
+        plan is read from the RIM bytes alone)."""
+        key = (
+            b"" if driver_rim is None else driver_rim.sha256.encode(),
+            b"" if vbios_rim is None else vbios_rim.sha256.encode(),
+        )
+        return self.plans.get_or_compute(key, lambda: measurement_plan(driver_rim, vbios_rim))
+
+    def ocsp_targets(
+        self,
+        shape: _ChainShape,
+        chain_der: Sequence[bytes],
+        chosen: Mapping[Role, VerifiedRim],
+        ocsp: Sequence[bytes] | Mapping[str, bytes],
+        trust: TrustStore,
+    ) -> tuple[_OcspTarget, ...]:
+        """:func:`_ocsp_targets` with each target's cache key, memoised by what decides them: the trust store, device
+        certs 1..3 (with the pinned root they are the device targets; ``shape`` is theirs), each chosen RIM's role
+        and SHA-256 (its signing chain), and the supplied responses (and their keys)."""
+        if isinstance(ocsp, Mapping):
+            items = sorted(ocsp.items())
+            names, responses = [k.encode() for k, _ in items], [r for _, r in items]
+        else:
+            names, responses = [], list(ocsp)
+        device = () if shape.path is None else chain_der[1 : CHAIN_LENGTH - 1]
+        rims = [part for role, rim in chosen.items() for part in (role.encode(), rim.sha256.encode())]
+        key = (
+            trust.fingerprint,
+            b"-" if shape.path is None else b"%d" % shape.last_failed_link,  # with it: 0 or 3 device certificates
+            *device,
+            b"%d" % len(rims),
+            *rims,
+            b"%d" % len(names),
+            *names,
+            *responses,
+        )
+
+        def compute() -> tuple[_OcspTarget, ...]:
+            return tuple(
+                t if t.response is None else t._replace(cache_key=(t.response, self.der(t.cert), self.der(t.issuer)))
+                for t in _ocsp_targets(shape, chosen, ocsp, trust)
+            )
+
+        return self.targets.get_or_compute(key, compute)
 
     def responses_by_target(
         self, targets: Sequence[tuple[x509.Certificate, x509.Certificate]], ocsp: Sequence[bytes] | Mapping[str, bytes]
@@ -984,19 +1223,16 @@ def evaluate_device(
         trust.root(NVIDIA_DEVICE_ROOT)
         trust.root(NVIDIA_RIM_ROOT)
         kind = device_kind(report)
-        chain = None if cache is None else cache.chain(chain_der, trust)
-        certs = _load_chain(chain_der) if chain is None else chain.certs
+        chain = _device_chain(_load_chain(chain_der), trust) if cache is None else cache.chain(chain_der, trust)
+        certs = chain.certs
         if not certs:
             raise EvidenceMalformed(Code.NVIDIA_CHAIN_MALFORMED, "no device certificate")
-        arch = architecture(report, certs)
+        arch = _architecture(report, chain.leaf_architecture)
     except KeywardError as e:
         return unverified(PLATFORM_NVIDIA, claims, e, trust)
-    claims.update(device_kind=kind, architecture=arch)
-    if certs:
-        claims["ueid"] = str(certs[0].serial_number)
-        claims["hwmodel"] = _cn(certs[1].subject) if len(certs) > 1 else None
+    claims.update(device_kind=kind, architecture=arch, ueid=chain.ueid, hwmodel=chain.hwmodel)
 
-    shape = _chain_shape(certs, trust) if chain is None else chain.shape
+    shape = chain.shape
     chain_ok = _check_chain(shape, now, checks)  # 1
     fwid_ok = _check_fwid(report, certs[0], arch, policy, checks, None if cache is None else (cache, chain_der[0]))  # 2
     claims["fwid_match"] = fwid_ok
@@ -1023,27 +1259,33 @@ def evaluate_device(
     chosen = _select_rims(report, kind, arch, rims, policy, trust, now, checks, cache)  # 5
     driver_rim = chosen.get("driver")
     firmware_rim = chosen.get("bios" if kind == "switch" else "vbios")
-    conflicts = index_conflicts(driver_rim, firmware_rim)
+    plan = (
+        measurement_plan(driver_rim, firmware_rim)
+        if cache is None
+        else cache.measurement_plan(driver_rim, firmware_rim)
+    )
+    conflicts = plan.conflicts
     checks.reasons.extend(conflict_reasons(conflicts))
-    results: tuple[MeasurementResult, ...] = compare_measurements(report, driver_rim, firmware_rim)
-    mismatches = measurement_reasons(results)
+    measured = measured_rows(report, plan) if cache is None else cache.measured(report, plan)
+    mismatches = measured.reasons
     checks.reasons.extend(mismatches)
     complete = firmware_rim is not None and (kind == "switch" or driver_rim is not None)
     claims["measres"] = "unavailable" if not complete else ("fail" if mismatches or conflicts else "success")
     claims["msr35_skipped"] = msr35_skipped(report)
     claims["index_conflicts"] = list(conflicts)
-    claims["measurements"] = [r.to_json() for r in results]
+    claims["measurements"] = measured.claims()
     if driver_rim is not None:
         claims["oemid"] = driver_rim.firmware_manufacturer_id
 
-    labelled: list[tuple[str, x509.Certificate, x509.Certificate]] = []  # 6
-    if shape.path is not None:
-        path = shape.path
-        labelled += [(f"device-L{CHAIN_LENGTH - i}", path[i], path[i + 1]) for i in range(1, CHAIN_LENGTH - 1)]
-    for role, rim in chosen.items():
-        targets = rim_ocsp_targets(rim, trust)
-        labelled += [(f"{role}-rim-L{4 - j}", cert, issuer) for j, (cert, issuer) in enumerate(targets)]
-    _check_ocsp_targets(labelled, ocsp, policy, now, checks, cache)
+    if not ocsp and not policy.require_ocsp:  # 6
+        claims["ocsp"] = "skipped"
+    else:
+        targets = (
+            _ocsp_targets(shape, chosen, ocsp, trust)
+            if cache is None
+            else cache.ocsp_targets(shape, chain_der, chosen, ocsp, trust)
+        )
+        _check_ocsp_targets(targets, policy, now, checks, cache)
 
     checks.reasons.extend(policy_reasons(report, arch, kind, policy))  # 7
 
