@@ -2,15 +2,19 @@
 
 No PostgreSQL and no Redis: SQLite holds the data and kombu's SQLAlchemy transport carries the Celery tasks. The
 API (uvicorn), a Celery worker and beat run as real processes (logs in the work directory). Provider staff data is
-created through the admin API; then a simulated confidential VM (a TDX quote from the fake Intel PKI, trusted only
-because this is the development profile, and marked simulated everywhere) attests through the enclave SDK, receives
-its lease, decrypts the sample model, renews once and gives its seat back. A debug TD is refused on the way.
+created through the admin API; then a simulated confidential VM (a TDX quote from the fake Intel PKI and two
+simulated NVIDIA H100s, trusted only because this is the development profile, and marked simulated everywhere)
+attests through the enclave SDK, receives its lease, decrypts the sample model, renews once and gives its seat back.
+A debug TD is refused on the way. It ends with the staff dashboard running (its URL and a seeded login printed):
+from a terminal until Ctrl-C, otherwise (CI) it stops by itself.
 """
 
 from __future__ import annotations
 
 import argparse
+import secrets
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -24,7 +28,9 @@ from verifier.testing.demo_data import GPUS, decrypt_model, seed_demo
 from verifier.testing.devstack import DevStack, StackConfig
 
 ROOT = Path(__file__).resolve().parents[1]
-STEPS = 7
+STEPS = 8
+#: The demo's dashboard account (its password is made per run and printed).
+DEMO_STAFF = "demo-admin"
 
 
 def step(n: int, text: str) -> None:
@@ -111,6 +117,18 @@ def run(stack: DevStack, workdir: Path) -> int:
             say("UNEXPECTED: the debug TD was accepted")
             return 1
     print_staff_view(stack, admin)
+    step(8, "The staff dashboard")
+    password = secrets.token_urlsafe(12)
+    create = [str(Path(sys.executable).parent / "keyward"), "staff", "create", DEMO_STAFF, "--role", "admin"]
+    subprocess.run(create, input=password + "\n", text=True, env=stack.env(), check=True, capture_output=True)
+    say(f"{stack.base_url}/dashboard/  (sign in as {DEMO_STAFF} / {password})")
+    if sys.stdin.isatty():
+        say("running until Ctrl-C")
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            print()
     return 0
 
 

@@ -33,4 +33,5 @@ def test_demo_runs_the_embedded_service_end_to_end(tmp_path: Path) -> None:
     staff = out.split("Staff view", 1)[1]
     assert staff.count("accepted") == 2
     assert staff.count("rejected") == 1
+    assert "/dashboard/  (sign in as demo-admin / " in out  # the staff dashboard's URL and a seeded login
     assert "Traceback" not in out + result.stderr
