@@ -205,7 +205,7 @@ class _Context:
 
 _DEVICE_PREFIX: Final = re.compile(r"^(?:GPU|NVSwitch|device) \d+:\s*")
 _NV_INDEX: Final = re.compile(r"measurement index (\d+) \(SPDM block (\d+), (\w+) RIM\)")
-_ALLOW_LIST_NAME: Final = re.compile(r"^(\w+) is not (?:in the allow-list|an allowed reference value)")
+_ALLOW_LIST_NAME: Final = re.compile(r"^([A-Za-z_]\w*) (?:is not in the allow-list|is not an allowed|matches no)")
 _OCSP_LEVEL: Final = re.compile(r"^(?:no OCSP response for )?(.+?) \((.*)\)(?: is revoked)?$")
 _VENDOR: Final = {"intel": "Intel", "snp": "AMD", "nvidia": "NVIDIA", "azure": "Microsoft"}
 _DOCUMENTS: Final = {
@@ -258,7 +258,7 @@ def _measurement_name(ctx: _Context) -> str:
         return found.group(1).upper()
     if ctx.reason.actual == "absent" and ctx.reason.expected:
         return ctx.reason.expected.upper()
-    return "a measurement"
+    return "A measurement"
 
 
 def _binding(ctx: _Context) -> str:
