@@ -46,6 +46,7 @@ class AuditTag(StrEnum):
     STAFF_LOGIN_FAILED = "dashboard:staff:login_failed"
     STAFF_LOCKED_OUT = "dashboard:staff:locked_out"
     STAFF_LOGGED_OUT = "dashboard:staff:logged_out"
+    EVIDENCE_DOWNLOADED = "dashboard:evidence:downloaded"  # staff downloaded an attestation's raw evidence
 
 
 def _digest(
