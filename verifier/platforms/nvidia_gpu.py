@@ -72,7 +72,7 @@ from verifier.evidence.nvidia import (
 )
 from verifier.platforms.evaluation import Evaluation, unverified
 from verifier.trust import der
-from verifier.trust.chains import ContentCache
+from verifier.trust.chains import ContentCache, load_strict_certificate
 from verifier.trust.nvidia_rim import VerifiedRim, verify_rim
 from verifier.trust.ocsp import OcspPolicy, OcspResult, OcspStatus, cert_id_key, check_ocsp
 from verifier.trust.store import NVIDIA_DEVICE_ROOT, NVIDIA_RIM_ROOT, TrustStore
@@ -220,7 +220,7 @@ def _load_chain(chain_der: Sequence[bytes]) -> tuple[x509.Certificate, ...]:
     certs = []
     for i, d in enumerate(chain_der):
         try:
-            certs.append(x509.load_der_x509_certificate(d))
+            certs.append(load_strict_certificate(d))
         except ValueError as e:
             raise EvidenceMalformed(Code.NVIDIA_CHAIN_MALFORMED, f"device certificate {i} is not X.509") from e
     return tuple(certs)

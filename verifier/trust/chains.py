@@ -117,6 +117,24 @@ def is_ca(cert: x509.Certificate) -> bool:
     return isinstance(bc, x509.BasicConstraints) and bc.ca
 
 
+def load_strict_certificate(der: bytes) -> x509.Certificate:
+    """A DER certificate with every field a verifier reads parsed now (cryptography parses names, extensions, the
+    key and the signature algorithm lazily, so a damaged field would otherwise raise deep inside a check). Raises
+    ``ValueError`` for any of them (hostile chains: NVIDIA devices and RIMs)."""
+    try:
+        cert = x509.load_der_x509_certificate(der)
+        cert.subject.rfc4514_string()
+        cert.issuer.rfc4514_string()
+        list(cert.extensions)
+        cert.public_key()
+        cert.signature_hash_algorithm  # noqa: B018 - parsed for its error
+        cert.not_valid_before_utc  # noqa: B018
+        cert.not_valid_after_utc  # noqa: B018
+    except (ValueError, TypeError, x509.InvalidVersion, UnsupportedAlgorithm) as e:
+        raise ValueError(f"not a well-formed X.509 certificate: {e}") from e
+    return cert
+
+
 def load_der_certificate(der: bytes, code: Code, what: str, error: type[KeywardError]) -> x509.Certificate:
     try:
         return x509.load_der_x509_certificate(der)

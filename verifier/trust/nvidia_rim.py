@@ -63,6 +63,7 @@ from lxml import etree
 
 from verifier import limits
 from verifier.errors import Code, CollateralError, EvidenceMalformed
+from verifier.trust.chains import load_strict_certificate
 from verifier.trust.store import NVIDIA_RIM_ROOT, TrustStore
 
 SWID_NS: Final = "http://standards.iso.org/iso/19770/-2/2015/schema.xsd"
@@ -366,8 +367,8 @@ def _digest_input(root: etree._Element) -> bytes:
 
 def _load_certificate(der: bytes) -> x509.Certificate:
     try:
-        return x509.load_der_x509_certificate(der)
-    except (ValueError, x509.InvalidVersion) as e:
+        return load_strict_certificate(der)
+    except ValueError as e:
         raise _malformed("an embedded X509Certificate is not a valid X.509 certificate") from e
 
 

@@ -44,7 +44,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID, SignatureAl
 
 from verifier import limits
 from verifier.errors import Code, CollateralError
-from verifier.trust.chains import signature_verifies
+from verifier.trust.chains import load_strict_certificate, signature_verifies
 from verifier.trust.der import TAG_BIT_STRING, TAG_SEQUENCE, DerError, children, read_tlv
 
 OcspStatus = Literal["good", "revoked", "unknown"]
@@ -195,7 +195,8 @@ def _parse(response: bytes) -> _Parsed:
             tbs=parsed.tbs_response_bytes,
             responder_name=parsed.responder_name,
             responder_key_hash=parsed.responder_key_hash,
-            certificates=tuple(parsed.certificates),
+            # every carried certificate parsed through now: names, extensions and keys are otherwise read lazily
+            certificates=tuple(load_strict_certificate(c.public_bytes(Encoding.DER)) for c in parsed.certificates),
             produced_at=parsed.produced_at_utc,
             this_update=single.this_update_utc,
             next_update=single.next_update_utc,

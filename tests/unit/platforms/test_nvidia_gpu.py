@@ -925,3 +925,15 @@ def test_ocsp_partial_required_missing_rejected(fake_ocsp: dict[str, Any], trust
 def test_ocsp_sequence_with_unmatched_garbage_is_missing(trust: TrustStore) -> None:
     ev = _evaluate("N1-hopper", NvidiaPolicy(require_rims=False), trust=trust, ocsp=(b"garbage",))
     assert _codes(ev) == [Code.NVIDIA_OCSP_MISSING] * 3
+
+
+def test_evaluate_device_certificate_with_damaged_subject_malformed(trust: TrustStore) -> None:
+    """A device certificate that loads but whose subject does not parse (its first attribute value's tag zeroed):
+    a malformed chain, never a stray ValueError from deep in the chain check."""
+    ders = list(parse_device_chain(_pem("N1-hopper")))
+    subject = x509.load_der_x509_certificate(ders[2]).subject.public_bytes()
+    at = subject.index(b"\x06\x03\x55\x04") + 5
+    ders[2] = ders[2].replace(subject, subject[:at] + b"\x00" + subject[at + 1 :], 1)
+    ev = _evaluate("N1-hopper", trust=trust, chain=_pem_of(ders))
+    assert _codes(ev) == [Code.NVIDIA_CHAIN_MALFORMED]
+    assert not ev.verified

@@ -613,3 +613,21 @@ def test_verify_rim_result_is_frozen() -> None:
     rim: VerifiedRim = verify_rim(_rim(DRIVER), _trust(), N1_NOW)
     with pytest.raises(AttributeError):
         rim.name = "GB100"  # type: ignore[misc]
+
+
+def _damaged_subject(der: bytes) -> bytes:
+    """``der`` with the tag of its subject's first attribute value zeroed: the certificate still loads, and
+    cryptography raises only when the subject is read (the shape the Hypothesis byte mutations found)."""
+    subject = x509.load_der_x509_certificate(der).subject.public_bytes()
+    at = subject.index(b"\x06\x03\x55\x04") + 5  # after the attribute's OID 2.5.4.x: its value's tag
+    return der.replace(subject, subject[:at] + b"\x00" + subject[at + 1 :], 1)
+
+
+def test_verify_rim_embedded_certificate_with_damaged_subject_malformed() -> None:
+    """KeyInfo is outside the digest and SignedInfo: a damaged L3 certificate reaches the chain check (found by the
+    Hypothesis byte mutations), where it must be a malformed RIM, not a stray ValueError."""
+    xml = _rim("NV_GPU_DRIVER_GH100_550.90.07.xml")
+    certs = re.findall(rb"<ds:X509Certificate>(.*?)</ds:X509Certificate>", xml, re.S)
+    l3 = base64.b64decode(b"".join(certs[1].split()))
+    damaged = xml.replace(certs[1], base64.b64encode(_damaged_subject(l3)))
+    assert _code(lambda: verify_rim(damaged, _trust(), N1_NOW)) is Code.NVIDIA_RIM_MALFORMED
