@@ -202,7 +202,7 @@ def revoke_live_leases(
     a decision in flight holds that lock until it commits, so its new lease is already visible here, and a later
     decision sees the new status."""
     if sum(scope is not None for scope in (entitlement_id, customer_id, deployment_id)) != 1:
-        raise ValueError("revoke the live leases of one deployment, one entitlement or one customer")
+        raise ValueError("revoke the live leases of one deployment, of one entitlement or of one customer")
     revoked = repository.revoke_live(
         session, entitlement_id=entitlement_id, customer_id=customer_id, deployment_id=deployment_id, now=now
     )
