@@ -255,6 +255,7 @@ class Code(StrEnum):
     ENTITLEMENT_GPUS_EXCEEDED = "entitlement.gpus_exceeded"
     ENTITLEMENT_SEATS_EXHAUSTED = "entitlement.seats_exhausted"
     ENTITLEMENT_CUSTOMER_SUSPENDED = "entitlement.customer_suspended"
+    ENTITLEMENT_DEPLOYMENT_SUSPENDED = "entitlement.deployment_suspended"  # staff suspended this deployment
 
     # -- Billing API (billing/, api/billing.py)
     BILLING_QUERY_INVALID = "billing.query.invalid"
@@ -780,6 +781,7 @@ _CODES_BY_CLASS: Final[Mapping[type[KeywardError], tuple[Code, ...]]] = {
         _C.ENTITLEMENT_GPUS_EXCEEDED,
         _C.ENTITLEMENT_SEATS_EXHAUSTED,
         _C.ENTITLEMENT_CUSTOMER_SUSPENDED,
+        _C.ENTITLEMENT_DEPLOYMENT_SUSPENDED,
     ),
     CollateralUnavailable: (
         _C.INTEL_COLLATERAL_UNAVAILABLE,

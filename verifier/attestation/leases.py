@@ -8,8 +8,8 @@ entitlement or customer) and expire.
 * **renew** (:func:`renewable_lease`, then :func:`renew_lease`): only a live, unexpired lease of the same
   entitlement, from the same enclave key (``lease.not_renewable`` otherwise).
 * **release** (:func:`release_lease`): the enclave gives its seat back; idempotent for an ended lease.
-* **revoke** (:func:`revoke_lease`, :func:`revoke_live_leases`): staff end one live lease, or every live lease of an
-  entitlement or a customer whose status changed; the scope is typed ids, never a SQL predicate.
+* **revoke** (:func:`revoke_lease`, :func:`revoke_live_leases`): staff end one live lease, or every live lease of a
+  deployment, an entitlement or a customer whose status changed; the scope is typed ids, never a SQL predicate.
 * **expire** (:func:`expire_leases`): beat marks live leases past ``expires_at`` ``expired``.
 
 Each state change is audited (the decision records its issue, renewal and supersession events itself, with its
@@ -184,23 +184,28 @@ def revoke_live_leases(
     *,
     entitlement_id: uuid.UUID | None = None,
     customer_id: uuid.UUID | None = None,
+    deployment_id: uuid.UUID | None = None,
     now: datetime,
     actor: str,
     reason: str,
 ) -> list[Entry]:
-    """Revoke every ``live`` lease of one entitlement, or of every entitlement of one customer (give exactly one),
-    in one UPDATE (``status = revoked``, ``ended_at = now``); their renewals then fail ``lease.not_renewable``. A
-    live lease already past ``expires_at`` (not yet marked by :func:`expire_leases`) is revoked too: billing caps
-    its time at ``expires_at`` either way, and the admin's clock need not be the worker's. Returns one
+    """Revoke every ``live`` lease of one deployment, of one entitlement, or of every entitlement of one customer
+    (give exactly one), in one UPDATE (``status = revoked``, ``ended_at = now``); their renewals then fail
+    ``lease.not_renewable``. A live lease already past ``expires_at`` (not yet marked by :func:`expire_leases`) is
+    revoked too: billing caps its time at ``expires_at`` either way, and the admin's clock need not be the
+    worker's. Returns one
     ``admin:lease:revoked`` audit entry per lease (data: entitlement, deployment, ``reason``), in lease id order,
     for the caller to record with its own event.
 
-    Call it after locking what the leases hang off (the entitlement or customer row whose status just changed):
+    Call it after locking what the leases hang off (the entitlement or customer row whose status just changed;
+    for a deployment, its entitlement's row, which every decision for it locks):
     a decision in flight holds that lock until it commits, so its new lease is already visible here, and a later
     decision sees the new status."""
-    if (entitlement_id is None) == (customer_id is None):
-        raise ValueError("revoke the live leases of one entitlement or of one customer")
-    revoked = repository.revoke_live(session, entitlement_id=entitlement_id, customer_id=customer_id, now=now)
+    if sum(scope is not None for scope in (entitlement_id, customer_id, deployment_id)) != 1:
+        raise ValueError("revoke the live leases of one deployment, of one entitlement or of one customer")
+    revoked = repository.revoke_live(
+        session, entitlement_id=entitlement_id, customer_id=customer_id, deployment_id=deployment_id, now=now
+    )
     return [
         Entry(
             AuditTag.LEASE_REVOKED,

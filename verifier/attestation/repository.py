@@ -361,12 +361,19 @@ def lock_due_leases(session: Session, now: datetime, *, batch: int) -> list[Leas
 
 
 def revoke_live(
-    session: Session, *, entitlement_id: uuid.UUID | None, customer_id: uuid.UUID | None, now: datetime
+    session: Session,
+    *,
+    entitlement_id: uuid.UUID | None,
+    customer_id: uuid.UUID | None,
+    now: datetime,
+    deployment_id: uuid.UUID | None = None,
 ) -> Sequence[Row[uuid.UUID, uuid.UUID, uuid.UUID]]:
-    """Revoke (``ended_at = now``) every live lease of the entitlement, or of every entitlement of the customer, in
-    one UPDATE; (lease id, entitlement id, deployment id) of each."""
+    """Revoke (``ended_at = now``) every live lease of the deployment, of the entitlement, or of every entitlement
+    of the customer (the first given), in one UPDATE; (lease id, entitlement id, deployment id) of each."""
     scope = (
-        Lease.entitlement_id == entitlement_id
+        Lease.deployment_id == deployment_id
+        if deployment_id is not None
+        else Lease.entitlement_id == entitlement_id
         if entitlement_id is not None
         else Lease.entitlement_id.in_(select(Entitlement.id).where(Entitlement.customer_id == customer_id))
     )

@@ -40,6 +40,7 @@ class AuditTag(StrEnum):
     LEASE_SUPERSEDED = "worker:lease:superseded"  # a new lease for the same deployment revoked it
     ENTITLEMENT_STATUS_CHANGED = "admin:entitlement:status_changed"
     CUSTOMER_STATUS_CHANGED = "admin:customer:status_changed"
+    DEPLOYMENT_STATUS_CHANGED = "admin:deployment:status_changed"  # suspended or reinstated by staff
     CREDENTIAL_REVOKED = "admin:credential:revoked"
     STAFF_CREATED = "cli:staff:created"
     STAFF_LOGIN_SUCCEEDED = "dashboard:staff:login_succeeded"

@@ -288,6 +288,7 @@ class DeploymentSummary:
     lease_state: LeaseState
     lease_expires_at: datetime | None
     simulated: bool
+    suspended_at: datetime | None = None  # set while staff have suspended it
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,6 +320,7 @@ def _summary(row: Sequence[Any]) -> DeploymentSummary:
         lease_state=LeaseState(state),
         lease_expires_at=expires_at,
         simulated=dep.simulated,
+        suspended_at=dep.suspended_at,
     )
 
 

@@ -2,8 +2,9 @@
 
 Status transitions are the domain's: an entitlement's suspension can be lifted and its revocation is final
 (:data:`ENTITLEMENT_TRANSITIONS`); a customer goes between ``active`` and ``suspended``
-(:data:`CUSTOMER_TRANSITIONS`). Suspending or revoking an entitlement, or suspending a customer, revokes the live
-leases under it in the same transaction (each audited ``admin:lease:revoked`` with the reason, by
+(:data:`CUSTOMER_TRANSITIONS`); a deployment is suspended or reinstated at will (:func:`set_deployment_suspended`).
+Suspending or revoking an entitlement, or suspending a customer or a deployment, revokes the live leases under it
+in the same transaction (each audited ``admin:lease:revoked`` with the reason, by
 :func:`~verifier.attestation.leases.revoke_live_leases`), so their renewals fail. The row whose status changes
 is locked first (``SELECT ... FOR UPDATE``): a decision in flight holds the entitlement lock and a share lock on
 the customer until it commits, so the status change waits for it and then revokes the lease it issued, and a
@@ -26,8 +27,17 @@ from sqlalchemy.orm import Session
 
 from verifier.attestation.leases import revoke_live_leases
 from verifier.audit.log import AuditTag, Entry, record_event, record_events
-from verifier.db.models import AppraisalPolicy, Customer, CustomerStatus, Entitlement, EntitlementStatus, Model
+from verifier.db.models import (
+    AppraisalPolicy,
+    Customer,
+    CustomerStatus,
+    Deployment,
+    Entitlement,
+    EntitlementStatus,
+    Model,
+)
 from verifier.db.queries import get_or_404, insert_unique
+from verifier.entitlement import repository
 from verifier.errors import Code, Conflict
 
 #: Allowed entitlement status changes: suspension can be lifted, revocation is final.
@@ -182,6 +192,51 @@ def change_entitlement_status(
     )
     _record_status_change(session, actor, "entitlement", entitlement.id, before, status, revoked, now)
     return entitlement
+
+
+# -- deployments -------------------------------------------------------------------------------------------------
+
+
+def set_deployment_suspended(
+    session: Session, deployment_id: uuid.UUID, suspended: bool, *, actor: str, now: datetime
+) -> Deployment:
+    """Suspend a deployment (``suspended_at = now``) or reinstate it (``None``). Suspended: its live lease is revoked
+    now and every new lease for it is refused (``entitlement.deployment_suspended``), until it is reinstated; its
+    entitlement's other deployments are untouched. Audited ``admin:deployment:status_changed`` (``from``/``to``:
+    ``active`` or ``suspended``) with the revoked leases, each also ``admin:lease:revoked``. Suspending a suspended
+    deployment keeps its first ``suspended_at`` and records nothing, unless it finds a live lease left to revoke.
+    ``resource.not_found`` if there is no such deployment.
+
+    The entitlement row is locked first, as every decision for the deployment locks it: a decision in flight
+    commits its lease before this revokes it, and a decision after this sees the suspension."""
+    found = get_or_404(session, Deployment, deployment_id, "deployment")
+    repository.lock_entitlement(session, found.entitlement_id)
+    deployment = get_or_404(session, Deployment, deployment_id, "deployment", lock=True)
+    before = "active" if deployment.suspended_at is None else "suspended"
+    after = "suspended" if suspended else "active"
+    if before != after:
+        deployment.suspended_at = now if suspended else None
+        session.flush()
+    revoked = (
+        revoke_live_leases(session, deployment_id=deployment.id, now=now, actor=actor, reason="deployment suspended")
+        if suspended
+        else []
+    )
+    if before != after or revoked:
+        change = Entry(
+            AuditTag.DEPLOYMENT_STATUS_CHANGED,
+            actor,
+            "deployment",
+            str(deployment.id),
+            {
+                "from": before,
+                "to": after,
+                "entitlement_id": str(deployment.entitlement_id),
+                "revoked_leases": [e.subject_id for e in revoked],
+            },
+        )
+        record_events(session, [change, *revoked], at=now)
+    return deployment
 
 
 def _record_status_change(

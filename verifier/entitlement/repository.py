@@ -44,11 +44,18 @@ _HOLDING = (
     Lease.status == LeaseStatus.LIVE,
     Lease.expires_at > bindparam("now"),
 )
-#: (the deployment's id or NULL, distinct deployments holding a live lease, whether this one holds one)
+_SUSPENDED = (
+    select(Deployment.suspended_at)
+    .where(Deployment.entitlement_id == bindparam("entitlement"), Deployment.name == bindparam("name"))
+    .scalar_subquery()
+)
+#: (the deployment's id or NULL, distinct deployments holding a live lease, whether this one holds one, when staff
+#: suspended it or NULL)
 _SEAT = select(
     _NAMED,
     select(func.count(distinct(Lease.deployment_id))).where(*_HOLDING).scalar_subquery(),
     exists().where(*_HOLDING, Lease.deployment_id == _NAMED),
+    _SUSPENDED,
 )
 #: Touch an existing deployment; parameters: deployment, now. These UPDATEs leave rows already loaded in the session
 #: as they are (``synchronize_session=False``: the ORM cannot evaluate bind parameters; a decision loads none).
@@ -86,13 +93,13 @@ def lock_entitlement(session: Session, entitlement_id: uuid.UUID) -> tuple[Entit
 
 def seat_holders(
     session: Session, entitlement_id: uuid.UUID, deployment_name: str, now: datetime
-) -> tuple[uuid.UUID | None, int, bool]:
+) -> tuple[uuid.UUID | None, int, bool, datetime | None]:
     """(the named deployment's id or None, distinct deployments holding a live unexpired lease, whether the named
-    one holds one), in one statement."""
-    existing, in_use, holds = session.execute(
+    one holds one, when it was suspended or None), in one statement."""
+    existing, in_use, holds, suspended_at = session.execute(
         _SEAT, {"entitlement": entitlement_id, "name": deployment_name, "now": now}
     ).one()
-    return existing, int(in_use or 0), bool(holds)
+    return existing, int(in_use or 0), bool(holds), suspended_at
 
 
 def add_deployment(session: Session, deployment: Deployment) -> None:
@@ -144,4 +151,3 @@ def list_deployments(
 
 def deployment_name(session: Session, deployment_id: uuid.UUID) -> str | None:
     return session.scalar(select(Deployment.name).where(Deployment.id == deployment_id))
-

@@ -128,7 +128,7 @@ def reserve_seat(session: Session, locked: Entitlement, deployment_name: str, *,
     transaction); writes nothing. One statement reads the deployment's id, whether it already holds a live,
     unexpired lease (then it keeps its seat: :func:`take_seat` supersedes that lease with the new one), and how
     many distinct deployments hold one; if none is free, ``entitlement.seats_exhausted``. A status other than
-    ``active`` is ``entitlement.inactive``."""
+    ``active`` is ``entitlement.inactive``; a deployment staff suspended is ``entitlement.deployment_suspended``."""
     if locked.status != EntitlementStatus.ACTIVE:
         raise NotEntitled(
             Code.ENTITLEMENT_INACTIVE,
@@ -136,7 +136,14 @@ def reserve_seat(session: Session, locked: Entitlement, deployment_name: str, *,
             expected=EntitlementStatus.ACTIVE.value,
             actual=locked.status.value,
         )
-    existing, in_use, holds = repository.seat_holders(session, locked.id, deployment_name, now)
+    existing, in_use, holds, suspended_at = repository.seat_holders(session, locked.id, deployment_name, now)
+    if suspended_at is not None:
+        raise NotEntitled(
+            Code.ENTITLEMENT_DEPLOYMENT_SUSPENDED,
+            "staff suspended this deployment; it gets no lease until it is reinstated",
+            expected="not suspended",
+            actual=f"suspended at {suspended_at.isoformat()}",
+        )
     if not holds and in_use >= locked.seats:
         raise NotEntitled(
             Code.ENTITLEMENT_SEATS_EXHAUSTED,

@@ -41,6 +41,7 @@ from verifier.db.models import (
     ReferenceValueSet,
     UsedNonce,
 )
+from verifier.entitlement.licensing import set_deployment_suspended
 from verifier.keywrap.ear import ProviderKeyring, ProviderSigningKey, verify_ear
 from verifier.keywrap.enclave import expected_report_data, parse_enclave_jwk, unwrap_in_enclave
 from verifier.keywrap.kek import LocalAesKek, model_key_context
@@ -271,6 +272,18 @@ def test_decide_attestation_customer_suspended_rejected(session: Session, world:
     assert (
         session.scalar(select(func.count()).select_from(Lease).where(Lease.entitlement_id == world.entitlement.id)) == 0
     )
+
+
+def test_decide_attestation_deployment_suspended_rejected(session: Session, world: World) -> None:
+    first = decide_attestation(session, _submit(session, world, deployment="edge")[0].id, world.ctx, Clock.fixed(NOW))
+    assert first.status == AttestationStatus.ACCEPTED, _codes(first)
+    assert first.deployment_id is not None
+    set_deployment_suspended(session, first.deployment_id, True, actor="staff:olga", now=NOW)
+
+    again = decide_attestation(session, _submit(session, world, deployment="edge")[0].id, world.ctx, Clock.fixed(NOW))
+
+    assert _codes(again) == ["entitlement.deployment_suspended"]
+    assert again.wrapped_key is None
 
 
 def test_decide_attestation_wrong_platform_rejected(session: Session, world: World) -> None:

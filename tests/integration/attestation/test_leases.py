@@ -105,8 +105,12 @@ def test_revoke_live_leases_by_customer_reaches_every_entitlement_of_it(session:
 
 @pytest.mark.parametrize(
     "scope",
-    [{}, {"entitlement_id": uuid.uuid4(), "customer_id": uuid.uuid4()}],
-    ids=["no-scope", "two-scopes"],
+    [
+        {},
+        {"entitlement_id": uuid.uuid4(), "customer_id": uuid.uuid4()},
+        {"deployment_id": uuid.uuid4(), "entitlement_id": uuid.uuid4()},
+    ],
+    ids=["no-scope", "two-scopes", "deployment-and-entitlement"],
 )
 def test_revoke_live_leases_needs_exactly_one_scope(session: Session, scope: dict[str, uuid.UUID]) -> None:
     with pytest.raises(ValueError, match="one entitlement or of one customer"):

@@ -67,3 +67,6 @@ class Deployment(Base):
     last_attestation_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)  # the last decision naming it
     last_status: Mapped[str | None] = mapped_column(String(16))  # that decision's AttestationStatus
     last_decided_at: Mapped[datetime | None]
+    #: Set while staff have suspended the deployment: its live lease was revoked and new leases for it are refused
+    #: (``entitlement.deployment_suspended``) until it is reinstated (:mod:`verifier.entitlement.licensing`).
+    suspended_at: Mapped[datetime | None]
