@@ -16,4 +16,4 @@ class NavItem:
     role: StaffRole = StaffRole.VIEWER
 
 
-NAVIGATION: Final[tuple[NavItem, ...]] = (NavItem("Home", "/"),)
+NAVIGATION: Final[tuple[NavItem, ...]] = (NavItem("Overview", "/"), NavItem("Audit log", "/audit"))
