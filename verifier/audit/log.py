@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -144,14 +145,15 @@ def verify_chain(session: Session) -> ChainCheck:
     prev = GENESIS
     count = 0
     last: int | None = None
-    for event in repository.events_in_order(session):
-        count += 1
-        want = _digest(prev, event.at, event.tag, event.actor, event.subject_type, event.subject_id, event.data)
-        if event.prev_hash != prev:
-            return ChainCheck(count, event.id, ChainBreak.LINK, last)
-        if event.hash != want:
-            return ChainCheck(count, event.id, ChainBreak.HASH, last)
-        prev, last = event.hash, event.id
+    with closing(repository.events_in_order(session)) as events:
+        for event in events:
+            count += 1
+            want = _digest(prev, event.at, event.tag, event.actor, event.subject_type, event.subject_id, event.data)
+            if event.prev_hash != prev:
+                return ChainCheck(count, event.id, ChainBreak.LINK, last)
+            if event.hash != want:
+                return ChainCheck(count, event.id, ChainBreak.HASH, last)
+            prev, last = event.hash, event.id
     return ChainCheck(count, None, None, last)
 
 

@@ -40,8 +40,13 @@ def add_events(session: Session, events: Sequence[AuditEvent]) -> None:
 
 
 def events_in_order(session: Session) -> Iterator[AuditEvent]:
-    """Every event, oldest (lowest id) first, streamed in batches (the whole log is never held at once)."""
-    yield from session.scalars(select(AuditEvent).order_by(AuditEvent.id).execution_options(yield_per=1000))
+    """Every event, oldest (lowest id) first, streamed in batches (the whole log is never held at once); close the
+    iterator when stopping early (it holds a server-side cursor)."""
+    result = session.scalars(select(AuditEvent).order_by(AuditEvent.id).execution_options(yield_per=1000))
+    try:
+        yield from result
+    finally:
+        result.close()
 
 
 def events_page(

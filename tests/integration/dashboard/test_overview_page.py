@@ -30,6 +30,7 @@ from verifier.app import create_app
 from verifier.config import Settings
 from verifier.dashboard.service import Overview, overview
 from verifier.db.models import StaffRole
+from verifier.db.session import engine_for
 from verifier.testing.fleet import seed_fleet
 
 _DATA = re.compile(r'<script type="application/json" id="overview-data">(.*?)</script>', re.S)
@@ -42,6 +43,7 @@ def fleet_url() -> Iterator[str]:
         seed_fleet(engine, now=datetime.now(UTC), deployments=40, attestations=400, customers=5)
         engine.dispose()
         yield url
+        engine_for(url).dispose()  # the apps' pool, before the database is dropped
 
 
 @pytest.fixture(scope="module")
@@ -235,6 +237,7 @@ def test_overview_page_on_an_empty_database_says_so() -> None:
             post_login(c, login.username, login.password)
             html = c.get(f"{DASHBOARD}/").text
         engine.dispose()
+        engine_for(url).dispose()
 
     assert _kpi(html, "Live deployments") == "0"
     assert _kpi(html, "Rejection rate today") == "—"
