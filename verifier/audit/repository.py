@@ -7,7 +7,7 @@ The caller owns the session and the transaction; nothing here commits. The hash 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from datetime import datetime
 from typing import Final
 
@@ -39,7 +39,7 @@ def add_events(session: Session, events: Sequence[AuditEvent]) -> None:
     session.flush()
 
 
-def events_in_order(session: Session) -> Iterator[AuditEvent]:
+def events_in_order(session: Session) -> Generator[AuditEvent]:
     """Every event, oldest (lowest id) first, streamed in batches (the whole log is never held at once); close the
     iterator when stopping early (it holds a server-side cursor)."""
     result = session.scalars(select(AuditEvent).order_by(AuditEvent.id).execution_options(yield_per=1000))
