@@ -34,9 +34,10 @@ def _record(engine: Engine, entries: list[Entry], at: datetime) -> list[int]:
     return ids
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def world() -> Iterator[tuple[str, Engine, StaffLogin]]:
-    """A database of its own with a viewer (its creation is audited too) and a known run of events."""
+    """A database of its own with a viewer (its creation is audited too) and a known run of events. One for the
+    module (the app's engine cache holds four URLs); the tests that break the chain mend it after."""
     with migrated_database("keyward_audit_page") as url:
         engine = create_engine(url)
         viewer = create_staff(engine, StaffRole.VIEWER, prefix="aud")
@@ -103,7 +104,8 @@ def test_audit_page_filter_keeps_matching_events(client: TestClient, query: str,
     html = client.get(f"{DASHBOARD}/audit?{query}").text
 
     shown = re.findall(r'<span class="muted">([a-z_]+)</span> <code>([^<]+)</code>', html)
-    assert [i for t, i in shown if t != "staff_user"] == subjects  # the viewer's own creation aside
+    # the viewer's own creation and the paging test's events aside
+    assert [i for t, i in shown if t != "staff_user" and not i.startswith("X")] == subjects
     if not subjects:
         assert "No event matches these filters." in html
 
@@ -119,6 +121,7 @@ def test_audit_page_filters_fill_the_form_again(client: TestClient) -> None:
 def test_audit_page_keyset_pages_cover_the_log_once(client: TestClient, world: tuple[str, Engine, StaffLogin]) -> None:
     _, engine, _ = world
     _record(engine, [Entry(AuditTag.LEASE_EXPIRED, "beat", "lease", f"X{i}", {}) for i in range(PAGE_SIZE + 5)], T)
+    # (other tests leave these "X" events out of what they compare)
     seen: list[int] = []
     path = f"{DASHBOARD}/audit"
     for _ in range(5):
@@ -131,6 +134,7 @@ def test_audit_page_keyset_pages_cover_the_log_once(client: TestClient, world: t
 
     assert seen == _all_ids(engine)
     assert len(_ids(client.get(f"{DASHBOARD}/audit").text)) == PAGE_SIZE
+    assert len(seen) > PAGE_SIZE
 
 
 def test_audit_page_bad_time_is_a_400(client: TestClient) -> None:
@@ -151,18 +155,23 @@ def test_audit_page_edited_event_shows_where_the_chain_breaks(
     ids = sorted(_all_ids(engine))
     edited = ids[2]
     with Session(engine) as s:
+        actor = s.get_one(AuditEvent, edited).actor
         s.execute(update(AuditEvent).where(AuditEvent.id == edited).values(actor="staff:someone-else"))
         s.commit()
-
-    html = client.get(f"{DASHBOARD}/audit").text
+    try:
+        html = client.get(f"{DASHBOARD}/audit?before={edited + 1}").text
+    finally:
+        with Session(engine) as s:
+            s.execute(update(AuditEvent).where(AuditEvent.id == edited).values(actor=actor))
+            s.commit()
 
     assert f"The hash chain breaks at event #{edited}" in html
     assert f"Event #{edited} no longer matches its own hash: it was edited after it was written." in html
     assert f"The 2 events before it verify; from #{edited} on, none can be trusted." in html
     assert f'<a class="button button-quiet" href="?before={edited + 1}">' in html
     assert html.count('class="row-broken"') == 1
-    assert html.count('class="row-unverified"') == len([i for i in ids if i > edited])
     assert html.count('class="row-verified"') == 2
+    assert "The hash chain verifies" in client.get(f"{DASHBOARD}/audit").text  # mended
 
 
 def test_audit_page_removed_event_breaks_the_next_link(
@@ -171,10 +180,16 @@ def test_audit_page_removed_event_breaks_the_next_link(
     _, engine, _ = world
     ids = sorted(_all_ids(engine))
     with Session(engine) as s:
+        removed = s.get_one(AuditEvent, ids[1])
+        s.expunge(removed)
         s.execute(delete(AuditEvent).where(AuditEvent.id == ids[1]))
         s.commit()
-
-    html = client.get(f"{DASHBOARD}/audit").text
+    try:
+        html = client.get(f"{DASHBOARD}/audit").text
+    finally:
+        with Session(engine) as s:
+            s.merge(removed)
+            s.commit()
 
     assert f"The hash chain breaks at event #{ids[2]}" in html
     assert f"does not link to the event before it (#{ids[0]})" in html

@@ -37,20 +37,25 @@ _DATA = re.compile(r'<script type="application/json" id="overview-data">(.*?)</s
 
 
 @pytest.fixture(scope="module")
-def fleet_url() -> Iterator[str]:
+def database() -> Iterator[str]:
+    """This module's database, empty until :func:`fleet_url` seeds it (the app's engine cache holds four URLs:
+    one database per module keeps it from dropping, undisposed, the engines of other modules)."""
     with migrated_database("keyward_overview_page") as url:
-        engine = create_engine(url)
-        seed_fleet(engine, now=datetime.now(UTC), deployments=40, attestations=400, customers=5)
-        engine.dispose()
         yield url
         engine_for(url).dispose()  # the apps' pool, before the database is dropped
 
 
 @pytest.fixture(scope="module")
-def fleet_engine(fleet_url: str) -> Iterator[Engine]:
-    engine = create_engine(fleet_url)
+def fleet_engine(database: str) -> Iterator[Engine]:
+    engine = create_engine(database)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def fleet_url(database: str, fleet_engine: Engine) -> str:
+    seed_fleet(fleet_engine, now=datetime.now(UTC), deployments=40, attestations=400, customers=5)
+    return database
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +88,21 @@ def _kpi(html: str, label: str) -> str:
     found = re.search(rf'<p class="kpi-label">{label}</p>\s*<p class="kpi-value[^"]*">([^<]*)</p>', html)
     assert found is not None, label
     return found.group(1)
+
+
+def test_overview_page_on_an_empty_database_says_so(database: str, fleet_engine: Engine) -> None:
+    """First in this module: it runs before the fleet is seeded."""
+    login = create_staff(fleet_engine, StaffRole.VIEWER, prefix="empty")
+    with TestClient(create_app(Settings(database_url=database))) as c:
+        post_login(c, login.username, login.password)
+        html = c.get(f"{DASHBOARD}/").text
+
+    assert _kpi(html, "Live deployments") == "0"
+    assert _kpi(html, "Rejection rate today") == "—"
+    assert "No rejections in the last 30 days." in html
+    assert "No deployment has been attested yet." in html
+    assert "No vendor collateral is cached yet." in html
+    assert "No warnings" in html
 
 
 def test_overview_page_shows_the_live_counts_and_today(client: TestClient, fleet_engine: Engine) -> None:
@@ -227,21 +247,3 @@ def test_overview_page_without_session_redirects_to_login(fleet_url: str) -> Non
 
     assert response.status_code == 303
     assert response.headers["location"] == f"{DASHBOARD}/login"
-
-
-def test_overview_page_on_an_empty_database_says_so() -> None:
-    with migrated_database("keyward_overview_empty") as url:
-        engine = create_engine(url)
-        login = create_staff(engine, StaffRole.VIEWER, prefix="empty")
-        with TestClient(create_app(Settings(database_url=url))) as c:
-            post_login(c, login.username, login.password)
-            html = c.get(f"{DASHBOARD}/").text
-        engine.dispose()
-        engine_for(url).dispose()
-
-    assert _kpi(html, "Live deployments") == "0"
-    assert _kpi(html, "Rejection rate today") == "—"
-    assert "No rejections in the last 30 days." in html
-    assert "No deployment has been attested yet." in html
-    assert "No vendor collateral is cached yet." in html
-    assert "No warnings" in html
