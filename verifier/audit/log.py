@@ -5,6 +5,9 @@ deleting any stored event breaks every later link, which :func:`verify_chain` de
 transaction-scoped PostgreSQL advisory lock so concurrent writers cannot fork the chain. The caller owns the
 session and commits (the event is part of the same transaction as the decision it records). The SQL is in
 :mod:`verifier.audit.repository`.
+
+Reading: :func:`verify_chain` walks the whole chain; :func:`read_events` gives one filtered keyset page of events,
+newest first (the dashboard's audit log).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -119,10 +123,19 @@ def record_events(session: Session, entries: Sequence[Entry], *, at: datetime) -
     return events
 
 
+class ChainBreak(StrEnum):
+    """Why the first broken event does not hold."""
+
+    LINK = "link"  # its prev_hash is not the previous event's hash: an event before it was removed or inserted
+    HASH = "hash"  # its hash is not the digest of its contents: the event itself was edited
+
+
 @dataclass(frozen=True, slots=True)
 class ChainCheck:
-    events: int
+    events: int  # events read, up to and including the first broken one
     first_broken_id: int | None
+    broken: ChainBreak | None = None
+    last_id: int | None = None  # the last event that held (the whole chain's head when intact)
 
     @property
     def intact(self) -> bool:
@@ -130,13 +143,60 @@ class ChainCheck:
 
 
 def verify_chain(session: Session) -> ChainCheck:
-    """Recompute every link in id order; report the first event whose link or hash does not hold."""
+    """Recompute every link in id order; report the first event whose link or hash does not hold, and which."""
     prev = GENESIS
     count = 0
-    for event in repository.events_in_order(session):
-        count += 1
-        want = _digest(prev, event.at, event.tag, event.actor, event.subject_type, event.subject_id, event.data)
-        if event.prev_hash != prev or event.hash != want:
-            return ChainCheck(count, event.id)
-        prev = event.hash
-    return ChainCheck(count, None)
+    last: int | None = None
+    with closing(repository.events_in_order(session)) as events:
+        for event in events:
+            count += 1
+            want = _digest(prev, event.at, event.tag, event.actor, event.subject_type, event.subject_id, event.data)
+            if event.prev_hash != prev:
+                return ChainCheck(count, event.id, ChainBreak.LINK, last)
+            if event.hash != want:
+                return ChainCheck(count, event.id, ChainBreak.HASH, last)
+            prev, last = event.hash, event.id
+    return ChainCheck(count, None, None, last)
+
+
+#: The most events a page of :func:`read_events` holds.
+MAX_PAGE: Final = 200
+
+
+@dataclass(frozen=True, slots=True)
+class AuditQuery:
+    """The audit log's filters; None is "any". ``actor`` matches case-insensitively, ``tag``, ``subject_type`` and
+    ``subject_id`` exactly; ``since <= at < until``."""
+
+    actor: str | None = None
+    tag: str | None = None
+    subject_type: str | None = None
+    subject_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditPage:
+    events: tuple[AuditEvent, ...]  # newest first
+    next_before: int | None  # pass as ``before`` for the next (older) page; None on the last page
+
+
+def read_events(session: Session, query: AuditQuery, *, before: int | None = None, limit: int = 50) -> AuditPage:
+    """One page of the events matching ``query`` with ids below ``before`` (None: from the newest), newest first;
+    ``limit`` is held to 1..:data:`MAX_PAGE`. Keyset pages on the id: pages neither repeat nor skip an event while
+    events are appended."""
+    size = max(1, min(limit, MAX_PAGE))
+    rows = repository.events_page(
+        session,
+        actor=query.actor,
+        tag=query.tag,
+        subject_type=query.subject_type,
+        subject_id=query.subject_id,
+        since=query.since,
+        until=query.until,
+        before_id=before,
+        limit=size + 1,
+    )
+    events = tuple(rows[:size])
+    return AuditPage(events, events[-1].id if len(rows) > size else None)

@@ -1,4 +1,5 @@
-"""All SQL of the audit log: the append lock, the chain's head, the appends, and the walk in id order.
+"""All SQL of the audit log: the append lock, the chain's head, the appends, the walk in id order, and the
+filtered keyset pages the dashboard reads.
 
 The caller owns the session and the transaction; nothing here commits. The hash chain itself is
 :mod:`verifier.audit.log`.
@@ -6,10 +7,11 @@ The caller owns the session and the transaction; nothing here commits. The hash 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
+from datetime import datetime
 from typing import Final
 
-from sqlalchemy import select, text
+from sqlalchemy import ColumnElement, func, select, text
 from sqlalchemy.orm import Session
 
 from verifier.db.models import AuditEvent
@@ -37,6 +39,43 @@ def add_events(session: Session, events: Sequence[AuditEvent]) -> None:
     session.flush()
 
 
-def events_in_order(session: Session) -> Iterator[AuditEvent]:
-    """Every event, oldest (lowest id) first, streamed."""
-    yield from session.scalars(select(AuditEvent).order_by(AuditEvent.id))
+def events_in_order(session: Session) -> Generator[AuditEvent]:
+    """Every event, oldest (lowest id) first, streamed in batches (the whole log is never held at once); close the
+    iterator when stopping early (it holds a server-side cursor)."""
+    result = session.scalars(select(AuditEvent).order_by(AuditEvent.id).execution_options(yield_per=1000))
+    try:
+        yield from result
+    finally:
+        result.close()
+
+
+def events_page(
+    session: Session,
+    *,
+    actor: str | None = None,
+    tag: str | None = None,
+    subject_type: str | None = None,
+    subject_id: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    before_id: int | None = None,
+    limit: int,
+) -> Sequence[AuditEvent]:
+    """At most ``limit`` events matching every filter given (``actor`` case-insensitively, the others exactly;
+    ``since <= at < until``), with ids below ``before_id``, newest (highest id) first: a keyset page."""
+    where: list[ColumnElement[bool]] = []
+    if actor is not None:
+        where.append(func.lower(AuditEvent.actor) == actor.lower())
+    if tag is not None:
+        where.append(AuditEvent.tag == tag)
+    if subject_type is not None:
+        where.append(AuditEvent.subject_type == subject_type)
+    if subject_id is not None:
+        where.append(AuditEvent.subject_id == subject_id)
+    if since is not None:
+        where.append(AuditEvent.at >= since)
+    if until is not None:
+        where.append(AuditEvent.at < until)
+    if before_id is not None:
+        where.append(AuditEvent.id < before_id)
+    return session.scalars(select(AuditEvent).where(*where).order_by(AuditEvent.id.desc()).limit(limit)).all()

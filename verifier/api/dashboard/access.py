@@ -1,4 +1,4 @@
-"""Access to the dashboard: the sign-in page and form, sign-out, and the signed-in landing page.
+"""Access to the dashboard: the sign-in page and form, sign-out, and the signed-in landing page (the overview).
 
 Stable paths (other tools drive them): ``GET``/``POST /dashboard/login`` (fields ``username``, ``password`` and
 the hidden ``csrf_token``), ``POST /dashboard/logout``, ``GET /dashboard/``. HTTP only: the rules are in
@@ -25,10 +25,10 @@ from verifier.api.dashboard.deps import (
     secure_cookies,
     session_cookie,
 )
+from verifier.api.dashboard.overview import overview_page
 from verifier.api.dashboard.rendering import base_path, render
 from verifier.api.deps import SessionDep, SettingsDep
 from verifier.config import Settings
-from verifier.db.models import StaffRole
 from verifier.staff.service import (
     LOGIN_FORM_MAX_AGE,
     LoginOutcome,
@@ -44,12 +44,6 @@ from verifier.staff.service import (
 
 router = APIRouter()
 
-#: What each role may do, as the landing page says it.
-ROLE_SUMMARY: Final = {
-    StaffRole.VIEWER: "You can read everything: deployments, attestations, customers, models and the audit log.",
-    StaffRole.OPERATOR: "You can read everything, revoke leases, and suspend deployments and customers.",
-    StaffRole.ADMIN: "You can do everything, including credentials, models and reference values.",
-}
 MESSAGES: Final = {
     LoginOutcome.INVALID: "Wrong username or password.",
     LoginOutcome.LOCKED: "This account is locked after too many failed sign-ins. Try again in {minutes}.",
@@ -174,11 +168,8 @@ def logout(request: Request, settings: SettingsDep, session: SessionDep, signed_
 
 
 @router.get("/", name="home")
-def home(request: Request, signed_in: StaffDep) -> Response:
-    return render(
-        request,
-        "home.html",
-        signed_in=signed_in,
-        current="/",
-        role_summary=ROLE_SUMMARY[signed_in.role],
-    )
+def home(
+    request: Request, signed_in: StaffDep, session: SessionDep, settings: SettingsDep, period: str = "24h"
+) -> Response:
+    """The landing page: the overview (:mod:`verifier.api.dashboard.overview`)."""
+    return overview_page(request, signed_in, session, settings, period)

@@ -16,4 +16,8 @@ class NavItem:
     role: StaffRole = StaffRole.VIEWER
 
 
-NAVIGATION: Final[tuple[NavItem, ...]] = (NavItem("Home", "/"), NavItem("Deployments", "/deployments"))
+NAVIGATION: Final[tuple[NavItem, ...]] = (
+    NavItem("Overview", "/"),
+    NavItem("Deployments", "/deployments"),
+    NavItem("Audit log", "/audit"),
+)
