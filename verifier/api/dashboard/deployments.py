@@ -410,12 +410,7 @@ def suspend_deployment(
     operator: OperatorDep,
     form: FormDep,
 ) -> Response:
-    if not _confirmed(form):
-        return _detail_page(
-            request, session, settings, operator, deployment_id, status_code=400, error=CONFIRM_MISSING["suspend"]
-        )
-    set_deployment_suspended(session, deployment_id, True, actor=operator.actor, now=current_time(settings))
-    return _back(request, deployment_id, "suspended")
+    return _set_suspended(request, deployment_id, session, settings, operator, form, suspended=True)
 
 
 @router.post("/deployments/{deployment_id}/reinstate")
@@ -427,9 +422,24 @@ def reinstate_deployment(
     operator: OperatorDep,
     form: FormDep,
 ) -> Response:
+    return _set_suspended(request, deployment_id, session, settings, operator, form, suspended=False)
+
+
+def _set_suspended(
+    request: Request,
+    deployment_id: uuid.UUID,
+    session: SessionDep,
+    settings: SettingsDep,
+    operator: SignedIn,
+    form: Mapping[str, str],
+    *,
+    suspended: bool,
+) -> Response:
+    """Suspend (revoking its live lease) or reinstate the deployment, once the form confirms it."""
+    action = "suspend" if suspended else "reinstate"
     if not _confirmed(form):
         return _detail_page(
-            request, session, settings, operator, deployment_id, status_code=400, error=CONFIRM_MISSING["reinstate"]
+            request, session, settings, operator, deployment_id, status_code=400, error=CONFIRM_MISSING[action]
         )
-    set_deployment_suspended(session, deployment_id, False, actor=operator.actor, now=current_time(settings))
-    return _back(request, deployment_id, "reinstated")
+    set_deployment_suspended(session, deployment_id, suspended, actor=operator.actor, now=current_time(settings))
+    return _back(request, deployment_id, "suspended" if suspended else "reinstated")
