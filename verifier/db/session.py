@@ -27,15 +27,21 @@ from verifier.db.engine import is_sqlite, make_engine
 __all__ = ["Session", "engine_for", "read_session", "session_factory"]
 
 
-@lru_cache(maxsize=4)
+@lru_cache(maxsize=8)
+def _database(url: str) -> tuple[Engine, sessionmaker[Session]]:
+    """The engine for ``url`` and the session factory bound to it, cached together: two caches could evict one and
+    not the other, leaving sessions on an engine nobody else uses any more."""
+    engine = make_engine(url)
+    return engine, sessionmaker(bind=engine, expire_on_commit=False)
+
+
 def engine_for(url: str) -> Engine:
     """The process-wide engine (and so connection pool) for ``url``."""
-    return make_engine(url)
+    return _database(url)[0]
 
 
-@lru_cache(maxsize=4)
 def _factory(url: str) -> sessionmaker[Session]:
-    return sessionmaker(bind=engine_for(url), expire_on_commit=False)
+    return _database(url)[1]
 
 
 def session_factory(settings: Settings) -> sessionmaker[Session]:
