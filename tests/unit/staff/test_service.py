@@ -168,7 +168,8 @@ def test_login_form_token_defect_refused(defect: str) -> None:
     if defect == "other-key":
         key = b"o" * 32
     elif defect == "tampered-token":
-        sent, form = f"{nonce[:-1]}A.{issued}.{mac}", f"{nonce[:-1]}A"
+        tampered = nonce[:-1] + ("A" if nonce[-1] != "A" else "B")
+        sent, form = f"{tampered}.{issued}.{mac}", tampered
     elif defect == "tampered-time":
         sent = f"{nonce}.{int(issued) + 3600}.{mac}"
         at = T0 + LOGIN_FORM_MAX_AGE + timedelta(minutes=1)
