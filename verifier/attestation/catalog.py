@@ -61,9 +61,29 @@ def load_catalog(session: Session, att: Attestation, now: datetime) -> Catalog:
     return Catalog(version, model, entitlement, policy, model_key, reference_values)
 
 
+@dataclass(frozen=True, slots=True)
+class PolicyInputs:
+    """What one platform's evidence is appraised against: the policy document, and the stored rows it was built
+    from (recorded with the decision, so staff later see exactly which set and policy judged it)."""
+
+    document: dict[str, Any]
+    reference_values: ReferenceValueSet
+    policy: AppraisalPolicy | None  # the entitlement's policy, when it is for this platform (or its family)
+
+    def recorded(self) -> dict[str, str | None]:
+        """The ids the decision stores (:attr:`~verifier.platforms.evaluation.Evaluation.appraised_with`)."""
+        policy = None if self.policy is None else str(self.policy.id)
+        return {"reference_values": str(self.reference_values.id), "policy": policy}
+
+
 def policy_document(catalog: Catalog, platform: str, now: datetime, *, production: bool) -> dict[str, Any]:
     """The entitlement's appraisal policy for the platform, overlaid with the active reference values; in
     production, without any allowance for debug TEEs."""
+    return policy_inputs(catalog, platform, now, production=production).document
+
+
+def policy_inputs(catalog: Catalog, platform: str, now: datetime, *, production: bool) -> PolicyInputs:
+    """:func:`policy_document` with the reference-value set and the policy it was built from."""
     entry = PLATFORMS.get(platform)
     family = None if entry is None else entry.family
     rv = catalog.reference_values.get(platform)
@@ -78,8 +98,10 @@ def policy_document(catalog: Catalog, platform: str, now: datetime, *, productio
     policy = catalog.policy
     if policy is not None and policy.platform in (platform, family):
         document.update(policy.document)
+    else:
+        policy = None
     document.update(rv.values)
     if production and document.get("allow_debug"):
         _log.warning("policy for %s asks to accept debug TEEs: ignored in production", platform)
         document["allow_debug"] = False
-    return document
+    return PolicyInputs(document, rv, policy)

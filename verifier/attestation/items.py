@@ -13,12 +13,13 @@ import binascii
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from verifier.attestation.catalog import Catalog, policy_document
+from verifier.attestation.catalog import Catalog, policy_document, policy_inputs
 from verifier.attestation.context import DecisionContext
 from verifier.collateral.documents import Document, RowKey
 from verifier.collateral.repository import read_documents
@@ -78,14 +79,15 @@ def evaluate_item(
     now: datetime,
 ) -> Evaluation:
     """Evaluate one parsed item with the documents read for its needs (:func:`read_needs`). Raises the item's own
-    error for an item too malformed to evaluate, and the binding's, catalog's or policy's errors."""
+    error for an item too malformed to evaluate, and the binding's, catalog's or policy's errors. The evaluation
+    records the reference-value set and policy it was appraised against."""
     if isinstance(parsed, Unparsed):
         raise parsed.error
     binding = binding_for(parsed.item, nonce, key, default_binding)
-    document = policy_document(catalog, parsed.item.type, now, production=ctx.production)
-    document["expected_report_data"] = binding.hex()
+    inputs = policy_inputs(catalog, parsed.item.type, now, production=ctx.production)
+    document = {**inputs.document, "expected_report_data": binding.hex()}
     env = Verifying(ctx.trust, now, ctx.intel_cache, ctx.snp_cache, ctx.nvidia_cache)
-    return parsed.evaluate(documents, document, env)
+    return replace(parsed.evaluate(documents, document, env), appraised_with=inputs.recorded())
 
 
 def attestation_rules(

@@ -8,8 +8,9 @@ evaluation's platform, device and claims; a code without its own sentence falls 
 expected vs actual.
 
 Pure: no I/O, no clock, no database. It reads the frozen views of :mod:`verifier.dashboard.service` and never
-guesses what the decision did not record: the reference set named is one whose validity window held the decision
-time (the decision does not record which it used), and a check that did not run is "not reached", never "passed".
+guesses what the decision did not record: the reference set named is the one the decision recorded (for a decision
+stored before sets were recorded, the one whose validity window held the decision time, said as such), and a check
+that did not run is "not reached", never "passed".
 """
 
 from __future__ import annotations
@@ -519,14 +520,19 @@ def explain(
     )
 
 
-def reference_phrase(sets: Sequence[ReferenceSetView], platform: str | None, *, model: str, version: str) -> str:
-    """How a sentence names the reference values of ``platform``: the one set whose validity window held the
-    decision time, by model, version and platform; several or none are said as such (the decision does not
-    record which set it used)."""
+def reference_phrase(
+    sets: Sequence[ReferenceSetView], platform: str | None, *, model: str, version: str, recorded: bool = False
+) -> str:
+    """How a sentence names the reference values of ``platform``: the set the decision recorded it used
+    (``recorded``), or for an older decision the one set whose validity window held the decision time; by model,
+    version, platform and the set's short id. Several or none are said as such."""
     mine = [s for s in sets if s.platform == platform]
     label = f"{model} {version} · {platform}" if platform else f"{model} {version}"
     if len(mine) == 1:
-        return f"the reference set '{label}' in force at decision time"
+        short = str(mine[0].id)[:8]
+        if recorded:
+            return f"the reference set '{label}' ({short})"
+        return f"the reference set '{label}' ({short}) in force at decision time"
     if len(mine) > 1:
         return f"the reference values of {model} {version} for {platform} ({len(mine)} sets were in force)"
     return f"the reference values of {model} {version}"
@@ -681,10 +687,12 @@ def explain_detail(detail: AttestationDetail) -> Explained:
     """Everything the attestation page says about why: the summary sentences (each stored reason, with the
     context of the evaluation that holds it), the attestation's checks, and each evaluation's checks and
     measurements."""
-    sets = detail.reference_sets_in_force
+    sets = detail.reference_sets
 
     def reference(platform: str | None) -> str:
-        return reference_phrase(sets, platform, model=detail.model, version=detail.model_version)
+        return reference_phrase(
+            sets, platform, model=detail.model, version=detail.model_version, recorded=detail.inputs_recorded
+        )
 
     def values(platform: str | None) -> Mapping[str, Any] | None:
         mine = [s for s in sets if s.platform == platform]

@@ -443,6 +443,31 @@ def attestation_context(
     ).one_or_none()
 
 
+def appraisal_inputs(
+    session: Session, set_ids: Sequence[uuid.UUID], policy_ids: Sequence[uuid.UUID]
+) -> tuple[list[ReferenceValueSet], list[AppraisalPolicy]]:
+    """The reference-value sets and appraisal policies with these ids (those that still exist), in id order."""
+    sets = (
+        list(
+            session.scalars(
+                select(ReferenceValueSet).where(ReferenceValueSet.id.in_(list(set_ids))).order_by(ReferenceValueSet.id)
+            )
+        )
+        if set_ids
+        else []
+    )
+    policies = (
+        list(
+            session.scalars(
+                select(AppraisalPolicy).where(AppraisalPolicy.id.in_(list(policy_ids))).order_by(AppraisalPolicy.id)
+            )
+        )
+        if policy_ids
+        else []
+    )
+    return sets, policies
+
+
 def reference_sets_in_force(
     session: Session, model_version_id: uuid.UUID, platforms: Sequence[str], at: datetime
 ) -> list[ReferenceValueSet]:

@@ -6,10 +6,10 @@ Every function takes the caller's session first and ``now`` on the decision cloc
 The rules are here: what counts as a warning, the page bounds, the opaque keyset cursor. Not here: HTTP, access
 control, templates (the dashboard's views), nor any write (the admin services).
 
-What the stored decision does not say is not guessed silently: an attestation does not record which
-reference-value set or appraisal policy it was appraised against, so :class:`AttestationDetail` lists the sets
-whose validity window held its decision time (``reference_sets_in_force``) and the entitlement's *current* policy,
-both marked as read now, not recorded then.
+What the stored decision does not say is not guessed silently: each evaluation records the reference-value set and
+appraisal policy it was appraised against (``appraised_with``), and :class:`AttestationDetail` shows those rows. A
+decision stored before Keyward recorded them shows instead the sets whose validity window held its decision time
+and the entitlement's *current* policy, marked as read now, not recorded then (``inputs_recorded`` False).
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ __all__ = [
     "EvaluationView",
     "LeaseState",
     "Overview",
+    "PolicyView",
     "ReasonView",
     "ReferenceSetView",
     "StaleDocument",
@@ -499,6 +500,9 @@ class EvaluationView:
     reasons: tuple[ReasonView, ...]
     claims: Mapping[str, Any]
     collateral: Mapping[str, Any]
+    #: The ids of the reference-value set and policy it was appraised against, as the decision recorded them
+    #: (None for decisions stored before they were).
+    appraised_with: Mapping[str, str | None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -509,6 +513,14 @@ class ReferenceSetView:
     valid_from: datetime
     valid_until: datetime | None
     values: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyView:
+    id: uuid.UUID
+    name: str
+    platform: str
+    document: Mapping[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -541,13 +553,13 @@ class AttestationDetail:
     collateral: Mapping[str, Any]  # per platform: the collateral versions verified with
     timings: Mapping[str, Any]
     token: TokenView | None
-    #: Not recorded by the decision: the sets of the model version for these platforms whose validity window held
-    #: the decision time (their status is today's), newest first; and the entitlement's appraisal policy as it is
-    #: now.
-    reference_sets_in_force: tuple[ReferenceSetView, ...]
-    policy_name: str | None
-    policy_document: Mapping[str, Any] | None
-    inputs_recorded: bool = False  # the decision does not record which set and policy it used
+    #: The reference-value sets and appraisal policies the decision's evaluations were appraised against (their
+    #: status is today's). When ``inputs_recorded`` is False (a decision stored before they were recorded): the sets
+    #: of the model version for these platforms whose validity window held the decision time, newest first, and
+    #: the entitlement's policy as it is now.
+    reference_sets: tuple[ReferenceSetView, ...]
+    policies: tuple[PolicyView, ...]
+    inputs_recorded: bool
 
 
 def _reason(doc: Mapping[str, Any]) -> ReasonView:
@@ -574,7 +586,24 @@ def _evaluation(doc: Mapping[str, Any]) -> EvaluationView:
         reasons=tuple(_reason(r) for r in doc.get("reasons") or ()),
         claims=doc.get("claims") or {},
         collateral=doc.get("collateral") or {},
+        appraised_with=_appraised_with(doc.get("appraised_with")),
     )
+
+
+def _appraised_with(value: object) -> Mapping[str, str | None] | None:
+    """A recorded ``appraised_with`` whose ids read as UUIDs; None for anything else (never trusted blindly)."""
+    if not isinstance(value, dict):
+        return None
+    ids: dict[str, str | None] = {}
+    for name in ("reference_values", "policy"):
+        ident = value.get(name)
+        if ident is not None:
+            try:
+                ident = str(uuid.UUID(str(ident)))
+            except ValueError:
+                return None
+        ids[name] = ident
+    return ids
 
 
 def _b64url_json(part: str) -> Mapping[str, Any]:
@@ -605,9 +634,20 @@ def attestation_detail(session: Session, attestation_id: uuid.UUID) -> Attestati
     att, customer, model, version, policy, deployment = row
     verdict = att.verdict or {}
     platforms = tuple(att.platforms)
-    sets = repository.reference_sets_in_force(
-        session, att.model_version_id, platforms, att.decided_at or att.created_at
-    )
+    evaluations = tuple(_evaluation(e) for e in verdict.get("evaluations") or ())
+    recorded = [e.appraised_with for e in evaluations if e.appraised_with is not None]
+    inputs_recorded = bool(recorded) or not evaluations  # no evaluation: nothing was appraised
+    if inputs_recorded:
+        sets, policies = repository.appraisal_inputs(
+            session,
+            sorted({uuid.UUID(ids["reference_values"]) for ids in recorded if ids.get("reference_values")}),
+            sorted({uuid.UUID(ids["policy"]) for ids in recorded if ids.get("policy")}),
+        )
+    else:
+        sets = repository.reference_sets_in_force(
+            session, att.model_version_id, platforms, att.decided_at or att.created_at
+        )
+        policies = [] if policy is None else [policy]
     return AttestationDetail(
         id=att.id,
         kind=att.kind,
@@ -624,13 +664,13 @@ def attestation_detail(session: Session, attestation_id: uuid.UUID) -> Attestati
         simulated=att.simulated,
         lease_id=att.lease_id,
         reasons=tuple(_reason(r) for r in verdict.get("reasons") or ()),
-        evaluations=tuple(_evaluation(e) for e in verdict.get("evaluations") or ()),
+        evaluations=evaluations,
         collateral=att.collateral or {},
         timings=att.timings or {},
         token=decode_token(att.result_token),
-        reference_sets_in_force=tuple(
+        reference_sets=tuple(
             ReferenceSetView(s.id, s.platform, s.status.value, s.valid_from, s.valid_until, s.values) for s in sets
         ),
-        policy_name=policy.name if policy else None,
-        policy_document=policy.document if policy else None,
+        policies=tuple(PolicyView(p.id, p.name, p.platform, p.document) for p in policies),
+        inputs_recorded=inputs_recorded,
     )

@@ -52,12 +52,17 @@ class Evaluation:
     simulated: bool = False
     #: Which of several devices of one platform this is ("GPU-3", "NVSwitch-8"): its EAR submodule's name.
     device: str | None = None
+    #: The stored inputs the service appraised it against (``{"reference_values": <set id>, "policy": <policy id or
+    #: None>}``); None outside the service (the CLI's files are not stored).
+    appraised_with: dict[str, str | None] | None = None
 
     def to_json(self) -> dict[str, Any]:
         device = {} if self.device is None else {"device": self.device}
+        inputs = {} if self.appraised_with is None else {"appraised_with": self.appraised_with}
         return {
             "platform": self.platform,
             **device,
+            **inputs,
             "verified": self.verified,
             "accepted": self.accepted,
             "simulated": self.simulated,

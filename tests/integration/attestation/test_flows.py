@@ -183,6 +183,40 @@ def test_decide_attestation_accepts_and_releases_key(session: Session, world: Wo
     assert verify_chain(session).intact
 
 
+def _recorded_inputs(att: Attestation) -> list[dict[str, str | None]]:
+    assert att.verdict is not None
+    return [e["appraised_with"] for e in att.verdict["evaluations"]]
+
+
+def test_decide_attestation_records_the_reference_set_and_policy_used(session: Session, world: World) -> None:
+    policy = AppraisalPolicy(
+        name=f"tdx-{uuid.uuid4().hex[:6]}", platform="intel-tdx", document={"allow_debug": False}, created_at=NOW
+    )
+    session.add(policy)
+    session.flush()
+    world.entitlement.policy_id = policy.id
+    [rv] = session.scalars(select(ReferenceValueSet).where(ReferenceValueSet.model_version_id == world.version.id))
+    att, _ = _submit(session, world)
+    decided = decide_attestation(session, att.id, world.ctx, Clock.fixed(NOW))
+    assert decided.status == AttestationStatus.ACCEPTED, _codes(decided)
+    assert _recorded_inputs(decided) == [{"reference_values": str(rv.id), "policy": str(policy.id)}]
+
+
+def test_decide_attestation_records_no_policy_for_another_platform(session: Session, world: World) -> None:
+    policy = AppraisalPolicy(
+        name=f"snp-{uuid.uuid4().hex[:6]}", platform="amd-snp", document={"allow_debug": False}, created_at=NOW
+    )
+    session.add(policy)
+    session.flush()
+    world.entitlement.policy_id = policy.id
+    att, _ = _submit(session, world, td=TdReport(mrtd=bytes(48)))  # rejected on its measurement: still recorded
+    decided = decide_attestation(session, att.id, world.ctx, Clock.fixed(NOW))
+    assert decided.status == AttestationStatus.REJECTED
+    [inputs] = _recorded_inputs(decided)
+    assert inputs["policy"] is None
+    assert inputs["reference_values"] is not None
+
+
 def test_decide_attestation_is_idempotent(session: Session, world: World) -> None:
     att, _ = _submit(session, world)
     first = decide_attestation(session, att.id, world.ctx, Clock.fixed(NOW))

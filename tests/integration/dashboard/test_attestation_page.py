@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 import uuid
 from collections.abc import Iterator
 
@@ -61,10 +62,18 @@ def _page(client: TestClient, attestation_id: uuid.UUID) -> str:
 def test_attestation_page_rejected_mrtd_reads_as_an_answer(client: TestClient, decided: Decided) -> None:
     page = _page(client, decided.rejected_mrtd)
     assert "Why it was rejected" in page
-    assert f"MRTD differs from the reference set '{decided.model} 1.2 · intel-tdx' in force at decision time" in page
+    phrase = rf"MRTD differs from the reference set '{re.escape(decided.model)} 1\.2 · intel-tdx' \([0-9a-f]{{8}}\)"
+    assert re.search(phrase, page), page
     assert f"one of {TdReport().mrtd.hex()}" in page  # expected
     assert WRONG_MRTD.hex() in page  # actual
     assert "<code>intel.policy.measurement_not_allowed</code>" in page  # the code, small, beside it
+
+
+def test_attestation_page_names_the_reference_set_and_policy_used(client: TestClient, decided: Decided) -> None:
+    page = _page(client, decided.rejected_mrtd)
+    assert "Reference values used" in page
+    assert "Appraisal policy used" in page
+    assert "valid at decision time" not in page  # recorded, not guessed
 
 
 def test_attestation_page_accepted_shows_passed_checks_and_the_decoded_token(
@@ -89,11 +98,29 @@ def test_attestation_page_rejected_gpu_names_the_device_and_index(client: TestCl
     assert "GPU-1: measurement index 9 (SPDM block 10) differs from NVIDIA's signed VBIOS RIM" in page
 
 
-def test_attestation_page_labels_what_was_in_force_as_read_now(client: TestClient, decided: Decided) -> None:
-    page = _page(client, decided.rejected_mrtd)
+def _stored_before_inputs_were_recorded(engine: Engine, attestation_id: uuid.UUID) -> uuid.UUID:
+    """A copy of the attestation as a decision stored before the reference set and policy were recorded."""
+    with Session(engine) as session:
+        att = session.get_one(Attestation, attestation_id)
+        columns = {c.key: getattr(att, c.key) for c in Attestation.__table__.columns if c.key != "id"}
+        verdict = dict(att.verdict or {})
+        verdict["evaluations"] = [
+            {k: v for k, v in e.items() if k != "appraised_with"} for e in verdict.get("evaluations", [])
+        ]
+        copy = Attestation(**{**columns, "verdict": verdict, "lease_id": None, "nonce": uuid.uuid4().bytes})
+        session.add(copy)
+        session.commit()
+        return copy.id
+
+
+def test_attestation_page_unrecorded_inputs_labelled_as_read_now(
+    client: TestClient, decided: Decided, engine: Engine
+) -> None:
+    page = _page(client, _stored_before_inputs_were_recorded(engine, decided.rejected_mrtd))
     assert "Reference-value sets valid at decision time" in page
-    assert "The decision does not record which set it used" in page
+    assert "stored before Keyward recorded the set it used" in page
     assert "Current appraisal policy" in page
+    assert "in force at decision time" in page  # the sentence says the set is a reading, not a record
 
 
 def test_attestation_page_links_back_to_its_deployment(client: TestClient, decided: Decided) -> None:

@@ -79,7 +79,7 @@ def _b64(doc: dict[str, object]) -> str:
     return base64.urlsafe_b64encode(json.dumps(doc).encode()).rstrip(b"=").decode()
 
 
-def test_attestation_detail_reads_every_check_and_what_was_in_force(session: Session) -> None:
+def test_attestation_detail_unrecorded_inputs_shows_what_was_in_force(session: Session) -> None:
     model = make_model(session)
     version = make_model_version(session, model, version="1.2")
     policy = AppraisalPolicy(
@@ -127,12 +127,74 @@ def test_attestation_detail_reads_every_check_and_what_was_in_force(session: Ses
     assert (check.code, check.expected, check.actual, check.fault) == (reason["code"], "aa", "cc", "policy")
     assert (evaluation.tcb_status, evaluation.advisory_ids) == ("UpToDate", ("INTEL-SA-00001",))
     assert evaluation.collateral == {"tcb_info": {"version": 3}}
-    assert [s.id for s in detail.reference_sets_in_force] == [in_force.id]
-    assert (detail.policy_name, detail.policy_document, detail.inputs_recorded) == (
-        policy.name, {"allow_debug": False}, False
+    assert [s.id for s in detail.reference_sets] == [in_force.id]
+    assert ([(p.name, p.document) for p in detail.policies], detail.inputs_recorded) == (
+        [(policy.name, {"allow_debug": False})], False
     )  # fmt: skip
     assert detail.token is not None
     assert (detail.token.header, detail.token.claims["ear.status"]) == ({"alg": "ES256"}, "contraindicated")
+
+
+def test_attestation_detail_recorded_inputs_are_the_rows_used_not_those_in_force(session: Session) -> None:
+    model = make_model(session)
+    version = make_model_version(session, model, version="1.2")
+    used_policy = AppraisalPolicy(
+        name=f"used-{uuid.uuid4().hex[:6]}", platform="intel-tdx", document={"allow_debug": False}, created_at=NOW
+    )
+    current_policy = AppraisalPolicy(
+        name=f"now-{uuid.uuid4().hex[:6]}", platform="intel-tdx", document={"allow_debug": True}, created_at=NOW
+    )
+    session.add_all([used_policy, current_policy])
+    session.flush()
+    ent = make_entitlement(session, model=model)
+    ent.policy_id = current_policy.id  # changed after the decision
+    used = ReferenceValueSet(
+        model_version_id=version.id, platform="intel-tdx", status=RecordStatus.RETIRED,
+        values={"mrtd": ["aa"]}, valid_from=NOW - timedelta(days=3), valid_until=None, created_at=NOW,
+    )  # fmt: skip
+    in_force = ReferenceValueSet(
+        model_version_id=version.id, platform="intel-tdx", status=RecordStatus.ACTIVE,
+        values={"mrtd": ["bb"]}, valid_from=NOW - timedelta(days=1), valid_until=None, created_at=NOW,
+    )  # fmt: skip
+    session.add_all([used, in_force])
+    session.flush()
+    evaluation = {
+        "platform": "intel-tdx", "verified": True, "accepted": True, "claims": {"mrtd": "aa"}, "reasons": [],
+        "appraised_with": {"reference_values": str(used.id), "policy": str(used_policy.id)},
+    }  # fmt: skip
+    att = make_attestation(
+        session,
+        ent,
+        version,
+        "p",
+        decided_at=NOW,
+        verdict={"accepted": True, "reasons": [], "evaluations": [evaluation]},
+    )
+
+    detail = attestation_detail(session, att.id)
+
+    assert detail.inputs_recorded
+    assert [(s.id, s.status) for s in detail.reference_sets] == [(used.id, "retired")]
+    assert [p.id for p in detail.policies] == [used_policy.id]
+
+
+def test_attestation_detail_recorded_inputs_malformed_ids_fall_back_to_in_force(session: Session) -> None:
+    model = make_model(session)
+    version = make_model_version(session, model)
+    ent = make_entitlement(session, model=model)
+    evaluation = {"platform": "intel-tdx", "reasons": [], "appraised_with": {"reference_values": "not-a-uuid"}}
+    att = make_attestation(
+        session,
+        ent,
+        version,
+        "p",
+        decided_at=NOW,
+        verdict={"accepted": False, "reasons": [], "evaluations": [evaluation]},
+    )
+
+    detail = attestation_detail(session, att.id)
+
+    assert (detail.inputs_recorded, detail.evaluations[0].appraised_with) == (False, None)
 
 
 def test_attestation_detail_stored_reason_without_fault_gets_its_codes(session: Session) -> None:

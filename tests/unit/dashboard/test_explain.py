@@ -24,7 +24,8 @@ from verifier.errors import Code, fault_of
 
 MRTD = "46b9" * 24
 OTHER = "7c1a" * 24
-REF = "the reference set 'acme-llm 1.2 · intel-tdx' in force at decision time"
+SET_ID = uuid.UUID("5e7a0000-0000-4000-8000-000000000001")
+REF = "the reference set 'acme-llm 1.2 · intel-tdx' (5e7a0000) in force at decision time"
 T = datetime(2026, 1, 1, tzinfo=UTC)
 
 
@@ -67,8 +68,8 @@ def test_explain_measurement_the_tee_does_not_report() -> None:
     )  # fmt: skip
     assert (
         sentence
-        == "The reference set 'acme-llm 1.2 · intel-tdx' in force at decision time pins RTMR0, which this TEE type "
-        "does not report"
+        == "The reference set 'acme-llm 1.2 · intel-tdx' (5e7a0000) in force at decision time pins RTMR0, which "
+        "this TEE type does not report"
     )
 
 
@@ -293,12 +294,17 @@ def test_check_of_places_each_family(code: str, check: Check) -> None:
 
 
 def _set(platform: str) -> ReferenceSetView:
-    return ReferenceSetView(uuid.uuid4(), platform, "active", T, None, {"allowed_measurements": {"mrtd": [MRTD]}})
+    return ReferenceSetView(SET_ID, platform, "active", T, None, {"allowed_measurements": {"mrtd": [MRTD]}})
 
 
 def test_reference_phrase_one_set_is_named_as_in_force() -> None:
     phrase = reference_phrase([_set("intel-tdx"), _set("nvidia-gpu")], "intel-tdx", model="acme-llm", version="1.2")
     assert phrase == REF
+
+
+def test_reference_phrase_recorded_set_is_named_as_the_one_used() -> None:
+    phrase = reference_phrase([_set("intel-tdx")], "intel-tdx", model="acme-llm", version="1.2", recorded=True)
+    assert phrase == "the reference set 'acme-llm 1.2 · intel-tdx' (5e7a0000)"
 
 
 def test_reference_phrase_several_sets_are_counted_not_chosen() -> None:
@@ -348,8 +354,8 @@ def _detail(
         id=uuid.uuid4(), kind="attest", status=status, deployment_name="prod", deployment_id=None,
         entitlement_id=uuid.uuid4(), customer="acme", model="acme-llm", model_version="1.2", platforms=platforms,
         created_at=T, decided_at=T, simulated=False, lease_id=None, reasons=reasons, evaluations=evaluations,
-        collateral={}, timings={}, token=None, reference_sets_in_force=(_set("intel-tdx"),), policy_name=None,
-        policy_document=None,
+        collateral={}, timings={}, token=None, reference_sets=(_set("intel-tdx"),), policies=(),
+        inputs_recorded=False,
     )  # fmt: skip
 
 
