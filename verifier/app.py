@@ -3,7 +3,9 @@
 ``{"error": {"code": "...", "message": "...", "expected": ..., "actual": ...}}`` with the error's HTTP status; a
 database that cannot be reached is a 503 ``service.unavailable`` with Retry-After in the same shape; a request body
 over :data:`~verifier.limits.MAX_REQUEST_BODY_BYTES` is a 413 ``request.too_large`` in the same shape
-(:class:`BodySizeLimitMiddleware`); anything unexpected is a plain 500 without a traceback in the body.
+(:class:`BodySizeLimitMiddleware`); so are the framework's own refusals (no such route, a method the route does not
+take, a body that cannot be parsed); anything unexpected is a plain 500 without a traceback in the body. The
+OpenAPI document and its pages are served only where :attr:`~verifier.config.Settings.serves_api_docs` says.
 
 Every request passes :class:`~verifier.observability.middleware.RequestContextMiddleware` (request id, access log
 line, HTTP metrics); ``/healthz``, ``/readyz`` and ``/metrics`` come from :mod:`verifier.api.health`. The staff
@@ -25,6 +27,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from verifier import __version__, limits
@@ -37,6 +40,12 @@ from verifier.observability.middleware import RequestContextMiddleware
 #: (``Prefer: wait``) sleeps in one; more threads than a burst of waiting enclaves keeps new requests moving.
 THREADPOOL_SIZE = 128
 log = logging.getLogger(__name__)
+#: The framework's own refusals, by status, as stable codes.
+_HTTP_ERRORS: dict[int, tuple[Code, str]] = {
+    400: (Code.REQUEST_INVALID, "the request body cannot be parsed"),
+    404: (Code.RESOURCE_NOT_FOUND, "no such route"),
+    405: (Code.REQUEST_INVALID, "this route does not take that method (see Allow)"),
+}
 
 
 @asynccontextmanager
@@ -111,11 +120,13 @@ class BodySizeLimitMiddleware:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
+    docs = (settings or get_settings()).serves_api_docs
     app = FastAPI(
         title="Keyward",
         version=__version__,
         description="Remote-attestation verifier and model-key broker.",
         lifespan=_lifespan,
+        openapi_url="/openapi.json" if docs else None,
     )
     if settings is not None:
         app.dependency_overrides[get_settings] = lambda: settings
@@ -133,6 +144,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     for unavailable in (OperationalError, InterfaceError, SQLAlchemyTimeoutError):
         app.add_exception_handler(unavailable, database_unavailable)
+
+    @app.exception_handler(StarletteHTTPException)
+    def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # The framework's own refusals (no such route, a method the route does not take, a body it cannot parse)
+        # in the same error shape as every other one, never FastAPI's {"detail": ...}.
+        code, message = _HTTP_ERRORS.get(exc.status_code, (Code.REQUEST_INVALID, "the request cannot be handled"))
+        error = Reason(code, message).to_json()
+        return JSONResponse({"error": error}, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:

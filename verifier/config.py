@@ -95,6 +95,9 @@ class Settings(BaseSettings):
     #: When set, ``GET /metrics`` requires ``Authorization: Bearer <this token>`` (Prometheus' ``authorization``
     #: setting); unset, it answers anyone who reaches it (keep it on the internal network then).
     metrics_token: SecretStr | None = None
+    #: Serve the OpenAPI document and its pages (``/openapi.json``, ``/docs``, ``/redoc``). Unset: on in
+    #: development, off in production (they map every route, admin ones included, for anyone who reaches the API).
+    api_docs: bool | None = None
     #: PEM of the EC P-256 key that signs attestation results; development derives one from a fixed seed.
     result_signing_key_pem: SecretStr | None = None
     #: Trust the fake vendor PKIs of verifier.simulation (development demo only; results are marked simulated).
@@ -187,6 +190,11 @@ class Settings(BaseSettings):
             if key is not None and _public_key_der(key) == _public_key_der(dev_result_signing_key()):
                 names.append("result_signing_key_pem")
         return tuple(names)
+
+    @property
+    def serves_api_docs(self) -> bool:
+        """Whether the API serves its OpenAPI document and pages (:attr:`api_docs`, else development only)."""
+        return self.environment == "development" if self.api_docs is None else self.api_docs
 
     @model_validator(mode="after")
     def check_production(self) -> Settings:

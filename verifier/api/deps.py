@@ -13,7 +13,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header
 
-from verifier.auth.credentials import authenticate
+from verifier.auth.credentials import authenticate, bearer_token
 from verifier.config import Settings, get_settings
 from verifier.db.models import ApiCredential, CredentialKind
 from verifier.db.queries import clash_is_conflict
@@ -75,7 +75,7 @@ def require(*kinds: CredentialKind) -> Callable[..., ApiCredential]:
     """Dependency factory: the request's bearer credential, which must be one of ``kinds``."""
 
     def dependency(settings: SettingsDep, authorization: Annotated[str | None, Header()] = None) -> ApiCredential:
-        token = authorization.removeprefix("Bearer ").strip() if authorization else None
+        token = bearer_token(authorization)
         # Its own read session, closed before the endpoint runs: FastAPI runs the endpoint in another threadpool
         # slot, and under a burst a request must not hold a pooled connection while it waits for one (that starved
         # the pool). The endpoint's session checks a connection out only if it uses the database.

@@ -21,6 +21,7 @@ from fastapi import APIRouter, Header, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from verifier.auth.credentials import bearer_token
 from verifier.db.session import session_factory
 from verifier.errors import AuthError, Code
 from verifier.observability.health import broker_queue_depth, readiness
@@ -62,7 +63,8 @@ def metrics(settings: SettingsDep, authorization: Annotated[str | None, Header()
 
 
 def _check_metrics_token(token: str, authorization: str | None) -> None:
-    if not authorization or not authorization.startswith("Bearer "):
+    given = bearer_token(authorization)
+    if given is None:
         raise AuthError(Code.AUTH_MISSING, "the metrics token is required (Authorization: Bearer ...)")
-    if not hmac.compare_digest(authorization.removeprefix("Bearer ").strip().encode(), token.encode()):
+    if not hmac.compare_digest(given.encode(), token.encode()):
         raise AuthError(Code.AUTH_INVALID, "wrong metrics token")

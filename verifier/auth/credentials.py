@@ -62,6 +62,18 @@ def issue_credential(
     return row, f"{PREFIX}{key_id}_{secret}"
 
 
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header; the scheme in any case (RFC 7235 schemes are
+    case-insensitive). None for no header, another scheme, a bare token without one, or no token."""
+    if not authorization:
+        return None
+    scheme, _, token = authorization.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or " " in token:
+        return None
+    return token
+
+
 def authenticate(
     session: Session, pepper: bytes, token: str | None, kinds: Collection[CredentialKind]
 ) -> ApiCredential:

@@ -31,11 +31,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine for ``url``; SQLite files get the multi-process settings described above."""
     if not is_sqlite(url):
         options = {"pool_size": POOL_SIZE, "max_overflow": POOL_MAX_OVERFLOW} if "poolclass" not in kwargs else {}
-        return create_engine(url, pool_pre_ping=True, **options, **kwargs)
+        return create_engine(url, pool_pre_ping=True, hide_parameters=True, **options, **kwargs)
     database = make_url(url).database
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kwargs)
+    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, hide_parameters=True, **kwargs)
 
     @event.listens_for(engine, "connect")
     def _configure(dbapi_connection: Any, _: Any) -> None:

@@ -33,11 +33,16 @@ def _incoming_request_id(scope: Scope) -> str | None:
     return None
 
 
-def _route(scope: Scope) -> str:
-    """The matched route's path template (bounded label values), or ``unmatched`` (404 scans add no series)."""
+def _route(scope: Scope, root_path: str) -> str:
+    """The matched route's whole path template (bounded label values), or ``unmatched`` (404 scans add no series).
+    A route of a mounted application (the dashboard) is prefixed with its mount: routing grows the scope's
+    ``root_path`` from ``root_path`` (its value before routing) by the mount's path."""
     route: Any = scope.get("route")
     path = getattr(route, "path", None)
-    return path if isinstance(path, str) else "unmatched"
+    if not isinstance(path, str):
+        return "unmatched"
+    mounted = str(scope.get("root_path", ""))
+    return (mounted[len(root_path) :] if mounted.startswith(root_path) else "") + path
 
 
 class RequestContextMiddleware:
@@ -49,6 +54,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         request_id = _incoming_request_id(scope) or new_request_id()
+        root_path = str(scope.get("root_path", ""))
         status = 500  # what the client gets if the app raises before answering
         started = time.perf_counter()
 
@@ -68,7 +74,7 @@ class RequestContextMiddleware:
                 seconds = time.perf_counter() - started
                 path = str(scope.get("path", ""))
                 method = str(scope.get("method", ""))
-                observe_http_request(method, _route(scope), status, seconds)
+                observe_http_request(method, _route(scope, root_path), status, seconds)
                 access_log.log(
                     logging.DEBUG if path in PROBE_PATHS else logging.INFO,
                     "request",

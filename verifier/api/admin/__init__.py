@@ -13,6 +13,8 @@ from fastapi import APIRouter
 
 from verifier.api.admin import catalog, licensing, records
 
-router = APIRouter(prefix="/v1/admin", tags=["admin"])
+# Each module's router carries the /v1/admin prefix itself, so its routes' path templates are whole (the request
+# metrics label a route by its template).
+router = APIRouter(tags=["admin"])
 for _module in (catalog, licensing, records):
     router.include_router(_module.router)

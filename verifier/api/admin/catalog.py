@@ -12,7 +12,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
-from verifier.api.admin.common import Limit, Offset, now
+from verifier.api.admin.common import PREFIX, Limit, Offset, now
 from verifier.api.admin_schemas import (
     CustomerCreate,
     CustomerOut,
@@ -38,7 +38,7 @@ from verifier.entitlement import licensing
 from verifier.entitlement import repository as licensing_repository
 from verifier.wiring import kek_for
 
-router = APIRouter()
+router = APIRouter(prefix=PREFIX)
 
 
 # -- customers -----------------------------------------------------------------------------------------------

@@ -11,6 +11,8 @@ from fastapi import Query
 from verifier.db.models import ApiCredential
 from verifier.errors import Code, UsageError
 
+#: Where the admin API lives; each admin router carries it.
+PREFIX = "/v1/admin"
 Limit = Annotated[int, Query(ge=1, le=200)]
 Offset = Annotated[int, Query(ge=0, le=2**31 - 1)]  # bounded: the database takes a 64-bit OFFSET at most
 

@@ -12,7 +12,7 @@ import uuid
 
 from fastapi import APIRouter, status
 
-from verifier.api.admin.common import Limit, Offset, actor, now
+from verifier.api.admin.common import PREFIX, Limit, Offset, actor, now
 from verifier.api.admin_schemas import (
     CredentialCreate,
     CredentialOut,
@@ -31,7 +31,7 @@ from verifier.db.models import ApiCredential, CredentialKind
 from verifier.entitlement import licensing
 from verifier.entitlement import repository as licensing_repository
 
-router = APIRouter()
+router = APIRouter(prefix=PREFIX)
 
 
 # -- entitlements and customers --------------------------------------------------------------------------------

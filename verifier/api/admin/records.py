@@ -12,7 +12,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from verifier.api.admin.common import Limit, Offset, actor, aware, now
+from verifier.api.admin.common import PREFIX, Limit, Offset, actor, aware, now
 from verifier.api.admin_schemas import (
     AttestationDetail,
     AttestationSummary,
@@ -27,7 +27,7 @@ from verifier.db.models import AttestationStatus, LeaseStatus
 from verifier.entitlement import repository as licensing_repository
 from verifier.errors import Code, NotFound
 
-router = APIRouter()
+router = APIRouter(prefix=PREFIX)
 
 
 # -- leases, deployments, attestations -------------------------------------------------------------------------
