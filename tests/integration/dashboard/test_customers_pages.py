@@ -239,6 +239,14 @@ def test_customer_page_forms_follow_the_role(
         assert f'{action}"' not in text, action
 
 
+def test_customer_page_offers_suspension_before_revocation(
+    seeded: SeededCustomers, signed_in: Callable[[StaffRole], TestClient]
+) -> None:
+    text = signed_in(StaffRole.ADMIN).get(f"{DASHBOARD}/customers/{seeded.acme}").text
+    options = re.findall(r'<option value="(\w+)">', _section(text, seeded.main))
+    assert options == ["suspended", "revoked"]  # the first is the default: never the final one
+
+
 # -- who may do what --------------------------------------------------------------------------------------------
 
 

@@ -87,6 +87,8 @@ CONFIRM_MISSING: Final = {
     "status": "Tick the confirmation box to change the entitlement's status.",
     "revoke": "Tick the confirmation box to revoke the licence key.",
 }
+#: The order an entitlement's next statuses are offered in: the least final first (never revoked by default).
+STATUS_ORDER: Final = (EntitlementStatus.SUSPENDED, EntitlementStatus.ACTIVE, EntitlementStatus.REVOKED)
 STATUS_LABELS: Final = {
     EntitlementStatus.ACTIVE: "Active",
     EntitlementStatus.SUSPENDED: "Suspended",
@@ -254,7 +256,7 @@ def _detail_page(
         error_at=error_at,  # the entitlement or key whose form failed, to show the message beside it
         may_operate=signed_in.may(StaffRole.OPERATOR),
         may_admin=signed_in.may(StaffRole.ADMIN),
-        transitions={s: sorted(t) for s, t in ENTITLEMENT_TRANSITIONS.items()},
+        transitions={s: [t for t in STATUS_ORDER if t in allowed] for s, allowed in ENTITLEMENT_TRANSITIONS.items()},
         default_key_label=DEFAULT_KEY_LABEL,
         max_name=MAX_NAME,
         **_helpers(),
