@@ -54,7 +54,8 @@ def test_browser_admin_creates_a_customer_and_entitlement_and_issues_a_key(
 
     page.click("nav >> text=Customers")
     page.fill("#q", seeded.token)
-    page.click("form[role=search] >> text=Search")
+    page.click("form[role=search] button[type=submit]")
+    page.wait_for_url(f"{served}/customers?q={seeded.token}")
     assert page.locator("table.customers tbody tr").count() == 2
     screenshot(page, "customers")
 

@@ -359,16 +359,22 @@ class EntitlementForm:
     status: str = EntitlementStatus.ACTIVE.value
     valid_from: str = ""
     valid_until: str = ""
+    versions_cut: bool = False  # the versions field was longer than any list of allowed versions
     errors: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def read(cls, form: Mapping[str, str]) -> EntitlementForm:
+        """The form's fields; one longer than its limit is cut (a number, an id, a date or a status cut short
+        is not valid; the versions field says it was cut)."""
+
         def text(name: str, limit: int) -> str:
             return form.get(name, "").strip()[:limit]
 
+        versions_limit = MAX_VERSIONS * (MAX_VERSION + 2)
         return cls(
             model=text("model", 100),
-            versions=text("versions", MAX_VERSIONS * (MAX_VERSION + 2) + 100),
+            versions=text("versions", versions_limit),
+            versions_cut=len(form.get("versions", "").strip()) > versions_limit,
             platforms=tuple(p for p in PLATFORMS if form.get(f"platform-{p}") == "yes"),
             seats=text("seats", 40),
             max_gpus=text("max_gpus", 40),
@@ -386,7 +392,9 @@ class EntitlementForm:
         if model_id is None or choices.model(model_id) is None:
             errors["model"] = "Choose a model from the list."
         versions = tuple(dict.fromkeys(v.strip() for v in self.versions.replace("\n", ",").split(",") if v.strip()))
-        if len(versions) > MAX_VERSIONS:
+        if self.versions_cut:
+            errors["versions"] = f"The versions are too long: at most {MAX_VERSIONS} of {MAX_VERSION} characters each."
+        elif len(versions) > MAX_VERSIONS:
             errors["versions"] = f"List at most {MAX_VERSIONS} versions (this lists {len(versions)})."
         elif too_long := [v for v in versions if len(v) > MAX_VERSION]:
             errors["versions"] = f"A version is at most {MAX_VERSION} characters: '{too_long[0][:MAX_VERSION]}...'."

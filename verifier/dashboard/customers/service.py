@@ -42,8 +42,11 @@ __all__ = [
     "customer_detail",
     "customer_entitlement",
     "customer_licence_key",
+    "decode_cursor",
+    "encode_cursor",
     "form_choices",
     "list_customers",
+    "seat_percent",
 ]
 
 #: An active entitlement ending within this is highlighted (as on the overview).
@@ -93,12 +96,14 @@ def seat_percent(used: int, allowed: int) -> int:
     return min(100, fifths * 5)
 
 
-def _encode_cursor(name: str, ident: uuid.UUID) -> str:
+def encode_cursor(name: str, ident: uuid.UUID) -> str:
+    """The opaque cursor of the list's row (``name``, ``ident``): base64url JSON, no padding."""
     raw = json.dumps(["customers", name, str(ident)], separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
-def _decode_cursor(cursor: str) -> tuple[str, uuid.UUID]:
+def decode_cursor(cursor: str) -> tuple[str, uuid.UUID]:
+    """The key a cursor of :func:`encode_cursor` holds; ``request.invalid`` for anything else."""
     bad = "the page cursor is not one this list gave"
     try:
         doc = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
@@ -120,7 +125,7 @@ def list_customers(
     ``cursor`` names (from a previous page's ``next_cursor``; ``request.invalid`` for any other), with their counts
     at ``now``."""
     limit = max(1, min(limit, MAX_PAGE))
-    after = _decode_cursor(cursor) if cursor else None
+    after = decode_cursor(cursor) if cursor else None
     rows = repository.customer_rows(session, now, search=search or None, after=after, limit=limit + 1)
     shown = [
         CustomerRow(
@@ -137,7 +142,7 @@ def list_customers(
         for c, n, active, allowed, used, leases in rows[:limit]
     ]
     more = len(rows) > limit
-    return CustomerPage(tuple(shown), _encode_cursor(shown[-1].name, shown[-1].id) if more else None)
+    return CustomerPage(tuple(shown), encode_cursor(shown[-1].name, shown[-1].id) if more else None)
 
 
 # -- one customer -------------------------------------------------------------------------------------------------
