@@ -1,7 +1,8 @@
 """The staff dashboard's pages rendered through the ASGI app, signed in, on a large fleet: the overview
-(``/dashboard/``) and the deployments list (``/dashboard/deployments``), with 100,000 attestations and 10,000
-deployments seeded (:func:`verifier.testing.fleet.seed_fleet`). Not a timed test: it prints a markdown table of
-p50 / p95 / max in milliseconds against the 150 ms p95 target.
+(``/dashboard/``), the deployments list (``/dashboard/deployments``) and the customers list
+(``/dashboard/customers``), with 100,000 attestations and 10,000 deployments seeded
+(:func:`verifier.testing.fleet.seed_fleet`). Not a timed test: it prints a markdown table of p50 / p95 / max in
+milliseconds against the 150 ms p95 target.
 
 Each request goes through a TestClient on :func:`verifier.app.create_app` (routing, the session check, the service
 call, the template, the security headers), as a signed-in viewer. The overview is timed twice: as served (the
@@ -117,6 +118,7 @@ def main() -> None:
             rows.append(("overview, recomputed every request", _time(client, "/dashboard/", args.runs, clear)))
             rows.append(("overview 30 days, recomputed", _time(client, "/dashboard/?period=30d", args.runs, clear)))
             rows.append(("deployments list, first page", _time(client, "/dashboard/deployments", args.runs, keep)))
+            rows.append(("customers list, first page", _time(client, "/dashboard/customers", args.runs, keep)))
         engine.dispose()
         engine_for(url).dispose()
 
