@@ -69,9 +69,19 @@ def check_transition(what: str, before: _S, after: _S, allowed: dict[_S, frozens
 # -- customers ---------------------------------------------------------------------------------------------------
 
 
-def create_customer(session: Session, *, name: str, status: CustomerStatus, now: datetime) -> Customer:
+def create_customer(session: Session, *, name: str, status: CustomerStatus, actor: str, now: datetime) -> Customer:
+    """A new customer (``resource.conflict`` if the name is taken), audited ``admin:customer:created``."""
     customer = Customer(name=name, status=status, created_at=now)
     insert_unique(session, customer, "a customer with this name")
+    record_event(
+        session,
+        tag=AuditTag.CUSTOMER_CREATED,
+        actor=actor,
+        subject_type="customer",
+        subject_id=str(customer.id),
+        data={"name": name, "status": status.value},
+        at=now,
+    )
     return customer
 
 

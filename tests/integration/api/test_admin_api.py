@@ -198,6 +198,13 @@ def test_customers_create_get_list(api: Api) -> None:
     api.post("/customers", {"name": "\x00"}, expect=400)  # found by the fuzzer: NUL reached PostgreSQL (500)
 
 
+def test_customers_create_is_audited(api: Api, engine: Engine) -> None:
+    created = api.post("/customers", {"name": _unique("audited")})
+    [event] = _audit(engine, "admin:customer:created", created["id"])
+    assert event.actor.startswith("admin:")
+    assert event.data == {"name": created["name"], "status": "active"}
+
+
 def test_customer_list_paginates(api: Api) -> None:
     for _ in range(3):
         api.customer()

@@ -379,6 +379,7 @@ def test_customer_create_by_admin_redirects_to_its_page(
     with Session(engine) as s:
         created = s.scalars(select(Customer).where(Customer.name == name)).one()
     assert created.status == CustomerStatus.ACTIVE
+    assert [tag for tag, _ in _audit(engine, "customer", created.id)] == ["admin:customer:created"]
     assert response.headers["location"] == f"{DASHBOARD}/customers/{created.id}?done=created"
     page = client.get(response.headers["location"]).text
     assert "The customer was created" in page

@@ -12,7 +12,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
-from verifier.api.admin.common import PREFIX, Limit, Offset, now
+from verifier.api.admin.common import PREFIX, Limit, Offset, actor, now
 from verifier.api.admin_schemas import (
     CustomerCreate,
     CustomerOut,
@@ -45,8 +45,8 @@ router = APIRouter(prefix=PREFIX)
 
 
 @router.post("/customers", status_code=status.HTTP_201_CREATED)
-def create_customer(body: CustomerCreate, session: SessionDep, _: AdminDep) -> CustomerOut:
-    customer = licensing.create_customer(session, name=body.name, status=body.status, now=now())
+def create_customer(body: CustomerCreate, session: SessionDep, admin: AdminDep) -> CustomerOut:
+    customer = licensing.create_customer(session, name=body.name, status=body.status, actor=actor(admin), now=now())
     return CustomerOut.model_validate(customer)
 
 

@@ -219,7 +219,9 @@ def create_customer(
     if errors or status is None:
         return _customer_form(request, admin, errors=errors, status_code=400, **shown)
     try:
-        customer = licensing.create_customer(session, name=name, status=status, now=current_time(settings))
+        customer = licensing.create_customer(
+            session, name=name, status=status, actor=admin.actor, now=current_time(settings)
+        )
     except Conflict:
         errors["name"] = f"A customer named '{name}' already exists: choose another name."
         return _customer_form(request, admin, errors=errors, status_code=409, **shown)
