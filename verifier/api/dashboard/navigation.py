@@ -19,5 +19,6 @@ class NavItem:
 NAVIGATION: Final[tuple[NavItem, ...]] = (
     NavItem("Overview", "/"),
     NavItem("Deployments", "/deployments"),
+    NavItem("Models", "/models"),
     NavItem("Audit log", "/audit"),
 )
