@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from starlette.requests import Request
@@ -57,7 +58,9 @@ def _multipart(fields: Sequence[tuple[str, str]], files: Sequence[tuple[str, str
 
 
 def _read(body: bytes, content_type: str = MULTIPART, method: str = "POST") -> Form:
-    return asyncio.run(form_fields(_request(body, content_type, method)))
+    """The form read on an event loop of its own thread (a browser test's Playwright may hold this thread's)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(lambda: asyncio.run(form_fields(_request(body, content_type, method)))).result()
 
 
 def test_form_fields_urlencoded_first_value_of_each_field() -> None:
