@@ -10,7 +10,7 @@ import hashlib
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser, FilePayload, Page
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
@@ -23,6 +23,7 @@ from verifier.db.models import AttestationStatus, RecordStatus, ReferenceValueSe
 from verifier.simulation.intel_pki import SIM_NOW
 
 REGO = b'package policy\n\napi_version := "0.10.0"\n'
+POLICY_FILE: FilePayload = {"name": "policy.rego", "mimeType": "text/plain", "buffer": REGO}
 
 
 @pytest.fixture(scope="module")
@@ -108,13 +109,13 @@ def test_browser_admin_uploads_a_cce_policy_and_sees_its_hash(
     page.goto(f"{served}/models/{world.model_id}")
     page.click("text=Add a CCE policy (confidential ACI)")
     page.wait_for_url(f"{served}/models/{world.model_id}/cce-policy")
-    page.set_input_files("#policy", files=[{"name": "policy.rego", "mimeType": "text/plain", "buffer": REGO}])
+    page.set_input_files("#policy", files=POLICY_FILE)
     page.click("button:has-text('Show its SHA-256')")
 
     assert page.text_content("#host-data") == hashlib.sha256(REGO).hexdigest()
     screenshot(page, "cce-policy-hash")
 
-    page.set_input_files("#policy", files=[{"name": "policy.rego", "mimeType": "text/plain", "buffer": REGO}])
+    page.set_input_files("#policy", files=POLICY_FILE)
     page.fill("#name", "runtime-v1")
     page.click("button:has-text('Add to the draft')")
     page.wait_for_url(f"{served}/models/{world.model_id}?done=cce*")
