@@ -68,6 +68,9 @@ MAX_NONCE_CHARS: Final = 256
 MAX_NAME_CHARS: Final = 200
 #: Model version label (as in the admin API).
 MAX_VERSION_CHARS: Final = 64
+#: A confidential ACI CCE policy uploaded on the dashboard (rego text or its base64; real ones are a few KiB to
+#: tens of KiB: every container's layers and environment are listed).
+MAX_CCE_POLICY_BYTES: Final = 256 * 1024
 
 # -- NVIDIA GPU / NVSwitch evidence (evidence/nvidia.py; nvidia-gpu.md §1-§3) ----------------------------------
 #: Largest GPU/NVSwitch attestation report (raw bytes): NVML's ``attestationReport`` buffer is 0x2000 bytes. Real

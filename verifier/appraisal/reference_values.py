@@ -19,15 +19,21 @@ Each platform's rule is one function here; the platform registry (:mod:`verifier
 in the platform's entry. The admin API calls ``registry.reference_values_problem`` before it stores or activates a
 set; the decision calls ``registry.require_identifying_reference_values`` on the active set, so rows stored before
 this check fail closed.
+
+The opposite direction is here too: ``<platform>_reference_values_from_claims`` turns an attestation's verified
+claims into the set that pins them (the dashboard's "trust these measurements"; the registry names each in its
+entry).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any, Final
 
 from verifier.appraisal.intel import SGX_MEASUREMENTS, TDX_MEASUREMENTS, parse_intel_policy
 from verifier.appraisal.snp import parse_snp_policy
+from verifier.errors import Code, UsageError
 from verifier.platforms.amd_snp import PLATFORM_SNP
 from verifier.platforms.intel_dcap import PLATFORM_SGX, PLATFORM_TDX
 
@@ -73,3 +79,74 @@ def _intel_problem(platform: str, values: Any, reported: frozenset[str], identit
         else ""
     )
     return f"{platform} reference values pin no guest identity: they must list {required}{hint}"
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Reference values from observed claims ("trust these measurements")
+#
+# Each function maps one evaluation's verified claims (the stored JSON shape: verifier/platforms/intel_claims.py,
+# snp_claims.py and evaluation.py) to a reference value set that pins what was observed, with exactly the keys the
+# platform's appraisal reads, so the set, once active, accepts that same evidence. Pure; a claim that is missing or
+# not the hex of the right size is a ``request.invalid`` UsageError (claims of unverified evidence never get here:
+# the caller refuses those).
+
+#: TDX: always pinned (MRTD is the TD's build; RTMR0-2 its firmware configuration, kernel and command line).
+TDX_PINNED: Final = ("mrtd", "rtmr0", "rtmr1", "rtmr2")
+#: TDX: pinned when not all zero (the host's configuration identities: zero means "not used"). RTMR3 is extended
+#: at run time and MRSEAM changes with every TDX module update (the TCB status covers it): neither is pinned.
+TDX_PINNED_IF_SET: Final = ("mrconfigid", "mrowner", "mrownerconfig")
+
+
+def _claim_hex(claims: Mapping[str, Any], name: str, size: int) -> str:
+    value = claims.get(name)
+    try:
+        ok = isinstance(value, str) and len(bytes.fromhex(value)) == size
+    except ValueError:
+        ok = False
+    if not ok:
+        raise UsageError(
+            Code.REQUEST_INVALID,
+            f"the claims have no {size}-byte {name} to trust",
+            expected=f"{size * 2} hex digits",
+            actual=str(value)[:120],
+        )
+    return str(value).lower()
+
+
+def tdx_reference_values_from_claims(claims: Mapping[str, Any]) -> dict[str, Any]:
+    """``allowed_measurements`` with the TD's MRTD and RTMR0-2, and MRCONFIGID / MROWNER / MROWNERCONFIG where set."""
+    allowed = {name: [_claim_hex(claims, name, 48)] for name in TDX_PINNED}
+    for name in TDX_PINNED_IF_SET:
+        if name in claims and any(bytes.fromhex(_claim_hex(claims, name, 48))):
+            allowed[name] = [_claim_hex(claims, name, 48)]
+    return {"allowed_measurements": allowed}
+
+
+def sgx_reference_values_from_claims(claims: Mapping[str, Any]) -> dict[str, Any]:
+    """``allowed_measurements`` with the enclave's MRENCLAVE (which names its code exactly; MRSIGNER adds nothing)."""
+    return {"allowed_measurements": {"mrenclave": [_claim_hex(claims, "mrenclave", 32)]}}
+
+
+def snp_reference_values_from_claims(claims: Mapping[str, Any]) -> dict[str, Any]:
+    """SEV-SNP, plain or confidential ACI (the report came with a Microsoft UVM endorsement: ``uvm_endorsements``
+    in the claims).
+
+    * Plain SEV-SNP: ``allowed_measurements`` with the launch MEASUREMENT.
+    * Confidential ACI: ``allowed_host_data`` with HOST_DATA (the SHA-256 of the container group's CCE policy,
+      which is what identifies the workload), and for the UVM: ``require_uvm_endorsement`` when a verified
+      endorsement vouched for this MEASUREMENT (Microsoft's UVM updates then keep passing), else the MEASUREMENT
+      itself.
+    """
+    measurement = _claim_hex(claims, "measurement", 48)
+    if "uvm_endorsements" not in claims:
+        return {"allowed_measurements": [measurement]}
+    values: dict[str, Any] = {"allowed_host_data": [_claim_hex(claims, "host_data", 32)]}
+    endorsements = claims.get("uvm_endorsements")
+    endorsed = isinstance(endorsements, list) and any(
+        isinstance(e, Mapping) and e.get("matches_report") is True for e in endorsements
+    )
+    if endorsed:
+        values["require_uvm_endorsement"] = True
+    else:
+        values["allowed_measurements"] = [measurement]
+    return values

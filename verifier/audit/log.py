@@ -53,6 +53,11 @@ class AuditTag(StrEnum):
     STAFF_LOCKED_OUT = "dashboard:staff:locked_out"
     STAFF_LOGGED_OUT = "dashboard:staff:logged_out"
     EVIDENCE_DOWNLOADED = "dashboard:evidence:downloaded"  # staff downloaded an attestation's raw evidence
+    MODEL_CREATED = "admin:model:created"
+    MODEL_VERSION_CREATED = "admin:model_version:created"  # with its first DEK (generated or imported), wrapped
+    REFERENCE_VALUES_CREATED = "admin:reference_values:created"  # typed in, or drafted from an attestation's claims
+    REFERENCE_VALUES_STATUS_CHANGED = "admin:reference_values:status_changed"  # activated or retired
+    REFERENCE_VALUES_DRAFT_CHANGED = "admin:reference_values:draft_changed"  # a CCE policy added to a draft
 
 
 def _digest(

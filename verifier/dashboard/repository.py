@@ -485,3 +485,66 @@ def reference_sets_in_force(
             .order_by(ReferenceValueSet.valid_from.desc(), ReferenceValueSet.id)
         )
     )
+
+
+# -- models and their reference values ---------------------------------------------------------------------------
+
+#: The catalogue is small (models and versions number in the tens): the models page reads it whole, up to this.
+MAX_CATALOG_ROWS = 1000
+
+
+def all_models(session: Session) -> list[Model]:
+    """Every model, by name."""
+    return list(session.scalars(select(Model).order_by(Model.name, Model.id).limit(MAX_CATALOG_ROWS)))
+
+
+def model_versions(session: Session, model_id: uuid.UUID | None = None) -> list[ModelVersion]:
+    """Every version (of ``model_id``, or of every model), newest first."""
+    statement = select(ModelVersion).order_by(ModelVersion.created_at.desc(), ModelVersion.id)
+    if model_id is not None:
+        statement = statement.where(ModelVersion.model_id == model_id)
+    return list(session.scalars(statement.limit(MAX_CATALOG_ROWS)))
+
+
+def reference_set_counts(session: Session) -> list[tuple[uuid.UUID, str, int]]:
+    """(model version id, status, how many reference-value sets) for every version that has any."""
+    rows = session.execute(
+        select(ReferenceValueSet.model_version_id, ReferenceValueSet.status, func.count()).group_by(
+            ReferenceValueSet.model_version_id, ReferenceValueSet.status
+        )
+    )
+    return [(version, str(status), int(n)) for version, status, n in rows]
+
+
+def live_leases_by_version(session: Session, now: datetime) -> list[tuple[uuid.UUID, int]]:
+    """(model version id, live unexpired leases) for every version that has any (read by the ``expires_at``
+    index: only unexpired leases are visited)."""
+    rows = session.execute(
+        select(Lease.model_version_id, func.count()).where(*_live(now)).group_by(Lease.model_version_id)
+    )
+    return [(version, int(n)) for version, n in rows]
+
+
+def reference_sets_of_model(session: Session, model_id: uuid.UUID) -> list[ReferenceValueSet]:
+    """Every reference-value set of the model's versions, by platform, newest ``valid_from`` first."""
+    return list(
+        session.scalars(
+            select(ReferenceValueSet)
+            .join(ModelVersion, ModelVersion.id == ReferenceValueSet.model_version_id)
+            .where(ModelVersion.model_id == model_id)
+            .order_by(ReferenceValueSet.platform, ReferenceValueSet.valid_from.desc(), ReferenceValueSet.id)
+            .limit(MAX_CATALOG_ROWS)
+        )
+    )
+
+
+def policies_of_model(session: Session, model_id: uuid.UUID) -> list[tuple[AppraisalPolicy, int]]:
+    """The appraisal policies the model's entitlements name, with how many entitlements name each."""
+    rows = session.execute(
+        select(AppraisalPolicy, func.count(Entitlement.id))
+        .join(Entitlement, Entitlement.policy_id == AppraisalPolicy.id)
+        .where(Entitlement.model_id == model_id)
+        .group_by(AppraisalPolicy.id)
+        .order_by(AppraisalPolicy.name)
+    )
+    return [(policy, int(n)) for policy, n in rows]

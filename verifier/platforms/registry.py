@@ -4,7 +4,8 @@ An entry (:class:`Platform`) says the platform's name and policy family, how an 
 (``parse``, once per decision), which cached vendor documents the parsed item is verified with (``needs``: the one
 rule, read by the worker's prefetch and by the decision), how the merged policy document is parsed (``policy``),
 how the parsed item is verified and appraised with the documents read for its needs (``evaluate``), what its
-reference values must pin (``reference_values_problem``), whether it may bind REPORTDATA through runtime data, and
+reference values must pin (``reference_values_problem``) and how observed claims become such values
+(``reference_values_from_claims``), whether it may bind REPORTDATA through runtime data, and
 what ``keyward verify`` does with its raw evidence (``cli``: how it is recognised, the input files it takes, how
 it is verified and appraised from them; one :class:`~verifier.platforms.cli_inputs.CliFamily` per family) and how
 the CLI describes its chain. The API schemas, the admin API, the prefetch, the decision and the CLI read the
@@ -25,8 +26,11 @@ from verifier.appraisal.reference_values import (
     SGX_REQUIRED,
     SNP_REQUIRED,
     TDX_REQUIRED,
+    sgx_reference_values_from_claims,
     sgx_reference_values_problem,
+    snp_reference_values_from_claims,
     snp_reference_values_problem,
+    tdx_reference_values_from_claims,
     tdx_reference_values_problem,
 )
 from verifier.collateral.documents import Documents, Wanted
@@ -117,6 +121,9 @@ class Platform(Generic[P, Q]):
     attestation_rules: AttestationRules | None = None
     #: An accelerator attested beside CPU evidence: licensed by count (``max_gpus``), not by ``allowed_platforms``.
     accelerator: bool = False
+    #: The reference values that pin an evaluation's verified claims, so that the set, once active, accepts the same
+    #: evidence (the dashboard's "trust these measurements"); None where the platform has no such mapping.
+    reference_values_from_claims: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None
 
 
 def _intel_chain(_: Evaluation) -> str:
@@ -156,7 +163,12 @@ def _nvidia_rules(
     return nvidia_attestation_rules(devices, cpu, device_evaluations, document)
 
 
-def _intel(name: str, rule: Callable[[Any], str | None], required: str) -> Platform[Any, Any]:
+def _intel(
+    name: str,
+    rule: Callable[[Any], str | None],
+    required: str,
+    from_claims: Callable[[Mapping[str, Any]], dict[str, Any]],
+) -> Platform[Any, Any]:
     return Platform(
         name=name,
         family="intel",
@@ -169,12 +181,13 @@ def _intel(name: str, rule: Callable[[Any], str | None], required: str) -> Platf
         runtime_data_binding=False,
         chain=_intel_chain,
         cli=INTEL_CLI,
+        reference_values_from_claims=from_claims,
     )
 
 
 _ENTRIES: Final[tuple[Platform[Any, Any], ...]] = (
-    _intel(PLATFORM_TDX, tdx_reference_values_problem, TDX_REQUIRED),
-    _intel(PLATFORM_SGX, sgx_reference_values_problem, SGX_REQUIRED),
+    _intel(PLATFORM_TDX, tdx_reference_values_problem, TDX_REQUIRED, tdx_reference_values_from_claims),
+    _intel(PLATFORM_SGX, sgx_reference_values_problem, SGX_REQUIRED, sgx_reference_values_from_claims),
     Platform(
         name=PLATFORM_SNP,
         family="snp",
@@ -187,6 +200,7 @@ _ENTRIES: Final[tuple[Platform[Any, Any], ...]] = (
         runtime_data_binding=True,
         chain=_snp_chain,
         cli=SNP_CLI,
+        reference_values_from_claims=snp_reference_values_from_claims,
     ),
     Platform(
         name=PLATFORM_NVIDIA,

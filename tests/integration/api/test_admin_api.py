@@ -799,3 +799,32 @@ def test_attestation_list_filters_and_detail(api: Api, engine: Engine) -> None:
     assert detail["status"] == "rejected"
     assert detail["platforms"] == ["amd-sev-snp"]
     assert api.get(f"/attestations/{uuid.uuid4()}", expect=404)["error"]["code"] == "attestation.not_found"
+
+
+def test_catalog_changes_are_audited_with_the_credential_as_actor(api: Api, engine: Engine) -> None:
+    model = api.model()
+    version = api.post(f"/models/{model['id']}/versions", {"version": "1.0"})
+    rv = api.post(
+        "/reference-values",
+        {
+            "model_version_id": version["id"],
+            "platform": "intel-tdx",
+            "values": {"allowed_measurements": {"mrtd": ["00" * 48]}},
+        },
+    )
+    api.patch(f"/reference-values/{rv['id']}", {"status": "active"})
+    with Session(engine) as s:
+        events = {
+            (e.tag, e.subject_id): e
+            for e in s.scalars(
+                select(AuditEvent).where(AuditEvent.subject_id.in_([model["id"], version["id"], rv["id"]]))
+            )
+        }
+    assert set(events) == {
+        ("admin:model:created", model["id"]),
+        ("admin:model_version:created", version["id"]),
+        ("admin:reference_values:created", rv["id"]),
+        ("admin:reference_values:status_changed", rv["id"]),
+    }
+    assert all(e.actor.startswith("admin:") for e in events.values())
+    assert events[("admin:reference_values:status_changed", rv["id"])].data["to"] == "active"

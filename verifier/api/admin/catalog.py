@@ -1,7 +1,8 @@
 """Admin: customers, models, versions and their keys, reference values, policies.
 
 HTTP only: the rules (key wrapping and rotation, reference-value status transitions, policy and reference-value
-checks) are in :mod:`verifier.catalog.service` and :mod:`verifier.entitlement.licensing`; the request's
+checks, and the audit events of each change, with the credential as actor) are in :mod:`verifier.catalog.service`
+and :mod:`verifier.entitlement.licensing`; the request's
 dependency (:mod:`verifier.api.deps`) commits each endpoint's transaction before answering.
 """
 
@@ -65,8 +66,8 @@ def get_customer(customer_id: uuid.UUID, session: SessionDep, _: AdminDep) -> Cu
 
 
 @router.post("/models", status_code=status.HTTP_201_CREATED)
-def create_model(body: ModelCreate, session: SessionDep, _: AdminDep) -> ModelOut:
-    model = catalog.create_model(session, name=body.name, description=body.description, now=now())
+def create_model(body: ModelCreate, session: SessionDep, admin: AdminDep) -> ModelOut:
+    model = catalog.create_model(session, name=body.name, description=body.description, actor=actor(admin), now=now())
     return ModelOut.model_validate(model)
 
 
@@ -77,11 +78,17 @@ def list_models(session: SessionDep, _: AdminDep, limit: Limit = 100, offset: Of
 
 @router.post("/models/{model_id}/versions", status_code=status.HTTP_201_CREATED)
 def create_model_version(
-    model_id: uuid.UUID, body: ModelVersionCreate, session: SessionDep, settings: SettingsDep, _: AdminDep
+    model_id: uuid.UUID, body: ModelVersionCreate, session: SessionDep, settings: SettingsDep, admin: AdminDep
 ) -> ModelVersionOut:
     """A new version with its DEK (imported from ``dek_b64`` or generated), stored wrapped under the KEK."""
     version, key = catalog.create_model_version(
-        session, kek_for(settings), model_id, version=body.version, dek_b64=body.dek_b64, now=now()
+        session,
+        kek_for(settings),
+        model_id,
+        version=body.version,
+        dek_b64=body.dek_b64,
+        actor=actor(admin),
+        now=now(),
     )
     return ModelVersionOut(
         id=version.id,
@@ -116,7 +123,7 @@ def rotate_model_key(
 
 
 @router.post("/reference-values", status_code=status.HTTP_201_CREATED)
-def create_reference_values(body: ReferenceValueCreate, session: SessionDep, _: AdminDep) -> ReferenceValueOut:
+def create_reference_values(body: ReferenceValueCreate, session: SessionDep, admin: AdminDep) -> ReferenceValueOut:
     """A new set; its values must pin the platform's guest identity (appraisal/reference_values.py)."""
     rv = catalog.create_reference_values(
         session,
@@ -126,6 +133,7 @@ def create_reference_values(body: ReferenceValueCreate, session: SessionDep, _: 
         values=body.values,
         valid_from=body.valid_from,
         valid_until=body.valid_until,
+        actor=actor(admin),
         now=now(),
     )
     return ReferenceValueOut.model_validate(rv)
@@ -149,11 +157,11 @@ def list_reference_values(
 
 @router.patch("/reference-values/{rv_id}")
 def update_reference_values(
-    rv_id: uuid.UUID, body: ReferenceValuePatch, session: SessionDep, _: AdminDep
+    rv_id: uuid.UUID, body: ReferenceValuePatch, session: SessionDep, admin: AdminDep
 ) -> ReferenceValueOut:
     """Change the status: draft -> active -> retired (or draft -> retired). Values themselves are immutable; a set
     stored before values had to pin a guest identity can be retired but not activated."""
-    rv = catalog.change_reference_values_status(session, rv_id, body.status)
+    rv = catalog.change_reference_values_status(session, rv_id, body.status, actor=actor(admin), now=now())
     return ReferenceValueOut.model_validate(rv)
 
 

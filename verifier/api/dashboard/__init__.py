@@ -20,7 +20,7 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from verifier.api.dashboard import access, attestations, audit, customers, deployments
+from verifier.api.dashboard import access, attestations, audit, customers, deployments, models
 from verifier.api.dashboard.deps import LoginRequired, secure_cookies
 from verifier.api.dashboard.rendering import SecurityHeadersMiddleware, base_path, error_page
 from verifier.config import Settings, get_settings
@@ -31,7 +31,14 @@ from verifier.shipped import shipped_dir
 log = logging.getLogger(__name__)
 
 #: The dashboard's routers, in order: a new page adds its own here.
-ROUTERS: Final = (access.router, deployments.router, attestations.router, audit.router, customers.router)
+ROUTERS: Final = (
+    access.router,
+    deployments.router,
+    attestations.router,
+    audit.router,
+    customers.router,
+    models.router,
+)
 
 TITLES: Final = {
     400: "Bad request",

@@ -19,11 +19,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from verifier.api.dashboard.deps import StaffDep, now
+from verifier.api.dashboard.models import trust_offer
 from verifier.api.dashboard.rendering import render
 from verifier.api.deps import SessionDep
 from verifier.dashboard.evidence import download_evidence
 from verifier.dashboard.explain import explain_detail
 from verifier.dashboard.service import attestation_detail
+from verifier.db.models import StaffRole
 from verifier.errors import Code, NotFound
 
 router = APIRouter()
@@ -53,6 +55,7 @@ def attestation(request: Request, attestation_id: str, session: SessionDep, sign
         detail=detail,
         explained=explain_detail(detail),
         pretty=pretty,
+        trust=trust_offer(detail) if signed_in.may(StaffRole.ADMIN) else None,
     )
 
 

@@ -20,5 +20,6 @@ NAVIGATION: Final[tuple[NavItem, ...]] = (
     NavItem("Overview", "/"),
     NavItem("Deployments", "/deployments"),
     NavItem("Customers", "/customers"),
+    NavItem("Models", "/models"),
     NavItem("Audit log", "/audit"),
 )
