@@ -159,15 +159,17 @@ def requeue_pending(task: KeywardTask) -> int:
 requeue_task = celery_app.task(base=KeywardTask, bind=True, name="keyward.requeue_pending")(requeue_pending)
 
 
-def purge_nonces(session: Session) -> int:
-    """Delete consumed nonces no request can still replay (``purge_used_nonces``); returns how many."""
-    return purge_used_nonces(session, datetime.now(UTC))  # real time, as the created_at it is measured from
+def purge_nonces(session: Session, settings: Settings) -> int:
+    """Delete consumed nonces no request can still replay (``purge_used_nonces``); returns how many. On the decision
+    clock, the clock the rows' expiries were written on (in development, the simulation clock: compared with the
+    real time, every row of a simulation set in the past looked expired and replays went through)."""
+    return purge_used_nonces(session, Clock.from_settings(settings).decision_time())
 
 
 def purge_used_nonces_task(task: KeywardTask) -> int:
-    """Beat task body: :func:`purge_nonces` in one transaction."""
+    """Beat task body: :func:`purge_nonces` in one transaction (settings from the environment)."""
     with task.transaction() as session:
-        return purge_nonces(session)
+        return purge_nonces(session, get_settings())
 
 
 purge_task = celery_app.task(base=KeywardTask, bind=True, name="keyward.purge_used_nonces")(purge_used_nonces_task)

@@ -30,6 +30,7 @@ from tests.support.service import (
 from verifier.app import create_app
 from verifier.attestation.challenges import issue_challenge
 from verifier.attestation.pending import claim_stale_pending
+from verifier.clock import Clock
 from verifier.db.models import Attestation, AttestationStatus
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -206,13 +207,37 @@ def test_purge_nonces_task_deletes_only_unreplayable_rows(database_url: str, eng
     from verifier.worker.base import task_transaction
     from verifier.worker.tasks import purge_nonces
 
-    now = datetime.now(UTC)
+    settings = service_settings(database_url)
+    now = Clock.from_settings(settings).decision_time()  # the clock the rows' expiries are written on
     gone, kept = uuid.uuid4().bytes * 2, uuid.uuid4().bytes * 2
     with Session(engine) as s, s.begin():
         s.add(UsedNonce(nonce=gone, used_at=now, expires_at=now - MAX_DECISION_DELAY - timedelta(seconds=5)))
         s.add(UsedNonce(nonce=kept, used_at=now, expires_at=now - MAX_DECISION_DELAY + timedelta(minutes=5)))
-    with task_transaction(service_settings(database_url)) as session:
-        assert purge_nonces(session) >= 1
+    with task_transaction(settings) as session:
+        assert purge_nonces(session, settings) >= 1
     with Session(engine) as s:
         assert s.get(UsedNonce, gone) is None
         assert s.get(UsedNonce, kept) is not None
+
+
+def test_purge_nonces_simulation_clock_keeps_replay_protection(database_url: str, engine: Engine) -> None:
+    """Development with a simulation clock in the past (``make demo``): a nonce redeemed on that clock survives the
+    hourly purge, so its replay is still refused (the purge once compared its expiry with the real time)."""
+    from verifier.attestation.challenges import redeem_challenge
+    from verifier.errors import Code, VerificationFailed
+    from verifier.worker.base import task_transaction
+    from verifier.worker.tasks import purge_nonces
+
+    settings = service_settings(database_url)
+    assert settings.simulation_time is not None
+    assert settings.simulation_time < datetime.now(UTC) - timedelta(days=1)
+    secret = settings.challenge_secret.get_secret_value().encode()
+    now = Clock.from_settings(settings).decision_time()
+    challenge = issue_challenge(secret, now)
+    with Session(engine) as s, s.begin():
+        redeem_challenge(s, secret, challenge.nonce, now)
+    with task_transaction(settings) as session:
+        purge_nonces(session, settings)
+    with Session(engine) as s, s.begin(), pytest.raises(VerificationFailed) as replayed:
+        redeem_challenge(s, secret, challenge.nonce, now)
+    assert replayed.value.code == Code.CHALLENGE_REPLAYED
