@@ -28,7 +28,8 @@ in it, per role:
   bench database's backends alone) are reported beside it: on a machine where other databases are busy,
   ``postgres_all`` overstates and ``postgres_db`` understates the service's PostgreSQL cost;
 * ``load``: this process's CPU over the window (``time.process_time``): the load generator, reported as
-  ``load_cpu_ms_per_op`` and not part of the server sum.
+  ``load_cpu_ms_per_op`` and not part of the server sum; ``load_user`` is its user-mode part (the rest is mostly
+  the kernel's loopback delivery of the requests, charged to the sender: see ``bench._loadgen``).
 
 ``server_cpu_ms_per_op`` = api + workers + postgres + redis. After each run every request is checked against the
 database (none lost: every attestation the API answered 200/202 has a row and every 200 "accepted" an accepted row;
@@ -51,6 +52,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import statistics
 import sys
@@ -74,7 +76,7 @@ from verifier.audit.log import verify_chain
 from verifier.db.models import Attestation, AttestationStatus, Lease
 from verifier.testing.databases import ADMIN_URL, purge_keys, scratch_database
 from verifier.testing.demo_data import seed_demo
-from verifier.testing.devstack import DevStack, StackConfig
+from verifier.testing.devstack import DevStack, StackConfig, free_port
 
 BROKER = os.environ.get("KEYWARD_BENCH_BROKER", "redis://127.0.0.1:6379/9")
 ROLES = ("api", "workers", "postgres", "redis")
@@ -237,6 +239,7 @@ def _result(
     before, after = run.probes
     cpu = {role: 1000 * used / n for role, used in cpu_delta(before, after).items()}
     cpu["load"] = 1000 * run.cpu_seconds / n
+    cpu["load_user"] = 1000 * run.cpu_user_seconds / n
     accepted, other, leases = counts
     lost = max(0, flow.stored - (accepted + other)) + max(0, flow.accepted - accepted)
     return Result(
@@ -295,7 +298,7 @@ def run_keyward(workers: int, api_workers: int, load: Load) -> Result:
             try:
                 with Session(engine) as s:
                     query = select(Attestation.status, func.count()).group_by(Attestation.status)
-                    by_status = dict(s.execute(query).tuples().all())
+                    by_status = dict(s.execute(query).all())
                     leases = s.scalar(select(func.count()).select_from(Lease)) or 0
                     check = verify_chain(s)
             finally:
@@ -333,11 +336,38 @@ def run_floor(workers: int, api_workers: int, load: Load) -> Result:
 # --- output -----------------------------------------------------------------------------------------------------
 
 
+def loadgen_alone(load: Load, delay: float) -> dict[str, float]:
+    """The load generator against ``_loadgen.canned_server`` (its own process, answering after ``delay`` s): the
+    generator's CPU per op without the stack beside it."""
+    port = free_port()
+    server = multiprocessing.get_context("spawn").Process(target=_loadgen.canned_server, args=(port, delay))
+    server.start()
+    try:
+        time.sleep(1.0)
+        flow = _loadgen.Flow("127.0.0.1", port, "kid.secret", "acme-llm", curve=load.curve)
+        if load.rate is None:
+            run = _loadgen.run(lambda: _loadgen.closed_loop(flow, load.concurrency, load.seconds, lambda: None))
+        else:
+            rate = load.rate
+            run = _loadgen.run(lambda: _loadgen.open_loop(flow, rate, load.seconds, lambda: None))
+    finally:
+        server.terminate()
+        server.join()
+    n = max(len(run.latencies), 1)
+    return {
+        "server_delay_ms": delay * 1000,
+        "ops_per_s": round(len(run.latencies) / run.seconds, 1),
+        "load_cpu_ms_per_op": round(1000 * run.cpu_seconds / n, 3),
+        "load_user_cpu_ms_per_op": round(1000 * run.cpu_user_seconds / n, 3),
+        "failed": run.failed,
+    }
+
+
 def table(results: list[Result]) -> str:
     head = (
         "| stack | worker procs | API procs | load | ops/s | p50 ms | p99 ms | failed / lost "
         "| DB accepted / other / leases | audit chain | CPU ms/op API / workers / PG / Redis "
-        f"| PG: bench DB / aux / all | **server ms/op** | load ms/op | {X} floor |\n"
+        f"| PG: bench DB / aux / all | **server ms/op** | load ms/op (user) | {X} floor |\n"
         "|---|---:|---:|---|---:|---:|---:|---|---|---|---|---|---:|---:|---:|\n"
     )
     rows = []
@@ -353,7 +383,7 @@ def table(results: list[Result]) -> str:
             f"| {r.audit_events} {'ok' if r.audit_chain_intact else 'BROKEN'} "
             f"| {' / '.join(f'{c[k]:.2f}' for k in ROLES)} "
             f"| {c['postgres_db']:.2f} / {c['postgres_aux']:.2f} / {c['postgres_all']:.2f} "
-            f"| **{r.server_cpu_ms_per_op:.2f}** | {r.load_cpu_ms_per_op:.3f} | {ratio} |"
+            f"| **{r.server_cpu_ms_per_op:.2f}** | {r.load_cpu_ms_per_op:.2f} ({c['load_user']:.2f}) | {ratio} |"
         )
     return head + "\n".join(rows)
 
@@ -376,9 +406,19 @@ def main() -> None:
     ap.add_argument("--no-floor", action="store_true", help="skip the floor rows")
     ap.add_argument("--floor-only", action="store_true", help="only the floor rows")
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of the markdown table")
+    ap.add_argument(
+        "--loadgen-only",
+        type=float,
+        metavar="DELAY_MS",
+        help="no stack: the load generator against a canned server answering after DELAY_MS; print its CPU per op",
+    )
     args = ap.parse_args()
     seconds = 5.0 if args.quick else args.seconds
     concurrency = (args.pool or 64) if args.rate else args.concurrency
+    if args.loadgen_only is not None:
+        load = Load(concurrency, args.rate, seconds, args.enclave_curve)
+        print(json.dumps(loadgen_alone(load, args.loadgen_only / 1000)))
+        return
     results: list[Result] = []
     floors: list[Result] = []
     for gpus in _counts(args.gpus):

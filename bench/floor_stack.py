@@ -831,7 +831,7 @@ def status_counts(url: str) -> tuple[dict[str, int], int]:
     try:
         with engine.connect() as conn:
             query = text("SELECT status, count(*) FROM attestation GROUP BY status")
-            counts: dict[str, int] = dict(conn.execute(query).tuples().all())
+            counts: dict[str, int] = dict(conn.execute(query).all())
             leases = conn.execute(text("SELECT count(*) FROM lease")).scalar_one()
     finally:
         engine.dispose()
