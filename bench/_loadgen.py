@@ -26,11 +26,11 @@ Two modes:
   (no coordinated omission). Ops still running ``grace`` seconds after the window are counted as failed.
 
 The load generator's own CPU (``time.process_time`` of this process over the measured window, divided by the
-completed ops) is reported by the caller as ``load_cpu_ms_per_op``, with its user-mode part beside it. Most of the
-rest is kernel time of the sends: on loopback the sender's ``send()`` also runs the receiving side's TCP processing
-and wakes the server process, so a 19 KB request costs the client ~0.1-0.3 ms of system time on a busy 2-core VM
-(a profile of one run: ``StreamWriter.write`` was ~45 % of the generator's CPU). Body building is ~0.045 ms/op
-(one P-256 sign of the quote, SHA-512, base64, joins).
+completed ops) is reported by the caller as ``load_cpu_ms_per_op``, with its user-mode part beside it. In a tight
+loop building a request costs ~0.045 ms (one P-256 sign of the quote, SHA-512, base64, joins) and a whole op against
+a canned server ~0.12 ms; at a few dozen ops per second on a busy shared VM the same code measures 0.2-0.6 ms/op
+(caches are cold between ops: a profile showed the quote's P-256 sign at 0.13 ms instead of 0.03), and the
+kernel's loopback delivery of the 19 KB request (charged to the sender) adds system time.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ import base64
 import contextlib
 import hashlib
 import json
-import os
+import resource
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -57,6 +57,11 @@ KEYS: Final = 64
 CURVES: Final = {"P-256": (ec.SECP256R1, 32), "P-384": (ec.SECP384R1, 48)}
 _ACCEPTED: Final = b'"status":"accepted"'
 _NONCE_KEY: Final = b'"nonce":"'
+
+
+def _user_cpu() -> float:
+    """User-mode CPU seconds of this process (getrusage: finer than os.times' clock ticks)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_utime
 
 
 class HttpError(Exception):
@@ -268,9 +273,9 @@ async def closed_loop(flow: Flow, concurrency: int, seconds: float, probe: Probe
         conns = list(await asyncio.gather(*(loop(c, end) for c in conns)))
         latencies.clear()
         failed = 0
-        before, cpu0, user0, t0 = probe(), time.process_time(), os.times().user, clock()
+        before, cpu0, user0, t0 = probe(), time.process_time(), _user_cpu(), clock()
         conns = list(await asyncio.gather(*(loop(c, t0 + seconds) for c in conns)))
-        t1, cpu1, user1 = clock(), time.process_time(), os.times().user
+        t1, cpu1, user1 = clock(), time.process_time(), _user_cpu()
         after = probe()
     finally:
         for c in conns:
@@ -304,16 +309,18 @@ async def open_loop(
     async def one(k: int, scheduled: float) -> None:
         nonlocal opened, failed
         async with slots:
-            if idle.empty():
-                opened += 1
-                conn = await Connection.open(flow.host, flow.port)
-            else:
-                conn = idle.get_nowait()
+            conn = None
             try:
+                if idle.empty():
+                    opened += 1
+                    conn = await Connection.open(flow.host, flow.port)
+                else:
+                    conn = idle.get_nowait()
                 ok = await flow.op(conn, k)
             except (HttpError, OSError):
                 ok = False
-                conn.close()
+                if conn is not None:
+                    conn.close()
             else:
                 idle.put_nowait(conn)
         if measured_from <= scheduled < measured_to:
@@ -329,7 +336,7 @@ async def open_loop(
         if scheduled >= measured_to:
             break
         if not marks and scheduled >= measured_from:
-            marks.append((probe(), time.process_time(), os.times().user, clock()))
+            marks.append((probe(), time.process_time(), _user_cpu(), clock()))
         delay = scheduled - clock()
         if delay > 0:
             await asyncio.sleep(delay)
@@ -344,7 +351,7 @@ async def open_loop(
         for t in late:
             t.cancel()
         failed += len(late)
-    t1, cpu1, user1 = clock(), time.process_time(), os.times().user
+    t1, cpu1, user1 = clock(), time.process_time(), _user_cpu()
     after = probe()
     while not idle.empty():
         idle.get_nowait().close()

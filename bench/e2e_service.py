@@ -28,8 +28,9 @@ in it, per role:
   bench database's backends alone) are reported beside it: on a machine where other databases are busy,
   ``postgres_all`` overstates and ``postgres_db`` understates the service's PostgreSQL cost;
 * ``load``: this process's CPU over the window (``time.process_time``): the load generator, reported as
-  ``load_cpu_ms_per_op`` and not part of the server sum; ``load_user`` is its user-mode part (the rest is mostly
-  the kernel's loopback delivery of the requests, charged to the sender: see ``bench._loadgen``).
+  ``load_cpu_ms_per_op`` and not part of the server sum; ``load_user`` is its user-mode part (the rest is the
+  kernel, e.g. the loopback delivery of the requests, charged to the sender: see ``bench._loadgen``).
+  ``--loadgen-only DELAY_MS`` measures the generator alone against a canned server.
 
 ``server_cpu_ms_per_op`` = api + workers + postgres + redis. After each run every request is checked against the
 database (none lost: every attestation the API answered 200/202 has a row and every 200 "accepted" an accepted row;
@@ -54,6 +55,7 @@ import argparse
 import json
 import multiprocessing
 import os
+import socket
 import statistics
 import sys
 import tempfile
@@ -343,7 +345,15 @@ def loadgen_alone(load: Load, delay: float) -> dict[str, float]:
     server = multiprocessing.get_context("spawn").Process(target=_loadgen.canned_server, args=(port, delay))
     server.start()
     try:
-        time.sleep(1.0)
+        deadline = time.monotonic() + 30.0
+        while True:  # until the server accepts connections (a spawned process imports for a while)
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1.0).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
         flow = _loadgen.Flow("127.0.0.1", port, "kid.secret", "acme-llm", curve=load.curve)
         if load.rate is None:
             run = _loadgen.run(lambda: _loadgen.closed_loop(flow, load.concurrency, load.seconds, lambda: None))
