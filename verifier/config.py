@@ -98,6 +98,10 @@ class Settings(BaseSettings):
     #: Serve the OpenAPI document and its pages (``/openapi.json``, ``/docs``, ``/redoc``). Unset: on in
     #: development, off in production (they map every route, admin ones included, for anyone who reaches the API).
     api_docs: bool | None = None
+    #: The result token's ``iss``: who issued it (in production, this deployment's own URL).
+    result_token_issuer: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^\S+$")] = (
+        "urn:keyward"  # noqa: S105 - an identifier, not a secret
+    )
     #: PEM of the EC P-256 key that signs attestation results; development derives one from a fixed seed.
     result_signing_key_pem: SecretStr | None = None
     #: Trust the fake vendor PKIs of verifier.simulation (development demo only; results are marked simulated).

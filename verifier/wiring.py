@@ -56,6 +56,7 @@ def decision_context(settings: Settings) -> DecisionContext:
         settings.kek_hex.get_secret_value(),
         settings.challenge_secret.get_secret_value(),
         settings.result_signing_key_pem.get_secret_value() if settings.result_signing_key_pem else None,
+        settings.result_token_issuer,
     )
     ctx = _CONTEXTS.get(key)
     if ctx is None:
@@ -65,5 +66,6 @@ def decision_context(settings: Settings) -> DecisionContext:
             keyring=keyring_for(settings),
             challenge_secret=settings.challenge_secret.get_secret_value().encode(),
             production=settings.environment == "production",
+            issuer=settings.result_token_issuer,
         )
     return ctx

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from verifier.keywrap.ear import ProviderKeyring
+from verifier.keywrap.ear import DEFAULT_ISSUER, ProviderKeyring
 from verifier.keywrap.kek import KeyEncryptionKey
 from verifier.platforms.amd_snp import SnpVerificationCache
 from verifier.platforms.intel_dcap import IntelVerificationCache
@@ -25,3 +25,4 @@ class DecisionContext:
     snp_cache: SnpVerificationCache = field(default_factory=SnpVerificationCache)
     nvidia_cache: NvidiaVerificationCache = field(default_factory=NvidiaVerificationCache)
     production: bool = False  # the production profile: debug TEEs are never accepted, whatever a policy says
+    issuer: str = DEFAULT_ISSUER  # the result token's ``iss``

@@ -300,6 +300,7 @@ def release(att: Attestation, ctx: DecisionContext, accepted: Accepted, now: Dec
             model_version=version.version,
             deployment=att.deployment_name,
             customer_id=str(entitlement.customer_id),
+            issuer=ctx.issuer,
         )
     except SQLAlchemyError:
         raise  # the session is unusable; the task retries

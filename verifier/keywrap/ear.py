@@ -9,7 +9,12 @@
   with an AR4SI ``ear.status`` and ``ear.trustworthiness-vector``,
   Keyward's own claims under ``keyward``.
 * :func:`verify_ear` is what a relying party (and the tests) run: ES256 only, the key chosen by ``kid`` from a
-  JWKS, ``exp`` / ``iat`` / ``nbf`` checked against the caller's ``now``.
+  JWKS, ``exp`` / ``iat`` / ``nbf`` checked against the caller's ``now``, and ``iss`` / ``aud`` against what the
+  caller expects when it says.
+
+``iss`` names the verifier that issued the token (``KEYWARD_RESULT_TOKEN_ISSUER``: the deployment's own URL in
+production); ``aud`` names whom it is for: the customer whose licence asked (:func:`audience_for`,
+``urn:keyward:customer:<id>``), so one customer's relying party refuses a token issued to another's enclave.
 
 Trustworthiness vector (draft-ietf-rats-ar4si §2.3; tiers: 2-31 affirming, 32-95 warning, 96-127 contraindicated,
 -1..1 none). Components emitted: ``instance-identity``, ``configuration``, ``executables``, ``hardware``,
@@ -59,6 +64,7 @@ EAR_PROFILE: Final = "tag:github.com,2023:veraison/ear"
 EAR_ALG: Final = "ES256"
 EAR_DEVELOPER: Final = "Keyward"
 SIMULATED_SUFFIX: Final = "+simulated"
+DEFAULT_ISSUER: Final = "urn:keyward"
 NONCE_MIN_BYTES: Final = 8  # EAT eat_nonce (RFC 9711 §4.1): 8 to 64 bytes
 NONCE_MAX_BYTES: Final = 64
 
@@ -270,6 +276,11 @@ def _submod_name(platform: str | None, taken: Mapping[str, object]) -> str:
     return name
 
 
+def audience_for(customer_id: str) -> str:
+    """The ``aud`` of a result token issued under a customer's licence."""
+    return f"urn:keyward:customer:{customer_id}"
+
+
 def issue_ear(
     keyring: ProviderKeyring,
     *,
@@ -285,6 +296,7 @@ def issue_ear(
     deployment: str,
     customer_id: str,
     verifier_id: str = "keyward",
+    issuer: str = DEFAULT_ISSUER,
 ) -> str:
     """Sign an EAR (compact JWS, ES256, header ``typ`` JWT and ``kid``) with the keyring's active key.
 
@@ -331,6 +343,8 @@ def issue_ear(
 
     claims: dict[str, Any] = {
         "eat_profile": EAR_PROFILE,
+        "iss": issuer,
+        "aud": audience_for(customer_id),
         "iat": iat,
         "exp": exp,
         "jti": attestation_id,
@@ -386,7 +400,15 @@ def _int_claim(claims: Mapping[str, Any], name: str) -> int:
     return value
 
 
-def verify_ear(token: str, jwks: Mapping[str, Any], *, now: datetime, leeway: int = 0) -> dict[str, Any]:
+def verify_ear(
+    token: str,
+    jwks: Mapping[str, Any],
+    *,
+    now: datetime,
+    leeway: int = 0,
+    issuer: str | None = None,
+    audience: str | None = None,
+) -> dict[str, Any]:
     """Verify an EAR for a relying party and return its claims.
 
     1. Parse the protected header: ``alg`` must be ES256 (``none``, HMAC and every other algorithm are refused),
@@ -395,6 +417,7 @@ def verify_ear(token: str, jwks: Mapping[str, Any], *, now: datetime, leeway: in
     3. Verify the signature (RFC 7515) and decode the JSON claims.
     4. Check ``exp`` (required; expired when ``now >= exp + leeway``, :class:`EarExpired`), ``iat`` (required, not
        after ``now + leeway``), ``nbf`` (if present), ``eat_profile``, ``ear.status`` and ``submods``.
+    5. When given, ``issuer`` must equal ``iss`` and ``audience`` must be ``aud`` (or one of its list).
     """
     now_ts = _aware_ts("now", now)
     try:
@@ -430,4 +453,11 @@ def verify_ear(token: str, jwks: Mapping[str, Any], *, now: datetime, leeway: in
     submods = claims.get("submods")
     if not isinstance(submods, dict) or not submods:
         raise EarInvalid("submods missing or empty")
+    if issuer is not None and claims.get("iss") != issuer:
+        raise EarInvalid(f"iss must be {issuer!r}, got {claims.get('iss')!r}")
+    if audience is not None:
+        aud = claims.get("aud")
+        audiences = aud if isinstance(aud, list) else [aud]
+        if audience not in audiences:
+            raise EarInvalid(f"aud does not name {audience!r}")
     return claims

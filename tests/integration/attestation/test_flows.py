@@ -42,7 +42,7 @@ from verifier.db.models import (
     UsedNonce,
 )
 from verifier.entitlement.licensing import set_deployment_suspended
-from verifier.keywrap.ear import ProviderKeyring, ProviderSigningKey, verify_ear
+from verifier.keywrap.ear import ProviderKeyring, ProviderSigningKey, audience_for, verify_ear
 from verifier.keywrap.enclave import expected_report_data, parse_enclave_jwk, unwrap_in_enclave
 from verifier.keywrap.kek import LocalAesKek, model_key_context
 from verifier.simulation.amd_pki import AmdEvidence, Defect, ReportOptions, default_amd_pki
@@ -175,7 +175,13 @@ def test_decide_attestation_accepts_and_releases_key(session: Session, world: Wo
     assert lease is not None
     assert lease.expires_at == NOW + timedelta(seconds=600)
     assert decided.result_token is not None
-    ear = verify_ear(decided.result_token, world.ctx.keyring.public_jwks(), now=NOW)
+    ear = verify_ear(
+        decided.result_token,
+        world.ctx.keyring.public_jwks(),
+        now=NOW,
+        issuer=world.ctx.issuer,
+        audience=audience_for(str(world.entitlement.customer_id)),
+    )
     assert ear["jti"] == str(decided.id)
     # Audited: accepted + lease issued, chain intact.
     tags = session.scalars(select(AuditEvent.tag).where(AuditEvent.subject_id.in_([str(decided.id), str(lease.id)])))

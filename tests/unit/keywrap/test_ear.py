@@ -21,6 +21,7 @@ from verifier.keywrap.ear import (
     EAR_PROFILE,
     ProviderKeyring,
     ProviderSigningKey,
+    audience_for,
     issue_ear,
     trustworthiness_vector,
     verify_ear,
@@ -551,3 +552,42 @@ def test_issue_ear_one_submodule_per_device(keyring: ProviderKeyring) -> None:
     gpus = [replace(_evaluation("nvidia-gpu", accepted=True), device=f"GPU-{i}") for i in range(2)]
     claims = verify_ear(_issue(keyring, [cpu, *gpus]), keyring.public_jwks(), now=NOW)
     assert set(claims["submods"]) == {"intel-tdx", "nvidia-gpu:GPU-0", "nvidia-gpu:GPU-1"}
+
+
+def test_issue_ear_names_issuer_and_customer_audience(keyring: ProviderKeyring) -> None:
+    claims = verify_ear(_issue(keyring, issuer="https://keyward.example"), keyring.public_jwks(), now=NOW)
+    assert (claims["iss"], claims["aud"]) == ("https://keyward.example", "urn:keyward:customer:cust_42")
+
+
+def test_verify_ear_expected_issuer_and_audience_pass(keyring: ProviderKeyring) -> None:
+    token = _issue(keyring, issuer="https://keyward.example")
+    claims = verify_ear(
+        token,
+        keyring.public_jwks(),
+        now=NOW,
+        issuer="https://keyward.example",
+        audience=audience_for("cust_42"),
+    )
+    assert claims["jti"] == "att_01"
+
+
+def test_verify_ear_other_issuer_refused(keyring: ProviderKeyring) -> None:
+    token = _issue(keyring, issuer="https://keyward.example")
+    with pytest.raises(EarInvalid, match="iss"):
+        verify_ear(token, keyring.public_jwks(), now=NOW, issuer="https://other.example")
+
+
+def test_verify_ear_other_customers_token_refused(keyring: ProviderKeyring) -> None:
+    token = _issue(keyring, customer_id="cust_7")
+    with pytest.raises(EarInvalid, match="aud"):
+        verify_ear(token, keyring.public_jwks(), now=NOW, audience=audience_for("cust_42"))
+
+
+def test_verify_ear_token_without_audience_refused_when_one_is_expected(keyring: ProviderKeyring) -> None:
+    claims = {"eat_profile": EAR_PROFILE, "iat": int(NOW.timestamp()), "exp": int(EXPIRES.timestamp())}
+    claims |= {"ear.status": "affirming", "submods": {"x": {"ear.status": "affirming"}}}
+    signer = keyring.active
+    token = jwt.encode({"alg": "ES256", "kid": signer.kid}, claims, signer.key, algorithms=["ES256"])
+    assert verify_ear(token, keyring.public_jwks(), now=NOW)["ear.status"] == "affirming"
+    with pytest.raises(EarInvalid, match="aud"):
+        verify_ear(token, keyring.public_jwks(), now=NOW, audience=audience_for("cust_42"))
