@@ -25,7 +25,8 @@ Release (:class:`Released` or :class:`Rejected`; nothing is written):
 Record (writes; the caller commits once):
 
 6. The deployment and the lease (issued, or renewed; the deployment's earlier live leases superseded), the
-   attestation row (claims, verdict with every reason, collateral, timings) and hash-chained audit events.
+   attestation row (claims, verdict with every reason, collateral, timings), hash-chained audit events and the
+   day's decision counters (the staff dashboard's series read finished days there).
 
 Rejections are results: any failure in 1-5 is a returned :class:`Rejected` with its reasons, stored and audited the
 same way as an acceptance. An unexpected exception while checking or releasing (a parser bug on hostile bytes) is
@@ -352,6 +353,8 @@ def record(
         entries.append(_lease_entry(att, lease))
         entries.extend(_superseded_entry(att, lease, i) for i in superseded)
     record_events(session, entries, at=now)  # flushes the attestation's changes with the events
+    # Counted after the audit append: its lock orders the decisions' transactions (see count_decision).
+    repository.count_decision(session, decided_at=now, status=att.status, reason_codes=att.reason_codes)
 
 
 def _note_deployment(

@@ -3,9 +3,10 @@ keyset pages), a deployment's timeline and an attestation's detail.
 
 Fast with a large fleet because nothing here reads the attestations' JSON across many rows: a deployment's last
 decision, platforms, TCB status and simulated flag are columns on ``deployments`` (kept by the decision:
-:func:`verifier.attestation.flows.record`), a rejection's reason codes a column on ``attestations``, and counts by
-period and outcome are read from the ``(decided_at, status)`` index. Pages are keyset pages: each statement is
-"rows after this key, in this order, LIMIT n", whatever page it is.
+:func:`verifier.attestation.flows.record`), a rejection's reason codes a column on ``attestations``, finished
+days' counts by outcome and by reason code are read from the counters the decision keeps (``decision_days``,
+``rejection_reason_days``), and the counts of the current day and hours from the ``(decided_at, status)`` index.
+Pages are keyset pages: each statement is "rows after this key, in this order, LIMIT n", whatever page it is.
 
 Takes typed values (the rules, the cursor and the limits are :mod:`verifier.dashboard.service`'s) and the
 caller's session; reads only, and never commits. The statements are portable (PostgreSQL and the embedded
@@ -17,7 +18,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -47,6 +48,7 @@ from verifier.db.models import (
     AuditEvent,
     CachedCollateral,
     Customer,
+    DecisionDay,
     Deployment,
     Entitlement,
     EntitlementStatus,
@@ -55,6 +57,7 @@ from verifier.db.models import (
     Model,
     ModelVersion,
     ReferenceValueSet,
+    RejectionReasonDay,
 )
 
 
@@ -140,6 +143,28 @@ def rejection_code_sets(session: Session, start: datetime, end: datetime) -> lis
         .group_by(Attestation.reason_codes)
     ).all()
     return [(codes or "", int(n)) for codes, n in rows]
+
+
+def decisions_by_day(session: Session, first: date, end: date) -> list[tuple[date, str, int]]:
+    """(day, status, decisions) from the day counters for the days ``[first, end)``; days without decisions are
+    absent."""
+    rows = session.execute(
+        select(DecisionDay.day, DecisionDay.status, DecisionDay.decisions).where(
+            DecisionDay.day >= first, DecisionDay.day < end
+        )
+    ).all()
+    return [(day, AttestationStatus(status).value, int(n)) for day, status, n in rows]
+
+
+def rejections_by_code(session: Session, first: date, end: date) -> list[tuple[str, int]]:
+    """(reason code, rejections) summed over the day counters of the days ``[first, end)``; ``""`` counts the
+    rejections stored without a code."""
+    rows = session.execute(
+        select(RejectionReasonDay.code, func.sum(RejectionReasonDay.rejections))
+        .where(RejectionReasonDay.day >= first, RejectionReasonDay.day < end)
+        .group_by(RejectionReasonDay.code)
+    ).all()
+    return [(code, int(n)) for code, n in rows]
 
 
 def tcb_statuses(session: Session) -> list[tuple[str | None, int]]:

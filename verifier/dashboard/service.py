@@ -176,11 +176,41 @@ def _buckets(session: Session, start: datetime, width: timedelta, n: int) -> tup
     )
 
 
+def _daily(session: Session, today: datetime, days: int) -> tuple[Bucket, ...]:
+    """The last ``days`` days by day, today last: the finished days from the decisions' day counters, today
+    counted from the attestations (its counters are still moving)."""
+    first = today - timedelta(days=days - 1)
+    counts = {(d, status): n for d, status, n in repository.decisions_by_day(session, first.date(), today.date())}
+    finished = tuple(
+        Bucket(
+            day,
+            counts.get((day.date(), AttestationStatus.ACCEPTED.value), 0),
+            counts.get((day.date(), AttestationStatus.REJECTED.value), 0),
+        )
+        for day in (first + timedelta(days=i) for i in range(days - 1))
+    )
+    return finished + _buckets(session, today, timedelta(days=1), 1)
+
+
 def _top_reasons(session: Session, start: datetime, end: datetime, top: int) -> tuple[Count, ...]:
+    """The ``top`` reason codes of the rejections made in ``[start, end)``: the whole days inside it from the day
+    counters, the parts of a day at either end (the window's first day after ``start``, and today) counted from
+    the attestations. A rejection counts once under each of its codes (``unknown`` when it has none)."""
     counter: Counter[str] = Counter()
-    for codes, n in repository.rejection_code_sets(session, start, end):
-        for code in codes.split() or ["unknown"]:
-            counter[code] += n
+    first_day = _day_start(start)
+    if first_day < start:
+        first_day += timedelta(days=1)
+    last_day = _day_start(end)
+    partial = [(start, end)]
+    if first_day < last_day:
+        partial = [(start, first_day), (last_day, end)]
+        for code, n in repository.rejections_by_code(session, first_day.date(), last_day.date()):
+            counter[code or "unknown"] += n
+    for lo, hi in partial:
+        if lo < hi:
+            for codes, n in repository.rejection_code_sets(session, lo, hi):
+                for code in codes.split() or ["unknown"]:
+                    counter[code] += n
     ranked = sorted(counter.items(), key=lambda item: (-item[1], item[0]))
     return tuple(Count(code, n) for code, n in ranked[:top])
 
@@ -217,7 +247,7 @@ def overview(
         rejected_today=rejected,
         rejection_rate=rejected / (accepted + rejected) if accepted + rejected else None,
         hourly=hourly,
-        daily=_buckets(session, today - timedelta(days=29), timedelta(days=1), 30),
+        daily=_daily(session, today, 30),
         rejection_reasons=_top_reasons(session, now - reasons_window, now, top_reasons),
         tcb_statuses=tuple(
             sorted(

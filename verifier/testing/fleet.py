@@ -4,7 +4,9 @@ decision's) and cached collateral.
 
 Rows go in with SQLAlchemy Core multi-row INSERTs in batches (100,000 attestations in seconds), not through the
 ORM, and not through the decision: the summary columns a decision keeps on ``deployments``
-(:func:`verifier.attestation.flows.record`) are written here to agree with the attestations seeded. The fleet's
+(:func:`verifier.attestation.flows.record`) are written here to agree with the attestations seeded, and the
+decisions' day counters are counted from the seeded rows
+(:func:`verifier.attestation.repository.rebuild_decision_days`). The fleet's
 shape is the same for a given ``seed`` (its ids are random). Test harness only; commits through the engine it is
 given.
 """
@@ -20,7 +22,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, insert
+from sqlalchemy.orm import Session
 
+from verifier.attestation.repository import rebuild_decision_days
 from verifier.db.models import (
     Attestation,
     CachedCollateral,
@@ -233,4 +237,7 @@ def seed_fleet(
     _insert(engine, Lease, leases)
     _insert(engine, Attestation, atts)
     _insert(engine, CachedCollateral, collateral)
+    with Session(engine) as session:
+        rebuild_decision_days(session)
+        session.commit()
     return Fleet(customers, deployments, len(atts))
