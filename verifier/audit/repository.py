@@ -39,10 +39,18 @@ def add_events(session: Session, events: Sequence[AuditEvent]) -> None:
     session.flush()
 
 
-def events_in_order(session: Session) -> Generator[AuditEvent]:
-    """Every event, oldest (lowest id) first, streamed in batches (the whole log is never held at once); close the
-    iterator when stopping early (it holds a server-side cursor)."""
-    result = session.scalars(select(AuditEvent).order_by(AuditEvent.id).execution_options(yield_per=1000))
+def event_by_id(session: Session, event_id: int) -> AuditEvent | None:
+    """One event, or None."""
+    return session.get(AuditEvent, event_id, populate_existing=True)
+
+
+def events_in_order(session: Session, *, after_id: int | None = None) -> Generator[AuditEvent]:
+    """Every event (with an id above ``after_id``, if given), oldest (lowest id) first, streamed in batches (the
+    whole log is never held at once); close the iterator when stopping early (it holds a server-side cursor)."""
+    query = select(AuditEvent).order_by(AuditEvent.id)
+    if after_id is not None:
+        query = query.where(AuditEvent.id > after_id)
+    result = session.scalars(query.execution_options(yield_per=1000))
     try:
         yield from result
     finally:

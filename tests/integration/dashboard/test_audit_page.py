@@ -86,6 +86,22 @@ def test_audit_page_shows_the_chain_verifies(client: TestClient, world: tuple[st
     assert "breaks" not in html
 
 
+def test_audit_page_later_view_reads_only_new_events_and_says_so(
+    client: TestClient, world: tuple[str, Engine, StaffLogin]
+) -> None:
+    client.get(f"{DASHBOARD}/audit")  # the process's first view walks the whole chain
+    head = max(_all_ids(world[1]))
+
+    html = client.get(f"{DASHBOARD}/audit").text
+
+    assert "The hash chain verifies" in html
+    assert f"the 0 events after #{head} were recomputed just now, and #{head} still matches its hash" in html
+    assert "an edit among them since then shows only after a full check" in html
+    assert 'href="?verify=full">Verify the whole chain now</a>' in html
+    full = client.get(f"{DASHBOARD}/audit?verify=full").text
+    assert f"All {len(_all_ids(world[1]))} events were recomputed just now" in full
+
+
 @pytest.mark.parametrize(
     ("query", "subjects"),
     [
