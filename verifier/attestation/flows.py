@@ -361,7 +361,8 @@ def _note_deployment(
     session: Session, att: Attestation, lease: Lease | None, evaluations: Sequence[Evaluation], now: DecisionTime
 ) -> None:
     """The deployment's summary for the staff dashboard: an acceptance's lease, platforms, TCB status (the first
-    evaluation that has one: the CPU evidence's) and simulated flag; the last decision naming it, pass or fail."""
+    evaluation that has one: the CPU evidence's), Intel TCB evaluation number and TCB Info (:func:`_intel_judgement`)
+    and simulated flag; the last decision naming it, pass or fail."""
     if lease is not None:
         repository.note_accepted(
             session,
@@ -372,6 +373,7 @@ def _note_deployment(
             tcb_status=next((e.tcb_status for e in evaluations if e.tcb_status), None),
             simulated=att.simulated,
             now=now,
+            **_intel_judgement(evaluations),
         )
     else:
         repository.note_rejected(
@@ -381,6 +383,22 @@ def _note_deployment(
             attestation_id=att.id,
             now=now,
         )
+
+
+#: The id an Intel platform's TCB Info names itself with (``tcbInfo.id``; SGX's v2 TCB Info has none and is SGX's).
+_TCB_INFO_IDS = {"intel-tdx": "TDX", "intel-sgx": "SGX"}
+
+
+def _intel_judgement(evaluations: Sequence[Evaluation]) -> dict[str, Any]:
+    """The TCB evaluation data number the first Intel evaluation was judged with (what the policy's
+    ``min_tcb_eval_number`` compares: the lower of the TCB Info's and the QE Identity's) and its TCB Info as
+    ``"<id>:<fmspc>"`` (None when the collateral did not record the FMSPC); both None without Intel evidence."""
+    for e in evaluations:
+        number, fmspc = e.collateral.get("tcb_eval_number"), e.collateral.get("fmspc")
+        if e.platform in _TCB_INFO_IDS and type(number) is int:
+            tcb_info = f"{_TCB_INFO_IDS[e.platform]}:{fmspc.lower()}" if isinstance(fmspc, str) and fmspc else None
+            return {"tcb_eval_number": number, "tcb_info_id": tcb_info}
+    return {"tcb_eval_number": None, "tcb_info_id": None}
 
 
 def _write_lease(

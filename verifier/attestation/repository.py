@@ -124,8 +124,9 @@ def licensed_version(
 
 # -- the deployment summary a decision keeps (the staff dashboard reads it; built once) ---------------------------
 
-#: An acceptance (new lease or renewal), under the entitlement lock: its lease, platforms, TCB status, simulated
-#: flag, and the last decision. Parameters: deployment, lease, platforms, tcb, simulated, attestation, now.
+#: An acceptance (new lease or renewal), under the entitlement lock: its lease, platforms, TCB status, Intel TCB
+#: evaluation number and TCB Info, simulated flag, and the last decision. Parameters: deployment, lease, platforms,
+#: tcb, eval_number, tcb_info, simulated, attestation, now.
 _NOTE_ACCEPTED = (
     update(Deployment)
     .where(Deployment.id == bindparam("deployment"))
@@ -133,6 +134,8 @@ _NOTE_ACCEPTED = (
         lease_id=bindparam("lease"),
         platforms=bindparam("platforms"),
         tcb_status=bindparam("tcb"),
+        tcb_eval_number=bindparam("eval_number"),
+        tcb_info_id=bindparam("tcb_info"),
         simulated=bindparam("simulated"),
         last_attestation_id=bindparam("attestation"),
         last_status=AttestationStatus.ACCEPTED.value,
@@ -170,6 +173,8 @@ def note_accepted(
     tcb_status: str | None,
     simulated: bool,
     now: datetime,
+    tcb_eval_number: int | None = None,
+    tcb_info_id: str | None = None,
 ) -> None:
     """Write an acceptance into its deployment's summary (:data:`_NOTE_ACCEPTED`)."""
     session.execute(
@@ -179,6 +184,8 @@ def note_accepted(
             "lease": lease_id,
             "platforms": platforms,
             "tcb": tcb_status,
+            "eval_number": tcb_eval_number,
+            "tcb_info": tcb_info_id,
             "simulated": simulated,
             "attestation": attestation_id,
             "now": now,

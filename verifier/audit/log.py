@@ -85,6 +85,13 @@ class Entry:
     data: dict[str, Any]
 
 
+def entry_hash(prev: bytes, at: datetime, entry: Entry) -> bytes:
+    """The hash an event of ``entry`` at ``at`` following an event hashed ``prev`` stores (its data as stored:
+    JSON values only). For writers that link rows in bulk (the test harness's fleet); appends use
+    :func:`record_events`."""
+    return _digest(prev, at, entry.tag.value, entry.actor, entry.subject_type, entry.subject_id, entry.data)
+
+
 def record_event(
     session: Session,
     *,

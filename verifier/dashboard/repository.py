@@ -16,7 +16,7 @@ profile's SQLite) but for the epoch of a timestamp, which each dialect spells it
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
+    Integer,
     Row,
     String,
     and_,
@@ -184,6 +185,49 @@ def live_deployments_by_tcb(
         .join(Entitlement, Entitlement.id == Deployment.entitlement_id)
         .join(Customer, Customer.id == Entitlement.customer_id)
         .where(*_live(now), Deployment.tcb_status.is_not(None), Deployment.tcb_status.not_in(excluding))
+        .order_by(Deployment.name, Deployment.id)
+        .limit(limit)
+    ).all()
+
+
+def intel_tcb_documents(session: Session, vendor: str, kinds: Sequence[str]) -> Sequence[Row[str, bytes]]:
+    """(kind, body) of ``vendor``'s cached documents of ``kinds`` (the TCB Infos and QE Identities: one per FMSPC
+    and one per TEE, a few dozen rows)."""
+    return session.execute(
+        select(CachedCollateral.kind, CachedCollateral.body).where(
+            CachedCollateral.vendor == vendor, CachedCollateral.kind.in_(list(kinds))
+        )
+    ).all()
+
+
+def live_deployments_behind(
+    session: Session, now: datetime, *, newest: Mapping[str, int], fleet_newest: int | None, limit: int
+) -> Sequence[Row[uuid.UUID, str, str, str | None, int, int]]:
+    """(deployment id, name, customer name, TCB Info judged with, evaluation number judged with, the newest it is
+    compared with) of deployments holding a live lease whose last acceptance was judged with a TCB evaluation data
+    number below ``newest[its TCB Info]``, or below ``fleet_newest`` when it recorded no TCB Info (a TCB Info
+    missing from ``newest`` is compared with nothing); by name, at most ``limit``."""
+    if not newest and fleet_newest is None:
+        return []
+    recorded: ColumnElement[Any] = (
+        case(dict(newest), value=Deployment.tcb_info_id, else_=literal(None, Integer))
+        if newest
+        else literal(None, Integer)
+    )
+    threshold = case((Deployment.tcb_info_id.is_(None), literal(fleet_newest, Integer)), else_=recorded)
+    return session.execute(
+        select(
+            Deployment.id,
+            Deployment.name,
+            Customer.name,
+            Deployment.tcb_info_id,
+            Deployment.tcb_eval_number,
+            threshold.label("newest"),
+        )
+        .join(Lease, Lease.id == Deployment.lease_id)
+        .join(Entitlement, Entitlement.id == Deployment.entitlement_id)
+        .join(Customer, Customer.id == Entitlement.customer_id)
+        .where(*_live(now), Deployment.tcb_eval_number.is_not(None), Deployment.tcb_eval_number < threshold)
         .order_by(Deployment.name, Deployment.id)
         .limit(limit)
     ).all()

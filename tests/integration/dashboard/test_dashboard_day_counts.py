@@ -23,6 +23,7 @@ from tests.support.factories import make_entitlement, make_model, make_model_ver
 from tests.support.tools import ROOT
 from verifier.attestation.flows import decide_attestation
 from verifier.attestation.repository import rebuild_decision_days
+from verifier.audit.log import verify_chain
 from verifier.clock import Clock
 from verifier.dashboard.service import Bucket, Count, overview
 from verifier.db.models import Attestation, AttestationStatus, DecisionDay, RejectionReasonDay
@@ -201,22 +202,34 @@ def test_overview_reads_finished_days_from_the_counters(session: Session) -> Non
     assert ov.daily[-1] == _expected(decided, MIDNIGHT + timedelta(hours=14))[0][-1]  # today from attestations
 
 
-def test_seeded_fleet_counters_equal_a_direct_count() -> None:
-    now = datetime.now(UTC)
+FLEET_NOW = datetime.now(UTC)
+
+
+@pytest.fixture(scope="module")
+def fleet() -> Iterator[Engine]:
+    """A small seeded fleet in a database of its own (:func:`verifier.testing.fleet.seed_fleet`)."""
     with migrated_database("keyward_fleet_counts") as url:
         fleet_engine = create_engine(url)
-        try:
-            seed_fleet(fleet_engine, now=now, deployments=40, attestations=800, customers=4)
-            with Session(fleet_engine) as s:
-                rows = s.execute(select(Attestation.decided_at, Attestation.status, Attestation.reason_codes)).all()
-                decided = [
-                    (at, AttestationStatus(st).value, tuple((codes or "").split())) for at, st, codes in rows if at
-                ]
-                daily, reasons = _expected(decided, now)
-                ov = overview(s, now)
-                assert (list(ov.daily), list(ov.rejection_reasons)) == (daily, reasons[:10])
-        finally:
-            fleet_engine.dispose()
+        seed_fleet(fleet_engine, now=FLEET_NOW, deployments=40, attestations=800, customers=4)
+        yield fleet_engine
+        fleet_engine.dispose()
+
+
+def test_seeded_fleet_counters_equal_a_direct_count(fleet: Engine) -> None:
+    with Session(fleet) as s:
+        rows = s.execute(select(Attestation.decided_at, Attestation.status, Attestation.reason_codes)).all()
+        decided = [(at, AttestationStatus(st).value, tuple((codes or "").split())) for at, st, codes in rows if at]
+        daily, reasons = _expected(decided, FLEET_NOW)
+        ov = overview(s, FLEET_NOW)
+    assert (list(ov.daily), list(ov.rejection_reasons)) == (daily, reasons[:10])
+
+
+def test_seeded_fleet_audit_chain_verifies(fleet: Engine) -> None:
+    with Session(fleet) as s:
+        accepted = s.scalar(select(func.count()).where(Attestation.status == AttestationStatus.ACCEPTED))
+        check = verify_chain(s)
+    assert check.intact
+    assert check.events == 800 + (accepted or 0)  # a decision each, and a lease event per acceptance
 
 
 def test_migration_backfills_the_counters_from_stored_decisions() -> None:

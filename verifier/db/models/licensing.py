@@ -40,12 +40,13 @@ class Entitlement(Base):
 class Deployment(Base):
     """A customer-named deployment (one attested TEE, or a set of them sharing a name) under an entitlement.
 
-    Beside its name it carries a summary the staff dashboard lists, filters and sorts by without reading the
-    attestations (:mod:`verifier.dashboard`), kept by the decision that records an attestation naming it
-    (:func:`verifier.attestation.flows.record`): ``first_attested_at`` / ``last_attested_at`` (accepted, new lease
-    or renewal), its newest lease, and the platforms, TCB status and simulated flag of its last acceptance; and the
-    last decision naming it, accepted or rejected. ``lease_id`` and ``last_attestation_id`` have no foreign key:
-    leases and attestations name the deployment, and a cycle would order every insert and delete.
+        Beside its name it carries a summary the staff dashboard lists, filters and sorts by without reading the
+        attestations (:mod:`verifier.dashboard`), kept by the decision that records an attestation naming it
+        (:func:`verifier.attestation.flows.record`): ``first_attested_at`` / ``last_attested_at`` (accepted, new lease
+        or renewal), its newest lease, and the platforms, TCB status (and for Intel evidence the TCB evaluation data
+    number and TCB Info judged with) and simulated flag of its last acceptance; and the
+        last decision naming it, accepted or rejected. ``lease_id`` and ``last_attestation_id`` have no foreign key:
+        leases and attestations name the deployment, and a cycle would order every insert and delete.
     """
 
     __tablename__ = "deployments"
@@ -63,6 +64,11 @@ class Deployment(Base):
     lease_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)  # its newest lease
     platforms: Mapped[str | None] = mapped_column(String(200))  # of its last acceptance: sorted, comma-separated
     tcb_status: Mapped[str | None] = mapped_column(String(40))  # of its last acceptance (the CPU evidence's)
+    #: Of its last acceptance, when Intel evidence was judged: the TCB evaluation data number it was judged with
+    #: (the lower of the TCB Info's and the QE Identity's), and which TCB Info that was, named as the document
+    #: names itself (``"TDX:b0c06f000000"``: its id and FMSPC; NULL when the decision did not record the FMSPC).
+    tcb_eval_number: Mapped[int | None] = mapped_column(Integer)
+    tcb_info_id: Mapped[str | None] = mapped_column(String(40))
     simulated: Mapped[bool] = mapped_column(default=False, server_default=false())  # its last acceptance was
     last_attestation_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)  # the last decision naming it
     last_status: Mapped[str | None] = mapped_column(String(16))  # that decision's AttestationStatus
