@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from alembic import command
@@ -160,7 +161,7 @@ def test_migration_backfills_the_eval_number_from_the_newest_acceptance() -> Non
                     .where(Attestation.status == "accepted")
                     .order_by(Attestation.decided_at)
                 ).all()
-                expected = dict(newest)  # the last (newest) acceptance of each wins
+                expected: dict[Any, Any] = dict(newest)  # the last (newest) acceptance of each wins
                 s.execute(update(Deployment).values(tcb_eval_number=None, tcb_info_id=None))
                 s.commit()
             command.downgrade(cfg, "d15days00001")
