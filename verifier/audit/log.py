@@ -185,15 +185,14 @@ def verify_chain(session: Session, *, after: ChainCheckpoint | None = None) -> C
     last: int | None = after.last_id if after else None
     read = 0
     with closing(repository.events_in_order(session, after_id=after.last_id if after else None)) as events:
-        for event in events:
+        for ident, at, tag, actor, subject_type, subject_id, data, prev_hash, stored in events:
             count += 1
             read += 1
-            want = _digest(prev, event.at, event.tag, event.actor, event.subject_type, event.subject_id, event.data)
-            if event.prev_hash != prev:
-                return ChainCheck(count, event.id, ChainBreak.LINK, last, _head(last, prev), after, read)
-            if event.hash != want:
-                return ChainCheck(count, event.id, ChainBreak.HASH, last, _head(last, prev), after, read)
-            prev, last = event.hash, event.id
+            if prev_hash != prev:
+                return ChainCheck(count, ident, ChainBreak.LINK, last, _head(last, prev), after, read)
+            if stored != _digest(prev, at, tag, actor, subject_type, subject_id, data):
+                return ChainCheck(count, ident, ChainBreak.HASH, last, _head(last, prev), after, read)
+            prev, last = stored, ident
     return ChainCheck(count, None, None, last, _head(last, prev), after, read)
 
 
