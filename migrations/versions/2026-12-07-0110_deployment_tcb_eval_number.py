@@ -8,6 +8,11 @@ deployment's newest acceptance (its stored ``collateral``: ``tcb_eval_number`` a
 
 The backfill runs in Python over plain SQL so it is the same on PostgreSQL and SQLite.
 
+It also rebuilds ``ix_deployments_last_attested`` in the deployments list's default order (``last_attested_at DESC
+NULLS LAST, id DESC``): the ascending index could not serve that order, so each first page joined and sorted all
+10,000 deployments (~100 ms) instead of reading 51 index entries (~1 ms). SQLite refuses NULLS LAST in an index and
+orders NULL lowest anyway, so there it is ``DESC``.
+
 Revision ID: d15tcbe00001
 Revises: d15days00001
 Create Date: 2026-12-07 01:10:00.000000
@@ -34,9 +39,19 @@ def upgrade() -> None:
         batch.add_column(sa.Column("tcb_eval_number", sa.Integer(), nullable=True))
         batch.add_column(sa.Column("tcb_info_id", sa.String(length=40), nullable=True))
     _backfill(op.get_bind())
+    nulls_last = " NULLS LAST" if op.get_bind().dialect.name == "postgresql" else ""
+    op.drop_index("ix_deployments_last_attested", table_name="deployments")
+    op.create_index(
+        "ix_deployments_last_attested",
+        "deployments",
+        [sa.text(f"last_attested_at DESC{nulls_last}"), sa.text("id DESC")],
+        unique=False,
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_deployments_last_attested", table_name="deployments")
+    op.create_index("ix_deployments_last_attested", "deployments", ["last_attested_at", "id"], unique=False)
     with op.batch_alter_table("deployments") as batch:
         batch.drop_column("tcb_info_id")
         batch.drop_column("tcb_eval_number")

@@ -95,7 +95,15 @@ def test_audit_page_later_view_reads_only_new_events_and_says_so(
     html = client.get(f"{DASHBOARD}/audit").text
 
     assert "The hash chain verifies" in html
-    assert f"the 0 events after #{head} were recomputed just now, and #{head} still matches its hash" in html
+    assert f"no event was appended after #{head} since the last check, and #{head} still matches its hash" in html
+    [added] = _record(world[1], [Entry(AuditTag.LEASE_REVOKED, "staff:ops", "lease", "L9", {})], T + timedelta(days=3))
+    try:
+        later = client.get(f"{DASHBOARD}/audit").text
+    finally:
+        with Session(world[1]) as s:  # the head removed: the rest of the chain still verifies
+            s.execute(delete(AuditEvent).where(AuditEvent.id == added))
+            s.commit()
+    assert f"the 1 event after #{head} was recomputed just now" in later
     assert "an edit among them since then shows only after a full check" in html
     assert 'href="?verify=full">Verify the whole chain now</a>' in html
     full = client.get(f"{DASHBOARD}/audit?verify=full").text
