@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,6 +27,7 @@ from verifier.attestation.repository import rebuild_decision_days
 from verifier.audit.log import verify_chain
 from verifier.clock import Clock
 from verifier.dashboard.service import Bucket, Count, overview
+from verifier.db.engine import make_engine, upgrade_database
 from verifier.db.models import Attestation, AttestationStatus, DecisionDay, RejectionReasonDay
 from verifier.simulation.intel_quote_builder import TdReport
 from verifier.testing.databases import scratch_database
@@ -257,3 +259,21 @@ def test_migration_backfills_the_counters_from_stored_decisions() -> None:
             assert sum(n for _, _, n in seeded[0]) == 600
         finally:
             eng.dispose()
+
+
+def test_day_counters_on_sqlite(tmp_path: Path) -> None:
+    """The embedded profile: the same upsert counts, and the overview reads them back."""
+    url = f"sqlite:///{tmp_path / 'keyward.db'}"
+    upgrade_database(url)
+    engine = make_engine(url)
+    now = MIDNIGHT + timedelta(hours=3)
+    try:
+        with Session(engine) as s, s.begin():
+            decided = _seeded(s)
+            ov = overview(s, now)
+            daily, reasons = _expected(decided, now)
+            assert (list(ov.daily), list(ov.rejection_reasons)) == (daily, reasons)
+            rebuild_decision_days(s)
+            assert list(overview(s, now).daily) == daily
+    finally:
+        engine.dispose()
