@@ -352,7 +352,6 @@ def seed_fleet(
     _insert(engine, Attestation, atts)
     _insert(engine, CachedCollateral, collateral)
     _insert(engine, AuditEvent, _audit_chain(atts))
-    with Session(engine) as session:
+    with Session(engine) as session, session.begin():
         rebuild_decision_days(session)
-        session.commit()
     return Fleet(customers, deployments, len(atts))
