@@ -22,6 +22,7 @@ Runs on a scratch PostgreSQL database (created, migrated, seeded, VACUUM ANALYZE
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -149,9 +150,11 @@ def main() -> None:
         engine.dispose()
         engine_for(url).dispose()
 
+    load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
     print(
         f"\n{fleet.deployments} deployments, {fleet.attestations} attestations, {fleet.customers} customers "
-        f"(seeded in {seeded_s:.1f} s); {args.runs} requests each, signed in, through the ASGI app\n"
+        f"(seeded in {seeded_s:.1f} s); {args.runs} requests each, signed in, through the ASGI app; "
+        f"{os.cpu_count()} CPUs, load average {load} at the end (1 / 5 / 15 min)\n"
     )
     print(f"| page | p50 ms | p95 ms | max ms | p95 < {TARGET_MS:.0f} ms |")
     print("|---|---:|---:|---:|---|")

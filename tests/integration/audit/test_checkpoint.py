@@ -109,3 +109,13 @@ def test_chain_watch_agrees_with_a_full_walk_above_the_checkpoint(session: Sessi
     assert (incremental.first_broken_id, incremental.broken, incremental.events, incremental.last_id) == (
         full.first_broken_id, full.broken, full.events, full.last_id
     )  # fmt: skip
+
+
+def test_chain_walk_verifies_data_a_faster_parser_would_change(session: Session) -> None:
+    """The walk reads each event's data as the driver decodes it (``json``): an integer past 64 bits (orjson turns
+    it into a float), non-ASCII and control characters, and floats still digest as they were hashed."""
+    data = {"big": 2**70, "text": "é ✓ \u0001", "floats": [0.1, 1e16, -0.0, 1.5e-7]}
+    entries = [Entry(AuditTag.LEASE_REVOKED, "staff:ops", "lease", "L-odd", data)]
+    [event] = record_events(session, entries, at=T0)
+    check = verify_chain(session)
+    assert (check.intact, check.last_id) == (True, event.id)
