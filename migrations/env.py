@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from logging.config import fileConfig
+from typing import Any
 
 from alembic import context
 from sqlalchemy import pool
@@ -20,6 +22,18 @@ if not config.get_main_option("sqlalchemy.url"):  # tests and tools may pass a U
 target_metadata = Base.metadata
 
 
+def _compared_on(dialect: str) -> Callable[..., bool]:
+    """``alembic check`` skips an index whose model sets ``info["compared_on"]`` to dialects other than this one
+    (an index written per dialect, e.g. with NULLS LAST, which SQLite's CREATE INDEX refuses)."""
+
+    def include(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+        model = compare_to if reflected else obj
+        dialects = getattr(model, "info", {}).get("compared_on") if type_ == "index" and model is not None else None
+        return dialects is None or dialect in dialects
+
+    return include
+
+
 def run_migrations_offline() -> None:
     context.configure(url=config.get_main_option("sqlalchemy.url"), target_metadata=target_metadata, literal_binds=True)
     with context.begin_transaction():
@@ -31,7 +45,12 @@ def run_migrations_online() -> None:
     connectable = make_engine(url, poolclass=pool.NullPool)
     with connectable.connect() as connection:
         # SQLite (the embedded development profile) can only ALTER through batch mode (copy-and-move tables).
-        context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=is_sqlite(url))
+        context.configure(
+            connection=connection,
+            target_metadata=target_metadata,
+            render_as_batch=is_sqlite(url),
+            include_object=_compared_on(connection.dialect.name),
+        )
         with context.begin_transaction():
             context.run_migrations()
 

@@ -25,7 +25,8 @@ Release (:class:`Released` or :class:`Rejected`; nothing is written):
 Record (writes; the caller commits once):
 
 6. The deployment and the lease (issued, or renewed; the deployment's earlier live leases superseded), the
-   attestation row (claims, verdict with every reason, collateral, timings) and hash-chained audit events.
+   attestation row (claims, verdict with every reason, collateral, timings), hash-chained audit events and the
+   day's decision counters (the staff dashboard's series read finished days there).
 
 Rejections are results: any failure in 1-5 is a returned :class:`Rejected` with its reasons, stored and audited the
 same way as an acceptance. An unexpected exception while checking or releasing (a parser bug on hostile bytes) is
@@ -353,13 +354,16 @@ def record(
         entries.append(_lease_entry(att, lease))
         entries.extend(_superseded_entry(att, lease, i) for i in superseded)
     record_events(session, entries, at=now)  # flushes the attestation's changes with the events
+    # Counted after the audit append: its lock orders the decisions' transactions (see count_decision).
+    repository.count_decision(session, decided_at=now, status=att.status, reason_codes=att.reason_codes)
 
 
 def _note_deployment(
     session: Session, att: Attestation, lease: Lease | None, evaluations: Sequence[Evaluation], now: DecisionTime
 ) -> None:
     """The deployment's summary for the staff dashboard: an acceptance's lease, platforms, TCB status (the first
-    evaluation that has one: the CPU evidence's) and simulated flag; the last decision naming it, pass or fail."""
+    evaluation that has one: the CPU evidence's), Intel TCB evaluation number and TCB Info (:func:`_intel_judgement`)
+    and simulated flag; the last decision naming it, pass or fail."""
     if lease is not None:
         repository.note_accepted(
             session,
@@ -370,6 +374,7 @@ def _note_deployment(
             tcb_status=next((e.tcb_status for e in evaluations if e.tcb_status), None),
             simulated=att.simulated,
             now=now,
+            **_intel_judgement(evaluations),
         )
     else:
         repository.note_rejected(
@@ -379,6 +384,22 @@ def _note_deployment(
             attestation_id=att.id,
             now=now,
         )
+
+
+#: The id an Intel platform's TCB Info names itself with (``tcbInfo.id``; SGX's v2 TCB Info has none and is SGX's).
+_TCB_INFO_IDS = {"intel-tdx": "TDX", "intel-sgx": "SGX"}
+
+
+def _intel_judgement(evaluations: Sequence[Evaluation]) -> dict[str, Any]:
+    """The TCB evaluation data number the first Intel evaluation was judged with (what the policy's
+    ``min_tcb_eval_number`` compares: the lower of the TCB Info's and the QE Identity's) and its TCB Info as
+    ``"<id>:<fmspc>"`` (None when the collateral did not record the FMSPC); both None without Intel evidence."""
+    for e in evaluations:
+        number, fmspc = e.collateral.get("tcb_eval_number"), e.collateral.get("fmspc")
+        if e.platform in _TCB_INFO_IDS and type(number) is int:
+            tcb_info = f"{_TCB_INFO_IDS[e.platform]}:{fmspc.lower()}" if isinstance(fmspc, str) and fmspc else None
+            return {"tcb_eval_number": number, "tcb_info_id": tcb_info}
+    return {"tcb_eval_number": None, "tcb_info_id": None}
 
 
 def _write_lease(

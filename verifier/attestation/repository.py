@@ -11,11 +11,13 @@ here commits. Rules (what may renew, who may release, what a scope revokes) are 
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, date, datetime
 from typing import Any, Final, cast
 
 from sqlalchemy import CursorResult, Row, String, bindparam, delete, func, or_, select, update
+from sqlalchemy import insert as insert_values
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -25,6 +27,7 @@ from verifier.db.models import (
     AppraisalPolicy,
     Attestation,
     AttestationStatus,
+    DecisionDay,
     Deployment,
     Entitlement,
     Lease,
@@ -34,6 +37,7 @@ from verifier.db.models import (
     ModelVersion,
     RecordStatus,
     ReferenceValueSet,
+    RejectionReasonDay,
     UsedNonce,
 )
 from verifier.db.queries import equals, page
@@ -120,8 +124,9 @@ def licensed_version(
 
 # -- the deployment summary a decision keeps (the staff dashboard reads it; built once) ---------------------------
 
-#: An acceptance (new lease or renewal), under the entitlement lock: its lease, platforms, TCB status, simulated
-#: flag, and the last decision. Parameters: deployment, lease, platforms, tcb, simulated, attestation, now.
+#: An acceptance (new lease or renewal), under the entitlement lock: its lease, platforms, TCB status, Intel TCB
+#: evaluation number and TCB Info, simulated flag, and the last decision. Parameters: deployment, lease, platforms,
+#: tcb, eval_number, tcb_info, simulated, attestation, now.
 _NOTE_ACCEPTED = (
     update(Deployment)
     .where(Deployment.id == bindparam("deployment"))
@@ -129,6 +134,8 @@ _NOTE_ACCEPTED = (
         lease_id=bindparam("lease"),
         platforms=bindparam("platforms"),
         tcb_status=bindparam("tcb"),
+        tcb_eval_number=bindparam("eval_number"),
+        tcb_info_id=bindparam("tcb_info"),
         simulated=bindparam("simulated"),
         last_attestation_id=bindparam("attestation"),
         last_status=AttestationStatus.ACCEPTED.value,
@@ -166,6 +173,8 @@ def note_accepted(
     tcb_status: str | None,
     simulated: bool,
     now: datetime,
+    tcb_eval_number: int | None = None,
+    tcb_info_id: str | None = None,
 ) -> None:
     """Write an acceptance into its deployment's summary (:data:`_NOTE_ACCEPTED`)."""
     session.execute(
@@ -175,6 +184,8 @@ def note_accepted(
             "lease": lease_id,
             "platforms": platforms,
             "tcb": tcb_status,
+            "eval_number": tcb_eval_number,
+            "tcb_info": tcb_info_id,
             "simulated": simulated,
             "attestation": attestation_id,
             "now": now,
@@ -190,6 +201,85 @@ def note_rejected(
         _NOTE_REJECTED,
         {"entitlement": entitlement_id, "deployment_name": deployment_name, "attestation": attestation_id, "now": now},
     )
+
+
+# -- the decisions counted per day (the staff dashboard's finished days read them; built once per dialect) ---------
+
+
+def decision_day(decided_at: datetime) -> date:
+    """The UTC day a decision made at ``decided_at`` is counted under."""
+    return decided_at.astimezone(UTC).date()
+
+
+def rejection_codes(reason_codes: str | None) -> list[str]:
+    """The codes a rejection is counted under in :class:`RejectionReasonDay`: each distinct stored code, or ``""``
+    when it has none."""
+    return reason_codes.split() if reason_codes else [""]
+
+
+def _count_statements(insert: Any) -> tuple[Any, Any]:
+    """INSERT ... ON CONFLICT DO UPDATE adding one to the day's counter (PostgreSQL and SQLite spell it alike)."""
+    decided = insert(DecisionDay).values(day=bindparam("day"), status=bindparam("status"), decisions=1)
+    reason = insert(RejectionReasonDay).values(day=bindparam("day"), code=bindparam("code"), rejections=1)
+    return (
+        decided.on_conflict_do_update(
+            index_elements=[DecisionDay.day, DecisionDay.status], set_={"decisions": DecisionDay.decisions + 1}
+        ),
+        reason.on_conflict_do_update(
+            index_elements=[RejectionReasonDay.day, RejectionReasonDay.code],
+            set_={"rejections": RejectionReasonDay.rejections + 1},
+        ),
+    )
+
+
+_COUNT_POSTGRESQL: Final = _count_statements(postgresql_insert)
+_COUNT_SQLITE: Final = _count_statements(sqlite_insert)
+
+
+def count_decision(
+    session: Session, *, decided_at: datetime, status: AttestationStatus, reason_codes: str | None
+) -> None:
+    """Add one decision to its day's counters: its outcome, and a rejection's reason codes. Call it once per
+    decision, in the transaction that records it (a rollback takes the count back with the decision). Each counter
+    row stays locked until that transaction ends; the decision counts after its audit append, whose lock already
+    orders every decision's transaction, so the counters add no wait of their own."""
+    decided, reason = _COUNT_SQLITE if session.get_bind().dialect.name == "sqlite" else _COUNT_POSTGRESQL
+    day = decision_day(decided_at)
+    session.execute(decided, {"day": day, "status": AttestationStatus(status).value})
+    if status == AttestationStatus.REJECTED:
+        session.execute(reason, [{"day": day, "code": c} for c in sorted(set(rejection_codes(reason_codes)))])
+
+
+def rebuild_decision_days(session: Session) -> tuple[int, int]:
+    """Count every decided attestation afresh into the day counters, replacing what they held: for rows written
+    without a decision (seeded fleets, test worlds, a repair). Reads ``attestations`` once, streamed; returns the
+    rows written (decision days, reason days)."""
+    decided: Counter[tuple[date, str]] = Counter()
+    reasons: Counter[tuple[date, str]] = Counter()
+    rows = session.execute(
+        select(Attestation.decided_at, Attestation.status, Attestation.reason_codes)
+        .where(Attestation.decided_at.is_not(None))
+        .execution_options(yield_per=5000)
+    )
+    for decided_at, status, codes in rows:
+        day = decision_day(cast("datetime", decided_at))  # decided: not NULL
+        decided[day, AttestationStatus(status).value] += 1
+        if status == AttestationStatus.REJECTED:
+            for code in set(rejection_codes(codes)):
+                reasons[day, code] += 1
+    session.execute(delete(DecisionDay))
+    session.execute(delete(RejectionReasonDay))
+    if decided:
+        session.execute(
+            insert_values(DecisionDay),
+            [{"day": d, "status": s, "decisions": n} for (d, s), n in sorted(decided.items())],
+        )
+    if reasons:
+        session.execute(
+            insert_values(RejectionReasonDay),
+            [{"day": d, "code": c, "rejections": n} for (d, c), n in sorted(reasons.items())],
+        )
+    return len(decided), len(reasons)
 
 
 def add_attestation(session: Session, att: Attestation) -> None:

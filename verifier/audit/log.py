@@ -6,8 +6,9 @@ transaction-scoped PostgreSQL advisory lock so concurrent writers cannot fork th
 session and commits (the event is part of the same transaction as the decision it records). The SQL is in
 :mod:`verifier.audit.repository`.
 
-Reading: :func:`verify_chain` walks the whole chain; :func:`read_events` gives one filtered keyset page of events,
-newest first (the dashboard's audit log).
+Reading: :func:`verify_chain` walks the whole chain, or only the events after a :class:`ChainCheckpoint` (an event
+already verified and its hash, kept by the caller: :class:`verifier.audit.checkpoint.ChainWatch`);
+:func:`read_events` gives one filtered keyset page of events, newest first (the dashboard's audit log).
 """
 
 from __future__ import annotations
@@ -90,6 +91,13 @@ class Entry:
     data: dict[str, Any]
 
 
+def entry_hash(prev: bytes, at: datetime, entry: Entry) -> bytes:
+    """The hash an event of ``entry`` at ``at`` following an event hashed ``prev`` stores (its data as stored:
+    JSON values only). For writers that link rows in bulk (the test harness's fleet); appends use
+    :func:`record_events`."""
+    return _digest(prev, at, entry.tag.value, entry.actor, entry.subject_type, entry.subject_id, entry.data)
+
+
 def record_event(
     session: Session,
     *,
@@ -137,32 +145,76 @@ class ChainBreak(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class ChainCheckpoint:
+    """An event a walk verified, and its hash: a later walk starts after it, linking the next event to ``hash``.
+    ``events``: how many events up to and including it verified."""
+
+    last_id: int
+    hash: bytes
+    events: int
+
+
+@dataclass(frozen=True, slots=True)
 class ChainCheck:
-    events: int  # events read, up to and including the first broken one
+    events: int  # events verified before the first broken one, plus that one (the whole chain when intact)
     first_broken_id: int | None
     broken: ChainBreak | None = None
     last_id: int | None = None  # the last event that held (the whole chain's head when intact)
+    last_hash: bytes | None = None  # its hash
+    #: The checkpoint the walk started after (None: from the first event); the events up to it were not read.
+    resumed_after: ChainCheckpoint | None = None
+    read: int = 0  # events read by this walk
 
     @property
     def intact(self) -> bool:
         return self.first_broken_id is None
 
+    def checkpoint(self) -> ChainCheckpoint | None:
+        """The last event that held, for the next walk to start after; None if none did."""
+        if self.last_id is None or self.last_hash is None:
+            return None
+        return ChainCheckpoint(self.last_id, self.last_hash, self.events - (0 if self.intact else 1))
 
-def verify_chain(session: Session) -> ChainCheck:
-    """Recompute every link in id order; report the first event whose link or hash does not hold, and which."""
-    prev = GENESIS
-    count = 0
-    last: int | None = None
-    with closing(repository.events_in_order(session)) as events:
-        for event in events:
+
+def verify_chain(session: Session, *, after: ChainCheckpoint | None = None) -> ChainCheck:
+    """Recompute every link in id order, from the first event or from the one after ``after`` (its next event must
+    link to ``after.hash``); report the first event whose link or hash does not hold, and which.
+
+    Resuming after a checkpoint reads only the newer events and still finds any break among them, or any event
+    removed or inserted right after the checkpoint. The checkpoint's own event is read again first: if it is gone
+    or no longer digests to ``after.hash`` (edited, or the log restored from elsewhere), the walk starts from the
+    first event instead. An edit of an event before the checkpoint's is not seen (nothing below it is read)."""
+    if after is not None and not _still_holds(session, after):
+        after = None
+    prev = after.hash if after else GENESIS
+    count = after.events if after else 0
+    last: int | None = after.last_id if after else None
+    read = 0
+    with closing(repository.events_in_order(session, after_id=after.last_id if after else None)) as events:
+        for ident, at, tag, actor, subject_type, subject_id, data, prev_hash, stored in events:
             count += 1
-            want = _digest(prev, event.at, event.tag, event.actor, event.subject_type, event.subject_id, event.data)
-            if event.prev_hash != prev:
-                return ChainCheck(count, event.id, ChainBreak.LINK, last)
-            if event.hash != want:
-                return ChainCheck(count, event.id, ChainBreak.HASH, last)
-            prev, last = event.hash, event.id
-    return ChainCheck(count, None, None, last)
+            read += 1
+            if prev_hash != prev:
+                return ChainCheck(count, ident, ChainBreak.LINK, last, _head(last, prev), after, read)
+            if stored != _digest(prev, at, tag, actor, subject_type, subject_id, data):
+                return ChainCheck(count, ident, ChainBreak.HASH, last, _head(last, prev), after, read)
+            prev, last = stored, ident
+    return ChainCheck(count, None, None, last, _head(last, prev), after, read)
+
+
+def _head(last: int | None, prev: bytes) -> bytes | None:
+    return None if last is None else prev
+
+
+def _still_holds(session: Session, checkpoint: ChainCheckpoint) -> bool:
+    """The checkpoint's event is still stored, with its hash, and that hash is still the digest of its contents."""
+    event = repository.event_by_id(session, checkpoint.last_id)
+    return (
+        event is not None
+        and event.hash == checkpoint.hash
+        and _digest(event.prev_hash, event.at, event.tag, event.actor, event.subject_type, event.subject_id, event.data)
+        == checkpoint.hash
+    )
 
 
 #: The most events a page of :func:`read_events` holds.

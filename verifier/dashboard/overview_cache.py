@@ -1,9 +1,11 @@
 """The overview, kept for a few seconds in the API process: computed at most once per ``ttl``, whoever asks.
 
 The overview reads the whole fleet (counts over the last 30 days of decisions, the cache of vendor documents, the
-warnings); with 100,000 attestations that is about 100-200 ms, too slow to run on every page view. It changes
-slowly, so the dashboard shows one computed at most ``ttl`` ago and says when ("as of HH:MM:SS"). Concurrent
-requests that find it stale wait for one computation instead of each running their own.
+warnings); finished days come from the decisions' day counters, but today's and the last 24 hours' decisions, the
+live leases and the warnings are still counted on each computation (a few tens of ms with 100,000 attestations),
+more than a page view should pay each time. It changes slowly, so the dashboard shows one computed at most ``ttl``
+ago and says when ("as of HH:MM:SS"). Concurrent requests that find it stale wait for one computation instead of
+each running their own.
 
 Not here: what the overview holds (:func:`verifier.dashboard.service.overview`), nor where the cache lives (one
 per dashboard application, made by its view).

@@ -3,9 +3,10 @@ keyset pages), a deployment's timeline and an attestation's detail.
 
 Fast with a large fleet because nothing here reads the attestations' JSON across many rows: a deployment's last
 decision, platforms, TCB status and simulated flag are columns on ``deployments`` (kept by the decision:
-:func:`verifier.attestation.flows.record`), a rejection's reason codes a column on ``attestations``, and counts by
-period and outcome are read from the ``(decided_at, status)`` index. Pages are keyset pages: each statement is
-"rows after this key, in this order, LIMIT n", whatever page it is.
+:func:`verifier.attestation.flows.record`), a rejection's reason codes a column on ``attestations``, finished
+days' counts by outcome and by reason code are read from the counters the decision keeps (``decision_days``,
+``rejection_reason_days``), and the counts of the current day and hours from the ``(decided_at, status)`` index.
+Pages are keyset pages: each statement is "rows after this key, in this order, LIMIT n", whatever page it is.
 
 Takes typed values (the rules, the cursor and the limits are :mod:`verifier.dashboard.service`'s) and the
 caller's session; reads only, and never commits. The statements are portable (PostgreSQL and the embedded
@@ -15,15 +16,16 @@ profile's SQLite) but for the epoch of a timestamp, which each dialect spells it
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
+    Integer,
     Row,
     String,
     and_,
@@ -47,6 +49,7 @@ from verifier.db.models import (
     AuditEvent,
     CachedCollateral,
     Customer,
+    DecisionDay,
     Deployment,
     Entitlement,
     EntitlementStatus,
@@ -55,6 +58,7 @@ from verifier.db.models import (
     Model,
     ModelVersion,
     ReferenceValueSet,
+    RejectionReasonDay,
 )
 
 
@@ -142,6 +146,28 @@ def rejection_code_sets(session: Session, start: datetime, end: datetime) -> lis
     return [(codes or "", int(n)) for codes, n in rows]
 
 
+def decisions_by_day(session: Session, first: date, end: date) -> list[tuple[date, str, int]]:
+    """(day, status, decisions) from the day counters for the days ``[first, end)``; days without decisions are
+    absent."""
+    rows = session.execute(
+        select(DecisionDay.day, DecisionDay.status, DecisionDay.decisions).where(
+            DecisionDay.day >= first, DecisionDay.day < end
+        )
+    ).all()
+    return [(day, AttestationStatus(status).value, int(n)) for day, status, n in rows]
+
+
+def rejections_by_code(session: Session, first: date, end: date) -> list[tuple[str, int]]:
+    """(reason code, rejections) summed over the day counters of the days ``[first, end)``; ``""`` counts the
+    rejections stored without a code."""
+    rows = session.execute(
+        select(RejectionReasonDay.code, func.sum(RejectionReasonDay.rejections))
+        .where(RejectionReasonDay.day >= first, RejectionReasonDay.day < end)
+        .group_by(RejectionReasonDay.code)
+    ).all()
+    return [(code, int(n)) for code, n in rows]
+
+
 def tcb_statuses(session: Session) -> list[tuple[str | None, int]]:
     """(TCB status of the deployment's last acceptance or None, deployments)."""
     rows = session.execute(select(Deployment.tcb_status, func.count()).group_by(Deployment.tcb_status)).all()
@@ -159,6 +185,49 @@ def live_deployments_by_tcb(
         .join(Entitlement, Entitlement.id == Deployment.entitlement_id)
         .join(Customer, Customer.id == Entitlement.customer_id)
         .where(*_live(now), Deployment.tcb_status.is_not(None), Deployment.tcb_status.not_in(excluding))
+        .order_by(Deployment.name, Deployment.id)
+        .limit(limit)
+    ).all()
+
+
+def intel_tcb_documents(session: Session, vendor: str, kinds: Sequence[str]) -> Sequence[Row[str, bytes]]:
+    """(kind, body) of ``vendor``'s cached documents of ``kinds`` (the TCB Infos and QE Identities: one per FMSPC
+    and one per TEE, a few dozen rows)."""
+    return session.execute(
+        select(CachedCollateral.kind, CachedCollateral.body).where(
+            CachedCollateral.vendor == vendor, CachedCollateral.kind.in_(list(kinds))
+        )
+    ).all()
+
+
+def live_deployments_behind(
+    session: Session, now: datetime, *, newest: Mapping[str, int], fleet_newest: int | None, limit: int
+) -> Sequence[Row[uuid.UUID, str, str, str | None, int, int]]:
+    """(deployment id, name, customer name, TCB Info judged with, evaluation number judged with, the newest it is
+    compared with) of deployments holding a live lease whose last acceptance was judged with a TCB evaluation data
+    number below ``newest[its TCB Info]``, or below ``fleet_newest`` when it recorded no TCB Info (a TCB Info
+    missing from ``newest`` is compared with nothing); by name, at most ``limit``."""
+    if not newest and fleet_newest is None:
+        return []
+    recorded: ColumnElement[Any] = (
+        case(dict(newest), value=Deployment.tcb_info_id, else_=literal(None, Integer))
+        if newest
+        else literal(None, Integer)
+    )
+    threshold = case((Deployment.tcb_info_id.is_(None), literal(fleet_newest, Integer)), else_=recorded)
+    return session.execute(
+        select(
+            Deployment.id,
+            Deployment.name,
+            Customer.name,
+            Deployment.tcb_info_id,
+            Deployment.tcb_eval_number,
+            threshold.label("newest"),
+        )
+        .join(Lease, Lease.id == Deployment.lease_id)
+        .join(Entitlement, Entitlement.id == Deployment.entitlement_id)
+        .join(Customer, Customer.id == Entitlement.customer_id)
+        .where(*_live(now), Deployment.tcb_eval_number.is_not(None), Deployment.tcb_eval_number < threshold)
         .order_by(Deployment.name, Deployment.id)
         .limit(limit)
     ).all()

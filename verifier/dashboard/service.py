@@ -26,7 +26,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from verifier.collateral.documents import INTEL
 from verifier.collateral.freshness import AGEING_KINDS, Freshness
+from verifier.collateral.selection import served_document_version
 from verifier.dashboard import repository
 from verifier.dashboard.repository import DeploymentQuery, DeploymentSort, LeaseState
 from verifier.db.models import AttestationStatus, Deployment
@@ -44,6 +46,7 @@ __all__ = [
     "DeploymentSort",
     "DeploymentSummary",
     "EntitlementWarning",
+    "EvalNumberWarning",
     "EvaluationView",
     "LeaseState",
     "Overview",
@@ -136,6 +139,27 @@ class TcbWarning:
 
 
 @dataclass(frozen=True, slots=True)
+class EvalNumberWarning:
+    """A live deployment whose last acceptance was judged with a TCB evaluation data number below the newest the
+    collateral cache holds for its TCB Info: refused once the policy's minimum or Intel's recovery moves past it."""
+
+    deployment_id: uuid.UUID
+    deployment: str
+    customer: str
+    tcb_info: str | None  # "TDX:b0c06f000000" (its TCB Info's id and FMSPC); None: the decision did not record it
+    judged_with: int
+    newest: int  # for its TCB Info, or fleet-wide (the newest of any cached TCB Info) when tcb_info is None
+
+    @property
+    def fmspc(self) -> str | None:
+        return self.tcb_info.partition(":")[2] or None if self.tcb_info else None
+
+    @property
+    def fleet_wide(self) -> bool:
+        return self.tcb_info is None
+
+
+@dataclass(frozen=True, slots=True)
 class Overview:
     now: datetime
     live_deployments: int
@@ -151,6 +175,8 @@ class Overview:
     entitlement_warnings: tuple[EntitlementWarning, ...]
     stale_collateral: tuple[StaleDocument, ...]
     tcb_warnings: tuple[TcbWarning, ...]  # live deployments on a TCB status other than CURRENT_TCB_STATUSES
+    #: Live deployments judged with an older TCB evaluation data number than the cache's newest for their FMSPC.
+    eval_number_warnings: tuple[EvalNumberWarning, ...] = ()
 
     @property
     def attestations_today(self) -> int:
@@ -177,13 +203,78 @@ def _buckets(session: Session, start: datetime, width: timedelta, n: int) -> tup
     )
 
 
+def _daily(session: Session, today: datetime, days: int) -> tuple[Bucket, ...]:
+    """The last ``days`` days by day, today last: the finished days from the decisions' day counters, today
+    counted from the attestations (its counters are still moving)."""
+    first = today - timedelta(days=days - 1)
+    counts = {(d, status): n for d, status, n in repository.decisions_by_day(session, first.date(), today.date())}
+    finished = tuple(
+        Bucket(
+            day,
+            counts.get((day.date(), AttestationStatus.ACCEPTED.value), 0),
+            counts.get((day.date(), AttestationStatus.REJECTED.value), 0),
+        )
+        for day in (first + timedelta(days=i) for i in range(days - 1))
+    )
+    return finished + _buckets(session, today, timedelta(days=1), 1)
+
+
 def _top_reasons(session: Session, start: datetime, end: datetime, top: int) -> tuple[Count, ...]:
+    """The ``top`` reason codes of the rejections made in ``[start, end)``: the whole days inside it from the day
+    counters, the parts of a day at either end (the window's first day after ``start``, and today) counted from
+    the attestations. A rejection counts once under each of its codes (``unknown`` when it has none)."""
     counter: Counter[str] = Counter()
-    for codes, n in repository.rejection_code_sets(session, start, end):
-        for code in codes.split() or ["unknown"]:
-            counter[code] += n
+    first_day = _day_start(start)
+    if first_day < start:
+        first_day += timedelta(days=1)
+    last_day = _day_start(end)
+    partial = [(start, end)]
+    if first_day < last_day:
+        partial = [(start, first_day), (last_day, end)]
+        for code, n in repository.rejections_by_code(session, first_day.date(), last_day.date()):
+            counter[code or "unknown"] += n
+    for lo, hi in partial:
+        if lo < hi:
+            for codes, n in repository.rejection_code_sets(session, lo, hi):
+                for code in codes.split() or ["unknown"]:
+                    counter[code] += n
     ranked = sorted(counter.items(), key=lambda item: (-item[1], item[0]))
     return tuple(Count(code, n) for code, n in ranked[:top])
+
+
+#: The QE Identity (its ``id``) a TCB Info's TEE (its ``id``) is judged with.
+_QE_OF_TEE = {"TDX": "TD_QE", "SGX": "QE"}
+
+
+def newest_eval_numbers(session: Session) -> dict[str, int]:
+    """What a decision made now would be judged with, per cached TCB Info (``"TDX:b0c06f000000"``): the lower of
+    that TCB Info's evaluation data number and its TEE's cached QE Identity's (as Intel reports it and the policy's
+    ``min_tcb_eval_number`` compares; the TCB Info's alone when no QE Identity is cached). Read from the cached
+    documents' own contents (:func:`~verifier.collateral.selection.served_document_version`); a body that cannot
+    be read is left out."""
+    tcb_infos: dict[str, int] = {}
+    qe: dict[str, int] = {}
+    for kind, body in repository.intel_tcb_documents(session, INTEL, ("tcb_info", "qe_identity")):
+        version = served_document_version(kind, body)
+        if version is None:
+            continue
+        into = tcb_infos if kind == "tcb_info" else qe
+        into[version.subject] = max(version.number, into.get(version.subject, version.number))
+    out = {}
+    for subject, number in tcb_infos.items():
+        qe_number = qe.get(_QE_OF_TEE.get(subject.partition(":")[0], ""))
+        out[subject] = number if qe_number is None else min(number, qe_number)
+    return out
+
+
+def _eval_number_warnings(session: Session, now: datetime) -> tuple[EvalNumberWarning, ...]:
+    newest = newest_eval_numbers(session)
+    rows = repository.live_deployments_behind(
+        session, now, newest=newest, fleet_newest=max(newest.values(), default=None), limit=_WARNINGS
+    )
+    return tuple(
+        EvalNumberWarning(i, name, customer, info, judged, bar) for i, name, customer, info, judged, bar in rows
+    )
 
 
 def overview(
@@ -200,7 +291,9 @@ def overview(
 
     Warnings: active entitlements ending within ``expiry_warning`` or using at least ``seat_ratio`` of their seats;
     cached collateral past its next update, or revocation/TCB data not fetched for twice ``freshness.max_age``;
-    deployments holding a live lease whose last acceptance was on a TCB status other than ``UpToDate``.
+    deployments holding a live lease whose last acceptance was on a TCB status other than ``UpToDate``, or was
+    judged with a TCB evaluation data number below the newest the collateral cache holds for its TCB Info (fleet-wide
+    when the decision did not record its FMSPC; :func:`newest_eval_numbers`).
     """
     fresh = freshness or Freshness()
     today = _day_start(now)
@@ -218,7 +311,7 @@ def overview(
         rejected_today=rejected,
         rejection_rate=rejected / (accepted + rejected) if accepted + rejected else None,
         hourly=hourly,
-        daily=_buckets(session, today - timedelta(days=29), timedelta(days=1), 30),
+        daily=_daily(session, today, 30),
         rejection_reasons=_top_reasons(session, now - reasons_window, now, top_reasons),
         tcb_statuses=tuple(
             sorted(
@@ -260,6 +353,7 @@ def overview(
                 session, now, excluding=CURRENT_TCB_STATUSES, limit=_WARNINGS
             )
         ),
+        eval_number_warnings=_eval_number_warnings(session, now),
     )
 
 

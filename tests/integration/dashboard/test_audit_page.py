@@ -86,6 +86,30 @@ def test_audit_page_shows_the_chain_verifies(client: TestClient, world: tuple[st
     assert "breaks" not in html
 
 
+def test_audit_page_later_view_reads_only_new_events_and_says_so(
+    client: TestClient, world: tuple[str, Engine, StaffLogin]
+) -> None:
+    client.get(f"{DASHBOARD}/audit")  # the process's first view walks the whole chain
+    head = max(_all_ids(world[1]))
+
+    html = client.get(f"{DASHBOARD}/audit").text
+
+    assert "The hash chain verifies" in html
+    assert f"no event was appended after #{head} since the last check, and #{head} still matches its hash" in html
+    [added] = _record(world[1], [Entry(AuditTag.LEASE_REVOKED, "staff:ops", "lease", "L9", {})], T + timedelta(days=3))
+    try:
+        later = client.get(f"{DASHBOARD}/audit").text
+    finally:
+        with Session(world[1]) as s:  # the head removed: the rest of the chain still verifies
+            s.execute(delete(AuditEvent).where(AuditEvent.id == added))
+            s.commit()
+    assert f"the 1 event after #{head} was recomputed just now" in later
+    assert "an edit among them since then shows only after a full check" in html
+    assert 'href="?verify=full">Verify the whole chain now</a>' in html
+    full = client.get(f"{DASHBOARD}/audit?verify=full").text
+    assert f"All {len(_all_ids(world[1]))} events were recomputed just now" in full
+
+
 @pytest.mark.parametrize(
     ("query", "subjects"),
     [

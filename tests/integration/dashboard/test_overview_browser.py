@@ -77,6 +77,23 @@ def test_browser_overview_draws_the_charts_cleanly(browser: Browser, served: str
     assert watch.csp_violations() == []
 
 
+def test_browser_overview_lists_deployments_behind_the_evaluation_number(
+    browser: Browser, served: str, admin: StaffLogin
+) -> None:
+    page, watch = open_page(browser, width=1360, height=900)
+    _sign_in(page, served, admin)
+
+    page.click("text=Live deployments on a TCB evaluation number about to stop being accepted")
+
+    rows = page.locator("details.warning-group[open]:has-text('evaluation number') tbody tr")
+    assert rows.count() > 0
+    assert rows.first.locator("td.num .tag-warn").text_content() == "#17"
+    assert page.is_visible("text=#18")
+    screenshot(page, "overview-eval-number")
+    watch.assert_clean()
+    assert watch.csp_violations() == []
+
+
 def test_browser_overview_30_days(browser: Browser, served: str, admin: StaffLogin) -> None:
     page, watch = open_page(browser, width=1360, height=900)
     _sign_in(page, served, admin)
@@ -117,6 +134,25 @@ def test_browser_audit_shows_a_verified_chain(browser: Browser, served: str, adm
     watch.assert_clean()
 
 
+def test_browser_audit_says_what_its_checkpoint_cannot_see(browser: Browser, served: str, admin: StaffLogin) -> None:
+    page, watch = open_page(browser, width=1360, height=900)
+    _sign_in(page, served, admin)
+    page.goto(served + "/audit")  # the process has verified the chain in full by now
+
+    page.reload()
+
+    assert page.text_content("#chain-title") == "The hash chain verifies"
+    assert page.is_visible("p.chain-note")
+    page.click("text=Verify the whole chain now")
+    assert page.url == served + "/audit?verify=full"
+    assert page.is_hidden("p.chain-note")
+    page.goto(served + "/audit?tag=admin:lease:revoked")  # a short page to look at
+    assert page.is_visible("p.chain-note")
+    screenshot(page, "audit-checkpoint")
+    watch.assert_clean()
+    assert watch.csp_violations() == []
+
+
 def test_browser_audit_shows_where_an_edited_chain_breaks(
     browser: Browser, served: str, admin: StaffLogin, fleet: tuple[str, Engine]
 ) -> None:
@@ -128,7 +164,8 @@ def test_browser_audit_shows_where_an_edited_chain_breaks(
         s.execute(update(AuditEvent).where(AuditEvent.id == edited).values(data={"reason": "nothing to see"}))
         s.commit()
 
-    page.goto(served + "/audit")
+    # A full check: the served process verified the chain earlier, and an edit below its checkpoint shows only then.
+    page.goto(served + "/audit?verify=full")
 
     assert page.text_content("#chain-title") == f"The hash chain breaks at event #{edited}"
     assert page.is_visible("tr.row-broken")

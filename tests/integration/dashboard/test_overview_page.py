@@ -192,7 +192,23 @@ def test_overview_page_lists_the_warnings(client: TestClient, fleet_engine: Engi
     for warning in want.tcb_warnings:
         assert f'href="/dashboard/deployments/{warning.deployment_id}">{warning.deployment}</a>' in html
     total = len(want.entitlement_warnings) + len(want.stale_collateral) + len(want.tcb_warnings)
+    total += len(want.eval_number_warnings)
     assert f'<span class="count count-warn">{total}</span>' in html
+
+
+def test_overview_page_names_both_evaluation_numbers(client: TestClient, fleet_engine: Engine) -> None:
+    want = _expected(fleet_engine)
+    assert want.eval_number_warnings  # the fleet judged some deployments before their FMSPC's newest
+    behind = next(w for w in want.eval_number_warnings if not w.fleet_wide)
+
+    html = client.get(f"{DASHBOARD}/").text
+
+    assert "Live deployments on a TCB evaluation number about to stop being accepted" in html
+    link = f'<td><a href="/dashboard/deployments/{behind.deployment_id}">{behind.deployment}</a></td>'
+    row = html.split(link, 1)[1].split("</tr>", 1)[0]
+    assert f"<code>{behind.tcb_info}</code>" in row
+    assert f'<span class="tag tag-warn">#{behind.judged_with}</span>' in row
+    assert f'<td class="num">#{behind.newest}</td>' in row
 
 
 def test_overview_page_says_as_of_when_it_is_cached(client: TestClient, fleet_engine: Engine) -> None:

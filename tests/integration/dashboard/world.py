@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session
 
 from tests.support.factories import T0
+from verifier.attestation.repository import count_decision
 from verifier.db.models import Attestation, AttestationStatus, Deployment, Entitlement, Lease, ModelVersion
 
 NOW = T0 + timedelta(hours=12)  # 2026-01-01 12:00 UTC: "today" is 2026-01-01
@@ -56,7 +57,8 @@ def make_attestation(
     result_token: str | None = None,
 ) -> Attestation:
     """A decided attestation (pending when ``decided_at`` is None); rejected when ``codes`` are given. An accepted
-    one names ``deployment`` and ``lease`` and is written into the deployment's summary as the decision does."""
+    one names ``deployment`` and ``lease`` and is written into the deployment's summary as the decision does; a
+    decided one is counted in its day's counters as the decision counts it."""
     status = (
         AttestationStatus.PENDING
         if decided_at is None
@@ -89,6 +91,8 @@ def make_attestation(
     )
     session.add(att)
     session.flush()
+    if decided_at is not None:
+        count_decision(session, decided_at=decided_at, status=status, reason_codes=att.reason_codes)
     if deployment is not None and decided_at is not None:
         if deployment.last_decided_at is None or deployment.last_decided_at <= decided_at:
             deployment.last_attestation_id, deployment.last_status = att.id, status.value

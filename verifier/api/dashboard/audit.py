@@ -4,13 +4,16 @@ does not.
 
 Query parameters: ``actor`` (case-insensitive, whole), ``tag`` (exact), ``subject`` (``type:id`` or just an id),
 ``since`` and ``until`` (``YYYY-MM-DDTHH:MM[:SS]`` or a date, UTC; ``since <= at < until``, a date ``until``
-includes its day) and ``before`` (the next page's key, from the page). The chain is checked in full on every view
-(:func:`verifier.audit.log.verify_chain`). HTTP only: the reads are :mod:`verifier.audit.log`'s.
+includes its day), ``before`` (the next page's key, from the page) and ``verify=full``. The chain is checked on
+every view by the dashboard application's :class:`~verifier.audit.checkpoint.ChainWatch`: in full on the first view
+of the process, then only the events appended since the last verified one (the page says so, and what that cannot
+see); ``verify=full`` walks the whole chain again. HTTP only: the reads are :mod:`verifier.audit.log`'s.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -21,8 +24,10 @@ from fastapi.responses import Response
 
 from verifier.api.dashboard.deps import StaffDep
 from verifier.api.dashboard.rendering import render
-from verifier.api.deps import SessionDep
-from verifier.audit.log import AuditQuery, AuditTag, read_events, verify_chain
+from verifier.api.deps import SessionDep, SettingsDep
+from verifier.audit.checkpoint import ChainWatch
+from verifier.audit.log import AuditQuery, AuditTag, read_events
+from verifier.clock import Clock
 from verifier.db.models import AuditEvent
 from verifier.errors import Code, UsageError
 
@@ -31,6 +36,18 @@ router = APIRouter()
 PAGE_SIZE: Final = 50
 _MAX_FIELD: Final = 200
 _DATA_PREVIEW: Final = 240  # characters of an event's data shown in the row; the rest is one click away
+_WATCH_LOCK: Final = threading.Lock()
+
+
+def chain_watch(request: Request) -> ChainWatch:
+    """The dashboard application's chain checkpoint, made on first use."""
+    state = request.app.state
+    with _WATCH_LOCK:
+        watch: ChainWatch | None = getattr(state, "chain_watch", None)
+        if watch is None:
+            watch = ChainWatch()
+            state.chain_watch = watch
+    return watch
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,16 +124,21 @@ def audit_log(
     request: Request,
     signed_in: StaffDep,
     session: SessionDep,
+    settings: SettingsDep,
     actor: str = "",
     tag: str = "",
     subject: str = "",
     since: str = "",
     until: str = "",
     before: int | None = None,
+    verify: str = "",
 ) -> Response:
     filters = Filters(*(v.strip()[:_MAX_FIELD] for v in (actor, tag, subject, since, until)))
     page = read_events(session, _query(filters), before=before, limit=PAGE_SIZE)
-    chain = verify_chain(session)
+    watch = chain_watch(request)
+    if verify == "full":
+        watch.reset()
+    chain = watch.check(session, Clock.from_settings(settings).wall_time())
     broken = chain.first_broken_id
     rows = []
     for event in page.events:
@@ -134,6 +156,8 @@ def audit_log(
         rows=rows,
         preview=_DATA_PREVIEW,
         chain=chain,
+        full_walk_at=watch.full_walk_at,
+        full_link="?" + urlencode({**filters.params(), "verify": "full"}),
         first_page=before is None,
         newest_link="?" + urlencode(filters.params()),
         older_link=None

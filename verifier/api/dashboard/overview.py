@@ -90,5 +90,8 @@ def overview_page(request: Request, signed_in: SignedIn, session: Session, setti
         timeline=ov.hourly if span is Period.DAY else ov.daily,
         charts=chart_data(ov, span),
         ttl_seconds=int(cache.ttl.total_seconds()),
-        warnings=len(ov.entitlement_warnings) + len(ov.stale_collateral) + len(ov.tcb_warnings),
+        warnings=len(ov.entitlement_warnings)
+        + len(ov.stale_collateral)
+        + len(ov.tcb_warnings)
+        + len(ov.eval_number_warnings),
     )

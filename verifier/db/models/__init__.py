@@ -1,6 +1,14 @@
 """All mapped tables (importing this package registers them on ``Base.metadata``)."""
 
-from verifier.db.models.attestation import Attestation, AttestationStatus, Lease, LeaseStatus, UsedNonce
+from verifier.db.models.attestation import (
+    Attestation,
+    AttestationStatus,
+    DecisionDay,
+    Lease,
+    LeaseStatus,
+    RejectionReasonDay,
+    UsedNonce,
+)
 from verifier.db.models.audit import AuditEvent
 from verifier.db.models.catalog import AppraisalPolicy, Model, ModelKey, ModelVersion, RecordStatus, ReferenceValueSet
 from verifier.db.models.collateral import CachedCollateral
@@ -19,6 +27,7 @@ __all__ = [
     "CredentialKind",
     "Customer",
     "CustomerStatus",
+    "DecisionDay",
     "Deployment",
     "Entitlement",
     "EntitlementStatus",
@@ -29,6 +38,7 @@ __all__ = [
     "ModelVersion",
     "RecordStatus",
     "ReferenceValueSet",
+    "RejectionReasonDay",
     "StaffLoginFailure",
     "StaffRole",
     "StaffSession",

@@ -1,13 +1,13 @@
-"""Attestations (every decision, pass or fail), leases, and consumed nonces."""
+"""Attestations (every decision, pass or fail), leases, consumed nonces, and the decisions counted per day."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String, Text
+from sqlalchemy import JSON, BigInteger, Date, ForeignKey, Index, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from verifier.db.base import Base, str_enum
@@ -98,3 +98,26 @@ class UsedNonce(Base):
     nonce: Mapped[bytes] = mapped_column(LargeBinary(64), primary_key=True)
     used_at: Mapped[Timestamp]
     expires_at: Mapped[Timestamp]
+
+
+class DecisionDay(Base):
+    """Decisions per UTC day of ``decided_at`` and outcome, counted by the decision in the transaction that records
+    it (:func:`verifier.attestation.flows.record`). The dashboard's 30-day series reads finished days here instead
+    of counting ``attestations``; each row equals ``count(*)`` of that day's decisions with that status."""
+
+    __tablename__ = "decision_days"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    status: Mapped[AttestationStatus] = mapped_column(str_enum(AttestationStatus), primary_key=True)
+    decisions: Mapped[int] = mapped_column(BigInteger)
+
+
+class RejectionReasonDay(Base):
+    """Rejections per UTC day of ``decided_at`` and reason code (a rejection counts once under each distinct code
+    of ``attestations.reason_codes``, under ``""`` when it has none), kept with :class:`DecisionDay`."""
+
+    __tablename__ = "rejection_reason_days"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    code: Mapped[str] = mapped_column(String(120), primary_key=True)
+    rejections: Mapped[int] = mapped_column(BigInteger)

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, UniqueConstraint, Uuid, false
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, UniqueConstraint, Uuid, false, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from verifier.db.base import Base, str_enum
@@ -40,18 +40,28 @@ class Entitlement(Base):
 class Deployment(Base):
     """A customer-named deployment (one attested TEE, or a set of them sharing a name) under an entitlement.
 
-    Beside its name it carries a summary the staff dashboard lists, filters and sorts by without reading the
-    attestations (:mod:`verifier.dashboard`), kept by the decision that records an attestation naming it
-    (:func:`verifier.attestation.flows.record`): ``first_attested_at`` / ``last_attested_at`` (accepted, new lease
-    or renewal), its newest lease, and the platforms, TCB status and simulated flag of its last acceptance; and the
-    last decision naming it, accepted or rejected. ``lease_id`` and ``last_attestation_id`` have no foreign key:
-    leases and attestations name the deployment, and a cycle would order every insert and delete.
+        Beside its name it carries a summary the staff dashboard lists, filters and sorts by without reading the
+        attestations (:mod:`verifier.dashboard`), kept by the decision that records an attestation naming it
+        (:func:`verifier.attestation.flows.record`): ``first_attested_at`` / ``last_attested_at`` (accepted, new lease
+        or renewal), its newest lease, and the platforms, TCB status (and for Intel evidence the TCB evaluation data
+    number and TCB Info judged with) and simulated flag of its last acceptance; and the
+        last decision naming it, accepted or rejected. ``lease_id`` and ``last_attestation_id`` have no foreign key:
+        leases and attestations name the deployment, and a cycle would order every insert and delete.
     """
 
     __tablename__ = "deployments"
     __table_args__ = (
         UniqueConstraint("entitlement_id", "name"),
-        Index("ix_deployments_last_attested", "last_attested_at", "id"),  # the dashboard's default order
+        # The dashboard's default order, newest first and never-attested last: the index runs in that order so a
+        # page is an index scan. SQLite's CREATE INDEX refuses NULLS LAST (and orders NULL lowest, so DESC already
+        # puts them last): its migration writes DESC alone, and ``alembic check`` compares this index on
+        # PostgreSQL only (migrations/env.py).
+        Index(
+            "ix_deployments_last_attested",
+            text("last_attested_at DESC NULLS LAST"),
+            text("id DESC"),
+            info={"compared_on": ("postgresql",)},
+        ),
         Index("ix_deployments_name_id", "name", "id"),
     )
 
@@ -63,6 +73,11 @@ class Deployment(Base):
     lease_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)  # its newest lease
     platforms: Mapped[str | None] = mapped_column(String(200))  # of its last acceptance: sorted, comma-separated
     tcb_status: Mapped[str | None] = mapped_column(String(40))  # of its last acceptance (the CPU evidence's)
+    #: Of its last acceptance, when Intel evidence was judged: the TCB evaluation data number it was judged with
+    #: (the lower of the TCB Info's and the QE Identity's), and which TCB Info that was, named as the document
+    #: names itself (``"TDX:b0c06f000000"``: its id and FMSPC; NULL when the decision did not record the FMSPC).
+    tcb_eval_number: Mapped[int | None] = mapped_column(Integer)
+    tcb_info_id: Mapped[str | None] = mapped_column(String(40))
     simulated: Mapped[bool] = mapped_column(default=False, server_default=false())  # its last acceptance was
     last_attestation_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)  # the last decision naming it
     last_status: Mapped[str | None] = mapped_column(String(16))  # that decision's AttestationStatus
