@@ -10,7 +10,7 @@ from sqlalchemy import JSON, ForeignKey, Index, Integer, String, UniqueConstrain
 from sqlalchemy.orm import Mapped, mapped_column
 
 from verifier.db.base import Base, str_enum
-from verifier.db.models._types import Timestamp, UuidPk
+from verifier.db.models._types import NewestFirst, Timestamp, UuidPk
 
 
 class EntitlementStatus(StrEnum):
@@ -54,11 +54,11 @@ class Deployment(Base):
         UniqueConstraint("entitlement_id", "name"),
         # The dashboard's default order, newest first and never-attested last: the index runs in that order so a
         # page is an index scan. SQLite's CREATE INDEX refuses NULLS LAST (and orders NULL lowest, so DESC already
-        # puts them last): its migration writes DESC alone, and ``alembic check`` compares this index on
-        # PostgreSQL only (migrations/env.py).
+        # puts them last): NewestFirst and the migration write DESC alone there, and ``alembic check`` compares this
+        # index on PostgreSQL only (migrations/env.py).
         Index(
             "ix_deployments_last_attested",
-            text("last_attested_at DESC NULLS LAST"),
+            NewestFirst("last_attested_at"),
             text("id DESC"),
             info={"compared_on": ("postgresql",)},
         ),
