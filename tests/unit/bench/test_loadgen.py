@@ -8,6 +8,7 @@ import base64
 import hashlib
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from cryptography.hazmat.primitives import hashes
@@ -78,7 +79,10 @@ def test_loadgen_connection_keeps_alive() -> None:
         server.close()
         return got
 
-    got = asyncio.run(main())
+    # A loop of its own in a thread of its own: the session's browser fixture (Playwright's sync API) keeps an event
+    # loop running in the main thread once a browser test has run.
+    with ThreadPoolExecutor(1) as pool:
+        got = pool.submit(lambda: asyncio.run(main())).result()
     assert got == [(200, b'{"a":1}'), (200, b"x" * 70_000)]
 
 
