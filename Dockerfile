@@ -1,6 +1,6 @@
 # Keyward: one image for every service of docker-compose.yml (migrate, api, worker, beat pick their command there).
 # Installed as a user would: the wheel alone, its runtime dependencies exactly as uv.lock pins them (hashes checked),
-# no dev group, no source tree. The migrations and the pinned vendor roots ship inside the wheel.
+# no dev group, no source tree. The migrations, the pinned vendor roots and the dashboard's web/ ship inside the wheel.
 
 FROM python:3.11-slim AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 UV_PYTHON_DOWNLOADS=never
@@ -11,6 +11,7 @@ COPY pyproject.toml uv.lock setup.py README.md ./
 COPY verifier ./verifier
 COPY migrations ./migrations
 COPY vendor_roots ./vendor_roots
+COPY web ./web
 # The build group (setuptools) from the lock, so the wheel is built by the locked backend, not today's release.
 RUN uv export --frozen --only-group build --no-emit-project -o /tmp/build.txt \
     && uv venv /opt/build && uv pip install --python /opt/build/bin/python --require-hashes -r /tmp/build.txt \

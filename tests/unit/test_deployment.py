@@ -8,6 +8,7 @@ misread.
 
 from __future__ import annotations
 
+import ast
 import re
 import secrets
 import shlex
@@ -257,6 +258,16 @@ def test_dockerfile_slim_non_root_and_complete() -> None:
     assert env_vars <= SETTINGS_VARS, env_vars - SETTINGS_VARS
     cmd = re.search(r'^CMD \["uvicorn", "--factory", "verifier\.app:create_server_app"', text, re.M)
     assert cmd is not None
+
+
+def test_dockerfile_copies_everything_the_wheel_ships() -> None:
+    """setup.py ships migrations/, vendor_roots/ and web/ inside the wheel: the build stage must have each of them
+    (web/ was once missing, and the image's dashboard had no templates)."""
+    text = (ROOT / "Dockerfile").read_text()
+    copied = {path for source in re.findall(r"^COPY (?!--from)(.+) \S+$", text, re.M) for path in shlex.split(source)}
+    shipped = re.search(r"^SHIPPED = (\{.*\})$", (ROOT / "setup.py").read_text(), re.M)
+    assert shipped is not None
+    assert set(ast.literal_eval(shipped.group(1)).values()) <= copied
 
 
 def test_dockerfile_installs_the_wheel_alone_from_the_lock() -> None:
