@@ -1,8 +1,8 @@
 """The staff dashboard's pages rendered through the ASGI app, signed in, on a large fleet: the overview
 (``/dashboard/``), the deployments list (``/dashboard/deployments``, first page and a search), a deployment's detail
-(``/dashboard/deployments/{id}``, the busiest), an attestation's detail, the customers list (``/dashboard/customers``)
-and the audit log (``/dashboard/audit``), with 100,000 attestations, 10,000 deployments and their ~185,000
-hash-chained audit events seeded
+(``/dashboard/deployments/{id}``, the busiest), an attestation's detail, the customers and models lists and the
+busiest deployment's customer and model pages, and the audit log (``/dashboard/audit``), with 100,000 attestations,
+10,000 deployments and their ~185,000 hash-chained audit events seeded
 (:func:`verifier.testing.fleet.seed_fleet`). Not a timed test: it prints a markdown table of p50 / p95 / max in
 milliseconds against the 150 ms p95 target.
 
@@ -38,7 +38,7 @@ from sqlalchemy import create_engine, func, select, text
 
 from verifier.app import create_app
 from verifier.config import Settings
-from verifier.db.models import Attestation, Deployment, StaffRole
+from verifier.db.models import Attestation, Deployment, Entitlement, StaffRole
 from verifier.db.session import Session, engine_for
 from verifier.staff.service import create_staff_user
 from verifier.testing.databases import scratch_database
@@ -113,7 +113,10 @@ def main() -> None:
             rejected = s.scalars(
                 select(Attestation.id).where(Attestation.status == "rejected").order_by(Attestation.decided_at.desc())
             ).first()
-            name = s.get_one(Deployment, busiest).name
+            deployment = s.get_one(Deployment, busiest)
+            name = deployment.name
+            entitlement = s.get_one(Entitlement, deployment.entitlement_id)
+            customer, model = entitlement.customer_id, entitlement.model_id
         seeded_s = time.perf_counter() - started
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("VACUUM ANALYZE"))
@@ -144,6 +147,16 @@ def main() -> None:
                 ("an attestation's detail", _time(client, f"/dashboard/attestations/{rejected}", args.runs, keep))
             )
             rows.append(("customers list, first page", _time(client, "/dashboard/customers", args.runs, keep)))
+            rows.append(
+                (
+                    "a customer's page (the busiest's)",
+                    _time(client, f"/dashboard/customers/{customer}", args.runs, keep),
+                )
+            )
+            rows.append(("models list", _time(client, "/dashboard/models", args.runs, keep)))
+            rows.append(
+                ("a model's page (the busiest's)", _time(client, f"/dashboard/models/{model}", args.runs, keep))
+            )
             rows.append(
                 ("audit log, as served (from the checkpoint)", _time(client, "/dashboard/audit", args.runs, keep))
             )

@@ -197,10 +197,33 @@ class EntitlementOut(_Out):
 
 
 class EntitlementPatch(_In):
-    """Change the status: ``active`` <-> ``suspended``, and either -> ``revoked`` (final). Suspending or revoking
-    revokes the entitlement's live leases."""
+    """Change the terms and/or the status. Terms: each field given replaces the current one (``policy_id`` or
+    ``valid_until`` given as null removes it); the customer and model never change. Status: ``active`` <->
+    ``suspended``, and either -> ``revoked`` (final); suspending or revoking revokes the entitlement's live leases."""
 
-    status: EntitlementStatus
+    status: EntitlementStatus | None = None
+    allowed_versions: list[str] | None = None
+    allowed_platforms: list[Platform] | None = Field(default=None, min_length=1)
+    seats: int | None = Field(default=None, ge=1)
+    max_gpus: int | None = Field(default=None, ge=0)
+    lease_ttl_seconds: int | None = Field(default=None, ge=60, le=7 * 24 * 3600)
+    policy_id: uuid.UUID | None = None
+    valid_from: AwareDatetime | None = None
+    valid_until: AwareDatetime | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> EntitlementPatch:
+        if not self.model_fields_set:
+            raise ValueError("name at least one field to change")
+        for name in ("status", "allowed_versions", "allowed_platforms", "seats", "max_gpus", "lease_ttl_seconds"):
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null")
+        if "valid_from" in self.model_fields_set and self.valid_from is None:
+            raise ValueError("valid_from cannot be null")
+        return self
+
+    def changes_terms(self) -> bool:
+        return bool(self.model_fields_set - {"status"})
 
 
 class LicenceKeyCreate(_In):

@@ -44,6 +44,7 @@ class AuditTag(StrEnum):
     CREDENTIAL_ISSUED = "admin:credential:issued"
     LEASE_SUPERSEDED = "worker:lease:superseded"  # a new lease for the same deployment revoked it
     ENTITLEMENT_STATUS_CHANGED = "admin:entitlement:status_changed"
+    ENTITLEMENT_TERMS_CHANGED = "admin:entitlement:terms_changed"
     CUSTOMER_CREATED = "admin:customer:created"
     CUSTOMER_STATUS_CHANGED = "admin:customer:status_changed"
     DEPLOYMENT_STATUS_CHANGED = "admin:deployment:status_changed"  # suspended or reinstated by staff

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import TypeVar
@@ -38,7 +39,7 @@ from verifier.db.models import (
 )
 from verifier.db.queries import get_or_404, insert_unique
 from verifier.entitlement import repository
-from verifier.errors import Code, Conflict
+from verifier.errors import Code, Conflict, UsageError
 
 #: Allowed entitlement status changes: suspension can be lifted, revocation is final.
 ENTITLEMENT_TRANSITIONS: dict[EntitlementStatus, frozenset[EntitlementStatus]] = {
@@ -179,6 +180,80 @@ def _terms(entitlement: Entitlement) -> dict[str, object]:
     }
     jsonable: dict[str, object] = to_jsonable_python(terms)
     return jsonable
+
+
+@dataclass(frozen=True, slots=True)
+class EntitlementTerms:
+    """What staff may change of an entitlement after it is created (its customer and model stay)."""
+
+    allowed_versions: tuple[str, ...]
+    allowed_platforms: tuple[str, ...]
+    seats: int
+    max_gpus: int
+    lease_ttl_seconds: int
+    policy_id: uuid.UUID | None
+    valid_from: datetime
+    valid_until: datetime | None
+
+
+def entitlement_terms(session: Session, entitlement_id: uuid.UUID) -> EntitlementTerms:
+    """The entitlement's current terms (404 if there is none)."""
+    e = get_or_404(session, Entitlement, entitlement_id, "entitlement")
+    return EntitlementTerms(
+        allowed_versions=tuple(e.allowed_versions),
+        allowed_platforms=tuple(e.allowed_platforms),
+        seats=e.seats,
+        max_gpus=e.max_gpus,
+        lease_ttl_seconds=e.lease_ttl_seconds,
+        policy_id=e.policy_id,
+        valid_from=e.valid_from,
+        valid_until=e.valid_until,
+    )
+
+
+def change_entitlement_terms(
+    session: Session, entitlement_id: uuid.UUID, terms: EntitlementTerms, *, actor: str, now: datetime
+) -> Entitlement:
+    """New terms for an entitlement that is not revoked (``resource.conflict`` otherwise), the row locked; the
+    policy must exist (404) and the window must not be empty (``usage.invalid``). They rule the decisions from now
+    on: live leases keep running to their expiry (a lease is never cut short by an edit; staff revoke leases or
+    suspend the entitlement for that), and fewer seats than are in use refuse new deployments until enough leases
+    end. Audited ``admin:entitlement:terms_changed`` with each changed term before and after; an edit that changes
+    nothing records nothing."""
+    entitlement = get_or_404(session, Entitlement, entitlement_id, "entitlement", lock=True)
+    if entitlement.status == EntitlementStatus.REVOKED:
+        raise Conflict(
+            Code.RESOURCE_CONFLICT, "a revoked entitlement's terms cannot change", actual=entitlement.status.value
+        )
+    if terms.policy_id is not None:
+        get_or_404(session, AppraisalPolicy, terms.policy_id, "policy")
+    if terms.valid_until is not None and terms.valid_until <= terms.valid_from:
+        raise UsageError(
+            Code.USAGE_INVALID,
+            "the validity window is empty: valid_until must be after valid_from",
+            expected=f"> {terms.valid_from.isoformat()}",
+            actual=terms.valid_until.isoformat(),
+        )
+    before = _terms(entitlement)
+    entitlement.allowed_versions = list(dict.fromkeys(terms.allowed_versions))
+    entitlement.allowed_platforms = list(dict.fromkeys(terms.allowed_platforms))
+    entitlement.seats, entitlement.max_gpus = terms.seats, terms.max_gpus
+    entitlement.lease_ttl_seconds, entitlement.policy_id = terms.lease_ttl_seconds, terms.policy_id
+    entitlement.valid_from, entitlement.valid_until = terms.valid_from, terms.valid_until
+    session.flush()
+    after = _terms(entitlement)
+    changed = sorted(k for k in after if after[k] != before[k])
+    if changed:
+        record_event(
+            session,
+            tag=AuditTag.ENTITLEMENT_TERMS_CHANGED,
+            actor=actor,
+            subject_type="entitlement",
+            subject_id=str(entitlement.id),
+            data={"before": {k: before[k] for k in changed}, "after": {k: after[k] for k in changed}},
+            at=now,
+        )
+    return entitlement
 
 
 def change_entitlement_status(

@@ -689,6 +689,65 @@ def test_entitlement_status_transitions(api: Api, engine: Engine) -> None:
     )
 
 
+def test_entitlement_terms_change_audited_with_before_and_after(api: Api, engine: Engine) -> None:
+    eid = api.entitlement()["id"]
+    changed = api.patch(f"/entitlements/{eid}", {"seats": 5, "max_gpus": 0, "allowed_versions": ["1.2"]})
+    assert (changed["seats"], changed["max_gpus"], changed["allowed_versions"], changed["status"]) == (
+        5, 0, ["1.2"], "active"
+    )  # fmt: skip
+    [event] = _audit(engine, "admin:entitlement:terms_changed", eid)
+    assert event.data == {
+        "before": {"allowed_versions": [], "max_gpus": 8, "seats": 2},
+        "after": {"allowed_versions": ["1.2"], "max_gpus": 0, "seats": 5},
+    }
+    api.patch(f"/entitlements/{eid}", {"seats": 5})  # nothing changes: nothing recorded
+    assert len(_audit(engine, "admin:entitlement:terms_changed", eid)) == 1
+
+
+def test_entitlement_terms_and_status_in_one_patch(api: Api, engine: Engine) -> None:
+    eid = api.entitlement()["id"]
+    changed = api.patch(f"/entitlements/{eid}", {"lease_ttl_seconds": 600, "status": "suspended"})
+    assert (changed["lease_ttl_seconds"], changed["status"]) == (600, "suspended")
+    assert len(_audit(engine, "admin:entitlement:status_changed", eid)) == 1
+
+
+def test_entitlement_terms_null_removes_the_policy_and_the_end(api: Api) -> None:
+    policy = api.post("/policies", {"name": _unique("policy"), "platform": "intel-tdx", "document": {}})
+    until = (datetime.now(UTC) + timedelta(days=30)).isoformat()
+    eid = api.entitlement(policy_id=policy["id"], valid_until=until)["id"]
+    changed = api.patch(f"/entitlements/{eid}", {"policy_id": None, "valid_until": None})
+    assert (changed["policy_id"], changed["valid_until"]) == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({}, 400, "request.invalid"),
+        ({"seats": None}, 400, "request.invalid"),
+        ({"seats": 0}, 400, "request.invalid"),
+        ({"allowed_platforms": []}, 400, "request.invalid"),
+        ({"model_id": str(uuid.uuid4())}, 400, "request.invalid"),  # the model never changes
+        ({"valid_until": "2000-01-01T00:00:00Z"}, 400, "usage.invalid"),  # before the kept valid_from
+        ({"policy_id": str(uuid.uuid4())}, 404, "resource.not_found"),
+    ],
+    ids=["empty", "null-seats", "zero-seats", "no-platform", "model", "empty-window", "unknown-policy"],
+)
+def test_entitlement_terms_defect_refused_and_nothing_changes(
+    api: Api, engine: Engine, body: dict[str, Any], status: int, code: str
+) -> None:
+    before = api.entitlement()
+    eid = before["id"]
+    assert api.patch(f"/entitlements/{eid}", body, expect=status)["error"]["code"] == code
+    assert api.get("/entitlements", customer_id=before["customer_id"]) == [before]
+    assert _audit(engine, "admin:entitlement:terms_changed", eid) == []
+
+
+def test_entitlement_terms_of_a_revoked_entitlement_conflict(api: Api) -> None:
+    eid = api.entitlement()["id"]
+    api.patch(f"/entitlements/{eid}", {"status": "revoked"})
+    assert api.patch(f"/entitlements/{eid}", {"seats": 9}, expect=409)["error"]["code"] == "resource.conflict"
+
+
 def test_customer_suspension_cuts_the_customer_off(api: Api, client: TestClient, engine: Engine) -> None:
     now = datetime.now(UTC)
     with Session(engine, expire_on_commit=False) as s:

@@ -106,6 +106,15 @@ def test_browser_admin_creates_a_customer_and_entitlement_and_issues_a_key(
     assert page.is_visible(f"#x-{entitlement_id} >> text=prod cluster")
     assert page.is_visible(".activity >> text=Licence key issued")
     screenshot(page, "customer-admin")
+
+    page.click(f"#x-{entitlement_id} >> text=Edit its terms")
+    page.wait_for_url(f"{served}/customers/{customer_id}/entitlements/{entitlement_id}/edit")
+    assert page.input_value("#seats") == "2"
+    page.fill("#seats", "3")
+    screenshot(page, "entitlement-edit")
+    page.click("text=Save the terms")
+    page.wait_for_url(f"{served}/customers/{customer_id}?done=entitlement-edited")
+    assert page.is_visible("text=0 used of 3")
     watch.assert_clean()
 
 

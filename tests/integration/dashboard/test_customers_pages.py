@@ -7,6 +7,7 @@ licence key (shown once, ``no-store``) and revoke it, suspend and reinstate the 
 
 from __future__ import annotations
 
+import html
 import re
 import uuid
 from collections.abc import Callable, Iterator
@@ -612,6 +613,127 @@ def test_entitlement_of_another_customer_is_404(
     assert response.status_code == 404
     with Session(engine) as s:
         assert s.get_one(Entitlement, seeded.main).status == EntitlementStatus.ACTIVE
+
+
+def _edit_form(client: TestClient, seeded: SeededCustomers) -> dict[str, str]:
+    """The edit form's fields as the page fills them (every input with a value, the ticked platforms)."""
+    page = client.get(f"{DASHBOARD}/customers/{seeded.acme}/entitlements/{seeded.main}/edit")
+    assert page.status_code == 200, page.text
+    fields = dict(
+        re.findall(
+            r'<input id="[^"]+" name="([a-z_]+)" type="(?:text|number|datetime-local)"[^>]* value="([^"]*)"', page.text
+        )
+    )
+    fields |= dict.fromkeys(re.findall(r'name="(platform-[a-z-]+)" value="yes" checked', page.text), "yes")
+    policy = re.search(r'<option value="([0-9a-f-]{36})" selected>', page.text)
+    fields["policy"] = policy.group(1) if policy else ""
+    return {k: html.unescape(v) for k, v in fields.items()}
+
+
+def test_entitlement_edit_terms_by_admin_audited(
+    seeded: SeededCustomers, signed_in: Callable[[StaffRole], TestClient], engine: Engine
+) -> None:
+    client = signed_in(StaffRole.ADMIN)
+    fields = _edit_form(client, seeded)
+    (before,) = [e for e in _entitlements(engine, seeded.acme) if e.id == seeded.main]
+    assert fields["seats"] == str(before.seats)
+
+    response = client.post(
+        f"{DASHBOARD}/customers/{seeded.acme}/entitlements/{seeded.main}/edit",
+        data={"csrf_token": _csrf(client), **fields, "seats": str(before.seats + 3), "max_gpus": "2"},
+    )
+
+    assert response.status_code == 303, response.text
+    assert response.headers["location"] == f"{DASHBOARD}/customers/{seeded.acme}?done=entitlement-edited"
+    (after,) = [e for e in _entitlements(engine, seeded.acme) if e.id == seeded.main]
+    assert (after.seats, after.max_gpus, after.status) == (before.seats + 3, 2, before.status)
+    assert (after.valid_from, after.valid_until, after.model_id) == (
+        before.valid_from,
+        before.valid_until,
+        before.model_id,
+    )
+    with Session(engine) as s:
+        [event] = s.scalars(
+            select(AuditEvent).where(
+                AuditEvent.tag == "admin:entitlement:terms_changed", AuditEvent.subject_id == str(seeded.main)
+            )
+        )
+    assert event.actor.startswith("staff:")
+    assert set(event.data["after"]) == {"seats", "max_gpus"}  # untouched times kept to the microsecond
+    with Session(engine) as s:
+        assert s.get_one(Lease, seeded.live_leases[0]).status == LeaseStatus.LIVE  # leases run on
+
+
+def test_entitlement_edit_unchanged_form_records_nothing(
+    seeded: SeededCustomers, signed_in: Callable[[StaffRole], TestClient], engine: Engine
+) -> None:
+    client = signed_in(StaffRole.ADMIN)
+    fields = _edit_form(client, seeded)
+    response = client.post(
+        f"{DASHBOARD}/customers/{seeded.acme}/entitlements/{seeded.main}/edit",
+        data={"csrf_token": _csrf(client), **fields},
+    )
+    assert response.status_code == 303, response.text
+    assert [tag for tag, _ in _audit(engine, "entitlement", seeded.main)] == []
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"seats": "0"}, "Seats must be from"),
+        ({"valid_from": ""}, "Enter the start of the validity window"),
+        ({"valid_until": "2000-01-01"}, "The end of the validity window must be after its start."),
+    ],
+    ids=["zero-seats", "no-start", "empty-window"],
+)
+def test_entitlement_edit_defect_rerenders_and_changes_nothing(
+    seeded: SeededCustomers,
+    signed_in: Callable[[StaffRole], TestClient],
+    engine: Engine,
+    change: dict[str, str],
+    message: str,
+) -> None:
+    client = signed_in(StaffRole.ADMIN)
+    fields = _edit_form(client, seeded)
+    (before,) = [e for e in _entitlements(engine, seeded.acme) if e.id == seeded.main]
+    response = client.post(
+        f"{DASHBOARD}/customers/{seeded.acme}/entitlements/{seeded.main}/edit",
+        data={"csrf_token": _csrf(client), **fields, **change},
+    )
+    assert response.status_code == 400
+    assert message in html.unescape(response.text)
+    assert "The terms were not changed." in response.text
+    (after,) = [e for e in _entitlements(engine, seeded.acme) if e.id == seeded.main]
+    assert (after.seats, after.valid_from, after.valid_until) == (before.seats, before.valid_from, before.valid_until)
+
+
+@pytest.mark.parametrize("role", [StaffRole.VIEWER, StaffRole.OPERATOR])
+def test_entitlement_edit_below_admin_refused(
+    seeded: SeededCustomers, signed_in: Callable[[StaffRole], TestClient], role: StaffRole
+) -> None:
+    client = signed_in(role)
+    url = f"{DASHBOARD}/customers/{seeded.acme}/entitlements/{seeded.main}/edit"
+    assert client.get(url).status_code == 403
+    assert client.post(url, data={"csrf_token": _csrf(client), "seats": "9"}).status_code == 403
+
+
+def test_entitlement_edit_of_another_customer_is_404(
+    seeded: SeededCustomers, signed_in: Callable[[StaffRole], TestClient]
+) -> None:
+    client = signed_in(StaffRole.ADMIN)
+    assert client.get(f"{DASHBOARD}/customers/{seeded.globex}/entitlements/{seeded.main}/edit").status_code == 404
+
+
+def test_entitlement_edit_of_a_revoked_one_conflicts(
+    seeded: SeededCustomers, signed_in: Callable[[StaffRole], TestClient]
+) -> None:
+    client = signed_in(StaffRole.ADMIN)
+    token = _csrf(client)
+    client.post(
+        f"{DASHBOARD}/customers/{seeded.acme}/entitlements/{seeded.main}/status",
+        data={"csrf_token": token, "status": "revoked", "confirm": "yes"},
+    )
+    assert client.get(f"{DASHBOARD}/customers/{seeded.acme}/entitlements/{seeded.main}/edit").status_code == 409
 
 
 # -- licence keys -----------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ issuing and revoking credentials in :mod:`verifier.auth.credentials`; the reques
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 
 from fastapi import APIRouter, status
 
@@ -77,12 +78,20 @@ def list_entitlements(
 def update_entitlement(
     entitlement_id: uuid.UUID, body: EntitlementPatch, session: SessionDep, admin: AdminDep
 ) -> EntitlementOut:
-    """Change the status: ``active`` <-> ``suspended``, either -> ``revoked`` (final; 409 otherwise). Leaving it
-    anything but ``active`` revokes its live leases now. Audited ``admin:entitlement:status_changed`` with the
-    revoked leases. Repeating the current status records nothing, unless it finds a live lease left to revoke."""
-    entitlement = licensing.change_entitlement_status(
-        session, entitlement_id, body.status, actor=actor(admin), now=now()
-    )
+    """Change the terms (the fields given; audited ``admin:entitlement:terms_changed``; live leases run on to
+    their expiry), then the status: ``active`` <-> ``suspended``, either -> ``revoked`` (final; 409 otherwise).
+    Leaving it anything but ``active`` revokes its live leases now. Audited ``admin:entitlement:status_changed``
+    with the revoked leases. Repeating the current status records nothing, unless it finds a live lease left to
+    revoke."""
+    at = now()
+    if body.changes_terms():
+        given = body.model_dump(include=body.model_fields_set - {"status"})
+        terms = replace(licensing.entitlement_terms(session, entitlement_id), **given)
+        entitlement = licensing.change_entitlement_terms(session, entitlement_id, terms, actor=actor(admin), now=at)
+    if body.status is not None:  # the schema wants at least one field: terms, the status or both
+        entitlement = licensing.change_entitlement_status(
+            session, entitlement_id, body.status, actor=actor(admin), now=at
+        )
     return EntitlementOut.model_validate(entitlement)
 
 

@@ -37,9 +37,11 @@ from verifier.api.deps import SessionDep, SettingsDep
 from verifier.auth import credentials
 from verifier.config import current_time
 from verifier.dashboard.customers.service import (
+    EntitlementHeading,
     FormChoices,
     customer_detail,
     customer_entitlement,
+    customer_entitlement_heading,
     customer_licence_key,
     form_choices,
     list_customers,
@@ -47,7 +49,7 @@ from verifier.dashboard.customers.service import (
 from verifier.db.models import CustomerStatus, EntitlementStatus, StaffRole
 from verifier.entitlement import licensing
 from verifier.entitlement.licensing import ENTITLEMENT_TRANSITIONS
-from verifier.errors import Conflict
+from verifier.errors import Code, Conflict
 from verifier.platforms.registry import PLATFORMS
 from verifier.staff.service import SignedIn
 
@@ -75,6 +77,8 @@ DONE: Final = {
     "reinstated": "The customer is reinstated: its licence keys work again and its deployments may take leases.",
     "entitlement-created": "The entitlement was created. Issue a licence key for it so the customer's enclaves can "
     "use it.",
+    "entitlement-edited": "The entitlement's terms were saved. They rule its decisions from now on; live leases run "
+    "on to their expiry.",
     "entitlement-active": "The entitlement is active again.",
     "entitlement-suspended": "The entitlement is suspended: its live leases were revoked and it grants no lease "
     "until it is active again.",
@@ -473,6 +477,7 @@ def _entitlement_form(
     *,
     choices: FormChoices | None = None,
     status_code: int = 200,
+    editing: EntitlementHeading | None = None,
 ) -> Response:
     return render(
         request,
@@ -482,6 +487,7 @@ def _entitlement_form(
         current="/customers",
         c=customer_detail(session, customer_id, current_time(settings)),
         form=form,
+        editing=editing,
         choices=choices or form_choices(session),
         platforms=list(PLATFORMS),
         platform_label=platform_label,
@@ -535,6 +541,91 @@ def create_entitlement(
         now=now,
     )
     return _back(request, customer_id, "entitlement-created")
+
+
+def _form_time(at: datetime | None) -> str:
+    return "" if at is None else at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def _editable(
+    session: SessionDep, customer_id: uuid.UUID, entitlement_id: uuid.UUID
+) -> tuple[EntitlementHeading, licensing.EntitlementTerms]:
+    """The customer's entitlement whose terms may change, and its terms (``resource.not_found`` for another
+    customer's, ``resource.conflict`` once revoked)."""
+    heading = customer_entitlement_heading(session, customer_id, entitlement_id)
+    if heading.status == EntitlementStatus.REVOKED:
+        raise Conflict(Code.RESOURCE_CONFLICT, "a revoked entitlement's terms cannot change", actual="revoked")
+    return heading, licensing.entitlement_terms(session, entitlement_id)
+
+
+@router.get("/customers/{customer_id}/entitlements/{entitlement_id}/edit", name="edit_entitlement")
+def edit_entitlement(
+    request: Request,
+    customer_id: uuid.UUID,
+    entitlement_id: uuid.UUID,
+    session: SessionDep,
+    settings: SettingsDep,
+    admin: AdminDep,
+) -> Response:
+    editing, terms = _editable(session, customer_id, entitlement_id)
+    form = EntitlementForm(
+        model=str(editing.model_id),
+        versions=", ".join(terms.allowed_versions),
+        platforms=tuple(terms.allowed_platforms),
+        seats=str(terms.seats),
+        max_gpus=str(terms.max_gpus),
+        lease_ttl=str(terms.lease_ttl_seconds),
+        policy="" if terms.policy_id is None else str(terms.policy_id),
+        status=editing.status.value,
+        valid_from=_form_time(terms.valid_from),
+        valid_until=_form_time(terms.valid_until),
+    )
+    return _entitlement_form(request, session, settings, admin, customer_id, form, editing=editing)
+
+
+@router.post("/customers/{customer_id}/entitlements/{entitlement_id}/edit")
+def save_entitlement_terms(
+    request: Request,
+    customer_id: uuid.UUID,
+    entitlement_id: uuid.UUID,
+    session: SessionDep,
+    settings: SettingsDep,
+    admin: AdminDep,
+    form: FormDep,
+) -> Response:
+    """New terms through the same service as ``PATCH /admin/entitlements/{id}``; the model and the status stay
+    (the status has its own, confirmed, control). A form shows times to the second: a time sent back as shown
+    keeps the stored one."""
+    now = current_time(settings)
+    editing, current = _editable(session, customer_id, entitlement_id)
+    sent = replace(EntitlementForm.read(form), model=str(editing.model_id), status=editing.status.value)
+    choices = form_choices(session)
+    parsed, errors = sent.parse(choices, now)
+    if not sent.valid_from and "valid_from" not in errors:
+        errors["valid_from"] = "Enter the start of the validity window (an entitlement always has one)."
+        parsed = None
+    if parsed is None or parsed.valid_from is None:
+        shown = replace(sent, errors=errors)
+        return _entitlement_form(
+            request, session, settings, admin, customer_id, shown, choices=choices, status_code=400, editing=editing
+        )
+
+    def kept(sent_at: datetime | None, stored: datetime | None) -> datetime | None:
+        same = sent_at is not None and stored is not None and sent_at == stored.replace(microsecond=0)
+        return stored if same else sent_at
+
+    terms = licensing.EntitlementTerms(
+        allowed_versions=parsed.allowed_versions,
+        allowed_platforms=parsed.allowed_platforms,
+        seats=parsed.seats,
+        max_gpus=parsed.max_gpus,
+        lease_ttl_seconds=parsed.lease_ttl_seconds,
+        policy_id=parsed.policy_id,
+        valid_from=kept(parsed.valid_from, current.valid_from) or parsed.valid_from,
+        valid_until=kept(parsed.valid_until, current.valid_until),
+    )
+    licensing.change_entitlement_terms(session, entitlement_id, terms, actor=admin.actor, now=now)
+    return _back(request, customer_id, "entitlement-edited")
 
 
 @router.post("/customers/{customer_id}/entitlements/{entitlement_id}/status")

@@ -160,6 +160,10 @@ def entitlement(session: Session, entitlement_id: uuid.UUID) -> Entitlement | No
     return session.get(Entitlement, entitlement_id)
 
 
+def model_name(session: Session, model_id: uuid.UUID) -> str | None:
+    return session.scalar(select(Model.name).where(Model.id == model_id))
+
+
 def model_versions(session: Session, *, limit: int) -> Sequence[Row[uuid.UUID, str, str | None]]:
     """(model id, model name, version or None), by model name then version creation: every model, with each of its
     versions (a model without one once, with None)."""

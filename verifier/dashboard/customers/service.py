@@ -34,6 +34,7 @@ __all__ = [
     "CustomerDetail",
     "CustomerPage",
     "CustomerRow",
+    "EntitlementHeading",
     "EntitlementView",
     "FormChoices",
     "KeyView",
@@ -41,6 +42,7 @@ __all__ = [
     "PolicyChoice",
     "customer_detail",
     "customer_entitlement",
+    "customer_entitlement_heading",
     "customer_licence_key",
     "decode_cursor",
     "encode_cursor",
@@ -293,6 +295,28 @@ def customer_entitlement(session: Session, customer_id: uuid.UUID, entitlement_i
     if found is None or found.customer_id != customer_id:
         raise NotFound(Code.RESOURCE_NOT_FOUND, "the customer has no such entitlement", actual=entitlement_id)
     return found.id
+
+
+@dataclass(frozen=True, slots=True)
+class EntitlementHeading:
+    """Which entitlement a form edits: its model (never changed) and its status now."""
+
+    id: uuid.UUID
+    model_id: uuid.UUID
+    model: str
+    status: EntitlementStatus
+
+
+def customer_entitlement_heading(
+    session: Session, customer_id: uuid.UUID, entitlement_id: uuid.UUID
+) -> EntitlementHeading:
+    """The customer's entitlement ``entitlement_id`` as a form names it; ``resource.not_found`` if it is not one
+    of the customer's."""
+    found = repository.entitlement(session, entitlement_id)
+    if found is None or found.customer_id != customer_id:
+        raise NotFound(Code.RESOURCE_NOT_FOUND, "the customer has no such entitlement", actual=entitlement_id)
+    model = repository.model_name(session, found.model_id) or str(found.model_id)
+    return EntitlementHeading(found.id, found.model_id, model, found.status)
 
 
 def customer_licence_key(session: Session, customer_id: uuid.UUID, credential_id: uuid.UUID) -> KeyView:
