@@ -56,10 +56,17 @@ class CustomerOut(_Out):
 
 
 class CustomerPatch(_In):
-    """Suspend (``suspended``) or reinstate (``active``) a customer. Suspending revokes every live lease of its
-    entitlements, and its licence keys stop authenticating until it is active again."""
+    """Rename a customer, and/or suspend (``suspended``) or reinstate (``active``) it. Suspending revokes every live
+    lease of its entitlements, and its licence keys stop authenticating until it is active again."""
 
-    status: CustomerStatus
+    name: NameStr | None = None
+    status: CustomerStatus | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> CustomerPatch:
+        if self.name is None and self.status is None:
+            raise ValueError("name a field to change: name, status or both")
+        return self
 
 
 # -- models, versions, keys ------------------------------------------------------------------------------------

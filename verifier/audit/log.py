@@ -46,6 +46,7 @@ class AuditTag(StrEnum):
     ENTITLEMENT_STATUS_CHANGED = "admin:entitlement:status_changed"
     ENTITLEMENT_TERMS_CHANGED = "admin:entitlement:terms_changed"
     CUSTOMER_CREATED = "admin:customer:created"
+    CUSTOMER_RENAMED = "admin:customer:renamed"
     CUSTOMER_STATUS_CHANGED = "admin:customer:status_changed"
     DEPLOYMENT_STATUS_CHANGED = "admin:deployment:status_changed"  # suspended or reinstated by staff
     CREDENTIAL_REVOKED = "admin:credential:revoked"

@@ -37,7 +37,7 @@ from verifier.db.models import (
     EntitlementStatus,
     Model,
 )
-from verifier.db.queries import get_or_404, insert_unique
+from verifier.db.queries import clash_is_conflict, get_or_404, insert_unique
 from verifier.entitlement import repository
 from verifier.errors import Code, Conflict, UsageError
 
@@ -88,6 +88,27 @@ def create_customer(session: Session, *, name: str, status: CustomerStatus, acto
 
 def get_customer(session: Session, customer_id: uuid.UUID) -> Customer:
     return get_or_404(session, Customer, customer_id, "customer")
+
+
+def rename_customer(session: Session, customer_id: uuid.UUID, name: str, *, actor: str, now: datetime) -> Customer:
+    """A customer's new name (``resource.conflict`` if another customer has it; the same name changes nothing),
+    the row locked, audited ``admin:customer:renamed`` with both names."""
+    customer = get_or_404(session, Customer, customer_id, "customer", lock=True)
+    before = customer.name
+    if name == before:
+        return customer
+    with clash_is_conflict("a customer with this name already exists"), session.begin_nested():
+        customer.name = name
+    record_event(
+        session,
+        tag=AuditTag.CUSTOMER_RENAMED,
+        actor=actor,
+        subject_type="customer",
+        subject_id=str(customer.id),
+        data={"from": before, "to": name},
+        at=now,
+    )
+    return customer
 
 
 def change_customer_status(

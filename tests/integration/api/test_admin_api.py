@@ -198,6 +198,18 @@ def test_customers_create_get_list(api: Api) -> None:
     api.post("/customers", {"name": "\x00"}, expect=400)  # found by the fuzzer: NUL reached PostgreSQL (500)
 
 
+def test_customers_rename_audited_and_unique(api: Api, engine: Engine) -> None:
+    created, other = api.post("/customers", {"name": _unique("old")}), api.post("/customers", {"name": _unique("b")})
+    new = _unique("new")
+    assert api.patch(f"/customers/{created['id']}", {"name": new})["name"] == new
+    [event] = _audit(engine, "admin:customer:renamed", created["id"])
+    assert event.data == {"from": created["name"], "to": new}
+    error = api.patch(f"/customers/{created['id']}", {"name": other["name"]}, expect=409)["error"]
+    assert error["code"] == "resource.conflict"
+    assert api.get(f"/customers/{created['id']}")["name"] == new
+    api.patch(f"/customers/{created['id']}", {}, expect=400)
+
+
 def test_customers_create_is_audited(api: Api, engine: Engine) -> None:
     created = api.post("/customers", {"name": _unique("audited")})
     [event] = _audit(engine, "admin:customer:created", created["id"])

@@ -426,6 +426,46 @@ def test_customer_create_duplicate_name_is_a_conflict_on_the_form(
     assert "already exists: choose another name" in response.text
 
 
+def test_customer_rename_by_admin_audited(
+    seeded: SeededCustomers, signed_in: Callable[[StaffRole], TestClient], engine: Engine
+) -> None:
+    client = signed_in(StaffRole.ADMIN)
+    name = f"Renamed {seeded.token}"
+    response = client.post(
+        f"{DASHBOARD}/customers/{seeded.acme}/rename", data={"csrf_token": _csrf(client), "name": f" {name} "}
+    )
+    assert response.headers["location"] == f"{DASHBOARD}/customers/{seeded.acme}?done=renamed"
+    assert _customer(engine, seeded.acme).name == name
+    assert [tag for tag, _ in _audit(engine, "customer", seeded.acme)] == ["admin:customer:renamed"]
+
+
+def test_customer_rename_to_a_taken_name_is_a_conflict(
+    seeded: SeededCustomers, signed_in: Callable[[StaffRole], TestClient], engine: Engine
+) -> None:
+    client = signed_in(StaffRole.ADMIN)
+    before = _customer(engine, seeded.acme).name
+    taken = _customer(engine, seeded.globex).name
+    response = client.post(
+        f"{DASHBOARD}/customers/{seeded.acme}/rename", data={"csrf_token": _csrf(client), "name": taken}
+    )
+    assert response.status_code == 409
+    assert "choose another name" in response.text
+    assert _customer(engine, seeded.acme).name == before
+
+
+@pytest.mark.parametrize("role", [StaffRole.VIEWER, StaffRole.OPERATOR])
+def test_customer_rename_below_admin_refused(
+    seeded: SeededCustomers, signed_in: Callable[[StaffRole], TestClient], engine: Engine, role: StaffRole
+) -> None:
+    client = signed_in(role)
+    before = _customer(engine, seeded.acme).name
+    response = client.post(
+        f"{DASHBOARD}/customers/{seeded.acme}/rename", data={"csrf_token": _csrf(client), "name": "x"}
+    )
+    assert response.status_code == 403
+    assert _customer(engine, seeded.acme).name == before
+
+
 # -- entitlements -----------------------------------------------------------------------------------------------
 
 

@@ -99,8 +99,13 @@ def update_entitlement(
 def update_customer(customer_id: uuid.UUID, body: CustomerPatch, session: SessionDep, admin: AdminDep) -> CustomerOut:
     """Suspend or reinstate a customer. Suspended: its licence keys are refused (``auth.customer_suspended``),
     decisions for its entitlements are rejected (``entitlement.customer_suspended``) and the live leases of all its
-    entitlements are revoked now. Audited ``admin:customer:status_changed`` with the revoked leases."""
-    customer = licensing.change_customer_status(session, customer_id, body.status, actor=actor(admin), now=now())
+    entitlements are revoked now. Audited ``admin:customer:status_changed`` with the revoked leases. A new name is
+    audited ``admin:customer:renamed`` (409 if another customer has it)."""
+    at = now()
+    if body.name is not None:
+        customer = licensing.rename_customer(session, customer_id, body.name, actor=actor(admin), now=at)
+    if body.status is not None:  # the schema wants a name, a status or both
+        customer = licensing.change_customer_status(session, customer_id, body.status, actor=actor(admin), now=at)
     return CustomerOut.model_validate(customer)
 
 

@@ -72,6 +72,7 @@ DEFAULT_KEY_LABEL: Final = "licence key"
 #: What each finished action says on the customer's page after its redirect (``?done=<key>``).
 DONE: Final = {
     "created": "The customer was created. Add an entitlement to licence a model to it.",
+    "renamed": "The customer was renamed.",
     "suspended": "The customer is suspended: the live leases of all its entitlements were revoked, its licence keys "
     "are refused and its deployments get no new lease until it is reinstated.",
     "reinstated": "The customer is reinstated: its licence keys work again and its deployments may take leases.",
@@ -287,6 +288,27 @@ def _confirmed(form: Mapping[str, str]) -> bool:
 
 def _back(request: Request, customer_id: uuid.UUID, done: str) -> RedirectResponse:
     return RedirectResponse(f"{base_path(request)}/customers/{customer_id}?done={done}", status_code=303)
+
+
+@router.post("/customers/{customer_id}/rename")
+def rename_customer(
+    request: Request,
+    customer_id: uuid.UUID,
+    session: SessionDep,
+    settings: SettingsDep,
+    admin: AdminDep,
+    form: FormDep,
+) -> Response:
+    """A new name through the same service as ``PATCH /admin/customers/{id}``; a taken name is a 409 on the page."""
+    name = form.get("name", "").strip()
+    if problem := _name_problem(name, "The customer's new name"):
+        return _detail_page(request, session, settings, admin, customer_id, status_code=400, error=problem)
+    try:
+        licensing.rename_customer(session, customer_id, name, actor=admin.actor, now=current_time(settings))
+    except Conflict:
+        message = f"Another customer is named '{name}': choose another name."
+        return _detail_page(request, session, settings, admin, customer_id, status_code=409, error=message)
+    return _back(request, customer_id, "renamed")
 
 
 @router.post("/customers/{customer_id}/suspend")
