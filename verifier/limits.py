@@ -72,6 +72,16 @@ MAX_VERSION_CHARS: Final = 64
 #: tens of KiB: every container's layers and environment are listed).
 MAX_CCE_POLICY_BYTES: Final = 256 * 1024
 
+# -- Admin input (api/admin_schemas.py, catalog/service.py, entitlement/licensing.py) -------------------------------
+# Staff input is bounded like enclave input: every value must be one both databases store (PostgreSQL and the
+# embedded profile's SQLite) and the API can render back.
+#: Nesting of a free-form admin JSON document (a policy's ``document``, a reference value set's ``values``): the
+#: document itself is level 1, each object or array inside it one more. Real ones nest 3 deep
+#: (``{"min_tcb": {"milan": {"snp": 22}}}``); the response serializer gives up near 255.
+MAX_ADMIN_DOCUMENT_DEPTH: Final = 16
+#: A free-form admin JSON document, as compact UTF-8 JSON (room for two CCE policies of MAX_CCE_POLICY_BYTES).
+MAX_ADMIN_DOCUMENT_BYTES: Final = 2 * MAX_CCE_POLICY_BYTES
+
 # -- NVIDIA GPU / NVSwitch evidence (evidence/nvidia.py; nvidia-gpu.md §1-§3) ----------------------------------
 #: Largest GPU/NVSwitch attestation report (raw bytes): NVML's ``attestationReport`` buffer is 0x2000 bytes. Real
 #: reports are 4049-4274 bytes (Hopper), 4140 (Blackwell), 2168-2172 (NVSwitch).
