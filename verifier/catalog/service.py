@@ -217,6 +217,18 @@ def check_document(what: str, document: object) -> None:
         )
 
 
+def check_window(valid_from: datetime, valid_until: datetime | None) -> None:
+    """``request.invalid`` if the window ``valid_from``..``valid_until`` is empty (``valid_from`` as stored: now,
+    when the caller left it out). No end is an open window."""
+    if valid_until is not None and valid_until <= valid_from:
+        raise UsageError(
+            Code.REQUEST_INVALID,
+            "valid_until must be after valid_from (now, when valid_from is omitted): the window is empty",
+            expected=f"> {valid_from.isoformat()}",
+            actual=valid_until.isoformat(),
+        )
+
+
 def create_reference_values(
     session: Session,
     *,
@@ -232,8 +244,9 @@ def create_reference_values(
 ) -> ReferenceValueSet:
     """A new set; its values must pin the platform's guest identity (appraisal/reference_values.py).
     ``from_attestation``: the attestation whose claims it was drafted from (recorded in the audit event).
-    ``request.invalid`` for values over the document limits."""
+    ``request.invalid`` for values over the document limits or an empty validity window."""
     check_document("reference values", values)
+    check_window(valid_from or now, valid_until)
     check_identifies(platform, values)
     get_or_404(session, ModelVersion, model_version_id, "model version")
     rv = ReferenceValueSet(

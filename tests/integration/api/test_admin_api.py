@@ -947,3 +947,162 @@ def test_policy_delete_refused_while_an_entitlement_names_it(api: Api, engine: E
     assert entitlement["id"] in error["actual"]
     assert named in api.get("/policies", limit=200)
     assert _audit(engine, "admin:policy:deleted", named["id"]) == []
+
+
+_BIG_INTS = {
+    "seats-2^31": {"seats": 2**31},
+    "seats-2^63": {"seats": 2**63},
+    "seats-over-product-bound": {"seats": limits.MAX_SEATS + 1},
+    "max_gpus-2^31": {"max_gpus": 2**31},
+    "max_gpus-over-bound": {"max_gpus": limits.MAX_ENTITLEMENT_GPUS + 1},
+}
+
+
+@pytest.mark.parametrize("terms", _BIG_INTS.values(), ids=_BIG_INTS.keys())
+def test_entitlement_integers_out_of_bounds_are_400(api: Api, terms: dict[str, int]) -> None:
+    base = {
+        "customer_id": api.customer()["id"],
+        "model_id": api.model()["id"],
+        "allowed_platforms": ["intel-tdx"],
+        "seats": 1,
+        "lease_ttl_seconds": 600,
+    }
+    error = api.post("/entitlements", base | terms, expect=400)["error"]
+    assert error["code"] == "request.invalid"
+    assert next(iter(terms)) in str(error["actual"])
+
+
+def test_entitlement_integers_at_their_bounds_are_stored(api: Api) -> None:
+    entitlement = api.entitlement(seats=limits.MAX_SEATS, max_gpus=limits.MAX_ENTITLEMENT_GPUS)
+    assert (entitlement["seats"], entitlement["max_gpus"]) == (limits.MAX_SEATS, limits.MAX_ENTITLEMENT_GPUS)
+
+
+_FAR_TIMES = {
+    "year-1-east": "0001-01-01T00:00:00+05:00",  # year 0 in UTC: no datetime holds it
+    "year-9999-west": "9999-12-31T23:59:59-05:00",  # year 10000 in UTC
+    "year-1-utc": "0001-01-01T00:00:00Z",
+    "year-9999-utc": "9999-12-31T23:59:59Z",
+    "before-1970": "1969-12-31T23:59:59Z",
+}
+
+
+@pytest.mark.parametrize("field", ["valid_from", "valid_until"])
+@pytest.mark.parametrize("at", _FAR_TIMES.values(), ids=_FAR_TIMES.keys())
+def test_validity_dates_out_of_range_are_400(api: Api, field: str, at: str) -> None:
+    base = {
+        "customer_id": api.customer()["id"],
+        "model_id": api.model()["id"],
+        "allowed_platforms": ["intel-tdx"],
+        "seats": 1,
+        "lease_ttl_seconds": 600,
+    }
+    error = api.post("/entitlements", base | {field: at}, expect=400)["error"]
+    assert error["code"] == "request.invalid"
+    assert field in str(error["actual"])
+    version = _model_version(api)
+    rv = {"model_version_id": version["id"], "platform": "amd-sev-snp", "values": {"allowed_measurements": ["2" * 96]}}
+    error = api.post("/reference-values", rv | {field: at}, expect=400)["error"]
+    assert error["code"] == "request.invalid"
+    assert field in str(error["actual"])
+
+
+@pytest.mark.parametrize("param", ["from", "to"])
+@pytest.mark.parametrize("at", _FAR_TIMES.values(), ids=_FAR_TIMES.keys())
+def test_attestation_filter_times_out_of_range_are_400(api: Api, param: str, at: str) -> None:
+    error = api.get("/attestations", expect=400, **{param: at})["error"]
+    assert error["code"] == "usage.invalid"
+    assert param in error["message"]
+
+
+def test_validity_dates_with_an_offset_are_stored_in_utc(api: Api) -> None:
+    entitlement = api.entitlement(valid_from="2030-01-01T05:00:00+05:00", valid_until="2031-01-01T00:00:00-01:00")
+    assert datetime.fromisoformat(entitlement["valid_from"]) == datetime(2030, 1, 1, tzinfo=UTC)
+    assert datetime.fromisoformat(entitlement["valid_until"]) == datetime(2031, 1, 1, 1, tzinfo=UTC)
+
+
+def test_empty_window_with_a_defaulted_start_is_400(api: Api) -> None:
+    """``valid_from`` omitted is now: a ``valid_until`` already past leaves an empty window."""
+    past = "2001-01-01T00:00:00Z"
+    base = {
+        "customer_id": api.customer()["id"],
+        "model_id": api.model()["id"],
+        "allowed_platforms": ["intel-tdx"],
+        "seats": 1,
+        "lease_ttl_seconds": 600,
+    }
+    error = api.post("/entitlements", base | {"valid_until": past}, expect=400)["error"]
+    assert error["code"] == "request.invalid"
+    assert "valid_until" in error["message"]
+    assert api.get("/entitlements", customer_id=base["customer_id"]) == []
+
+    version = _model_version(api)
+    rv = {"model_version_id": version["id"], "platform": "amd-sev-snp", "values": {"allowed_measurements": ["2" * 96]}}
+    error = api.post("/reference-values", rv | {"valid_until": past}, expect=400)["error"]
+    assert error["code"] == "request.invalid"
+    assert "valid_until" in error["message"]
+    assert api.get("/reference-values", model_version_id=version["id"]) == []
+    # A start in the future with the end left open is a window.
+    assert api.post("/entitlements", base | {"valid_from": "2040-01-01T00:00:00Z"})["valid_until"] is None
+
+
+_BAD_NAMES = {
+    "empty": "",
+    "spaces": "   ",
+    "tab": "\t",
+    "leading-space": " acme",
+    "trailing-space": "acme ",
+    "newline": "ac\nme",
+    "bell": "ac\x07me",
+    "del": "ac\x7fme",
+    "c1-control": "ac\x85me",
+    "rlo": "acme\u202egpj.exe",
+    "lre": "\u202aacme",
+    "pdf": "acme\u202c",
+    "rli": "\u2067acme",
+    "pdi": "acme\u2069",
+    "lrm": "ac\u200eme",
+    "rlm": "ac\u200fme",
+    "alm": "ac\u061cme",
+    "zero-width-space": "ac\u200bme",
+    "bom": "\ufeffacme",
+    "line-separator": "ac\u2028me",
+}
+
+
+def _name_requests(api: Api, name: str) -> list[tuple[str, dict[str, Any]]]:
+    """Every admin request with a name or label field, each carrying ``name`` there."""
+    model = api.model()
+    customer = api.customer()
+    entitlement = api.entitlement()
+    return [
+        ("/customers", {"name": name}),
+        ("/models", {"name": name}),
+        (f"/models/{model['id']}/versions", {"version": name}),
+        ("/policies", {"name": name, "platform": "intel", "document": {}}),
+        (f"/entitlements/{entitlement['id']}/licence-keys", {"label": name}),
+        ("/credentials", {"kind": "billing-read", "label": name, "customer_id": customer["id"]}),
+        (
+            "/entitlements",
+            {
+                "customer_id": customer["id"],
+                "model_id": model["id"],
+                "allowed_platforms": ["intel-tdx"],
+                "allowed_versions": [name],
+                "seats": 1,
+                "lease_ttl_seconds": 600,
+            },
+        ),
+    ]
+
+
+@pytest.mark.parametrize("name", _BAD_NAMES.values(), ids=_BAD_NAMES.keys())
+def test_names_blank_or_with_control_or_bidi_characters_are_400(api: Api, name: str) -> None:
+    for path, body in _name_requests(api, name):
+        error = api.post(path, body, expect=400)["error"]
+        assert error["code"] == "request.invalid", path
+
+
+def test_names_in_any_script_are_stored(api: Api) -> None:
+    for name in ("Ünïcode GmbH", "名前 株式会社", "مرحبا", "x\u200cy", "a\u00a0b"):  # ZWNJ and NBSP are text
+        unique = f"{name} {uuid.uuid4().hex[:6]}"
+        assert api.post("/customers", {"name": unique})["name"] == unique
