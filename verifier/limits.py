@@ -6,6 +6,7 @@ past a buffer or allocate without bound. Change a value here, never inline.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Final
 
 #: Largest DCAP quote buffer accepted (raw bytes). Real quotes are 4-8 KiB including padding.
@@ -71,6 +72,27 @@ MAX_VERSION_CHARS: Final = 64
 #: A confidential ACI CCE policy uploaded on the dashboard (rego text or its base64; real ones are a few KiB to
 #: tens of KiB: every container's layers and environment are listed).
 MAX_CCE_POLICY_BYTES: Final = 256 * 1024
+
+# -- Admin input (api/admin_schemas.py, catalog/service.py, entitlement/licensing.py) -------------------------------
+# Staff input is bounded like enclave input: every value must be one both databases store (PostgreSQL and the
+# embedded profile's SQLite) and the API can render back.
+#: Nesting of a free-form admin JSON document (a policy's ``document``, a reference value set's ``values``): the
+#: document itself is level 1, each object or array inside it one more. Real ones nest 3 deep
+#: (``{"min_tcb": {"milan": {"snp": 22}}}``); the response serializer gives up near 255.
+MAX_ADMIN_DOCUMENT_DEPTH: Final = 16
+#: A free-form admin JSON document, as compact UTF-8 JSON (room for two CCE policies of MAX_CCE_POLICY_BYTES).
+MAX_ADMIN_DOCUMENT_BYTES: Final = 2 * MAX_CCE_POLICY_BYTES
+#: Concurrent deployments one entitlement may hold (a product bound, far below PostgreSQL's INTEGER, 2^31 - 1).
+MAX_SEATS: Final = 100_000
+#: GPUs one deployment of an entitlement may attest (``max_gpus``; 0 is CPU only).
+MAX_ENTITLEMENT_GPUS: Final = 1024
+#: Versions one entitlement may list in ``allowed_versions`` (empty: every version).
+MAX_ALLOWED_VERSIONS: Final = 50
+#: The instants an admin timestamp (a validity date, a time filter) may name, after normalising to UTC: each is
+#: one both databases store and date arithmetic on it (a lease's expiry, a day bucket) cannot overflow; nothing
+#: Keyward records predates the epoch. Python's own range (years 1-9999) is narrower than PostgreSQL's.
+EARLIEST_TIMESTAMP: Final = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_TIMESTAMP: Final = datetime(9999, 1, 1, tzinfo=UTC)
 
 # -- NVIDIA GPU / NVSwitch evidence (evidence/nvidia.py; nvidia-gpu.md §1-§3) ----------------------------------
 #: Largest GPU/NVSwitch attestation report (raw bytes): NVML's ``attestationReport`` buffer is 0x2000 bytes. Real

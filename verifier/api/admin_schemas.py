@@ -2,17 +2,24 @@
 
 No response model has a field for a model DEK or a wrapped DEK: key material never leaves through this API. The
 only secret that does is a freshly issued API credential's token, in :class:`IssuedCredential`, exactly once.
+
+Every request value is bounded like enclave input (issue 17): names and labels by the one rule
+(:data:`verifier.api.inputs.Name`), timestamps to what both databases hold (:data:`verifier.api.inputs.Instant`,
+in UTC), integers by the product's bounds in :mod:`verifier.limits` (never near PostgreSQL's INTEGER). A validity
+window is checked where an omitted ``valid_from`` becomes now, in the services; free-form documents where they are
+stored (:func:`verifier.catalog.service.check_document`).
 """
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal, get_args
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from verifier.api.inputs import ApiInput
+from verifier import limits
+from verifier.api.inputs import ApiInput, Instant, Name, VersionLabel
 from verifier.db.models import (
     AttestationStatus,
     CredentialKind,
@@ -28,8 +35,8 @@ from verifier.platforms.registry import PlatformName, PolicyScope
 Platform = PlatformName
 #: A policy may also name a whole family ("intel" covers TDX and SGX), as the decision flow accepts.
 PolicyPlatform = PolicyScope
-
-NameStr = Annotated[str, Field(min_length=1, max_length=200)]
+#: Platforms one entitlement may list: each platform a few times over at most (repeats are kept once).
+MAX_PLATFORMS = 4 * len(get_args(PlatformName))
 
 
 class _In(ApiInput):
@@ -44,7 +51,7 @@ class _Out(BaseModel):
 
 
 class CustomerCreate(_In):
-    name: NameStr
+    name: Name
     status: CustomerStatus = CustomerStatus.ACTIVE
 
 
@@ -73,7 +80,7 @@ class CustomerPatch(_In):
 
 
 class ModelCreate(_In):
-    name: NameStr
+    name: Name
     description: str = Field(default="", max_length=2000)
 
 
@@ -85,7 +92,7 @@ class ModelOut(_Out):
 
 
 class ModelVersionCreate(_In):
-    version: str = Field(min_length=1, max_length=64)
+    version: VersionLabel
     #: Import an existing 32-byte DEK (standard base64); omitted: a fresh random DEK is generated.
     dek_b64: str | None = None
 
@@ -125,14 +132,8 @@ class ReferenceValueCreate(_In):
     platform: Platform
     status: RecordStatus = RecordStatus.DRAFT
     values: dict[str, Any]
-    valid_from: AwareDatetime | None = None  # omitted: now
-    valid_until: AwareDatetime | None = None
-
-    @model_validator(mode="after")
-    def _window(self) -> ReferenceValueCreate:
-        if self.valid_from and self.valid_until and self.valid_until <= self.valid_from:
-            raise ValueError("valid_until must be after valid_from")
-        return self
+    valid_from: Instant | None = None  # omitted: now
+    valid_until: Instant | None = None  # after valid_from (now when omitted): checked in the service
 
 
 class ReferenceValuePatch(_In):
@@ -151,7 +152,7 @@ class ReferenceValueOut(_Out):
 
 
 class PolicyCreate(_In):
-    name: NameStr
+    name: Name
     platform: PolicyPlatform
     document: dict[str, Any]
 
@@ -170,21 +171,15 @@ class PolicyOut(_Out):
 class EntitlementCreate(_In):
     customer_id: uuid.UUID
     model_id: uuid.UUID
-    allowed_versions: list[str] = Field(default_factory=list)  # empty: every version
-    allowed_platforms: list[Platform] = Field(min_length=1)
-    seats: int = Field(ge=1)
-    max_gpus: int = Field(default=0, ge=0)
+    allowed_versions: list[VersionLabel] = Field(default_factory=list, max_length=limits.MAX_ALLOWED_VERSIONS)
+    allowed_platforms: list[Platform] = Field(min_length=1, max_length=MAX_PLATFORMS)  # repeats are kept once
+    seats: int = Field(ge=1, le=limits.MAX_SEATS)
+    max_gpus: int = Field(default=0, ge=0, le=limits.MAX_ENTITLEMENT_GPUS)
     lease_ttl_seconds: int = Field(ge=60, le=7 * 24 * 3600)
     policy_id: uuid.UUID | None = None
-    valid_from: AwareDatetime | None = None  # omitted: now
-    valid_until: AwareDatetime | None = None
+    valid_from: Instant | None = None  # omitted: now
+    valid_until: Instant | None = None  # after valid_from (now when omitted): checked in the service
     status: EntitlementStatus = EntitlementStatus.ACTIVE
-
-    @model_validator(mode="after")
-    def _window(self) -> EntitlementCreate:
-        if self.valid_from and self.valid_until and self.valid_until <= self.valid_from:
-            raise ValueError("valid_until must be after valid_from")
-        return self
 
 
 class EntitlementOut(_Out):
@@ -234,12 +229,12 @@ class EntitlementPatch(_In):
 
 
 class LicenceKeyCreate(_In):
-    label: str = Field(default="licence key", min_length=1, max_length=200)
+    label: Name = "licence key"
 
 
 class CredentialCreate(_In):
     kind: Literal["admin", "billing-read"]
-    label: NameStr
+    label: Name
     customer_id: uuid.UUID | None = None
 
 

@@ -4,6 +4,14 @@ The request's transaction is owned here, by :func:`get_transaction`: it commits 
 back when it raises, before the answer is sent (``scope="function"``: the dependency ends right after the endpoint,
 inside the app's error handling), so a 2xx means committed and a commit that fails is a structured error, never a
 success. Endpoints never commit; the one mid-request commit is :meth:`RequestTransaction.commit_now`.
+
+The commit also follows the rendering of the response: in the FastAPI this runs on (0.165), the route's handler
+validates and serializes the endpoint's return value to JSON inside the same exit stack as this dependency
+(``fastapi.routing.request_response``: the function stack wraps the whole handler, ``serialize_response``
+included), so a response that cannot be rendered (a document deeper than the serializer goes) raises into
+:func:`get_transaction` and rolls back: a 500, never a 500 whose write stays. Pinned by
+``tests/integration/api/test_request_transaction.py`` and ``test_admin_api.py``
+(``..._cannot_be_rendered_leaves_nothing_stored``), for a FastAPI upgrade to keep.
 """
 
 from __future__ import annotations

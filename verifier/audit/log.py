@@ -61,6 +61,8 @@ class AuditTag(StrEnum):
     REFERENCE_VALUES_CREATED = "admin:reference_values:created"  # typed in, or drafted from an attestation's claims
     REFERENCE_VALUES_STATUS_CHANGED = "admin:reference_values:status_changed"  # activated or retired
     REFERENCE_VALUES_DRAFT_CHANGED = "admin:reference_values:draft_changed"  # a CCE policy added to a draft
+    POLICY_CREATED = "admin:policy:created"  # with its document's SHA-256
+    POLICY_DELETED = "admin:policy:deleted"  # one no entitlement named; with its document's SHA-256
 
 
 def _digest(

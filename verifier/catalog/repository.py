@@ -12,7 +12,7 @@ import uuid
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from verifier.db.models import AppraisalPolicy, Model, ModelKey, RecordStatus, ReferenceValueSet
+from verifier.db.models import AppraisalPolicy, Entitlement, Model, ModelKey, RecordStatus, ReferenceValueSet
 from verifier.db.queries import equals, page
 
 
@@ -65,3 +65,9 @@ def list_policies(session: Session, *, limit: int, offset: int) -> list[Appraisa
         limit=limit,
         offset=offset,
     )
+
+
+def entitlements_naming_policy(session: Session, policy_id: uuid.UUID, *, limit: int) -> list[uuid.UUID]:
+    """Ids of up to ``limit`` entitlements (any status) whose terms name the policy."""
+    query = select(Entitlement.id).where(Entitlement.policy_id == policy_id).order_by(Entitlement.id).limit(limit)
+    return list(session.scalars(query))

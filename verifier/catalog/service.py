@@ -3,9 +3,19 @@ under the provider KEK (generated, or imported once), key rotation, reference va
 transitions, draft sets made from an attestation's verified claims ("trust these measurements") and confidential
 ACI CCE policies added to a draft, and appraisal policies checked with the decision's own parser.
 
+Free-form documents (a policy's ``document``, a set's ``values``) are bounded before anything is stored
+(:func:`check_document`: depth, size, numbers JSON can carry), and a validity window must not be empty once an
+omitted ``valid_from`` is now: ``request.invalid`` either way.
+
+Policies are created and deleted, never changed. A policy an entitlement names is part of that entitlement's terms
+(kept while the entitlement exists, revoked ones included, and its decisions name it), so deleting it is refused
+(``resource.conflict`` naming the entitlements); a policy nothing names, such as one stored by mistake, is deleted.
+To take a policy that entitlements name out of use, suspend or revoke them and issue entitlements with another.
+Both are audited (``admin:policy:created``, ``admin:policy:deleted`` with the document's SHA-256).
+
 Takes the caller's session and ``now`` (and the KEK where a key is stored); never commits and never returns a DEK.
-Each change of a model, a version or a reference value set is audited in the caller's transaction with ``actor``
-(``admin:<key id>`` from the admin API, ``staff:<username>`` from the dashboard). The SQL is in
+Each change of a model, a version, a reference value set or a policy is audited in the caller's transaction with
+``actor`` (``admin:<key id>`` from the admin API, ``staff:<username>`` from the dashboard). The SQL is in
 :mod:`verifier.catalog.repository`; HTTP is in :mod:`verifier.api.admin.catalog` and the dashboard's
 :mod:`verifier.api.dashboard.models`.
 """
@@ -14,6 +24,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import json
+import math
 import os
 import uuid
 from collections.abc import Mapping, Sequence
@@ -37,7 +50,7 @@ from verifier.db.models import (
     RecordStatus,
     ReferenceValueSet,
 )
-from verifier.db.queries import get_or_404, insert_unique
+from verifier.db.queries import clash_is_conflict, get_or_404, insert_unique
 from verifier.errors import Code, Conflict, NotFound, UsageError
 from verifier.keywrap.kek import KeyEncryptionKey, model_key_context
 from verifier.platforms.amd_snp import PLATFORM_SNP
@@ -173,6 +186,49 @@ def check_identifies(platform: str, values: dict[str, Any]) -> None:
         raise UsageError(Code.REQUEST_INVALID, problem, expected=required_reference_values(platform), actual=platform)
 
 
+def check_document(what: str, document: object) -> None:
+    """``request.invalid`` (saying which ``what``) unless ``document`` nests at most
+    :data:`~verifier.limits.MAX_ADMIN_DOCUMENT_DEPTH` deep, is at most
+    :data:`~verifier.limits.MAX_ADMIN_DOCUMENT_BYTES` as compact JSON, and holds only numbers JSON can carry (no
+    NaN or infinity, which the request parser accepts and no database stores). The depth is walked without
+    recursion first, so a hostile document costs one pass and never a RecursionError."""
+    most = limits.MAX_ADMIN_DOCUMENT_DEPTH
+    stack: list[tuple[object, int]] = [(document, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict | list):
+            if depth > most:
+                raise UsageError(
+                    Code.REQUEST_INVALID,
+                    f"the {what} nests too deep: at most {most} levels of objects and arrays",
+                    expected=f"<= {most} levels",
+                    actual=f"> {most} levels",
+                )
+            stack.extend((v, depth + 1) for v in (value.values() if isinstance(value, dict) else value))
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise UsageError(Code.REQUEST_INVALID, f"the {what} holds a number JSON cannot carry", actual=value)
+    size = len(json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > limits.MAX_ADMIN_DOCUMENT_BYTES:
+        raise UsageError(
+            Code.REQUEST_INVALID,
+            f"the {what} is too large",
+            expected=f"<= {limits.MAX_ADMIN_DOCUMENT_BYTES} bytes of JSON",
+            actual=f"{size} bytes",
+        )
+
+
+def check_window(valid_from: datetime, valid_until: datetime | None) -> None:
+    """``request.invalid`` if the window ``valid_from``..``valid_until`` is empty (``valid_from`` as stored: now,
+    when the caller left it out). No end is an open window."""
+    if valid_until is not None and valid_until <= valid_from:
+        raise UsageError(
+            Code.REQUEST_INVALID,
+            "valid_until must be after valid_from (now, when valid_from is omitted): the window is empty",
+            expected=f"> {valid_from.isoformat()}",
+            actual=valid_until.isoformat(),
+        )
+
+
 def create_reference_values(
     session: Session,
     *,
@@ -187,7 +243,10 @@ def create_reference_values(
     from_attestation: uuid.UUID | None = None,
 ) -> ReferenceValueSet:
     """A new set; its values must pin the platform's guest identity (appraisal/reference_values.py).
-    ``from_attestation``: the attestation whose claims it was drafted from (recorded in the audit event)."""
+    ``from_attestation``: the attestation whose claims it was drafted from (recorded in the audit event).
+    ``request.invalid`` for values over the document limits or an empty validity window."""
+    check_document("reference values", values)
+    check_window(valid_from or now, valid_until)
     check_identifies(platform, values)
     get_or_404(session, ModelVersion, model_version_id, "model version")
     rv = ReferenceValueSet(
@@ -428,6 +487,7 @@ def add_cce_policy(
     if name in existing:
         raise _refuse(f"this draft already has a CCE policy named {name!r}", actual=name)
     values = {**rv.values, "cce_policies": {**existing, name: policy}}
+    check_document("reference values", values)
     check_identifies(rv.platform, values)
     rv.values = values
     session.flush()
@@ -454,12 +514,57 @@ def check_policy(scope: str, document: dict[str, Any]) -> None:
             return
 
 
+def _document_sha256(document: object) -> str:
+    """SHA-256 of the document as canonical JSON (sorted keys, compact): what the audit log records of it."""
+    return hashlib.sha256(json.dumps(document, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
 def create_policy(
-    session: Session, *, name: str, platform: str, document: dict[str, Any], now: datetime
+    session: Session, *, name: str, platform: str, document: dict[str, Any], actor: str, now: datetime
 ) -> AppraisalPolicy:
-    """``policy.invalid`` for a document the decision could not parse (an unknown key, a wrong type): the admin who
-    wrote it hears of a typo once, instead of every customer's decision being rejected for it."""
+    """A new policy, audited ``admin:policy:created``. ``request.invalid`` for a document over the limits
+    (:func:`check_document`), ``policy.invalid`` for one the decision could not parse (an unknown key, a wrong
+    type): the admin who wrote it hears of a typo once, instead of every customer's decision being rejected for
+    it."""
+    check_document("policy document", document)
     check_policy(platform, document)
     policy = AppraisalPolicy(name=name, platform=platform, document=document, created_at=now)
     insert_unique(session, policy, "a policy with this name")
+    record_event(
+        session,
+        tag=AuditTag.POLICY_CREATED,
+        actor=actor,
+        subject_type="policy",
+        subject_id=str(policy.id),
+        data={"name": name, "platform": platform, "document_sha256": _document_sha256(document)},
+        at=now,
+    )
     return policy
+
+
+def delete_policy(session: Session, policy_id: uuid.UUID, *, actor: str, now: datetime) -> None:
+    """Delete a policy no entitlement names (the row locked), audited ``admin:policy:deleted`` with its name,
+    platform and document digest. ``resource.conflict`` naming the entitlements (a few) if any names it, revoked
+    ones included: the policy is part of their terms. ``resource.not_found`` if there is no such policy."""
+    policy = get_or_404(session, AppraisalPolicy, policy_id, "policy", lock=True)
+    naming = repository.entitlements_naming_policy(session, policy.id, limit=5)
+    if naming:
+        raise _refuse(
+            "entitlements name this policy: suspend or revoke them and issue entitlements with another policy; "
+            "a policy an entitlement names stays as part of its terms",
+            expected="no entitlement naming the policy",
+            actual=", ".join(str(i) for i in naming),
+        )
+    data = {"name": policy.name, "platform": policy.platform, "document_sha256": _document_sha256(policy.document)}
+    with clash_is_conflict("an entitlement named this policy meanwhile"):  # the foreign key, should one race us
+        session.delete(policy)
+        session.flush()
+    record_event(
+        session,
+        tag=AuditTag.POLICY_DELETED,
+        actor=actor,
+        subject_type="policy",
+        subject_id=str(policy_id),
+        data=data,
+        at=now,
+    )

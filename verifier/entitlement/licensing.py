@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from verifier.attestation.leases import revoke_live_leases
 from verifier.audit.log import AuditTag, Entry, record_event, record_events
+from verifier.catalog.service import check_window
 from verifier.db.models import (
     AppraisalPolicy,
     Customer,
@@ -152,7 +153,10 @@ def create_entitlement(
     now: datetime,
 ) -> Entitlement:
     """A new entitlement of an existing customer, model and policy (404 otherwise; ``valid_from`` defaults to
-    ``now``, repeated platforms are kept once), audited ``admin:entitlement:created`` with its terms."""
+    ``now``, repeated platforms are kept once), audited ``admin:entitlement:created`` with its terms.
+    ``request.invalid`` if its validity window is empty (``valid_until`` not after ``valid_from``, or after now when
+    ``valid_from`` is omitted)."""
+    check_window(valid_from or now, valid_until)
     get_or_404(session, Customer, customer_id, "customer")
     get_or_404(session, Model, model_id, "model")
     if policy_id is not None:

@@ -9,6 +9,7 @@ collide, and the per-run database is dropped at the end.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import uuid
 from collections.abc import Iterator
@@ -21,11 +22,14 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from tests.support.factories import make_customer, make_entitlement, make_lease, make_model_version
+from verifier import limits
 from verifier.app import create_app
 from verifier.auth.credentials import authenticate, issue_credential
+from verifier.catalog import service as catalog_service
 from verifier.config import Settings
 from verifier.db.models import (
     ApiCredential,
+    AppraisalPolicy,
     Attestation,
     AttestationStatus,
     AuditEvent,
@@ -899,3 +903,277 @@ def test_catalog_changes_are_audited_with_the_credential_as_actor(api: Api, engi
     }
     assert all(e.actor.startswith("admin:") for e in events.values())
     assert events[("admin:reference_values:status_changed", rv["id"])].data["to"] == "active"
+
+
+# -- admin input as strict as enclave input (issue 17, findings 5, 6, 9) ------------------------------------------
+
+
+def _nested(depth: int, leaf: Any = "vcek") -> Any:
+    """``leaf`` inside ``depth`` nested lists."""
+    doc = leaf
+    for _ in range(depth):
+        doc = [doc]
+    return doc
+
+
+def _model_version(api: Api) -> dict[str, Any]:
+    result: dict[str, Any] = api.post(f"/models/{api.model()['id']}/versions", {"version": "1.0"})
+    return result
+
+
+#: Policy documents the SNP parser takes (it reads allowed_csp_ids with str()), each over one admin-document limit.
+_BAD_POLICY_DOCUMENTS = {
+    "deep-300": {"allowed_csp_ids": [_nested(300)]},  # was stored, then unrenderable: a 500 (finding 5)
+    "deep-over-limit": {"allowed_csp_ids": [_nested(limits.MAX_ADMIN_DOCUMENT_DEPTH)]},  # renderable, still too deep
+    "too-large": {"allowed_csp_ids": ["x" * (limits.MAX_ADMIN_DOCUMENT_BYTES + 1)]},
+    "infinity": {"cce_policies": {"x": 1e999}},  # not JSON a database stores
+}
+
+
+@pytest.mark.parametrize("document", _BAD_POLICY_DOCUMENTS.values(), ids=_BAD_POLICY_DOCUMENTS.keys())
+def test_policy_document_too_deep_or_large_is_400_and_not_stored(api: Api, document: dict[str, Any]) -> None:
+    name = _unique("deep")
+    body = json.dumps({"name": name, "platform": "amd-sev-snp", "document": document})  # Infinity: as parsers read
+    response = api.client.post(
+        ADMIN + "/policies", headers=api.headers | {"Content-Type": "application/json"}, content=body
+    )
+    assert response.status_code == 400, response.text
+    error = response.json()
+    assert error["error"]["code"] == "request.invalid"
+    assert "document" in error["error"]["message"]
+    assert all(p["name"] != name for p in api.get("/policies", limit=200))
+
+
+def test_policy_document_at_the_depth_limit_is_stored(api: Api) -> None:
+    document = {"allowed_csp_ids": [_nested(limits.MAX_ADMIN_DOCUMENT_DEPTH - 2)]}
+    policy = api.post("/policies", {"name": _unique("deep-ok"), "platform": "amd-sev-snp", "document": document})
+    assert policy["document"] == document
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"allowed_measurements": ["22" * 48], "cce_policies": {"p": _nested(300)}},
+        {"allowed_measurements": ["22" * 48], "cce_policies": {"p": "x" * (limits.MAX_ADMIN_DOCUMENT_BYTES + 1)}},
+    ],
+    ids=["deep", "too-large"],
+)
+def test_reference_values_too_deep_or_large_are_400_and_not_stored(api: Api, values: dict[str, Any]) -> None:
+    version = _model_version(api)
+    error = api.post(
+        "/reference-values",
+        {"model_version_id": version["id"], "platform": "amd-sev-snp", "values": values},
+        expect=400,
+    )["error"]
+    assert error["code"] == "request.invalid"
+    assert "values" in error["message"]
+    assert api.get("/reference-values", model_version_id=version["id"]) == []
+
+
+def test_admin_response_that_cannot_be_rendered_leaves_nothing_stored(
+    settings: Settings, engine: Engine, admin_token: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The request's transaction ends after the response is rendered: a stored row the response cannot show (a
+    document deeper than the serializer goes, stored before documents were bounded) is a 500 that commits
+    nothing, never a 500 whose write stays."""
+    real = catalog_service.create_policy
+
+    def unrenderable(session: Session, **kwargs: Any) -> AppraisalPolicy:
+        policy = real(session, **kwargs)
+        policy.document = {"allowed_csp_ids": [_nested(300)]}
+        session.flush()
+        return policy
+
+    monkeypatch.setattr(catalog_service, "create_policy", unrenderable)
+    name = _unique("unrenderable")
+    with TestClient(create_app(settings), raise_server_exceptions=False) as c:
+        response = c.post(
+            ADMIN + "/policies",
+            headers=_auth(admin_token),
+            json={"name": name, "platform": "amd-sev-snp", "document": {}},
+        )
+    assert response.status_code == 500
+    with Session(engine) as s:
+        assert s.scalar(select(AppraisalPolicy.id).where(AppraisalPolicy.name == name)) is None
+
+
+def test_policy_delete_refused_while_an_entitlement_names_it(api: Api, engine: Engine) -> None:
+    unused = api.post("/policies", {"name": _unique("unused"), "platform": "intel", "document": {}})
+    named = api.post("/policies", {"name": _unique("named"), "platform": "intel", "document": {}})
+    [created] = _audit(engine, "admin:policy:created", unused["id"])
+    assert created.actor.startswith("admin:")
+    assert created.data["name"] == unused["name"]
+    entitlement = api.entitlement(policy_id=named["id"])
+
+    assert api.client.delete(f"{ADMIN}/policies/{unused['id']}", headers=api.headers).status_code == 204
+    assert all(p["id"] != unused["id"] for p in api.get("/policies", limit=200))
+    [deleted] = _audit(engine, "admin:policy:deleted", unused["id"])
+    assert deleted.actor.startswith("admin:")
+    assert (deleted.data["name"], deleted.data["platform"]) == (unused["name"], "intel")
+    assert len(deleted.data["document_sha256"]) == 64
+    assert api.call("DELETE", f"/policies/{unused['id']}", 404)["error"]["code"] == "resource.not_found"
+
+    error = api.call("DELETE", f"/policies/{named['id']}", 409)["error"]
+    assert error["code"] == "resource.conflict"
+    assert entitlement["id"] in error["actual"]
+    assert named in api.get("/policies", limit=200)
+    assert _audit(engine, "admin:policy:deleted", named["id"]) == []
+
+
+_BIG_INTS = {
+    "seats-2^31": {"seats": 2**31},
+    "seats-2^63": {"seats": 2**63},
+    "seats-over-product-bound": {"seats": limits.MAX_SEATS + 1},
+    "max_gpus-2^31": {"max_gpus": 2**31},
+    "max_gpus-over-bound": {"max_gpus": limits.MAX_ENTITLEMENT_GPUS + 1},
+}
+
+
+@pytest.mark.parametrize("terms", _BIG_INTS.values(), ids=_BIG_INTS.keys())
+def test_entitlement_integers_out_of_bounds_are_400(api: Api, terms: dict[str, int]) -> None:
+    base = {
+        "customer_id": api.customer()["id"],
+        "model_id": api.model()["id"],
+        "allowed_platforms": ["intel-tdx"],
+        "seats": 1,
+        "lease_ttl_seconds": 600,
+    }
+    error = api.post("/entitlements", base | terms, expect=400)["error"]
+    assert error["code"] == "request.invalid"
+    assert next(iter(terms)) in str(error["actual"])
+
+
+def test_entitlement_integers_at_their_bounds_are_stored(api: Api) -> None:
+    entitlement = api.entitlement(seats=limits.MAX_SEATS, max_gpus=limits.MAX_ENTITLEMENT_GPUS)
+    assert (entitlement["seats"], entitlement["max_gpus"]) == (limits.MAX_SEATS, limits.MAX_ENTITLEMENT_GPUS)
+
+
+_FAR_TIMES = {
+    "year-1-east": "0001-01-01T00:00:00+05:00",  # year 0 in UTC: no datetime holds it
+    "year-9999-west": "9999-12-31T23:59:59-05:00",  # year 10000 in UTC
+    "year-1-utc": "0001-01-01T00:00:00Z",
+    "year-9999-utc": "9999-12-31T23:59:59Z",
+    "before-1970": "1969-12-31T23:59:59Z",
+}
+
+
+@pytest.mark.parametrize("field", ["valid_from", "valid_until"])
+@pytest.mark.parametrize("at", _FAR_TIMES.values(), ids=_FAR_TIMES.keys())
+def test_validity_dates_out_of_range_are_400(api: Api, field: str, at: str) -> None:
+    base = {
+        "customer_id": api.customer()["id"],
+        "model_id": api.model()["id"],
+        "allowed_platforms": ["intel-tdx"],
+        "seats": 1,
+        "lease_ttl_seconds": 600,
+    }
+    error = api.post("/entitlements", base | {field: at}, expect=400)["error"]
+    assert error["code"] == "request.invalid"
+    assert field in str(error["actual"])
+    version = _model_version(api)
+    rv = {"model_version_id": version["id"], "platform": "amd-sev-snp", "values": {"allowed_measurements": ["2" * 96]}}
+    error = api.post("/reference-values", rv | {field: at}, expect=400)["error"]
+    assert error["code"] == "request.invalid"
+    assert field in str(error["actual"])
+
+
+@pytest.mark.parametrize("param", ["from", "to"])
+@pytest.mark.parametrize("at", _FAR_TIMES.values(), ids=_FAR_TIMES.keys())
+def test_attestation_filter_times_out_of_range_are_400(api: Api, param: str, at: str) -> None:
+    error = api.get("/attestations", expect=400, **{param: at})["error"]
+    assert error["code"] == "usage.invalid"
+    assert param in error["message"]
+
+
+def test_validity_dates_with_an_offset_are_stored_in_utc(api: Api) -> None:
+    entitlement = api.entitlement(valid_from="2030-01-01T05:00:00+05:00", valid_until="2031-01-01T00:00:00-01:00")
+    assert datetime.fromisoformat(entitlement["valid_from"]) == datetime(2030, 1, 1, tzinfo=UTC)
+    assert datetime.fromisoformat(entitlement["valid_until"]) == datetime(2031, 1, 1, 1, tzinfo=UTC)
+
+
+def test_empty_window_with_a_defaulted_start_is_400(api: Api) -> None:
+    """``valid_from`` omitted is now: a ``valid_until`` already past leaves an empty window."""
+    past = "2001-01-01T00:00:00Z"
+    base = {
+        "customer_id": api.customer()["id"],
+        "model_id": api.model()["id"],
+        "allowed_platforms": ["intel-tdx"],
+        "seats": 1,
+        "lease_ttl_seconds": 600,
+    }
+    error = api.post("/entitlements", base | {"valid_until": past}, expect=400)["error"]
+    assert error["code"] == "request.invalid"
+    assert "valid_until" in error["message"]
+    assert api.get("/entitlements", customer_id=base["customer_id"]) == []
+
+    version = _model_version(api)
+    rv = {"model_version_id": version["id"], "platform": "amd-sev-snp", "values": {"allowed_measurements": ["2" * 96]}}
+    error = api.post("/reference-values", rv | {"valid_until": past}, expect=400)["error"]
+    assert error["code"] == "request.invalid"
+    assert "valid_until" in error["message"]
+    assert api.get("/reference-values", model_version_id=version["id"]) == []
+    # A start in the future with the end left open is a window.
+    assert api.post("/entitlements", base | {"valid_from": "2040-01-01T00:00:00Z"})["valid_until"] is None
+
+
+_BAD_NAMES = {
+    "empty": "",
+    "spaces": "   ",
+    "tab": "\t",
+    "leading-space": " acme",
+    "trailing-space": "acme ",
+    "newline": "ac\nme",
+    "bell": "ac\x07me",
+    "del": "ac\x7fme",
+    "c1-control": "ac\x85me",
+    "rlo": "acme\u202egpj.exe",
+    "lre": "\u202aacme",
+    "pdf": "acme\u202c",
+    "rli": "\u2067acme",
+    "pdi": "acme\u2069",
+    "lrm": "ac\u200eme",
+    "rlm": "ac\u200fme",
+    "alm": "ac\u061cme",
+    "zero-width-space": "ac\u200bme",
+    "bom": "\ufeffacme",
+    "line-separator": "ac\u2028me",
+}
+
+
+def _name_requests(api: Api, name: str) -> list[tuple[str, dict[str, Any]]]:
+    """Every admin request with a name or label field, each carrying ``name`` there."""
+    model = api.model()
+    customer = api.customer()
+    entitlement = api.entitlement()
+    return [
+        ("/customers", {"name": name}),
+        ("/models", {"name": name}),
+        (f"/models/{model['id']}/versions", {"version": name}),
+        ("/policies", {"name": name, "platform": "intel", "document": {}}),
+        (f"/entitlements/{entitlement['id']}/licence-keys", {"label": name}),
+        ("/credentials", {"kind": "billing-read", "label": name, "customer_id": customer["id"]}),
+        (
+            "/entitlements",
+            {
+                "customer_id": customer["id"],
+                "model_id": model["id"],
+                "allowed_platforms": ["intel-tdx"],
+                "allowed_versions": [name],
+                "seats": 1,
+                "lease_ttl_seconds": 600,
+            },
+        ),
+    ]
+
+
+@pytest.mark.parametrize("name", _BAD_NAMES.values(), ids=_BAD_NAMES.keys())
+def test_names_blank_or_with_control_or_bidi_characters_are_400(api: Api, name: str) -> None:
+    for path, body in _name_requests(api, name):
+        error = api.post(path, body, expect=400)["error"]
+        assert error["code"] == "request.invalid", path
+
+
+def test_names_in_any_script_are_stored(api: Api) -> None:
+    for name in ("Ünïcode GmbH", "名前 株式会社", "مرحبا", "x\u200cy", "a\u00a0b"):  # ZWNJ and NBSP are text
+        unique = f"{name} {uuid.uuid4().hex[:6]}"
+        assert api.post("/customers", {"name": unique})["name"] == unique

@@ -1,7 +1,7 @@
 """The API's transaction owner (:mod:`verifier.api.deps`) on real PostgreSQL, through the real app with a few test
 routes: the request commits when the endpoint returns, before the answer starts (another connection sees the row
-by then); an endpoint that raises after writing leaves nothing; a clash found only at COMMIT is a structured 409;
-``commit_now`` commits mid-request, once.
+by then); an endpoint that raises after writing, or whose response cannot be rendered, leaves nothing; a clash
+found only at COMMIT is a structured 409; ``commit_now`` commits mid-request, once.
 
 A spy around the app looks into the database, from a connection of its own, when the response starts.
 """
@@ -39,7 +39,7 @@ def _stored(engine: Engine, name: str) -> bool:
 
 
 def _routes(app: FastAPI) -> None:
-    def write(name: str, then: str, session: SessionDep) -> dict[str, str]:
+    def write(name: str, then: str, session: SessionDep) -> dict[str, Any]:
         session.add(_customer(name))
         if then == "clash":  # not flushed: the unique violation surfaces only when the dependency commits
             return {"name": name}
@@ -48,6 +48,11 @@ def _routes(app: FastAPI) -> None:
             raise NotFound(Code.RESOURCE_NOT_FOUND, "after the write")
         if then == "crash":
             raise RuntimeError("after the write")
+        if then == "unrenderable":  # serialization gives up near 255 levels: the response cannot be rendered
+            deep: Any = name
+            for _ in range(300):
+                deep = [deep]
+            return {"name": deep}
         return {"name": name}
 
     def early(name: str, later: str, transaction: TransactionDep) -> dict[str, str]:
@@ -109,8 +114,8 @@ def test_request_transaction_committed_before_the_answer_starts(
 
 @pytest.mark.parametrize(
     ("then", "status", "code"),
-    [("keyward", 404, "resource.not_found"), ("crash", 500, None)],
-    ids=["keyward-error", "unexpected-exception"],
+    [("keyward", 404, "resource.not_found"), ("crash", 500, None), ("unrenderable", 500, None)],
+    ids=["keyward-error", "unexpected-exception", "response-cannot-be-rendered"],
 )
 def test_request_transaction_endpoint_raises_after_writing_leaves_nothing(
     client: TestClient, engine: Engine, seen: list[bool], then: str, status: int, code: str | None

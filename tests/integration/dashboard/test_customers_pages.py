@@ -393,9 +393,10 @@ def test_customer_create_by_admin_redirects_to_its_page(
         ({"name": "   "}, "The customer&#39;s name is required."),
         ({"name": "x" * 201}, "The customer&#39;s name is too long: at most 200 characters"),
         ({"name": "two\nlines"}, "may not hold control characters"),
+        ({"name": "acme\u202egpj.exe"}, "may not hold control characters"),
         ({"status": "deleted"}, "Choose the customer&#39;s status from the list."),
     ],
-    ids=["empty-name", "name-too-long", "control-character", "unknown-status"],
+    ids=["empty-name", "name-too-long", "control-character", "bidi-override", "unknown-status"],
 )
 def test_customer_create_defect_rerenders_the_form(
     seeded: SeededCustomers,
@@ -541,6 +542,9 @@ def test_entitlement_create_by_admin_audited(
         ({"valid_until": "2025-12-31"}, "The end of the validity window must be after its start."),
         ({"valid_from": "", "valid_until": "2000-01-01"}, "The end of the validity window must be after now."),
         ({"status": "revoked"}, "Choose active or suspended."),
+        ({"valid_from": "0001-01-01T00:00+05:00"}, "must be from 1970-01-01T00:00:00Z to 9999-01-01T00:00:00Z in UTC"),
+        ({"valid_until": "9999-12-31T23:59-05:00"}, "must be from 1970-01-01T00:00:00Z to 9999-01-01T00:00:00Z in UTC"),
+        ({"versions": "1.0, 2.0\u202e"}, "A version may not hold control characters"),
     ],
     ids=[
         "seats-not-a-number",
@@ -562,6 +566,9 @@ def test_entitlement_create_by_admin_audited(
         "until-before-from",
         "until-in-the-past",
         "status-revoked",
+        "from-year-1-east-of-utc",  # year 0 in UTC: was a 500 (issue 17, finding 6)
+        "until-year-9999-west-of-utc",
+        "version-bidi-override",  # issue 17, finding 9
     ],
 )
 def test_entitlement_create_defect_rerenders_the_form(

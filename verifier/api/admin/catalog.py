@@ -1,9 +1,9 @@
 """Admin: customers, models, versions and their keys, reference values, policies.
 
 HTTP only: the rules (key wrapping and rotation, reference-value status transitions, policy and reference-value
-checks, and the audit events of each change, with the credential as actor) are in :mod:`verifier.catalog.service`
-and :mod:`verifier.entitlement.licensing`; the request's
-dependency (:mod:`verifier.api.deps`) commits each endpoint's transaction before answering.
+checks, deleting a policy no entitlement names, and the audit events of each change, with the credential as actor)
+are in :mod:`verifier.catalog.service` and :mod:`verifier.entitlement.licensing`; the request's dependency
+(:mod:`verifier.api.deps`) commits each endpoint's transaction after its response is rendered, before answering.
 """
 
 from __future__ import annotations
@@ -169,13 +169,23 @@ def update_reference_values(
 
 
 @router.post("/policies", status_code=status.HTTP_201_CREATED)
-def create_policy(body: PolicyCreate, session: SessionDep, _: AdminDep) -> PolicyOut:
+def create_policy(body: PolicyCreate, session: SessionDep, admin: AdminDep) -> PolicyOut:
     """400 ``policy.invalid`` for a document the decision could not parse (an unknown key, a wrong type): the admin
-    who wrote it hears of a typo once, instead of every customer's decision being rejected for it."""
-    policy = catalog.create_policy(session, name=body.name, platform=body.platform, document=body.document, now=now())
+    who wrote it hears of a typo once, instead of every customer's decision being rejected for it. 400
+    ``request.invalid`` for one nested too deep or too large (``verifier.limits``). Audited."""
+    policy = catalog.create_policy(
+        session, name=body.name, platform=body.platform, document=body.document, actor=actor(admin), now=now()
+    )
     return PolicyOut.model_validate(policy)
 
 
 @router.get("/policies")
 def list_policies(session: SessionDep, _: AdminDep, limit: Limit = 100, offset: Offset = 0) -> list[PolicyOut]:
     return [PolicyOut.model_validate(r) for r in catalog_repository.list_policies(session, limit=limit, offset=offset)]
+
+
+@router.delete("/policies/{policy_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_policy(policy_id: uuid.UUID, session: SessionDep, admin: AdminDep) -> None:
+    """Delete a policy no entitlement names; 409 ``resource.conflict`` naming the entitlements that do (it is part of
+    their terms: suspend or revoke them instead). Audited ``admin:policy:deleted``."""
+    catalog.delete_policy(session, policy_id, actor=actor(admin), now=now())

@@ -1,5 +1,6 @@
 """What every admin router shares: the paging parameters, the endpoint's clock, the acting staff member's audit
-name, and the timezone check of a time parameter. HTTP only: the rules and the SQL are in the domain services."""
+name, and the check of a time parameter (a timezone, and an instant both databases hold). HTTP only: the rules
+and the SQL are in the domain services."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Annotated
 
 from fastapi import Query
 
+from verifier.api.inputs import in_utc, instant_problem
 from verifier.db.models import ApiCredential
 from verifier.errors import Code, UsageError
 
@@ -28,7 +30,8 @@ def actor(admin: ApiCredential) -> str:
 
 
 def aware(value: datetime, name: str) -> datetime:
-    """``value``, unless it lacks a timezone (``usage.invalid``)."""
-    if value.tzinfo is None:
-        raise UsageError(Code.USAGE_INVALID, f"{name} needs a timezone (e.g. 2026-01-01T00:00:00Z)", actual=value)
-    return value
+    """The time parameter ``name`` in UTC; ``usage.invalid`` naming it unless it has a timezone and lies within the
+    instants both databases hold (:func:`verifier.api.inputs.instant_problem`)."""
+    if problem := instant_problem(value):
+        raise UsageError(Code.USAGE_INVALID, f"{name} {problem}", actual=value.isoformat())
+    return in_utc(value)

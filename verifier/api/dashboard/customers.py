@@ -30,10 +30,12 @@ from typing import Annotated, Any, Final
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
+from verifier import limits
 from verifier.api.dashboard.deployments import ago, platform_label, stamp
 from verifier.api.dashboard.deps import AdminDep, FormDep, OperatorDep, StaffDep
 from verifier.api.dashboard.rendering import NO_STORE, base_path, render
 from verifier.api.deps import SessionDep, SettingsDep
+from verifier.api.inputs import in_utc, instant_problem, name_problem
 from verifier.auth import credentials
 from verifier.config import current_time
 from verifier.dashboard.customers.service import (
@@ -57,14 +59,14 @@ router = APIRouter()
 
 PAGE_SIZE: Final = 50
 MAX_SEARCH: Final = 200
-MAX_NAME: Final = 200  # a customer's name and a licence key's label (the columns' length)
-MAX_VERSION: Final = 64  # a model version (the column's length)
-MAX_VERSIONS: Final = 50  # versions one entitlement lists
+MAX_NAME: Final = limits.MAX_NAME_CHARS  # a customer's name and a licence key's label (the columns' length)
+MAX_VERSION: Final = limits.MAX_VERSION_CHARS  # a model version (the column's length)
+MAX_VERSIONS: Final = limits.MAX_ALLOWED_VERSIONS  # versions one entitlement lists
 MAX_NUMBER_TEXT: Final = 12
 MAX_DATE_TEXT: Final = 32
-#: Bounds of an entitlement's numbers: the admin API's (``EntitlementCreate``), and an upper bound where it has none.
-SEATS: Final = (1, 100_000)
-MAX_GPUS: Final = (0, 1024)
+#: Bounds of an entitlement's numbers: the admin API's (``EntitlementCreate``), from verifier.limits.
+SEATS: Final = (1, limits.MAX_SEATS)
+MAX_GPUS: Final = (0, limits.MAX_ENTITLEMENT_GPUS)
 LEASE_TTL: Final = (60, 7 * 24 * 3600)
 DEFAULT_LEASE_TTL: Final = 3600
 DEFAULT_KEY_LABEL: Final = "licence key"
@@ -203,8 +205,8 @@ def _name_problem(name: str, what: str) -> str | None:
         return f"{what} is required."
     if len(name) > MAX_NAME:
         return f"{what} is too long: at most {MAX_NAME} characters (this one has {len(name)})."
-    if any(not ch.isprintable() for ch in name):
-        return f"{what} may not hold control characters or line breaks."
+    if problem := name_problem(name):  # the admin API's rule: no control, invisible or bidi characters
+        return f"{what} may not hold control characters, line breaks, or invisible or bidirectional ones ({problem})."
     return None
 
 
@@ -426,8 +428,8 @@ class EntitlementForm:
             errors["versions"] = f"List at most {MAX_VERSIONS} versions (this lists {len(versions)})."
         elif too_long := [v for v in versions if len(v) > MAX_VERSION]:
             errors["versions"] = f"A version is at most {MAX_VERSION} characters: '{too_long[0][:MAX_VERSION]}...'."
-        elif bad := [v for v in versions if not v.isprintable()]:
-            errors["versions"] = f"A version may not hold control characters: '{bad[0]!r}'."
+        elif bad := [v for v in versions if name_problem(v)]:
+            errors["versions"] = f"A version may not hold control characters or invisible ones: {bad[0]!r}."
         if not self.platforms:
             errors["platforms"] = "Tick at least one platform."
         seats = _number(self.seats, "Seats", SEATS, errors, "seats")
@@ -486,7 +488,11 @@ def _instant(text: str, name: str, errors: dict[str, str]) -> datetime | None:
     except ValueError:
         errors[name] = f"'{text[:MAX_DATE_TEXT]}' is not a date (YYYY-MM-DD) or a date and time (YYYY-MM-DDTHH:MM)."
         return None
-    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+    at = at.replace(tzinfo=UTC) if at.tzinfo is None else at
+    if problem := instant_problem(at):
+        errors[name] = f"'{text}' {problem}."
+        return None
+    return in_utc(at)
 
 
 def _entitlement_form(

@@ -32,6 +32,7 @@ from verifier.api.dashboard.deployments import platform_label, stamp
 from verifier.api.dashboard.deps import AdminDep, Form, FormDep, StaffDep
 from verifier.api.dashboard.rendering import base_path, render
 from verifier.api.deps import SessionDep, SettingsDep
+from verifier.api.inputs import in_utc, instant_problem, name_problem
 from verifier.catalog import service as catalog
 from verifier.config import current_time
 from verifier.dashboard.models import (
@@ -202,6 +203,14 @@ def _text(form: Mapping[str, str], name: str, *, label: str, most: int, required
     return value
 
 
+def _name(form: Mapping[str, str], name: str, *, label: str, most: int) -> str:
+    """A required name field: :func:`_text`, then the admin API's rule (no control, invisible or bidi characters)."""
+    value = _text(form, name, label=label, most=most)
+    if problem := name_problem(value):
+        raise UsageError(Code.USAGE_INVALID, f"{label} {problem}", actual=repr(value[:60]))
+    return value
+
+
 def _uuid(value: str, what: str) -> uuid.UUID:
     try:
         return uuid.UUID(value)
@@ -220,7 +229,10 @@ def _when(form: Mapping[str, str], name: str, label: str) -> datetime | None:
         raise UsageError(
             Code.USAGE_INVALID, f"{label} is not a date and time (YYYY-MM-DDTHH:MM, UTC)", actual=value[:40]
         ) from e
-    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+    at = at.replace(tzinfo=UTC) if at.tzinfo is None else at
+    if problem := instant_problem(at):
+        raise UsageError(Code.USAGE_INVALID, f"{label} {problem}", actual=value[:40])
+    return in_utc(at)
 
 
 def _values(form: Mapping[str, str]) -> dict[str, Any]:
@@ -246,7 +258,7 @@ def create_model(
     request: Request, session: SessionDep, settings: SettingsDep, admin: AdminDep, form: FormDep
 ) -> Response:
     try:
-        name = _text(form, "name", label="The model's name", most=limits.MAX_NAME_CHARS)
+        name = _name(form, "name", label="The model's name", most=limits.MAX_NAME_CHARS)
         description = _text(form, "description", label="The description", most=MAX_DESCRIPTION, required=False)
         created = catalog.create_model(
             session, name=name, description=description, actor=admin.actor, now=current_time(settings)
@@ -266,7 +278,7 @@ def create_version(
     form: FormDep,
 ) -> Response:
     try:
-        version = _text(form, "version", label="The version", most=limits.MAX_VERSION_CHARS)
+        version = _name(form, "version", label="The version", most=limits.MAX_VERSION_CHARS)
         dek = _text(form, "dek_b64", label="The imported key", most=MAX_DEK_CHARS, required=False) or None
         row, _ = catalog.create_model_version(
             session,
