@@ -16,7 +16,7 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from verifier import limits
 from verifier.api.inputs import ApiInput, Instant, Name, VersionLabel
@@ -66,7 +66,7 @@ class CustomerPatch(_In):
     """Rename a customer, and/or suspend (``suspended``) or reinstate (``active``) it. Suspending revokes every live
     lease of its entitlements, and its licence keys stop authenticating until it is active again."""
 
-    name: NameStr | None = None
+    name: Name | None = None
     status: CustomerStatus | None = None
 
     @model_validator(mode="after")
@@ -204,14 +204,14 @@ class EntitlementPatch(_In):
     ``suspended``, and either -> ``revoked`` (final); suspending or revoking revokes the entitlement's live leases."""
 
     status: EntitlementStatus | None = None
-    allowed_versions: list[str] | None = None
-    allowed_platforms: list[Platform] | None = Field(default=None, min_length=1)
-    seats: int | None = Field(default=None, ge=1)
-    max_gpus: int | None = Field(default=None, ge=0)
+    allowed_versions: list[VersionLabel] | None = Field(default=None, max_length=limits.MAX_ALLOWED_VERSIONS)
+    allowed_platforms: list[Platform] | None = Field(default=None, min_length=1, max_length=MAX_PLATFORMS)
+    seats: int | None = Field(default=None, ge=1, le=limits.MAX_SEATS)
+    max_gpus: int | None = Field(default=None, ge=0, le=limits.MAX_ENTITLEMENT_GPUS)
     lease_ttl_seconds: int | None = Field(default=None, ge=60, le=7 * 24 * 3600)
     policy_id: uuid.UUID | None = None
-    valid_from: AwareDatetime | None = None
-    valid_until: AwareDatetime | None = None
+    valid_from: Instant | None = None
+    valid_until: Instant | None = None  # after valid_from: checked in the service
 
     @model_validator(mode="after")
     def _something(self) -> EntitlementPatch:
