@@ -4,7 +4,8 @@
 database that cannot be reached is a 503 ``service.unavailable`` with Retry-After in the same shape; a request body
 over :data:`~verifier.limits.MAX_REQUEST_BODY_BYTES` is a 413 ``request.too_large`` in the same shape
 (:class:`BodySizeLimitMiddleware`); so are the framework's own refusals (no such route, a method the route does not
-take, a body that cannot be parsed); anything unexpected is a plain 500 without a traceback in the body. The
+take, a body that cannot be parsed); anything unexpected is a 500 ``internal.error`` in the same shape, logged with
+its traceback and never sending it. The
 OpenAPI document and its pages are served only where :attr:`~verifier.config.Settings.serves_api_docs` says.
 
 Every request passes :class:`~verifier.observability.middleware.RequestContextMiddleware` (request id, access log
@@ -152,6 +153,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         code, message = _HTTP_ERRORS.get(exc.status_code, (Code.REQUEST_INVALID, "the request cannot be handled"))
         error = Reason(code, message).to_json()
         return JSONResponse({"error": error}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        # A bug: logged with its traceback for staff; the client gets the error shape, never the traceback.
+        log.error("unexpected error", exc_info=exc)
+        error = Reason(Code.INTERNAL_ERROR, "an unexpected error happened; it has been logged").to_json()
+        return JSONResponse({"error": error}, status_code=500)
 
     @app.exception_handler(RequestValidationError)
     def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:

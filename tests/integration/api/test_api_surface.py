@@ -141,3 +141,17 @@ def test_db_errors_never_carry_parameters(database_url: str) -> None:
     finally:
         engine.dispose()
     assert "secret-licence-material" not in str(raised.value)
+
+
+def test_api_unexpected_error_has_the_error_shape(caplog: pytest.LogCaptureFixture) -> None:
+    app = create_app(DEAD)
+
+    @app.get("/_probe/boom")
+    def boom() -> None:
+        raise RuntimeError("a bug with a secret-looking detail")
+
+    response = TestClient(app, raise_server_exceptions=False).get("/_probe/boom")
+    assert response.status_code == 500
+    assert _error(response)["code"] == "internal.error"
+    assert "secret-looking" not in response.text
+    assert any(r.exc_info and "secret-looking" in str(r.exc_info[1]) for r in caplog.records)
