@@ -1,10 +1,11 @@
 """Decision notifications, so an API request waiting with ``Prefer: wait`` answers as soon as a worker commits.
 
-The worker publishes the attestation id on the Redis channel :data:`CHANNEL` (after ``broker_key_prefix``) after its
-transaction commits. Each API
-process runs one subscriber thread that wakes the requests waiting for that id. The message is only a hint: the API
-always re-reads the attestation from the database, and still polls it at a slow pace, so a lost message, a broker
-without pub/sub (the embedded SQLite profile) or a Redis outage only makes the wait slower, never wrong.
+The worker publishes the attestation id on its deployment's Redis channel (:func:`channel_for`: ``broker_key_prefix``,
+:data:`CHANNEL` and the broker's database number, as Redis pub/sub ignores the database number: two deployments on
+one Redis server in databases of their own would otherwise hear each other's ids) after its transaction commits.
+Each API process runs one subscriber thread that wakes the requests waiting for that id. The message is only a hint:
+the API always re-reads the attestation from the database, and still polls it at a slow pace, so a lost message, a
+broker without pub/sub (the embedded SQLite profile) or a Redis outage only makes the wait slower, never wrong.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from typing import Final
+from urllib.parse import urlsplit
 
 import redis
 
@@ -31,12 +33,19 @@ def _client(broker_url: str) -> redis.Redis:
     return redis.Redis.from_url(broker_url, socket_timeout=2.0, socket_connect_timeout=2.0)
 
 
+def channel_for(broker_url: str, key_prefix: str = "") -> str:
+    """The decision channel of the deployment whose broker is ``broker_url``: ``<prefix>keyward:decided:db<N>``."""
+    path = urlsplit(broker_url).path.strip("/") if supports_pubsub(broker_url) else ""
+    database = int(path) if path.isdigit() else 0  # redis-py's own default: database 0
+    return f"{key_prefix}{CHANNEL}:db{database}"
+
+
 def publish_decided(broker_url: str, attestation_id: str, *, key_prefix: str = "") -> None:
     """Best effort, after commit: a failure is logged and the waiting request falls back to polling."""
     if not supports_pubsub(broker_url):
         return
     try:
-        _client(broker_url).publish(key_prefix + CHANNEL, attestation_id)
+        _client(broker_url).publish(channel_for(broker_url, key_prefix), attestation_id)
     except redis.RedisError as e:
         log.warning("decision notification not sent", extra={"error": type(e).__name__})
 
@@ -46,7 +55,7 @@ class DecisionWaiter:
 
     def __init__(self, broker_url: str, *, key_prefix: str = "") -> None:
         self._url = broker_url
-        self._channel = key_prefix + CHANNEL
+        self._channel = channel_for(broker_url, key_prefix)
         self._events: dict[str, list[threading.Event]] = {}
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 
 from tests.support.service import TEST_BROKER, TEST_KEY_PREFIX
-from verifier.broker.notify import DecisionWaiter, publish_decided, supports_pubsub
+from verifier.broker.notify import DecisionWaiter, channel_for, publish_decided, supports_pubsub
 
 
 def _publish_until_woken(waiter_id: str, event_is_set: Callable[[], bool], timeout: float = 5.0) -> None:
@@ -41,6 +41,34 @@ def test_decision_waiter_ignores_another_key_prefix() -> None:
         for _ in range(5):
             publish_decided(TEST_BROKER, ident, key_prefix=TEST_KEY_PREFIX + "other:")
         assert not event.wait(0.5)
+
+
+def test_decision_waiter_ignores_another_redis_database() -> None:
+    """Two deployments on one Redis server in databases of their own (pub/sub ignores the database number): a
+    decision announced by the other wakes no waiter."""
+    other_database = TEST_BROKER.rsplit("/", 1)[0] + "/" + str((int(TEST_BROKER.rsplit("/", 1)[1]) + 1) % 16)
+    assert channel_for(other_database, TEST_KEY_PREFIX) != channel_for(TEST_BROKER, TEST_KEY_PREFIX)
+    waiter = DecisionWaiter(TEST_BROKER, key_prefix=TEST_KEY_PREFIX)
+    probe, ident = str(uuid.uuid4()), str(uuid.uuid4())
+    with waiter.waiting(probe) as subscribed:
+        _publish_until_woken(probe, subscribed.is_set)
+        assert subscribed.is_set()
+    with waiter.waiting(ident) as event:
+        for _ in range(5):
+            publish_decided(other_database, ident, key_prefix=TEST_KEY_PREFIX)
+        assert not event.wait(0.5)
+
+
+@pytest.mark.parametrize(
+    ("url", "channel"),
+    [
+        ("redis://127.0.0.1:6379/9", "p:keyward:decided:db9"),
+        ("redis://127.0.0.1:6379", "p:keyward:decided:db0"),
+        ("rediss://cache.example:6380/3", "p:keyward:decided:db3"),
+    ],
+)
+def test_channel_for_names_the_database(url: str, channel: str) -> None:
+    assert channel_for(url, "p:") == channel
 
 
 def test_decision_waiter_forgets_ids_after_the_wait() -> None:
