@@ -230,12 +230,21 @@ class EntitlementPatch(_In):
 
 class LicenceKeyCreate(_In):
     label: Name = "licence key"
+    expires_at: Instant | None = None  # omitted: no expiry
 
 
 class CredentialCreate(_In):
     kind: Literal["admin", "billing-read"]
     label: Name
     customer_id: uuid.UUID | None = None
+    expires_at: Instant | None = None  # omitted: no expiry
+
+
+class CredentialRotate(_In):
+    """Issue a successor; the old credential keeps working for ``grace_seconds`` more (at most 7 days)."""
+
+    grace_seconds: int = Field(default=3600, ge=0, le=7 * 24 * 3600)
+    expires_at: Instant | None = None  # the successor's own expiry; omitted: none
 
 
 class CredentialOut(_Out):
@@ -247,6 +256,7 @@ class CredentialOut(_Out):
     entitlement_id: uuid.UUID | None
     created_at: datetime
     revoked_at: datetime | None
+    expires_at: datetime | None
 
 
 class IssuedCredential(BaseModel):

@@ -17,6 +17,7 @@ included), so a response that cannot be rendered (a document deeper than the ser
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, Header
@@ -88,7 +89,8 @@ def require(*kinds: CredentialKind) -> Callable[..., ApiCredential]:
         # slot, and under a burst a request must not hold a pooled connection while it waits for one (that starved
         # the pool). The endpoint's session checks a connection out only if it uses the database.
         with read_session(settings) as session:
-            credential = authenticate(session, settings.credential_pepper.get_secret_value().encode(), token, kinds)
+            pepper = settings.credential_pepper.get_secret_value().encode()
+            credential = authenticate(session, pepper, token, kinds, now=datetime.now(UTC))
             session.expunge(credential)
         return credential
 

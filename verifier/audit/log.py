@@ -50,6 +50,7 @@ class AuditTag(StrEnum):
     CUSTOMER_STATUS_CHANGED = "admin:customer:status_changed"
     DEPLOYMENT_STATUS_CHANGED = "admin:deployment:status_changed"  # suspended or reinstated by staff
     CREDENTIAL_REVOKED = "admin:credential:revoked"
+    CREDENTIAL_ROTATED = "admin:credential:rotated"  # a successor issued, this one set to expire after a grace period
     STAFF_CREATED = "cli:staff:created"
     STAFF_LOGIN_SUCCEEDED = "dashboard:staff:login_succeeded"
     STAFF_LOGIN_FAILED = "dashboard:staff:login_failed"

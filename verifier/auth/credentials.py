@@ -16,7 +16,7 @@ import hmac
 import secrets
 import uuid
 from collections.abc import Collection
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
@@ -24,7 +24,7 @@ from verifier.audit.log import AuditTag, record_event
 from verifier.auth import repository
 from verifier.db.models import ApiCredential, CredentialKind, Customer, CustomerStatus, Entitlement
 from verifier.db.queries import get_or_404
-from verifier.errors import AuthError, Code, Conflict, Forbidden
+from verifier.errors import AuthError, Code, Conflict, Forbidden, UsageError
 
 PREFIX = "kw_"
 
@@ -42,10 +42,19 @@ def issue_credential(
     now: datetime,
     customer_id: uuid.UUID | None = None,
     entitlement_id: uuid.UUID | None = None,
+    expires_at: datetime | None = None,
 ) -> tuple[ApiCredential, str]:
-    """Create a credential; returns the row and the plaintext token (never stored, shown once)."""
+    """Create a credential; returns the row and the plaintext token (never stored, shown once). ``expires_at``
+    must be after ``now`` (``usage.invalid``)."""
     if kind == CredentialKind.ENCLAVE and entitlement_id is None:
         raise ValueError("an enclave licence key is bound to one entitlement")
+    if expires_at is not None and expires_at <= now:
+        raise UsageError(
+            Code.USAGE_INVALID,
+            "a credential's expiry must be in the future",
+            expected=f"> {now.isoformat()}",
+            actual=expires_at.isoformat(),
+        )
     key_id = secrets.token_hex(8)
     secret = secrets.token_urlsafe(32)
     row = ApiCredential(
@@ -57,6 +66,7 @@ def issue_credential(
         label=label,
         created_at=now,
         revoked_at=None,
+        expires_at=expires_at,
     )
     repository.add_credential(session, row)
     return row, f"{PREFIX}{key_id}_{secret}"
@@ -75,13 +85,14 @@ def bearer_token(authorization: str | None) -> str | None:
 
 
 def authenticate(
-    session: Session, pepper: bytes, token: str | None, kinds: Collection[CredentialKind]
+    session: Session, pepper: bytes, token: str | None, kinds: Collection[CredentialKind], *, now: datetime
 ) -> ApiCredential:
     """The live credential behind ``token`` if it is one of ``kinds``. Constant-time secret comparison.
 
-    ``auth.missing`` / ``auth.invalid`` (401): no token, a malformed one, an unknown key id, a wrong secret or a
-    revoked credential. ``auth.forbidden`` (403): a credential of another kind. ``auth.customer_suspended`` (403):
-    a licence key of a suspended customer. One statement reads the credential with its customer's status.
+    ``auth.missing`` / ``auth.invalid`` (401): no token, a malformed one, an unknown key id, a wrong secret, a
+    revoked credential or one expired at ``now``. ``auth.forbidden`` (403): a credential of another kind.
+    ``auth.customer_suspended`` (403): a licence key of a suspended customer. One statement reads the credential
+    with its customer's status.
     """
     if not token:
         raise AuthError(Code.AUTH_MISSING, "an API credential is required (Authorization: Bearer kw_...)")
@@ -91,6 +102,8 @@ def authenticate(
     row, customer_status = repository.by_key_id(session, parts[1])
     if row is None or row.revoked_at is not None or not hmac.compare_digest(row.secret_hash, _hash(pepper, parts[2])):
         raise AuthError(Code.AUTH_INVALID, "unknown, revoked or wrong API credential")
+    if row.expires_at is not None and row.expires_at <= now:
+        raise AuthError(Code.AUTH_INVALID, "the API credential has expired", actual=row.expires_at.isoformat())
     if row.kind not in kinds:
         raise Forbidden(
             Code.AUTH_FORBIDDEN,
@@ -112,7 +125,14 @@ def authenticate(
 
 
 def issue_licence_key(
-    session: Session, pepper: bytes, entitlement_id: uuid.UUID, *, label: str, actor: str, now: datetime
+    session: Session,
+    pepper: bytes,
+    entitlement_id: uuid.UUID,
+    *,
+    label: str,
+    actor: str,
+    now: datetime,
+    expires_at: datetime | None = None,
 ) -> tuple[ApiCredential, str]:
     """An ``enclave`` credential bound to the entitlement (404 if there is none), audited; the token is returned
     here only."""
@@ -125,6 +145,7 @@ def issue_licence_key(
         now=now,
         customer_id=entitlement.customer_id,
         entitlement_id=entitlement.id,
+        expires_at=expires_at,
     )
     _record_issued(session, row, actor, now)
     return row, token
@@ -139,12 +160,15 @@ def issue_staff_credential(
     customer_id: uuid.UUID | None,
     actor: str,
     now: datetime,
+    expires_at: datetime | None = None,
 ) -> tuple[ApiCredential, str]:
     """An ``admin`` or ``billing-read`` credential, of one (existing) customer if given, audited; the token is
     returned here only."""
     if customer_id is not None:
         get_or_404(session, Customer, customer_id, "customer")
-    row, token = issue_credential(session, pepper, kind, label=label, now=now, customer_id=customer_id)
+    row, token = issue_credential(
+        session, pepper, kind, label=label, now=now, customer_id=customer_id, expires_at=expires_at
+    )
     _record_issued(session, row, actor, now)
     return row, token
 
@@ -162,9 +186,70 @@ def _record_issued(session: Session, row: ApiCredential, actor: str, now: dateti
             "label": row.label,
             "customer_id": row.customer_id,
             "entitlement_id": row.entitlement_id,
+            "expires_at": row.expires_at,
         },
         at=now,
     )
+
+
+#: The longest a rotated credential keeps working beside its successor.
+MAX_ROTATION_GRACE = timedelta(days=7)
+
+
+def rotate_credential(
+    session: Session,
+    pepper: bytes,
+    credential_id: uuid.UUID,
+    *,
+    grace: timedelta,
+    expires_at: datetime | None,
+    actor: str,
+    now: datetime,
+) -> tuple[ApiCredential, str]:
+    """A successor of a live credential (same kind, customer, entitlement and label; ``expires_at`` its own), and
+    the old one cut to expire ``grace`` from now (sooner if it already expires sooner), so clients switch without
+    an outage. The old row is locked; a revoked or expired one is ``resource.conflict``; ``grace`` is 0 to
+    :data:`MAX_ROTATION_GRACE` (``usage.invalid``). Audited ``admin:credential:issued`` for the successor and
+    ``admin:credential:rotated`` on the old one; the token is returned here only."""
+    if not timedelta(0) <= grace <= MAX_ROTATION_GRACE:
+        raise UsageError(
+            Code.USAGE_INVALID,
+            "the rotation's grace period is out of range",
+            expected=f"0 to {int(MAX_ROTATION_GRACE.total_seconds())} seconds",
+            actual=int(grace.total_seconds()),
+        )
+    old = get_or_404(session, ApiCredential, credential_id, "credential", lock=True)
+    if old.revoked_at is not None or (old.expires_at is not None and old.expires_at <= now):
+        raise Conflict(Code.RESOURCE_CONFLICT, "only a live credential can be rotated", actual=old.key_id)
+    new, token = issue_credential(
+        session,
+        pepper,
+        old.kind,
+        label=old.label,
+        now=now,
+        customer_id=old.customer_id,
+        entitlement_id=old.entitlement_id,
+        expires_at=expires_at,
+    )
+    _record_issued(session, new, actor, now)
+    cut = now + grace
+    old.expires_at = cut if old.expires_at is None else min(old.expires_at, cut)
+    session.flush()
+    record_event(
+        session,
+        tag=AuditTag.CREDENTIAL_ROTATED,
+        actor=actor,
+        subject_type="credential",
+        subject_id=str(old.id),
+        data={
+            "key_id": old.key_id,
+            "successor": str(new.id),
+            "successor_key_id": new.key_id,
+            "expires_at": old.expires_at,
+        },
+        at=now,
+    )
+    return new, token
 
 
 def revoke_credential(session: Session, credential_id: uuid.UUID, *, actor: str, now: datetime) -> ApiCredential:

@@ -505,7 +505,7 @@ def test_licence_key_is_an_enclave_credential_shown_once(
     assert token.split("_")[1] == credential["key_id"]
 
     with Session(engine) as s:
-        row = authenticate(s, pepper, token, [CredentialKind.ENCLAVE])
+        row = authenticate(s, pepper, token, [CredentialKind.ENCLAVE], now=datetime.now(UTC))
         assert str(row.id) == credential["id"]
         assert str(row.entitlement_id) == entitlement["id"]
         assert token.split("_", 2)[2].encode() not in row.secret_hash  # only a keyed hash is stored
@@ -531,6 +531,82 @@ def test_licence_key_is_an_enclave_credential_shown_once(
     assert error["error"]["code"] == "resource.not_found"  # entitlement.not_found is the licence check's (403)
 
 
+def _whoami(client: TestClient, token: str) -> int:
+    """The status an admin read gets with ``token`` (200 while it works, 401 once it does not)."""
+    return client.get(ADMIN + "/customers", headers=_auth(token), params={"limit": 1}).status_code
+
+
+def _expire(engine: Engine, credential_id: str, at: datetime) -> None:
+    with Session(engine) as s:
+        s.get_one(ApiCredential, uuid.UUID(credential_id)).expires_at = at
+        s.commit()
+
+
+def test_credential_with_expiry_works_until_it_expires(api: Api, client: TestClient, engine: Engine) -> None:
+    until = datetime.now(UTC) + timedelta(days=1)
+    issued = api.post("/credentials", {"kind": "admin", "label": "temp", "expires_at": until.isoformat()})
+    assert datetime.fromisoformat(issued["credential"]["expires_at"]) == until
+    assert _whoami(client, issued["token"]) == 200
+    _expire(engine, issued["credential"]["id"], datetime.now(UTC) - timedelta(seconds=1))
+    response = client.get(ADMIN + "/customers", headers=_auth(issued["token"]))
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "auth.invalid"
+
+
+def test_credential_expiry_in_the_past_refused(api: Api) -> None:
+    past = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
+    assert (
+        api.post("/credentials", {"kind": "admin", "label": "x", "expires_at": past}, expect=400)["error"]["code"]
+        == "usage.invalid"
+    )
+    entitlement = api.entitlement()
+    api.post(f"/entitlements/{entitlement['id']}/licence-keys", {"expires_at": past}, expect=400)
+
+
+def test_credential_rotation_successor_works_and_the_old_one_after_its_grace_expires(
+    api: Api, client: TestClient, engine: Engine
+) -> None:
+    old = api.post("/credentials", {"kind": "admin", "label": "ci deployer"})
+    new = api.post(f"/credentials/{old['credential']['id']}/rotate", {"grace_seconds": 600})
+    assert (new["credential"]["label"], new["credential"]["kind"], new["credential"]["expires_at"]) == (
+        "ci deployer", "admin", None
+    )  # fmt: skip
+    assert new["token"] != old["token"]
+    assert _whoami(client, new["token"]) == _whoami(client, old["token"]) == 200  # both during the grace
+    [listed] = [c for c in api.get("/credentials", kind="admin", limit=200) if c["id"] == old["credential"]["id"]]
+    cut = datetime.fromisoformat(listed["expires_at"])
+    assert timedelta(seconds=590) < cut - datetime.now(UTC) <= timedelta(seconds=600)
+    [event] = _audit(engine, "admin:credential:rotated", old["credential"]["id"])
+    assert event.data["successor"] == new["credential"]["id"]
+    assert new["token"] not in str(event.data)
+    _expire(engine, old["credential"]["id"], datetime.now(UTC) - timedelta(seconds=1))  # the grace is over
+    assert (_whoami(client, old["token"]), _whoami(client, new["token"])) == (401, 200)
+    assert api.post(f"/credentials/{old['credential']['id']}/rotate", expect=409)["error"]["code"] == (
+        "resource.conflict"
+    )
+
+
+def test_licence_key_rotation_keeps_its_entitlement(api: Api) -> None:
+    entitlement = api.entitlement()
+    old = api.post(f"/entitlements/{entitlement['id']}/licence-keys", {"label": "prod"})
+    new = api.post(f"/credentials/{old['credential']['id']}/rotate", {"grace_seconds": 0})
+    assert (new["credential"]["kind"], new["credential"]["entitlement_id"], new["credential"]["label"]) == (
+        "enclave", entitlement["id"], "prod"
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("grace", [-1, 7 * 24 * 3600 + 1])
+def test_credential_rotation_grace_out_of_range_refused(api: Api, grace: int) -> None:
+    old = api.post("/credentials", {"kind": "admin", "label": "x"})
+    api.post(f"/credentials/{old['credential']['id']}/rotate", {"grace_seconds": grace}, expect=400)
+
+
+def test_credential_rotation_of_a_revoked_one_conflicts(api: Api) -> None:
+    old = api.post("/credentials", {"kind": "admin", "label": "x"})
+    api.post(f"/credentials/{old['credential']['id']}/revoke", expect=200)
+    api.post(f"/credentials/{old['credential']['id']}/rotate", expect=409)
+
+
 def test_billing_and_admin_credentials(api: Api, client: TestClient, engine: Engine, pepper: bytes) -> None:
     customer = api.customer()
     billing = api.post("/credentials", {"kind": "billing-read", "label": "billing", "customer_id": customer["id"]})
@@ -540,7 +616,10 @@ def test_billing_and_admin_credentials(api: Api, client: TestClient, engine: Eng
     assert response.status_code == 403
     assert response.json()["error"]["code"] == "auth.forbidden"
     with Session(engine) as s:
-        assert authenticate(s, pepper, billing["token"], [CredentialKind.BILLING_READ]).kind == "billing-read"
+        assert (
+            authenticate(s, pepper, billing["token"], [CredentialKind.BILLING_READ], now=datetime.now(UTC)).kind
+            == "billing-read"
+        )
 
     staff = api.post("/credentials", {"kind": "admin", "label": "second operator"})
     assert staff["credential"]["kind"] == "admin"

@@ -806,7 +806,7 @@ def test_licence_key_issued_is_shown_once_and_works(
     token = found.group(1)
     pepper = settings.credential_pepper.get_secret_value().encode()
     with Session(engine) as s:
-        row = authenticate(s, pepper, token, {CredentialKind.ENCLAVE})
+        row = authenticate(s, pepper, token, {CredentialKind.ENCLAVE}, now=datetime.now(UTC))
         assert row.entitlement_id == seeded.small
         assert row.label == "edge cluster"
         assert row.secret_hash not in token.encode()

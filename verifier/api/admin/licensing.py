@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import replace
+from datetime import timedelta
 
 from fastapi import APIRouter, status
 
@@ -17,6 +18,7 @@ from verifier.api.admin.common import PREFIX, Limit, Offset, actor, now
 from verifier.api.admin_schemas import (
     CredentialCreate,
     CredentialOut,
+    CredentialRotate,
     CustomerOut,
     CustomerPatch,
     EntitlementCreate,
@@ -124,14 +126,17 @@ def issue_licence_key(
     admin: AdminDep,
     body: LicenceKeyCreate | None = None,
 ) -> IssuedCredential:
-    """An ``enclave`` credential bound to the entitlement. The token is in this response only."""
+    """An ``enclave`` credential bound to the entitlement, expiring at ``expires_at`` if given. The token is in
+    this response only."""
+    request = body or LicenceKeyCreate()
     row, token = credentials.issue_licence_key(
         session,
         settings.credential_pepper.get_secret_value().encode(),
         entitlement_id,
-        label=(body or LicenceKeyCreate()).label,
+        label=request.label,
         actor=actor(admin),
         now=now(),
+        expires_at=request.expires_at,
     )
     return _issued(row, token)
 
@@ -140,7 +145,8 @@ def issue_licence_key(
 def issue_staff_credential(
     body: CredentialCreate, session: SessionDep, settings: SettingsDep, admin: AdminDep
 ) -> IssuedCredential:
-    """An ``admin`` or ``billing-read`` credential. The token is in this response only."""
+    """An ``admin`` or ``billing-read`` credential, expiring at ``expires_at`` if given. The token is in this
+    response only."""
     row, token = credentials.issue_staff_credential(
         session,
         settings.credential_pepper.get_secret_value().encode(),
@@ -149,6 +155,7 @@ def issue_staff_credential(
         customer_id=body.customer_id,
         actor=actor(admin),
         now=now(),
+        expires_at=body.expires_at,
     )
     return _issued(row, token)
 
@@ -168,6 +175,30 @@ def list_credentials(
         session, customer_id=customer_id, entitlement_id=entitlement_id, kind=kind, limit=limit, offset=offset
     )
     return [CredentialOut.model_validate(r) for r in rows]
+
+
+@router.post("/credentials/{credential_id}/rotate", status_code=status.HTTP_201_CREATED)
+def rotate_credential(
+    credential_id: uuid.UUID,
+    session: SessionDep,
+    settings: SettingsDep,
+    admin: AdminDep,
+    body: CredentialRotate | None = None,
+) -> IssuedCredential:
+    """A successor of a live credential (same kind, customer, entitlement and label); the old one keeps working
+    ``grace_seconds`` more, then expires (``auth.invalid``). A revoked or expired credential is a 409. The token is
+    in this response only."""
+    request = body or CredentialRotate()
+    row, token = credentials.rotate_credential(
+        session,
+        settings.credential_pepper.get_secret_value().encode(),
+        credential_id,
+        grace=timedelta(seconds=request.grace_seconds),
+        expires_at=request.expires_at,
+        actor=actor(admin),
+        now=now(),
+    )
+    return _issued(row, token)
 
 
 @router.post("/credentials/{credential_id}/revoke")

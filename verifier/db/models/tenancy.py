@@ -48,3 +48,4 @@ class ApiCredential(Base):
     label: Mapped[Name]
     created_at: Mapped[Timestamp]
     revoked_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None]  # never authenticates from then on (None: no expiry)
