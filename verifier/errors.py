@@ -118,6 +118,8 @@ class Code(StrEnum):
     INTEL_POLICY_TCB_EVAL_NUMBER_TOO_LOW = "intel.policy.tcb_eval_number_too_low"
     INTEL_POLICY_REPORT_DATA_MISMATCH = "intel.policy.report_data_mismatch"
     INTEL_POLICY_MEASUREMENT_NOT_ALLOWED = "intel.policy.measurement_not_allowed"
+    INTEL_POLICY_SGX_ISV_PROD_ID = "intel.policy.sgx_isv_prod_id_not_allowed"
+    INTEL_POLICY_SGX_ISV_SVN_TOO_LOW = "intel.policy.sgx_isv_svn_too_low"
 
     # -- AMD SEV-SNP report parsing (amd-snp.md §1, §4.1, §9 step 1) ------------------------------------------
     SNP_REPORT_ENCODING = "snp.report.encoding"
@@ -734,6 +736,8 @@ _CODES_BY_CLASS: Final[Mapping[type[KeywardError], tuple[Code, ...]]] = {
         _C.INTEL_POLICY_TCB_EVAL_NUMBER_TOO_LOW,
         _C.INTEL_POLICY_REPORT_DATA_MISMATCH,
         _C.INTEL_POLICY_MEASUREMENT_NOT_ALLOWED,
+        _C.INTEL_POLICY_SGX_ISV_PROD_ID,
+        _C.INTEL_POLICY_SGX_ISV_SVN_TOO_LOW,
         _C.SNP_CRL_MISSING,
         _C.SNP_POLICY_DEBUG,
         _C.SNP_POLICY_MIGRATE_MA,

@@ -72,6 +72,10 @@ class IntelPolicy:
     expected_report_data: bytes | None = None
     #: claim name -> allowed values (e.g. {"mrtd": {...}}); a listed name must match one of its values.
     allowed_measurements: Mapping[str, frozenset[bytes]] = field(default_factory=dict)
+    #: SGX only, for signer-based pinning (MRSIGNER + ISVPRODID + a minimum ISVSVN): the enclave's ISVPRODID must be
+    #: one of these, and its ISVSVN at least ``min_isv_svn``. A TD reports neither: they never apply to one.
+    allowed_isv_prod_ids: frozenset[int] = frozenset()
+    min_isv_svn: int | None = None
 
     def __post_init__(self) -> None:
         bad = self.accepted_tcb_statuses - ACCEPTABLE_STATUSES
@@ -99,6 +103,11 @@ class IntelPolicy:
                 )
             if not values or any(len(v) != _SIZES[name] for v in values):
                 raise UsageError(Code.POLICY_INVALID, f"{name} allow-list must hold {_SIZES[name]}-byte values")
+        for value in (*self.allowed_isv_prod_ids, *(() if self.min_isv_svn is None else (self.min_isv_svn,))):
+            if not 0 <= value <= 0xFFFF:
+                raise UsageError(
+                    Code.POLICY_INVALID, "ISVPRODID and ISVSVN are 16-bit values", expected="0..65535", actual=value
+                )
 
 
 _POLICY_KEYS: Final = frozenset(
@@ -112,6 +121,8 @@ _POLICY_KEYS: Final = frozenset(
         "min_tcb_eval_number",
         "expected_report_data",
         "allowed_measurements",
+        "allowed_isv_prod_ids",
+        "min_isv_svn",
     }
 )
 
@@ -137,6 +148,15 @@ def parse_intel_policy(text: bytes | str) -> IntelPolicy:
             kw["min_tcb_eval_number"] = doc["min_tcb_eval_number"]
         if "expected_report_data" in doc:
             kw["expected_report_data"] = bytes.fromhex(doc["expected_report_data"])
+        if "allowed_isv_prod_ids" in doc:
+            ids = doc["allowed_isv_prod_ids"]
+            if not isinstance(ids, list) or not ids or not all(type(i) is int for i in ids):
+                raise TypeError("allowed_isv_prod_ids must be a non-empty list of integers")
+            kw["allowed_isv_prod_ids"] = frozenset(ids)
+        if "min_isv_svn" in doc:
+            if type(doc["min_isv_svn"]) is not int:
+                raise TypeError("min_isv_svn must be an integer")
+            kw["min_isv_svn"] = doc["min_isv_svn"]
         if "allowed_measurements" in doc:
             allowed = doc["allowed_measurements"]
             if not isinstance(allowed, dict):
@@ -155,6 +175,7 @@ def appraise_intel(v: IntelVerification, policy: IntelPolicy) -> Verdict:
         *_tcb_reasons(v.tcb, v.collateral.tcb_eval_number, policy),
         *_binding_reasons(body, policy),
         *_measurement_reasons(_measurements(body), policy),
+        *_isv_reasons(body, policy),
     ]
     return Verdict.of(reasons, simulated=v.simulated)
 
@@ -270,6 +291,32 @@ def _measurement_reasons(measured: Mapping[str, bytes], policy: IntelPolicy) -> 
                     value.hex(),
                 )
             )
+    return reasons
+
+
+def _isv_reasons(body: SgxReportBody | TdReportBody, policy: IntelPolicy) -> list[Reason]:
+    """SGX signer-based pinning: ISVPRODID on the allow-list, ISVSVN at least the minimum (a TD has neither)."""
+    if not isinstance(body, SgxReportBody):
+        return []
+    reasons = []
+    if policy.allowed_isv_prod_ids and body.isvprodid not in policy.allowed_isv_prod_ids:
+        reasons.append(
+            Reason(
+                Code.INTEL_POLICY_SGX_ISV_PROD_ID,
+                "the enclave's ISVPRODID is not in the allow-list",
+                "one of " + ", ".join(str(i) for i in sorted(policy.allowed_isv_prod_ids)),
+                str(body.isvprodid),
+            )
+        )
+    if policy.min_isv_svn is not None and body.isvsvn < policy.min_isv_svn:
+        reasons.append(
+            Reason(
+                Code.INTEL_POLICY_SGX_ISV_SVN_TOO_LOW,
+                "the enclave's ISVSVN is below the minimum",
+                f">= {policy.min_isv_svn}",
+                str(body.isvsvn),
+            )
+        )
     return reasons
 
 

@@ -5,9 +5,11 @@ decision to *this* model version's guest. A set that pins no identity accepts ev
 the platform: any TD, any enclave, any SNP VM. So each platform's set must pin at least:
 
 * ``intel-tdx``: MRTD (``{"allowed_measurements": {"mrtd": [...]}}``).
-* ``intel-sgx``: MRENCLAVE (``{"allowed_measurements": {"mrenclave": [...]}}``). MRSIGNER alone admits every enclave
-  its signer ever built; signer-based pinning also needs ISVPRODID and a minimum ISVSVN, which the Intel policy
-  (:func:`~verifier.appraisal.intel.parse_intel_policy`) cannot express yet, so MRSIGNER alone is refused.
+* ``intel-sgx``: MRENCLAVE (``{"allowed_measurements": {"mrenclave": [...]}}``), or the signer-based identity:
+  MRSIGNER with ISVPRODID and a minimum ISVSVN (``{"allowed_measurements": {"mrsigner": [...]},
+  "allowed_isv_prod_ids": [...], "min_isv_svn": N}``). MRSIGNER alone admits every enclave its signer ever built,
+  and without a minimum ISVSVN every old, vulnerable version of it, so it is refused. A TDX set may not name the
+  SGX-only ISVPRODID/ISVSVN keys.
 * ``amd-sev-snp``: one of MEASUREMENT (``allowed_measurements``), HOST_DATA (``allowed_host_data`` or
   ``cce_policies``) or ID_KEY_DIGEST (``allowed_id_key_digests``).
 
@@ -39,7 +41,10 @@ from verifier.platforms.intel_dcap import PLATFORM_SGX, PLATFORM_TDX
 
 #: What each platform's set must pin, for messages.
 TDX_REQUIRED: Final = "allowed_measurements.mrtd (MRTD)"
-SGX_REQUIRED: Final = "allowed_measurements.mrenclave (MRENCLAVE)"
+SGX_REQUIRED: Final = (
+    "allowed_measurements.mrenclave (MRENCLAVE), or allowed_measurements.mrsigner (MRSIGNER) with "
+    "allowed_isv_prod_ids (ISVPRODID) and min_isv_svn (ISVSVN)"
+)
 SNP_REQUIRED: Final = (
     "one of allowed_measurements (MEASUREMENT), allowed_host_data or cce_policies (HOST_DATA), "
     "allowed_id_key_digests (ID_KEY_DIGEST)"
@@ -67,14 +72,21 @@ def sgx_reference_values_problem(values: Any) -> str | None:
 
 
 def _intel_problem(platform: str, values: Any, reported: frozenset[str], identity: str, required: str) -> str | None:
-    named = parse_intel_policy(json.dumps(values)).allowed_measurements  # parse_intel_policy refuses empty lists
+    policy = parse_intel_policy(json.dumps(values))  # parse_intel_policy refuses empty lists
+    named = policy.allowed_measurements
     foreign = sorted(set(named) - reported)
     if foreign:
         return f"{platform} does not report {', '.join(foreign)}: a set listing it would reject every quote"
+    signer_keys = bool(policy.allowed_isv_prod_ids) or policy.min_isv_svn is not None
+    if platform != PLATFORM_SGX and signer_keys:
+        return f"{platform} does not report ISVPRODID or ISVSVN: they pin SGX enclaves only"
     if identity in named:
         return None
+    signer = "mrsigner" in named and bool(policy.allowed_isv_prod_ids) and policy.min_isv_svn is not None
+    if platform == PLATFORM_SGX and signer:
+        return None
     hint = (
-        " (MRSIGNER alone admits every enclave its signer built; ISVPRODID and a minimum ISVSVN cannot be pinned yet)"
+        " (MRSIGNER alone admits every enclave its signer built: pin ISVPRODID and a minimum ISVSVN with it)"
         if "mrsigner" in named
         else ""
     )

@@ -84,6 +84,8 @@ _EXACT: Final[Mapping[str, Check]] = {
     "snp.policy.report_data_mismatch": Check.BINDING,
     "nvidia.nonce.mismatch": Check.BINDING,
     "intel.policy.measurement_not_allowed": Check.MEASUREMENTS,
+    "intel.policy.sgx_isv_prod_id_not_allowed": Check.MEASUREMENTS,
+    "intel.policy.sgx_isv_svn_too_low": Check.MEASUREMENTS,
     "snp.policy.measurement_not_allowed": Check.MEASUREMENTS,
     "snp.policy.host_data_not_allowed": Check.MEASUREMENTS,
     "snp.policy.id_key_digest_not_allowed": Check.MEASUREMENTS,

@@ -28,9 +28,9 @@ Trustworthiness vector (draft-ietf-rats-ar4si §2.3; tiers: 2-31 affirming, 32-9
 3. ``verified`` but rejected by policy: components start at 2 and each reason code lowers one of them to its
    contraindicated value: report-data / signing-key / CSP-id mismatches -> ``instance-identity`` 96;
    TCB, firmware and advisory failures -> ``hardware`` 96; measurement, host-data, ID/author key, family/image id,
-   guest SVN, MRSERVICETD and Azure UVM endorsement failures -> ``executables`` 96; debug -> ``configuration`` 96
-   and ``runtime-opaque`` 96 (memory visible to the host); any other code -> ``configuration`` 96 (unsupportable
-   configuration). The status is ``contraindicated``.
+   guest SVN, SGX ISVPRODID / ISVSVN, MRSERVICETD and Azure UVM endorsement failures -> ``executables`` 96;
+   debug -> ``configuration`` 96 and ``runtime-opaque`` 96 (memory visible to the host); any other code ->
+   ``configuration`` 96 (unsupportable configuration). The status is ``contraindicated``.
 
 The top-level ``ear.status`` is the worst submod status. Simulated evidence (development only) is never hidden:
 ``keyward.simulated`` is true and ``ear.verifier-id.build`` ends with ``+simulated``; the status is not changed.
@@ -117,6 +117,8 @@ _HARDWARE_CODES: Final = frozenset(
 _EXECUTABLES_CODES: Final = frozenset(
     {
         Code.INTEL_POLICY_MEASUREMENT_NOT_ALLOWED,
+        Code.INTEL_POLICY_SGX_ISV_PROD_ID,
+        Code.INTEL_POLICY_SGX_ISV_SVN_TOO_LOW,
         Code.INTEL_POLICY_MRSERVICETD_NONZERO,
         Code.SNP_POLICY_MEASUREMENT,
         Code.SNP_POLICY_HOST_DATA,

@@ -91,6 +91,29 @@ def test_appraise_intel_measurement_allow_list(trust: TrustStore) -> None:
     assert _codes(v, sgx_only) == [Code.INTEL_POLICY_MEASUREMENT_NOT_ALLOWED]
 
 
+def test_appraise_intel_sgx_signer_identity(trust: TrustStore) -> None:
+    """MRSIGNER + ISVPRODID + a minimum ISVSVN: each rule on a real SGX quote (A6, debug allowed here)."""
+    v = _verified("A6", trust)
+    body = v.quote.sgx_body
+    signer = IntelPolicy(
+        allow_debug=True,
+        accepted_tcb_statuses=IntelPolicy().accepted_tcb_statuses | {v.tcb.status},
+        allowed_measurements={"mrsigner": frozenset({body.mrsigner})},
+        allowed_isv_prod_ids=frozenset({body.isvprodid}),
+        min_isv_svn=body.isvsvn,
+    )
+    assert _codes(v, signer) == []
+    assert _codes(v, replace(signer, allowed_isv_prod_ids=frozenset({body.isvprodid + 1}))) == [
+        Code.INTEL_POLICY_SGX_ISV_PROD_ID
+    ]
+    assert _codes(v, replace(signer, min_isv_svn=body.isvsvn + 1)) == [Code.INTEL_POLICY_SGX_ISV_SVN_TOO_LOW]
+
+
+def test_appraise_intel_sgx_signer_rules_never_apply_to_a_td(trust: TrustStore) -> None:
+    v = _verified("P2", trust)
+    assert _codes(v, IntelPolicy(allowed_isv_prod_ids=frozenset({7}), min_isv_svn=0xFFFF)) == []
+
+
 def test_appraise_intel_advisory_deny_list(trust: TrustStore) -> None:
     v = _verified("A1", trust)  # SWHardeningNeeded, INTEL-SA-00615
     assert _codes(v) == []
@@ -174,6 +197,11 @@ def test_parse_intel_policy_round_trip() -> None:
     assert policy.expected_report_data == b"\x11" * 64
 
 
+def test_parse_intel_policy_sgx_signer_keys() -> None:
+    policy = parse_intel_policy('{"allowed_isv_prod_ids": [1, 2], "min_isv_svn": 3}')
+    assert (policy.allowed_isv_prod_ids, policy.min_isv_svn) == (frozenset({1, 2}), 3)
+
+
 @pytest.mark.parametrize(
     "text",
     [
@@ -187,6 +215,11 @@ def test_parse_intel_policy_round_trip() -> None:
         '{"allowed_measurements": {"mrtd": ["00"]}}',
         '{"allowed_measurements": {"mrfoo": ["' + "00" * 48 + '"]}}',
         '{"min_tcb_eval_number": "17"}',
+        '{"allowed_isv_prod_ids": []}',
+        '{"allowed_isv_prod_ids": ["1"]}',
+        '{"allowed_isv_prod_ids": [65536]}',
+        '{"min_isv_svn": -1}',
+        '{"min_isv_svn": 1.5}',
     ],
     ids=[
         "not-object",
@@ -199,6 +232,11 @@ def test_parse_intel_policy_round_trip() -> None:
         "short-measurement",
         "unknown-measurement",
         "eval-as-string",
+        "isv-prod-ids-empty",
+        "isv-prod-id-as-string",
+        "isv-prod-id-over-16-bits",
+        "isv-svn-negative",
+        "isv-svn-not-integer",
     ],
 )
 def test_parse_intel_policy_invalid_rejected(text: str) -> None:
