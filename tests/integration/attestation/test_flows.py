@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from joserfc import jwk
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from tests.support.service import pending_tdx_attestation
@@ -29,6 +29,7 @@ from verifier.db.models import (
     Attestation,
     AttestationStatus,
     AuditEvent,
+    CachedCollateral,
     Customer,
     CustomerStatus,
     Entitlement,
@@ -667,15 +668,28 @@ def _cache_amd_crl(session: Session, ev: AmdEvidence) -> None:
     put_document(session, AMD, "crl", key, ev.crl_der, issuer_chain=None, fetched_at=NOW, next_update=None)
 
 
+def _forget_amd_crl(session: Session, ev: AmdEvidence) -> None:
+    from verifier.collateral.repository import AMD, amd_crl_key
+
+    key = amd_crl_key(ev.options.product, ev.options.signing_key)
+    session.execute(
+        delete(CachedCollateral).where(
+            CachedCollateral.vendor == AMD, CachedCollateral.kind == "crl", CachedCollateral.key == key
+        )
+    )
+
+
 def _snp_attestation(
     session: Session, world: World, *, defect: Defect | None = None, crl: bool = False
 ) -> tuple[Attestation, AmdEvidence]:
-    """A pending SEV-SNP attestation with its VCEK attached, and the CRL too when ``crl``."""
+    """A pending SEV-SNP attestation with its VCEK attached, and the CRL too when ``crl``; no AMD CRL cached (another
+    module may have cached one in the shared database: it is deleted in this test's transaction, rolled back)."""
     enclave = jwk.ECKey.generate_key("P-256")
     public = dict(enclave.as_dict(private=False))
     nonce = issue_challenge(SECRET, NOW).nonce
     options = ReportOptions(report_data=expected_report_data(nonce, parse_enclave_jwk(public)))
     ev = default_amd_pki().build(options, defect)
+    _forget_amd_crl(session, ev)
     item = {"type": "amd-sev-snp", "evidence": b64(ev.report), "vcek": b64(ev.leaf_der)}
     if crl:
         item["crl"] = b64(ev.crl_der or b"")
