@@ -26,7 +26,7 @@ from verifier import limits
 from verifier.api.inputs import ApiInput
 from verifier.attestation import leases
 from verifier.attestation import repository as attestations
-from verifier.attestation.challenges import issue_challenge
+from verifier.attestation.challenges import check_nonce, issue_challenge
 from verifier.attestation.requests import licensed_model_version, store_request
 from verifier.broker.notify import supports_pubsub, waiter_for
 from verifier.clock import Clock
@@ -123,7 +123,8 @@ def submit_attestation(
     entitlement_id, version_id = licensed_model_version(
         transaction.session, credential.entitlement_id, body.model, body.model_version
     )
-    att = _pending(body, "attest", entitlement_id, version_id, body.deployment, Clock.from_settings(settings))
+    clock, secret = Clock.from_settings(settings), settings.challenge_secret.get_secret_value().encode()
+    att = _pending(body, "attest", entitlement_id, version_id, body.deployment, clock, secret)
     return _dispatch(transaction, att, prefer, settings, response)
 
 
@@ -134,11 +135,16 @@ def _pending(
     model_version_id: uuid.UUID,
     deployment_name: str,
     clock: Clock,
+    secret: bytes,
     lease_id: uuid.UUID | None = None,
 ) -> Attestation:
     """The stored request, ``created_at`` on the wall clock (the worker places it on its decision clock). Malformed
-    or weak enclave keys are refused here, before anything is queued (400)."""
+    or weak enclave keys are refused here, before anything is queued (400), and so is a nonce this service did not
+    issue or that has expired (403 ``challenge.invalid`` / ``challenge.expired``, checked without the database; the
+    decision checks it again and consumes it)."""
     parse_enclave_jwk(body.enclave_key)
+    nonce = _nonce(body.nonce)
+    check_nonce(secret, nonce, clock.decision_time())
     return Attestation(
         entitlement_id=entitlement_id,
         model_version_id=model_version_id,
@@ -147,7 +153,7 @@ def _pending(
         lease_id=lease_id,
         platforms=sorted({e.type for e in body.evidence}),
         status=AttestationStatus.PENDING,
-        nonce=_nonce(body.nonce),
+        nonce=nonce,
         enclave_jwk=body.enclave_key,
         evidence=[e.model_dump(exclude_none=True) for e in body.evidence],
         created_at=clock.wall_time(),
@@ -221,7 +227,8 @@ def renew_lease(
     lease = leases.lease_for_renewal(transaction.session, lease_id, entitlement_id=credential.entitlement_id)
     clock = Clock.from_settings(settings)
     version_id, name = lease.model_version_id, lease.deployment_name
-    att = _pending(body, "renew", lease.entitlement_id, version_id, name, clock, lease_id=lease.lease_id)
+    secret = settings.challenge_secret.get_secret_value().encode()
+    att = _pending(body, "renew", lease.entitlement_id, version_id, name, clock, secret, lease_id=lease.lease_id)
     return _dispatch(transaction, att, prefer, settings, response)
 
 

@@ -96,6 +96,34 @@ def decode_nonce(text: str) -> bytes:
         raise VerificationFailed(Code.CHALLENGE_INVALID, "nonce is not base64url") from e
 
 
+def check_nonce(secret: bytes, nonce: bytes, received: datetime) -> datetime:
+    """Steps 1-3 of :func:`redeem_challenge`, statelessly (no database, no single-use check): ``nonce`` has the
+    right length, carries this service's MAC and had not expired when the evidence was ``received``. The API runs
+    this before it stores anything, so a forged or stale nonce is refused at once; the decision runs it again and
+    then consumes the nonce. Returns the nonce's expiry. ``challenge.invalid`` / ``challenge.expired``."""
+    # 1. Length.
+    if len(nonce) != NONCE_BYTES:
+        raise VerificationFailed(
+            Code.CHALLENGE_INVALID, "nonce has the wrong length", expected=NONCE_BYTES, actual=len(nonce)
+        )
+    signed, mac = nonce[:_SIGNED_BYTES], nonce[_SIGNED_BYTES:]
+    # 2. MAC, in constant time. A nonce that fails it is reported as invalid whatever its expiry field says:
+    #    nothing in an unauthenticated nonce is trusted.
+    if not hmac.compare_digest(mac, _mac(secret, signed)):
+        raise VerificationFailed(Code.CHALLENGE_INVALID, "nonce MAC does not verify (not issued by this service)")
+    # 3. Expiry.
+    (expiry,) = _EXPIRY.unpack_from(signed)
+    expires_at = datetime.fromtimestamp(expiry, UTC)
+    if received >= expires_at:
+        raise VerificationFailed(
+            Code.CHALLENGE_EXPIRED,
+            "nonce had expired when the evidence arrived",
+            expected=f"before {expires_at.isoformat()}",
+            actual=received,
+        )
+    return expires_at
+
+
 def redeem_challenge(
     session: Session, secret: bytes, nonce: bytes, now: datetime, *, received_at: datetime | None = None
 ) -> None:
@@ -119,26 +147,7 @@ def redeem_challenge(
             expected=f"decided within {MAX_DECISION_DELAY} of arrival",
             actual=now - received,
         )
-    # 1. Length.
-    if len(nonce) != NONCE_BYTES:
-        raise VerificationFailed(
-            Code.CHALLENGE_INVALID, "nonce has the wrong length", expected=NONCE_BYTES, actual=len(nonce)
-        )
-    signed, mac = nonce[:_SIGNED_BYTES], nonce[_SIGNED_BYTES:]
-    # 2. MAC, in constant time. A nonce that fails it is reported as invalid whatever its expiry field says:
-    #    nothing in an unauthenticated nonce is trusted.
-    if not hmac.compare_digest(mac, _mac(secret, signed)):
-        raise VerificationFailed(Code.CHALLENGE_INVALID, "nonce MAC does not verify (not issued by this service)")
-    # 3. Expiry.
-    (expiry,) = _EXPIRY.unpack_from(signed)
-    expires_at = datetime.fromtimestamp(expiry, UTC)
-    if received >= expires_at:
-        raise VerificationFailed(
-            Code.CHALLENGE_EXPIRED,
-            "nonce had expired when the evidence arrived",
-            expected=f"before {expires_at.isoformat()}",
-            actual=received,
-        )
+    expires_at = check_nonce(secret, nonce, received)  # steps 1-3
     # 4. Single use: the primary key on used_nonces.nonce, in one round trip. ON CONFLICT DO NOTHING inserts no row
     #    for a nonce already there (or waits for an open transaction that inserted it, then inserts nothing if that
     #    one commits); the caller's transaction stays usable either way, so no SAVEPOINT is needed.

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -17,9 +18,10 @@ from sqlalchemy.orm import Session
 from tests.support.service import seed, service_settings
 from verifier import limits
 from verifier.app import create_app
+from verifier.attestation.challenges import issue_challenge
 from verifier.db.models import Attestation
 from verifier.keywrap.enclave import expected_report_data, parse_enclave_jwk
-from verifier.simulation.intel_pki import QuoteOptions, default_pki
+from verifier.simulation.intel_pki import SIM_NOW, QuoteOptions, default_pki
 from verifier.simulation.intel_quote_builder import TdReport
 
 
@@ -29,13 +31,16 @@ class Api:
     engine: Engine
     headers: dict[str, str]
     model: str
+    challenge_secret: bytes
 
 
 @pytest.fixture(scope="module")
 def api(database_url: str, engine: Engine) -> Api:
     settings = service_settings(database_url)
     seeded = seed(engine, settings)
-    return Api(TestClient(create_app(settings)), engine, {"Authorization": f"Bearer {seeded.licence}"}, seeded.model)
+    secret = settings.challenge_secret.get_secret_value().encode()
+    headers = {"Authorization": f"Bearer {seeded.licence}"}
+    return Api(TestClient(create_app(settings)), engine, headers, seeded.model, secret)
 
 
 def _stored(api: Api) -> int:
@@ -151,4 +156,24 @@ def test_enclave_api_limits_oversized_rsa_enclave_key_400(api: Api) -> None:
     r = api.client.post("/v1/attestations", json=body, headers=api.headers)
     assert r.status_code == 400, r.text
     assert r.json()["error"]["code"] == "keywrap.jwk_invalid"
+    assert _stored(api) == before
+
+
+@pytest.mark.parametrize("defect", ["forged-mac", "wrong-length", "expired"])
+def test_enclave_api_nonce_checked_before_anything_is_stored(api: Api, defect: str) -> None:
+    """Issue 17, finding 2: a nonce this service did not issue, or one already expired, is refused by the API itself
+    (403, the challenge code) and nothing is stored for a worker to decide."""
+    body = _body(api)
+    nonce = base64.urlsafe_b64decode(body["nonce"] + "=" * (-len(body["nonce"]) % 4))
+    if defect == "forged-mac":
+        nonce = nonce[:-1] + bytes([nonce[-1] ^ 1])
+    elif defect == "wrong-length":
+        nonce = nonce[:-1]
+    else:
+        nonce = issue_challenge(api.challenge_secret, SIM_NOW - timedelta(hours=1), ttl=timedelta(minutes=5)).nonce
+    body["nonce"] = base64.urlsafe_b64encode(nonce).rstrip(b"=").decode()
+    before = _stored(api)
+    r = api.client.post("/v1/attestations", json=body, headers=api.headers)
+    assert r.status_code == 403, r.text
+    assert r.json()["error"]["code"] == ("challenge.expired" if defect == "expired" else "challenge.invalid")
     assert _stored(api) == before
