@@ -148,6 +148,11 @@ class Settings(BaseSettings):
     collateral_max_age_seconds: float = 86400.0
     #: Cached documents the periodic refresh looks at per run, those due soonest first.
     collateral_refresh_batch: int = 100
+    #: Days a decided request's raw evidence is kept (unless its lease is still live); then beat empties it. The
+    #: decision, its reasons and the audit chain are kept for good (verifier/attestation/retention.py).
+    evidence_retention_days: PositiveInt = 30
+    #: How many attestations one purge (hourly, by beat) empties at most.
+    evidence_purge_batch: PositiveInt = 1000
     #: A request still pending this many seconds after it was sent to a worker (created, or last requeued) is
     #: sent again by beat (a lost message, a broker outage at submission, a task out of retries); the decision
     #: is idempotent. Keep it above the longest collateral back-off a decision may legitimately wait.

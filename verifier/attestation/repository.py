@@ -474,3 +474,36 @@ def revoke_live(
         .returning(Lease.id, Lease.entitlement_id, Lease.deployment_id)
         .execution_options(synchronize_session="fetch")
     ).all()
+
+
+# -- evidence retention ---------------------------------------------------------------------------------------------
+
+
+def purge_evidence(session: Session, *, decided_before: datetime, now: datetime, limit: int) -> int:
+    """Empty the stored evidence (``[]``) of up to ``limit`` attestations decided before ``decided_before`` whose
+    lease, if any, is not live at ``now``; the decision (status, claims, verdict, reasons) stays. Two statements;
+    returns how many were emptied."""
+    lease_live = (
+        select(Lease.id)
+        .where(Lease.id == Attestation.lease_id, Lease.status == LeaseStatus.LIVE, Lease.expires_at > now)
+        .exists()
+    )
+    ids = list(
+        session.scalars(
+            select(Attestation.id)
+            .where(
+                Attestation.status != AttestationStatus.PENDING,
+                Attestation.decided_at < decided_before,
+                func.json_array_length(Attestation.evidence) > 0,
+                ~lease_live,
+            )
+            .order_by(Attestation.decided_at)
+            .limit(limit)
+        )
+    )
+    if ids:
+        session.execute(
+            update(Attestation).where(Attestation.id.in_(ids)).values(evidence=[]),
+            execution_options={"synchronize_session": False},
+        )
+    return len(ids)

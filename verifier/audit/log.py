@@ -56,6 +56,7 @@ class AuditTag(StrEnum):
     STAFF_LOGIN_FAILED = "dashboard:staff:login_failed"
     STAFF_LOCKED_OUT = "dashboard:staff:locked_out"
     STAFF_LOGGED_OUT = "dashboard:staff:logged_out"
+    EVIDENCE_PURGED = "beat:evidence:purged"  # the retention policy emptied old requests' raw evidence
     EVIDENCE_DOWNLOADED = "dashboard:evidence:downloaded"  # staff downloaded an attestation's raw evidence
     MODEL_CREATED = "admin:model:created"
     MODEL_VERSION_CREATED = "admin:model_version:created"  # with its first DEK (generated or imported), wrapped

@@ -34,6 +34,12 @@ def download_evidence(session: Session, attestation_id: uuid.UUID, *, actor: str
     if row is None:
         raise NotFound(Code.RESOURCE_NOT_FOUND, "attestation not found", actual=attestation_id)
     att = row[0]
+    if not att.evidence:
+        raise NotFound(
+            Code.RESOURCE_NOT_FOUND,
+            "this attestation's raw evidence was purged by the retention policy; its decision and checks are kept",
+            actual=attestation_id,
+        )
     content = json.dumps(att.evidence, indent=2, sort_keys=True).encode()
     record_event(
         session,

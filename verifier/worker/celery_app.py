@@ -28,6 +28,7 @@ celery_app.conf.update(
         "requeue-pending": {"task": "keyward.requeue_pending", "schedule": 60.0},
         "refresh-collateral": {"task": "keyward.refresh_collateral", "schedule": 3600.0},
         "purge-used-nonces": {"task": "keyward.purge_used_nonces", "schedule": 3600.0},
+        "purge-evidence": {"task": "keyward.purge_evidence", "schedule": 3600.0},
     },
 )
 

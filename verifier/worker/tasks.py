@@ -23,6 +23,7 @@ from verifier.attestation.challenges import purge_used_nonces
 from verifier.attestation.flows import decide_locked, lock_attestation
 from verifier.attestation.leases import expire_leases
 from verifier.attestation.pending import claim_stale_pending
+from verifier.attestation.retention import purge_old_evidence
 from verifier.broker.app import DECIDE_TASK
 from verifier.broker.notify import publish_decided
 from verifier.clock import Clock
@@ -173,3 +174,25 @@ def purge_used_nonces_task(task: KeywardTask) -> int:
 
 
 purge_task = celery_app.task(base=KeywardTask, bind=True, name="keyward.purge_used_nonces")(purge_used_nonces_task)
+
+
+def purge_evidence(session: Session, settings: Settings) -> int:
+    """Empty old requests' raw evidence by the retention policy (:mod:`verifier.attestation.retention`), on the
+    decision clock; returns how many."""
+    return purge_old_evidence(
+        session,
+        now=Clock.from_settings(settings).decision_time(),
+        retention=timedelta(days=settings.evidence_retention_days),
+        batch=settings.evidence_purge_batch,
+    )
+
+
+def purge_evidence_task_body(task: KeywardTask) -> int:
+    """Beat task body: :func:`purge_evidence` in one transaction (settings from the environment)."""
+    with task.transaction() as session:
+        return purge_evidence(session, get_settings())
+
+
+purge_evidence_task = celery_app.task(base=KeywardTask, bind=True, name="keyward.purge_evidence")(
+    purge_evidence_task_body
+)

@@ -98,8 +98,9 @@ def test_attestation_page_rejected_gpu_names_the_device_and_index(client: TestCl
     assert "GPU-1: measurement index 9 (SPDM block 10) differs from NVIDIA's signed VBIOS RIM" in page
 
 
-def _stored_before_inputs_were_recorded(engine: Engine, attestation_id: uuid.UUID) -> uuid.UUID:
-    """A copy of the attestation as a decision stored before the reference set and policy were recorded."""
+def _stored_before_inputs_were_recorded(engine: Engine, attestation_id: uuid.UUID, **changes: object) -> uuid.UUID:
+    """A copy of the attestation as a decision stored before the reference set and policy were recorded (and with
+    ``changes``)."""
     with Session(engine) as session:
         att = session.get_one(Attestation, attestation_id)
         columns = {c.key: getattr(att, c.key) for c in Attestation.__table__.columns if c.key != "id"}
@@ -107,7 +108,8 @@ def _stored_before_inputs_were_recorded(engine: Engine, attestation_id: uuid.UUI
         verdict["evaluations"] = [
             {k: v for k, v in e.items() if k != "appraised_with"} for e in verdict.get("evaluations", [])
         ]
-        copy = Attestation(**{**columns, "verdict": verdict, "lease_id": None, "nonce": uuid.uuid4().bytes})
+        fields = {**columns, "verdict": verdict, "lease_id": None, "nonce": uuid.uuid4().bytes, **changes}
+        copy = Attestation(**fields)
         session.add(copy)
         session.commit()
         return copy.id
@@ -173,3 +175,11 @@ def test_attestation_evidence_unknown_id_is_not_found_and_not_audited(client: Te
 def test_attestation_evidence_signed_out_redirects(anonymous: TestClient, decided: Decided) -> None:
     response = anonymous.get(f"{DASHBOARD}/attestations/{decided.accepted}/evidence")
     assert response.status_code == 303
+
+
+def test_attestation_evidence_purged_by_retention_says_so(client: TestClient, decided: Decided, engine: Engine) -> None:
+    purged = _stored_before_inputs_were_recorded(engine, decided.rejected_mrtd, evidence=[])
+    response = client.get(f"{DASHBOARD}/attestations/{purged}/evidence")
+    assert response.status_code == 404
+    assert "purged by the retention policy" in html.unescape(response.text)
+    assert client.get(f"{DASHBOARD}/attestations/{purged}").status_code == 200  # the decision itself stays
