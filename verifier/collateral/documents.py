@@ -33,6 +33,7 @@ from cryptography import x509
 
 from verifier import limits
 from verifier.collateral.selection import (
+    Choice,
     IntelDocuments,
     IssuedCrl,
     SignedJson,
@@ -142,7 +143,9 @@ class CollateralCache:
     * ``supplied``: the QuoteCollateralV3 an item brings, parsed, by SHA-256 of its exact text;
     * ``pck``: the cache rows a PCK chain names (:func:`intel_keys`), by SHA-256 of the chain's exact PEM bytes;
     * ``intel``: the collateral :func:`intel_collateral` chooses, by the keys, the SHA-256 of the supplied text and
-      of each cached document (body and issuer chain; :func:`document_digest`).
+      of each cached document (body and issuer chain; :func:`document_digest`);
+    * ``amd_crl``: the AMD CRL :func:`amd_crl` chooses when the evidence brings one, by product, chain, trust store
+      and the SHA-256 of the supplied and the cached CRL.
 
     Only successes are kept (a parse or selection that raises runs, and raises, every time); each map holds at most
     ``max_entries`` (least recently used dropped first). Nothing here depends on time: what is verified, and every
@@ -153,9 +156,10 @@ class CollateralCache:
         self.supplied: ContentCache[Collateral] = ContentCache(max_entries)
         self.pck: ContentCache[IntelKeys] = ContentCache(max_entries)
         self.intel: ContentCache[_IntelChoice] = ContentCache(max_entries)
+        self.amd_crl: ContentCache[Choice[bytes | None]] = ContentCache(max_entries)
 
     def __len__(self) -> int:
-        return len(self.supplied) + len(self.pck) + len(self.intel)
+        return len(self.supplied) + len(self.pck) + len(self.intel) + len(self.amd_crl)
 
 
 def text_digest(text: str) -> bytes:
@@ -352,13 +356,18 @@ def snp_crl_target(
 
 
 def amd_crl(
-    target: tuple[Product, SigningKeyName] | None, documents: Documents, supplied: bytes | None, trust: TrustStore
+    target: tuple[Product, SigningKeyName] | None,
+    documents: Documents,
+    supplied: bytes | None,
+    trust: TrustStore,
+    cache: CollateralCache | None = None,
 ) -> bytes | None:
     """The AMD CRL to verify a report with, given the CRL sent with it (DER; None when none was sent): the cached
     CRL of the report's product and chain (``target``, :func:`snp_crl_target`) unless the supplied one wins by the
     rules of :func:`~verifier.collateral.selection.select_amd_crl` (it must be the ARK's, not name the other chain,
     and beat the cached one, or the cache must have none). Without a supplied CRL, the cache's. When the report
-    is too malformed to say its product and chain, the supplied CRL as it is (verification rejects the report)."""
+    is too malformed to say its product and chain, the supplied CRL as it is (verification rejects the report).
+    With a ``cache``, the choice is memoised by the target, the trust store and the SHA-256 of both CRLs."""
     if target is None:
         return supplied
     product, chain = target
@@ -366,14 +375,28 @@ def amd_crl(
     cached = None if row is None else row.body
     if supplied is None:
         return cached
+    if cache is None:
+        choice = _amd_crl_choice(product, chain, supplied, cached, trust)
+    else:
+        key = hashlib.sha256(f"{product}|{chain}|".encode() + trust.fingerprint)
+        key.update(hashlib.sha256(supplied).digest())
+        key.update(b"\x00" if cached is None else b"\x01" + hashlib.sha256(cached).digest())
+        choice = cache.amd_crl.get_or_compute(
+            (key.digest(),), lambda: _amd_crl_choice(product, chain, supplied, cached, trust)
+        )
+    if choice.source is Source.CACHED:
+        log.info("AMD CRL for %s/%s from the cache, not as supplied: %s", chain, product, choice.reason)
+    return choice.value
+
+
+def _amd_crl_choice(
+    product: Product, chain: SigningKeyName, supplied: bytes, cached: bytes | None, trust: TrustStore
+) -> Choice[bytes | None]:
     try:
         ark_subject: x509.Name | None = trust.root(f"amd.{product}.ark").certificate.subject
     except KeywardError:
         ark_subject = None  # no pinned ARK: verification rejects the report whatever the CRL
-    choice = select_amd_crl(supplied, cached, chain=chain, ark_subject=ark_subject)
-    if choice.source is Source.CACHED:
-        log.info("AMD CRL for %s/%s from the cache, not as supplied: %s", chain, product, choice.reason)
-    return choice.value
+    return select_amd_crl(supplied, cached, chain=chain, ark_subject=ark_subject)
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -158,3 +158,42 @@ def test_collateral_cache_bounded() -> None:
         assert len(cache.intel) <= 2
     assert len(cache.supplied) == 2
     assert len(cache.intel) == 2
+
+
+def test_collateral_cache_amd_crl_choice_same_evaluation() -> None:
+    from verifier.collateral.documents import AMD, amd_crl_key
+    from verifier.simulation.amd_options import CrlOptions
+    from verifier.simulation.amd_pki import default_amd_pki
+
+    pki = default_amd_pki()
+    ev = pki.build()
+    assert ev.crl_der is not None
+    other = pki.build(crl=CrlOptions(revoked_serials=(0x1234,)))  # another CRL of the same ARK
+    assert other.crl_der is not None
+    assert other.crl_der != ev.crl_der
+    item = EvidenceItem.model_validate(
+        {
+            "type": "amd-sev-snp",
+            "evidence": base64.b64encode(ev.report).decode(),
+            "vcek": base64.b64encode(ev.leaf_der).decode(),
+            "crl": base64.b64encode(ev.crl_der).decode(),
+        }
+    )
+    row = (AMD, "crl", amd_crl_key(ev.product, "vcek"))
+    cache = CollateralCache()
+
+    def same(documents: dict[RowKey, Document]) -> Evaluation:
+        plain = parse_item(item)
+        assert isinstance(plain, ParsedItem)
+        expected = plain.evaluate(documents, {}, Verifying(ev.trust_store, ev.now)).to_json()
+        for _ in range(2):
+            cached = parse_item(item, cache)
+            assert isinstance(cached, ParsedItem)
+            got = cached.evaluate(documents, {}, Verifying(ev.trust_store, ev.now, collateral_cache=cache))
+            assert got.to_json() == expected
+        return got
+
+    assert same({}).verified  # nothing cached: the supplied CRL
+    assert same({row: Document(ev.crl_der, None)}).verified
+    assert same({row: Document(other.crl_der, None)}).verified  # a changed cached CRL: chosen afresh
+    assert len(cache.amd_crl) == 3  # one choice per (supplied, cached) pair: none cached, and two distinct CRLs
