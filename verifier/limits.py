@@ -29,6 +29,9 @@ MAX_ADVISORY_IDS: Final = 512
 MAX_ISSUER_CHAIN_CERTS: Final = 4
 #: Entries kept in an in-process verification cache before least-recently-used eviction.
 VERIFICATION_CACHE_ENTRIES: Final = 4096
+#: Entries in each map of the in-process collateral cache (parsed supplied collateral is ~10-20 KB an entry, and
+#: a worker sees a handful of platforms and collateral versions at a time).
+COLLATERAL_CACHE_ENTRIES: Final = 256
 #: Hex text evidence: characters accepted (twice the binary limit plus a little whitespace).
 MAX_HEX_EVIDENCE_CHARS: Final = 2 * MAX_QUOTE_BYTES + 64
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from verifier.collateral.documents import CollateralCache
 from verifier.keywrap.ear import DEFAULT_ISSUER, ProviderKeyring
 from verifier.keywrap.kek import KeyEncryptionKey
 from verifier.platforms.amd_snp import SnpVerificationCache
@@ -24,5 +25,7 @@ class DecisionContext:
     intel_cache: IntelVerificationCache = field(default_factory=IntelVerificationCache)
     snp_cache: SnpVerificationCache = field(default_factory=SnpVerificationCache)
     nvidia_cache: NvidiaVerificationCache = field(default_factory=NvidiaVerificationCache)
+    #: Parsed and chosen collateral by content hash (None: parse and choose on every decision).
+    collateral_cache: CollateralCache | None = field(default_factory=CollateralCache)
     production: bool = False  # the production profile: debug TEEs are never accepted, whatever a policy says
     issuer: str = DEFAULT_ISSUER  # the result token's ``iss``

@@ -65,6 +65,7 @@ from verifier.attestation.items import attestation_rules, attested_gpus, evaluat
 from verifier.attestation.leases import issue_lease, lease_times, renew_lease, renewable_lease
 from verifier.audit.log import AuditTag, Entry, record_events
 from verifier.clock import Clock, DecisionTime, WallTime
+from verifier.collateral.documents import Documents
 from verifier.db.models import Attestation, AttestationStatus, Entitlement, Lease, ModelKey
 from verifier.entitlement.service import Seat, check_entitlement_rules, lock_entitlement, reserve_seat
 from verifier.errors import Code, KeywardError, NotFound, Reason
@@ -148,7 +149,13 @@ def lock_attestation(session: Session, attestation_id: Any) -> Attestation:
 
 
 def decide_locked(
-    session: Session, att: Attestation, ctx: DecisionContext, clock: Clock, *, evidence: Sequence[Parsed] | None = None
+    session: Session,
+    att: Attestation,
+    ctx: DecisionContext,
+    clock: Clock,
+    *,
+    evidence: Sequence[Parsed] | None = None,
+    documents: Documents | None = None,
 ) -> Attestation:
     """Decide ``att``, whose row the caller has locked (``SELECT ... FOR UPDATE``) in this transaction.
 
@@ -158,14 +165,15 @@ def decide_locked(
     4. :func:`record` (step 6): the lease if released, the attestation row and the audit events, pass or fail.
 
     ``evidence``: ``att.evidence`` already parsed (:func:`~verifier.platforms.registry.parse_evidence`; the task
-    parses once for the prefetch and the decision); parsed here when not given.
+    parses once for the prefetch and the decision); parsed here when not given. ``documents``: the cached documents
+    its items need, read in this transaction (the task's prefetch check reads them); read here when not given.
     """
     if att.status != AttestationStatus.PENDING:
         return att  # idempotent: already decided
     started = time.perf_counter()
     now = clock.decision_time()
     received = clock.decision_time_of(WallTime(att.created_at), now)
-    checked = check(session, att, ctx, now, received, evidence)
+    checked = check(session, att, ctx, now, received, evidence, documents)
     outcome = release(att, ctx, checked, now) if isinstance(checked, Accepted) else checked
     record(session, att, ctx, outcome, now, started)
     return att
@@ -181,13 +189,14 @@ def check(
     now: DecisionTime,
     received: DecisionTime,
     evidence: Sequence[Parsed] | None,
+    documents: Documents | None = None,
 ) -> Accepted | Rejected:
     """Steps 1-4: the nonce, the enclave key, every evidence item, the licence and the seat. Pure after its reads;
     writes only the redeemed nonce. A raised :class:`~verifier.errors.KeywardError` is a rejection with its reason,
     any other exception an ``internal.error`` rejection (logged); database errors propagate."""
     evaluations: list[Evaluation] = []  # kept when a later step rejects: the verdict stores them
     try:
-        return _check(session, att, ctx, now, received, evidence, evaluations)
+        return _check(session, att, ctx, now, received, evidence, documents, evaluations)
     except SQLAlchemyError:
         raise  # the session is unusable; the task retries
     except Exception as e:  # every other failure is a stored rejection
@@ -201,6 +210,7 @@ def _check(
     now: DecisionTime,
     received: DecisionTime,
     evidence: Sequence[Parsed] | None,
+    documents: Documents | None,
     evaluations: list[Evaluation],
 ) -> Accepted | Rejected:
     # 1-2. Freshness (as of the evidence's arrival) and the enclave key.
@@ -210,8 +220,9 @@ def _check(
     catalog = load_catalog(session, att, now)
     # 3. Every evidence item, parsed once, appraised against reference values + policy + binding with the cached
     #    documents its platform says it needs (one statement for all items).
-    items = parse_evidence(att.evidence) if evidence is None else evidence
-    documents = read_needs(session, items)
+    items = parse_evidence(att.evidence, ctx.collateral_cache) if evidence is None else evidence
+    if documents is None:
+        documents = read_needs(session, items)
     evaluations.extend(evaluate_item(item, documents, att.nonce, key, binding, catalog, ctx, now) for item in items)
     failed = tuple(r for e in evaluations for r in e.reasons)
     if failed or not evaluations:

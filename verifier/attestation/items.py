@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from verifier.attestation.catalog import Catalog, policy_document, policy_inputs
 from verifier.attestation.context import DecisionContext
-from verifier.collateral.documents import Document, RowKey
+from verifier.collateral.documents import Document, Documents, RowKey
 from verifier.collateral.repository import read_documents
 from verifier.errors import Code, EvidenceMalformed, PolicyRejected, Reason, VerificationFailed
 from verifier.keywrap.enclave import EnclaveKey, parse_enclave_jwk
@@ -70,7 +70,7 @@ def read_needs(session: Session, items: Iterable[Parsed]) -> dict[RowKey, Docume
 
 def evaluate_item(
     parsed: Parsed,
-    documents: dict[RowKey, Document],
+    documents: Documents,
     nonce: bytes,
     key: EnclaveKey,
     default_binding: bytes,
@@ -86,7 +86,7 @@ def evaluate_item(
     binding = binding_for(parsed.item, nonce, key, default_binding)
     inputs = policy_inputs(catalog, parsed.item.type, now, production=ctx.production)
     document = {**inputs.document, "expected_report_data": binding.hex()}
-    env = Verifying(ctx.trust, now, ctx.intel_cache, ctx.snp_cache, ctx.nvidia_cache)
+    env = Verifying(ctx.trust, now, ctx.intel_cache, ctx.snp_cache, ctx.nvidia_cache, ctx.collateral_cache)
     return replace(parsed.evaluate(documents, document, env), appraised_with=inputs.recorded())
 
 

@@ -9,6 +9,12 @@ platform (:mod:`verifier.platforms.registry`), and read by both the prefetch and
 collateral from rows follows the selection rules of :mod:`verifier.collateral.selection` (the newer of a supplied
 and a cached document is verified).
 
+The :class:`CollateralCache` (one per worker process, in the decision context) memoises what is a pure function of
+exact bytes: the collateral an Intel item brings, parsed; the cache rows its PCK chain names; and the collateral chosen
+from the supplied and the cached copies. Keys are SHA-256 digests of every input byte, so a new document (a new
+hash) is never answered from it. Nothing time-dependent is kept: every validity window is checked against the
+decision's ``now`` by the verifier on every decision.
+
 Pure: no I/O, no clock. Reading and writing the rows is :mod:`verifier.collateral.repository`; nothing here verifies.
 """
 
@@ -16,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import logging
 from collections.abc import Iterable, Mapping
@@ -24,7 +31,9 @@ from typing import Final
 
 from cryptography import x509
 
+from verifier import limits
 from verifier.collateral.selection import (
+    Choice,
     IntelDocuments,
     IssuedCrl,
     SignedJson,
@@ -45,12 +54,13 @@ from verifier.evidence.snp import (
     product_from_cpuid,
 )
 from verifier.trust.amd_certs import load_leaf, parse_amd_extensions
-from verifier.trust.chains import common_name, load_der_certificate
+from verifier.trust.chains import ContentCache, common_name, load_der_certificate
 from verifier.trust.intel_collateral import (
     Collateral,
     collateral_from_pcs,
     crl_der,
     issuer_chain_header,
+    parse_collateral_json,
     pem_certificates,
     signed_member,
 )
@@ -106,6 +116,65 @@ class Document:
 Documents = Mapping[RowKey, Document]
 
 
+def document_digest(doc: Document | None) -> bytes | None:
+    """SHA-256 over a cached document's body and issuer chain (length-prefixed, so no two documents share one)."""
+    if doc is None:
+        return None
+    chain = b"\xff" if doc.issuer_chain is None else doc.issuer_chain.encode("utf-8", "surrogatepass")
+    h = hashlib.sha256(len(doc.body).to_bytes(8, "big"))
+    h.update(doc.body)
+    h.update(chain)
+    return h.digest()
+
+
+@dataclass(frozen=True, slots=True)
+class _IntelChoice:
+    """A memoised :func:`intel_collateral` result: the collateral (None: a cached document missing) and the slots
+    taken from the cache instead of as supplied, with why (logged again on every use)."""
+
+    collateral: Collateral | None
+    from_cache: tuple[tuple[str, str], ...] = ()
+
+
+class CollateralCache:
+    """In-process memo of collateral parsing and selection, by content (one per process, in the decision context;
+    passed in like the platforms' verification caches). Safe to share across threads.
+
+    * ``supplied``: the QuoteCollateralV3 an item brings, parsed, by SHA-256 of its exact text;
+    * ``pck``: the cache rows a PCK chain names (:func:`intel_keys`), by SHA-256 of the chain's exact PEM bytes;
+    * ``intel``: the collateral :func:`intel_collateral` chooses, by the keys, the SHA-256 of the supplied text and
+      of each cached document (body and issuer chain; :func:`document_digest`);
+    * ``amd_crl``: the AMD CRL :func:`amd_crl` chooses when the evidence brings one, by product, chain, trust store
+      and the SHA-256 of the supplied and the cached CRL.
+
+    Only successes are kept (a parse or selection that raises runs, and raises, every time); each map holds at most
+    ``max_entries`` (least recently used dropped first). Nothing here depends on time: what is verified, and every
+    validity window against the decision's ``now``, is still the verifier's, on every decision.
+    """
+
+    def __init__(self, max_entries: int = limits.COLLATERAL_CACHE_ENTRIES) -> None:
+        self.supplied: ContentCache[Collateral] = ContentCache(max_entries)
+        self.pck: ContentCache[IntelKeys] = ContentCache(max_entries)
+        self.intel: ContentCache[_IntelChoice] = ContentCache(max_entries)
+        self.amd_crl: ContentCache[Choice[bytes | None]] = ContentCache(max_entries)
+
+    def __len__(self) -> int:
+        return len(self.supplied) + len(self.pck) + len(self.intel) + len(self.amd_crl)
+
+
+def text_digest(text: str) -> bytes:
+    """SHA-256 of a text field's exact UTF-8 bytes (lone surrogates kept, so distinct texts never collide)."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+
+
+def supplied_collateral(text: str, cache: CollateralCache | None) -> Collateral:
+    """:func:`~verifier.trust.intel_collateral.parse_collateral_json` of the collateral an item brings, through the
+    cache when there is one."""
+    if cache is None:
+        return parse_collateral_json(text)
+    return cache.supplied.get_or_compute((text_digest(text),), lambda: parse_collateral_json(text))
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Intel
 
@@ -125,9 +194,18 @@ class IntelKeys:
         return (("tcb_info", self.tcb_info), ("qe_identity", self.tee), ("pck_crl", self.ca), ("root_ca_crl", "root"))
 
 
-def intel_keys(quote: Quote) -> IntelKeys:
+def intel_keys(quote: Quote, cache: CollateralCache | None = None) -> IntelKeys:
     """Which collateral a parsed quote needs, read from the quote and its PCK certificate (nothing verified here).
-    Raises :class:`~verifier.errors.KeywardError` or ValueError when the PCK chain cannot say."""
+    Raises :class:`~verifier.errors.KeywardError` or ValueError when the PCK chain cannot say. With a cache, by the
+    SHA-256 of the chain's PEM bytes and the quote's TEE."""
+    if cache is None:
+        return _intel_keys(quote)
+    pem = quote.signature_data.certification.pck_chain_pem
+    tee = b"tdx" if quote.is_tdx else b"sgx"
+    return cache.pck.get_or_compute((hashlib.sha256(pem).digest(), tee), lambda: _intel_keys(quote))
+
+
+def _intel_keys(quote: Quote) -> IntelKeys:
     ders = pem_certificates(quote.signature_data.certification.pck_chain_pem, what="PCK chain")
     leaf, inter = (
         load_der_certificate(d, Code.INTEL_PCK_CHAIN_MALFORMED, "PCK chain certificate", EvidenceMalformed)
@@ -138,20 +216,46 @@ def intel_keys(quote: Quote) -> IntelKeys:
     return IntelKeys("tdx" if quote.is_tdx else "sgx", ext.fmspc.hex(), "platform" if platform else "processor")
 
 
-def intel_collateral(keys: IntelKeys | None, documents: Documents, supplied: Collateral | None) -> Collateral | None:
+def intel_collateral(
+    keys: IntelKeys | None,
+    documents: Documents,
+    supplied: Collateral | None,
+    cache: CollateralCache | None = None,
+    supplied_digest: bytes | None = None,
+) -> Collateral | None:
     """The collateral to verify a quote with, from the rows read for ``keys`` and the collateral sent with it
     (already parsed; None when none was sent): per document, the newer of the supplied and the cached copy
     (:func:`~verifier.collateral.selection.select_intel_collateral`), each with its own issuer chain. Without
     supplied collateral, the cached documents, or None if any is missing. A supplied document that cannot be read
     is kept, so verification rejects it with its code; so is everything supplied for a quote too malformed to say
-    which rows it needs (``keys`` None)."""
+    which rows it needs (``keys`` None).
+
+    With a ``cache``, the choice is memoised by ``keys``, ``supplied_digest`` (the SHA-256 of the exact supplied
+    text, :func:`text_digest`; required with supplied collateral, else the cache is not used) and the digest of
+    each cached document: the same inputs give the same :class:`Collateral` object, whose verification the
+    verifier's own cache then finds by its digest."""
     if keys is None:
         return supplied
-    tcb, qe, pck_crl, root_crl = (documents.get((INTEL, kind, key)) for kind, key in keys.rows())
+    slots = tuple(documents.get((INTEL, kind, key)) for kind, key in keys.rows())
+    if cache is None or (supplied is not None and supplied_digest is None):
+        return _intel_choice(slots, supplied).collateral
+    key = hashlib.sha256(f"{keys.tee}|{keys.fmspc}|{keys.ca}|".encode())
+    for part in (supplied_digest if supplied is not None else None, *(document_digest(d) for d in slots)):
+        key.update(b"\x00" if part is None else b"\x01" + part)
+    choice = cache.intel.get_or_compute((key.digest(),), lambda: _intel_choice(slots, supplied, log_choices=False))
+    for slot, reason in choice.from_cache:
+        log.info("quote collateral: %s from the cache, not as supplied: %s", slot, reason)
+    return choice.collateral
+
+
+def _intel_choice(
+    slots: tuple[Document | None, ...], supplied: Collateral | None, *, log_choices: bool = True
+) -> _IntelChoice:
+    tcb, qe, pck_crl, root_crl = slots
     if supplied is None:
         if tcb is None or qe is None or pck_crl is None or root_crl is None:
-            return None
-        return collateral_from_pcs(
+            return _IntelChoice(None)
+        collateral = collateral_from_pcs(
             tcb_info_body=tcb.body,
             tcb_info_issuer_chain=tcb.issuer_chain or "",
             qe_identity_body=qe.body,
@@ -160,6 +264,7 @@ def intel_collateral(keys: IntelKeys | None, documents: Documents, supplied: Col
             root_ca_crl=root_crl.body,
             pck_crl_issuer_chain=pck_crl.issuer_chain,
         )
+        return _IntelChoice(collateral)
     cached = IntelDocuments(
         tcb_info=_cached_signed(tcb, "tcbInfo"),
         qe_identity=_cached_signed(qe, "enclaveIdentity"),
@@ -167,10 +272,11 @@ def intel_collateral(keys: IntelKeys | None, documents: Documents, supplied: Col
         root_ca_crl=_cached_crl(root_crl, "root_ca_crl", with_chain=False),
     )
     selection = select_intel_collateral(supplied, cached)
-    for choice in selection.choices:
-        if choice.source is Source.CACHED:
-            log.info("quote collateral: %s from the cache, not as supplied: %s", choice.slot, choice.reason)
-    return selection.collateral
+    from_cache = tuple((c.slot, c.reason) for c in selection.choices if c.source is Source.CACHED)
+    if log_choices:
+        for slot, reason in from_cache:
+            log.info("quote collateral: %s from the cache, not as supplied: %s", slot, reason)
+    return _IntelChoice(selection.collateral, from_cache)
 
 
 def _cached_signed(doc: Document | None, member: str) -> SignedJson | None:
@@ -250,13 +356,18 @@ def snp_crl_target(
 
 
 def amd_crl(
-    target: tuple[Product, SigningKeyName] | None, documents: Documents, supplied: bytes | None, trust: TrustStore
+    target: tuple[Product, SigningKeyName] | None,
+    documents: Documents,
+    supplied: bytes | None,
+    trust: TrustStore,
+    cache: CollateralCache | None = None,
 ) -> bytes | None:
     """The AMD CRL to verify a report with, given the CRL sent with it (DER; None when none was sent): the cached
     CRL of the report's product and chain (``target``, :func:`snp_crl_target`) unless the supplied one wins by the
     rules of :func:`~verifier.collateral.selection.select_amd_crl` (it must be the ARK's, not name the other chain,
     and beat the cached one, or the cache must have none). Without a supplied CRL, the cache's. When the report
-    is too malformed to say its product and chain, the supplied CRL as it is (verification rejects the report)."""
+    is too malformed to say its product and chain, the supplied CRL as it is (verification rejects the report).
+    With a ``cache``, the choice is memoised by the target, the trust store and the SHA-256 of both CRLs."""
     if target is None:
         return supplied
     product, chain = target
@@ -264,14 +375,28 @@ def amd_crl(
     cached = None if row is None else row.body
     if supplied is None:
         return cached
+    if cache is None:
+        choice = _amd_crl_choice(product, chain, supplied, cached, trust)
+    else:
+        key = hashlib.sha256(f"{product}|{chain}|".encode() + trust.fingerprint)
+        key.update(hashlib.sha256(supplied).digest())
+        key.update(b"\x00" if cached is None else b"\x01" + hashlib.sha256(cached).digest())
+        choice = cache.amd_crl.get_or_compute(
+            (key.digest(),), lambda: _amd_crl_choice(product, chain, supplied, cached, trust)
+        )
+    if choice.source is Source.CACHED:
+        log.info("AMD CRL for %s/%s from the cache, not as supplied: %s", chain, product, choice.reason)
+    return choice.value
+
+
+def _amd_crl_choice(
+    product: Product, chain: SigningKeyName, supplied: bytes, cached: bytes | None, trust: TrustStore
+) -> Choice[bytes | None]:
     try:
         ark_subject: x509.Name | None = trust.root(f"amd.{product}.ark").certificate.subject
     except KeywardError:
         ark_subject = None  # no pinned ARK: verification rejects the report whatever the CRL
-    choice = select_amd_crl(supplied, cached, chain=chain, ark_subject=ark_subject)
-    if choice.source is Source.CACHED:
-        log.info("AMD CRL for %s/%s from the cache, not as supplied: %s", chain, product, choice.reason)
-    return choice.value
+    return select_amd_crl(supplied, cached, chain=chain, ark_subject=ark_subject)
 
 
 # ----------------------------------------------------------------------------------------------------------

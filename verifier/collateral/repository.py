@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import Row, and_, or_, select, tuple_
+from sqlalchemy import Row, and_, bindparam, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from verifier.collateral.documents import (
@@ -54,12 +54,14 @@ __all__ = [
     "cached_document",
     "cached_documents",
     "documents_by_id",
+    "documents_of",
     "drop_document",
     "intel_collateral_for",
     "intel_collateral_from_cache",
     "leaf_product",
     "put_document",
     "read_documents",
+    "read_rows",
     "refresh_candidates",
     "snp_crl_target",
     "vcek_from_cache",
@@ -155,10 +157,42 @@ def cached_documents(
     return {(r.vendor, r.kind, r.key): r for r in session.scalars(select(CachedCollateral).where(columns.in_(keys)))}
 
 
+#: The cached rows among a list of (vendor, kind, key): built once (an expanding IN, compiled once per list length),
+#: columns only (no ORM entities: a decision reads them, it never writes them).
+_READ_ROWS = select(
+    CachedCollateral.vendor,
+    CachedCollateral.kind,
+    CachedCollateral.key,
+    CachedCollateral.body,
+    CachedCollateral.issuer_chain,
+    CachedCollateral.fetched_at,
+    CachedCollateral.next_update,
+).where(
+    tuple_(CachedCollateral.vendor, CachedCollateral.kind, CachedCollateral.key).in_(bindparam("rows", expanding=True))
+)
+
+#: One cached row as read for a decision: (vendor, kind, key, body, issuer_chain, fetched_at, next_update).
+CachedRow = Row[tuple[str, str, str, bytes, str | None, datetime, datetime | None]]
+
+
+def read_rows(session: Session, keys: Iterable[RowKey]) -> dict[RowKey, CachedRow]:
+    """The cached rows among ``keys`` (each once), in one statement, with what freshness needs (``fetched_at``,
+    ``next_update``) and what verification reads (``body``, ``issuer_chain``); absent ones are left out."""
+    wanted = list(dict.fromkeys(keys))
+    if not wanted:
+        return {}
+    result = session.execute(_READ_ROWS, {"rows": wanted})
+    return {(r.vendor, r.kind, r.key): r for r in result}  # type: ignore[misc]
+
+
+def documents_of(rows: dict[RowKey, CachedRow]) -> dict[RowKey, Document]:
+    """The documents of rows read by :func:`read_rows`."""
+    return {k: Document(r.body, r.issuer_chain) for k, r in rows.items()}
+
+
 def read_documents(session: Session, wanted: Iterable[Wanted]) -> dict[RowKey, Document]:
     """The cached documents among ``wanted``, in one statement, by :attr:`Wanted.row`; absent ones are left out."""
-    rows = cached_documents(session, list(dict.fromkeys(w.row for w in wanted)))
-    return {k: Document(r.body, r.issuer_chain) for k, r in rows.items()}
+    return documents_of(read_rows(session, (w.row for w in wanted)))
 
 
 def _intel_documents(session: Session, keys: IntelKeys) -> dict[RowKey, Document]:

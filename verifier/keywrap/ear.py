@@ -7,7 +7,8 @@
   JWT (ES256, ``typ`` JWT) shaped as draft-fv-rats-ear (profile ``tag:github.com,2023:veraison/ear``): one
   ``submods`` entry per evidence platform (per device for NVIDIA: ``nvidia-gpu:GPU-0``, ``nvidia-gpu:NVSwitch-8``)
   with an AR4SI ``ear.status`` and ``ear.trustworthiness-vector``,
-  Keyward's own claims under ``keyward``.
+  Keyward's own claims under ``keyward``. Signed with ``cryptography`` directly (:mod:`verifier.keywrap.jose`), the
+  token written as joserfc's ``jwt.encode`` writes it.
 * :func:`verify_ear` is what a relying party (and the tests) run: ES256 only, the key chosen by ``kid`` from a
   JWKS, ``exp`` / ``iat`` / ``nbf`` checked against the caller's ``now``, and ``iss`` / ``aud`` against what the
   caller expects when it says.
@@ -45,6 +46,7 @@ other error. This module does no I/O and reads no clock.
 from __future__ import annotations
 
 import base64
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -58,6 +60,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey
 
 from verifier.errors import Code, EarExpired, EarInvalid, EarKeyUnknown, EarSigningKeyInvalid
+from verifier.keywrap.jose import jws_es256
 from verifier.platforms.evaluation import Evaluation
 
 EAR_PROFILE: Final = "tag:github.com,2023:veraison/ear"
@@ -152,11 +155,17 @@ class ProviderSigningKey:
 
     key: ECKey = field(repr=False)
     kid: str = field(init=False)
+    #: The same key as ``cryptography`` holds it (what :func:`issue_ear` signs with).
+    signer: ec.EllipticCurvePrivateKey = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.key.get("crv") != "P-256" or not self.key.is_private:
             raise EarSigningKeyInvalid("the EAR signing key must be an EC P-256 private key")
+        native = self.key.private_key
+        if not isinstance(native, ec.EllipticCurvePrivateKey) or not isinstance(native.curve, ec.SECP256R1):
+            raise EarSigningKeyInvalid("the EAR signing key must be an EC P-256 private key")
         object.__setattr__(self, "kid", self.key.thumbprint())
+        object.__setattr__(self, "signer", native)
 
     @classmethod
     def from_pem(cls, data: bytes, password: bytes | None = None) -> ProviderSigningKey:
@@ -367,7 +376,10 @@ def issue_ear(
         },
     }
     signer = keyring.active
-    return jwt.encode({"alg": EAR_ALG, "kid": signer.kid}, claims, signer.key, algorithms=[EAR_ALG])
+    # As joserfc's jwt.encode writes it (header typ, alg, kid; claims as compact UTF-8 JSON), signed with
+    # cryptography directly (verifier.keywrap.jose): relying parties verify it with any JOSE library.
+    payload = json.dumps(claims, ensure_ascii=False, separators=(",", ":")).encode()
+    return jws_es256({"typ": "JWT", "alg": EAR_ALG, "kid": signer.kid}, payload, signer.signer)
 
 
 # -- Verifying ----------------------------------------------------------------------------------------------------

@@ -15,7 +15,17 @@ from typing import Any, Final
 
 from verifier import limits
 from verifier.appraisal.intel import IntelPolicy, parse_intel_policy
-from verifier.collateral.documents import INTEL, Documents, IntelKeys, Wanted, intel_collateral, intel_keys
+from verifier.collateral.documents import (
+    INTEL,
+    CollateralCache,
+    Documents,
+    IntelKeys,
+    Wanted,
+    intel_collateral,
+    intel_keys,
+    supplied_collateral,
+    text_digest,
+)
 from verifier.collateral.files import PCS_FILES, collateral_from_pcs_files
 from verifier.errors import Code, EvidenceMalformed, KeywardError
 from verifier.evidence.dcap import HEADER_SIZE, Quote, decode_quote_bytes, parse_quote
@@ -41,22 +51,26 @@ class ParsedQuote:
     quote: Quote | KeywardError
     supplied: Collateral | None
     keys: IntelKeys | None
+    #: SHA-256 of the supplied collateral's exact text (set when parsed through a cache; the selection's cache key).
+    supplied_digest: bytes | None = None
 
 
-def parse_intel_item(item: EvidenceItem) -> ParsedQuote:
+def parse_intel_item(item: EvidenceItem, cache: CollateralCache | None = None) -> ParsedQuote:
     """Decode and parse an Intel item. Raises ``attestation.evidence_malformed`` (base64) or the collateral's code
-    for an item that cannot be evaluated at all; a quote that does not parse is kept as the item's ``problem``."""
+    for an item that cannot be evaluated at all; a quote that does not parse is kept as the item's ``problem``.
+    With a ``cache``, the supplied collateral and the PCK chain's keys are parsed once per distinct content."""
     evidence = b64(item.evidence, "evidence")
-    supplied = parse_collateral_json(item.collateral) if item.collateral else None
+    digest = text_digest(item.collateral) if item.collateral and cache is not None else None
+    supplied = supplied_collateral(item.collateral, cache) if item.collateral else None
     try:
         quote = parse_quote(evidence)
     except KeywardError as e:
-        return ParsedQuote(item, e, supplied, None)
+        return ParsedQuote(item, e, supplied, None, digest)
     try:
-        keys: IntelKeys | None = intel_keys(quote)
+        keys: IntelKeys | None = intel_keys(quote, cache)
     except (KeywardError, ValueError):
         keys = None  # verification rejects the PCK chain with its own code
-    return ParsedQuote(item, quote, supplied, keys)
+    return ParsedQuote(item, quote, supplied, keys, digest)
 
 
 def intel_needs(parsed: ParsedQuote) -> tuple[Wanted, ...]:
@@ -87,7 +101,11 @@ def evaluate_intel(parsed: ParsedQuote, documents: Documents, policy: IntelPolic
             expected=parsed.item.type,
             actual=platform,
         )
-    collateral = intel_collateral(parsed.keys, documents, parsed.supplied)
+    cache = env.collateral_cache
+    digest = parsed.supplied_digest
+    if cache is not None and digest is None and parsed.item.collateral:
+        digest = text_digest(parsed.item.collateral)
+    collateral = intel_collateral(parsed.keys, documents, parsed.supplied, cache, digest)
     return evaluate_quote(quote, collateral, env.trust, env.now, policy, env.intel_cache)
 
 

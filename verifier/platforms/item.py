@@ -20,6 +20,7 @@ from typing import Annotated, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from verifier import limits
+from verifier.collateral.documents import CollateralCache
 from verifier.errors import Code, EvidenceMalformed
 from verifier.keywrap.enclave import MAX_NVIDIA_DEVICES
 from verifier.platforms.amd_snp import SnpVerificationCache
@@ -127,10 +128,11 @@ def optional_b64(value: str | None, what: str) -> bytes | None:
 @dataclass(frozen=True, slots=True)
 class Verifying:
     """What verifying a parsed item needs besides its documents and policy: the pinned roots, the decision time and
-    the process's verification caches."""
+    the process's verification and collateral caches."""
 
     trust: TrustStore
     now: datetime
     intel_cache: IntelVerificationCache | None = None
     snp_cache: SnpVerificationCache | None = None
     nvidia_cache: NvidiaVerificationCache | None = None
+    collateral_cache: CollateralCache | None = None

@@ -33,7 +33,7 @@ from verifier.appraisal.reference_values import (
     tdx_reference_values_from_claims,
     tdx_reference_values_problem,
 )
-from verifier.collateral.documents import Documents, Wanted
+from verifier.collateral.documents import CollateralCache, Documents, Wanted
 from verifier.errors import Code, EvidenceMalformed, PolicyRejected, Reason
 from verifier.keywrap.enclave import EnclaveKey
 from verifier.platforms.amd_snp import PLATFORM_SNP
@@ -94,8 +94,8 @@ class Platform(Generic[P, Q]):
     name: str
     family: str
     #: Decode and parse an item once (raises for an item that cannot be evaluated at all; a quote or report that
-    #: does not parse is kept in the value and reported by ``evaluate``).
-    parse: Callable[[EvidenceItem], P]
+    #: does not parse is kept in the value and reported by ``evaluate``), with the process's collateral cache if any.
+    parse: Callable[[EvidenceItem, CollateralCache | None], P]
     #: The cache rows the parsed item is verified with, ``optional`` where it brings its own copy.
     needs: Callable[[P], tuple[Wanted, ...]]
     #: The appraisal policy of a merged policy document (``policy.invalid``).
@@ -124,6 +124,11 @@ class Platform(Generic[P, Q]):
     #: The reference values that pin an evaluation's verified claims, so that the set, once active, accepts the same
     #: evidence (the dashboard's "trust these measurements"); None where the platform has no such mapping.
     reference_values_from_claims: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None
+
+
+def _without_cache(parse: Callable[[EvidenceItem], P]) -> Callable[[EvidenceItem, CollateralCache | None], P]:
+    """A parser that has nothing to take from the collateral cache."""
+    return lambda item, _cache: parse(item)
 
 
 def _intel_chain(_: Evaluation) -> str:
@@ -191,7 +196,7 @@ _ENTRIES: Final[tuple[Platform[Any, Any], ...]] = (
     Platform(
         name=PLATFORM_SNP,
         family="snp",
-        parse=parse_snp_item,
+        parse=_without_cache(parse_snp_item),
         needs=snp_needs,
         policy=snp_policy,
         evaluate=evaluate_snp,
@@ -205,7 +210,7 @@ _ENTRIES: Final[tuple[Platform[Any, Any], ...]] = (
     Platform(
         name=PLATFORM_NVIDIA,
         family="nvidia",
-        parse=parse_nvidia_item,
+        parse=_without_cache(parse_nvidia_item),
         needs=nvidia_needs,
         policy=nvidia_policy,
         evaluate=evaluate_nvidia,
@@ -279,19 +284,20 @@ class Unparsed:
 Parsed = ParsedItem[Any] | Unparsed
 
 
-def parse_item(item: EvidenceItem) -> ParsedItem[Any]:
+def parse_item(item: EvidenceItem, cache: CollateralCache | None = None) -> ParsedItem[Any]:
     entry = platform(item.type)
-    value = entry.parse(item)
+    value = entry.parse(item, cache)
     return ParsedItem(item, entry, value, entry.needs(value))
 
 
-def parse_evidence(stored: Sequence[object]) -> tuple[Parsed, ...]:
-    """Every stored item (the JSON the API stored) as its typed item, parsed once. Never raises: an item that
-    cannot be evaluated is :class:`Unparsed`, so the prefetch can go on and the decision rejects it in turn."""
+def parse_evidence(stored: Sequence[object], cache: CollateralCache | None = None) -> tuple[Parsed, ...]:
+    """Every stored item (the JSON the API stored) as its typed item, parsed once (what the process's collateral
+    ``cache`` holds parsed already is taken from it). Never raises: an item that cannot be evaluated is
+    :class:`Unparsed`, so the prefetch can go on and the decision rejects it in turn."""
     parsed: list[Parsed] = []
     for raw in stored:
         try:
-            parsed.append(parse_item(stored_item(raw)))
+            parsed.append(parse_item(stored_item(raw), cache))
         except Exception as e:  # a parser bug on hostile bytes: the decision's internal.error
             parsed.append(Unparsed(e))
     return tuple(parsed)

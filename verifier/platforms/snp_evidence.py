@@ -113,7 +113,7 @@ def evaluate_snp(parsed: ParsedReport, documents: Documents, policy: SnpPolicy, 
         trust=env.trust,
         now=env.now,
         policy=policy,
-        crl_der=amd_crl(parsed.crl_target, documents, parsed.crl, env.trust),
+        crl_der=amd_crl(parsed.crl_target, documents, parsed.crl, env.trust, env.collateral_cache),
         cache=env.snp_cache,
         uvm_endorsements=() if parsed.uvm_endorsement is None else (parsed.uvm_endorsement,),
     )

@@ -39,7 +39,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from verifier.collateral import repository as cache
-from verifier.collateral.documents import AMD, NVIDIA, NVIDIA_RIM_MISSING_BODY, Wanted, leaf_product
+from verifier.collateral.documents import AMD, NVIDIA, NVIDIA_RIM_MISSING_BODY, Document, RowKey, Wanted, leaf_product
 from verifier.collateral.freshness import AGEING_KINDS, Freshness, is_due
 from verifier.config import Settings, current_time, get_settings
 from verifier.db.models import Attestation, AttestationStatus, CachedCollateral
@@ -52,11 +52,11 @@ from verifier.worker.vendor_documents import (
     REFRESHABLE,
     FetchReport,
     VendorClients,
-    collateral_needs,
     document_next_update,
     due,
     fetch_and_store,
     fetchable,
+    needs_and_documents,
     vendor_clients,
 )
 
@@ -95,15 +95,30 @@ def prefetch_needs(
     freshness: Freshness = DEFAULT_FRESHNESS,
     evidence: Sequence[Parsed] | None = None,
 ) -> list[Wanted]:
+    """:func:`prefetch_check`'s needs."""
+    return prefetch_check(session, att, now, freshness, evidence)[0]
+
+
+def prefetch_check(
+    session: Session,
+    att: Attestation,
+    now: datetime,
+    freshness: Freshness = DEFAULT_FRESHNESS,
+    evidence: Sequence[Parsed] | None = None,
+) -> tuple[list[Wanted], dict[RowKey, Document] | None]:
     """Step 1 of the prefetch, in the decision's transaction (``att``'s row locked in ``session``): what the pending
     ``att`` needs that the cache lacks or holds due, read in one statement. Empty when nothing is (evidence that
     brings its collateral, a warm cache, a decided attestation): the decision goes on in that transaction. Optional
     documents whose fetch just failed are left out, so a verifier without egress does not give up its row lock (and
-    read the row again) before every decision for nothing. ``evidence``: ``att.evidence`` already parsed."""
+    read the row again) before every decision for nothing. ``evidence``: ``att.evidence`` already parsed.
+
+    Also returns the cached documents the evidence needs, read by the same statement: when nothing is to be
+    fetched, the decision in this transaction verifies with them (None: nothing was read)."""
     if att.status != AttestationStatus.PENDING:
-        return []
+        return [], None
     items = parse_evidence(att.evidence) if evidence is None else evidence
-    return fetchable(collateral_needs(session, items, now, freshness))
+    needs, documents = needs_and_documents(session, items, now, freshness)
+    return fetchable(needs), documents
 
 
 def collateral_to_fetch(
@@ -111,9 +126,17 @@ def collateral_to_fetch(
 ) -> list[Wanted]:
     """:func:`prefetch_needs` with the configured freshness rule, for the decide task; empty when collateral
     fetching is off (``collateral_fetch``: nothing is read then)."""
+    return collateral_check(session, att, settings, now, evidence)[0]
+
+
+def collateral_check(
+    session: Session, att: Attestation, settings: Settings, now: datetime, evidence: Sequence[Parsed]
+) -> tuple[list[Wanted], dict[RowKey, Document] | None]:
+    """:func:`collateral_to_fetch`, and the cached documents read for it (None when nothing was read: collateral
+    fetching is off, or the attestation is decided)."""
     if not settings.collateral_fetch:
-        return []
-    return prefetch_needs(session, att, now, Freshness.from_settings(settings), evidence)
+        return [], None
+    return prefetch_check(session, att, now, Freshness.from_settings(settings), evidence)
 
 
 def prefetch(

@@ -27,6 +27,7 @@ from verifier.attestation.retention import purge_old_evidence
 from verifier.broker.app import DECIDE_TASK
 from verifier.broker.notify import publish_decided
 from verifier.clock import Clock
+from verifier.collateral.documents import Documents
 from verifier.config import Settings, current_time, get_settings
 from verifier.db.models import Attestation, AttestationStatus
 from verifier.observability.metrics import WORKER_METRICS
@@ -35,7 +36,7 @@ from verifier.platforms.registry import Parsed, parse_evidence
 from verifier.wiring import decision_context
 from verifier.worker.base import KeywardTask, after_commit
 from verifier.worker.celery_app import celery_app
-from verifier.worker.refresh import collateral_to_fetch, prefetch
+from verifier.worker.refresh import collateral_check, prefetch
 
 log = logging.getLogger(__name__)
 connect_worker_signals()
@@ -46,8 +47,9 @@ def decide_attestation(task: KeywardTask, attestation_id: str) -> str:
 
     1. The decision's transaction: lock the row (read once, for the prefetch check and the decision; locked until
        the commit, so "was pending" is exact and a redelivered, already decided task is not counted), parse the
-       evidence once, and ask the cache in one statement for the vendor collateral the evidence needs
-       (:func:`collateral_to_fetch`). Nothing missing or due: decide in this transaction (step 3).
+       evidence once (through the process's collateral cache), and ask the cache in one statement for the vendor
+       collateral the evidence needs (:func:`collateral_check`). Nothing missing or due: decide in this transaction
+       (step 3) with the documents that statement read.
     2. Otherwise that transaction ends (it changed nothing) and :func:`prefetch` fetches the documents, with no
        transaction open, and stores them in one of its own; while a vendor is unavailable the task is retried later
        instead.
@@ -56,23 +58,39 @@ def decide_attestation(task: KeywardTask, attestation_id: str) -> str:
     settings = get_settings()
     started = time.perf_counter()
     key = uuid.UUID(attestation_id)
+    cache = decision_context(settings).collateral_cache
     with task.transaction() as session:
         att = lock_attestation(session, key)
-        evidence = parse_evidence(att.evidence) if att.status == AttestationStatus.PENDING else ()
+        evidence = parse_evidence(att.evidence, cache) if att.status == AttestationStatus.PENDING else ()
         now = current_time(settings)
-        needs = collateral_to_fetch(session, att, settings, now, evidence)
-        if not needs:
-            return _decide(session, att, evidence, settings, started)
+        needs, documents = collateral_check(session, att, settings, now, evidence)
+        if not needs:  # the documents just read are what the decision verifies with
+            return _decide(session, att, evidence, settings, started, documents)
     prefetch(task, needs, now, settings, attestation_id)
     with task.transaction() as session:
         return _decide(session, lock_attestation(session, key), evidence, settings, started)
 
 
-def _decide(session: Session, att: Attestation, evidence: Sequence[Parsed], settings: Settings, started: float) -> str:
-    """Step 3 of :func:`decide_attestation`, in the transaction that locked ``att``."""
+def _decide(
+    session: Session,
+    att: Attestation,
+    evidence: Sequence[Parsed],
+    settings: Settings,
+    started: float,
+    documents: Documents | None = None,
+) -> str:
+    """Step 3 of :func:`decide_attestation`, in the transaction that locked ``att`` (``documents``: the cached
+    documents its evidence needs, read in that transaction; None: the decision reads them)."""
     was_pending = att.status == AttestationStatus.PENDING
     # The decision clock (the simulation clock in development) also places created_at (real time) on it.
-    att = decide_locked(session, att, decision_context(settings), Clock.from_settings(settings), evidence=evidence)
+    att = decide_locked(
+        session,
+        att,
+        decision_context(settings),
+        Clock.from_settings(settings),
+        evidence=evidence,
+        documents=documents,
+    )
     # Wakes an API request waiting with Prefer: wait.
     after_commit(publish_decided, settings.broker_url, str(att.id), key_prefix=settings.broker_key_prefix)
     if was_pending:

@@ -37,6 +37,8 @@ from verifier.collateral.documents import (
     NVIDIA_RIM,
     NVIDIA_RIM_MISSING_BODY,
     NVIDIA_RIM_OCSP,
+    Document,
+    RowKey,
     Wanted,
     parse_rim_ocsp_bundle,
     rim_ocsp_bundle,
@@ -50,7 +52,7 @@ from verifier.collateral.nvidia_fetchers import (
     rim_chain_pairs,
     rim_signing_certificates,
 )
-from verifier.collateral.repository import cached_documents, put_document
+from verifier.collateral.repository import cached_documents, documents_of, put_document, read_rows
 from verifier.config import Settings
 from verifier.db.models import CachedCollateral
 from verifier.db.session import Transaction
@@ -205,22 +207,36 @@ def collateral_needs(session: Session, evidence: Iterable[Parsed], now: datetime
     and that are missing, unreadable or due at ``now`` (:func:`due`), each once: those the decision needs first,
     then the optional ones, each in evidence order (a row one item needs and another brings is needed). Items too
     malformed to evaluate need nothing; the decision rejects them."""
+    return needs_and_documents(session, evidence, now, freshness)[0]
+
+
+def needs_and_documents(
+    session: Session, evidence: Iterable[Parsed], now: datetime, freshness: Freshness
+) -> tuple[list[Wanted], dict[RowKey, Document]]:
+    """:func:`collateral_needs`, and every cached document the evidence needs (fetchable or not: exactly what the
+    decision reads, :func:`verifier.attestation.items.read_needs`), both from one statement. When nothing needs
+    fetching, a decision in the same transaction verifies with these documents instead of reading them again."""
     wants: dict[str, Wanted] = {}
+    rows: list[RowKey] = []
     for item in evidence:
         if not isinstance(item, ParsedItem):
             continue
-        for wanted in (w for w in item.needs if w.fetchable):
+        for wanted in item.needs:
+            rows.append(wanted.row)
+            if not wanted.fetchable:
+                continue
             seen = wants.get(str(wanted))
             if seen is None or (seen.optional and not wanted.optional):
                 wants[str(wanted)] = wanted
-    rows = cached_documents(session, [(w.vendor, w.kind, w.key) for w in wants.values()])  # one statement
+    cached = read_rows(session, rows)  # one statement
     needs: dict[str, Wanted] = {}
     for name, wanted in wants.items():
-        row = rows.get((wanted.vendor, wanted.kind, wanted.key))
-        if row is None or due(row, now, freshness):
+        row = cached.get(wanted.row)
+        expires = None if row is None else row.next_update or document_next_update(row.kind, row.body)
+        if row is None or is_due(row.kind, row.fetched_at, expires, now, freshness):
             needs[name] = wanted
     # Needed first: a vendor that fails an optional fetch is asked nothing more in that run.
-    return sorted(needs.values(), key=lambda w: w.optional)
+    return sorted(needs.values(), key=lambda w: w.optional), documents_of(cached)
 
 
 def _tee(value: str) -> Tee:

@@ -829,3 +829,98 @@ def test_decide_attestation_parses_each_item_once(
     decided = decide_attestation(session, again.id, world.ctx, Clock.fixed(NOW), evidence=parsed)
     assert decided.status == AttestationStatus.ACCEPTED, _codes(decided)
     assert calls == []
+
+
+def _without_reportdata(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_reportdata(v) for k, v in value.items() if k != "reportdata"}
+    if isinstance(value, list | tuple):
+        return [_without_reportdata(v) for v in value]
+    return value
+
+
+def _cache_intel_rows(session: Session, ev: Evidence) -> None:
+    import json
+
+    from verifier.collateral.repository import INTEL, put_document
+    from verifier.trust.intel_collateral import signed_member
+
+    pcs = ev.pcs
+    fmspc = json.loads(signed_member(pcs.tcb_info_body, "tcbInfo")[0])["fmspc"].lower()
+    for kind, key, body, chain in (
+        ("tcb_info", f"tdx:{fmspc}", pcs.tcb_info_body, pcs.tcb_info_issuer_chain),
+        ("qe_identity", "tdx", pcs.qe_identity_body, pcs.qe_identity_issuer_chain),
+        ("pck_crl", pcs.ca, pcs.pck_crl, pcs.pck_crl_issuer_chain),
+        ("root_ca_crl", "root", pcs.root_ca_crl, None),
+    ):
+        put_document(session, INTEL, kind, key, body, issuer_chain=chain, fetched_at=NOW, next_update=None)
+
+
+@pytest.mark.parametrize("with_collateral", [True, False], ids=["supplied-and-cached", "cached-only"])
+def test_decide_attestation_same_verdict_with_and_without_collateral_cache(
+    session: Session, world: World, with_collateral: bool
+) -> None:
+    from sqlalchemy import delete
+
+    from verifier.db.models import CachedCollateral
+
+    session.execute(delete(CachedCollateral))
+    _cache_intel_rows(session, default_pki().build(QuoteOptions()))
+    world.entitlement.seats = 10
+    plain = replace(world.ctx, collateral_cache=None)
+    verdicts = []
+    for ctx in (plain, world.ctx, world.ctx):  # uncached, then the cache filled, then hit
+        enclave = jwk.ECKey.generate_key("P-256")
+        att = pending_tdx_attestation(
+            world.entitlement.id,
+            world.version.id,
+            nonce=issue_challenge(SECRET, NOW).nonce,
+            enclave_jwk=dict(enclave.as_dict(private=False)),
+            deployment=f"cache-{uuid.uuid4().hex[:6]}",
+            with_collateral=with_collateral,
+        )
+        session.add(att)
+        session.flush()
+        decided = decide_attestation(session, att.id, ctx, Clock.fixed(NOW))
+        assert decided.status == AttestationStatus.ACCEPTED, _codes(decided)
+        assert decided.wrapped_key is not None
+        assert unwrap_in_enclave(decided.wrapped_key, dict(enclave.as_dict(private=True))) == world.dek
+        verdicts.append((decided.verdict, decided.claims, decided.collateral))
+    # Equal but for REPORTDATA (each attestation binds its own nonce and enclave key).
+    assert _without_reportdata(verdicts[0]) == _without_reportdata(verdicts[1]) == _without_reportdata(verdicts[2])
+    assert world.ctx.collateral_cache is not None
+    assert len(world.ctx.collateral_cache.intel) == 1
+
+
+def test_task_shaped_decision_reads_collateral_once(session: Session, world: World) -> None:
+    """The decide task's path (lock, parse once, the prefetch check, decide with the documents it read): one
+    statement on the collateral cache, where the decision read it again before."""
+    from sqlalchemy import delete, event
+
+    from verifier.attestation.flows import decide_locked, lock_attestation
+    from verifier.db.models import CachedCollateral
+    from verifier.platforms.registry import parse_evidence
+    from verifier.worker.refresh import prefetch_check
+
+    session.execute(delete(CachedCollateral))
+    _cache_intel_rows(session, default_pki().build(QuoteOptions()))
+    att, _enclave = _submit(session, world)
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    bind = session.get_bind()
+    event.listen(bind, "before_cursor_execute", seen)
+    try:
+        locked = lock_attestation(session, att.id)
+        evidence = parse_evidence(locked.evidence, world.ctx.collateral_cache)
+        needs, documents = prefetch_check(session, locked, NOW, evidence=evidence)
+        assert needs == []
+        assert documents is not None
+        assert len(documents) == 4
+        decided = decide_locked(session, locked, world.ctx, Clock.fixed(NOW), evidence=evidence, documents=documents)
+    finally:
+        event.remove(bind, "before_cursor_execute", seen)
+    assert decided.status == AttestationStatus.ACCEPTED, _codes(decided)
+    assert sum("FROM collateral_cache" in s for s in statements) == 1
