@@ -4,6 +4,7 @@ process from settings by :mod:`verifier.wiring`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from verifier.keywrap.ear import DEFAULT_ISSUER, ProviderKeyring
 from verifier.keywrap.kek import KeyEncryptionKey
@@ -26,3 +27,6 @@ class DecisionContext:
     nvidia_cache: NvidiaVerificationCache = field(default_factory=NvidiaVerificationCache)
     production: bool = False  # the production profile: debug TEEs are never accepted, whatever a policy says
     issuer: str = DEFAULT_ISSUER  # the result token's ``iss``
+    #: A request older than this when it is decided is rejected ``attestation.request_stale`` (Settings'
+    #: ``max_decision_age_seconds``; at most :data:`~verifier.attestation.challenges.MAX_DECISION_DELAY`).
+    max_decision_age: timedelta = timedelta(minutes=10)

@@ -356,6 +356,29 @@ def lock_stale_pending(session: Session, *, sent_before: datetime, limit: int) -
     )
 
 
+def newer_grant(
+    session: Session, *, entitlement_id: uuid.UUID, deployment_name: str, arrived_at: datetime, decided_since: datetime
+) -> tuple[uuid.UUID, datetime, uuid.UUID | None] | None:
+    """(id, ``created_at``, lease id) of the newest accepted ``attest`` request of the deployment that arrived after
+    ``arrived_at`` (real time, as ``created_at``), or None; its evidence is not read. ``decided_since`` (on the
+    decision clock, at or before that arrival) only bounds the read to the index ``(entitlement_id,
+    deployment_name, decided_at)``: such a request was decided after it arrived."""
+    row = session.execute(
+        select(Attestation.id, Attestation.created_at, Attestation.lease_id)
+        .where(
+            Attestation.entitlement_id == entitlement_id,
+            Attestation.deployment_name == deployment_name,
+            Attestation.decided_at >= decided_since,
+            Attestation.status == AttestationStatus.ACCEPTED,
+            Attestation.kind == "attest",
+            Attestation.created_at > arrived_at,
+        )
+        .order_by(Attestation.created_at.desc())
+        .limit(1)
+    ).first()
+    return None if row is None else (row[0], row[1], row[2])
+
+
 # -- the staff view of attestations ------------------------------------------------------------------------------
 
 
