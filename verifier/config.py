@@ -154,6 +154,10 @@ class Settings(BaseSettings):
     pending_requeue_seconds: float = 600.0
     #: Pending requests requeued per beat run, oldest first.
     pending_requeue_batch: int = 100
+    #: Seconds between beat's requeue runs. Each run also sends again, at once, the pending requests a worker that
+    #: has since stopped heartbeating (``heartbeat_max_age_seconds``) may have been holding, so a killed worker's
+    #: requests are decided within about ``heartbeat_max_age_seconds`` + this, not ``broker_visibility_timeout``.
+    pending_requeue_interval_seconds: Annotated[float, Field(gt=0)] = 10.0
     #: A request not decided within this many seconds of its arrival is rejected ``attestation.request_stale``
     #: instead of being decided: no client still waits for it, and its lease would only hold a seat. At most
     #: 3600 (``verifier.attestation.challenges.MAX_DECISION_DELAY``, the hard limit the used-nonce retention is

@@ -138,3 +138,11 @@ def heartbeat_freshness(
     )
     age = None if newest is None else (now - newest).total_seconds()
     return Freshness(ok=fresh > 0, fresh=fresh, known=known, newest_age_seconds=age)
+
+
+def last_seen_of_lost(session: Session, *, role: str, max_age: float, now: datetime) -> datetime | None:
+    """When the most recently lost ``role`` process last beat: the newest row older than ``max_age`` seconds (a
+    cleanly stopped process deletes its row; a killed one leaves it to go stale), or None if none was lost within
+    :data:`STALE_ROW_RETENTION`. Beat's requeue sends again the pending requests it may have been holding
+    (:mod:`verifier.attestation.pending`)."""
+    return repository.newest_stale_heartbeat(session, role=role, before=now - timedelta(seconds=max_age))

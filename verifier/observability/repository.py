@@ -69,6 +69,15 @@ def newest_heartbeat(session: Session, *, role: str, hostname: str | None = None
     return newest, int(count)
 
 
+def newest_stale_heartbeat(session: Session, *, role: str, before: datetime) -> datetime | None:
+    """The newest ``last_seen`` among ``role`` rows last written before ``before`` (processes that stopped beating
+    without a clean stop, which deletes the row), or None."""
+    query = select(func.max(WorkerHeartbeat.last_seen)).where(
+        WorkerHeartbeat.role == role, WorkerHeartbeat.last_seen < before
+    )
+    return session.scalar(query)
+
+
 def fresh_heartbeat_count(session: Session, *, role: str, since: datetime, hostname: str | None = None) -> int:
     query = select(func.count()).where(WorkerHeartbeat.role == role, WorkerHeartbeat.last_seen >= since)
     if hostname is not None:
