@@ -18,7 +18,7 @@ import uuid
 from pathlib import Path
 
 import redis
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, delete, func, select, text
 from sqlalchemy.orm import Session
 
 from tests.support.service import (
@@ -226,3 +226,38 @@ def test_worker_killed_holding_requests_they_are_decided_within_seconds(
             .where(AuditEvent.tag == "worker:lease:issued", AuditEvent.subject_id.in_([str(i) for i in leases]))
         )
         assert issued == requests
+
+
+def test_restarted_worker_with_the_killed_ones_pid_leaves_its_row_to_be_seen_lost(engine: Engine) -> None:
+    """On PostgreSQL: a worker killed in a container that restarts gets the same hostname and pid; the new process's
+    first heartbeat keeps the killed one's row apart, so beat still sees a lost worker and requeues its requests."""
+    from datetime import UTC, datetime, timedelta
+
+    from verifier.observability.heartbeat import Heartbeat, last_seen_of_lost
+
+    host = f"restarted-{uuid.uuid4().hex[:8]}"
+    now = datetime.now(UTC)
+    killed_start, killed_seen = now - timedelta(minutes=10), now - timedelta(seconds=3)
+    with Session(engine) as s:
+        s.add(WorkerHeartbeat(hostname=host, pid=7, role="worker", started_at=killed_start, last_seen=killed_seen))
+        s.commit()
+    hb = Heartbeat(engine, role="worker", interval=10, clock=lambda: now)
+    hb.hostname, hb.pid = host, 7
+    try:
+        assert hb.beat()
+        with Session(engine) as s:
+            rows = s.execute(
+                select(WorkerHeartbeat.hostname, WorkerHeartbeat.started_at, WorkerHeartbeat.last_seen).where(
+                    WorkerHeartbeat.hostname.startswith(host)
+                )
+            ).all()
+            assert sorted(rows) == sorted(
+                [(host, now, now), (f"{host}~{killed_start.strftime('%Y%m%dT%H%M%S.%f')}", killed_start, killed_seen)]
+            )
+            lost = last_seen_of_lost(s, role="worker", max_age=2, now=now)
+            assert lost is not None
+            assert lost >= killed_seen
+    finally:
+        with Session(engine) as s:
+            s.execute(delete(WorkerHeartbeat).where(WorkerHeartbeat.hostname.startswith(host)))
+            s.commit()
