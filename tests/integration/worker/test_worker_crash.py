@@ -32,7 +32,7 @@ from tests.support.service import (
     stop_worker,
     store_pending_tdx,
 )
-from verifier.db.models import Attestation, AttestationStatus, AuditEvent, Lease, WorkerHeartbeat
+from verifier.db.models import Attestation, AttestationStatus, AuditEvent, Lease, LeaseStatus, WorkerHeartbeat
 
 VISIBILITY = 3  # seconds before an unacknowledged task is delivered again
 
@@ -226,6 +226,64 @@ def test_worker_killed_holding_requests_they_are_decided_within_seconds(
             .where(AuditEvent.tag == "worker:lease:issued", AuditEvent.subject_id.in_([str(i) for i in leases]))
         )
         assert issued == requests
+
+
+def test_worker_killed_then_enclave_attests_again_the_late_request_leaves_the_new_lease(
+    database_url: str, engine: Engine, tmp_path: Path
+) -> None:
+    """The whole of finding 1 with real processes: the worker deciding request A is killed; the enclave attests again
+    under the same deployment name (B), and a new worker leases B the licence's only seat. A comes back within
+    seconds (beat sees the lost worker) and is rejected ``attestation.superseded_by_newer``: B's lease stays live,
+    no orphan lease takes the seat."""
+    r = redis.Redis.from_url(TEST_BROKER)
+    settings = service_settings(database_url)
+    seeded = seed(engine, settings, seats=1)
+    stale = store_pending_tdx(engine, settings, seeded.entitlement_id, deployment="retried")
+    blocker = engine.connect()
+    tx = blocker.begin()
+    blocker.execute(text("SELECT id FROM attestations WHERE id = :i FOR UPDATE"), {"i": stale})
+    first = start_worker(database_url, TEST_BROKER, **FAST_RECOVERY)
+    processes = [first]
+    try:
+        from verifier.worker.tasks import decide_task
+
+        decide_task.delay(str(stale))
+        assert _wait_for(lambda: r.hlen(TEST_KEY_PREFIX + "unacked") > 0, 30), "the worker never took the task"
+        assert _wait_for(lambda: _has_heartbeat(engine, first.pid), 30), "the worker never beat"
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+        processes.append(start_worker(database_url, TEST_BROKER, **FAST_RECOVERY))
+        processes.append(start_beat(tmp_path / "celerybeat-schedule", database_url, TEST_BROKER, **FAST_RECOVERY))
+        retry = store_pending_tdx(engine, settings, seeded.entitlement_id, deployment="retried")
+        decide_task.delay(str(retry))
+        assert _wait_for(lambda: _decided(engine, retry), 30), "the enclave's new request was not decided"
+        released_at = time.monotonic()
+        tx.rollback()  # A's decision may go ahead now, after B's
+        assert _wait_for(lambda: _decided(engine, stale), RECOVERY_BOUND), "the killed worker's request stayed pending"
+        assert time.monotonic() - released_at < RECOVERY_BOUND
+    finally:
+        if tx.is_active:
+            tx.rollback()
+        blocker.close()
+        for process in processes:
+            if process.poll() is None:
+                stop_worker(process)
+    with Session(engine) as s:
+        a, b = s.get_one(Attestation, stale), s.get_one(Attestation, retry)
+        assert b.status == AttestationStatus.ACCEPTED, b.verdict
+        assert a.status == AttestationStatus.REJECTED
+        assert a.verdict is not None
+        assert [reason["code"] for reason in a.verdict["reasons"]] == ["attestation.superseded_by_newer"]
+        assert a.lease_id is None
+        live = s.scalars(
+            select(Lease.id).where(Lease.entitlement_id == seeded.entitlement_id, Lease.status == LeaseStatus.LIVE)
+        ).all()
+        assert live == [b.lease_id]
+        assert (
+            s.scalar(select(func.count()).select_from(Lease).where(Lease.entitlement_id == seeded.entitlement_id)) == 1
+        )
+        tags = s.scalars(select(AuditEvent.tag).where(AuditEvent.subject_id == str(stale))).all()
+        assert tags == ["worker:attestation:rejected"]
 
 
 def test_restarted_worker_with_the_killed_ones_pid_leaves_its_row_to_be_seen_lost(engine: Engine) -> None:
