@@ -60,8 +60,4 @@ def claim_stale_pending(
     """The ids of pending attestations last sent before :func:`requeue_cutoff` (at most ``limit``, oldest first),
     marked ``requeued_at = now``; the caller commits, then sends their decide tasks."""
     cutoff = requeue_cutoff(now, older_than=older_than, lost_worker_seen=lost_worker_seen, grace=grace)
-    stale = repository.lock_stale_pending(session, sent_before=cutoff, limit=limit)
-    for att in stale:
-        att.requeued_at = now
-    session.flush()
-    return [att.id for att in stale]
+    return repository.claim_stale_pending(session, sent_before=cutoff, limit=limit, now=now)

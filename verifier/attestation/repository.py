@@ -341,19 +341,23 @@ def delete_used_nonces(session: Session, *, expired_before: datetime) -> int:
 # -- pending requests --------------------------------------------------------------------------------------------
 
 
-def lock_stale_pending(session: Session, *, sent_before: datetime, limit: int) -> list[Attestation]:
-    """Pending attestations last sent (created or requeued) at or before ``sent_before``, oldest first, at most
-    ``limit``, locked ``FOR UPDATE SKIP LOCKED`` (rows a worker is deciding right now are skipped)."""
+def claim_stale_pending(session: Session, *, sent_before: datetime, limit: int, now: datetime) -> list[uuid.UUID]:
+    """The ids of pending attestations last sent (created or requeued) at or before ``sent_before``, oldest first, at
+    most ``limit``, locked ``FOR UPDATE SKIP LOCKED`` (rows a worker is deciding right now are skipped) and marked
+    ``requeued_at = now``. Reads ids only, never the evidence."""
     last_sent = func.coalesce(Attestation.requeued_at, Attestation.created_at)
-    return list(
+    ids = list(
         session.scalars(
-            select(Attestation)
+            select(Attestation.id)
             .where(Attestation.status == AttestationStatus.PENDING, last_sent <= sent_before)
             .order_by(Attestation.created_at)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
     )
+    if ids:
+        session.execute(update(Attestation).where(Attestation.id.in_(ids)).values(requeued_at=now))
+    return ids
 
 
 def newer_grant(
