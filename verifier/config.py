@@ -19,7 +19,7 @@ from typing import Annotated, Final, Literal
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from pydantic import PositiveInt, SecretStr, StringConstraints, model_validator
+from pydantic import Field, PositiveInt, SecretStr, StringConstraints, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from verifier.clock import Clock, DecisionTime
@@ -159,6 +159,15 @@ class Settings(BaseSettings):
     pending_requeue_seconds: float = 600.0
     #: Pending requests requeued per beat run, oldest first.
     pending_requeue_batch: int = 100
+    #: Seconds between beat's requeue runs. Each run also sends again, at once, the pending requests a worker that
+    #: has since stopped heartbeating (``heartbeat_max_age_seconds``) may have been holding, so a killed worker's
+    #: requests are decided within about ``heartbeat_max_age_seconds`` + this, not ``broker_visibility_timeout``.
+    pending_requeue_interval_seconds: Annotated[float, Field(gt=0)] = 10.0
+    #: A request not decided within this many seconds of its arrival is rejected ``attestation.request_stale``
+    #: instead of being decided: no client still waits for it, and its lease would only hold a seat. At most
+    #: 3600 (``verifier.attestation.challenges.MAX_DECISION_DELAY``, the hard limit the used-nonce retention is
+    #: built on). Keep it above the longest collateral back-off a decision may legitimately wait.
+    max_decision_age_seconds: Annotated[float, Field(gt=0, le=3600)] = 600.0
     #: Log output: ``json`` (one object per line, with the request id; for log collectors) or ``text``.
     log_format: Literal["json", "text"] = "json"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -206,6 +206,10 @@ class Code(StrEnum):
     ATTESTATION_BINDING_MISMATCH = "attestation.binding_mismatch"
     #: The active reference value set pins no guest identity (appraisal/reference_values.py).
     ATTESTATION_REFERENCE_VALUES_UNCONSTRAINED = "attestation.reference_values_unconstrained"
+    #: The request waited longer than ``max_decision_age_seconds`` for its decision; attest again (flows.py).
+    ATTESTATION_REQUEST_STALE = "attestation.request_stale"
+    #: The deployment was granted a lease for a request that arrived after this one; this one must not displace it.
+    ATTESTATION_SUPERSEDED_BY_NEWER = "attestation.superseded_by_newer"
 
     # -- API credentials ------------------------------------------------------------------------------------------
     AUTH_MISSING = "auth.missing"
@@ -518,7 +522,7 @@ class NotFound(KeywardError):
 
 class Conflict(KeywardError):
     """The request clashes with the current state (a duplicate name, a forbidden status change, a lease that is
-    no longer renewable)."""
+    no longer renewable, an attestation a newer one for the same deployment superseded)."""
 
     fault = Fault.REQUEST
     http_status = 409
@@ -684,6 +688,7 @@ _CODES_BY_CLASS: Final[Mapping[type[KeywardError], tuple[Code, ...]]] = {
         _C.CHALLENGE_EXPIRED,
         _C.CHALLENGE_INVALID,
         _C.CHALLENGE_REPLAYED,
+        _C.ATTESTATION_REQUEST_STALE,
     ),
     CollateralError: (
         _C.INTEL_COLLATERAL_MALFORMED,
@@ -825,6 +830,7 @@ _CODES_BY_CLASS: Final[Mapping[type[KeywardError], tuple[Code, ...]]] = {
     Conflict: (
         _C.LEASE_NOT_RENEWABLE,
         _C.RESOURCE_CONFLICT,
+        _C.ATTESTATION_SUPERSEDED_BY_NEWER,
     ),
     AuthError: (
         _C.AUTH_MISSING,

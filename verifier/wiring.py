@@ -7,6 +7,8 @@ keyring (JWKS). Nothing here touches the database or the broker (:mod:`verifier.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from verifier.attestation.context import DecisionContext
 from verifier.config import Settings, dev_result_signing_key_pem
 from verifier.keywrap.ear import ProviderKeyring, ProviderSigningKey
@@ -57,6 +59,7 @@ def decision_context(settings: Settings) -> DecisionContext:
         settings.challenge_secret.get_secret_value(),
         settings.result_signing_key_pem.get_secret_value() if settings.result_signing_key_pem else None,
         settings.result_token_issuer,
+        settings.max_decision_age_seconds,
     )
     ctx = _CONTEXTS.get(key)
     if ctx is None:
@@ -67,5 +70,6 @@ def decision_context(settings: Settings) -> DecisionContext:
             challenge_secret=settings.challenge_secret.get_secret_value().encode(),
             production=settings.environment == "production",
             issuer=settings.result_token_issuer,
+            max_decision_age=timedelta(seconds=settings.max_decision_age_seconds),
         )
     return ctx

@@ -194,6 +194,34 @@ def start_worker(database_url: str, broker: str, **extra_env: str) -> subprocess
     return _popen_worker(_worker_env(database_url, broker, extra_env), None)
 
 
+def start_pooled_worker(
+    database_url: str, broker: str, *, pool: str, concurrency: int, env: dict[str, str]
+) -> subprocess.Popen[bytes]:
+    """:func:`start_worker` with another pool (``threads``, ``prefork``) of ``concurrency`` and ``env`` added."""
+    return _popen_worker(_worker_env(database_url, broker, env), None, pool=pool, concurrency=concurrency)
+
+
+def start_beat(schedule: Path, database_url: str, broker: str, **extra_env: str) -> subprocess.Popen[bytes]:
+    """A ``celery beat`` process keeping its schedule in ``schedule`` (a file in a temporary directory); its output
+    is discarded."""
+    return subprocess.Popen(  # noqa: S603 - the test's own interpreter and arguments
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "verifier.worker.celery_app:celery_app",
+            "beat",
+            f"--schedule={schedule}",
+            "--loglevel=WARNING",
+        ],
+        cwd=ROOT,
+        env=_worker_env(database_url, broker, extra_env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 def start_logged_worker(log_path: Path, database_url: str, broker: str, **extra_env: str) -> subprocess.Popen[bytes]:
     """:func:`start_worker`, with the worker's stdout and stderr appended to ``log_path``."""
     with log_path.open("ab") as output:  # the child keeps its own copy of the descriptor
@@ -211,8 +239,10 @@ def _worker_env(database_url: str, broker: str, extra_env: dict[str, str]) -> di
     }
 
 
-def _popen_worker(env: dict[str, str], output: IO[bytes] | None) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
+def _popen_worker(
+    env: dict[str, str], output: IO[bytes] | None, *, pool: str = "solo", concurrency: int = 1
+) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(  # noqa: S603 - the test's own interpreter and arguments
         [
             sys.executable,
             "-m",
@@ -220,8 +250,8 @@ def _popen_worker(env: dict[str, str], output: IO[bytes] | None) -> subprocess.P
             "-A",
             "verifier.worker.celery_app:celery_app",
             "worker",
-            "--pool=solo",
-            "--concurrency=1",
+            f"--pool={pool}",
+            f"--concurrency={concurrency}",
             "--loglevel=WARNING",
             "--without-gossip",
             "--without-mingle",

@@ -275,3 +275,21 @@ def test_transport_options_put_the_key_prefix_on_redis_only() -> None:
 
     assert transport_options("redis://h:6379/0", 60, "acme:")["global_keyprefix"] == "acme:"
     assert "global_keyprefix" not in transport_options("sqla+sqlite:///x.db", 60, "acme:")
+
+
+def test_settings_max_decision_age_is_bounded_by_the_nonce_retention() -> None:
+    """``max_decision_age_seconds`` may not exceed MAX_DECISION_DELAY: consumed nonces are kept that long past their
+    expiry, so a request decided later could be a replay nobody catches."""
+    from verifier.attestation.challenges import MAX_DECISION_DELAY
+
+    assert Settings(max_decision_age_seconds=MAX_DECISION_DELAY.total_seconds()).max_decision_age_seconds == 3600
+    for refused in (0, -1, MAX_DECISION_DELAY.total_seconds() + 1):
+        with pytest.raises(ValidationError, match="max_decision_age_seconds"):
+            Settings(max_decision_age_seconds=refused)
+
+
+def test_decision_context_takes_the_max_decision_age_from_settings() -> None:
+    from verifier.wiring import decision_context
+
+    assert decision_context(Settings(max_decision_age_seconds=90)).max_decision_age == timedelta(seconds=90)
+    assert decision_context(Settings()).max_decision_age == timedelta(seconds=600)

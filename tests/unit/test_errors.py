@@ -127,6 +127,8 @@ def test_no_bare_keyward_error_is_raised() -> None:
         (Code.LEASE_NOT_FOUND, NotFound, Fault.REQUEST, 404),
         (Code.MODEL_VERSION_NOT_FOUND, NotFound, Fault.REQUEST, 404),
         (Code.LEASE_NOT_RENEWABLE, Conflict, Fault.REQUEST, 409),
+        (Code.ATTESTATION_SUPERSEDED_BY_NEWER, Conflict, Fault.REQUEST, 409),
+        (Code.ATTESTATION_REQUEST_STALE, VerificationFailed, Fault.FAILED, 403),
         (Code.AUTH_INVALID, AuthError, Fault.AUTH, 401),
         (Code.AUTH_FORBIDDEN, Forbidden, Fault.AUTH, 403),
         (Code.EAR_INVALID, EarInvalid, Fault.FAILED, 401),

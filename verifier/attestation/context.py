@@ -4,6 +4,7 @@ process from settings by :mod:`verifier.wiring`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from verifier.collateral.documents import CollateralCache
 from verifier.keywrap.ear import DEFAULT_ISSUER, ProviderKeyring
@@ -29,3 +30,6 @@ class DecisionContext:
     collateral_cache: CollateralCache | None = field(default_factory=CollateralCache)
     production: bool = False  # the production profile: debug TEEs are never accepted, whatever a policy says
     issuer: str = DEFAULT_ISSUER  # the result token's ``iss``
+    #: A request older than this when it is decided is rejected ``attestation.request_stale`` (Settings'
+    #: ``max_decision_age_seconds``; at most :data:`~verifier.attestation.challenges.MAX_DECISION_DELAY`).
+    max_decision_age: timedelta = timedelta(minutes=10)

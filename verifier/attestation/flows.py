@@ -8,14 +8,19 @@ Check (:class:`Accepted` or :class:`Rejected`; nothing is written but the redeem
 1. Redeem the challenge nonce (single use across workers and restarts; a replay is a stored rejection). Its
    expiry is checked against when the evidence arrived (``created_at`` on the decision clock,
    :meth:`~verifier.clock.Clock.decision_time_of`), so a decision that waited for vendor collateral or was requeued
-   after a lost dispatch is not rejected for the service's own delay.
+   after a lost dispatch is not rejected for the service's own delay. But a request older than
+   ``ctx.max_decision_age`` (Settings' ``max_decision_age_seconds``) is rejected ``attestation.request_stale``
+   (its nonce spent): its client has given up and attested again, and a lease it released would only hold a seat.
 2. Load the enclave's JWK; the default binding is REPORTDATA = SHA-512(nonce || RFC 7638 thumbprint).
 3. For every evidence item: parse -> verify -> appraise against the active reference values of the model version
    for that platform, merged with the entitlement's appraisal policy, with the binding as expected REPORTDATA.
 4. Entitlement, locked and read afresh: active, its customer not suspended, in its window, platform and version
    allowed; a seat reserved (race-free: every seat decision for one entitlement is made one at a time). A seat is
    a deployment with one live lease: a new lease for a deployment supersedes (revokes) the one it held, so one
-   licence seat never covers more than one running enclave. A renewal needs its lease live and the same key.
+   licence seat never covers more than one running enclave; but a request never displaces a lease granted to a
+   request of the deployment that arrived after it (``attestation.superseded_by_newer``): a late decision (a
+   crashed worker's request, decided after the enclave retried) is rejected instead of revoking the live lease.
+   A renewal needs its lease live and the same key.
 
 Release (:class:`Released` or :class:`Rejected`; nothing is written):
 
@@ -52,7 +57,8 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from datetime import timedelta
+from typing import Any, Final
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -68,7 +74,7 @@ from verifier.clock import Clock, DecisionTime, WallTime
 from verifier.collateral.documents import Documents
 from verifier.db.models import Attestation, AttestationStatus, Entitlement, Lease, ModelKey
 from verifier.entitlement.service import Seat, check_entitlement_rules, lock_entitlement, reserve_seat
-from verifier.errors import Code, KeywardError, NotFound, Reason
+from verifier.errors import Code, Conflict, KeywardError, NotFound, Reason, VerificationFailed
 from verifier.keywrap.ear import issue_ear
 from verifier.keywrap.enclave import EnclaveKey, expected_report_data, parse_enclave_jwk, wrap_for_enclave
 from verifier.keywrap.kek import model_key_context
@@ -213,8 +219,9 @@ def _check(
     documents: Documents | None,
     evaluations: list[Evaluation],
 ) -> Accepted | Rejected:
-    # 1-2. Freshness (as of the evidence's arrival) and the enclave key.
+    # 1-2. Freshness (as of the evidence's arrival; the nonce is spent either way) and the enclave key.
     redeem_challenge(session, ctx.challenge_secret, att.nonce, now, received_at=received)
+    _check_age(now, received, ctx.max_decision_age)
     key = parse_enclave_jwk(att.enclave_jwk)
     binding = expected_report_data(att.nonce, key)
     catalog = load_catalog(session, att, now)
@@ -261,7 +268,9 @@ def _check(
                 tuple(evaluations),
             )
         lease_id, deployment_id = tenure.id, tenure.deployment_id
-    else:  # a new lease takes a seat (race-free: the entitlement row is locked until commit)
+    else:  # a new lease takes a seat (race-free: the entitlement row is locked until commit), unless a newer
+        #    request of the deployment already holds it
+        _check_not_superseded(session, att, entitlement, received)
         tenure = reserve_seat(session, entitlement, att.deployment_name, now=now)
         lease_id, deployment_id = uuid.uuid4(), tenure.deployment_id
     expires_at, renew_after = lease_times(now, entitlement.lease_ttl_seconds)
@@ -278,6 +287,45 @@ def _check(
         renew_after=DecisionTime(renew_after),
         gpus=gpus,
     )
+
+
+def _check_age(now: DecisionTime, received: DecisionTime, limit: timedelta) -> None:
+    """``attestation.request_stale`` if the request arrived more than ``limit`` before ``now``: nobody waits for
+    that decision any more (the client gave up and attested again), and a lease it released would hold a seat."""
+    waited = now - received
+    if waited > limit:
+        raise VerificationFailed(
+            Code.ATTESTATION_REQUEST_STALE,
+            "the request waited too long for its decision; attest again with a fresh nonce",
+            expected=f"decided within {limit} of arrival",
+            actual=waited,
+        )
+
+
+#: Slack for the hosts' clocks in :func:`_check_not_superseded`'s index bound (never in its comparison).
+_CLOCK_SKEW_MARGIN: Final = timedelta(minutes=5)
+
+
+def _check_not_superseded(session: Session, att: Attestation, entitlement: Entitlement, received: DecisionTime) -> None:
+    """``attestation.superseded_by_newer`` if the deployment was granted a lease for a request that arrived after
+    this one (``created_at``, real time on both sides): a late decision never displaces a newer enclave's lease,
+    whatever order the two were decided in. Call it under the entitlement lock (every grant for the deployment is
+    then committed and visible). A renewal needs no such check: the newer lease superseded the one it renews."""
+    newer = repository.newer_grant(
+        session,
+        entitlement_id=entitlement.id,
+        deployment_name=att.deployment_name,
+        arrived_at=att.created_at,
+        decided_since=received - _CLOCK_SKEW_MARGIN,
+    )
+    if newer is not None:
+        newer_id, newer_arrived, newer_lease = newer
+        raise Conflict(
+            Code.ATTESTATION_SUPERSEDED_BY_NEWER,
+            "the deployment holds a lease granted to a request that arrived after this one; attest again to replace it",
+            expected=f"no request of the deployment accepted after this one arrived ({att.created_at.isoformat()})",
+            actual=f"attestation {newer_id} arrived {newer_arrived.isoformat()}, lease {newer_lease}",
+        )
 
 
 def _reasons_for(error: Exception, att: Attestation) -> tuple[Reason, ...]:

@@ -341,19 +341,46 @@ def delete_used_nonces(session: Session, *, expired_before: datetime) -> int:
 # -- pending requests --------------------------------------------------------------------------------------------
 
 
-def lock_stale_pending(session: Session, *, sent_before: datetime, limit: int) -> list[Attestation]:
-    """Pending attestations last sent (created or requeued) at or before ``sent_before``, oldest first, at most
-    ``limit``, locked ``FOR UPDATE SKIP LOCKED`` (rows a worker is deciding right now are skipped)."""
+def claim_stale_pending(session: Session, *, sent_before: datetime, limit: int, now: datetime) -> list[uuid.UUID]:
+    """The ids of pending attestations last sent (created or requeued) at or before ``sent_before``, oldest first, at
+    most ``limit``, locked ``FOR UPDATE SKIP LOCKED`` (rows a worker is deciding right now are skipped) and marked
+    ``requeued_at = now``. Reads ids only, never the evidence."""
     last_sent = func.coalesce(Attestation.requeued_at, Attestation.created_at)
-    return list(
+    ids = list(
         session.scalars(
-            select(Attestation)
+            select(Attestation.id)
             .where(Attestation.status == AttestationStatus.PENDING, last_sent <= sent_before)
             .order_by(Attestation.created_at)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
     )
+    if ids:
+        session.execute(update(Attestation).where(Attestation.id.in_(ids)).values(requeued_at=now))
+    return ids
+
+
+def newer_grant(
+    session: Session, *, entitlement_id: uuid.UUID, deployment_name: str, arrived_at: datetime, decided_since: datetime
+) -> tuple[uuid.UUID, datetime, uuid.UUID | None] | None:
+    """(id, ``created_at``, lease id) of the newest accepted ``attest`` request of the deployment that arrived after
+    ``arrived_at`` (real time, as ``created_at``), or None; its evidence is not read. ``decided_since`` (on the
+    decision clock, at or before that arrival) only bounds the read to the index ``(entitlement_id,
+    deployment_name, decided_at)``: such a request was decided after it arrived."""
+    row = session.execute(
+        select(Attestation.id, Attestation.created_at, Attestation.lease_id)
+        .where(
+            Attestation.entitlement_id == entitlement_id,
+            Attestation.deployment_name == deployment_name,
+            Attestation.decided_at >= decided_since,
+            Attestation.status == AttestationStatus.ACCEPTED,
+            Attestation.kind == "attest",
+            Attestation.created_at > arrived_at,
+        )
+        .order_by(Attestation.created_at.desc())
+        .limit(1)
+    ).first()
+    return None if row is None else (row[0], row[1], row[2])
 
 
 # -- the staff view of attestations ------------------------------------------------------------------------------

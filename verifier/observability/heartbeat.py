@@ -5,7 +5,9 @@ snapshot) at once and then every ``interval`` seconds, each in its own short tra
 stopped beating more than :data:`STALE_ROW_RETENTION` ago. Each beat owns its transaction
 (:func:`~verifier.db.session.session_scope`); the repository never commits. :meth:`Heartbeat.stop` ends the thread
 and deletes the row, so a cleanly stopped worker disappears from /readyz at once; a killed one goes stale after
-``heartbeat_max_age_seconds``. A failed write (database briefly away, SQLite busy) is logged and retried at the
+``heartbeat_max_age_seconds`` (beat then sends the requests it may have held to a worker again:
+:func:`last_seen_of_lost`), also when a restarted process gets its pid (a container's): its first write keeps the
+earlier row under a key of its own. A failed write (database briefly away, SQLite busy) is logged and retried at the
 next beat; it never stops the thread or the worker.
 
 Times are the processes' own UTC clocks (``datetime.now(UTC)``), not the database's, because SQLite has no
@@ -67,12 +69,19 @@ class Heartbeat:
         self.started_at = clock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._written = False
 
     def beat(self) -> bool:
-        """Write the row once (and prune stale ones); False if the database refused."""
+        """Write the row once (and prune stale ones); False if the database refused. The first write keeps a row an
+        earlier process with this pid left (it died without a clean stop) under a key of its own, so that it is
+        seen as lost (:func:`last_seen_of_lost`) rather than overwritten."""
         now = self.clock()
         try:
             with session_scope(self.engine) as session:
+                if not self._written:
+                    repository.set_aside_earlier_process(
+                        session, hostname=self.hostname, pid=self.pid, started_at=self.started_at
+                    )
                 repository.write_heartbeat(
                     session,
                     hostname=self.hostname,
@@ -86,6 +95,7 @@ class Heartbeat:
         except SQLAlchemyError as e:
             log.warning("heartbeat not written", extra={"error": type(e).__name__, "role": self.role})
             return False
+        self._written = True
         return True
 
     def start(self) -> None:
@@ -138,3 +148,11 @@ def heartbeat_freshness(
     )
     age = None if newest is None else (now - newest).total_seconds()
     return Freshness(ok=fresh > 0, fresh=fresh, known=known, newest_age_seconds=age)
+
+
+def last_seen_of_lost(session: Session, *, role: str, max_age: float, now: datetime) -> datetime | None:
+    """When the most recently lost ``role`` process last beat: the newest row older than ``max_age`` seconds (a
+    cleanly stopped process deletes its row; a killed one leaves it to go stale), or None if none was lost within
+    :data:`STALE_ROW_RETENTION`. Beat's requeue sends again the pending requests it may have been holding
+    (:mod:`verifier.attestation.pending`)."""
+    return repository.newest_stale_heartbeat(session, role=role, before=now - timedelta(seconds=max_age))

@@ -50,6 +50,26 @@ def write_heartbeat(
     session.flush()
 
 
+def set_aside_earlier_process(session: Session, *, hostname: str, pid: int, started_at: datetime) -> bool:
+    """Keep the row an earlier process left under this process's key (its pid reused after it died without a clean
+    stop, as in a restarted container: another ``started_at``) under a key of its own,
+    ``<hostname>~<its started_at>``, so it goes stale and is pruned like any lost process's row instead of being
+    overwritten by this one's first beat. Whether there was one."""
+    earlier = session.scalar(
+        select(WorkerHeartbeat.started_at).where(
+            WorkerHeartbeat.hostname == hostname, WorkerHeartbeat.pid == pid, WorkerHeartbeat.started_at != started_at
+        )
+    )
+    if earlier is None:
+        return False
+    session.execute(
+        update(WorkerHeartbeat)
+        .where(WorkerHeartbeat.hostname == hostname, WorkerHeartbeat.pid == pid)
+        .values(hostname=f"{hostname[:200]}~{earlier.strftime('%Y%m%dT%H%M%S.%f')}")
+    )
+    return True
+
+
 def delete_heartbeat(session: Session, *, hostname: str, pid: int) -> None:
     session.execute(delete(WorkerHeartbeat).where(WorkerHeartbeat.hostname == hostname, WorkerHeartbeat.pid == pid))
 
@@ -67,6 +87,15 @@ def newest_heartbeat(session: Session, *, role: str, hostname: str | None = None
         query = query.where(WorkerHeartbeat.hostname == hostname)
     newest, count = session.execute(query).one()
     return newest, int(count)
+
+
+def newest_stale_heartbeat(session: Session, *, role: str, before: datetime) -> datetime | None:
+    """The newest ``last_seen`` among ``role`` rows last written before ``before`` (processes that stopped beating
+    without a clean stop, which deletes the row), or None."""
+    query = select(func.max(WorkerHeartbeat.last_seen)).where(
+        WorkerHeartbeat.role == role, WorkerHeartbeat.last_seen < before
+    )
+    return session.scalar(query)
 
 
 def fresh_heartbeat_count(session: Session, *, role: str, since: datetime, hostname: str | None = None) -> int:

@@ -30,6 +30,7 @@ from verifier.clock import Clock
 from verifier.collateral.documents import Documents
 from verifier.config import Settings, current_time, get_settings
 from verifier.db.models import Attestation, AttestationStatus
+from verifier.observability.heartbeat import last_seen_of_lost
 from verifier.observability.metrics import WORKER_METRICS
 from verifier.observability.worker import connect_worker_signals
 from verifier.platforms.registry import Parsed, parse_evidence
@@ -154,17 +155,29 @@ expire_task = celery_app.task(base=KeywardTask, bind=True, name="keyward.expire_
 
 
 def requeue(session: Session, settings: Settings) -> int:
-    """Send the decide task again for requests pending too long (verifier/attestation/pending.py); returns how many.
-    Claimed in ``session``'s task transaction, whose commit the sends wait for (:class:`KeywardTask`): a crash
-    between the two only delays them a period."""
+    """Send the decide task again for requests pending too long, or that a worker lost since (its heartbeat stale)
+    may have been holding (verifier/attestation/pending.py); returns how many. Claimed in ``session``'s task
+    transaction, whose commit the sends wait for (:class:`KeywardTask`): a crash between the two only delays them a
+    period."""
+    now = datetime.now(UTC)  # real time, as created_at and the heartbeats
+    max_age = settings.heartbeat_max_age_seconds
+    lost = last_seen_of_lost(session, role="worker", max_age=max_age, now=now)
     ids = claim_stale_pending(
         session,
-        datetime.now(UTC),  # real time, as created_at
+        now,
         older_than=timedelta(seconds=settings.pending_requeue_seconds),
         limit=settings.pending_requeue_batch,
+        lost_worker_seen=lost,
+        grace=timedelta(seconds=max_age),
     )
     for attestation_id in ids:
-        log.warning("requeueing an attestation still pending", extra={"attestation_id": str(attestation_id)})
+        log.warning(
+            "requeueing an attestation still pending",
+            extra={
+                "attestation_id": str(attestation_id),
+                "lost_worker_seen": lost.isoformat() if lost is not None else None,
+            },
+        )
         decide_task.apply_async(args=[str(attestation_id)])
     return len(ids)
 

@@ -20,7 +20,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from tests.support.service import pending_tdx_attestation
-from verifier.attestation.challenges import issue_challenge
+from verifier.attestation.challenges import MAX_DECISION_DELAY, issue_challenge
 from verifier.attestation.flows import DecisionContext, decide_attestation
 from verifier.audit.log import verify_chain
 from verifier.clock import Clock
@@ -751,9 +751,11 @@ def test_decide_attestation_snp_policy_may_waive_crl(session: Session, world: Wo
 
 
 def test_decide_attestation_nonce_expiry_counts_from_arrival(session: Session, world: World) -> None:
-    """Received a minute before its nonce expired, decided 20 minutes later (vendor fetch, requeue): accepted."""
+    """Received a minute before its nonce expired, decided 20 minutes later (vendor fetch, requeue): accepted, with
+    the decision age bound (``attestation.request_stale``, 10 minutes by default) at its ceiling."""
+    ctx = replace(world.ctx, max_decision_age=MAX_DECISION_DELAY)
     att, _ = _submit(session, world, nonce=issue_challenge(SECRET, NOW - timedelta(minutes=4)).nonce)
-    decided = decide_attestation(session, att.id, world.ctx, Clock.fixed(NOW + timedelta(minutes=20)))
+    decided = decide_attestation(session, att.id, ctx, Clock.fixed(NOW + timedelta(minutes=20)))
     assert decided.status == AttestationStatus.ACCEPTED, _codes(decided)
 
 

@@ -29,9 +29,10 @@ from tests.support.service import (
 )
 from verifier.app import create_app
 from verifier.attestation.challenges import issue_challenge
-from verifier.attestation.pending import claim_stale_pending
+from verifier.attestation.pending import claim_stale_pending, requeue_cutoff
 from verifier.clock import Clock
-from verifier.db.models import Attestation, AttestationStatus
+from verifier.db.models import Attestation, AttestationStatus, WorkerHeartbeat
+from verifier.observability.heartbeat import last_seen_of_lost
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 PERIOD = timedelta(minutes=10)
@@ -85,6 +86,49 @@ def test_claim_stale_pending_once_per_period_and_bounded(session: Session) -> No
     # Claimed rows are not sent again within the period, and are once it has passed.
     assert not set(ids) & set(claim_stale_pending(session, NOW + PERIOD / 2, older_than=PERIOD, limit=100))
     assert set(ids) <= set(claim_stale_pending(session, NOW + PERIOD, older_than=PERIOD, limit=100))
+
+
+def test_claim_stale_pending_sends_again_what_a_lost_worker_could_hold(session: Session) -> None:
+    """A worker last beat a minute ago and is lost: requests sent before that beat plus the grace are sent again at
+    once (not after the period), those sent later are not, and none is sent again for the same lost worker."""
+    lost, grace = NOW - timedelta(seconds=60), timedelta(seconds=30)
+    before = _pending(session, created_at=lost - timedelta(seconds=40))
+    within_grace = _pending(session, created_at=lost + timedelta(seconds=25))
+    after = _pending(session, created_at=lost + timedelta(seconds=31))
+
+    claimed = claim_stale_pending(session, NOW, older_than=PERIOD, limit=100, lost_worker_seen=lost, grace=grace)
+
+    assert {before, within_grace} <= set(claimed)
+    assert after not in claimed
+    again = claim_stale_pending(
+        session, NOW + timedelta(seconds=1), older_than=PERIOD, limit=100, lost_worker_seen=lost, grace=grace
+    )
+    assert not {before, within_grace, after} & set(again)
+
+
+@pytest.mark.parametrize(
+    ("lost", "expected"),
+    [
+        (None, NOW - PERIOD),
+        (NOW - PERIOD - timedelta(minutes=5), NOW - PERIOD),  # lost long ago: the period's cutoff is later
+        (NOW - timedelta(seconds=60), NOW - timedelta(seconds=30)),
+    ],
+    ids=["no-lost-worker", "lost-long-ago", "lost-recently"],
+)
+def test_requeue_cutoff_is_the_later_of_period_and_lost_worker(lost: datetime | None, expected: datetime) -> None:
+    assert requeue_cutoff(NOW, older_than=PERIOD, lost_worker_seen=lost, grace=timedelta(seconds=30)) == expected
+
+
+def test_last_seen_of_lost_is_the_newest_stale_worker_row(session: Session) -> None:
+    """Rows of other runs in this database are older than the far-future NOW used here, so they never win."""
+    future = datetime(2099, 1, 1, tzinfo=UTC)
+    for pid, role, age in ((1, "worker", 90), (2, "worker", 60), (3, "worker", 5), (4, "beat", 40)):
+        seen = future - timedelta(seconds=age)
+        session.add(WorkerHeartbeat(hostname="lost-test", pid=pid, role=role, started_at=seen, last_seen=seen))
+    session.flush()
+    assert last_seen_of_lost(session, role="worker", max_age=30, now=future) == future - timedelta(seconds=60)
+    none_of_these = last_seen_of_lost(session, role="worker", max_age=100, now=future)  # all beat within 100 s
+    assert none_of_these is None or none_of_these < future - timedelta(seconds=100)
 
 
 def test_claim_stale_pending_skips_a_row_a_worker_holds(engine: Engine) -> None:

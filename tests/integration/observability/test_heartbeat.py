@@ -20,7 +20,7 @@ from verifier.db.base import Base
 from verifier.db.engine import make_engine
 from verifier.db.models import CachedCollateral, WorkerHeartbeat
 from verifier.observability import health
-from verifier.observability.heartbeat import STALE_ROW_RETENTION, Heartbeat, heartbeat_freshness
+from verifier.observability.heartbeat import STALE_ROW_RETENTION, Heartbeat, heartbeat_freshness, last_seen_of_lost
 from verifier.observability.metrics import ServiceCollector, WorkerMetrics, exposition
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -62,6 +62,31 @@ def test_heartbeat_prunes_long_dead_rows(engine: Engine) -> None:
         s.commit()
     assert Heartbeat(engine, role="beat", interval=10, clock=lambda: NOW).beat()
     assert sorted(r.hostname for r in _rows(engine)) == sorted(["stale", socket.gethostname()])
+
+
+def test_heartbeat_keeps_the_row_of_an_earlier_process_with_its_pid_as_lost(engine: Engine) -> None:
+    """A container restarted after its worker was killed gets the same pid: the new process's first beat keeps the
+    killed one's row under a key of its own (it then goes stale, and beat requeues what it held) instead of
+    overwriting it; later beats, and the row's own process, never move anything."""
+    killed_start, killed_seen = NOW - timedelta(hours=2), NOW - timedelta(seconds=5)
+    hb = Heartbeat(engine, role="worker", interval=10, clock=lambda: NOW)
+    with Session(engine) as s:
+        s.add(
+            WorkerHeartbeat(
+                hostname=hb.hostname, pid=hb.pid, role="worker", started_at=killed_start, last_seen=killed_seen
+            )
+        )
+        s.commit()
+    assert hb.beat()
+    assert hb.beat()
+    rows = {r.hostname: r for r in _rows(engine)}
+    assert set(rows) == {hb.hostname, f"{hb.hostname}~{killed_start.strftime('%Y%m%dT%H%M%S.%f')}"}
+    assert (rows[hb.hostname].started_at, rows[hb.hostname].last_seen) == (NOW, NOW)
+    earlier = rows[f"{hb.hostname}~{killed_start.strftime('%Y%m%dT%H%M%S.%f')}"]
+    assert (earlier.pid, earlier.started_at, earlier.last_seen) == (hb.pid, killed_start, killed_seen)
+    with Session(engine) as s:
+        lost = last_seen_of_lost(s, role="worker", max_age=1, now=NOW + timedelta(seconds=1))
+    assert lost == killed_seen
 
 
 def test_heartbeat_thread_writes_then_stop_deletes_row(engine: Engine) -> None:
