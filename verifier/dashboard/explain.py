@@ -112,6 +112,8 @@ _EXACT: Final[Mapping[str, Check]] = {
     "internal.error": Check.RELEASE,
     "lease.not_renewable": Check.LICENCE,
     "auth.customer_suspended": Check.LICENCE,
+    "attestation.superseded_by_newer": Check.LICENCE,
+    "attestation.request_stale": Check.CHALLENGE,
     "snp.leaf.missing": Check.COLLATERAL,
     "snp.leaf.unavailable": Check.COLLATERAL,
     "intel.quote.signature_invalid": Check.SIGNATURE,
@@ -377,6 +379,11 @@ def _challenge(ctx: _Context) -> str:
         return "The challenge nonce had expired when the evidence arrived: the enclave must fetch a fresh challenge"
     if code == "challenge.replayed":
         return "The challenge nonce was already used by an earlier attestation: a replay, or a resubmitted request"
+    if code == "attestation.request_stale":
+        return (
+            "The request was too old when a worker reached it (a worker outage, or a long collateral back-off): the "
+            "enclave must fetch a fresh challenge and attest again"
+        )
     return "The challenge nonce was not issued by this service (wrong length or MAC)"
 
 
@@ -394,6 +401,8 @@ def _entitlement(ctx: _Context) -> str:
         "auth.customer_suspended": "The customer is suspended: none of its licences release keys",
         "entitlement.not_found": "The licence named by the request does not exist",
         "lease.not_renewable": "The lease this renewal names cannot be renewed (revoked, expired or another key's)",
+        "attestation.superseded_by_newer": "A newer request of the same deployment already holds its lease: this "
+        "late one is refused so it cannot displace it",
     }
     return sentences.get(code, _fallback(ctx))
 
@@ -488,7 +497,7 @@ def _explainer(code: str) -> Callable[[_Context], str]:
         return _ocsp
     if code == "nvidia.rim.missing":
         return _rim_missing
-    if code.startswith("challenge."):
+    if code.startswith("challenge.") or code == "attestation.request_stale":
         return _challenge
     if check_of(code) is Check.LICENCE:
         return _entitlement

@@ -422,3 +422,15 @@ def test_explain_detail_acceptance_passes_every_check() -> None:
     assert explained.summary == ()
     assert set(_statuses(explained.checks).values()) == {CheckStatus.PASSED}
     assert set(_statuses(explained.evaluations[0].checks).values()) == {CheckStatus.PASSED}
+
+
+@pytest.mark.parametrize(
+    ("code", "check", "says"),
+    [
+        (Code.ATTESTATION_SUPERSEDED_BY_NEWER, Check.LICENCE, "A newer request of the same deployment"),
+        (Code.ATTESTATION_REQUEST_STALE, Check.CHALLENGE, "too old when a worker reached it"),
+    ],
+)
+def test_explain_late_request_codes_read_as_answers(code: Code, check: Check, says: str) -> None:
+    assert check_of(code.value) is check
+    assert says in _sentence(code, "message", None, None)
