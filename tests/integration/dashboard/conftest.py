@@ -1,5 +1,38 @@
-"""The dashboard tests' fixtures: headless chromium from the browser harness (tests/support/browser.py)."""
+"""The dashboard tests' fixtures: headless chromium from the browser harness (tests/support/browser.py), and
+TestClients signed in as a new staff account of a given role (the requesting module provides ``app``)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
 
 from tests.support.browser import browser
+from tests.support.dashboard import StaffLogin, create_staff, post_login
+from verifier.db.models import StaffRole
 
-__all__ = ["browser"]
+__all__ = ["browser", "signed_in"]
+
+
+@pytest.fixture
+def signed_in(app: FastAPI, engine: Engine) -> Iterator[Callable[[StaffRole], TestClient]]:
+    """A TestClient signed in as a new account of the given role, each from an address of its own (so the per-address
+    sign-in throttle of one test never meets another's)."""
+    clients: list[TestClient] = []
+    subnet = uuid.uuid4().int % 250
+
+    def make(role: StaffRole) -> TestClient:
+        login: StaffLogin = create_staff(engine, role)
+        address = f"10.{subnet}.{len(clients)}.{uuid.uuid4().int % 250}"
+        client = TestClient(app, client=(address, 50000), follow_redirects=False)
+        clients.append(client)
+        assert post_login(client, login.username, login.password).status_code == 303
+        return client
+
+    yield make
+    for client in clients:
+        client.close()

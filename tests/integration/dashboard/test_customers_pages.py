@@ -20,7 +20,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from tests.integration.dashboard.customers_world import SeededCustomers, remove_customers, seed_customers
-from tests.support.dashboard import DASHBOARD, StaffLogin, create_staff, post_login
+from tests.support.dashboard import DASHBOARD
 from verifier.api.dashboard import customers as customers_view
 from verifier.app import create_app
 from verifier.auth.credentials import authenticate
@@ -58,24 +58,6 @@ def seeded(engine: Engine) -> Iterator[SeededCustomers]:
     seeded = seed_customers(engine, datetime.now(UTC))
     yield seeded
     remove_customers(engine, seeded)
-
-
-@pytest.fixture
-def signed_in(app: FastAPI, engine: Engine) -> Iterator[Callable[[StaffRole], TestClient]]:
-    """A TestClient signed in as a new account of the given role."""
-    clients: list[TestClient] = []
-
-    def make(role: StaffRole) -> TestClient:
-        login: StaffLogin = create_staff(engine, role)
-        address = f"10.16.{len(clients)}.{uuid.uuid4().int % 250}"
-        client = TestClient(app, client=(address, 50000), follow_redirects=False)
-        clients.append(client)
-        assert post_login(client, login.username, login.password).status_code == 303
-        return client
-
-    yield make
-    for client in clients:
-        client.close()
 
 
 def _csrf(client: TestClient) -> str:

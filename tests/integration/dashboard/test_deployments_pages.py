@@ -21,7 +21,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from tests.integration.dashboard.deployments_world import SeededDeployments, remove_deployments, seed_deployments
-from tests.support.dashboard import DASHBOARD, StaffLogin, create_staff, post_login
+from tests.support.dashboard import DASHBOARD
 from verifier.api.dashboard import deployments as deployments_view
 from verifier.app import create_app
 from verifier.config import Settings
@@ -41,24 +41,6 @@ def seeded(engine: Engine) -> Iterator[SeededDeployments]:
     seeded = seed_deployments(engine, datetime.now(UTC))
     yield seeded
     remove_deployments(engine, seeded)
-
-
-@pytest.fixture
-def signed_in(app: FastAPI, engine: Engine) -> Iterator[Callable[[StaffRole], TestClient]]:
-    """A TestClient signed in as a new account of the given role."""
-    clients: list[TestClient] = []
-
-    def make(role: StaffRole) -> TestClient:
-        login: StaffLogin = create_staff(engine, role)
-        address = f"10.15.{len(clients)}.{uuid.uuid4().int % 250}"
-        client = TestClient(app, client=(address, 50000), follow_redirects=False)
-        clients.append(client)
-        assert post_login(client, login.username, login.password).status_code == 303
-        return client
-
-    yield make
-    for client in clients:
-        client.close()
 
 
 def _names(html: str) -> list[str]:
