@@ -284,7 +284,13 @@ def run_keyward(workers: int, api_workers: int, load: Load) -> Result:
                 api_workers=api_workers,
                 worker_processes=workers,
                 beat=False,
-                extra_env={"KEYWARD_LOG_LEVEL": "WARNING", "KEYWARD_BROKER_KEY_PREFIX": prefix},
+                extra_env={
+                    "KEYWARD_LOG_LEVEL": "WARNING",
+                    "KEYWARD_BROKER_KEY_PREFIX": prefix,
+                    # One licence drives the whole load: its per-licence limits would pace the benchmark.
+                    "KEYWARD_LICENCE_REQUESTS_PER_MINUTE": "0",
+                    "KEYWARD_LICENCE_STORED_BYTES_PER_HOUR": "0",
+                },
             )
             with DevStack(config) as stack:
                 stack.wait_until_up()

@@ -33,7 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from verifier import __version__, limits
 from verifier.config import Settings, get_settings, warn_development_profile
-from verifier.errors import Code, KeywardError, Reason
+from verifier.errors import Code, KeywardError, RateLimited, Reason
 from verifier.observability.logging import setup_logging
 from verifier.observability.middleware import RequestContextMiddleware
 
@@ -134,7 +134,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(KeywardError)
     def keyward_error(_: Request, exc: KeywardError) -> JSONResponse:
-        return JSONResponse({"error": exc.to_reason().to_json()}, status_code=exc.http_status)
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+        return JSONResponse({"error": exc.to_reason().to_json()}, status_code=exc.http_status, headers=headers)
 
     def database_unavailable(_: Request, exc: Exception) -> JSONResponse:
         # The database cannot be reached or answer right now (down, restarting, the pool exhausted): a clear,

@@ -19,7 +19,7 @@ from typing import Annotated, Final, Literal
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from pydantic import Field, PositiveInt, SecretStr, StringConstraints, model_validator
+from pydantic import Field, NonNegativeInt, PositiveInt, SecretStr, StringConstraints, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from verifier.clock import Clock, DecisionTime
@@ -148,6 +148,12 @@ class Settings(BaseSettings):
     collateral_max_age_seconds: float = 86400.0
     #: Cached documents the periodic refresh looks at per run, those due soonest first.
     collateral_refresh_batch: int = 100
+    #: Requests (challenges, submissions, renewals, polls) one licence key may make per minute; over it, 429
+    #: ``request.rate_limited`` with Retry-After. 0: no limit. Counted in Redis across API processes.
+    licence_requests_per_minute: NonNegativeInt = 600
+    #: Request bytes one licence key may submit (attestations and renewals) per hour; over it, 429
+    #: ``request.storage_quota_exceeded`` and nothing is stored. 0: no limit.
+    licence_stored_bytes_per_hour: NonNegativeInt = 256 * 1024 * 1024
     #: Days a decided request's raw evidence is kept (unless its lease is still live); then beat empties it. The
     #: decision, its reasons and the audit chain are kept for good (verifier/attestation/retention.py).
     evidence_retention_days: PositiveInt = 30

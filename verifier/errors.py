@@ -231,6 +231,8 @@ class Code(StrEnum):
     RESOURCE_CONFLICT = "resource.conflict"
     REQUEST_INVALID = "request.invalid"  # the body, query or path does not match the API schema
     REQUEST_TOO_LARGE = "request.too_large"  # the body is over limits.MAX_REQUEST_BODY_BYTES (HTTP 413)
+    REQUEST_RATE_LIMITED = "request.rate_limited"  # a licence key over its requests per minute (HTTP 429)
+    REQUEST_STORAGE_QUOTA = "request.storage_quota_exceeded"  # a licence key over its stored bytes per hour (429)
     INTERNAL_ERROR = "internal.error"
     SERVICE_UNAVAILABLE = "service.unavailable"  # the database cannot be reached right now; try again
 
@@ -511,6 +513,17 @@ class RequestTooLarge(UsageError):
     """The request body is over :data:`verifier.limits.MAX_REQUEST_BODY_BYTES`."""
 
     http_status = 413
+
+
+class RateLimited(UsageError):
+    """A licence key is over one of its limits (requests per minute, stored bytes per hour); ``retry_after`` is
+    how many seconds until its window ends (sent as ``Retry-After``)."""
+
+    http_status = 429
+
+    def __init__(self, code: Code, message: str, *, retry_after: int, actual: object | None = None) -> None:
+        super().__init__(code, message, actual=actual)
+        self.retry_after = retry_after
 
 
 class NotFound(KeywardError):
@@ -821,6 +834,7 @@ _CODES_BY_CLASS: Final[Mapping[type[KeywardError], tuple[Code, ...]]] = {
         _C.STAFF_PASSWORD_WEAK,
     ),
     RequestTooLarge: (_C.REQUEST_TOO_LARGE,),
+    RateLimited: (_C.REQUEST_RATE_LIMITED, _C.REQUEST_STORAGE_QUOTA),
     NotFound: (
         _C.ATTESTATION_NOT_FOUND,
         _C.RESOURCE_NOT_FOUND,

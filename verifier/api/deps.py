@@ -16,17 +16,20 @@ included), so a response that cannot be rendered (a document deeper than the ser
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import Depends, Header
+from fastapi import Depends, Header, Request
 
 from verifier.auth.credentials import authenticate, bearer_token
+from verifier.broker.quota import spend
 from verifier.config import Settings, get_settings
 from verifier.db.models import ApiCredential, CredentialKind
 from verifier.db.queries import clash_is_conflict
 from verifier.db.session import Session, read_session, session_factory
+from verifier.errors import Code, RateLimited
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
@@ -80,10 +83,43 @@ def get_session(transaction: TransactionDep) -> Session:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
+def licence_quotas(request: Request, settings: Settings, key_id: str) -> None:
+    """A licence key's limits (:mod:`verifier.broker.quota`): requests per minute, and the bytes of the submissions
+    it stores per hour (by the declared Content-Length; the body limit bounds it). 429 with Retry-After over either,
+    before anything is stored."""
+    now = time.time()
+    prefix = settings.broker_key_prefix
+    if settings.licence_requests_per_minute:
+        wait = spend(
+            settings.broker_url, prefix, f"requests:{key_id}", 1,
+            limit=settings.licence_requests_per_minute, window_seconds=60, now=now,
+        )  # fmt: skip
+        if wait is not None:
+            raise RateLimited(
+                Code.REQUEST_RATE_LIMITED,
+                f"this licence key is over {settings.licence_requests_per_minute} requests a minute",
+                retry_after=wait,
+            )
+    length = request.headers.get("content-length", "")
+    if settings.licence_stored_bytes_per_hour and request.method == "POST" and length.isdigit() and int(length):
+        wait = spend(
+            settings.broker_url, prefix, f"bytes:{key_id}", int(length),
+            limit=settings.licence_stored_bytes_per_hour, window_seconds=3600, now=now,
+        )  # fmt: skip
+        if wait is not None:
+            raise RateLimited(
+                Code.REQUEST_STORAGE_QUOTA,
+                f"this licence key is over {settings.licence_stored_bytes_per_hour} submitted bytes an hour",
+                retry_after=wait,
+            )
+
+
 def require(*kinds: CredentialKind) -> Callable[..., ApiCredential]:
     """Dependency factory: the request's bearer credential, which must be one of ``kinds``."""
 
-    def dependency(settings: SettingsDep, authorization: Annotated[str | None, Header()] = None) -> ApiCredential:
+    def dependency(
+        request: Request, settings: SettingsDep, authorization: Annotated[str | None, Header()] = None
+    ) -> ApiCredential:
         token = bearer_token(authorization)
         # Its own read session, closed before the endpoint runs: FastAPI runs the endpoint in another threadpool
         # slot, and under a burst a request must not hold a pooled connection while it waits for one (that starved
@@ -92,6 +128,8 @@ def require(*kinds: CredentialKind) -> Callable[..., ApiCredential]:
             pepper = settings.credential_pepper.get_secret_value().encode()
             credential = authenticate(session, pepper, token, kinds, now=datetime.now(UTC))
             session.expunge(credential)
+        if credential.kind == CredentialKind.ENCLAVE:
+            licence_quotas(request, settings, credential.key_id)
         return credential
 
     return dependency

@@ -29,7 +29,8 @@ def supports_pubsub(broker_url: str) -> bool:
 
 
 @lru_cache(maxsize=4)
-def _client(broker_url: str) -> redis.Redis:
+def redis_client(broker_url: str) -> redis.Redis:
+    """One Redis client per broker URL and process (pub/sub publishing, licence quotas)."""
     return redis.Redis.from_url(broker_url, socket_timeout=2.0, socket_connect_timeout=2.0)
 
 
@@ -45,7 +46,7 @@ def publish_decided(broker_url: str, attestation_id: str, *, key_prefix: str = "
     if not supports_pubsub(broker_url):
         return
     try:
-        _client(broker_url).publish(channel_for(broker_url, key_prefix), attestation_id)
+        redis_client(broker_url).publish(channel_for(broker_url, key_prefix), attestation_id)
     except redis.RedisError as e:
         log.warning("decision notification not sent", extra={"error": type(e).__name__})
 
