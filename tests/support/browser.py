@@ -28,6 +28,7 @@ import uvicorn
 from fastapi import FastAPI
 from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 
+from tests.support.dashboard import StaffLogin
 from tests.support.tools import ROOT
 
 CHROMIUM: Final = Path("/usr/bin/chromium")
@@ -108,3 +109,12 @@ def screenshot(page: Page, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def sign_in(page: Page, served: str, login: StaffLogin) -> None:
+    """Sign ``login`` in through the dashboard's form (``served``: its base URL) and wait for the overview."""
+    page.goto(served + "/login")
+    page.fill("#username", login.username)
+    page.fill("#password", login.password)
+    page.click("button[type=submit]")
+    page.wait_for_url(served + "/")

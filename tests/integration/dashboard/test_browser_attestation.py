@@ -6,25 +6,15 @@ var/screenshots/ (git-ignored)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from playwright.sync_api import Browser, Page
 from sqlalchemy import Engine
 
 from tests.integration.dashboard.attestation_world import WRONG_MRTD, Decided, decide_world
-from tests.support.browser import open_page, screenshot, serve
+from tests.support.browser import open_page, screenshot
 from tests.support.dashboard import StaffLogin, create_staff
-from verifier.app import create_app
-from verifier.config import Settings
 from verifier.db.models import StaffRole
 from verifier.simulation.intel_quote_builder import TdReport
-
-
-@pytest.fixture(scope="module")
-def served(database_url: str) -> Iterator[str]:
-    with serve(create_app(Settings(database_url=database_url, staff_login_address_max_failures=1000))) as base_url:
-        yield base_url + "/dashboard"
 
 
 @pytest.fixture(scope="module")

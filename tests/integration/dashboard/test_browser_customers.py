@@ -11,23 +11,14 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from tests.integration.dashboard.customers_world import SeededCustomers, remove_customers, seed_customers
-from tests.support.browser import open_page, screenshot, serve
-from tests.support.dashboard import StaffLogin, create_staff
-from verifier.app import create_app
-from verifier.config import Settings
+from tests.support.browser import open_page, screenshot, sign_in
+from tests.support.dashboard import create_staff
 from verifier.db.models import Customer, CustomerStatus, Entitlement, StaffRole
-
-
-@pytest.fixture(scope="module")
-def served(database_url: str) -> Iterator[str]:
-    settings = Settings(database_url=database_url, staff_login_address_max_failures=1000)
-    with serve(create_app(settings)) as base_url:
-        yield base_url + "/dashboard"
 
 
 @pytest.fixture
@@ -37,20 +28,12 @@ def seeded(engine: Engine) -> Iterator[SeededCustomers]:
     remove_customers(engine, seeded)
 
 
-def _sign_in(page: Page, served: str, login: StaffLogin) -> None:
-    page.goto(served + "/login")
-    page.fill("#username", login.username)
-    page.fill("#password", login.password)
-    page.click("button[type=submit]")
-    page.wait_for_url(served + "/")
-
-
 def test_browser_admin_creates_a_customer_and_entitlement_and_issues_a_key(
     browser: Browser, served: str, engine: Engine, seeded: SeededCustomers
 ) -> None:
     admin = create_staff(engine, StaffRole.ADMIN, prefix="ada")
     page, watch = open_page(browser, width=1400)
-    _sign_in(page, served, admin)
+    sign_in(page, served, admin)
 
     page.click("nav >> text=Customers")
     page.fill("#q", seeded.token)
@@ -123,7 +106,7 @@ def test_browser_operator_suspends_a_customer_and_sees_the_event(
 ) -> None:
     operator = create_staff(engine, StaffRole.OPERATOR, prefix="olga")
     page, watch = open_page(browser, width=1400)
-    _sign_in(page, served, operator)
+    sign_in(page, served, operator)
 
     page.goto(f"{served}/customers/{seeded.acme}")
     assert page.locator("form.issue-key").count() == 0
@@ -147,7 +130,7 @@ def test_browser_viewer_sees_the_pages_without_actions(
 ) -> None:
     viewer = create_staff(engine, StaffRole.VIEWER, prefix="vera")
     page, watch = open_page(browser)
-    _sign_in(page, served, viewer)
+    sign_in(page, served, viewer)
 
     page.goto(f"{served}/customers?q={seeded.token}")
     assert page.locator("text=New customer").count() == 0

@@ -10,23 +10,14 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from tests.integration.dashboard.deployments_world import SeededDeployments, remove_deployments, seed_deployments
-from tests.support.browser import open_page, screenshot, serve
-from tests.support.dashboard import StaffLogin, create_staff
-from verifier.app import create_app
-from verifier.config import Settings
+from tests.support.browser import open_page, screenshot, sign_in
+from tests.support.dashboard import create_staff
 from verifier.db.models import Lease, LeaseStatus, StaffRole
-
-
-@pytest.fixture(scope="module")
-def served(database_url: str) -> Iterator[str]:
-    settings = Settings(database_url=database_url, staff_login_address_max_failures=1000)
-    with serve(create_app(settings)) as base_url:
-        yield base_url + "/dashboard"
 
 
 @pytest.fixture
@@ -36,20 +27,12 @@ def seeded(engine: Engine) -> Iterator[SeededDeployments]:
     remove_deployments(engine, seeded)
 
 
-def _sign_in(page: Page, served: str, login: StaffLogin) -> None:
-    page.goto(served + "/login")
-    page.fill("#username", login.username)
-    page.fill("#password", login.password)
-    page.click("button[type=submit]")
-    page.wait_for_url(served + "/")
-
-
 def test_browser_operator_revokes_a_lease_from_the_deployment_page(
     browser: Browser, served: str, engine: Engine, seeded: SeededDeployments
 ) -> None:
     operator = create_staff(engine, StaffRole.OPERATOR, prefix="olga")
     page, watch = open_page(browser, width=1400)
-    _sign_in(page, served, operator)
+    sign_in(page, served, operator)
 
     page.click("nav >> text=Deployments")
     page.fill("#q", seeded.token)
@@ -82,7 +65,7 @@ def test_browser_viewer_sees_the_pages_without_actions(
 ) -> None:
     viewer = create_staff(engine, StaffRole.VIEWER, prefix="vera")
     page, watch = open_page(browser)
-    _sign_in(page, served, viewer)
+    sign_in(page, served, viewer)
 
     page.goto(f"{served}/deployments?q={seeded.token}&lease=live")
     assert page.locator("table.deployments tbody tr").count() == 2

@@ -10,13 +10,13 @@ import hashlib
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, FilePayload, Page
+from playwright.sync_api import Browser, FilePayload
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from tests.integration.dashboard.models_world import OBSERVED_TD, TrustWorld, decide_again, trust_world
-from tests.support.browser import open_page, screenshot, serve
-from tests.support.dashboard import StaffLogin, create_staff
+from tests.support.browser import open_page, screenshot, serve, sign_in
+from tests.support.dashboard import create_staff
 from verifier.app import create_app
 from verifier.config import Settings
 from verifier.db.models import AttestationStatus, RecordStatus, ReferenceValueSet, StaffRole
@@ -38,20 +38,12 @@ def served(database_url: str) -> Iterator[str]:
         yield base_url + "/dashboard"
 
 
-def _sign_in(page: Page, served: str, login: StaffLogin) -> None:
-    page.goto(served + "/login")
-    page.fill("#username", login.username)
-    page.fill("#password", login.password)
-    page.click("button[type=submit]")
-    page.wait_for_url(served + "/")
-
-
 def test_browser_admin_trusts_a_rejected_attestation_and_activates_the_draft(
     browser: Browser, served: str, engine: Engine, world: TrustWorld
 ) -> None:
     admin = create_staff(engine, StaffRole.ADMIN, prefix="ada")
     page, watch = open_page(browser, width=1400)
-    _sign_in(page, served, admin)
+    sign_in(page, served, admin)
 
     page.goto(f"{served}/attestations/{world.rejected_mrtd}")
     assert page.is_visible("text=Why it was rejected")
@@ -90,7 +82,7 @@ def test_browser_admin_uploads_a_cce_policy_and_sees_its_hash(
 ) -> None:
     admin = create_staff(engine, StaffRole.ADMIN, prefix="ada")
     page, watch = open_page(browser)
-    _sign_in(page, served, admin)
+    sign_in(page, served, admin)
 
     page.goto(f"{served}/models")
     assert page.is_visible("button:has-text('Create model')")
@@ -130,7 +122,7 @@ def test_browser_viewer_sees_models_without_buttons(
 ) -> None:
     viewer = create_staff(engine, StaffRole.VIEWER, prefix="vic")
     page, watch = open_page(browser)
-    _sign_in(page, served, viewer)
+    sign_in(page, served, viewer)
 
     page.click("nav >> text=Models")
     page.wait_for_url(f"{served}/models")

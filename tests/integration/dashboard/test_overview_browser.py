@@ -9,11 +9,11 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser
 from sqlalchemy import Engine, create_engine, select, update
 from sqlalchemy.orm import Session
 
-from tests.support.browser import open_page, screenshot, serve
+from tests.support.browser import open_page, screenshot, serve, sign_in
 from tests.support.dashboard import StaffLogin, create_staff
 from tests.support.databases import migrated_database
 from verifier.app import create_app
@@ -56,17 +56,9 @@ def admin(fleet: tuple[str, Engine]) -> StaffLogin:
     return create_staff(fleet[1], StaffRole.ADMIN, prefix="olivia")
 
 
-def _sign_in(page: Page, served: str, login: StaffLogin) -> None:
-    page.goto(served + "/login")
-    page.fill("#username", login.username)
-    page.fill("#password", login.password)
-    page.click("button[type=submit]")
-    page.wait_for_url(served + "/")
-
-
 def test_browser_overview_draws_the_charts_cleanly(browser: Browser, served: str, admin: StaffLogin) -> None:
     page, watch = open_page(browser, width=1360, height=900)
-    _sign_in(page, served, admin)
+    sign_in(page, served, admin)
 
     for chart in ("timeline", "reasons", "tcb", "collateral"):
         assert page.is_visible(f"#chart-{chart}"), chart
@@ -81,7 +73,7 @@ def test_browser_overview_lists_deployments_behind_the_evaluation_number(
     browser: Browser, served: str, admin: StaffLogin
 ) -> None:
     page, watch = open_page(browser, width=1360, height=900)
-    _sign_in(page, served, admin)
+    sign_in(page, served, admin)
 
     page.click("text=Live deployments on a TCB evaluation number about to stop being accepted")
 
@@ -96,7 +88,7 @@ def test_browser_overview_lists_deployments_behind_the_evaluation_number(
 
 def test_browser_overview_30_days(browser: Browser, served: str, admin: StaffLogin) -> None:
     page, watch = open_page(browser, width=1360, height=900)
-    _sign_in(page, served, admin)
+    sign_in(page, served, admin)
 
     page.click("text=Last 30 days")
 
@@ -109,7 +101,7 @@ def test_browser_overview_30_days(browser: Browser, served: str, admin: StaffLog
 def test_browser_overview_without_javascript_shows_the_tables(browser: Browser, served: str, admin: StaffLogin) -> None:
     context = browser.new_context(java_script_enabled=False, viewport={"width": 1360, "height": 900})
     page = context.new_page()
-    _sign_in(page, served, admin)
+    sign_in(page, served, admin)
 
     assert page.is_hidden("#chart-timeline")
     assert page.is_visible("text=Rejections by reason code")
@@ -120,7 +112,7 @@ def test_browser_overview_without_javascript_shows_the_tables(browser: Browser, 
 
 def test_browser_audit_shows_a_verified_chain(browser: Browser, served: str, admin: StaffLogin) -> None:
     page, watch = open_page(browser, width=1360, height=900)
-    _sign_in(page, served, admin)
+    sign_in(page, served, admin)
 
     page.click("nav.nav >> text=Audit log")
 
@@ -136,7 +128,7 @@ def test_browser_audit_shows_a_verified_chain(browser: Browser, served: str, adm
 
 def test_browser_audit_says_what_its_checkpoint_cannot_see(browser: Browser, served: str, admin: StaffLogin) -> None:
     page, watch = open_page(browser, width=1360, height=900)
-    _sign_in(page, served, admin)
+    sign_in(page, served, admin)
     page.goto(served + "/audit")  # the process has verified the chain in full by now
 
     page.reload()
@@ -158,7 +150,7 @@ def test_browser_audit_shows_where_an_edited_chain_breaks(
 ) -> None:
     """Last in this module: it breaks the module database's chain for good."""
     page, watch = open_page(browser, width=1360, height=900)
-    _sign_in(page, served, admin)
+    sign_in(page, served, admin)
     with Session(fleet[1]) as s:
         edited = s.scalars(select(AuditEvent.id).where(AuditEvent.tag == AuditTag.LEASE_REVOKED.value)).one()
         s.execute(update(AuditEvent).where(AuditEvent.id == edited).values(data={"reason": "nothing to see"}))
