@@ -666,8 +666,8 @@ def change_entitlement_status(
     admin: AdminDep,
     form: FormDep,
 ) -> Response:
-    """Everything ``PATCH /admin/entitlements/{id}`` changes: its status, by the domain's transition rules (a
-    change they do not allow is a 409), once confirmed."""
+    """The entitlement's status, as ``PATCH /admin/entitlements/{id}`` changes it, by the domain's transition rules
+    (a change they do not allow is a 409), once confirmed; its terms have their own form (``/edit``)."""
     customer_entitlement(session, customer_id, entitlement_id)
     status = next((s for s in EntitlementStatus if s.value == form.get("status")), None)
     error = CONFIRM_MISSING["status"] if not _confirmed(form) else None
