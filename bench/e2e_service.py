@@ -75,6 +75,7 @@ from bench import _loadgen
 from bench._harness import X, machine
 from bench.floor_stack import FloorStack, setup_database, status_counts, verify_floor_chain
 from verifier.audit.log import verify_chain
+from verifier.limits import MAX_SEATS
 from verifier.db.models import Attestation, AttestationStatus, Lease
 from verifier.testing.databases import ADMIN_URL, purge_keys, scratch_database
 from verifier.testing.demo_data import seed_demo
@@ -295,7 +296,7 @@ def run_keyward(workers: int, api_workers: int, load: Load) -> Result:
             with DevStack(config) as stack:
                 stack.wait_until_up()
                 with httpx.Client(base_url=stack.base_url, timeout=30.0) as http:
-                    demo = seed_demo(http, stack.bootstrap_admin(), Path(tmp), seats=10**6)
+                    demo = seed_demo(http, stack.bootstrap_admin(), Path(tmp), seats=MAX_SEATS)
                 probe = CpuProbe(stack.pids(), url.rsplit("/", 1)[1])
                 try:
                     run, flow = _drive(stack.base_url, demo.licence, demo.model, load, probe)
@@ -323,7 +324,7 @@ def run_floor(workers: int, api_workers: int, load: Load) -> Result:
     try:
         with scratch_database("keyward_floor") as url, tempfile.TemporaryDirectory(prefix="keyward-floor-") as tmp:
             stack = FloorStack(Path(tmp), url, BROKER, prefix, workers=workers, api_workers=api_workers)
-            seed = setup_database(url, stack.secret, seats=10**6)
+            seed = setup_database(url, stack.secret, seats=MAX_SEATS)
             with stack:
                 stack.wait_until_up()
                 probe = CpuProbe(stack.pids(), url.rsplit("/", 1)[1])
