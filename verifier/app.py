@@ -32,6 +32,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from verifier import __version__, limits
+from verifier.auth.cache import watch
 from verifier.config import Settings, get_settings, warn_development_profile
 from verifier.errors import Code, KeywardError, RateLimited, Reason
 from verifier.observability.logging import setup_logging
@@ -129,8 +130,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=_lifespan,
         openapi_url="/openapi.json" if docs else None,
     )
-    if settings is not None:
-        app.dependency_overrides[get_settings] = lambda: settings
+    app.state.settings = settings = settings or get_settings()
+    watch(settings)  # cached credentials and catalog are invalidated by this process's commits
 
     @app.exception_handler(KeywardError)
     def keyward_error(_: Request, exc: KeywardError) -> JSONResponse:

@@ -7,6 +7,7 @@ import base64
 import os
 import subprocess
 import sys
+import time
 import uuid
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -16,6 +17,7 @@ from typing import IO, Any
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import NullPool
 
 from verifier.auth.credentials import issue_credential
 from verifier.config import Settings
@@ -190,8 +192,38 @@ def allow_gpus(engine: Engine, entitlement_id: uuid.UUID, *, max_gpus: int, poli
 
 
 def start_worker(database_url: str, broker: str, **extra_env: str) -> subprocess.Popen[bytes]:
-    """A ``celery worker`` process (solo pool); its output is discarded."""
-    return _popen_worker(_worker_env(database_url, broker, extra_env), None)
+    """A ``celery worker`` process (solo pool), once it is ready (:func:`wait_ready`); its output is discarded."""
+    return wait_ready(_popen_worker(_worker_env(database_url, broker, extra_env), None), database_url)
+
+
+#: How long :func:`wait_ready` waits for a worker (starting one imports the whole verifier: seconds on a busy VM).
+READY_TIMEOUT_SECONDS = 60.0
+
+
+def wait_ready(worker: subprocess.Popen[bytes], database_url: str) -> subprocess.Popen[bytes]:
+    """``worker`` once it consumes: its heartbeat row (written when Celery says it is ready) is there, so a test's
+    first ``Prefer: wait`` is not spent on the worker's start-up. Gives up quietly after
+    :data:`READY_TIMEOUT_SECONDS` or if the process ends (the test then sees what it sees)."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    engine = create_engine(database_url, poolclass=NullPool)
+    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+    try:
+        while time.monotonic() < deadline and worker.poll() is None:
+            try:
+                with engine.connect() as connection:
+                    found = connection.execute(
+                        text("SELECT 1 FROM worker_heartbeats WHERE pid = :pid"), {"pid": worker.pid}
+                    ).first()
+            except SQLAlchemyError:
+                found = None  # no such table yet: a test's own schema
+            if found is not None:
+                break
+            time.sleep(0.1)
+    finally:
+        engine.dispose()
+    return worker
 
 
 def start_pooled_worker(
@@ -225,7 +257,7 @@ def start_beat(schedule: Path, database_url: str, broker: str, **extra_env: str)
 def start_logged_worker(log_path: Path, database_url: str, broker: str, **extra_env: str) -> subprocess.Popen[bytes]:
     """:func:`start_worker`, with the worker's stdout and stderr appended to ``log_path``."""
     with log_path.open("ab") as output:  # the child keeps its own copy of the descriptor
-        return _popen_worker(_worker_env(database_url, broker, extra_env), output)
+        return wait_ready(_popen_worker(_worker_env(database_url, broker, extra_env), output), database_url)
 
 
 def _worker_env(database_url: str, broker: str, extra_env: dict[str, str]) -> dict[str, str]:

@@ -2,7 +2,6 @@
 except the owners below. Services, repositories and helpers take a session and never end its transaction; a helper
 that stores in transactions of its own is handed :data:`verifier.db.session.Transaction` by its owner.
 
-The API's owner may end the request's transaction once early (``commit_now``) only where ``COMMIT_NOW`` says.
 ``PENDING`` lists commits still to move to their owner, with how many each module has now (none left): a module
 may lose calls (remove its entry when it has none left) but never gain one.
 """
@@ -29,11 +28,6 @@ OWNERS = {
 
 #: Commits still to move to their owner: calls per module today (empty: every transaction has its owner).
 PENDING: dict[str, int] = {}
-
-
-#: Who ends the request's transaction early (RequestTransaction.commit_now), and how often: the enclave submission,
-#: whose stored request must be committed before the decide task is sent.
-COMMIT_NOW = {"verifier/api/enclave.py": 1}
 
 
 def calls_in(source: str, names: frozenset[str]) -> Counter[str]:
@@ -92,12 +86,6 @@ def test_owners_end_their_transactions() -> None:
         assert {call.split(":")[1] for call in _ending_calls().get(module, Counter())} == ENDING, module
 
 
-def test_commit_now_only_before_an_after_commit_send() -> None:
-    calls = {module: sum(found.values()) for module, found in _calls(frozenset({"commit_now"})).items()}
-    assert calls == COMMIT_NOW, "the request's one mid-request commit is for sending after it; else let it end"
-
-
 def test_ending_calls_found_in_a_synthetic_module() -> None:
-    source = "session.commit()\n\ndef f(self):\n    self.session.rollback()\n    tx.commit_now()\n    commit()\n"
+    source = "session.commit()\n\ndef f(self):\n    self.session.rollback()\n    commit()\n"
     assert calls_in(source, ENDING) == Counter({"1:commit": 1, "4:rollback": 1})
-    assert calls_in(source, frozenset({"commit_now"})) == Counter({"5:commit_now": 1})

@@ -16,10 +16,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
+from verifier.auth.records import Principal
 from verifier.billing.entitlements import get_entitlement, list_entitlements
 from verifier.billing.usage import Granularity, UsageQuery, UsageRow, compute_usage, exact_seconds, rounded_hours
 from verifier.config import current_time
-from verifier.db.models import ApiCredential, EntitlementStatus
+from verifier.db.models import EntitlementStatus
 from verifier.errors import Code, Forbidden, NotFound, UsageError
 
 from .deps import BillingDep, SessionDep, SettingsDep
@@ -173,7 +174,7 @@ def _invalid(message: str, actual: str | None = None, code: Code = Code.BILLING_
     return UsageError(code, message, actual=None if actual is None else actual[:64])
 
 
-def _scope(credential: ApiCredential, value: str | None) -> uuid.UUID | None:
+def _scope(credential: Principal, value: str | None) -> uuid.UUID | None:
     """The customer filter: a billing credential issued for one customer sees that customer only."""
     customer = None if value is None else _uuid(value, "customer")
     if credential.customer_id is None:

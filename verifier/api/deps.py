@@ -3,7 +3,8 @@
 The request's transaction is owned here, by :func:`get_transaction`: it commits when the endpoint returns and rolls
 back when it raises, before the answer is sent (``scope="function"``: the dependency ends right after the endpoint,
 inside the app's error handling), so a 2xx means committed and a commit that fails is a structured error, never a
-success. Endpoints never commit; the one mid-request commit is :meth:`RequestTransaction.commit_now`.
+success. Endpoints never commit. (The enclave submission has no request transaction: its one write is an
+autocommit INSERT, :func:`verifier.attestation.repository.store_request`, before the decide task is sent.)
 
 The commit also follows the rendering of the response: in the FastAPI this runs on (0.165), the route's handler
 validates and serializes the endpoint's return value to JSON inside the same exit stack as this dependency
@@ -17,21 +18,33 @@ included), so a response that cannot be rendered (a document deeper than the ser
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
+from starlette.concurrency import run_in_threadpool
 
-from verifier.auth.credentials import authenticate, bearer_token
-from verifier.broker.quota import spend
+from verifier.auth.cache import CREDENTIALS
+from verifier.auth.credentials import bearer_token, check_record, split_token
+from verifier.auth.records import CredentialRecord, Principal
+from verifier.auth.repository import record_by_key_id
+from verifier.broker.quota import Spend, round_trip
 from verifier.config import Settings, get_settings
-from verifier.db.models import ApiCredential, CredentialKind
+from verifier.db.models import CredentialKind
 from verifier.db.queries import clash_is_conflict
 from verifier.db.session import Session, read_session, session_factory
-from verifier.errors import Code, RateLimited
+from verifier.errors import Code, KeywardError, RateLimited
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+async def app_settings(request: Request) -> Settings:
+    """The settings the app was made with (:func:`verifier.app.create_app`), else the environment's; async, so no
+    request spends a threadpool hop on them."""
+    settings = getattr(request.app.state, "settings", None)
+    return settings if isinstance(settings, Settings) else get_settings()
+
+
+SettingsDep = Annotated[Settings, Depends(app_settings)]
 
 _CLASH = "the request clashes with data stored meanwhile"
 
@@ -39,21 +52,10 @@ _CLASH = "the request clashes with data stored meanwhile"
 class RequestTransaction:
     """The request's session and its one transaction, which :func:`get_transaction` ends."""
 
-    __slots__ = ("_committed", "session")
+    __slots__ = ("session",)
 
     def __init__(self, session: Session) -> None:
         self.session = session
-        self._committed = False
-
-    def commit_now(self) -> None:
-        """The one mid-request commit, before an after-commit send: the enclave submission commits the stored
-        request here, then sends the decide task (its worker must see the row) and may wait for the decision. The
-        connection goes back to the pool. A second call is a bug (RuntimeError): whatever the endpoint writes after
-        this is committed when it returns, like any request's writes."""
-        if self._committed:
-            raise RuntimeError("commit_now() is the request's one mid-request commit")
-        self._committed = True
-        _commit(self.session)
 
 
 def _commit(session: Session) -> None:
@@ -69,7 +71,7 @@ def get_transaction(settings: SettingsDep) -> Iterator[RequestTransaction]:
         except BaseException:
             session.rollback()
             raise
-        _commit(session)  # after commit_now() and no write since: no statement, no round trip
+        _commit(session)
 
 
 TransactionDep = Annotated[RequestTransaction, Depends(get_transaction, scope="function")]
@@ -83,58 +85,98 @@ def get_session(transaction: TransactionDep) -> Session:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def licence_quotas(request: Request, settings: Settings, key_id: str) -> None:
-    """A licence key's limits (:mod:`verifier.broker.quota`): requests per minute, and the bytes of the submissions
-    it stores per hour (by the declared Content-Length; the body limit bounds it). 429 with Retry-After over either,
-    before anything is stored."""
-    now = time.time()
-    prefix = settings.broker_key_prefix
+def _spends(request: Request, settings: Settings, key_id: str) -> list[Spend]:
+    """A licence key's limits (:mod:`verifier.broker.quota`): requests per minute, and the bytes of the
+    submissions it stores per hour (by the declared Content-Length; the body limit bounds it)."""
+    spends: list[Spend] = []
     if settings.licence_requests_per_minute:
-        wait = spend(
-            settings.broker_url, prefix, f"requests:{key_id}", 1,
-            limit=settings.licence_requests_per_minute, window_seconds=60, now=now,
-        )  # fmt: skip
-        if wait is not None:
+        spends.append(Spend(f"requests:{key_id}", 1, settings.licence_requests_per_minute, 60))
+    length = request.headers.get("content-length", "")
+    if settings.licence_stored_bytes_per_hour and request.method == "POST" and length.isdigit() and int(length):
+        spends.append(Spend(f"bytes:{key_id}", int(length), settings.licence_stored_bytes_per_hour, 3600))
+    return spends
+
+
+def _refuse_over_limit(settings: Settings, spends: list[Spend], waits: tuple[int | None, ...]) -> None:
+    """429 with Retry-After for the first limit passed, before anything is stored."""
+    for spend, wait in zip(spends, waits, strict=False):
+        if wait is None:
+            continue
+        if spend.name.startswith("requests:"):
             raise RateLimited(
                 Code.REQUEST_RATE_LIMITED,
                 f"this licence key is over {settings.licence_requests_per_minute} requests a minute",
                 retry_after=wait,
             )
-    length = request.headers.get("content-length", "")
-    if settings.licence_stored_bytes_per_hour and request.method == "POST" and length.isdigit() and int(length):
-        wait = spend(
-            settings.broker_url, prefix, f"bytes:{key_id}", int(length),
-            limit=settings.licence_stored_bytes_per_hour, window_seconds=3600, now=now,
-        )  # fmt: skip
-        if wait is not None:
-            raise RateLimited(
-                Code.REQUEST_STORAGE_QUOTA,
-                f"this licence key is over {settings.licence_stored_bytes_per_hour} submitted bytes an hour",
-                retry_after=wait,
-            )
+        raise RateLimited(
+            Code.REQUEST_STORAGE_QUOTA,
+            f"this licence key is over {settings.licence_stored_bytes_per_hour} submitted bytes an hour",
+            retry_after=wait,
+        )
 
 
-def require(*kinds: CredentialKind) -> Callable[..., ApiCredential]:
-    """Dependency factory: the request's bearer credential, which must be one of ``kinds``."""
+def _read_record(settings: Settings, key_id: str) -> CredentialRecord | None:
+    with read_session(settings) as session:
+        return record_by_key_id(session, key_id)
 
-    def dependency(
+
+def _would_pass(
+    record: CredentialRecord, pepper: bytes, secret: str, kinds: frozenset[CredentialKind], at: datetime
+) -> bool:
+    try:
+        check_record(record, pepper, secret, kinds, now=at)
+    except KeywardError:
+        return False
+    return True
+
+
+def require(*kinds: CredentialKind) -> Callable[..., Awaitable[Principal]]:
+    """Dependency factory: the request's bearer credential, which must be one of ``kinds``.
+
+    One Redis round trip (:func:`~verifier.broker.quota.round_trip`: the cache generation, and a licence key's
+    limits) and, when the cached record is current, no database read and no thread; otherwise one read on a
+    threadpool thread (its own autocommit read session, closed before the endpoint runs). The generation read is
+    kept on ``request.state`` for the endpoint's catalog lookup."""
+    allowed = frozenset(kinds)
+
+    async def dependency(
         request: Request, settings: SettingsDep, authorization: Annotated[str | None, Header()] = None
-    ) -> ApiCredential:
-        token = bearer_token(authorization)
-        # Its own read session, closed before the endpoint runs: FastAPI runs the endpoint in another threadpool
-        # slot, and under a burst a request must not hold a pooled connection while it waits for one (that starved
-        # the pool). The endpoint's session checks a connection out only if it uses the database.
-        with read_session(settings) as session:
-            pepper = settings.credential_pepper.get_secret_value().encode()
-            credential = authenticate(session, pepper, token, kinds, now=datetime.now(UTC))
-            session.expunge(credential)
-        if credential.kind == CredentialKind.ENCLAVE:
-            licence_quotas(request, settings, credential.key_id)
-        return credential
+    ) -> Principal:
+        key_id, secret = split_token(bearer_token(authorization))
+        pepper = settings.credential_pepper.get_secret_value().encode()
+        cache_key = (settings.database_url, key_id)
+        now = time.time()
+        # The cached record decides who the caller is (so only a caller that would authenticate spends a
+        # licence's quota); the generation read in the same round trip says whether it may.
+        at = datetime.fromtimestamp(now, UTC)
+        # The record cached under the last token seen decides whether a licence's limits are spent in this round
+        # trip (only for a caller that would authenticate); whether the record may decide is known after it.
+        cached = CREDENTIALS.get(cache_key, getattr(request.app.state, "last_generation", None))
+        spends: list[Spend] = []
+        if cached is not None and cached.principal.kind == CredentialKind.ENCLAVE and _would_pass(
+            cached, pepper, secret, allowed, at
+        ):
+            spends = _spends(request, settings, key_id)
+        reading = await round_trip(settings.broker_url, settings.broker_key_prefix, spends, now=now)
+        generation = reading.generation if reading.generation_known else None
+        request.state.generation = request.app.state.last_generation = generation
+        if cached is not None and CREDENTIALS.get(cache_key, generation) is cached:
+            principal = check_record(cached, pepper, secret, allowed, now=at)
+        else:
+            record = await run_in_threadpool(_read_record, settings, key_id)
+            if record is not None:
+                CREDENTIALS.put(cache_key, generation, record)
+            principal = check_record(record, pepper, secret, allowed, now=at)
+            if not spends and principal.kind == CredentialKind.ENCLAVE:
+                spends = _spends(request, settings, key_id)
+                if spends:
+                    reading = await round_trip(settings.broker_url, settings.broker_key_prefix, spends, now=now)
+        _refuse_over_limit(settings, spends, reading.waits)
+        return principal
 
     return dependency
 
 
-AdminDep = Annotated[ApiCredential, Depends(require(CredentialKind.ADMIN))]
-EnclaveDep = Annotated[ApiCredential, Depends(require(CredentialKind.ENCLAVE))]
-BillingDep = Annotated[ApiCredential, Depends(require(CredentialKind.BILLING_READ))]
+AdminDep = Annotated[Principal, Depends(require(CredentialKind.ADMIN))]
+EnclaveDep = Annotated[Principal, Depends(require(CredentialKind.ENCLAVE))]
+BillingDep = Annotated[Principal, Depends(require(CredentialKind.BILLING_READ))]

@@ -8,40 +8,48 @@ rejected (customer-safe reasons). HTTP only: every decision is made in verifier.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import contextlib
 import logging
 import re
 import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
-from fastapi import APIRouter, Header, Response
+from fastapi import APIRouter, Header, Request, Response
 from kombu.exceptions import KombuError
 from pydantic import BaseModel, Field
 from redis.exceptions import RedisError
+from starlette.concurrency import run_in_threadpool
 
 from verifier import limits
 from verifier.api.inputs import ApiInput
 from verifier.attestation import leases
-from verifier.attestation import repository as attestations
+from verifier.attestation.answers import answer_of, status_url
 from verifier.attestation.challenges import check_nonce, issue_challenge
-from verifier.attestation.requests import licensed_model_version, store_request
+from verifier.attestation.repository import AnswerRow, answer_row, store_request
+from verifier.attestation.requests import licensed_model_version
+from verifier.auth.cache import CATALOG
 from verifier.broker.notify import supports_pubsub, waiter_for
 from verifier.clock import Clock
 from verifier.config import Settings
-from verifier.db.models import Attestation, AttestationStatus, Lease
-from verifier.db.session import read_session
-from verifier.errors import Code, EvidenceMalformed, Fault, Forbidden, NotFound, with_fault
+from verifier.db.models import AttestationStatus
+from verifier.db.queries import clash_is_conflict
+from verifier.db.session import autocommit, read_session
+from verifier.errors import Code, EvidenceMalformed, Fault, Forbidden, NotFound
 from verifier.keywrap.enclave import parse_enclave_jwk
 from verifier.platforms.item import EvidenceItem
 from verifier.wiring import keyring_for
 
-from .deps import EnclaveDep, RequestTransaction, SessionDep, SettingsDep, TransactionDep
+from .deps import EnclaveDep, SessionDep, SettingsDep
 
 router = APIRouter(tags=["enclave"])
 log = logging.getLogger(__name__)
+_CLASH: Final = "the request clashes with data stored meanwhile"
 
 
 class ChallengeOut(BaseModel):
@@ -95,7 +103,7 @@ class AttestationOut(BaseModel):
 
 
 @router.post("/v1/challenges", response_model=ChallengeOut)
-def create_challenge(credential: EnclaveDep, settings: SettingsDep) -> ChallengeOut:
+async def create_challenge(credential: EnclaveDep, settings: SettingsDep) -> ChallengeOut:
     now = Clock.from_settings(settings).decision_time()
     c = issue_challenge(settings.challenge_secret.get_secret_value().encode(), now)
     return ChallengeOut(nonce=c.nonce_b64, expires_at=c.expires_at)
@@ -109,91 +117,113 @@ def _nonce(text: str) -> bytes:
 
 
 @router.post("/v1/attestations", response_model=AttestationOut, status_code=202)
-def submit_attestation(
+async def submit_attestation(
     body: AttestationIn,
     credential: EnclaveDep,
-    transaction: TransactionDep,
     settings: SettingsDep,
+    request: Request,
     response: Response,
     prefer: Annotated[str | None, Header()] = None,
 ) -> AttestationOut:
-    """Store the request, commit, send it to a worker; answer 202 (or wait up to ``Prefer: wait=N`` seconds)."""
+    """Store the request, send it to a worker; answer 202 (or wait up to ``Prefer: wait=N`` seconds)."""
     if credential.entitlement_id is None:
         raise Forbidden(Code.AUTH_FORBIDDEN, "licence key is not bound to an entitlement")
-    entitlement_id, version_id = licensed_model_version(
-        transaction.session, credential.entitlement_id, body.model, body.model_version
-    )
-    clock, secret = Clock.from_settings(settings), settings.challenge_secret.get_secret_value().encode()
-    att = _pending(body, "attest", entitlement_id, version_id, body.deployment, clock, secret)
-    return _dispatch(transaction, att, prefer, settings, response)
+    entitlement_id = credential.entitlement_id
+    values = _pending(body, "attest", body.deployment, settings)
+    catalog_key = (settings.database_url, entitlement_id, body.model, body.model_version)
+    generation: str | None = getattr(request.state, "generation", None)
+
+    def locate() -> dict[str, Any]:
+        """In the store's thread: the licensed model version, from the catalog cache or one read."""
+        found = CATALOG.get(catalog_key, generation)
+        if found is None:
+            with read_session(settings) as reader:
+                found = licensed_model_version(reader, entitlement_id, body.model, body.model_version)
+            CATALOG.put(catalog_key, generation, found)
+        return {"entitlement_id": found[0], "model_version_id": found[1]}
+
+    return await _dispatch(settings, values, locate, prefer, response)
 
 
-def _pending(
-    body: RenewIn,
-    kind: str,
-    entitlement_id: uuid.UUID,
-    model_version_id: uuid.UUID,
-    deployment_name: str,
-    clock: Clock,
-    secret: bytes,
-    lease_id: uuid.UUID | None = None,
-) -> Attestation:
-    """The stored request, ``created_at`` on the wall clock (the worker places it on its decision clock). Malformed
-    or weak enclave keys are refused here, before anything is queued (400), and so is a nonce this service did not
-    issue or that has expired (403 ``challenge.invalid`` / ``challenge.expired``, checked without the database; the
-    decision checks it again and consumes it)."""
+def _pending(body: RenewIn, kind: str, deployment_name: str, settings: Settings) -> dict[str, Any]:
+    """The stored request's columns but where it belongs (entitlement, model version, lease), ``created_at`` on the
+    wall clock (the worker places it on its decision clock). Malformed or weak enclave keys are refused here, before
+    anything is stored (400), and so is a nonce this service did not issue or that has expired (403
+    ``challenge.invalid`` / ``challenge.expired``, checked without the database; the decision checks it again and
+    consumes it)."""
+    clock = Clock.from_settings(settings)
     parse_enclave_jwk(body.enclave_key)
     nonce = _nonce(body.nonce)
-    check_nonce(secret, nonce, clock.decision_time())
-    return Attestation(
-        entitlement_id=entitlement_id,
-        model_version_id=model_version_id,
-        deployment_name=deployment_name,
-        kind=kind,
-        lease_id=lease_id,
-        platforms=sorted({e.type for e in body.evidence}),
-        status=AttestationStatus.PENDING,
-        nonce=nonce,
-        enclave_jwk=body.enclave_key,
-        evidence=[e.model_dump(exclude_none=True) for e in body.evidence],
-        created_at=clock.wall_time(),
-    )
+    check_nonce(settings.challenge_secret.get_secret_value().encode(), nonce, clock.decision_time())
+    return {
+        "id": uuid.uuid4(),
+        "deployment_name": deployment_name,
+        "kind": kind,
+        "lease_id": None,
+        "platforms": sorted({e.type for e in body.evidence}),
+        "status": AttestationStatus.PENDING,
+        "nonce": nonce,
+        "enclave_jwk": body.enclave_key,
+        "evidence": [e.model_dump(exclude_none=True) for e in body.evidence],
+        "created_at": clock.wall_time(),
+        "simulated": False,
+    }
 
 
-def _dispatch(
-    transaction: RequestTransaction, att: Attestation, prefer: str | None, settings: Settings, response: Response
+async def _dispatch(
+    settings: Settings,
+    values: dict[str, Any],
+    locate: Callable[[], dict[str, Any]],
+    prefer: str | None,
+    response: Response,
 ) -> AttestationOut:
-    """Commit the request, then (and only then) send it to a worker; optionally wait for the decision."""
-    store_request(transaction.session, att)
-    transaction.commit_now()  # the request is durable before any worker can see the task; the connection goes back
+    """Store the request (one autocommit INSERT), and only then send it to a worker, in one threadpool hop; then
+    optionally wait for the decision, on the event loop (no thread is held while waiting)."""
     from verifier.observability.logging import CELERY_REQUEST_ID_HEADER, current_request_id  # noqa: PLC0415
 
+    attestation_id: uuid.UUID = values["id"]
     # The request id travels in the message headers, so the worker's log lines for this decision carry it too.
     request_id = current_request_id()
     headers = {CELERY_REQUEST_ID_HEADER: request_id} if request_id else None
+    pending = _pending_answer(attestation_id)
     wait = _wait_seconds(prefer, settings.max_wait_seconds)
     if wait <= 0:
-        _send(att.id, headers)
-        return _render(att, None)
-    # Listen for the worker's "decided" notification before sending the task, so it cannot be missed; the database
-    # stays the only source of truth (read after every wake-up, and polled in case a notification is lost).
+        await run_in_threadpool(_store_and_send, settings, values, locate, headers)
+        return pending
+    # Listen for the worker's "decided" announcement before sending the task, so it cannot be missed; the database
+    # stays the source of truth (read when the announcement carries no answer, and polled in case one is lost).
     waiter = waiter_for(settings.broker_url, settings.broker_key_prefix)
-    poll = 0.5 if supports_pubsub(settings.broker_url) else 0.02  # with notifications, polling is a fallback
-    with waiter.waiting(str(att.id)) as decided:
-        if not _send(att.id, headers):
-            return _render(att, None)  # nothing will decide it before the requeue: do not wait
+    poll = 0.5 if supports_pubsub(settings.broker_url) else 0.02  # with announcements, polling is a fallback
+    async with waiter.waiting(str(attestation_id)) as decided:
+        if not await run_in_threadpool(_store_and_send, settings, values, locate, headers):
+            return pending  # nothing will decide it before the requeue: do not wait
         deadline = time.monotonic() + wait
         while True:
             left = deadline - time.monotonic()
             if left > 0:
-                decided.wait(min(poll, left))
-                decided.clear()
-            current = _read(settings, att.id)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(decided.event.wait(), min(poll, left))
+                decided.event.clear()
+            if decided.answer is not None:
+                response.status_code = 200
+                return AttestationOut.model_validate(decided.answer)
+            current = await run_in_threadpool(_read, settings, attestation_id)
             if current is not None and current.status != AttestationStatus.PENDING:
                 response.status_code = 200
                 return current
             if left <= 0:
-                return current or _render(att, None)
+                return current or pending
+
+
+def _store_and_send(
+    settings: Settings, values: dict[str, Any], locate: Callable[[], dict[str, Any]], headers: dict[str, str] | None
+) -> bool:
+    """In a threadpool thread: where the request belongs (``locate``), the INSERT (its own transaction: durable
+    before any worker can see the task), then the task; False if the broker could not take it."""
+    values.update(locate())
+    with autocommit(settings) as connection, clash_is_conflict(_CLASH):
+        store_request(connection, values)
+    return _send(values["id"], headers)
 
 
 def _send(attestation_id: uuid.UUID, headers: dict[str, str] | None) -> bool:
@@ -214,31 +244,37 @@ def _send(attestation_id: uuid.UUID, headers: dict[str, str] | None) -> bool:
 
 
 @router.post("/v1/leases/{lease_id}/renew", response_model=AttestationOut, status_code=202)
-def renew_lease(
+async def renew_lease(
     lease_id: uuid.UUID,
     body: RenewIn,
     credential: EnclaveDep,
-    transaction: TransactionDep,
     settings: SettingsDep,
     response: Response,
     prefer: Annotated[str | None, Header()] = None,
 ) -> AttestationOut:
     """Fresh nonce + fresh evidence from the same enclave key extend a live lease (revoked leases never renew)."""
-    lease = leases.lease_for_renewal(transaction.session, lease_id, entitlement_id=credential.entitlement_id)
-    clock = Clock.from_settings(settings)
-    version_id, name = lease.model_version_id, lease.deployment_name
-    secret = settings.challenge_secret.get_secret_value().encode()
-    att = _pending(body, "renew", lease.entitlement_id, version_id, name, clock, secret, lease_id=lease.lease_id)
-    return _dispatch(transaction, att, prefer, settings, response)
+
+    def find() -> leases.LeaseForRenewal:
+        """The lease (``lease.not_found`` unless it is this licence's), before the body is judged."""
+        with read_session(settings) as reader:
+            return leases.lease_for_renewal(reader, lease_id, entitlement_id=credential.entitlement_id)
+
+    lease = await run_in_threadpool(find)
+    values = _pending(body, "renew", lease.deployment_name, settings)
+    where = {
+        "entitlement_id": lease.entitlement_id,
+        "model_version_id": lease.model_version_id,
+        "lease_id": lease.lease_id,
+    }
+    return await _dispatch(settings, values, lambda: where, prefer, response)
 
 
 @router.get("/v1/attestations/{attestation_id}", response_model=AttestationOut)
-def get_attestation(attestation_id: uuid.UUID, credential: EnclaveDep, settings: SettingsDep) -> AttestationOut:
-    with read_session(settings) as reader:
-        found = attestations.attestation_with_lease(reader, attestation_id)
-    if found is None or found[0].entitlement_id != credential.entitlement_id:
+async def get_attestation(attestation_id: uuid.UUID, credential: EnclaveDep, settings: SettingsDep) -> AttestationOut:
+    found = await run_in_threadpool(_answer_row, settings, attestation_id)
+    if found is None or found.entitlement_id != credential.entitlement_id:
         raise NotFound(Code.ATTESTATION_NOT_FOUND, "no such attestation for this licence")
-    return _render(*found)
+    return _render(found)
 
 
 @router.delete("/v1/leases/{lease_id}", status_code=204)
@@ -269,23 +305,21 @@ def _wait_seconds(prefer: str | None, cap: float) -> float:
     return min(float(m.group(1)), cap) if m else 0.0
 
 
+def _answer_row(settings: Settings, attestation_id: uuid.UUID) -> AnswerRow | None:
+    with autocommit(settings) as connection:
+        return answer_row(connection, attestation_id)
+
+
 def _read(settings: Settings, attestation_id: uuid.UUID) -> AttestationOut | None:
-    """The answer as committed now, from a read session of its own."""
-    with read_session(settings) as reader:
-        found = attestations.attestation_with_lease(reader, attestation_id)
-    return None if found is None else _render(*found)
+    """The answer as committed now (one narrow read, never the evidence)."""
+    found = _answer_row(settings, attestation_id)
+    return None if found is None else _render(found)
 
 
-def _render(att: Attestation, lease: Lease | None) -> AttestationOut:
-    out = AttestationOut(id=att.id, status=att.status, status_url=f"/v1/attestations/{att.id}", simulated=att.simulated)
-    if att.status == AttestationStatus.ACCEPTED and att.lease_id is not None:
-        if lease is not None:
-            out.lease = LeaseOut(id=lease.id, expires_at=lease.expires_at, renew_after=lease.renew_after)
-        out.wrapped_key, out.result_token = att.wrapped_key, att.result_token
-    if att.status == AttestationStatus.REJECTED and att.verdict:
-        # Customer-safe: which check failed (code, its fault, message); expected/actual values stay for staff.
-        out.reasons = [
-            ReasonOut(code=r["code"], fault=Fault(with_fault(r)["fault"]), message=r["message"])
-            for r in att.verdict.get("reasons", [])
-        ]
-    return out
+def _pending_answer(attestation_id: uuid.UUID) -> AttestationOut:
+    return AttestationOut(id=attestation_id, status=AttestationStatus.PENDING, status_url=status_url(attestation_id))
+
+
+def _render(row: AnswerRow) -> AttestationOut:
+    """The enclave's answer (:func:`answer_of`, as the worker's announcement carries it)."""
+    return AttestationOut.model_validate(answer_of(row))

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, Final, cast
 
-from sqlalchemy import CursorResult, Row, String, bindparam, delete, func, or_, select, update
+from sqlalchemy import Connection, CursorResult, Row, String, bindparam, delete, func, or_, select, update
 from sqlalchemy import insert as insert_values
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -282,24 +283,6 @@ def rebuild_decision_days(session: Session) -> tuple[int, int]:
     return len(decided), len(reasons)
 
 
-def add_attestation(session: Session, att: Attestation) -> None:
-    """Stage a new request; the caller's commit writes it."""
-    session.add(att)
-
-
-_ANSWER: Final = (
-    select(Attestation, Lease)
-    .outerjoin(Lease, Lease.id == Attestation.lease_id)
-    .where(Attestation.id == bindparam("id"))
-)
-
-
-def attestation_with_lease(session: Session, attestation_id: uuid.UUID) -> tuple[Attestation, Lease | None] | None:
-    """The attestation and its lease, in one statement."""
-    found = session.execute(_ANSWER, {"id": attestation_id}).one_or_none()
-    return None if found is None else (found[0], found[1])
-
-
 # -- consumed nonces ---------------------------------------------------------------------------------------------
 
 
@@ -534,3 +517,71 @@ def purge_evidence(session: Session, *, decided_before: datetime, now: datetime,
             execution_options={"synchronize_session": False},
         )
     return len(ids)
+
+
+# -- the enclave API's hot path: the request stored with one autocommit INSERT, the answer read narrowly -----------
+# The INSERT runs on an autocommit connection (verifier.db.session.autocommit): one statement is the request's whole
+# transaction, durable when it returns, so the decide task can be sent right after. The answer read takes the dozen
+# columns an answer shows (and the verdict's reasons, not its evaluations), never the 20 KB of evidence.
+
+#: Every column a pending request sets; parameters named as the columns.
+_INSERT_REQUEST: Final = insert_values(Attestation)
+#: The answer's columns, with its lease's times; parameter: id.
+_ANSWER_COLUMNS: Final = (
+    select(
+        Attestation.id,
+        Attestation.entitlement_id,
+        Attestation.status,
+        Attestation.lease_id,
+        Attestation.wrapped_key,
+        Attestation.result_token,
+        Attestation.verdict["reasons"],
+        Attestation.simulated,
+        Lease.expires_at,
+        Lease.renew_after,
+    )
+    .outerjoin(Lease, Lease.id == Attestation.lease_id)
+    .where(Attestation.id == bindparam("id"))
+)
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerRow:
+    """What an answer to the enclave shows of a stored attestation (``reasons``: the verdict's, as stored)."""
+
+    id: uuid.UUID
+    entitlement_id: uuid.UUID
+    status: AttestationStatus
+    lease_id: uuid.UUID | None
+    wrapped_key: str | None
+    result_token: str | None
+    reasons: list[dict[str, Any]]
+    simulated: bool
+    lease_expires_at: datetime | None
+    lease_renew_after: datetime | None
+
+
+def store_request(connection: Connection, values: Mapping[str, Any]) -> None:
+    """INSERT the pending request (``values``: its columns, ``id`` included) on ``connection``, an autocommit
+    connection: the statement is its own transaction and owner."""
+    connection.execute(_INSERT_REQUEST, dict(values))
+
+
+def answer_row(connection: Connection, attestation_id: uuid.UUID) -> AnswerRow | None:
+    """The answer's columns of ``attestation_id``, or None; one statement."""
+    found = connection.execute(_ANSWER_COLUMNS, {"id": attestation_id}).first()
+    if found is None:
+        return None
+    id_, entitlement, status, lease, wrapped, token, reasons, simulated, expires, renew = found
+    return AnswerRow(
+        id_,
+        entitlement,
+        AttestationStatus(status),
+        lease,
+        wrapped,
+        token,
+        reasons if isinstance(reasons, list) else [],
+        bool(simulated),
+        expires,
+        renew,
+    )

@@ -1,8 +1,7 @@
-"""What the enclave API checks and stores before a worker decides: the licensed model version a request names,
-and the stored pending request.
+"""What the enclave API checks before it stores a request: the licensed model version a request names.
 
-Runs in the API's request session; never commits (the request's transaction commits, then the decide task is
-sent). The SQL is in :mod:`verifier.attestation.repository`; the decision itself is :mod:`verifier.attestation.flows`.
+Takes a session; never commits. The SQL is in :mod:`verifier.attestation.repository` (also the request's one
+autocommit INSERT, ``store_request``); the decision itself is :mod:`verifier.attestation.flows`.
 """
 
 from __future__ import annotations
@@ -12,7 +11,6 @@ import uuid
 from sqlalchemy.orm import Session
 
 from verifier.attestation import repository
-from verifier.db.models import Attestation
 from verifier.errors import Code, Forbidden, NotEntitled, NotFound
 
 
@@ -31,8 +29,3 @@ def licensed_model_version(
     if version_id is None:
         raise NotFound(Code.MODEL_VERSION_NOT_FOUND, "no such model version", actual=version)
     return entitlement, version_id
-
-
-def store_request(session: Session, att: Attestation) -> None:
-    """Stage the pending request; the caller's commit makes it durable before any worker can see its task."""
-    repository.add_attestation(session, att)

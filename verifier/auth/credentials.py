@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from verifier.audit.log import AuditTag, record_event
 from verifier.auth import repository
+from verifier.auth.records import CredentialRecord, Principal
 from verifier.db.models import ApiCredential, CredentialKind, Customer, CustomerStatus, Entitlement
 from verifier.db.queries import get_or_404
 from verifier.errors import AuthError, Code, Conflict, Forbidden, UsageError
@@ -84,6 +85,52 @@ def bearer_token(authorization: str | None) -> str | None:
     return token
 
 
+def split_token(token: str | None) -> tuple[str, str]:
+    """``(key_id, secret)`` of a ``kw_<key_id>_<secret>`` token; ``auth.missing`` without one, ``auth.invalid``
+    for a malformed one. Nothing is read: the key id is public, the secret is checked by :func:`check_record`."""
+    if not token:
+        raise AuthError(Code.AUTH_MISSING, "an API credential is required (Authorization: Bearer kw_...)")
+    parts = token.split("_", 2)
+    if len(parts) != 3 or parts[0] != PREFIX[:-1] or len(parts[1]) != 16:
+        raise AuthError(Code.AUTH_INVALID, "malformed API credential")
+    return parts[1], parts[2]
+
+
+def check_record(
+    record: CredentialRecord | None,
+    pepper: bytes,
+    secret: str,
+    kinds: Collection[CredentialKind],
+    *,
+    now: datetime,
+) -> Principal:
+    """The rules of :func:`authenticate` over a record already read (pure; ``None``: no such key id)."""
+    if (
+        record is None
+        or record.revoked_at is not None
+        or not hmac.compare_digest(record.secret_hash, _hash(pepper, secret))
+    ):
+        raise AuthError(Code.AUTH_INVALID, "unknown, revoked or wrong API credential")
+    if record.expires_at is not None and record.expires_at <= now:
+        raise AuthError(Code.AUTH_INVALID, "the API credential has expired", actual=record.expires_at.isoformat())
+    principal = record.principal
+    if principal.kind not in kinds:
+        raise Forbidden(
+            Code.AUTH_FORBIDDEN,
+            "this credential may not use this API",
+            expected=" | ".join(sorted(k.value for k in kinds)),
+            actual=principal.kind.value,
+        )
+    if principal.kind == CredentialKind.ENCLAVE and record.customer_status not in (None, CustomerStatus.ACTIVE):
+        raise Forbidden(
+            Code.AUTH_CUSTOMER_SUSPENDED,
+            "the customer this licence key belongs to is suspended",
+            expected=CustomerStatus.ACTIVE.value,
+            actual=record.customer_status.value if record.customer_status else None,
+        )
+    return principal
+
+
 def authenticate(
     session: Session, pepper: bytes, token: str | None, kinds: Collection[CredentialKind], *, now: datetime
 ) -> ApiCredential:
@@ -92,33 +139,21 @@ def authenticate(
     ``auth.missing`` / ``auth.invalid`` (401): no token, a malformed one, an unknown key id, a wrong secret, a
     revoked credential or one expired at ``now``. ``auth.forbidden`` (403): a credential of another kind.
     ``auth.customer_suspended`` (403): a licence key of a suspended customer. One statement reads the credential
-    with its customer's status.
+    with its customer's status. (The API authenticates through its cache, :mod:`verifier.auth.cache`, with the same
+    rules: :func:`check_record`.)
     """
-    if not token:
-        raise AuthError(Code.AUTH_MISSING, "an API credential is required (Authorization: Bearer kw_...)")
-    parts = token.split("_", 2)
-    if len(parts) != 3 or parts[0] != PREFIX[:-1] or len(parts[1]) != 16:
-        raise AuthError(Code.AUTH_INVALID, "malformed API credential")
-    row, customer_status = repository.by_key_id(session, parts[1])
-    if row is None or row.revoked_at is not None or not hmac.compare_digest(row.secret_hash, _hash(pepper, parts[2])):
+    key_id, secret = split_token(token)
+    row, customer_status = repository.by_key_id(session, key_id)
+    if row is None:
         raise AuthError(Code.AUTH_INVALID, "unknown, revoked or wrong API credential")
-    if row.expires_at is not None and row.expires_at <= now:
-        raise AuthError(Code.AUTH_INVALID, "the API credential has expired", actual=row.expires_at.isoformat())
-    if row.kind not in kinds:
-        raise Forbidden(
-            Code.AUTH_FORBIDDEN,
-            "this credential may not use this API",
-            expected=" | ".join(sorted(k.value for k in kinds)),
-            actual=row.kind.value,
-        )
-    if row.kind == CredentialKind.ENCLAVE and customer_status not in (None, CustomerStatus.ACTIVE):
-        raise Forbidden(
-            Code.AUTH_CUSTOMER_SUSPENDED,
-            "the customer this licence key belongs to is suspended",
-            expected=CustomerStatus.ACTIVE.value,
-            actual=customer_status.value if customer_status else None,
-        )
+    check_record(record_of(row, customer_status), pepper, secret, kinds, now=now)
     return row
+
+
+def record_of(row: ApiCredential, customer_status: CustomerStatus | None) -> CredentialRecord:
+    """The :class:`CredentialRecord` of a credential row."""
+    principal = Principal(row.id, row.key_id, row.kind, row.customer_id, row.entitlement_id)
+    return CredentialRecord(principal, row.secret_hash, row.revoked_at, row.expires_at, customer_status)
 
 
 # -- staff: issue and revoke -------------------------------------------------------------------------------------

@@ -10,9 +10,10 @@ from __future__ import annotations
 import uuid
 from typing import Final
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.orm import Session
 
+from verifier.auth.records import CredentialRecord, Principal
 from verifier.db.models import ApiCredential, CredentialKind, Customer, CustomerStatus
 from verifier.db.queries import equals, page
 
@@ -28,6 +29,35 @@ def by_key_id(session: Session, key_id: str) -> tuple[ApiCredential | None, Cust
     """(the credential with ``key_id``, its customer's status), or (None, None)."""
     found = session.execute(_BY_KEY_ID, {"key_id": key_id}).first()
     return (None, None) if found is None else (found[0], found[1])
+
+
+#: What authentication needs, as plain columns (no entity to build, track or detach); parameter: key_id.
+_RECORD_BY_KEY_ID: Final = (
+    select(
+        ApiCredential.id,
+        ApiCredential.key_id,
+        ApiCredential.kind,
+        ApiCredential.customer_id,
+        ApiCredential.entitlement_id,
+        ApiCredential.secret_hash,
+        ApiCredential.revoked_at,
+        ApiCredential.expires_at,
+        Customer.status,
+    )
+    .outerjoin(Customer, Customer.id == ApiCredential.customer_id)
+    .where(ApiCredential.key_id == bindparam("key_id"))
+)
+
+
+def record_by_key_id(connection: Connection | Session, key_id: str) -> CredentialRecord | None:
+    """The :class:`~verifier.auth.credentials.CredentialRecord` of ``key_id`` (with its customer's status), or
+    None; one statement."""
+    found = connection.execute(_RECORD_BY_KEY_ID, {"key_id": key_id}).first()
+    if found is None:
+        return None
+    id_, key, kind, customer_id, entitlement_id, secret_hash, revoked_at, expires_at, status = found
+    principal = Principal(id_, key, kind, customer_id, entitlement_id)
+    return CredentialRecord(principal, bytes(secret_hash), revoked_at, expires_at, status)
 
 
 def add_credential(session: Session, row: ApiCredential) -> None:

@@ -10,15 +10,19 @@ broker without pub/sub (the embedded SQLite profile) or a Redis outage only make
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 import logging
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+import weakref
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from functools import lru_cache
-from typing import Final
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 import redis
+import redis.asyncio
 
 CHANNEL: Final = "keyward:decided"
 log = logging.getLogger(__name__)
@@ -41,72 +45,112 @@ def channel_for(broker_url: str, key_prefix: str = "") -> str:
     return f"{key_prefix}{CHANNEL}:db{database}"
 
 
-def publish_decided(broker_url: str, attestation_id: str, *, key_prefix: str = "") -> None:
-    """Best effort, after commit: a failure is logged and the waiting request falls back to polling."""
+def publish_decided(
+    broker_url: str, attestation_id: str, *, key_prefix: str = "", answer: Mapping[str, Any] | None = None
+) -> None:
+    """Best effort, after commit: a failure is logged and the waiting request falls back to polling. With
+    ``answer`` (the decision's answer to the enclave, JSON-ready), the message is ``{"id": ..., "answer": ...}`` and
+    the waiting request answers from it without reading the database; else it is the id alone."""
     if not supports_pubsub(broker_url):
         return
+    message = attestation_id if answer is None else json.dumps({"id": attestation_id, "answer": answer})
     try:
-        redis_client(broker_url).publish(channel_for(broker_url, key_prefix), attestation_id)
+        redis_client(broker_url).publish(channel_for(broker_url, key_prefix), message)
     except redis.RedisError as e:
         log.warning("decision notification not sent", extra={"error": type(e).__name__})
 
 
+class Wake:
+    """One waiting request's slot: ``event`` is set when its id is announced; ``answer`` is the decision's answer
+    when the announcement carried one (:func:`publish_decided`'s ``answer``), else None (read the database)."""
+
+    __slots__ = ("answer", "event")
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+        self.answer: dict[str, Any] | None = None
+
+
 class DecisionWaiter:
-    """One subscriber thread per process; ``waiting(id)`` yields an Event set when that id is announced."""
+    """One subscriber task per event loop (an API process's), never a thread per waiting request: ``waiting(id)``
+    yields a :class:`Wake` whose event is set when that id is announced."""
 
     def __init__(self, broker_url: str, *, key_prefix: str = "") -> None:
         self._url = broker_url
         self._channel = channel_for(broker_url, key_prefix)
-        self._events: dict[str, list[threading.Event]] = {}
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
+        self._wakes: dict[str, list[Wake]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._subscribed = asyncio.Event()
 
-    @contextmanager
-    def waiting(self, attestation_id: str) -> Iterator[threading.Event]:
-        event = threading.Event()
-        self._ensure_started()
-        with self._lock:
-            self._events.setdefault(attestation_id, []).append(event)
+    @asynccontextmanager
+    async def waiting(self, attestation_id: str) -> AsyncIterator[Wake]:
+        """Register before the task is sent (so the announcement cannot be missed); the first wait in a process
+        also waits (up to a second) for the subscription itself."""
+        wake = Wake()
+        self._wakes.setdefault(attestation_id, []).append(wake)
         try:
-            yield event
+            if self._ensure_started():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._subscribed.wait(), SUBSCRIBE_WAIT_SECONDS)
+            yield wake
         finally:
-            with self._lock:
-                events = self._events.get(attestation_id, [])
-                if event in events:
-                    events.remove(event)
-                if not events:
-                    self._events.pop(attestation_id, None)
+            wakes = self._wakes.get(attestation_id, [])
+            if wake in wakes:
+                wakes.remove(wake)
+            if not wakes:
+                self._wakes.pop(attestation_id, None)
 
-    def _ensure_started(self) -> None:
-        if self._thread is not None or not supports_pubsub(self._url):
-            return
-        with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._listen, name="keyward-decisions", daemon=True)
-                self._thread.start()
+    def _ensure_started(self) -> bool:
+        if not supports_pubsub(self._url):
+            return False
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._listen(), name="keyward-decisions")
+        return not self._subscribed.is_set()
 
-    def _listen(self) -> None:
-        stop = threading.Event()
-        while not stop.is_set():
+    async def _listen(self) -> None:
+        while True:
+            client = redis.asyncio.Redis.from_url(self._url, socket_connect_timeout=2.0)
             try:
-                client = redis.Redis.from_url(self._url, socket_connect_timeout=2.0)
-                pubsub = client.pubsub(ignore_subscribe_messages=True)
-                pubsub.subscribe(self._channel)
-                for message in pubsub.listen():  # type: ignore[no-untyped-call]  # redis-py leaves listen() unannotated
-                    self._wake(message.get("data"))
-            except redis.RedisError as e:
+                async with client.pubsub(ignore_subscribe_messages=True) as pubsub:
+                    await pubsub.subscribe(self._channel)
+                    self._subscribed.set()
+                    async for message in pubsub.listen():
+                        self._wake(message.get("data"))
+            except (redis.RedisError, OSError) as e:
+                self._subscribed.clear()
                 log.warning("decision subscriber reconnecting", extra={"error": type(e).__name__})
-                stop.wait(1.0)
+                await asyncio.sleep(1.0)
+            finally:
+                await client.aclose()
 
     def _wake(self, data: object) -> None:
         if not isinstance(data, bytes):
             return
-        with self._lock:
-            events = list(self._events.get(data.decode(errors="replace"), []))
-        for event in events:
-            event.set()
+        answer: dict[str, Any] | None = None
+        if data.startswith(b"{"):
+            try:
+                message = json.loads(data)
+                ident, answer = str(message["id"]), message.get("answer")
+            except (ValueError, KeyError, TypeError):
+                return
+        else:
+            ident = data.decode(errors="replace")
+        for wake in self._wakes.get(ident, ()):
+            wake.answer = answer if isinstance(answer, dict) else None
+            wake.event.set()
 
 
-@lru_cache(maxsize=4)
+#: The longest the first wait of a process waits for its subscription (then polling covers a missed message).
+SUBSCRIBE_WAIT_SECONDS: Final = 1.0
+_waiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, str], DecisionWaiter]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def waiter_for(broker_url: str, key_prefix: str = "") -> DecisionWaiter:
-    return DecisionWaiter(broker_url, key_prefix=key_prefix)
+    """The running event loop's waiter for the deployment (its subscriber task belongs to that loop)."""
+    per_loop = _waiters.setdefault(asyncio.get_running_loop(), {})
+    key = (broker_url, key_prefix)
+    if key not in per_loop:
+        per_loop[key] = DecisionWaiter(broker_url, key_prefix=key_prefix)
+    return per_loop[key]

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from functools import lru_cache
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from verifier.config import Settings
@@ -24,7 +24,7 @@ from verifier.db.engine import is_sqlite, make_engine
 
 #: ``Session`` is re-exported for the API's request dependency: the layers above the services name the type
 #: without importing SQLAlchemy.
-__all__ = ["Session", "engine_for", "read_session", "session_factory"]
+__all__ = ["Session", "autocommit", "engine_for", "read_session", "session_factory"]
 
 
 @lru_cache(maxsize=8)
@@ -76,6 +76,20 @@ def _bound(engine: Engine) -> Callable[[], Session]:
 @lru_cache(maxsize=4)
 def _autocommit_engine(url: str) -> Engine:
     return engine_for(url).execution_options(isolation_level="AUTOCOMMIT")
+
+
+@contextmanager
+def autocommit(settings: Settings) -> Iterator[Connection]:
+    """A connection on which each statement is its own transaction (PostgreSQL's autocommit: no BEGIN or COMMIT
+    round trips), for a request whose whole write is one statement; the connection goes back to the pool after the
+    block. SQLite (the embedded profile) runs the block in one transaction, committed when it ends."""
+    url = settings.database_url
+    if is_sqlite(url):
+        with engine_for(url).begin() as connection:
+            yield connection
+    else:
+        with _autocommit_engine(url).connect() as connection:
+            yield connection
 
 
 def read_session(settings: Settings) -> Session:

@@ -37,6 +37,7 @@ from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from prometheus_client import (
@@ -147,8 +148,16 @@ HTTP_LATENCY = Histogram(
 def observe_http_request(method: str, route: str, status: int, seconds: float) -> None:
     """Count one request; ``route`` is the route's path template (``/v1/attestations/{attestation_id}``)."""
     method = method if method in _HTTP_METHODS else "OTHER"
-    HTTP_REQUESTS.labels(method, route, str(status)).inc()
-    HTTP_LATENCY.labels(method, route).observe(seconds)
+    count, latency = _http_children(method, route, status)
+    count.inc()
+    latency.observe(seconds)
+
+
+@lru_cache(maxsize=4096)
+def _http_children(method: str, route: str, status: int) -> tuple[Any, Any]:
+    """The labelled counter and histogram of one (method, route, status), looked up once (``labels()`` hashes and
+    locks on every call); bounded: routes are templates, methods and statuses few."""
+    return HTTP_REQUESTS.labels(method, route, str(status)), HTTP_LATENCY.labels(method, route)
 
 
 QueueDepth = Callable[[], int | None]

@@ -1,7 +1,7 @@
 """The API's transaction owner (:mod:`verifier.api.deps`) on real PostgreSQL, through the real app with a few test
 routes: the request commits when the endpoint returns, before the answer starts (another connection sees the row
 by then); an endpoint that raises after writing, or whose response cannot be rendered, leaves nothing; a clash
-found only at COMMIT is a structured 409; ``commit_now`` commits mid-request, once.
+found only at COMMIT is a structured 409.
 
 A spy around the app looks into the database, from a connection of its own, when the response starts.
 """
@@ -21,11 +21,10 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from verifier.api.deps import RequestTransaction, SessionDep, TransactionDep
+from verifier.api.deps import SessionDep
 from verifier.app import create_app
 from verifier.config import Settings
 from verifier.db.models import Customer, CustomerStatus
-from verifier.db.session import session_factory
 from verifier.errors import Code, NotFound
 
 
@@ -55,14 +54,7 @@ def _routes(app: FastAPI) -> None:
             return {"name": deep}
         return {"name": name}
 
-    def early(name: str, later: str, transaction: TransactionDep) -> dict[str, str]:
-        transaction.session.add(_customer(name))
-        transaction.commit_now()
-        transaction.session.add(_customer(later))
-        raise NotFound(Code.RESOURCE_NOT_FOUND, "after commit_now")
-
     app.add_api_route("/test/customers/{name}", write, methods=["POST"])
-    app.add_api_route("/test/early/{name}", early, methods=["POST"])
 
 
 def _spy(app: ASGIApp, engine: Engine, seen: list[bool]) -> ASGIApp:
@@ -143,18 +135,3 @@ def test_request_transaction_clash_at_commit_is_a_structured_409(client: TestCli
     assert (error["code"], error["fault"]) == ("resource.conflict", "request")
 
 
-def test_request_transaction_commit_now_keeps_what_came_before(client: TestClient, engine: Engine) -> None:
-    name, later = _name(), _name()
-    response = client.post(f"/test/early/{name}", params={"later": later})
-
-    assert response.status_code == 404
-    assert _stored(engine, name)
-    assert not _stored(engine, later)
-
-
-def test_request_transaction_commit_now_only_once(settings: Settings) -> None:
-    with session_factory(settings)() as s:
-        transaction = RequestTransaction(s)
-        transaction.commit_now()
-        with pytest.raises(RuntimeError, match="one mid-request commit"):
-            transaction.commit_now()

@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import Query
 
 from verifier.api.inputs import in_utc, instant_problem
-from verifier.db.models import ApiCredential
+from verifier.auth.records import Principal
 from verifier.errors import Code, UsageError
 
 #: Where the admin API lives; each admin router carries it.
@@ -24,7 +24,7 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-def actor(admin: ApiCredential) -> str:
+def actor(admin: Principal) -> str:
     """How the audit log names the staff member behind ``admin``."""
     return f"admin:{admin.key_id}"
 

@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from verifier.api.dashboard import access, attestations, audit, customers, deployments, models
 from verifier.api.dashboard.deps import LoginRequired, secure_cookies
 from verifier.api.dashboard.rendering import SecurityHeadersMiddleware, base_path, error_page
+from verifier.auth.cache import watch
 from verifier.config import Settings, get_settings
 from verifier.db.queries import DATABASE_UNAVAILABLE
 from verifier.errors import KeywardError
@@ -56,9 +57,9 @@ TITLES: Final = {
 def create_dashboard(settings: Settings | None = None) -> FastAPI:
     """The dashboard application (mount it at ``/dashboard``); ``settings`` as for :func:`verifier.app.create_app`."""
     app = FastAPI(title="Keyward dashboard", docs_url=None, redoc_url=None, openapi_url=None)
-    if settings is not None:
-        app.dependency_overrides[get_settings] = lambda: settings
-    secure = secure_cookies(settings or get_settings())
+    app.state.settings = settings = settings or get_settings()
+    watch(settings)  # cached credentials and catalog are invalidated by the dashboard's commits
+    secure = secure_cookies(settings)
 
     def page(request: Request, status_code: int, message: str) -> Response:
         return error_page(request, status_code, TITLES.get(status_code, "Error"), message, secure=secure)

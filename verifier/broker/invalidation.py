@@ -1,0 +1,44 @@
+"""The one Redis key that says whether a process's cached credentials and licence catalog are still current.
+
+``<prefix>keyward:config:generation`` holds a random token, replaced (:func:`bump`) after every commit that changes
+a credential, a customer, an entitlement, a model or a model version (:mod:`verifier.auth.cache` watches the
+commits). An API process tags each cached entry with the token it read *before* the database read that filled it,
+and uses the entry only while the token it reads for the request (one ``GET`` in the request's one Redis round trip,
+beside the licence quotas) is the same. So a revocation, a suspension or a catalog edit is seen by every API process
+from the moment its commit's :func:`bump` returns, which is before the staff member's request is answered.
+
+A random token, not a counter: a Redis restart empties the key, and a counter started again could come back to a
+value some process cached under. No key at all (a restart, a flush) is a token too (``None``), different from
+every token :func:`bump` writes.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import Final
+
+import redis
+
+from verifier.broker.notify import redis_client, supports_pubsub
+
+GENERATION_KEY: Final = "keyward:config:generation"
+log = logging.getLogger(__name__)
+
+
+def generation_key(key_prefix: str) -> str:
+    return f"{key_prefix}{GENERATION_KEY}"
+
+
+def bump(broker_url: str, key_prefix: str) -> bool:
+    """Replace the generation token; False (logged as an error) if Redis cannot be reached. Then no API process
+    trusts a cached entry before it reads a token again, and with Redis unreachable they read none and use the
+    database (:mod:`verifier.auth.cache`); entries also expire on their own (``ENTRY_TTL_SECONDS``)."""
+    if not supports_pubsub(broker_url):
+        return True  # no Redis: nothing is cached anywhere
+    try:
+        redis_client(broker_url).set(generation_key(key_prefix), secrets.token_hex(16))
+    except redis.RedisError as e:
+        log.error("cached credentials not invalidated (Redis); they expire on their own", extra={"error": str(e)})
+        return False
+    return True
