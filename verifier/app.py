@@ -33,13 +33,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from verifier import __version__, limits
 from verifier.auth.cache import watch
+from verifier.broker.notify import close_waiters
+from verifier.broker.quota import RedisClients
 from verifier.config import Settings, get_settings, warn_development_profile
 from verifier.errors import Code, KeywardError, RateLimited, Reason
 from verifier.observability.logging import setup_logging
 from verifier.observability.middleware import RequestContextMiddleware
 
-#: Threads for sync endpoints and dependencies (anyio's default is 40). A request waiting for its decision
-#: (``Prefer: wait``) sleeps in one; more threads than a burst of waiting enclaves keeps new requests moving.
+#: Threads for sync endpoints and dependencies (anyio's default is 40): the admin, billing and dashboard routes, and
+#: the enclave routes' one hop each to the database and the broker. A request waiting for its decision
+#: (``Prefer: wait``) holds none: it waits on the event loop.
 THREADPOOL_SIZE = 128
 log = logging.getLogger(__name__)
 #: The framework's own refusals, by status, as stable codes.
@@ -51,9 +54,16 @@ _HTTP_ERRORS: dict[int, tuple[Code, str]] = {
 
 
 @asynccontextmanager
-async def _lifespan(_: FastAPI) -> AsyncIterator[None]:
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """The process's threadpool size, and the async Redis clients and decision subscribers of its event loop,
+    closed when it ends."""
     anyio.to_thread.current_default_thread_limiter().total_tokens = THREADPOOL_SIZE
-    yield
+    app.state.redis = clients = RedisClients()
+    try:
+        yield
+    finally:
+        await close_waiters()
+        await clients.aclose()
 
 
 class _BodyTooLarge(Exception):

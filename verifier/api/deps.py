@@ -29,7 +29,7 @@ from verifier.auth.cache import CREDENTIALS
 from verifier.auth.credentials import bearer_token, check_record, split_token
 from verifier.auth.records import CredentialRecord, Principal
 from verifier.auth.repository import record_by_key_id
-from verifier.broker.quota import Spend, round_trip
+from verifier.broker.quota import RedisClients, Spend, round_trip
 from verifier.config import Settings, get_settings
 from verifier.db.models import CredentialKind
 from verifier.db.queries import clash_is_conflict
@@ -120,6 +120,12 @@ def _read_record(settings: Settings, key_id: str) -> CredentialRecord | None:
         return record_by_key_id(session, key_id)
 
 
+def _clients(request: Request) -> RedisClients | None:
+    """The app's Redis clients (made by its lifespan), or None: the app runs without its lifespan."""
+    clients = getattr(request.app.state, "redis", None)
+    return clients if isinstance(clients, RedisClients) else None
+
+
 def _would_pass(
     record: CredentialRecord, pepper: bytes, secret: str, kinds: frozenset[CredentialKind], at: datetime
 ) -> bool:
@@ -157,7 +163,9 @@ def require(*kinds: CredentialKind) -> Callable[..., Awaitable[Principal]]:
             cached, pepper, secret, allowed, at
         ):
             spends = _spends(request, settings, key_id)
-        reading = await round_trip(settings.broker_url, settings.broker_key_prefix, spends, now=now)
+        reading = await round_trip(
+            settings.broker_url, settings.broker_key_prefix, spends, now=now, clients=_clients(request)
+        )
         generation = reading.generation if reading.generation_known else None
         request.state.generation = request.app.state.last_generation = generation
         if cached is not None and CREDENTIALS.get(cache_key, generation) is cached:
@@ -170,7 +178,9 @@ def require(*kinds: CredentialKind) -> Callable[..., Awaitable[Principal]]:
             if not spends and principal.kind == CredentialKind.ENCLAVE:
                 spends = _spends(request, settings, key_id)
                 if spends:
-                    reading = await round_trip(settings.broker_url, settings.broker_key_prefix, spends, now=now)
+                    reading = await round_trip(
+                        settings.broker_url, settings.broker_key_prefix, spends, now=now, clients=_clients(request)
+                    )
         _refuse_over_limit(settings, spends, reading.waits)
         return principal
 

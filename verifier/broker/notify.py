@@ -100,6 +100,14 @@ class DecisionWaiter:
             if not wakes:
                 self._wakes.pop(attestation_id, None)
 
+    async def aclose(self) -> None:
+        """Stop the subscriber task (its connection closes as it ends)."""
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
     def _ensure_started(self) -> bool:
         if not supports_pubsub(self._url):
             return False
@@ -145,6 +153,12 @@ SUBSCRIBE_WAIT_SECONDS: Final = 1.0
 _waiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, str], DecisionWaiter]] = (
     weakref.WeakKeyDictionary()
 )
+
+
+async def close_waiters() -> None:
+    """Stop the running event loop's subscriber tasks (an app's lifespan ends)."""
+    for waiter in _waiters.pop(asyncio.get_running_loop(), {}).values():
+        await waiter.aclose()
 
 
 def waiter_for(broker_url: str, key_prefix: str = "") -> DecisionWaiter:

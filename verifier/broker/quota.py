@@ -3,7 +3,7 @@ minute and stored bytes per hour, each a counter per fixed window, ``<prefix>key
 expiring after two windows), and the configuration generation that says whether the process's cached credentials
 and catalog are current (:mod:`verifier.broker.invalidation`), read in the same pipeline.
 
-Async (``redis.asyncio``, one client per event loop and broker URL): the request's event loop is never blocked on
+Async (``redis.asyncio``, the app's clients, :class:`RedisClients`): the request's event loop is never blocked on
 Redis and no thread is held. The limits are abuse protection, not a security boundary: with no Redis (the embedded
 development profile) there is no limit, and a Redis error lets the request through (logged), as refusing every
 enclave while Redis restarts would be worse. The generation fails closed instead: no reading means no cached entry
@@ -12,10 +12,8 @@ is trusted (:attr:`Reading.generation_known` is False).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -50,30 +48,54 @@ class Reading:
 
 
 _NOT_READ = Reading(generation_known=False, generation=None, waits=())
-_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, redis.asyncio.Redis]] = (
-    weakref.WeakKeyDictionary()
-)
 
 
-def async_client(broker_url: str) -> redis.asyncio.Redis:
-    """The running event loop's client for ``broker_url`` (a client's connections belong to one loop)."""
-    per_loop = _clients.setdefault(asyncio.get_running_loop(), {})
-    client = per_loop.get(broker_url)
-    if client is None:
-        client = per_loop[broker_url] = redis.asyncio.Redis.from_url(
-            broker_url, socket_timeout=2.0, socket_connect_timeout=2.0
-        )
-    return client
+class RedisClients:
+    """An application's async Redis clients, one per broker URL, made on first use in its event loop and closed
+    when its lifespan ends (a client's connections belong to one loop)."""
+
+    def __init__(self) -> None:
+        self._clients: dict[str, redis.asyncio.Redis] = {}
+
+    def get(self, broker_url: str) -> redis.asyncio.Redis:
+        client = self._clients.get(broker_url)
+        if client is None:
+            client = self._clients[broker_url] = _new_client(broker_url)
+        return client
+
+    async def aclose(self) -> None:
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            await client.aclose()
 
 
-async def round_trip(broker_url: str, key_prefix: str, spends: Sequence[Spend], *, now: float) -> Reading:
-    """Read the generation and make ``spends``, in one pipeline. Without Redis, or when it fails: nothing known,
-    nothing limited."""
+def _new_client(broker_url: str) -> redis.asyncio.Redis:
+    return redis.asyncio.Redis.from_url(broker_url, socket_timeout=2.0, socket_connect_timeout=2.0)
+
+
+async def round_trip(
+    broker_url: str, key_prefix: str, spends: Sequence[Spend], *, now: float, clients: RedisClients | None
+) -> Reading:
+    """Read the generation and make ``spends``, in one pipeline, on ``clients``' client (an app's, for its
+    lifespan), or on a connection of its own closed after (an app run without its lifespan). Without Redis, or
+    when it fails: nothing known, nothing limited."""
     if not supports_pubsub(broker_url):
         return _NOT_READ
+    if clients is not None:
+        return await _round_trip(clients.get(broker_url), key_prefix, spends, now=now)
+    client = _new_client(broker_url)
+    try:
+        return await _round_trip(client, key_prefix, spends, now=now)
+    finally:
+        await client.aclose()
+
+
+async def _round_trip(
+    client: redis.asyncio.Redis, key_prefix: str, spends: Sequence[Spend], *, now: float
+) -> Reading:
     windows = [int(now // s.window_seconds) for s in spends]
     try:
-        pipe = async_client(broker_url).pipeline(transaction=False)
+        pipe = client.pipeline(transaction=False)
         pipe.get(generation_key(key_prefix))
         for spend, window in zip(spends, windows, strict=True):
             key = f"{key_prefix}keyward:quota:{spend.name}:{window}"
@@ -86,7 +108,7 @@ async def round_trip(broker_url: str, key_prefix: str, spends: Sequence[Spend], 
     generation = results[0].decode() if isinstance(results[0], bytes) else None
     if generation is None:  # never set since Redis started (or flushed): set one, unless another process just did
         try:
-            generation = await _first_generation(async_client(broker_url), generation_key(key_prefix))
+            generation = await _first_generation(client, generation_key(key_prefix))
         except (redis.RedisError, OSError) as e:
             log.warning("cache generation not set (Redis)", extra={"error": type(e).__name__})
             return Reading(generation_known=False, generation=None, waits=_waits(spends, windows, results, now))
