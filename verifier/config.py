@@ -154,6 +154,10 @@ class Settings(BaseSettings):
     #: Request bytes one licence key may submit (attestations and renewals) per hour; over it, 429
     #: ``request.storage_quota_exceeded`` and nothing is stored. 0: no limit.
     licence_stored_bytes_per_hour: NonNegativeInt = 256 * 1024 * 1024
+    #: ``Prefer: wait`` requests of one licence key that wait at once, per API process; more are answered 202 at
+    #: once (stored and queued: poll the status URL), so one tenant's flood never holds the others' answers back.
+    #: A waiting request holds no thread (it waits on the event loop). 0: no cap.
+    licence_max_waiting: NonNegativeInt = 32
     #: Days a decided request's raw evidence is kept (unless its lease is still live); then beat empties it. The
     #: decision, its reasons and the audit chain are kept for good (verifier/attestation/retention.py).
     evidence_retention_days: PositiveInt = 30

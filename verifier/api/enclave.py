@@ -16,6 +16,7 @@ import logging
 import re
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Final
@@ -50,6 +51,8 @@ from .deps import EnclaveDep, SessionDep, SettingsDep
 router = APIRouter(tags=["enclave"])
 log = logging.getLogger(__name__)
 _CLASH: Final = "the request clashes with data stored meanwhile"
+#: Requests waiting for their decision in this process, by licence key id (read and written on the event loop only).
+_waiting: Counter[str] = Counter()
 
 
 class ChallengeOut(BaseModel):
@@ -142,7 +145,7 @@ async def submit_attestation(
             CATALOG.put(catalog_key, generation, found)
         return {"entitlement_id": found[0], "model_version_id": found[1]}
 
-    return await _dispatch(settings, values, locate, prefer, response)
+    return await _dispatch(settings, values, locate, prefer, response, credential.key_id)
 
 
 def _pending(body: RenewIn, kind: str, deployment_name: str, settings: Settings) -> dict[str, Any]:
@@ -176,9 +179,11 @@ async def _dispatch(
     locate: Callable[[], dict[str, Any]],
     prefer: str | None,
     response: Response,
+    key_id: str,
 ) -> AttestationOut:
     """Store the request (one autocommit INSERT), and only then send it to a worker, in one threadpool hop; then
-    optionally wait for the decision, on the event loop (no thread is held while waiting)."""
+    optionally wait for the decision, on the event loop (no thread is held while waiting), unless the licence key
+    already has ``licence_max_waiting`` requests waiting in this process."""
     from verifier.observability.logging import CELERY_REQUEST_ID_HEADER, current_request_id  # noqa: PLC0415
 
     attestation_id: uuid.UUID = values["id"]
@@ -187,9 +192,29 @@ async def _dispatch(
     headers = {CELERY_REQUEST_ID_HEADER: request_id} if request_id else None
     pending = _pending_answer(attestation_id)
     wait = _wait_seconds(prefer, settings.max_wait_seconds)
-    if wait <= 0:
+    cap = settings.licence_max_waiting
+    if wait <= 0 or (cap and _waiting[key_id] >= cap):
         await run_in_threadpool(_store_and_send, settings, values, locate, headers)
         return pending
+    _waiting[key_id] += 1
+    try:
+        return await _wait_for_decision(settings, values, locate, headers, wait, response)
+    finally:
+        _waiting[key_id] -= 1
+        if not _waiting[key_id]:
+            del _waiting[key_id]
+
+
+async def _wait_for_decision(
+    settings: Settings,
+    values: dict[str, Any],
+    locate: Callable[[], dict[str, Any]],
+    headers: dict[str, str] | None,
+    wait: float,
+    response: Response,
+) -> AttestationOut:
+    attestation_id: uuid.UUID = values["id"]
+    pending = _pending_answer(attestation_id)
     # Listen for the worker's "decided" announcement before sending the task, so it cannot be missed; the database
     # stays the source of truth (read when the announcement carries no answer, and polled in case one is lost).
     waiter = waiter_for(settings.broker_url, settings.broker_key_prefix)
@@ -266,7 +291,7 @@ async def renew_lease(
         "model_version_id": lease.model_version_id,
         "lease_id": lease.lease_id,
     }
-    return await _dispatch(settings, values, lambda: where, prefer, response)
+    return await _dispatch(settings, values, lambda: where, prefer, response, credential.key_id)
 
 
 @router.get("/v1/attestations/{attestation_id}", response_model=AttestationOut)
