@@ -384,37 +384,58 @@ def record(
     Catches nothing: a failure here rolls the whole decision back (the task retries)."""
     lease: Lease | None = None
     superseded: list[uuid.UUID] = []  # the deployment's earlier live leases the new one replaces
+    reasons: tuple[Reason, ...] = ()
+    released: dict[str, Any]
     if isinstance(outcome, Released):
         accepted = outcome.accepted
         lease, superseded = _write_lease(session, att, accepted, now)
-        att.wrapped_key, att.result_token = outcome.wrapped_key, outcome.result_token
-        att.deployment_id, att.lease_id = accepted.deployment_id, accepted.lease_id
-        att.status = AttestationStatus.ACCEPTED
-        reasons: tuple[Reason, ...] = ()
-        evaluations = accepted.evaluations
+        status, evaluations = AttestationStatus.ACCEPTED, accepted.evaluations
+        released = {
+            "wrapped_key": outcome.wrapped_key,
+            "result_token": outcome.result_token,
+            "deployment_id": accepted.deployment_id,
+            "lease_id": accepted.lease_id,
+        }
     else:
-        att.wrapped_key = att.result_token = None
-        att.status = AttestationStatus.REJECTED
-        reasons, evaluations = outcome.reasons, outcome.evaluations
-    att.claims = {e.platform or f"item{i}": e.claims for i, e in enumerate(evaluations)}
-    att.collateral = {e.platform or f"item{i}": e.collateral for i, e in enumerate(evaluations)}
-    att.verdict = {
-        "accepted": att.status == AttestationStatus.ACCEPTED,
-        "reasons": [r.to_json() for r in reasons],
-        "evaluations": [e.to_json() for e in evaluations],
-    }
-    att.simulated = any(e.simulated for e in evaluations) or ctx.trust.simulated
-    att.reason_codes = " ".join(sorted({r.code.value for r in reasons})) or None
-    att.decided_at = now
-    att.timings = {"decide_ms": round((time.perf_counter() - started) * 1000, 3)}
+        status, reasons, evaluations = AttestationStatus.REJECTED, outcome.reasons, outcome.evaluations
+        released = {
+            "wrapped_key": None,
+            "result_token": None,
+            "deployment_id": att.deployment_id,
+            "lease_id": att.lease_id,
+        }
+    claims: dict[str, Any] = {}
+    collateral: dict[str, Any] = {}
+    for i, e in enumerate(evaluations):  # each evaluation's dicts built once, for the columns and the verdict
+        claims[e.platform or f"item{i}"] = e.claims
+        collateral[e.platform or f"item{i}"] = e.collateral
+    repository.record_decision(
+        session,
+        att,
+        {
+            "status": status,
+            "claims": claims,
+            "collateral": collateral,
+            "verdict": {
+                "accepted": status == AttestationStatus.ACCEPTED,
+                "reasons": [r.to_json() for r in reasons],
+                "evaluations": [e.to_json() for e in evaluations],
+            },
+            "simulated": any(e.simulated for e in evaluations) or ctx.trust.simulated,
+            "reason_codes": " ".join(sorted({r.code.value for r in reasons})) or None,
+            "decided_at": now,
+            "timings": {"decide_ms": round((time.perf_counter() - started) * 1000, 3)},
+            **released,
+        },
+    )
     _note_deployment(session, att, lease, evaluations, now)
     entries = [_decision_entry(att, lease, reasons, superseded)]
     if lease is not None:
         entries.append(_lease_entry(att, lease))
         entries.extend(_superseded_entry(att, lease, i) for i in superseded)
-    record_events(session, entries, at=now)  # flushes the attestation's changes with the events
+    record_events(session, entries, at=now)
     # Counted after the audit append: its lock orders the decisions' transactions (see count_decision).
-    repository.count_decision(session, decided_at=now, status=att.status, reason_codes=att.reason_codes)
+    repository.count_decision(session, decided_at=now, status=status, reason_codes=att.reason_codes)
 
 
 def _note_deployment(
@@ -465,11 +486,10 @@ def _write_lease(
     session: Session, att: Attestation, accepted: Accepted, now: DecisionTime
 ) -> tuple[Lease, list[uuid.UUID]]:
     """The renewed lease extended, or the seat taken (superseding the deployment's live leases) and a new lease
-    issued, through the lease service; flushed, so the rows the attestation's foreign keys name go first. Returns
-    the lease and the ids of the leases it superseded."""
+    issued, through the lease service; written now, so the rows the attestation's foreign keys name go first.
+    Returns the lease and the ids of the leases it superseded."""
     if isinstance(accepted.tenure, Lease):
-        lease = renew_lease(accepted.tenure, expires_at=accepted.expires_at, renew_after=accepted.renew_after)
-        session.flush()
+        lease = renew_lease(session, accepted.tenure, expires_at=accepted.expires_at, renew_after=accepted.renew_after)
         return lease, []
     issued = issue_lease(
         session,

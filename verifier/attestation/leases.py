@@ -61,32 +61,36 @@ def issue_lease(
     renew_after: datetime,
     gpus: int = 0,
 ) -> IssuedLease:
-    """Take ``seat`` (create the deployment, or touch it and supersede its live leases) and add a ``live`` lease
-    for it, flushed. Call it under the entitlement lock that reserved the seat, once nothing can reject any more."""
+    """Take ``seat`` (create the deployment, or touch it and supersede its live leases) and insert a ``live`` lease
+    for it (Core statements, sent now; the lease comes back untracked by the session). Call it under the
+    entitlement lock that reserved the seat, once nothing can reject any more."""
     superseded = take_seat(session, entitlement_id, deployment_name, seat, now=now)
-    lease = Lease(
-        id=lease_id,
-        entitlement_id=entitlement_id,
-        deployment_id=seat.deployment_id,
-        model_version_id=model_version_id,
-        enclave_key_thumbprint=thumbprint,
-        gpus=gpus,
-        status=LeaseStatus.LIVE,
-        issued_at=now,
-        expires_at=expires_at,
-        renew_after=renew_after,
+    lease = repository.insert_lease(
+        session,
+        {
+            "id": lease_id,
+            "entitlement_id": entitlement_id,
+            "deployment_id": seat.deployment_id,
+            "model_version_id": model_version_id,
+            "enclave_key_thumbprint": thumbprint,
+            "gpus": gpus,
+            "status": LeaseStatus.LIVE,
+            "issued_at": now,
+            "expires_at": expires_at,
+            "renew_after": renew_after,
+            "ended_at": None,
+        },
     )
-    repository.add_lease(session, lease)
-    session.flush()
     return IssuedLease(lease, superseded)
 
 
 def renewable_lease(
     session: Session, lease_id: uuid.UUID | None, *, entitlement_id: uuid.UUID, thumbprint: str, now: datetime
 ) -> Lease:
-    """The lease a renewal extends, its row locked ``FOR UPDATE``: it must exist under ``entitlement_id``, be live
-    and unexpired, and belong to the enclave key ``thumbprint``; ``lease.not_renewable`` otherwise."""
-    lease = repository.get_lease(session, lease_id, lock=True) if lease_id else None
+    """The lease a renewal extends, its row locked ``FOR UPDATE`` and read afresh: it must exist under
+    ``entitlement_id``, be live and unexpired, and belong to the enclave key ``thumbprint``; ``lease.not_renewable``
+    otherwise."""
+    lease = repository.lock_lease(session, lease_id) if lease_id else None
     if lease is None or lease.entitlement_id != entitlement_id:
         raise Conflict(Code.LEASE_NOT_RENEWABLE, "no such lease")
     if lease.status != LeaseStatus.LIVE or lease.expires_at <= now:
@@ -106,9 +110,9 @@ def renewable_lease(
     return lease
 
 
-def renew_lease(lease: Lease, *, expires_at: datetime, renew_after: datetime) -> Lease:
-    """Extend ``lease`` (from :func:`renewable_lease`, in this transaction); the caller's flush writes it."""
-    lease.expires_at, lease.renew_after = expires_at, renew_after
+def renew_lease(session: Session, lease: Lease, *, expires_at: datetime, renew_after: datetime) -> Lease:
+    """Extend ``lease`` (from :func:`renewable_lease`, in this transaction): written now (one UPDATE)."""
+    repository.extend_lease(session, lease, expires_at=expires_at, renew_after=renew_after)
     return lease
 
 

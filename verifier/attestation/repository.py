@@ -41,49 +41,91 @@ from verifier.db.models import (
     UsedNonce,
 )
 from verifier.db.queries import equals, page
+from verifier.db.rows import entity, set_loaded, table
 
-# -- a decision's catalog reads (built once; parameters: version, entitlement, platforms, now) ------------------
+# -- a decision's reads (Core, built once: entities come back untracked, see verifier.db.rows) -------------------
+
+_ATTESTATIONS: Final = table(Attestation)
+_LEASES: Final = table(Lease)
+_DEPLOYMENTS: Final = table(Deployment)
+_VERSIONS: Final = table(ModelVersion)
+_MODELS: Final = table(Model)
+_ENTITLEMENTS: Final = table(Entitlement)
+_POLICIES: Final = table(AppraisalPolicy)
+_MODEL_KEYS: Final = table(ModelKey)
+_REFERENCE_SETS: Final = table(ReferenceValueSet)
+
+#: The attestation's row locked ``FOR UPDATE`` (every column but ``requeued_at``); parameter: id.
+_LOCK_ATTESTATION: Final = (
+    select(*(c for c in _ATTESTATIONS.c if c.name != "requeued_at"))
+    .where(_ATTESTATIONS.c.id == bindparam("id"))
+    .with_for_update()
+)
 
 _NEWEST_KEY = (
-    select(ModelKey.id)
-    .where(ModelKey.model_version_id == bindparam("version"), ModelKey.retired_at.is_(None))
-    .order_by(ModelKey.created_at.desc())
+    select(_MODEL_KEYS.c.id)
+    .where(_MODEL_KEYS.c.model_version_id == bindparam("version"), _MODEL_KEYS.c.retired_at.is_(None))
+    .order_by(_MODEL_KEYS.c.created_at.desc())
     .limit(1)
     .scalar_subquery()
 )
+#: The catalog's five rows side by side, in this order (policy and key columns NULL when there is none).
+_CATALOG_TABLES: Final = (_VERSIONS, _MODELS, _ENTITLEMENTS, _POLICIES, _MODEL_KEYS)
+_CATALOG_ENTITIES: Final = (ModelVersion, Model, Entitlement, AppraisalPolicy, ModelKey)
 _CATALOG = (
-    select(ModelVersion, Model, Entitlement, AppraisalPolicy, ModelKey)
-    .join(Model, Model.id == ModelVersion.model_id)
-    .join(Entitlement, Entitlement.id == bindparam("entitlement"))
-    .outerjoin(AppraisalPolicy, AppraisalPolicy.id == Entitlement.policy_id)
-    .outerjoin(ModelKey, ModelKey.id == _NEWEST_KEY)
-    .where(ModelVersion.id == bindparam("version"))
+    select(*(c for t in _CATALOG_TABLES for c in t.c))
+    .select_from(_VERSIONS)
+    .join(_MODELS, _MODELS.c.id == _VERSIONS.c.model_id)
+    .join(_ENTITLEMENTS, _ENTITLEMENTS.c.id == bindparam("entitlement"))
+    .outerjoin(_POLICIES, _POLICIES.c.id == _ENTITLEMENTS.c.policy_id)
+    .outerjoin(_MODEL_KEYS, _MODEL_KEYS.c.id == _NEWEST_KEY)
+    .where(_VERSIONS.c.id == bindparam("version"))
 )
 _REFERENCE_VALUES = (
-    select(ReferenceValueSet)
+    select(_REFERENCE_SETS)
     .where(
-        ReferenceValueSet.model_version_id == bindparam("version"),
-        ReferenceValueSet.platform.in_(bindparam("platforms", expanding=True)),
-        ReferenceValueSet.status == RecordStatus.ACTIVE,
-        ReferenceValueSet.valid_from <= bindparam("now"),
+        _REFERENCE_SETS.c.model_version_id == bindparam("version"),
+        _REFERENCE_SETS.c.platform.in_(bindparam("platforms", expanding=True)),
+        _REFERENCE_SETS.c.status == RecordStatus.ACTIVE.value,
+        _REFERENCE_SETS.c.valid_from <= bindparam("now"),
     )
-    .order_by(ReferenceValueSet.valid_from.desc())
+    .order_by(_REFERENCE_SETS.c.valid_from.desc())
 )
+
+
+def lock_attestation(session: Session, attestation_id: uuid.UUID) -> Attestation | None:
+    """The attestation, its row locked ``FOR UPDATE`` until the transaction ends and read afresh (the decision's
+    first read; :func:`verifier.attestation.flows.lock_attestation` raises for a missing one). One Core statement;
+    the entity is the session's instance refreshed, or an untracked one (:func:`verifier.db.rows.entity`): the
+    decision writes it with :func:`record_decision`, never by a flush."""
+    row = session.execute(_LOCK_ATTESTATION, {"id": attestation_id}).one_or_none()
+    return None if row is None else entity(session, Attestation, row._mapping)
 
 
 def catalog_row(
     session: Session, version_id: uuid.UUID, entitlement_id: uuid.UUID
 ) -> tuple[ModelVersion, Model, Entitlement, AppraisalPolicy | None, ModelKey | None] | None:
-    """(model version, model, entitlement, its policy, the newest unretired model key), in one statement."""
+    """(model version, model, entitlement, its policy, the newest unretired model key), in one statement; untracked
+    entities (read only)."""
     row = session.execute(_CATALOG, {"version": version_id, "entitlement": entitlement_id}).one_or_none()
-    return None if row is None else (row[0], row[1], row[2], row[3], row[4])
+    if row is None:
+        return None
+    parts: list[Any] = []
+    at = 0
+    for source, cls in zip(_CATALOG_TABLES, _CATALOG_ENTITIES, strict=True):
+        values = dict(zip(source.c.keys(), row[at : at + len(source.c)], strict=True))
+        at += len(source.c)
+        parts.append(None if values["id"] is None else entity(session, cls, values))
+    return (parts[0], parts[1], parts[2], parts[3], parts[4])
 
 
 def active_reference_values(
     session: Session, version_id: uuid.UUID, platforms: Sequence[str], now: datetime
 ) -> list[ReferenceValueSet]:
-    """The active sets of the version for ``platforms`` with ``valid_from <= now``, newest ``valid_from`` first."""
-    return list(session.scalars(_REFERENCE_VALUES, {"version": version_id, "platforms": list(platforms), "now": now}))
+    """The active sets of the version for ``platforms`` with ``valid_from <= now``, newest ``valid_from`` first
+    (untracked entities, read only)."""
+    rows = session.execute(_REFERENCE_VALUES, {"version": version_id, "platforms": list(platforms), "now": now})
+    return [entity(session, ReferenceValueSet, r._mapping) for r in rows]
 
 
 # -- a submission's reads (built once per shape) -----------------------------------------------------------------
@@ -128,8 +170,8 @@ def licensed_version(
 #: evaluation number and TCB Info, simulated flag, and the last decision. Parameters: deployment, lease, platforms,
 #: tcb, eval_number, tcb_info, simulated, attestation, now.
 _NOTE_ACCEPTED = (
-    update(Deployment)
-    .where(Deployment.id == bindparam("deployment"))
+    update(_DEPLOYMENTS)
+    .where(_DEPLOYMENTS.c.id == bindparam("deployment"))
     .values(
         lease_id=bindparam("lease"),
         platforms=bindparam("platforms"),
@@ -141,25 +183,23 @@ _NOTE_ACCEPTED = (
         last_status=AttestationStatus.ACCEPTED.value,
         last_decided_at=bindparam("now"),
         last_attested_at=bindparam("now"),
-        first_attested_at=func.coalesce(Deployment.first_attested_at, bindparam("now")),
+        first_attested_at=func.coalesce(_DEPLOYMENTS.c.first_attested_at, bindparam("now")),
     )
-    .execution_options(synchronize_session=False)
 )
 #: A rejection names its deployment only by (entitlement, name), and takes no lock: it never replaces a later
 #: decision that committed first. Parameters: entitlement, deployment_name, attestation, now.
 _NOTE_REJECTED = (
-    update(Deployment)
+    update(_DEPLOYMENTS)
     .where(
-        Deployment.entitlement_id == bindparam("entitlement"),
-        Deployment.name == bindparam("deployment_name"),
-        or_(Deployment.last_decided_at.is_(None), Deployment.last_decided_at <= bindparam("now")),
+        _DEPLOYMENTS.c.entitlement_id == bindparam("entitlement"),
+        _DEPLOYMENTS.c.name == bindparam("deployment_name"),
+        or_(_DEPLOYMENTS.c.last_decided_at.is_(None), _DEPLOYMENTS.c.last_decided_at <= bindparam("now")),
     )
     .values(
         last_attestation_id=bindparam("attestation"),
         last_status=AttestationStatus.REJECTED.value,
         last_decided_at=bindparam("now"),
     )
-    .execution_options(synchronize_session=False)
 )
 
 
@@ -219,15 +259,15 @@ def rejection_codes(reason_codes: str | None) -> list[str]:
 
 def _count_statements(insert: Any) -> tuple[Any, Any]:
     """INSERT ... ON CONFLICT DO UPDATE adding one to the day's counter (PostgreSQL and SQLite spell it alike)."""
-    decided = insert(DecisionDay).values(day=bindparam("day"), status=bindparam("status"), decisions=1)
-    reason = insert(RejectionReasonDay).values(day=bindparam("day"), code=bindparam("code"), rejections=1)
+    days, reasons = table(DecisionDay), table(RejectionReasonDay)
+    decided = insert(days).values(day=bindparam("day"), status=bindparam("status"), decisions=1)
+    reason = insert(reasons).values(day=bindparam("day"), code=bindparam("code"), rejections=1)
     return (
         decided.on_conflict_do_update(
-            index_elements=[DecisionDay.day, DecisionDay.status], set_={"decisions": DecisionDay.decisions + 1}
+            index_elements=[days.c.day, days.c.status], set_={"decisions": days.c.decisions + 1}
         ),
         reason.on_conflict_do_update(
-            index_elements=[RejectionReasonDay.day, RejectionReasonDay.code],
-            set_={"rejections": RejectionReasonDay.rejections + 1},
+            index_elements=[reasons.c.day, reasons.c.code], set_={"rejections": reasons.c.rejections + 1}
         ),
     )
 
@@ -306,11 +346,12 @@ def attestation_with_lease(session: Session, attestation_id: uuid.UUID) -> tuple
 def _insert_nonce(insert: Any) -> Any:
     """INSERT ... ON CONFLICT (nonce) DO NOTHING RETURNING nonce, built once per dialect: a row comes back only if
     this statement inserted it (rowcount is not portable here)."""
+    nonces = table(UsedNonce)
     return (
-        insert(UsedNonce)
+        insert(nonces)
         .values(nonce=bindparam("nonce"), used_at=bindparam("used_at"), expires_at=bindparam("expires_at"))
-        .on_conflict_do_nothing(index_elements=[UsedNonce.nonce])
-        .returning(UsedNonce.nonce)
+        .on_conflict_do_nothing(index_elements=[nonces.c.nonce])
+        .returning(nonces.c.nonce)
     )
 
 
@@ -360,6 +401,21 @@ def claim_stale_pending(session: Session, *, sent_before: datetime, limit: int, 
     return ids
 
 
+_NEWER_GRANT: Final = (
+    select(_ATTESTATIONS.c.id, _ATTESTATIONS.c.created_at, _ATTESTATIONS.c.lease_id)
+    .where(
+        _ATTESTATIONS.c.entitlement_id == bindparam("entitlement"),
+        _ATTESTATIONS.c.deployment_name == bindparam("name"),
+        _ATTESTATIONS.c.decided_at >= bindparam("since"),
+        _ATTESTATIONS.c.status == AttestationStatus.ACCEPTED.value,
+        _ATTESTATIONS.c.kind == "attest",
+        _ATTESTATIONS.c.created_at > bindparam("arrived"),
+    )
+    .order_by(_ATTESTATIONS.c.created_at.desc())
+    .limit(1)
+)
+
+
 def newer_grant(
     session: Session, *, entitlement_id: uuid.UUID, deployment_name: str, arrived_at: datetime, decided_since: datetime
 ) -> tuple[uuid.UUID, datetime, uuid.UUID | None] | None:
@@ -368,17 +424,8 @@ def newer_grant(
     decision clock, at or before that arrival) only bounds the read to the index ``(entitlement_id,
     deployment_name, decided_at)``: such a request was decided after it arrived."""
     row = session.execute(
-        select(Attestation.id, Attestation.created_at, Attestation.lease_id)
-        .where(
-            Attestation.entitlement_id == entitlement_id,
-            Attestation.deployment_name == deployment_name,
-            Attestation.decided_at >= decided_since,
-            Attestation.status == AttestationStatus.ACCEPTED,
-            Attestation.kind == "attest",
-            Attestation.created_at > arrived_at,
-        )
-        .order_by(Attestation.created_at.desc())
-        .limit(1)
+        _NEWER_GRANT,
+        {"entitlement": entitlement_id, "name": deployment_name, "since": decided_since, "arrived": arrived_at},
     ).first()
     return None if row is None else (row[0], row[1], row[2])
 
@@ -427,12 +474,6 @@ def get_attestation(session: Session, attestation_id: uuid.UUID) -> Attestation 
     return session.get(Attestation, attestation_id)
 
 
-def lock_attestation(session: Session, attestation_id: uuid.UUID) -> Attestation | None:
-    """The attestation, its row locked ``FOR UPDATE`` until the transaction ends and read afresh (the decision's
-    first read; :func:`verifier.attestation.flows.lock_attestation` raises for a missing one)."""
-    return session.get(Attestation, attestation_id, with_for_update=True, populate_existing=True)
-
-
 # -- leases ------------------------------------------------------------------------------------------------------
 
 
@@ -449,6 +490,60 @@ def lock_lease_afresh(session: Session, lease_id: uuid.UUID) -> Lease | None:
 def add_lease(session: Session, lease: Lease) -> None:
     """Stage a new lease; the caller's next flush writes it (after the deployment it names)."""
     session.add(lease)
+
+
+#: The decision's lease statements (Core, built once): the lease a renewal extends, locked and read afresh
+#: (parameter: id); a new lease (parameters: its columns); a renewal (parameters: id, expires_at, renew_after).
+_LOCK_LEASE: Final = select(_LEASES).where(_LEASES.c.id == bindparam("id")).with_for_update()
+_INSERT_LEASE: Final = insert_values(_LEASES)
+_EXTEND_LEASE: Final = update(_LEASES).where(_LEASES.c.id == bindparam("lease_id"))
+
+
+def lock_lease(session: Session, lease_id: uuid.UUID) -> Lease | None:
+    """The lease, its row locked ``FOR UPDATE`` until the transaction ends and read afresh, in one Core statement
+    (the session's instance refreshed, or an untracked one: :func:`verifier.db.rows.entity`)."""
+    row = session.execute(_LOCK_LEASE, {"id": lease_id}).one_or_none()
+    return None if row is None else entity(session, Lease, row._mapping)
+
+
+def insert_lease(session: Session, values: dict[str, Any]) -> Lease:
+    """Insert a lease of ``values`` (every column) now, in one Core statement; the lease as an untracked entity."""
+    session.execute(_INSERT_LEASE, values)
+    return entity(session, Lease, values)
+
+
+def extend_lease(session: Session, lease: Lease, *, expires_at: datetime, renew_after: datetime) -> None:
+    """Write the lease's new ``expires_at`` and ``renew_after`` now (one UPDATE), and set them on ``lease``."""
+    session.execute(_EXTEND_LEASE, {"lease_id": lease.id, "expires_at": expires_at, "renew_after": renew_after})
+    set_loaded(lease, {"expires_at": expires_at, "renew_after": renew_after})
+
+
+# -- the decision's write of its attestation ---------------------------------------------------------------------
+
+#: SET the columns named by the parameters (every one of :data:`DECIDED_COLUMNS`) WHERE id = ``att_id``.
+_RECORD_DECISION: Final = update(_ATTESTATIONS).where(_ATTESTATIONS.c.id == bindparam("att_id"))
+#: What a decision writes on its attestation row.
+DECIDED_COLUMNS: Final = (
+    "status",
+    "claims",
+    "collateral",
+    "verdict",
+    "simulated",
+    "reason_codes",
+    "decided_at",
+    "timings",
+    "wrapped_key",
+    "result_token",
+    "deployment_id",
+    "lease_id",
+)
+
+
+def record_decision(session: Session, att: Attestation, values: dict[str, Any]) -> None:
+    """Write the decision's ``values`` (:data:`DECIDED_COLUMNS`) on the attestation's row now, in one Core UPDATE,
+    and set them on ``att`` as loaded values (nothing for a flush to write again)."""
+    session.execute(_RECORD_DECISION, {"att_id": att.id, **values})
+    set_loaded(att, values)
 
 
 def list_leases(

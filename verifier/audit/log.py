@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from verifier.audit import repository
 from verifier.db.models import AuditEvent
+from verifier.db.rows import entity
 
 GENESIS: Final = bytes(32)
 
@@ -120,27 +121,52 @@ def record_event(
 
 def record_events(session: Session, entries: Sequence[Entry], *, at: datetime) -> list[AuditEvent]:
     """Append ``entries`` in order, linked to each other, under one lock and one read of the chain's tail
-    (a decision records two events; each append used to take the lock and read the tail again). Flushes; never
-    commits: the events belong to the caller's transaction, which holds the lock until it ends."""
+    (a decision records two events; each append used to take the lock and read the tail again), in one INSERT.
+    Sent now; never commits: the events belong to the caller's transaction, which holds the lock until it ends.
+    Returns the events as stored, untracked by the session (their ``data`` as given; stored as its canonical
+    JSON, which is what was hashed)."""
     repository.lock_appends(session)
     prev = repository.head_hash(session) or GENESIS
-    events = []
+    stamp = _json(at.isoformat())
+    rows: list[dict[str, Any]] = []
     for e in entries:
-        data = json.loads(json.dumps(e.data, default=str))  # store exactly what was hashed
-        event = AuditEvent(
-            at=at,
-            tag=e.tag.value,
-            actor=e.actor,
-            subject_type=e.subject_type,
-            subject_id=e.subject_id,
-            data=data,
-            prev_hash=prev,
-            hash=_digest(prev, at, e.tag.value, e.actor, e.subject_type, e.subject_id, data),
+        data_json = canonical_json(e.data)
+        digest = hashlib.sha256(prev + _body(stamp, e.tag.value, e.actor, e.subject_type, e.subject_id, data_json))
+        rows.append(
+            {
+                "at": at,
+                "tag": e.tag.value,
+                "actor": e.actor,
+                "subject_type": e.subject_type,
+                "subject_id": e.subject_id,
+                "data_json": data_json,
+                "prev_hash": prev,
+                "hash": digest.digest(),
+            }
         )
-        events.append(event)
-        prev = event.hash
-    repository.add_events(session, events)
-    return events
+        prev = rows[-1]["hash"]
+    ids = repository.insert_events(session, rows)
+    return [
+        entity(session, AuditEvent, {**{k: v for k, v in row.items() if k != "data_json"}, "id": i, "data": e.data})
+        for i, row, e in zip(ids, rows, entries, strict=True)
+    ]
+
+
+def canonical_json(data: object) -> str:
+    """``data`` as the chain hashes it (keys sorted, no spaces, anything not JSON as its ``str``)."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+
+
+_json: Final = json.JSONEncoder().encode  # one string as JSON (ASCII, escaped as json.dumps does)
+
+
+def _body(stamp: str, tag: str, actor: str, subject_type: str, subject_id: str, data_json: str) -> bytes:
+    """What :func:`_digest` hashes after ``prev``, from the parts already as JSON (``stamp``: the time's ISO
+    string as JSON; ``data_json``: :func:`canonical_json` of the data): the same bytes, the data serialised once."""
+    return (
+        f'{{"actor":{_json(actor)},"at":{stamp},"data":{data_json},"subject_id":{_json(subject_id)},'
+        f'"subject_type":{_json(subject_type)},"tag":{_json(tag)}}}'
+    ).encode()
 
 
 class ChainBreak(StrEnum):

@@ -11,14 +11,16 @@ from collections.abc import Generator, Sequence
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import ColumnElement, Row, func, select, text
+from sqlalchemy import ColumnElement, Row, Text, bindparam, cast, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from verifier.db.models import AuditEvent
+from verifier.db.rows import table
 
 _LOCK_KEY: Final = 0x6B657977  # "keyw": the advisory lock that orders audit appends
 _ADVISORY_LOCK: Final = text("SELECT pg_advisory_xact_lock(:k)")
-_TAIL: Final = select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)  # the chain's head
+_EVENTS: Final = table(AuditEvent)
+_TAIL: Final = select(_EVENTS.c.hash).order_by(_EVENTS.c.id.desc()).limit(1)  # the chain's head
 
 
 def lock_appends(session: Session) -> None:
@@ -33,10 +35,23 @@ def head_hash(session: Session) -> bytes | None:
     return session.scalar(_TAIL)
 
 
-def add_events(session: Session, events: Sequence[AuditEvent]) -> None:
-    """Append ``events`` (already linked) and flush."""
-    session.add_all(events)
-    session.flush()
+def _append(data: Any) -> Any:
+    """INSERT of events whose ``data`` is given as its canonical JSON text (parameter ``data_json``), returning their
+    ids in the order given."""
+    return insert(_EVENTS).values(data=data).returning(_EVENTS.c.id, sort_by_parameter_order=True)
+
+
+#: PostgreSQL parses the text as ``json`` (kept verbatim); SQLite stores JSON as text.
+_APPEND_POSTGRESQL: Final = _append(cast(bindparam("data_json", type_=Text), _EVENTS.c.data.type))
+_APPEND_SQLITE: Final = _append(bindparam("data_json", type_=Text))
+
+
+def insert_events(session: Session, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """Insert events now, in one Core statement: each row holds ``at``, ``tag``, ``actor``, ``subject_type``,
+    ``subject_id``, ``prev_hash``, ``hash`` and ``data_json`` (the data's JSON text, stored as it is); their ids,
+    in order."""
+    statement = _APPEND_SQLITE if session.get_bind().dialect.name == "sqlite" else _APPEND_POSTGRESQL
+    return list(session.scalars(statement, list(rows)))
 
 
 def event_by_id(session: Session, event_id: int) -> AuditEvent | None:

@@ -25,7 +25,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from verifier.db.models import CustomerStatus, Deployment, Entitlement, EntitlementStatus
+from verifier.db.models import CustomerStatus, Entitlement, EntitlementStatus
 from verifier.entitlement import repository
 from verifier.errors import Code, NotEntitled
 
@@ -162,15 +162,15 @@ def take_seat(session: Session, entitlement_id: uuid.UUID, name: str, seat: Seat
     adding the new lease. One INSERT, or one UPDATE with a CTE on PostgreSQL (two UPDATEs on SQLite), sent now
     (rows that name the deployment may follow in the same flush)."""
     if seat.new:
-        repository.add_deployment(
+        repository.insert_deployment(
             session,
-            Deployment(
-                id=seat.deployment_id,
-                entitlement_id=entitlement_id,
-                name=name,
-                first_attested_at=now,
-                last_attested_at=now,
-            ),
+            {
+                "id": seat.deployment_id,
+                "entitlement_id": entitlement_id,
+                "name": name,
+                "first_attested_at": now,
+                "last_attested_at": now,
+            },
         )
         return []
     return repository.touch_and_supersede(session, seat.deployment_id, now)

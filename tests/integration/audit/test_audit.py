@@ -50,7 +50,7 @@ def test_audit_chain_detects_edit(session: Session) -> None:
 
 def test_audit_chain_detects_deletion(session: Session) -> None:
     events = _append(session, 4)
-    session.delete(events[1])
+    session.delete(session.get_one(AuditEvent, events[1].id))  # appended by a Core statement: not the session's
     session.flush()
     session.expire_all()
     assert verify_chain(session).first_broken_id == events[2].id
