@@ -120,36 +120,76 @@ def record_event(
 
 
 def record_events(session: Session, entries: Sequence[Entry], *, at: datetime) -> list[AuditEvent]:
-    """Append ``entries`` in order, linked to each other, under one lock and one read of the chain's tail
-    (a decision records two events; each append used to take the lock and read the tail again), in one INSERT.
-    Sent now; never commits: the events belong to the caller's transaction, which holds the lock until it ends.
-    Returns the events as stored, untracked by the session (their ``data`` as given; stored as its canonical
-    JSON, which is what was hashed)."""
+    """Append ``entries`` in order, linked to each other, after the chain's head, under one lock: two statements on
+    PostgreSQL (the lock; the head read, the links hashed and every event inserted in one), three on SQLite. Each
+    event's data is serialised once: the canonical JSON that is hashed is what is stored. Sent now; never commits:
+    the events belong to the caller's transaction, which holds the lock until it ends. Returns the events as
+    stored, untracked by the session (their ``data`` as given)."""
     repository.lock_appends(session)
-    prev = repository.head_hash(session) or GENESIS
     stamp = _json(at.isoformat())
-    rows: list[dict[str, Any]] = []
+    rows = []
     for e in entries:
         data_json = canonical_json(e.data)
-        digest = hashlib.sha256(prev + _body(stamp, e.tag.value, e.actor, e.subject_type, e.subject_id, data_json))
         rows.append(
             {
+                "tag": e.tag.value,
+                "actor": e.actor,
+                "subject_type": e.subject_type,
+                "subject_id": e.subject_id,
+                "data": data_json,
+                "body": _body(stamp, e.tag.value, e.actor, e.subject_type, e.subject_id, data_json),
+            }
+        )
+    if repository.links_in_sql(session):
+        linked = repository.append_linked(session, at=at, genesis=GENESIS, events=rows)
+    else:
+        linked = _link_here(session, at, rows)
+    return [
+        entity(
+            session,
+            AuditEvent,
+            {
+                "id": ident,
                 "at": at,
                 "tag": e.tag.value,
                 "actor": e.actor,
                 "subject_type": e.subject_type,
                 "subject_id": e.subject_id,
-                "data_json": data_json,
+                "data": e.data,
                 "prev_hash": prev,
-                "hash": digest.digest(),
-            }
+                "hash": digest,
+            },
         )
-        prev = rows[-1]["hash"]
-    ids = repository.insert_events(session, rows)
-    return [
-        entity(session, AuditEvent, {**{k: v for k, v in row.items() if k != "data_json"}, "id": i, "data": e.data})
-        for i, row, e in zip(ids, rows, entries, strict=True)
+        for (ident, prev, digest), e in zip(linked, entries, strict=True)
     ]
+
+
+def _link_here(session: Session, at: datetime, rows: Sequence[dict[str, Any]]) -> list[tuple[int, bytes, bytes]]:
+    """The links hashed here after a read of the head, and the events inserted (where the database cannot hash):
+    (id, prev hash, hash) of each, in order."""
+    prev = repository.head_hash(session) or GENESIS
+    links = []
+    for row in rows:
+        digest = hashlib.sha256(prev + row["body"]).digest()
+        links.append((prev, digest))
+        prev = digest
+    ids = repository.insert_events(
+        session,
+        [
+            {
+                "at": at,
+                "tag": row["tag"],
+                "actor": row["actor"],
+                "subject_type": row["subject_type"],
+                "subject_id": row["subject_id"],
+                "data_json": row["data"],
+                "prev_hash": link[0],
+                "hash": link[1],
+            }
+            for row, link in zip(rows, links, strict=True)
+        ],
+    )
+    return [(ident, p, h) for ident, (p, h) in zip(ids, links, strict=True)]
 
 
 def canonical_json(data: object) -> str:
