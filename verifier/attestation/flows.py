@@ -40,8 +40,10 @@ task and be requeued forever; database errors are not caught (the task retries t
 recording (a half-written lease rolls back with the transaction). In production, a policy asking to accept debug
 TEEs is overridden: the host can read a debug TEE's memory, so the model key is never released to one.
 Every check that can reject runs before anything but the redeemed nonce is written, so a rejection needs no
-savepoint and leaves no half-made lease. The reads are few on purpose (one statement for the catalog, one for the
-reference values, one for the seat): a decision is a handful of round trips to PostgreSQL.
+savepoint and leaves no half-made lease. The reads are few on purpose (one statement redeems the nonce and reads
+the catalog with its reference values, one locks the entitlement, one reads the seat) and every statement is
+SQLAlchemy Core built once (the repositories'), its rows handed on as untracked entities
+(:mod:`verifier.db.rows`): a decision is a handful of round trips to PostgreSQL and no ORM unit of work.
 The function is idempotent: a decided attestation is returned unchanged (a worker killed mid-task re-runs it).
 
 Here: the order of the steps, the writes and the audit. Elsewhere: the catalog and policy reads
@@ -64,8 +66,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from verifier.attestation import repository
-from verifier.attestation.catalog import Catalog, load_catalog
-from verifier.attestation.challenges import redeem_challenge
+from verifier.attestation.catalog import Catalog, redeem_and_load_catalog
 from verifier.attestation.context import DecisionContext
 from verifier.attestation.items import attestation_rules, attested_gpus, evaluate_item, read_needs
 from verifier.attestation.leases import issue_lease, lease_times, renew_lease, renewable_lease
@@ -219,12 +220,14 @@ def _check(
     documents: Documents | None,
     evaluations: list[Evaluation],
 ) -> Accepted | Rejected:
-    # 1-2. Freshness (as of the evidence's arrival; the nonce is spent either way) and the enclave key.
-    redeem_challenge(session, ctx.challenge_secret, att.nonce, now, received_at=received)
+    # 1-2. Freshness (as of the evidence's arrival; the nonce is spent either way) and the enclave key. The nonce is
+    #      consumed in the statement that reads the catalog.
+    catalog = redeem_and_load_catalog(session, ctx.challenge_secret, att, now, received)
     _check_age(now, received, ctx.max_decision_age)
     key = parse_enclave_jwk(att.enclave_jwk)
     binding = expected_report_data(att.nonce, key)
-    catalog = load_catalog(session, att, now)
+    if catalog is None:
+        raise NotFound(Code.MODEL_VERSION_NOT_FOUND, "model version or entitlement vanished")
     # 3. Every evidence item, parsed once, appraised against reference values + policy + binding with the cached
     #    documents its platform says it needs (one statement for all items).
     items = parse_evidence(att.evidence, ctx.collateral_cache) if evidence is None else evidence

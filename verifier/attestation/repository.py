@@ -16,7 +16,22 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Any, Final, cast
 
-from sqlalchemy import CursorResult, Row, String, bindparam, delete, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    CursorResult,
+    Row,
+    String,
+    and_,
+    bindparam,
+    delete,
+    func,
+    literal,
+    null,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy import insert as insert_values
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -69,28 +84,63 @@ _NEWEST_KEY = (
     .limit(1)
     .scalar_subquery()
 )
-#: The catalog's five rows side by side, in this order (policy and key columns NULL when there is none).
-_CATALOG_TABLES: Final = (_VERSIONS, _MODELS, _ENTITLEMENTS, _POLICIES, _MODEL_KEYS)
-_CATALOG_ENTITIES: Final = (ModelVersion, Model, Entitlement, AppraisalPolicy, ModelKey)
-_CATALOG = (
+
+
+def _insert_nonce_cte() -> Any:
+    """:func:`_insert_nonce`'s PostgreSQL statement as a CTE named ``redeemed`` (parameters: nonce, used_at,
+    expires_at)."""
+    nonces = table(UsedNonce)
+    return (
+        postgresql_insert(nonces)
+        .values(nonce=bindparam("nonce"), used_at=bindparam("used_at"), expires_at=bindparam("expires_at"))
+        .on_conflict_do_nothing(index_elements=[nonces.c.nonce])
+        .returning(nonces.c.nonce)
+        .cte("redeemed")
+    )
+
+
+#: The catalog's five rows side by side, in this order (policy and key columns NULL when there is none), then one
+#: active reference-value set (its columns NULL when there is none): a row per set that applies.
+_CATALOG_TABLES: Final = (_VERSIONS, _MODELS, _ENTITLEMENTS, _POLICIES, _MODEL_KEYS, _REFERENCE_SETS)
+_CATALOG_ENTITIES: Final = (ModelVersion, Model, Entitlement, AppraisalPolicy, ModelKey, ReferenceValueSet)
+_CATALOG_ROWS = (
     select(*(c for t in _CATALOG_TABLES for c in t.c))
     .select_from(_VERSIONS)
     .join(_MODELS, _MODELS.c.id == _VERSIONS.c.model_id)
     .join(_ENTITLEMENTS, _ENTITLEMENTS.c.id == bindparam("entitlement"))
     .outerjoin(_POLICIES, _POLICIES.c.id == _ENTITLEMENTS.c.policy_id)
     .outerjoin(_MODEL_KEYS, _MODEL_KEYS.c.id == _NEWEST_KEY)
-    .where(_VERSIONS.c.id == bindparam("version"))
-)
-_REFERENCE_VALUES = (
-    select(_REFERENCE_SETS)
-    .where(
-        _REFERENCE_SETS.c.model_version_id == bindparam("version"),
-        _REFERENCE_SETS.c.platform.in_(bindparam("platforms", expanding=True)),
-        _REFERENCE_SETS.c.status == RecordStatus.ACTIVE.value,
-        _REFERENCE_SETS.c.valid_from <= bindparam("now"),
+    .outerjoin(
+        _REFERENCE_SETS,
+        and_(
+            _REFERENCE_SETS.c.model_version_id == _VERSIONS.c.id,
+            _REFERENCE_SETS.c.platform.in_(bindparam("platforms", expanding=True)),
+            _REFERENCE_SETS.c.status == RecordStatus.ACTIVE.value,
+            _REFERENCE_SETS.c.valid_from <= bindparam("now"),
+        ),
     )
-    .order_by(_REFERENCE_SETS.c.valid_from.desc())
+    .where(_VERSIONS.c.id == bindparam("version"))
+    .subquery("catalog")
 )
+_ONE_ROW = select(literal(1).label("one")).subquery("one")
+
+
+def _catalog_read(redeemed: ColumnElement[Any]) -> Any:
+    """``redeemed``, then the catalog rows; one row with NULLs for a catalog that is gone (parameters: version,
+    entitlement, platforms, now)."""
+    return select(redeemed.label("redeemed"), *_CATALOG_ROWS.c).select_from(_ONE_ROW.outerjoin(_CATALOG_ROWS, true()))
+
+
+#: PostgreSQL: the nonce consumed (:func:`insert_used_nonce`'s INSERT, a data-modifying CTE) in the statement that
+#: reads the catalog: ``redeemed`` counts the rows it inserted (0: already used). Parameters: nonce, used_at,
+#: expires_at, and the catalog's.
+_REDEEM: Final = _insert_nonce_cte()
+_REDEEM_AND_READ_CATALOG: Final = _catalog_read(select(func.count()).select_from(_REDEEM).scalar_subquery())
+_READ_CATALOG: Final = _catalog_read(null())
+
+CatalogRows = tuple[
+    tuple[ModelVersion, Model, Entitlement, AppraisalPolicy | None, ModelKey | None] | None, list[ReferenceValueSet]
+]
 
 
 def lock_attestation(session: Session, attestation_id: uuid.UUID) -> Attestation | None:
@@ -102,30 +152,71 @@ def lock_attestation(session: Session, attestation_id: uuid.UUID) -> Attestation
     return None if row is None else entity(session, Attestation, row._mapping)
 
 
-def catalog_row(
-    session: Session, version_id: uuid.UUID, entitlement_id: uuid.UUID
-) -> tuple[ModelVersion, Model, Entitlement, AppraisalPolicy | None, ModelKey | None] | None:
-    """(model version, model, entitlement, its policy, the newest unretired model key), in one statement; untracked
-    entities (read only)."""
-    row = session.execute(_CATALOG, {"version": version_id, "entitlement": entitlement_id}).one_or_none()
-    if row is None:
-        return None
-    parts: list[Any] = []
-    at = 0
-    for source, cls in zip(_CATALOG_TABLES, _CATALOG_ENTITIES, strict=True):
-        values = dict(zip(source.c.keys(), row[at : at + len(source.c)], strict=True))
-        at += len(source.c)
-        parts.append(None if values["id"] is None else entity(session, cls, values))
-    return (parts[0], parts[1], parts[2], parts[3], parts[4])
+def read_catalog(
+    session: Session, version_id: uuid.UUID, entitlement_id: uuid.UUID, platforms: Sequence[str], now: datetime
+) -> CatalogRows:
+    """((model version, model, entitlement, its policy, the newest unretired model key) or None if the version or
+    entitlement is gone, the active reference-value sets of the version for ``platforms`` with ``valid_from <=
+    now``, newest ``valid_from`` first), in one statement; untracked entities (read only)."""
+    params = {"version": version_id, "entitlement": entitlement_id, "platforms": list(platforms), "now": now}
+    return _catalog_rows(session, session.execute(_READ_CATALOG, params).all())
 
 
-def active_reference_values(
-    session: Session, version_id: uuid.UUID, platforms: Sequence[str], now: datetime
-) -> list[ReferenceValueSet]:
-    """The active sets of the version for ``platforms`` with ``valid_from <= now``, newest ``valid_from`` first
-    (untracked entities, read only)."""
-    rows = session.execute(_REFERENCE_VALUES, {"version": version_id, "platforms": list(platforms), "now": now})
-    return [entity(session, ReferenceValueSet, r._mapping) for r in rows]
+def redeem_nonce_and_read_catalog(
+    session: Session,
+    *,
+    nonce: bytes,
+    used_at: datetime,
+    expires_at: datetime,
+    version_id: uuid.UUID,
+    entitlement_id: uuid.UUID,
+    platforms: Sequence[str],
+    now: datetime,
+) -> tuple[bool, CatalogRows]:
+    """(whether this call consumed ``nonce``: :func:`insert_used_nonce`, :func:`read_catalog`), in one statement on
+    PostgreSQL, two on SQLite."""
+    if session.get_bind().dialect.name == "sqlite":
+        redeemed = insert_used_nonce(session, nonce, used_at, expires_at)
+        return redeemed, read_catalog(session, version_id, entitlement_id, platforms, now)
+    params = {
+        "nonce": nonce,
+        "used_at": used_at,
+        "expires_at": expires_at,
+        "version": version_id,
+        "entitlement": entitlement_id,
+        "platforms": list(platforms),
+        "now": now,
+    }
+    rows = session.execute(_REDEEM_AND_READ_CATALOG, params).all()
+    return bool(rows[0][0]), _catalog_rows(session, rows)
+
+
+def _catalog_rows(session: Session, rows: Sequence[Row[Any]]) -> CatalogRows:
+    """The catalog's entities from the rows of :func:`_catalog_read` (the catalog repeats on every row)."""
+    version, model, entitlement, policy, key = (_part(session, rows[0], i) for i in range(5))
+    if version is None or model is None or entitlement is None:
+        return None, []
+    sets = [rv for row in rows if (rv := _part(session, row, 5)) is not None]
+    sets.sort(key=lambda rv: rv.valid_from, reverse=True)
+    return (version, model, entitlement, policy, key), sets
+
+
+#: Where each of :data:`_CATALOG_TABLES` sits in a row of :func:`_catalog_read` (after ``redeemed``).
+_CATALOG_SLICES: Final = [
+    (
+        tuple(t.c.keys()),
+        1 + sum(len(before.c) for before in _CATALOG_TABLES[:i]),
+        1 + sum(len(upto.c) for upto in _CATALOG_TABLES[: i + 1]),
+    )
+    for i, t in enumerate(_CATALOG_TABLES)
+]
+
+
+def _part(session: Session, row: Row[Any], i: int) -> Any:
+    """The entity of the ``i``-th catalog table in ``row``, or None where its columns are NULL."""
+    keys, start, end = _CATALOG_SLICES[i]
+    values = dict(zip(keys, row[start:end], strict=True))
+    return None if values["id"] is None else entity(session, _CATALOG_ENTITIES[i], values)
 
 
 # -- a submission's reads (built once per shape) -----------------------------------------------------------------
