@@ -69,7 +69,7 @@ from verifier.attestation import repository
 from verifier.attestation.catalog import Catalog, redeem_and_load_catalog
 from verifier.attestation.context import DecisionContext
 from verifier.attestation.items import attestation_rules, attested_gpus, evaluate_item, read_needs
-from verifier.attestation.leases import issue_lease, lease_times, renew_lease, renewable_lease
+from verifier.attestation.leases import lease_times, renewable_lease, seat_new_lease
 from verifier.audit.log import AuditTag, Entry, record_events
 from verifier.clock import Clock, DecisionTime, WallTime
 from verifier.collateral.documents import Documents
@@ -383,17 +383,34 @@ def record(
     now: DecisionTime,
     started: float,
 ) -> None:
-    """Step 6: for a release, the seat and the lease; then the attestation row and its audit events, pass or fail.
-    Catches nothing: a failure here rolls the whole decision back (the task retries)."""
-    lease: Lease | None = None
+    """Step 6: for a release, the seat and the lease; then the attestation row, its deployment's summary, its audit
+    events and the day's counters, pass or fail. The lease, the attestation row and the summary are one statement
+    (:func:`~verifier.attestation.repository.record_decision`). Catches nothing: a failure here rolls the whole
+    decision back (the task retries)."""
     superseded: list[uuid.UUID] = []  # the deployment's earlier live leases the new one replaces
     reasons: tuple[Reason, ...] = ()
-    released: dict[str, Any]
+    new_lease: dict[str, Any] | None = None
+    renewed: tuple[Lease, DecisionTime, DecisionTime] | None = None
     if isinstance(outcome, Released):
         accepted = outcome.accepted
-        lease, superseded = _write_lease(session, att, accepted, now)
         status, evaluations = AttestationStatus.ACCEPTED, accepted.evaluations
-        released = {
+        if isinstance(accepted.tenure, Lease):  # a renewal extends its lease
+            renewed = (accepted.tenure, accepted.expires_at, accepted.renew_after)
+        else:  # the seat taken now (superseding the deployment's live leases); the lease written with the rest
+            new_lease, superseded = seat_new_lease(
+                session,
+                lease_id=accepted.lease_id,
+                entitlement_id=accepted.entitlement.id,
+                deployment_name=att.deployment_name,
+                seat=accepted.tenure,
+                model_version_id=accepted.catalog.version.id,
+                thumbprint=accepted.key.thumbprint_b64,
+                now=now,
+                expires_at=accepted.expires_at,
+                renew_after=accepted.renew_after,
+                gpus=accepted.gpus,
+            )
+        released: dict[str, Any] = {
             "wrapped_key": outcome.wrapped_key,
             "result_token": outcome.result_token,
             "deployment_id": accepted.deployment_id,
@@ -412,7 +429,9 @@ def record(
     for i, e in enumerate(evaluations):  # each evaluation's dicts built once, for the columns and the verdict
         claims[e.platform or f"item{i}"] = e.claims
         collateral[e.platform or f"item{i}"] = e.collateral
-    repository.record_decision(
+    simulated = any(e.simulated for e in evaluations) or ctx.trust.simulated
+    reason_codes = " ".join(sorted({r.code.value for r in reasons})) or None
+    lease = repository.record_decision(
         session,
         att,
         {
@@ -424,49 +443,51 @@ def record(
                 "reasons": [r.to_json() for r in reasons],
                 "evaluations": [e.to_json() for e in evaluations],
             },
-            "simulated": any(e.simulated for e in evaluations) or ctx.trust.simulated,
-            "reason_codes": " ".join(sorted({r.code.value for r in reasons})) or None,
+            "simulated": simulated,
+            "reason_codes": reason_codes,
             "decided_at": now,
             "timings": {"decide_ms": round((time.perf_counter() - started) * 1000, 3)},
             **released,
         },
+        note=_deployment_note(att, status, released, evaluations, simulated=simulated, now=now),
+        new_lease=new_lease,
+        renewed=renewed,
     )
-    _note_deployment(session, att, lease, evaluations, now)
     entries = [_decision_entry(att, lease, reasons, superseded)]
     if lease is not None:
         entries.append(_lease_entry(att, lease))
         entries.extend(_superseded_entry(att, lease, i) for i in superseded)
     record_events(session, entries, at=now)
     # Counted after the audit append: its lock orders the decisions' transactions (see count_decision).
-    repository.count_decision(session, decided_at=now, status=status, reason_codes=att.reason_codes)
+    repository.count_decision(session, decided_at=now, status=status, reason_codes=reason_codes)
 
 
-def _note_deployment(
-    session: Session, att: Attestation, lease: Lease | None, evaluations: Sequence[Evaluation], now: DecisionTime
-) -> None:
+def _deployment_note(
+    att: Attestation,
+    status: AttestationStatus,
+    released: dict[str, Any],
+    evaluations: Sequence[Evaluation],
+    *,
+    simulated: bool,
+    now: DecisionTime,
+) -> repository.Note:
     """The deployment's summary for the staff dashboard: an acceptance's lease, platforms, TCB status (the first
     evaluation that has one: the CPU evidence's), Intel TCB evaluation number and TCB Info (:func:`_intel_judgement`)
     and simulated flag; the last decision naming it, pass or fail."""
-    if lease is not None:
-        repository.note_accepted(
-            session,
-            deployment_id=lease.deployment_id,
-            lease_id=lease.id,
+    if status == AttestationStatus.ACCEPTED:
+        return repository.accepted_note(
+            deployment_id=released["deployment_id"],
+            lease_id=released["lease_id"],
             attestation_id=att.id,
             platforms=",".join(sorted(set(att.platforms))) or None,
             tcb_status=next((e.tcb_status for e in evaluations if e.tcb_status), None),
-            simulated=att.simulated,
+            simulated=simulated,
             now=now,
             **_intel_judgement(evaluations),
         )
-    else:
-        repository.note_rejected(
-            session,
-            entitlement_id=att.entitlement_id,
-            deployment_name=att.deployment_name,
-            attestation_id=att.id,
-            now=now,
-        )
+    return repository.rejected_note(
+        entitlement_id=att.entitlement_id, deployment_name=att.deployment_name, attestation_id=att.id, now=now
+    )
 
 
 #: The id an Intel platform's TCB Info names itself with (``tcbInfo.id``; SGX's v2 TCB Info has none and is SGX's).
@@ -483,31 +504,6 @@ def _intel_judgement(evaluations: Sequence[Evaluation]) -> dict[str, Any]:
             tcb_info = f"{_TCB_INFO_IDS[e.platform]}:{fmspc.lower()}" if isinstance(fmspc, str) and fmspc else None
             return {"tcb_eval_number": number, "tcb_info_id": tcb_info}
     return {"tcb_eval_number": None, "tcb_info_id": None}
-
-
-def _write_lease(
-    session: Session, att: Attestation, accepted: Accepted, now: DecisionTime
-) -> tuple[Lease, list[uuid.UUID]]:
-    """The renewed lease extended, or the seat taken (superseding the deployment's live leases) and a new lease
-    issued, through the lease service; written now, so the rows the attestation's foreign keys name go first.
-    Returns the lease and the ids of the leases it superseded."""
-    if isinstance(accepted.tenure, Lease):
-        lease = renew_lease(session, accepted.tenure, expires_at=accepted.expires_at, renew_after=accepted.renew_after)
-        return lease, []
-    issued = issue_lease(
-        session,
-        lease_id=accepted.lease_id,
-        entitlement_id=accepted.entitlement.id,
-        deployment_name=att.deployment_name,
-        seat=accepted.tenure,
-        model_version_id=accepted.catalog.version.id,
-        thumbprint=accepted.key.thumbprint_b64,
-        now=now,
-        expires_at=accepted.expires_at,
-        renew_after=accepted.renew_after,
-        gpus=accepted.gpus,
-    )
-    return issued.lease, issued.superseded
 
 
 def _decision_entry(

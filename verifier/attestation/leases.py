@@ -22,6 +22,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -62,26 +63,56 @@ def issue_lease(
     gpus: int = 0,
 ) -> IssuedLease:
     """Take ``seat`` (create the deployment, or touch it and supersede its live leases) and insert a ``live`` lease
-    for it (Core statements, sent now; the lease comes back untracked by the session). Call it under the
-    entitlement lock that reserved the seat, once nothing can reject any more."""
-    superseded = take_seat(session, entitlement_id, deployment_name, seat, now=now)
-    lease = repository.insert_lease(
+    for it (:func:`seat_new_lease`, then one INSERT; sent now, the lease untracked by the session). Call it under
+    the entitlement lock that reserved the seat, once nothing can reject any more."""
+    row, superseded = seat_new_lease(
         session,
-        {
-            "id": lease_id,
-            "entitlement_id": entitlement_id,
-            "deployment_id": seat.deployment_id,
-            "model_version_id": model_version_id,
-            "enclave_key_thumbprint": thumbprint,
-            "gpus": gpus,
-            "status": LeaseStatus.LIVE,
-            "issued_at": now,
-            "expires_at": expires_at,
-            "renew_after": renew_after,
-            "ended_at": None,
-        },
+        lease_id=lease_id,
+        entitlement_id=entitlement_id,
+        deployment_name=deployment_name,
+        seat=seat,
+        model_version_id=model_version_id,
+        thumbprint=thumbprint,
+        now=now,
+        expires_at=expires_at,
+        renew_after=renew_after,
+        gpus=gpus,
     )
-    return IssuedLease(lease, superseded)
+    return IssuedLease(repository.insert_lease(session, row), superseded)
+
+
+def seat_new_lease(
+    session: Session,
+    *,
+    lease_id: uuid.UUID,
+    entitlement_id: uuid.UUID,
+    deployment_name: str,
+    seat: Seat,
+    model_version_id: uuid.UUID,
+    thumbprint: str,
+    now: datetime,
+    expires_at: datetime,
+    renew_after: datetime,
+    gpus: int = 0,
+) -> tuple[dict[str, Any], list[uuid.UUID]]:
+    """:func:`issue_lease` but for the lease's INSERT, which the caller sends with its own writes (the decision:
+    :func:`verifier.attestation.repository.record_decision`, in the same statement as the attestation naming it):
+    the seat taken now, and (the new ``live`` lease's row, the superseded leases' ids)."""
+    superseded = take_seat(session, entitlement_id, deployment_name, seat, now=now)
+    row = {
+        "id": lease_id,
+        "entitlement_id": entitlement_id,
+        "deployment_id": seat.deployment_id,
+        "model_version_id": model_version_id,
+        "enclave_key_thumbprint": thumbprint,
+        "gpus": gpus,
+        "status": LeaseStatus.LIVE,
+        "issued_at": now,
+        "expires_at": expires_at,
+        "renew_after": renew_after,
+        "ended_at": None,
+    }
+    return row, superseded
 
 
 def renewable_lease(

@@ -10,9 +10,11 @@ here commits. Rules (what may renew, who may release, what a scope revokes) are 
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, Final, cast
 
@@ -258,44 +260,52 @@ def licensed_version(
 # -- the deployment summary a decision keeps (the staff dashboard reads it; built once) ---------------------------
 
 #: An acceptance (new lease or renewal), under the entitlement lock: its lease, platforms, TCB status, Intel TCB
-#: evaluation number and TCB Info, simulated flag, and the last decision. Parameters: deployment, lease, platforms,
-#: tcb, eval_number, tcb_info, simulated, attestation, now.
+#: evaluation number and TCB Info, simulated flag, and the last decision. Parameters (named apart from the
+#: attestation's columns: the statement also runs as a CTE of :func:`record_decision`'s UPDATE): n_deployment,
+#: n_lease, n_platforms, n_tcb, n_eval_number, n_tcb_info, n_simulated, n_attestation, n_now.
 _NOTE_ACCEPTED = (
     update(_DEPLOYMENTS)
-    .where(_DEPLOYMENTS.c.id == bindparam("deployment"))
+    .where(_DEPLOYMENTS.c.id == bindparam("n_deployment"))
     .values(
-        lease_id=bindparam("lease"),
-        platforms=bindparam("platforms"),
-        tcb_status=bindparam("tcb"),
-        tcb_eval_number=bindparam("eval_number"),
-        tcb_info_id=bindparam("tcb_info"),
-        simulated=bindparam("simulated"),
-        last_attestation_id=bindparam("attestation"),
+        lease_id=bindparam("n_lease"),
+        platforms=bindparam("n_platforms"),
+        tcb_status=bindparam("n_tcb"),
+        tcb_eval_number=bindparam("n_eval_number"),
+        tcb_info_id=bindparam("n_tcb_info"),
+        simulated=bindparam("n_simulated"),
+        last_attestation_id=bindparam("n_attestation"),
         last_status=AttestationStatus.ACCEPTED.value,
-        last_decided_at=bindparam("now"),
-        last_attested_at=bindparam("now"),
-        first_attested_at=func.coalesce(_DEPLOYMENTS.c.first_attested_at, bindparam("now")),
+        last_decided_at=bindparam("n_now"),
+        last_attested_at=bindparam("n_now"),
+        first_attested_at=func.coalesce(_DEPLOYMENTS.c.first_attested_at, bindparam("n_now")),
     )
 )
 #: A rejection names its deployment only by (entitlement, name), and takes no lock: it never replaces a later
-#: decision that committed first. Parameters: entitlement, deployment_name, attestation, now.
+#: decision that committed first. Parameters: n_entitlement, n_name, n_attestation, n_now.
 _NOTE_REJECTED = (
     update(_DEPLOYMENTS)
     .where(
-        _DEPLOYMENTS.c.entitlement_id == bindparam("entitlement"),
-        _DEPLOYMENTS.c.name == bindparam("deployment_name"),
-        or_(_DEPLOYMENTS.c.last_decided_at.is_(None), _DEPLOYMENTS.c.last_decided_at <= bindparam("now")),
+        _DEPLOYMENTS.c.entitlement_id == bindparam("n_entitlement"),
+        _DEPLOYMENTS.c.name == bindparam("n_name"),
+        or_(_DEPLOYMENTS.c.last_decided_at.is_(None), _DEPLOYMENTS.c.last_decided_at <= bindparam("n_now")),
     )
     .values(
-        last_attestation_id=bindparam("attestation"),
+        last_attestation_id=bindparam("n_attestation"),
         last_status=AttestationStatus.REJECTED.value,
-        last_decided_at=bindparam("now"),
+        last_decided_at=bindparam("n_now"),
     )
 )
 
 
-def note_accepted(
-    session: Session,
+@dataclass(frozen=True, slots=True)
+class Note:
+    """What a decision writes into its deployment's summary (:func:`accepted_note`, :func:`rejected_note`)."""
+
+    accepted: bool
+    params: dict[str, Any]
+
+
+def accepted_note(
     *,
     deployment_id: uuid.UUID,
     lease_id: uuid.UUID,
@@ -306,31 +316,29 @@ def note_accepted(
     now: datetime,
     tcb_eval_number: int | None = None,
     tcb_info_id: str | None = None,
-) -> None:
-    """Write an acceptance into its deployment's summary (:data:`_NOTE_ACCEPTED`)."""
-    session.execute(
-        _NOTE_ACCEPTED,
+) -> Note:
+    """An acceptance for its deployment's summary (:data:`_NOTE_ACCEPTED`)."""
+    return Note(
+        True,
         {
-            "deployment": deployment_id,
-            "lease": lease_id,
-            "platforms": platforms,
-            "tcb": tcb_status,
-            "eval_number": tcb_eval_number,
-            "tcb_info": tcb_info_id,
-            "simulated": simulated,
-            "attestation": attestation_id,
-            "now": now,
+            "n_deployment": deployment_id,
+            "n_lease": lease_id,
+            "n_platforms": platforms,
+            "n_tcb": tcb_status,
+            "n_eval_number": tcb_eval_number,
+            "n_tcb_info": tcb_info_id,
+            "n_simulated": simulated,
+            "n_attestation": attestation_id,
+            "n_now": now,
         },
     )
 
 
-def note_rejected(
-    session: Session, *, entitlement_id: uuid.UUID, deployment_name: str, attestation_id: uuid.UUID, now: datetime
-) -> None:
-    """Write a rejection into the summary of the deployment it names, if there is one (:data:`_NOTE_REJECTED`)."""
-    session.execute(
-        _NOTE_REJECTED,
-        {"entitlement": entitlement_id, "deployment_name": deployment_name, "attestation": attestation_id, "now": now},
+def rejected_note(*, entitlement_id: uuid.UUID, deployment_name: str, attestation_id: uuid.UUID, now: datetime) -> Note:
+    """A rejection for the summary of the deployment it names, if there is one (:data:`_NOTE_REJECTED`)."""
+    return Note(
+        False,
+        {"n_entitlement": entitlement_id, "n_name": deployment_name, "n_attestation": attestation_id, "n_now": now},
     )
 
 
@@ -583,11 +591,8 @@ def add_lease(session: Session, lease: Lease) -> None:
     session.add(lease)
 
 
-#: The decision's lease statements (Core, built once): the lease a renewal extends, locked and read afresh
-#: (parameter: id); a new lease (parameters: its columns); a renewal (parameters: id, expires_at, renew_after).
+#: The lease a renewal extends, locked and read afresh (Core, built once; parameter: id).
 _LOCK_LEASE: Final = select(_LEASES).where(_LEASES.c.id == bindparam("id")).with_for_update()
-_INSERT_LEASE: Final = insert_values(_LEASES)
-_EXTEND_LEASE: Final = update(_LEASES).where(_LEASES.c.id == bindparam("lease_id"))
 
 
 def lock_lease(session: Session, lease_id: uuid.UUID) -> Lease | None:
@@ -598,21 +603,20 @@ def lock_lease(session: Session, lease_id: uuid.UUID) -> Lease | None:
 
 
 def insert_lease(session: Session, values: dict[str, Any]) -> Lease:
-    """Insert a lease of ``values`` (every column) now, in one Core statement; the lease as an untracked entity."""
-    session.execute(_INSERT_LEASE, values)
+    """Insert a lease of ``values`` (every column) now (:data:`_NEW_LEASE`); the lease as an untracked entity."""
+    session.execute(_NEW_LEASE, {f"l_{k}": v for k, v in values.items()})
     return entity(session, Lease, values)
 
 
 def extend_lease(session: Session, lease: Lease, *, expires_at: datetime, renew_after: datetime) -> None:
-    """Write the lease's new ``expires_at`` and ``renew_after`` now (one UPDATE), and set them on ``lease``."""
-    session.execute(_EXTEND_LEASE, {"lease_id": lease.id, "expires_at": expires_at, "renew_after": renew_after})
+    """Write the lease's new ``expires_at`` and ``renew_after`` now (:data:`_RENEWED_LEASE`), and set them on
+    ``lease``."""
+    session.execute(_RENEWED_LEASE, {"l_id": lease.id, "l_expires_at": expires_at, "l_renew_after": renew_after})
     set_loaded(lease, {"expires_at": expires_at, "renew_after": renew_after})
 
 
 # -- the decision's write of its attestation ---------------------------------------------------------------------
 
-#: SET the columns named by the parameters (every one of :data:`DECIDED_COLUMNS`) WHERE id = ``att_id``.
-_RECORD_DECISION: Final = update(_ATTESTATIONS).where(_ATTESTATIONS.c.id == bindparam("att_id"))
 #: What a decision writes on its attestation row.
 DECIDED_COLUMNS: Final = (
     "status",
@@ -628,13 +632,70 @@ DECIDED_COLUMNS: Final = (
     "deployment_id",
     "lease_id",
 )
+#: The attestation's decision (parameters: att_id, and a_<column> for each of :data:`DECIDED_COLUMNS`).
+_RECORD_DECISION: Final = (
+    update(_ATTESTATIONS)
+    .where(_ATTESTATIONS.c.id == bindparam("att_id"))
+    .values({c: bindparam(f"a_{c}") for c in DECIDED_COLUMNS})
+)
+#: A new lease (parameters: l_<column> for each of its columns), and a renewal's new times (parameters: l_id,
+#: l_expires_at, l_renew_after), as :func:`record_decision` writes them.
+_NEW_LEASE: Final = insert_values(_LEASES).values({c.name: bindparam(f"l_{c.name}") for c in _LEASES.c})
+_RENEWED_LEASE: Final = (
+    update(_LEASES)
+    .where(_LEASES.c.id == bindparam("l_id"))
+    .values(expires_at=bindparam("l_expires_at"), renew_after=bindparam("l_renew_after"))
+)
 
 
-def record_decision(session: Session, att: Attestation, values: dict[str, Any]) -> None:
-    """Write the decision's ``values`` (:data:`DECIDED_COLUMNS`) on the attestation's row now, in one Core UPDATE,
-    and set them on ``att`` as loaded values (nothing for a flush to write again)."""
-    session.execute(_RECORD_DECISION, {"att_id": att.id, **values})
+@functools.cache
+def _recording(accepted: bool, lease: str | None) -> Any:
+    """PostgreSQL: the attestation's UPDATE with the deployment's note and the lease's write (``"new"``,
+    ``"renewed"`` or None) as data-modifying CTEs, one statement per shape (built once). The CTEs' rows are
+    checked against the foreign keys when the statement ends, so the attestation may name the lease it inserts."""
+    statement = _RECORD_DECISION.add_cte((_NOTE_ACCEPTED if accepted else _NOTE_REJECTED).cte("noted"))
+    if lease is not None:
+        statement = statement.add_cte((_NEW_LEASE if lease == "new" else _RENEWED_LEASE).cte("leased"))
+    return statement
+
+
+def record_decision(
+    session: Session,
+    att: Attestation,
+    values: dict[str, Any],
+    *,
+    note: Note,
+    new_lease: dict[str, Any] | None = None,
+    renewed: tuple[Lease, datetime, datetime] | None = None,
+) -> Lease | None:
+    """Write a decision now: the attestation's ``values`` (:data:`DECIDED_COLUMNS`), its deployment's ``note``, and
+    for an acceptance its lease: ``new_lease`` (every column of a new one, its deployment already written) or
+    ``renewed`` (the lease, its new ``expires_at`` and ``renew_after``). One statement on PostgreSQL
+    (:func:`_recording`); one per row on SQLite. ``values`` are set on ``att`` as loaded values (nothing for a
+    flush to write again); returns the lease as written (untracked when new), or None."""
+    params: dict[str, Any] = {"att_id": att.id, **{f"a_{k}": v for k, v in values.items()}, **note.params}
+    lease: Lease | None = None
+    shape: str | None = None
+    if new_lease is not None:
+        params.update({f"l_{k}": v for k, v in new_lease.items()})
+        shape = "new"
+    elif renewed is not None:
+        lease, expires_at, renew_after = renewed
+        params.update({"l_id": lease.id, "l_expires_at": expires_at, "l_renew_after": renew_after})
+        shape = "renewed"
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(_recording(note.accepted, shape), params)
+    else:  # SQLite has no data-modifying CTEs: the lease first (the attestation names it), then the rest
+        if shape is not None:
+            session.execute(_NEW_LEASE if shape == "new" else _RENEWED_LEASE, params)
+        session.execute(_RECORD_DECISION, params)
+        session.execute(_NOTE_ACCEPTED if note.accepted else _NOTE_REJECTED, params)
     set_loaded(att, values)
+    if new_lease is not None:
+        return entity(session, Lease, new_lease)
+    if lease is not None and renewed is not None:
+        set_loaded(lease, {"expires_at": renewed[1], "renew_after": renewed[2]})
+    return lease
 
 
 def list_leases(
