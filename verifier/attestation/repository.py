@@ -19,11 +19,13 @@ from datetime import UTC, date, datetime
 from typing import Any, Final, cast
 
 from sqlalchemy import (
+    ARRAY,
     ColumnElement,
     CursorResult,
     Row,
     String,
     and_,
+    any_,
     bindparam,
     delete,
     func,
@@ -72,11 +74,31 @@ _POLICIES: Final = table(AppraisalPolicy)
 _MODEL_KEYS: Final = table(ModelKey)
 _REFERENCE_SETS: Final = table(ReferenceValueSet)
 
-#: The attestation's row locked ``FOR UPDATE`` (every column but ``requeued_at``); parameter: id.
+#: What a decision reads of its attestation: the request, never its earlier outcome (the 17 KB evidence among them).
+_REQUEST_COLUMNS: Final = (
+    "id",
+    "entitlement_id",
+    "deployment_id",
+    "lease_id",
+    "model_version_id",
+    "deployment_name",
+    "kind",
+    "platforms",
+    "status",
+    "nonce",
+    "enclave_jwk",
+    "evidence",
+    "created_at",
+)
+#: The attestation's request columns, its row locked ``FOR UPDATE``; parameter: id.
 _LOCK_ATTESTATION: Final = (
-    select(*(c for c in _ATTESTATIONS.c if c.name != "requeued_at"))
+    select(*(_ATTESTATIONS.c[k] for k in _REQUEST_COLUMNS))
     .where(_ATTESTATIONS.c.id == bindparam("id"))
     .with_for_update()
+)
+#: The rest of a decided attestation (what its decision wrote); parameter: id.
+_DECIDED: Final = select(*(c for c in _ATTESTATIONS.c if c.name not in _REQUEST_COLUMNS)).where(
+    _ATTESTATIONS.c.id == bindparam("id")
 )
 
 _NEWEST_KEY = (
@@ -102,43 +124,68 @@ def _insert_nonce_cte() -> Any:
 
 
 #: The catalog's five rows side by side, in this order (policy and key columns NULL when there is none), then one
-#: active reference-value set (its columns NULL when there is none): a row per set that applies.
-_CATALOG_TABLES: Final = (_VERSIONS, _MODELS, _ENTITLEMENTS, _POLICIES, _MODEL_KEYS, _REFERENCE_SETS)
-_CATALOG_ENTITIES: Final = (ModelVersion, Model, Entitlement, AppraisalPolicy, ModelKey, ReferenceValueSet)
-_CATALOG_ROWS = (
-    select(*(c for t in _CATALOG_TABLES for c in t.c))
-    .select_from(_VERSIONS)
-    .join(_MODELS, _MODELS.c.id == _VERSIONS.c.model_id)
-    .join(_ENTITLEMENTS, _ENTITLEMENTS.c.id == bindparam("entitlement"))
-    .outerjoin(_POLICIES, _POLICIES.c.id == _ENTITLEMENTS.c.policy_id)
-    .outerjoin(_MODEL_KEYS, _MODEL_KEYS.c.id == _NEWEST_KEY)
-    .outerjoin(
+#: active reference-value set (its columns NULL when there is none): a row per set that applies. Only the columns
+#: a decision reads (the entities leave the others unloaded: None).
+_CATALOG_COLUMNS: Final = (
+    (_VERSIONS, ModelVersion, ("id", "model_id", "version")),
+    (_MODELS, Model, ("id", "name")),
+    (_ENTITLEMENTS, Entitlement, ("id", "customer_id", "model_id", "policy_id", "status")),
+    (_POLICIES, AppraisalPolicy, ("id", "platform", "document")),
+    (_MODEL_KEYS, ModelKey, ("id", "model_version_id", "kek_id", "wrapped_dek")),
+    (
         _REFERENCE_SETS,
-        and_(
-            _REFERENCE_SETS.c.model_version_id == _VERSIONS.c.id,
-            _REFERENCE_SETS.c.platform.in_(bindparam("platforms", expanding=True)),
-            _REFERENCE_SETS.c.status == RecordStatus.ACTIVE.value,
-            _REFERENCE_SETS.c.valid_from <= bindparam("now"),
-        ),
-    )
-    .where(_VERSIONS.c.id == bindparam("version"))
-    .subquery("catalog")
+        ReferenceValueSet,
+        ("id", "model_version_id", "platform", "status", "values", "valid_from", "valid_until"),
+    ),
 )
+
+
+def _catalog_rows_query(platform_is_wanted: ColumnElement[bool]) -> Any:
+    return (
+        select(*(t.c[k] for t, _, keys in _CATALOG_COLUMNS for k in keys))
+        .select_from(_VERSIONS)
+        .join(_MODELS, _MODELS.c.id == _VERSIONS.c.model_id)
+        .join(_ENTITLEMENTS, _ENTITLEMENTS.c.id == bindparam("entitlement"))
+        .outerjoin(_POLICIES, _POLICIES.c.id == _ENTITLEMENTS.c.policy_id)
+        .outerjoin(_MODEL_KEYS, _MODEL_KEYS.c.id == _NEWEST_KEY)
+        .outerjoin(
+            _REFERENCE_SETS,
+            and_(
+                _REFERENCE_SETS.c.model_version_id == _VERSIONS.c.id,
+                platform_is_wanted,
+                _REFERENCE_SETS.c.status == RecordStatus.ACTIVE.value,
+                _REFERENCE_SETS.c.valid_from <= bindparam("now"),
+            ),
+        )
+        .where(_VERSIONS.c.id == bindparam("version"))
+        .subquery("catalog")
+    )
+
+
+#: The platforms as one array parameter on PostgreSQL (an expanding IN is rewritten on every execution), a list
+#: SQLite expands.
+_CATALOG_ROWS_POSTGRESQL = _catalog_rows_query(
+    _REFERENCE_SETS.c.platform == any_(bindparam("platforms", type_=ARRAY(String)))
+)
+_CATALOG_ROWS_SQLITE = _catalog_rows_query(_REFERENCE_SETS.c.platform.in_(bindparam("platforms", expanding=True)))
 _ONE_ROW = select(literal(1).label("one")).subquery("one")
 
 
-def _catalog_read(redeemed: ColumnElement[Any]) -> Any:
-    """``redeemed``, then the catalog rows; one row with NULLs for a catalog that is gone (parameters: version,
+def _catalog_read(redeemed: ColumnElement[Any], rows: Any) -> Any:
+    """``redeemed``, then the catalog ``rows``; one row with NULLs for a catalog that is gone (parameters: version,
     entitlement, platforms, now)."""
-    return select(redeemed.label("redeemed"), *_CATALOG_ROWS.c).select_from(_ONE_ROW.outerjoin(_CATALOG_ROWS, true()))
+    return select(redeemed.label("redeemed"), *rows.c).select_from(_ONE_ROW.outerjoin(rows, true()))
 
 
 #: PostgreSQL: the nonce consumed (:func:`insert_used_nonce`'s INSERT, a data-modifying CTE) in the statement that
 #: reads the catalog: ``redeemed`` counts the rows it inserted (0: already used). Parameters: nonce, used_at,
 #: expires_at, and the catalog's.
 _REDEEM: Final = _insert_nonce_cte()
-_REDEEM_AND_READ_CATALOG: Final = _catalog_read(select(func.count()).select_from(_REDEEM).scalar_subquery())
-_READ_CATALOG: Final = _catalog_read(null())
+_REDEEM_AND_READ_CATALOG: Final = _catalog_read(
+    select(func.count()).select_from(_REDEEM).scalar_subquery(), _CATALOG_ROWS_POSTGRESQL
+)
+_READ_CATALOG_POSTGRESQL: Final = _catalog_read(null(), _CATALOG_ROWS_POSTGRESQL)
+_READ_CATALOG_SQLITE: Final = _catalog_read(null(), _CATALOG_ROWS_SQLITE)
 
 CatalogRows = tuple[
     tuple[ModelVersion, Model, Entitlement, AppraisalPolicy | None, ModelKey | None] | None, list[ReferenceValueSet]
@@ -147,11 +194,18 @@ CatalogRows = tuple[
 
 def lock_attestation(session: Session, attestation_id: uuid.UUID) -> Attestation | None:
     """The attestation, its row locked ``FOR UPDATE`` until the transaction ends and read afresh (the decision's
-    first read; :func:`verifier.attestation.flows.lock_attestation` raises for a missing one). One Core statement;
-    the entity is the session's instance refreshed, or an untracked one (:func:`verifier.db.rows.entity`): the
-    decision writes it with :func:`record_decision`, never by a flush."""
+    first read; :func:`verifier.attestation.flows.lock_attestation` raises for a missing one). One Core statement
+    reading the request's columns (:data:`_REQUEST_COLUMNS`) of a pending one, a second for the rest of a decided
+    one; the entity is the session's instance refreshed, or an untracked one (:func:`verifier.db.rows.entity`):
+    the decision writes its outcome with :func:`record_decision` (which sets those columns on it), never by a
+    flush."""
     row = session.execute(_LOCK_ATTESTATION, {"id": attestation_id}).one_or_none()
-    return None if row is None else entity(session, Attestation, row._mapping)
+    if row is None:
+        return None
+    values = dict(row._mapping)
+    if values["status"] != AttestationStatus.PENDING:  # decided (a redelivery): returned whole, as it is
+        values.update(session.execute(_DECIDED, {"id": attestation_id}).one()._mapping)
+    return entity(session, Attestation, values)
 
 
 def read_catalog(
@@ -161,7 +215,8 @@ def read_catalog(
     entitlement is gone, the active reference-value sets of the version for ``platforms`` with ``valid_from <=
     now``, newest ``valid_from`` first), in one statement; untracked entities (read only)."""
     params = {"version": version_id, "entitlement": entitlement_id, "platforms": list(platforms), "now": now}
-    return _catalog_rows(session, session.execute(_READ_CATALOG, params).all())
+    statement = _READ_CATALOG_SQLITE if session.get_bind().dialect.name == "sqlite" else _READ_CATALOG_POSTGRESQL
+    return _catalog_rows(session, session.execute(statement, params).all())
 
 
 def redeem_nonce_and_read_catalog(
@@ -203,22 +258,23 @@ def _catalog_rows(session: Session, rows: Sequence[Row[Any]]) -> CatalogRows:
     return (version, model, entitlement, policy, key), sets
 
 
-#: Where each of :data:`_CATALOG_TABLES` sits in a row of :func:`_catalog_read` (after ``redeemed``).
+#: Where each of :data:`_CATALOG_COLUMNS` sits in a row of :func:`_catalog_read` (after ``redeemed``).
 _CATALOG_SLICES: Final = [
     (
-        tuple(t.c.keys()),
-        1 + sum(len(before.c) for before in _CATALOG_TABLES[:i]),
-        1 + sum(len(upto.c) for upto in _CATALOG_TABLES[: i + 1]),
+        cls,
+        keys,
+        1 + sum(len(before) for _, _, before in _CATALOG_COLUMNS[:i]),
+        1 + sum(len(upto) for _, _, upto in _CATALOG_COLUMNS[: i + 1]),
     )
-    for i, t in enumerate(_CATALOG_TABLES)
+    for i, (_, cls, keys) in enumerate(_CATALOG_COLUMNS)
 ]
 
 
 def _part(session: Session, row: Row[Any], i: int) -> Any:
     """The entity of the ``i``-th catalog table in ``row``, or None where its columns are NULL."""
-    keys, start, end = _CATALOG_SLICES[i]
+    cls, keys, start, end = _CATALOG_SLICES[i]
     values = dict(zip(keys, row[start:end], strict=True))
-    return None if values["id"] is None else entity(session, _CATALOG_ENTITIES[i], values)
+    return None if values["id"] is None else entity(session, cls, values)
 
 
 # -- a submission's reads (built once per shape) -----------------------------------------------------------------
