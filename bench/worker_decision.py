@@ -12,6 +12,7 @@ e2e bench, whose worker cannot reach Intel PCS).
     .venv/bin/python -m bench.worker_decision            # 5 rounds x 300 decisions per row
     .venv/bin/python -m bench.worker_decision --quick    # 3 rounds x 100
     .venv/bin/python -m bench.worker_decision --curve P-256 --scenario supplied --json
+    .venv/bin/python -m bench.worker_decision --quick --rows new --no-jose   # one row, no JOSE table
 
 Rows (every row decides the same kind of attestation; each must be accepted):
 
@@ -32,6 +33,11 @@ of decisions per row and round), per round; the table shows the median of the ro
 round the rows take turns every 10 decisions, in an order rotated each turn, so the drift of a shared VM hits each
 alike. Also the JOSE alone per op (JWK parse + JWE
 + EAR, no database), old and new, for P-256 and P-384 enclave keys.
+
+Every row decides through the repositories' prebuilt Core statements (issue 16: the decision's database work
+left the ORM unit of work). That change is not a row here: the ORM decision cannot run beside it in one process, so
+bench/README.md compares it by running ``--rows new`` against the tree of the commit before it (``PYTHONPATH``),
+alternating with the new code.
 
 Needs the local PostgreSQL (``KEYWARD_TEST_ADMIN_URL``; a database ``keyward_bench_*`` is created and dropped).
 """
