@@ -75,7 +75,7 @@ from verifier.clock import Clock, DecisionTime, WallTime
 from verifier.collateral.documents import Documents
 from verifier.db.models import Attestation, AttestationStatus, Entitlement, Lease, ModelKey
 from verifier.entitlement.service import Seat, check_entitlement_rules, lock_entitlement, reserve_seat
-from verifier.errors import Code, Conflict, KeywardError, NotFound, Reason, VerificationFailed
+from verifier.errors import Code, KeywardError, NotFound, Reason, VerificationFailed
 from verifier.keywrap.ear import issue_ear
 from verifier.keywrap.enclave import EnclaveKey, expected_report_data, parse_enclave_jwk, wrap_for_enclave
 from verifier.keywrap.kek import model_key_context
@@ -273,8 +273,13 @@ def _check(
         lease_id, deployment_id = tenure.id, tenure.deployment_id
     else:  # a new lease takes a seat (race-free: the entitlement row is locked until commit), unless a newer
         #    request of the deployment already holds it
-        _check_not_superseded(session, att, entitlement, received)
-        tenure = reserve_seat(session, entitlement, att.deployment_name, now=now)
+        tenure = reserve_seat(
+            session,
+            entitlement,
+            att.deployment_name,
+            now=now,
+            newer_than=(att.created_at, received - _CLOCK_SKEW_MARGIN),
+        )
         lease_id, deployment_id = uuid.uuid4(), tenure.deployment_id
     expires_at, renew_after = lease_times(now, entitlement.lease_ttl_seconds)
     return Accepted(
@@ -305,30 +310,9 @@ def _check_age(now: DecisionTime, received: DecisionTime, limit: timedelta) -> N
         )
 
 
-#: Slack for the hosts' clocks in :func:`_check_not_superseded`'s index bound (never in its comparison).
+#: Slack for the hosts' clocks in the index bound of the seat's newer-request check (never in its comparison): a
+#: request of the deployment accepted after this one arrived was decided after ``received - margin``.
 _CLOCK_SKEW_MARGIN: Final = timedelta(minutes=5)
-
-
-def _check_not_superseded(session: Session, att: Attestation, entitlement: Entitlement, received: DecisionTime) -> None:
-    """``attestation.superseded_by_newer`` if the deployment was granted a lease for a request that arrived after
-    this one (``created_at``, real time on both sides): a late decision never displaces a newer enclave's lease,
-    whatever order the two were decided in. Call it under the entitlement lock (every grant for the deployment is
-    then committed and visible). A renewal needs no such check: the newer lease superseded the one it renews."""
-    newer = repository.newer_grant(
-        session,
-        entitlement_id=entitlement.id,
-        deployment_name=att.deployment_name,
-        arrived_at=att.created_at,
-        decided_since=received - _CLOCK_SKEW_MARGIN,
-    )
-    if newer is not None:
-        newer_id, newer_arrived, newer_lease = newer
-        raise Conflict(
-            Code.ATTESTATION_SUPERSEDED_BY_NEWER,
-            "the deployment holds a lease granted to a request that arrived after this one; attest again to replace it",
-            expected=f"no request of the deployment accepted after this one arrived ({att.created_at.isoformat()})",
-            actual=f"attestation {newer_id} arrived {newer_arrived.isoformat()}, lease {newer_lease}",
-        )
 
 
 def _reasons_for(error: Exception, att: Attestation) -> tuple[Reason, ...]:

@@ -556,35 +556,6 @@ def claim_stale_pending(session: Session, *, sent_before: datetime, limit: int, 
     return ids
 
 
-_NEWER_GRANT: Final = (
-    select(_ATTESTATIONS.c.id, _ATTESTATIONS.c.created_at, _ATTESTATIONS.c.lease_id)
-    .where(
-        _ATTESTATIONS.c.entitlement_id == bindparam("entitlement"),
-        _ATTESTATIONS.c.deployment_name == bindparam("name"),
-        _ATTESTATIONS.c.decided_at >= bindparam("since"),
-        _ATTESTATIONS.c.status == AttestationStatus.ACCEPTED.value,
-        _ATTESTATIONS.c.kind == "attest",
-        _ATTESTATIONS.c.created_at > bindparam("arrived"),
-    )
-    .order_by(_ATTESTATIONS.c.created_at.desc())
-    .limit(1)
-)
-
-
-def newer_grant(
-    session: Session, *, entitlement_id: uuid.UUID, deployment_name: str, arrived_at: datetime, decided_since: datetime
-) -> tuple[uuid.UUID, datetime, uuid.UUID | None] | None:
-    """(id, ``created_at``, lease id) of the newest accepted ``attest`` request of the deployment that arrived after
-    ``arrived_at`` (real time, as ``created_at``), or None; its evidence is not read. ``decided_since`` (on the
-    decision clock, at or before that arrival) only bounds the read to the index ``(entitlement_id,
-    deployment_name, decided_at)``: such a request was decided after it arrived."""
-    row = session.execute(
-        _NEWER_GRANT,
-        {"entitlement": entitlement_id, "name": deployment_name, "since": decided_since, "arrived": arrived_at},
-    ).first()
-    return None if row is None else (row[0], row[1], row[2])
-
-
 # -- the staff view of attestations ------------------------------------------------------------------------------
 
 

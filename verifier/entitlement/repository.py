@@ -13,10 +13,19 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, distinct, exists, func, insert, select, update
+from sqlalchemy import bindparam, distinct, exists, func, insert, literal, select, true, update
 from sqlalchemy.orm import Session
 
-from verifier.db.models import Customer, CustomerStatus, Deployment, Entitlement, Lease, LeaseStatus
+from verifier.db.models import (
+    Attestation,
+    AttestationStatus,
+    Customer,
+    CustomerStatus,
+    Deployment,
+    Entitlement,
+    Lease,
+    LeaseStatus,
+)
 from verifier.db.queries import equals, page
 from verifier.db.rows import entity, table
 
@@ -62,6 +71,28 @@ _SEAT = select(
     select(func.count(distinct(_LEASES.c.deployment_id))).where(*_HOLDING).scalar_subquery(),
     exists().where(*_HOLDING, _LEASES.c.deployment_id == _NAMED),
     _SUSPENDED,
+)
+_ATTESTATIONS = table(Attestation)
+#: The newest accepted ``attest`` request of the deployment that arrived after ``arrived`` (real time, as
+#: ``created_at``): (id, created_at, lease id); ``since`` (at or before that arrival, on the decision clock) only
+#: bounds the read to the index ``(entitlement_id, deployment_name, decided_at)``. Its evidence is not read.
+_NEWER = (
+    select(_ATTESTATIONS.c.id, _ATTESTATIONS.c.created_at, _ATTESTATIONS.c.lease_id)
+    .where(
+        _ATTESTATIONS.c.entitlement_id == bindparam("entitlement"),
+        _ATTESTATIONS.c.deployment_name == bindparam("name"),
+        _ATTESTATIONS.c.decided_at >= bindparam("since"),
+        _ATTESTATIONS.c.status == AttestationStatus.ACCEPTED.value,
+        _ATTESTATIONS.c.kind == "attest",
+        _ATTESTATIONS.c.created_at > bindparam("arrived"),
+    )
+    .order_by(_ATTESTATIONS.c.created_at.desc())
+    .limit(1)
+    .subquery("newer")
+)
+#: :data:`_SEAT`, then :data:`_NEWER`'s columns (NULL when there is none), in one statement.
+_SEAT_AND_NEWER = select(*_SEAT.selected_columns, *_NEWER.c).select_from(
+    select(literal(1).label("one")).subquery("one").outerjoin(_NEWER, true())
 )
 #: A new deployment (parameters: its columns).
 _INSERT_DEPLOYMENT = insert(_DEPLOYMENTS)
@@ -110,6 +141,25 @@ def seat_holders(
         _SEAT, {"entitlement": entitlement_id, "name": deployment_name, "now": now}
     ).one()
     return existing, int(in_use or 0), bool(holds), suspended_at
+
+
+def seat_and_newer_grant(
+    session: Session,
+    entitlement_id: uuid.UUID,
+    deployment_name: str,
+    now: datetime,
+    *,
+    arrived: datetime,
+    since: datetime,
+) -> tuple[tuple[uuid.UUID | None, int, bool, datetime | None], tuple[uuid.UUID, datetime, uuid.UUID | None] | None]:
+    """(:func:`seat_holders`, (id, ``created_at``, lease id) of the newest accepted ``attest`` request of the
+    deployment that arrived after ``arrived``, decided since ``since``, or None), in one statement."""
+    params = {"entitlement": entitlement_id, "name": deployment_name, "now": now, "arrived": arrived, "since": since}
+    existing, in_use, holds, suspended_at, newer_id, newer_arrived, newer_lease = session.execute(
+        _SEAT_AND_NEWER, params
+    ).one()
+    seat = (existing, int(in_use or 0), bool(holds), suspended_at)
+    return seat, None if newer_id is None else (newer_id, newer_arrived, newer_lease)
 
 
 def insert_deployment(session: Session, values: dict[str, Any]) -> None:
