@@ -613,11 +613,6 @@ def lock_lease_afresh(session: Session, lease_id: uuid.UUID) -> Lease | None:
     return session.get(Lease, lease_id, with_for_update=True, populate_existing=True)
 
 
-def add_lease(session: Session, lease: Lease) -> None:
-    """Stage a new lease; the caller's next flush writes it (after the deployment it names)."""
-    session.add(lease)
-
-
 #: The lease a renewal extends, locked and read afresh (Core, built once; parameter: id).
 _LOCK_LEASE: Final = select(_LEASES).where(_LEASES.c.id == bindparam("id")).with_for_update()
 

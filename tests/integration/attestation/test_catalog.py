@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tests.support.factories import T0, make_entitlement, make_model, make_model_version
-from verifier.attestation.catalog import redeem_and_load_catalog
+from verifier.attestation.catalog import load_catalog, redeem_and_load_catalog
 from verifier.attestation.challenges import issue_challenge
 from verifier.db.engine import make_engine, upgrade_database
 from verifier.db.models import Attestation, AttestationStatus, RecordStatus, ReferenceValueSet, UsedNonce
@@ -84,6 +84,16 @@ def _check_redeem_and_load(session: Session) -> None:
 
 def test_redeem_and_load_catalog_reads_and_consumes_once(session: Session) -> None:
     _check_redeem_and_load(session)
+
+
+def test_load_catalog_reads_without_the_nonce(session: Session) -> None:
+    att, newest = _world(session)
+    catalog = load_catalog(session, att, T0)
+    assert (catalog.version.id, {p: rv.id for p, rv in catalog.reference_values.items()}) == (
+        att.model_version_id,
+        {"intel-tdx": newest.id},
+    )
+    assert session.scalar(select(UsedNonce.nonce).where(UsedNonce.nonce == att.nonce)) is None
 
 
 def test_redeem_and_load_catalog_gone_still_consumes_the_nonce(session: Session) -> None:
