@@ -1,12 +1,15 @@
 """The lease lifecycle, in one place: issue, renew, supersede, release, revoke (one lease or every live lease of an
 entitlement or customer) and expire.
 
-* **issue** (:func:`issue_lease`): the decision takes the deployment's seat (reserved under the entitlement lock by
-  :func:`~verifier.entitlement.service.reserve_seat`) and adds a ``live`` lease; taking the seat **supersedes** the
+* **issue** (:func:`issue_lease`): take the deployment's seat (reserved under the entitlement lock by
+  :func:`~verifier.entitlement.service.reserve_seat`) and add a ``live`` lease; taking the seat **supersedes** the
   deployment's earlier live leases (``revoked``; :func:`~verifier.entitlement.service.take_seat`), so one seat
-  never covers two running enclaves. :func:`lease_times` gives its ``expires_at`` and ``renew_after``.
+  never covers two running enclaves. :func:`lease_times` gives its ``expires_at`` and ``renew_after``. The
+  decision takes the seat with :func:`seat_new_lease` and writes the lease in the statement that records the
+  attestation (:func:`verifier.attestation.repository.record_decision`).
 * **renew** (:func:`renewable_lease`, then :func:`renew_lease`): only a live, unexpired lease of the same
-  entitlement, from the same enclave key (``lease.not_renewable`` otherwise).
+  entitlement, from the same enclave key (``lease.not_renewable`` otherwise); the decision writes the new times
+  with its record, as for a new lease.
 * **release** (:func:`release_lease`): the enclave gives its seat back; idempotent for an ended lease.
 * **revoke** (:func:`revoke_lease`, :func:`revoke_live_leases`): staff end one live lease, or every live lease of a
   deployment, an entitlement or a customer whose status changed; the scope is typed ids, never a SQL predicate.

@@ -121,7 +121,8 @@ def record_event(
 
 def record_events(session: Session, entries: Sequence[Entry], *, at: datetime) -> list[AuditEvent]:
     """Append ``entries`` in order, linked to each other, after the chain's head, under one lock: two statements on
-    PostgreSQL (the lock; the head read, the links hashed and every event inserted in one), three on SQLite. Each
+    PostgreSQL for a few events (the lock; the head read, the links hashed and every event inserted in one), three
+    for many and on SQLite (the lock; the head; the links hashed here, every event inserted in one). Each
     event's data is serialised once: the canonical JSON that is hashed is what is stored. Sent now; never commits:
     the events belong to the caller's transaction, which holds the lock until it ends. Returns the events as
     stored, untracked by the session (their ``data`` as given)."""
@@ -140,7 +141,7 @@ def record_events(session: Session, entries: Sequence[Entry], *, at: datetime) -
                 "body": _body(stamp, e.tag.value, e.actor, e.subject_type, e.subject_id, data_json),
             }
         )
-    if repository.links_in_sql(session):
+    if repository.links_in_sql(session, len(rows)):
         linked = repository.append_linked(session, at=at, genesis=GENESIS, events=rows)
     else:
         linked = _link_here(session, at, rows)

@@ -47,10 +47,16 @@ _APPEND_POSTGRESQL: Final = _append(cast(bindparam("data_json", type_=Text), _EV
 _APPEND_SQLITE: Final = _append(bindparam("data_json", type_=Text))
 
 
-def links_in_sql(session: Session) -> bool:
-    """Whether the database links appended events itself (:func:`append_linked`: PostgreSQL) rather than the
-    caller reading the head and hashing (:func:`head_hash`, :func:`insert_events`: SQLite)."""
-    return session.get_bind().dialect.name == "postgresql"
+#: The most events :func:`append_linked` chains in one statement (a decision appends two or three; a staff action
+#: revoking a customer's leases may append hundreds, which are inserted in one statement after the head is read).
+MAX_LINKED: Final = 8
+
+
+def links_in_sql(session: Session, events: int) -> bool:
+    """Whether the database links ``events`` appended events itself (:func:`append_linked`: PostgreSQL, at most
+    :data:`MAX_LINKED`) rather than the caller reading the head and hashing (:func:`head_hash`,
+    :func:`insert_events`)."""
+    return events <= MAX_LINKED and session.get_bind().dialect.name == "postgresql"
 
 
 def insert_events(session: Session, rows: Sequence[dict[str, Any]]) -> list[int]:
@@ -63,11 +69,11 @@ def insert_events(session: Session, rows: Sequence[dict[str, Any]]) -> list[int]
 
 @functools.cache
 def _linked(n: int) -> TextClause:
-    """PostgreSQL: ``n`` events appended after the chain's head in one statement, each linked to the one before
-    (``e0`` is the head's hash, or ``genesis``) and hashed there: ``hash = sha256(prev_hash || body)``. Parameters:
-    genesis, at, and per event i (1..n) tag, actor, subject_type, subject_id, data (its JSON text) and body (what
-    is hashed after the previous hash). Each INSERT reads the one before it, so ids rise along the chain. Built
-    once per ``n``."""
+    """PostgreSQL: ``n`` (at most :data:`MAX_LINKED`) events appended after the chain's head in one statement, each
+    linked to the one before (``e0`` is the head's hash, or ``genesis``) and hashed there: ``hash =
+    sha256(prev_hash || body)``. Parameters: genesis, at, and per event i (1..n) tag, actor, subject_type,
+    subject_id, data (its JSON text) and body (what is hashed after the previous hash). Each INSERT reads the one
+    before it, so ids rise along the chain. Built once per ``n``."""
     # Only the event's position i (an int) is interpolated; every value is a bound parameter.
     insert_as = (
         "e{i} AS (INSERT INTO audit_events (at, tag, actor, subject_type, subject_id, data, prev_hash, hash) "

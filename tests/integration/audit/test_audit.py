@@ -10,6 +10,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from verifier.audit.log import GENESIS, AuditTag, Entry, _digest, record_event, record_events, verify_chain
+from verifier.audit.repository import MAX_LINKED
 from verifier.db.engine import make_engine, upgrade_database
 from verifier.db.models import AuditEvent
 
@@ -134,3 +135,14 @@ def test_audit_record_events_on_sqlite(tmp_path: Path) -> None:
             assert (check.intact, check.events) == (True, 3)
     finally:
         engine.dispose()
+
+
+def test_audit_record_events_many_linked_after_the_head(session: Session) -> None:
+    """More events than PostgreSQL chains in one statement: the head read, hashed here, one INSERT; still linked."""
+    head = _append(session, 1)[0]
+    entries = [Entry(AuditTag.LEASE_REVOKED, "staff:ops", "lease", f"L{i}", {"i": i}) for i in range(MAX_LINKED + 3)]
+    batch = record_events(session, entries, at=T0)
+    assert batch[0].prev_hash == head.hash
+    assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(batch))
+    assert [e.id for e in batch] == sorted(e.id for e in batch)
+    assert verify_chain(session).intact
