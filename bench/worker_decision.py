@@ -12,6 +12,7 @@ e2e bench, whose worker cannot reach Intel PCS).
     .venv/bin/python -m bench.worker_decision            # 5 rounds x 300 decisions per row
     .venv/bin/python -m bench.worker_decision --quick    # 3 rounds x 100
     .venv/bin/python -m bench.worker_decision --curve P-256 --scenario supplied --json
+    .venv/bin/python -m bench.worker_decision --quick --rows new --no-jose   # one row, no JOSE table
 
 Rows (every row decides the same kind of attestation; each must be accepted):
 
@@ -32,6 +33,11 @@ of decisions per row and round), per round; the table shows the median of the ro
 round the rows take turns every 10 decisions, in an order rotated each turn, so the drift of a shared VM hits each
 alike. Also the JOSE alone per op (JWK parse + JWE
 + EAR, no database), old and new, for P-256 and P-384 enclave keys.
+
+Every row decides through the repositories' prebuilt Core statements (issue 16: the decision's database work
+left the ORM unit of work). That change is not a row here: the ORM decision cannot run beside it in one process, so
+bench/README.md compares it by running ``--rows new`` against the tree of the commit before it (``PYTHONPATH``),
+alternating with the new code.
 
 Needs the local PostgreSQL (``KEYWARD_TEST_ADMIN_URL``; a database ``keyward_bench_*`` is created and dropped).
 """
@@ -304,7 +310,7 @@ class RowResult:
         }
 
 
-def run(rounds: int, per_round: int, curve: str, scenario: str) -> list[RowResult]:
+def run(rounds: int, per_round: int, curve: str, scenario: str, rows: tuple[str, ...] = ROWS) -> list[RowResult]:
     enclaves = Enclaves(curve)
     kek = LocalAesKek(os.urandom(32))
     signer = ProviderSigningKey.generate()
@@ -312,9 +318,9 @@ def run(rounds: int, per_round: int, curve: str, scenario: str) -> list[RowResul
     base = DecisionContext(trust=trust, kek=kek, keyring=ProviderKeyring(signer), challenge_secret=SECRET)
     contexts = {"old": replace(base, collateral_cache=None), "new": base}
     clock = Clock.fixed(SIM_NOW)
-    client: dict[str, list[float]] = {k: [] for k in ROWS}
-    backend: dict[str, list[float]] = {k: [] for k in ROWS}
-    walls: dict[str, list[float]] = {k: [] for k in ROWS}
+    client: dict[str, list[float]] = {k: [] for k in rows}
+    backend: dict[str, list[float]] = {k: [] for k in rows}
+    walls: dict[str, list[float]] = {k: [] for k in rows}
     with scratch_database("keyward_bench") as url:
         upgrade_database(url)
         engine = create_engine(url, pool_size=1, max_overflow=0)
@@ -365,18 +371,18 @@ def run(rounds: int, per_round: int, curve: str, scenario: str) -> list[RowResul
                     c1, b1 = time.process_time(), _proc_cpu(pid)
                 return c1 - c0, b1 - b0, lat
 
-            for k in ROWS:  # warm-up: imports, the connection, the verification and collateral caches
+            for k in rows:  # warm-up: imports, the connection, the verification and collateral caches
                 decide(prepare(10), k)
             for r in range(rounds):
                 # Each round: chunks of CHUNK decisions per row, the rows' order rotated chunk by chunk, so drift
                 # hits every row alike; the backend's 10 ms ticks sum exactly over a round's chunks.
-                pending = {k: prepare(per_round) for k in ROWS}
-                spent = {k: [0.0, 0.0] for k in ROWS}
+                pending = {k: prepare(per_round) for k in rows}
+                spent = {k: [0.0, 0.0] for k in rows}
                 gc.collect()
                 gc.disable()
                 try:
                     for i, at in enumerate(range(0, per_round, CHUNK)):
-                        order = ROWS[(i + r) % len(ROWS) :] + ROWS[: (i + r) % len(ROWS)]
+                        order = rows[(i + r) % len(rows) :] + rows[: (i + r) % len(rows)]
                         for k in order:
                             c, b, lat = decide(pending[k][at : at + CHUNK], k)
                             spent[k][0] += c
@@ -384,14 +390,14 @@ def run(rounds: int, per_round: int, curve: str, scenario: str) -> list[RowResul
                             walls[k].extend(lat)
                 finally:
                     gc.enable()
-                for k in ROWS:
+                for k in rows:
                     client[k].append(spent[k][0] / per_round * 1e3)
                     backend[k].append(spent[k][1] / per_round * 1e3)
         finally:
             engine.dispose()
     return [
         RowResult(k, LABELS[k], rounds * per_round, client[k], backend[k], statistics.median(walls[k]) * 1e3)
-        for k in ROWS
+        for k in rows
     ]
 
 
@@ -461,13 +467,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="3 rounds x 100 decisions per row")
     ap.add_argument("--curve", choices=("P-256", "P-384"), default="P-384", help="enclave keys (default P-384)")
     ap.add_argument("--scenario", choices=("cached", "supplied"), default="cached")
+    ap.add_argument("--rows", default=",".join(ROWS), help=f"rows to run, comma-separated (default {','.join(ROWS)})")
+    ap.add_argument("--no-jose", action="store_true", help="skip the JOSE-alone table")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     rounds, per_round = (3, 100) if args.quick else (5, 300)
     info = machine(("cryptography", "joserfc", "sqlalchemy", "psycopg"))
     load = os.getloadavg()
-    rows = [r.summary() for r in run(rounds, per_round, args.curve, args.scenario)]
-    jose_ops = jose_rows(1.0 if args.quick else 3.0)
+    chosen = tuple(k for k in args.rows.split(",") if k)
+    if not chosen or set(chosen) - set(ROWS):
+        ap.error(f"--rows: choose among {', '.join(ROWS)}")
+    rows = [r.summary() for r in run(rounds, per_round, args.curve, args.scenario, chosen)]
+    jose_ops = [] if args.no_jose else jose_rows(1.0 if args.quick else 3.0)
     load_after = os.getloadavg()
     if args.json:
         print(json.dumps({"machine": info, "load": [load, load_after], "rows": rows, "jose": jose_ops}, indent=2))
@@ -491,6 +502,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['pg_backend_cpu_ms']:.2f} ({min(b):.2f}-{max(b):.2f}) | {r['sum_ms']:.2f} | "
             f"{r['sum_ms'] - old:+.2f} | {r['wall_p50_ms']:.2f} |"
         )
+    if not jose_ops:
+        return 0
     print("\nJOSE alone per op (JWK parse + JWE of the DEK + EAR), CPU ms, median of 5:\n")
     print("| enclave key | joserfc | cryptography | saved |")
     print("|---|---:|---:|---:|")

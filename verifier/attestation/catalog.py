@@ -1,8 +1,8 @@
 """What a decision reads about the licence and the model: the catalog (model version, model, entitlement, its
-appraisal policy, the newest model key) and the active reference values, in two statements; and the appraisal
-policy document one evidence item is appraised against.
+appraisal policy, the newest model key) and the active reference values, in one statement (with the nonce's
+redemption, on PostgreSQL); and the appraisal policy document one evidence item is appraised against.
 
-Reads only; nothing here writes or commits. The two statements are built once, in
+Writes nothing but the redeemed nonce; never commits. The statements are built once, in
 :mod:`verifier.attestation.repository`.
 """
 
@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from verifier.attestation import repository
+from verifier.attestation.challenges import redeemable, replayed
 from verifier.db.models import (
     AppraisalPolicy,
     Attestation,
@@ -33,7 +34,7 @@ _log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Catalog:
-    """What a decision reads about the licence and the model, in two statements (see :func:`load_catalog`)."""
+    """What a decision reads about the licence and the model, in one statement (see :func:`load_catalog`)."""
 
     version: ModelVersion
     model: Model
@@ -44,21 +45,53 @@ class Catalog:
 
 
 def load_catalog(session: Session, att: Attestation, now: datetime) -> Catalog:
-    """The model version, its model, the entitlement, the entitlement's policy and the newest unretired model key in
-    one statement; the active reference values for the attestation's platforms in a second."""
-    row = repository.catalog_row(session, att.model_version_id, att.entitlement_id)
-    if row is None:
+    """The model version, its model, the entitlement, the entitlement's policy, the newest unretired model key and
+    the active reference values for the attestation's platforms, in one statement."""
+    catalog = _catalog(repository.read_catalog(session, att.model_version_id, att.entitlement_id, _platforms(att), now))
+    if catalog is None:
         raise NotFound(Code.MODEL_VERSION_NOT_FOUND, "model version or entitlement vanished")
-    version, model, entitlement, policy, model_key = row
-    # The attestation's platforms, and those whose rules run on every attestation (a model version's NVIDIA policy
-    # can require GPUs of evidence that brings none).
-    platforms = sorted(
+    return catalog
+
+
+def redeem_and_load_catalog(
+    session: Session, secret: bytes, att: Attestation, now: datetime, received: datetime
+) -> Catalog | None:
+    """Redeem the attestation's nonce as :func:`~verifier.attestation.challenges.redeem_challenge` does (checked
+    here, consumed for good in the caller's transaction) and read its catalog as :func:`load_catalog` does, in one
+    statement on PostgreSQL. None if the model version or entitlement is gone (the nonce is consumed either way).
+    Raises the nonce's ``challenge.*`` errors (nothing is written for an invalid or expired one)."""
+    expires_at = redeemable(secret, att.nonce, now, received_at=received)
+    redeemed, rows = repository.redeem_nonce_and_read_catalog(
+        session,
+        nonce=bytes(att.nonce),
+        used_at=now,
+        expires_at=expires_at,
+        version_id=att.model_version_id,
+        entitlement_id=att.entitlement_id,
+        platforms=_platforms(att),
+        now=now,
+    )
+    if not redeemed:
+        raise replayed()
+    return _catalog(rows)
+
+
+def _platforms(att: Attestation) -> list[str]:
+    """The attestation's platforms, and those whose rules run on every attestation (a model version's NVIDIA policy
+    can require GPUs of evidence that brings none)."""
+    return sorted(
         {str(i.get("type")) for i in att.evidence} | {e.name for e in PLATFORMS.values() if e.attestation_rules}
     )
+
+
+def _catalog(rows: repository.CatalogRows) -> Catalog | None:
+    found, sets = rows
+    if found is None:
+        return None
     reference_values: dict[str, ReferenceValueSet] = {}
-    for rv in repository.active_reference_values(session, version.id, platforms, now):
+    for rv in sets:  # newest valid_from first
         reference_values.setdefault(rv.platform, rv)
-    return Catalog(version, model, entitlement, policy, model_key, reference_values)
+    return Catalog(*found, reference_values)
 
 
 @dataclass(frozen=True, slots=True)

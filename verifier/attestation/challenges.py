@@ -135,6 +135,18 @@ def redeem_challenge(
     Raises ``challenge.invalid`` (wrong length or MAC), ``challenge.expired`` (received at or past its expiry) or
     ``challenge.replayed`` (already redeemed, possibly by another worker whose transaction is still open).
     """
+    expires_at = redeemable(secret, nonce, now, received_at=received_at)  # steps 1-3
+    # 4. Single use: the primary key on used_nonces.nonce, in one round trip. ON CONFLICT DO NOTHING inserts no row
+    #    for a nonce already there (or waits for an open transaction that inserted it, then inserts nothing if that
+    #    one commits); the caller's transaction stays usable either way, so no SAVEPOINT is needed.
+    if not repository.insert_used_nonce(session, bytes(nonce), now, expires_at):
+        raise replayed()
+
+
+def redeemable(secret: bytes, nonce: bytes, now: datetime, *, received_at: datetime | None = None) -> datetime:
+    """Steps 1-3 of :func:`redeem_challenge` (no database), and that the decision comes within
+    :data:`MAX_DECISION_DELAY` of the arrival: the nonce's expiry, which its used-nonce row keeps. A caller that
+    consumes the nonce in a statement of its own raises :func:`replayed` when that inserted no row."""
     _check_inputs(secret, now)
     received = now if received_at is None else received_at
     if received.tzinfo is None:  # SQLite hands back naive UTC
@@ -147,12 +159,12 @@ def redeem_challenge(
             expected=f"decided within {MAX_DECISION_DELAY} of arrival",
             actual=now - received,
         )
-    expires_at = check_nonce(secret, nonce, received)  # steps 1-3
-    # 4. Single use: the primary key on used_nonces.nonce, in one round trip. ON CONFLICT DO NOTHING inserts no row
-    #    for a nonce already there (or waits for an open transaction that inserted it, then inserts nothing if that
-    #    one commits); the caller's transaction stays usable either way, so no SAVEPOINT is needed.
-    if not repository.insert_used_nonce(session, bytes(nonce), now, expires_at):
-        raise VerificationFailed(Code.CHALLENGE_REPLAYED, "nonce has already been used")
+    return check_nonce(secret, nonce, received)
+
+
+def replayed() -> VerificationFailed:
+    """``challenge.replayed``: the nonce's used-nonce row was already there."""
+    return VerificationFailed(Code.CHALLENGE_REPLAYED, "nonce has already been used")
 
 
 def purge_used_nonces(session: Session, now: datetime) -> int:

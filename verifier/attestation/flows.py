@@ -40,8 +40,10 @@ task and be requeued forever; database errors are not caught (the task retries t
 recording (a half-written lease rolls back with the transaction). In production, a policy asking to accept debug
 TEEs is overridden: the host can read a debug TEE's memory, so the model key is never released to one.
 Every check that can reject runs before anything but the redeemed nonce is written, so a rejection needs no
-savepoint and leaves no half-made lease. The reads are few on purpose (one statement for the catalog, one for the
-reference values, one for the seat): a decision is a handful of round trips to PostgreSQL.
+savepoint and leaves no half-made lease. The reads are few on purpose (one statement redeems the nonce and reads
+the catalog with its reference values, one locks the entitlement, one reads the seat) and every statement is
+SQLAlchemy Core built once (the repositories'), its rows handed on as untracked entities
+(:mod:`verifier.db.rows`): a decision is a handful of round trips to PostgreSQL and no ORM unit of work.
 The function is idempotent: a decided attestation is returned unchanged (a worker killed mid-task re-runs it).
 
 Here: the order of the steps, the writes and the audit. Elsewhere: the catalog and policy reads
@@ -64,17 +66,16 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from verifier.attestation import repository
-from verifier.attestation.catalog import Catalog, load_catalog
-from verifier.attestation.challenges import redeem_challenge
+from verifier.attestation.catalog import Catalog, redeem_and_load_catalog
 from verifier.attestation.context import DecisionContext
 from verifier.attestation.items import attestation_rules, attested_gpus, evaluate_item, read_needs
-from verifier.attestation.leases import issue_lease, lease_times, renew_lease, renewable_lease
+from verifier.attestation.leases import lease_times, renewable_lease, seat_new_lease
 from verifier.audit.log import AuditTag, Entry, record_events
 from verifier.clock import Clock, DecisionTime, WallTime
 from verifier.collateral.documents import Documents
 from verifier.db.models import Attestation, AttestationStatus, Entitlement, Lease, ModelKey
 from verifier.entitlement.service import Seat, check_entitlement_rules, lock_entitlement, reserve_seat
-from verifier.errors import Code, Conflict, KeywardError, NotFound, Reason, VerificationFailed
+from verifier.errors import Code, KeywardError, NotFound, Reason, VerificationFailed
 from verifier.keywrap.ear import issue_ear
 from verifier.keywrap.enclave import EnclaveKey, expected_report_data, parse_enclave_jwk, wrap_for_enclave
 from verifier.keywrap.kek import model_key_context
@@ -219,12 +220,14 @@ def _check(
     documents: Documents | None,
     evaluations: list[Evaluation],
 ) -> Accepted | Rejected:
-    # 1-2. Freshness (as of the evidence's arrival; the nonce is spent either way) and the enclave key.
-    redeem_challenge(session, ctx.challenge_secret, att.nonce, now, received_at=received)
+    # 1-2. Freshness (as of the evidence's arrival; the nonce is spent either way) and the enclave key. The nonce is
+    #      consumed in the statement that reads the catalog.
+    catalog = redeem_and_load_catalog(session, ctx.challenge_secret, att, now, received)
     _check_age(now, received, ctx.max_decision_age)
     key = parse_enclave_jwk(att.enclave_jwk)
     binding = expected_report_data(att.nonce, key)
-    catalog = load_catalog(session, att, now)
+    if catalog is None:
+        raise NotFound(Code.MODEL_VERSION_NOT_FOUND, "model version or entitlement vanished")
     # 3. Every evidence item, parsed once, appraised against reference values + policy + binding with the cached
     #    documents its platform says it needs (one statement for all items).
     items = parse_evidence(att.evidence, ctx.collateral_cache) if evidence is None else evidence
@@ -270,8 +273,13 @@ def _check(
         lease_id, deployment_id = tenure.id, tenure.deployment_id
     else:  # a new lease takes a seat (race-free: the entitlement row is locked until commit), unless a newer
         #    request of the deployment already holds it
-        _check_not_superseded(session, att, entitlement, received)
-        tenure = reserve_seat(session, entitlement, att.deployment_name, now=now)
+        tenure = reserve_seat(
+            session,
+            entitlement,
+            att.deployment_name,
+            now=now,
+            newer_than=(att.created_at, received - _CLOCK_SKEW_MARGIN),
+        )
         lease_id, deployment_id = uuid.uuid4(), tenure.deployment_id
     expires_at, renew_after = lease_times(now, entitlement.lease_ttl_seconds)
     return Accepted(
@@ -302,30 +310,9 @@ def _check_age(now: DecisionTime, received: DecisionTime, limit: timedelta) -> N
         )
 
 
-#: Slack for the hosts' clocks in :func:`_check_not_superseded`'s index bound (never in its comparison).
+#: Slack for the hosts' clocks in the index bound of the seat's newer-request check (never in its comparison): a
+#: request of the deployment accepted after this one arrived was decided after ``received - margin``.
 _CLOCK_SKEW_MARGIN: Final = timedelta(minutes=5)
-
-
-def _check_not_superseded(session: Session, att: Attestation, entitlement: Entitlement, received: DecisionTime) -> None:
-    """``attestation.superseded_by_newer`` if the deployment was granted a lease for a request that arrived after
-    this one (``created_at``, real time on both sides): a late decision never displaces a newer enclave's lease,
-    whatever order the two were decided in. Call it under the entitlement lock (every grant for the deployment is
-    then committed and visible). A renewal needs no such check: the newer lease superseded the one it renews."""
-    newer = repository.newer_grant(
-        session,
-        entitlement_id=entitlement.id,
-        deployment_name=att.deployment_name,
-        arrived_at=att.created_at,
-        decided_since=received - _CLOCK_SKEW_MARGIN,
-    )
-    if newer is not None:
-        newer_id, newer_arrived, newer_lease = newer
-        raise Conflict(
-            Code.ATTESTATION_SUPERSEDED_BY_NEWER,
-            "the deployment holds a lease granted to a request that arrived after this one; attest again to replace it",
-            expected=f"no request of the deployment accepted after this one arrived ({att.created_at.isoformat()})",
-            actual=f"attestation {newer_id} arrived {newer_arrived.isoformat()}, lease {newer_lease}",
-        )
 
 
 def _reasons_for(error: Exception, att: Attestation) -> tuple[Reason, ...]:
@@ -380,69 +367,111 @@ def record(
     now: DecisionTime,
     started: float,
 ) -> None:
-    """Step 6: for a release, the seat and the lease; then the attestation row and its audit events, pass or fail.
-    Catches nothing: a failure here rolls the whole decision back (the task retries)."""
-    lease: Lease | None = None
+    """Step 6: for a release, the seat and the lease; then the attestation row, its deployment's summary, its audit
+    events and the day's counters, pass or fail. The lease, the attestation row and the summary are one statement
+    (:func:`~verifier.attestation.repository.record_decision`). Catches nothing: a failure here rolls the whole
+    decision back (the task retries)."""
     superseded: list[uuid.UUID] = []  # the deployment's earlier live leases the new one replaces
+    reasons: tuple[Reason, ...] = ()
+    new_lease: dict[str, Any] | None = None
+    renewed: tuple[Lease, DecisionTime, DecisionTime] | None = None
     if isinstance(outcome, Released):
         accepted = outcome.accepted
-        lease, superseded = _write_lease(session, att, accepted, now)
-        att.wrapped_key, att.result_token = outcome.wrapped_key, outcome.result_token
-        att.deployment_id, att.lease_id = accepted.deployment_id, accepted.lease_id
-        att.status = AttestationStatus.ACCEPTED
-        reasons: tuple[Reason, ...] = ()
-        evaluations = accepted.evaluations
+        status, evaluations = AttestationStatus.ACCEPTED, accepted.evaluations
+        if isinstance(accepted.tenure, Lease):  # a renewal extends its lease
+            renewed = (accepted.tenure, accepted.expires_at, accepted.renew_after)
+        else:  # the seat taken now (superseding the deployment's live leases); the lease written with the rest
+            new_lease, superseded = seat_new_lease(
+                session,
+                lease_id=accepted.lease_id,
+                entitlement_id=accepted.entitlement.id,
+                deployment_name=att.deployment_name,
+                seat=accepted.tenure,
+                model_version_id=accepted.catalog.version.id,
+                thumbprint=accepted.key.thumbprint_b64,
+                now=now,
+                expires_at=accepted.expires_at,
+                renew_after=accepted.renew_after,
+                gpus=accepted.gpus,
+            )
+        released: dict[str, Any] = {
+            "wrapped_key": outcome.wrapped_key,
+            "result_token": outcome.result_token,
+            "deployment_id": accepted.deployment_id,
+            "lease_id": accepted.lease_id,
+        }
     else:
-        att.wrapped_key = att.result_token = None
-        att.status = AttestationStatus.REJECTED
-        reasons, evaluations = outcome.reasons, outcome.evaluations
-    att.claims = {e.platform or f"item{i}": e.claims for i, e in enumerate(evaluations)}
-    att.collateral = {e.platform or f"item{i}": e.collateral for i, e in enumerate(evaluations)}
-    att.verdict = {
-        "accepted": att.status == AttestationStatus.ACCEPTED,
-        "reasons": [r.to_json() for r in reasons],
-        "evaluations": [e.to_json() for e in evaluations],
-    }
-    att.simulated = any(e.simulated for e in evaluations) or ctx.trust.simulated
-    att.reason_codes = " ".join(sorted({r.code.value for r in reasons})) or None
-    att.decided_at = now
-    att.timings = {"decide_ms": round((time.perf_counter() - started) * 1000, 3)}
-    _note_deployment(session, att, lease, evaluations, now)
+        status, reasons, evaluations = AttestationStatus.REJECTED, outcome.reasons, outcome.evaluations
+        released = {
+            "wrapped_key": None,
+            "result_token": None,
+            "deployment_id": att.deployment_id,
+            "lease_id": att.lease_id,
+        }
+    claims: dict[str, Any] = {}
+    collateral: dict[str, Any] = {}
+    for i, e in enumerate(evaluations):  # each evaluation's dicts built once, for the columns and the verdict
+        claims[e.platform or f"item{i}"] = e.claims
+        collateral[e.platform or f"item{i}"] = e.collateral
+    simulated = any(e.simulated for e in evaluations) or ctx.trust.simulated
+    reason_codes = " ".join(sorted({r.code.value for r in reasons})) or None
+    lease = repository.record_decision(
+        session,
+        att,
+        {
+            "status": status,
+            "claims": claims,
+            "collateral": collateral,
+            "verdict": {
+                "accepted": status == AttestationStatus.ACCEPTED,
+                "reasons": [r.to_json() for r in reasons],
+                "evaluations": [e.to_json() for e in evaluations],
+            },
+            "simulated": simulated,
+            "reason_codes": reason_codes,
+            "decided_at": now,
+            "timings": {"decide_ms": round((time.perf_counter() - started) * 1000, 3)},
+            **released,
+        },
+        note=_deployment_note(att, status, released, evaluations, simulated=simulated, now=now),
+        new_lease=new_lease,
+        renewed=renewed,
+    )
     entries = [_decision_entry(att, lease, reasons, superseded)]
     if lease is not None:
         entries.append(_lease_entry(att, lease))
         entries.extend(_superseded_entry(att, lease, i) for i in superseded)
-    record_events(session, entries, at=now)  # flushes the attestation's changes with the events
+    record_events(session, entries, at=now)
     # Counted after the audit append: its lock orders the decisions' transactions (see count_decision).
-    repository.count_decision(session, decided_at=now, status=att.status, reason_codes=att.reason_codes)
+    repository.count_decision(session, decided_at=now, status=status, reason_codes=reason_codes)
 
 
-def _note_deployment(
-    session: Session, att: Attestation, lease: Lease | None, evaluations: Sequence[Evaluation], now: DecisionTime
-) -> None:
+def _deployment_note(
+    att: Attestation,
+    status: AttestationStatus,
+    released: dict[str, Any],
+    evaluations: Sequence[Evaluation],
+    *,
+    simulated: bool,
+    now: DecisionTime,
+) -> repository.Note:
     """The deployment's summary for the staff dashboard: an acceptance's lease, platforms, TCB status (the first
     evaluation that has one: the CPU evidence's), Intel TCB evaluation number and TCB Info (:func:`_intel_judgement`)
     and simulated flag; the last decision naming it, pass or fail."""
-    if lease is not None:
-        repository.note_accepted(
-            session,
-            deployment_id=lease.deployment_id,
-            lease_id=lease.id,
+    if status == AttestationStatus.ACCEPTED:
+        return repository.accepted_note(
+            deployment_id=released["deployment_id"],
+            lease_id=released["lease_id"],
             attestation_id=att.id,
             platforms=",".join(sorted(set(att.platforms))) or None,
             tcb_status=next((e.tcb_status for e in evaluations if e.tcb_status), None),
-            simulated=att.simulated,
+            simulated=simulated,
             now=now,
             **_intel_judgement(evaluations),
         )
-    else:
-        repository.note_rejected(
-            session,
-            entitlement_id=att.entitlement_id,
-            deployment_name=att.deployment_name,
-            attestation_id=att.id,
-            now=now,
-        )
+    return repository.rejected_note(
+        entitlement_id=att.entitlement_id, deployment_name=att.deployment_name, attestation_id=att.id, now=now
+    )
 
 
 #: The id an Intel platform's TCB Info names itself with (``tcbInfo.id``; SGX's v2 TCB Info has none and is SGX's).
@@ -459,32 +488,6 @@ def _intel_judgement(evaluations: Sequence[Evaluation]) -> dict[str, Any]:
             tcb_info = f"{_TCB_INFO_IDS[e.platform]}:{fmspc.lower()}" if isinstance(fmspc, str) and fmspc else None
             return {"tcb_eval_number": number, "tcb_info_id": tcb_info}
     return {"tcb_eval_number": None, "tcb_info_id": None}
-
-
-def _write_lease(
-    session: Session, att: Attestation, accepted: Accepted, now: DecisionTime
-) -> tuple[Lease, list[uuid.UUID]]:
-    """The renewed lease extended, or the seat taken (superseding the deployment's live leases) and a new lease
-    issued, through the lease service; flushed, so the rows the attestation's foreign keys name go first. Returns
-    the lease and the ids of the leases it superseded."""
-    if isinstance(accepted.tenure, Lease):
-        lease = renew_lease(accepted.tenure, expires_at=accepted.expires_at, renew_after=accepted.renew_after)
-        session.flush()
-        return lease, []
-    issued = issue_lease(
-        session,
-        lease_id=accepted.lease_id,
-        entitlement_id=accepted.entitlement.id,
-        deployment_name=att.deployment_name,
-        seat=accepted.tenure,
-        model_version_id=accepted.catalog.version.id,
-        thumbprint=accepted.key.thumbprint_b64,
-        now=now,
-        expires_at=accepted.expires_at,
-        renew_after=accepted.renew_after,
-        gpus=accepted.gpus,
-    )
-    return issued.lease, issued.superseded
 
 
 def _decision_entry(

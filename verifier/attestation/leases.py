@@ -1,12 +1,15 @@
 """The lease lifecycle, in one place: issue, renew, supersede, release, revoke (one lease or every live lease of an
 entitlement or customer) and expire.
 
-* **issue** (:func:`issue_lease`): the decision takes the deployment's seat (reserved under the entitlement lock by
-  :func:`~verifier.entitlement.service.reserve_seat`) and adds a ``live`` lease; taking the seat **supersedes** the
+* **issue** (:func:`issue_lease`): take the deployment's seat (reserved under the entitlement lock by
+  :func:`~verifier.entitlement.service.reserve_seat`) and add a ``live`` lease; taking the seat **supersedes** the
   deployment's earlier live leases (``revoked``; :func:`~verifier.entitlement.service.take_seat`), so one seat
-  never covers two running enclaves. :func:`lease_times` gives its ``expires_at`` and ``renew_after``.
+  never covers two running enclaves. :func:`lease_times` gives its ``expires_at`` and ``renew_after``. The
+  decision takes the seat with :func:`seat_new_lease` and writes the lease in the statement that records the
+  attestation (:func:`verifier.attestation.repository.record_decision`).
 * **renew** (:func:`renewable_lease`, then :func:`renew_lease`): only a live, unexpired lease of the same
-  entitlement, from the same enclave key (``lease.not_renewable`` otherwise).
+  entitlement, from the same enclave key (``lease.not_renewable`` otherwise); the decision writes the new times
+  with its record, as for a new lease.
 * **release** (:func:`release_lease`): the enclave gives its seat back; idempotent for an ended lease.
 * **revoke** (:func:`revoke_lease`, :func:`revoke_live_leases`): staff end one live lease, or every live lease of a
   deployment, an entitlement or a customer whose status changed; the scope is typed ids, never a SQL predicate.
@@ -22,6 +25,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -61,32 +65,66 @@ def issue_lease(
     renew_after: datetime,
     gpus: int = 0,
 ) -> IssuedLease:
-    """Take ``seat`` (create the deployment, or touch it and supersede its live leases) and add a ``live`` lease
-    for it, flushed. Call it under the entitlement lock that reserved the seat, once nothing can reject any more."""
-    superseded = take_seat(session, entitlement_id, deployment_name, seat, now=now)
-    lease = Lease(
-        id=lease_id,
+    """Take ``seat`` (create the deployment, or touch it and supersede its live leases) and insert a ``live`` lease
+    for it (:func:`seat_new_lease`, then one INSERT; sent now, the lease untracked by the session). Call it under
+    the entitlement lock that reserved the seat, once nothing can reject any more."""
+    row, superseded = seat_new_lease(
+        session,
+        lease_id=lease_id,
         entitlement_id=entitlement_id,
-        deployment_id=seat.deployment_id,
+        deployment_name=deployment_name,
+        seat=seat,
         model_version_id=model_version_id,
-        enclave_key_thumbprint=thumbprint,
-        gpus=gpus,
-        status=LeaseStatus.LIVE,
-        issued_at=now,
+        thumbprint=thumbprint,
+        now=now,
         expires_at=expires_at,
         renew_after=renew_after,
+        gpus=gpus,
     )
-    repository.add_lease(session, lease)
-    session.flush()
-    return IssuedLease(lease, superseded)
+    return IssuedLease(repository.insert_lease(session, row), superseded)
+
+
+def seat_new_lease(
+    session: Session,
+    *,
+    lease_id: uuid.UUID,
+    entitlement_id: uuid.UUID,
+    deployment_name: str,
+    seat: Seat,
+    model_version_id: uuid.UUID,
+    thumbprint: str,
+    now: datetime,
+    expires_at: datetime,
+    renew_after: datetime,
+    gpus: int = 0,
+) -> tuple[dict[str, Any], list[uuid.UUID]]:
+    """:func:`issue_lease` but for the lease's INSERT, which the caller sends with its own writes (the decision:
+    :func:`verifier.attestation.repository.record_decision`, in the same statement as the attestation naming it):
+    the seat taken now, and (the new ``live`` lease's row, the superseded leases' ids)."""
+    superseded = take_seat(session, entitlement_id, deployment_name, seat, now=now)
+    row = {
+        "id": lease_id,
+        "entitlement_id": entitlement_id,
+        "deployment_id": seat.deployment_id,
+        "model_version_id": model_version_id,
+        "enclave_key_thumbprint": thumbprint,
+        "gpus": gpus,
+        "status": LeaseStatus.LIVE,
+        "issued_at": now,
+        "expires_at": expires_at,
+        "renew_after": renew_after,
+        "ended_at": None,
+    }
+    return row, superseded
 
 
 def renewable_lease(
     session: Session, lease_id: uuid.UUID | None, *, entitlement_id: uuid.UUID, thumbprint: str, now: datetime
 ) -> Lease:
-    """The lease a renewal extends, its row locked ``FOR UPDATE``: it must exist under ``entitlement_id``, be live
-    and unexpired, and belong to the enclave key ``thumbprint``; ``lease.not_renewable`` otherwise."""
-    lease = repository.get_lease(session, lease_id, lock=True) if lease_id else None
+    """The lease a renewal extends, its row locked ``FOR UPDATE`` and read afresh: it must exist under
+    ``entitlement_id``, be live and unexpired, and belong to the enclave key ``thumbprint``; ``lease.not_renewable``
+    otherwise."""
+    lease = repository.lock_lease(session, lease_id) if lease_id else None
     if lease is None or lease.entitlement_id != entitlement_id:
         raise Conflict(Code.LEASE_NOT_RENEWABLE, "no such lease")
     if lease.status != LeaseStatus.LIVE or lease.expires_at <= now:
@@ -106,9 +144,9 @@ def renewable_lease(
     return lease
 
 
-def renew_lease(lease: Lease, *, expires_at: datetime, renew_after: datetime) -> Lease:
-    """Extend ``lease`` (from :func:`renewable_lease`, in this transaction); the caller's flush writes it."""
-    lease.expires_at, lease.renew_after = expires_at, renew_after
+def renew_lease(session: Session, lease: Lease, *, expires_at: datetime, renew_after: datetime) -> Lease:
+    """Extend ``lease`` (from :func:`renewable_lease`, in this transaction): written now (one UPDATE)."""
+    repository.extend_lease(session, lease, expires_at=expires_at, renew_after=renew_after)
     return lease
 
 

@@ -10,6 +10,7 @@ here commits. Rules (what may renew, who may release, what a scope revokes) are 
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -17,7 +18,25 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, Final, cast
 
-from sqlalchemy import Connection, CursorResult, Row, String, bindparam, delete, func, or_, select, update
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    Connection,
+    CursorResult,
+    Row,
+    String,
+    and_,
+    any_,
+    bindparam,
+    delete,
+    func,
+    literal,
+    null,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy import insert as insert_values
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -42,49 +61,221 @@ from verifier.db.models import (
     UsedNonce,
 )
 from verifier.db.queries import equals, page
+from verifier.db.rows import entity, set_loaded, table
 
-# -- a decision's catalog reads (built once; parameters: version, entitlement, platforms, now) ------------------
+# -- a decision's reads (Core, built once: entities come back untracked, see verifier.db.rows) -------------------
+
+_ATTESTATIONS: Final = table(Attestation)
+_LEASES: Final = table(Lease)
+_DEPLOYMENTS: Final = table(Deployment)
+_VERSIONS: Final = table(ModelVersion)
+_MODELS: Final = table(Model)
+_ENTITLEMENTS: Final = table(Entitlement)
+_POLICIES: Final = table(AppraisalPolicy)
+_MODEL_KEYS: Final = table(ModelKey)
+_REFERENCE_SETS: Final = table(ReferenceValueSet)
+
+#: What a decision reads of its attestation: the request, never its earlier outcome (the 17 KB evidence among them).
+_REQUEST_COLUMNS: Final = (
+    "id",
+    "entitlement_id",
+    "deployment_id",
+    "lease_id",
+    "model_version_id",
+    "deployment_name",
+    "kind",
+    "platforms",
+    "status",
+    "nonce",
+    "enclave_jwk",
+    "evidence",
+    "created_at",
+)
+#: The attestation's request columns, its row locked ``FOR UPDATE``; parameter: id.
+_LOCK_ATTESTATION: Final = (
+    select(*(_ATTESTATIONS.c[k] for k in _REQUEST_COLUMNS))
+    .where(_ATTESTATIONS.c.id == bindparam("id"))
+    .with_for_update()
+)
+#: The rest of a decided attestation (what its decision wrote); parameter: id.
+_DECIDED: Final = select(*(c for c in _ATTESTATIONS.c if c.name not in _REQUEST_COLUMNS)).where(
+    _ATTESTATIONS.c.id == bindparam("id")
+)
 
 _NEWEST_KEY = (
-    select(ModelKey.id)
-    .where(ModelKey.model_version_id == bindparam("version"), ModelKey.retired_at.is_(None))
-    .order_by(ModelKey.created_at.desc())
+    select(_MODEL_KEYS.c.id)
+    .where(_MODEL_KEYS.c.model_version_id == bindparam("version"), _MODEL_KEYS.c.retired_at.is_(None))
+    .order_by(_MODEL_KEYS.c.created_at.desc())
     .limit(1)
     .scalar_subquery()
 )
-_CATALOG = (
-    select(ModelVersion, Model, Entitlement, AppraisalPolicy, ModelKey)
-    .join(Model, Model.id == ModelVersion.model_id)
-    .join(Entitlement, Entitlement.id == bindparam("entitlement"))
-    .outerjoin(AppraisalPolicy, AppraisalPolicy.id == Entitlement.policy_id)
-    .outerjoin(ModelKey, ModelKey.id == _NEWEST_KEY)
-    .where(ModelVersion.id == bindparam("version"))
-)
-_REFERENCE_VALUES = (
-    select(ReferenceValueSet)
-    .where(
-        ReferenceValueSet.model_version_id == bindparam("version"),
-        ReferenceValueSet.platform.in_(bindparam("platforms", expanding=True)),
-        ReferenceValueSet.status == RecordStatus.ACTIVE,
-        ReferenceValueSet.valid_from <= bindparam("now"),
+
+
+def _insert_nonce_cte() -> Any:
+    """:func:`_insert_nonce`'s PostgreSQL statement as a CTE named ``redeemed`` (parameters: nonce, used_at,
+    expires_at)."""
+    nonces = table(UsedNonce)
+    return (
+        postgresql_insert(nonces)
+        .values(nonce=bindparam("nonce"), used_at=bindparam("used_at"), expires_at=bindparam("expires_at"))
+        .on_conflict_do_nothing(index_elements=[nonces.c.nonce])
+        .returning(nonces.c.nonce)
+        .cte("redeemed")
     )
-    .order_by(ReferenceValueSet.valid_from.desc())
+
+
+#: The catalog's five rows side by side, in this order (policy and key columns NULL when there is none), then one
+#: active reference-value set (its columns NULL when there is none): a row per set that applies. Only the columns
+#: a decision reads (the entities leave the others unloaded: None).
+_CATALOG_COLUMNS: Final = (
+    (_VERSIONS, ModelVersion, ("id", "model_id", "version")),
+    (_MODELS, Model, ("id", "name")),
+    (_ENTITLEMENTS, Entitlement, ("id", "customer_id", "model_id", "policy_id", "status")),
+    (_POLICIES, AppraisalPolicy, ("id", "platform", "document")),
+    (_MODEL_KEYS, ModelKey, ("id", "model_version_id", "kek_id", "wrapped_dek")),
+    (
+        _REFERENCE_SETS,
+        ReferenceValueSet,
+        ("id", "model_version_id", "platform", "status", "values", "valid_from", "valid_until"),
+    ),
 )
 
 
-def catalog_row(
-    session: Session, version_id: uuid.UUID, entitlement_id: uuid.UUID
-) -> tuple[ModelVersion, Model, Entitlement, AppraisalPolicy | None, ModelKey | None] | None:
-    """(model version, model, entitlement, its policy, the newest unretired model key), in one statement."""
-    row = session.execute(_CATALOG, {"version": version_id, "entitlement": entitlement_id}).one_or_none()
-    return None if row is None else (row[0], row[1], row[2], row[3], row[4])
+def _catalog_rows_query(platform_is_wanted: ColumnElement[bool]) -> Any:
+    return (
+        select(*(t.c[k] for t, _, keys in _CATALOG_COLUMNS for k in keys))
+        .select_from(_VERSIONS)
+        .join(_MODELS, _MODELS.c.id == _VERSIONS.c.model_id)
+        .join(_ENTITLEMENTS, _ENTITLEMENTS.c.id == bindparam("entitlement"))
+        .outerjoin(_POLICIES, _POLICIES.c.id == _ENTITLEMENTS.c.policy_id)
+        .outerjoin(_MODEL_KEYS, _MODEL_KEYS.c.id == _NEWEST_KEY)
+        .outerjoin(
+            _REFERENCE_SETS,
+            and_(
+                _REFERENCE_SETS.c.model_version_id == _VERSIONS.c.id,
+                platform_is_wanted,
+                _REFERENCE_SETS.c.status == RecordStatus.ACTIVE.value,
+                _REFERENCE_SETS.c.valid_from <= bindparam("now"),
+            ),
+        )
+        .where(_VERSIONS.c.id == bindparam("version"))
+        .subquery("catalog")
+    )
 
 
-def active_reference_values(
-    session: Session, version_id: uuid.UUID, platforms: Sequence[str], now: datetime
-) -> list[ReferenceValueSet]:
-    """The active sets of the version for ``platforms`` with ``valid_from <= now``, newest ``valid_from`` first."""
-    return list(session.scalars(_REFERENCE_VALUES, {"version": version_id, "platforms": list(platforms), "now": now}))
+#: The platforms as one array parameter on PostgreSQL (an expanding IN is rewritten on every execution), a list
+#: SQLite expands.
+_CATALOG_ROWS_POSTGRESQL = _catalog_rows_query(
+    _REFERENCE_SETS.c.platform == any_(bindparam("platforms", type_=ARRAY(String)))
+)
+_CATALOG_ROWS_SQLITE = _catalog_rows_query(_REFERENCE_SETS.c.platform.in_(bindparam("platforms", expanding=True)))
+_ONE_ROW = select(literal(1).label("one")).subquery("one")
+
+
+def _catalog_read(redeemed: ColumnElement[Any], rows: Any) -> Any:
+    """``redeemed``, then the catalog ``rows``; one row with NULLs for a catalog that is gone (parameters: version,
+    entitlement, platforms, now)."""
+    return select(redeemed.label("redeemed"), *rows.c).select_from(_ONE_ROW.outerjoin(rows, true()))
+
+
+#: PostgreSQL: the nonce consumed (:func:`insert_used_nonce`'s INSERT, a data-modifying CTE) in the statement that
+#: reads the catalog: ``redeemed`` counts the rows it inserted (0: already used). Parameters: nonce, used_at,
+#: expires_at, and the catalog's.
+_REDEEM: Final = _insert_nonce_cte()
+_REDEEM_AND_READ_CATALOG: Final = _catalog_read(
+    select(func.count()).select_from(_REDEEM).scalar_subquery(), _CATALOG_ROWS_POSTGRESQL
+)
+_READ_CATALOG_POSTGRESQL: Final = _catalog_read(null(), _CATALOG_ROWS_POSTGRESQL)
+_READ_CATALOG_SQLITE: Final = _catalog_read(null(), _CATALOG_ROWS_SQLITE)
+
+CatalogRows = tuple[
+    tuple[ModelVersion, Model, Entitlement, AppraisalPolicy | None, ModelKey | None] | None, list[ReferenceValueSet]
+]
+
+
+def lock_attestation(session: Session, attestation_id: uuid.UUID) -> Attestation | None:
+    """The attestation, its row locked ``FOR UPDATE`` until the transaction ends and read afresh (the decision's
+    first read; :func:`verifier.attestation.flows.lock_attestation` raises for a missing one). One Core statement
+    reading the request's columns (:data:`_REQUEST_COLUMNS`) of a pending one, a second for the rest of a decided
+    one; the entity is the session's instance refreshed, or an untracked one (:func:`verifier.db.rows.entity`):
+    the decision writes its outcome with :func:`record_decision` (which sets those columns on it), never by a
+    flush."""
+    row = session.execute(_LOCK_ATTESTATION, {"id": attestation_id}).one_or_none()
+    if row is None:
+        return None
+    values = dict(row._mapping)
+    if values["status"] != AttestationStatus.PENDING:  # decided (a redelivery): returned whole, as it is
+        values.update(session.execute(_DECIDED, {"id": attestation_id}).one()._mapping)
+    return entity(session, Attestation, values)
+
+
+def read_catalog(
+    session: Session, version_id: uuid.UUID, entitlement_id: uuid.UUID, platforms: Sequence[str], now: datetime
+) -> CatalogRows:
+    """((model version, model, entitlement, its policy, the newest unretired model key) or None if the version or
+    entitlement is gone, the active reference-value sets of the version for ``platforms`` with ``valid_from <=
+    now``, newest ``valid_from`` first), in one statement; untracked entities (read only)."""
+    params = {"version": version_id, "entitlement": entitlement_id, "platforms": list(platforms), "now": now}
+    statement = _READ_CATALOG_SQLITE if session.get_bind().dialect.name == "sqlite" else _READ_CATALOG_POSTGRESQL
+    return _catalog_rows(session, session.execute(statement, params).all())
+
+
+def redeem_nonce_and_read_catalog(
+    session: Session,
+    *,
+    nonce: bytes,
+    used_at: datetime,
+    expires_at: datetime,
+    version_id: uuid.UUID,
+    entitlement_id: uuid.UUID,
+    platforms: Sequence[str],
+    now: datetime,
+) -> tuple[bool, CatalogRows]:
+    """(whether this call consumed ``nonce``: :func:`insert_used_nonce`, :func:`read_catalog`), in one statement on
+    PostgreSQL, two on SQLite."""
+    if session.get_bind().dialect.name == "sqlite":
+        redeemed = insert_used_nonce(session, nonce, used_at, expires_at)
+        return redeemed, read_catalog(session, version_id, entitlement_id, platforms, now)
+    params = {
+        "nonce": nonce,
+        "used_at": used_at,
+        "expires_at": expires_at,
+        "version": version_id,
+        "entitlement": entitlement_id,
+        "platforms": list(platforms),
+        "now": now,
+    }
+    rows = session.execute(_REDEEM_AND_READ_CATALOG, params).all()
+    return bool(rows[0][0]), _catalog_rows(session, rows)
+
+
+def _catalog_rows(session: Session, rows: Sequence[Row[Any]]) -> CatalogRows:
+    """The catalog's entities from the rows of :func:`_catalog_read` (the catalog repeats on every row)."""
+    version, model, entitlement, policy, key = (_part(session, rows[0], i) for i in range(5))
+    if version is None or model is None or entitlement is None:
+        return None, []
+    sets = [rv for row in rows if (rv := _part(session, row, 5)) is not None]
+    sets.sort(key=lambda rv: rv.valid_from, reverse=True)
+    return (version, model, entitlement, policy, key), sets
+
+
+#: Where each of :data:`_CATALOG_COLUMNS` sits in a row of :func:`_catalog_read` (after ``redeemed``).
+_CATALOG_SLICES: Final = [
+    (
+        cls,
+        keys,
+        1 + sum(len(before) for _, _, before in _CATALOG_COLUMNS[:i]),
+        1 + sum(len(upto) for _, _, upto in _CATALOG_COLUMNS[: i + 1]),
+    )
+    for i, (_, cls, keys) in enumerate(_CATALOG_COLUMNS)
+]
+
+
+def _part(session: Session, row: Row[Any], i: int) -> Any:
+    """The entity of the ``i``-th catalog table in ``row``, or None where its columns are NULL."""
+    cls, keys, start, end = _CATALOG_SLICES[i]
+    values = dict(zip(keys, row[start:end], strict=True))
+    return None if values["id"] is None else entity(session, cls, values)
 
 
 # -- a submission's reads (built once per shape) -----------------------------------------------------------------
@@ -126,46 +317,52 @@ def licensed_version(
 # -- the deployment summary a decision keeps (the staff dashboard reads it; built once) ---------------------------
 
 #: An acceptance (new lease or renewal), under the entitlement lock: its lease, platforms, TCB status, Intel TCB
-#: evaluation number and TCB Info, simulated flag, and the last decision. Parameters: deployment, lease, platforms,
-#: tcb, eval_number, tcb_info, simulated, attestation, now.
+#: evaluation number and TCB Info, simulated flag, and the last decision. Parameters (named apart from the
+#: attestation's columns: the statement also runs as a CTE of :func:`record_decision`'s UPDATE): n_deployment,
+#: n_lease, n_platforms, n_tcb, n_eval_number, n_tcb_info, n_simulated, n_attestation, n_now.
 _NOTE_ACCEPTED = (
-    update(Deployment)
-    .where(Deployment.id == bindparam("deployment"))
+    update(_DEPLOYMENTS)
+    .where(_DEPLOYMENTS.c.id == bindparam("n_deployment"))
     .values(
-        lease_id=bindparam("lease"),
-        platforms=bindparam("platforms"),
-        tcb_status=bindparam("tcb"),
-        tcb_eval_number=bindparam("eval_number"),
-        tcb_info_id=bindparam("tcb_info"),
-        simulated=bindparam("simulated"),
-        last_attestation_id=bindparam("attestation"),
+        lease_id=bindparam("n_lease"),
+        platforms=bindparam("n_platforms"),
+        tcb_status=bindparam("n_tcb"),
+        tcb_eval_number=bindparam("n_eval_number"),
+        tcb_info_id=bindparam("n_tcb_info"),
+        simulated=bindparam("n_simulated"),
+        last_attestation_id=bindparam("n_attestation"),
         last_status=AttestationStatus.ACCEPTED.value,
-        last_decided_at=bindparam("now"),
-        last_attested_at=bindparam("now"),
-        first_attested_at=func.coalesce(Deployment.first_attested_at, bindparam("now")),
+        last_decided_at=bindparam("n_now"),
+        last_attested_at=bindparam("n_now"),
+        first_attested_at=func.coalesce(_DEPLOYMENTS.c.first_attested_at, bindparam("n_now")),
     )
-    .execution_options(synchronize_session=False)
 )
 #: A rejection names its deployment only by (entitlement, name), and takes no lock: it never replaces a later
-#: decision that committed first. Parameters: entitlement, deployment_name, attestation, now.
+#: decision that committed first. Parameters: n_entitlement, n_name, n_attestation, n_now.
 _NOTE_REJECTED = (
-    update(Deployment)
+    update(_DEPLOYMENTS)
     .where(
-        Deployment.entitlement_id == bindparam("entitlement"),
-        Deployment.name == bindparam("deployment_name"),
-        or_(Deployment.last_decided_at.is_(None), Deployment.last_decided_at <= bindparam("now")),
+        _DEPLOYMENTS.c.entitlement_id == bindparam("n_entitlement"),
+        _DEPLOYMENTS.c.name == bindparam("n_name"),
+        or_(_DEPLOYMENTS.c.last_decided_at.is_(None), _DEPLOYMENTS.c.last_decided_at <= bindparam("n_now")),
     )
     .values(
-        last_attestation_id=bindparam("attestation"),
+        last_attestation_id=bindparam("n_attestation"),
         last_status=AttestationStatus.REJECTED.value,
-        last_decided_at=bindparam("now"),
+        last_decided_at=bindparam("n_now"),
     )
-    .execution_options(synchronize_session=False)
 )
 
 
-def note_accepted(
-    session: Session,
+@dataclass(frozen=True, slots=True)
+class Note:
+    """What a decision writes into its deployment's summary (:func:`accepted_note`, :func:`rejected_note`)."""
+
+    accepted: bool
+    params: dict[str, Any]
+
+
+def accepted_note(
     *,
     deployment_id: uuid.UUID,
     lease_id: uuid.UUID,
@@ -176,31 +373,29 @@ def note_accepted(
     now: datetime,
     tcb_eval_number: int | None = None,
     tcb_info_id: str | None = None,
-) -> None:
-    """Write an acceptance into its deployment's summary (:data:`_NOTE_ACCEPTED`)."""
-    session.execute(
-        _NOTE_ACCEPTED,
+) -> Note:
+    """An acceptance for its deployment's summary (:data:`_NOTE_ACCEPTED`)."""
+    return Note(
+        True,
         {
-            "deployment": deployment_id,
-            "lease": lease_id,
-            "platforms": platforms,
-            "tcb": tcb_status,
-            "eval_number": tcb_eval_number,
-            "tcb_info": tcb_info_id,
-            "simulated": simulated,
-            "attestation": attestation_id,
-            "now": now,
+            "n_deployment": deployment_id,
+            "n_lease": lease_id,
+            "n_platforms": platforms,
+            "n_tcb": tcb_status,
+            "n_eval_number": tcb_eval_number,
+            "n_tcb_info": tcb_info_id,
+            "n_simulated": simulated,
+            "n_attestation": attestation_id,
+            "n_now": now,
         },
     )
 
 
-def note_rejected(
-    session: Session, *, entitlement_id: uuid.UUID, deployment_name: str, attestation_id: uuid.UUID, now: datetime
-) -> None:
-    """Write a rejection into the summary of the deployment it names, if there is one (:data:`_NOTE_REJECTED`)."""
-    session.execute(
-        _NOTE_REJECTED,
-        {"entitlement": entitlement_id, "deployment_name": deployment_name, "attestation": attestation_id, "now": now},
+def rejected_note(*, entitlement_id: uuid.UUID, deployment_name: str, attestation_id: uuid.UUID, now: datetime) -> Note:
+    """A rejection for the summary of the deployment it names, if there is one (:data:`_NOTE_REJECTED`)."""
+    return Note(
+        False,
+        {"n_entitlement": entitlement_id, "n_name": deployment_name, "n_attestation": attestation_id, "n_now": now},
     )
 
 
@@ -220,15 +415,15 @@ def rejection_codes(reason_codes: str | None) -> list[str]:
 
 def _count_statements(insert: Any) -> tuple[Any, Any]:
     """INSERT ... ON CONFLICT DO UPDATE adding one to the day's counter (PostgreSQL and SQLite spell it alike)."""
-    decided = insert(DecisionDay).values(day=bindparam("day"), status=bindparam("status"), decisions=1)
-    reason = insert(RejectionReasonDay).values(day=bindparam("day"), code=bindparam("code"), rejections=1)
+    days, reasons = table(DecisionDay), table(RejectionReasonDay)
+    decided = insert(days).values(day=bindparam("day"), status=bindparam("status"), decisions=1)
+    reason = insert(reasons).values(day=bindparam("day"), code=bindparam("code"), rejections=1)
     return (
         decided.on_conflict_do_update(
-            index_elements=[DecisionDay.day, DecisionDay.status], set_={"decisions": DecisionDay.decisions + 1}
+            index_elements=[days.c.day, days.c.status], set_={"decisions": days.c.decisions + 1}
         ),
         reason.on_conflict_do_update(
-            index_elements=[RejectionReasonDay.day, RejectionReasonDay.code],
-            set_={"rejections": RejectionReasonDay.rejections + 1},
+            index_elements=[reasons.c.day, reasons.c.code], set_={"rejections": reasons.c.rejections + 1}
         ),
     )
 
@@ -289,11 +484,12 @@ def rebuild_decision_days(session: Session) -> tuple[int, int]:
 def _insert_nonce(insert: Any) -> Any:
     """INSERT ... ON CONFLICT (nonce) DO NOTHING RETURNING nonce, built once per dialect: a row comes back only if
     this statement inserted it (rowcount is not portable here)."""
+    nonces = table(UsedNonce)
     return (
-        insert(UsedNonce)
+        insert(nonces)
         .values(nonce=bindparam("nonce"), used_at=bindparam("used_at"), expires_at=bindparam("expires_at"))
-        .on_conflict_do_nothing(index_elements=[UsedNonce.nonce])
-        .returning(UsedNonce.nonce)
+        .on_conflict_do_nothing(index_elements=[nonces.c.nonce])
+        .returning(nonces.c.nonce)
     )
 
 
@@ -343,29 +539,6 @@ def claim_stale_pending(session: Session, *, sent_before: datetime, limit: int, 
     return ids
 
 
-def newer_grant(
-    session: Session, *, entitlement_id: uuid.UUID, deployment_name: str, arrived_at: datetime, decided_since: datetime
-) -> tuple[uuid.UUID, datetime, uuid.UUID | None] | None:
-    """(id, ``created_at``, lease id) of the newest accepted ``attest`` request of the deployment that arrived after
-    ``arrived_at`` (real time, as ``created_at``), or None; its evidence is not read. ``decided_since`` (on the
-    decision clock, at or before that arrival) only bounds the read to the index ``(entitlement_id,
-    deployment_name, decided_at)``: such a request was decided after it arrived."""
-    row = session.execute(
-        select(Attestation.id, Attestation.created_at, Attestation.lease_id)
-        .where(
-            Attestation.entitlement_id == entitlement_id,
-            Attestation.deployment_name == deployment_name,
-            Attestation.decided_at >= decided_since,
-            Attestation.status == AttestationStatus.ACCEPTED,
-            Attestation.kind == "attest",
-            Attestation.created_at > arrived_at,
-        )
-        .order_by(Attestation.created_at.desc())
-        .limit(1)
-    ).first()
-    return None if row is None else (row[0], row[1], row[2])
-
-
 # -- the staff view of attestations ------------------------------------------------------------------------------
 
 
@@ -410,12 +583,6 @@ def get_attestation(session: Session, attestation_id: uuid.UUID) -> Attestation 
     return session.get(Attestation, attestation_id)
 
 
-def lock_attestation(session: Session, attestation_id: uuid.UUID) -> Attestation | None:
-    """The attestation, its row locked ``FOR UPDATE`` until the transaction ends and read afresh (the decision's
-    first read; :func:`verifier.attestation.flows.lock_attestation` raises for a missing one)."""
-    return session.get(Attestation, attestation_id, with_for_update=True, populate_existing=True)
-
-
 # -- leases ------------------------------------------------------------------------------------------------------
 
 
@@ -429,9 +596,111 @@ def lock_lease_afresh(session: Session, lease_id: uuid.UUID) -> Lease | None:
     return session.get(Lease, lease_id, with_for_update=True, populate_existing=True)
 
 
-def add_lease(session: Session, lease: Lease) -> None:
-    """Stage a new lease; the caller's next flush writes it (after the deployment it names)."""
-    session.add(lease)
+#: The lease a renewal extends, locked and read afresh (Core, built once; parameter: id).
+_LOCK_LEASE: Final = select(_LEASES).where(_LEASES.c.id == bindparam("id")).with_for_update()
+
+
+def lock_lease(session: Session, lease_id: uuid.UUID) -> Lease | None:
+    """The lease, its row locked ``FOR UPDATE`` until the transaction ends and read afresh, in one Core statement
+    (the session's instance refreshed, or an untracked one: :func:`verifier.db.rows.entity`)."""
+    row = session.execute(_LOCK_LEASE, {"id": lease_id}).one_or_none()
+    return None if row is None else entity(session, Lease, row._mapping)
+
+
+def insert_lease(session: Session, values: dict[str, Any]) -> Lease:
+    """Insert a lease of ``values`` (every column) now (:data:`_NEW_LEASE`); the lease as an untracked entity."""
+    session.execute(_NEW_LEASE, {f"l_{k}": v for k, v in values.items()})
+    return entity(session, Lease, values)
+
+
+def extend_lease(session: Session, lease: Lease, *, expires_at: datetime, renew_after: datetime) -> None:
+    """Write the lease's new ``expires_at`` and ``renew_after`` now (:data:`_RENEWED_LEASE`), and set them on
+    ``lease``."""
+    session.execute(_RENEWED_LEASE, {"l_id": lease.id, "l_expires_at": expires_at, "l_renew_after": renew_after})
+    set_loaded(lease, {"expires_at": expires_at, "renew_after": renew_after})
+
+
+# -- the decision's write of its attestation ---------------------------------------------------------------------
+
+#: What a decision writes on its attestation row.
+DECIDED_COLUMNS: Final = (
+    "status",
+    "claims",
+    "collateral",
+    "verdict",
+    "simulated",
+    "reason_codes",
+    "decided_at",
+    "timings",
+    "wrapped_key",
+    "result_token",
+    "deployment_id",
+    "lease_id",
+)
+#: The attestation's decision (parameters: att_id, and a_<column> for each of :data:`DECIDED_COLUMNS`).
+_RECORD_DECISION: Final = (
+    update(_ATTESTATIONS)
+    .where(_ATTESTATIONS.c.id == bindparam("att_id"))
+    .values({c: bindparam(f"a_{c}") for c in DECIDED_COLUMNS})
+)
+#: A new lease (parameters: l_<column> for each of its columns), and a renewal's new times (parameters: l_id,
+#: l_expires_at, l_renew_after), as :func:`record_decision` writes them.
+_NEW_LEASE: Final = insert_values(_LEASES).values({c.name: bindparam(f"l_{c.name}") for c in _LEASES.c})
+_RENEWED_LEASE: Final = (
+    update(_LEASES)
+    .where(_LEASES.c.id == bindparam("l_id"))
+    .values(expires_at=bindparam("l_expires_at"), renew_after=bindparam("l_renew_after"))
+)
+
+
+@functools.cache
+def _recording(accepted: bool, lease: str | None) -> Any:
+    """PostgreSQL: the attestation's UPDATE with the deployment's note and the lease's write (``"new"``,
+    ``"renewed"`` or None) as data-modifying CTEs, one statement per shape (built once). The CTEs' rows are
+    checked against the foreign keys when the statement ends, so the attestation may name the lease it inserts."""
+    statement = _RECORD_DECISION.add_cte((_NOTE_ACCEPTED if accepted else _NOTE_REJECTED).cte("noted"))
+    if lease is not None:
+        statement = statement.add_cte((_NEW_LEASE if lease == "new" else _RENEWED_LEASE).cte("leased"))
+    return statement
+
+
+def record_decision(
+    session: Session,
+    att: Attestation,
+    values: dict[str, Any],
+    *,
+    note: Note,
+    new_lease: dict[str, Any] | None = None,
+    renewed: tuple[Lease, datetime, datetime] | None = None,
+) -> Lease | None:
+    """Write a decision now: the attestation's ``values`` (:data:`DECIDED_COLUMNS`), its deployment's ``note``, and
+    for an acceptance its lease: ``new_lease`` (every column of a new one, its deployment already written) or
+    ``renewed`` (the lease, its new ``expires_at`` and ``renew_after``). One statement on PostgreSQL
+    (:func:`_recording`); one per row on SQLite. ``values`` are set on ``att`` as loaded values (nothing for a
+    flush to write again); returns the lease as written (untracked when new), or None."""
+    params: dict[str, Any] = {"att_id": att.id, **{f"a_{k}": v for k, v in values.items()}, **note.params}
+    lease: Lease | None = None
+    shape: str | None = None
+    if new_lease is not None:
+        params.update({f"l_{k}": v for k, v in new_lease.items()})
+        shape = "new"
+    elif renewed is not None:
+        lease, expires_at, renew_after = renewed
+        params.update({"l_id": lease.id, "l_expires_at": expires_at, "l_renew_after": renew_after})
+        shape = "renewed"
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(_recording(note.accepted, shape), params)
+    else:  # SQLite has no data-modifying CTEs: the lease first (the attestation names it), then the rest
+        if shape is not None:
+            session.execute(_NEW_LEASE if shape == "new" else _RENEWED_LEASE, params)
+        session.execute(_RECORD_DECISION, params)
+        session.execute(_NOTE_ACCEPTED if note.accepted else _NOTE_REJECTED, params)
+    set_loaded(att, values)
+    if new_lease is not None:
+        return entity(session, Lease, new_lease)
+    if lease is not None and renewed is not None:
+        set_loaded(lease, {"expires_at": renewed[1], "renew_after": renewed[2]})
+    return lease
 
 
 def list_leases(

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from verifier.audit import repository
 from verifier.db.models import AuditEvent
+from verifier.db.rows import entity
 
 GENESIS: Final = bytes(32)
 
@@ -119,28 +120,94 @@ def record_event(
 
 
 def record_events(session: Session, entries: Sequence[Entry], *, at: datetime) -> list[AuditEvent]:
-    """Append ``entries`` in order, linked to each other, under one lock and one read of the chain's tail
-    (a decision records two events; each append used to take the lock and read the tail again). Flushes; never
-    commits: the events belong to the caller's transaction, which holds the lock until it ends."""
+    """Append ``entries`` in order, linked to each other, after the chain's head, under one lock: two statements on
+    PostgreSQL for a few events (the lock; the head read, the links hashed and every event inserted in one), three
+    for many and on SQLite (the lock; the head; the links hashed here, every event inserted in one). Each
+    event's data is serialised once: the canonical JSON that is hashed is what is stored. Sent now; never commits:
+    the events belong to the caller's transaction, which holds the lock until it ends. Returns the events as
+    stored, untracked by the session (their ``data`` as given)."""
     repository.lock_appends(session)
-    prev = repository.head_hash(session) or GENESIS
-    events = []
+    stamp = _json(at.isoformat())
+    rows = []
     for e in entries:
-        data = json.loads(json.dumps(e.data, default=str))  # store exactly what was hashed
-        event = AuditEvent(
-            at=at,
-            tag=e.tag.value,
-            actor=e.actor,
-            subject_type=e.subject_type,
-            subject_id=e.subject_id,
-            data=data,
-            prev_hash=prev,
-            hash=_digest(prev, at, e.tag.value, e.actor, e.subject_type, e.subject_id, data),
+        data_json = canonical_json(e.data)
+        rows.append(
+            {
+                "tag": e.tag.value,
+                "actor": e.actor,
+                "subject_type": e.subject_type,
+                "subject_id": e.subject_id,
+                "data": data_json,
+                "body": _body(stamp, e.tag.value, e.actor, e.subject_type, e.subject_id, data_json),
+            }
         )
-        events.append(event)
-        prev = event.hash
-    repository.add_events(session, events)
-    return events
+    if repository.links_in_sql(session, len(rows)):
+        linked = repository.append_linked(session, at=at, genesis=GENESIS, events=rows)
+    else:
+        linked = _link_here(session, at, rows)
+    return [
+        entity(
+            session,
+            AuditEvent,
+            {
+                "id": ident,
+                "at": at,
+                "tag": e.tag.value,
+                "actor": e.actor,
+                "subject_type": e.subject_type,
+                "subject_id": e.subject_id,
+                "data": e.data,
+                "prev_hash": prev,
+                "hash": digest,
+            },
+        )
+        for (ident, prev, digest), e in zip(linked, entries, strict=True)
+    ]
+
+
+def _link_here(session: Session, at: datetime, rows: Sequence[dict[str, Any]]) -> list[tuple[int, bytes, bytes]]:
+    """The links hashed here after a read of the head, and the events inserted (where the database cannot hash):
+    (id, prev hash, hash) of each, in order."""
+    prev = repository.head_hash(session) or GENESIS
+    links = []
+    for row in rows:
+        digest = hashlib.sha256(prev + row["body"]).digest()
+        links.append((prev, digest))
+        prev = digest
+    ids = repository.insert_events(
+        session,
+        [
+            {
+                "at": at,
+                "tag": row["tag"],
+                "actor": row["actor"],
+                "subject_type": row["subject_type"],
+                "subject_id": row["subject_id"],
+                "data_json": row["data"],
+                "prev_hash": link[0],
+                "hash": link[1],
+            }
+            for row, link in zip(rows, links, strict=True)
+        ],
+    )
+    return [(ident, p, h) for ident, (p, h) in zip(ids, links, strict=True)]
+
+
+def canonical_json(data: object) -> str:
+    """``data`` as the chain hashes it (keys sorted, no spaces, anything not JSON as its ``str``)."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+
+
+_json: Final = json.JSONEncoder().encode  # one string as JSON (ASCII, escaped as json.dumps does)
+
+
+def _body(stamp: str, tag: str, actor: str, subject_type: str, subject_id: str, data_json: str) -> bytes:
+    """What :func:`_digest` hashes after ``prev``, from the parts already as JSON (``stamp``: the time's ISO
+    string as JSON; ``data_json``: :func:`canonical_json` of the data): the same bytes, the data serialised once."""
+    return (
+        f'{{"actor":{_json(actor)},"at":{stamp},"data":{data_json},"subject_id":{_json(subject_id)},'
+        f'"subject_type":{_json(subject_type)},"tag":{_json(tag)}}}'
+    ).encode()
 
 
 class ChainBreak(StrEnum):

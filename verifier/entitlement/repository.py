@@ -11,84 +11,125 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import bindparam, distinct, exists, func, select, update
+from sqlalchemy import bindparam, distinct, exists, func, insert, literal, select, true, update
 from sqlalchemy.orm import Session
 
-from verifier.db.models import Customer, CustomerStatus, Deployment, Entitlement, Lease, LeaseStatus
+from verifier.db.models import (
+    Attestation,
+    AttestationStatus,
+    Customer,
+    CustomerStatus,
+    Deployment,
+    Entitlement,
+    Lease,
+    LeaseStatus,
+)
 from verifier.db.queries import equals, page
+from verifier.db.rows import entity, table
 
 # -- the seat path (built once) ---------------------------------------------------------------------------------
 
-#: (the entitlement, its customer's status), the entitlement row locked ``FOR UPDATE`` and the customer row
-#: ``FOR SHARE``, both read afresh; parameter: entitlement. The share lock makes a customer's suspension (an UPDATE
-#: of its row) wait for decisions in flight and the decisions after it see the new status (PostgreSQL re-reads a
-#: locked row that changed while it waited; a column of a row merely joined would come from the statement's
-#: snapshot, taken before the wait). SQLite ignores both: its transactions take the database's write lock when
-#: they begin.
+_ENTITLEMENTS = table(Entitlement)
+_CUSTOMERS = table(Customer)
+_DEPLOYMENTS = table(Deployment)
+_LEASES = table(Lease)
+
+#: (the entitlement's columns, its customer's status as ``customer_status``), the entitlement row locked
+#: ``FOR UPDATE`` and the customer row ``FOR SHARE``, both read afresh; parameter: entitlement. The share lock makes
+#: a customer's suspension (an UPDATE of its row) wait for decisions in flight and the decisions after it see the
+#: new status (PostgreSQL re-reads a locked row that changed while it waited; a column of a row merely joined would
+#: come from the statement's snapshot, taken before the wait). SQLite ignores both: its transactions take the
+#: database's write lock when they begin.
 _LOCK = (
-    select(Entitlement, Customer.status)
-    .join(Customer, Customer.id == Entitlement.customer_id)
-    .where(Entitlement.id == bindparam("entitlement"))
-    .with_for_update(of=Entitlement)
+    select(_ENTITLEMENTS, _CUSTOMERS.c.status.label("customer_status"))
+    .join(_CUSTOMERS, _CUSTOMERS.c.id == _ENTITLEMENTS.c.customer_id)
+    .where(_ENTITLEMENTS.c.id == bindparam("entitlement"))
+    .with_for_update(of=_ENTITLEMENTS)
     .suffix_with("FOR SHARE OF customers", dialect="postgresql")
-    .execution_options(populate_existing=True)
 )
 _NAMED = (
-    select(Deployment.id)
-    .where(Deployment.entitlement_id == bindparam("entitlement"), Deployment.name == bindparam("name"))
+    select(_DEPLOYMENTS.c.id)
+    .where(_DEPLOYMENTS.c.entitlement_id == bindparam("entitlement"), _DEPLOYMENTS.c.name == bindparam("name"))
     .scalar_subquery()
 )
 _HOLDING = (
-    Lease.entitlement_id == bindparam("entitlement"),
-    Lease.status == LeaseStatus.LIVE,
-    Lease.expires_at > bindparam("now"),
+    _LEASES.c.entitlement_id == bindparam("entitlement"),
+    _LEASES.c.status == LeaseStatus.LIVE.value,
+    _LEASES.c.expires_at > bindparam("now"),
 )
 _SUSPENDED = (
-    select(Deployment.suspended_at)
-    .where(Deployment.entitlement_id == bindparam("entitlement"), Deployment.name == bindparam("name"))
+    select(_DEPLOYMENTS.c.suspended_at)
+    .where(_DEPLOYMENTS.c.entitlement_id == bindparam("entitlement"), _DEPLOYMENTS.c.name == bindparam("name"))
     .scalar_subquery()
 )
 #: (the deployment's id or NULL, distinct deployments holding a live lease, whether this one holds one, when staff
 #: suspended it or NULL)
 _SEAT = select(
     _NAMED,
-    select(func.count(distinct(Lease.deployment_id))).where(*_HOLDING).scalar_subquery(),
-    exists().where(*_HOLDING, Lease.deployment_id == _NAMED),
+    select(func.count(distinct(_LEASES.c.deployment_id))).where(*_HOLDING).scalar_subquery(),
+    exists().where(*_HOLDING, _LEASES.c.deployment_id == _NAMED),
     _SUSPENDED,
 )
-#: Touch an existing deployment; parameters: deployment, now. These UPDATEs leave rows already loaded in the session
-#: as they are (``synchronize_session=False``: the ORM cannot evaluate bind parameters; a decision loads none).
+_ATTESTATIONS = table(Attestation)
+#: The newest accepted ``attest`` request of the deployment that arrived after ``arrived`` (real time, as
+#: ``created_at``): (id, created_at, lease id); ``since`` (at or before that arrival, on the decision clock) only
+#: bounds the read to the index ``(entitlement_id, deployment_name, decided_at)``. Its evidence is not read.
+_NEWER = (
+    select(_ATTESTATIONS.c.id, _ATTESTATIONS.c.created_at, _ATTESTATIONS.c.lease_id)
+    .where(
+        _ATTESTATIONS.c.entitlement_id == bindparam("entitlement"),
+        _ATTESTATIONS.c.deployment_name == bindparam("name"),
+        _ATTESTATIONS.c.decided_at >= bindparam("since"),
+        _ATTESTATIONS.c.status == AttestationStatus.ACCEPTED.value,
+        _ATTESTATIONS.c.kind == "attest",
+        _ATTESTATIONS.c.created_at > bindparam("arrived"),
+    )
+    .order_by(_ATTESTATIONS.c.created_at.desc())
+    .limit(1)
+    .subquery("newer")
+)
+#: :data:`_SEAT`, then :data:`_NEWER`'s columns (NULL when there is none), in one statement.
+_SEAT_AND_NEWER = select(*_SEAT.selected_columns, *_NEWER.c).select_from(
+    select(literal(1).label("one")).subquery("one").outerjoin(_NEWER, true())
+)
+#: A new deployment (parameters: its columns).
+_INSERT_DEPLOYMENT = insert(_DEPLOYMENTS)
+#: Touch an existing deployment; parameters: deployment, now. Rows already loaded in the session stay as they are.
 _TOUCH = (
-    update(Deployment)
-    .where(Deployment.id == bindparam("deployment"))
+    update(_DEPLOYMENTS)
+    .where(_DEPLOYMENTS.c.id == bindparam("deployment"))
     .values(
         last_attested_at=bindparam("now"),
-        first_attested_at=func.coalesce(Deployment.first_attested_at, bindparam("now")),
+        first_attested_at=func.coalesce(_DEPLOYMENTS.c.first_attested_at, bindparam("now")),
     )
-    .execution_options(synchronize_session=False)
 )
 #: Supersede the deployment's live, unexpired leases: revoked, ended now; returns their ids. Leases already past
 #: ``expires_at`` are left to the expiry job (they are ``expired``, not superseded).
 _SUPERSEDE = (
-    update(Lease)
+    update(_LEASES)
     .where(
-        Lease.deployment_id == bindparam("deployment"),
-        Lease.status == LeaseStatus.LIVE,
-        Lease.expires_at > bindparam("now"),
+        _LEASES.c.deployment_id == bindparam("deployment"),
+        _LEASES.c.status == LeaseStatus.LIVE.value,
+        _LEASES.c.expires_at > bindparam("now"),
     )
-    .values(status=LeaseStatus.REVOKED, ended_at=bindparam("now"))
-    .returning(Lease.id)
-    .execution_options(synchronize_session=False)
+    .values(status=LeaseStatus.REVOKED.value, ended_at=bindparam("now"))
+    .returning(_LEASES.c.id)
 )
 #: Both in one round trip on PostgreSQL (a data-modifying CTE runs whether or not the statement reads it).
 _TOUCH_AND_SUPERSEDE = _SUPERSEDE.add_cte(_TOUCH.cte("touched"))
 
 
 def lock_entitlement(session: Session, entitlement_id: uuid.UUID) -> tuple[Entitlement, CustomerStatus] | None:
-    """(the entitlement, its customer's status), locked as :data:`_LOCK` says; None if there is no entitlement."""
+    """(the entitlement, its customer's status), locked as :data:`_LOCK` says, in one Core statement (the session's
+    instance refreshed, or an untracked one: :func:`verifier.db.rows.entity`); None if there is no entitlement."""
     row = session.execute(_LOCK, {"entitlement": entitlement_id}).one_or_none()
-    return None if row is None else (row[0], row[1])
+    if row is None:
+        return None
+    values = dict(row._mapping)
+    customer_status = values.pop("customer_status")
+    return entity(session, Entitlement, values), customer_status
 
 
 def seat_holders(
@@ -102,10 +143,28 @@ def seat_holders(
     return existing, int(in_use or 0), bool(holds), suspended_at
 
 
-def add_deployment(session: Session, deployment: Deployment) -> None:
-    """Insert ``deployment`` now (rows that name it may follow in the same flush)."""
-    session.add(deployment)
-    session.flush()
+def seat_and_newer_grant(
+    session: Session,
+    entitlement_id: uuid.UUID,
+    deployment_name: str,
+    now: datetime,
+    *,
+    arrived: datetime,
+    since: datetime,
+) -> tuple[tuple[uuid.UUID | None, int, bool, datetime | None], tuple[uuid.UUID, datetime, uuid.UUID | None] | None]:
+    """(:func:`seat_holders`, (id, ``created_at``, lease id) of the newest accepted ``attest`` request of the
+    deployment that arrived after ``arrived``, decided since ``since``, or None), in one statement."""
+    params = {"entitlement": entitlement_id, "name": deployment_name, "now": now, "arrived": arrived, "since": since}
+    existing, in_use, holds, suspended_at, newer_id, newer_arrived, newer_lease = session.execute(
+        _SEAT_AND_NEWER, params
+    ).one()
+    seat = (existing, int(in_use or 0), bool(holds), suspended_at)
+    return seat, None if newer_id is None else (newer_id, newer_arrived, newer_lease)
+
+
+def insert_deployment(session: Session, values: dict[str, Any]) -> None:
+    """Insert a deployment of ``values`` now, in one Core statement (rows that name it may follow)."""
+    session.execute(_INSERT_DEPLOYMENT, values)
 
 
 def touch_and_supersede(session: Session, deployment_id: uuid.UUID, now: datetime) -> list[uuid.UUID]:

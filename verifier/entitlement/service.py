@@ -25,9 +25,9 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from verifier.db.models import CustomerStatus, Deployment, Entitlement, EntitlementStatus
+from verifier.db.models import CustomerStatus, Entitlement, EntitlementStatus
 from verifier.entitlement import repository
-from verifier.errors import Code, NotEntitled
+from verifier.errors import Code, Conflict, NotEntitled
 
 
 def check_entitlement_rules(
@@ -123,12 +123,25 @@ class Seat:
     new: bool
 
 
-def reserve_seat(session: Session, locked: Entitlement, deployment_name: str, *, now: datetime) -> Seat:
+def reserve_seat(
+    session: Session,
+    locked: Entitlement,
+    deployment_name: str,
+    *,
+    now: datetime,
+    newer_than: tuple[datetime, datetime] | None = None,
+) -> Seat:
     """Whether ``deployment_name`` may hold a seat of ``locked`` (locked by :func:`lock_entitlement` in this
     transaction); writes nothing. One statement reads the deployment's id, whether it already holds a live,
     unexpired lease (then it keeps its seat: :func:`take_seat` supersedes that lease with the new one), and how
     many distinct deployments hold one; if none is free, ``entitlement.seats_exhausted``. A status other than
-    ``active`` is ``entitlement.inactive``; a deployment staff suspended is ``entitlement.deployment_suspended``."""
+    ``active`` is ``entitlement.inactive``; a deployment staff suspended is ``entitlement.deployment_suspended``.
+
+    ``newer_than``: (when the request arrived, real time as ``created_at``; a bound at or before it on the decision
+    clock): the same statement also reads the newest accepted new-lease request of the deployment that arrived
+    after it; if there is one, ``attestation.superseded_by_newer``, checked first: a late request never displaces
+    the lease of a newer one, whatever order the two were decided in (the lock makes every grant for the
+    deployment committed and visible)."""
     if locked.status != EntitlementStatus.ACTIVE:
         raise NotEntitled(
             Code.ENTITLEMENT_INACTIVE,
@@ -136,7 +149,23 @@ def reserve_seat(session: Session, locked: Entitlement, deployment_name: str, *,
             expected=EntitlementStatus.ACTIVE.value,
             actual=locked.status.value,
         )
-    existing, in_use, holds, suspended_at = repository.seat_holders(session, locked.id, deployment_name, now)
+    if newer_than is None:
+        seat = repository.seat_holders(session, locked.id, deployment_name, now)
+    else:
+        arrived, since = newer_than
+        seat, newer = repository.seat_and_newer_grant(
+            session, locked.id, deployment_name, now, arrived=arrived, since=since
+        )
+        if newer is not None:
+            newer_id, newer_arrived, newer_lease = newer
+            raise Conflict(
+                Code.ATTESTATION_SUPERSEDED_BY_NEWER,
+                "the deployment holds a lease granted to a request that arrived after this one; attest again to "
+                "replace it",
+                expected=f"no request of the deployment accepted after this one arrived ({arrived.isoformat()})",
+                actual=f"attestation {newer_id} arrived {newer_arrived.isoformat()}, lease {newer_lease}",
+            )
+    existing, in_use, holds, suspended_at = seat
     if suspended_at is not None:
         raise NotEntitled(
             Code.ENTITLEMENT_DEPLOYMENT_SUSPENDED,
@@ -162,15 +191,15 @@ def take_seat(session: Session, entitlement_id: uuid.UUID, name: str, seat: Seat
     adding the new lease. One INSERT, or one UPDATE with a CTE on PostgreSQL (two UPDATEs on SQLite), sent now
     (rows that name the deployment may follow in the same flush)."""
     if seat.new:
-        repository.add_deployment(
+        repository.insert_deployment(
             session,
-            Deployment(
-                id=seat.deployment_id,
-                entitlement_id=entitlement_id,
-                name=name,
-                first_attested_at=now,
-                last_attested_at=now,
-            ),
+            {
+                "id": seat.deployment_id,
+                "entitlement_id": entitlement_id,
+                "name": name,
+                "first_attested_at": now,
+                "last_attested_at": now,
+            },
         )
         return []
     return repository.touch_and_supersede(session, seat.deployment_id, now)

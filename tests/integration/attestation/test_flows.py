@@ -234,6 +234,19 @@ def test_decide_attestation_is_idempotent(session: Session, world: World) -> Non
     assert session.scalar(live) == 1
 
 
+def test_decide_attestation_decided_returned_whole_to_a_session_without_it(session: Session, world: World) -> None:
+    """A redelivered task's session holds no copy: the decided row is read (its outcome too) and returned as it is."""
+    att, _ = _submit(session, world)
+    first = decide_attestation(session, att.id, world.ctx, Clock.fixed(NOW))
+    stored = (first.status, first.verdict, first.wrapped_key, first.result_token, first.lease_id, first.decided_at)
+    session.expunge_all()
+    again = decide_attestation(session, att.id, world.ctx, Clock.fixed(NOW + timedelta(seconds=5)))
+    assert again is not first
+    assert (again.status, again.verdict, again.wrapped_key, again.result_token, again.lease_id, again.decided_at) == (
+        stored
+    )
+
+
 def test_decide_attestation_replayed_nonce_rejected(session: Session, world: World) -> None:
     nonce = issue_challenge(SECRET, NOW).nonce
     first, _ = _submit(session, world, nonce=nonce)

@@ -166,7 +166,7 @@ def test_issue_lease_takes_the_seat_and_supersedes_the_deployments_lease(session
     first, none = issue(T0)
     second, superseded = issue(T0 + timedelta(minutes=1))
     assert (none, superseded) == ([], [first.id])
-    session.refresh(first)
+    first = session.get_one(Lease, first.id)  # issued by a Core statement: not the session's
     assert (first.status, second.status, second.deployment_id) == (
         LeaseStatus.REVOKED,
         LeaseStatus.LIVE,
@@ -189,7 +189,7 @@ def _renewable(session: Session, lease: Lease, **overrides: object) -> Lease:
 
 def test_renewable_lease_then_renew_extends_it(session: Session) -> None:
     lease = _leased(session, make_entitlement(session), "one")
-    renewed = renew_lease(_renewable(session, lease), expires_at=T0 + timedelta(hours=2), renew_after=T0)
+    renewed = renew_lease(session, _renewable(session, lease), expires_at=T0 + timedelta(hours=2), renew_after=T0)
     assert renewed is lease
     assert lease.expires_at == T0 + timedelta(hours=2)
 
