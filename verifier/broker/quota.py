@@ -12,6 +12,7 @@ is trusted (:attr:`Reading.generation_known` is False).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from collections.abc import Sequence
@@ -51,11 +52,16 @@ _NOT_READ = Reading(generation_known=False, generation=None, waits=())
 
 
 class RedisClients:
-    """An application's async Redis clients, one per broker URL, made on first use in its event loop and closed
-    when its lifespan ends (a client's connections belong to one loop)."""
+    """An application's async Redis clients, one per broker URL, made on first use in the event loop of its
+    lifespan (where it is made) and closed when that lifespan ends. A client's connections belong to one loop:
+    :meth:`for_this_loop` says whether the running loop is this one."""
 
     def __init__(self) -> None:
         self._clients: dict[str, redis.asyncio.Redis] = {}
+        self._loop = asyncio.get_running_loop()
+
+    def for_this_loop(self) -> bool:
+        return asyncio.get_running_loop() is self._loop
 
     def get(self, broker_url: str) -> redis.asyncio.Redis:
         client = self._clients.get(broker_url)
@@ -77,11 +83,12 @@ async def round_trip(
     broker_url: str, key_prefix: str, spends: Sequence[Spend], *, now: float, clients: RedisClients | None
 ) -> Reading:
     """Read the generation and make ``spends``, in one pipeline, on ``clients``' client (an app's, for its
-    lifespan), or on a connection of its own closed after (an app run without its lifespan). Without Redis, or
+    lifespan, in its loop), or on a connection of its own closed after (an app run without its lifespan, or a
+request in another event loop than the lifespan's: test clients). Without Redis, or
     when it fails: nothing known, nothing limited."""
     if not supports_pubsub(broker_url):
         return _NOT_READ
-    if clients is not None:
+    if clients is not None and clients.for_this_loop():
         return await _round_trip(clients.get(broker_url), key_prefix, spends, now=now)
     client = _new_client(broker_url)
     try:
