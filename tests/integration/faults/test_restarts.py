@@ -17,7 +17,8 @@ goes through ``pg_ctl restart -m fast`` (every connection cut, open transactions
   restarted Redis rather than exiting (with 200 requests it exited on kombu's ``AttributeError`` before
   verifier/broker/redis_transport.py).
 
-Bounded for CI (30 requests, each test well under a minute here); ``KEYWARD_SLOW=1`` sends 200.
+Bounded for CI: 30 requests. On a busy 2-core machine each test takes 30 to 60 s, most of it starting the servers
+and the service. ``KEYWARD_SLOW=1`` sends 200.
 """
 
 from __future__ import annotations
