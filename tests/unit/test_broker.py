@@ -1,5 +1,5 @@
 """The broker package: the shared Celery app reads Settings only when first configured, the API sends the decide
-task by the name the worker registers, and Keyward's transport alias is registered explicitly."""
+task by the name the worker registers, and Keyward's transport aliases are registered explicitly."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from kombu.transport import TRANSPORT_ALIASES
 
 from tests.support.tools import ROOT
 from verifier.broker import app as broker_app
-from verifier.broker.transport import SQLA_TRANSPORT, register_transports
+from verifier.broker import redis_transport
+from verifier.broker.transport import REDIS_TRANSPORT, SQLA_TRANSPORT, register_transports
 from verifier.config import Settings
 
 #: Imported in a fresh interpreter whose Settings refuse to load (production without its secrets): importing must
@@ -58,6 +59,17 @@ def test_register_transports_is_idempotent() -> None:
     register_transports()
     register_transports()
     assert TRANSPORT_ALIASES["sqla"] == TRANSPORT_ALIASES["sqlalchemy"] == SQLA_TRANSPORT
+    assert TRANSPORT_ALIASES["redis"] == TRANSPORT_ALIASES["rediss"] == REDIS_TRANSPORT
+
+
+def test_redis_channel_of_a_collected_transport_raises_a_connection_error() -> None:
+    """A worker whose Redis connection dropped closes its channel after the transport was collected (no client):
+    restoring the unacknowledged messages then needs connection details that are gone. That must be a connection
+    error, which Celery's consumer ignores before reconnecting, not kombu's AttributeError, which kills the worker."""
+    channel = redis_transport.Channel.__new__(redis_transport.Channel)  # no connection: only the guard runs
+    channel.connection = type("CollectedTransport", (), {"client": None})()
+    with pytest.raises(redis_transport.Transport.connection_errors):
+        channel._connparams()
 
 
 def test_send_decide_sends_the_task_the_worker_registers(monkeypatch: pytest.MonkeyPatch) -> None:

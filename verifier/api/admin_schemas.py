@@ -27,6 +27,7 @@ from verifier.db.models import (
     EntitlementStatus,
     LeaseStatus,
     RecordStatus,
+    StaffRole,
 )
 from verifier.errors import with_fault
 from verifier.platforms.registry import PlatformName, PolicyScope
@@ -236,7 +237,8 @@ class LicenceKeyCreate(_In):
 class CredentialCreate(_In):
     kind: Literal["admin", "billing-read"]
     label: Name
-    customer_id: uuid.UUID | None = None
+    customer_id: uuid.UUID | None = None  # billing-read only: an admin credential is never of one customer
+    role: Literal["viewer", "operator", "admin"] | None = None  # admin only; omitted: admin
     expires_at: Instant | None = None  # omitted: no expiry
 
 
@@ -257,6 +259,7 @@ class CredentialOut(_Out):
     created_at: datetime
     revoked_at: datetime | None
     expires_at: datetime | None
+    role: StaffRole | None  # admin credentials only
 
 
 class IssuedCredential(BaseModel):

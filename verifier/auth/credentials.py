@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from verifier.audit.log import AuditTag, record_event
 from verifier.auth import repository
 from verifier.auth.records import CredentialRecord, Principal
-from verifier.db.models import ApiCredential, CredentialKind, Customer, CustomerStatus, Entitlement
+from verifier.db.models import ApiCredential, CredentialKind, Customer, CustomerStatus, Entitlement, StaffRole
 from verifier.db.queries import get_or_404
 from verifier.errors import AuthError, Code, Conflict, Forbidden, UsageError
 
@@ -44,11 +44,30 @@ def issue_credential(
     customer_id: uuid.UUID | None = None,
     entitlement_id: uuid.UUID | None = None,
     expires_at: datetime | None = None,
+    role: StaffRole | None = None,
 ) -> tuple[ApiCredential, str]:
     """Create a credential; returns the row and the plaintext token (never stored, shown once). ``expires_at``
-    must be after ``now`` (``usage.invalid``)."""
+    must be after ``now`` (``usage.invalid``).
+
+    An ``admin`` credential has a ``role`` (default ``admin``: the whole admin API) and is never scoped to a
+    customer: no admin route limits what it reads or changes to one customer, so one "bound" to a customer would
+    still act on all of them (issue 17, finding 4); it is refused here (``usage.invalid``), as is a role on any
+    other kind."""
     if kind == CredentialKind.ENCLAVE and entitlement_id is None:
         raise ValueError("an enclave licence key is bound to one entitlement")
+    if kind == CredentialKind.ADMIN:
+        if customer_id is not None:
+            raise UsageError(
+                Code.USAGE_INVALID,
+                "an admin credential cannot be scoped to a customer: the admin API acts on every customer",
+                expected="no customer_id",
+                actual=str(customer_id),
+            )
+        role = role or StaffRole.ADMIN
+    elif role is not None:
+        raise UsageError(
+            Code.USAGE_INVALID, "only an admin credential has a role", expected="no role", actual=role.value
+        )
     if expires_at is not None and expires_at <= now:
         raise UsageError(
             Code.USAGE_INVALID,
@@ -68,6 +87,7 @@ def issue_credential(
         created_at=now,
         revoked_at=None,
         expires_at=expires_at,
+        role=role,
     )
     repository.add_credential(session, row)
     return row, f"{PREFIX}{key_id}_{secret}"
@@ -152,7 +172,7 @@ def authenticate(
 
 def record_of(row: ApiCredential, customer_status: CustomerStatus | None) -> CredentialRecord:
     """The :class:`CredentialRecord` of a credential row."""
-    principal = Principal(row.id, row.key_id, row.kind, row.customer_id, row.entitlement_id)
+    principal = Principal(row.id, row.key_id, row.kind, row.customer_id, row.entitlement_id, row.role)
     return CredentialRecord(principal, row.secret_hash, row.revoked_at, row.expires_at, customer_status)
 
 
@@ -196,13 +216,14 @@ def issue_staff_credential(
     actor: str,
     now: datetime,
     expires_at: datetime | None = None,
+    role: StaffRole | None = None,
 ) -> tuple[ApiCredential, str]:
-    """An ``admin`` or ``billing-read`` credential, of one (existing) customer if given, audited; the token is
-    returned here only."""
+    """An ``admin`` credential with ``role`` (default ``admin``; never of one customer), or a ``billing-read``
+    credential, of one (existing) customer if given; audited; the token is returned here only."""
     if customer_id is not None:
         get_or_404(session, Customer, customer_id, "customer")
     row, token = issue_credential(
-        session, pepper, kind, label=label, now=now, customer_id=customer_id, expires_at=expires_at
+        session, pepper, kind, label=label, now=now, customer_id=customer_id, expires_at=expires_at, role=role
     )
     _record_issued(session, row, actor, now)
     return row, token
@@ -222,6 +243,7 @@ def _record_issued(session: Session, row: ApiCredential, actor: str, now: dateti
             "customer_id": row.customer_id,
             "entitlement_id": row.entitlement_id,
             "expires_at": row.expires_at,
+            "role": row.role.value if row.role else None,
         },
         at=now,
     )
@@ -241,9 +263,9 @@ def rotate_credential(
     actor: str,
     now: datetime,
 ) -> tuple[ApiCredential, str]:
-    """A successor of a live credential (same kind, customer, entitlement and label; ``expires_at`` its own), and
-    the old one cut to expire ``grace`` from now (sooner if it already expires sooner), so clients switch without
-    an outage. The old row is locked; a revoked or expired one is ``resource.conflict``; ``grace`` is 0 to
+    """A successor of a live credential (same kind, role, customer, entitlement and label; ``expires_at`` its
+    own), and the old one cut to expire ``grace`` from now (sooner if it already expires sooner), so clients switch
+    without an outage. The old row is locked; a revoked or expired one is ``resource.conflict``; ``grace`` is 0 to
     :data:`MAX_ROTATION_GRACE` (``usage.invalid``). Audited ``admin:credential:issued`` for the successor and
     ``admin:credential:rotated`` on the old one; the token is returned here only."""
     if not timedelta(0) <= grace <= MAX_ROTATION_GRACE:
@@ -265,6 +287,7 @@ def rotate_credential(
         customer_id=old.customer_id,
         entitlement_id=old.entitlement_id,
         expires_at=expires_at,
+        role=old.role,
     )
     _record_issued(session, new, actor, now)
     cut = now + grace

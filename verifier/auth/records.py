@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from verifier.db.models import CredentialKind, CustomerStatus
+from verifier.db.models import CredentialKind, CustomerStatus, StaffRole
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +19,7 @@ class Principal:
     kind: CredentialKind
     customer_id: uuid.UUID | None
     entitlement_id: uuid.UUID | None
+    role: StaffRole | None = None  # an admin credential's (verifier/api/roles.py)
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,6 +42,7 @@ _RECORD_BY_KEY_ID: Final = (
         ApiCredential.secret_hash,
         ApiCredential.revoked_at,
         ApiCredential.expires_at,
+        ApiCredential.role,
         Customer.status,
     )
     .outerjoin(Customer, Customer.id == ApiCredential.customer_id)
@@ -55,8 +56,8 @@ def record_by_key_id(connection: Connection | Session, key_id: str) -> Credentia
     found = connection.execute(_RECORD_BY_KEY_ID, {"key_id": key_id}).first()
     if found is None:
         return None
-    id_, key, kind, customer_id, entitlement_id, secret_hash, revoked_at, expires_at, status = found
-    principal = Principal(id_, key, kind, customer_id, entitlement_id)
+    id_, key, kind, customer_id, entitlement_id, secret_hash, revoked_at, expires_at, role, status = found
+    principal = Principal(id_, key, kind, customer_id, entitlement_id, role)
     return CredentialRecord(principal, bytes(secret_hash), revoked_at, expires_at, status)
 
 

@@ -68,3 +68,30 @@ def test_migrations_upgrade_check_downgrade_on_sqlite(tmp_path: Path) -> None:
     command.check(cfg)
     command.downgrade(cfg, "base")
     assert _tables(url) == set()
+
+
+def test_credential_roles_migration_makes_every_admin_credential_admin(empty_database: str) -> None:
+    """Admin credentials issued before roles had the whole admin API: the migration keeps that (role ``admin``);
+    the other kinds get no role."""
+    from sqlalchemy import text
+
+    cfg = _config(empty_database)
+    command.upgrade(cfg, "e17cred00001")
+    engine = create_engine(empty_database)
+    try:
+        with engine.begin() as conn:
+            for kind in ("admin", "billing-read"):
+                conn.execute(
+                    text(
+                        "INSERT INTO api_credentials (id, kind, key_id, secret_hash, label, created_at)"
+                        " VALUES (gen_random_uuid(), :kind, :key, '\\x00', 'old', now())"
+                    ),
+                    {"kind": kind, "key": kind[:16]},
+                )
+        command.upgrade(cfg, "e17role00001")
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT kind, role FROM api_credentials")).all()
+        roles: dict[str, str | None] = {str(kind): role for kind, role in rows}
+    finally:
+        engine.dispose()
+    assert roles == {"admin": "admin", "billing-read": None}

@@ -1,5 +1,6 @@
 """The provider staff API (``/v1/admin``): catalogue, reference values, policies, entitlements, credentials,
-leases and the attestation record. Every endpoint needs an ``admin`` credential.
+leases and the attestation record. Every endpoint needs an ``admin`` credential whose role reaches the
+endpoint's (:mod:`verifier.api.roles`: reads viewer, lease revocation and customer status operator, the rest admin).
 
 Model DEKs are generated (or imported) here and stored only wrapped under the provider KEK, bound to their model
 version; no response ever carries a DEK. A new credential's token is returned once, in the issuing response.

@@ -31,7 +31,8 @@ from verifier.api.admin_schemas import (
     ReferenceValueOut,
     ReferenceValuePatch,
 )
-from verifier.api.deps import AdminDep, SessionDep, SettingsDep
+from verifier.api.deps import SessionDep, SettingsDep
+from verifier.api.roles import AdminRoleDep, ViewerDep
 from verifier.catalog import repository as catalog_repository
 from verifier.catalog import service as catalog
 from verifier.db.models import RecordStatus
@@ -46,19 +47,19 @@ router = APIRouter(prefix=PREFIX)
 
 
 @router.post("/customers", status_code=status.HTTP_201_CREATED)
-def create_customer(body: CustomerCreate, session: SessionDep, admin: AdminDep) -> CustomerOut:
+def create_customer(body: CustomerCreate, session: SessionDep, admin: AdminRoleDep) -> CustomerOut:
     customer = licensing.create_customer(session, name=body.name, status=body.status, actor=actor(admin), now=now())
     return CustomerOut.model_validate(customer)
 
 
 @router.get("/customers")
-def list_customers(session: SessionDep, _: AdminDep, limit: Limit = 100, offset: Offset = 0) -> list[CustomerOut]:
+def list_customers(session: SessionDep, _: ViewerDep, limit: Limit = 100, offset: Offset = 0) -> list[CustomerOut]:
     rows = licensing_repository.list_customers(session, limit=limit, offset=offset)
     return [CustomerOut.model_validate(r) for r in rows]
 
 
 @router.get("/customers/{customer_id}")
-def get_customer(customer_id: uuid.UUID, session: SessionDep, _: AdminDep) -> CustomerOut:
+def get_customer(customer_id: uuid.UUID, session: SessionDep, _: ViewerDep) -> CustomerOut:
     return CustomerOut.model_validate(licensing.get_customer(session, customer_id))
 
 
@@ -66,19 +67,19 @@ def get_customer(customer_id: uuid.UUID, session: SessionDep, _: AdminDep) -> Cu
 
 
 @router.post("/models", status_code=status.HTTP_201_CREATED)
-def create_model(body: ModelCreate, session: SessionDep, admin: AdminDep) -> ModelOut:
+def create_model(body: ModelCreate, session: SessionDep, admin: AdminRoleDep) -> ModelOut:
     model = catalog.create_model(session, name=body.name, description=body.description, actor=actor(admin), now=now())
     return ModelOut.model_validate(model)
 
 
 @router.get("/models")
-def list_models(session: SessionDep, _: AdminDep, limit: Limit = 100, offset: Offset = 0) -> list[ModelOut]:
+def list_models(session: SessionDep, _: ViewerDep, limit: Limit = 100, offset: Offset = 0) -> list[ModelOut]:
     return [ModelOut.model_validate(r) for r in catalog_repository.list_models(session, limit=limit, offset=offset)]
 
 
 @router.post("/models/{model_id}/versions", status_code=status.HTTP_201_CREATED)
 def create_model_version(
-    model_id: uuid.UUID, body: ModelVersionCreate, session: SessionDep, settings: SettingsDep, admin: AdminDep
+    model_id: uuid.UUID, body: ModelVersionCreate, session: SessionDep, settings: SettingsDep, admin: AdminRoleDep
 ) -> ModelVersionOut:
     """A new version with its DEK (imported from ``dek_b64`` or generated), stored wrapped under the KEK."""
     version, key = catalog.create_model_version(
@@ -105,7 +106,7 @@ def rotate_model_key(
     version_id: uuid.UUID,
     session: SessionDep,
     settings: SettingsDep,
-    _: AdminDep,
+    _: AdminRoleDep,
     body: KeyRotate | None = None,
 ) -> KeyRotated:
     """Retire every current key of the version and store a new one (generated, or imported from ``dek_b64``)."""
@@ -123,7 +124,7 @@ def rotate_model_key(
 
 
 @router.post("/reference-values", status_code=status.HTTP_201_CREATED)
-def create_reference_values(body: ReferenceValueCreate, session: SessionDep, admin: AdminDep) -> ReferenceValueOut:
+def create_reference_values(body: ReferenceValueCreate, session: SessionDep, admin: AdminRoleDep) -> ReferenceValueOut:
     """A new set; its values must pin the platform's guest identity (appraisal/reference_values.py)."""
     rv = catalog.create_reference_values(
         session,
@@ -142,7 +143,7 @@ def create_reference_values(body: ReferenceValueCreate, session: SessionDep, adm
 @router.get("/reference-values")
 def list_reference_values(
     session: SessionDep,
-    _: AdminDep,
+    _: ViewerDep,
     model_version_id: uuid.UUID | None = None,
     platform: Platform | None = None,
     status_: Annotated[RecordStatus | None, Query(alias="status")] = None,
@@ -157,7 +158,7 @@ def list_reference_values(
 
 @router.patch("/reference-values/{rv_id}")
 def update_reference_values(
-    rv_id: uuid.UUID, body: ReferenceValuePatch, session: SessionDep, admin: AdminDep
+    rv_id: uuid.UUID, body: ReferenceValuePatch, session: SessionDep, admin: AdminRoleDep
 ) -> ReferenceValueOut:
     """Change the status: draft -> active -> retired (or draft -> retired). Values themselves are immutable; a set
     stored before values had to pin a guest identity can be retired but not activated."""
@@ -169,7 +170,7 @@ def update_reference_values(
 
 
 @router.post("/policies", status_code=status.HTTP_201_CREATED)
-def create_policy(body: PolicyCreate, session: SessionDep, admin: AdminDep) -> PolicyOut:
+def create_policy(body: PolicyCreate, session: SessionDep, admin: AdminRoleDep) -> PolicyOut:
     """400 ``policy.invalid`` for a document the decision could not parse (an unknown key, a wrong type): the admin
     who wrote it hears of a typo once, instead of every customer's decision being rejected for it. 400
     ``request.invalid`` for one nested too deep or too large (``verifier.limits``). Audited."""
@@ -180,12 +181,12 @@ def create_policy(body: PolicyCreate, session: SessionDep, admin: AdminDep) -> P
 
 
 @router.get("/policies")
-def list_policies(session: SessionDep, _: AdminDep, limit: Limit = 100, offset: Offset = 0) -> list[PolicyOut]:
+def list_policies(session: SessionDep, _: ViewerDep, limit: Limit = 100, offset: Offset = 0) -> list[PolicyOut]:
     return [PolicyOut.model_validate(r) for r in catalog_repository.list_policies(session, limit=limit, offset=offset)]
 
 
 @router.delete("/policies/{policy_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_policy(policy_id: uuid.UUID, session: SessionDep, admin: AdminDep) -> None:
+def delete_policy(policy_id: uuid.UUID, session: SessionDep, admin: AdminRoleDep) -> None:
     """Delete a policy no entitlement names; 409 ``resource.conflict`` naming the entitlements that do (it is part of
     their terms: suspend or revoke them instead). Audited ``admin:policy:deleted``."""
     catalog.delete_policy(session, policy_id, actor=actor(admin), now=now())

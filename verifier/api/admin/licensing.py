@@ -27,10 +27,11 @@ from verifier.api.admin_schemas import (
     IssuedCredential,
     LicenceKeyCreate,
 )
-from verifier.api.deps import AdminDep, SessionDep, SettingsDep
+from verifier.api.deps import SessionDep, SettingsDep
+from verifier.api.roles import AdminRoleDep, OperatorDep, ViewerDep, ensure_role
 from verifier.auth import credentials
 from verifier.auth import repository as credential_repository
-from verifier.db.models import ApiCredential, CredentialKind
+from verifier.db.models import ApiCredential, CredentialKind, StaffRole
 from verifier.entitlement import licensing
 from verifier.entitlement import repository as licensing_repository
 
@@ -41,7 +42,7 @@ router = APIRouter(prefix=PREFIX)
 
 
 @router.post("/entitlements", status_code=status.HTTP_201_CREATED)
-def create_entitlement(body: EntitlementCreate, session: SessionDep, admin: AdminDep) -> EntitlementOut:
+def create_entitlement(body: EntitlementCreate, session: SessionDep, admin: AdminRoleDep) -> EntitlementOut:
     entitlement = licensing.create_entitlement(
         session,
         customer_id=body.customer_id,
@@ -64,7 +65,7 @@ def create_entitlement(body: EntitlementCreate, session: SessionDep, admin: Admi
 @router.get("/entitlements")
 def list_entitlements(
     session: SessionDep,
-    _: AdminDep,
+    _: ViewerDep,
     customer_id: uuid.UUID | None = None,
     model_id: uuid.UUID | None = None,
     limit: Limit = 100,
@@ -78,7 +79,7 @@ def list_entitlements(
 
 @router.patch("/entitlements/{entitlement_id}")
 def update_entitlement(
-    entitlement_id: uuid.UUID, body: EntitlementPatch, session: SessionDep, admin: AdminDep
+    entitlement_id: uuid.UUID, body: EntitlementPatch, session: SessionDep, admin: AdminRoleDep
 ) -> EntitlementOut:
     """Change the terms (the fields given; audited ``admin:entitlement:terms_changed``; live leases run on to
     their expiry), then the status: ``active`` <-> ``suspended``, either -> ``revoked`` (final; 409 otherwise).
@@ -98,13 +99,17 @@ def update_entitlement(
 
 
 @router.patch("/customers/{customer_id}")
-def update_customer(customer_id: uuid.UUID, body: CustomerPatch, session: SessionDep, admin: AdminDep) -> CustomerOut:
+def update_customer(
+    customer_id: uuid.UUID, body: CustomerPatch, session: SessionDep, admin: OperatorDep
+) -> CustomerOut:
     """Suspend or reinstate a customer. Suspended: its licence keys are refused (``auth.customer_suspended``),
     decisions for its entitlements are rejected (``entitlement.customer_suspended``) and the live leases of all its
     entitlements are revoked now. Audited ``admin:customer:status_changed`` with the revoked leases. A new name is
-    audited ``admin:customer:renamed`` (409 if another customer has it)."""
+    audited ``admin:customer:renamed`` (409 if another customer has it). A status change needs the operator role,
+    a new name the admin role."""
     at = now()
     if body.name is not None:
+        ensure_role(admin, StaffRole.ADMIN)
         customer = licensing.rename_customer(session, customer_id, body.name, actor=actor(admin), now=at)
     if body.status is not None:  # the schema wants a name, a status or both
         customer = licensing.change_customer_status(session, customer_id, body.status, actor=actor(admin), now=at)
@@ -123,7 +128,7 @@ def issue_licence_key(
     entitlement_id: uuid.UUID,
     session: SessionDep,
     settings: SettingsDep,
-    admin: AdminDep,
+    admin: AdminRoleDep,
     body: LicenceKeyCreate | None = None,
 ) -> IssuedCredential:
     """An ``enclave`` credential bound to the entitlement, expiring at ``expires_at`` if given. The token is in
@@ -143,10 +148,11 @@ def issue_licence_key(
 
 @router.post("/credentials", status_code=status.HTTP_201_CREATED)
 def issue_staff_credential(
-    body: CredentialCreate, session: SessionDep, settings: SettingsDep, admin: AdminDep
+    body: CredentialCreate, session: SessionDep, settings: SettingsDep, admin: AdminRoleDep
 ) -> IssuedCredential:
-    """An ``admin`` or ``billing-read`` credential, expiring at ``expires_at`` if given. The token is in this
-    response only."""
+    """An ``admin`` credential with ``role`` (default ``admin``; never of one customer: 400 ``usage.invalid``), or
+    a ``billing-read`` credential, of one customer if given; expiring at ``expires_at`` if given. The token is in
+    this response only."""
     row, token = credentials.issue_staff_credential(
         session,
         settings.credential_pepper.get_secret_value().encode(),
@@ -156,6 +162,7 @@ def issue_staff_credential(
         actor=actor(admin),
         now=now(),
         expires_at=body.expires_at,
+        role=StaffRole(body.role) if body.role else None,
     )
     return _issued(row, token)
 
@@ -163,7 +170,7 @@ def issue_staff_credential(
 @router.get("/credentials")
 def list_credentials(
     session: SessionDep,
-    _: AdminDep,
+    _: ViewerDep,
     customer_id: uuid.UUID | None = None,
     entitlement_id: uuid.UUID | None = None,
     kind: CredentialKind | None = None,
@@ -182,7 +189,7 @@ def rotate_credential(
     credential_id: uuid.UUID,
     session: SessionDep,
     settings: SettingsDep,
-    admin: AdminDep,
+    admin: AdminRoleDep,
     body: CredentialRotate | None = None,
 ) -> IssuedCredential:
     """A successor of a live credential (same kind, customer, entitlement and label); the old one keeps working
@@ -202,7 +209,7 @@ def rotate_credential(
 
 
 @router.post("/credentials/{credential_id}/revoke")
-def revoke_credential(credential_id: uuid.UUID, session: SessionDep, admin: AdminDep) -> CredentialOut:
+def revoke_credential(credential_id: uuid.UUID, session: SessionDep, admin: AdminRoleDep) -> CredentialOut:
     """Revoke a credential of any kind now (``revoked_at``); it never authenticates again (``auth.invalid``). A
     credential already revoked is a 409. Leases issued under a licence key stay until they expire, are released or
     revoked: they cannot be renewed without a live credential."""

@@ -20,7 +20,8 @@ from verifier.api.admin_schemas import (
     LeaseOut,
     Platform,
 )
-from verifier.api.deps import AdminDep, SessionDep
+from verifier.api.deps import SessionDep
+from verifier.api.roles import OperatorDep, ViewerDep
 from verifier.attestation import leases
 from verifier.attestation import repository as attestations
 from verifier.db.models import AttestationStatus, LeaseStatus
@@ -36,7 +37,7 @@ router = APIRouter(prefix=PREFIX)
 @router.get("/leases")
 def list_leases(
     session: SessionDep,
-    _: AdminDep,
+    _: ViewerDep,
     entitlement_id: uuid.UUID | None = None,
     status_: Annotated[LeaseStatus | None, Query(alias="status")] = None,
     limit: Limit = 100,
@@ -47,7 +48,7 @@ def list_leases(
 
 
 @router.post("/leases/{lease_id}/revoke")
-def revoke_lease(lease_id: uuid.UUID, session: SessionDep, admin: AdminDep) -> LeaseOut:
+def revoke_lease(lease_id: uuid.UUID, session: SessionDep, admin: OperatorDep) -> LeaseOut:
     """End a live lease now; its seat frees and it cannot be renewed."""
     lease = leases.revoke_lease(session, lease_id, actor=actor(admin), now=now())
     return LeaseOut.model_validate(lease)
@@ -56,7 +57,7 @@ def revoke_lease(lease_id: uuid.UUID, session: SessionDep, admin: AdminDep) -> L
 @router.get("/deployments")
 def list_deployments(
     session: SessionDep,
-    _: AdminDep,
+    _: ViewerDep,
     entitlement_id: uuid.UUID | None = None,
     limit: Limit = 100,
     offset: Offset = 0,
@@ -68,7 +69,7 @@ def list_deployments(
 @router.get("/attestations")
 def list_attestations(
     session: SessionDep,
-    _: AdminDep,
+    _: ViewerDep,
     customer_id: uuid.UUID | None = None,
     model_id: uuid.UUID | None = None,
     status_: Annotated[AttestationStatus | None, Query(alias="status")] = None,
@@ -94,7 +95,7 @@ def list_attestations(
 
 
 @router.get("/attestations/{attestation_id}")
-def get_attestation(attestation_id: uuid.UUID, session: SessionDep, _: AdminDep) -> AttestationDetail:
+def get_attestation(attestation_id: uuid.UUID, session: SessionDep, _: ViewerDep) -> AttestationDetail:
     att = attestations.get_attestation(session, attestation_id)
     if att is None:
         raise NotFound(Code.ATTESTATION_NOT_FOUND, "attestation not found", actual=attestation_id)

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from verifier.db.base import Base, str_enum
 from verifier.db.models._types import Name, Timestamp, UuidPk
+from verifier.db.models.staff import StaffRole
 
 
 class CustomerStatus(StrEnum):
@@ -49,3 +50,6 @@ class ApiCredential(Base):
     created_at: Mapped[Timestamp]
     revoked_at: Mapped[datetime | None]
     expires_at: Mapped[datetime | None]  # never authenticates from then on (None: no expiry)
+    #: What an ``admin`` credential may do on the admin API, as a staff account's role (viewer < operator < admin);
+    #: None for the other kinds.
+    role: Mapped[StaffRole | None] = mapped_column(str_enum(StaffRole))
