@@ -25,6 +25,8 @@ from fastapi import APIRouter, Header, Request, Response
 from kombu.exceptions import KombuError
 from pydantic import BaseModel, Field
 from redis.exceptions import RedisError
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.concurrency import run_in_threadpool
 
 from verifier import limits
@@ -51,6 +53,8 @@ from .deps import EnclaveDep, SessionDep, SettingsDep
 router = APIRouter(tags=["enclave"])
 log = logging.getLogger(__name__)
 _CLASH: Final = "the request clashes with data stored meanwhile"
+#: A database that cannot be reached or answer now (the app answers these 503 ``service.unavailable``).
+DATABASE_UNAVAILABLE: Final = (OperationalError, InterfaceError, PoolTimeout)
 #: Requests waiting for their decision in this process, by licence key id (read and written on the event loop only).
 _waiting: Counter[str] = Counter()
 
@@ -183,7 +187,9 @@ async def _dispatch(
 ) -> AttestationOut:
     """Store the request (one autocommit INSERT), and only then send it to a worker, in one threadpool hop; then
     optionally wait for the decision, on the event loop (no thread is held while waiting), unless the licence key
-    already has ``licence_max_waiting`` requests waiting in this process."""
+    already has ``licence_max_waiting`` requests waiting in this process. Once the request is stored and sent, the
+    answer always carries its id: a database that fails while it waits makes it 202 pending, never a 503 (the
+    client could not learn the id of a request that is then decided)."""
     from verifier.observability.logging import CELERY_REQUEST_ID_HEADER, current_request_id  # noqa: PLC0415
 
     attestation_id: uuid.UUID = values["id"]
@@ -232,7 +238,14 @@ async def _wait_for_decision(
             if decided.answer is not None:
                 response.status_code = 200
                 return AttestationOut.model_validate(decided.answer)
-            current = await run_in_threadpool(_read, settings, attestation_id)
+            try:
+                current = await run_in_threadpool(_read, settings, attestation_id)
+            except DATABASE_UNAVAILABLE as e:  # stored and sent already: answer with its id, never a 503
+                log.warning(
+                    "decision not read while waiting; answering pending",
+                    extra={"attestation_id": str(attestation_id), "error": type(e).__name__},
+                )
+                current = None
             if current is not None and current.status != AttestationStatus.PENDING:
                 response.status_code = 200
                 return current

@@ -237,13 +237,10 @@ def _check(running: Running, burst: list[Outcome], after: list[Outcome]) -> list
 
 
 def _refused_but_stored(deployments: list[str]) -> None:
-    """Known bug, not yet fixed (the fix belongs in verifier/api/enclave.py): a ``Prefer: wait`` submission whose
-    request was committed and sent, but whose wait then fails to read the database, is answered 503. The request is
-    not lost (it is decided and accepted), but its client never learns the attestation id, so the lease it gets is
-    held by no enclave until the client attests again under the same deployment (which supersedes it) or it expires.
-    Once the wait answers 202 with the id instead, this passes."""
-    if deployments:
-        pytest.xfail(f"stored and accepted, but the client was answered 503: {deployments}")
+    """No request stored and sent is answered with an error: its client would never learn the attestation id, and
+    the lease it then gets would be held by no enclave. A ``Prefer: wait`` submission whose wait fails to read the
+    database answers 202 pending with its id (verifier/api/enclave.py; it was a 503 before)."""
+    assert not deployments, f"stored and accepted, but the client was refused: {deployments}"
 
 
 def _restart_redis_while_a_worker_holds_messages(running: Running) -> None:
