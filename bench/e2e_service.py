@@ -75,8 +75,8 @@ from bench import _loadgen
 from bench._harness import X, machine
 from bench.floor_stack import FloorStack, setup_database, status_counts, verify_floor_chain
 from verifier.audit.log import verify_chain
-from verifier.limits import MAX_SEATS
 from verifier.db.models import Attestation, AttestationStatus, Lease
+from verifier.limits import MAX_SEATS
 from verifier.testing.databases import ADMIN_URL, purge_keys, scratch_database
 from verifier.testing.demo_data import seed_demo
 from verifier.testing.devstack import DevStack, StackConfig, free_port

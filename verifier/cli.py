@@ -146,7 +146,8 @@ def _options(families: Sequence[CliFamily[Any]]) -> list[click.Option]:
     for family in families:
         for spec in family.inputs:
             specs.setdefault(spec.dest, spec)
-            helps.setdefault(spec.dest, []).append(spec.help)
+            if spec.help not in helps.setdefault(spec.dest, []):
+                helps[spec.dest].append(spec.help)
     return [_option(spec, " ".join(helps[dest])) for dest, spec in specs.items()]
 
 
