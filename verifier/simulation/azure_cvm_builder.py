@@ -19,6 +19,7 @@ import functools
 import hashlib
 import json
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -207,7 +208,7 @@ def _trust_store() -> TrustStore:
     return trust_store_from_certificates(roots, simulated=True)
 
 
-def _claims(ak: rsa.RSAPublicKey, user_data: bytes, defect: AzureDefect | None) -> bytes:
+def _claims(ak: rsa.RSAPublicKey, user_data: bytes, defect: AzureDefect | None, config: Mapping[str, object]) -> bytes:
     numbers = ak.public_numbers()
     ak_jwk = {"kid": "HCLAkPub", "key_ops": ["sign"], "kty": "RSA", "e": _b64url(numbers.e), "n": _b64url(numbers.n)}
     ek = _rsa("ek").public_key().public_numbers()
@@ -220,6 +221,7 @@ def _claims(ak: rsa.RSAPublicKey, user_data: bytes, defect: AzureDefect | None) 
             "secure-boot": True,
             "tpm-enabled": True,
             "vmUniqueId": "00000000-0000-4000-8000-000000000001",
+            **config,
         },
         "user-data": user_data.hex().upper(),
     }
@@ -304,14 +306,24 @@ def _attest(extra: bytes, pcrs: list[bytes], defect: AzureDefect | None) -> byte
 class AzureCvmBuilder:
     """Builds simulated Azure CVM evidence; one instance serves a test session."""
 
-    def build(self, kind: Kind = "snp", defect: AzureDefect | None = None, *, version: int = 2) -> AzureCvmEvidence:
+    def build(
+        self,
+        kind: Kind = "snp",
+        defect: AzureDefect | None = None,
+        *,
+        version: int = 2,
+        vm_configuration: Mapping[str, object] | None = None,
+        with_pcr_values: bool = True,
+    ) -> AzureCvmEvidence:
+        """Genuine evidence of ``kind``, or with exactly ``defect``; ``vm_configuration`` overrides claims members
+        (signed: not a defect); ``with_pcr_values=False`` sends the quote without its PCR values."""
         if defect in TDX_ONLY and kind != "tdx":
             raise ValueError(f"defect {defect} needs kind 'tdx'")
         nonce = SIM_NONCE
         user_data = (hashlib.sha512(b"other").digest() if defect is AzureDefect.USER_DATA else nonce).ljust(64, b"\0")
         weak = defect is AzureDefect.CLAIMS_WEAK_AK
         ak = _rsa("ak-1024", 1024) if weak else _rsa("ak")
-        claims = _claims(ak.public_key(), user_data, defect)
+        claims = _claims(ak.public_key(), user_data, defect, vm_configuration or {})
         hasher = hashlib.sha384 if defect is AzureDefect.HASH_TYPE_SHA384 else hashlib.sha256
         report_data = hasher(claims).digest()[:32] + (b"\x01" if defect is AzureDefect.REPORT_DATA_TAIL else b"\0") * 32
         if defect is AzureDefect.CLAIMS_TAMPERED:
@@ -352,6 +364,8 @@ class AzureCvmBuilder:
             sent_pcrs[7] = hashlib.sha256(b"another boot").digest()
         if defect is AzureDefect.PCR_VALUES_SHORT:
             sent_pcrs = sent_pcrs[:23]
+        if not with_pcr_values:
+            sent_pcrs = []
         doc = {
             "version": version,
             "tpm_quote": {"signature": signature.hex(), "message": attest.hex(), "pcrs": [p.hex() for p in sent_pcrs]},
