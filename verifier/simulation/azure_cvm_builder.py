@@ -314,12 +314,13 @@ class AzureCvmBuilder:
         version: int = 2,
         vm_configuration: Mapping[str, object] | None = None,
         with_pcr_values: bool = True,
+        nonce: bytes = SIM_NONCE,
     ) -> AzureCvmEvidence:
         """Genuine evidence of ``kind``, or with exactly ``defect``; ``vm_configuration`` overrides claims members
-        (signed: not a defect); ``with_pcr_values=False`` sends the quote without its PCR values."""
+        (signed: not a defect); ``with_pcr_values=False`` sends the quote without its PCR values; ``nonce`` (at
+        most 64 bytes) is what the quote and, for version 2, the HCL user-data carry."""
         if defect in TDX_ONLY and kind != "tdx":
             raise ValueError(f"defect {defect} needs kind 'tdx'")
-        nonce = SIM_NONCE
         user_data = (hashlib.sha512(b"other").digest() if defect is AzureDefect.USER_DATA else nonce).ljust(64, b"\0")
         weak = defect is AzureDefect.CLAIMS_WEAK_AK
         ak = _rsa("ak-1024", 1024) if weak else _rsa("ak")
