@@ -24,14 +24,15 @@ import re
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
+from verifier import limits
 from verifier.errors import Code, EvidenceMalformed
 from verifier.evidence.azure_hcl import strict_json
 
 AzureKind = Literal["snp", "tdx"]
 EVIDENCE_VERSIONS: Final = (1, 2)
 #: Largest evidence JSON accepted (an HCL report, a TD quote, three certificates, 24 PCRs, in text).
-MAX_EVIDENCE_JSON_BYTES: Final = 65536
-MAX_AK_INTERMEDIATES: Final = 4
+MAX_EVIDENCE_JSON_BYTES: Final = limits.MAX_AZURE_EVIDENCE_JSON_BYTES
+MAX_AK_INTERMEDIATES: Final = limits.MAX_AZURE_AK_INTERMEDIATES
 _HARDWARE: Final = {"snp": "vcek", "tdx": "td_quote"}
 _B64URL = re.compile(r"[A-Za-z0-9_-]*={0,2}")
 _HEX = re.compile(r"(?:[0-9A-Fa-f]{2})*")

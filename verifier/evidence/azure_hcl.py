@@ -47,6 +47,7 @@ from typing import Any, Final, Literal
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from verifier import limits
 from verifier.errors import Code, EvidenceMalformed
 
 HCL_SIGNATURE: Final = b"HCLA"
@@ -61,8 +62,8 @@ assert IGVM_REQUEST.size == 20
 CLAIMS_OFFSET: Final = IGVM_OFFSET + IGVM_REQUEST.size
 assert CLAIMS_OFFSET == 0x4D4
 #: Limits of azure-cvm.md §9 step 1.
-MAX_HCL_BYTES: Final = 8192
-MAX_CLAIMS_BYTES: Final = 4096
+MAX_HCL_BYTES: Final = limits.MAX_AZURE_HCL_BYTES
+MAX_CLAIMS_BYTES: Final = limits.MAX_AZURE_CLAIMS_BYTES
 
 HCL_VERSIONS: Final = (1, 2)
 REQUEST_TYPE_AK_CERT: Final = 2

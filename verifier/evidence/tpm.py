@@ -32,6 +32,7 @@ import struct
 from dataclasses import dataclass
 from typing import Final
 
+from verifier import limits
 from verifier.errors import Code, EvidenceMalformed
 
 TPM_GENERATED_VALUE: Final = 0xFF544347
@@ -39,7 +40,7 @@ TPM_ST_ATTEST_QUOTE: Final = 0x8018
 TPM_ALG_SHA256: Final = 0x000B
 TPM_ALG_RSASSA: Final = 0x0014
 #: Largest TPMS_ATTEST accepted (azure-cvm.md §9 step 1).
-MAX_ATTEST_BYTES: Final = 1024
+MAX_ATTEST_BYTES: Final = limits.MAX_TPM_ATTEST_BYTES
 #: TPM2B_NAME holds at most a hash algorithm id and a SHA-512 digest.
 MAX_NAME_BYTES: Final = 66
 #: TPM2B_DATA: qualifyingData is at most the size of the largest digest (64).

@@ -31,6 +31,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from verifier import limits
 from verifier.errors import Code, EvidenceMalformed, VerificationFailed
 from verifier.trust.chains import cert_window, is_ca, load_strict_certificate
 from verifier.trust.store import AZURE_VTPM_CA_03, AZURE_VTPM_ROOT, TrustStore
@@ -39,7 +40,7 @@ from verifier.trust.store import AZURE_VTPM_CA_03, AZURE_VTPM_ROOT, TrustStore
 AIK_CERTIFICATE_EKU: Final = "2.23.133.8.3"
 #: Longest path leaf -> root (the 2026 hierarchy has two intermediates).
 MAX_PATH: Final = 4
-MAX_AK_CERT_BYTES: Final = 4096
+MAX_AK_CERT_BYTES: Final = limits.MAX_AZURE_AK_CERT_BYTES
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
+from pydantic import ValidationError
+
 from verifier.appraisal.azure_cvm import (
     AzureCvmPolicy,
     appraise_azure_cvm,
@@ -72,20 +74,25 @@ def _std_b64(data: bytes) -> str:
 def _hardware_item(
     item: EvidenceItem, evidence: AzureEvidence, cache: CollateralCache | None
 ) -> ParsedReport | ParsedQuote | None:
+    """The hardware part as the plain platform's item (None when the HCL report does not parse, or a part is
+    over the plain item's limits: verification then rejects it with its own code)."""
     try:
         hcl = parse_hcl_report(evidence.hcl_report, evidence.kind)
     except KeywardError:
         return None
-    if evidence.kind == "snp":
-        inner = EvidenceItem(
-            type="amd-sev-snp",
-            evidence=_std_b64(hcl.hardware_report),
-            vcek=_std_b64(evidence.vcek or b""),
-            crl=item.crl,
-        )
-        return parse_snp_item(inner)
-    inner = EvidenceItem(type="intel-tdx", evidence=_std_b64(evidence.td_quote or b""), collateral=item.collateral)
-    return parse_intel_item(inner, cache)
+    try:
+        if evidence.kind == "snp":
+            snp = EvidenceItem(
+                type="amd-sev-snp",
+                evidence=_std_b64(hcl.hardware_report),
+                vcek=_std_b64(evidence.vcek or b""),
+                crl=item.crl,
+            )
+            return parse_snp_item(snp)
+        tdx = EvidenceItem(type="intel-tdx", evidence=_std_b64(evidence.td_quote or b""), collateral=item.collateral)
+    except ValidationError:
+        return None
+    return parse_intel_item(tdx, cache)
 
 
 def _parse(kind: AzureKind) -> Callable[[EvidenceItem, CollateralCache | None], ParsedAzure]:

@@ -130,3 +130,15 @@ def test_azure_reference_values_from_claims_round_trip() -> None:
     assert [r.code for r in parsed.evaluate({}, {**base, **other}, env).reasons] == [Code.AZURE_POLICY_PCR_NOT_ALLOWED]
     with pytest.raises(UsageError):
         entry.reference_values_from_claims({"pcrs": {}})
+
+
+def test_azure_item_whose_vcek_is_over_the_item_limit_is_rejected_not_crashed() -> None:
+    doc = json.loads(evidence_json(S4))
+    doc["vcek"] = base64.urlsafe_b64encode(bytes(20000)).decode()
+    (parsed,) = parse_evidence(
+        [{"type": "azure-sev-snp-vtpm", "evidence": base64.b64encode(json.dumps(doc).encode()).decode()}]
+    )
+    assert not isinstance(parsed, Unparsed)
+    assert parsed.needs == ()
+    result = parsed.evaluate({}, {"expected_report_data": "00"}, Verifying(TRUST, S4.now or TRUST_NOW))  # type: ignore[arg-type]
+    assert result.reasons[0].code.value.startswith("snp.leaf.")
