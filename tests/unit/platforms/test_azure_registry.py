@@ -17,8 +17,16 @@ from verifier.api.enclave import EvidenceIn
 from verifier.collateral.documents import AMD, INTEL
 from verifier.errors import Code, EvidenceMalformed, UsageError
 from verifier.platforms.azure_evidence import ParsedAzure
+from verifier.platforms.cli_inputs import choose_family
 from verifier.platforms.item import EvidenceItem, Verifying, stored_item
-from verifier.platforms.registry import PLATFORMS, Unparsed, parse_evidence, parse_item, reference_values_problem
+from verifier.platforms.registry import (
+    CLI_FAMILIES,
+    PLATFORMS,
+    Unparsed,
+    parse_evidence,
+    parse_item,
+    reference_values_problem,
+)
 from verifier.simulation.azure_cvm_builder import AzureCvmBuilder
 from verifier.trust.store import load_trust_store
 
@@ -142,3 +150,20 @@ def test_azure_item_whose_vcek_is_over_the_item_limit_is_rejected_not_crashed() 
     assert parsed.needs == ()
     result = parsed.evaluate({}, {"expected_report_data": "00"}, Verifying(TRUST, S4.now or TRUST_NOW))  # type: ignore[arg-type]
     assert result.reasons[0].code.value.startswith("snp.leaf.")
+
+
+@pytest.mark.parametrize(
+    "given",
+    [(), ("nonce",), ("collateral",), ("certs",), ("crl",)],
+    ids=["sniffed", "nonce", "collateral", "certs", "crl"],
+)
+def test_cli_azure_evidence_json_picks_the_azure_family(given: tuple[str, ...]) -> None:
+    """Sniffed, or with any of its options, shared ones included (``--collateral`` and ``--nonce`` are shared with
+    Intel and NVIDIA, ``--certs`` and ``--crl`` with SEV-SNP); the other families' evidence keeps its family."""
+    for data in (
+        evidence_json(S4),
+        evidence_json(T5),
+        (AZURE_CASES["S5"].dir / "upstream" / "evidence-v1.json").read_bytes(),
+    ):
+        assert choose_family(CLI_FAMILIES, given, data).family == "azure"
+    assert choose_family(CLI_FAMILIES, given, S4.read("tpm_quote_attest.bin") or b"").family != "azure"
