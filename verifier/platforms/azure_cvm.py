@@ -194,7 +194,7 @@ def _hardware_snp(
     cache: SnpVerificationCache | None,
 ) -> tuple[SnpVerification, bytes]:
     report = parse_snp_report(hcl.hardware_report)
-    v = verify_snp_report(report, evidence.vcek, trust, now, crl_der=crl_der, cache=cache)
+    v = verify_snp_report(report, evidence.vcek or None, trust, now, crl_der=crl_der, cache=cache)
     return v, report.report_data
 
 

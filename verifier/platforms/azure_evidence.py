@@ -117,8 +117,8 @@ def azure_needs(parsed: ParsedAzure) -> tuple[Wanted, ...]:
     """The hardware part's rows: the AMD CRL of the SEV-SNP report's chain (its VCEK rides in the evidence), or
     the TD quote's TCB Info, QE Identity and CRLs (``optional`` when the item brings its collateral)."""
     hardware = parsed.hardware
-    if isinstance(hardware, ParsedReport):
-        return snp_needs(hardware)
+    if isinstance(hardware, ParsedReport):  # never a cached VCEK: verification uses the evidence's own
+        return tuple(w for w in snp_needs(hardware) if w.kind != "vcek")
     if isinstance(hardware, ParsedQuote):
         return intel_needs(hardware)
     return ()

@@ -167,3 +167,12 @@ def test_cli_azure_evidence_json_picks_the_azure_family(given: tuple[str, ...]) 
     ):
         assert choose_family(CLI_FAMILIES, given, data).family == "azure"
     assert choose_family(CLI_FAMILIES, given, S4.read("tpm_quote_attest.bin") or b"").family != "azure"
+
+
+def test_azure_snp_item_with_an_empty_vcek_needs_no_cached_vcek() -> None:
+    doc = json.loads(evidence_json(S4))
+    doc["vcek"] = ""
+    parsed = parse_item(_item("azure-sev-snp-vtpm", json.dumps(doc).encode()))
+    assert [w.kind for w in parsed.needs] == ["crl"]
+    result = parsed.evaluate({}, {"require_crl": False, "require_nonce": False}, Verifying(TRUST, S4.now or TRUST_NOW))
+    assert [r.code for r in result.reasons] == [Code.SNP_LEAF_MISSING]
