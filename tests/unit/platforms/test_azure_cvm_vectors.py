@@ -143,6 +143,15 @@ def test_azure_tdx_case_rejected_after_its_collateral_expired(case_id: str) -> N
     assert result.reasons[0].code.value.startswith("intel.")
 
 
+@pytest.mark.parametrize("case_id", ["S1", "S2", "S3", "S4", "S5", "S6"])
+def test_azure_snp_case_still_verifies_when_collected(case_id: str) -> None:
+    """VCEKs live seven years and the TPM quote carries no wall-clock time: the SEV-SNP rows verify on the day the
+    vectors were collected as at their pinned time (expected.json ``valid_now``)."""
+    case = AZURE_CASES[case_id]
+    assert case.raw["snp"]["valid_now"] is True
+    assert _evaluate(case, now=COLLECTED).verified
+
+
 def test_azure_t4_ak_certificate_expired_after_2026_11_30() -> None:
     case = AZURE_CASES["T4"]
     with pytest.raises(KeywardError) as e:
