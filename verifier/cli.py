@@ -3,6 +3,8 @@
     keyward verify EVIDENCE [--collateral FILE|DIR] [--at TIME] [--policy FILE] [--json]            (Intel)
     keyward verify REPORT [--certs FILE] [--cert-table FILE] [--crl FILE] [--product milan|genoa|turin]
                           [--cce-policy FILE ...] [--at TIME] [--policy FILE] [--json]          (AMD SEV-SNP)
+    keyward verify EVIDENCE.json [--nonce HEX] [--certs VCEK] [--crl FILE] [--collateral FILE]
+                          [--at TIME] [--policy FILE] [--json]                (Azure CVM: az-snp-vtpm / az-tdx-vtpm)
 
 Exit status: 0 accepted, 1 rejected (malformed evidence included: a clean rejection, never a traceback),
 2 usage error (missing file, bad flag, bad time, invalid policy file).
@@ -74,7 +76,8 @@ def main() -> None:
 #: ``keyward verify``'s one-line description (its ``--help``).
 VERIFY_HELP = (
     "Verify EVIDENCE (an SGX/TDX quote, an SEV-SNP report or a configfs-tsm dump, an NVIDIA GPU or NVSwitch "
-    "attestation report; binary or hex) and appraise it."
+    "attestation report; binary or hex; or an Azure confidential VM's az-snp-vtpm / az-tdx-vtpm evidence JSON) "
+    "and appraise it."
 )
 
 
@@ -146,7 +149,8 @@ def _options(families: Sequence[CliFamily[Any]]) -> list[click.Option]:
     for family in families:
         for spec in family.inputs:
             specs.setdefault(spec.dest, spec)
-            helps.setdefault(spec.dest, []).append(spec.help)
+            if spec.help not in helps.setdefault(spec.dest, []):
+                helps[spec.dest].append(spec.help)
     return [_option(spec, " ".join(helps[dest])) for dest, spec in specs.items()]
 
 
@@ -219,6 +223,12 @@ _REPORT_CLAIMS = (
     "report_data",
     "reported_tcb",
     "chip_id",
+    "vm_configuration",
+    "tpm_nonce",
+    "nonce_checked",
+    "user_data_bound",
+    "pcr_digest_verified",
+    "ak_pub_sha256",
 )
 
 
@@ -233,6 +243,8 @@ def render_report(name: str, now: datetime, r: Evaluation) -> str:
     kind = f" (quote v{c['quote_version']}, body type {c['body_type']})" if "quote_version" in c else ""
     if family == "snp" and "version" in c:
         kind = f" (report v{c['version']}{', ' + str(c['product']) if 'product' in c else ''})"
+    if family == "azure" and "evidence_version" in c:
+        kind = f" (evidence v{c['evidence_version']}, HCL report v{c.get('hcl_version')}{kind})"
     if family == "nvidia" and "device_kind" in c:
         kind = f" ({'NVSwitch' if c['device_kind'] == 'switch' else 'GPU'}, {c.get('architecture')})"
     lines.append(f"  platform     {r.platform or 'unknown'}{kind}{'  [SIMULATED]' if r.simulated else ''}")

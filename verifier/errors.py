@@ -250,6 +250,52 @@ class Code(StrEnum):
     AZURE_UVM_SIGNATURE_INVALID = "azure.uvm.signature_invalid"
     AZURE_UVM_PAYLOAD_INVALID = "azure.uvm.payload_invalid"
 
+    # -- Azure confidential VMs: HCL report, runtime claims, vTPM quote, AK certificate (azure-cvm.md §9)
+    AZURE_EVIDENCE_MALFORMED = "azure.evidence.malformed"  # the az-snp-vtpm / az-tdx-vtpm evidence JSON
+    AZURE_HCL_TOO_LARGE = "azure.hcl.too_large"  # HCL report over 8 KiB or runtime claims over 4 KiB
+    AZURE_HCL_TRUNCATED = "azure.hcl.truncated"  # ends before the IGVM request data or inside the runtime claims
+    AZURE_HCL_SIGNATURE_INVALID = "azure.hcl.signature_invalid"  # the header is not HCLA (a magic, not crypto)
+    AZURE_HCL_UNSUPPORTED_VERSION = "azure.hcl.unsupported_version"  # header version not 1 or 2; IGVM version not 1
+    AZURE_HCL_REQUEST_TYPE_INVALID = "azure.hcl.request_type_invalid"  # RequestType is not 2 (AkCertRequest)
+    AZURE_HCL_RESERVED_NONZERO = "azure.hcl.reserved_nonzero"  # header Status / reserved bytes not zero
+    AZURE_HCL_REPORT_TYPE_MISMATCH = "azure.hcl.report_type_mismatch"  # ReportType not the evidence type's
+    AZURE_HCL_UNSUPPORTED_HASH_TYPE = "azure.hcl.unsupported_hash_type"  # ReportDataHashType is not 1 (SHA-256)
+    AZURE_HCL_HEADER_INCONSISTENT = "azure.hcl.header_inconsistent"  # ReportSize / DataSize vs VariableDataSize
+    AZURE_HCL_PADDING_NONZERO = "azure.hcl.padding_nonzero"  # bytes after the claims or the TD report are not zero
+    AZURE_TD_REPORT_MALFORMED = "azure.td_report.malformed"  # TDREPORT_STRUCT type or reserved bytes
+    AZURE_CLAIMS_MALFORMED = "azure.claims.malformed"  # runtime claims: not one UTF-8 JSON object, duplicates, types
+    AZURE_CLAIMS_AK_MISSING = "azure.claims.ak_missing"  # not exactly one HCLAkPub in the runtime claims
+    AZURE_CLAIMS_AK_INVALID = "azure.claims.ak_invalid"  # HCLAkPub is not RSA-2048 with e = 65537
+    AZURE_TPM_TOO_LARGE = "azure.tpm.too_large"  # TPMS_ATTEST over 1 KiB
+    AZURE_TPM_TRUNCATED = "azure.tpm.truncated"  # TPMS_ATTEST ends inside a field
+    AZURE_TPM_TRAILING_DATA = "azure.tpm.trailing_data"  # bytes after the TPMS_ATTEST
+    AZURE_TPM_MAGIC_INVALID = "azure.tpm.magic_invalid"  # not TPM_GENERATED_VALUE
+    AZURE_TPM_TYPE_INVALID = "azure.tpm.type_invalid"  # not TPM_ST_ATTEST_QUOTE
+    AZURE_TPM_MALFORMED = "azure.tpm.malformed"  # a TPM2B longer than its type allows, clockInfo.safe not 0/1
+    AZURE_TPM_PCR_SELECTION_INVALID = "azure.tpm.pcr_selection_invalid"  # not one SHA-256 bank of PCRs 0-23
+    AZURE_TPM_SIGNATURE_MALFORMED = "azure.tpm.signature_malformed"  # not a 256-byte RSASSA-SHA256 signature
+    AZURE_TPM_PCR_VALUES_MALFORMED = "azure.tpm.pcr_values_malformed"  # PCR values not 0 or 24 x 32 bytes
+    AZURE_AK_CERT_MALFORMED = "azure.ak_cert.malformed"  # the AK certificate / NV image / an intermediate
+    AZURE_HCL_RUNTIME_CLAIMS_HASH_MISMATCH = "azure.hcl.runtime_claims_hash_mismatch"  # REPORT_DATA != SHA-256(claims)
+    AZURE_HCL_TD_QUOTE_MISMATCH = "azure.hcl.td_quote_mismatch"  # the TD quote body is not the HCL TD report
+    AZURE_TPM_QUOTE_SIGNATURE_INVALID = "azure.tpm.quote_signature_invalid"  # HCLAkPub does not verify the quote
+    AZURE_TPM_NONCE_MISMATCH = "azure.tpm.nonce_mismatch"  # extraData is not the expected nonce binding
+    AZURE_TPM_PCR_DIGEST_MISMATCH = "azure.tpm.pcr_digest_mismatch"  # SHA-256 of the selected PCR values != pcrDigest
+    AZURE_CLAIMS_USER_DATA_MISMATCH = "azure.claims.user_data_mismatch"  # v2: user-data does not start with the nonce
+    AZURE_AK_CERT_KEY_MISMATCH = "azure.ak_cert.key_mismatch"  # the AK certificate's key is not HCLAkPub
+    AZURE_AK_CERT_UNTRUSTED = "azure.ak_cert.untrusted"  # no chain to the pinned Azure vTPM root; CA / EKU rules
+    AZURE_AK_CERT_SIGNATURE_INVALID = "azure.ak_cert.signature_invalid"  # a link of the AK chain does not verify
+    AZURE_AK_CERT_EXPIRED = "azure.ak_cert.expired"  # a certificate of the AK chain expired
+    AZURE_AK_CERT_NOT_YET_VALID = "azure.ak_cert.not_yet_valid"  # a certificate of the AK chain is not yet valid
+    AZURE_POLICY_SECURE_BOOT = "azure.policy.secure_boot_disabled"  # vm-configuration secure-boot false
+    AZURE_POLICY_TPM_DISABLED = "azure.policy.tpm_disabled"  # vm-configuration tpm-enabled false
+    AZURE_POLICY_CONSOLE_ENABLED = "azure.policy.console_enabled"  # vm-configuration console-enabled true, not allowed
+    AZURE_POLICY_PCR_NOT_ALLOWED = "azure.policy.pcr_not_allowed"  # a PCR value outside its allow-list
+    AZURE_POLICY_PCR_NOT_QUOTED = "azure.policy.pcr_not_quoted"  # a PCR the policy pins is not quoted or has no value
+    AZURE_POLICY_NONCE_REQUIRED = "azure.policy.nonce_required"  # no nonce binding to check the quote against
+    AZURE_POLICY_USER_DATA_REQUIRED = "azure.policy.user_data_binding_required"  # policy requires v2 evidence
+    AZURE_POLICY_AK_CERT_REQUIRED = "azure.policy.ak_cert_required"  # policy requires a verified AK certificate
+
     # -- Challenges and entitlements
     CHALLENGE_EXPIRED = "challenge.expired"
     CHALLENGE_INVALID = "challenge.invalid"
@@ -640,6 +686,31 @@ _CODES_BY_CLASS: Final[Mapping[type[KeywardError], tuple[Code, ...]]] = {
         _C.NVIDIA_EVIDENCE_MALFORMED,
         _C.NVIDIA_RIM_MALFORMED,
         _C.NVIDIA_RIM_TOO_LARGE,
+        _C.AZURE_EVIDENCE_MALFORMED,
+        _C.AZURE_HCL_TOO_LARGE,
+        _C.AZURE_HCL_TRUNCATED,
+        _C.AZURE_HCL_SIGNATURE_INVALID,
+        _C.AZURE_HCL_UNSUPPORTED_VERSION,
+        _C.AZURE_HCL_REQUEST_TYPE_INVALID,
+        _C.AZURE_HCL_RESERVED_NONZERO,
+        _C.AZURE_HCL_REPORT_TYPE_MISMATCH,
+        _C.AZURE_HCL_UNSUPPORTED_HASH_TYPE,
+        _C.AZURE_HCL_HEADER_INCONSISTENT,
+        _C.AZURE_HCL_PADDING_NONZERO,
+        _C.AZURE_TD_REPORT_MALFORMED,
+        _C.AZURE_CLAIMS_MALFORMED,
+        _C.AZURE_CLAIMS_AK_MISSING,
+        _C.AZURE_CLAIMS_AK_INVALID,
+        _C.AZURE_TPM_TOO_LARGE,
+        _C.AZURE_TPM_TRUNCATED,
+        _C.AZURE_TPM_TRAILING_DATA,
+        _C.AZURE_TPM_MAGIC_INVALID,
+        _C.AZURE_TPM_TYPE_INVALID,
+        _C.AZURE_TPM_MALFORMED,
+        _C.AZURE_TPM_PCR_SELECTION_INVALID,
+        _C.AZURE_TPM_SIGNATURE_MALFORMED,
+        _C.AZURE_TPM_PCR_VALUES_MALFORMED,
+        _C.AZURE_AK_CERT_MALFORMED,
     ),
     VerificationFailed: (
         _C.INTEL_QUOTE_SIGNATURE_INVALID,
@@ -702,6 +773,17 @@ _CODES_BY_CLASS: Final[Mapping[type[KeywardError], tuple[Code, ...]]] = {
         _C.CHALLENGE_INVALID,
         _C.CHALLENGE_REPLAYED,
         _C.ATTESTATION_REQUEST_STALE,
+        _C.AZURE_HCL_RUNTIME_CLAIMS_HASH_MISMATCH,
+        _C.AZURE_HCL_TD_QUOTE_MISMATCH,
+        _C.AZURE_TPM_QUOTE_SIGNATURE_INVALID,
+        _C.AZURE_TPM_NONCE_MISMATCH,
+        _C.AZURE_TPM_PCR_DIGEST_MISMATCH,
+        _C.AZURE_CLAIMS_USER_DATA_MISMATCH,
+        _C.AZURE_AK_CERT_KEY_MISMATCH,
+        _C.AZURE_AK_CERT_UNTRUSTED,
+        _C.AZURE_AK_CERT_SIGNATURE_INVALID,
+        _C.AZURE_AK_CERT_EXPIRED,
+        _C.AZURE_AK_CERT_NOT_YET_VALID,
     ),
     CollateralError: (
         _C.INTEL_COLLATERAL_MALFORMED,
@@ -792,6 +874,14 @@ _CODES_BY_CLASS: Final[Mapping[type[KeywardError], tuple[Code, ...]]] = {
         _C.NVIDIA_POLICY_VBIOS_VERSION,
         _C.NVIDIA_POLICY_PPCIE_REQUIRED,
         _C.NVIDIA_POLICY_CPU_REQUIRED,
+        _C.AZURE_POLICY_SECURE_BOOT,
+        _C.AZURE_POLICY_TPM_DISABLED,
+        _C.AZURE_POLICY_CONSOLE_ENABLED,
+        _C.AZURE_POLICY_PCR_NOT_ALLOWED,
+        _C.AZURE_POLICY_PCR_NOT_QUOTED,
+        _C.AZURE_POLICY_NONCE_REQUIRED,
+        _C.AZURE_POLICY_USER_DATA_REQUIRED,
+        _C.AZURE_POLICY_AK_CERT_REQUIRED,
     ),
     NotEntitled: (
         _C.ENTITLEMENT_NOT_FOUND,

@@ -133,3 +133,18 @@ MAX_NVIDIA_ITEM_RIMS: Final = 4
 MAX_NVIDIA_ITEM_OCSP: Final = 12
 MAX_NVIDIA_RIM_B64_CHARS: Final = (MAX_NVIDIA_RIM_BYTES + 2) // 3 * 4
 MAX_OCSP_RESPONSE_B64_CHARS: Final = (MAX_OCSP_RESPONSE_BYTES + 2) // 3 * 4
+
+# -- Azure confidential VMs (evidence/azure_hcl.py, azure_cvm.py, tpm.py; azure-cvm.md §9 step 1) ---------------
+#: HCL report (vTPM NV 0x01400001): real ones are the NV size, 2600 bytes (2048 in the 2023 format).
+MAX_AZURE_HCL_BYTES: Final = 8192
+#: Runtime claims inside it: real ones are 583-1202 bytes.
+MAX_AZURE_CLAIMS_BYTES: Final = 4096
+#: TPMS_ATTEST of a quote: real ones are 113 + nonce bytes (116-161).
+MAX_TPM_ATTEST_BYTES: Final = 1024
+#: An AK certificate or its NV 0x01C101D0 image (4096 bytes: DER + zero padding).
+MAX_AZURE_AK_CERT_BYTES: Final = 4096
+#: AK intermediates carried in the evidence (the 2026 hierarchy has two).
+MAX_AZURE_AK_INTERMEDIATES: Final = 4
+#: The az-snp-vtpm / az-tdx-vtpm evidence JSON text (real ones are 8-20 KiB; the most with a TD quote, an AK
+#: certificate NV image and its two intermediates).
+MAX_AZURE_EVIDENCE_JSON_BYTES: Final = 96 * 1024

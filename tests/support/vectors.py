@@ -91,3 +91,38 @@ def load_amd_cases() -> list[AmdCase]:
 
 
 AMD_CASES = load_amd_cases()
+
+
+AZURE_VECTORS = VECTORS / "azure-cvm"
+
+
+@dataclass(frozen=True)
+class AzureCase:
+    """One row of tests/vectors/azure-cvm/expected.json (its files under :attr:`dir`)."""
+
+    id: str
+    dir: Path
+    now: datetime | None
+    raw: dict[str, Any]
+
+    def read(self, name: str) -> bytes | None:
+        """A file of the case, or None when the case has none of that name."""
+        path = self.dir / name
+        return path.read_bytes() if path.exists() else None
+
+
+def load_azure_cases() -> dict[str, AzureCase]:
+    doc = json.loads((AZURE_VECTORS / "expected.json").read_text())
+    return {
+        c["id"]: AzureCase(
+            id=c["id"],
+            dir=AZURE_VECTORS / c["dir"],
+            now=datetime.fromtimestamp(c["pinned_now_unix"], UTC) if "pinned_now_unix" in c else None,
+            raw=c,
+        )
+        for c in doc["cases"]
+    }
+
+
+AZURE_CASES = load_azure_cases()
+AZURE_MUTATIONS: list[dict[str, Any]] = json.loads((AZURE_VECTORS / "expected.json").read_text())["mutations"]

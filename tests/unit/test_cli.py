@@ -180,12 +180,18 @@ VERIFY_OPTIONS = [
         "NVIDIA: a Reference Integrity Manifest (driver, VBIOS or NVSwitch BIOS; signed SWID XML). Repeatable.",
     ),
     (["--ocsp"], "FILE", "NVIDIA: a DER OCSP response for a device or RIM signing certificate. Repeatable."),
-    (["--nonce"], "TEXT", "NVIDIA: the expected SPDM request nonce (64 hex digits)."),
+    (
+        ["--nonce"],
+        "TEXT",
+        "NVIDIA: the expected SPDM request nonce (64 hex digits). Azure CVM: the nonce (hex) the TPM quote's "
+        "extraData must be (and, for evidence version 2, the HCL user-data's prefix).",
+    ),
     (["--at"], "TIME", "Verification time: ISO 8601 or unix seconds (default: now)."),
     (
         ["--policy"],
         "FILE",
-        'Appraisal policy JSON: flat for the evidence\'s platform, or {"intel": {...}, "snp": {...}, "nvidia": {...}}.',
+        'Appraisal policy JSON: flat for the evidence\'s platform, or {"intel": {...}, "snp": {...}, "nvidia": {...}, '
+        '"azure": {...}}.',
     ),
     (["--json"], None, "Print one JSON object instead of a report."),
     (["-h", "--help"], None, "Show this message and exit."),
@@ -250,7 +256,7 @@ def test_cli_verify_dispatches_a_synthetic_family_without_cli_changes(tmp_path: 
     ok = runner.invoke(command, [str(evidence), "--fake-token", str(token), "--json"])
     assert ok.exit_code == 0, ok.output
     assert json.loads(ok.output)["claims"] == {"token": "t0k"}
-    assert '"fake": {...}' in runner.invoke(command, ["--help"]).output
+    assert '"fake": {...}' in " ".join(runner.invoke(command, ["--help"]).output.split())
     no = runner.invoke(command, [str(evidence), "--policy", str(policy), "--json"])
     assert no.exit_code == 1
     assert json.loads(no.output)["platform"] == "fake-tee"

@@ -39,6 +39,7 @@ from verifier.errors import (
 
 VERIFIER = Path(__file__).resolve().parents[2] / "verifier"
 
+
 def _subclasses(cls: type[KeywardError]) -> Iterator[type[KeywardError]]:
     for sub in cls.__subclasses__():
         yield sub

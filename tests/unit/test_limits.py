@@ -69,3 +69,21 @@ def test_limits_request_body_headroom(items: int) -> None:
     size = len(json.dumps({**body, "evidence": [item] * (items - gpus) + [{**gpu, "device_index": 15}] * gpus}))
     assert size * (HEADROOM if items == 1 else 1) <= limits.MAX_REQUEST_BODY_BYTES
     assert limits.MAX_EVIDENCE_ITEMS > MAX_NVIDIA_DEVICES  # every device and its CPU evidence
+
+
+def test_limits_azure_cvm_evidence_headroom() -> None:
+    from tests.support.azure import evidence_json
+    from tests.support.vectors import AZURE_CASES
+
+    full = [
+        evidence_json(c, version=2)
+        for c in AZURE_CASES.values()
+        if c.read("tpm_quote_attest.bin") and c.read("hcl_report.bin")
+    ]
+    largest = max(full, key=len)
+    assert len(largest) * HEADROOM <= limits.MAX_AZURE_EVIDENCE_JSON_BYTES
+    assert _b64_len(largest) * HEADROOM <= limits.MAX_HEX_EVIDENCE_CHARS
+    hcl = max((c.read("hcl_report.bin") or b"" for c in AZURE_CASES.values()), key=len)
+    assert len(hcl) * 3 <= limits.MAX_AZURE_HCL_BYTES  # the NV index is 2600 bytes: 3x, not 4x
+    claims = max((c.read("runtime_claims.json") or b"" for c in AZURE_CASES.values()), key=len)
+    assert len(claims) * 3 <= limits.MAX_AZURE_CLAIMS_BYTES

@@ -57,4 +57,4 @@ def test_lock_pins_every_package_with_hashes() -> None:
     # Each registry package carries the sha256 of its sdist or wheels; the one without is Keyward itself.
     registry = lock.count('source = { registry = "https://pypi.org/simple" }')
     assert registry == packages - 1
-    assert lock.count("hash = \"sha256:") >= registry
+    assert lock.count('hash = "sha256:') >= registry

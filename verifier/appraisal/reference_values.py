@@ -12,6 +12,9 @@ the platform: any TD, any enclave, any SNP VM. So each platform's set must pin a
   SGX-only ISVPRODID/ISVSVN keys.
 * ``amd-sev-snp``: one of MEASUREMENT (``allowed_measurements``), HOST_DATA (``allowed_host_data`` or
   ``cce_policies``) or ID_KEY_DIGEST (``allowed_id_key_digests``).
+* ``azure-sev-snp-vtpm`` / ``azure-tdx-vtpm``: at least one vTPM PCR (``allowed_pcrs``). The hardware report's
+  MEASUREMENT / MRTD is Microsoft's paravisor image, the same for every Azure CVM of a generation: only the PCRs
+  measure the customer's guest.
 
 The values are parsed by the same parser the appraisal uses, so they also have to be valid policy fields; a
 measurement the platform never reports (MRTD in an SGX set) is refused too, since it would reject every quote.
@@ -33,6 +36,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, Final
 
+from verifier.appraisal.azure_cvm import parse_azure_snp_policy, parse_azure_tdx_policy
 from verifier.appraisal.intel import SGX_MEASUREMENTS, TDX_MEASUREMENTS, parse_intel_policy
 from verifier.appraisal.snp import parse_snp_policy
 from verifier.errors import Code, UsageError
@@ -49,6 +53,31 @@ SNP_REQUIRED: Final = (
     "one of allowed_measurements (MEASUREMENT), allowed_host_data or cce_policies (HOST_DATA), "
     "allowed_id_key_digests (ID_KEY_DIGEST)"
 )
+
+AZURE_REQUIRED: Final = (
+    "allowed_pcrs (vTPM PCR allow-lists: the hardware MEASUREMENT/MRTD is Microsoft's paravisor, the same for every "
+    "Azure CVM)"
+)
+
+
+def azure_snp_reference_values_problem(values: Any) -> str | None:
+    """Why ``values`` cannot be ``azure-sev-snp-vtpm`` reference values, or None when they pin a PCR."""
+    return _azure_problem("azure-sev-snp-vtpm", bool(parse_azure_snp_policy(_object(values)).allowed_pcrs))
+
+
+def azure_tdx_reference_values_problem(values: Any) -> str | None:
+    """Why ``values`` cannot be ``azure-tdx-vtpm`` reference values, or None when they pin a PCR."""
+    return _azure_problem("azure-tdx-vtpm", bool(parse_azure_tdx_policy(_object(values)).allowed_pcrs))
+
+
+def _object(values: Any) -> Mapping[str, Any]:
+    if not isinstance(values, Mapping):
+        raise UsageError(Code.POLICY_INVALID, "reference values must be a JSON object")
+    return values
+
+
+def _azure_problem(platform: str, pins_pcrs: bool) -> str | None:
+    return None if pins_pcrs else f"{platform} reference values pin no guest identity: they must list {AZURE_REQUIRED}"
 
 
 def snp_reference_values_problem(values: Any) -> str | None:
@@ -162,3 +191,24 @@ def snp_reference_values_from_claims(claims: Mapping[str, Any]) -> dict[str, Any
     else:
         values["allowed_measurements"] = [measurement]
     return values
+
+
+#: Azure CVMs: the PCRs pinned from observed claims. Left out: PCR 6 (unique per VM on Azure), PCR 10 (IMA, extended
+#: at run time) and PCRs 15-23 (unused or DRTM constants).
+AZURE_PINNED_PCRS: Final = (0, 1, 2, 3, 4, 5, 7, 8, 9, 11, 12, 13, 14)
+
+
+def azure_reference_values_from_claims(claims: Mapping[str, Any]) -> dict[str, Any]:
+    """``allowed_pcrs`` with the quoted value of every PCR of :data:`AZURE_PINNED_PCRS` the claims prove."""
+    pcrs = claims.get("pcrs")
+    if not isinstance(pcrs, Mapping):
+        pcrs = {}
+    allowed = {str(i): [_claim_hex(pcrs, str(i), 32)] for i in AZURE_PINNED_PCRS if str(i) in pcrs}
+    if not allowed:
+        raise UsageError(
+            Code.REQUEST_INVALID,
+            "the claims prove no PCR to trust (the quote came without PCR values)",
+            expected=f"PCRs {', '.join(map(str, AZURE_PINNED_PCRS))}",
+            actual="none",
+        )
+    return {"allowed_pcrs": allowed}

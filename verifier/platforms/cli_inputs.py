@@ -170,13 +170,15 @@ def choose_family(families: Iterable[CliFamily[Any]], given: Iterable[str], data
 
     1. the first whose own options were given (the fallback's and shared ones do not count);
     2. else, when shared options were given, the first of the families taking them all that recognises the bytes,
-       or the first of them (``--certs`` with a truncated SEV-SNP report is still SEV-SNP's to refuse);
+       or the first of them (``--certs`` with a truncated SEV-SNP report is still SEV-SNP's to refuse); an option
+       the fallback shares (``--collateral``: Intel's and Azure's) restricts nothing, as the fallback's own;
     3. else the first that recognises the bytes (the fallback last), else the fallback.
 
     A sniffer's error propagates."""
     ordered = sorted(families, key=lambda f: f.fallback)
+    fallback_inputs = {i.dest for f in ordered if f.fallback for i in f.inputs}
     shared = shared_inputs(ordered)
-    named = set(given)
+    named = set(given) - (shared & fallback_inputs)
     for f in ordered:
         if not f.fallback and any(i.dest in named - shared for i in f.inputs):
             return f

@@ -30,7 +30,7 @@ from verifier.trust.store import TrustStore
 
 #: The evidence types the registry has an entry for (:data:`verifier.platforms.registry.PLATFORMS` checks it names
 #: exactly these). API schemas use this type; nothing else spells the names out.
-PlatformName = Literal["intel-tdx", "intel-sgx", "amd-sev-snp", "nvidia-gpu"]
+PlatformName = Literal["intel-tdx", "intel-sgx", "amd-sev-snp", "nvidia-gpu", "azure-sev-snp-vtpm", "azure-tdx-vtpm"]
 PLATFORM_NAMES: tuple[str, ...] = get_args(PlatformName)
 
 
@@ -40,9 +40,14 @@ class EvidenceItem(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     type: PlatformName
-    evidence: str = Field(description="base64 of the quote / report", max_length=limits.MAX_HEX_EVIDENCE_CHARS)
+    evidence: str = Field(
+        description="base64 of the quote / report (Azure CVMs: of the az-snp-vtpm / az-tdx-vtpm evidence JSON)",
+        max_length=limits.MAX_HEX_EVIDENCE_CHARS,
+    )
     collateral: str | None = Field(
-        None, description="Intel: QuoteCollateralV3 JSON text", max_length=limits.MAX_COLLATERAL_JSON_CHARS
+        None,
+        description="Intel (and Azure TDX CVMs): QuoteCollateralV3 JSON text",
+        max_length=limits.MAX_COLLATERAL_JSON_CHARS,
     )
     vcek: str | None = Field(None, description="AMD: base64 DER of the VCEK/VLEK", max_length=limits.MAX_VCEK_B64_CHARS)
     runtime_data: str | None = Field(
@@ -56,7 +61,8 @@ class EvidenceItem(BaseModel):
     )
     crl: str | None = Field(
         None,
-        description="AMD: base64 DER CRL of the report's chain from KDS (else the worker fetches it)",
+        description="AMD (and Azure SEV-SNP CVMs): base64 DER CRL of the report's chain from KDS (else the worker "
+        "fetches it)",
         max_length=limits.MAX_CRL_B64_CHARS,
     )
     uvm_endorsement: str | None = Field(

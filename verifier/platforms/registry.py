@@ -23,9 +23,13 @@ from dataclasses import dataclass
 from typing import Any, Final, Generic, Literal, TypeVar, get_args
 
 from verifier.appraisal.reference_values import (
+    AZURE_REQUIRED,
     SGX_REQUIRED,
     SNP_REQUIRED,
     TDX_REQUIRED,
+    azure_reference_values_from_claims,
+    azure_snp_reference_values_problem,
+    azure_tdx_reference_values_problem,
     sgx_reference_values_from_claims,
     sgx_reference_values_problem,
     snp_reference_values_from_claims,
@@ -37,6 +41,16 @@ from verifier.collateral.documents import CollateralCache, Documents, Wanted
 from verifier.errors import Code, EvidenceMalformed, PolicyRejected, Reason
 from verifier.keywrap.enclave import EnclaveKey
 from verifier.platforms.amd_snp import PLATFORM_SNP
+from verifier.platforms.azure_cvm import PLATFORM_AZURE_SNP, PLATFORM_AZURE_TDX
+from verifier.platforms.azure_evidence import (
+    AZURE_CLI,
+    azure_needs,
+    azure_snp_policy,
+    azure_tdx_policy,
+    evaluate_azure,
+    parse_azure_snp_item,
+    parse_azure_tdx_item,
+)
 from verifier.platforms.cli_inputs import CliFamily, families_of
 from verifier.platforms.evaluation import Evaluation
 from verifier.platforms.intel_dcap import PLATFORM_SGX, PLATFORM_TDX
@@ -78,7 +92,7 @@ P = TypeVar("P")
 Q = TypeVar("Q")
 
 #: A policy may name a platform or its whole family ("intel" covers TDX and SGX).
-PlatformFamily = Literal["intel", "snp", "nvidia"]
+PlatformFamily = Literal["intel", "snp", "nvidia", "azure"]
 
 #: An entry's rules over one whole attestation: every item (parsed, in request order), each one's evaluation (same
 #: order) and the entry's policy document for the model version (None when it has no reference values for the
@@ -137,6 +151,18 @@ def _intel_chain(_: Evaluation) -> str:
 
 def _snp_chain(result: Evaluation) -> str:
     return f"{str(result.collateral.get('signing_key', '')).upper()} -> pinned ASK/ASVK -> ARK, TCB binding, signature"
+
+
+def _azure_chain(result: Evaluation) -> str:
+    hardware = (
+        "TD quote -> PCK chain -> pinned Intel SGX Root CA, collateral"
+        if result.platform == PLATFORM_AZURE_TDX
+        else f"{str(result.collateral.get('signing_key', '')).upper()} -> pinned ASK -> ARK"
+    )
+    ak = result.claims.get("ak_cert")
+    return f"{hardware}; REPORT_DATA = SHA-256(runtime claims); HCLAkPub -> TPM quote, nonce, PCR digest" + (
+        "; AK certificate -> pinned Azure vTPM root" if ak else ""
+    )
 
 
 def _nvidia_chain(result: Evaluation) -> str:
@@ -223,6 +249,26 @@ _ENTRIES: Final[tuple[Platform[Any, Any], ...]] = (
         gpus=nvidia_gpus,
         attestation_rules=_nvidia_rules,
         accelerator=True,
+    ),
+    *(
+        Platform(
+            name=name,
+            family="azure",
+            parse=parse,
+            needs=azure_needs,
+            policy=policy,
+            evaluate=evaluate_azure,
+            reference_values_problem=problem,
+            required_reference_values=AZURE_REQUIRED,
+            runtime_data_binding=False,
+            chain=_azure_chain,
+            cli=AZURE_CLI,
+            reference_values_from_claims=azure_reference_values_from_claims,
+        )
+        for name, parse, policy, problem in (
+            (PLATFORM_AZURE_SNP, parse_azure_snp_item, azure_snp_policy, azure_snp_reference_values_problem),
+            (PLATFORM_AZURE_TDX, parse_azure_tdx_item, azure_tdx_policy, azure_tdx_reference_values_problem),
+        )
     ),
 )
 #: Every platform by name, in the order the API documents them.

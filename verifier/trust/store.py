@@ -34,6 +34,10 @@ from verifier.shipped import shipped_dir
 
 #: Manifest key of the Intel SGX Provisioning Certification Root CA.
 INTEL_SGX_ROOT: Final = "intel.sgx_root"
+#: Manifest key of the Azure Virtual TPM Root CA 2023: the root of every Azure CVM vTPM AK certificate.
+AZURE_VTPM_ROOT: Final = "microsoft.azure_vtpm_root_2023"
+#: Manifest key of "Global Virtual TPM CA - 03", an intermediate under it, for AK certificates sent without theirs.
+AZURE_VTPM_CA_03: Final = "microsoft.global_virtual_tpm_ca_03"
 #: Manifest key of the NVIDIA Device Identity CA: the root of every GPU and NVSwitch device certificate chain.
 NVIDIA_DEVICE_ROOT: Final = "nvidia.device_identity_ca"
 #: Manifest key of the NVIDIA CoRIM signing Root CA: the root of the RIM signing chains and their OCSP responders.
@@ -56,6 +60,8 @@ GENUINE_ROOTS: Final[Mapping[str, str]] = MappingProxyType(
         "amd.turin.ask": "5b77ef5fe7a7a004fd9032668fba9d0fda22f88c4442069a479636a6ae3b3185",
         "amd.turin.asvk": "104e10a8bd060a3c20a434261a57d0588fd65a88915b4f65b08bdecaf8df1a3c",
         "microsoft.supply_chain_root_2022": "23ffe2b8bdb9a1711515d4cffda04bc7f793d513c76c243f1020507d8669b7db",
+        AZURE_VTPM_ROOT: "e6c596b17f8ffefba5c300f714cfb1260c6028704ecf7becc4ab5018efb00e95",
+        AZURE_VTPM_CA_03: "fd7c92dabce4dcec9feaa30f8b087ada0598413189182152b881f5564064a29c",
         NVIDIA_DEVICE_ROOT: "102bf659d5419614c9d8e6aecebc80454eb26b1df6a769ac720b9a690b167b48",
         NVIDIA_RIM_ROOT: "12977b5115acb0381179279fffeb5a8c4d264971ebb32298023a465fa41df5d1",
     }

@@ -76,7 +76,7 @@ def _codes(result: Evaluation) -> list[str]:
 
 def test_registry_names_a_mapping_for_every_cpu_platform() -> None:
     mapped = {name for name, entry in PLATFORMS.items() if entry.reference_values_from_claims is not None}
-    assert mapped == {"intel-tdx", "intel-sgx", "amd-sev-snp"}
+    assert mapped == {"intel-tdx", "intel-sgx", "amd-sev-snp", "azure-sev-snp-vtpm", "azure-tdx-vtpm"}
     assert PLATFORMS["nvidia-gpu"].reference_values_from_claims is None
 
 

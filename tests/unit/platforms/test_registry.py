@@ -49,7 +49,18 @@ def _b64(data: bytes) -> str:
 
 def test_registry_names_every_platform_the_schemas_accept() -> None:
     names = tuple(PLATFORMS)
-    assert names == PLATFORM_NAMES == ("intel-tdx", "intel-sgx", "amd-sev-snp", "nvidia-gpu")
+    assert (
+        names
+        == PLATFORM_NAMES
+        == (
+            "intel-tdx",
+            "intel-sgx",
+            "amd-sev-snp",
+            "nvidia-gpu",
+            "azure-sev-snp-vtpm",
+            "azure-tdx-vtpm",
+        )
+    )
     assert get_args(EvidenceIn.model_fields["type"].annotation) == names
     assert get_args(Platform) == names
     assert get_args(ReferenceValueCreate.model_fields["platform"].annotation) == names
@@ -169,7 +180,8 @@ def test_registry_every_entry_has_its_family_cli_descriptor() -> None:
         assert entry.cli.family == entry.family
         assert entry.cli.inputs, entry.name
     assert PLATFORMS["intel-tdx"].cli is PLATFORMS["intel-sgx"].cli  # one Intel family on the command line
-    assert [f.family for f in CLI_FAMILIES] == ["intel", "snp", "nvidia"]
+    assert [f.family for f in CLI_FAMILIES] == ["intel", "snp", "nvidia", "azure"]
+    assert PLATFORMS["azure-sev-snp-vtpm"].cli is PLATFORMS["azure-tdx-vtpm"].cli
     assert [f.family for f in CLI_FAMILIES if f.fallback] == ["intel"]
 
 
@@ -226,7 +238,7 @@ def _fake_entries() -> dict[str, Any]:
 
 def test_cli_dispatch_reaches_a_synthetic_third_family() -> None:
     families = families_of(_fake_entries().values())
-    assert [f.family for f in families] == ["intel", "snp", "nvidia", "fake"]
+    assert [f.family for f in families] == ["intel", "snp", "nvidia", "azure", "fake"]
     assert choose_family(families, (), b"FAKE evidence").family == "fake"
     assert choose_family(families, {"fake_token"}, b"anything").family == "fake"
     assert choose_family(families, (), AMD_CASES[0].report.read_bytes()).family == "snp"
