@@ -18,24 +18,36 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import create_engine
+from sqlalchemy.pool import NullPool
 
 from tests.support.browser import serve
-from tests.support.service import Seeded, seed, service_settings
+from tests.support.databases import migrated_database
+from tests.support.service import Seeded, purge_test_broker, seed, service_settings
 from verifier.app import create_app
 from verifier.client.keys import EnclaveKeyPair
+from verifier.db.session import engine_for
 
 FLOOD = 600 if os.environ.get("KEYWARD_SLOW") == "1" else 200
 _KEY = EnclaveKeyPair.generate("P-256")
 
 
 @pytest.fixture
-def served(database_url: str, engine: Engine, request: pytest.FixtureRequest) -> Iterator[tuple[str, Seeded, Seeded]]:
+def served(request: pytest.FixtureRequest) -> Iterator[tuple[str, Seeded, Seeded]]:
+    """The app on a database of its own: the flood leaves hundreds of requests pending, which no other test's
+    requeue should find."""
     overrides: dict[str, Any] = getattr(request, "param", {})
-    settings = service_settings(database_url, max_wait_seconds=30, licence_requests_per_minute=0, **overrides)
-    flooding, other = seed(engine, settings), seed(engine, settings)
-    with serve(create_app(settings)) as url:
-        yield url, flooding, other
+    with migrated_database("keyward_fair") as database_url:
+        settings = service_settings(database_url, max_wait_seconds=30, licence_requests_per_minute=0, **overrides)
+        engine = create_engine(database_url, poolclass=NullPool)
+        flooding, other = seed(engine, settings), seed(engine, settings)
+        engine.dispose()
+        try:
+            with serve(create_app(settings)) as url:
+                yield url, flooding, other
+        finally:
+            purge_test_broker()  # the flood's decide tasks: no worker of a later test should spend time on them
+            engine_for(database_url).dispose()
 
 
 async def _submission(http: httpx.AsyncClient, licence: Seeded) -> dict[str, Any]:
