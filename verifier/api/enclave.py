@@ -112,7 +112,7 @@ class AttestationOut(BaseModel):
 @router.post("/v1/challenges", response_model=ChallengeOut)
 async def create_challenge(credential: EnclaveDep, settings: SettingsDep) -> ChallengeOut:
     now = Clock.from_settings(settings).decision_time()
-    c = issue_challenge(settings.challenge_secret.get_secret_value().encode(), now)
+    c = issue_challenge(settings.challenge_secret.get_secret_value().encode(), now, holder=credential.key_id)
     return ChallengeOut(nonce=c.nonce_b64, expires_at=c.expires_at)
 
 
@@ -136,7 +136,7 @@ async def submit_attestation(
     if credential.entitlement_id is None:
         raise Forbidden(Code.AUTH_FORBIDDEN, "licence key is not bound to an entitlement")
     entitlement_id = credential.entitlement_id
-    values = _pending(body, "attest", body.deployment, settings)
+    values = _pending(body, "attest", body.deployment, settings, credential.key_id)
     catalog_key = (settings.database_url, entitlement_id, body.model, body.model_version)
     generation: str | None = getattr(request.state, "generation", None)
 
@@ -152,16 +152,16 @@ async def submit_attestation(
     return await _dispatch(settings, values, locate, prefer, response, credential.key_id)
 
 
-def _pending(body: RenewIn, kind: str, deployment_name: str, settings: Settings) -> dict[str, Any]:
+def _pending(body: RenewIn, kind: str, deployment_name: str, settings: Settings, key_id: str) -> dict[str, Any]:
     """The stored request's columns but where it belongs (entitlement, model version, lease), ``created_at`` on the
     wall clock (the worker places it on its decision clock). Malformed or weak enclave keys are refused here, before
-    anything is stored (400), and so is a nonce this service did not issue or that has expired (403
-    ``challenge.invalid`` / ``challenge.expired``, checked without the database; the decision checks it again and
-    consumes it)."""
+    anything is stored (400), and so is a nonce this service did not issue to this licence key (``key_id``) or that
+    has expired (403 ``challenge.invalid`` / ``challenge.expired``, checked without the database; the decision
+    checks it again, with the key id stored beside it, and consumes it)."""
     clock = Clock.from_settings(settings)
     parse_enclave_jwk(body.enclave_key)
     nonce = _nonce(body.nonce)
-    check_nonce(settings.challenge_secret.get_secret_value().encode(), nonce, clock.decision_time())
+    check_nonce(settings.challenge_secret.get_secret_value().encode(), nonce, clock.decision_time(), holder=key_id)
     return {
         "id": uuid.uuid4(),
         "deployment_name": deployment_name,
@@ -170,6 +170,7 @@ def _pending(body: RenewIn, kind: str, deployment_name: str, settings: Settings)
         "platforms": sorted({e.type for e in body.evidence}),
         "status": AttestationStatus.PENDING,
         "nonce": nonce,
+        "nonce_holder": key_id,
         "enclave_jwk": body.enclave_key,
         "evidence": [e.model_dump(exclude_none=True) for e in body.evidence],
         "created_at": clock.wall_time(),
@@ -298,7 +299,7 @@ async def renew_lease(
             return leases.lease_for_renewal(reader, lease_id, entitlement_id=credential.entitlement_id)
 
     lease = await run_in_threadpool(find)
-    values = _pending(body, "renew", lease.deployment_name, settings)
+    values = _pending(body, "renew", lease.deployment_name, settings, credential.key_id)
     where = {
         "entitlement_id": lease.entitlement_id,
         "model_version_id": lease.model_version_id,
