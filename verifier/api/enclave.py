@@ -25,8 +25,6 @@ from fastapi import APIRouter, Header, Request, Response
 from kombu.exceptions import KombuError
 from pydantic import BaseModel, Field
 from redis.exceptions import RedisError
-from sqlalchemy.exc import InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.concurrency import run_in_threadpool
 
 from verifier import limits
@@ -42,7 +40,7 @@ from verifier.clock import Clock
 from verifier.config import Settings
 from verifier.db.models import AttestationStatus
 from verifier.db.queries import clash_is_conflict
-from verifier.db.session import autocommit, read_session
+from verifier.db.session import DATABASE_UNAVAILABLE, autocommit, read_session
 from verifier.errors import Code, EvidenceMalformed, Fault, Forbidden, NotFound
 from verifier.keywrap.enclave import parse_enclave_jwk
 from verifier.platforms.item import EvidenceItem
@@ -53,8 +51,6 @@ from .deps import EnclaveDep, SessionDep, SettingsDep
 router = APIRouter(tags=["enclave"])
 log = logging.getLogger(__name__)
 _CLASH: Final = "the request clashes with data stored meanwhile"
-#: A database that cannot be reached or answer now (the app answers these 503 ``service.unavailable``).
-DATABASE_UNAVAILABLE: Final = (OperationalError, InterfaceError, PoolTimeout)
 #: Requests waiting for their decision in this process, by licence key id (read and written on the event loop only).
 _waiting: Counter[str] = Counter()
 
