@@ -26,8 +26,6 @@ import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -36,6 +34,7 @@ from verifier.auth.cache import watch
 from verifier.broker.notify import close_waiters
 from verifier.broker.quota import RedisClients
 from verifier.config import Settings, get_settings, warn_development_profile
+from verifier.db.session import DATABASE_UNAVAILABLE
 from verifier.errors import Code, KeywardError, RateLimited, Reason
 from verifier.observability.logging import setup_logging
 from verifier.observability.middleware import RequestContextMiddleware
@@ -155,7 +154,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         error = Reason(Code.SERVICE_UNAVAILABLE, "the database is unavailable; try again shortly")
         return JSONResponse({"error": error.to_json()}, status_code=503, headers={"Retry-After": "1"})
 
-    for unavailable in (OperationalError, InterfaceError, SQLAlchemyTimeoutError):
+    for unavailable in DATABASE_UNAVAILABLE:
         app.add_exception_handler(unavailable, database_unavailable)
 
     @app.exception_handler(StarletteHTTPException)

@@ -25,8 +25,6 @@ from fastapi import APIRouter, Header, Request, Response
 from kombu.exceptions import KombuError
 from pydantic import BaseModel, Field
 from redis.exceptions import RedisError
-from sqlalchemy.exc import InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.concurrency import run_in_threadpool
 
 from verifier import limits
@@ -42,7 +40,7 @@ from verifier.clock import Clock
 from verifier.config import Settings
 from verifier.db.models import AttestationStatus
 from verifier.db.queries import clash_is_conflict
-from verifier.db.session import autocommit, read_session
+from verifier.db.session import DATABASE_UNAVAILABLE, autocommit, read_session
 from verifier.errors import Code, EvidenceMalformed, Fault, Forbidden, NotFound
 from verifier.keywrap.enclave import parse_enclave_jwk
 from verifier.platforms.item import EvidenceItem
@@ -53,8 +51,6 @@ from .deps import EnclaveDep, SessionDep, SettingsDep
 router = APIRouter(tags=["enclave"])
 log = logging.getLogger(__name__)
 _CLASH: Final = "the request clashes with data stored meanwhile"
-#: A database that cannot be reached or answer now (the app answers these 503 ``service.unavailable``).
-DATABASE_UNAVAILABLE: Final = (OperationalError, InterfaceError, PoolTimeout)
 #: Requests waiting for their decision in this process, by licence key id (read and written on the event loop only).
 _waiting: Counter[str] = Counter()
 
@@ -112,7 +108,7 @@ class AttestationOut(BaseModel):
 @router.post("/v1/challenges", response_model=ChallengeOut)
 async def create_challenge(credential: EnclaveDep, settings: SettingsDep) -> ChallengeOut:
     now = Clock.from_settings(settings).decision_time()
-    c = issue_challenge(settings.challenge_secret.get_secret_value().encode(), now)
+    c = issue_challenge(settings.challenge_secret.get_secret_value().encode(), now, holder=credential.key_id)
     return ChallengeOut(nonce=c.nonce_b64, expires_at=c.expires_at)
 
 
@@ -136,7 +132,7 @@ async def submit_attestation(
     if credential.entitlement_id is None:
         raise Forbidden(Code.AUTH_FORBIDDEN, "licence key is not bound to an entitlement")
     entitlement_id = credential.entitlement_id
-    values = _pending(body, "attest", body.deployment, settings)
+    values = _pending(body, "attest", body.deployment, settings, credential.key_id)
     catalog_key = (settings.database_url, entitlement_id, body.model, body.model_version)
     generation: str | None = getattr(request.state, "generation", None)
 
@@ -152,16 +148,16 @@ async def submit_attestation(
     return await _dispatch(settings, values, locate, prefer, response, credential.key_id)
 
 
-def _pending(body: RenewIn, kind: str, deployment_name: str, settings: Settings) -> dict[str, Any]:
+def _pending(body: RenewIn, kind: str, deployment_name: str, settings: Settings, key_id: str) -> dict[str, Any]:
     """The stored request's columns but where it belongs (entitlement, model version, lease), ``created_at`` on the
     wall clock (the worker places it on its decision clock). Malformed or weak enclave keys are refused here, before
-    anything is stored (400), and so is a nonce this service did not issue or that has expired (403
-    ``challenge.invalid`` / ``challenge.expired``, checked without the database; the decision checks it again and
-    consumes it)."""
+    anything is stored (400), and so is a nonce this service did not issue to this licence key (``key_id``) or that
+    has expired (403 ``challenge.invalid`` / ``challenge.expired``, checked without the database; the decision
+    checks it again, with the key id stored beside it, and consumes it)."""
     clock = Clock.from_settings(settings)
     parse_enclave_jwk(body.enclave_key)
     nonce = _nonce(body.nonce)
-    check_nonce(settings.challenge_secret.get_secret_value().encode(), nonce, clock.decision_time())
+    check_nonce(settings.challenge_secret.get_secret_value().encode(), nonce, clock.decision_time(), holder=key_id)
     return {
         "id": uuid.uuid4(),
         "deployment_name": deployment_name,
@@ -170,6 +166,7 @@ def _pending(body: RenewIn, kind: str, deployment_name: str, settings: Settings)
         "platforms": sorted({e.type for e in body.evidence}),
         "status": AttestationStatus.PENDING,
         "nonce": nonce,
+        "nonce_holder": key_id,
         "enclave_jwk": body.enclave_key,
         "evidence": [e.model_dump(exclude_none=True) for e in body.evidence],
         "created_at": clock.wall_time(),
@@ -298,7 +295,7 @@ async def renew_lease(
             return leases.lease_for_renewal(reader, lease_id, entitlement_id=credential.entitlement_id)
 
     lease = await run_in_threadpool(find)
-    values = _pending(body, "renew", lease.deployment_name, settings)
+    values = _pending(body, "renew", lease.deployment_name, settings, credential.key_id)
     where = {
         "entitlement_id": lease.entitlement_id,
         "model_version_id": lease.model_version_id,

@@ -11,8 +11,27 @@ import uuid
 from typing import Any
 
 from verifier.attestation.repository import AnswerRow
-from verifier.db.models import AttestationStatus
+from verifier.db.models import Attestation, AttestationStatus, Lease
 from verifier.errors import with_fault
+
+
+def answer_row_of(att: Attestation, lease: Lease | None) -> AnswerRow:
+    """The :class:`AnswerRow` of a decision just recorded (the attestation and the lease it wrote), as the narrow
+    read would return it after the commit."""
+    verdict = att.verdict if isinstance(att.verdict, dict) else {}
+    reasons = verdict.get("reasons")
+    return AnswerRow(
+        id=att.id,
+        entitlement_id=att.entitlement_id,
+        status=AttestationStatus(att.status),
+        lease_id=att.lease_id,
+        wrapped_key=att.wrapped_key,
+        result_token=att.result_token,
+        reasons=reasons if isinstance(reasons, list) else [],
+        simulated=bool(att.simulated),
+        lease_expires_at=lease.expires_at if lease is not None else None,
+        lease_renew_after=lease.renew_after if lease is not None else None,
+    )
 
 
 def status_url(attestation_id: uuid.UUID) -> str:

@@ -60,7 +60,7 @@ def redeem_and_load_catalog(
     here, consumed for good in the caller's transaction) and read its catalog as :func:`load_catalog` does, in one
     statement on PostgreSQL. None if the model version or entitlement is gone (the nonce is consumed either way).
     Raises the nonce's ``challenge.*`` errors (nothing is written for an invalid or expired one)."""
-    expires_at = redeemable(secret, att.nonce, now, received_at=received)
+    expires_at = redeemable(secret, att.nonce, now, received_at=received, holder=att.nonce_holder or "")
     redeemed, rows = repository.redeem_nonce_and_read_catalog(
         session,
         nonce=bytes(att.nonce),

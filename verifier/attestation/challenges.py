@@ -5,7 +5,12 @@ Layout of a nonce (32 bytes)::
     offset  size  field
     0       8     expiry, unix seconds, unsigned big-endian
     8       8     random bytes (os.urandom)
-    16      16    HMAC-SHA256(secret, bytes 0..15), first 16 bytes
+    16      16    HMAC-SHA256(secret, bytes 0..15 || holder), first 16 bytes
+
+``holder`` is the key id of the licence key that asked for the challenge (ASCII; empty for a nonce bound to no
+one): it is in the MAC, not in the nonce, so a nonce verifies only for the licence key it was issued to, and one
+licence's nonce used in another licence's attestation is ``challenge.invalid`` (issue 17, finding 8). The API
+checks it with the caller's key id before it stores a request, and stores that key id with it for the decision.
 
 Issuing touches no storage: any worker holding ``secret`` can check a nonce it did not issue. Redeeming checks,
 in order: (1) the length, (2) the MAC, compared in constant time, before anything in the nonce is trusted,
@@ -61,8 +66,9 @@ class Challenge:
     expires_at: datetime
 
 
-def _mac(secret: bytes, signed: bytes) -> bytes:
-    return hmac.new(secret, signed, hashlib.sha256).digest()[:_MAC_BYTES]
+def _mac(secret: bytes, signed: bytes, holder: str) -> bytes:
+    # ``signed`` has a fixed length, so signed || holder is unambiguous.
+    return hmac.new(secret, signed + holder.encode("ascii"), hashlib.sha256).digest()[:_MAC_BYTES]
 
 
 def _check_inputs(secret: bytes, now: datetime) -> None:
@@ -72,14 +78,15 @@ def _check_inputs(secret: bytes, now: datetime) -> None:
         raise ValueError("now must be timezone-aware")
 
 
-def issue_challenge(secret: bytes, now: datetime, ttl: timedelta = DEFAULT_TTL) -> Challenge:
-    """A new nonce that expires ``ttl`` after ``now`` (rounded down to whole seconds). No I/O."""
+def issue_challenge(secret: bytes, now: datetime, ttl: timedelta = DEFAULT_TTL, *, holder: str = "") -> Challenge:
+    """A new nonce for ``holder`` (a licence key id) that expires ``ttl`` after ``now`` (rounded down to whole
+    seconds). No I/O."""
     _check_inputs(secret, now)
     if ttl <= timedelta(0):
         raise ValueError("ttl must be positive")
     expiry = int((now + ttl).timestamp())
     signed = _EXPIRY.pack(expiry) + os.urandom(_RANDOM_BYTES)
-    nonce = signed + _mac(secret, signed)
+    nonce = signed + _mac(secret, signed, holder)
     return Challenge(
         nonce=nonce,
         nonce_b64=base64.urlsafe_b64encode(nonce).rstrip(b"=").decode("ascii"),
@@ -96,9 +103,10 @@ def decode_nonce(text: str) -> bytes:
         raise VerificationFailed(Code.CHALLENGE_INVALID, "nonce is not base64url") from e
 
 
-def check_nonce(secret: bytes, nonce: bytes, received: datetime) -> datetime:
+def check_nonce(secret: bytes, nonce: bytes, received: datetime, *, holder: str = "") -> datetime:
     """Steps 1-3 of :func:`redeem_challenge`, statelessly (no database, no single-use check): ``nonce`` has the
-    right length, carries this service's MAC and had not expired when the evidence was ``received``. The API runs
+    right length, carries this service's MAC for ``holder`` and had not expired when the evidence was
+    ``received``. The API runs
     this before it stores anything, so a forged or stale nonce is refused at once; the decision runs it again and
     then consumes the nonce. Returns the nonce's expiry. ``challenge.invalid`` / ``challenge.expired``."""
     # 1. Length.
@@ -109,8 +117,10 @@ def check_nonce(secret: bytes, nonce: bytes, received: datetime) -> datetime:
     signed, mac = nonce[:_SIGNED_BYTES], nonce[_SIGNED_BYTES:]
     # 2. MAC, in constant time. A nonce that fails it is reported as invalid whatever its expiry field says:
     #    nothing in an unauthenticated nonce is trusted.
-    if not hmac.compare_digest(mac, _mac(secret, signed)):
-        raise VerificationFailed(Code.CHALLENGE_INVALID, "nonce MAC does not verify (not issued by this service)")
+    if not hmac.compare_digest(mac, _mac(secret, signed, holder)):
+        raise VerificationFailed(
+            Code.CHALLENGE_INVALID, "nonce MAC does not verify (not issued by this service to this licence key)"
+        )
     # 3. Expiry.
     (expiry,) = _EXPIRY.unpack_from(signed)
     expires_at = datetime.fromtimestamp(expiry, UTC)
@@ -125,17 +135,24 @@ def check_nonce(secret: bytes, nonce: bytes, received: datetime) -> datetime:
 
 
 def redeem_challenge(
-    session: Session, secret: bytes, nonce: bytes, now: datetime, *, received_at: datetime | None = None
+    session: Session,
+    secret: bytes,
+    nonce: bytes,
+    now: datetime,
+    *,
+    received_at: datetime | None = None,
+    holder: str = "",
 ) -> None:
     """Check ``nonce`` and consume it for good (one INSERT in the caller's transaction; never commits).
 
     ``received_at`` is when the service received the evidence carrying the nonce (server time, stored with the
-    request; default ``now``); it must be before the nonce's expiry. A replay is a new request, received later.
+    request; default ``now``); it must be before the nonce's expiry. ``holder``: the key id of the licence key the
+    request came with (stored with it), which the nonce's MAC must name. A replay is a new request, received later.
 
     Raises ``challenge.invalid`` (wrong length or MAC), ``challenge.expired`` (received at or past its expiry) or
     ``challenge.replayed`` (already redeemed, possibly by another worker whose transaction is still open).
     """
-    expires_at = redeemable(secret, nonce, now, received_at=received_at)  # steps 1-3
+    expires_at = redeemable(secret, nonce, now, received_at=received_at, holder=holder)  # steps 1-3
     # 4. Single use: the primary key on used_nonces.nonce, in one round trip. ON CONFLICT DO NOTHING inserts no row
     #    for a nonce already there (or waits for an open transaction that inserted it, then inserts nothing if that
     #    one commits); the caller's transaction stays usable either way, so no SAVEPOINT is needed.
@@ -143,7 +160,9 @@ def redeem_challenge(
         raise replayed()
 
 
-def redeemable(secret: bytes, nonce: bytes, now: datetime, *, received_at: datetime | None = None) -> datetime:
+def redeemable(
+    secret: bytes, nonce: bytes, now: datetime, *, received_at: datetime | None = None, holder: str = ""
+) -> datetime:
     """Steps 1-3 of :func:`redeem_challenge` (no database), and that the decision comes within
     :data:`MAX_DECISION_DELAY` of the arrival: the nonce's expiry, which its used-nonce row keeps. A caller that
     consumes the nonce in a statement of its own raises :func:`replayed` when that inserted no row."""
@@ -159,7 +178,7 @@ def redeemable(secret: bytes, nonce: bytes, now: datetime, *, received_at: datet
             expected=f"decided within {MAX_DECISION_DELAY} of arrival",
             actual=now - received,
         )
-    return check_nonce(secret, nonce, received)
+    return check_nonce(secret, nonce, received, holder=holder)
 
 
 def replayed() -> VerificationFailed:

@@ -84,12 +84,14 @@ from verifier.platforms.registry import Parsed, cpu_platforms, parse_evidence
 
 __all__ = [
     "Accepted",
+    "Decided",
     "DecisionContext",
     "Rejected",
     "Released",
     "check",
     "decide_attestation",
     "decide_locked",
+    "decide_recorded",
     "lock_attestation",
     "record",
     "release",
@@ -134,6 +136,14 @@ class Released:
     result_token: str
 
 
+@dataclass(frozen=True, slots=True)
+class Decided:
+    """A decision as recorded: the attestation and, for an acceptance made now, its lease as written."""
+
+    attestation: Attestation
+    lease: Lease | None
+
+
 def decide_attestation(
     session: Session,
     attestation_id: Any,
@@ -164,7 +174,21 @@ def decide_locked(
     evidence: Sequence[Parsed] | None = None,
     documents: Documents | None = None,
 ) -> Attestation:
-    """Decide ``att``, whose row the caller has locked (``SELECT ... FOR UPDATE``) in this transaction.
+    """:func:`decide_recorded`, the attestation alone."""
+    return decide_recorded(session, att, ctx, clock, evidence=evidence, documents=documents).attestation
+
+
+def decide_recorded(
+    session: Session,
+    att: Attestation,
+    ctx: DecisionContext,
+    clock: Clock,
+    *,
+    evidence: Sequence[Parsed] | None = None,
+    documents: Documents | None = None,
+) -> Decided:
+    """Decide ``att``, whose row the caller has locked (``SELECT ... FOR UPDATE``) in this transaction; returns it
+    with the lease an acceptance wrote (:class:`Decided`; no lease for one decided before: it is returned unchanged).
 
     1. Read the decision clock once; the request arrived at its ``created_at`` (real time) on that clock.
     2. :func:`check` (steps 1-4 of the module docstring): :class:`Accepted` or :class:`Rejected`.
@@ -176,14 +200,13 @@ def decide_locked(
     its items need, read in this transaction (the task's prefetch check reads them); read here when not given.
     """
     if att.status != AttestationStatus.PENDING:
-        return att  # idempotent: already decided
+        return Decided(att, None)  # idempotent: already decided
     started = time.perf_counter()
     now = clock.decision_time()
     received = clock.decision_time_of(WallTime(att.created_at), now)
     checked = check(session, att, ctx, now, received, evidence, documents)
     outcome = release(att, ctx, checked, now) if isinstance(checked, Accepted) else checked
-    record(session, att, ctx, outcome, now, started)
-    return att
+    return Decided(att, record(session, att, ctx, outcome, now, started))
 
 
 # -- Check ---------------------------------------------------------------------------------------------------------
@@ -366,11 +389,11 @@ def record(
     outcome: Released | Rejected,
     now: DecisionTime,
     started: float,
-) -> None:
+) -> Lease | None:
     """Step 6: for a release, the seat and the lease; then the attestation row, its deployment's summary, its audit
-    events and the day's counters, pass or fail. The lease, the attestation row and the summary are one statement
-    (:func:`~verifier.attestation.repository.record_decision`). Catches nothing: a failure here rolls the whole
-    decision back (the task retries)."""
+    events and the day's counters, pass or fail; returns the lease written, if any. The lease, the attestation row
+    and the summary are one statement (:func:`~verifier.attestation.repository.record_decision`). Catches nothing:
+    a failure here rolls the whole decision back (the task retries)."""
     superseded: list[uuid.UUID] = []  # the deployment's earlier live leases the new one replaces
     reasons: tuple[Reason, ...] = ()
     new_lease: dict[str, Any] | None = None
@@ -444,6 +467,7 @@ def record(
     record_events(session, entries, at=now)
     # Counted after the audit append: its lock orders the decisions' transactions (see count_decision).
     repository.count_decision(session, decided_at=now, status=status, reason_codes=reason_codes)
+    return lease
 
 
 def _deployment_note(

@@ -87,6 +87,7 @@ _REQUEST_COLUMNS: Final = (
     "platforms",
     "status",
     "nonce",
+    "nonce_holder",
     "enclave_jwk",
     "evidence",
     "created_at",

@@ -1,11 +1,15 @@
-"""Decision notifications, so an API request waiting with ``Prefer: wait`` answers as soon as a worker commits.
+"""Decision announcements, so an API request waiting with ``Prefer: wait`` answers as soon as a worker commits.
 
-The worker publishes the attestation id on its deployment's Redis channel (:func:`channel_for`: ``broker_key_prefix``,
-:data:`CHANNEL` and the broker's database number, as Redis pub/sub ignores the database number: two deployments on
-one Redis server in databases of their own would otherwise hear each other's ids) after its transaction commits.
-Each API process runs one subscriber thread that wakes the requests waiting for that id. The message is only a hint:
-the API always re-reads the attestation from the database, and still polls it at a slow pace, so a lost message, a
-broker without pub/sub (the embedded SQLite profile) or a Redis outage only makes the wait slower, never wrong.
+After its transaction commits, the worker publishes on its deployment's Redis channel (:func:`channel_for`:
+``broker_key_prefix``, :data:`CHANNEL` and the broker's database number, as Redis pub/sub ignores the database
+number: two deployments on one Redis server in databases of their own would otherwise hear each other's ids)
+``{"id": ..., "answer": ...}``: the attestation id and the answer the enclave gets
+(:func:`verifier.attestation.answers.answer_of`), so the waiting request answers without reading the database; a
+redelivered task whose decision was made before announces the id alone. Each API process runs one subscriber task
+per event loop that wakes the requests waiting for that id (no thread per waiting request). The database stays the
+truth: a request whose announcement carries no answer reads it, and a waiting request still polls it at a slow pace,
+so a lost message, a broker without pub/sub (the embedded SQLite profile) or a Redis outage only makes the wait
+slower, never wrong.
 """
 
 from __future__ import annotations

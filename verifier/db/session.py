@@ -15,8 +15,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from functools import lru_cache
+from typing import Final
 
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from verifier.config import Settings
@@ -24,7 +27,11 @@ from verifier.db.engine import is_sqlite, make_engine
 
 #: ``Session`` is re-exported for the API's request dependency: the layers above the services name the type
 #: without importing SQLAlchemy.
-__all__ = ["Session", "autocommit", "engine_for", "read_session", "session_factory"]
+__all__ = ["DATABASE_UNAVAILABLE", "Session", "autocommit", "engine_for", "read_session", "session_factory"]
+
+#: A database that cannot be reached or answer right now (down, restarting, the pool exhausted): the API answers
+#: these 503 ``service.unavailable``; the layers above the services name them without importing SQLAlchemy.
+DATABASE_UNAVAILABLE: Final = (OperationalError, InterfaceError, PoolTimeout)
 
 
 @lru_cache(maxsize=8)

@@ -19,8 +19,9 @@ from typing import Final
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
+from verifier.attestation.answers import answer_of, answer_row_of
 from verifier.attestation.challenges import purge_used_nonces
-from verifier.attestation.flows import decide_locked, lock_attestation
+from verifier.attestation.flows import decide_recorded, lock_attestation
 from verifier.attestation.leases import expire_leases
 from verifier.attestation.pending import claim_stale_pending
 from verifier.attestation.retention import purge_old_evidence
@@ -84,7 +85,7 @@ def _decide(
     documents its evidence needs, read in that transaction; None: the decision reads them)."""
     was_pending = att.status == AttestationStatus.PENDING
     # The decision clock (the simulation clock in development) also places created_at (real time) on it.
-    att = decide_locked(
+    decided = decide_recorded(
         session,
         att,
         decision_context(settings),
@@ -92,8 +93,13 @@ def _decide(
         evidence=evidence,
         documents=documents,
     )
-    # Wakes an API request waiting with Prefer: wait.
-    after_commit(publish_decided, settings.broker_url, str(att.id), key_prefix=settings.broker_key_prefix)
+    att = decided.attestation
+    # Wakes an API request waiting with Prefer: wait, with the answer it gives (so it need not read it back); for
+    # a redelivered task, whose decision was made before, the id alone (the API reads the database).
+    answer = answer_of(answer_row_of(att, decided.lease)) if was_pending else None
+    after_commit(
+        publish_decided, settings.broker_url, str(att.id), key_prefix=settings.broker_key_prefix, answer=answer
+    )
     if was_pending:
         after_commit(_record_decision, att, started)
     return att.status.value

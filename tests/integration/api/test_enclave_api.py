@@ -234,3 +234,38 @@ def test_enclave_api_nul_character_anywhere_400(stack: Stack) -> None:
     r = stack.client.post("/v1/attestations", json=body, headers=_headers(stack))
     assert r.status_code == 400
     assert r.json()["error"]["code"] == "request.invalid"
+
+
+def test_enclave_api_worker_announces_the_answer_the_database_gives(stack: Stack, engine: Engine) -> None:
+    """The worker's announcement carries the enclave's answer (so a waiting request need not read it back), and it
+    is the answer ``GET /v1/attestations/{id}`` gives from the database."""
+    import json
+
+    import redis
+    from sqlalchemy import update
+
+    from tests.support.service import TEST_KEY_PREFIX
+    from verifier.api.enclave import AttestationOut
+    from verifier.broker.notify import channel_for
+
+    with Session(engine) as s, s.begin():  # the licence's one seat free again, whatever ran before
+        s.execute(update(Lease).where(Lease.status == LeaseStatus.LIVE).values(status=LeaseStatus.RELEASED))
+
+    pubsub = redis.Redis.from_url(TEST_BROKER).pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(channel_for(TEST_BROKER, TEST_KEY_PREFIX))
+    try:
+        out, _, status = _attest(stack, deployment="eu-announced", wait=0)
+        assert status == 202
+        deadline, announced = time.monotonic() + 30, None
+        while announced is None and time.monotonic() < deadline:
+            message = pubsub.get_message(timeout=1.0)
+            if message and isinstance(message["data"], bytes) and message["data"].startswith(b"{"):
+                decoded = json.loads(message["data"])
+                announced = decoded["answer"] if decoded["id"] == out["id"] else None
+    finally:
+        pubsub.close()
+    assert announced is not None, "no announcement with an answer"
+    assert announced["status"] == "accepted", announced
+    assert announced["lease"] is not None
+    rendered = AttestationOut.model_validate(announced).model_dump(mode="json")  # as the waiting request sends it
+    assert rendered == stack.client.get(str(out["status_url"]), headers=_headers(stack)).json()

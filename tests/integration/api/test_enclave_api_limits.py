@@ -32,15 +32,21 @@ class Api:
     headers: dict[str, str]
     model: str
     challenge_secret: bytes
+    other_headers: dict[str, str]  # another customer's licence key
+
+    @property
+    def key_id(self) -> str:
+        return self.headers["Authorization"].split("_")[1]
 
 
 @pytest.fixture(scope="module")
 def api(database_url: str, engine: Engine) -> Api:
     settings = service_settings(database_url)
-    seeded = seed(engine, settings)
+    seeded, other = seed(engine, settings), seed(engine, settings)
     secret = settings.challenge_secret.get_secret_value().encode()
     headers = {"Authorization": f"Bearer {seeded.licence}"}
-    return Api(TestClient(create_app(settings)), engine, headers, seeded.model, secret)
+    other_headers = {"Authorization": f"Bearer {other.licence}"}
+    return Api(TestClient(create_app(settings)), engine, headers, seeded.model, secret, other_headers)
 
 
 def _stored(api: Api) -> int:
@@ -170,10 +176,44 @@ def test_enclave_api_nonce_checked_before_anything_is_stored(api: Api, defect: s
     elif defect == "wrong-length":
         nonce = nonce[:-1]
     else:
-        nonce = issue_challenge(api.challenge_secret, SIM_NOW - timedelta(hours=1), ttl=timedelta(minutes=5)).nonce
+        nonce = issue_challenge(
+            api.challenge_secret, SIM_NOW - timedelta(hours=1), ttl=timedelta(minutes=5), holder=api.key_id
+        ).nonce
     body["nonce"] = base64.urlsafe_b64encode(nonce).rstrip(b"=").decode()
     before = _stored(api)
     r = api.client.post("/v1/attestations", json=body, headers=api.headers)
     assert r.status_code == 403, r.text
     assert r.json()["error"]["code"] == ("challenge.expired" if defect == "expired" else "challenge.invalid")
     assert _stored(api) == before
+
+
+def test_enclave_api_nonce_of_another_licence_refused(api: Api) -> None:
+    """Issue 17, finding 8: a nonce is bound to the licence key that asked for it. Another licence's nonce in this
+    licence's attestation is 403 ``challenge.invalid`` and nothing is stored; that licence can still use it."""
+    theirs = api.client.post("/v1/challenges", headers=api.other_headers).json()["nonce"]
+    body = _body(api)
+    body["nonce"] = theirs
+    before = _stored(api)
+    r = api.client.post("/v1/attestations", json=body, headers=api.headers)
+    assert r.status_code == 403, r.text
+    assert r.json()["error"]["code"] == "challenge.invalid"
+    assert _stored(api) == before
+
+
+def test_enclave_api_nonce_bound_to_no_licence_refused(api: Api) -> None:
+    """A nonce whose MAC names no licence key (as issued before nonces were bound) is not this licence's."""
+    body = _body(api)
+    unbound = issue_challenge(api.challenge_secret, SIM_NOW).nonce
+    body["nonce"] = base64.urlsafe_b64encode(unbound).rstrip(b"=").decode()
+    r = api.client.post("/v1/attestations", json=body, headers=api.headers)
+    assert r.status_code == 403, r.text
+    assert r.json()["error"]["code"] == "challenge.invalid"
+
+
+def test_enclave_api_stored_request_names_its_nonce_holder(api: Api) -> None:
+    """The decision checks the MAC again with the key id stored beside the request."""
+    r = api.client.post("/v1/attestations", json=_body(api), headers=api.headers)
+    assert r.status_code == 202, r.text
+    with Session(api.engine) as s:
+        holder = s.scalar(select(Attestation.nonce_holder).where(Attestation.id == r.json()["id"]))
+    assert holder == api.key_id

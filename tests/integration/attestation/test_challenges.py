@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from verifier.attestation.challenges import (
     MAX_DECISION_DELAY,
     NONCE_BYTES,
+    check_nonce,
     decode_nonce,
     issue_challenge,
     purge_used_nonces,
@@ -252,3 +253,35 @@ def test_challenge_received_after_now_counts_as_now(session: Session) -> None:
 def test_challenge_rejects_programming_errors(secret: bytes, now: datetime, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         issue_challenge(secret, now)
+
+
+HOLDER, OTHER = "0123456789abcdef", "fedcba9876543210"
+
+
+def test_challenge_redeemed_by_its_holder(session: Session) -> None:
+    nonce = issue_challenge(SECRET, T0, holder=HOLDER).nonce
+    redeem_challenge(session, SECRET, nonce, T0, holder=HOLDER)
+    assert session.get(UsedNonce, nonce) is not None
+
+
+def test_challenge_other_holder_invalid(session: Session) -> None:
+    """Issue 17, finding 8: the MAC names the licence key the nonce was issued to."""
+    nonce = issue_challenge(SECRET, T0, holder=HOLDER).nonce
+    with pytest.raises(VerificationFailed) as e:
+        redeem_challenge(session, SECRET, nonce, T0, holder=OTHER)
+    assert e.value.code == Code.CHALLENGE_INVALID
+    assert session.get(UsedNonce, nonce) is None  # refused before it is consumed: its holder can still use it
+
+
+def test_challenge_holder_needed_when_issued_to_one(session: Session) -> None:
+    nonce = issue_challenge(SECRET, T0, holder=HOLDER).nonce
+    with pytest.raises(VerificationFailed) as e:
+        redeem_challenge(session, SECRET, nonce, T0)
+    assert e.value.code == Code.CHALLENGE_INVALID
+
+
+def test_challenge_unbound_nonce_invalid_for_a_holder() -> None:
+    nonce = issue_challenge(SECRET, T0).nonce
+    with pytest.raises(VerificationFailed) as e:
+        check_nonce(SECRET, nonce, T0, holder=HOLDER)
+    assert e.value.code == Code.CHALLENGE_INVALID

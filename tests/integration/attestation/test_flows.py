@@ -259,6 +259,25 @@ def test_decide_attestation_replayed_nonce_rejected(session: Session, world: Wor
     assert decided.wrapped_key is None
 
 
+@pytest.mark.parametrize(("holder", "stored"), [("0123456789abcdef", "0123456789abcdef"), (None, None)])
+def test_decide_attestation_nonce_of_its_holder_accepted(
+    session: Session, world: World, holder: str | None, stored: str | None
+) -> None:
+    """The decision checks the nonce's MAC with the key id stored beside the request (issue 17, finding 8); a
+    request stored before nonces were bound has none, and its nonce names none."""
+    att, _ = _submit(session, world, nonce=issue_challenge(SECRET, NOW, holder=holder or "").nonce)
+    att.nonce_holder = stored
+    session.flush()
+    assert decide_attestation(session, att.id, world.ctx, Clock.fixed(NOW)).status == AttestationStatus.ACCEPTED
+
+
+def test_decide_attestation_nonce_of_another_holder_rejected(session: Session, world: World) -> None:
+    att, _ = _submit(session, world, nonce=issue_challenge(SECRET, NOW, holder="0123456789abcdef").nonce)
+    att.nonce_holder = "fedcba9876543210"
+    session.flush()
+    assert _codes(decide_attestation(session, att.id, world.ctx, Clock.fixed(NOW))) == ["challenge.invalid"]
+
+
 def test_decide_attestation_expired_nonce_rejected(session: Session, world: World) -> None:
     att, _ = _submit(session, world, nonce=issue_challenge(SECRET, NOW - timedelta(hours=1)).nonce)
     assert _codes(decide_attestation(session, att.id, world.ctx, Clock.fixed(NOW))) == ["challenge.expired"]

@@ -43,6 +43,9 @@ class Attestation(Base):
     platforms: Mapped[list[str]] = mapped_column(JSON)
     status: Mapped[AttestationStatus] = mapped_column(str_enum(AttestationStatus))
     nonce: Mapped[bytes] = mapped_column(LargeBinary(64))
+    #: The key id of the licence key the request came with, which the nonce's MAC names (None: a request stored
+    #: before nonces were bound to licence keys, or by a caller binding none; verifier/attestation/challenges.py).
+    nonce_holder: Mapped[str | None] = mapped_column(String(32))
     enclave_jwk: Mapped[dict[str, Any]] = mapped_column(JSON)
     evidence: Mapped[list[dict[str, Any]]] = mapped_column(JSON)  # as received (base64 fields)
     claims: Mapped[dict[str, Any] | None] = mapped_column(JSON)
