@@ -26,6 +26,7 @@ from verifier.app import create_app
 from verifier.auth.credentials import issue_credential
 from verifier.db.engine import upgrade_database
 from verifier.db.models import CredentialKind, Model
+from verifier.db.session import engine_for
 from verifier.testing.databases import scratch_database
 
 EXAMPLES = 200 if os.environ.get("KEYWARD_SLOW") else 12
@@ -65,8 +66,11 @@ def api() -> Iterator[Fuzzed]:
             s.commit()
         engine.dispose()
         app = create_app(config)
-        yield Fuzzed(schemathesis.openapi.from_asgi("/openapi.json", app), tokens, ids)
-        purge_test_broker()
+        try:
+            yield Fuzzed(schemathesis.openapi.from_asgi("/openapi.json", app), tokens, ids)
+        finally:
+            purge_test_broker()
+            engine_for(url).dispose()  # the app's pool, before the database is dropped
 
 
 def _token(path: str, tokens: dict[str, str]) -> str | None:
