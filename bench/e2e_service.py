@@ -291,6 +291,7 @@ def run_keyward(workers: int, api_workers: int, load: Load) -> Result:
                     # One licence drives the whole load: its per-licence limits would pace the benchmark.
                     "KEYWARD_LICENCE_REQUESTS_PER_MINUTE": "0",
                     "KEYWARD_LICENCE_STORED_BYTES_PER_HOUR": "0",
+                    "KEYWARD_LICENCE_MAX_WAITING": "0",
                 },
             )
             with DevStack(config) as stack:
