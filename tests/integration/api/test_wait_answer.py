@@ -11,7 +11,6 @@ import time
 import uuid
 from typing import Any
 
-import httpx
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
@@ -37,7 +36,7 @@ def test_wait_answered_from_the_announcement(database_url: str, engine: Engine) 
     deployment = f"announced-{uuid.uuid4().hex[:8]}"
     body = {"nonce": nonce_b64, "model": seeded.model, "deployment": deployment, "enclave_key": key.public_jwk,
             "evidence": [{"type": "intel-tdx", "evidence": base64.b64encode(quote).decode()}]}  # fmt: skip
-    answered: list[httpx.Response] = []
+    answered: list[Any] = []  # TestClient's responses
     waiting = threading.Thread(
         target=lambda: answered.append(
             client.post("/v1/attestations", json=body, headers={**headers, "Prefer": "wait=8"})

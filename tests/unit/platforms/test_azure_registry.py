@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+from datetime import datetime
 from typing import Final
 
 import pytest
@@ -40,7 +41,7 @@ def _item(kind: str, data: bytes, **extra: str) -> EvidenceItem:
 
 def test_azure_items_are_enclave_api_evidence() -> None:
     for kind in ("azure-sev-snp-vtpm", "azure-tdx-vtpm"):
-        sent = EvidenceIn(type=kind, evidence="AAAA")  # type: ignore[arg-type]
+        sent = EvidenceIn(type=kind, evidence="AAAA")
         assert stored_item(sent.model_dump(exclude_none=True)).type == kind
         assert PLATFORMS[kind].family == "azure"
         assert not PLATFORMS[kind].runtime_data_binding
@@ -92,7 +93,9 @@ def test_azure_item_whose_evidence_is_not_its_type_is_reported() -> None:
     assert isinstance(unparsed.error, EvidenceMalformed)
 
 
-TRUST_NOW = AZURE_CASES["S4"].now
+_S4_NOW = AZURE_CASES["S4"].now
+assert _S4_NOW is not None  # S4 has a pinned verification time (expected.json)
+TRUST_NOW: datetime = _S4_NOW
 
 
 def test_azure_reference_values_must_pin_a_pcr() -> None:
@@ -148,7 +151,7 @@ def test_azure_item_whose_vcek_is_over_the_item_limit_is_rejected_not_crashed() 
     )
     assert not isinstance(parsed, Unparsed)
     assert parsed.needs == ()
-    result = parsed.evaluate({}, {"expected_report_data": "00"}, Verifying(TRUST, S4.now or TRUST_NOW))  # type: ignore[arg-type]
+    result = parsed.evaluate({}, {"expected_report_data": "00"}, Verifying(TRUST, S4.now or TRUST_NOW))
     assert result.reasons[0].code.value.startswith("snp.leaf.")
 
 
