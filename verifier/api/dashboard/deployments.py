@@ -58,6 +58,8 @@ PLATFORM_LABELS: Final = {
     "amd-sev-snp": "AMD SEV-SNP",
     "nvidia-gpu": "NVIDIA GPU",
     "azure-aci": "Confidential ACI",
+    "azure-sev-snp-vtpm": "Azure CVM (SEV-SNP)",
+    "azure-tdx-vtpm": "Azure CVM (TDX)",
 }
 SORT_LABELS: Final = {
     DeploymentSort.LAST_ATTESTED: "Last attested (newest first)",
