@@ -499,7 +499,7 @@ def _deployment_note(
 
 
 #: The id an Intel platform's TCB Info names itself with (``tcbInfo.id``; SGX's v2 TCB Info has none and is SGX's).
-_TCB_INFO_IDS = {"intel-tdx": "TDX", "intel-sgx": "SGX"}
+_TCB_INFO_IDS = {"intel-tdx": "TDX", "intel-sgx": "SGX", "azure-tdx-vtpm": "TDX"}  # Azure's: its TD quote's
 
 
 def _intel_judgement(evaluations: Sequence[Evaluation]) -> dict[str, Any]:

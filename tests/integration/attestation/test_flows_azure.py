@@ -26,6 +26,7 @@ from verifier.db.models import (
     AttestationStatus,
     Customer,
     CustomerStatus,
+    Deployment,
     Entitlement,
     EntitlementStatus,
     Model,
@@ -147,6 +148,18 @@ def test_decide_attestation_azure_cvm_bound_accepted(session: Session, world: Wo
     assert claims["nonce_checked"] is True
     assert claims["user_data_bound"] is True
     assert claims["pcrs"]["7"] == PCR7
+
+
+def test_decide_attestation_azure_tdx_deployment_records_its_tcb_evaluation(session: Session, world: World) -> None:
+    """The staff dashboard's stale-TCB warning reads the Intel TCB evaluation a deployment was judged with; an Azure
+    TDX CVM's is its TD quote's, as for plain TDX."""
+    decided = _decide(session, world, "tdx")
+    assert decided.status == AttestationStatus.ACCEPTED, _codes(decided)
+    collateral = (decided.collateral or {})["azure-tdx-vtpm"]
+    deployment = session.get_one(Deployment, decided.deployment_id)
+    session.refresh(deployment)
+    assert deployment.tcb_eval_number == collateral["tcb_eval_number"]
+    assert deployment.tcb_info_id == f"TDX:{collateral['fmspc'].lower()}"
 
 
 @pytest.mark.parametrize("kind", ["snp", "tdx"])
