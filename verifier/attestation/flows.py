@@ -69,7 +69,7 @@ from verifier.attestation import repository
 from verifier.attestation.catalog import Catalog, redeem_and_load_catalog
 from verifier.attestation.context import DecisionContext
 from verifier.attestation.items import attestation_rules, attested_gpus, evaluate_item, read_needs
-from verifier.attestation.leases import lease_times, renewable_lease, seat_new_lease
+from verifier.attestation.leases import NewLease, lease_times, renewable_lease, seat_new_lease
 from verifier.audit.log import AuditTag, Entry, record_events
 from verifier.clock import Clock, DecisionTime, WallTime
 from verifier.collateral.documents import Documents
@@ -406,16 +406,18 @@ def record(
         else:  # the seat taken now (superseding the deployment's live leases); the lease written with the rest
             new_lease, superseded = seat_new_lease(
                 session,
-                lease_id=accepted.lease_id,
-                entitlement_id=accepted.entitlement.id,
-                deployment_name=att.deployment_name,
-                seat=accepted.tenure,
-                model_version_id=accepted.catalog.version.id,
-                thumbprint=accepted.key.thumbprint_b64,
-                now=now,
-                expires_at=accepted.expires_at,
-                renew_after=accepted.renew_after,
-                gpus=accepted.gpus,
+                NewLease(
+                    lease_id=accepted.lease_id,
+                    entitlement_id=accepted.entitlement.id,
+                    deployment_name=att.deployment_name,
+                    seat=accepted.tenure,
+                    model_version_id=accepted.catalog.version.id,
+                    thumbprint=accepted.key.thumbprint_b64,
+                    now=now,
+                    expires_at=accepted.expires_at,
+                    renew_after=accepted.renew_after,
+                    gpus=accepted.gpus,
+                ),
             )
         released: dict[str, Any] = {
             "wrapped_key": outcome.wrapped_key,

@@ -51,68 +51,47 @@ class IssuedLease:
     superseded: list[uuid.UUID]
 
 
-def issue_lease(
-    session: Session,
-    *,
-    lease_id: uuid.UUID,
-    entitlement_id: uuid.UUID,
-    deployment_name: str,
-    seat: Seat,
-    model_version_id: uuid.UUID,
-    thumbprint: str,
-    now: datetime,
-    expires_at: datetime,
-    renew_after: datetime,
-    gpus: int = 0,
-) -> IssuedLease:
-    """Take ``seat`` (create the deployment, or touch it and supersede its live leases) and insert a ``live`` lease
-    for it (:func:`seat_new_lease`, then one INSERT; sent now, the lease untracked by the session). Call it under
+@dataclass(frozen=True, slots=True)
+class NewLease:
+    """A new ``live`` lease on a reserved ``seat`` (:func:`~verifier.entitlement.service.reserve_seat`), issued at
+    ``now`` for the enclave key whose RFC 7638 thumbprint is ``thumbprint``."""
+
+    lease_id: uuid.UUID
+    entitlement_id: uuid.UUID
+    deployment_name: str
+    seat: Seat
+    model_version_id: uuid.UUID
+    thumbprint: str
+    now: datetime
+    expires_at: datetime
+    renew_after: datetime
+    gpus: int = 0
+
+
+def issue_lease(session: Session, new: NewLease) -> IssuedLease:
+    """Take the seat (create the deployment, or touch it and supersede its live leases) and insert the ``live``
+    lease (:func:`seat_new_lease`, then one INSERT; sent now, the lease untracked by the session). Call it under
     the entitlement lock that reserved the seat, once nothing can reject any more."""
-    row, superseded = seat_new_lease(
-        session,
-        lease_id=lease_id,
-        entitlement_id=entitlement_id,
-        deployment_name=deployment_name,
-        seat=seat,
-        model_version_id=model_version_id,
-        thumbprint=thumbprint,
-        now=now,
-        expires_at=expires_at,
-        renew_after=renew_after,
-        gpus=gpus,
-    )
+    row, superseded = seat_new_lease(session, new)
     return IssuedLease(repository.insert_lease(session, row), superseded)
 
 
-def seat_new_lease(
-    session: Session,
-    *,
-    lease_id: uuid.UUID,
-    entitlement_id: uuid.UUID,
-    deployment_name: str,
-    seat: Seat,
-    model_version_id: uuid.UUID,
-    thumbprint: str,
-    now: datetime,
-    expires_at: datetime,
-    renew_after: datetime,
-    gpus: int = 0,
-) -> tuple[dict[str, Any], list[uuid.UUID]]:
+def seat_new_lease(session: Session, new: NewLease) -> tuple[dict[str, Any], list[uuid.UUID]]:
     """:func:`issue_lease` but for the lease's INSERT, which the caller sends with its own writes (the decision:
     :func:`verifier.attestation.repository.record_decision`, in the same statement as the attestation naming it):
     the seat taken now, and (the new ``live`` lease's row, the superseded leases' ids)."""
-    superseded = take_seat(session, entitlement_id, deployment_name, seat, now=now)
+    superseded = take_seat(session, new.entitlement_id, new.deployment_name, new.seat, now=new.now)
     row = {
-        "id": lease_id,
-        "entitlement_id": entitlement_id,
-        "deployment_id": seat.deployment_id,
-        "model_version_id": model_version_id,
-        "enclave_key_thumbprint": thumbprint,
-        "gpus": gpus,
+        "id": new.lease_id,
+        "entitlement_id": new.entitlement_id,
+        "deployment_id": new.seat.deployment_id,
+        "model_version_id": new.model_version_id,
+        "enclave_key_thumbprint": new.thumbprint,
+        "gpus": new.gpus,
         "status": LeaseStatus.LIVE,
-        "issued_at": now,
-        "expires_at": expires_at,
-        "renew_after": renew_after,
+        "issued_at": new.now,
+        "expires_at": new.expires_at,
+        "renew_after": new.renew_after,
         "ended_at": None,
     }
     return row, superseded

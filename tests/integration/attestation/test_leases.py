@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from tests.support.factories import T0, make_customer, make_entitlement, make_lease, make_model_version
 from verifier.attestation.leases import (
+    NewLease,
     expire_leases,
     issue_lease,
     lease_times,
@@ -151,15 +152,17 @@ def test_issue_lease_takes_the_seat_and_supersedes_the_deployments_lease(session
         expires_at, renew_after = lease_times(at, locked.lease_ttl_seconds)
         issued = issue_lease(
             session,
-            lease_id=uuid.uuid4(),
-            entitlement_id=ent.id,
-            deployment_name="edge",
-            seat=seat,
-            model_version_id=version.id,
-            thumbprint="thumb",
-            now=at,
-            expires_at=expires_at,
-            renew_after=renew_after,
+            NewLease(
+                lease_id=uuid.uuid4(),
+                entitlement_id=ent.id,
+                deployment_name="edge",
+                seat=seat,
+                model_version_id=version.id,
+                thumbprint="thumb",
+                now=at,
+                expires_at=expires_at,
+                renew_after=renew_after,
+            ),
         )
         return issued.lease, issued.superseded
 

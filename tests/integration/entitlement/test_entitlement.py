@@ -28,7 +28,7 @@ from tests.support.factories import (
     make_model,
     make_model_version,
 )
-from verifier.attestation.leases import issue_lease, lease_times, revoke_live_leases
+from verifier.attestation.leases import NewLease, issue_lease, lease_times, revoke_live_leases
 from verifier.db.engine import make_engine, upgrade_database
 from verifier.db.models import (
     Customer,
@@ -75,15 +75,17 @@ def _issue(session: Session, entitlement: Entitlement, name: str, version: Model
     expires_at, renew_after = lease_times(now, locked.lease_ttl_seconds)
     return issue_lease(
         session,
-        lease_id=uuid.uuid4(),
-        entitlement_id=locked.id,
-        deployment_name=name,
-        seat=seat,
-        model_version_id=version.id,
-        thumbprint=uuid.uuid4().hex,
-        now=now,
-        expires_at=expires_at,
-        renew_after=renew_after,
+        NewLease(
+            lease_id=uuid.uuid4(),
+            entitlement_id=locked.id,
+            deployment_name=name,
+            seat=seat,
+            model_version_id=version.id,
+            thumbprint=uuid.uuid4().hex,
+            now=now,
+            expires_at=expires_at,
+            renew_after=renew_after,
+        ),
     ).lease
 
 
