@@ -105,7 +105,11 @@ _provider_options = _options(
         show_default=True,
         help="configfs-tsm: the report directory.",
     ),
-    click.option("--privlevel", type=click.IntRange(0, 3), help="configfs-tsm: SEV-SNP VMPL to report at."),
+    click.option(
+        "--privlevel",
+        type=click.IntRange(0, 3),
+        help="configfs-tsm: SEV-SNP VMPL to report at, not below the guest's privlevel_floor (the default); not TDX.",
+    ),
     click.option("--skr-url", default="http://localhost:8080", show_default=True, help="aci-skr: sidecar URL."),
     click.option(
         "--skr-endpoint",

@@ -8,7 +8,9 @@
 
 * :class:`TransportError`: the server could not be reached, answered 5xx without a reason code, or answered
   something that is not the documented API. :class:`DecisionTimeout` (still pending at the deadline) is one.
-* :class:`ProviderError`: the evidence provider (configfs-tsm, the SKR sidecar) failed to produce evidence.
+* :class:`ProviderError`: the evidence provider (configfs-tsm, the SKR sidecar) failed to produce evidence;
+  :class:`ProviderUnavailable` (not on this machine) and :class:`ProviderOptionRefused` (an option that cannot
+  work here) are kinds of it.
 * :class:`UnwrapFailed`: the wrapped key does not open with the enclave key.
 
 Every class has a stable ``code`` (``client.*``); server reason codes travel in ``codes``. Messages never carry
@@ -102,6 +104,13 @@ class ProviderUnavailable(ProviderError):
     """The provider does not exist on this machine (no configfs-tsm, no TSM driver, no sidecar listening)."""
 
     code = "client.provider.unavailable"
+
+
+class ProviderOptionRefused(ProviderError):
+    """An option the provider was given cannot work on this machine (a privilege level below the guest's VMPL
+    floor, a privilege level on TDX); nothing was asked of the hardware with it."""
+
+    code = "client.provider.option_refused"
 
 
 class UnwrapFailed(ClientError):

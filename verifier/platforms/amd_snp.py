@@ -280,7 +280,7 @@ def verify_snp_report(
         _check_crl(crl_der, chain, leaf, now)
     # 4. Leaf extensions vs REPORTED_TCB (never CURRENT_TCB), hwID vs CHIP_ID, structVersion vs product.
     reported = decode_tcb(report.reported_tcb, chosen)
-    _check_leaf_binding(report, chosen, ext, reported)
+    check_leaf_binding(report, chosen, ext, reported)
     # 5. The report signature.
     der = encode_dss_signature(report.signature_r, report.signature_s)
     try:
@@ -347,7 +347,9 @@ def _issuing_chain(
     raise errors[0]
 
 
-def _check_leaf_binding(report: SnpReport, product: Product, ext: AmdLeafExtensions, reported: TcbVersion) -> None:
+def check_leaf_binding(report: SnpReport, product: Product, ext: AmdLeafExtensions, reported: TcbVersion) -> None:
+    """Step 4: the leaf's structVersion fits ``product``, its SPLs equal REPORTED_TCB, a VCEK's hwID is CHIP_ID.
+    Pure; the enclave SDK also uses it to leave out a sidecar's VCEK that this check would refuse."""
     want_struct = 1 if product == "turin" else 0
     if ext.struct_version != want_struct:
         raise VerificationFailed(
@@ -388,4 +390,4 @@ def _check_leaf_binding(report: SnpReport, product: Product, ext: AmdLeafExtensi
             )
 
 
-__all__ = ["PLATFORM_SNP", "SnpVerification", "SnpVerificationCache", "verify_snp_report"]
+__all__ = ["PLATFORM_SNP", "SnpVerification", "SnpVerificationCache", "check_leaf_binding", "verify_snp_report"]

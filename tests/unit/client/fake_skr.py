@@ -5,7 +5,10 @@ It speaks the shape of ``internal/httpginendpoints`` in microsoft/confidential-s
 SHA-256(runtime data) || 32 zeros; raw answers ``{"report": "<hex>"}``, combined ``{"evidence": "<base64>",
 "endorsements": "<base64 of VCEK PEM + chain PEM>", "endorsed_tcb", "uvm_endorsements"}``; errors are
 ``{"error": "..."}`` with 400 / 403 / 500. Reports come from the simulated AMD PKI. ``override`` replaces the
-answer for one test (status, raw body bytes).
+answer for one test (status, raw body bytes); ``vcek_defect`` makes combined's VCEK the one the simulated PKI issues
+with that defect (another TCB, another chip), as a sidecar holding a stale THIM VCEK would send.
+``running_sidecar(listen_after=s)`` binds its port at once but listens only after ``s`` seconds (connections are
+refused until then), as a sidecar still starting beside the workload.
 """
 
 from __future__ import annotations
@@ -16,11 +19,13 @@ import hashlib
 import json
 import ssl
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from verifier.simulation.amd_options import Defect
 from verifier.simulation.amd_pki import ReportOptions, default_amd_pki
 
 
@@ -29,6 +34,7 @@ class FakeSidecar:
     url: str = ""
     override: tuple[int, bytes] | None = None
     uvm_endorsements: str = ""  # base64 COSE_Sign1, as the sidecar reads it from the container group's reference-info
+    vcek_defect: Defect | None = None
     requests: list[tuple[str, dict[str, object]]] = field(default_factory=list)
 
     def answer(self, path: str, body: bytes) -> tuple[int, bytes]:
@@ -45,7 +51,10 @@ class FakeSidecar:
         if path == "/attest/raw":
             return 200, json.dumps({"report": ev.report.hex()}).encode()
         if path == "/attest/combined":
-            vcek_pem = ssl.DER_cert_to_PEM_cert(ev.leaf_der)  # serial 0: cryptography would warn on load
+            leaf_der = ev.leaf_der
+            if self.vcek_defect is not None:
+                leaf_der = default_amd_pki().build(ReportOptions(report_data=report_data), self.vcek_defect).leaf_der
+            vcek_pem = ssl.DER_cert_to_PEM_cert(leaf_der)  # serial 0: cryptography would warn on load
             return 200, json.dumps(
                 {
                     "endorsed_tcb": "0300000000000873",
@@ -58,7 +67,7 @@ class FakeSidecar:
 
 
 @contextmanager
-def running_sidecar() -> Iterator[FakeSidecar]:
+def running_sidecar(listen_after: float = 0.0) -> Iterator[FakeSidecar]:
     sidecar = FakeSidecar()
 
     class Handler(BaseHTTPRequestHandler):
@@ -74,9 +83,16 @@ def running_sidecar() -> Iterator[FakeSidecar]:
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler, bind_and_activate=False)
+    server.server_bind()  # the port is ours; until listen() the kernel refuses connections to it
     sidecar.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+
+    def serve() -> None:
+        time.sleep(listen_after)
+        server.server_activate()
+        server.serve_forever()
+
+    thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     try:
         yield sidecar

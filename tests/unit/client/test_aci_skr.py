@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import socket
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -16,9 +17,11 @@ from verifier.attestation.items import binding_for
 from verifier.client.errors import ProviderError, ProviderUnavailable
 from verifier.client.keys import EnclaveKeyPair
 from verifier.client.providers import AciSkrProvider, Binding
-from verifier.client.providers.aci_skr import skr_report_data, skr_runtime_data
+from verifier.client.providers.aci_skr import Endpoint, skr_report_data, skr_runtime_data, vcek_fits
+from verifier.evidence.snp import parse_snp_report
 from verifier.platforms.evaluation import evaluate_snp_report
 from verifier.platforms.item import EvidenceItem
+from verifier.simulation.amd_options import Defect
 from verifier.simulation.amd_pki import ReportOptions, default_amd_pki
 
 ACI_VECTORS = VECTORS / "amd" / "microsoft-confidential-sidecar-containers"
@@ -45,6 +48,7 @@ def running() -> Iterator[FakeSidecar]:
 def sidecar(running: FakeSidecar) -> FakeSidecar:
     running.override = None
     running.uvm_endorsements = ""
+    running.vcek_defect = None
     running.requests.clear()
     return running
 
@@ -144,10 +148,64 @@ def test_aci_skr_unknown_endpoint_unavailable(sidecar: FakeSidecar, binding: Bin
         AciSkrProvider(url=sidecar.url).collect(binding)
 
 
-def test_aci_skr_no_sidecar_unavailable(binding: Binding) -> None:
+def _dead_url() -> str:
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+        return f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
+def test_aci_skr_no_sidecar_unavailable(binding: Binding) -> None:
+    started = time.monotonic()
     with pytest.raises(ProviderUnavailable) as exc:
-        AciSkrProvider(url=f"http://127.0.0.1:{port}").collect(binding)
+        AciSkrProvider(url=_dead_url(), startup_wait=0.5).collect(binding)
     assert exc.value.code == "client.provider.unavailable"
+    assert 0.5 <= time.monotonic() - started < 5  # waited for a sidecar that might be starting, then gave up
+
+
+def test_aci_skr_sidecar_still_starting_waited_for(binding: Binding) -> None:
+    with running_sidecar(listen_after=0.6) as starting:
+        [item] = AciSkrProvider(url=starting.url).collect(binding)
+    assert item["type"] == "amd-sev-snp"
+    assert len(starting.requests) == 1
+
+
+def test_aci_skr_refused_after_first_answer_not_waited_for(binding: Binding) -> None:
+    with running_sidecar() as gone:
+        provider = AciSkrProvider(url=gone.url, startup_wait=30)
+        provider.collect(binding)
+    started = time.monotonic()
+    with pytest.raises(ProviderUnavailable):
+        provider.collect(binding)  # the sidecar was up and went away: renewals have their own retry
+    assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize("endpoint", ["raw", "combined"])
+def test_aci_skr_proxy_environment_ignored(
+    sidecar: FakeSidecar, binding: Binding, monkeypatch: pytest.MonkeyPatch, endpoint: Endpoint
+) -> None:
+    dead_proxy = _dead_url()
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.setenv(name, dead_proxy)
+    [item] = AciSkrProvider(url=sidecar.url, endpoint=endpoint, startup_wait=0).collect(binding)
+    assert item["type"] == "amd-sev-snp"
+
+
+@pytest.mark.parametrize(
+    "defect",
+    [Defect.TCB_EXT_MISMATCH_SNP, Defect.TCB_EXT_MISMATCH_UCODE, Defect.HWID_MISMATCH],
+    ids=["snp-spl", "microcode-spl", "other-chip"],
+)
+def test_aci_skr_combined_stale_vcek_left_out(sidecar: FakeSidecar, binding: Binding, defect: Defect) -> None:
+    sidecar.vcek_defect = defect  # the VCEK THIM gave the sidecar at its start, not this report's
+    [item] = AciSkrProvider(url=sidecar.url, endpoint="combined").collect(binding)
+    assert "vcek" not in item  # the server then uses its own VCEK cache
+    assert item["type"] == "amd-sev-snp"
+
+
+def test_aci_skr_vcek_fits_needs_same_kind() -> None:
+    vcek = default_amd_pki().build()
+    vlek = default_amd_pki().build(ReportOptions(signing_key="vlek"))
+    assert vcek_fits(parse_snp_report(vcek.report), vcek.leaf_der)
+    assert not vcek_fits(parse_snp_report(vlek.report), vcek.leaf_der)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import errno
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +12,10 @@ import pytest
 from tests.unit.client.fake_tsm import FakeTsmKernel, Respond
 from verifier.appraisal.intel import IntelPolicy
 from verifier.appraisal.snp import SnpPolicy
-from verifier.client.errors import ProviderError, ProviderUnavailable
+from verifier.client.errors import ProviderError, ProviderOptionRefused, ProviderUnavailable
 from verifier.client.keys import EnclaveKeyPair
 from verifier.client.providers import Binding, ConfigfsTsmProvider
+from verifier.evidence.snp import parse_snp_report
 from verifier.platforms.evaluation import evaluate_intel_quote, evaluate_snp_report
 from verifier.simulation.amd_pki import ReportOptions, default_amd_pki
 from verifier.simulation.intel_pki import QuoteOptions, default_pki
@@ -45,6 +47,7 @@ def _kernel(tmp_path: Path, respond: Respond = tdx_respond, **kw: Any) -> FakeTs
 
 
 def _provider(kernel: FakeTsmKernel, **kw: Any) -> ConfigfsTsmProvider:
+    kw.setdefault("sleep", lambda _seconds: None)  # quote-service retries do not wait in tests
     return ConfigfsTsmProvider(root=kernel.root, fs=kernel, **kw)
 
 
@@ -170,3 +173,101 @@ def test_configfs_tsm_report_data_must_be_64_bytes(tmp_path: Path) -> None:
     kernel = _kernel(tmp_path)
     with pytest.raises(ValueError, match="64 bytes"):
         _provider(kernel).collect(Binding(NONCE, {}, bytes(32)))
+
+
+def _snp_vmpl(item: dict[str, Any]) -> int:
+    return parse_snp_report(base64.b64decode(item["evidence"])).vmpl
+
+
+def test_configfs_tsm_snp_under_svsm_defaults_to_floor(tmp_path: Path, binding: Binding) -> None:
+    kernel = _kernel(tmp_path, snp_respond, provider="sev_guest", privlevel_floor=2)
+    [item] = _provider(kernel).collect(binding)
+    assert kernel.writes == [("privlevel", b"2\n"), ("inblob", binding.report_data)]
+    assert _snp_vmpl(item) == 2
+
+
+def test_configfs_tsm_snp_floor_zero_writes_no_privlevel(tmp_path: Path, binding: Binding) -> None:
+    kernel = _kernel(tmp_path, snp_respond, provider="sev_guest")
+    [item] = _provider(kernel).collect(binding)
+    assert [name for name, _ in kernel.writes] == ["inblob"]
+    assert _snp_vmpl(item) == 0
+
+
+def test_configfs_tsm_snp_privlevel_below_floor_refused(tmp_path: Path, binding: Binding) -> None:
+    kernel = _kernel(tmp_path, snp_respond, provider="sev_guest", privlevel_floor=2)
+    with pytest.raises(ProviderOptionRefused, match="VMPL floor 2") as exc:
+        _provider(kernel, privlevel=1).collect(binding)
+    assert exc.value.code == "client.provider.option_refused"
+    assert kernel.writes == []  # refused before anything was written
+    assert list(kernel.root.iterdir()) == []
+
+
+def test_configfs_tsm_snp_einval_names_privilege_level(tmp_path: Path, binding: Binding) -> None:
+    def firmware_refuses(_inblob: bytes, _privlevel: int) -> tuple[bytes, bytes | None]:
+        raise OSError(errno.EINVAL, "Invalid argument")  # sev-guest.c: SEV_RET_INVALID_PARAM -> -EINVAL
+
+    kernel = _kernel(tmp_path, firmware_refuses, provider="sev_guest")
+    with pytest.raises(ProviderError, match="privilege level, VMPL 0 \\(privlevel_floor 0\\)") as exc:
+        _provider(kernel).collect(binding)
+    assert exc.value.code == "client.provider"
+
+
+def test_configfs_tsm_tdx_privlevel_refused(tmp_path: Path, binding: Binding) -> None:
+    kernel = _kernel(tmp_path)
+    with pytest.raises(ProviderOptionRefused, match="TDX guest") as exc:
+        _provider(kernel, privlevel=0).collect(binding)
+    assert exc.value.code == "client.provider.option_refused"
+    assert kernel.writes == []
+
+
+def _failing_quote(*failures: int | None) -> Respond:
+    """A TDX quote service that fails with these errnos (None: an empty quote) before it answers."""
+    left = list(failures)
+
+    def respond(inblob: bytes, privlevel: int) -> tuple[bytes, bytes | None]:
+        if left:
+            failure = left.pop(0)
+            if failure is None:
+                return b"", None
+            raise OSError(failure, errno.errorcode[failure])
+        return tdx_respond(inblob, privlevel)
+
+    return respond
+
+
+QGS_FAILURES = [None, errno.EIO, errno.ETIMEDOUT, errno.EBUSY]
+QGS_IDS = ["empty-quote", "eio", "etimedout", "ebusy"]
+
+
+@pytest.mark.parametrize("failure", QGS_FAILURES, ids=QGS_IDS)
+def test_configfs_tsm_tdx_quote_service_failure_retried(tmp_path: Path, binding: Binding, failure: int | None) -> None:
+    kernel = _kernel(tmp_path, _failing_quote(failure))
+    sleeps: list[float] = []
+    [item] = _provider(kernel, sleep=sleeps.append).collect(binding)
+    assert item["type"] == "intel-tdx"
+    assert [name for name, _ in kernel.writes] == ["inblob", "inblob"]  # rewritten: the kernel caches an empty quote
+    assert sleeps == [5.0 if failure == errno.EBUSY else 2.0]  # EBUSY waits for the in-flight request
+
+
+@pytest.mark.parametrize("failure", QGS_FAILURES, ids=QGS_IDS)
+def test_configfs_tsm_tdx_quote_service_down_gives_up(tmp_path: Path, binding: Binding, failure: int | None) -> None:
+    kernel = _kernel(tmp_path, _failing_quote(*[failure] * 3))
+    sleeps: list[float] = []
+    with pytest.raises(ProviderError, match="quote generation service \\(QGS\\) is unavailable or hung") as exc:
+        _provider(kernel, sleep=sleeps.append).collect(binding)
+    assert not isinstance(exc.value, ProviderUnavailable)
+    assert (errno.errorcode[failure] if failure else "empty quote") in exc.value.message
+    assert kernel.generated == 3
+    assert sleeps == ([5.0, 5.0] if failure == errno.EBUSY else [2.0, 4.0])
+    assert list(kernel.root.iterdir()) == []
+
+
+def _must_not_wait(seconds: float) -> None:
+    raise AssertionError(f"waited {seconds}s")
+
+
+def test_configfs_tsm_snp_empty_outblob_not_retried(tmp_path: Path, binding: Binding) -> None:
+    kernel = _kernel(tmp_path, lambda i, p: (b"", None), provider="sev_guest")
+    with pytest.raises(ProviderError, match="empty outblob"):
+        _provider(kernel, sleep=_must_not_wait).collect(binding)
+    assert kernel.generated == 1
