@@ -3,9 +3,9 @@ command (:mod:`.wire`), sends it over a :mod:`.transport` and reads the response
 
 Attestation (the Azure CVM provider): TPM2_GetCapability (TPM_PT_NV_BUFFER_MAX), TPM2_NV_ReadPublic, TPM2_NV_Read
 (chunked by the NV buffer size), TPM2_NV_Write, TPM2_NV_DefineSpace (the user-data index when the guest has not
-defined it yet), TPM2_ReadPublic, TPM2_Quote and TPM2_PCR_Read (at most 8 digests per call on common TPMs, so it
-loops until all 24 are read with an unchanged pcrUpdateCounter). Provisioning, for the simulated paravisor and
-tests: TPM2_CreatePrimary, TPM2_EvictControl, TPM2_FlushContext and TPM2_PCR_Extend.
+defined it yet), TPM2_NV_UndefineSpace, TPM2_ReadPublic, TPM2_Quote and TPM2_PCR_Read (at most 8 digests per call
+on common TPMs, so it loops until all 24 are read with an unchanged pcrUpdateCounter). Provisioning, for the
+simulated paravisor and tests: TPM2_CreatePrimary, TPM2_EvictControl, TPM2_FlushContext and TPM2_PCR_Extend.
 
 Authorization is a password session (TPM_RS_PW) with the empty password throughout: Azure's vTPM AK, the owner
 hierarchy and the HCL indexes have no authValue (azure-cvm.md §2; kinvolk/azure-cvm-tooling and trustee's
@@ -267,6 +267,10 @@ class Tpm:
         """TPM2_NV_DefineSpace of an ordinary index with no authValue and no policy, SHA-256 names."""
         public = u32(index) + u16(Alg.SHA256) + u32(attributes) + tpm2b(b"") + u16(size)
         self._call(Cc.NV_DefineSpace, (auth_handle,), tpm2b(b"") + tpm2b(public), auths=1).params.end()
+
+    def nv_undefine_space(self, index: int, *, auth_handle: int = TPM_RH_OWNER) -> None:
+        """TPM2_NV_UndefineSpace (an index defined by the owner)."""
+        self._call(Cc.NV_UndefineSpace, (auth_handle, index), auths=1).params.end()
 
     def nv_write(self, index: int, data: bytes, *, offset: int = 0, auth_handle: int = TPM_RH_OWNER) -> None:
         """TPM2_NV_Write of ``data`` at ``offset``, in chunks of the TPM's NV buffer size."""

@@ -76,6 +76,7 @@ class Cc(IntEnum):
     """TPM_CC of the commands spoken here (Part 2 §6.5.2)."""
 
     EvictControl = 0x00000120
+    NV_UndefineSpace = 0x00000122
     NV_DefineSpace = 0x0000012A
     CreatePrimary = 0x00000131
     NV_Write = 0x00000137
