@@ -13,14 +13,15 @@ from verifier.attestation.context import DecisionContext
 from verifier.config import Settings, dev_result_signing_key_pem
 from verifier.keywrap.ear import ProviderKeyring, ProviderSigningKey
 from verifier.keywrap.kek import LocalAesKek
-from verifier.trust.store import TrustStore, load_trust_store, trust_store_from_certificates
+from verifier.trust.store import AZURE_VTPM_ROOT, TrustStore, load_trust_store, trust_store_from_certificates
 
 
 def trust_store_for(settings: Settings) -> TrustStore:
     """Genuine roots from vendor_roots/; in development with allow_simulated_roots, the fake PKIs' roots instead
-    (everything verified under them is marked simulated)."""
+    (Intel, AMD, NVIDIA and the simulated Azure vTPM root; everything verified under them is marked simulated)."""
     if settings.allow_simulated_roots and settings.environment == "development":
         from verifier.simulation.amd_pki import default_amd_pki  # noqa: PLC0415 - development only
+        from verifier.simulation.azure_cvm_builder import simulated_azure_vtpm_root  # noqa: PLC0415
         from verifier.simulation.intel_pki import default_pki  # noqa: PLC0415
         from verifier.simulation.nvidia_pki import default_nvidia_pki  # noqa: PLC0415
 
@@ -28,6 +29,7 @@ def trust_store_for(settings: Settings) -> TrustStore:
         amd = default_amd_pki().build().trust_store
         nvidia = default_nvidia_pki().trust_store
         roots = {k: r.certificate for store in (intel, amd, nvidia) for k, r in store.roots.items()}
+        roots[AZURE_VTPM_ROOT] = simulated_azure_vtpm_root()  # AK certificates stay optional by policy
         return trust_store_from_certificates(roots, simulated=True)
     return load_trust_store(settings.vendor_roots_dir)
 

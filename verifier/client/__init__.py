@@ -10,10 +10,10 @@
             ...                          # session.keep_alive() in a thread renews before each renew_after
 
 Layers: :mod:`~verifier.client.keys` (the enclave key pair and the binding), :mod:`~verifier.client.providers`
-(evidence: configfs-tsm, the confidential ACI SKR sidecar, simulated, NVIDIA GPUs), :mod:`~verifier.client.api`
-(the HTTP flow) with :mod:`~verifier.client.models` (its documents, the Lease), :mod:`~verifier.client.session`
-(lease lifetime), :mod:`~verifier.client.errors`; ``keyward-enclave`` (:mod:`~verifier.client.cli`) is the same as
-a command.
+(evidence: configfs-tsm, the confidential ACI SKR sidecar, Azure CVMs through the vTPM, simulated, NVIDIA
+GPUs), :mod:`~verifier.client.api` (the HTTP flow) with :mod:`~verifier.client.models` (its documents, the
+Lease), :mod:`~verifier.client.session` (lease lifetime), :mod:`~verifier.client.errors`; ``keyward-enclave``
+(:mod:`~verifier.client.cli`) is the same as a command.
 
 NVIDIA GPUs (Hopper, Blackwell in CC mode; ``pip install 'keyward[gpu]'`` for nvidia-ml-py) are attested with the
 CPU TEE they are attached to, never alone: wrap the CPU provider,
@@ -40,6 +40,7 @@ from verifier.client.keys import KEY_KINDS, EnclaveKeyPair, KeyFileError, KeyKin
 from verifier.client.models import Challenge, Decision, Lease
 from verifier.client.providers import (
     AciSkrProvider,
+    AzureCvmProvider,
     Binding,
     ConfigfsTsmProvider,
     CpuWithGpus,
@@ -54,6 +55,7 @@ __all__ = [
     "KEY_KINDS",
     "AciSkrProvider",
     "AttestationRejected",
+    "AzureCvmProvider",
     "Binding",
     "Challenge",
     "ClientError",

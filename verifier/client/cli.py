@@ -11,8 +11,11 @@
                             (attest, keep renewing, release on SIGTERM/SIGINT)
 
 ``--url`` and ``--licence`` may come from ``KEYWARD_URL`` and ``KEYWARD_LICENCE``. Providers: ``configfs-tsm``
-(``--tsm-root``, ``--privlevel``), ``aci-skr`` (``--skr-url``, ``--skr-endpoint raw|combined``) and ``simulated``
-(``--simulated-platform``; development servers only). ``--gpus all`` or ``--gpus 0,1`` (NVML indices, sent in that
+(``--tsm-root``, ``--privlevel``), ``aci-skr`` (``--skr-url``, ``--skr-endpoint raw|combined``), ``azure-cvm``
+(the vTPM at ``--tpm-device``, default ``/dev/tpmrm0``, or swtpm at ``--tpm-tcp HOST:PORT``;
+``--azure-evidence-version 1|2``; ``--azure-endorsements imds|simulated``: the VCEK or TD quote from Azure's IMDS
+or, for a development server, the simulated PKIs) and ``simulated`` (``--simulated-platform``; development servers
+only). ``--gpus all`` or ``--gpus 0,1`` (NVML indices, sent in that
 order) adds NVIDIA GPU evidence from NVML (CC mode; ``keyward[gpu]``) after the CPU provider's evidence, for every
 attestation and renewal; ``--simulated-gpus N`` adds N simulated H100s to ``--provider simulated``.
 ``--gpus none`` (the default) sends none. The CPU evidence is always required: the server refuses GPU evidence
@@ -40,17 +43,20 @@ from verifier.client.keys import KEY_KINDS, EnclaveKeyPair, KeyFileError, write_
 from verifier.client.models import Lease
 from verifier.client.providers import (
     AciSkrProvider,
+    AzureCvmProvider,
     ConfigfsTsmProvider,
     CpuWithGpus,
     EvidenceProvider,
     NvmlGpuProvider,
     SimulatedProvider,
 )
+from verifier.client.providers.azure_cvm import EndorsementSource, imds_endorsements
 from verifier.client.session import EnclaveSession
+from verifier.client.tpm import parse_tcp_address
 from verifier.keywrap.enclave import MAX_NVIDIA_DEVICES
 
 EXIT_OK, EXIT_REJECTED, EXIT_USAGE, EXIT_TRANSPORT = 0, 1, 2, 3
-PROVIDERS = ("configfs-tsm", "aci-skr", "simulated")
+PROVIDERS = ("configfs-tsm", "aci-skr", "azure-cvm", "simulated")
 F = Callable[..., Any]
 T = TypeVar("T")
 #: ``--gpus``: None (none), every GPU, or NVML indices in the order to send them.
@@ -119,6 +125,33 @@ _provider_options = _options(
         help="aci-skr: /attest/raw (VCEK from the server's cache) or /attest/combined (sends THIM's VCEK).",
     ),
     click.option(
+        "--tpm-device",
+        type=click.Path(path_type=Path),
+        default="/dev/tpmrm0",
+        show_default=True,
+        help="azure-cvm: the kernel's TPM resource manager device.",
+    ),
+    click.option(
+        "--tpm-tcp",
+        metavar="HOST:PORT",
+        callback=lambda ctx, param, value: _tcp_address(value, param, ctx),
+        help="azure-cvm: swtpm's TCP port instead of --tpm-device (tests and development).",
+    ),
+    click.option(
+        "--azure-evidence-version",
+        type=click.Choice(["1", "2"]),
+        default="2",
+        show_default=True,
+        help="azure-cvm: 2 also writes the binding as the HCL report's user-data (a fresh hardware report).",
+    ),
+    click.option(
+        "--azure-endorsements",
+        type=click.Choice(["imds", "simulated"]),
+        default="imds",
+        show_default=True,
+        help="azure-cvm: the VCEK / TD quote from Azure's IMDS, or from the simulated PKIs (development servers only).",
+    ),
+    click.option(
         "--simulated-platform",
         type=click.Choice(["intel-tdx", "amd-sev-snp"]),
         default="intel-tdx",
@@ -153,6 +186,23 @@ _target_options = _options(
 )
 
 
+def _tcp_address(value: str | None, param: click.Parameter, ctx: click.Context) -> tuple[str, int] | None:
+    if value is None:
+        return None
+    try:
+        return parse_tcp_address(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e), ctx=ctx, param=param) from e
+
+
+def _azure_endorsements(choice: str) -> EndorsementSource:
+    if choice == "imds":
+        return imds_endorsements
+    from verifier.simulation.azure_paravisor import simulated_endorsements  # noqa: PLC0415 - development only
+
+    return simulated_endorsements
+
+
 def _provider(params: dict[str, Any]) -> EvidenceProvider:
     """The --provider's CPU evidence, followed by the --gpus' NVIDIA evidence when any are asked for."""
     cpu = _cpu_provider(params)
@@ -168,6 +218,13 @@ def _cpu_provider(params: dict[str, Any]) -> EvidenceProvider:
         return ConfigfsTsmProvider(root=params["tsm_root"], privlevel=params["privlevel"])
     if name == "aci-skr":
         return AciSkrProvider(url=params["skr_url"], endpoint=params["skr_endpoint"])
+    if name == "azure-cvm":
+        return AzureCvmProvider(
+            device=params["tpm_device"],
+            tcp=params["tpm_tcp"],
+            version=2 if params["azure_evidence_version"] == "2" else 1,
+            endorsements=_azure_endorsements(params["azure_endorsements"]),
+        )
     return SimulatedProvider(platform=params["simulated_platform"], gpus=params["simulated_gpus"])
 
 

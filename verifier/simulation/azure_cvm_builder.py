@@ -208,12 +208,21 @@ def _trust_store() -> TrustStore:
     return trust_store_from_certificates(roots, simulated=True)
 
 
-def _claims(ak: rsa.RSAPublicKey, user_data: bytes, defect: AzureDefect | None, config: Mapping[str, object]) -> bytes:
+def _claims(
+    ak: rsa.RSAPublicKey,
+    user_data: bytes,
+    defect: AzureDefect | None,
+    config: Mapping[str, object],
+    *,
+    with_ek: bool = True,
+) -> bytes:
     numbers = ak.public_numbers()
     ak_jwk = {"kid": "HCLAkPub", "key_ops": ["sign"], "kty": "RSA", "e": _b64url(numbers.e), "n": _b64url(numbers.n)}
     ek = _rsa("ek").public_key().public_numbers()
     ek_jwk = {"kid": "HCLEkPub", "key_ops": ["encrypt"], "kty": "RSA", "e": _b64url(ek.e), "n": _b64url(ek.n)}
     keys = [ek_jwk] if defect is AzureDefect.CLAIMS_NO_AK else [ak_jwk, ek_jwk]
+    if not with_ek:
+        keys = [k for k in keys if k["kid"] != "HCLEkPub"]
     doc = {
         "keys": keys,
         "vm-configuration": {
@@ -257,7 +266,7 @@ def _td_report_struct(td: TdReport) -> bytes:
     return bytes(raw)
 
 
-def _hcl(kind: Kind, slot: bytes, claims: bytes, defect: AzureDefect | None) -> bytes:
+def _hcl(kind: Kind, slot: bytes, claims: bytes, defect: AzureDefect | None, nv_size: int = 2600) -> bytes:
     slot = slot.ljust(1184, b"\x00")
     version = 3 if defect is AzureDefect.HCL_VERSION else 2
     request_type = 1 if defect is AzureDefect.HCL_REQUEST_TYPE else 2
@@ -270,7 +279,7 @@ def _hcl(kind: Kind, slot: bytes, claims: bytes, defect: AzureDefect | None) -> 
     hash_type = 2 if defect is AzureDefect.HASH_TYPE_SHA384 else 1
     header = struct.pack("<4sIIII12s", b"HCLA", version, report_size, request_type, status, bytes(12))
     igvm = struct.pack("<IIIII", data_size, 1, report_type, hash_type, len(claims))
-    body = (header + slot + igvm + claims).ljust(2600, b"\x00")
+    body = (header + slot + igvm + claims).ljust(nv_size, b"\x00")
     if defect is AzureDefect.HCL_PADDING:
         body = body[:-1] + b"\x01"
     if defect is AzureDefect.HCL_TRUNCATED:
@@ -301,6 +310,49 @@ def _attest(extra: bytes, pcrs: list[bytes], defect: AzureDefect | None) -> byte
     if defect is AzureDefect.QUOTE_TRAILING:
         return body + b"\x00"
     return body
+
+
+def simulated_azure_vtpm_root() -> x509.Certificate:
+    """The simulated Azure vTPM root (development trust stores pin it as :data:`AZURE_VTPM_ROOT`)."""
+    return _root()
+
+
+@dataclass(frozen=True, slots=True)
+class ParavisorReport:
+    """What a simulated paravisor produces for one AK and user-data: the HCL report (NV 0x01400001 image) and
+    what the hardware report needs beside it (SNP: the VCEK and the AMD CRL; TDX: the TD quote and its Intel
+    collateral)."""
+
+    kind: Kind
+    hcl_report: bytes
+    vcek_der: bytes | None
+    crl_der: bytes | None
+    td_quote: bytes | None
+    collateral_json: str | None
+
+
+def paravisor_hcl_report(
+    ak: rsa.RSAPublicKey, user_data: bytes, *, kind: Kind = "snp", nv_size: int = 2048
+) -> ParavisorReport:
+    """The HCL report a simulated paravisor writes to NV 0x01400001 for the vTPM AK ``ak`` (read from the TPM)
+    and the 64 ``user_data`` bytes last written to NV 0x01400002: runtime claims with ``HCLAkPub`` = ``ak`` and
+    ``user-data``, bound by REPORT_DATA = SHA-256(claims) || zeros of a hardware report from the simulated AMD
+    (Genoa) or Intel PKI. The claims carry no ``HCLEkPub`` (like the 2023 format) so that the report fits a
+    2048-byte NV index, the most swtpm (libtpms) allows."""
+    if len(user_data) != 64:
+        raise ValueError("user_data is 64 bytes")
+    claims = _claims(ak, user_data, None, {}, with_ek=False)
+    if 0x4D4 + len(claims) > nv_size:
+        raise ValueError(f"the runtime claims do not fit an NV index of {nv_size} bytes")
+    report_data = hashlib.sha256(claims).digest() + bytes(32)
+    if kind == "snp":
+        amd = default_amd_pki().build(ReportOptions(product="genoa", report_data=report_data))
+        hcl = _hcl(kind, amd.report, claims, None, nv_size)
+        return ParavisorReport(kind, hcl, amd.leaf_der, amd.crl_der, None, None)
+    td = TdReport(reportdata=report_data)
+    intel = default_pki().build(QuoteOptions(tee="tdx", td=td))
+    hcl = _hcl(kind, _td_report_struct(td), claims, None, nv_size)
+    return ParavisorReport(kind, hcl, None, None, intel.quote, intel.collateral_json)
 
 
 class AzureCvmBuilder:
@@ -399,4 +451,14 @@ class AzureCvmBuilder:
         }
 
 
-__all__ = ["EXPECTED_CODE", "SIM_NONCE", "AzureCvmBuilder", "AzureCvmEvidence", "AzureDefect", "expected_code"]
+__all__ = [
+    "EXPECTED_CODE",
+    "SIM_NONCE",
+    "AzureCvmBuilder",
+    "AzureCvmEvidence",
+    "AzureDefect",
+    "ParavisorReport",
+    "expected_code",
+    "paravisor_hcl_report",
+    "simulated_azure_vtpm_root",
+]

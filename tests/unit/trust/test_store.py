@@ -17,6 +17,7 @@ from verifier.config import Settings
 from verifier.errors import Code, TrustStoreError
 from verifier.simulation.intel_pki import default_pki
 from verifier.trust.store import (
+    AZURE_VTPM_ROOT,
     DEFAULT_VENDOR_ROOTS,
     GENUINE_ROOTS,
     INTEL_SGX_ROOT,
@@ -212,3 +213,11 @@ def test_trust_store_for_development_with_simulated_roots_uses_test_pkis() -> No
     assert store.simulated is True
     assert store.root(INTEL_SGX_ROOT).sha256 != GENUINE_ROOTS[INTEL_SGX_ROOT]
     assert trust_store_for(Settings()).simulated is False
+
+
+def test_trust_store_for_development_pins_simulated_azure_vtpm_root() -> None:
+    from verifier.simulation.azure_cvm_builder import simulated_azure_vtpm_root
+
+    simulated = trust_store_for(Settings(allow_simulated_roots=True)).root(AZURE_VTPM_ROOT).certificate
+    assert simulated == simulated_azure_vtpm_root()
+    assert trust_store_for(Settings()).root(AZURE_VTPM_ROOT).certificate != simulated
