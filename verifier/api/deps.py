@@ -120,7 +120,7 @@ def _read_record(settings: Settings, key_id: str) -> CredentialRecord | None:
         return record_by_key_id(session, key_id)
 
 
-def _clients(request: Request) -> RedisClients | None:
+def redis_clients(request: Request) -> RedisClients | None:
     """The app's Redis clients (made by its lifespan), or None: the app runs without its lifespan."""
     clients = getattr(request.app.state, "redis", None)
     return clients if isinstance(clients, RedisClients) else None
@@ -159,12 +159,14 @@ def require(*kinds: CredentialKind) -> Callable[..., Awaitable[Principal]]:
         # trip (only for a caller that would authenticate); whether the record may decide is known after it.
         cached = CREDENTIALS.get(cache_key, getattr(request.app.state, "last_generation", None))
         spends: list[Spend] = []
-        if cached is not None and cached.principal.kind == CredentialKind.ENCLAVE and _would_pass(
-            cached, pepper, secret, allowed, at
+        if (
+            cached is not None
+            and cached.principal.kind == CredentialKind.ENCLAVE
+            and _would_pass(cached, pepper, secret, allowed, at)
         ):
             spends = _spends(request, settings, key_id)
         reading = await round_trip(
-            settings.broker_url, settings.broker_key_prefix, spends, now=now, clients=_clients(request)
+            settings.broker_url, settings.broker_key_prefix, spends, now=now, clients=redis_clients(request)
         )
         generation = reading.generation if reading.generation_known else None
         request.state.generation = request.app.state.last_generation = generation
@@ -179,7 +181,7 @@ def require(*kinds: CredentialKind) -> Callable[..., Awaitable[Principal]]:
                 spends = _spends(request, settings, key_id)
                 if spends:
                     reading = await round_trip(
-                        settings.broker_url, settings.broker_key_prefix, spends, now=now, clients=_clients(request)
+                        settings.broker_url, settings.broker_key_prefix, spends, now=now, clients=redis_clients(request)
                     )
         _refuse_over_limit(settings, spends, reading.waits)
         return principal

@@ -18,8 +18,9 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Final
+from typing import TYPE_CHECKING, Annotated, Any, Final
 
 from fastapi import APIRouter, Header, Request, Response
 from kombu.exceptions import KombuError
@@ -36,6 +37,7 @@ from verifier.attestation.repository import AnswerRow, answer_row, store_request
 from verifier.attestation.requests import licensed_model_version
 from verifier.auth.cache import CATALOG
 from verifier.broker.notify import supports_pubsub, waiter_for
+from verifier.broker.quota import RedisClients
 from verifier.clock import Clock
 from verifier.config import Settings
 from verifier.db.models import AttestationStatus
@@ -46,7 +48,10 @@ from verifier.keywrap.enclave import parse_enclave_jwk
 from verifier.platforms.item import EvidenceItem
 from verifier.wiring import keyring_for
 
-from .deps import EnclaveDep, SessionDep, SettingsDep
+if TYPE_CHECKING:
+    from verifier.broker.decide_message import DecideRoute
+
+from .deps import EnclaveDep, SessionDep, SettingsDep, redis_clients
 
 router = APIRouter(tags=["enclave"])
 log = logging.getLogger(__name__)
@@ -145,7 +150,7 @@ async def submit_attestation(
             CATALOG.put(catalog_key, generation, found)
         return {"entitlement_id": found[0], "model_version_id": found[1]}
 
-    return await _dispatch(settings, values, locate, prefer, response, credential.key_id)
+    return await _dispatch(settings, values, locate, prefer, response, credential.key_id, redis_clients(request))
 
 
 def _pending(body: RenewIn, kind: str, deployment_name: str, settings: Settings, key_id: str) -> dict[str, Any]:
@@ -181,8 +186,9 @@ async def _dispatch(
     prefer: str | None,
     response: Response,
     key_id: str,
+    clients: RedisClients | None,
 ) -> AttestationOut:
-    """Store the request (one autocommit INSERT), and only then send it to a worker, in one threadpool hop; then
+    """Store the request (one autocommit INSERT, in one threadpool hop), and only then send it to a worker; then
     optionally wait for the decision, on the event loop (no thread is held while waiting), unless the licence key
     already has ``licence_max_waiting`` requests waiting in this process. Once the request is stored and sent, the
     answer always carries its id: a database that fails while it waits makes it 202 pending, never a 503 (the
@@ -196,34 +202,28 @@ async def _dispatch(
     pending = _pending_answer(attestation_id)
     wait = _wait_seconds(prefer, settings.max_wait_seconds)
     cap = settings.licence_max_waiting
+    sending = _Sending(settings, values, locate, headers, clients)
     if wait <= 0 or (cap and _waiting[key_id] >= cap):
-        await run_in_threadpool(_store_and_send, settings, values, locate, headers)
+        await sending.store_and_send()
         return pending
     _waiting[key_id] += 1
     try:
-        return await _wait_for_decision(settings, values, locate, headers, wait, response)
+        return await _wait_for_decision(settings, sending, wait, response)
     finally:
         _waiting[key_id] -= 1
         if not _waiting[key_id]:
             del _waiting[key_id]
 
 
-async def _wait_for_decision(
-    settings: Settings,
-    values: dict[str, Any],
-    locate: Callable[[], dict[str, Any]],
-    headers: dict[str, str] | None,
-    wait: float,
-    response: Response,
-) -> AttestationOut:
-    attestation_id: uuid.UUID = values["id"]
+async def _wait_for_decision(settings: Settings, sending: _Sending, wait: float, response: Response) -> AttestationOut:
+    attestation_id: uuid.UUID = sending.values["id"]
     pending = _pending_answer(attestation_id)
     # Listen for the worker's "decided" announcement before sending the task, so it cannot be missed; the database
     # stays the source of truth (read when the announcement carries no answer, and polled in case one is lost).
     waiter = waiter_for(settings.broker_url, settings.broker_key_prefix)
     poll = 0.5 if supports_pubsub(settings.broker_url) else 0.02  # with announcements, polling is a fallback
     async with waiter.waiting(str(attestation_id)) as decided:
-        if not await run_in_threadpool(_store_and_send, settings, values, locate, headers):
+        if not await sending.store_and_send():
             return pending  # nothing will decide it before the requeue: do not wait
         deadline = time.monotonic() + wait
         while True:
@@ -250,32 +250,75 @@ async def _wait_for_decision(
                 return current or pending
 
 
-def _store_and_send(
-    settings: Settings, values: dict[str, Any], locate: Callable[[], dict[str, Any]], headers: dict[str, str] | None
-) -> bool:
-    """In a threadpool thread: where the request belongs (``locate``), the INSERT (its own transaction: durable
-    before any worker can see the task), then the task; False if the broker could not take it."""
-    values.update(locate())
-    with autocommit(settings) as connection, clash_is_conflict(_CLASH):
-        store_request(connection, values)
-    return _send(values["id"], headers)
+@dataclass(frozen=True, slots=True)
+class _Sending:
+    """A request to store and then send to a worker (``locate``: where it belongs, called in the store's thread)."""
+
+    settings: Settings
+    values: dict[str, Any]
+    locate: Callable[[], dict[str, Any]]
+    headers: dict[str, str] | None
+    clients: RedisClients | None
+
+    async def store_and_send(self) -> bool:
+        """The INSERT (its own transaction: durable before any worker can see the task), then the task; False if
+        the broker could not take it. The task goes onto its Redis list on the app's own client, in this event loop
+        (:mod:`verifier.broker.decide_message`); through Celery, in the store's thread, where that cannot be (no
+        Redis broker, or a request outside the app's lifespan loop)."""
+        from verifier.broker.decide_message import decide_route  # noqa: PLC0415 - keeps Celery out of API import time
+
+        settings = self.settings
+        route = decide_route(settings.broker_url, settings.broker_key_prefix)
+        if route is None or self.clients is None or not self.clients.for_this_loop():
+            return await run_in_threadpool(self._store_then, _send)
+        await run_in_threadpool(self._store_then, None)
+        return await _push(self.clients, settings.broker_url, route, self.values["id"], self.headers)
+
+    def _store_then(self, send: Callable[[uuid.UUID, dict[str, str] | None], bool] | None) -> bool:
+        """In a threadpool thread: where the request belongs, the INSERT, then ``send`` (if given)."""
+        self.values.update(self.locate())
+        with autocommit(self.settings) as connection, clash_is_conflict(_CLASH):
+            store_request(connection, self.values)
+        return send(self.values["id"], self.headers) if send is not None else True
 
 
 def _send(attestation_id: uuid.UUID, headers: dict[str, str] | None) -> bool:
-    """Send the decide task; False if the broker cannot take it. The request is already stored, so it is not
-    lost: the answer is 202 pending, and beat sends the task again once the request has been pending for
+    """Send the decide task through Celery; False if the broker cannot take it. The request is already stored, so
+    it is not lost: the answer is 202 pending, and beat sends the task again once the request has been pending for
     ``pending_requeue_seconds`` (verifier/attestation/pending.py)."""
     from verifier.broker.app import send_decide  # noqa: PLC0415 - keeps Celery out of API import time
 
     try:
         send_decide(str(attestation_id), headers)
     except (KombuError, RedisError, OSError) as e:
-        log.warning(
-            "decide task not sent; the request stays pending until it is requeued",
-            extra={"attestation_id": str(attestation_id), "error": type(e).__name__},
-        )
+        _not_sent(attestation_id, e)
         return False
     return True
+
+
+async def _push(
+    clients: RedisClients,
+    broker_url: str,
+    route: DecideRoute,
+    attestation_id: uuid.UUID,
+    headers: dict[str, str] | None,
+) -> bool:
+    """:func:`_send` as one LPUSH of the message Celery would write, on the app's Redis client."""
+    from verifier.broker.decide_message import decide_message  # noqa: PLC0415
+
+    try:
+        await clients.get(broker_url).lpush(route.key, decide_message(str(attestation_id), headers, route))
+    except (RedisError, OSError) as e:
+        _not_sent(attestation_id, e)
+        return False
+    return True
+
+
+def _not_sent(attestation_id: uuid.UUID, error: BaseException) -> None:
+    log.warning(
+        "decide task not sent; the request stays pending until it is requeued",
+        extra={"attestation_id": str(attestation_id), "error": type(error).__name__},
+    )
 
 
 @router.post("/v1/leases/{lease_id}/renew", response_model=AttestationOut, status_code=202)
@@ -284,6 +327,7 @@ async def renew_lease(
     body: RenewIn,
     credential: EnclaveDep,
     settings: SettingsDep,
+    request: Request,
     response: Response,
     prefer: Annotated[str | None, Header()] = None,
 ) -> AttestationOut:
@@ -301,7 +345,8 @@ async def renew_lease(
         "model_version_id": lease.model_version_id,
         "lease_id": lease.lease_id,
     }
-    return await _dispatch(settings, values, lambda: where, prefer, response, credential.key_id)
+    clients = redis_clients(request)
+    return await _dispatch(settings, values, lambda: where, prefer, response, credential.key_id, clients)
 
 
 @router.get("/v1/attestations/{attestation_id}", response_model=AttestationOut)
