@@ -33,7 +33,7 @@ from verifier.broker.quota import RedisClients, Spend, round_trip
 from verifier.config import Settings, get_settings
 from verifier.db.models import CredentialKind
 from verifier.db.queries import clash_is_conflict
-from verifier.db.session import Session, read_session, session_factory
+from verifier.db.session import LoopEngines, Session, read_session, session_factory
 from verifier.errors import Code, KeywardError, RateLimited
 
 
@@ -124,6 +124,12 @@ def redis_clients(request: Request) -> RedisClients | None:
     """The app's Redis clients (made by its lifespan), or None: the app runs without its lifespan."""
     clients = getattr(request.app.state, "redis", None)
     return clients if isinstance(clients, RedisClients) else None
+
+
+def loop_engines(request: Request) -> LoopEngines | None:
+    """The app's asyncio database engines (made by its lifespan), or None: the app runs without its lifespan."""
+    engines = getattr(request.app.state, "databases", None)
+    return engines if isinstance(engines, LoopEngines) else None
 
 
 def _would_pass(

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from verifier.shipped import shipped_dir
 
@@ -58,6 +59,17 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     def _begin(conn: Any) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
+    return engine
+
+
+def make_async_autocommit_engine(url: str) -> AsyncEngine:
+    """An asyncio engine on PostgreSQL ``url`` (psycopg's async connection) whose every statement is its own
+    transaction, with the pool and connection check of :func:`make_engine`: for a request whose whole write is one
+    statement, sent from the event loop without a threadpool hop (:class:`verifier.db.session.LoopEngines`)."""
+    engine = create_async_engine(
+        url, hide_parameters=True, isolation_level="AUTOCOMMIT", pool_size=POOL_SIZE, max_overflow=POOL_MAX_OVERFLOW
+    )
+    _ping_when_idle(engine.sync_engine)
     return engine
 
 
