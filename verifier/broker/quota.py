@@ -83,9 +83,9 @@ async def round_trip(
     broker_url: str, key_prefix: str, spends: Sequence[Spend], *, now: float, clients: RedisClients | None
 ) -> Reading:
     """Read the generation and make ``spends``, in one pipeline, on ``clients``' client (an app's, for its
-        lifespan, in its loop), or on a connection of its own closed after (an app run without its lifespan, or a
-    request in another event loop than the lifespan's: test clients). Without Redis, or
-        when it fails: nothing known, nothing limited."""
+    lifespan, in its loop), or on a connection of its own closed after (an app run without its lifespan, or a
+    request in another event loop than the lifespan's: test clients). Without Redis, or when it fails: nothing
+    known, nothing limited."""
     if not supports_pubsub(broker_url):
         return _NOT_READ
     if clients is not None and clients.for_this_loop():
