@@ -48,6 +48,7 @@ from verifier.evidence.snp import PRODUCTS
 from verifier.platforms.registry import Parsed, parse_evidence
 from verifier.worker.base import KeywardTask
 from verifier.worker.celery_app import celery_app
+from verifier.worker.collateral_rows import CollateralRows, collateral_rows, watch
 from verifier.worker.vendor_documents import (
     REFRESHABLE,
     FetchReport,
@@ -105,6 +106,7 @@ def prefetch_check(
     now: datetime,
     freshness: Freshness = DEFAULT_FRESHNESS,
     evidence: Sequence[Parsed] | None = None,
+    kept: CollateralRows | None = None,
 ) -> tuple[list[Wanted], dict[RowKey, Document] | None]:
     """Step 1 of the prefetch, in the decision's transaction (``att``'s row locked in ``session``): what the pending
     ``att`` needs that the cache lacks or holds due, read in one statement. Empty when nothing is (evidence that
@@ -113,11 +115,12 @@ def prefetch_check(
     read the row again) before every decision for nothing. ``evidence``: ``att.evidence`` already parsed.
 
     Also returns the cached documents the evidence needs, read by the same statement: when nothing is to be
-    fetched, the decision in this transaction verifies with them (None: nothing was read)."""
+    fetched, the decision in this transaction verifies with them (None: nothing was read). ``kept``: the worker's
+    kept rows, used instead of the statement where they are current (:mod:`verifier.worker.collateral_rows`)."""
     if att.status != AttestationStatus.PENDING:
         return [], None
     items = parse_evidence(att.evidence) if evidence is None else evidence
-    needs, documents = needs_and_documents(session, items, now, freshness)
+    needs, documents = needs_and_documents(session, items, now, freshness, kept)
     return fetchable(needs), documents
 
 
@@ -133,10 +136,13 @@ def collateral_check(
     session: Session, att: Attestation, settings: Settings, now: datetime, evidence: Sequence[Parsed]
 ) -> tuple[list[Wanted], dict[RowKey, Document] | None]:
     """:func:`collateral_to_fetch`, and the cached documents read for it (None when nothing was read: collateral
-    fetching is off, or the attestation is decided)."""
+    fetching is off, or the attestation is decided). The rows come from this process's kept rows where they are
+    current under the collateral generation token (:func:`~verifier.worker.collateral_rows.collateral_rows`), so a
+    warm decision reads none from the database."""
     if not settings.collateral_fetch:
         return [], None
-    return prefetch_check(session, att, now, Freshness.from_settings(settings), evidence)
+    kept = collateral_rows(settings)
+    return prefetch_check(session, att, now, Freshness.from_settings(settings), evidence, kept)
 
 
 def prefetch(
@@ -224,6 +230,7 @@ def refresh_collateral(task: KeywardTask) -> int:
     settings = get_settings()
     if not settings.collateral_fetch:
         return 0
+    watch(settings)  # what is stored replaces the collateral generation token: workers read it again
     with vendor_clients(settings) as clients:
         report = refresh_cache(
             task.transaction,
