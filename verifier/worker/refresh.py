@@ -9,8 +9,9 @@ the task base :class:`~verifier.worker.base.KeywardTask` opens and ends every tr
   Identity, CRLs; AMD: the chain's CRL, the VCEK without ``vcek`` or ``cert_table``). Rows the item brings its own
   copy of (``collateral``, ``crl``) are read too, since the decision verifies the newer copy; failing to fetch those
   never puts a decision off. :func:`collateral_to_fetch` asks the cache in one statement, inside the decision's
-  transaction on the row the task has locked: when all are there and fresh the decision goes on in that
-  transaction. Otherwise the task ends it and :func:`prefetch` fetches the missing, unreadable or due documents from
+  transaction on the row the task has locked, or in none when the worker keeps the rows under the current
+  collateral generation token (:mod:`verifier.worker.collateral_rows`): when all are there and fresh the decision
+  goes on in that transaction. Otherwise the task ends it and :func:`prefetch` fetches the missing, unreadable or due documents from
   Intel PCS/PCCS or AMD KDS and stores them in a transaction of their own, before the task opens the decision's
   again. A fetch failure is never a decision: while a vendor answers 429/5xx or cannot be reached the task is
   retried later (exponential back-off, never sooner than Retry-After, at most ``collateral_fetch_retries`` times)
