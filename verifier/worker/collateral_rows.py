@@ -1,23 +1,27 @@
 """The worker's in-process copy of the vendor-collateral rows its decisions read (``collateral_cache``: key -> the
-row's body, issuer chain, ``fetched_at`` and ``next_update``), so a warm decision reads none from PostgreSQL.
+row's body, issuer chain, ``fetched_at`` and ``next_update``, or that there is no such row), so a warm decision
+reads none from PostgreSQL.
 
 Current, not merely recent: each kept row is tagged with the collateral generation token read from Redis *before*
 the statement that read it (:func:`verifier.broker.invalidation.read_collateral_generation`), and a decision uses it
 only while the token it reads now (one ``GET``) is the same. Every commit that changes ``collateral_cache`` replaces
 the token before the code that committed returns: :func:`watch` installs the session hooks that do it in each
 process that writes collateral (the worker's prefetch and periodic refresh; tests and tools that seed or empty the
-cache through :func:`verifier.testing` helpers or a session). They see rows added, changed or deleted through the ORM
-(at flush) and INSERT / UPDATE / DELETE statements, or text statements naming the table, executed through a
-session. A row absent from the database is never kept (the decision fetches it), so an INSERT cannot make a kept row
-stale: Core inserts on a bare connection (the dashboard benchmark's fleet, :mod:`verifier.testing.fleet`) need no
-replacement. The token read before the statement, never after: a commit between the two would otherwise leave rows
-read before it kept under the token that announced it (PostgreSQL's READ COMMITTED, the service's level: each
-statement sees what was committed before it started).
+cache, :mod:`verifier.testing.fleet` included). They see rows added, changed or deleted through the ORM (at flush)
+and INSERT / UPDATE / DELETE statements, or text statements naming the table, executed through a session; a write on
+a bare connection would go unseen, so none is made. The token is read before the statement, never after: a commit
+between the two would otherwise leave rows read before it kept under the token that announced it (PostgreSQL's
+READ COMMITTED, the service's level: each statement sees what was committed before it started).
+
+A row the database does not hold is kept as absent too: evidence that brings its own collateral, on a verifier whose
+vendors cannot be reached, needs rows that stay absent, and reading them again before every decision would save
+nothing. Absent is answered exactly as the statement would answer it: the row is missing, so the caller fetches it
+(an optional one after its back-off), and the store's commit replaces the token.
 
 Without a token (a broker that is not Redis, as in the embedded SQLite profile; Redis failing) nothing is kept or
 used: every decision reads the database. Kept rows also expire after :data:`ROW_TTL_SECONDS`, which bounds staleness
-if a replacement was lost to a Redis outage in the writing process alone; at most
-:data:`~verifier.limits.COLLATERAL_ROWS_CACHED` are kept, least recently used dropped first.
+if a replacement was lost to a Redis outage in the writing process alone (or to a writer the hooks do not see); at
+most :data:`~verifier.limits.COLLATERAL_ROWS_CACHED` are kept, least recently used dropped first.
 
 Nothing here judges freshness: the caller (:func:`verifier.worker.vendor_documents.needs_and_documents`) judges each
 row, kept or read, at the decision's ``now``, so a row that became due is fetched as before. The SQL is the
@@ -43,7 +47,7 @@ from verifier.config import Settings
 from verifier.db.models import CachedCollateral
 from verifier.limits import COLLATERAL_ROWS_CACHED
 
-ROW_TTL_SECONDS: Final = 300.0
+ROW_TTL_SECONDS: Final = 60.0
 _TABLE: Final = CachedCollateral.__tablename__
 _CHANGED: Final = "keyward.collateral_changed"
 
@@ -61,14 +65,14 @@ class CollateralRows:
         ttl_seconds: float = ROW_TTL_SECONDS,
     ) -> None:
         self._broker_url, self._key_prefix = broker_url, key_prefix
-        self._entries: OrderedDict[RowKey, tuple[str, float, CachedRow]] = OrderedDict()
+        self._entries: OrderedDict[RowKey, tuple[str, float, CachedRow | None]] = OrderedDict()
         self._max, self._ttl = max_entries, ttl_seconds
         self._lock = threading.Lock()
 
     def read(self, session: Session, keys: Iterable[RowKey]) -> dict[RowKey, CachedRow]:
         """:func:`~verifier.collateral.repository.read_rows`, answered from the kept rows where they are current:
-        one ``GET`` of the token, then the statement (in ``session``) for the rows not kept under it, if any; those
-        it finds are kept under that token."""
+        one ``GET`` of the token, then the statement (in ``session``) for the rows not kept under it, if any; what
+        it finds, and which of them the database does not hold, is kept under that token."""
         wanted = list(dict.fromkeys(keys))
         if not wanted:
             return {}
@@ -79,13 +83,14 @@ class CollateralRows:
         missing = [k for k in wanted if k not in found]
         if missing:
             read = read_rows(session, missing)
-            self._keep(read, generation)
-            found.update(read)
-        return {k: found[k] for k in wanted if k in found}
+            answered: dict[RowKey, CachedRow | None] = {k: read.get(k) for k in missing}
+            self._keep(answered, generation)
+            found.update(answered)
+        return {k: row for k in wanted if (row := found[k]) is not None}
 
-    def _kept(self, keys: list[RowKey], generation: str) -> dict[RowKey, CachedRow]:
+    def _kept(self, keys: list[RowKey], generation: str) -> dict[RowKey, CachedRow | None]:
         clock = time.monotonic()
-        found: dict[RowKey, CachedRow] = {}
+        found: dict[RowKey, CachedRow | None] = {}
         with self._lock:
             for key in keys:
                 entry = self._entries.get(key)
@@ -97,7 +102,7 @@ class CollateralRows:
                     self._entries.move_to_end(key)
         return found
 
-    def _keep(self, rows: dict[RowKey, CachedRow], generation: str) -> None:
+    def _keep(self, rows: dict[RowKey, CachedRow | None], generation: str) -> None:
         clock = time.monotonic()
         with self._lock:
             for key, row in rows.items():

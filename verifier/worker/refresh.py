@@ -11,12 +11,12 @@ the task base :class:`~verifier.worker.base.KeywardTask` opens and ends every tr
   never puts a decision off. :func:`collateral_to_fetch` asks the cache in one statement, inside the decision's
   transaction on the row the task has locked, or in none when the worker keeps the rows under the current
   collateral generation token (:mod:`verifier.worker.collateral_rows`): when all are there and fresh the decision
-  goes on in that transaction. Otherwise the task ends it and :func:`prefetch` fetches the missing, unreadable or due documents from
-  Intel PCS/PCCS or AMD KDS and stores them in a transaction of their own, before the task opens the decision's
-  again. A fetch failure is never a decision: while a vendor answers 429/5xx or cannot be reached the task is
-  retried later (exponential back-off, never sooner than Retry-After, at most ``collateral_fetch_retries`` times)
-  and then decided with what the cache holds; any other failure (404: an unknown FMSPC or chip) is decided at once,
-  and the decision rejects with its stable collateral-missing code.
+  goes on in that transaction. Otherwise the task ends it and :func:`prefetch` fetches the missing, unreadable or
+  due documents from Intel PCS/PCCS or AMD KDS and stores them in a transaction of their own, before the task opens
+  the decision's again. A fetch failure is never a decision: while a vendor answers 429/5xx or cannot be reached the
+  task is retried later (exponential back-off, never sooner than Retry-After, at most ``collateral_fetch_retries``
+  times) and then decided with what the cache holds; any other failure (404: an unknown FMSPC or chip) is decided at
+  once, and the decision rejects with its stable collateral-missing code.
 * :func:`refresh_collateral`, the ``keyward.refresh_collateral`` beat task: cached documents that are due are fetched
   again, a bounded number per run, soonest nextUpdate first. A failure is logged and the cached copy kept;
   verification re-checks every validity window anyway.

@@ -2,7 +2,8 @@
 decision issues no statement on ``collateral_cache``; every commit that changes the table replaces the collateral
 generation token, and a decision after it reads the rows again and verifies with what was stored; a kept row that
 became due is still fetched; without Redis the database is read; a token replaced between the ``GET`` and the
-statement leaves nothing stale kept under the new one."""
+statement leaves nothing stale kept under the new one; a row the database lacks is kept as absent until a commit
+stores it."""
 
 from __future__ import annotations
 
@@ -14,10 +15,13 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, delete, event, insert, select, text
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, delete, event, select, text
 from sqlalchemy.orm import Session
 
 from tests.support.service import TEST_BROKER, TEST_KEY_PREFIX, seed, service_settings, store_pending_tdx
+from tests.support.tools import ROOT
 from verifier.broker.invalidation import collateral_generation_key
 from verifier.broker.notify import redis_client
 from verifier.collateral.documents import Wanted
@@ -27,7 +31,9 @@ from verifier.db.models import Attestation, AttestationStatus, CachedCollateral
 from verifier.db.session import engine_for, session_scope
 from verifier.simulation.intel_options import CollateralOptions
 from verifier.simulation.intel_pki import SIM_NOW, QuoteOptions, default_pki
+from verifier.testing.databases import scratch_database
 from verifier.testing.fake_vendor_services import FakeVendorServices
+from verifier.testing.fleet import seed_fleet
 from verifier.trust.intel_collateral import signed_member
 from verifier.worker import base, collateral_rows, refresh, tasks
 from verifier.worker.collateral_rows import CollateralRows
@@ -246,31 +252,21 @@ def test_rolled_back_write_keeps_token(watched: Settings) -> None:
     assert _token() == before
 
 
-def test_collateral_rows_core_insert_on_a_connection_read_at_once(watched: Settings, engine: Engine) -> None:
-    """Rows absent from the database are never kept, so an INSERT on a bare connection (the fleet seeder's; no
-    session hook sees it, and nothing replaces the token) is read by the next decision."""
-    kept = CollateralRows(watched.broker_url, watched.broker_key_prefix)
-    keys = [(INTEL, "qe_identity", "tdx")]
-    with Session(engine_for(watched.database_url)) as s:
-        assert kept.read(s, keys) == {}
-    before = _token()
-    with engine.begin() as conn:
-        conn.execute(
-            insert(CachedCollateral),
-            [
-                {
-                    "id": uuid.uuid4(),
-                    "vendor": INTEL,
-                    "kind": "qe_identity",
-                    "key": "tdx",
-                    "body": b"seeded",
-                    "fetched_at": SIM_NOW,
-                }
-            ],
-        )
-    assert _token() == before
-    with Session(engine_for(watched.database_url)) as s:
-        assert kept.read(s, keys)[keys[0]].body == b"seeded"
+def test_seed_fleet_replaces_token() -> None:
+    """The dashboard benchmark's fleet seeder (Core INSERTs in batches)."""
+    service_settings("postgresql+psycopg://unused/unused")  # this process watches the test broker
+    with scratch_database("keyward_rows_fleet") as url:
+        cfg = Config(str(ROOT / "alembic.ini"))
+        cfg.set_main_option("script_location", str(ROOT / "migrations"))
+        cfg.set_main_option("sqlalchemy.url", url)
+        command.upgrade(cfg, "head")
+        eng = create_engine(url)
+        try:
+            before = _token()
+            seed_fleet(eng, now=SIM_NOW, deployments=4, attestations=8, customers=1)
+            assert _token() != before
+        finally:
+            eng.dispose()
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -308,7 +304,7 @@ def test_collateral_rows_token_replaced_after_the_statement_keeps_nothing_stale(
 def test_collateral_rows_kept_under_current_token_read_no_statement(watched: Settings, engine: Engine) -> None:
     _row(engine, "tdx", b"kept")
     kept = CollateralRows(watched.broker_url, watched.broker_key_prefix)
-    keys = [(INTEL, "qe_identity", "tdx"), (INTEL, "qe_identity", "sgx")]  # the second is absent: read each time
+    keys = [(INTEL, "qe_identity", "tdx"), (INTEL, "qe_identity", "sgx")]  # the second is absent
     statements: list[str] = []
     worker_engine = engine_for(watched.database_url)
 
@@ -323,6 +319,8 @@ def test_collateral_rows_kept_under_current_token_read_no_statement(watched: Set
             assert statements == []
             assert set(kept.read(s, keys)) == {keys[0]}
             assert len(statements) == 1
+            assert set(kept.read(s, keys)) == {keys[0]}  # absent is kept too
+            assert len(statements) == 1
         finally:
             event.remove(worker_engine, "before_cursor_execute", seen)
 
@@ -334,3 +332,14 @@ def test_collateral_rows_bounded(watched: Settings, engine: Engine) -> None:
     with Session(engine_for(watched.database_url)) as s:
         assert len(kept.read(s, [(INTEL, "qe_identity", k) for k in ("a", "b", "c")])) == 3
     assert len(kept) == 2
+
+
+def test_collateral_rows_kept_absent_row_read_once_stored(watched: Settings, engine: Engine) -> None:
+    kept = CollateralRows(watched.broker_url, watched.broker_key_prefix)
+    keys = [(INTEL, "qe_identity", "tdx")]
+    worker_engine = engine_for(watched.database_url)
+    with Session(worker_engine) as s:
+        assert kept.read(s, keys) == {}
+    _row(engine, "tdx", b"stored")
+    with Session(worker_engine) as s:
+        assert kept.read(s, keys)[keys[0]].body == b"stored"
