@@ -34,7 +34,7 @@ from verifier.auth.cache import watch
 from verifier.broker.notify import close_waiters
 from verifier.broker.quota import RedisClients
 from verifier.config import Settings, get_settings, warn_development_profile
-from verifier.db.session import DATABASE_UNAVAILABLE
+from verifier.db.session import DATABASE_UNAVAILABLE, LoopEngines
 from verifier.errors import Code, KeywardError, RateLimited, Reason
 from verifier.observability.logging import setup_logging
 from verifier.observability.middleware import RequestContextMiddleware
@@ -54,15 +54,17 @@ _HTTP_ERRORS: dict[int, tuple[Code, str]] = {
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """The process's threadpool size, and the async Redis clients and decision subscribers of its event loop,
-    closed when it ends."""
+    """The process's threadpool size, and the async Redis clients, database engines and decision subscribers of its
+    event loop, closed when it ends."""
     anyio.to_thread.current_default_thread_limiter().total_tokens = THREADPOOL_SIZE
     app.state.redis = clients = RedisClients()
+    app.state.databases = databases = LoopEngines()
     try:
         yield
     finally:
         await close_waiters()
         await clients.aclose()
+        await databases.dispose()
 
 
 class _BodyTooLarge(Exception):

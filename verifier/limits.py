@@ -32,6 +32,9 @@ VERIFICATION_CACHE_ENTRIES: Final = 4096
 #: Entries in each map of the in-process collateral cache (parsed supplied collateral is ~10-20 KB an entry, and
 #: a worker sees a handful of platforms and collateral versions at a time).
 COLLATERAL_CACHE_ENTRIES: Final = 256
+#: Vendor-collateral rows a worker keeps as read from the database (verifier/worker/collateral_rows.py): a few KB
+#: each (RIMs up to MAX_NVIDIA_RIM_BYTES); a decision needs 2-10, one per chip for AMD VCEKs.
+COLLATERAL_ROWS_CACHED: Final = 1024
 #: Hex text evidence: characters accepted (twice the binary limit plus a little whitespace).
 MAX_HEX_EVIDENCE_CHARS: Final = 2 * MAX_QUOTE_BYTES + 64
 

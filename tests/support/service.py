@@ -55,9 +55,12 @@ def purge_test_broker() -> None:
 
 def service_settings(database_url: str, **overrides: Any) -> Settings:
     """Development settings for a service test (simulated roots, the simulation clock, the test broker), with the
-    test broker emptied and the in-process Celery app (the API side) publishing to it."""
+    test broker emptied and the in-process Celery app (the API side) publishing to it. This process's commits that
+    change cached collateral (seeding, emptying) replace the broker's collateral generation token, so a worker
+    reads those rows again (:mod:`verifier.worker.collateral_rows`)."""
     from verifier.broker.app import celery_app
     from verifier.broker.transport import transport_options
+    from verifier.worker.collateral_rows import watch
 
     purge_test_broker()
     celery_app.conf.broker_url = TEST_BROKER
@@ -69,7 +72,9 @@ def service_settings(database_url: str, **overrides: Any) -> Settings:
         "allow_simulated_roots": True,
         "simulation_time": SIM_NOW,
     }
-    return Settings(**{**base, **overrides})
+    settings = Settings(**{**base, **overrides})
+    watch(settings)
+    return settings
 
 
 @dataclass(frozen=True)

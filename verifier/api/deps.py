@@ -33,7 +33,7 @@ from verifier.broker.quota import RedisClients, Spend, round_trip
 from verifier.config import Settings, get_settings
 from verifier.db.models import CredentialKind
 from verifier.db.queries import clash_is_conflict
-from verifier.db.session import Session, read_session, session_factory
+from verifier.db.session import LoopEngines, Session, read_session, session_factory
 from verifier.errors import Code, KeywardError, RateLimited
 
 
@@ -120,10 +120,16 @@ def _read_record(settings: Settings, key_id: str) -> CredentialRecord | None:
         return record_by_key_id(session, key_id)
 
 
-def _clients(request: Request) -> RedisClients | None:
+def redis_clients(request: Request) -> RedisClients | None:
     """The app's Redis clients (made by its lifespan), or None: the app runs without its lifespan."""
     clients = getattr(request.app.state, "redis", None)
     return clients if isinstance(clients, RedisClients) else None
+
+
+def loop_engines(request: Request) -> LoopEngines | None:
+    """The app's asyncio database engines (made by its lifespan), or None: the app runs without its lifespan."""
+    engines = getattr(request.app.state, "databases", None)
+    return engines if isinstance(engines, LoopEngines) else None
 
 
 def _would_pass(
@@ -159,12 +165,14 @@ def require(*kinds: CredentialKind) -> Callable[..., Awaitable[Principal]]:
         # trip (only for a caller that would authenticate); whether the record may decide is known after it.
         cached = CREDENTIALS.get(cache_key, getattr(request.app.state, "last_generation", None))
         spends: list[Spend] = []
-        if cached is not None and cached.principal.kind == CredentialKind.ENCLAVE and _would_pass(
-            cached, pepper, secret, allowed, at
+        if (
+            cached is not None
+            and cached.principal.kind == CredentialKind.ENCLAVE
+            and _would_pass(cached, pepper, secret, allowed, at)
         ):
             spends = _spends(request, settings, key_id)
         reading = await round_trip(
-            settings.broker_url, settings.broker_key_prefix, spends, now=now, clients=_clients(request)
+            settings.broker_url, settings.broker_key_prefix, spends, now=now, clients=redis_clients(request)
         )
         generation = reading.generation if reading.generation_known else None
         request.state.generation = request.app.state.last_generation = generation
@@ -179,7 +187,7 @@ def require(*kinds: CredentialKind) -> Callable[..., Awaitable[Principal]]:
                 spends = _spends(request, settings, key_id)
                 if spends:
                     reading = await round_trip(
-                        settings.broker_url, settings.broker_key_prefix, spends, now=now, clients=_clients(request)
+                        settings.broker_url, settings.broker_key_prefix, spends, now=now, clients=redis_clients(request)
                     )
         _refuse_over_limit(settings, spends, reading.waits)
         return principal

@@ -18,8 +18,9 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Final
+from typing import TYPE_CHECKING, Annotated, Any, Final
 
 from fastapi import APIRouter, Header, Request, Response
 from kombu.exceptions import KombuError
@@ -32,21 +33,25 @@ from verifier.api.inputs import ApiInput
 from verifier.attestation import leases
 from verifier.attestation.answers import answer_of, status_url
 from verifier.attestation.challenges import check_nonce, issue_challenge
-from verifier.attestation.repository import AnswerRow, answer_row, store_request
+from verifier.attestation.repository import AnswerRow, answer_row, store_request, store_request_on_loop
 from verifier.attestation.requests import licensed_model_version
 from verifier.auth.cache import CATALOG
 from verifier.broker.notify import supports_pubsub, waiter_for
+from verifier.broker.quota import RedisClients
 from verifier.clock import Clock
 from verifier.config import Settings
 from verifier.db.models import AttestationStatus
 from verifier.db.queries import clash_is_conflict
-from verifier.db.session import DATABASE_UNAVAILABLE, autocommit, read_session
+from verifier.db.session import DATABASE_UNAVAILABLE, LoopEngines, autocommit, read_session
 from verifier.errors import Code, EvidenceMalformed, Fault, Forbidden, NotFound
 from verifier.keywrap.enclave import parse_enclave_jwk
 from verifier.platforms.item import EvidenceItem
 from verifier.wiring import keyring_for
 
-from .deps import EnclaveDep, SessionDep, SettingsDep
+if TYPE_CHECKING:
+    from verifier.broker.decide_message import DecideRoute
+
+from .deps import EnclaveDep, SessionDep, SettingsDep, loop_engines, redis_clients
 
 router = APIRouter(tags=["enclave"])
 log = logging.getLogger(__name__)
@@ -145,7 +150,10 @@ async def submit_attestation(
             CATALOG.put(catalog_key, generation, found)
         return {"entitlement_id": found[0], "model_version_id": found[1]}
 
-    return await _dispatch(settings, values, locate, prefer, response, credential.key_id)
+    cached = CATALOG.get(catalog_key, generation)
+    located = None if cached is None else {"entitlement_id": cached[0], "model_version_id": cached[1]}
+    sending = _Sending(settings, values, locate, located, redis_clients(request), loop_engines(request))
+    return await _dispatch(sending, prefer, response, credential.key_id)
 
 
 def _pending(body: RenewIn, kind: str, deployment_name: str, settings: Settings, key_id: str) -> dict[str, Any]:
@@ -175,55 +183,41 @@ def _pending(body: RenewIn, kind: str, deployment_name: str, settings: Settings,
 
 
 async def _dispatch(
-    settings: Settings,
-    values: dict[str, Any],
-    locate: Callable[[], dict[str, Any]],
+    sending: _Sending,
     prefer: str | None,
     response: Response,
     key_id: str,
 ) -> AttestationOut:
-    """Store the request (one autocommit INSERT), and only then send it to a worker, in one threadpool hop; then
+    """Store the request (one autocommit INSERT, in one threadpool hop), and only then send it to a worker; then
     optionally wait for the decision, on the event loop (no thread is held while waiting), unless the licence key
     already has ``licence_max_waiting`` requests waiting in this process. Once the request is stored and sent, the
     answer always carries its id: a database that fails while it waits makes it 202 pending, never a 503 (the
     client could not learn the id of a request that is then decided)."""
-    from verifier.observability.logging import CELERY_REQUEST_ID_HEADER, current_request_id  # noqa: PLC0415
-
-    attestation_id: uuid.UUID = values["id"]
-    # The request id travels in the message headers, so the worker's log lines for this decision carry it too.
-    request_id = current_request_id()
-    headers = {CELERY_REQUEST_ID_HEADER: request_id} if request_id else None
-    pending = _pending_answer(attestation_id)
+    settings = sending.settings
+    pending = _pending_answer(sending.values["id"])
     wait = _wait_seconds(prefer, settings.max_wait_seconds)
     cap = settings.licence_max_waiting
     if wait <= 0 or (cap and _waiting[key_id] >= cap):
-        await run_in_threadpool(_store_and_send, settings, values, locate, headers)
+        await sending.store_and_send()
         return pending
     _waiting[key_id] += 1
     try:
-        return await _wait_for_decision(settings, values, locate, headers, wait, response)
+        return await _wait_for_decision(settings, sending, wait, response)
     finally:
         _waiting[key_id] -= 1
         if not _waiting[key_id]:
             del _waiting[key_id]
 
 
-async def _wait_for_decision(
-    settings: Settings,
-    values: dict[str, Any],
-    locate: Callable[[], dict[str, Any]],
-    headers: dict[str, str] | None,
-    wait: float,
-    response: Response,
-) -> AttestationOut:
-    attestation_id: uuid.UUID = values["id"]
+async def _wait_for_decision(settings: Settings, sending: _Sending, wait: float, response: Response) -> AttestationOut:
+    attestation_id: uuid.UUID = sending.values["id"]
     pending = _pending_answer(attestation_id)
     # Listen for the worker's "decided" announcement before sending the task, so it cannot be missed; the database
     # stays the source of truth (read when the announcement carries no answer, and polled in case one is lost).
     waiter = waiter_for(settings.broker_url, settings.broker_key_prefix)
     poll = 0.5 if supports_pubsub(settings.broker_url) else 0.02  # with announcements, polling is a fallback
     async with waiter.waiting(str(attestation_id)) as decided:
-        if not await run_in_threadpool(_store_and_send, settings, values, locate, headers):
+        if not await sending.store_and_send():
             return pending  # nothing will decide it before the requeue: do not wait
         deadline = time.monotonic() + wait
         while True:
@@ -250,32 +244,101 @@ async def _wait_for_decision(
                 return current or pending
 
 
-def _store_and_send(
-    settings: Settings, values: dict[str, Any], locate: Callable[[], dict[str, Any]], headers: dict[str, str] | None
-) -> bool:
-    """In a threadpool thread: where the request belongs (``locate``), the INSERT (its own transaction: durable
-    before any worker can see the task), then the task; False if the broker could not take it."""
-    values.update(locate())
-    with autocommit(settings) as connection, clash_is_conflict(_CLASH):
-        store_request(connection, values)
-    return _send(values["id"], headers)
+@dataclass(frozen=True, slots=True)
+class _Sending:
+    """A request to store and then send to a worker: where it belongs, ``located`` when that is known without the
+    database (the catalog cache, a renewal's lease), else ``locate`` (called in the store's thread); the app's Redis
+    clients and database engines for its event loop, None without its lifespan."""
+
+    settings: Settings
+    values: dict[str, Any]
+    locate: Callable[[], dict[str, Any]]
+    located: dict[str, Any] | None
+    clients: RedisClients | None
+    engines: LoopEngines | None
+
+    async def store_and_send(self) -> bool:
+        """The INSERT (its own transaction: durable before any worker can see the task), then the task; False if
+        the broker could not take it. Both on this event loop where they can be, with no threadpool hop: the INSERT
+        on the app's async engine when the request's place is known, the task onto its Redis list on the app's own
+        client (:mod:`verifier.broker.decide_message`). Otherwise in the store's thread: the catalog read, the
+        INSERT, and the task through Celery where the list cannot be used (no Redis broker, or a request outside
+        the app's lifespan loop)."""
+        from verifier.broker.decide_message import decide_route  # noqa: PLC0415 - keeps Celery out of API import time
+
+        settings, headers = self.settings, _headers()
+        route = decide_route(settings.broker_url, settings.broker_key_prefix)
+        clients = self.clients if self.clients is not None and self.clients.for_this_loop() else None
+        if route is None or clients is None:
+            return await run_in_threadpool(self._store_then, _send, headers)
+        engine = None
+        if self.located is not None and self.engines is not None and self.engines.for_this_loop():
+            engine = self.engines.autocommit(settings.database_url)
+        if engine is not None and self.located is not None:
+            self.values.update(self.located)
+            async with engine.connect() as connection:
+                with clash_is_conflict(_CLASH):
+                    await store_request_on_loop(connection, self.values)
+        else:
+            await run_in_threadpool(self._store_then, None, headers)
+        return await _push(clients, settings.broker_url, route, self.values["id"], headers)
+
+    def _store_then(
+        self, send: Callable[[uuid.UUID, dict[str, str] | None], bool] | None, headers: dict[str, str] | None
+    ) -> bool:
+        """In a threadpool thread: where the request belongs, the INSERT, then ``send`` (if given)."""
+        self.values.update(self.located if self.located is not None else self.locate())
+        with autocommit(self.settings) as connection, clash_is_conflict(_CLASH):
+            store_request(connection, self.values)
+        return send(self.values["id"], headers) if send is not None else True
+
+
+def _headers() -> dict[str, str] | None:
+    """The decide message's extra headers: the request id (read on the event loop, where the request's context is),
+    so the worker's log lines for the decision carry it too."""
+    from verifier.observability.logging import CELERY_REQUEST_ID_HEADER, current_request_id  # noqa: PLC0415
+
+    request_id = current_request_id()
+    return {CELERY_REQUEST_ID_HEADER: request_id} if request_id else None
 
 
 def _send(attestation_id: uuid.UUID, headers: dict[str, str] | None) -> bool:
-    """Send the decide task; False if the broker cannot take it. The request is already stored, so it is not
-    lost: the answer is 202 pending, and beat sends the task again once the request has been pending for
+    """Send the decide task through Celery; False if the broker cannot take it. The request is already stored, so
+    it is not lost: the answer is 202 pending, and beat sends the task again once the request has been pending for
     ``pending_requeue_seconds`` (verifier/attestation/pending.py)."""
     from verifier.broker.app import send_decide  # noqa: PLC0415 - keeps Celery out of API import time
 
     try:
         send_decide(str(attestation_id), headers)
     except (KombuError, RedisError, OSError) as e:
-        log.warning(
-            "decide task not sent; the request stays pending until it is requeued",
-            extra={"attestation_id": str(attestation_id), "error": type(e).__name__},
-        )
+        _not_sent(attestation_id, e)
         return False
     return True
+
+
+async def _push(
+    clients: RedisClients,
+    broker_url: str,
+    route: DecideRoute,
+    attestation_id: uuid.UUID,
+    headers: dict[str, str] | None,
+) -> bool:
+    """:func:`_send` as one LPUSH of the message Celery would write, on the app's Redis client."""
+    from verifier.broker.decide_message import decide_message  # noqa: PLC0415
+
+    try:
+        await clients.get(broker_url).lpush(route.key, decide_message(str(attestation_id), headers, route))
+    except (RedisError, OSError) as e:
+        _not_sent(attestation_id, e)
+        return False
+    return True
+
+
+def _not_sent(attestation_id: uuid.UUID, error: BaseException) -> None:
+    log.warning(
+        "decide task not sent; the request stays pending until it is requeued",
+        extra={"attestation_id": str(attestation_id), "error": type(error).__name__},
+    )
 
 
 @router.post("/v1/leases/{lease_id}/renew", response_model=AttestationOut, status_code=202)
@@ -284,6 +347,7 @@ async def renew_lease(
     body: RenewIn,
     credential: EnclaveDep,
     settings: SettingsDep,
+    request: Request,
     response: Response,
     prefer: Annotated[str | None, Header()] = None,
 ) -> AttestationOut:
@@ -301,7 +365,8 @@ async def renew_lease(
         "model_version_id": lease.model_version_id,
         "lease_id": lease.lease_id,
     }
-    return await _dispatch(settings, values, lambda: where, prefer, response, credential.key_id)
+    sending = _Sending(settings, values, lambda: where, where, redis_clients(request), loop_engines(request))
+    return await _dispatch(sending, prefer, response, credential.key_id)
 
 
 @router.get("/v1/attestations/{attestation_id}", response_model=AttestationOut)

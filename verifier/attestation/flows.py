@@ -58,6 +58,7 @@ import logging
 import time
 import uuid
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Final
@@ -70,10 +71,11 @@ from verifier.attestation.catalog import Catalog, redeem_and_load_catalog
 from verifier.attestation.context import DecisionContext
 from verifier.attestation.items import attestation_rules, attested_gpus, evaluate_item, read_needs
 from verifier.attestation.leases import NewLease, lease_times, renewable_lease, seat_new_lease
-from verifier.audit.log import AuditTag, Entry, record_events
+from verifier.audit.log import AuditTag, Entry, append_events
 from verifier.clock import Clock, DecisionTime, WallTime
 from verifier.collateral.documents import Documents
 from verifier.db.models import Attestation, AttestationStatus, Entitlement, Lease, ModelKey
+from verifier.db.pipeline import sent_together
 from verifier.entitlement.service import Seat, check_entitlement_rules, lock_entitlement, reserve_seat
 from verifier.errors import Code, KeywardError, NotFound, Reason, VerificationFailed
 from verifier.keywrap.ear import issue_ear
@@ -392,8 +394,25 @@ def record(
 ) -> Lease | None:
     """Step 6: for a release, the seat and the lease; then the attestation row, its deployment's summary, its audit
     events and the day's counters, pass or fail; returns the lease written, if any. The lease, the attestation row
-    and the summary are one statement (:func:`~verifier.attestation.repository.record_decision`). Catches nothing:
-    a failure here rolls the whole decision back (the task retries)."""
+    and the summary are one statement (:func:`~verifier.attestation.repository.record_decision`). Nothing written
+    here is read back, so on PostgreSQL every statement is sent in one round trip
+    (:func:`~verifier.db.pipeline.sent_together`); only touching an existing deployment, which reads the leases it
+    supersedes, waits for its answer first. Catches nothing: a failure here rolls the whole decision back (the task
+    retries)."""
+    with ExitStack() as writes:
+        return _record(session, att, ctx, outcome, now, started, writes)
+
+
+def _record(
+    session: Session,
+    att: Attestation,
+    ctx: DecisionContext,
+    outcome: Released | Rejected,
+    now: DecisionTime,
+    started: float,
+    writes: ExitStack,
+) -> Lease | None:
+    together: bool | None = None  # whether the writes are being sent together yet
     superseded: list[uuid.UUID] = []  # the deployment's earlier live leases the new one replaces
     reasons: tuple[Reason, ...] = ()
     new_lease: dict[str, Any] | None = None
@@ -404,6 +423,8 @@ def record(
         if isinstance(accepted.tenure, Lease):  # a renewal extends its lease
             renewed = (accepted.tenure, accepted.expires_at, accepted.renew_after)
         else:  # the seat taken now (superseding the deployment's live leases); the lease written with the rest
+            if accepted.tenure.new:  # an INSERT: sent with the writes below
+                together = writes.enter_context(sent_together(session))
             new_lease, superseded = seat_new_lease(
                 session,
                 NewLease(
@@ -440,6 +461,8 @@ def record(
         collateral[e.platform or f"item{i}"] = e.collateral
     simulated = any(e.simulated for e in evaluations) or ctx.trust.simulated
     reason_codes = " ".join(sorted({r.code.value for r in reasons})) or None
+    if together is None:  # the writes from here on
+        together = writes.enter_context(sent_together(session))
     lease = repository.record_decision(
         session,
         att,
@@ -466,7 +489,7 @@ def record(
     if lease is not None:
         entries.append(_lease_entry(att, lease))
         entries.extend(_superseded_entry(att, lease, i) for i in superseded)
-    record_events(session, entries, at=now)
+    append_events(session, entries, at=now)
     # Counted after the audit append: its lock orders the decisions' transactions (see count_decision).
     repository.count_decision(session, decided_at=now, status=status, reason_codes=reason_codes)
     return lease

@@ -40,6 +40,7 @@ from sqlalchemy import (
 from sqlalchemy import insert as insert_values
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import cast as sql_cast
 
@@ -835,6 +836,11 @@ def store_request(connection: Connection, values: Mapping[str, Any]) -> None:
     """INSERT the pending request (``values``: its columns, ``id`` included) on ``connection``, an autocommit
     connection: the statement is its own transaction and owner."""
     connection.execute(_INSERT_REQUEST, dict(values))
+
+
+async def store_request_on_loop(connection: AsyncConnection, values: Mapping[str, Any]) -> None:
+    """:func:`store_request` on an asyncio autocommit connection."""
+    await connection.execute(_INSERT_REQUEST, dict(values))
 
 
 def answer_row(connection: Connection, attestation_id: uuid.UUID) -> AnswerRow | None:

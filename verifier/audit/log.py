@@ -127,20 +127,7 @@ def record_events(session: Session, entries: Sequence[Entry], *, at: datetime) -
     the events belong to the caller's transaction, which holds the lock until it ends. Returns the events as
     stored, untracked by the session (their ``data`` as given)."""
     repository.lock_appends(session)
-    stamp = _json(at.isoformat())
-    rows = []
-    for e in entries:
-        data_json = canonical_json(e.data)
-        rows.append(
-            {
-                "tag": e.tag.value,
-                "actor": e.actor,
-                "subject_type": e.subject_type,
-                "subject_id": e.subject_id,
-                "data": data_json,
-                "body": _body(stamp, e.tag.value, e.actor, e.subject_type, e.subject_id, data_json),
-            }
-        )
+    rows = _rows(entries, at)
     if repository.links_in_sql(session, len(rows)):
         linked = repository.append_linked(session, at=at, genesis=GENESIS, events=rows)
     else:
@@ -163,6 +150,38 @@ def record_events(session: Session, entries: Sequence[Entry], *, at: datetime) -
         )
         for (ident, prev, digest), e in zip(linked, entries, strict=True)
     ]
+
+
+def append_events(session: Session, entries: Sequence[Entry], *, at: datetime) -> None:
+    """:func:`record_events`, reading nothing back: on PostgreSQL, for at most :data:`~verifier.audit.repository.
+    MAX_LINKED` entries, two statements whose results are not read, so they may be sent with the caller's other
+    writes in one round trip (:func:`verifier.db.pipeline.sent_together`: the lock is taken before the append's
+    snapshot, as when each waits). Elsewhere, or for more entries, :func:`record_events` (which reads)."""
+    if not repository.links_in_sql(session, len(entries)):
+        record_events(session, entries, at=at)
+        return
+    repository.lock_appends(session)
+    repository.append_linked_unread(session, at=at, genesis=GENESIS, events=_rows(entries, at))
+
+
+def _rows(entries: Sequence[Entry], at: datetime) -> list[dict[str, Any]]:
+    """The appended events' columns as the repository takes them, each event's data serialised once (the
+    canonical JSON that is hashed is what is stored)."""
+    stamp = _json(at.isoformat())
+    rows = []
+    for e in entries:
+        data_json = canonical_json(e.data)
+        rows.append(
+            {
+                "tag": e.tag.value,
+                "actor": e.actor,
+                "subject_type": e.subject_type,
+                "subject_id": e.subject_id,
+                "data": data_json,
+                "body": _body(stamp, e.tag.value, e.actor, e.subject_type, e.subject_id, data_json),
+            }
+        )
+    return rows
 
 
 def _link_here(session: Session, at: datetime, rows: Sequence[dict[str, Any]]) -> list[tuple[int, bytes, bytes]]:

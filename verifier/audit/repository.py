@@ -92,11 +92,21 @@ def append_linked(
     """Append ``events`` after the chain's head in one statement (PostgreSQL; :func:`_linked`): each holds
     ``tag``, ``actor``, ``subject_type``, ``subject_id``, ``data`` (JSON text) and ``body`` (bytes). Call it under
     :func:`lock_appends`. Returns (id, prev hash, hash) of each, in chain order."""
+    rows = session.execute(_linked(len(events)), _linked_params(at, genesis, events)).all()
+    return sorted((int(r[0]), bytes(r[1]), bytes(r[2])) for r in rows)
+
+
+def append_linked_unread(session: Session, *, at: datetime, genesis: bytes, events: Sequence[dict[str, Any]]) -> None:
+    """:func:`append_linked`, its result left unread (so it may be sent in a pipeline:
+    :func:`verifier.db.pipeline.sent_together`)."""
+    session.execute(_linked(len(events)), _linked_params(at, genesis, events))
+
+
+def _linked_params(at: datetime, genesis: bytes, events: Sequence[dict[str, Any]]) -> dict[str, Any]:
     params: dict[str, Any] = {"at": at, "genesis": genesis}
     for i, event in enumerate(events, 1):
         params.update({f"{k}{i}": v for k, v in event.items()})
-    rows = session.execute(_linked(len(events)), params).all()
-    return sorted((int(r[0]), bytes(r[1]), bytes(r[2])) for r in rows)
+    return params
 
 
 def event_by_id(session: Session, event_id: int) -> AuditEvent | None:

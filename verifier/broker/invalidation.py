@@ -1,4 +1,5 @@
-"""The one Redis key that says whether a process's cached credentials and licence catalog are still current.
+"""The Redis keys that say whether a process's cached credentials and licence catalog, or its cached vendor
+collateral rows, are still current.
 
 ``<prefix>keyward:config:generation`` holds a random token, replaced (:func:`bump`) after every commit that changes
 a credential, a customer, an entitlement, a model or a model version (:mod:`verifier.auth.cache` watches the
@@ -10,6 +11,11 @@ from the moment its commit's :func:`bump` returns, which is before the staff mem
 A random token, not a counter: a Redis restart empties the key, and a counter started again could come back to a
 value some process cached under. No key at all (a restart, a flush) is a token too (``None``), different from
 every token :func:`bump` writes.
+
+The vendor-collateral rows a worker keeps (:mod:`verifier.worker.collateral_rows`) follow the same rule under a key
+of their own, ``<prefix>keyward:collateral:generation`` (:func:`bump_collateral`, :func:`read_collateral_generation`),
+replaced after every commit that changes ``collateral_cache``: the two change at different paces, and a collateral
+refresh need not empty every API process's credential cache.
 """
 
 from __future__ import annotations
@@ -23,11 +29,16 @@ import redis
 from verifier.broker.notify import redis_client, supports_pubsub
 
 GENERATION_KEY: Final = "keyward:config:generation"
+COLLATERAL_GENERATION_KEY: Final = "keyward:collateral:generation"
 log = logging.getLogger(__name__)
 
 
 def generation_key(key_prefix: str) -> str:
     return f"{key_prefix}{GENERATION_KEY}"
+
+
+def collateral_generation_key(key_prefix: str) -> str:
+    return f"{key_prefix}{COLLATERAL_GENERATION_KEY}"
 
 
 def bump(broker_url: str, key_prefix: str) -> bool:
@@ -42,3 +53,36 @@ def bump(broker_url: str, key_prefix: str) -> bool:
         log.error("cached credentials not invalidated (Redis); they expire on their own", extra={"error": str(e)})
         return False
     return True
+
+
+def bump_collateral(broker_url: str, key_prefix: str) -> bool:
+    """Replace the collateral generation token; False (logged as an error) if Redis cannot be reached. Then no
+    worker trusts its cached rows before it reads a token again, and with Redis unreachable they read none and use
+    the database; cached rows also expire on their own."""
+    if not supports_pubsub(broker_url):
+        return True  # no Redis: no worker caches collateral rows
+    try:
+        redis_client(broker_url).set(collateral_generation_key(key_prefix), secrets.token_hex(16))
+    except redis.RedisError as e:
+        log.error("cached collateral rows not invalidated (Redis); they expire on their own", extra={"error": str(e)})
+        return False
+    return True
+
+
+def read_collateral_generation(broker_url: str, key_prefix: str) -> str | None:
+    """The collateral generation token now (one ``GET``), or None when none can be read (no Redis, or Redis
+    failing: trust no cached row). No key yet (a Redis restart, a flush): a fresh token is set (``SET NX``) and read
+    back, so a token some process cached under before the key vanished never comes back."""
+    if not supports_pubsub(broker_url):
+        return None
+    key = collateral_generation_key(key_prefix)
+    client = redis_client(broker_url)
+    try:
+        value = client.get(key)
+        if value is None:
+            client.set(key, secrets.token_hex(16), nx=True)
+            value = client.get(key)
+    except (redis.RedisError, OSError) as e:
+        log.warning("collateral generation not read (Redis)", extra={"error": type(e).__name__})
+        return None
+    return value.decode() if isinstance(value, bytes) else None

@@ -84,8 +84,8 @@ async def round_trip(
 ) -> Reading:
     """Read the generation and make ``spends``, in one pipeline, on ``clients``' client (an app's, for its
     lifespan, in its loop), or on a connection of its own closed after (an app run without its lifespan, or a
-request in another event loop than the lifespan's: test clients). Without Redis, or
-    when it fails: nothing known, nothing limited."""
+    request in another event loop than the lifespan's: test clients). Without Redis, or when it fails: nothing
+    known, nothing limited."""
     if not supports_pubsub(broker_url):
         return _NOT_READ
     if clients is not None and clients.for_this_loop():
@@ -97,9 +97,7 @@ request in another event loop than the lifespan's: test clients). Without Redis,
         await client.aclose()
 
 
-async def _round_trip(
-    client: redis.asyncio.Redis, key_prefix: str, spends: Sequence[Spend], *, now: float
-) -> Reading:
+async def _round_trip(client: redis.asyncio.Redis, key_prefix: str, spends: Sequence[Spend], *, now: float) -> Reading:
     windows = [int(now // s.window_seconds) for s in spends]
     try:
         pipe = client.pipeline(transaction=False)

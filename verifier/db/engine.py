@@ -8,15 +8,21 @@ both read and then fail to upgrade to a write (SQLite's answer to ``SELECT ... F
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from verifier.shipped import shipped_dir
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+#: A pooled PostgreSQL connection idle this long (seconds) is checked before it is lent (:func:`_ping_when_idle`).
+PING_AFTER_IDLE_S = 1.0
+_RETURNED_AT = "keyward_returned_at"
 #: PostgreSQL pool per process: at most 20 connections. Requests hold one only while they run SQL (waiting for a
 #: decision holds none), so half the API threadpool's 40 threads is plenty, and several API and worker processes
 #: stay well inside PostgreSQL's default max_connections (100).
@@ -31,7 +37,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine for ``url``; SQLite files get the multi-process settings described above."""
     if not is_sqlite(url):
         options = {"pool_size": POOL_SIZE, "max_overflow": POOL_MAX_OVERFLOW} if "poolclass" not in kwargs else {}
-        return create_engine(url, pool_pre_ping=True, hide_parameters=True, **options, **kwargs)
+        engine = create_engine(url, hide_parameters=True, **options, **kwargs)
+        _ping_when_idle(engine)
+        return engine
     database = make_url(url).database
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
@@ -52,6 +60,43 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def make_async_autocommit_engine(url: str) -> AsyncEngine:
+    """An asyncio engine on PostgreSQL ``url`` (psycopg's async connection) whose every statement is its own
+    transaction, with the pool and connection check of :func:`make_engine`: for a request whose whole write is one
+    statement, sent from the event loop without a threadpool hop (:class:`verifier.db.session.LoopEngines`)."""
+    engine = create_async_engine(
+        url, hide_parameters=True, isolation_level="AUTOCOMMIT", pool_size=POOL_SIZE, max_overflow=POOL_MAX_OVERFLOW
+    )
+    _ping_when_idle(engine.sync_engine)
+    return engine
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Check a pooled PostgreSQL connection before lending it only when it has been idle at least
+    :data:`PING_AFTER_IDLE_S` (what PgBouncer's ``server_check_delay`` does): a connection a request or task handed
+    back a moment ago is used at once, where ``pool_pre_ping`` spent a round trip on every checkout. A failed check
+    makes the pool replace the connection. A connection that broke while busy fails its next statement, which the
+    request answers with 503 and the task retries, as it would when the server drops it after a successful ping."""
+
+    @event.listens_for(engine, "connect")
+    def _connected(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_RETURNED_AT] = time.monotonic()
+
+    @event.listens_for(engine, "checkin")
+    def _returned(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_RETURNED_AT] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _check(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        returned = record.info.get(_RETURNED_AT)
+        if returned is not None and time.monotonic() - returned < PING_AFTER_IDLE_S:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as e:  # any failure: the pool discards it and connects afresh
+            raise DisconnectionError(str(e)) from e
 
 
 def upgrade_database(url: str) -> None:

@@ -12,6 +12,7 @@ commit or roll back.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from functools import lru_cache
@@ -20,14 +21,23 @@ from typing import Final
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Session, sessionmaker
 
 from verifier.config import Settings
-from verifier.db.engine import is_sqlite, make_engine
+from verifier.db.engine import is_sqlite, make_async_autocommit_engine, make_engine
 
 #: ``Session`` is re-exported for the API's request dependency: the layers above the services name the type
 #: without importing SQLAlchemy.
-__all__ = ["DATABASE_UNAVAILABLE", "Session", "autocommit", "engine_for", "read_session", "session_factory"]
+__all__ = [
+    "DATABASE_UNAVAILABLE",
+    "LoopEngines",
+    "Session",
+    "autocommit",
+    "engine_for",
+    "read_session",
+    "session_factory",
+]
 
 #: A database that cannot be reached or answer right now (down, restarting, the pool exhausted): the API answers
 #: these 503 ``service.unavailable``; the layers above the services name them without importing SQLAlchemy.
@@ -97,6 +107,34 @@ def autocommit(settings: Settings) -> Iterator[Connection]:
     else:
         with _autocommit_engine(url).connect() as connection:
             yield connection
+
+
+class LoopEngines:
+    """An application's asyncio engines, one per PostgreSQL URL, made on first use in the event loop of its lifespan
+    (where this is made) and disposed when that lifespan ends: a pooled async connection belongs to one loop
+    (:meth:`for_this_loop`). Only autocommit engines, for one-statement writes (:func:`autocommit`'s work, on the
+    loop); none for SQLite."""
+
+    def __init__(self) -> None:
+        self._engines: dict[str, AsyncEngine] = {}
+        self._loop = asyncio.get_running_loop()
+
+    def for_this_loop(self) -> bool:
+        return asyncio.get_running_loop() is self._loop
+
+    def autocommit(self, url: str) -> AsyncEngine | None:
+        """The loop's autocommit engine for ``url``, or None for SQLite."""
+        if is_sqlite(url):
+            return None
+        engine = self._engines.get(url)
+        if engine is None:
+            engine = self._engines[url] = make_async_autocommit_engine(url)
+        return engine
+
+    async def dispose(self) -> None:
+        engines, self._engines = list(self._engines.values()), {}
+        for engine in engines:
+            await engine.dispose()
 
 
 def read_session(settings: Settings) -> Session:

@@ -66,9 +66,11 @@ def _batches(rows: Sequence[dict[str, Any]]) -> Iterator[Sequence[dict[str, Any]
 
 
 def _insert(engine: Engine, table: Any, rows: Sequence[dict[str, Any]]) -> None:
-    with engine.begin() as conn:
+    # Core INSERTs through a session, not a bare connection: the session hooks that replace the collateral
+    # generation token see them (verifier/worker/collateral_rows.py), so a running worker reads the rows.
+    with Session(engine) as session, session.begin():
         for batch in _batches(rows):
-            conn.execute(insert(table), list(batch))
+            session.execute(insert(table.__table__), list(batch))
 
 
 _TEE_OF = {"intel-tdx": "TDX", "intel-sgx": "SGX"}

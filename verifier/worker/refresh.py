@@ -9,13 +9,14 @@ the task base :class:`~verifier.worker.base.KeywardTask` opens and ends every tr
   Identity, CRLs; AMD: the chain's CRL, the VCEK without ``vcek`` or ``cert_table``). Rows the item brings its own
   copy of (``collateral``, ``crl``) are read too, since the decision verifies the newer copy; failing to fetch those
   never puts a decision off. :func:`collateral_to_fetch` asks the cache in one statement, inside the decision's
-  transaction on the row the task has locked: when all are there and fresh the decision goes on in that
-  transaction. Otherwise the task ends it and :func:`prefetch` fetches the missing, unreadable or due documents from
-  Intel PCS/PCCS or AMD KDS and stores them in a transaction of their own, before the task opens the decision's
-  again. A fetch failure is never a decision: while a vendor answers 429/5xx or cannot be reached the task is
-  retried later (exponential back-off, never sooner than Retry-After, at most ``collateral_fetch_retries`` times)
-  and then decided with what the cache holds; any other failure (404: an unknown FMSPC or chip) is decided at once,
-  and the decision rejects with its stable collateral-missing code.
+  transaction on the row the task has locked, or in none when the worker keeps the rows under the current
+  collateral generation token (:mod:`verifier.worker.collateral_rows`): when all are there and fresh the decision
+  goes on in that transaction. Otherwise the task ends it and :func:`prefetch` fetches the missing, unreadable or
+  due documents from Intel PCS/PCCS or AMD KDS and stores them in a transaction of their own, before the task opens
+  the decision's again. A fetch failure is never a decision: while a vendor answers 429/5xx or cannot be reached the
+  task is retried later (exponential back-off, never sooner than Retry-After, at most ``collateral_fetch_retries``
+  times) and then decided with what the cache holds; any other failure (404: an unknown FMSPC or chip) is decided at
+  once, and the decision rejects with its stable collateral-missing code.
 * :func:`refresh_collateral`, the ``keyward.refresh_collateral`` beat task: cached documents that are due are fetched
   again, a bounded number per run, soonest nextUpdate first. A failure is logged and the cached copy kept;
   verification re-checks every validity window anyway.
@@ -48,6 +49,7 @@ from verifier.evidence.snp import PRODUCTS
 from verifier.platforms.registry import Parsed, parse_evidence
 from verifier.worker.base import KeywardTask
 from verifier.worker.celery_app import celery_app
+from verifier.worker.collateral_rows import CollateralRows, collateral_rows, watch
 from verifier.worker.vendor_documents import (
     REFRESHABLE,
     FetchReport,
@@ -105,6 +107,7 @@ def prefetch_check(
     now: datetime,
     freshness: Freshness = DEFAULT_FRESHNESS,
     evidence: Sequence[Parsed] | None = None,
+    kept: CollateralRows | None = None,
 ) -> tuple[list[Wanted], dict[RowKey, Document] | None]:
     """Step 1 of the prefetch, in the decision's transaction (``att``'s row locked in ``session``): what the pending
     ``att`` needs that the cache lacks or holds due, read in one statement. Empty when nothing is (evidence that
@@ -113,11 +116,12 @@ def prefetch_check(
     read the row again) before every decision for nothing. ``evidence``: ``att.evidence`` already parsed.
 
     Also returns the cached documents the evidence needs, read by the same statement: when nothing is to be
-    fetched, the decision in this transaction verifies with them (None: nothing was read)."""
+    fetched, the decision in this transaction verifies with them (None: nothing was read). ``kept``: the worker's
+    kept rows, used instead of the statement where they are current (:mod:`verifier.worker.collateral_rows`)."""
     if att.status != AttestationStatus.PENDING:
         return [], None
     items = parse_evidence(att.evidence) if evidence is None else evidence
-    needs, documents = needs_and_documents(session, items, now, freshness)
+    needs, documents = needs_and_documents(session, items, now, freshness, kept)
     return fetchable(needs), documents
 
 
@@ -133,10 +137,13 @@ def collateral_check(
     session: Session, att: Attestation, settings: Settings, now: datetime, evidence: Sequence[Parsed]
 ) -> tuple[list[Wanted], dict[RowKey, Document] | None]:
     """:func:`collateral_to_fetch`, and the cached documents read for it (None when nothing was read: collateral
-    fetching is off, or the attestation is decided)."""
+    fetching is off, or the attestation is decided). The rows come from this process's kept rows where they are
+    current under the collateral generation token (:func:`~verifier.worker.collateral_rows.collateral_rows`), so a
+    warm decision reads none from the database."""
     if not settings.collateral_fetch:
         return [], None
-    return prefetch_check(session, att, now, Freshness.from_settings(settings), evidence)
+    kept = collateral_rows(settings)
+    return prefetch_check(session, att, now, Freshness.from_settings(settings), evidence, kept)
 
 
 def prefetch(
@@ -224,6 +231,7 @@ def refresh_collateral(task: KeywardTask) -> int:
     settings = get_settings()
     if not settings.collateral_fetch:
         return 0
+    watch(settings)  # what is stored replaces the collateral generation token: workers read it again
     with vendor_clients(settings) as clients:
         report = refresh_cache(
             task.transaction,

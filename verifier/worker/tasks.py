@@ -50,8 +50,9 @@ def decide_attestation(task: KeywardTask, attestation_id: str) -> str:
     1. The decision's transaction: lock the row (read once, for the prefetch check and the decision; locked until
        the commit, so "was pending" is exact and a redelivered, already decided task is not counted), parse the
        evidence once (through the process's collateral cache), and ask the cache in one statement for the vendor
-       collateral the evidence needs (:func:`collateral_check`). Nothing missing or due: decide in this transaction
-       (step 3) with the documents that statement read.
+       collateral the evidence needs (:func:`collateral_check`), or in none when this process keeps those rows under
+       the current collateral generation token (:mod:`verifier.worker.collateral_rows`). Nothing missing or due:
+       decide in this transaction (step 3) with the documents read.
     2. Otherwise that transaction ends (it changed nothing) and :func:`prefetch` fetches the documents, with no
        transaction open, and stores them in one of its own; while a vendor is unavailable the task is retried later
        instead.

@@ -61,6 +61,7 @@ from verifier.evidence.snp import SigningKeyName, decode_tcb
 from verifier.platforms.registry import Parsed, ParsedItem
 from verifier.trust.amd_certs import load_leaf
 from verifier.trust.ocsp import cert_id_key
+from verifier.worker.collateral_rows import CollateralRows
 
 log = logging.getLogger(__name__)
 
@@ -211,11 +212,17 @@ def collateral_needs(session: Session, evidence: Iterable[Parsed], now: datetime
 
 
 def needs_and_documents(
-    session: Session, evidence: Iterable[Parsed], now: datetime, freshness: Freshness
+    session: Session,
+    evidence: Iterable[Parsed],
+    now: datetime,
+    freshness: Freshness,
+    kept: CollateralRows | None = None,
 ) -> tuple[list[Wanted], dict[RowKey, Document]]:
     """:func:`collateral_needs`, and every cached document the evidence needs (fetchable or not: exactly what the
-    decision reads, :func:`verifier.attestation.items.read_needs`), both from one statement. When nothing needs
-    fetching, a decision in the same transaction verifies with these documents instead of reading them again."""
+    decision reads, :func:`verifier.attestation.items.read_needs`), both from one statement, or none when ``kept``
+    (the worker's kept rows, :mod:`verifier.worker.collateral_rows`) holds them all under the current token. When
+    nothing needs fetching, a decision in the same transaction verifies with these documents instead of reading
+    them again. Freshness is judged here, on kept rows as on rows just read."""
     wants: dict[str, Wanted] = {}
     rows: list[RowKey] = []
     for item in evidence:
@@ -228,7 +235,7 @@ def needs_and_documents(
             seen = wants.get(str(wanted))
             if seen is None or (seen.optional and not wanted.optional):
                 wants[str(wanted)] = wanted
-    cached = read_rows(session, rows)  # one statement
+    cached = read_rows(session, rows) if kept is None else kept.read(session, rows)  # one statement, or none
     needs: dict[str, Wanted] = {}
     for name, wanted in wants.items():
         row = cached.get(wanted.row)
