@@ -22,7 +22,11 @@ from __future__ import annotations
 
 import logging
 import secrets
-from typing import Final
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Hashable
+from typing import Final, Generic, TypeVar
 
 import redis
 
@@ -86,3 +90,50 @@ def read_collateral_generation(broker_url: str, key_prefix: str) -> str | None:
         log.warning("collateral generation not read (Redis)", extra={"error": type(e).__name__})
         return None
     return value.decode() if isinstance(value, bytes) else None
+
+
+V = TypeVar("V")
+
+
+class GenerationCache(Generic[V]):
+    """A bounded map whose entries count only under the generation token they were filled under, for at most
+    ``ttl_seconds``, least recently used dropped first past ``max_entries``. Thread-safe (the API's threadpool fills
+    one while its event loop reads it)."""
+
+    def __init__(self, max_entries: int, ttl_seconds: float) -> None:
+        self._entries: OrderedDict[Hashable, tuple[str, float, V]] = OrderedDict()
+        self._max, self._ttl = max_entries, ttl_seconds
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable, generation: str | None) -> V | None:
+        """The value under ``generation`` (a token read just now), or None: absent, filled under another token,
+        expired, or ``generation`` is None (no token: trust nothing)."""
+        if generation is None:
+            return None
+        with self._lock:
+            entry = self._entries.get(key)
+        if entry is None:
+            return None
+        tag, filled, value = entry
+        if tag != generation or time.monotonic() - filled > self._ttl:
+            return None
+        return value
+
+    def put(self, key: Hashable, generation: str | None, value: V) -> None:
+        """Keep ``value`` under ``generation``, the token read *before* the read that produced it (None: not
+        kept)."""
+        if generation is None:
+            return
+        with self._lock:
+            self._entries[key] = (generation, time.monotonic(), value)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._max:
+                self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._entries)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()

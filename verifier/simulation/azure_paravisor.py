@@ -34,6 +34,7 @@ from verifier.client.tpm import TcpTransport, Tpm, TpmError
 from verifier.client.tpm.commands import rsa_ak_template
 from verifier.client.tpm.wire import HEADER, TPM_RH_ENDORSEMENT, Cc
 from verifier.evidence.azure_hcl import parse_hcl_report, parse_td_report
+from verifier.platforms.azure_cvm import TD_FIELDS
 from verifier.simulation.amd_options import ReportOptions
 from verifier.simulation.amd_pki import default_amd_pki
 from verifier.simulation.azure_cvm_builder import Kind, ParavisorReport, paravisor_hcl_report
@@ -49,25 +50,9 @@ HCL_NV_SIZE: Final = 2048
 BOOT_PCRS: Final = (0, 4, 7, 9)
 
 
-#: The TD report fields the simulated quoting service copies into the TD quote body.
-_TD_FIELDS: Final = (
-    "tee_tcb_svn",
-    "mrseam",
-    "mrsignerseam",
-    "seamattributes",
-    "tdattributes",
-    "xfam",
-    "mrtd",
-    "mrconfigid",
-    "mrowner",
-    "mrownerconfig",
-    "rtmr0",
-    "rtmr1",
-    "rtmr2",
-    "rtmr3",
-    "reportdata",
-    "tee_tcb_svn2",
-)
+#: The TD report fields the simulated quoting service copies into the TD quote body: those the verifier compares
+#: with the HCL TD report, and TEE_TCB_SVN2.
+_TD_FIELDS: Final = (*TD_FIELDS, "tee_tcb_svn2")
 
 
 def simulated_endorsements(kind: Kind, hcl_report: bytes) -> Endorsements:

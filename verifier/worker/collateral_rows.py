@@ -31,30 +31,26 @@ repository's (:func:`verifier.collateral.repository.read_rows`); nothing here wr
 from __future__ import annotations
 
 import threading
-import time
-from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any, Final
 
-from sqlalchemy import TextClause, event
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
+from sqlalchemy.orm import Session
 
-from verifier.broker.invalidation import bump_collateral, read_collateral_generation
+from verifier.broker.invalidation import GenerationCache, bump_collateral, read_collateral_generation
 from verifier.collateral.documents import RowKey
 from verifier.collateral.repository import CachedRow, read_rows
 from verifier.config import Settings
+from verifier.db.commit_watch import CommitWatch, database_key
 from verifier.db.models import CachedCollateral
 from verifier.limits import COLLATERAL_ROWS_CACHED
 
 ROW_TTL_SECONDS: Final = 60.0
-_TABLE: Final = CachedCollateral.__tablename__
-_CHANGED: Final = "keyward.collateral_changed"
 
 
 class CollateralRows:
-    """The rows of one database kept by this process, current under one broker's collateral generation token.
-    Thread-safe (a threads pool's decisions share it)."""
+    """The rows of one database kept by this process, current under one broker's collateral generation token
+    (a :class:`~verifier.broker.invalidation.GenerationCache` of key -> (the row, or None: absent)). Thread-safe (a
+    threads pool's decisions share it)."""
 
     def __init__(
         self,
@@ -65,9 +61,7 @@ class CollateralRows:
         ttl_seconds: float = ROW_TTL_SECONDS,
     ) -> None:
         self._broker_url, self._key_prefix = broker_url, key_prefix
-        self._entries: OrderedDict[RowKey, tuple[str, float, CachedRow | None]] = OrderedDict()
-        self._max, self._ttl = max_entries, ttl_seconds
-        self._lock = threading.Lock()
+        self._kept: GenerationCache[tuple[CachedRow | None]] = GenerationCache(max_entries, ttl_seconds)
 
     def read(self, session: Session, keys: Iterable[RowKey]) -> dict[RowKey, CachedRow]:
         """:func:`~verifier.collateral.repository.read_rows`, answered from the kept rows where they are current:
@@ -79,54 +73,28 @@ class CollateralRows:
         generation = read_collateral_generation(self._broker_url, self._key_prefix)
         if generation is None:
             return read_rows(session, wanted)
-        found = self._kept(wanted, generation)
+        found: dict[RowKey, CachedRow | None] = {}
+        for key in wanted:
+            kept = self._kept.get(key, generation)
+            if kept is not None:
+                found[key] = kept[0]
         missing = [k for k in wanted if k not in found]
         if missing:
             read = read_rows(session, missing)
-            answered: dict[RowKey, CachedRow | None] = {k: read.get(k) for k in missing}
-            self._keep(answered, generation)
-            found.update(answered)
+            for key in missing:
+                found[key] = read.get(key)
+                self._kept.put(key, generation, (found[key],))
         return {k: row for k in wanted if (row := found[k]) is not None}
 
-    def _kept(self, keys: list[RowKey], generation: str) -> dict[RowKey, CachedRow | None]:
-        clock = time.monotonic()
-        found: dict[RowKey, CachedRow | None] = {}
-        with self._lock:
-            for key in keys:
-                entry = self._entries.get(key)
-                if entry is None:
-                    continue
-                tag, filled, row = entry
-                if tag == generation and clock - filled <= self._ttl:
-                    found[key] = row
-                    self._entries.move_to_end(key)
-        return found
-
-    def _keep(self, rows: dict[RowKey, CachedRow | None], generation: str) -> None:
-        clock = time.monotonic()
-        with self._lock:
-            for key, row in rows.items():
-                self._entries[key] = (generation, clock, row)
-                self._entries.move_to_end(key)
-            while len(self._entries) > self._max:
-                self._entries.popitem(last=False)
-
     def __len__(self) -> int:
-        with self._lock:
-            return len(self._entries)
+        return len(self._kept)
 
     def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
+        self._kept.clear()
 
 
 _rows: dict[tuple[Any, ...], CollateralRows] = {}
 _rows_lock = threading.Lock()
-
-
-def _database_key(url: str | URL) -> tuple[Any, ...]:
-    u = make_url(url)
-    return (u.get_backend_name(), u.host, u.port, u.database)
 
 
 def collateral_rows(settings: Settings) -> CollateralRows | None:
@@ -135,7 +103,7 @@ def collateral_rows(settings: Settings) -> CollateralRows | None:
     token."""
     if not settings.broker_url.startswith(("redis://", "rediss://")):
         return None
-    key = (*_database_key(settings.database_url), settings.broker_url, settings.broker_key_prefix)
+    key = (*database_key(settings.database_url), settings.broker_url, settings.broker_key_prefix)
     with _rows_lock:
         rows = _rows.get(key)
         if rows is not None:
@@ -149,7 +117,6 @@ def collateral_rows(settings: Settings) -> CollateralRows | None:
 
 _targets: set[tuple[str, str]] = set()
 _targets_lock = threading.Lock()
-_installed = False
 
 
 def watch(settings: Settings) -> None:
@@ -158,42 +125,10 @@ def watch(settings: Settings) -> None:
     token is replaced, whichever database the commit was on: a needless replacement costs a worker one statement."""
     with _targets_lock:
         _targets.add((settings.broker_url, settings.broker_key_prefix))
-    _install()
+    _WATCH.install()
 
 
-def _install() -> None:
-    global _installed  # noqa: PLW0603 - once per process
-    with _targets_lock:
-        if _installed:
-            return
-        _installed = True
-    event.listen(Session, "after_flush", _after_flush)
-    event.listen(Session, "do_orm_execute", _on_execute)
-    event.listen(Session, "after_commit", _after_commit)
-    event.listen(Session, "after_rollback", _after_rollback)
-
-
-def _after_flush(session: Session, _: UOWTransaction) -> None:
-    # In after_flush, new/dirty/deleted still list what this flush wrote.
-    if any(isinstance(o, CachedCollateral) for group in (session.new, session.dirty, session.deleted) for o in group):
-        session.info[_CHANGED] = True
-
-
-def _on_execute(state: ORMExecuteState) -> None:
-    # INSERT / UPDATE / DELETE statements through the session (no unit of work sees them), and text naming the table.
-    statement = state.statement
-    if state.is_update or state.is_delete or state.is_insert:
-        changed = getattr(getattr(statement, "table", None), "name", None) == _TABLE
-    else:
-        text = statement.text.lower() if isinstance(statement, TextClause) else ""
-        changed = _TABLE in text and not text.lstrip().startswith("select")
-    if changed:
-        state.session.info[_CHANGED] = True
-
-
-def _after_commit(session: Session) -> None:
-    if not session.info.pop(_CHANGED, False):
-        return
+def _changed(_session: Session) -> None:
     with _targets_lock:
         targets = set(_targets)
     for broker_url, prefix in targets:
@@ -204,5 +139,6 @@ def _after_commit(session: Session) -> None:
         rows.clear()  # this process need not wait for its own token to be read again
 
 
-def _after_rollback(session: Session) -> None:
-    session.info.pop(_CHANGED, None)
+#: Text statements count too: the test harness and tools empty or edit the table with text SQL, and no read-only
+#: text statement names it in a WITH.
+_WATCH: Final = CommitWatch("collateral", (CachedCollateral,), _changed, text_statements=True)
