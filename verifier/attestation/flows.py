@@ -400,99 +400,87 @@ def record(
     supersedes, waits for its answer first. Catches nothing: a failure here rolls the whole decision back (the task
     retries)."""
     with ExitStack() as writes:
-        return _record(session, att, ctx, outcome, now, started, writes)
-
-
-def _record(
-    session: Session,
-    att: Attestation,
-    ctx: DecisionContext,
-    outcome: Released | Rejected,
-    now: DecisionTime,
-    started: float,
-    writes: ExitStack,
-) -> Lease | None:
-    together: bool | None = None  # whether the writes are being sent together yet
-    superseded: list[uuid.UUID] = []  # the deployment's earlier live leases the new one replaces
-    reasons: tuple[Reason, ...] = ()
-    new_lease: dict[str, Any] | None = None
-    renewed: tuple[Lease, DecisionTime, DecisionTime] | None = None
-    if isinstance(outcome, Released):
-        accepted = outcome.accepted
-        status, evaluations = AttestationStatus.ACCEPTED, accepted.evaluations
-        if isinstance(accepted.tenure, Lease):  # a renewal extends its lease
-            renewed = (accepted.tenure, accepted.expires_at, accepted.renew_after)
-        else:  # the seat taken now (superseding the deployment's live leases); the lease written with the rest
-            if accepted.tenure.new:  # an INSERT: sent with the writes below
-                together = writes.enter_context(sent_together(session))
-            new_lease, superseded = seat_new_lease(
-                session,
-                NewLease(
-                    lease_id=accepted.lease_id,
-                    entitlement_id=accepted.entitlement.id,
-                    deployment_name=att.deployment_name,
-                    seat=accepted.tenure,
-                    model_version_id=accepted.catalog.version.id,
-                    thumbprint=accepted.key.thumbprint_b64,
-                    now=now,
-                    expires_at=accepted.expires_at,
-                    renew_after=accepted.renew_after,
-                    gpus=accepted.gpus,
-                ),
-            )
-        released: dict[str, Any] = {
-            "wrapped_key": outcome.wrapped_key,
-            "result_token": outcome.result_token,
-            "deployment_id": accepted.deployment_id,
-            "lease_id": accepted.lease_id,
-        }
-    else:
-        status, reasons, evaluations = AttestationStatus.REJECTED, outcome.reasons, outcome.evaluations
-        released = {
-            "wrapped_key": None,
-            "result_token": None,
-            "deployment_id": att.deployment_id,
-            "lease_id": att.lease_id,
-        }
-    claims: dict[str, Any] = {}
-    collateral: dict[str, Any] = {}
-    for i, e in enumerate(evaluations):  # each evaluation's dicts built once, for the columns and the verdict
-        claims[e.platform or f"item{i}"] = e.claims
-        collateral[e.platform or f"item{i}"] = e.collateral
-    simulated = any(e.simulated for e in evaluations) or ctx.trust.simulated
-    reason_codes = " ".join(sorted({r.code.value for r in reasons})) or None
-    if together is None:  # the writes from here on
-        together = writes.enter_context(sent_together(session))
-    lease = repository.record_decision(
-        session,
-        att,
-        {
-            "status": status,
-            "claims": claims,
-            "collateral": collateral,
-            "verdict": {
-                "accepted": status == AttestationStatus.ACCEPTED,
-                "reasons": [r.to_json() for r in reasons],
-                "evaluations": [e.to_json() for e in evaluations],
+        together: bool | None = None  # whether the writes are being sent together yet
+        superseded: list[uuid.UUID] = []  # the deployment's earlier live leases the new one replaces
+        reasons: tuple[Reason, ...] = ()
+        new_lease: dict[str, Any] | None = None
+        renewed: tuple[Lease, DecisionTime, DecisionTime] | None = None
+        if isinstance(outcome, Released):
+            accepted = outcome.accepted
+            status, evaluations = AttestationStatus.ACCEPTED, accepted.evaluations
+            if isinstance(accepted.tenure, Lease):  # a renewal extends its lease
+                renewed = (accepted.tenure, accepted.expires_at, accepted.renew_after)
+            else:  # the seat taken now (superseding the deployment's live leases); the lease written with the rest
+                if accepted.tenure.new:  # an INSERT: sent with the writes below
+                    together = writes.enter_context(sent_together(session))
+                new_lease, superseded = seat_new_lease(
+                    session,
+                    NewLease(
+                        lease_id=accepted.lease_id,
+                        entitlement_id=accepted.entitlement.id,
+                        deployment_name=att.deployment_name,
+                        seat=accepted.tenure,
+                        model_version_id=accepted.catalog.version.id,
+                        thumbprint=accepted.key.thumbprint_b64,
+                        now=now,
+                        expires_at=accepted.expires_at,
+                        renew_after=accepted.renew_after,
+                        gpus=accepted.gpus,
+                    ),
+                )
+            released: dict[str, Any] = {
+                "wrapped_key": outcome.wrapped_key,
+                "result_token": outcome.result_token,
+                "deployment_id": accepted.deployment_id,
+                "lease_id": accepted.lease_id,
+            }
+        else:
+            status, reasons, evaluations = AttestationStatus.REJECTED, outcome.reasons, outcome.evaluations
+            released = {
+                "wrapped_key": None,
+                "result_token": None,
+                "deployment_id": att.deployment_id,
+                "lease_id": att.lease_id,
+            }
+        claims: dict[str, Any] = {}
+        collateral: dict[str, Any] = {}
+        for i, e in enumerate(evaluations):  # each evaluation's dicts built once, for the columns and the verdict
+            claims[e.platform or f"item{i}"] = e.claims
+            collateral[e.platform or f"item{i}"] = e.collateral
+        simulated = any(e.simulated for e in evaluations) or ctx.trust.simulated
+        reason_codes = " ".join(sorted({r.code.value for r in reasons})) or None
+        if together is None:  # the writes from here on
+            together = writes.enter_context(sent_together(session))
+        lease = repository.record_decision(
+            session,
+            att,
+            {
+                "status": status,
+                "claims": claims,
+                "collateral": collateral,
+                "verdict": {
+                    "accepted": status == AttestationStatus.ACCEPTED,
+                    "reasons": [r.to_json() for r in reasons],
+                    "evaluations": [e.to_json() for e in evaluations],
+                },
+                "simulated": simulated,
+                "reason_codes": reason_codes,
+                "decided_at": now,
+                "timings": {"decide_ms": round((time.perf_counter() - started) * 1000, 3)},
+                **released,
             },
-            "simulated": simulated,
-            "reason_codes": reason_codes,
-            "decided_at": now,
-            "timings": {"decide_ms": round((time.perf_counter() - started) * 1000, 3)},
-            **released,
-        },
-        note=_deployment_note(att, status, released, evaluations, simulated=simulated, now=now),
-        new_lease=new_lease,
-        renewed=renewed,
-    )
-    entries = [_decision_entry(att, lease, reasons, superseded)]
-    if lease is not None:
-        entries.append(_lease_entry(att, lease))
-        entries.extend(_superseded_entry(att, lease, i) for i in superseded)
-    append_events(session, entries, at=now)
-    # Counted after the audit append: its lock orders the decisions' transactions (see count_decision).
-    repository.count_decision(session, decided_at=now, status=status, reason_codes=reason_codes)
-    return lease
+            note=_deployment_note(att, status, released, evaluations, simulated=simulated, now=now),
+            new_lease=new_lease,
+            renewed=renewed,
+        )
+        entries = [_decision_entry(att, lease, reasons, superseded)]
+        if lease is not None:
+            entries.append(_lease_entry(att, lease))
+            entries.extend(_superseded_entry(att, lease, i) for i in superseded)
+        append_events(session, entries, at=now)
+        # Counted after the audit append: its lock orders the decisions' transactions (see count_decision).
+        repository.count_decision(session, decided_at=now, status=status, reason_codes=reason_codes)
+        return lease
 
 
 def _deployment_note(
