@@ -61,10 +61,17 @@ def simulated_endorsements(kind: Kind, hcl_report: bytes) -> Endorsements:
     if kind == "snp":
         amd = default_amd_pki().build(ReportOptions(product="genoa"))
         return Endorsements(vcek=amd.leaf_der, crl=amd.crl_der)
-    report = parse_td_report(parse_hcl_report(hcl_report, "tdx").hardware_report[:1024])
+    quote, collateral = simulated_td_quote(parse_hcl_report(hcl_report, "tdx").hardware_report[:1024])
+    return Endorsements(td_quote=quote, collateral_json=collateral)
+
+
+def simulated_td_quote(td_report: bytes) -> tuple[bytes, str]:
+    """The simulated quoting service (IMDS ``/acc/tdquote``): a TD quote whose body is ``td_report``'s (the 1024
+    bytes of a TDREPORT), signed by the simulated Intel PKI, and its QuoteCollateralV3 JSON."""
+    report = parse_td_report(td_report)
     td = TdReport(**{name: getattr(report, name) for name in _TD_FIELDS})
     intel = default_pki().build(QuoteOptions(tee="tdx", td=td))
-    return Endorsements(td_quote=intel.quote, collateral_json=intel.collateral_json)
+    return intel.quote, intel.collateral_json
 
 
 def ak_public(tpm: Tpm) -> rsa.RSAPublicKey:

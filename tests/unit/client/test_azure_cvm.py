@@ -4,7 +4,9 @@ paravisor; its evidence is verified by the server's own code under the developme
 from __future__ import annotations
 
 import base64
+import functools
 import json
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,17 +15,20 @@ import pytest
 from click.testing import CliRunner
 
 from tests.support.swtpm import AzureVtpm, azure_vtpm, needs_swtpm
+from tests.unit.client.fake_imds import FakeImds, running_imds
 from verifier.client.cli import main
 from verifier.client.errors import ProviderError, ProviderUnavailable
 from verifier.client.keys import EnclaveKeyPair
 from verifier.client.providers import AzureCvmProvider, Binding, Endorsements
+from verifier.client.providers.azure_cvm import imds_endorsements
 from verifier.config import Settings
 from verifier.platforms.evaluation import Evaluation
 from verifier.platforms.item import EvidenceItem, Verifying
 from verifier.platforms.registry import parse_item
-from verifier.simulation.amd_pki import SIM_NOW
+from verifier.simulation.amd_options import Defect, ReportOptions
+from verifier.simulation.amd_pki import SIM_NOW, default_amd_pki
 from verifier.simulation.azure_cvm_builder import Kind
-from verifier.simulation.azure_paravisor import AK_HANDLE, USER_DATA_INDEX, simulated_endorsements
+from verifier.simulation.azure_paravisor import AK_HANDLE, USER_DATA_INDEX, simulated_endorsements, simulated_td_quote
 from verifier.wiring import trust_store_for
 
 pytestmark = needs_swtpm
@@ -186,8 +191,6 @@ def test_azure_cvm_no_device_unavailable(tmp_path: Path, key: EnclaveKeyPair) ->
 
 
 def test_azure_cvm_nothing_listening_unavailable(tmp_path: Path, key: EnclaveKeyPair) -> None:
-    import socket
-
     with socket.create_server(("127.0.0.1", 0)) as s:
         port = s.getsockname()[1]
     with pytest.raises(ProviderUnavailable):
@@ -223,3 +226,67 @@ def test_cli_tpm_tcp_invalid_is_usage_error() -> None:
     result = CliRunner().invoke(main, ["attest", *target, "--provider", "azure-cvm", "--tpm-tcp", "nohost"])
     assert result.exit_code == 2
     assert "HOST:PORT" in result.output
+
+
+# -- Azure's instance metadata service, as a local stand-in (tests/unit/client/fake_imds.py) ---------------------
+
+
+def _imds_provider(address: tuple[str, int], base_url: str) -> AzureCvmProvider:
+    return AzureCvmProvider(tcp=address, endorsements=functools.partial(imds_endorsements, base_url=base_url))
+
+
+def test_azure_cvm_imds_vcek_accepted(snp_vtpm: AzureVtpm, key: EnclaveKeyPair) -> None:
+    imds = FakeImds()
+    binding = _binding(key)
+    with running_imds(imds) as url:
+        [item] = _imds_provider(snp_vtpm.address, url).collect(binding)
+    crl = default_amd_pki().build(ReportOptions(product="genoa")).crl_der
+    assert crl is not None
+    item["crl"] = base64.b64encode(crl).decode()
+    result = _verify(item, binding.report_data, require_user_data_binding=True)
+    assert result.accepted, result.reasons
+    assert imds.requests == [("GET", "/metadata/THIM/amd/certification")]
+
+
+def test_azure_cvm_imds_td_quote_accepted(tmp_path: Path, key: EnclaveKeyPair) -> None:
+    imds = FakeImds()
+    binding = _binding(key)
+    with azure_vtpm(tmp_path / "swtpm", "tdx") as vtpm, running_imds(imds) as url:
+        [item] = _imds_provider(vtpm.address, url).collect(binding)
+    hcl = base64.urlsafe_b64decode(_evidence(item)["hcl_report"])
+    _, collateral = simulated_td_quote(hcl[0x20 : 0x20 + 1024])  # IMDS sends no collateral: the worker fetches it
+    result = _verify({**item, "collateral": collateral}, binding.report_data, require_user_data_binding=True)
+    assert result.accepted, result.reasons
+    assert imds.requests == [("POST", "/acc/tdquote")]
+
+
+def test_azure_cvm_imds_ignores_proxy_environment(
+    snp_vtpm: AzureVtpm, key: EnclaveKeyPair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as dead:
+        proxy = f"http://127.0.0.1:{dead.getsockname()[1]}"
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.setenv(name, proxy)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    with running_imds(FakeImds()) as url:
+        [item] = _imds_provider(snp_vtpm.address, url).collect(_binding(key))
+    assert "vcek" in _evidence(item)
+
+
+@pytest.mark.parametrize("defect", [Defect.TCB_EXT_MISMATCH_SNP, Defect.HWID_MISMATCH])
+def test_azure_cvm_imds_vcek_for_another_tcb_refused(snp_vtpm: AzureVtpm, key: EnclaveKeyPair, defect: Defect) -> None:
+    with running_imds(FakeImds(vcek_defect=defect)) as url, pytest.raises(ProviderError, match="another TCB or chip"):
+        _imds_provider(snp_vtpm.address, url).collect(_binding(key))
+
+
+def test_azure_cvm_imds_unusable_answer_refused(snp_vtpm: AzureVtpm, key: EnclaveKeyPair) -> None:
+    with running_imds(FakeImds(broken=True)) as url, pytest.raises(ProviderError, match="endorsement is unusable"):
+        _imds_provider(snp_vtpm.address, url).collect(_binding(key))
+
+
+def test_azure_cvm_imds_not_answering_unavailable(snp_vtpm: AzureVtpm, key: EnclaveKeyPair) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as closed:
+        url = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    with pytest.raises(ProviderUnavailable, match="not an Azure VM"):
+        _imds_provider(snp_vtpm.address, url).collect(_binding(key))

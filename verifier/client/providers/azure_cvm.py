@@ -35,6 +35,7 @@ import base64
 import hashlib
 import hmac
 import json
+import ssl
 import struct
 import time
 from collections.abc import Callable
@@ -43,15 +44,15 @@ from pathlib import Path
 from typing import Final, Literal
 
 import httpx
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
 
 from verifier.client.errors import ProviderError, ProviderUnavailable
+from verifier.client.providers.aci_skr import vcek_fits
 from verifier.client.providers.base import Binding, EvidenceItem, b64
 from verifier.client.tpm import DeviceTransport, TcpTransport, Tpm, TpmError, TpmResponseError, TpmUnavailable
 from verifier.client.tpm.transport import DEFAULT_DEVICE, Transport
 from verifier.errors import KeywardError
 from verifier.evidence.azure_hcl import parse_hcl_report, parse_runtime_claims
+from verifier.evidence.snp import parse_snp_report
 from verifier.evidence.tpm import parse_tpm_quote
 
 NAME: Final = "azure-cvm"
@@ -85,20 +86,27 @@ class Endorsements:
 EndorsementSource = Callable[[HardwareKind, bytes], Endorsements]
 
 
-def imds_endorsements(kind: HardwareKind, hcl_report: bytes, *, timeout: float = 10.0) -> Endorsements:
+def imds_endorsements(
+    kind: HardwareKind, hcl_report: bytes, *, timeout: float = 10.0, base_url: str = IMDS
+) -> Endorsements:
     """Azure's instance metadata service (reachable only inside an Azure VM): SEV-SNP ``GET
     /metadata/THIM/amd/certification`` (``Metadata: true``) -> ``{"vcekCert": PEM, ...}``; TDX ``POST /acc/tdquote``
-    ``{"report": base64url(TDREPORT)}`` -> ``{"quote": base64url}`` (azure-cvm.md §2)."""
+    ``{"report": base64url(TDREPORT)}`` -> ``{"quote": base64url}`` (azure-cvm.md §2). The service is the VM's
+    link-local address, which no proxy can reach: proxy variables in the environment are not used
+    (``trust_env=False``). ``base_url``: for a test's local stand-in."""
     try:
-        with httpx.Client(timeout=timeout) as http:
+        with httpx.Client(timeout=timeout, trust_env=False) as http:
             if kind == "snp":
-                r = http.get(f"{IMDS}/metadata/THIM/amd/certification", headers={"Metadata": "true"})
+                r = http.get(f"{base_url}/metadata/THIM/amd/certification", headers={"Metadata": "true"})
                 r.raise_for_status()
                 pem = r.json()["vcekCert"]
-                vcek = x509.load_pem_x509_certificate(pem.encode()).public_bytes(Encoding.DER)
-                return Endorsements(vcek=vcek)
+                if not isinstance(pem, str):
+                    raise TypeError("vcekCert is not a PEM string")
+                # DER as served, unparsed here (AMD's VCEKs have serial number 0, which cryptography warns about):
+                # vcek_fits reads it as the server does.
+                return Endorsements(vcek=ssl.PEM_cert_to_DER_cert(pem))
             report = base64.urlsafe_b64encode(hcl_report[_TDREPORT]).rstrip(b"=").decode()
-            r = http.post(f"{IMDS}/acc/tdquote", json={"report": report})
+            r = http.post(f"{base_url}/acc/tdquote", json={"report": report})
             r.raise_for_status()
             quote = r.json()["quote"]
             return Endorsements(td_quote=base64.urlsafe_b64decode(quote + "=" * (-len(quote) % 4)))
@@ -143,6 +151,10 @@ class AzureCvmProvider:
         if kind == "snp":
             if not found.vcek:
                 raise ProviderError(self.name, "no VCEK for the SEV-SNP report (the endorsement source gave none)")
+            if not vcek_fits(parse_snp_report(parse_hcl_report(hcl, "snp").hardware_report), found.vcek):
+                raise ProviderError(  # THIM serves the host's current VCEK; the server would refuse this one
+                    self.name, "the VCEK is for another TCB or chip than the HCL report's SEV-SNP report"
+                )
             doc["vcek"] = base64.urlsafe_b64encode(found.vcek).decode()
             if found.crl:
                 item["crl"] = b64(found.crl)
